@@ -1,0 +1,42 @@
+# seccomp-sentinel. `make run` and `make test` are the two commands a fresh machine needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+# Shared build cache: a fresh clone on the same machine reuses earlier builds (.ci/run sets this).
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+KUBECTL := $(CURDIR)/e2e/bin/kubectl
+IMG ?= quay.io/seccomp-sentinel/seccomp-sentinel:v$(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+
+.PHONY: help
+help: ## Show the targets.
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+.PHONY: testenv
+testenv: ## Build the pinned upstream control plane into e2e/bin (skipped when already built).
+	@bash e2e/testenv/build.sh
+	@bash e2e/testenv/openshift-crd.sh
+
+.PHONY: build
+build: ## Build the release binary (the Dockerfile runs the same command).
+	$(CARGO) build --release --locked --bin seccomp-sentinel
+
+.PHONY: fmt-check
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+.PHONY: clippy
+clippy:
+	$(CARGO) clippy --locked --all-targets --features testenv -- -D warnings
+
+.PHONY: crds
+crds: ## Regenerate crds/ from the Rust types.
+	$(CARGO) run --locked --quiet --bin seccomp-sentinel -- crds --out-dir crds
+
+.PHONY: test
+test: testenv fmt-check clippy ## Format check, clippy, unit and integration tests on the local control plane.
+	$(CARGO) test --locked --features testenv
+
+.PHONY: run
+run: testenv ## Run the operator: on $$KUBECONFIG's cluster if reachable, else on a local control plane.
+	@bash e2e/run.sh

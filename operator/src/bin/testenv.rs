@@ -1,0 +1,43 @@
+//! `sentinel-testenv`: runs the local control plane of `e2e/bin` until interrupted, with the
+//! seccomp-sentinel CRDs and the OpenShift SecurityContextConstraints API installed. Used by
+//! `make run` when no cluster is configured.
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use seccomp_sentinel::testenv::{self, Binaries, ControlPlane};
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// Where to copy the admin kubeconfig of the control plane.
+    #[arg(long, default_value = ".testenv/kubeconfig")]
+    kubeconfig_out: PathBuf,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let binaries = Binaries::locate()?;
+    eprintln!("sentinel-testenv: starting etcd, kube-apiserver and kube-controller-manager");
+    let plane = ControlPlane::start(&binaries)?;
+    testenv::install_apis(&binaries, plane.kubeconfig())?;
+    if let Some(parent) = args.kubeconfig_out.parent() {
+        std::fs::create_dir_all(parent).context("creating the kubeconfig directory")?;
+    }
+    std::fs::copy(plane.kubeconfig(), &args.kubeconfig_out).context("copying the kubeconfig")?;
+    eprintln!(
+        "sentinel-testenv: API server {} ready; kubeconfig: {}\n  export KUBECONFIG={}\n  (Ctrl-C stops it)",
+        plane.server(),
+        args.kubeconfig_out.display(),
+        args.kubeconfig_out.display(),
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("sentinel-testenv: stopping");
+    let _ = std::fs::remove_file(&args.kubeconfig_out);
+    plane.stop();
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! seccomp-sentinel: reports, container by container, the seccomp profile every pod really runs
+//! with, and can label or evict workloads that violate a `SeccompPolicy`.
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "testenv")]
+pub mod testenv;

@@ -1,0 +1,5 @@
+//! Integration tests against a real control plane (etcd, kube-apiserver, kube-controller-manager
+//! built by `make testenv`), or against the cluster named by `SENTINEL_TEST_KUBECONFIG`.
+mod support;
+
+mod smoke;

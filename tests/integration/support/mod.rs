@@ -1,0 +1,209 @@
+//! Shared set-up of the integration tests: one real control plane per test binary (or the cluster
+//! of `SENTINEL_TEST_KUBECONFIG`), and one fresh namespace per test.
+#![allow(dead_code)] // each test module uses a different part of this
+
+use std::{
+    future::Future,
+    path::{Path, PathBuf},
+    sync::{
+        OnceLock,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::{
+    Api, Client, Config,
+    api::PostParams,
+    config::{KubeConfigOptions, Kubeconfig},
+};
+use seccomp_sentinel::testenv::{self, Binaries, ControlPlane};
+
+pub const TEST_LABEL: &str = "seccomp.sentinel.dev/test";
+
+pub struct TestCluster {
+    pub kubeconfig: PathBuf,
+    pub kubectl: PathBuf,
+    plane: Option<ControlPlane>,
+}
+
+static CLUSTER: OnceLock<Result<TestCluster, String>> = OnceLock::new();
+
+/// The cluster of this test binary, started on first use.
+pub fn cluster() -> &'static TestCluster {
+    match CLUSTER.get_or_init(|| start_cluster().map_err(|e| format!("{e:#}"))) {
+        Ok(cluster) => cluster,
+        Err(e) => panic!("no test cluster: {e}"),
+    }
+}
+
+fn start_cluster() -> anyhow::Result<TestCluster> {
+    if let Some(kubeconfig) = std::env::var_os("SENTINEL_TEST_KUBECONFIG") {
+        let kubeconfig = PathBuf::from(kubeconfig);
+        let kubectl = std::env::var_os("SENTINEL_TEST_KUBECTL")
+            .map(PathBuf::from)
+            .or_else(|| Binaries::locate().ok().map(|b| b.kubectl()))
+            .unwrap_or_else(|| PathBuf::from("kubectl"));
+        let binaries = Binaries::locate().ok();
+        testenv::install_apis_with(&kubectl, binaries.as_ref(), &kubeconfig)?;
+        return Ok(TestCluster {
+            kubeconfig,
+            kubectl,
+            plane: None,
+        });
+    }
+    let binaries = Binaries::locate()?;
+    let plane = ControlPlane::start(&binaries)?;
+    testenv::install_apis(&binaries, plane.kubeconfig())?;
+    Ok(TestCluster {
+        kubeconfig: plane.kubeconfig().to_path_buf(),
+        kubectl: binaries.kubectl(),
+        plane: Some(plane),
+    })
+}
+
+/// Stops the control plane when the test binary exits normally. (If it is killed instead, the
+/// supervisors of the components notice and stop them.)
+#[dtor::dtor(unsafe)]
+fn stop_cluster() {
+    if let Some(Ok(TestCluster {
+        plane: Some(plane), ..
+    })) = CLUSTER.get()
+    {
+        plane.stop();
+    }
+}
+
+impl TestCluster {
+    pub async fn client(&self) -> Client {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("readable kubeconfig");
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .expect("usable kubeconfig");
+        Client::try_from(config).expect("kube client")
+    }
+
+    /// A client whose requests are not retried on 429/503 (kube retries them by default), for
+    /// calls whose refusal the test wants to see, such as an eviction blocked by a budget.
+    pub async fn client_without_retry(&self) -> Client {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("readable kubeconfig");
+        let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .expect("usable kubeconfig");
+        config.default_retry = false;
+        Client::try_from(config).expect("kube client")
+    }
+
+    /// Runs the real kubectl against the test cluster; panics with its output on failure.
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        self.try_kubectl(args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub fn try_kubectl(&self, args: &[&str]) -> Result<String, testenv::TestenvError> {
+        testenv::run_kubectl(&self.kubectl, &self.kubeconfig, args)
+    }
+
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+}
+
+/// One test's view of the cluster: a client and a namespace of its own, deleted when dropped.
+pub struct TestContext {
+    pub client: Client,
+    pub ns: String,
+    pub cluster: &'static TestCluster,
+}
+
+/// Creates a namespace named after the test and waits until pods can be created in it (its
+/// `default` service account exists).
+pub async fn context(test_name: &str) -> TestContext {
+    let cluster = cluster();
+    let client = cluster.client().await;
+    let ns = unique_name(test_name);
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let namespace: Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": ns, "labels": { TEST_LABEL: "true" } }
+    }))
+    .expect("namespace");
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("create test namespace");
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
+    wait_for(
+        &format!("service account default in {ns}"),
+        Duration::from_secs(60),
+        || async { accounts.get_opt("default").await.ok().flatten() },
+    )
+    .await;
+    TestContext {
+        client,
+        ns,
+        cluster,
+    }
+}
+
+impl TestContext {
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        self.cluster.kubectl(args)
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+}
+
+impl Drop for TestContext {
+    fn drop(&mut self) {
+        // Blocking is fine here; namespace deletion finishes in the background.
+        let _ = self
+            .cluster
+            .try_kubectl(&["delete", "namespace", &self.ns, "--wait=false"]);
+    }
+}
+
+/// A DNS-1123 label unique within this cluster: the test's name and a random-enough suffix.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let prefix: String = prefix
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(40)
+        .collect();
+    format!(
+        "{}-{:x}{:x}",
+        prefix.trim_matches('-'),
+        std::process::id() ^ nanos,
+        n
+    )
+}
+
+/// Polls `probe` every 200 ms until it returns `Some`, or panics after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
