@@ -101,16 +101,9 @@ async fn deleting_a_replicaset_garbage_collects_its_pods() {
         .delete("worker", &DeleteParams::background())
         .await
         .expect("delete replicaset");
-    wait_for(
-        "the garbage collector to delete the pods",
-        TIMEOUT,
-        || async {
-            pods_with_label(&ctx, "worker")
-                .await
-                .is_empty()
-                .then_some(())
-        },
-    )
+    wait_for("the garbage collector to delete the pods", TIMEOUT, || async {
+        pods_with_label(&ctx, "worker").await.is_empty().then_some(())
+    })
     .await;
 }
 
@@ -153,17 +146,12 @@ async fn evict(ctx: &TestContext, name: &str) -> Result<(), kube::Error> {
 
 async fn disruptions_allowed(ctx: &TestContext, expected: i32) {
     let budgets: Api<PodDisruptionBudget> = ctx.api();
-    wait_for(
-        &format!("disruptionsAllowed == {expected}"),
-        TIMEOUT,
-        || async {
-            let pdb = budgets.get("db").await.ok()?;
-            let status = pdb.status?;
-            (status.observed_generation == pdb.metadata.generation
-                && status.disruptions_allowed == expected)
-                .then_some(())
-        },
-    )
+    wait_for(&format!("disruptionsAllowed == {expected}"), TIMEOUT, || async {
+        let pdb = budgets.get("db").await.ok()?;
+        let status = pdb.status?;
+        (status.observed_generation == pdb.metadata.generation && status.disruptions_allowed == expected)
+            .then_some(())
+    })
     .await;
 }
 
@@ -195,9 +183,7 @@ async fn a_disruption_budget_is_computed_and_guards_evictions() {
         .await
         .expect("relax pdb");
     disruptions_allowed(&ctx, 1).await;
-    evict(&ctx, "db-0")
-        .await
-        .expect("eviction allowed by the budget");
+    evict(&ctx, "db-0").await.expect("eviction allowed by the budget");
     let pods: Api<Pod> = ctx.api();
     let evicted = pods.get_opt("db-0").await.expect("get pod");
     assert!(
@@ -330,11 +316,7 @@ async fn security_context_constraints_can_be_created_and_listed() {
         .await
         .expect("create scc");
 
-    let listed = sccs
-        .list(&ListParams::default())
-        .await
-        .expect("list sccs")
-        .items;
+    let listed = sccs.list(&ListParams::default()).await.expect("list sccs").items;
     let names: Vec<String> = listed.iter().map(|s| s.name_any()).collect();
     for expected in [
         "restricted-v2",
@@ -354,14 +336,8 @@ async fn security_context_constraints_can_be_created_and_listed() {
         .iter()
         .find(|s| s.name_any() == "restricted-v2")
         .expect("restricted-v2");
-    assert_eq!(
-        restricted_v2.data["seccompProfiles"],
-        json!(["runtime/default"])
-    );
-    let anyuid = listed
-        .iter()
-        .find(|s| s.name_any() == "anyuid")
-        .expect("anyuid");
+    assert_eq!(restricted_v2.data["seccompProfiles"], json!(["runtime/default"]));
+    let anyuid = listed.iter().find(|s| s.name_any() == "anyuid").expect("anyuid");
     assert_eq!(anyuid.data["priority"], json!(10));
     let table = ctx.kubectl(&["get", "securitycontextconstraints", &name]);
     assert!(table.contains(&name), "{table}");

@@ -56,10 +56,7 @@ pub enum TestenvError {
     )]
     MissingBinary(PathBuf),
     #[error("{context}: {source}")]
-    Io {
-        context: String,
-        source: std::io::Error,
-    },
+    Io { context: String, source: std::io::Error },
     #[error("generating certificates: {0}")]
     Certificates(#[from] rcgen::Error),
     #[error("{component} did not become ready within {timeout:?}; the end of {log}:\n{tail}")]
@@ -96,12 +93,7 @@ impl Binaries {
 
     pub fn in_dir(dir: PathBuf) -> Result<Self> {
         let binaries = Binaries { dir };
-        for name in [
-            "etcd",
-            "kube-apiserver",
-            "kube-controller-manager",
-            "kubectl",
-        ] {
+        for name in ["etcd", "kube-apiserver", "kube-controller-manager", "kubectl"] {
             let path = binaries.dir.join(name);
             if !path.is_file() {
                 return Err(TestenvError::MissingBinary(path));
@@ -147,9 +139,7 @@ impl ControlPlane {
         let dir = tempfile::Builder::new()
             .prefix("sentinel-testenv-")
             .tempdir()
-            .map_err(io_context(
-                "creating the control plane's temporary directory",
-            ))?
+            .map_err(io_context("creating the control plane's temporary directory"))?
             .keep();
         let keep_dir = std::env::var_os("SENTINEL_TESTENV_KEEP").is_some();
         let mut plane = ControlPlane {
@@ -188,11 +178,7 @@ impl ControlPlane {
             "--quota-backend-bytes=8589934592".into(),
         ];
         // The etcd supervisor is the last to stop, so it removes the directory.
-        let cleanup = if self.keep_dir {
-            None
-        } else {
-            Some(dir.as_path())
-        };
+        let cleanup = if self.keep_dir { None } else { Some(dir.as_path()) };
         self.spawn("etcd", &binaries.path("etcd"), &etcd_args, cleanup)?;
         self.wait_ready("etcd", || etcd_healthy(etcd_port))?;
 
@@ -397,11 +383,7 @@ pub fn run_kubectl(kubectl: &Path, kubeconfig: &Path, args: &[&str]) -> Result<S
 
 /// Applies every manifest in `paths` (files or directories) with server-side apply, then waits for
 /// every CustomResourceDefinition among them to be Established.
-pub fn apply_and_wait_established(
-    kubectl: &Path,
-    kubeconfig: &Path,
-    paths: &[&Path],
-) -> Result<()> {
+pub fn apply_and_wait_established(kubectl: &Path, kubeconfig: &Path, paths: &[&Path]) -> Result<()> {
     for path in paths {
         let file = path.display().to_string();
         let applied = run_kubectl(
@@ -585,34 +567,24 @@ pub fn install_apis(binaries: &Binaries, kubeconfig: &Path) -> Result<()> {
 
 /// [`install_apis`] with any kubectl, for clusters that were not started here (the SCC CRD then
 /// still comes from `e2e/bin`, unless the cluster is OpenShift and serves it already).
-pub fn install_apis_with(
-    kubectl: &Path,
-    binaries: Option<&Binaries>,
-    kubeconfig: &Path,
-) -> Result<()> {
+pub fn install_apis_with(kubectl: &Path, binaries: Option<&Binaries>, kubeconfig: &Path) -> Result<()> {
     let root = repository_root();
     let mut paths: Vec<PathBuf> = Vec::new();
     let crds = root.join("crds");
-    if fs::read_dir(&crds)
-        .map(|mut d| d.next().is_some())
-        .unwrap_or(false)
-    {
+    let has_manifests = fs::read_dir(&crds)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|entry| entry.path().extension().is_some_and(|ext| ext == "yaml"));
+    if has_manifests {
         paths.push(crds);
     }
     let serves_scc = run_kubectl(
         kubectl,
         kubeconfig,
-        &[
-            "api-resources",
-            "--api-group=security.openshift.io",
-            "-o",
-            "name",
-        ],
+        &["api-resources", "--api-group=security.openshift.io", "-o", "name"],
     )
-    .map(|out| {
-        out.lines()
-            .any(|l| l.starts_with("securitycontextconstraints"))
-    })
+    .map(|out| out.lines().any(|l| l.starts_with("securitycontextconstraints")))
     .unwrap_or(false);
     if !serves_scc {
         let bin_dir = binaries
@@ -627,11 +599,7 @@ pub fn install_apis_with(
     let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
     apply_and_wait_established(kubectl, kubeconfig, &refs)?;
     if !serves_scc {
-        apply_and_wait_established(
-            kubectl,
-            kubeconfig,
-            &[&root.join("e2e/openshift/sccs.yaml")],
-        )?;
+        apply_and_wait_established(kubectl, kubeconfig, &[&root.join("e2e/openshift/sccs.yaml")])?;
     }
     Ok(())
 }

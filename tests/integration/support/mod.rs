@@ -138,11 +138,7 @@ pub async fn context(test_name: &str) -> TestContext {
         || async { accounts.get_opt("default").await.ok().flatten() },
     )
     .await;
-    TestContext {
-        client,
-        ns,
-        cluster,
-    }
+    TestContext { client, ns, cluster }
 }
 
 impl TestContext {
