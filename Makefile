@@ -31,6 +31,7 @@ clippy:
 
 .PHONY: crds
 crds: ## Regenerate crds/ from the Rust types.
+	mkdir -p crds
 	$(CARGO) run --locked --quiet --bin seccomp-sentinel -- crds --out-dir crds
 
 .PHONY: test

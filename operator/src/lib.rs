@@ -2,5 +2,8 @@
 //! with, and can label or evict workloads that violate a `SeccompPolicy`.
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod engine;
+
 #[cfg(feature = "testenv")]
 pub mod testenv;

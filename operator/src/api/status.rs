@@ -1,0 +1,280 @@
+//! `SeccompStatus`: one per pod, same name and namespace, owned by the pod.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Spec of a SeccompStatus: which pod it describes.
+// clippy reads the repeated `printcolumn(type_ = ...)` arguments as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[kube(
+    group = "seccomp.sentinel.dev",
+    version = "v1alpha1",
+    kind = "SeccompStatus",
+    plural = "seccompstatuses",
+    namespaced,
+    status = "SeccompStatusStatus",
+    shortname = "sst",
+    category = "seccomp",
+    doc = "The effective seccomp profile of one pod's containers, and why; written by seccomp-sentinel.",
+    printcolumn(
+        name = "Profile",
+        type_ = "string",
+        json_path = ".status.profile",
+        description = "Summary of the containers' effective profiles"
+    ),
+    printcolumn(
+        name = "Confined",
+        type_ = "string",
+        json_path = ".status.confined",
+        description = "Confined containers / containers seccomp applies to"
+    ),
+    printcolumn(
+        name = "Source",
+        type_ = "string",
+        json_path = ".status.source",
+        description = "Where the weakest container's profile comes from"
+    ),
+    printcolumn(
+        name = "SCC",
+        type_ = "string",
+        json_path = ".status.scc",
+        description = "OpenShift SecurityContextConstraints that admitted the pod"
+    ),
+    printcolumn(
+        name = "Verdict",
+        type_ = "string",
+        json_path = ".status.verdict",
+        description = "Worst verdict of the SeccompPolicies that select the pod"
+    ),
+    printcolumn(
+        name = "Action",
+        type_ = "string",
+        json_path = ".status.action",
+        description = "Strongest action taken on the pod"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(name = "Node", type_ = "string", json_path = ".status.node", priority = "1"),
+    printcolumn(
+        name = "Runtime",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"RuntimeVerified\")].reason",
+        priority = "1",
+        description = "What the node agent saw in the kernel"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SeccompStatusSpec {
+    /// UID of the pod this status was computed for.
+    #[serde(rename = "podUID")]
+    pub pod_uid: String,
+}
+
+/// The effective seccomp profile of a pod, container by container.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SeccompStatusStatus {
+    /// Summary: RuntimeDefault or Localhost when every container is confined (RuntimeDefault if
+    /// any container uses it), Unconfined when none is, Mixed when some are not, NotApplicable for
+    /// Windows pods.
+    #[serde(default)]
+    pub profile: PodProfile,
+    /// "<confined>/<total>", for display.
+    #[serde(default)]
+    pub confined: String,
+    #[serde(default)]
+    pub confined_containers: u32,
+    /// Containers seccomp applies to (all of them, except in Windows pods).
+    #[serde(default)]
+    pub total_containers: u32,
+    /// Source of the weakest container's profile (the first unconfined one, else the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ProfileSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The SCC that admitted the pod (annotation `openshift.io/scc`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scc: Option<String>,
+    /// The kubelet `seccompDefault` of the pod's node, as far as the operator knows.
+    #[serde(default)]
+    pub kubelet_seccomp_default: KubeletSeccompDefault,
+    /// Worst verdict over `policies`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    /// Strongest action over `policies`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<PolicyAction>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub containers: Vec<ContainerSeccomp>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub policies: Vec<PolicyResult>,
+    /// `Confined`, `Compliant` (controller) and `RuntimeVerified` (node agent).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+}
+
+/// The effective profile of one container and why.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerSeccomp {
+    pub name: String,
+    #[serde(default)]
+    pub kind: ContainerKind,
+    #[serde(default)]
+    pub profile: EffectiveProfile,
+    #[serde(default)]
+    pub source: ProfileSource,
+    /// The effective profile is RuntimeDefault or Localhost.
+    #[serde(default)]
+    pub confined: bool,
+    /// The source was inferred (an OpenShift SCC default cannot be told from a user's choice).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub source_inferred: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// What the node agent read from the kernel (written by the agent only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeObservation>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EffectiveProfile {
+    #[serde(rename = "type")]
+    pub type_: ProfileType,
+    /// For Localhost: the profile's path, relative to the kubelet's seccomp directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub localhost_profile: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default, JsonSchema)]
+pub enum ProfileType {
+    RuntimeDefault,
+    Localhost,
+    #[default]
+    Unconfined,
+    /// Seccomp does not exist for this container (Windows).
+    NotApplicable,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default, JsonSchema)]
+pub enum ProfileSource {
+    ContainerField,
+    PodField,
+    ContainerAnnotation,
+    PodAnnotation,
+    /// Defaulted by the OpenShift SCC that admitted the pod (inferred).
+    #[serde(rename = "SCCDefault")]
+    SccDefault,
+    /// Nothing asked; the kubelet's `seccompDefault` applies RuntimeDefault.
+    KubeletDefault,
+    /// `privileged: true` makes the runtime drop any profile.
+    Privileged,
+    Windows,
+    /// Nothing asked and no default: Unconfined.
+    #[default]
+    None,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default, JsonSchema)]
+pub enum ContainerKind {
+    #[default]
+    Container,
+    InitContainer,
+    /// An init container with `restartPolicy: Always`.
+    SidecarContainer,
+    EphemeralContainer,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default, JsonSchema)]
+pub enum PodProfile {
+    RuntimeDefault,
+    Localhost,
+    #[default]
+    Unconfined,
+    /// Some containers are confined and at least one is not.
+    Mixed,
+    NotApplicable,
+}
+
+impl PodProfile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PodProfile::RuntimeDefault => "RuntimeDefault",
+            PodProfile::Localhost => "Localhost",
+            PodProfile::Unconfined => "Unconfined",
+            PodProfile::Mixed => "Mixed",
+            PodProfile::NotApplicable => "NotApplicable",
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default, JsonSchema)]
+pub enum KubeletSeccompDefault {
+    #[serde(rename = "true")]
+    True,
+    #[serde(rename = "false")]
+    False,
+    /// Not known to the operator; treated as off.
+    #[default]
+    #[serde(rename = "unknown")]
+    Unknown,
+}
+
+/// One policy's judgement of the pod.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyResult {
+    /// The SeccompPolicy's name.
+    pub name: String,
+    pub verdict: Verdict,
+    pub action: PolicyAction,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+pub enum Verdict {
+    Compliant,
+    Exempt,
+    Violating,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+pub enum PolicyAction {
+    None,
+    WouldEvict,
+    Labeled,
+    EvictionSkipped,
+    EvictionBlocked,
+    EvictionPending,
+    Evicted,
+}
+
+/// The seccomp mode of a container's main process, from `/proc/<pid>/status`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeObservation {
+    pub seccomp_mode: SeccompMode,
+    /// `Seccomp_filters` (Linux 5.9 and newer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filters: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i64>,
+    pub observed_at: Time,
+    pub agrees_with_effective: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum SeccompMode {
+    Disabled,
+    Strict,
+    Filter,
+}
