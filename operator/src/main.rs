@@ -1,19 +1,33 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use seccomp_sentinel::api;
+use clap::{Parser, Subcommand, ValueEnum};
+use seccomp_sentinel::{api, controller};
+use tracing_subscriber::EnvFilter;
 
 /// Reports, and can enforce, the effective seccomp profile of every container in a cluster.
 #[derive(Parser, Debug)]
 #[command(name = "seccomp-sentinel", version, about)]
 struct Cli {
+    /// Log format.
+    #[arg(long, global = true, env = "SENTINEL_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
+
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the controller: keep one SeccompStatus per pod up to date. Connects like kubectl
+    /// (KUBECONFIG, ~/.kube/config, or the in-cluster service account).
+    Run(controller::ControllerConfig),
     /// Print the CustomResourceDefinitions of seccomp-sentinel as YAML, or write them to a directory.
     Crds {
         /// Write one file per CRD into this directory instead of printing them.
@@ -24,9 +38,51 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     match cli.command {
         Command::Crds { out_dir } => print_crds(out_dir),
+        Command::Run(config) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?
+            .block_on(run(config)),
     }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("SENTINEL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+async fn run(config: controller::ControllerConfig) -> anyhow::Result<()> {
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the cluster")?;
+    controller::run(client, config, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutdown requested");
 }
 
 fn print_crds(out_dir: Option<PathBuf>) -> anyhow::Result<()> {

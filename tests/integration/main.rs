@@ -2,4 +2,5 @@
 //! built by `make testenv`), or against the cluster named by `SENTINEL_TEST_KUBECONFIG`.
 mod support;
 
+mod controller;
 mod smoke;

@@ -203,3 +203,67 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The controller, running in this test process against the test cluster, watching one namespace.
+pub struct Operator {
+    pub ctx: std::sync::Arc<seccomp_sentinel::controller::Context>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), seccomp_sentinel::controller::Error>>,
+}
+
+impl Operator {
+    pub async fn start(client: Client, config: seccomp_sentinel::controller::ControllerConfig) -> Operator {
+        let ctx = std::sync::Arc::new(seccomp_sentinel::controller::Context::new(client, config));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(seccomp_sentinel::controller::run_with(ctx.clone(), async move {
+            let _ = rx.await;
+        }));
+        Operator {
+            ctx,
+            shutdown: Some(tx),
+            task,
+        }
+    }
+
+    /// The controller of `ctx`'s namespace, with the kubelets' seccompDefault known to be off.
+    pub async fn for_namespace(ctx: &TestContext) -> Operator {
+        Operator::start(ctx.client.clone(), namespace_config(ctx)).await
+    }
+
+    pub fn writes(&self) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.ctx.stats.object_writes.load(Relaxed) + self.ctx.stats.status_writes.load(Relaxed)
+    }
+
+    pub fn reconciles(&self) -> u64 {
+        self.ctx
+            .stats
+            .reconciles
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let result = tokio::time::timeout(Duration::from_secs(30), &mut self.task).await;
+        match result {
+            Ok(Ok(Ok(()))) => {}
+            other => panic!("operator did not stop cleanly: {other:?}"),
+        }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub fn namespace_config(ctx: &TestContext) -> seccomp_sentinel::controller::ControllerConfig {
+    seccomp_sentinel::controller::ControllerConfig {
+        namespaces: vec![ctx.ns.clone()],
+        kubelet_seccomp_default: seccomp_sentinel::api::KubeletSeccompDefault::False,
+        ..Default::default()
+    }
+}

@@ -1,0 +1,237 @@
+//! Configuration of `seccomp-sentinel run`.
+
+use std::{collections::BTreeMap, num::NonZeroU32, str::FromStr};
+
+use k8s_openapi::api::core::v1::Node;
+
+use crate::{
+    api::KubeletSeccompDefault,
+    engine::{NodeFacts, kubelet_minor},
+};
+
+/// Flags (and environment variables) of the controller.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ControllerConfig {
+    /// Namespaces to watch, comma-separated; all namespaces when empty.
+    #[arg(long, env = "SENTINEL_NAMESPACES", value_delimiter = ',', default_value = "")]
+    pub namespaces: Vec<String>,
+
+    /// The kubelets' `seccompDefault`, where the operator cannot see it: true, false or unknown
+    /// (treated as false, and said so in every status it affects).
+    #[arg(long, env = "SENTINEL_KUBELET_SECCOMP_DEFAULT", default_value = "unknown", value_parser = parse_seccomp_default)]
+    pub kubelet_seccomp_default: KubeletSeccompDefault,
+
+    /// Nodes whose kubelets run with `seccompDefault: true`, as a label selector
+    /// (`key=value`, `key!=value`, `key`, `!key`, comma-separated, all must match). Other nodes get
+    /// --kubelet-seccomp-default.
+    #[arg(long, env = "SENTINEL_KUBELET_SECCOMP_DEFAULT_NODES")]
+    pub kubelet_seccomp_default_nodes: Option<NodeSelector>,
+
+    /// Upper bound on the controller's writes per second (SeccompStatus objects and statuses).
+    #[arg(long, env = "SENTINEL_MAX_WRITES_PER_SECOND", default_value = "50")]
+    pub max_writes_per_second: NonZeroU32,
+
+    /// Writes allowed in a burst above the steady rate.
+    #[arg(long, env = "SENTINEL_WRITE_BURST", default_value = "100")]
+    pub write_burst: NonZeroU32,
+
+    /// Pods reconciled at the same time.
+    #[arg(long, env = "SENTINEL_CONCURRENCY", default_value = "16")]
+    pub concurrency: u16,
+}
+
+impl ControllerConfig {
+    /// The facts the operator holds about a node: from the Node object, and `seccompDefault`
+    /// from configuration.
+    pub fn node_facts(&self, node: &Node) -> NodeFacts {
+        let labels = node.metadata.labels.clone().unwrap_or_default();
+        let info = node.status.as_ref().and_then(|s| s.node_info.as_ref());
+        let windows = labels.get("kubernetes.io/os").is_some_and(|os| os == "windows")
+            || info.is_some_and(|i| i.operating_system.eq_ignore_ascii_case("windows"));
+        let seccomp_default = match &self.kubelet_seccomp_default_nodes {
+            Some(selector) if selector.matches(&labels) => KubeletSeccompDefault::True,
+            _ => self.kubelet_seccomp_default,
+        };
+        NodeFacts {
+            windows,
+            kubelet_minor: info.and_then(|i| kubelet_minor(&i.kubelet_version)),
+            seccomp_default,
+        }
+    }
+
+    /// What to assume for pods not (yet) on a known node.
+    pub fn unknown_node_seccomp_default(&self) -> KubeletSeccompDefault {
+        if self.kubelet_seccomp_default_nodes.is_some() {
+            KubeletSeccompDefault::Unknown
+        } else {
+            self.kubelet_seccomp_default
+        }
+    }
+
+    pub fn watched_namespace(&self) -> Option<&str> {
+        match self.namespaces.as_slice() {
+            [one] => Some(one.as_str()),
+            _ => None,
+        }
+    }
+
+    pub fn watches(&self, namespace: &str) -> bool {
+        self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == namespace)
+    }
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            namespaces: Vec::new(),
+            kubelet_seccomp_default: KubeletSeccompDefault::Unknown,
+            kubelet_seccomp_default_nodes: None,
+            max_writes_per_second: NonZeroU32::new(50).unwrap_or(NonZeroU32::MIN),
+            write_burst: NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN),
+            concurrency: 16,
+        }
+    }
+}
+
+fn parse_seccomp_default(value: &str) -> Result<KubeletSeccompDefault, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "on" => Ok(KubeletSeccompDefault::True),
+        "false" | "off" => Ok(KubeletSeccompDefault::False),
+        "unknown" => Ok(KubeletSeccompDefault::Unknown),
+        other => Err(format!("{other:?} is not one of true, false, unknown")),
+    }
+}
+
+/// An equality-based label selector, as given on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSelector {
+    terms: Vec<Term>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Term {
+    Equals(String, String),
+    NotEquals(String, String),
+    Exists(String),
+    DoesNotExist(String),
+}
+
+impl NodeSelector {
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.terms.iter().all(|term| match term {
+            Term::Equals(k, v) => labels.get(k) == Some(v),
+            Term::NotEquals(k, v) => labels.get(k) != Some(v),
+            Term::Exists(k) => labels.contains_key(k),
+            Term::DoesNotExist(k) => !labels.contains_key(k),
+        })
+    }
+}
+
+impl FromStr for NodeSelector {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let terms = text
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|term| {
+                let valid_key = |k: &str| !k.is_empty() && !k.contains(char::is_whitespace);
+                let term = if let Some((k, v)) = term.split_once("!=") {
+                    Term::NotEquals(k.trim().into(), v.trim().into())
+                } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
+                    Term::Equals(k.trim().into(), v.trim().into())
+                } else if let Some(k) = term.strip_prefix('!') {
+                    Term::DoesNotExist(k.trim().into())
+                } else {
+                    Term::Exists(term.into())
+                };
+                let key = match &term {
+                    Term::Equals(k, _) | Term::NotEquals(k, _) | Term::Exists(k) | Term::DoesNotExist(k) => k,
+                };
+                if valid_key(key) {
+                    Ok(term)
+                } else {
+                    Err(format!("invalid selector term in {text:?}"))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if terms.is_empty() {
+            return Err("empty node selector".into());
+        }
+        Ok(NodeSelector { terms })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn node_selectors() {
+        let selector: NodeSelector = "pool=hardened, kubernetes.io/os!=windows,seccomp,!legacy"
+            .parse()
+            .expect("valid");
+        assert!(selector.matches(&labels(&[("pool", "hardened"), ("seccomp", "")])));
+        assert!(!selector.matches(&labels(&[("pool", "hardened")])));
+        assert!(!selector.matches(&labels(&[("pool", "hardened"), ("seccomp", ""), ("legacy", "1")])));
+        assert!(!selector.matches(&labels(&[
+            ("pool", "hardened"),
+            ("seccomp", ""),
+            ("kubernetes.io/os", "windows")
+        ])));
+        assert!("".parse::<NodeSelector>().is_err());
+        assert!("=x".parse::<NodeSelector>().is_err());
+    }
+
+    #[test]
+    fn node_facts_from_nodes_and_configuration() {
+        let node: Node = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "n", "labels": { "pool": "hardened", "kubernetes.io/os": "linux" } },
+            "status": { "nodeInfo": {
+                "kubeletVersion": "v1.24.9", "operatingSystem": "linux", "architecture": "amd64",
+                "bootID": "", "containerRuntimeVersion": "containerd://1.7.0", "kernelVersion": "",
+                "kubeProxyVersion": "", "machineID": "", "osImage": "", "systemUUID": ""
+            }}
+        }))
+        .expect("node");
+        let mut config = ControllerConfig::default();
+        assert_eq!(
+            config.node_facts(&node),
+            NodeFacts {
+                windows: false,
+                kubelet_minor: Some(24),
+                seccomp_default: KubeletSeccompDefault::Unknown
+            }
+        );
+        config.kubelet_seccomp_default = KubeletSeccompDefault::False;
+        config.kubelet_seccomp_default_nodes = Some("pool=hardened".parse().expect("selector"));
+        assert_eq!(
+            config.node_facts(&node).seccomp_default,
+            KubeletSeccompDefault::True
+        );
+        assert_eq!(
+            config.unknown_node_seccomp_default(),
+            KubeletSeccompDefault::Unknown
+        );
+        let mut windows = node.clone();
+        windows.metadata.labels = Some(labels(&[("kubernetes.io/os", "windows")]));
+        let facts = config.node_facts(&windows);
+        assert!(facts.windows);
+        assert_eq!(facts.seccomp_default, KubeletSeccompDefault::False);
+    }
+
+    #[test]
+    fn seccomp_default_values() {
+        assert_eq!(parse_seccomp_default("On"), Ok(KubeletSeccompDefault::True));
+        assert_eq!(parse_seccomp_default("false"), Ok(KubeletSeccompDefault::False));
+        assert!(parse_seccomp_default("maybe").is_err());
+    }
+}

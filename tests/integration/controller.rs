@@ -1,0 +1,560 @@
+//! The SeccompStatus controller on the real control plane: what it writes for pods of every
+//! shape, what users see through kubectl, and when it does not write.
+use std::{collections::BTreeMap, time::Duration};
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::{
+    Api, ResourceExt,
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+};
+use seccomp_sentinel::api::{PodProfile, ProfileSource, ProfileType, SeccompStatus};
+use serde_json::{Value, json};
+
+use crate::support::{self, Operator, TestContext, unique_name, wait_for};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+async fn create_pod(ctx: &TestContext, pod: Value) -> Pod {
+    let pod: Pod = serde_json::from_value(pod).expect("pod json");
+    ctx.api::<Pod>()
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("create pod")
+}
+
+fn container(name: &str, security_context: Value) -> Value {
+    json!({ "name": name, "image": "registry.invalid/app:1", "securityContext": security_context })
+}
+
+/// Waits until the pod's SeccompStatus exists, describes the pod's current UID, and satisfies
+/// `done`.
+async fn status_of(ctx: &TestContext, pod: &str, done: impl Fn(&SeccompStatus) -> bool) -> SeccompStatus {
+    let statuses: Api<SeccompStatus> = ctx.api();
+    let pods: Api<Pod> = ctx.api();
+    wait_for(&format!("the SeccompStatus of {pod}"), TIMEOUT, || async {
+        let uid = pods.get(pod).await.ok()?.uid()?;
+        let status = statuses.get_opt(pod).await.ok()??;
+        (status.spec.pod_uid == uid && status.status.is_some() && done(&status)).then_some(status)
+    })
+    .await
+}
+
+async fn current_status(ctx: &TestContext, pod: &str) -> SeccompStatus {
+    status_of(ctx, pod, |_| true).await
+}
+
+fn decided(status: &SeccompStatus, container: &str) -> (ProfileType, ProfileSource) {
+    let s = status.status.as_ref().expect("status");
+    let c = s
+        .containers
+        .iter()
+        .find(|c| c.name == container)
+        .expect("container in status");
+    (c.profile.type_, c.source)
+}
+
+fn summary(status: &SeccompStatus) -> (PodProfile, String) {
+    let s = status.status.as_ref().expect("status");
+    (s.profile, s.confined.clone())
+}
+
+#[tokio::test]
+async fn pods_of_every_shape_get_their_effective_profile() {
+    let ctx = support::context("ctl-shapes").await;
+    let operator = Operator::for_namespace(&ctx).await;
+
+    create_pod(
+        &ctx,
+        json!({ "metadata": { "name": "confined" }, "spec": {
+        "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } },
+        "containers": [container("app", json!({}))] } }),
+    )
+    .await;
+    create_pod(
+        &ctx,
+        json!({ "metadata": { "name": "unconfined" }, "spec": {
+        "containers": [container("app", json!({}))] } }),
+    )
+    .await;
+    create_pod(
+        &ctx,
+        json!({ "metadata": { "name": "privileged" }, "spec": {
+        "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } },
+        "containers": [container("app", json!({ "privileged": true }))] } }),
+    )
+    .await;
+    create_pod(&ctx, json!({ "metadata": { "name": "mixed" }, "spec": {
+        "securityContext": { "seccompProfile": { "type": "Localhost", "localhostProfile": "profiles/app.json" } },
+        "initContainers": [
+            container("setup", json!({ "seccompProfile": { "type": "Unconfined" } })),
+            { "name": "proxy", "image": "registry.invalid/proxy:1", "restartPolicy": "Always" }
+        ],
+        "containers": [container("app", json!({})), container("tool", json!({ "seccompProfile": { "type": "RuntimeDefault" } }))]
+    } }))
+    .await;
+    create_pod(&ctx, json!({ "metadata": { "name": "windows" }, "spec": {
+        "os": { "name": "windows" }, "containers": [{ "name": "app", "image": "registry.invalid/win:1" }] } }))
+    .await;
+
+    let confined = current_status(&ctx, "confined").await;
+    assert_eq!(summary(&confined), (PodProfile::RuntimeDefault, "1/1".into()));
+    assert_eq!(
+        decided(&confined, "app"),
+        (ProfileType::RuntimeDefault, ProfileSource::PodField)
+    );
+
+    let unconfined = current_status(&ctx, "unconfined").await;
+    assert_eq!(summary(&unconfined), (PodProfile::Unconfined, "0/1".into()));
+    assert_eq!(
+        decided(&unconfined, "app"),
+        (ProfileType::Unconfined, ProfileSource::None)
+    );
+
+    let privileged = current_status(&ctx, "privileged").await;
+    assert_eq!(
+        decided(&privileged, "app"),
+        (ProfileType::Unconfined, ProfileSource::Privileged)
+    );
+    let warnings = &privileged.status.as_ref().expect("status").containers[0].warnings;
+    assert!(warnings.iter().any(|w| w.contains("privileged")), "{warnings:?}");
+
+    let mixed = current_status(&ctx, "mixed").await;
+    assert_eq!(summary(&mixed), (PodProfile::Mixed, "3/4".into()));
+    assert_eq!(
+        decided(&mixed, "setup"),
+        (ProfileType::Unconfined, ProfileSource::ContainerField)
+    );
+    assert_eq!(
+        decided(&mixed, "proxy"),
+        (ProfileType::Localhost, ProfileSource::PodField)
+    );
+    assert_eq!(
+        decided(&mixed, "app"),
+        (ProfileType::Localhost, ProfileSource::PodField)
+    );
+    assert_eq!(
+        decided(&mixed, "tool"),
+        (ProfileType::RuntimeDefault, ProfileSource::ContainerField)
+    );
+    let kinds: Vec<_> = mixed
+        .status
+        .as_ref()
+        .expect("status")
+        .containers
+        .iter()
+        .map(|c| c.kind)
+        .collect();
+    use seccomp_sentinel::api::ContainerKind::*;
+    assert_eq!(kinds, vec![InitContainer, SidecarContainer, Container, Container]);
+
+    let windows = current_status(&ctx, "windows").await;
+    assert_eq!(summary(&windows), (PodProfile::NotApplicable, "0/0".into()));
+    assert_eq!(
+        decided(&windows, "app"),
+        (ProfileType::NotApplicable, ProfileSource::Windows)
+    );
+
+    // Owned by the pod, labelled with the summary, with a Confined condition.
+    let pod = ctx.api::<Pod>().get("mixed").await.expect("pod");
+    let owner = &mixed.owner_references()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str()),
+        ("Pod", pod.uid().expect("uid").as_str())
+    );
+    assert_eq!(
+        mixed
+            .labels()
+            .get("seccomp.sentinel.dev/profile")
+            .map(String::as_str),
+        Some("Mixed")
+    );
+    let condition = &mixed.status.as_ref().expect("status").conditions[0];
+    assert_eq!(
+        (condition.type_.as_str(), condition.status.as_str()),
+        ("Confined", "False")
+    );
+    assert!(condition.message.contains("setup"), "{}", condition.message);
+
+    // An ephemeral container added later is evaluated too.
+    let debug = json!({ "spec": { "ephemeralContainers": [{ "name": "debug", "image": "registry.invalid/dbg:1",
+        "securityContext": { "seccompProfile": { "type": "Unconfined" } } }] } });
+    ctx.api::<Pod>()
+        .patch_subresource(
+            "ephemeralcontainers",
+            "confined",
+            &PatchParams::default(),
+            &Patch::Strategic(&debug),
+        )
+        .await
+        .expect("add ephemeral container");
+    let with_debug = status_of(&ctx, "confined", |s| {
+        s.status.as_ref().is_some_and(|s| s.containers.len() == 2)
+    })
+    .await;
+    assert_eq!(
+        decided(&with_debug, "debug"),
+        (ProfileType::Unconfined, ProfileSource::ContainerField)
+    );
+    assert_eq!(summary(&with_debug), (PodProfile::Mixed, "1/2".into()));
+
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn kubectl_shows_statuses_with_columns_categories_and_labels() {
+    let ctx = support::context("ctl-kubectl").await;
+    let operator = Operator::for_namespace(&ctx).await;
+    let node = unique_name("kubectl-node");
+    create_pod(&ctx, json!({ "metadata": { "name": "good" }, "spec": { "nodeName": node,
+        "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } }, "containers": [container("app", json!({}))] } }))
+    .await;
+    create_pod(
+        &ctx,
+        json!({ "metadata": { "name": "bad" }, "spec": {
+        "containers": [container("app", json!({}))] } }),
+    )
+    .await;
+    current_status(&ctx, "good").await;
+    current_status(&ctx, "bad").await;
+
+    let table = ctx.kubectl(&["get", "seccompstatus", "-n", &ctx.ns]);
+    let header: Vec<&str> = table.lines().next().expect("header").split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME", "PROFILE", "CONFINED", "SOURCE", "SCC", "VERDICT", "ACTION", "AGE"
+        ],
+        "{table}"
+    );
+    let row = |name: &str| -> Vec<String> {
+        table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .expect("row")
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(&row("good")[1..4], ["RuntimeDefault", "1/1", "PodField"]);
+    assert_eq!(&row("bad")[1..4], ["Unconfined", "0/1", "None"]);
+
+    let wide = ctx.kubectl(&["get", "sst", "-n", &ctx.ns, "-o", "wide"]);
+    let header: Vec<&str> = wide.lines().next().expect("header").split_whitespace().collect();
+    assert_eq!(&header[header.len() - 2..], ["NODE", "RUNTIME"], "{wide}");
+    assert!(
+        wide.lines().any(|l| l.starts_with("good") && l.contains(&node)),
+        "{wide}"
+    );
+
+    let category = ctx.kubectl(&["get", "seccomp", "-n", &ctx.ns, "-o", "name"]);
+    let mut names: Vec<&str> = category.lines().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "seccompstatus.seccomp.sentinel.dev/bad",
+            "seccompstatus.seccomp.sentinel.dev/good"
+        ]
+    );
+
+    let selected = ctx.kubectl(&[
+        "get",
+        "seccompstatus",
+        "-A",
+        "-l",
+        "seccomp.sentinel.dev/profile=Unconfined",
+        "-o",
+        "custom-columns=NS:.metadata.namespace,NAME:.metadata.name",
+        "--no-headers",
+    ]);
+    let ours: Vec<&str> = selected.lines().filter(|l| l.starts_with(&ctx.ns)).collect();
+    assert_eq!(ours.len(), 1, "{selected}");
+    assert!(ours[0].ends_with("bad"), "{selected}");
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn a_deleted_pod_takes_its_status_with_it_and_a_recreated_one_gets_a_new_status() {
+    let ctx = support::context("ctl-lifecycle").await;
+    let operator = Operator::for_namespace(&ctx).await;
+    let spec = |profile: &str| {
+        json!({ "metadata": { "name": "app" }, "spec": {
+        "securityContext": { "seccompProfile": { "type": profile } }, "containers": [container("app", json!({}))] } })
+    };
+    let first = create_pod(&ctx, spec("RuntimeDefault")).await;
+    current_status(&ctx, "app").await;
+
+    // Recreate with the same name but another UID, while the operator is stopped, so the old
+    // status is still there when it starts again.
+    operator.stop().await;
+    let pods: Api<Pod> = ctx.api();
+    pods.delete("app", &DeleteParams::default())
+        .await
+        .expect("delete pod");
+    let second = create_pod(&ctx, spec("Unconfined")).await;
+    assert_ne!(first.uid(), second.uid());
+    let operator = Operator::for_namespace(&ctx).await;
+    let corrected = status_of(&ctx, "app", |s| {
+        s.owner_references()
+            .iter()
+            .any(|o| Some(&o.uid) == second.uid().as_ref())
+    })
+    .await;
+    assert_eq!(summary(&corrected), (PodProfile::Unconfined, "0/1".into()));
+    assert_eq!(corrected.owner_references().len(), 1, "the old owner is gone");
+
+    // Deleting the pod lets the garbage collector delete its status.
+    pods.delete("app", &DeleteParams::default())
+        .await
+        .expect("delete pod");
+    let statuses: Api<SeccompStatus> = ctx.api();
+    wait_for("the garbage collector to remove the status", TIMEOUT, || async {
+        statuses.get_opt("app").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    operator.stop().await;
+}
+
+fn resource_versions(list: &[SeccompStatus]) -> BTreeMap<String, String> {
+    list.iter()
+        .map(|s| (s.name_any(), s.resource_version().unwrap_or_default()))
+        .collect()
+}
+
+#[tokio::test]
+async fn nothing_is_written_after_a_restart_or_for_pod_status_updates() {
+    let ctx = support::context("ctl-writes").await;
+    let operator = Operator::for_namespace(&ctx).await;
+    for i in 0..5 {
+        create_pod(&ctx, json!({ "metadata": { "name": format!("p{i}") }, "spec": {
+            "containers": [container("app", json!({})), container("side", json!({ "seccompProfile": { "type": "RuntimeDefault" } }))] } }))
+        .await;
+    }
+    for i in 0..5 {
+        current_status(&ctx, &format!("p{i}")).await;
+    }
+    let statuses: Api<SeccompStatus> = ctx.api();
+    let before = resource_versions(&statuses.list(&ListParams::default()).await.expect("list").items);
+    assert_eq!(before.len(), 5);
+    operator.stop().await;
+
+    // A restart with nothing changed: every pod is reconciled, nothing is written.
+    let operator = Operator::for_namespace(&ctx).await;
+    wait_for("the first pass after the restart", TIMEOUT, || async {
+        (operator.reconciles() >= 5).then_some(())
+    })
+    .await;
+
+    // Status-only updates of the pods (what kubelets do all day) write nothing either.
+    let pods: Api<Pod> = ctx.api();
+    for i in 0..5 {
+        let status = json!({ "status": { "phase": "Running", "conditions": [{ "type": "Ready", "status": "True" }] } });
+        pods.patch_status(&format!("p{i}"), &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .expect("pod status");
+    }
+    // A change that matters is written: the marker that the watch has caught up.
+    create_pod(
+        &ctx,
+        json!({ "metadata": { "name": "marker" }, "spec": { "containers": [container("app", json!({}))] } }),
+    )
+    .await;
+    current_status(&ctx, "marker").await;
+
+    let after = resource_versions(&statuses.list(&ListParams::default()).await.expect("list").items);
+    for (name, version) in &before {
+        assert_eq!(after.get(name), Some(version), "{name} was rewritten");
+    }
+    assert_eq!(
+        operator.writes(),
+        2,
+        "only the marker's object and status were written"
+    );
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn openshift_scc_defaults_are_attributed() {
+    let ctx = support::context("ctl-openshift").await;
+    let operator = Operator::for_namespace(&ctx).await;
+    create_pod(&ctx, json!({ "metadata": { "name": "restricted", "annotations": { "openshift.io/scc": "restricted-v2" } },
+        "spec": { "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } }, "containers": [container("app", json!({}))] } }))
+    .await;
+    create_pod(
+        &ctx,
+        json!({ "metadata": { "name": "privileged", "annotations": { "openshift.io/scc": "privileged" } },
+        "spec": { "containers": [container("app", json!({}))] } }),
+    )
+    .await;
+    create_pod(&ctx, json!({ "metadata": { "name": "own-choice", "annotations": { "openshift.io/scc": "restricted-v2" } },
+        "spec": { "securityContext": { "seccompProfile": { "type": "Localhost", "localhostProfile": "x.json" } }, "containers": [container("app", json!({}))] } }))
+    .await;
+
+    let restricted = current_status(&ctx, "restricted").await;
+    assert_eq!(
+        decided(&restricted, "app"),
+        (ProfileType::RuntimeDefault, ProfileSource::SccDefault)
+    );
+    let s = restricted.status.as_ref().expect("status");
+    assert!(s.containers[0].source_inferred);
+    assert_eq!(s.scc.as_deref(), Some("restricted-v2"));
+    assert_eq!(
+        decided(&current_status(&ctx, "privileged").await, "app"),
+        (ProfileType::Unconfined, ProfileSource::None)
+    );
+    assert_eq!(
+        decided(&current_status(&ctx, "own-choice").await, "app"),
+        (ProfileType::Localhost, ProfileSource::PodField)
+    );
+
+    let table = ctx.kubectl(&[
+        "get",
+        "seccompstatus",
+        "restricted",
+        "-n",
+        &ctx.ns,
+        "--no-headers",
+    ]);
+    assert!(
+        table.contains("SCCDefault") && table.contains("restricted-v2"),
+        "{table}"
+    );
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn node_facts_decide_and_their_changes_reevaluate_exactly_the_pods_on_the_node() {
+    let ctx = support::context("ctl-nodes").await;
+    let (old_node, new_node) = (unique_name("kubelet-124"), unique_name("kubelet-133"));
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    for (name, version) in [(&old_node, "v1.24.17"), (&new_node, "v1.33.2")] {
+        let node: Node =
+            serde_json::from_value(json!({ "metadata": { "name": name, "labels": { "pool": "plain" } } }))
+                .expect("node");
+        nodes
+            .create(&PostParams::default(), &node)
+            .await
+            .expect("create node");
+        let status = json!({ "status": { "nodeInfo": { "kubeletVersion": version, "operatingSystem": "linux",
+            "architecture": "amd64", "bootID": "", "containerRuntimeVersion": "containerd://1.7.0", "kernelVersion": "",
+            "kubeProxyVersion": "", "machineID": "", "osImage": "", "systemUUID": "" } } });
+        nodes
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .expect("node status");
+    }
+    let mut config = support::namespace_config(&ctx);
+    config.kubelet_seccomp_default_nodes = Some("pool=hardened".parse().expect("selector"));
+    let operator = Operator::start(ctx.client.clone(), config).await;
+
+    let annotated = |name: &str, node: &str| {
+        json!({ "metadata": { "name": name,
+        "annotations": { "seccomp.security.alpha.kubernetes.io/pod": "runtime/default" } },
+        "spec": { "nodeName": node, "containers": [container("app", json!({}))] } })
+    };
+    create_pod(&ctx, annotated("on-old", &old_node)).await;
+    create_pod(&ctx, annotated("on-new", &new_node)).await;
+    assert_eq!(
+        decided(&current_status(&ctx, "on-old").await, "app"),
+        (ProfileType::RuntimeDefault, ProfileSource::PodAnnotation)
+    );
+    let on_new = current_status(&ctx, "on-new").await;
+    assert_eq!(
+        decided(&on_new, "app"),
+        (ProfileType::Unconfined, ProfileSource::None)
+    );
+    assert!(
+        on_new.status.as_ref().expect("status").containers[0]
+            .warnings
+            .iter()
+            .any(|w| w.contains("ignored"))
+    );
+    let old_version = current_status(&ctx, "on-old").await.resource_version();
+
+    // The new node joins the hardened pool: its kubelet defaults to RuntimeDefault now.
+    let label = json!({ "metadata": { "labels": { "pool": "hardened" } } });
+    nodes
+        .patch(&new_node, &PatchParams::default(), &Patch::Merge(&label))
+        .await
+        .expect("label node");
+    let on_new = status_of(&ctx, "on-new", |s| {
+        s.status
+            .as_ref()
+            .is_some_and(|s| s.profile == PodProfile::RuntimeDefault)
+    })
+    .await;
+    assert_eq!(
+        decided(&on_new, "app"),
+        (ProfileType::RuntimeDefault, ProfileSource::KubeletDefault)
+    );
+    assert_eq!(
+        on_new.status.as_ref().expect("status").kubelet_seccomp_default,
+        seccomp_sentinel::api::KubeletSeccompDefault::True
+    );
+    assert_eq!(
+        current_status(&ctx, "on-old").await.resource_version(),
+        old_version,
+        "the other node's pod is untouched"
+    );
+
+    operator.stop().await;
+    for node in [&old_node, &new_node] {
+        let _ = nodes.delete(node, &DeleteParams::default()).await;
+    }
+}
+
+#[tokio::test]
+async fn odd_pods_get_a_status_and_do_not_disturb_others() {
+    let ctx = support::context("ctl-odd").await;
+    let operator = Operator::for_namespace(&ctx).await;
+    let many: Vec<Value> = (0..200)
+        .map(|i| {
+            container(
+                &format!("c{i}"),
+                if i % 4 == 0 {
+                    json!({ "seccompProfile": { "type": "RuntimeDefault" } })
+                } else {
+                    json!({})
+                },
+            )
+        })
+        .collect();
+    create_pod(
+        &ctx,
+        json!({ "metadata": { "name": "two-hundred" }, "spec": { "containers": many } }),
+    )
+    .await;
+    let long_name = format!("long-{}", "x".repeat(248));
+    create_pod(&ctx, json!({ "metadata": { "name": long_name,
+        "annotations": { "seccomp.security.alpha.kubernetes.io/pod": "localhost/profiles/a.json" } },
+        "spec": { "containers": [container("app", json!({ "seccompProfile": { "type": "Localhost", "localhostProfile": "" } }))] } }))
+    .await;
+    create_pod(
+        &ctx,
+        json!({ "metadata": { "name": "plain" }, "spec": { "containers": [container("app", json!({}))] } }),
+    )
+    .await;
+
+    let many = current_status(&ctx, "two-hundred").await;
+    assert_eq!(summary(&many), (PodProfile::Mixed, "50/200".into()));
+    let long = current_status(&ctx, &long_name).await;
+    let warnings = &long.status.as_ref().expect("status").containers[0].warnings;
+    assert!(
+        warnings.iter().any(|w| w.contains("empty localhostProfile")),
+        "{warnings:?}"
+    );
+    assert!(warnings.iter().any(|w| w.contains("annotation")), "{warnings:?}");
+    assert_eq!(
+        summary(&current_status(&ctx, "plain").await),
+        (PodProfile::Unconfined, "0/1".into())
+    );
+    assert_eq!(
+        operator
+            .ctx
+            .stats
+            .errors
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    operator.stop().await;
+}
