@@ -40,4 +40,4 @@ test: testenv fmt-check clippy ## Format check, clippy, unit and integration tes
 
 .PHONY: run
 run: testenv ## Run the operator: on $$KUBECONFIG's cluster if reachable, else on a local control plane.
-	@bash e2e/run.sh
+	@bash e2e/run.sh $(ARGS)

@@ -4,3 +4,4 @@ mod support;
 
 mod controller;
 mod smoke;
+mod testenv;

@@ -13,7 +13,7 @@ use crate::{
 #[derive(clap::Args, Debug, Clone)]
 pub struct ControllerConfig {
     /// Namespaces to watch, comma-separated; all namespaces when empty.
-    #[arg(long, env = "SENTINEL_NAMESPACES", value_delimiter = ',', default_value = "")]
+    #[arg(long, env = "SENTINEL_NAMESPACES", value_delimiter = ',')]
     pub namespaces: Vec<String>,
 
     /// The kubelets' `seccompDefault`, where the operator cannot see it: true, false or unknown
@@ -68,15 +68,24 @@ impl ControllerConfig {
         }
     }
 
+    /// The namespaces to watch (empty entries, as from `SENTINEL_NAMESPACES=`, do not count).
+    fn namespace_list(&self) -> impl Iterator<Item = &str> {
+        self.namespaces.iter().map(|n| n.trim()).filter(|n| !n.is_empty())
+    }
+
+    /// The one namespace to watch, when exactly one is configured (then the watches are
+    /// namespaced; otherwise they are cluster-wide and filtered here).
     pub fn watched_namespace(&self) -> Option<&str> {
-        match self.namespaces.as_slice() {
-            [one] => Some(one.as_str()),
+        let mut namespaces = self.namespace_list();
+        match (namespaces.next(), namespaces.next()) {
+            (Some(one), None) => Some(one),
             _ => None,
         }
     }
 
     pub fn watches(&self, namespace: &str) -> bool {
-        self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == namespace)
+        let mut namespaces = self.namespace_list().peekable();
+        namespaces.peek().is_none() || namespaces.any(|n| n == namespace)
     }
 }
 
@@ -226,6 +235,19 @@ mod tests {
         let facts = config.node_facts(&windows);
         assert!(facts.windows);
         assert_eq!(facts.seccomp_default, KubeletSeccompDefault::False);
+    }
+
+    #[test]
+    fn namespace_lists() {
+        let config = |namespaces: &[&str]| ControllerConfig {
+            namespaces: namespaces.iter().map(|n| n.to_string()).collect(),
+            ..Default::default()
+        };
+        assert!(config(&[]).watches("any") && config(&[""]).watches("any"));
+        assert_eq!(config(&[""]).watched_namespace(), None);
+        assert_eq!(config(&["a", ""]).watched_namespace(), Some("a"));
+        assert!(config(&["a", "b"]).watches("b") && !config(&["a", "b"]).watches("c"));
+        assert_eq!(config(&["a", "b"]).watched_namespace(), None);
     }
 
     #[test]
