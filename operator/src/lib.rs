@@ -5,6 +5,7 @@
 pub mod api;
 pub mod controller;
 pub mod engine;
+pub mod policy;
 
 #[cfg(feature = "testenv")]
 pub mod testenv;

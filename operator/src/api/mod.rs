@@ -1,8 +1,10 @@
 //! The seccomp-sentinel API (`seccomp.sentinel.dev/v1alpha1`): plain types, no I/O. The CRDs in
 //! `crds/` are generated from these (`seccomp-sentinel crds`).
 
+mod policy;
 mod status;
 
+pub use policy::*;
 pub use status::*;
 
 pub const GROUP: &str = "seccomp.sentinel.dev";
@@ -17,7 +19,7 @@ pub const CONTROLLER_MANAGER: &str = "seccomp-sentinel";
 pub fn crds()
 -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
     use kube::CustomResourceExt;
-    vec![SeccompStatus::crd()]
+    vec![SeccompStatus::crd(), SeccompPolicy::crd()]
 }
 
 /// The YAML of one CRD as committed under `crds/`.

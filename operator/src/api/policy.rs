@@ -1,0 +1,201 @@
+//! `SeccompPolicy`: which pods must be confined, and what to do when they are not.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Which pods a policy selects, what it allows, and what it does about violations.
+// clippy reads the repeated `printcolumn(type_ = ...)` arguments as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[kube(
+    group = "seccomp.sentinel.dev",
+    version = "v1alpha1",
+    kind = "SeccompPolicy",
+    plural = "seccomppolicies",
+    status = "SeccompPolicyStatus",
+    shortname = "ssp",
+    category = "seccomp",
+    doc = "Which pods must run confined by seccomp, and whether violations are reported, labelled or evicted.",
+    printcolumn(name = "Action", type_ = "string", json_path = ".spec.action"),
+    printcolumn(name = "Matched", type_ = "integer", json_path = ".status.matchedPods"),
+    printcolumn(name = "Violating", type_ = "integer", json_path = ".status.violatingPods"),
+    printcolumn(name = "Evicted", type_ = "integer", json_path = ".status.evictedPods"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(validation = Rule::new("!has(self.eviction) || self.action == 'Evict'")
+    .message("eviction settings apply only to a policy with action: Evict"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.allowedLocalhostProfiles) || size(self.allowedLocalhostProfiles) == 0 || !has(self.allowedProfiles) || size(self.allowedProfiles) == 0 || 'Localhost' in self.allowedProfiles")
+    .message("allowedLocalhostProfiles needs Localhost in allowedProfiles"))]
+#[serde(rename_all = "camelCase")]
+pub struct SeccompPolicySpec {
+    /// Namespaces whose pods the policy selects, by their labels. Absent or empty: all namespaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+
+    /// Pods the policy selects, by their labels. Absent or empty: all pods of the namespaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_selector: Option<LabelSelector>,
+
+    /// The profiles a container may run with: RuntimeDefault and/or Localhost. Default: both.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 2), inner(length(max = 32)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    #[x_kube(validation = Rule::new("!self.exists(p, p == 'Unconfined')")
+        .message("Unconfined cannot be an allowed profile: list the confined profiles the policy accepts, and exempt workloads that must run unconfined"))]
+    #[x_kube(validation = Rule::new("self.all(p, p == 'RuntimeDefault' || p == 'Localhost')")
+        .message("allowedProfiles may contain only RuntimeDefault and Localhost"))]
+    pub allowed_profiles: Vec<String>,
+
+    /// Localhost profiles a container may use (paths relative to the kubelet's seccomp
+    /// directory; `*` matches within one path segment, `**` across segments, `?` one
+    /// character). Empty: any Localhost profile.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(length(max = 253)))]
+    #[x_kube(validation = Rule::new("self.all(g, size(g) > 0 && size(g) <= 253)")
+        .message("allowedLocalhostProfiles entries must be 1 to 253 characters long"))]
+    #[x_kube(validation = Rule::new("self.all(g, !g.startsWith('/'))")
+        .message("allowedLocalhostProfiles are relative to the kubelet's seccomp directory: no leading '/'"))]
+    #[x_kube(validation = Rule::new("self.all(g, !g.contains('..'))")
+        .message("allowedLocalhostProfiles may not contain '..'"))]
+    #[x_kube(validation = Rule::new("self.all(g, g.matches('^[A-Za-z0-9._/*?-]+$'))")
+        .message("allowedLocalhostProfiles may use letters, digits, '.', '_', '-', '/' and the wildcards '*' and '?'"))]
+    pub allowed_localhost_profiles: Vec<String>,
+
+    /// Pods or containers the policy does not judge, each with a reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub exemptions: Vec<Exemption>,
+
+    /// What to do about violating pods: Audit (report only), Label, or Evict.
+    #[serde(default)]
+    pub action: PolicyActionMode,
+
+    /// How to evict (only with `action: Evict`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eviction: Option<EvictionSettings>,
+}
+
+/// What a policy does about violating pods.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default, JsonSchema)]
+pub enum PolicyActionMode {
+    /// Report in SeccompStatus and the policy's status only.
+    #[default]
+    Audit,
+    /// Also label violating pods (`seccomp.sentinel.dev/violation`) and their profile.
+    Label,
+    /// Also evict violating pods whose workload would come back confined.
+    Evict,
+}
+
+/// Pods or containers a policy does not judge. Every criterion given must match.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[x_kube(validation = Rule::new(
+    "(has(self.namespaces) && size(self.namespaces) > 0) || has(self.podSelector) || (has(self.containers) && size(self.containers) > 0) || (has(self.sccs) && size(self.sccs) > 0)")
+    .message("an exemption must name namespaces, a podSelector, containers or sccs"))]
+#[serde(rename_all = "camelCase")]
+pub struct Exemption {
+    /// Why these pods may run unconfined (shown in every verdict it causes).
+    #[schemars(length(max = 1024))]
+    #[x_kube(validation = Rule::new("self.matches('[^ \\t]')").message("an exemption needs a reason"))]
+    pub reason: String,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), inner(length(max = 63)))]
+    #[x_kube(validation = Rule::new("self.all(n, n.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(n) <= 63)")
+        .message("exemption namespaces must be namespace names"))]
+    pub namespaces: Option<Vec<String>>,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_selector: Option<LabelSelector>,
+
+    /// Container names exempt in the selected pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), inner(length(max = 63)))]
+    #[x_kube(validation = Rule::new("self.all(c, c.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(c) <= 63)")
+        .message("exemption containers must be container names"))]
+    pub containers: Option<Vec<String>>,
+
+    /// OpenShift SCCs (annotation `openshift.io/scc`) whose pods are exempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32), inner(length(max = 253)))]
+    #[x_kube(validation = Rule::new("self.all(s, size(s) > 0 && size(s) <= 253)")
+        .message("exemption sccs must be SCC names"))]
+    pub sccs: Option<Vec<String>>,
+
+    /// After this time the exemption no longer applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<Time>,
+}
+
+/// Limits on evictions. Evictions always go through the Eviction API (PodDisruptionBudgets
+/// apply) and never touch bare, static, DaemonSet, terminating or system pods.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EvictionSettings {
+    /// Record `WouldEvict` instead of evicting.
+    #[serde(default)]
+    pub dry_run: bool,
+
+    /// A pod must be at least this old before it is evicted (e.g. `10m`, `1h30m`). Default 5m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new("self.matches('^([0-9]+(ms|s|m|h))+$')")
+        .message("minUnconfinedAge must be a duration such as 90s, 10m or 1h30m"))]
+    pub min_unconfined_age: Option<String>,
+
+    /// Evictions per minute across the cluster, for this policy. Default 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1").message("maxPerMinute must be at least 1"))]
+    #[x_kube(validation = Rule::new("self <= 600").message("maxPerMinute may be at most 600"))]
+    pub max_per_minute: Option<i32>,
+
+    /// Evictions per minute in one namespace, for this policy. Default: no extra limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1").message("maxPerNamespacePerMinute must be at least 1"))]
+    pub max_per_namespace_per_minute: Option<i32>,
+
+    /// Minimum time between two evictions of pods of the same workload, so each replacement is
+    /// judged before the next eviction. Default 2m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new("self.matches('^([0-9]+(ms|s|m|h))+$')")
+        .message("workloadCooldown must be a duration such as 90s, 10m or 1h30m"))]
+    pub workload_cooldown: Option<String>,
+}
+
+/// Observed state of a policy (kstatus-compatible: `observedGeneration`, `Ready`, `Stalled`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SeccompPolicyStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+    /// Pods the policy selects.
+    #[serde(default)]
+    pub matched_pods: u32,
+    #[serde(default)]
+    pub compliant_pods: u32,
+    #[serde(default)]
+    pub violating_pods: u32,
+    #[serde(default)]
+    pub exempt_pods: u32,
+    /// Pods labelled as violating by this policy.
+    #[serde(default)]
+    pub labeled_pods: u32,
+    /// Pods evicted by this policy (cumulative).
+    #[serde(default)]
+    pub evicted_pods: u32,
+    /// Evictions refused by a PodDisruptionBudget or skipped as unsafe (cumulative).
+    #[serde(default)]
+    pub blocked_evictions: u32,
+}

@@ -1,0 +1,392 @@
+//! SeccompPolicy decisions: which pods a policy selects, its verdict on each, and whether an
+//! eviction is safe. Pure: no Kubernetes I/O; time is an argument.
+
+mod eviction;
+
+use std::{collections::BTreeMap, time::Duration};
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use k8s_openapi::{apimachinery::pkg::apis::meta::v1::LabelSelector, jiff::Timestamp};
+use kube::core::{Selector, SelectorExt};
+
+pub use eviction::{
+    EvictionFacts, EvictionLedger, EvictionVerdict, OwnerKind, SYSTEM_NAMESPACES, eviction_verdict,
+};
+
+use crate::api::{
+    PolicyAction, PolicyActionMode, PolicyResult, ProfileType, SeccompPolicy, SeccompStatusStatus, Verdict,
+};
+
+/// Label set on pods by `action: Label` and `action: Evict` policies: the pod's summary profile.
+pub use crate::api::PROFILE_LABEL;
+/// Label set to "true" on pods that violate a `Label` or `Evict` policy.
+pub const VIOLATION_LABEL: &str = "seccomp.sentinel.dev/violation";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PolicyError {
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> PolicyError {
+    PolicyError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Eviction limits of a policy, with defaults applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EvictionLimits {
+    pub dry_run: bool,
+    pub min_age: Duration,
+    pub max_per_minute: u32,
+    pub max_per_namespace_per_minute: Option<u32>,
+    pub workload_cooldown: Duration,
+}
+
+impl Default for EvictionLimits {
+    fn default() -> Self {
+        EvictionLimits {
+            dry_run: false,
+            min_age: Duration::from_secs(300),
+            max_per_minute: 5,
+            max_per_namespace_per_minute: None,
+            workload_cooldown: Duration::from_secs(120),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct CompiledExemption {
+    reason: String,
+    namespaces: Vec<String>,
+    pod_selector: Option<Selector>,
+    containers: Vec<String>,
+    sccs: Vec<String>,
+    expires: Option<Timestamp>,
+}
+
+/// A validated policy, ready to judge pods.
+#[derive(Clone, Debug)]
+pub struct CompiledPolicy {
+    pub name: String,
+    pub generation: Option<i64>,
+    namespace_selector: Option<Selector>,
+    pod_selector: Option<Selector>,
+    allow_runtime_default: bool,
+    allow_localhost: bool,
+    localhost_globs: Option<GlobSet>,
+    exemptions: Vec<CompiledExemption>,
+    pub action: PolicyActionMode,
+    pub eviction: EvictionLimits,
+    /// Whether the namespace's labels matter (a namespace selector is set).
+    pub uses_namespace_labels: bool,
+}
+
+fn selector(field: &str, selector: Option<&LabelSelector>) -> Result<Option<Selector>, PolicyError> {
+    let Some(selector) = selector else { return Ok(None) };
+    let parsed = Selector::try_from(selector.clone()).map_err(|e| invalid(field, e.to_string()))?;
+    Ok((!parsed.selects_all()).then_some(parsed))
+}
+
+fn duration(field: &str, value: Option<&str>, default: Duration) -> Result<Duration, PolicyError> {
+    value.map_or(Ok(default), |v| {
+        humantime::parse_duration(v).map_err(|e| invalid(field, format!("{v:?}: {e}")))
+    })
+}
+
+/// Validates a policy (again: the API server's schema and CEL rules cannot check everything,
+/// e.g. label selector operators) and prepares it for judging pods.
+pub fn compile(policy: &SeccompPolicy) -> Result<CompiledPolicy, PolicyError> {
+    let spec = &policy.spec;
+    let mut allow_runtime_default = spec.allowed_profiles.is_empty();
+    let mut allow_localhost = spec.allowed_profiles.is_empty();
+    for profile in &spec.allowed_profiles {
+        match profile.as_str() {
+            "RuntimeDefault" => allow_runtime_default = true,
+            "Localhost" => allow_localhost = true,
+            other => {
+                return Err(invalid(
+                    "spec.allowedProfiles",
+                    format!("{other:?} is not RuntimeDefault or Localhost"),
+                ));
+            }
+        }
+    }
+    let localhost_globs = if spec.allowed_localhost_profiles.is_empty() {
+        None
+    } else {
+        let mut set = GlobSetBuilder::new();
+        for pattern in &spec.allowed_localhost_profiles {
+            let glob = GlobBuilder::new(pattern)
+                .literal_separator(true)
+                .backslash_escape(false)
+                .build()
+                .map_err(|e| invalid("spec.allowedLocalhostProfiles", format!("{pattern:?}: {e}")))?;
+            set.add(glob);
+        }
+        Some(
+            set.build()
+                .map_err(|e| invalid("spec.allowedLocalhostProfiles", e.to_string()))?,
+        )
+    };
+    let exemptions = spec
+        .exemptions
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let field = format!("spec.exemptions[{i}]");
+            let compiled = CompiledExemption {
+                reason: e.reason.trim().to_string(),
+                namespaces: e.namespaces.clone().unwrap_or_default(),
+                pod_selector: selector(&format!("{field}.podSelector"), e.pod_selector.as_ref())?,
+                containers: e.containers.clone().unwrap_or_default(),
+                sccs: e.sccs.clone().unwrap_or_default(),
+                expires: e.expires.as_ref().map(|t| t.0),
+            };
+            let names_something = !compiled.namespaces.is_empty()
+                || e.pod_selector.is_some()
+                || !compiled.containers.is_empty()
+                || !compiled.sccs.is_empty();
+            if !names_something {
+                return Err(invalid(
+                    field,
+                    "an exemption must name namespaces, a podSelector, containers or sccs",
+                ));
+            }
+            if compiled.reason.is_empty() {
+                return Err(invalid(field, "an exemption needs a reason"));
+            }
+            Ok(compiled)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if spec.eviction.is_some() && spec.action != PolicyActionMode::Evict {
+        return Err(invalid(
+            "spec.eviction",
+            "eviction settings apply only to a policy with action: Evict",
+        ));
+    }
+    let settings = spec.eviction.clone().unwrap_or_default();
+    let defaults = EvictionLimits::default();
+    let positive = |field: &str, v: Option<i32>| -> Result<Option<u32>, PolicyError> {
+        match v {
+            Some(n) if n < 1 => Err(invalid(field, "must be at least 1")),
+            Some(n) => Ok(Some(n as u32)),
+            None => Ok(None),
+        }
+    };
+    let eviction = EvictionLimits {
+        dry_run: settings.dry_run,
+        min_age: duration(
+            "spec.eviction.minUnconfinedAge",
+            settings.min_unconfined_age.as_deref(),
+            defaults.min_age,
+        )?,
+        max_per_minute: positive("spec.eviction.maxPerMinute", settings.max_per_minute)?
+            .unwrap_or(defaults.max_per_minute),
+        max_per_namespace_per_minute: positive(
+            "spec.eviction.maxPerNamespacePerMinute",
+            settings.max_per_namespace_per_minute,
+        )?,
+        workload_cooldown: duration(
+            "spec.eviction.workloadCooldown",
+            settings.workload_cooldown.as_deref(),
+            defaults.workload_cooldown,
+        )?,
+    };
+    let namespace_selector = selector("spec.namespaceSelector", spec.namespace_selector.as_ref())?;
+    Ok(CompiledPolicy {
+        name: policy.metadata.name.clone().unwrap_or_default(),
+        generation: policy.metadata.generation,
+        uses_namespace_labels: namespace_selector.is_some(),
+        namespace_selector,
+        pod_selector: selector("spec.podSelector", spec.pod_selector.as_ref())?,
+        allow_runtime_default,
+        allow_localhost,
+        localhost_globs,
+        exemptions,
+        action: spec.action,
+        eviction,
+    })
+}
+
+/// The facts of a pod a policy looks at (besides its evaluation).
+#[derive(Clone, Copy, Debug)]
+pub struct Subject<'a> {
+    pub namespace: &'a str,
+    pub labels: &'a BTreeMap<String, String>,
+    pub namespace_labels: &'a BTreeMap<String, String>,
+    pub scc: Option<&'a str>,
+}
+
+/// One policy's judgement of one pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Judgement {
+    pub verdict: Verdict,
+    pub reason: String,
+    pub message: String,
+}
+
+impl CompiledPolicy {
+    pub fn selects(&self, subject: &Subject<'_>) -> bool {
+        self.namespace_selector
+            .as_ref()
+            .is_none_or(|s| s.matches(subject.namespace_labels))
+            && self
+                .pod_selector
+                .as_ref()
+                .is_none_or(|s| s.matches(subject.labels))
+    }
+
+    /// Exemptions that apply to this pod (any container), and are not expired.
+    fn active_exemptions<'s>(
+        &'s self,
+        subject: &'s Subject<'_>,
+        now: Timestamp,
+    ) -> impl Iterator<Item = &'s CompiledExemption> + 's {
+        self.exemptions.iter().filter(move |e| {
+            e.expires.is_none_or(|t| t > now)
+                && (e.namespaces.is_empty() || e.namespaces.iter().any(|n| n == subject.namespace))
+                && e.pod_selector.as_ref().is_none_or(|s| s.matches(subject.labels))
+                && (e.sccs.is_empty() || subject.scc.is_some_and(|scc| e.sccs.iter().any(|s| s == scc)))
+        })
+    }
+
+    /// Exemptions that have expired by `now` (reported on the policy).
+    pub fn expired_exemptions(&self, now: Timestamp) -> Vec<String> {
+        self.exemptions
+            .iter()
+            .filter(|e| e.expires.is_some_and(|t| t <= now))
+            .map(|e| e.reason.clone())
+            .collect()
+    }
+
+    fn allows(&self, profile: &crate::api::EffectiveProfile) -> Result<(), &'static str> {
+        match profile.type_ {
+            ProfileType::NotApplicable => Ok(()),
+            ProfileType::Unconfined => Err("Unconfined"),
+            ProfileType::RuntimeDefault if self.allow_runtime_default => Ok(()),
+            ProfileType::RuntimeDefault => Err("ProfileNotAllowed"),
+            ProfileType::Localhost if !self.allow_localhost => Err("ProfileNotAllowed"),
+            ProfileType::Localhost => match (&self.localhost_globs, &profile.localhost_profile) {
+                (None, _) => Ok(()),
+                (Some(globs), Some(path)) if globs.is_match(path) => Ok(()),
+                _ => Err("LocalhostProfileNotAllowed"),
+            },
+        }
+    }
+
+    /// The verdict on a pod this policy selects.
+    pub fn judge(
+        &self,
+        subject: &Subject<'_>,
+        evaluation: &SeccompStatusStatus,
+        now: Timestamp,
+    ) -> Judgement {
+        let exemptions: Vec<&CompiledExemption> = self.active_exemptions(subject, now).collect();
+        if let Some(pod_wide) = exemptions.iter().find(|e| e.containers.is_empty()) {
+            return Judgement {
+                verdict: Verdict::Exempt,
+                reason: "Exempted".into(),
+                message: pod_wide.reason.clone(),
+            };
+        }
+        let mut violations: Vec<(&str, &'static str)> = Vec::new();
+        let mut exempted: Vec<(&str, &str)> = Vec::new();
+        for container in &evaluation.containers {
+            if let Err(why) = self.allows(&container.profile) {
+                match exemptions
+                    .iter()
+                    .find(|e| e.containers.iter().any(|c| c == &container.name))
+                {
+                    Some(e) => exempted.push((container.name.as_str(), e.reason.as_str())),
+                    None => violations.push((container.name.as_str(), why)),
+                }
+            }
+        }
+        if violations.is_empty() {
+            return match exempted.as_slice() {
+                [] => Judgement {
+                    verdict: Verdict::Compliant,
+                    reason: "Allowed".into(),
+                    message: String::new(),
+                },
+                _ => Judgement {
+                    verdict: Verdict::Exempt,
+                    reason: "ContainersExempted".into(),
+                    message: exempted
+                        .iter()
+                        .map(|(c, why)| format!("{c}: {why}"))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                },
+            };
+        }
+        let reason = if violations.iter().any(|(_, why)| *why == "Unconfined") {
+            "Unconfined"
+        } else {
+            violations[0].1
+        };
+        let shown: Vec<String> = violations
+            .iter()
+            .take(5)
+            .map(|(c, why)| format!("{c} ({why})"))
+            .collect();
+        let more = violations.len().saturating_sub(5);
+        let mut message = format!("not allowed: {}", shown.join(", "));
+        if more > 0 {
+            message.push_str(&format!(" and {more} more"));
+        }
+        Judgement {
+            verdict: Verdict::Violating,
+            reason: reason.into(),
+            message,
+        }
+    }
+}
+
+/// The result entry of a policy for `SeccompStatus.status.policies`.
+pub fn result(
+    policy: &CompiledPolicy,
+    judgement: &Judgement,
+    action: PolicyAction,
+    action_message: Option<&str>,
+) -> PolicyResult {
+    let message = match action_message {
+        Some(extra) if !judgement.message.is_empty() => format!("{}; {extra}", judgement.message),
+        Some(extra) => extra.to_string(),
+        None => judgement.message.clone(),
+    };
+    PolicyResult {
+        name: policy.name.clone(),
+        verdict: judgement.verdict,
+        action,
+        reason: judgement.reason.clone(),
+        message,
+    }
+}
+
+/// The labels `Label`/`Evict` policies want on a pod: `None` when no such policy selects it (and
+/// the labels should go), else the profile label and, if violating, the violation label.
+pub fn desired_labels(
+    results: &[(PolicyActionMode, Verdict)],
+    profile: crate::api::PodProfile,
+) -> Option<BTreeMap<String, String>> {
+    let labelling: Vec<&Verdict> = results
+        .iter()
+        .filter(|(mode, _)| *mode != PolicyActionMode::Audit)
+        .map(|(_, v)| v)
+        .collect();
+    if labelling.is_empty() {
+        return None;
+    }
+    let mut labels = BTreeMap::from([(PROFILE_LABEL.to_string(), profile.as_str().to_string())]);
+    if labelling.iter().any(|v| **v == Verdict::Violating) {
+        labels.insert(VIOLATION_LABEL.to_string(), "true".to_string());
+    }
+    Some(labels)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,626 @@
+use serde_json::json;
+
+use super::*;
+use crate::api::{ContainerSeccomp, EffectiveProfile, PodProfile, ProfileType};
+
+fn policy(spec: serde_json::Value) -> SeccompPolicy {
+    serde_json::from_value(json!({
+        "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompPolicy",
+        "metadata": { "name": "p", "generation": 3 }, "spec": spec
+    }))
+    .expect("policy")
+}
+
+fn compiled(spec: serde_json::Value) -> CompiledPolicy {
+    compile(&policy(spec)).expect("valid policy")
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn container(name: &str, type_: ProfileType, localhost: Option<&str>) -> ContainerSeccomp {
+    ContainerSeccomp {
+        name: name.into(),
+        profile: EffectiveProfile {
+            type_,
+            localhost_profile: localhost.map(String::from),
+        },
+        confined: matches!(type_, ProfileType::RuntimeDefault | ProfileType::Localhost),
+        ..Default::default()
+    }
+}
+
+fn evaluation(containers: Vec<ContainerSeccomp>) -> SeccompStatusStatus {
+    SeccompStatusStatus {
+        containers,
+        ..Default::default()
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_second(1_800_000_000).expect("time")
+}
+
+struct Pod {
+    namespace: &'static str,
+    labels: BTreeMap<String, String>,
+    namespace_labels: BTreeMap<String, String>,
+    scc: Option<&'static str>,
+}
+
+impl Pod {
+    fn new() -> Pod {
+        Pod {
+            namespace: "shop",
+            labels: labels(&[("app", "web")]),
+            namespace_labels: labels(&[("env", "prod")]),
+            scc: None,
+        }
+    }
+    fn subject(&self) -> Subject<'_> {
+        Subject {
+            namespace: self.namespace,
+            labels: &self.labels,
+            namespace_labels: &self.namespace_labels,
+            scc: self.scc,
+        }
+    }
+}
+
+fn verdict(p: &CompiledPolicy, pod: &Pod, containers: Vec<ContainerSeccomp>) -> Judgement {
+    p.judge(&pod.subject(), &evaluation(containers), now())
+}
+
+use ProfileType::{Localhost as L, NotApplicable as NA, RuntimeDefault as RD, Unconfined as U};
+
+#[test]
+fn selection_by_namespace_labels_and_pod_labels() {
+    let pod = Pod::new();
+    assert!(
+        compiled(json!({})).selects(&pod.subject()),
+        "an empty policy selects every pod"
+    );
+    assert!(compiled(json!({ "namespaceSelector": {} , "podSelector": {} })).selects(&pod.subject()));
+    assert!(
+        compiled(json!({ "namespaceSelector": { "matchLabels": { "env": "prod" } } }))
+            .selects(&pod.subject())
+    );
+    assert!(
+        !compiled(json!({ "namespaceSelector": { "matchLabels": { "env": "dev" } } }))
+            .selects(&pod.subject())
+    );
+    assert!(compiled(json!({ "podSelector": { "matchExpressions": [{ "key": "app", "operator": "In", "values": ["web", "api"] }] } }))
+        .selects(&pod.subject()));
+    assert!(!compiled(json!({ "podSelector": { "matchLabels": { "app": "db" } } })).selects(&pod.subject()));
+    assert!(
+        compiled(json!({ "namespaceSelector": { "matchLabels": { "env": "prod" } } })).uses_namespace_labels
+    );
+    assert!(!compiled(json!({ "namespaceSelector": {} })).uses_namespace_labels);
+}
+
+#[test]
+fn verdicts_on_profiles() {
+    let pod = Pod::new();
+    let default = compiled(json!({}));
+    let rd_only = compiled(json!({ "allowedProfiles": ["RuntimeDefault"] }));
+    let localhost_only = compiled(
+        json!({ "allowedProfiles": ["Localhost"], "allowedLocalhostProfiles": ["profiles/*.json", "team-a/**"] }),
+    );
+    let cases: Vec<(&CompiledPolicy, Vec<ContainerSeccomp>, Verdict, &str)> = vec![
+        (
+            &default,
+            vec![container("a", RD, None), container("b", L, Some("x.json"))],
+            Verdict::Compliant,
+            "Allowed",
+        ),
+        (
+            &default,
+            vec![container("a", RD, None), container("b", U, None)],
+            Verdict::Violating,
+            "Unconfined",
+        ),
+        (
+            &default,
+            vec![container("w", NA, None)],
+            Verdict::Compliant,
+            "Allowed",
+        ),
+        (
+            &rd_only,
+            vec![container("a", L, Some("x.json"))],
+            Verdict::Violating,
+            "ProfileNotAllowed",
+        ),
+        (
+            &localhost_only,
+            vec![container("a", RD, None)],
+            Verdict::Violating,
+            "ProfileNotAllowed",
+        ),
+        (
+            &localhost_only,
+            vec![container("a", L, Some("profiles/app.json"))],
+            Verdict::Compliant,
+            "Allowed",
+        ),
+        (
+            &localhost_only,
+            vec![container("a", L, Some("team-a/deep/x.json"))],
+            Verdict::Compliant,
+            "Allowed",
+        ),
+        // `*` does not cross a '/'.
+        (
+            &localhost_only,
+            vec![container("a", L, Some("profiles/sub/app.json"))],
+            Verdict::Violating,
+            "LocalhostProfileNotAllowed",
+        ),
+        (
+            &localhost_only,
+            vec![container("a", L, Some("other.json"))],
+            Verdict::Violating,
+            "LocalhostProfileNotAllowed",
+        ),
+        (
+            &localhost_only,
+            vec![container("a", L, Some("other.json")), container("b", U, None)],
+            Verdict::Violating,
+            "Unconfined",
+        ),
+    ];
+    for (i, (p, containers, expected, reason)) in cases.into_iter().enumerate() {
+        let j = verdict(p, &pod, containers);
+        assert_eq!(
+            (j.verdict, j.reason.as_str()),
+            (expected, reason),
+            "case {i}: {}",
+            j.message
+        );
+    }
+}
+
+#[test]
+fn violation_messages_name_containers_and_stay_short() {
+    let containers: Vec<ContainerSeccomp> = (0..8).map(|i| container(&format!("c{i}"), U, None)).collect();
+    let j = verdict(&compiled(json!({})), &Pod::new(), containers);
+    assert_eq!(
+        j.message,
+        "not allowed: c0 (Unconfined), c1 (Unconfined), c2 (Unconfined), c3 (Unconfined), c4 (Unconfined) and 3 more"
+    );
+}
+
+#[test]
+fn exemptions_by_namespace_selector_container_and_scc() {
+    let p = compiled(json!({ "exemptions": [
+        { "reason": "legacy batch", "namespaces": ["batch"] },
+        { "reason": "debug tooling", "podSelector": { "matchLabels": { "debug": "true" } } },
+        { "reason": "mesh proxy needs ptrace", "containers": ["istio-proxy"] },
+        { "reason": "node agents", "sccs": ["privileged"], "namespaces": ["agents"] },
+        { "reason": "until the fix ships", "namespaces": ["shop"], "expires": "2020-01-01T00:00:00Z" }
+    ]}));
+    let unconfined = || vec![container("app", U, None)];
+
+    let mut pod = Pod::new();
+    assert_eq!(
+        verdict(&p, &pod, unconfined()).verdict,
+        Verdict::Violating,
+        "the shop exemption has expired"
+    );
+    assert_eq!(
+        p.expired_exemptions(now()),
+        vec!["until the fix ships".to_string()]
+    );
+
+    pod.namespace = "batch";
+    let j = verdict(&p, &pod, unconfined());
+    assert_eq!((j.verdict, j.message.as_str()), (Verdict::Exempt, "legacy batch"));
+
+    let mut debug = Pod::new();
+    debug.labels.insert("debug".into(), "true".into());
+    assert_eq!(verdict(&p, &debug, unconfined()).verdict, Verdict::Exempt);
+
+    // A container exemption spares that container only.
+    let pod = Pod::new();
+    let j = verdict(
+        &p,
+        &pod,
+        vec![container("app", RD, None), container("istio-proxy", U, None)],
+    );
+    assert_eq!(
+        (j.verdict, j.reason.as_str()),
+        (Verdict::Exempt, "ContainersExempted")
+    );
+    assert!(j.message.contains("ptrace"));
+    let j = verdict(
+        &p,
+        &pod,
+        vec![container("app", U, None), container("istio-proxy", U, None)],
+    );
+    assert_eq!(j.verdict, Verdict::Violating);
+    assert!(
+        j.message.contains("app") && !j.message.contains("istio-proxy"),
+        "{}",
+        j.message
+    );
+
+    // Every criterion of an exemption must match: SCC and namespace.
+    let mut agent = Pod::new();
+    agent.scc = Some("privileged");
+    assert_eq!(
+        verdict(&p, &agent, unconfined()).verdict,
+        Verdict::Violating,
+        "wrong namespace"
+    );
+    agent.namespace = "agents";
+    assert_eq!(verdict(&p, &agent, unconfined()).verdict, Verdict::Exempt);
+    agent.scc = None;
+    assert_eq!(
+        verdict(&p, &agent, unconfined()).verdict,
+        Verdict::Violating,
+        "no SCC"
+    );
+
+    // An exemption that has not expired yet applies.
+    let later = compiled(
+        json!({ "exemptions": [{ "reason": "r", "namespaces": ["shop"], "expires": "2099-01-01T00:00:00Z" }] }),
+    );
+    assert_eq!(
+        verdict(&later, &Pod::new(), unconfined()).verdict,
+        Verdict::Exempt
+    );
+}
+
+#[test]
+fn invalid_policies_are_rejected_with_the_field() {
+    let cases = [
+        (
+            json!({ "allowedProfiles": ["Unconfined"] }),
+            "spec.allowedProfiles",
+        ),
+        (
+            json!({ "allowedLocalhostProfiles": ["profiles/[ab"] }),
+            "spec.allowedLocalhostProfiles",
+        ),
+        (
+            json!({ "podSelector": { "matchExpressions": [{ "key": "a", "operator": "Maybe", "values": ["x"] }] } }),
+            "spec.podSelector",
+        ),
+        (
+            json!({ "namespaceSelector": { "matchExpressions": [{ "key": "a", "operator": "In" }] } }),
+            "spec.namespaceSelector",
+        ),
+        (json!({ "exemptions": [{ "reason": "r" }] }), "spec.exemptions[0]"),
+        (
+            json!({ "exemptions": [{ "reason": "  ", "namespaces": ["x"] }] }),
+            "spec.exemptions[0]",
+        ),
+        (json!({ "action": "Label", "eviction": {} }), "spec.eviction"),
+        (
+            json!({ "action": "Evict", "eviction": { "minUnconfinedAge": "soon" } }),
+            "spec.eviction.minUnconfinedAge",
+        ),
+        (
+            json!({ "action": "Evict", "eviction": { "maxPerMinute": 0 } }),
+            "spec.eviction.maxPerMinute",
+        ),
+    ];
+    for (spec, field) in cases {
+        match compile(&policy(spec.clone())) {
+            Err(PolicyError::Invalid { field: f, .. }) => assert_eq!(f, field, "{spec}"),
+            Ok(_) => panic!("{spec} must be invalid"),
+        }
+    }
+}
+
+#[test]
+fn eviction_limits_and_defaults() {
+    let p = compiled(json!({ "action": "Evict", "eviction": {
+        "dryRun": true, "minUnconfinedAge": "1h30m", "maxPerMinute": 2, "maxPerNamespacePerMinute": 1, "workloadCooldown": "90s" } }));
+    assert_eq!(
+        p.eviction,
+        EvictionLimits {
+            dry_run: true,
+            min_age: Duration::from_secs(5400),
+            max_per_minute: 2,
+            max_per_namespace_per_minute: Some(1),
+            workload_cooldown: Duration::from_secs(90),
+        }
+    );
+    assert_eq!(
+        compiled(json!({ "action": "Evict" })).eviction,
+        EvictionLimits::default()
+    );
+    assert_eq!(compiled(json!({})).action, PolicyActionMode::Audit);
+}
+
+#[test]
+fn labels_wanted_by_label_and_evict_policies_only() {
+    use PolicyActionMode::*;
+    assert_eq!(
+        desired_labels(&[(Audit, Verdict::Violating)], PodProfile::Unconfined),
+        None
+    );
+    assert_eq!(desired_labels(&[], PodProfile::Unconfined), None);
+    assert_eq!(
+        desired_labels(
+            &[(Audit, Verdict::Violating), (Label, Verdict::Compliant)],
+            PodProfile::Mixed
+        ),
+        Some(labels(&[(PROFILE_LABEL, "Mixed")]))
+    );
+    assert_eq!(
+        desired_labels(&[(Evict, Verdict::Violating)], PodProfile::Unconfined),
+        Some(labels(&[
+            (PROFILE_LABEL, "Unconfined"),
+            (VIOLATION_LABEL, "true")
+        ]))
+    );
+}
+
+// ---- eviction safety ----------------------------------------------------------------------
+
+fn facts() -> EvictionFacts<'static> {
+    EvictionFacts {
+        policy: "p",
+        namespace: "shop",
+        operator_namespace: Some("seccomp-sentinel"),
+        owner: OwnerKind::ReplicaSet,
+        owner_uid: Some("rs-1"),
+        mirror: false,
+        terminating: false,
+        terminal: false,
+        created: Some(Timestamp::from_second(1_799_990_000).expect("time")),
+        warmed_up: true,
+    }
+}
+
+fn reason(v: &EvictionVerdict) -> &'static str {
+    match v {
+        EvictionVerdict::Proceed => "Proceed",
+        EvictionVerdict::Skip { reason, .. } | EvictionVerdict::Later { reason, .. } => reason,
+    }
+}
+
+#[test]
+fn pods_that_are_never_evicted() {
+    let limits = EvictionLimits::default();
+    let ledger = EvictionLedger::default();
+    let check = |f: EvictionFacts<'_>| reason(&eviction_verdict(&f, &limits, &ledger, now()));
+    assert_eq!(check(facts()), "Proceed");
+    for ns in SYSTEM_NAMESPACES {
+        assert_eq!(
+            check(EvictionFacts {
+                namespace: ns,
+                ..facts()
+            }),
+            "SystemNamespace"
+        );
+    }
+    assert_eq!(
+        check(EvictionFacts {
+            namespace: "seccomp-sentinel",
+            ..facts()
+        }),
+        "OperatorNamespace"
+    );
+    assert_eq!(
+        check(EvictionFacts {
+            mirror: true,
+            ..facts()
+        }),
+        "StaticPod"
+    );
+    assert_eq!(
+        check(EvictionFacts {
+            owner: OwnerKind::None,
+            owner_uid: None,
+            ..facts()
+        }),
+        "BarePod"
+    );
+    assert_eq!(
+        check(EvictionFacts {
+            owner: OwnerKind::DaemonSet,
+            ..facts()
+        }),
+        "DaemonSetPod"
+    );
+    assert_eq!(
+        check(EvictionFacts {
+            owner: OwnerKind::Job,
+            ..facts()
+        }),
+        "JobPod"
+    );
+    assert_eq!(
+        check(EvictionFacts {
+            owner: OwnerKind::Other,
+            ..facts()
+        }),
+        "UnknownWorkload"
+    );
+    assert_eq!(
+        check(EvictionFacts {
+            terminating: true,
+            ..facts()
+        }),
+        "Terminating"
+    );
+    assert_eq!(
+        check(EvictionFacts {
+            terminal: true,
+            ..facts()
+        }),
+        "Completed"
+    );
+    assert_eq!(
+        check(EvictionFacts {
+            owner: OwnerKind::StatefulSet,
+            ..facts()
+        }),
+        "Proceed"
+    );
+    assert_eq!(
+        check(EvictionFacts {
+            owner: OwnerKind::ReplicationController,
+            ..facts()
+        }),
+        "Proceed"
+    );
+    // Hard exclusions hold in dry runs too.
+    let dry = EvictionLimits {
+        dry_run: true,
+        ..EvictionLimits::default()
+    };
+    assert_eq!(
+        reason(&eviction_verdict(
+            &EvictionFacts {
+                owner: OwnerKind::None,
+                ..facts()
+            },
+            &dry,
+            &ledger,
+            now()
+        )),
+        "BarePod"
+    );
+}
+
+#[test]
+fn pods_that_are_evicted_later() {
+    let limits = EvictionLimits::default();
+    let ledger = EvictionLedger::default();
+    assert_eq!(
+        reason(&eviction_verdict(
+            &EvictionFacts {
+                warmed_up: false,
+                ..facts()
+            },
+            &limits,
+            &ledger,
+            now()
+        )),
+        "WarmingUp"
+    );
+    let young = EvictionFacts {
+        created: Some(Timestamp::from_second(1_800_000_000 - 60).expect("t")),
+        ..facts()
+    };
+    match eviction_verdict(&young, &limits, &ledger, now()) {
+        EvictionVerdict::Later {
+            reason, retry_after, ..
+        } => {
+            assert_eq!(reason, "TooYoung");
+            assert_eq!(retry_after, Duration::from_secs(240));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn rates_cooldowns_and_the_loop_guard() {
+    let limits = EvictionLimits {
+        max_per_minute: 2,
+        max_per_namespace_per_minute: Some(1),
+        ..EvictionLimits::default()
+    };
+    let mut ledger = EvictionLedger::default();
+    let t0 = now();
+    let at = |secs: i64| Timestamp::from_second(1_800_000_000 + secs).expect("t");
+
+    ledger.record("p", "shop", Some("rs-1"), t0);
+    // Same workload: cooldown. Other workload, same namespace: namespace rate.
+    assert_eq!(
+        reason(&eviction_verdict(&facts(), &limits, &ledger, at(10))),
+        "WorkloadCooldown"
+    );
+    let other = EvictionFacts {
+        owner_uid: Some("rs-2"),
+        ..facts()
+    };
+    assert_eq!(
+        reason(&eviction_verdict(&other, &limits, &ledger, at(10))),
+        "RateLimited"
+    );
+    let elsewhere = EvictionFacts {
+        owner_uid: Some("rs-3"),
+        namespace: "blog",
+        ..facts()
+    };
+    assert_eq!(
+        reason(&eviction_verdict(&elsewhere, &limits, &ledger, at(10))),
+        "Proceed"
+    );
+    ledger.record("p", "blog", Some("rs-3"), at(10));
+    // The policy's cluster-wide rate is used up for the rest of the minute...
+    let third = EvictionFacts {
+        owner_uid: Some("rs-4"),
+        namespace: "wiki",
+        ..facts()
+    };
+    match eviction_verdict(&third, &limits, &ledger, at(20)) {
+        EvictionVerdict::Later {
+            reason, retry_after, ..
+        } => {
+            assert_eq!(reason, "RateLimited");
+            assert_eq!(retry_after, Duration::from_secs(40));
+        }
+        other => panic!("{other:?}"),
+    }
+    // ... and free again after it; another policy has its own budget.
+    assert_eq!(
+        reason(&eviction_verdict(&third, &limits, &ledger, at(61))),
+        "Proceed"
+    );
+    assert_eq!(
+        reason(&eviction_verdict(
+            &EvictionFacts { policy: "q", ..third },
+            &limits,
+            &ledger,
+            at(20)
+        )),
+        "Proceed"
+    );
+    assert_eq!(ledger.last_eviction("rs-1"), Some(t0));
+
+    // The loop guard stops a workload for good, dry run or not.
+    assert!(ledger.halt("rs-1", "replacement came back unconfined".into()));
+    assert!(!ledger.halt("rs-1", "again".into()));
+    assert_eq!(
+        reason(&eviction_verdict(&facts(), &limits, &ledger, at(3600))),
+        "ReplacementUnconfined"
+    );
+    assert_eq!(ledger.halted_count(), 1);
+    // Dry runs ignore rates and cooldowns: they evict nothing.
+    let dry = EvictionLimits {
+        dry_run: true,
+        ..limits
+    };
+    assert_eq!(
+        reason(&eviction_verdict(&other, &dry, &ledger, at(10))),
+        "Proceed"
+    );
+}
+
+#[test]
+fn owner_kinds() {
+    assert_eq!(
+        OwnerKind::from_kind("apps/v1", "ReplicaSet"),
+        OwnerKind::ReplicaSet
+    );
+    assert_eq!(OwnerKind::from_kind("apps/v1", "DaemonSet"), OwnerKind::DaemonSet);
+    assert_eq!(
+        OwnerKind::from_kind("v1", "ReplicationController"),
+        OwnerKind::ReplicationController
+    );
+    assert_eq!(OwnerKind::from_kind("batch/v1", "Job"), OwnerKind::Job);
+    assert_eq!(
+        OwnerKind::from_kind("example.com/v1", "ReplicaSet"),
+        OwnerKind::Other
+    );
+}
