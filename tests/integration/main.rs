@@ -3,5 +3,6 @@
 mod support;
 
 mod controller;
+mod policy_admission;
 mod smoke;
 mod testenv;
