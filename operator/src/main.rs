@@ -61,10 +61,15 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn run(config: controller::ControllerConfig) -> anyhow::Result<()> {
-    let client = kube::Client::try_default()
+    let kube_config = kube::Config::infer()
         .await
-        .context("connecting to the cluster")?;
-    controller::run(client, config, shutdown_signal()).await?;
+        .context("finding the cluster (KUBECONFIG, ~/.kube/config or in-cluster)")?;
+    let client = kube::Client::try_from(kube_config.clone()).context("connecting to the cluster")?;
+    // Evictions must see a PodDisruptionBudget's 429 at once, not after kube's default retries.
+    let mut no_retry = kube_config;
+    no_retry.default_retry = false;
+    let eviction_client = kube::Client::try_from(no_retry).context("connecting to the cluster")?;
+    controller::run(client, eviction_client, config, shutdown_signal()).await?;
     Ok(())
 }
 

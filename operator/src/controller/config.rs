@@ -38,6 +38,14 @@ pub struct ControllerConfig {
     /// Pods reconciled at the same time.
     #[arg(long, env = "SENTINEL_CONCURRENCY", default_value = "16")]
     pub concurrency: u16,
+
+    /// The operator's own namespace, whose pods are never evicted (set from the downward API).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub operator_namespace: Option<String>,
+
+    /// This replica's name, recorded in Events (set from the downward API).
+    #[arg(long, env = "POD_NAME")]
+    pub instance: Option<String>,
 }
 
 impl ControllerConfig {
@@ -98,6 +106,8 @@ impl Default for ControllerConfig {
             max_writes_per_second: NonZeroU32::new(50).unwrap_or(NonZeroU32::MIN),
             write_burst: NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN),
             concurrency: 16,
+            operator_namespace: None,
+            instance: None,
         }
     }
 }

@@ -5,7 +5,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::api::{PodProfile, SeccompStatus, SeccompStatusStatus};
+use crate::api::{PodProfile, SeccompStatus, SeccompStatusStatus, Verdict};
 
 pub const CONFINED: &str = "Confined";
 pub const COMPLIANT: &str = "Compliant";
@@ -145,8 +145,39 @@ pub fn with_conditions(
         ),
     };
     let confined = condition(CONFINED, state, reason, message, previous, now);
-    status.conditions.retain(|c| c.type_ != CONFINED);
+    status
+        .conditions
+        .retain(|c| c.type_ != CONFINED && c.type_ != COMPLIANT);
     status.conditions.push(confined);
+    // Compliant only where a policy selects the pod.
+    if let Some(worst) = status.verdict {
+        let violated: Vec<&str> = status
+            .policies
+            .iter()
+            .filter(|p| p.verdict == Verdict::Violating)
+            .map(|p| p.name.as_str())
+            .collect();
+        let compliant = match worst {
+            Verdict::Violating => condition(
+                COMPLIANT,
+                "False",
+                "Violating",
+                format!("violates: {}", summarize_names(&violated)),
+                previous,
+                now,
+            ),
+            Verdict::Exempt => condition(
+                COMPLIANT,
+                "True",
+                "Exempt",
+                "exempt from the policies that select it".into(),
+                previous,
+                now,
+            ),
+            Verdict::Compliant => condition(COMPLIANT, "True", "Compliant", String::new(), previous, now),
+        };
+        status.conditions.push(compliant);
+    }
     status
 }
 

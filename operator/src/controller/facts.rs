@@ -3,7 +3,7 @@
 
 use std::{collections::HashMap, hash::Hash, sync::Arc};
 
-use futures::{Stream, StreamExt, channel::mpsc::UnboundedSender};
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Node;
 use kube::{
     Api, ResourceExt,
@@ -13,12 +13,11 @@ use kube::{
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
-use super::{Context, LeanPod, StatusKey, StoredStatus, pods_where};
+use super::{Context, LeanPod, StatusKey, StoredStatus, Triggers, pods_where};
 use crate::{api::SeccompStatus, engine::NodeFacts};
 
-type Triggers = UnboundedSender<ObjectRef<LeanPod>>;
 /// A callback that gets the index of a watch to change it.
-type IndexAccess<'a, K, V> = &'a mut dyn FnMut(&mut HashMap<K, V>);
+pub(super) type IndexAccess<'a, K, V> = &'a mut dyn FnMut(&mut HashMap<K, V>);
 
 /// Keeps a map from a watch, and reports which keys changed (added, changed or removed), also
 /// across re-lists.
@@ -85,7 +84,7 @@ impl<K: Eq + Hash + Clone, V: PartialEq> Mirror<K, V> {
 
 /// Drives `stream` into an index, calls `on_change` with changed keys, and signals `ready` after
 /// the first complete list.
-fn spawn_mirror<T, K, V>(
+pub(super) fn spawn_mirror<T, K, V>(
     what: &'static str,
     stream: impl Stream<Item = Result<watcher::Event<T>, watcher::Error>> + Send + 'static,
     to_entry: impl Fn(T) -> Option<(K, V)> + Send + 'static,

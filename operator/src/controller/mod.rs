@@ -6,6 +6,7 @@ pub mod config;
 pub mod desired;
 mod facts;
 pub mod pods;
+pub mod policies;
 
 use std::{
     collections::HashMap,
@@ -17,7 +18,10 @@ use std::{
     time::Duration,
 };
 
-use futures::{StreamExt, TryStreamExt, channel::mpsc};
+use futures::{
+    StreamExt, TryStreamExt,
+    channel::mpsc::{self, UnboundedSender},
+};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use k8s_openapi::{
     api::core::v1::Pod,
@@ -29,6 +33,7 @@ use kube::{
     runtime::{
         Controller, WatchStreamExt,
         controller::{self, Action},
+        events::{Recorder, Reporter},
         reflector::{self, ObjectRef, Store},
         watcher,
     },
@@ -75,15 +80,24 @@ pub struct Stats {
     pub reconciles: AtomicU64,
     pub object_writes: AtomicU64,
     pub status_writes: AtomicU64,
+    pub label_writes: AtomicU64,
+    pub evictions: AtomicU64,
     pub errors: AtomicU64,
 }
 
 type StatusKey = (String, String);
+/// Where watches send the pods a change affects.
+type Triggers = UnboundedSender<ObjectRef<LeanPod>>;
 
 /// Shared state of the controller: the client, configuration and the in-memory indexes.
 pub struct Context {
     client: Client,
+    /// Evictions go through a client that does not retry a 429 (a PodDisruptionBudget's "not
+    /// now"): kube retries those by default, for minutes.
+    eviction_client: Client,
+    recorder: Recorder,
     config: ControllerConfig,
+    pub policy: policies::PolicyState,
     nodes: RwLock<HashMap<String, NodeFacts>>,
     sccs: RwLock<SccDefaults>,
     statuses: RwLock<HashMap<StatusKey, StoredStatus>>,
@@ -93,11 +107,18 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: Client, config: ControllerConfig) -> Self {
+    pub fn new(client: Client, eviction_client: Client, config: ControllerConfig) -> Self {
         let quota = Quota::per_second(config.max_writes_per_second).allow_burst(config.write_burst);
+        let reporter = Reporter {
+            controller: CONTROLLER_MANAGER.into(),
+            instance: config.instance.clone(),
+        };
         Context {
+            recorder: Recorder::new(client.clone(), reporter),
             client,
+            eviction_client,
             config,
+            policy: policies::PolicyState::default(),
             nodes: RwLock::default(),
             sccs: RwLock::default(),
             statuses: RwLock::default(),
@@ -142,10 +163,11 @@ impl Context {
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(
     client: Client,
+    eviction_client: Client,
     config: ControllerConfig,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
-    run_with(Arc::new(Context::new(client, config)), shutdown).await
+    run_with(Arc::new(Context::new(client, eviction_client, config)), shutdown).await
 }
 
 /// [`run`] with a context the caller keeps (to read its [`Stats`]).
@@ -179,16 +201,29 @@ pub async fn run_with(
     // Secondary watches feed the indexes and name the pods whose evaluation they change. Writes
     // wait until all of them have listed once, so the first pass already has every fact.
     let (trigger_tx, trigger_rx) = mpsc::unbounded::<ObjectRef<LeanPod>>();
-    let (nodes_ready, statuses_ready, sccs_ready) = (
-        facts::spawn_node_watch(ctx.clone(), pod_store.clone(), trigger_tx.clone()),
-        facts::spawn_status_watch(ctx.clone(), pod_store.clone(), trigger_tx.clone()),
-        facts::spawn_scc_watch(ctx.clone(), pod_store.clone(), trigger_tx).await,
-    );
-    for (what, ready) in [
-        ("nodes", nodes_ready),
-        ("seccompstatuses", statuses_ready),
-        ("sccs", sccs_ready),
-    ] {
+    let watches = [
+        (
+            "nodes",
+            facts::spawn_node_watch(ctx.clone(), pod_store.clone(), trigger_tx.clone()),
+        ),
+        (
+            "seccompstatuses",
+            facts::spawn_status_watch(ctx.clone(), pod_store.clone(), trigger_tx.clone()),
+        ),
+        (
+            "seccomppolicies",
+            policies::spawn_policy_watch(ctx.clone(), pod_store.clone(), trigger_tx.clone()),
+        ),
+        (
+            "namespaces",
+            policies::spawn_namespace_watch(ctx.clone(), pod_store.clone(), trigger_tx.clone()),
+        ),
+        (
+            "securitycontextconstraints",
+            facts::spawn_scc_watch(ctx.clone(), pod_store.clone(), trigger_tx).await,
+        ),
+    ];
+    for (what, ready) in watches {
         ready
             .await
             .map_err(|_| Error::Watch(what, "watch task ended".into()))?;
@@ -202,6 +237,8 @@ pub async fn run_with(
         "indexes ready; reconciling pods"
     );
 
+    policies::spawn_warm_up(ctx.clone(), pod_store.clone());
+    policies::spawn_status_writer(ctx.clone(), pod_store.clone());
     let controller_config = controller::Config::default().concurrency(ctx.config.concurrency);
     Controller::for_stream(pod_stream, pod_store)
         .with_config(controller_config)
@@ -231,15 +268,16 @@ async fn reconcile(pod: Arc<LeanPod>, ctx: Arc<Context>) -> Result<Action, Error
         .as_ref()
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
-    let desired = desired::with_conditions(ctx.evaluate(&pod.view), previous, &now);
+
+    // Detection first; then what the policies say and do about it.
+    let mut evaluation = ctx.evaluate(&pod.view);
+    let pass = policies::pass(&ctx, &pod, &evaluation).await?;
+    evaluation.verdict = pass.results.iter().map(|r| r.verdict).max();
+    evaluation.action = pass.results.iter().map(|r| r.action).max();
+    evaluation.policies = pass.results;
+    let desired = desired::with_conditions(evaluation, previous, &now);
     let plan = desired::plan(stored.as_ref(), uid, &desired);
-    if plan.is_empty() {
-        ctx.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&key);
-        return Ok(Action::await_change());
-    }
+    let next = pass.requeue.map_or_else(Action::await_change, Action::requeue);
 
     let api = ctx.status_api(namespace);
     let params = PatchParams::apply(CONTROLLER_MANAGER).force();
@@ -277,13 +315,14 @@ async fn reconcile(pod: Arc<LeanPod>, ctx: Arc<Context>) -> Result<Action, Error
         let written = api.patch_status(name, &params, &Patch::Apply(&body)).await?;
         ctx.stats.status_writes.fetch_add(1, Ordering::Relaxed);
         ctx.remember(key.clone(), StoredStatus::from_object(&written));
+        debug!(pod = %format!("{namespace}/{name}"), profile = desired.profile.as_str(), ?plan, "SeccompStatus written");
     }
-    debug!(pod = %format!("{namespace}/{name}"), profile = desired.profile.as_str(), ?plan, "SeccompStatus written");
+    ctx.policy.reconciled(&key);
     ctx.failures
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .remove(&key);
-    Ok(Action::await_change())
+    Ok(next)
 }
 
 fn error_policy(pod: Arc<LeanPod>, error: &Error, ctx: Arc<Context>) -> Action {

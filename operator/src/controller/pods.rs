@@ -21,13 +21,27 @@ use crate::engine::PodView;
 pub struct LeanPod {
     pub metadata: ObjectMeta,
     pub view: PodView,
-    /// Changes whenever anything the controller reads changes (not for status-only updates).
+    /// A static pod's mirror (annotation `kubernetes.io/config.mirror`).
+    pub mirror: bool,
+    /// Phase Succeeded or Failed.
+    pub terminal: bool,
+    /// Changes whenever anything the controller reads changes (not for other status updates).
     pub fingerprint: u64,
 }
 
 impl LeanPod {
     pub fn from_pod(pod: Pod) -> Self {
         let view = PodView::from_pod(&pod);
+        let mirror = pod
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
+        let terminal = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .is_some_and(|phase| phase == "Succeeded" || phase == "Failed");
         let meta = pod.metadata;
         let metadata = ObjectMeta {
             name: meta.name,
@@ -48,6 +62,7 @@ impl LeanPod {
                     .collect()
             }),
             deletion_timestamp: meta.deletion_timestamp,
+            creation_timestamp: meta.creation_timestamp,
             ..Default::default()
         };
         let mut hasher = DefaultHasher::new();
@@ -55,11 +70,14 @@ impl LeanPod {
         format!("{:?}", metadata.labels).hash(&mut hasher);
         format!("{:?}", metadata.owner_references).hash(&mut hasher);
         metadata.deletion_timestamp.is_some().hash(&mut hasher);
+        (mirror, terminal).hash(&mut hasher);
         format!("{view:?}").hash(&mut hasher);
         let fingerprint = hasher.finish();
         LeanPod {
             metadata,
             view,
+            mirror,
+            terminal,
             fingerprint,
         }
     }
@@ -74,6 +92,20 @@ impl LeanPod {
 
     pub fn uid(&self) -> Option<&str> {
         self.metadata.uid.as_deref()
+    }
+
+    pub fn labels(&self) -> &std::collections::BTreeMap<String, String> {
+        static EMPTY: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+        self.metadata.labels.as_ref().unwrap_or(&EMPTY)
+    }
+
+    /// The controlling owner (the workload), if any.
+    pub fn controller(&self) -> Option<&OwnerReference> {
+        self.metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true))
     }
 }
 

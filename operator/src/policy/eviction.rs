@@ -64,7 +64,8 @@ pub enum EvictionVerdict {
     Proceed,
     /// Never evict this pod (as it is).
     Skip { reason: &'static str, message: String },
-    /// Not now; look again after `retry_after`.
+    /// Not now; look again after `retry_after`. Messages are fixed texts (no counts or times), so a
+    /// status that repeats them is not rewritten.
     Later {
         reason: &'static str,
         message: String,
