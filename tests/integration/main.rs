@@ -3,6 +3,7 @@
 mod support;
 
 mod controller;
+mod policies;
 mod policy_admission;
 mod smoke;
 mod testenv;

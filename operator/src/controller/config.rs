@@ -39,6 +39,10 @@ pub struct ControllerConfig {
     #[arg(long, env = "SENTINEL_CONCURRENCY", default_value = "16")]
     pub concurrency: u16,
 
+    /// Only SeccompPolicies with these labels (a label selector, as for kubectl -l); all when unset.
+    #[arg(long, env = "SENTINEL_POLICY_SELECTOR")]
+    pub policy_selector: Option<String>,
+
     /// The operator's own namespace, whose pods are never evicted (set from the downward API).
     #[arg(long, env = "POD_NAMESPACE")]
     pub operator_namespace: Option<String>,
@@ -106,6 +110,7 @@ impl Default for ControllerConfig {
             max_writes_per_second: NonZeroU32::new(50).unwrap_or(NonZeroU32::MIN),
             write_burst: NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN),
             concurrency: 16,
+            policy_selector: None,
             operator_namespace: None,
             instance: None,
         }

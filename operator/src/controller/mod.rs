@@ -181,6 +181,7 @@ pub async fn run_with(
         None => Api::all(client.clone()),
     };
     let (pod_store, pod_writer) = reflector::store::<LeanPod>();
+    let (listed_tx, listed_rx) = tokio::sync::watch::channel(false);
     let watch_ctx = ctx.clone();
     let pod_stream = watcher(pods_api, watcher::Config::default().any_semantic())
         .default_backoff()
@@ -195,6 +196,11 @@ pub async fn run_with(
             futures::future::ready(keep)
         })
         .reflect(pod_writer)
+        .inspect_ok(move |event| {
+            if matches!(event, watcher::Event::InitDone) {
+                let _ = listed_tx.send(true);
+            }
+        })
         .applied_objects()
         .predicate_filter(|p: &LeanPod| Some(p.fingerprint), Default::default());
 
@@ -237,7 +243,7 @@ pub async fn run_with(
         "indexes ready; reconciling pods"
     );
 
-    policies::spawn_warm_up(ctx.clone(), pod_store.clone());
+    policies::spawn_warm_up(ctx.clone(), pod_store.clone(), listed_rx);
     policies::spawn_status_writer(ctx.clone(), pod_store.clone());
     let controller_config = controller::Config::default().concurrency(ctx.config.concurrency);
     Controller::for_stream(pod_stream, pod_store)

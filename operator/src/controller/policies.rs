@@ -147,11 +147,18 @@ impl PolicyState {
 
 /// Marks the controller warm once the pod cache is complete and every pod in it has been
 /// reconciled at least once.
-pub(super) fn spawn_warm_up(ctx: Arc<Context>, pods: Store<LeanPod>) {
+/// `listed` turns true once the pod cache holds a complete list. (Not `Store::wait_until_ready`:
+/// its readiness wakes only one waiter, and the controller runtime is already waiting on it.)
+pub(super) fn spawn_warm_up(
+    ctx: Arc<Context>,
+    pods: Store<LeanPod>,
+    mut listed: tokio::sync::watch::Receiver<bool>,
+) {
     tokio::spawn(async move {
-        if pods.wait_until_ready().await.is_err() {
+        if listed.wait_for(|listed| *listed).await.is_err() {
             return;
         }
+        debug!("pod cache ready; waiting for the first full pass");
         loop {
             let all_seen = {
                 let seen = lock(&ctx.policy.reconciled);
@@ -176,7 +183,11 @@ pub(super) fn spawn_policy_watch(
     triggers: Triggers,
 ) -> tokio::sync::oneshot::Receiver<()> {
     let api: Api<SeccompPolicy> = Api::all(ctx.client.clone());
-    let stream = watcher(api, watcher::Config::default().any_semantic()).default_backoff();
+    let mut config = watcher::Config::default().any_semantic();
+    if let Some(selector) = &ctx.config.policy_selector {
+        config = config.labels(selector);
+    }
+    let stream = watcher(api, config).default_backoff();
     let index_ctx = ctx.clone();
     let trigger_ctx = ctx.clone();
     spawn_mirror(
@@ -460,9 +471,10 @@ async fn evict_if_safe(
 
     // Loop guard: a pod of a workload created after we evicted one of its pods, and still
     // violating, means evicting does not help.
-    if let (Some(workload), Some(created)) = (owner_uid, created) {
-        let last = lock(&ctx.policy.ledger).last_eviction(workload);
-        if last.is_some_and(|t| created > t) {
+    let terminating = pod.metadata.deletion_timestamp.is_some();
+    if let (Some(workload), Some(created), false) = (owner_uid, created, terminating) {
+        let replacement = lock(&ctx.policy.ledger).is_replacement(workload, created);
+        if replacement {
             let owner_name = owner
                 .map(|o| format!("{} {}", o.kind, o.name))
                 .unwrap_or_default();
@@ -500,56 +512,66 @@ async fn evict_if_safe(
         created,
         warmed_up: ctx.policy.warmed_up(),
     };
-    let verdict = {
-        let ledger = lock(&ctx.policy.ledger);
-        policy::eviction_verdict(&facts, &p.eviction, &ledger, now)
+    let (verdict, reservation) = {
+        let mut ledger = lock(&ctx.policy.ledger);
+        policy::reserve_eviction(&facts, &p.eviction, &mut ledger, now)
     };
-    match verdict {
-        EvictionVerdict::Skip { reason, message } => Ok((
-            PolicyAction::EvictionSkipped,
-            format!("{reason}: {message}"),
-            None,
-        )),
-        EvictionVerdict::Later {
-            reason,
-            message,
-            retry_after,
-        } => Ok((
-            PolicyAction::EvictionPending,
-            format!("{reason}: {message}"),
-            Some(retry_after),
-        )),
-        EvictionVerdict::Proceed => {
-            let Some(owner) = owner else {
-                return Ok((
-                    PolicyAction::EvictionSkipped,
-                    "BarePod: no controller".into(),
-                    None,
-                ));
-            };
-            match template_verdict(ctx, pod, owner_kind, &owner.name, p, subject, now).await? {
-                None => Ok((
-                    PolicyAction::EvictionPending,
-                    "WorkloadUnreadable: the pod's workload could not be read".into(),
-                    Some(Duration::from_secs(15)),
-                )),
-                Some(j) if j.verdict == Verdict::Violating => Ok((
-                    PolicyAction::EvictionSkipped,
-                    format!(
-                        "TemplateUnconfined: the template itself is unconfined: fix the workload ({})",
-                        j.message
-                    ),
-                    None,
-                )),
-                Some(_) if p.eviction.dry_run => Ok((
-                    PolicyAction::WouldEvict,
-                    "dry run: the pod would be evicted and come back confined".into(),
-                    None,
-                )),
-                Some(_) => evict(ctx, pod, p, subject, owner_uid, now).await,
+    let outcome = async {
+        match verdict {
+            EvictionVerdict::Skip { reason, message } => Ok((
+                PolicyAction::EvictionSkipped,
+                format!("{reason}: {message}"),
+                None,
+            )),
+            EvictionVerdict::Later {
+                reason,
+                message,
+                retry_after,
+            } => Ok((
+                PolicyAction::EvictionPending,
+                format!("{reason}: {message}"),
+                Some(retry_after),
+            )),
+            EvictionVerdict::Proceed => {
+                let Some(owner) = owner else {
+                    return Ok((
+                        PolicyAction::EvictionSkipped,
+                        "BarePod: no controller".into(),
+                        None,
+                    ));
+                };
+                match template_verdict(ctx, pod, owner_kind, &owner.name, p, subject, now).await? {
+                    None => Ok((
+                        PolicyAction::EvictionPending,
+                        "WorkloadUnreadable: the pod's workload could not be read".into(),
+                        Some(Duration::from_secs(15)),
+                    )),
+                    Some(j) if j.verdict == Verdict::Violating => Ok((
+                        PolicyAction::EvictionSkipped,
+                        format!(
+                            "TemplateUnconfined: the template itself is unconfined: fix the workload ({})",
+                            j.message
+                        ),
+                        None,
+                    )),
+                    Some(_) if p.eviction.dry_run => Ok((
+                        PolicyAction::WouldEvict,
+                        "dry run: the pod would be evicted and come back confined".into(),
+                        None,
+                    )),
+                    Some(_) => evict(ctx, pod, p, subject, now).await,
+                }
             }
         }
     }
+    .await;
+    // The reservation stands only for an eviction that happened.
+    if let Some(reservation) = reservation
+        && !matches!(outcome, Ok((PolicyAction::Evicted, ..)))
+    {
+        lock(&ctx.policy.ledger).release(reservation);
+    }
+    outcome
 }
 
 /// The policy's verdict on a pod made from the workload's current template, on the same node and
@@ -603,7 +625,6 @@ async fn evict(
     pod: &LeanPod,
     p: &CompiledPolicy,
     subject: &Subject<'_>,
-    workload: Option<&str>,
     now: Timestamp,
 ) -> Result<(PolicyAction, String, Option<Duration>), Error> {
     let (ns, name) = (pod.namespace(), pod.name());
@@ -649,7 +670,6 @@ async fn evict(
         .await;
     match result {
         Ok(_) => {
-            lock(&ctx.policy.ledger).record(&p.name, ns, workload, now);
             lock(&ctx.policy.counters).entry(p.name.clone()).or_default().0 += 1;
             ctx.stats.evictions.fetch_add(1, Ordering::Relaxed);
             info!(pod = %format!("{ns}/{name}"), policy = %p.name, "evicted");

@@ -118,8 +118,25 @@ fn window_use(window: Option<&VecDeque<Timestamp>>, now: Timestamp) -> (usize, D
     (recent.len(), free_in)
 }
 
+/// An eviction counted before it is attempted (so concurrent reconciles cannot exceed a rate);
+/// released if it does not happen.
+#[derive(Debug)]
+pub struct Reservation {
+    policy: String,
+    namespace: String,
+    workload: Option<String>,
+    at: Timestamp,
+    previous_workload_eviction: Option<Timestamp>,
+}
+
 impl EvictionLedger {
-    pub fn record(&mut self, policy: &str, namespace: &str, workload: Option<&str>, now: Timestamp) {
+    pub fn record(
+        &mut self,
+        policy: &str,
+        namespace: &str,
+        workload: Option<&str>,
+        now: Timestamp,
+    ) -> Reservation {
         for window in [
             self.by_policy.entry(policy.to_string()).or_default(),
             self.by_namespace
@@ -129,14 +146,50 @@ impl EvictionLedger {
             window.retain(|t| since(now, *t) < WINDOW);
             window.push_back(now);
         }
-        if let Some(workload) = workload {
-            self.last_by_workload.insert(workload.to_string(), now);
+        let previous_workload_eviction =
+            workload.and_then(|w| self.last_by_workload.insert(w.to_string(), now));
+        Reservation {
+            policy: policy.to_string(),
+            namespace: namespace.to_string(),
+            workload: workload.map(String::from),
+            at: now,
+            previous_workload_eviction,
+        }
+    }
+
+    /// Takes back a recorded eviction that did not happen.
+    pub fn release(&mut self, reservation: Reservation) {
+        let key = (reservation.policy.clone(), reservation.namespace);
+        for window in [
+            self.by_policy.get_mut(&reservation.policy),
+            self.by_namespace.get_mut(&key),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Some(i) = window.iter().rposition(|t| *t == reservation.at) {
+                window.remove(i);
+            }
+        }
+        if let Some(workload) = reservation.workload {
+            match reservation.previous_workload_eviction {
+                Some(previous) => self.last_by_workload.insert(workload, previous),
+                None => self.last_by_workload.remove(&workload),
+            };
         }
     }
 
     /// When a pod of `workload` was last evicted.
     pub fn last_eviction(&self, workload: &str) -> Option<Timestamp> {
         self.last_by_workload.get(workload).copied()
+    }
+
+    /// Whether a pod created at `created` replaces one evicted from `workload`. Creation times
+    /// have whole seconds, so a pod created in the second of the eviction counts as a
+    /// replacement (the cautious side: it stops evictions rather than repeats them).
+    pub fn is_replacement(&self, workload: &str, created: Timestamp) -> bool {
+        self.last_eviction(workload)
+            .is_some_and(|evicted| created.as_second() >= evicted.as_second())
     }
 
     /// Stops evicting a workload for good (its replacements come back unconfined).
@@ -155,6 +208,21 @@ impl EvictionLedger {
 
 /// Applies every safety rule, in order: pods that must never be evicted, then pods that may be
 /// evicted later. Rates and cooldowns do not apply to dry runs, which evict nothing.
+/// [`eviction_verdict`], and when it says proceed (and it is not a dry run), the eviction is
+/// recorded at once: reconciles running side by side cannot exceed the rates together. Release
+/// the reservation if the eviction does not happen.
+pub fn reserve_eviction(
+    facts: &EvictionFacts<'_>,
+    limits: &EvictionLimits,
+    ledger: &mut EvictionLedger,
+    now: Timestamp,
+) -> (EvictionVerdict, Option<Reservation>) {
+    let verdict = eviction_verdict(facts, limits, ledger, now);
+    let reservation = (verdict == EvictionVerdict::Proceed && !limits.dry_run)
+        .then(|| ledger.record(facts.policy, facts.namespace, facts.owner_uid, now));
+    (verdict, reservation)
+}
+
 pub fn eviction_verdict(
     facts: &EvictionFacts<'_>,
     limits: &EvictionLimits,

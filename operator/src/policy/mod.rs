@@ -10,7 +10,8 @@ use k8s_openapi::{apimachinery::pkg::apis::meta::v1::LabelSelector, jiff::Timest
 use kube::core::{Selector, SelectorExt};
 
 pub use eviction::{
-    EvictionFacts, EvictionLedger, EvictionVerdict, OwnerKind, SYSTEM_NAMESPACES, eviction_verdict,
+    EvictionFacts, EvictionLedger, EvictionVerdict, OwnerKind, Reservation, SYSTEM_NAMESPACES,
+    eviction_verdict, reserve_eviction,
 };
 
 use crate::api::{

@@ -596,6 +596,10 @@ fn rates_cooldowns_and_the_loop_guard() {
         "ReplacementUnconfined"
     );
     assert_eq!(ledger.halted_count(), 1);
+    // A pod created in the second of an eviction, or later, replaces an evicted one.
+    assert!(ledger.is_replacement("rs-1", t0));
+    assert!(!ledger.is_replacement("rs-1", Timestamp::from_second(1_800_000_000 - 1).expect("t")));
+    assert!(!ledger.is_replacement("rs-9", t0));
     // Dry runs ignore rates and cooldowns: they evict nothing.
     let dry = EvictionLimits {
         dry_run: true,
@@ -623,4 +627,49 @@ fn owner_kinds() {
         OwnerKind::from_kind("example.com/v1", "ReplicaSet"),
         OwnerKind::Other
     );
+}
+
+#[test]
+fn reservations_count_at_once_and_can_be_released() {
+    let limits = EvictionLimits {
+        max_per_minute: 1,
+        ..EvictionLimits::default()
+    };
+    let mut ledger = EvictionLedger::default();
+    let (first, reservation) = reserve_eviction(&facts(), &limits, &mut ledger, now());
+    assert_eq!(first, EvictionVerdict::Proceed);
+    let reservation = reservation.expect("reserved");
+    // A second reconcile running meanwhile sees the reservation.
+    let other = EvictionFacts {
+        owner_uid: Some("rs-2"),
+        ..facts()
+    };
+    assert_eq!(
+        reason(&reserve_eviction(&other, &limits, &mut ledger, now()).0),
+        "RateLimited"
+    );
+    // The eviction did not happen (e.g. a budget refused it): the budget is free again.
+    ledger.release(reservation);
+    assert_eq!(ledger.last_eviction("rs-1"), None);
+    assert_eq!(
+        reason(&reserve_eviction(&other, &limits, &mut ledger, now()).0),
+        "Proceed"
+    );
+    // Dry runs reserve nothing.
+    let dry = EvictionLimits {
+        dry_run: true,
+        ..limits
+    };
+    let (verdict, reservation) = reserve_eviction(
+        &EvictionFacts {
+            owner_uid: Some("rs-3"),
+            namespace: "x",
+            policy: "q",
+            ..facts()
+        },
+        &dry,
+        &mut ledger,
+        now(),
+    );
+    assert_eq!((verdict, reservation.is_none()), (EvictionVerdict::Proceed, true));
 }

@@ -30,8 +30,15 @@ pub struct TestCluster {
 
 static CLUSTER: OnceLock<Result<TestCluster, String>> = OnceLock::new();
 
-/// The cluster of this test binary, started on first use.
+/// The cluster of this test binary, started on first use. `SENTINEL_TEST_LOG=debug` shows the
+/// operator's logs.
 pub fn cluster() -> &'static TestCluster {
+    if let Ok(filter) = std::env::var("SENTINEL_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
     match CLUSTER.get_or_init(|| start_cluster().map_err(|e| format!("{e:#}"))) {
         Ok(cluster) => cluster,
         Err(e) => panic!("no test cluster: {e}"),
@@ -265,9 +272,14 @@ impl Drop for Operator {
     }
 }
 
+/// Label that ties a test's SeccompPolicies to the operator of that test (policies are
+/// cluster-scoped; tests run in parallel).
+pub const POLICY_LABEL: &str = "seccomp.sentinel.dev/test-namespace";
+
 pub fn namespace_config(ctx: &TestContext) -> seccomp_sentinel::controller::ControllerConfig {
     seccomp_sentinel::controller::ControllerConfig {
         namespaces: vec![ctx.ns.clone()],
+        policy_selector: Some(format!("{POLICY_LABEL}={}", ctx.ns)),
         kubelet_seccomp_default: seccomp_sentinel::api::KubeletSeccompDefault::False,
         ..Default::default()
     }

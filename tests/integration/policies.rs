@@ -1,0 +1,624 @@
+//! SeccompPolicies on the real control plane (with kube-controller-manager: ReplicaSets recreate
+//! evicted pods, disruption budgets are computed): verdicts, labels, evictions and their safety.
+use std::time::Duration;
+
+use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Pod, policy::v1::PodDisruptionBudget};
+use kube::{
+    Api, ResourceExt,
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+};
+use seccomp_sentinel::api::{PolicyAction, SeccompPolicy, SeccompStatus, Verdict};
+use serde_json::{Value, json};
+
+use crate::support::{self, Operator, POLICY_LABEL, TestContext, wait_for};
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Creates a policy that selects only this test's namespace and only this test's operator sees.
+async fn create_policy(ctx: &TestContext, suffix: &str, mut spec: Value) -> String {
+    let name = format!("{}-{suffix}", ctx.ns);
+    spec["namespaceSelector"] = json!({ "matchLabels": { "kubernetes.io/metadata.name": ctx.ns } });
+    let policy: SeccompPolicy = serde_json::from_value(json!({
+        "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompPolicy",
+        "metadata": { "name": name, "labels": { POLICY_LABEL: ctx.ns } },
+        "spec": spec,
+    }))
+    .expect("policy");
+    Api::<SeccompPolicy>::all(ctx.client.clone())
+        .create(&PostParams::default(), &policy)
+        .await
+        .expect("create policy");
+    name
+}
+
+async fn delete_policy(ctx: &TestContext, name: &str) {
+    let _ = Api::<SeccompPolicy>::all(ctx.client.clone())
+        .delete(name, &DeleteParams::default())
+        .await;
+}
+
+fn evict_quickly(extra: Value) -> Value {
+    let mut eviction = json!({ "minUnconfinedAge": "0s", "workloadCooldown": "1s", "maxPerMinute": 10 });
+    if let (Some(e), Some(x)) = (eviction.as_object_mut(), extra.as_object()) {
+        e.extend(x.clone());
+    }
+    json!({ "action": "Evict", "eviction": eviction })
+}
+
+fn pod_json(name: &str, app: &str, seccomp: Option<&str>, annotations: Value) -> Value {
+    let mut spec = json!({ "containers": [{ "name": "app", "image": "registry.invalid/app:1" }] });
+    if let Some(profile) = seccomp {
+        spec["securityContext"] = json!({ "seccompProfile": { "type": profile } });
+    }
+    json!({ "metadata": { "name": name, "labels": { "app": app }, "annotations": annotations }, "spec": spec })
+}
+
+async fn create_pod(ctx: &TestContext, pod: Value) {
+    let pod: Pod = serde_json::from_value(pod).expect("pod");
+    ctx.api::<Pod>()
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("create pod");
+}
+
+/// An existing pod adopted by a ReplicaSet whose template may differ from it (as after someone
+/// edited the template): the situation where restarting the pod changes its profile.
+async fn adopted_pod(
+    ctx: &TestContext,
+    app: &str,
+    pod_profile: Option<&str>,
+    template_profile: Option<&str>,
+    annotations: Value,
+) {
+    create_pod(
+        ctx,
+        pod_json(&format!("{app}-old"), app, pod_profile, annotations.clone()),
+    )
+    .await;
+    let template = pod_json("", app, template_profile, annotations);
+    let rs: ReplicaSet = serde_json::from_value(json!({
+        "metadata": { "name": app },
+        "spec": { "replicas": 1, "selector": { "matchLabels": { "app": app } },
+                  "template": { "metadata": template["metadata"].clone(), "spec": template["spec"].clone() } }
+    }))
+    .expect("replicaset");
+    ctx.api::<ReplicaSet>()
+        .create(&PostParams::default(), &rs)
+        .await
+        .expect("create replicaset");
+    let pods: Api<Pod> = ctx.api();
+    wait_for("the ReplicaSet to adopt the pod", TIMEOUT, || async {
+        let pod = pods.get(&format!("{app}-old")).await.ok()?;
+        pod.owner_references()
+            .iter()
+            .any(|o| o.kind == "ReplicaSet" && o.name == app)
+            .then_some(())
+    })
+    .await;
+}
+
+/// The result of `policy` in the SeccompStatus of `pod`, once it satisfies `done`.
+async fn policy_result(
+    ctx: &TestContext,
+    pod: &str,
+    policy: &str,
+    done: impl Fn(&seccomp_sentinel::api::PolicyResult) -> bool,
+) -> seccomp_sentinel::api::PolicyResult {
+    let statuses: Api<SeccompStatus> = ctx.api();
+    wait_for(&format!("policy {policy} on {pod}"), TIMEOUT, || async {
+        let status = statuses.get_opt(pod).await.ok()??.status?;
+        status.policies.into_iter().find(|r| r.name == policy && done(r))
+    })
+    .await
+}
+
+async fn policy_status(
+    ctx: &TestContext,
+    name: &str,
+    done: impl Fn(&SeccompPolicy) -> bool,
+) -> SeccompPolicy {
+    let policies: Api<SeccompPolicy> = Api::all(ctx.client.clone());
+    wait_for(&format!("status of policy {name}"), TIMEOUT, || async {
+        let p = policies.get(name).await.ok()?;
+        done(&p).then_some(p)
+    })
+    .await
+}
+
+fn condition(p: &SeccompPolicy, type_: &str) -> Option<(String, String)> {
+    p.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+async fn pods_of(ctx: &TestContext, app: &str) -> Vec<Pod> {
+    ctx.api::<Pod>()
+        .list(&ListParams::default().labels(&format!("app={app}")))
+        .await
+        .expect("list")
+        .items
+}
+
+fn events(ctx: &TestContext, reason: &str) -> String {
+    ctx.kubectl(&[
+        "get",
+        "events",
+        "-n",
+        &ctx.ns,
+        "--field-selector",
+        &format!("reason={reason}"),
+        "-o",
+        "name",
+    ])
+}
+
+#[tokio::test]
+async fn a_label_policy_labels_violators_reports_and_cleans_up_when_deleted() {
+    let ctx = support::context("pol-label").await;
+    create_pod(&ctx, pod_json("open", "web", None, json!({}))).await;
+    create_pod(&ctx, pod_json("tight", "web", Some("RuntimeDefault"), json!({}))).await;
+    let operator = Operator::for_namespace(&ctx).await;
+    let policy = create_policy(&ctx, "label", json!({ "action": "Label" })).await;
+
+    let open = policy_result(&ctx, "open", &policy, |r| r.action == PolicyAction::Labeled).await;
+    assert_eq!(
+        (open.verdict, open.reason.as_str()),
+        (Verdict::Violating, "Unconfined")
+    );
+    let tight = policy_result(&ctx, "tight", &policy, |_| true).await;
+    assert_eq!(
+        (tight.verdict, tight.action),
+        (Verdict::Compliant, PolicyAction::None)
+    );
+
+    let pods: Api<Pod> = ctx.api();
+    let labelled = wait_for("labels on the pods", TIMEOUT, || async {
+        let open = pods.get("open").await.ok()?;
+        let tight = pods.get("tight").await.ok()?;
+        let ok = open
+            .labels()
+            .get("seccomp.sentinel.dev/violation")
+            .map(String::as_str)
+            == Some("true")
+            && tight
+                .labels()
+                .get("seccomp.sentinel.dev/profile")
+                .map(String::as_str)
+                == Some("RuntimeDefault");
+        ok.then_some((open, tight))
+    })
+    .await;
+    assert_eq!(
+        labelled
+            .0
+            .labels()
+            .get("seccomp.sentinel.dev/profile")
+            .map(String::as_str),
+        Some("Unconfined")
+    );
+    assert!(!labelled.1.labels().contains_key("seccomp.sentinel.dev/violation"));
+    let selected = ctx.kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        &ctx.ns,
+        "-l",
+        "seccomp.sentinel.dev/profile=Unconfined",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(selected.trim(), "pod/open");
+
+    // The policy reports counts and health, and kubectl shows them.
+    let reported = policy_status(&ctx, &policy, |p| {
+        p.status
+            .as_ref()
+            .is_some_and(|s| s.matched_pods == 2 && s.labeled_pods == 1)
+    })
+    .await;
+    let status = reported.status.as_ref().expect("status");
+    assert_eq!(
+        (status.compliant_pods, status.violating_pods, status.exempt_pods),
+        (1, 1, 0)
+    );
+    assert_eq!(status.observed_generation, reported.metadata.generation);
+    assert_eq!(
+        condition(&reported, "Ready"),
+        Some(("True".into(), "Valid".into()))
+    );
+    assert_eq!(
+        condition(&reported, "Stalled"),
+        Some(("False".into(), "Valid".into()))
+    );
+    let table = ctx.kubectl(&["get", "seccomppolicy", &policy]);
+    let header: Vec<&str> = table.lines().next().expect("header").split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "ACTION",
+            "MATCHED",
+            "VIOLATING",
+            "EVICTED",
+            "READY",
+            "AGE"
+        ],
+        "{table}"
+    );
+    let row: Vec<&str> = table.lines().nth(1).expect("row").split_whitespace().collect();
+    assert_eq!(&row[1..6], ["Label", "2", "1", "0", "True"], "{table}");
+    let sst = ctx.kubectl(&["get", "seccompstatus", "open", "-n", &ctx.ns, "--no-headers"]);
+    assert!(sst.contains("Violating") && sst.contains("Labeled"), "{sst}");
+    assert!(
+        events(&ctx, "Labeled").contains("event"),
+        "a Labeled event on the pod"
+    );
+
+    // Deleting the policy takes its labels and its verdicts away.
+    delete_policy(&ctx, &policy).await;
+    wait_for("the labels to go", TIMEOUT, || async {
+        let open = pods.get("open").await.ok()?;
+        let tight = pods.get("tight").await.ok()?;
+        let gone = |p: &Pod| !p.labels().keys().any(|k| k.starts_with("seccomp.sentinel.dev/"));
+        (gone(&open) && gone(&tight)).then_some(())
+    })
+    .await;
+    let statuses: Api<SeccompStatus> = ctx.api();
+    wait_for("the verdicts to go", TIMEOUT, || async {
+        let s = statuses.get("open").await.ok()?.status?;
+        (s.policies.is_empty() && s.verdict.is_none()).then_some(())
+    })
+    .await;
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn a_pod_whose_template_is_confined_is_evicted_and_comes_back_confined() {
+    let ctx = support::context("pol-evict").await;
+    adopted_pod(&ctx, "web", None, Some("RuntimeDefault"), json!({})).await;
+    let operator = Operator::for_namespace(&ctx).await;
+    let policy = create_policy(&ctx, "evict", evict_quickly(json!({}))).await;
+
+    wait_for("the old pod to be evicted and replaced", TIMEOUT, || async {
+        let pods = pods_of(&ctx, "web").await;
+        (pods.len() == 1 && pods[0].name_any() != "web-old").then_some(())
+    })
+    .await;
+    let replacement = pods_of(&ctx, "web").await.remove(0).name_any();
+    let result = policy_result(&ctx, &replacement, &policy, |_| true).await;
+    assert_eq!(
+        (result.verdict, result.action),
+        (Verdict::Compliant, PolicyAction::None)
+    );
+    let reported = policy_status(&ctx, &policy, |p| {
+        p.status.as_ref().is_some_and(|s| s.evicted_pods == 1)
+    })
+    .await;
+    assert_eq!(reported.status.as_ref().expect("status").violating_pods, 0);
+    assert!(events(&ctx, "Evicted").contains("event"));
+    assert_eq!(
+        operator
+            .ctx
+            .stats
+            .evictions
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    delete_policy(&ctx, &policy).await;
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn a_pod_whose_template_is_unconfined_is_not_evicted() {
+    let ctx = support::context("pol-template").await;
+    adopted_pod(&ctx, "api", None, None, json!({})).await;
+    let operator = Operator::for_namespace(&ctx).await;
+    let policy = create_policy(&ctx, "evict", evict_quickly(json!({}))).await;
+
+    let result = policy_result(&ctx, "api-old", &policy, |r| {
+        r.action == PolicyAction::EvictionSkipped
+    })
+    .await;
+    assert!(
+        result
+            .message
+            .contains("the template itself is unconfined: fix the workload"),
+        "{}",
+        result.message
+    );
+    assert!(
+        ctx.api::<Pod>().get_opt("api-old").await.expect("get").is_some(),
+        "not evicted"
+    );
+    assert!(events(&ctx, "EvictionSkipped").contains("event"));
+    delete_policy(&ctx, &policy).await;
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn a_disruption_budget_blocks_the_eviction_until_it_allows_it() {
+    let ctx = support::context("pol-pdb").await;
+    adopted_pod(&ctx, "db", None, Some("RuntimeDefault"), json!({})).await;
+    let ready = json!({ "status": { "phase": "Running",
+        "conditions": [{ "type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z" }] } });
+    ctx.api::<Pod>()
+        .patch_status("db-old", &PatchParams::default(), &Patch::Merge(&ready))
+        .await
+        .expect("ready");
+    let pdb: PodDisruptionBudget = serde_json::from_value(json!({
+        "metadata": { "name": "db" }, "spec": { "minAvailable": 1, "selector": { "matchLabels": { "app": "db" } } }
+    }))
+    .expect("pdb");
+    let budgets: Api<PodDisruptionBudget> = ctx.api();
+    budgets
+        .create(&PostParams::default(), &pdb)
+        .await
+        .expect("create pdb");
+    wait_for("the budget to be computed", TIMEOUT, || async {
+        let status = budgets.get("db").await.ok()?.status?;
+        (status.current_healthy == 1 && status.disruptions_allowed == 0).then_some(())
+    })
+    .await;
+
+    let operator = Operator::for_namespace(&ctx).await;
+    let policy = create_policy(&ctx, "evict", evict_quickly(json!({}))).await;
+    let blocked = policy_result(&ctx, "db-old", &policy, |r| {
+        r.action == PolicyAction::EvictionBlocked
+    })
+    .await;
+    assert!(
+        blocked.message.contains("PodDisruptionBudget"),
+        "{}",
+        blocked.message
+    );
+    assert!(ctx.api::<Pod>().get_opt("db-old").await.expect("get").is_some());
+    policy_status(&ctx, &policy, |p| {
+        p.status.as_ref().is_some_and(|s| s.blocked_evictions == 1)
+    })
+    .await;
+
+    let relax = json!({ "spec": { "minAvailable": 0 } });
+    budgets
+        .patch("db", &PatchParams::default(), &Patch::Merge(&relax))
+        .await
+        .expect("relax pdb");
+    wait_for("the eviction once the budget allows it", TIMEOUT, || async {
+        let pod = ctx.api::<Pod>().get_opt("db-old").await.ok()?;
+        pod.is_none_or(|p| p.metadata.deletion_timestamp.is_some())
+            .then_some(())
+    })
+    .await;
+    delete_policy(&ctx, &policy).await;
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn bare_pods_are_never_evicted_and_a_dry_run_evicts_nothing() {
+    let ctx = support::context("pol-safe").await;
+    create_pod(&ctx, pod_json("lonely", "lonely", None, json!({}))).await;
+    adopted_pod(&ctx, "batch", None, Some("RuntimeDefault"), json!({})).await;
+    let operator = Operator::for_namespace(&ctx).await;
+    let evict = create_policy(
+        &ctx,
+        "evict",
+        json!({
+        "podSelector": { "matchLabels": { "app": "lonely" } },
+        "action": "Evict", "eviction": { "minUnconfinedAge": "0s" } }),
+    )
+    .await;
+    let dry = create_policy(
+        &ctx,
+        "dry",
+        json!({
+        "podSelector": { "matchLabels": { "app": "batch" } },
+        "action": "Evict", "eviction": { "minUnconfinedAge": "0s", "dryRun": true } }),
+    )
+    .await;
+
+    let bare = policy_result(&ctx, "lonely", &evict, |r| {
+        r.action == PolicyAction::EvictionSkipped
+    })
+    .await;
+    assert!(
+        bare.message
+            .contains("BarePod: no controller would recreate this pod"),
+        "{}",
+        bare.message
+    );
+    let would = policy_result(&ctx, "batch-old", &dry, |r| r.action == PolicyAction::WouldEvict).await;
+    assert_eq!(would.verdict, Verdict::Violating);
+    // Give a real eviction every chance to happen, then check that none did.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pods: Api<Pod> = ctx.api();
+    for name in ["lonely", "batch-old"] {
+        let pod = pods.get(name).await.expect("still there");
+        assert!(pod.metadata.deletion_timestamp.is_none(), "{name} was evicted");
+    }
+    assert_eq!(
+        operator
+            .ctx
+            .stats
+            .evictions
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    assert!(events(&ctx, "WouldEvict").contains("event"));
+    delete_policy(&ctx, &evict).await;
+    delete_policy(&ctx, &dry).await;
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn evictions_respect_the_rate() {
+    let ctx = support::context("pol-rate").await;
+    let workloads: Vec<String> = (0..5).map(|i| format!("w{i}")).collect();
+    for app in &workloads {
+        adopted_pod(&ctx, app, None, Some("RuntimeDefault"), json!({})).await;
+    }
+    let operator = Operator::for_namespace(&ctx).await;
+    let policy = create_policy(
+        &ctx,
+        "evict",
+        json!({ "action": "Evict",
+        "eviction": { "minUnconfinedAge": "0s", "maxPerMinute": 2, "workloadCooldown": "1s" } }),
+    )
+    .await;
+    // Two go at once; the others wait for the rest of the minute.
+    let statuses: Api<SeccompStatus> = ctx.api();
+    wait_for("two evictions and three rate-limited pods", TIMEOUT, || async {
+        let mut pending = 0;
+        for app in &workloads {
+            let status = statuses
+                .get_opt(&format!("{app}-old"))
+                .await
+                .ok()
+                .flatten()
+                .and_then(|s| s.status);
+            if status.is_some_and(|s| s.policies.iter().any(|r| r.message.contains("RateLimited"))) {
+                pending += 1;
+            }
+        }
+        (operator
+            .ctx
+            .stats
+            .evictions
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 2
+            && pending == 3)
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        operator
+            .ctx
+            .stats
+            .evictions
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2,
+        "no more within the minute"
+    );
+    delete_policy(&ctx, &policy).await;
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn an_invalid_policy_is_stalled_and_takes_no_action() {
+    let ctx = support::context("pol-invalid").await;
+    create_pod(&ctx, pod_json("open", "web", None, json!({}))).await;
+    let operator = Operator::for_namespace(&ctx).await;
+    // Admission cannot check label selector operators; the operator can.
+    let policy = create_policy(
+        &ctx,
+        "broken",
+        json!({
+        "podSelector": { "matchExpressions": [{ "key": "app", "operator": "Resembles", "values": ["web"] }] },
+        "action": "Label" }),
+    )
+    .await;
+    let stalled = policy_status(&ctx, &policy, |p| condition(p, "Stalled").is_some()).await;
+    assert_eq!(
+        condition(&stalled, "Stalled"),
+        Some(("True".into(), "InvalidSpec".into()))
+    );
+    assert_eq!(
+        condition(&stalled, "Ready"),
+        Some(("False".into(), "InvalidSpec".into()))
+    );
+    assert_eq!(
+        stalled.status.as_ref().expect("status").observed_generation,
+        stalled.metadata.generation
+    );
+    let message = &stalled
+        .status
+        .as_ref()
+        .expect("status")
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("ready")
+        .message;
+    assert!(message.contains("spec.podSelector"), "{message}");
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pod = ctx.api::<Pod>().get("open").await.expect("pod");
+    assert!(
+        !pod.labels()
+            .keys()
+            .any(|k| k.starts_with("seccomp.sentinel.dev/")),
+        "an invalid policy never acts"
+    );
+    let status = ctx
+        .api::<SeccompStatus>()
+        .get("open")
+        .await
+        .expect("status")
+        .status
+        .expect("status");
+    assert!(status.policies.is_empty());
+    assert_eq!(
+        operator
+            .ctx
+            .stats
+            .label_writes
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    delete_policy(&ctx, &policy).await;
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn evictions_stop_when_the_replacement_comes_back_unconfined() {
+    let ctx = support::context("pol-loop").await;
+    // The template carries the SCC annotation but no profile: the operator expects restricted-v2
+    // to default it, as SCC admission would on OpenShift. This control plane has no SCC
+    // admission, so the replacement comes back unconfined: the prediction was wrong.
+    adopted_pod(
+        &ctx,
+        "legacy",
+        None,
+        None,
+        json!({ "openshift.io/scc": "restricted-v2" }),
+    )
+    .await;
+    let operator = Operator::for_namespace(&ctx).await;
+    let policy = create_policy(&ctx, "evict", evict_quickly(json!({}))).await;
+
+    wait_for("the first eviction", TIMEOUT, || async {
+        let pods = pods_of(&ctx, "legacy").await;
+        (pods.len() == 1 && pods[0].name_any() != "legacy-old").then_some(())
+    })
+    .await;
+    let replacement = pods_of(&ctx, "legacy").await.remove(0).name_any();
+    let halted = policy_result(&ctx, &replacement, &policy, |r| {
+        r.action == PolicyAction::EvictionSkipped
+    })
+    .await;
+    assert!(
+        halted.message.contains("ReplacementUnconfined"),
+        "{}",
+        halted.message
+    );
+    let reported = policy_status(&ctx, &policy, |p| condition(p, "EvictionsHalted").is_some()).await;
+    assert_eq!(
+        condition(&reported, "EvictionsHalted"),
+        Some(("True".into(), "ReplacementUnconfined".into()))
+    );
+    assert!(events(&ctx, "EvictionHalted").contains("event"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        operator
+            .ctx
+            .stats
+            .evictions
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "evicted once, then stopped"
+    );
+    delete_policy(&ctx, &policy).await;
+    operator.stop().await;
+}
