@@ -622,3 +622,40 @@ async fn evictions_stop_when_the_replacement_comes_back_unconfined() {
     delete_policy(&ctx, &policy).await;
     operator.stop().await;
 }
+
+#[tokio::test]
+async fn a_namespace_label_change_brings_its_pods_under_a_policy() {
+    let ctx = support::context("pol-nslabel").await;
+    create_pod(&ctx, pod_json("open", "web", None, json!({}))).await;
+    let operator = Operator::for_namespace(&ctx).await;
+    let name = format!("{}-gold", ctx.ns);
+    let policy: SeccompPolicy = serde_json::from_value(json!({
+        "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompPolicy",
+        "metadata": { "name": name, "labels": { POLICY_LABEL: ctx.ns } },
+        "spec": { "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ctx.ns, "tier": "gold" } } },
+    }))
+    .expect("policy");
+    Api::<SeccompPolicy>::all(ctx.client.clone())
+        .create(&PostParams::default(), &policy)
+        .await
+        .expect("create");
+    let statuses: Api<SeccompStatus> = ctx.api();
+    wait_for("a first status", TIMEOUT, || async {
+        statuses.get_opt("open").await.ok()?.and_then(|s| s.status)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = statuses
+        .get("open")
+        .await
+        .expect("status")
+        .status
+        .expect("status");
+    assert!(before.policies.is_empty(), "the namespace is not gold yet");
+
+    ctx.kubectl(&["label", "namespace", &ctx.ns, "tier=gold"]);
+    let result = policy_result(&ctx, "open", &name, |_| true).await;
+    assert_eq!(result.verdict, Verdict::Violating);
+    delete_policy(&ctx, &name).await;
+    operator.stop().await;
+}
