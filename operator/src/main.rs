@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use seccomp_sentinel::{api, controller};
+use seccomp_sentinel::{api, audit, controller};
 use tracing_subscriber::EnvFilter;
 
 /// Reports, and can enforce, the effective seccomp profile of every container in a cluster.
@@ -28,6 +28,9 @@ enum Command {
     /// Run the controller: keep one SeccompStatus per pod up to date. Connects like kubectl
     /// (KUBECONFIG, ~/.kube/config, or the in-cluster service account).
     Run(controller::ControllerConfig),
+    /// One-shot report of effective seccomp profiles for manifests or a live cluster. Exit codes:
+    /// 0 clean, 1 findings (with --fail-on), 2 input or connection errors.
+    Audit(audit::AuditArgs),
     /// Print the CustomResourceDefinitions of seccomp-sentinel as YAML, or write them to a directory.
     Crds {
         /// Write one file per CRD into this directory instead of printing them.
@@ -41,6 +44,14 @@ fn main() -> anyhow::Result<()> {
     init_logging(cli.log_format);
     match cli.command {
         Command::Crds { out_dir } => print_crds(out_dir),
+        Command::Audit(args) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            let code = runtime.block_on(audit::run(args));
+            std::process::exit(code);
+        }
         Command::Run(config) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

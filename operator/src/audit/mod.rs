@@ -1,0 +1,675 @@
+//! `seccomp-sentinel audit`: a one-shot report of effective seccomp profiles, for manifests
+//! (files, directories, stdin) or a live cluster, with the engine and policy code of the
+//! controller. Exit codes: 0 clean, 1 findings (with `--fail-on`), 2 input or connection errors.
+
+pub mod report;
+
+use std::{
+    collections::BTreeMap,
+    io::{IsTerminal, Read, Write},
+    path::{Path, PathBuf},
+};
+
+use k8s_openapi::{
+    api::core::v1::{Namespace, Node, Pod},
+    jiff::Timestamp,
+};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{ApiResource, DynamicObject, GroupVersionKind, ListParams},
+    config::{KubeConfigOptions, Kubeconfig},
+};
+use serde_json::Value;
+
+use self::report::{AuditContext, AuditSubject, NotAudited, Summary};
+use crate::{
+    api::{KubeletSeccompDefault, SeccompPolicy, SeccompStatus},
+    engine::{Facts, NodeFacts, SccDefaults, kubelet_minor},
+    policy::{self, CompiledPolicy},
+};
+
+/// Newest Kubernetes minor version this release knows (the default for `--kubernetes-version`).
+pub const NEWEST_KUBERNETES: &str = "1.37";
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct AuditArgs {
+    /// Manifests to audit: a file, a directory (searched recursively for .yaml, .yml, .json) or
+    /// `-` for standard input. Repeatable. Without it, the live cluster is audited.
+    #[arg(short = 'f', long = "filename")]
+    pub files: Vec<PathBuf>,
+
+    /// Kubeconfig of the live cluster (default: KUBECONFIG or ~/.kube/config).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context of the live cluster.
+    #[arg(long)]
+    pub context: Option<String>,
+
+    /// Namespace to audit (live cluster).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+
+    /// Audit every namespace (live cluster; the default when no namespace is given).
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+
+    /// Label selector for the pods (live cluster).
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+
+    /// SeccompPolicy manifests to judge by. Repeatable. Live, the cluster's policies are used
+    /// when none is given.
+    #[arg(long = "policy")]
+    pub policies: Vec<PathBuf>,
+
+    /// Whether the kubelets run with `seccompDefault: true`.
+    #[arg(long, default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub kubelet_seccomp_default: bool,
+
+    /// Kubernetes version of the kubelets, as X.Y (default: the live cluster's nodes, or the
+    /// newest supported version).
+    #[arg(long)]
+    pub kubernetes_version: Option<String>,
+
+    /// SecurityContextConstraints manifests, for OpenShift attribution (live: read from the
+    /// cluster).
+    #[arg(long = "scc-file")]
+    pub scc_files: Vec<PathBuf>,
+
+    /// Output format.
+    #[arg(short = 'o', long, default_value = "table")]
+    pub output: OutputFormat,
+
+    /// Exit with 1 when any object is unconfined (or mixed), or violates a policy.
+    #[arg(long)]
+    pub fail_on: Option<FailOn>,
+
+    /// The time used for conditions and exemption expiry (for reproducible reports).
+    #[arg(long, hide = true)]
+    pub now: Option<Timestamp>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Table,
+    Wide,
+    Json,
+    Yaml,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailOn {
+    Unconfined,
+    Violation,
+}
+
+fn parse_bool(value: &str) -> Result<bool, String> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(format!("{other:?} is not true or false")),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("{0}")]
+    Input(String),
+    #[error("cluster: {0}")]
+    Cluster(String),
+}
+
+/// One parsed document and where it came from.
+struct Document {
+    origin: String,
+    value: Value,
+}
+
+/// Splits a YAML stream into documents (at `---` lines) so one bad document does not hide the
+/// others.
+fn split_documents(text: &str) -> Vec<String> {
+    let mut documents = vec![String::new()];
+    for line in text.lines() {
+        let trimmed = line.trim_end();
+        if trimmed == "---" || trimmed.starts_with("--- ") {
+            documents.push(String::new());
+        } else if trimmed == "..." {
+            continue;
+        } else if let Some(current) = documents.last_mut() {
+            current.push_str(line);
+            current.push('\n');
+        }
+    }
+    documents
+}
+
+fn is_blank_document(text: &str) -> bool {
+    text.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#')
+    })
+}
+
+/// Reads and parses every document of `source`; unparseable documents become errors naming the
+/// file and the document's position.
+fn read_source(name: &str, text: &str, documents: &mut Vec<Document>, errors: &mut Vec<String>) {
+    for (i, chunk) in split_documents(text).iter().enumerate() {
+        if is_blank_document(chunk) {
+            continue;
+        }
+        let origin = format!("{name}, document {}", i + 1);
+        match serde_saphyr::from_str::<Value>(chunk) {
+            Ok(Value::Null) => {}
+            Ok(value) if value.is_object() => documents.push(Document { origin, value }),
+            Ok(_) => errors.push(format!("{origin}: not a Kubernetes object")),
+            Err(e) => errors.push(format!("{origin}: {}", first_line(&e.to_string()))),
+        }
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
+}
+
+fn files_under(path: &Path, errors: &mut Vec<String>) -> Vec<PathBuf> {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = match std::fs::read_dir(path) {
+            Ok(entries) => entries.flatten().map(|e| e.path()).collect(),
+            Err(e) => {
+                errors.push(format!("{}: {e}", path.display()));
+                return Vec::new();
+            }
+        };
+        entries.sort();
+        entries
+            .into_iter()
+            .flat_map(|p| {
+                if p.is_dir() {
+                    files_under(&p, errors)
+                } else if p
+                    .extension()
+                    .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
+                {
+                    vec![p]
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect()
+    } else {
+        vec![path.to_path_buf()]
+    }
+}
+
+fn read_inputs(paths: &[PathBuf], errors: &mut Vec<String>) -> Vec<Document> {
+    let mut documents = Vec::new();
+    for path in paths {
+        if path.as_os_str() == "-" {
+            let mut text = String::new();
+            match std::io::stdin().read_to_string(&mut text) {
+                Ok(_) => read_source("<stdin>", &text, &mut documents, errors),
+                Err(e) => errors.push(format!("<stdin>: {e}")),
+            }
+            continue;
+        }
+        if !path.exists() {
+            errors.push(format!("{}: no such file or directory", path.display()));
+            continue;
+        }
+        for file in files_under(path, errors) {
+            match std::fs::read_to_string(&file) {
+                Ok(text) => read_source(&file.display().to_string(), &text, &mut documents, errors),
+                Err(e) => errors.push(format!("{}: {e}", file.display())),
+            }
+        }
+    }
+    documents
+}
+
+/// Compiles the SeccompPolicies among `documents`.
+fn policies_from(documents: &[Document], errors: &mut Vec<String>) -> Vec<CompiledPolicy> {
+    documents
+        .iter()
+        .filter(|d| d.value.get("kind").and_then(Value::as_str) == Some("SeccompPolicy"))
+        .filter_map(|d| {
+            let parsed: Result<SeccompPolicy, _> = serde_json::from_value(d.value.clone());
+            match parsed
+                .map_err(|e| e.to_string())
+                .and_then(|p| policy::compile(&p).map_err(|e| e.to_string()))
+            {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    errors.push(format!("{}: invalid SeccompPolicy: {e}", d.origin));
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+fn scc_defaults_from(documents: &[Document]) -> SccDefaults {
+    let mut sccs = SccDefaults::default();
+    for d in documents
+        .iter()
+        .filter(|d| d.value.get("kind").and_then(Value::as_str) == Some("SecurityContextConstraints"))
+    {
+        let name = d
+            .value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        sccs.insert(name, &string_list(d.value.get("seccompProfiles")));
+    }
+    sccs
+}
+
+fn string_list(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default()
+}
+
+fn namespace_labels_from(documents: &[Document]) -> BTreeMap<String, BTreeMap<String, String>> {
+    documents
+        .iter()
+        .filter(|d| d.value.get("kind").and_then(Value::as_str) == Some("Namespace"))
+        .filter_map(|d| {
+            let name = d.value.pointer("/metadata/name")?.as_str()?.to_string();
+            let labels = d
+                .value
+                .pointer("/metadata/labels")
+                .cloned()
+                .and_then(|l| serde_json::from_value(l).ok())
+                .unwrap_or_default();
+            Some((name, labels))
+        })
+        .collect()
+}
+
+/// Progress on stderr, only when it is a terminal.
+struct Progress {
+    enabled: bool,
+    total: usize,
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        Progress {
+            enabled: std::io::stderr().is_terminal() && total > 200,
+            total,
+        }
+    }
+
+    fn tick(&self, done: usize) {
+        if self.enabled && (done.is_multiple_of(100) || done == self.total) {
+            eprint!("\raudited {done}/{}", self.total);
+            if done == self.total {
+                eprintln!();
+            }
+        }
+    }
+}
+
+/// Everything an audit needs besides the objects.
+struct Setting {
+    policies: Vec<CompiledPolicy>,
+    sccs: SccDefaults,
+    namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
+    /// Node facts by node name (live), and the facts for pods on unknown nodes.
+    nodes: BTreeMap<String, NodeFacts>,
+    default_node: NodeFacts,
+}
+
+fn audit_all(subjects: &[AuditSubject], setting: &Setting, now: Timestamp) -> Vec<SeccompStatus> {
+    let progress = Progress::new(subjects.len());
+    subjects
+        .iter()
+        .enumerate()
+        .map(|(i, subject)| {
+            let node = subject
+                .pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_ref())
+                .and_then(|n| setting.nodes.get(n));
+            let ctx = AuditContext {
+                facts: Facts {
+                    node: Some(node.unwrap_or(&setting.default_node)),
+                    unknown_node_seccomp_default: setting.default_node.seccomp_default,
+                    sccs: &setting.sccs,
+                },
+                policies: &setting.policies,
+                namespace_labels: &setting.namespace_labels,
+                now,
+            };
+            let item = report::audit(subject, &ctx);
+            progress.tick(i + 1);
+            item
+        })
+        .collect()
+}
+
+fn seccomp_default(args: &AuditArgs) -> KubeletSeccompDefault {
+    if args.kubelet_seccomp_default {
+        KubeletSeccompDefault::True
+    } else {
+        KubeletSeccompDefault::False
+    }
+}
+
+fn version_minor(args: &AuditArgs) -> Result<u32, AuditError> {
+    let version = args.kubernetes_version.as_deref().unwrap_or(NEWEST_KUBERNETES);
+    kubelet_minor(version)
+        .ok_or_else(|| AuditError::Input(format!("--kubernetes-version {version:?} is not X.Y (e.g. 1.33)")))
+}
+
+/// Runs the audit and returns the process exit code.
+pub async fn run(args: AuditArgs) -> i32 {
+    let now = args.now.unwrap_or_else(Timestamp::now);
+    let mut errors: Vec<String> = Vec::new();
+    let result = if args.files.is_empty() {
+        live(&args, now, &mut errors).await
+    } else {
+        offline(&args, now, &mut errors)
+    };
+    let items = match result {
+        Ok(items) => items,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    for error in &errors {
+        eprintln!("error: {error}");
+    }
+    if let Err(e) = print(&items, args.output) {
+        eprintln!("error: writing the report: {e}");
+        return 2;
+    }
+    let summary = Summary::of(&items);
+    eprintln!("{}", summary.line());
+    if !errors.is_empty() {
+        return 2;
+    }
+    let failed = match args.fail_on {
+        Some(FailOn::Unconfined) => summary.unconfined + summary.mixed > 0,
+        Some(FailOn::Violation) => summary.violating > 0,
+        None => false,
+    };
+    i32::from(failed)
+}
+
+fn offline(
+    args: &AuditArgs,
+    now: Timestamp,
+    errors: &mut Vec<String>,
+) -> Result<Vec<SeccompStatus>, AuditError> {
+    let minor = version_minor(args)?;
+    let documents = read_inputs(&args.files, errors);
+    let policy_documents = read_inputs(&args.policies, errors);
+    let scc_documents = read_inputs(&args.scc_files, errors);
+    let mut subjects = Vec::new();
+    for d in &documents {
+        let kind = d.value.get("kind").and_then(Value::as_str);
+        if matches!(kind, Some("SeccompPolicy" | "SecurityContextConstraints" | "Namespace")) {
+            continue;
+        }
+        match report::subjects(&d.value) {
+            Ok(mut found) => subjects.append(&mut found),
+            Err(NotAudited::UnknownKind(kind)) => eprintln!("note: {}: skipped {kind} (no pods)", d.origin),
+            Err(NotAudited::Invalid(why)) => errors.push(format!("{}: {why}", d.origin)),
+        }
+    }
+    let mut all_policies = policies_from(&documents, errors);
+    all_policies.extend(policies_from(&policy_documents, errors));
+    let mut scc_all: Vec<Document> = scc_documents;
+    scc_all.extend(documents.iter().map(|d| Document {
+        origin: d.origin.clone(),
+        value: d.value.clone(),
+    }));
+    let setting = Setting {
+        policies: all_policies,
+        sccs: scc_defaults_from(&scc_all),
+        namespace_labels: namespace_labels_from(&documents),
+        nodes: BTreeMap::new(),
+        default_node: NodeFacts {
+            windows: false,
+            kubelet_minor: Some(minor),
+            seccomp_default: seccomp_default(args),
+        },
+    };
+    Ok(audit_all(&subjects, &setting, now))
+}
+
+async fn client(args: &AuditArgs) -> Result<Client, AuditError> {
+    let options = KubeConfigOptions {
+        context: args.context.clone(),
+        ..Default::default()
+    };
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .map_err(|e| AuditError::Cluster(format!("{}: {e}", path.display())))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options).await
+        }
+        None => match &args.context {
+            Some(_) => kube::Config::from_kubeconfig(&options).await,
+            None => kube::Config::infer().await.map_err(|e| {
+                kube::config::KubeconfigError::ReadConfig(
+                    std::io::Error::other(e.to_string()),
+                    PathBuf::new(),
+                )
+            }),
+        },
+    }
+    .map_err(|e| AuditError::Cluster(e.to_string()))?;
+    Client::try_from(config).map_err(|e| AuditError::Cluster(e.to_string()))
+}
+
+async fn live(
+    args: &AuditArgs,
+    now: Timestamp,
+    errors: &mut Vec<String>,
+) -> Result<Vec<SeccompStatus>, AuditError> {
+    let client = client(args).await?;
+    let cluster = |e: kube::Error| AuditError::Cluster(e.to_string());
+    let mut params = ListParams::default();
+    if let Some(selector) = &args.selector {
+        params = params.labels(selector);
+    }
+    let pods_api: Api<Pod> = match (&args.namespace, args.all_namespaces) {
+        (Some(ns), false) => Api::namespaced(client.clone(), ns),
+        _ => Api::all(client.clone()),
+    };
+    let pods = pods_api.list(&params).await.map_err(cluster)?.items;
+
+    let policies = if args.policies.is_empty() {
+        match Api::<SeccompPolicy>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+        {
+            Ok(list) => list
+                .items
+                .iter()
+                .filter_map(|p| match policy::compile(p) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        eprintln!("note: policy {} is invalid and ignored: {e}", p.name_any());
+                        None
+                    }
+                })
+                .collect(),
+            Err(kube::Error::Api(s)) if s.code == 404 => Vec::new(),
+            Err(e) => return Err(cluster(e)),
+        }
+    } else {
+        let documents = read_inputs(&args.policies, errors);
+        policies_from(&documents, errors)
+    };
+
+    let mut sccs = scc_defaults_from(&read_inputs(&args.scc_files, errors));
+    if args.scc_files.is_empty() {
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("security.openshift.io", "v1", "SecurityContextConstraints"),
+            "securitycontextconstraints",
+        );
+        if let Ok(list) = Api::<DynamicObject>::all_with(client.clone(), &resource)
+            .list(&ListParams::default())
+            .await
+        {
+            for scc in list.items {
+                sccs.insert(&scc.name_any(), &string_list(scc.data.get("seccompProfiles")));
+            }
+        }
+    }
+
+    let namespace_labels = match Api::<Namespace>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(list) => list
+            .items
+            .into_iter()
+            .map(|n| (n.name_any(), n.metadata.labels.unwrap_or_default()))
+            .collect(),
+        Err(_) => BTreeMap::new(),
+    };
+    let default = seccomp_default(args);
+    let nodes: BTreeMap<String, NodeFacts> = match Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(list) => list
+            .items
+            .iter()
+            .map(|node| {
+                let info = node.status.as_ref().and_then(|s| s.node_info.as_ref());
+                let windows = node
+                    .labels()
+                    .get("kubernetes.io/os")
+                    .is_some_and(|os| os == "windows")
+                    || info.is_some_and(|i| i.operating_system.eq_ignore_ascii_case("windows"));
+                let version = match &args.kubernetes_version {
+                    Some(v) => kubelet_minor(v),
+                    None => info.and_then(|i| kubelet_minor(&i.kubelet_version)),
+                };
+                (
+                    node.name_any(),
+                    NodeFacts {
+                        windows,
+                        kubelet_minor: version,
+                        seccomp_default: default,
+                    },
+                )
+            })
+            .collect(),
+        Err(_) => BTreeMap::new(),
+    };
+    let cluster_minor = match &args.kubernetes_version {
+        Some(_) => version_minor(args)?,
+        None => client
+            .apiserver_version()
+            .await
+            .ok()
+            .and_then(|v| v.minor.trim_end_matches('+').parse().ok())
+            .unwrap_or(version_minor(args)?),
+    };
+    let subjects: Vec<AuditSubject> = pods
+        .into_iter()
+        .map(|pod| AuditSubject {
+            kind: "Pod".into(),
+            name: pod.name_any(),
+            namespace: pod.namespace().unwrap_or_default(),
+            uid: pod.uid(),
+            pod,
+        })
+        .collect();
+    let setting = Setting {
+        policies,
+        sccs,
+        namespace_labels,
+        nodes,
+        default_node: NodeFacts {
+            windows: false,
+            kubelet_minor: Some(cluster_minor),
+            seccomp_default: default,
+        },
+    };
+    Ok(audit_all(&subjects, &setting, now))
+}
+
+/// Prints the report: a table, or a `List` of SeccompStatus objects.
+fn print(items: &[SeccompStatus], format: OutputFormat) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match format {
+        OutputFormat::Table => out.write_all(report::table(items, false).as_bytes()),
+        OutputFormat::Wide => out.write_all(report::table(items, true).as_bytes()),
+        OutputFormat::Json | OutputFormat::Yaml => {
+            let list =
+                serde_json::json!({ "apiVersion": "v1", "kind": "List", "metadata": {}, "items": items });
+            let text = if format == OutputFormat::Json {
+                serde_json::to_string_pretty(&list)
+                    .map(|t| t + "\n")
+                    .map_err(std::io::Error::other)?
+            } else {
+                serde_saphyr::to_string(&list).map_err(std::io::Error::other)?
+            };
+            out.write_all(text.as_bytes())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_are_split_and_bad_ones_reported_alone() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\nkind: [unclosed\n--- \n# only a comment\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: b}\n...\n";
+        let (mut documents, mut errors) = (Vec::new(), Vec::new());
+        read_source("f.yaml", text, &mut documents, &mut errors);
+        let names: Vec<&str> = documents
+            .iter()
+            .filter_map(|d| d.value.pointer("/metadata/name")?.as_str())
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("f.yaml, document 2: "), "{errors:?}");
+        assert_eq!(documents[1].origin, "f.yaml, document 4");
+    }
+
+    #[test]
+    fn json_documents_and_scalars() {
+        let (mut documents, mut errors) = (Vec::new(), Vec::new());
+        read_source(
+            "x.json",
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"j"}}"#,
+            &mut documents,
+            &mut errors,
+        );
+        read_source("s.yaml", "just a string\n", &mut documents, &mut errors);
+        assert_eq!(documents.len(), 1);
+        assert_eq!(
+            errors,
+            vec!["s.yaml, document 1: not a Kubernetes object".to_string()]
+        );
+    }
+
+    #[test]
+    fn kubernetes_versions() {
+        let mut args = <AuditArgsForTest as clap::Parser>::parse_from(["t"]).args;
+        assert_eq!(version_minor(&args).ok(), Some(37));
+        args.kubernetes_version = Some("1.24".into());
+        assert_eq!(version_minor(&args).ok(), Some(24));
+        args.kubernetes_version = Some("twenty".into());
+        assert!(version_minor(&args).is_err());
+    }
+
+    #[derive(clap::Parser)]
+    struct AuditArgsForTest {
+        #[command(flatten)]
+        args: AuditArgs,
+    }
+}

@@ -1,0 +1,466 @@
+//! From Kubernetes documents to SeccompStatus objects and a report. Pure: no files, no network.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{
+    api::core::v1::{Pod, PodTemplateSpec},
+    apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time},
+    jiff::Timestamp,
+};
+use serde_json::Value;
+
+use crate::{
+    api::{PROFILE_LABEL, PodProfile, PolicyAction, SeccompStatus, SeccompStatusSpec, Verdict},
+    controller::desired,
+    engine::{self, Facts, PodView},
+    policy::{self, CompiledPolicy, Subject},
+};
+
+/// Annotation on audit items made from a workload: the workload's kind.
+pub const KIND_ANNOTATION: &str = "seccomp.sentinel.dev/kind";
+
+/// Something with a pod spec: a pod, or a workload's pod template.
+#[derive(Clone, Debug)]
+pub struct AuditSubject {
+    pub kind: String,
+    pub name: String,
+    pub namespace: String,
+    pub uid: Option<String>,
+    pub pod: Pod,
+}
+
+/// Why a document yields nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotAudited {
+    /// A kind without pods (a note, not an error).
+    UnknownKind(String),
+    /// The document is not a usable object.
+    Invalid(String),
+}
+
+/// Where a workload kind keeps its pod template.
+fn template_path(api_version: &str, kind: &str) -> Option<&'static [&'static str]> {
+    let group = api_version.split_once('/').map_or("", |(g, _)| g);
+    match (group, kind) {
+        ("apps", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet")
+        | ("", "ReplicationController")
+        | ("batch", "Job")
+        | ("apps.openshift.io", "DeploymentConfig") => Some(&["spec", "template"]),
+        ("batch", "CronJob") => Some(&["spec", "jobTemplate", "spec", "template"]),
+        ("", "PodTemplate") => Some(&["template"]),
+        _ => None,
+    }
+}
+
+/// The pods and pod templates in one document (a List yields its items).
+pub fn subjects(document: &Value) -> Result<Vec<AuditSubject>, NotAudited> {
+    let kind = document.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let api_version = document
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if kind.is_empty() {
+        return Err(NotAudited::Invalid("no kind".into()));
+    }
+    if kind == "List" || kind.ends_with("List") {
+        let items = document
+            .get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty());
+        let mut found = Vec::new();
+        for (i, item) in items.into_iter().enumerate() {
+            let mut item = item;
+            // Items of a typed list (PodList) may omit their kind.
+            if let (Some(k), Some(obj)) = (item_kind, item.as_object_mut()) {
+                obj.entry("kind").or_insert_with(|| Value::String(k.to_string()));
+                obj.entry("apiVersion")
+                    .or_insert_with(|| Value::String(api_version.to_string()));
+            }
+            match subjects(&item) {
+                Ok(mut s) => found.append(&mut s),
+                Err(NotAudited::UnknownKind(_)) => {}
+                Err(NotAudited::Invalid(why)) => return Err(NotAudited::Invalid(format!("item {i}: {why}"))),
+            }
+        }
+        return Ok(found);
+    }
+    let metadata: ObjectMeta = document
+        .get("metadata")
+        .cloned()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| NotAudited::Invalid(format!("metadata: {e}")))?
+        .unwrap_or_default();
+    let name = metadata
+        .name
+        .clone()
+        .or_else(|| metadata.generate_name.clone())
+        .unwrap_or_default();
+    let namespace = metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    if kind == "Pod" && api_version == "v1" {
+        let pod: Pod =
+            serde_json::from_value(document.clone()).map_err(|e| NotAudited::Invalid(e.to_string()))?;
+        return Ok(vec![AuditSubject {
+            kind: kind.into(),
+            name,
+            namespace,
+            uid: metadata.uid,
+            pod,
+        }]);
+    }
+    let Some(path) = template_path(api_version, kind) else {
+        return Err(NotAudited::UnknownKind(format!("{api_version} {kind}")));
+    };
+    let template = path.iter().try_fold(document, |v, key| v.get(*key));
+    let Some(template) = template else {
+        return Err(NotAudited::Invalid(format!("{kind} without {}", path.join("."))));
+    };
+    let template: PodTemplateSpec = serde_json::from_value(template.clone())
+        .map_err(|e| NotAudited::Invalid(format!("pod template: {e}")))?;
+    let mut pod_meta = template.metadata.unwrap_or_default();
+    pod_meta.name = Some(name.clone());
+    pod_meta.namespace = Some(namespace.clone());
+    let pod = Pod {
+        metadata: pod_meta,
+        spec: template.spec,
+        status: None,
+    };
+    Ok(vec![AuditSubject {
+        kind: kind.into(),
+        name,
+        namespace,
+        uid: metadata.uid,
+        pod,
+    }])
+}
+
+/// The facts the audit assumes, and the policies it judges by.
+pub struct AuditContext<'a> {
+    pub facts: Facts<'a>,
+    pub policies: &'a [CompiledPolicy],
+    /// Labels of the namespaces the audit knows (from the input or the cluster).
+    pub namespace_labels: &'a BTreeMap<String, BTreeMap<String, String>>,
+    pub now: Timestamp,
+}
+
+/// The SeccompStatus the controller would write for `subject`.
+pub fn audit(subject: &AuditSubject, ctx: &AuditContext<'_>) -> SeccompStatus {
+    let view = PodView::from_pod(&subject.pod);
+    let mut evaluation = engine::evaluate(&view, &ctx.facts);
+    let mut namespace_labels = ctx
+        .namespace_labels
+        .get(&subject.namespace)
+        .cloned()
+        .unwrap_or_default();
+    namespace_labels
+        .entry("kubernetes.io/metadata.name".into())
+        .or_insert_with(|| subject.namespace.clone());
+    let labels = subject.pod.metadata.labels.clone().unwrap_or_default();
+    let who = Subject {
+        namespace: &subject.namespace,
+        labels: &labels,
+        namespace_labels: &namespace_labels,
+        scc: view.scc.as_deref(),
+    };
+    evaluation.policies = ctx
+        .policies
+        .iter()
+        .filter(|p| p.selects(&who))
+        .map(|p| policy::result(p, &p.judge(&who, &evaluation, ctx.now), PolicyAction::None, None))
+        .collect();
+    evaluation.verdict = evaluation.policies.iter().map(|r| r.verdict).max();
+    evaluation.action = evaluation.policies.iter().map(|r| r.action).max();
+    let status = desired::with_conditions(evaluation, &[], &Time(ctx.now));
+
+    let mut item = SeccompStatus::new(
+        &subject.name,
+        SeccompStatusSpec {
+            pod_uid: subject.uid.clone().unwrap_or_default(),
+        },
+    );
+    item.metadata.namespace = Some(subject.namespace.clone());
+    item.metadata.labels = Some(BTreeMap::from([(
+        PROFILE_LABEL.to_string(),
+        status.profile.as_str().to_string(),
+    )]));
+    if subject.kind == "Pod" {
+        if let Some(uid) = &subject.uid {
+            item.metadata.owner_references = Some(vec![OwnerReference {
+                api_version: "v1".into(),
+                kind: "Pod".into(),
+                name: subject.name.clone(),
+                uid: uid.clone(),
+                controller: Some(true),
+                block_owner_deletion: None,
+            }]);
+        }
+    } else {
+        item.metadata.annotations = Some(BTreeMap::from([(
+            KIND_ANNOTATION.to_string(),
+            subject.kind.clone(),
+        )]));
+    }
+    item.status = Some(status);
+    item
+}
+
+/// Counts for the summary line and the exit code.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub objects: usize,
+    pub confined: usize,
+    pub unconfined: usize,
+    pub mixed: usize,
+    pub not_applicable: usize,
+    pub violating: usize,
+}
+
+impl Summary {
+    pub fn of(items: &[SeccompStatus]) -> Summary {
+        let mut summary = Summary {
+            objects: items.len(),
+            ..Default::default()
+        };
+        for status in items.iter().filter_map(|i| i.status.as_ref()) {
+            match status.profile {
+                PodProfile::RuntimeDefault | PodProfile::Localhost => summary.confined += 1,
+                PodProfile::Unconfined => summary.unconfined += 1,
+                PodProfile::Mixed => summary.mixed += 1,
+                PodProfile::NotApplicable => summary.not_applicable += 1,
+            }
+            if status.verdict == Some(Verdict::Violating) {
+                summary.violating += 1;
+            }
+        }
+        summary
+    }
+
+    pub fn line(&self) -> String {
+        format!(
+            "{} objects: {} confined, {} unconfined, {} mixed, {} not applicable; {} violating a policy",
+            self.objects, self.confined, self.unconfined, self.mixed, self.not_applicable, self.violating
+        )
+    }
+}
+
+fn or_dash<T: ToString>(value: Option<T>) -> String {
+    value
+        .map(|v| v.to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "-".into())
+}
+
+/// A kubectl-like table; `wide` adds the node and every container's profile and source.
+pub fn table(items: &[SeccompStatus], wide: bool) -> String {
+    let mut header = vec![
+        "NAMESPACE",
+        "NAME",
+        "KIND",
+        "PROFILE",
+        "CONFINED",
+        "SOURCE",
+        "SCC",
+        "VERDICT",
+    ];
+    if wide {
+        header.extend(["NODE", "CONTAINERS"]);
+    }
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
+    for item in items {
+        let status = item.status.clone().unwrap_or_default();
+        let kind = item
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(KIND_ANNOTATION))
+            .cloned()
+            .unwrap_or_else(|| "Pod".into());
+        let mut row = vec![
+            item.metadata.namespace.clone().unwrap_or_default(),
+            item.metadata.name.clone().unwrap_or_default(),
+            kind,
+            status.profile.as_str().to_string(),
+            status.confined.clone(),
+            or_dash(status.source.map(|s| {
+                serde_json::to_value(s)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default()
+            })),
+            or_dash(status.scc.clone()),
+            or_dash(status.verdict.map(|v| format!("{v:?}"))),
+        ];
+        if wide {
+            row.push(or_dash(status.node.clone()));
+            let containers: Vec<String> = status
+                .containers
+                .iter()
+                .map(|c| {
+                    let source = serde_json::to_value(c.source)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default();
+                    format!("{}={:?}({source})", c.name, c.profile.type_)
+                })
+                .collect();
+            row.push(or_dash(Some(containers.join(","))));
+        }
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| {
+                if i + 1 == widths.len() {
+                    cell.clone()
+                } else {
+                    format!("{cell:<w$}", w = widths[i])
+                }
+            })
+            .collect();
+        out.push_str(line.join("   ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::{
+        api::KubeletSeccompDefault,
+        engine::{NodeFacts, SccDefaults},
+    };
+
+    fn audit_one(document: Value) -> Vec<SeccompStatus> {
+        let sccs = SccDefaults::default();
+        let node = NodeFacts {
+            windows: false,
+            kubelet_minor: Some(33),
+            seccomp_default: KubeletSeccompDefault::False,
+        };
+        let ctx = AuditContext {
+            facts: Facts {
+                node: Some(&node),
+                unknown_node_seccomp_default: KubeletSeccompDefault::False,
+                sccs: &sccs,
+            },
+            policies: &[],
+            namespace_labels: &BTreeMap::new(),
+            now: Timestamp::UNIX_EPOCH,
+        };
+        subjects(&document)
+            .expect("audited")
+            .iter()
+            .map(|s| audit(s, &ctx))
+            .collect()
+    }
+
+    fn template(profile: &str) -> Value {
+        json!({ "metadata": { "labels": { "app": "x" } }, "spec": {
+            "securityContext": { "seccompProfile": { "type": profile } }, "containers": [{ "name": "c", "image": "i" }] } })
+    }
+
+    #[test]
+    fn every_workload_kind_yields_its_template() {
+        let cases = [
+            json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "d" }, "spec": { "template": template("RuntimeDefault") } }),
+            json!({ "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": { "name": "d" }, "spec": { "template": template("RuntimeDefault") } }),
+            json!({ "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": { "name": "d" }, "spec": { "template": template("RuntimeDefault") } }),
+            json!({ "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": { "name": "d" }, "spec": { "template": template("RuntimeDefault") } }),
+            json!({ "apiVersion": "v1", "kind": "ReplicationController", "metadata": { "name": "d" }, "spec": { "template": template("RuntimeDefault") } }),
+            json!({ "apiVersion": "batch/v1", "kind": "Job", "metadata": { "name": "d" }, "spec": { "template": template("RuntimeDefault") } }),
+            json!({ "apiVersion": "batch/v1", "kind": "CronJob", "metadata": { "name": "d" }, "spec": { "jobTemplate": { "spec": { "template": template("RuntimeDefault") } } } }),
+            json!({ "apiVersion": "apps.openshift.io/v1", "kind": "DeploymentConfig", "metadata": { "name": "d" }, "spec": { "template": template("RuntimeDefault") } }),
+        ];
+        for case in cases {
+            let items = audit_one(case.clone());
+            assert_eq!(items.len(), 1, "{case}");
+            let item = &items[0];
+            assert_eq!(
+                item.status.as_ref().expect("status").profile,
+                PodProfile::RuntimeDefault,
+                "{case}"
+            );
+            assert_eq!(
+                item.metadata.annotations.as_ref().expect("kind")[KIND_ANNOTATION],
+                case["kind"].as_str().expect("kind")
+            );
+            assert_eq!(item.metadata.namespace.as_deref(), Some("default"));
+        }
+    }
+
+    #[test]
+    fn lists_pods_and_unknown_kinds() {
+        let list = json!({ "apiVersion": "v1", "kind": "List", "items": [
+            { "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "p", "namespace": "n", "uid": "u-1" },
+              "spec": { "containers": [{ "name": "c", "image": "i" }] } },
+            { "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "cm" } }
+        ]});
+        let items = audit_one(list);
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].spec.pod_uid, "u-1");
+        assert_eq!(items[0].owner_references()[0].uid, "u-1");
+        let pod_list = json!({ "apiVersion": "v1", "kind": "PodList", "items": [
+            { "metadata": { "name": "q_with_underscore" }, "spec": { "containers": [{ "name": "c", "image": "i" }] } }
+        ]});
+        let items = audit_one(pod_list);
+        assert_eq!(items[0].metadata.name.as_deref(), Some("q_with_underscore"));
+        assert_eq!(
+            subjects(&json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": "s" } })).err(),
+            Some(NotAudited::UnknownKind("v1 Service".into()))
+        );
+        assert!(matches!(
+            subjects(&json!({ "metadata": {} })),
+            Err(NotAudited::Invalid(_))
+        ));
+        assert!(matches!(
+            subjects(&json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "d" } })),
+            Err(NotAudited::Invalid(_))
+        ));
+    }
+
+    use kube::ResourceExt;
+
+    #[test]
+    fn summary_and_table() {
+        let mut items = audit_one(
+            json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "open" },
+            "spec": { "containers": [{ "name": "c", "image": "i" }] } }),
+        );
+        items.extend(audit_one(json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "web", "namespace": "shop" },
+            "spec": { "template": template("RuntimeDefault") } })));
+        let summary = Summary::of(&items);
+        assert_eq!((summary.objects, summary.confined, summary.unconfined), (2, 1, 1));
+        let text = table(&items, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "NAMESPACE   NAME   KIND         PROFILE          CONFINED   SOURCE     SCC   VERDICT"
+        );
+        assert_eq!(
+            lines[1],
+            "default     open   Pod          Unconfined       0/1        None       -     -"
+        );
+        assert_eq!(
+            lines[2],
+            "shop        web    Deployment   RuntimeDefault   1/1        PodField   -     -"
+        );
+        assert!(
+            table(&items, true)
+                .lines()
+                .nth(1)
+                .expect("row")
+                .ends_with("c=Unconfined(None)")
+        );
+    }
+}

@@ -1,0 +1,356 @@
+//! `seccomp-sentinel audit`: golden reports for every input kind and output format, exit codes,
+//! JSON validated against the committed CRD schema, and live mode on the test cluster.
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::PostParams;
+use serde_json::{Value, json};
+
+use crate::support;
+
+const NOW: &str = "2026-11-01T12:00:00Z";
+
+fn inputs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/audit/inputs")
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn audit(args: &[&str], stdin: Option<&str>) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
+        .arg("audit")
+        .arg(format!("--now={NOW}"))
+        .args(args)
+        .current_dir(inputs())
+        .env_remove("KUBECONFIG")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run seccomp-sentinel audit");
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes()).expect("write stdin");
+    }
+    let output = child.wait_with_output().expect("audit output");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Compares with `tests/audit/golden/NAME`; `SENTINEL_UPDATE_GOLDEN=1` rewrites it instead.
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/audit/golden")
+        .join(name);
+    if std::env::var_os("SENTINEL_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).expect("write golden");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        expected == actual,
+        "{} differs (SENTINEL_UPDATE_GOLDEN=1 rewrites it):\n--- expected\n{expected}\n--- actual\n{actual}",
+        path.display()
+    );
+}
+
+const SCCS: &str = "--scc-file=../../../e2e/openshift/sccs.yaml";
+
+#[test]
+fn workloads_in_every_format() {
+    for (format, file) in [
+        ("table", "workloads.table"),
+        ("wide", "workloads.wide"),
+        ("json", "workloads.json"),
+        ("yaml", "workloads.yaml"),
+    ] {
+        let run = audit(
+            &[
+                "-f",
+                "workloads.yaml",
+                SCCS,
+                "--policy",
+                "policy.yaml",
+                "-o",
+                format,
+            ],
+            None,
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("workloads.yaml, document 10: skipped v1 ConfigMap"),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains(
+                "8 objects: 3 confined, 3 unconfined, 2 mixed, 0 not applicable; 3 violating a policy"
+            ),
+            "{}",
+            run.stderr
+        );
+        golden(file, &run.stdout);
+    }
+}
+
+#[test]
+fn lists_pod_lists_directories_and_stdin() {
+    let pods = audit(
+        &["-f", "pods.json", "--kubelet-seccomp-default=true", "-o", "wide"],
+        None,
+    );
+    assert_eq!(pods.code, 0, "{}", pods.stderr);
+    golden("pods.wide", &pods.stdout);
+
+    let podlist = audit(&["-f", "podlist.yaml", "-o", "yaml"], None);
+    assert_eq!(podlist.code, 0, "{}", podlist.stderr);
+    assert!(podlist.stdout.contains("empty localhostProfile"));
+    golden("podlist.yaml", &podlist.stdout);
+
+    let tree = audit(&["-f", "tree"], None);
+    assert_eq!(tree.code, 0, "{}", tree.stderr);
+    golden("tree.table", &tree.stdout);
+
+    let text = std::fs::read_to_string(inputs().join("tree/top.yaml")).expect("input");
+    let stdin = audit(&["-f", "-", "-o", "table"], Some(&text));
+    assert_eq!(stdin.code, 0, "{}", stdin.stderr);
+    assert!(
+        stdin.stdout.contains("tree        top    Pod    Unconfined"),
+        "{}",
+        stdin.stdout
+    );
+}
+
+#[test]
+fn kubelet_version_decides_about_legacy_annotations() {
+    let old = audit(
+        &[
+            "-f",
+            "workloads.yaml",
+            "--kubernetes-version",
+            "1.24",
+            "-o",
+            "wide",
+        ],
+        None,
+    );
+    let row = old
+        .stdout
+        .lines()
+        .find(|l| l.contains("legacy"))
+        .expect("legacy row");
+    assert!(
+        row.contains("PodAnnotation") && row.contains("RuntimeDefault"),
+        "{row}"
+    );
+    let new = audit(
+        &[
+            "-f",
+            "workloads.yaml",
+            "--kubernetes-version",
+            "1.33",
+            "-o",
+            "wide",
+        ],
+        None,
+    );
+    let row = new
+        .stdout
+        .lines()
+        .find(|l| l.contains("legacy"))
+        .expect("legacy row");
+    assert!(row.contains("Unconfined"), "{row}");
+}
+
+#[test]
+fn exit_codes() {
+    assert_eq!(audit(&["-f", "tree", "--fail-on", "unconfined"], None).code, 1);
+    assert_eq!(
+        audit(&["-f", "tree/sub", "--fail-on", "unconfined"], None).code,
+        0
+    );
+    assert_eq!(
+        audit(
+            &["-f", "tree", "--policy", "policy.yaml", "--fail-on", "violation"],
+            None
+        )
+        .code,
+        0,
+        "tree is not production"
+    );
+    assert_eq!(
+        audit(
+            &[
+                "-f",
+                "workloads.yaml",
+                "--policy",
+                "policy.yaml",
+                "--fail-on",
+                "violation"
+            ],
+            None
+        )
+        .code,
+        1
+    );
+    assert_eq!(
+        audit(&["-f", "tree", "--kubernetes-version", "one"], None).code,
+        2
+    );
+    let missing = audit(&["-f", "nowhere.yaml"], None);
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing.stderr.contains("nowhere.yaml: no such file or directory"),
+        "{}",
+        missing.stderr
+    );
+
+    // A broken document is named; the others are still reported; the exit code says so.
+    let broken = audit(&["-f", "broken.yaml", "--fail-on", "unconfined"], None);
+    assert_eq!(broken.code, 2);
+    assert!(
+        broken.stderr.contains("broken.yaml, document 2:"),
+        "{}",
+        broken.stderr
+    );
+    assert!(
+        broken.stdout.contains("before") && broken.stdout.contains("after"),
+        "{}",
+        broken.stdout
+    );
+}
+
+/// The JSON items are SeccompStatus objects the committed CRD schema accepts.
+#[test]
+fn json_items_match_the_crd_schema() {
+    let crd_text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/seccompstatuses.seccomp.sentinel.dev.yaml"),
+    )
+    .expect("crd");
+    let crd: Value = serde_saphyr::from_str(&crd_text).expect("crd yaml");
+    let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    let validator = jsonschema::validator_for(schema).expect("schema compiles");
+    let mut checked = 0;
+    for args in [
+        vec![
+            "-f",
+            "workloads.yaml",
+            SCCS,
+            "--policy",
+            "policy.yaml",
+            "-o",
+            "json",
+        ],
+        vec!["-f", "pods.json", "-o", "json"],
+        vec!["-f", "podlist.yaml", "-o", "json"],
+    ] {
+        let run = audit(&args, None);
+        let list: Value = serde_json::from_str(&run.stdout).expect("json output");
+        assert_eq!(
+            (list["apiVersion"].as_str(), list["kind"].as_str()),
+            (Some("v1"), Some("List"))
+        );
+        for item in list["items"].as_array().expect("items") {
+            assert_eq!(item["kind"], "SeccompStatus");
+            let errors: Vec<String> = validator
+                .iter_errors(item)
+                .map(|e| format!("{e} at {}", e.instance_path()))
+                .collect();
+            assert!(errors.is_empty(), "{}: {errors:?}", item["metadata"]["name"]);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 8 + 2 + 1);
+    // Something the schema must refuse, so the check above can fail.
+    let wrong = json!({ "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompStatus",
+        "spec": { "podUID": "x" }, "status": { "profile": "Sandboxed" } });
+    assert!(!validator.is_valid(&wrong));
+}
+
+#[tokio::test]
+async fn live_mode_audits_the_cluster() {
+    let ctx = support::context("audit-live").await;
+    for (name, profile) in [("open", None), ("tight", Some("RuntimeDefault"))] {
+        let mut spec = json!({ "containers": [{ "name": "app", "image": "registry.invalid/app:1" }] });
+        if let Some(p) = profile {
+            spec["securityContext"] = json!({ "seccompProfile": { "type": p } });
+        }
+        let pod: Pod = serde_json::from_value(
+            json!({ "metadata": { "name": name, "labels": { "team": "a" } }, "spec": spec }),
+        )
+        .expect("pod");
+        ctx.api::<Pod>()
+            .create(&PostParams::default(), &pod)
+            .await
+            .expect("create pod");
+    }
+    let kubeconfig = ctx.cluster.kubeconfig().display().to_string();
+    let run = audit(
+        &[
+            "--kubeconfig",
+            &kubeconfig,
+            "-n",
+            &ctx.ns,
+            "-l",
+            "team=a",
+            "--policy",
+            "policy.yaml",
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let list: Value = serde_json::from_str(&run.stdout).expect("json");
+    let mut rows: Vec<(String, String, bool)> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| {
+            (
+                i["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+                i["status"]["profile"].as_str().unwrap_or_default().to_string(),
+                i["metadata"]["ownerReferences"][0]["uid"].is_string(),
+            )
+        })
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![
+            ("open".into(), "Unconfined".into(), true),
+            ("tight".into(), "RuntimeDefault".into(), true)
+        ]
+    );
+
+    let failing = audit(
+        &[
+            "--kubeconfig",
+            &kubeconfig,
+            "-n",
+            &ctx.ns,
+            "--fail-on",
+            "unconfined",
+        ],
+        None,
+    );
+    assert_eq!(failing.code, 1, "{}", failing.stderr);
+    assert!(failing.stdout.contains("open"), "{}", failing.stdout);
+    let unreachable = audit(&["--kubeconfig", "/nonexistent/kubeconfig"], None);
+    assert_eq!(unreachable.code, 2);
+}
