@@ -41,3 +41,9 @@ test: testenv fmt-check clippy ## Format check, clippy, unit and integration tes
 .PHONY: run
 run: testenv ## Run the operator: on $$KUBECONFIG's cluster if reachable, else on a local control plane.
 	@bash e2e/run.sh $(ARGS)
+
+.PHONY: bench
+bench: testenv ## Measure the performance targets (not part of `make test`; N=10000 for the full size).
+	$(CARGO) build --release --locked --features testenv --bin seccomp-sentinel --bin sentinel-bench
+	$(CARGO) bench --locked --bench engine -- --quick
+	$(CARGO_TARGET_DIR)/release/sentinel-bench --operator $(CARGO_TARGET_DIR)/release/seccomp-sentinel $(if $(N),--pods $(N))

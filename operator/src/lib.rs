@@ -2,6 +2,7 @@
 //! with, and can label or evict workloads that violate a `SeccompPolicy`.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod api;
 pub mod audit;
 pub mod controller;

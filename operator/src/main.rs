@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use seccomp_sentinel::{api, audit, controller};
+use seccomp_sentinel::{agent, api, audit, controller};
 use tracing_subscriber::EnvFilter;
 
 /// Reports, and can enforce, the effective seccomp profile of every container in a cluster.
@@ -31,6 +31,9 @@ enum Command {
     /// One-shot report of effective seccomp profiles for manifests or a live cluster. Exit codes:
     /// 0 clean, 1 findings (with --fail-on), 2 input or connection errors.
     Audit(audit::AuditArgs),
+    /// Node agent (one per node): reads the seccomp mode the kernel enforces for each running
+    /// container from /proc and records it in the pod's SeccompStatus.
+    Agent(agent::AgentArgs),
     /// Print the CustomResourceDefinitions of seccomp-sentinel as YAML, or write them to a directory.
     Crds {
         /// Write one file per CRD into this directory instead of printing them.
@@ -44,6 +47,18 @@ fn main() -> anyhow::Result<()> {
     init_logging(cli.log_format);
     match cli.command {
         Command::Crds { out_dir } => print_crds(out_dir),
+        Command::Agent(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?
+            .block_on(async {
+                let client = kube::Client::try_default()
+                    .await
+                    .context("connecting to the cluster")?;
+                agent::run(client, args, shutdown_signal())
+                    .await
+                    .map_err(anyhow::Error::from)
+            }),
         Command::Audit(args) => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -2,6 +2,7 @@
 //! built by `make testenv`), or against the cluster named by `SENTINEL_TEST_KUBECONFIG`.
 mod support;
 
+mod agent;
 mod audit;
 mod controller;
 mod policies;

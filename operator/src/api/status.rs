@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
     status = "SeccompStatusStatus",
     shortname = "sst",
     category = "seccomp",
+    // Lets each node agent watch only the statuses of its node.
+    selectable = ".status.node",
     doc = "The effective seccomp profile of one pod's containers, and why; written by seccomp-sentinel.",
     printcolumn(
         name = "Profile",

@@ -413,7 +413,10 @@ fn offline(
     let mut subjects = Vec::new();
     for d in &documents {
         let kind = d.value.get("kind").and_then(Value::as_str);
-        if matches!(kind, Some("SeccompPolicy" | "SecurityContextConstraints" | "Namespace")) {
+        if matches!(
+            kind,
+            Some("SeccompPolicy" | "SecurityContextConstraints" | "Namespace")
+        ) {
             continue;
         }
         match report::subjects(&d.value) {

@@ -60,9 +60,21 @@ impl ControllerConfig {
         let info = node.status.as_ref().and_then(|s| s.node_info.as_ref());
         let windows = labels.get("kubernetes.io/os").is_some_and(|os| os == "windows")
             || info.is_some_and(|i| i.operating_system.eq_ignore_ascii_case("windows"));
-        let seccomp_default = match &self.kubelet_seccomp_default_nodes {
-            Some(selector) if selector.matches(&labels) => KubeletSeccompDefault::True,
-            _ => self.kubelet_seccomp_default,
+        // What the node agent read from the kubelet's configuration beats configuration here.
+        let reported = node
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(crate::agent::KUBELET_DEFAULT_ANNOTATION))
+            .and_then(|v| match v.as_str() {
+                "true" => Some(KubeletSeccompDefault::True),
+                "false" => Some(KubeletSeccompDefault::False),
+                _ => None,
+            });
+        let seccomp_default = match (&reported, &self.kubelet_seccomp_default_nodes) {
+            (Some(reported), _) => *reported,
+            (None, Some(selector)) if selector.matches(&labels) => KubeletSeccompDefault::True,
+            (None, _) => self.kubelet_seccomp_default,
         };
         NodeFacts {
             windows,
@@ -250,6 +262,19 @@ mod tests {
         let facts = config.node_facts(&windows);
         assert!(facts.windows);
         assert_eq!(facts.seccomp_default, KubeletSeccompDefault::False);
+        // A node agent's report wins over configuration.
+        let mut reported = node.clone();
+        reported.metadata.annotations = Some(
+            [(
+                crate::agent::KUBELET_DEFAULT_ANNOTATION.to_string(),
+                "false".to_string(),
+            )]
+            .into(),
+        );
+        assert_eq!(
+            config.node_facts(&reported).seccomp_default,
+            KubeletSeccompDefault::False
+        );
     }
 
     #[test]

@@ -1,0 +1,619 @@
+//! `sentinel-bench` (`make bench`): measures the performance targets on the local control plane,
+//! each as a ratio to its target, and writes the results to `bench/results-<date>.json`.
+//!
+//! P1 convergence vs the floor (the same client settings writing the same objects directly), P2
+//! writes counted by the API server, P3/P4 operator memory from /proc, P5 engine evaluations per
+//! second, P6 create-to-status latency at a fixed pod rate, P7 stored object size.
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use futures::{StreamExt, TryStreamExt, stream};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    config::{KubeConfigOptions, Kubeconfig},
+    runtime::{WatchStreamExt, watcher},
+};
+use seccomp_sentinel::{
+    api::{KubeletSeccompDefault, SeccompStatus},
+    engine::{self, Facts, NodeFacts, PodView, SccDefaults},
+    testenv::{self, Binaries, ControlPlane},
+};
+use serde_json::{Value, json};
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// Pods for P1-P4.
+    #[arg(long, env = "N", default_value = "2000")]
+    pods: usize,
+    /// Pod creation rate for P6 (pods per second).
+    #[arg(long, env = "RATE", default_value = "50")]
+    rate: u32,
+    /// Seconds of pod creation for P6.
+    #[arg(long, default_value = "20")]
+    latency_seconds: u32,
+    /// Write rate limit given to both the operator and the floor writer.
+    #[arg(long, default_value = "400")]
+    writes_per_second: u32,
+    /// Where to write the JSON results.
+    #[arg(long, default_value = "bench")]
+    out_dir: PathBuf,
+    /// The operator binary (a release build).
+    #[arg(long, default_value = "target/release/seccomp-sentinel")]
+    operator: PathBuf,
+}
+
+#[derive(serde::Serialize)]
+struct Measurement {
+    id: &'static str,
+    what: String,
+    measured: f64,
+    unit: &'static str,
+    target: String,
+    /// measured ÷ target for "at most" targets, target ÷ measured for "at least" ones: ≤ 1 passes.
+    ratio: f64,
+    verdict: &'static str,
+}
+
+fn at_most(id: &'static str, what: &str, measured: f64, unit: &'static str, target: f64) -> Measurement {
+    let ratio = if target == 0.0 {
+        if measured == 0.0 { 0.0 } else { f64::INFINITY }
+    } else {
+        measured / target
+    };
+    Measurement {
+        id,
+        what: what.into(),
+        measured,
+        unit,
+        target: format!("<= {target}"),
+        ratio,
+        verdict: if measured <= target { "PASS" } else { "FAIL" },
+    }
+}
+
+fn at_least(id: &'static str, what: &str, measured: f64, unit: &'static str, target: f64) -> Measurement {
+    Measurement {
+        id,
+        what: what.into(),
+        measured,
+        unit,
+        target: format!(">= {target}"),
+        ratio: target / measured.max(f64::MIN_POSITIVE),
+        verdict: if measured >= target { "PASS" } else { "FAIL" },
+    }
+}
+
+fn print(m: &Measurement) {
+    println!(
+        "{:<3} {:<58} measured {:>14.3} {:<10} target {:<10} ratio {:>7.3}  {}",
+        m.id, m.what, m.measured, m.unit, m.target, m.ratio, m.verdict
+    );
+}
+
+async fn client(kubeconfig: &std::path::Path) -> anyhow::Result<Client> {
+    let kc = Kubeconfig::read_from(kubeconfig)?;
+    let mut config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+    config.default_retry = true;
+    Ok(Client::try_from(config)?)
+}
+
+fn pod(name: &str, i: usize) -> Pod {
+    // A realistic mix: a third confined at pod level, a third with one unconfined sidecar, a third
+    // with nothing set; two containers each.
+    let pod_profile = match i % 3 {
+        0 => json!({ "seccompProfile": { "type": "RuntimeDefault" } }),
+        _ => json!({}),
+    };
+    let sidecar = match i % 3 {
+        1 => json!({ "seccompProfile": { "type": "Unconfined" } }),
+        _ => json!({}),
+    };
+    serde_json::from_value(json!({
+        "metadata": { "name": name, "labels": { "app": format!("app-{}", i % 50) } },
+        "spec": {
+            "securityContext": pod_profile,
+            "containers": [
+                { "name": "app", "image": "registry.example/app:1", "env": [{ "name": "MODE", "value": "production" }],
+                  "resources": { "requests": { "cpu": "100m", "memory": "64Mi" } } },
+                { "name": "proxy", "image": "registry.example/proxy:1", "securityContext": sidecar }
+            ]
+        }
+    }))
+    .expect("pod")
+}
+
+async fn create_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
+    let ns: Namespace = serde_json::from_value(json!({ "metadata": { "name": name } }))?;
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await?;
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), name);
+    for _ in 0..300 {
+        if accounts.get_opt("default").await?.is_some() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("namespace {name} has no default service account")
+}
+
+async fn create_pods(client: &Client, ns: &str, range: std::ops::Range<usize>) -> anyhow::Result<()> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    stream::iter(range)
+        .map(|i| {
+            let pods = pods.clone();
+            async move {
+                pods.create(&PostParams::default(), &pod(&format!("p{i:05}"), i))
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .buffer_unordered(32)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(())
+}
+
+/// Statuses in `ns` that describe their pod (same UID) and have a status.
+async fn correct_statuses(client: &Client, ns: &str) -> anyhow::Result<usize> {
+    let pods: HashMap<String, String> = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .map(|p| (p.name_any(), p.uid().unwrap_or_default()))
+        .collect();
+    let statuses = Api::<SeccompStatus>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await?
+        .items;
+    Ok(statuses
+        .iter()
+        .filter(|s| s.status.is_some() && pods.get(&s.name_any()) == Some(&s.spec.pod_uid))
+        .count())
+}
+
+async fn wait_statuses(
+    client: &Client,
+    ns: &str,
+    expected: usize,
+    limit: Duration,
+) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    loop {
+        if correct_statuses(client, ns).await? >= expected {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > limit {
+            bail!(
+                "{ns}: only {} of {expected} statuses after {limit:?}",
+                correct_statuses(client, ns).await?
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+struct OperatorProcess {
+    child: Child,
+}
+
+impl OperatorProcess {
+    fn start(args: &Args, kubeconfig: &std::path::Path, ns: &str) -> anyhow::Result<Self> {
+        let child = Command::new(&args.operator)
+            .args(["run", "--namespaces", ns, "--kubelet-seccomp-default=false"])
+            .arg(format!("--max-writes-per-second={}", args.writes_per_second))
+            .arg(format!("--write-burst={}", args.writes_per_second))
+            .env("KUBECONFIG", kubeconfig)
+            .env("SENTINEL_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "starting {} (run `cargo build --release` first)",
+                    args.operator.display()
+                )
+            })?;
+        Ok(OperatorProcess { child })
+    }
+
+    /// (VmRSS, VmHWM) in bytes.
+    fn memory(&self) -> anyhow::Result<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+                .unwrap_or(0)
+                * 1024
+        };
+        Ok((field("VmRSS:"), field("VmHWM:")))
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// PATCH requests on seccompstatuses the API server has counted (all subresources).
+fn apiserver_status_writes(plane: &ControlPlane) -> anyhow::Result<u64> {
+    let metrics = plane.kubectl(&["get", "--raw", "/metrics"])?;
+    Ok(metrics
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+        .filter(|l| {
+            l.contains("resource=\"seccompstatuses\"")
+                && (l.contains("verb=\"PATCH\"") || l.contains("verb=\"APPLY\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum())
+}
+
+/// The floor of P1: the same writes (object + status, server-side apply) with the same
+/// concurrency and write rate, no operator logic.
+async fn floor(client: &Client, ns: &str, n: usize, writes_per_second: u32) -> anyhow::Result<Duration> {
+    let pods: Vec<Pod> = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await?
+        .items;
+    let quota = governor::Quota::per_second(std::num::NonZeroU32::new(writes_per_second).context("rate")?)
+        .allow_burst(std::num::NonZeroU32::new(writes_per_second).context("rate")?);
+    let limiter = Arc::new(governor::RateLimiter::direct(quota));
+    let api: Api<SeccompStatus> = Api::namespaced(client.clone(), ns);
+    let params = PatchParams::apply("bench-floor").force();
+    let start = Instant::now();
+    stream::iter(pods.into_iter().take(n))
+        .map(|p| {
+            let (api, params, limiter) = (api.clone(), params.clone(), limiter.clone());
+            async move {
+                let name = p.name_any();
+                let uid = p.uid().unwrap_or_default();
+                let object = json!({ "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompStatus",
+                    "metadata": { "name": name, "labels": { "seccomp.sentinel.dev/profile": "Mixed" },
+                        "ownerReferences": [{ "apiVersion": "v1", "kind": "Pod", "name": name, "uid": uid, "controller": true }] },
+                    "spec": { "podUID": uid } });
+                limiter.until_ready().await;
+                api.patch(&name, &params, &Patch::Apply(&object)).await?;
+                let status = json!({ "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompStatus",
+                    "metadata": { "name": name }, "status": sample_status() });
+                limiter.until_ready().await;
+                api.patch_status(&name, &params, &Patch::Apply(&status)).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(start.elapsed())
+}
+
+fn sample_status() -> Value {
+    json!({ "profile": "Mixed", "confined": "1/2", "confinedContainers": 1, "totalContainers": 2,
+        "source": "ContainerField", "kubeletSeccompDefault": "false",
+        "containers": [
+            { "name": "app", "kind": "Container", "profile": { "type": "RuntimeDefault" }, "source": "PodField", "confined": true },
+            { "name": "proxy", "kind": "Container", "profile": { "type": "Unconfined" }, "source": "ContainerField", "confined": false }
+        ],
+        "conditions": [{ "type": "Confined", "status": "False", "reason": "UnconfinedContainers", "message": "unconfined: proxy",
+            "lastTransitionTime": "2026-01-01T00:00:00Z" }] })
+}
+
+/// P5: evaluations per second on one core, over a mix of pod shapes.
+fn engine_rate() -> f64 {
+    let views: Vec<PodView> = (0..300)
+        .map(|i| PodView::from_pod(&pod(&format!("e{i}"), i)))
+        .collect();
+    let sccs = SccDefaults::default();
+    let node = NodeFacts {
+        windows: false,
+        kubelet_minor: Some(33),
+        seccomp_default: KubeletSeccompDefault::False,
+    };
+    let facts = Facts {
+        node: Some(&node),
+        unknown_node_seccomp_default: KubeletSeccompDefault::False,
+        sccs: &sccs,
+    };
+    let mut evaluations = 0u64;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        for view in &views {
+            std::hint::black_box(engine::evaluate(std::hint::black_box(view), &facts));
+        }
+        evaluations += views.len() as u64;
+    }
+    evaluations as f64 / start.elapsed().as_secs_f64()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let started = Instant::now();
+    let mut results: Vec<Measurement> = Vec::new();
+
+    let p5 = engine_rate();
+    results.push(at_least(
+        "P5",
+        "engine evaluations per second per core",
+        p5,
+        "evals/s",
+        1_000_000.0,
+    ));
+    print(&results[0]);
+
+    eprintln!("bench: starting the local control plane");
+    let binaries = Binaries::locate()?;
+    let plane = ControlPlane::start(&binaries)?;
+    testenv::install_apis(&binaries, plane.kubeconfig())?;
+    let kubeconfig = plane.kubeconfig().to_path_buf();
+    let client = client(&kubeconfig).await?;
+    let n = args.pods;
+
+    // Floor first, in a namespace of its own, so the API server is equally warm for both.
+    create_namespace(&client, "bench-floor").await?;
+    create_pods(&client, "bench-floor", 0..n).await?;
+    let floor_time = floor(&client, "bench-floor", n, args.writes_per_second).await?;
+    eprintln!("bench: floor wrote {n} statuses in {floor_time:.2?}");
+    Api::<Namespace>::all(client.clone())
+        .delete("bench-floor", &DeleteParams::background())
+        .await?;
+
+    // P1: the operator, started on n existing pods, until every status is correct.
+    let ns = "bench";
+    create_namespace(&client, ns).await?;
+    create_pods(&client, ns, 0..n).await?;
+    let writes_before = apiserver_status_writes(&plane)?;
+    let operator_started = Instant::now();
+    let operator = OperatorProcess::start(&args, &kubeconfig, ns)?;
+    wait_statuses(&client, ns, n, Duration::from_secs(900)).await?;
+    let convergence = operator_started.elapsed();
+    let first_sync_writes = apiserver_status_writes(&plane)? - writes_before;
+    let ratio = convergence.as_secs_f64() / floor_time.as_secs_f64();
+    results.push(at_most(
+        "P1",
+        &format!(
+            "convergence {n} pods ÷ floor ({:.1}s ÷ {:.1}s)",
+            convergence.as_secs_f64(),
+            floor_time.as_secs_f64()
+        ),
+        ratio,
+        "ratio",
+        1.15,
+    ));
+    print(results.last().expect("result"));
+    eprintln!("bench: first sync: {first_sync_writes} writes for {n} pods");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (rss_full, hwm_full) = operator.memory()?;
+
+    // P2: restart with nothing changed, then pod status churn; writes counted by the API server.
+    operator.stop();
+    let before_restart = apiserver_status_writes(&plane)?;
+    let operator = OperatorProcess::start(&args, &kubeconfig, ns)?;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let restart_writes = apiserver_status_writes(&plane)? - before_restart;
+    results.push(at_most(
+        "P2",
+        "writes after a restart with nothing changed",
+        restart_writes as f64,
+        "writes",
+        0.0,
+    ));
+    print(results.last().expect("result"));
+    let pods_api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let names: Vec<String> = pods_api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .map(|p| p.name_any())
+        .collect();
+    let before_churn = apiserver_status_writes(&plane)?;
+    stream::iter(names.clone())
+        .map(|name| {
+            let pods_api = pods_api.clone();
+            async move {
+                let status = json!({ "status": { "phase": "Running", "podIP": "10.1.2.3",
+                    "conditions": [{ "type": "Ready", "status": "True" }] } });
+                pods_api
+                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .buffer_unordered(32)
+        .try_collect::<Vec<_>>()
+        .await?;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let churn_writes = apiserver_status_writes(&plane)? - before_churn;
+    results.push(at_most(
+        "P2",
+        &format!("writes caused by status updates of {} pods", names.len()),
+        churn_writes as f64,
+        "writes",
+        0.0,
+    ));
+    print(results.last().expect("result"));
+    let (rss_restarted, hwm_restarted) = operator.memory()?;
+    operator.stop();
+
+    // P3: memory per cached pod, from the slope between an empty namespace and n pods (both
+    // after a full start), so the process's fixed cost cancels out.
+    create_namespace(&client, "bench-empty").await?;
+    let empty_operator = OperatorProcess::start(&args, &kubeconfig, "bench-empty")?;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let (rss_empty, _) = empty_operator.memory()?;
+    empty_operator.stop();
+    let slope = (rss_restarted as f64 - rss_empty as f64) / n as f64;
+    results.push(at_most(
+        "P3",
+        &format!(
+            "resident memory per cached pod ({} MiB at 0, {} MiB at {n})",
+            rss_empty >> 20,
+            rss_restarted >> 20
+        ),
+        slope,
+        "bytes/pod",
+        2048.0,
+    ));
+    print(results.last().expect("result"));
+    // P4: the peak while listing everything at start ÷ steady.
+    let p4 = hwm_restarted as f64 / rss_restarted.max(1) as f64;
+    results.push(at_most(
+        "P4",
+        &format!(
+            "peak (VmHWM) during the start-up list ÷ steady RSS ({} MiB ÷ {} MiB)",
+            hwm_restarted >> 20,
+            rss_restarted >> 20
+        ),
+        p4,
+        "ratio",
+        1.5,
+    ));
+    print(results.last().expect("result"));
+    eprintln!(
+        "bench: first run: RSS {} MiB, HWM {} MiB",
+        rss_full >> 20,
+        hwm_full >> 20
+    );
+
+    // P7: the stored size of a 2-container pod's SeccompStatus, as the API returns it.
+    let sample = Api::<SeccompStatus>::namespaced(client.clone(), ns)
+        .get("p00001")
+        .await?;
+    let size = serde_json::to_vec(&sample)?.len();
+    results.push(at_most(
+        "P7",
+        "SeccompStatus size, 2-container pod, with managedFields",
+        size as f64,
+        "bytes",
+        1024.0,
+    ));
+    print(results.last().expect("result"));
+
+    // P6: pods created at a fixed rate; time from the create call to the status appearing.
+    let latency_ns = "bench-latency";
+    create_namespace(&client, latency_ns).await?;
+    let operator = OperatorProcess::start(&args, &kubeconfig, latency_ns)?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let statuses: Api<SeccompStatus> = Api::namespaced(client.clone(), latency_ns);
+    let seen: Arc<tokio::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
+    let watch_seen = seen.clone();
+    let watch = tokio::spawn(async move {
+        let mut events = watcher(statuses, watcher::Config::default())
+            .default_backoff()
+            .applied_objects()
+            .boxed();
+        while let Some(Ok(status)) = events.next().await {
+            if status.status.is_some() {
+                watch_seen
+                    .lock()
+                    .await
+                    .entry(status.name_any())
+                    .or_insert_with(Instant::now);
+            }
+        }
+    });
+    let total = (args.rate * args.latency_seconds) as usize;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), latency_ns);
+    let mut created: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut tick = tokio::time::interval(interval);
+    let mut inflight = Vec::new();
+    for i in 0..total {
+        tick.tick().await;
+        let name = format!("l{i:05}");
+        created.insert(name.clone(), Instant::now());
+        let pods = pods.clone();
+        inflight.push(tokio::spawn(async move {
+            pods.create(&PostParams::default(), &pod(&name, i))
+                .await
+                .map(|_| ())
+        }));
+    }
+    for task in inflight {
+        task.await??;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.lock().await.len() < total && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    watch.abort();
+    operator.stop();
+    let seen = seen.lock().await;
+    let mut latencies: Vec<f64> = created
+        .iter()
+        .map(|(name, at)| {
+            seen.get(name)
+                .map_or(f64::INFINITY, |s| s.duration_since(*at).as_secs_f64())
+        })
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
+    results.push(at_most(
+        "P6",
+        &format!(
+            "pod created -> SeccompStatus, p99 at {}/s (p50 {:.3}s)",
+            args.rate, p50
+        ),
+        p99,
+        "seconds",
+        1.0,
+    ));
+    print(results.last().expect("result"));
+
+    plane.stop();
+    let date = k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%d")
+        .to_string();
+    std::fs::create_dir_all(&args.out_dir)?;
+    let path = args.out_dir.join(format!("results-{date}.json"));
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let report = json!({
+        "date": date,
+        "machine": { "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), "cpu": cpu,
+                      "kubernetes": "1.36.3 (e2e/testenv)" },
+        "settings": { "pods": n, "rate": args.rate, "latencySeconds": args.latency_seconds, "writesPerSecond": args.writes_per_second },
+        "firstSyncWrites": first_sync_writes,
+        "durationSeconds": started.elapsed().as_secs(),
+        "results": results,
+    });
+    std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")?;
+    eprintln!(
+        "bench: wrote {} ({}s)",
+        path.display(),
+        started.elapsed().as_secs()
+    );
+    Ok(())
+}

@@ -1,0 +1,258 @@
+//! The node agent: the real kernel's seccomp modes, and a pod on the test control plane mapped to
+//! real local processes through a prepared proc tree.
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::{
+    Api, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams, PostParams},
+};
+use seccomp_sentinel::{
+    agent::{self, AgentArgs, procfs},
+    api::{SeccompMode, SeccompStatus},
+};
+use serde_json::json;
+
+use crate::support::{self, Operator, unique_name, wait_for};
+
+const ID_FILTERED: &str = "aa11bb22cc33dd44ee55ff6600778899aabbccddeeff00112233445566778899";
+const ID_PLAIN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// A helper process with or without a seccomp filter, alive until dropped.
+struct Helper(Child);
+
+impl Helper {
+    fn start(mode: &str) -> Helper {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sentinel-seccomp-helper"))
+            .arg(mode)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the seccomp helper");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("helper output");
+        assert_eq!(line.trim(), "ready");
+        Helper(child)
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_real_kernel_shows_filter_and_disabled() {
+    let filtered = Helper::start("filter");
+    let plain = Helper::start("plain");
+    let proc = Path::new("/proc");
+    let with = procfs::seccomp_of(proc, filtered.pid()).expect("seccomp line");
+    let without = procfs::seccomp_of(proc, plain.pid()).expect("seccomp line");
+    assert_eq!(with.mode, SeccompMode::Filter);
+    assert_eq!(without.mode, SeccompMode::Disabled);
+    if let (Some(with), Some(without)) = (with.filters, without.filters) {
+        assert!(with >= 1 && without == 0, "{with} / {without}");
+    }
+}
+
+fn link_process(root: &Path, pid: u32, cgroup: &str) {
+    let dir = root.join(pid.to_string());
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("cgroup"), cgroup).expect("cgroup");
+    std::os::unix::fs::symlink(format!("/proc/{pid}/status"), dir.join("status")).expect("status link");
+}
+
+#[tokio::test]
+async fn the_agent_records_what_the_kernel_enforces() {
+    let ctx = support::context("agent").await;
+    let node_name = unique_name("agent-node");
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    let node: Node = serde_json::from_value(json!({ "metadata": { "name": node_name } })).expect("node");
+    nodes
+        .create(&PostParams::default(), &node)
+        .await
+        .expect("create node");
+    let operator = Operator::for_namespace(&ctx).await;
+
+    let pod: Pod = serde_json::from_value(json!({ "metadata": { "name": "web" }, "spec": {
+        "nodeName": node_name,
+        "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } },
+        "containers": [{ "name": "app", "image": "registry.invalid/app:1" }, { "name": "side", "image": "registry.invalid/side:1" }] } }))
+    .expect("pod");
+    let pods: Api<Pod> = ctx.api();
+    let pod = pods
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("create pod");
+    let uid = pod.uid().expect("uid").replace('-', "_");
+    let running = |name: &str, id: &str| {
+        json!({ "name": name, "containerID": id, "ready": true, "restartCount": 0,
+        "image": "registry.invalid/app:1", "imageID": "", "state": { "running": { "startedAt": "2026-11-01T00:00:00Z" } } })
+    };
+    let status = json!({ "status": { "phase": "Running", "containerStatuses": [
+        running("app", &format!("containerd://{ID_FILTERED}")), running("side", &format!("cri-o://{ID_PLAIN}")) ] } });
+    pods.patch_status("web", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("pod status");
+    let statuses: Api<SeccompStatus> = ctx.api();
+    wait_for("the controller's status", Duration::from_secs(60), || async {
+        statuses.get_opt("web").await.ok()?.and_then(|s| s.status)
+    })
+    .await;
+
+    // A proc tree whose entries point at real processes: "app" runs with a filter, "side" without
+    // one although it is declared RuntimeDefault. CRI-O's conmon for "side" must be ignored.
+    let filtered = Helper::start("filter");
+    let plain = Helper::start("plain");
+    let root = tempfile::tempdir().expect("proc root");
+    let slice = format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid}.slice");
+    link_process(
+        root.path(),
+        filtered.pid(),
+        &format!("0::{slice}/cri-containerd-{ID_FILTERED}.scope\n"),
+    );
+    link_process(
+        root.path(),
+        plain.pid(),
+        &format!("0::{slice}/crio-{ID_PLAIN}.scope\n"),
+    );
+    link_process(
+        root.path(),
+        1,
+        &format!("0::{slice}/crio-conmon-{ID_PLAIN}.scope\n"),
+    );
+    let kubelet_config = root.path().join("kubelet-config.yaml");
+    std::fs::write(
+        &kubelet_config,
+        "kind: KubeletConfiguration\nseccompDefault: true\n",
+    )
+    .expect("kubelet config");
+
+    let args = AgentArgs {
+        node_name: node_name.clone(),
+        proc_root: root.path().to_path_buf(),
+        scan_interval: Duration::from_secs(1),
+        kubelet_config: Some(kubelet_config),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let agent_task = tokio::spawn(agent::run(ctx.client.clone(), args, async move {
+        let _ = stopped.await;
+    }));
+
+    let verified = wait_for("runtime observations", Duration::from_secs(60), || async {
+        let s = statuses.get("web").await.ok()?.status?;
+        let done = s.containers.iter().all(|c| c.runtime.is_some())
+            && s.conditions.iter().any(|c| c.type_ == "RuntimeVerified");
+        done.then_some(s)
+    })
+    .await;
+    let runtime = |name: &str| {
+        verified
+            .containers
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.runtime.clone())
+            .expect("runtime")
+    };
+    let app = runtime("app");
+    assert_eq!(
+        (app.seccomp_mode, app.agrees_with_effective, app.pid),
+        (SeccompMode::Filter, true, Some(i64::from(filtered.pid())))
+    );
+    let side = runtime("side");
+    assert_eq!(
+        (side.seccomp_mode, side.agrees_with_effective, side.pid),
+        (SeccompMode::Disabled, false, Some(i64::from(plain.pid())))
+    );
+    let condition = verified
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "RuntimeVerified")
+        .expect("condition");
+    assert_eq!(
+        (condition.status.as_str(), condition.reason.as_str()),
+        ("False", "Mismatch")
+    );
+    assert!(condition.message.contains("side"), "{}", condition.message);
+    let events = ctx.kubectl(&[
+        "get",
+        "events",
+        "-n",
+        &ctx.ns,
+        "--field-selector",
+        "reason=SeccompMismatch",
+        "-o",
+        "name",
+    ]);
+    assert!(events.contains("event"), "a SeccompMismatch event");
+    let wide = ctx.kubectl(&[
+        "get",
+        "seccompstatus",
+        "web",
+        "-n",
+        &ctx.ns,
+        "-o",
+        "wide",
+        "--no-headers",
+    ]);
+    assert!(wide.contains("Mismatch") && wide.contains(&node_name), "{wide}");
+
+    // The node's facts as the agent saw them.
+    let annotated = wait_for("node annotations", Duration::from_secs(30), || async {
+        let n = nodes.get(&node_name).await.ok()?;
+        n.annotations()
+            .contains_key(agent::KUBELET_DEFAULT_ANNOTATION)
+            .then_some(n)
+    })
+    .await;
+    assert_eq!(annotated.annotations()[agent::KUBELET_DEFAULT_ANNOTATION], "true");
+    assert_eq!(annotated.annotations()[agent::KERNEL_SECCOMP_ANNOTATION], "true");
+
+    // The controller takes the reported kubelet default (one rewrite of its own fields); after
+    // that, with nothing changing, neither the agent nor the controller writes again.
+    let settled = wait_for(
+        "the controller to use the reported default",
+        Duration::from_secs(30),
+        || async {
+            let s = statuses.get("web").await.ok()?;
+            (s.status.as_ref()?.kubelet_seccomp_default == seccomp_sentinel::api::KubeletSeccompDefault::True)
+                .then_some(s)
+        },
+    )
+    .await;
+    assert!(
+        settled
+            .status
+            .as_ref()
+            .expect("status")
+            .containers
+            .iter()
+            .all(|c| c.runtime.is_some()),
+        "the controller kept the agent's fields"
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let later = statuses.get("web").await.expect("status");
+    assert_eq!(
+        later.resource_version(),
+        settled.resource_version(),
+        "no rewrite while nothing changes"
+    );
+
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), agent_task).await;
+    operator.stop().await;
+    let _ = nodes.delete(&node_name, &DeleteParams::default()).await;
+}
