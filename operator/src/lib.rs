@@ -8,6 +8,7 @@ pub mod audit;
 pub mod controller;
 pub mod engine;
 pub mod policy;
+pub mod telemetry;
 
 #[cfg(feature = "testenv")]
 pub mod testenv;

@@ -1,8 +1,8 @@
-use std::path::PathBuf;
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use seccomp_sentinel::{agent, api, audit, controller};
+use seccomp_sentinel::{agent, api, audit, controller, telemetry};
 use tracing_subscriber::EnvFilter;
 
 /// Reports, and can enforce, the effective seccomp profile of every container in a cluster.
@@ -23,11 +23,48 @@ enum LogFormat {
     Json,
 }
 
+/// Flags of `run` beyond the controller's own.
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    controller: controller::ControllerConfig,
+
+    /// Where /livez and /readyz are served (`:8081` means every interface).
+    #[arg(long, env = "SENTINEL_HEALTH_ADDR", default_value = ":8081", value_parser = parse_addr)]
+    health_addr: SocketAddr,
+
+    /// Where /metrics is served.
+    #[arg(long, env = "SENTINEL_METRICS_ADDR", default_value = ":8080", value_parser = parse_addr)]
+    metrics_addr: SocketAddr,
+
+    /// Run only while holding a coordination.k8s.io Lease in the operator's namespace
+    /// (POD_NAMESPACE), so that of several replicas exactly one writes and acts.
+    #[arg(long, env = "SENTINEL_LEADER_ELECT")]
+    leader_elect: bool,
+
+    /// Name of the Lease.
+    #[arg(long, env = "SENTINEL_LEASE_NAME", default_value = "seccomp-sentinel")]
+    lease_name: String,
+
+    /// Seconds a Lease lasts without renewal; a standby takes over after this.
+    #[arg(long, env = "SENTINEL_LEASE_DURATION", default_value = "15")]
+    lease_duration: u64,
+}
+
+fn parse_addr(value: &str) -> Result<SocketAddr, String> {
+    let full = if value.starts_with(':') {
+        format!("0.0.0.0{value}")
+    } else {
+        value.to_string()
+    };
+    full.parse().map_err(|e| format!("{value:?}: {e}"))
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the controller: keep one SeccompStatus per pod up to date. Connects like kubectl
     /// (KUBECONFIG, ~/.kube/config, or the in-cluster service account).
-    Run(controller::ControllerConfig),
+    Run(RunArgs),
     /// One-shot report of effective seccomp profiles for manifests or a live cluster. Exit codes:
     /// 0 clean, 1 findings (with --fail-on), 2 input or connection errors.
     Audit(audit::AuditArgs),
@@ -86,7 +123,7 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn run(config: controller::ControllerConfig) -> anyhow::Result<()> {
+async fn run(args: RunArgs) -> anyhow::Result<()> {
     let kube_config = kube::Config::infer()
         .await
         .context("finding the cluster (KUBECONFIG, ~/.kube/config or in-cluster)")?;
@@ -95,7 +132,94 @@ async fn run(config: controller::ControllerConfig) -> anyhow::Result<()> {
     let mut no_retry = kube_config;
     no_retry.default_retry = false;
     let eviction_client = kube::Client::try_from(no_retry).context("connecting to the cluster")?;
-    controller::run(client, eviction_client, config, shutdown_signal()).await?;
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    let signal_stop = stop.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        signal_stop.cancel();
+    });
+    let metrics = Arc::new(telemetry::Metrics::default());
+    let server_metrics = metrics.clone();
+    let (health, metrics_addr) = (args.health_addr, args.metrics_addr);
+    let server_stop = stop.clone().cancelled_owned();
+    let server =
+        tokio::spawn(
+            async move { telemetry::serve(server_metrics, health, metrics_addr, server_stop).await },
+        );
+
+    let context = Arc::new(controller::Context::new(
+        client.clone(),
+        eviction_client,
+        args.controller.clone(),
+        metrics.clone(),
+    ));
+    if !args.leader_elect {
+        metrics.is_leader.set(1);
+        controller::run_with(context, stop.clone().cancelled_owned()).await?;
+    } else {
+        let namespace = args
+            .controller
+            .operator_namespace
+            .clone()
+            .context("--leader-elect needs the operator's namespace (POD_NAMESPACE)")?;
+        let identity = args
+            .controller
+            .instance
+            .clone()
+            .unwrap_or_else(|| format!("seccomp-sentinel-{}", std::process::id()));
+        let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+            .with_namespace(&namespace)
+            .with_identity(&identity)
+            .with_duration(args.lease_duration)
+            .with_grace(args.lease_duration.div_ceil(3).max(1))
+            .build()
+            .await
+            .context("setting up leader election")?;
+        let (mut leading, lease_task) = manager.watch().await;
+        // A standby is healthy and ready to take over.
+        metrics.ready.store(true, std::sync::atomic::Ordering::Release);
+        tracing::info!(lease = %args.lease_name, %identity, "waiting for the lease");
+        let acquired = tokio::select! {
+            _ = stop.cancelled() => false,
+            result = leading.wait_for(|leader| *leader) => result.is_ok(),
+        };
+        if acquired {
+            tracing::info!(%identity, "leading");
+            metrics.ready.store(false, std::sync::atomic::Ordering::Release);
+            metrics.is_leader.set(1);
+            // Losing the lease stops the controller like a signal does.
+            let lost = stop.child_token();
+            let lost_trigger = lost.clone();
+            let mut watch_leading = leading.clone();
+            let lost_watch = tokio::spawn(async move {
+                if watch_leading.wait_for(|leader| !*leader).await.is_ok() {
+                    tracing::warn!("lost the lease; stopping");
+                    lost_trigger.cancel();
+                }
+            });
+            let result = controller::run_with(context, lost.cancelled_owned()).await;
+            // Every receiver must go for the manager to release the lease.
+            lost_watch.abort();
+            let _ = lost_watch.await;
+            result?;
+            metrics.is_leader.set(0);
+        }
+        metrics
+            .shutting_down
+            .store(true, std::sync::atomic::Ordering::Release);
+        // Dropping the receiver makes the manager release the lease.
+        drop(leading);
+        match tokio::time::timeout(std::time::Duration::from_secs(10), lease_task).await {
+            Ok(Ok(Ok(_))) => tracing::info!("lease released"),
+            other => tracing::warn!(?other, "lease release did not complete"),
+        }
+    }
+    metrics
+        .shutting_down
+        .store(true, std::sync::atomic::Ordering::Release);
+    stop.cancel();
+    let _ = server.await;
     Ok(())
 }
 

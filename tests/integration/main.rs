@@ -5,6 +5,7 @@ mod support;
 mod agent;
 mod audit;
 mod controller;
+mod deploy;
 mod policies;
 mod policy_admission;
 mod smoke;

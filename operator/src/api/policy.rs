@@ -182,20 +182,27 @@ pub struct SeccompPolicyStatus {
     pub conditions: Vec<Condition>,
     /// Pods the policy selects.
     #[serde(default)]
+    #[schemars(extend("format" = "int32"))]
     pub matched_pods: u32,
     #[serde(default)]
+    #[schemars(extend("format" = "int32"))]
     pub compliant_pods: u32,
     #[serde(default)]
+    #[schemars(extend("format" = "int32"))]
     pub violating_pods: u32,
     #[serde(default)]
+    #[schemars(extend("format" = "int32"))]
     pub exempt_pods: u32,
     /// Pods labelled as violating by this policy.
     #[serde(default)]
+    #[schemars(extend("format" = "int32"))]
     pub labeled_pods: u32,
     /// Pods evicted by this policy (cumulative).
     #[serde(default)]
+    #[schemars(extend("format" = "int32"))]
     pub evicted_pods: u32,
     /// Evictions refused by a PodDisruptionBudget or skipped as unsafe (cumulative).
     #[serde(default)]
+    #[schemars(extend("format" = "int32"))]
     pub blocked_evictions: u32,
 }

@@ -87,9 +87,11 @@ pub struct SeccompStatusStatus {
     #[serde(default)]
     pub confined: String,
     #[serde(default)]
+    #[schemars(extend("format" = "int32"))]
     pub confined_containers: u32,
     /// Containers seccomp applies to (all of them, except in Windows pods).
     #[serde(default)]
+    #[schemars(extend("format" = "int32"))]
     pub total_containers: u32,
     /// Source of the weakest container's profile (the first unconfined one, else the first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -267,6 +269,7 @@ pub struct RuntimeObservation {
     pub seccomp_mode: SeccompMode,
     /// `Seccomp_filters` (Linux 5.9 and newer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int32"))]
     pub filters: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<i64>,

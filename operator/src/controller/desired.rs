@@ -24,6 +24,8 @@ pub struct StoredStatus {
     pub fingerprint: u64,
     /// The controller-owned conditions, for their `lastTransitionTime`.
     pub conditions: Vec<Condition>,
+    /// The node agent found the kernel disagreeing with the effective profile.
+    pub runtime_mismatch: bool,
 }
 
 impl StoredStatus {
@@ -41,6 +43,11 @@ impl StoredStatus {
             .as_ref()
             .and_then(|l| l.get(crate::api::PROFILE_LABEL))
             .cloned();
+        let runtime_mismatch = status.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == RUNTIME_VERIFIED && c.status == "False")
+        });
         let (fingerprint, conditions) = match &status.status {
             Some(s) => (
                 fingerprint(s),
@@ -58,6 +65,7 @@ impl StoredStatus {
             profile_label,
             fingerprint,
             conditions,
+            runtime_mismatch,
         }
     }
 }

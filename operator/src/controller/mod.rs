@@ -98,6 +98,7 @@ pub struct Context {
     recorder: Recorder,
     config: ControllerConfig,
     pub policy: policies::PolicyState,
+    pub metrics: Arc<crate::telemetry::Metrics>,
     nodes: RwLock<HashMap<String, NodeFacts>>,
     sccs: RwLock<SccDefaults>,
     statuses: RwLock<HashMap<StatusKey, StoredStatus>>,
@@ -107,7 +108,12 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: Client, eviction_client: Client, config: ControllerConfig) -> Self {
+    pub fn new(
+        client: Client,
+        eviction_client: Client,
+        config: ControllerConfig,
+        metrics: Arc<crate::telemetry::Metrics>,
+    ) -> Self {
         let quota = Quota::per_second(config.max_writes_per_second).allow_burst(config.write_burst);
         let reporter = Reporter {
             controller: CONTROLLER_MANAGER.into(),
@@ -119,6 +125,7 @@ impl Context {
             eviction_client,
             config,
             policy: policies::PolicyState::default(),
+            metrics,
             nodes: RwLock::default(),
             sccs: RwLock::default(),
             statuses: RwLock::default(),
@@ -167,7 +174,12 @@ pub async fn run(
     config: ControllerConfig,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
-    run_with(Arc::new(Context::new(client, eviction_client, config)), shutdown).await
+    let metrics = Arc::new(crate::telemetry::Metrics::default());
+    run_with(
+        Arc::new(Context::new(client, eviction_client, config, metrics)),
+        shutdown,
+    )
+    .await
 }
 
 /// [`run`] with a context the caller keeps (to read its [`Stats`]).
@@ -263,6 +275,16 @@ pub async fn run_with(
 
 async fn reconcile(pod: Arc<LeanPod>, ctx: Arc<Context>) -> Result<Action, Error> {
     ctx.stats.reconciles.fetch_add(1, Ordering::Relaxed);
+    ctx.metrics.reconciles.inc();
+    let started = std::time::Instant::now();
+    let result = reconcile_pod(&pod, &ctx).await;
+    ctx.metrics
+        .reconcile_duration
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn reconcile_pod(pod: &LeanPod, ctx: &Arc<Context>) -> Result<Action, Error> {
     let (name, namespace) = (pod.name(), pod.namespace());
     let Some(uid) = pod.uid() else {
         return Ok(Action::await_change());
@@ -277,7 +299,17 @@ async fn reconcile(pod: Arc<LeanPod>, ctx: Arc<Context>) -> Result<Action, Error
 
     // Detection first; then what the policies say and do about it.
     let mut evaluation = ctx.evaluate(&pod.view);
-    let pass = policies::pass(&ctx, &pod, &evaluation).await?;
+    ctx.metrics.pod(
+        namespace,
+        name,
+        evaluation
+            .containers
+            .iter()
+            .map(|c| (c.profile.type_, c.source))
+            .collect(),
+        stored.as_ref().is_some_and(|s| s.runtime_mismatch),
+    );
+    let pass = policies::pass(ctx, pod, &evaluation).await?;
     evaluation.verdict = pass.results.iter().map(|r| r.verdict).max();
     evaluation.action = pass.results.iter().map(|r| r.action).max();
     evaluation.policies = pass.results;
@@ -310,6 +342,7 @@ async fn reconcile(pod: Arc<LeanPod>, ctx: Arc<Context>) -> Result<Action, Error
         ctx.writes.until_ready().await;
         api.patch(name, &params, &Patch::Apply(&object)).await?;
         ctx.stats.object_writes.fetch_add(1, Ordering::Relaxed);
+        ctx.metrics.write("object");
     }
     if plan.status {
         let body = json!({
@@ -320,6 +353,7 @@ async fn reconcile(pod: Arc<LeanPod>, ctx: Arc<Context>) -> Result<Action, Error
         ctx.writes.until_ready().await;
         let written = api.patch_status(name, &params, &Patch::Apply(&body)).await?;
         ctx.stats.status_writes.fetch_add(1, Ordering::Relaxed);
+        ctx.metrics.write("status");
         ctx.remember(key.clone(), StoredStatus::from_object(&written));
         debug!(pod = %format!("{namespace}/{name}"), profile = desired.profile.as_str(), ?plan, "SeccompStatus written");
     }
@@ -333,6 +367,7 @@ async fn reconcile(pod: Arc<LeanPod>, ctx: Arc<Context>) -> Result<Action, Error
 
 fn error_policy(pod: Arc<LeanPod>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
+    ctx.metrics.error(error.category());
     let key: StatusKey = (pod.namespace().to_string(), pod.name().to_string());
     let attempts = {
         let mut failures = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());

@@ -158,6 +158,7 @@ pub(super) fn spawn_warm_up(
         if listed.wait_for(|listed| *listed).await.is_err() {
             return;
         }
+        ctx.metrics.ready.store(true, Ordering::Release);
         debug!("pod cache ready; waiting for the first full pass");
         loop {
             let all_seen = {
@@ -387,6 +388,9 @@ pub(super) async fn pass(
             action,
         };
         if !previous.contains(&outcome) {
+            if outcome.action != PolicyAction::None {
+                ctx.metrics.action(&p.name, outcome.action);
+            }
             announce(
                 ctx,
                 pod,
@@ -451,6 +455,7 @@ async fn sync_labels(
         Err(e) => return Err(e.into()),
     }
     ctx.stats.label_writes.fetch_add(1, Ordering::Relaxed);
+    ctx.metrics.write("label");
     debug!(pod = %format!("{}/{}", pod.namespace(), pod.name()), ?labels, "labels updated");
     Ok(())
 }
@@ -672,6 +677,7 @@ async fn evict(
         Ok(_) => {
             lock(&ctx.policy.counters).entry(p.name.clone()).or_default().0 += 1;
             ctx.stats.evictions.fetch_add(1, Ordering::Relaxed);
+            ctx.metrics.write("eviction");
             info!(pod = %format!("{ns}/{name}"), policy = %p.name, "evicted");
             Ok((
                 PolicyAction::Evicted,
@@ -786,6 +792,10 @@ pub(super) fn spawn_status_writer(ctx: Arc<Context>, pods: Store<LeanPod>) {
         loop {
             tick.tick().await;
             ctx.policy.forget_gone_pods(&pods);
+            ctx.metrics.retain_pods(|ns, name| {
+                pods.get(&kube::runtime::reflector::ObjectRef::new(name).within(ns))
+                    .is_some()
+            });
             if let Err(e) = write_policy_statuses(&ctx).await {
                 warn!(error = %e, "policy status update failed");
             }

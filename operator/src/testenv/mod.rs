@@ -577,7 +577,17 @@ pub fn install_apis_with(kubectl: &Path, binaries: Option<&Binaries>, kubeconfig
         .flatten()
         .any(|entry| entry.path().extension().is_some_and(|ext| ext == "yaml"));
     if has_manifests {
-        paths.push(crds);
+        // The CRD files, not the kustomization beside them.
+        let mut files: Vec<PathBuf> = fs::read_dir(&crds)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .filter(|p| p.file_name().is_some_and(|n| n != "kustomization.yaml"))
+            .collect();
+        files.sort();
+        paths.extend(files);
     }
     let serves_scc = run_kubectl(
         kubectl,

@@ -221,10 +221,12 @@ pub struct Operator {
 impl Operator {
     pub async fn start(client: Client, config: seccomp_sentinel::controller::ControllerConfig) -> Operator {
         let eviction_client = cluster().client_without_retry().await;
+        let metrics = std::sync::Arc::new(seccomp_sentinel::telemetry::Metrics::default());
         let ctx = std::sync::Arc::new(seccomp_sentinel::controller::Context::new(
             client,
             eviction_client,
             config,
+            metrics,
         ));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(seccomp_sentinel::controller::run_with(ctx.clone(), async move {

@@ -1,0 +1,382 @@
+//! Metrics (Prometheus/OpenMetrics) and the health endpoints of `seccomp-sentinel run`.
+//!
+//! `/livez` is 200 while the process runs; `/readyz` is 200 once the caches have synced (or, for a
+//! standby replica, while it waits for the lease) and 503 once shutdown has begun; `/metrics` is
+//! the registry below, prefixed `seccomp_sentinel_`.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::SocketAddr,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use axum::{Router, http::StatusCode, response::IntoResponse, routing::get};
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+use crate::api::{PolicyAction, ProfileSource, ProfileType};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CategoryLabels {
+    pub category: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabels {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabels {
+    pub policy: String,
+    pub action: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ContainerLabels {
+    pub namespace: String,
+    pub profile: String,
+    pub source: String,
+}
+
+/// A pod, by namespace and name.
+type PodKey = (String, String);
+/// The effective profile and source of each container of a pod.
+type PodProfiles = Vec<(ProfileType, ProfileSource)>;
+
+/// Namespaces past this many share the label value `_other` (bounded cardinality).
+pub const MAX_NAMESPACE_LABELS: usize = 500;
+
+pub struct Metrics {
+    registry: Registry,
+    pub reconciles: Counter,
+    pub reconcile_errors: Family<CategoryLabels, Counter>,
+    pub reconcile_duration: Histogram,
+    pub writes: Family<WriteLabels, Counter>,
+    pub actions: Family<ActionLabels, Counter>,
+    pub is_leader: Gauge,
+    containers: Family<ContainerLabels, Gauge>,
+    runtime_mismatches: Gauge,
+    /// Per pod: (namespace, profile and source of each container); aggregated at scrape time.
+    pods: RwLock<HashMap<PodKey, PodProfiles>>,
+    mismatched_pods: RwLock<HashMap<PodKey, bool>>,
+    pub ready: AtomicBool,
+    pub shutting_down: AtomicBool,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("seccomp_sentinel");
+        let metrics = Metrics {
+            reconciles: Counter::default(),
+            reconcile_errors: Family::default(),
+            reconcile_duration: Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
+            writes: Family::default(),
+            actions: Family::default(),
+            is_leader: Gauge::default(),
+            containers: Family::default(),
+            runtime_mismatches: Gauge::default(),
+            pods: RwLock::default(),
+            mismatched_pods: RwLock::default(),
+            ready: AtomicBool::new(false),
+            shutting_down: AtomicBool::new(false),
+            registry: Registry::default(),
+        };
+        registry.register("reconcile", "Pod reconciles", metrics.reconciles.clone());
+        registry.register(
+            "reconcile_errors",
+            "Failed reconciles by error category",
+            metrics.reconcile_errors.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration",
+            metrics.reconcile_duration.clone(),
+        );
+        registry.register(
+            "writes",
+            "API writes by kind (object, status, label, eviction)",
+            metrics.writes.clone(),
+        );
+        registry.register(
+            "actions",
+            "Policy actions by policy and action",
+            metrics.actions.clone(),
+        );
+        registry.register(
+            "is_leader",
+            "1 when this replica holds the lease",
+            metrics.is_leader.clone(),
+        );
+        registry.register(
+            "containers",
+            "Containers by namespace, effective profile and source",
+            metrics.containers.clone(),
+        );
+        registry.register(
+            "runtime_mismatches",
+            "Pods whose node agent found the kernel disagreeing with the effective profile",
+            metrics.runtime_mismatches.clone(),
+        );
+        Metrics { registry, ..metrics }
+    }
+}
+
+fn label<T: serde::Serialize>(value: T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+impl Metrics {
+    pub fn error(&self, category: &str) {
+        self.reconcile_errors
+            .get_or_create(&CategoryLabels {
+                category: category.into(),
+            })
+            .inc();
+    }
+
+    pub fn write(&self, kind: &str) {
+        self.writes
+            .get_or_create(&WriteLabels { kind: kind.into() })
+            .inc();
+    }
+
+    pub fn action(&self, policy: &str, action: PolicyAction) {
+        self.actions
+            .get_or_create(&ActionLabels {
+                policy: policy.into(),
+                action: label(action),
+            })
+            .inc();
+    }
+
+    /// Records a pod's evaluation for the container gauges.
+    pub fn pod(
+        &self,
+        namespace: &str,
+        name: &str,
+        containers: Vec<(ProfileType, ProfileSource)>,
+        mismatch: bool,
+    ) {
+        let key = (namespace.to_string(), name.to_string());
+        self.pods
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone(), containers);
+        self.mismatched_pods
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, mismatch);
+    }
+
+    /// Drops pods that no longer exist.
+    pub fn retain_pods(&self, exists: impl Fn(&str, &str) -> bool) {
+        self.pods
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(ns, n), _| exists(ns, n));
+        self.mismatched_pods
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(ns, n), _| exists(ns, n));
+    }
+
+    fn refresh_gauges(&self) {
+        let pods = self.pods.read().unwrap_or_else(|e| e.into_inner());
+        let mut namespaces: BTreeMap<&str, usize> = BTreeMap::new();
+        for (ns, _) in pods.keys() {
+            *namespaces.entry(ns.as_str()).or_default() += 1;
+        }
+        // The namespaces with most pods keep their name.
+        let mut by_size: Vec<(&str, usize)> = namespaces.into_iter().collect();
+        by_size.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let named: std::collections::HashSet<&str> = by_size
+            .iter()
+            .take(MAX_NAMESPACE_LABELS)
+            .map(|(n, _)| *n)
+            .collect();
+        let mut counts: HashMap<ContainerLabels, i64> = HashMap::new();
+        for ((ns, _), containers) in pods.iter() {
+            let namespace = if named.contains(ns.as_str()) {
+                ns.clone()
+            } else {
+                "_other".to_string()
+            };
+            for (profile, source) in containers {
+                let labels = ContainerLabels {
+                    namespace: namespace.clone(),
+                    profile: label(profile),
+                    source: label(source),
+                };
+                *counts.entry(labels).or_default() += 1;
+            }
+        }
+        self.containers.clear();
+        for (labels, count) in counts {
+            self.containers.get_or_create(&labels).set(count);
+        }
+        let mismatches = self
+            .mismatched_pods
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|m| **m)
+            .count();
+        self.runtime_mismatches.set(mismatches as i64);
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        self.refresh_gauges();
+        let mut text = String::new();
+        if encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+}
+
+/// Serves `/livez` and `/readyz` on `health`, and `/metrics` on `metrics` (they may be equal).
+pub async fn serve(
+    metrics: Arc<Metrics>,
+    health: SocketAddr,
+    metrics_addr: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let health_routes = {
+        let m = metrics.clone();
+        Router::new().route("/livez", get(|| async { "ok" })).route(
+            "/readyz",
+            get(move || {
+                let m = m.clone();
+                async move {
+                    if m.ready.load(Ordering::Acquire) && !m.shutting_down.load(Ordering::Acquire) {
+                        (StatusCode::OK, "ready").into_response()
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
+                    }
+                }
+            }),
+        )
+    };
+    let metrics_routes = {
+        let m = metrics.clone();
+        Router::new().route(
+            "/metrics",
+            get(move || {
+                let m = m.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        m.encode(),
+                    )
+                }
+            }),
+        )
+    };
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    });
+    let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stopped| *stopped).await;
+    };
+    if health == metrics_addr {
+        let listener = tokio::net::TcpListener::bind(health).await?;
+        axum::serve(listener, health_routes.merge(metrics_routes))
+            .with_graceful_shutdown(stop(rx))
+            .await
+    } else {
+        let health_listener = tokio::net::TcpListener::bind(health).await?;
+        let metrics_listener = tokio::net::TcpListener::bind(metrics_addr).await?;
+        let (a, b) = tokio::join!(
+            axum::serve(health_listener, health_routes).with_graceful_shutdown(stop(rx.clone())),
+            axum::serve(metrics_listener, metrics_routes).with_graceful_shutdown(stop(rx)),
+        );
+        a.and(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_openmetrics_with_bounded_labels() {
+        let m = Metrics::default();
+        m.reconciles.inc();
+        m.error("conflict");
+        m.write("status");
+        m.action("evict-all", PolicyAction::EvictionBlocked);
+        m.pod(
+            "shop",
+            "a",
+            vec![
+                (ProfileType::Unconfined, ProfileSource::None),
+                (ProfileType::RuntimeDefault, ProfileSource::PodField),
+            ],
+            true,
+        );
+        m.pod(
+            "shop",
+            "b",
+            vec![(ProfileType::Unconfined, ProfileSource::None)],
+            false,
+        );
+        let text = m.encode();
+        assert!(text.contains("seccomp_sentinel_reconcile_total 1"), "{text}");
+        assert!(
+            text.contains(r#"seccomp_sentinel_reconcile_errors_total{category="conflict"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"seccomp_sentinel_actions_total{policy="evict-all",action="EvictionBlocked"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"seccomp_sentinel_containers{namespace="shop",profile="Unconfined",source="None"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains("seccomp_sentinel_runtime_mismatches 1"), "{text}");
+        assert!(text.trim_end().ends_with("# EOF"));
+        m.retain_pods(|_, name| name == "b");
+        assert!(m.encode().contains(
+            r#"seccomp_sentinel_containers{namespace="shop",profile="Unconfined",source="None"} 1"#
+        ));
+    }
+
+    #[test]
+    fn namespaces_past_the_limit_share_a_label() {
+        let m = Metrics::default();
+        for i in 0..(MAX_NAMESPACE_LABELS + 10) {
+            m.pod(
+                &format!("ns{i:04}"),
+                "p",
+                vec![(ProfileType::RuntimeDefault, ProfileSource::PodField)],
+                false,
+            );
+        }
+        let text = m.encode();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("seccomp_sentinel_containers{"))
+            .count();
+        assert_eq!(series, MAX_NAMESPACE_LABELS + 1);
+        assert!(text.contains(r#"namespace="_other""#));
+    }
+}

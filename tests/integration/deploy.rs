@@ -1,0 +1,451 @@
+//! Installing and operating: the rendered `config/default` is accepted by the API server, the
+//! manager's pod passes Pod Security "restricted", the operator works as its own service account
+//! with exactly the shipped RBAC, and two replicas fail over through the Lease.
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::api::{apps::v1::ReplicaSet, coordination::v1::Lease, core::v1::Pod};
+use kube::{
+    Api, Client, ResourceExt,
+    api::PostParams,
+    config::{KubeConfigOptions, Kubeconfig},
+};
+use seccomp_sentinel::api::{PolicyAction, SeccompPolicy, SeccompStatus};
+use serde_json::json;
+
+use crate::support::{self, POLICY_LABEL, TestContext, wait_for};
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+fn repo(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(path)
+        .display()
+        .to_string()
+}
+
+/// Applies the rendered `config/default` (idempotent; tests share the cluster).
+fn apply_default(ctx: &TestContext) -> String {
+    let rendered = ctx.kubectl(&["kustomize", &repo("config/default")]);
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), &rendered).expect("write");
+    ctx.kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        &file.path().display().to_string(),
+    ])
+}
+
+#[tokio::test]
+async fn the_default_install_is_accepted_and_the_manager_passes_restricted() {
+    let ctx = support::context("deploy").await;
+    let applied = apply_default(&ctx);
+    let lines: Vec<&str> = applied.lines().collect();
+    assert_eq!(lines.len(), 10, "{applied}");
+    assert!(
+        lines.iter().all(|l| l.ends_with("serverside-applied")),
+        "{applied}"
+    );
+    for kind in [
+        "namespace/seccomp-sentinel",
+        "deployment.apps/seccomp-sentinel",
+        "clusterrole.rbac.authorization.k8s.io/seccomp-sentinel-manager",
+    ] {
+        assert!(applied.contains(kind), "{kind} in {applied}");
+    }
+    // The manager's pod, in a namespace that enforces Pod Security "restricted".
+    ctx.kubectl(&[
+        "label",
+        "namespace",
+        &ctx.ns,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/warn=restricted",
+    ]);
+    let deployment = ctx.kubectl(&[
+        "get",
+        "deployment",
+        "seccomp-sentinel",
+        "-n",
+        "seccomp-sentinel",
+        "-o",
+        "json",
+    ]);
+    let deployment: serde_json::Value = serde_json::from_str(&deployment).expect("json");
+    let pod = json!({ "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": "manager", "namespace": ctx.ns },
+        "spec": deployment["spec"]["template"]["spec"].clone() });
+    let mut spec = pod["spec"].clone();
+    spec["serviceAccountName"] = json!("default");
+    let pod = json!({ "apiVersion": "v1", "kind": "Pod", "metadata": pod["metadata"].clone(), "spec": spec });
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), pod.to_string()).expect("write");
+    let output = Command::new(&ctx.cluster.kubectl)
+        .arg(format!("--kubeconfig={}", ctx.cluster.kubeconfig().display()))
+        .args([
+            "create",
+            "--dry-run=server",
+            "-f",
+            &file.path().display().to_string(),
+        ])
+        .output()
+        .expect("kubectl");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("Warning"), "no Pod Security warnings: {stderr}");
+    // A pod that does not pass is refused, so the check above means something.
+    let weak = json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "weak", "namespace": ctx.ns },
+        "spec": { "containers": [{ "name": "c", "image": "registry.invalid/c:1" }] } });
+    std::fs::write(file.path(), weak.to_string()).expect("write");
+    assert!(
+        ctx.cluster
+            .try_kubectl(&[
+                "create",
+                "--dry-run=server",
+                "-f",
+                &file.path().display().to_string()
+            ])
+            .is_err()
+    );
+}
+
+/// A client that acts as the operator's service account.
+async fn as_service_account(ctx: &TestContext, no_retry: bool) -> Client {
+    let kubeconfig = Kubeconfig::read_from(ctx.cluster.kubeconfig()).expect("kubeconfig");
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("config");
+    let auth = config.auth_info.clone();
+    config.auth_info = kube::config::AuthInfo {
+        impersonate: Some("system:serviceaccount:seccomp-sentinel:seccomp-sentinel".into()),
+        impersonate_groups: Some(vec![
+            "system:serviceaccounts".into(),
+            "system:serviceaccounts:seccomp-sentinel".into(),
+            "system:authenticated".into(),
+        ]),
+        ..auth
+    };
+    if no_retry {
+        config.default_retry = false;
+    }
+    Client::try_from(config).expect("client")
+}
+
+#[tokio::test]
+async fn the_operator_works_with_exactly_the_shipped_rbac() {
+    let ctx = support::context("rbac").await;
+    apply_default(&ctx);
+    let sa = as_service_account(&ctx, false).await;
+    // The service account cannot read Secrets, or do anything it was not given.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(sa.clone(), &ctx.ns);
+    assert!(matches!(secrets.list(&Default::default()).await, Err(kube::Error::Api(s)) if s.code == 403));
+    let pods_as_sa: Api<Pod> = Api::namespaced(sa.clone(), &ctx.ns);
+    assert!(
+        matches!(pods_as_sa.delete("x", &Default::default()).await, Err(kube::Error::Api(s)) if s.code == 403)
+    );
+
+    // A workload whose old pod is unconfined and whose template is confined, under an Evict policy.
+    let pods: Api<Pod> = ctx.api();
+    let pod: Pod = serde_json::from_value(
+        json!({ "metadata": { "name": "web-old", "labels": { "app": "web" } },
+        "spec": { "containers": [{ "name": "app", "image": "registry.invalid/app:1" }] } }),
+    )
+    .expect("pod");
+    pods.create(&PostParams::default(), &pod).await.expect("pod");
+    let rs: ReplicaSet =
+        serde_json::from_value(json!({ "metadata": { "name": "web" }, "spec": { "replicas": 1,
+        "selector": { "matchLabels": { "app": "web" } },
+        "template": { "metadata": { "labels": { "app": "web" } }, "spec": {
+            "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } },
+            "containers": [{ "name": "app", "image": "registry.invalid/app:1" }] } } } }))
+        .expect("rs");
+    ctx.api::<ReplicaSet>()
+        .create(&PostParams::default(), &rs)
+        .await
+        .expect("rs");
+    let policy_name = format!("{}-evict", ctx.ns);
+    let policy: SeccompPolicy = serde_json::from_value(json!({
+        "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompPolicy",
+        "metadata": { "name": policy_name, "labels": { POLICY_LABEL: ctx.ns } },
+        "spec": { "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ctx.ns } },
+                  "action": "Evict", "eviction": { "minUnconfinedAge": "0s", "workloadCooldown": "1s" } } }))
+    .expect("policy");
+    Api::<SeccompPolicy>::all(ctx.client.clone())
+        .create(&PostParams::default(), &policy)
+        .await
+        .expect("policy");
+    wait_for("adoption", TIMEOUT, || async {
+        pods.get("web-old")
+            .await
+            .ok()?
+            .owner_references()
+            .iter()
+            .any(|o| o.kind == "ReplicaSet")
+            .then_some(())
+    })
+    .await;
+
+    // The operator, as its service account: statuses, labels, an eviction, events, policy status.
+    let metrics = std::sync::Arc::new(seccomp_sentinel::telemetry::Metrics::default());
+    let mut config = support::namespace_config(&ctx);
+    config.operator_namespace = Some("seccomp-sentinel".into());
+    let operator_ctx = std::sync::Arc::new(seccomp_sentinel::controller::Context::new(
+        sa.clone(),
+        as_service_account(&ctx, true).await,
+        config,
+        metrics.clone(),
+    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(seccomp_sentinel::controller::run_with(
+        operator_ctx.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    wait_for("the eviction and a confined replacement", TIMEOUT, || async {
+        let list = pods.list(&Default::default()).await.ok()?.items;
+        let replaced = list.len() == 1 && list[0].name_any() != "web-old";
+        replaced.then(|| list[0].name_any())
+    })
+    .await;
+    let statuses: Api<SeccompStatus> = ctx.api();
+    wait_for("the policy's counters", TIMEOUT, || async {
+        let p = Api::<SeccompPolicy>::all(ctx.client.clone())
+            .get(&policy_name)
+            .await
+            .ok()?;
+        (p.status?.evicted_pods == 1).then_some(())
+    })
+    .await;
+    let replacement = pods
+        .list(&Default::default())
+        .await
+        .expect("pods")
+        .items
+        .remove(0);
+    let status = wait_for("the replacement's status", TIMEOUT, || async {
+        statuses
+            .get_opt(&replacement.name_any())
+            .await
+            .ok()?
+            .and_then(|s| s.status)
+    })
+    .await;
+    assert_eq!(status.policies[0].action, PolicyAction::None);
+    let labelled = wait_for("labels", TIMEOUT, || async {
+        let p = pods.get(&replacement.name_any()).await.ok()?;
+        p.labels().get("seccomp.sentinel.dev/profile").cloned()
+    })
+    .await;
+    assert_eq!(labelled, "RuntimeDefault");
+    let events = ctx.kubectl(&[
+        "get",
+        "events",
+        "-n",
+        &ctx.ns,
+        "--field-selector",
+        "reason=Evicted",
+        "-o",
+        "name",
+    ]);
+    assert!(
+        events.contains("event"),
+        "an Evicted event written by the service account"
+    );
+    assert_eq!(
+        operator_ctx
+            .stats
+            .errors
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "no permission was missing"
+    );
+
+    // Leases, in the operator's namespace.
+    let lease = kube_lease_manager::LeaseManagerBuilder::new(sa.clone(), format!("{}-lease", ctx.ns))
+        .with_namespace("seccomp-sentinel")
+        .with_identity("rbac-test")
+        .with_duration(10)
+        .with_grace(2)
+        .build()
+        .await
+        .expect("lease manager");
+    let (mut leading, lease_task) = lease.watch().await;
+    tokio::time::timeout(Duration::from_secs(30), leading.wait_for(|l| *l))
+        .await
+        .expect("in time")
+        .expect("leading");
+    drop(leading);
+    tokio::time::timeout(Duration::from_secs(10), lease_task)
+        .await
+        .expect("released")
+        .expect("join")
+        .expect("lease task");
+
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+    let _ = Api::<SeccompPolicy>::all(ctx.client.clone())
+        .delete(&policy_name, &Default::default())
+        .await;
+}
+
+struct Replica {
+    child: Child,
+    health: u16,
+}
+
+impl Replica {
+    fn start(ctx: &TestContext, identity: &str, lease: &str) -> Replica {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+        let health = listener.local_addr().expect("addr").port();
+        drop(listener);
+        let child = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
+            .args([
+                "run",
+                "--namespaces",
+                &ctx.ns,
+                "--kubelet-seccomp-default=false",
+                "--leader-elect",
+            ])
+            .args(["--lease-name", lease, "--lease-duration", "6"])
+            .arg(format!("--health-addr=127.0.0.1:{health}"))
+            .arg(format!("--metrics-addr=127.0.0.1:{health}"))
+            .arg(format!("--policy-selector={POLICY_LABEL}={}", ctx.ns))
+            .env("KUBECONFIG", ctx.cluster.kubeconfig())
+            .env("POD_NAMESPACE", &ctx.ns)
+            .env("POD_NAME", identity)
+            .env("SENTINEL_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a replica");
+        Replica { child, health }
+    }
+
+    async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.health))
+            .await
+            .ok()?;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream
+            .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+            .await
+            .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.ok()?;
+        let code = response.split_whitespace().nth(1)?.parse().ok()?;
+        Some((code, response))
+    }
+
+    fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn holder(ctx: &TestContext, lease: &str) -> Option<String> {
+    Api::<Lease>::namespaced(ctx.client.clone(), &ctx.ns)
+        .get_opt(lease)
+        .await
+        .ok()??
+        .spec?
+        .holder_identity
+}
+
+#[tokio::test]
+async fn two_replicas_fail_over_through_the_lease_without_duplicate_writes() {
+    let ctx = support::context("ha").await;
+    let lease = "sentinel-ha";
+    let mut first = Replica::start(&ctx, "replica-a", lease);
+    wait_for("replica-a to lead", TIMEOUT, || async {
+        (holder(&ctx, lease).await.as_deref() == Some("replica-a")).then_some(())
+    })
+    .await;
+    let second = Replica::start(&ctx, "replica-b", lease);
+    wait_for("replica-b to serve", TIMEOUT, || async {
+        second.get("/livez").await.filter(|(c, _)| *c == 200)
+    })
+    .await;
+
+    let pods: Api<Pod> = ctx.api();
+    let statuses: Api<SeccompStatus> = ctx.api();
+    let pod = |name: &str| -> Pod {
+        serde_json::from_value(json!({ "metadata": { "name": name }, "spec": { "containers": [{ "name": "app", "image": "registry.invalid/app:1" }] } }))
+            .expect("pod")
+    };
+    pods.create(&PostParams::default(), &pod("before"))
+        .await
+        .expect("pod");
+    let written = wait_for("the leader's status", TIMEOUT, || async {
+        statuses
+            .get_opt("before")
+            .await
+            .ok()?
+            .filter(|s| s.status.is_some())
+    })
+    .await;
+    let (code, metrics) = wait_for("the leader's metrics", TIMEOUT, || async {
+        first.get("/metrics").await
+    })
+    .await;
+    assert_eq!(code, 200);
+    assert!(metrics.contains("seccomp_sentinel_is_leader 1"), "{metrics}");
+    let (_, standby_metrics) = second.get("/metrics").await.expect("standby metrics");
+    assert!(
+        standby_metrics.contains("seccomp_sentinel_is_leader 0"),
+        "{standby_metrics}"
+    );
+    assert_eq!(
+        second.get("/readyz").await.map(|(c, _)| c),
+        Some(200),
+        "a standby is ready to take over"
+    );
+
+    // Stop the leader: the standby takes over within the lease duration.
+    let stopped = Instant::now();
+    first.terminate();
+    wait_for("replica-b to lead", TIMEOUT, || async {
+        (holder(&ctx, lease).await.as_deref() == Some("replica-b")).then_some(())
+    })
+    .await;
+    let takeover = stopped.elapsed();
+    assert!(takeover < Duration::from_secs(6), "took over in {takeover:?}");
+    pods.create(&PostParams::default(), &pod("after"))
+        .await
+        .expect("pod");
+    wait_for("the new leader's status", TIMEOUT, || async {
+        statuses
+            .get_opt("after")
+            .await
+            .ok()?
+            .filter(|s| s.status.is_some())
+    })
+    .await;
+    wait_for("the new leader to be ready", TIMEOUT, || async {
+        second.get("/readyz").await.filter(|(c, _)| *c == 200)
+    })
+    .await;
+    // The new leader found the first status current: not written twice.
+    let again = statuses.get("before").await.expect("status");
+    assert_eq!(again.resource_version(), written.resource_version());
+    let managers: Vec<String> = again
+        .managed_fields()
+        .iter()
+        .filter_map(|m| m.manager.clone())
+        .collect();
+    assert!(managers.iter().all(|m| m == "seccomp-sentinel"), "{managers:?}");
+}
