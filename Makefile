@@ -35,7 +35,7 @@ crds: ## Regenerate crds/ from the Rust types.
 	$(CARGO) run --locked --quiet --bin seccomp-sentinel -- crds --out-dir crds
 
 .PHONY: test
-test: testenv fmt-check clippy ## Format check, clippy, unit and integration tests on the local control plane.
+test: testenv fmt-check clippy bundle-validate ## Format check, clippy, bundle validation, unit and integration tests on the local control plane.
 	$(CARGO) test --locked --features testenv
 
 .PHONY: run
@@ -47,3 +47,26 @@ bench: testenv ## Measure the performance targets (not part of `make test`; N=10
 	$(CARGO) build --release --locked --features testenv --bin seccomp-sentinel --bin sentinel-bench
 	$(CARGO) bench --locked --bench engine -- --quick
 	$(CARGO_TARGET_DIR)/release/sentinel-bench --operator $(CARGO_TARGET_DIR)/release/seccomp-sentinel $(if $(N),--pods $(N))
+
+KUSTOMIZE_TARGET ?= config/default
+
+.PHONY: deploy
+deploy: testenv ## Install into the cluster of $$KUBECONFIG (config/default; KUSTOMIZE_TARGET=config/openshift on OpenShift).
+	$(KUBECTL) apply --server-side -k $(KUSTOMIZE_TARGET)
+
+.PHONY: undeploy
+undeploy: testenv ## Remove what `make deploy` installed (CRDs included, so every SeccompStatus and SeccompPolicy goes).
+	$(KUBECTL) delete --ignore-not-found -k $(KUSTOMIZE_TARGET)
+
+.PHONY: docker-build
+docker-build: ## Build the image (needs a container engine; not available on the CI machines).
+	docker build -t $(IMG) .
+
+.PHONY: bundle
+bundle: ## Write the OLM bundle (bundle/, bundle.Dockerfile) from config/ and crds/.
+	$(CARGO) run --locked --quiet --features testenv --bin sentinel-bundle -- --root . --out bundle
+
+.PHONY: bundle-validate
+bundle-validate: bundle ## Validate bundle/ with the operator-framework validators (suite=operatorframework).
+	@bash e2e/olm/build.sh
+	e2e/bin/bundle-validate bundle 1.33

@@ -1,0 +1,165 @@
+//! `sentinel-bundle` (`make bundle`): writes the OLM bundle (registry+v1) to `bundle/` from the
+//! same sources as the kustomize install: the CSV base of `config/manifests`, the Deployment of
+//! `config/manager`, the RBAC of `config/rbac` bound to the manager's service account, the CRDs of
+//! `crds/` and the samples of `config/samples`. The node agent is not in the bundle (a bundle
+//! cannot hold a DaemonSet): install it from `config/agent` or `config/openshift`.
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde_json::{Value, json};
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// Repository root.
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+    /// Output directory.
+    #[arg(long, default_value = "bundle")]
+    out: PathBuf,
+    /// The operator image (by digest for certification).
+    #[arg(
+        long,
+        env = "IMG",
+        default_value = "quay.io/seccomp-sentinel/seccomp-sentinel:v0.1.0"
+    )]
+    image: String,
+    /// The CSV's createdAt (fixed, so that a regenerated bundle is identical).
+    #[arg(long, default_value = "2026-11-28T00:00:00Z")]
+    created_at: String,
+}
+
+fn read_yaml(path: &Path) -> anyhow::Result<Vec<Value>> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
+}
+
+fn one(path: &Path) -> anyhow::Result<Value> {
+    read_yaml(path)?
+        .into_iter()
+        .next()
+        .with_context(|| format!("{} is empty", path.display()))
+}
+
+fn write_yaml(path: &Path, value: &Value) -> anyhow::Result<()> {
+    fs::write(path, serde_saphyr::to_string(value)?).with_context(|| format!("writing {}", path.display()))
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let root = &args.root;
+    let mut csv = one(&root.join("config/manifests/bases/seccomp-sentinel.clusterserviceversion.yaml"))?;
+    let version = csv["spec"]["version"]
+        .as_str()
+        .context("spec.version")?
+        .to_string();
+
+    // The Deployment, with the image and without what OLM sets itself.
+    let deployment = one(&root.join("config/manager/manager.yaml"))?;
+    let mut spec = deployment["spec"].clone();
+    let containers = spec["template"]["spec"]["containers"]
+        .as_array_mut()
+        .context("containers")?;
+    for c in containers.iter_mut() {
+        c["image"] = json!(args.image);
+    }
+    let service_account = spec["template"]["spec"]["serviceAccountName"]
+        .as_str()
+        .context("serviceAccountName")?
+        .to_string();
+    let cluster_rules = one(&root.join("config/rbac/manager_role.yaml"))?["rules"].clone();
+    let namespaced_rules = one(&root.join("config/rbac/leader_election_role.yaml"))?["rules"].clone();
+    if cluster_rules.to_string().contains("customresourcedefinitions") {
+        bail!("the manager must not be able to create CRDs");
+    }
+    csv["spec"]["install"] = json!({
+        "strategy": "deployment",
+        "spec": {
+            "deployments": [{ "name": deployment["metadata"]["name"], "label": deployment["metadata"]["labels"], "spec": spec }],
+            "clusterPermissions": [{ "serviceAccountName": service_account, "rules": cluster_rules }],
+            "permissions": [{ "serviceAccountName": service_account, "rules": namespaced_rules }],
+        }
+    });
+    csv["spec"]["relatedImages"] = json!([{ "name": "seccomp-sentinel", "image": args.image }]);
+    csv["metadata"]["annotations"]["containerImage"] = json!(args.image);
+    csv["metadata"]["annotations"]["createdAt"] = json!(args.created_at);
+
+    // Samples → alm-examples.
+    let mut examples = Vec::new();
+    for name in [
+        "policy-audit-all.yaml",
+        "policy-label-production.yaml",
+        "policy-evict-payments.yaml",
+    ] {
+        examples.extend(read_yaml(&root.join("config/samples").join(name))?);
+    }
+    // SeccompStatuses are written by the operator; the example shows what one looks like.
+    examples.push(json!({
+        "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompStatus",
+        "metadata": { "name": "web-6d4f9", "namespace": "shop" },
+        "spec": { "podUID": "00000000-0000-0000-0000-000000000000" },
+    }));
+    csv["metadata"]["annotations"]["alm-examples"] = json!(serde_json::to_string_pretty(&examples)?);
+
+    let manifests = args.out.join("manifests");
+    let metadata = args.out.join("metadata");
+    if args.out.exists() {
+        fs::remove_dir_all(&args.out)?;
+    }
+    fs::create_dir_all(&manifests)?;
+    fs::create_dir_all(&metadata)?;
+    let package = csv["metadata"]["name"]
+        .as_str()
+        .context("metadata.name")?
+        .split(".v")
+        .next()
+        .unwrap_or("")
+        .to_string();
+    write_yaml(
+        &manifests.join(format!("{package}.clusterserviceversion.yaml")),
+        &csv,
+    )?;
+    // CRDs, named <group>_<plural>.yaml.
+    for crd in seccomp_sentinel::api::crds() {
+        let value = serde_json::to_value(&crd)?;
+        let file = format!("{}_{}.yaml", crd.spec.group, crd.spec.names.plural);
+        write_yaml(&manifests.join(file), &value)?;
+    }
+    // The metrics Service travels as a bundle object.
+    let service = one(&root.join("config/manager/service.yaml"))?;
+    let mut service = service;
+    if let Some(meta) = service["metadata"].as_object_mut() {
+        meta.remove("namespace");
+    }
+    write_yaml(
+        &manifests.join("seccomp-sentinel-metrics_v1_service.yaml"),
+        &service,
+    )?;
+
+    let channels = "candidate";
+    let annotations = json!({ "annotations": {
+        "operators.operatorframework.io.bundle.mediatype.v1": "registry+v1",
+        "operators.operatorframework.io.bundle.manifests.v1": "manifests/",
+        "operators.operatorframework.io.bundle.metadata.v1": "metadata/",
+        "operators.operatorframework.io.bundle.package.v1": package,
+        "operators.operatorframework.io.bundle.channels.v1": channels,
+        "operators.operatorframework.io.bundle.channel.default.v1": channels,
+        "com.redhat.openshift.versions": "v4.20",
+    }});
+    write_yaml(&metadata.join("annotations.yaml"), &annotations)?;
+    let mut dockerfile = String::from(
+        "# The OLM bundle image (make bundle); a non-runnable image of manifests.\nFROM scratch\n",
+    );
+    for (k, v) in annotations["annotations"].as_object().context("annotations")? {
+        dockerfile.push_str(&format!("LABEL {k}={}\n", v.as_str().unwrap_or_default()));
+    }
+    dockerfile.push_str("LABEL com.redhat.delivery.operator.bundle=true\nCOPY bundle/manifests /manifests/\nCOPY bundle/metadata /metadata/\nCOPY LICENSE /licenses/LICENSE\n");
+    fs::write(args.root.join("bundle.Dockerfile"), dockerfile)?;
+    eprintln!("bundle: {package} v{version} written to {}", args.out.display());
+    Ok(())
+}
