@@ -193,6 +193,7 @@ async fn the_operator_works_with_exactly_the_shipped_rbac() {
     let metrics = std::sync::Arc::new(seccomp_sentinel::telemetry::Metrics::default());
     let mut config = support::namespace_config(&ctx);
     config.operator_namespace = Some("seccomp-sentinel".into());
+    config.agent_image = Some("registry.invalid/seccomp-sentinel:rbac-test".into());
     let operator_ctx = std::sync::Arc::new(seccomp_sentinel::controller::Context::new(
         sa.clone(),
         as_service_account(&ctx, true).await,
@@ -448,4 +449,66 @@ async fn two_replicas_fail_over_through_the_lease_without_duplicate_writes() {
         .filter_map(|m| m.manager.clone())
         .collect();
     assert!(managers.iter().all(|m| m == "seccomp-sentinel"), "{managers:?}");
+}
+
+#[tokio::test]
+async fn the_operator_runs_the_node_agent_when_enabled() {
+    let ctx = support::context("agent-ds").await;
+    let owner: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(json!({
+        "metadata": { "name": "seccomp-sentinel" },
+        "spec": { "replicas": 0, "selector": { "matchLabels": { "app": "op" } },
+            "template": { "metadata": { "labels": { "app": "op" } }, "spec": { "containers": [{ "name": "m", "image": "registry.invalid/m:1" }] } } }
+    }))
+    .expect("deployment");
+    let owner = ctx
+        .api::<k8s_openapi::api::apps::v1::Deployment>()
+        .create(&PostParams::default(), &owner)
+        .await
+        .expect("deployment");
+    let mut config = support::namespace_config(&ctx);
+    config.operator_namespace = Some(ctx.ns.clone());
+    config.agent_image = Some("registry.invalid/seccomp-sentinel:v9".into());
+    let operator = support::Operator::start(ctx.client.clone(), config.clone()).await;
+    let daemonsets: Api<k8s_openapi::api::apps::v1::DaemonSet> = ctx.api();
+    let ds = wait_for("the agent DaemonSet", TIMEOUT, || async {
+        daemonsets.get_opt("seccomp-sentinel-agent").await.ok()?
+    })
+    .await;
+    let spec = ds
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.clone())
+        .expect("pod spec");
+    assert_eq!(spec.host_pid, Some(true));
+    assert_eq!(
+        spec.containers[0].image.as_deref(),
+        Some("registry.invalid/seccomp-sentinel:v9")
+    );
+    assert_eq!(ds.owner_references()[0].uid, owner.uid().expect("uid"));
+
+    // Deleted by someone: put back.
+    daemonsets
+        .delete("seccomp-sentinel-agent", &Default::default())
+        .await
+        .expect("delete");
+    wait_for("the DaemonSet to come back", TIMEOUT, || async {
+        let again = daemonsets.get_opt("seccomp-sentinel-agent").await.ok()??;
+        (again.uid() != ds.uid() && again.metadata.deletion_timestamp.is_none()).then_some(())
+    })
+    .await;
+    operator.stop().await;
+
+    // Disabled: removed.
+    config.agent_image = None;
+    let operator = support::Operator::start(ctx.client.clone(), config).await;
+    wait_for("the DaemonSet to go", TIMEOUT, || async {
+        daemonsets
+            .get_opt("seccomp-sentinel-agent")
+            .await
+            .ok()?
+            .is_none_or(|d| d.metadata.deletion_timestamp.is_some())
+            .then_some(())
+    })
+    .await;
+    operator.stop().await;
 }

@@ -1,8 +1,8 @@
 //! `sentinel-bundle` (`make bundle`): writes the OLM bundle (registry+v1) to `bundle/` from the
 //! same sources as the kustomize install: the CSV base of `config/manifests`, the Deployment of
 //! `config/manager`, the RBAC of `config/rbac` bound to the manager's service account, the CRDs of
-//! `crds/` and the samples of `config/samples`. The node agent is not in the bundle (a bundle
-//! cannot hold a DaemonSet): install it from `config/agent` or `config/openshift`.
+//! `crds/` and the samples of `config/samples`. A bundle cannot hold a DaemonSet: the operator
+//! runs the node agent itself (`--agent-image`); its service account and RBAC are bundle objects.
 use std::{
     fs,
     path::{Path, PathBuf},
@@ -67,13 +67,17 @@ fn main() -> anyhow::Result<()> {
         .context("containers")?;
     for c in containers.iter_mut() {
         c["image"] = json!(args.image);
+        // Under OLM the operator runs the node agent itself (a bundle cannot hold a DaemonSet).
+        if let Some(list) = c["args"].as_array_mut() {
+            list.push(json!(format!("--agent-image={}", args.image)));
+        }
     }
     let service_account = spec["template"]["spec"]["serviceAccountName"]
         .as_str()
         .context("serviceAccountName")?
         .to_string();
     let cluster_rules = one(&root.join("config/rbac/manager_role.yaml"))?["rules"].clone();
-    let namespaced_rules = one(&root.join("config/rbac/leader_election_role.yaml"))?["rules"].clone();
+    let namespaced_rules = one(&root.join("config/rbac/namespace_role.yaml"))?["rules"].clone();
     if cluster_rules.to_string().contains("customresourcedefinitions") {
         bail!("the manager must not be able to create CRDs");
     }
@@ -129,6 +133,27 @@ fn main() -> anyhow::Result<()> {
         let value = serde_json::to_value(&crd)?;
         let file = format!("{}_{}.yaml", crd.spec.group, crd.spec.names.plural);
         write_yaml(&manifests.join(file), &value)?;
+    }
+    // The node agent's service account and RBAC travel as bundle objects (OLM creates them).
+    for (file, out) in [
+        (
+            "service_account.yaml",
+            "seccomp-sentinel-agent_v1_serviceaccount.yaml",
+        ),
+        (
+            "role.yaml",
+            "seccomp-sentinel-agent_rbac.authorization.k8s.io_v1_clusterrole.yaml",
+        ),
+        (
+            "role_binding.yaml",
+            "seccomp-sentinel-agent_rbac.authorization.k8s.io_v1_clusterrolebinding.yaml",
+        ),
+    ] {
+        let mut object = one(&root.join("config/agent").join(file))?;
+        if let Some(meta) = object["metadata"].as_object_mut() {
+            meta.remove("namespace");
+        }
+        write_yaml(&manifests.join(out), &object)?;
     }
     // The metrics Service travels as a bundle object.
     let service = one(&root.join("config/manager/service.yaml"))?;

@@ -43,6 +43,23 @@ pub struct ControllerConfig {
     #[arg(long, env = "SENTINEL_POLICY_SELECTOR")]
     pub policy_selector: Option<String>,
 
+    /// Run the node agent: the operator creates (and owns) its DaemonSet with this image in its
+    /// own namespace. Unset: no agent, and a DaemonSet it created before is removed.
+    #[arg(long, env = "SENTINEL_AGENT_IMAGE")]
+    pub agent_image: Option<String>,
+
+    /// Service account of the node agent's pods (with the agent's ClusterRole).
+    #[arg(
+        long,
+        env = "SENTINEL_AGENT_SERVICE_ACCOUNT",
+        default_value = "seccomp-sentinel-agent"
+    )]
+    pub agent_service_account: String,
+
+    /// The operator's Deployment, owner of the agent DaemonSet.
+    #[arg(long, env = "SENTINEL_OWNER_DEPLOYMENT", default_value = "seccomp-sentinel")]
+    pub owner_deployment: String,
+
     /// The operator's own namespace, whose pods are never evicted (set from the downward API).
     #[arg(long, env = "POD_NAMESPACE")]
     pub operator_namespace: Option<String>,
@@ -123,6 +140,9 @@ impl Default for ControllerConfig {
             write_burst: NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN),
             concurrency: 16,
             policy_selector: None,
+            agent_image: None,
+            agent_service_account: "seccomp-sentinel-agent".into(),
+            owner_deployment: "seccomp-sentinel".into(),
             operator_namespace: None,
             instance: None,
         }

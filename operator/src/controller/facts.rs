@@ -85,6 +85,7 @@ impl<K: Eq + Hash + Clone, V: PartialEq> Mirror<K, V> {
 /// Drives `stream` into an index, calls `on_change` with changed keys, and signals `ready` after
 /// the first complete list.
 pub(super) fn spawn_mirror<T, K, V>(
+    ctx: &Context,
     what: &'static str,
     stream: impl Stream<Item = Result<watcher::Event<T>, watcher::Error>> + Send + 'static,
     to_entry: impl Fn(T) -> Option<(K, V)> + Send + 'static,
@@ -97,7 +98,7 @@ where
     V: PartialEq + Send + 'static,
 {
     let (ready_tx, ready_rx) = oneshot::channel();
-    tokio::spawn(async move {
+    ctx.spawn(async move {
         let mut ready = Some(ready_tx);
         let mut mirror = Mirror::new();
         let mut stream = std::pin::pin!(stream);
@@ -149,6 +150,7 @@ pub(super) fn spawn_node_watch(
     let facts_ctx = ctx.clone();
     let index_ctx = ctx.clone();
     spawn_mirror(
+        &ctx,
         "nodes",
         stream,
         move |node: Node| Some((node.name_any(), facts_ctx.config.node_facts(&node))),
@@ -178,6 +180,7 @@ pub(super) fn spawn_status_watch(
     let filter_ctx = ctx.clone();
     let index_ctx = ctx.clone();
     spawn_mirror(
+        &ctx,
         "seccompstatuses",
         stream,
         move |status: SeccompStatus| {
@@ -234,6 +237,7 @@ pub(super) async fn spawn_scc_watch(
     let index_ctx = ctx.clone();
     let mut profiles: HashMap<String, Vec<String>> = HashMap::new();
     spawn_mirror(
+        &ctx,
         "securitycontextconstraints",
         stream,
         |scc: DynamicObject| {

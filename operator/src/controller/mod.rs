@@ -2,6 +2,7 @@
 //! [`engine`](crate::engine) and [`desired`] modules: watches feed in-memory indexes, the
 //! reconciler compares what it wants with what it last saw, and writes only the difference.
 
+mod agent_daemonset;
 pub mod config;
 pub mod desired;
 mod facts;
@@ -104,6 +105,8 @@ pub struct Context {
     statuses: RwLock<HashMap<StatusKey, StoredStatus>>,
     failures: Mutex<HashMap<StatusKey, u32>>,
     writes: DefaultDirectRateLimiter,
+    /// Background tasks of a run (watches, writers), stopped with the controller.
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     pub stats: Stats,
 }
 
@@ -131,6 +134,7 @@ impl Context {
             statuses: RwLock::default(),
             failures: Mutex::default(),
             writes: RateLimiter::direct(quota),
+            tasks: Mutex::default(),
             stats: Stats::default(),
         }
     }
@@ -144,6 +148,18 @@ impl Context {
             sccs: &sccs,
         };
         engine::evaluate(view, &facts)
+    }
+
+    /// Spawns a background task that ends when the controller stops.
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(task);
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner()).push(handle);
+    }
+
+    fn stop_tasks(&self) {
+        for task in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            task.abort();
+        }
     }
 
     fn stored(&self, key: &StatusKey) -> Option<StoredStatus> {
@@ -257,6 +273,7 @@ pub async fn run_with(
 
     policies::spawn_warm_up(ctx.clone(), pod_store.clone(), listed_rx);
     policies::spawn_status_writer(ctx.clone(), pod_store.clone());
+    agent_daemonset::spawn(ctx.clone());
     let controller_config = controller::Config::default().concurrency(ctx.config.concurrency);
     Controller::for_stream(pod_stream, pod_store)
         .with_config(controller_config)
@@ -269,6 +286,7 @@ pub async fn run_with(
             }
         })
         .await;
+    ctx.stop_tasks();
     info!("controller stopped");
     Ok(())
 }

@@ -154,7 +154,8 @@ pub(super) fn spawn_warm_up(
     pods: Store<LeanPod>,
     mut listed: tokio::sync::watch::Receiver<bool>,
 ) {
-    tokio::spawn(async move {
+    let task_ctx = ctx.clone();
+    task_ctx.spawn(async move {
         if listed.wait_for(|listed| *listed).await.is_err() {
             return;
         }
@@ -192,6 +193,7 @@ pub(super) fn spawn_policy_watch(
     let index_ctx = ctx.clone();
     let trigger_ctx = ctx.clone();
     spawn_mirror(
+        &ctx,
         "seccomppolicies",
         stream,
         |p: SeccompPolicy| {
@@ -257,6 +259,7 @@ pub(super) fn spawn_namespace_watch(
     let index_ctx = ctx.clone();
     let trigger_ctx = ctx.clone();
     spawn_mirror(
+        &ctx,
         "namespaces",
         stream,
         |ns: PartialObjectMeta<Namespace>| Some((ns.name_any(), ns.metadata.labels.unwrap_or_default())),
@@ -786,7 +789,8 @@ async fn announce(ctx: &Context, pod: &LeanPod, p: &CompiledPolicy, outcome: &Ou
 /// Keeps each policy's status current: counters from the latest verdicts, `Ready`/`Stalled`
 /// conditions with `observedGeneration`. Writes only what changed, at most every two seconds.
 pub(super) fn spawn_status_writer(ctx: Arc<Context>, pods: Store<LeanPod>) {
-    tokio::spawn(async move {
+    let task_ctx = ctx.clone();
+    task_ctx.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

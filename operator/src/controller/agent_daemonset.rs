@@ -1,0 +1,177 @@
+//! The node agent's DaemonSet, created and owned by the operator when `--agent-image` is set (an
+//! OLM bundle cannot ship a DaemonSet). Owned by the operator's Deployment, so uninstalling the
+//! operator removes it; removed by the operator when the agent is disabled.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams},
+    runtime::{WatchStreamExt, watcher},
+};
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use super::{Context, Error};
+use crate::api::CONTROLLER_MANAGER;
+
+pub const AGENT_DAEMONSET: &str = "seccomp-sentinel-agent";
+const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+
+/// The DaemonSet of the node agent (the same as `config/agent/daemonset.yaml`).
+pub fn agent_daemonset(
+    namespace: &str,
+    image: &str,
+    service_account: &str,
+    owner: Option<&Deployment>,
+) -> Value {
+    let labels =
+        json!({ "app.kubernetes.io/name": "seccomp-sentinel", "app.kubernetes.io/component": "agent" });
+    let mut metadata = json!({
+        "name": AGENT_DAEMONSET, "namespace": namespace,
+        "labels": { "app.kubernetes.io/name": "seccomp-sentinel", "app.kubernetes.io/component": "agent", MANAGED_BY: CONTROLLER_MANAGER },
+    });
+    if let Some(owner) = owner.and_then(|d| d.controller_owner_ref(&())) {
+        metadata["ownerReferences"] = json!([owner]);
+    }
+    json!({
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": metadata,
+        "spec": {
+            "selector": { "matchLabels": labels },
+            "template": {
+                "metadata": { "labels": labels },
+                "spec": {
+                    "serviceAccountName": service_account,
+                    "hostPID": true,
+                    "nodeSelector": { "kubernetes.io/os": "linux" },
+                    "tolerations": [{ "operator": "Exists" }],
+                    "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } },
+                    "containers": [{
+                        "name": "agent",
+                        "image": image,
+                        "args": ["agent", "--proc-root=/host/proc", "--scan-interval=30s"],
+                        "env": [{ "name": "NODE_NAME", "valueFrom": { "fieldRef": { "fieldPath": "spec.nodeName" } } }],
+                        "securityContext": {
+                            "runAsUser": 0,
+                            "allowPrivilegeEscalation": false,
+                            "readOnlyRootFilesystem": true,
+                            "capabilities": { "drop": ["ALL"], "add": ["SYS_PTRACE", "DAC_READ_SEARCH"] }
+                        },
+                        "volumeMounts": [{ "name": "proc", "mountPath": "/host/proc", "readOnly": true }],
+                        "resources": { "requests": { "cpu": "10m", "memory": "16Mi" }, "limits": { "cpu": "200m", "memory": "64Mi" } }
+                    }],
+                    "volumes": [{ "name": "proc", "hostPath": { "path": "/proc", "type": "Directory" } }]
+                }
+            }
+        }
+    })
+}
+
+async fn apply(ctx: &Context, namespace: &str, image: &str) -> Result<(), Error> {
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
+    let owner = deployments.get_opt(&ctx.config.owner_deployment).await?;
+    if owner.is_none() {
+        warn!(deployment = %ctx.config.owner_deployment, "operator Deployment not found: the agent DaemonSet has no owner");
+    }
+    let desired = agent_daemonset(
+        namespace,
+        image,
+        &ctx.config.agent_service_account,
+        owner.as_ref(),
+    );
+    let api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), namespace);
+    ctx.writes.until_ready().await;
+    api.patch(
+        AGENT_DAEMONSET,
+        &PatchParams::apply(CONTROLLER_MANAGER).force(),
+        &Patch::Apply(&desired),
+    )
+    .await?;
+    ctx.metrics.write("daemonset");
+    info!(%namespace, %image, "node agent DaemonSet applied");
+    Ok(())
+}
+
+/// Keeps the agent DaemonSet as configured until the controller stops: applies it (again when
+/// someone deletes it), or removes the one it manages when the agent is disabled.
+pub(super) fn spawn(ctx: Arc<Context>) {
+    let Some(namespace) = ctx.config.operator_namespace.clone() else {
+        if ctx.config.agent_image.is_some() {
+            warn!("--agent-image needs the operator's namespace (POD_NAMESPACE): no agent DaemonSet");
+        }
+        return;
+    };
+    let task_ctx = ctx.clone();
+    task_ctx.spawn(async move {
+        let api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &namespace);
+        let Some(image) = ctx.config.agent_image.clone() else {
+            // Disabled: remove the DaemonSet this operator created, if any.
+            if let Ok(Some(ds)) = api.get_opt(AGENT_DAEMONSET).await
+                && ds.labels().get(MANAGED_BY).map(String::as_str) == Some(CONTROLLER_MANAGER)
+            {
+                match api.delete(AGENT_DAEMONSET, &DeleteParams::background()).await {
+                    Ok(_) => info!("node agent disabled: DaemonSet deleted"),
+                    Err(e) => warn!(error = %e, "could not delete the agent DaemonSet"),
+                }
+            }
+            return;
+        };
+        let config = watcher::Config::default().fields(&format!("metadata.name={AGENT_DAEMONSET}"));
+        let mut events = watcher(api, config).default_backoff().boxed();
+        let mut applied = false;
+        while let Some(event) = events.next().await {
+            let missing = match event {
+                Ok(watcher::Event::InitDone) => !applied,
+                Ok(watcher::Event::Delete(_)) => true,
+                Ok(_) => false,
+                Err(e) => {
+                    warn!(error = %e, "agent DaemonSet watch failed; retrying");
+                    false
+                }
+            };
+            if missing {
+                match apply(&ctx, &namespace, &image).await {
+                    Ok(()) => applied = true,
+                    Err(e) => warn!(error = %e, "could not apply the agent DaemonSet"),
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_daemonset_matches_the_kustomize_one() {
+        let ds = agent_daemonset("ops", "registry.example/sentinel:1", "agent-sa", None);
+        let spec = &ds["spec"]["template"]["spec"];
+        assert_eq!(spec["hostPID"], true);
+        assert_eq!(spec["serviceAccountName"], "agent-sa");
+        assert_eq!(spec["containers"][0]["image"], "registry.example/sentinel:1");
+        assert_eq!(spec["containers"][0]["volumeMounts"][0]["readOnly"], true);
+        assert!(ds["metadata"].get("ownerReferences").is_none());
+        let kustomize: Value = serde_saphyr::from_str(include_str!("../../../config/agent/daemonset.yaml"))
+            .expect("daemonset yaml");
+        let shipped = &kustomize["spec"]["template"]["spec"];
+        for key in [
+            "hostPID",
+            "tolerations",
+            "nodeSelector",
+            "securityContext",
+            "volumes",
+        ] {
+            assert_eq!(spec[key], shipped[key], "{key}");
+        }
+        for key in ["args", "securityContext", "volumeMounts", "resources", "env"] {
+            assert_eq!(
+                spec["containers"][0][key], shipped["containers"][0][key],
+                "container {key}"
+            );
+        }
+    }
+}
