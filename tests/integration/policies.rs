@@ -299,14 +299,7 @@ async fn a_pod_whose_template_is_confined_is_evicted_and_comes_back_confined() {
     .await;
     assert_eq!(reported.status.as_ref().expect("status").violating_pods, 0);
     assert!(events(&ctx, "Evicted").contains("event"));
-    assert_eq!(
-        operator
-            .ctx
-            .stats
-            .evictions
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    assert_eq!(operator.evictions(), 1);
     delete_policy(&ctx, &policy).await;
     operator.stop().await;
 }
@@ -437,14 +430,7 @@ async fn bare_pods_are_never_evicted_and_a_dry_run_evicts_nothing() {
         let pod = pods.get(name).await.expect("still there");
         assert!(pod.metadata.deletion_timestamp.is_none(), "{name} was evicted");
     }
-    assert_eq!(
-        operator
-            .ctx
-            .stats
-            .evictions
-            .load(std::sync::atomic::Ordering::Relaxed),
-        0
-    );
+    assert_eq!(operator.evictions(), 0);
     assert!(events(&ctx, "WouldEvict").contains("event"));
     delete_policy(&ctx, &evict).await;
     delete_policy(&ctx, &dry).await;
@@ -481,26 +467,11 @@ async fn evictions_respect_the_rate() {
                 pending += 1;
             }
         }
-        (operator
-            .ctx
-            .stats
-            .evictions
-            .load(std::sync::atomic::Ordering::Relaxed)
-            == 2
-            && pending == 3)
-            .then_some(())
+        (operator.evictions() == 2 && pending == 3).then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(
-        operator
-            .ctx
-            .stats
-            .evictions
-            .load(std::sync::atomic::Ordering::Relaxed),
-        2,
-        "no more within the minute"
-    );
+    assert_eq!(operator.evictions(), 2, "no more within the minute");
     delete_policy(&ctx, &policy).await;
     operator.stop().await;
 }
@@ -559,14 +530,7 @@ async fn an_invalid_policy_is_stalled_and_takes_no_action() {
         .status
         .expect("status");
     assert!(status.policies.is_empty());
-    assert_eq!(
-        operator
-            .ctx
-            .stats
-            .label_writes
-            .load(std::sync::atomic::Ordering::Relaxed),
-        0
-    );
+    assert_eq!(operator.label_writes(), 0);
     delete_policy(&ctx, &policy).await;
     operator.stop().await;
 }
@@ -610,15 +574,7 @@ async fn evictions_stop_when_the_replacement_comes_back_unconfined() {
     );
     assert!(events(&ctx, "EvictionHalted").contains("event"));
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(
-        operator
-            .ctx
-            .stats
-            .evictions
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1,
-        "evicted once, then stopped"
-    );
+    assert_eq!(operator.evictions(), 1, "evicted once, then stopped");
     delete_policy(&ctx, &policy).await;
     operator.stop().await;
 }

@@ -249,6 +249,20 @@ impl Operator {
         self.ctx.stats.object_writes.load(Relaxed) + self.ctx.stats.status_writes.load(Relaxed)
     }
 
+    pub fn evictions(&self) -> u64 {
+        self.ctx
+            .stats
+            .evictions
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn label_writes(&self) -> u64 {
+        self.ctx
+            .stats
+            .label_writes
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn reconciles(&self) -> u64 {
         self.ctx
             .stats
