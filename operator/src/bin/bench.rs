@@ -227,6 +227,17 @@ impl OperatorProcess {
         Ok(OperatorProcess { child })
     }
 
+    fn rss_of(pid: u32) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        Ok(status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024)
+    }
+
     /// (VmRSS, VmHWM) in bytes.
     fn memory(&self) -> anyhow::Result<(u64, u64)> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
@@ -583,6 +594,50 @@ async fn main() -> anyhow::Result<()> {
         p99,
         "seconds",
         1.0,
+    ));
+    print(results.last().expect("result"));
+
+    // Node agent memory on a node with 100 pods (target from the agent's design: 30 MiB).
+    let agent_ns = "bench-agent";
+    create_namespace(&client, agent_ns).await?;
+    let agent_pods: Api<Pod> = Api::namespaced(client.clone(), agent_ns);
+    stream::iter(0..100usize)
+        .map(|i| {
+            let agent_pods = agent_pods.clone();
+            async move {
+                let mut p = pod(&format!("a{i:03}"), i);
+                if let Some(spec) = p.spec.as_mut() {
+                    spec.node_name = Some("bench-node".into());
+                }
+                agent_pods.create(&PostParams::default(), &p).await?;
+                let status = json!({ "status": { "phase": "Running", "containerStatuses": [
+                    { "name": "app", "containerID": format!("containerd://{:064x}", i), "ready": true, "restartCount": 0,
+                      "image": "i", "imageID": "", "state": { "running": {} } }] } });
+                agent_pods.patch_status(&format!("a{i:03}"), &PatchParams::default(), &Patch::Merge(&status)).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let mut agent = Command::new(&args.operator)
+        .args(["agent", "--node-name", "bench-node", "--scan-interval", "2s"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("SENTINEL_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting the agent")?;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let agent_rss = OperatorProcess::rss_of(agent.id())?;
+    let _ = agent.kill();
+    let _ = agent.wait();
+    results.push(at_most(
+        "A1",
+        "node agent resident memory, node with 100 pods",
+        agent_rss as f64 / 1048576.0,
+        "MiB",
+        30.0,
     ));
     print(results.last().expect("result"));
 
