@@ -215,6 +215,8 @@ impl OperatorProcess {
             .arg(format!("--write-burst={}", args.writes_per_second))
             .env("KUBECONFIG", kubeconfig)
             .env("SENTINEL_LOG", "warn")
+            // As config/manager/manager.yaml runs it.
+            .env("MALLOC_ARENA_MAX", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
