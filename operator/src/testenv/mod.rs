@@ -47,6 +47,16 @@ const CONTROLLERS: &[&str] = &[
 
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// Audit only the operator's and the agent's service accounts (namespace seccomp-sentinel).
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  userGroups: [\"system:serviceaccounts:seccomp-sentinel\"]
+- level: None
+";
+
 #[derive(Debug, thiserror::Error)]
 pub enum TestenvError {
     #[error(
@@ -183,7 +193,14 @@ impl ControlPlane {
         self.wait_ready("etcd", || etcd_healthy(etcd_port))?;
 
         let file = |name: &str| dir.join(name).display().to_string();
+        // The requests of the seccomp-sentinel service accounts are audited, so tests can compare
+        // what the operator does with the RBAC it ships.
+        fs::write(dir.join("audit-policy.yaml"), AUDIT_POLICY)
+            .map_err(io_context("writing the audit policy"))?;
         let apiserver_args = vec![
+            format!("--audit-policy-file={}", file("audit-policy.yaml")),
+            format!("--audit-log-path={}", file("audit.log")),
+            "--audit-log-format=json".into(),
             format!("--etcd-servers={etcd_url}"),
             "--bind-address=127.0.0.1".into(),
             "--advertise-address=127.0.0.1".into(),
@@ -338,6 +355,11 @@ impl ControlPlane {
 
     pub fn data_dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The API server's audit log (JSON lines) of the seccomp-sentinel service accounts.
+    pub fn audit_log(&self) -> PathBuf {
+        self.dir.join("audit.log")
     }
 
     /// Stops the controller manager, the API server and etcd, in that order, and removes the data

@@ -114,6 +114,11 @@ impl TestCluster {
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
     }
+
+    /// The audit log of the local control plane (none for an existing cluster).
+    pub fn audit_log(&self) -> Option<PathBuf> {
+        self.plane.as_ref().map(ControlPlane::audit_log)
+    }
 }
 
 /// One test's view of the cluster: a client and a namespace of its own, deleted when dropped.
