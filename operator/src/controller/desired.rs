@@ -26,6 +26,8 @@ pub struct StoredStatus {
     pub conditions: Vec<Condition>,
     /// The node agent found the kernel disagreeing with the effective profile.
     pub runtime_mismatch: bool,
+    /// The object's resourceVersion, when it is a number (as etcd's are).
+    pub resource_version: Option<u64>,
 }
 
 impl StoredStatus {
@@ -66,6 +68,11 @@ impl StoredStatus {
             fingerprint,
             conditions,
             runtime_mismatch,
+            resource_version: status
+                .metadata
+                .resource_version
+                .as_deref()
+                .and_then(|v| v.parse().ok()),
         }
     }
 }

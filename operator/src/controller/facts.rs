@@ -31,7 +31,27 @@ enum Changed<K> {
     Listed(Vec<K>),
 }
 
-impl<K: Eq + Hash + Clone, V: PartialEq> Mirror<K, V> {
+/// Index values that can tell a stale watch event from a newer one they already hold.
+pub(super) trait Versioned {
+    /// `self` describes an older state of the object than `current`.
+    fn older_than(&self, _current: &Self) -> bool {
+        false
+    }
+}
+
+impl Versioned for NodeFacts {}
+impl Versioned for Vec<String> {}
+impl Versioned for std::collections::BTreeMap<String, String> {}
+
+impl Versioned for StoredStatus {
+    /// The controller records its own writes at once; an event of an earlier write that arrives
+    /// after that must not replace the record (it would cause a needless rewrite).
+    fn older_than(&self, current: &Self) -> bool {
+        matches!((self.resource_version, current.resource_version), (Some(event), Some(held)) if event < held)
+    }
+}
+
+impl<K: Eq + Hash + Clone, V: PartialEq + Versioned> Mirror<K, V> {
     fn new() -> Self {
         Mirror { relist: None }
     }
@@ -64,7 +84,10 @@ impl<K: Eq + Hash + Clone, V: PartialEq> Mirror<K, V> {
                 Changed::Listed(changed)
             }
             watcher::Event::Apply((k, v)) => {
-                if current.get(&k) == Some(&v) {
+                if current
+                    .get(&k)
+                    .is_some_and(|held| *held == v || v.older_than(held))
+                {
                     Changed::Keys(Vec::new())
                 } else {
                     current.insert(k.clone(), v);
@@ -95,7 +118,7 @@ pub(super) fn spawn_mirror<T, K, V>(
 where
     T: Send + 'static,
     K: Eq + Hash + Clone + Send + 'static,
-    V: PartialEq + Send + 'static,
+    V: PartialEq + Versioned + Send + 'static,
 {
     let (ready_tx, ready_rx) = oneshot::channel();
     ctx.spawn(async move {
@@ -275,6 +298,33 @@ pub(super) async fn spawn_scc_watch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Versioned for u32 {}
+
+    #[test]
+    fn a_stale_status_event_does_not_replace_a_newer_record() {
+        let record = |rv: Option<u64>, fingerprint: u64| StoredStatus {
+            owner_uid: None,
+            pod_uid: "u".into(),
+            profile_label: None,
+            fingerprint,
+            conditions: Vec::new(),
+            runtime_mismatch: false,
+            resource_version: rv,
+        };
+        let mut mirror = Mirror::new();
+        let mut index = HashMap::from([("p", record(Some(12), 7))]);
+        // The event of the object write (11) arrives after the status write (12) was recorded.
+        assert!(
+            matches!(mirror.apply(&mut index, watcher::Event::Apply(("p", record(Some(11), 0)))), Changed::Keys(k) if k.is_empty())
+        );
+        assert_eq!(index["p"].fingerprint, 7);
+        // A newer one, or one without a numeric version, replaces it.
+        mirror.apply(&mut index, watcher::Event::Apply(("p", record(Some(13), 9))));
+        assert_eq!(index["p"].fingerprint, 9);
+        mirror.apply(&mut index, watcher::Event::Apply(("p", record(None, 3))));
+        assert_eq!(index["p"].fingerprint, 3);
+    }
 
     #[test]
     fn a_mirror_reports_changes_and_relists() {

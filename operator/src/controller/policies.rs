@@ -71,6 +71,8 @@ impl PartialEq for PolicyEntry {
     }
 }
 
+impl super::facts::Versioned for PolicyEntry {}
+
 /// What one policy did to one pod in the last reconcile.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
