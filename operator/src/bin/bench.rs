@@ -203,6 +203,18 @@ async fn wait_statuses(
     }
 }
 
+/// A memory field (in kB) of `/proc/<pid>/status`, in bytes.
+fn proc_status_bytes(pid: u32, field: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))?;
+    Ok(kib * 1024)
+}
+
 struct OperatorProcess {
     child: Child,
 }
@@ -229,30 +241,12 @@ impl OperatorProcess {
         Ok(OperatorProcess { child })
     }
 
-    fn rss_of(pid: u32) -> anyhow::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        Ok(status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<u64>().ok())
-            .unwrap_or(0)
-            * 1024)
-    }
-
     /// (VmRSS, VmHWM) in bytes.
     fn memory(&self) -> anyhow::Result<(u64, u64)> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let field = |name: &str| -> u64 {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-                .unwrap_or(0)
-                * 1024
-        };
-        Ok((field("VmRSS:"), field("VmHWM:")))
+        Ok((
+            proc_status_bytes(self.child.id(), "VmRSS")?,
+            proc_status_bytes(self.child.id(), "VmHWM")?,
+        ))
     }
 
     fn stop(mut self) {
@@ -631,7 +625,7 @@ async fn main() -> anyhow::Result<()> {
         .spawn()
         .context("starting the agent")?;
     tokio::time::sleep(Duration::from_secs(12)).await;
-    let agent_rss = OperatorProcess::rss_of(agent.id())?;
+    let agent_rss = proc_status_bytes(agent.id(), "VmRSS")?;
     let _ = agent.kill();
     let _ = agent.wait();
     results.push(at_most(

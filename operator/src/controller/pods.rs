@@ -67,11 +67,13 @@ impl LeanPod {
         };
         let mut hasher = DefaultHasher::new();
         metadata.uid.hash(&mut hasher);
-        format!("{:?}", metadata.labels).hash(&mut hasher);
-        format!("{:?}", metadata.owner_references).hash(&mut hasher);
+        metadata.labels.hash(&mut hasher);
+        for owner in metadata.owner_references.iter().flatten() {
+            (&owner.uid, &owner.kind, owner.controller).hash(&mut hasher);
+        }
         metadata.deletion_timestamp.is_some().hash(&mut hasher);
         (mirror, terminal).hash(&mut hasher);
-        format!("{view:?}").hash(&mut hasher);
+        view.hash(&mut hasher);
         let fingerprint = hasher.finish();
         LeanPod {
             metadata,

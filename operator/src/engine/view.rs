@@ -46,7 +46,7 @@ impl RequestedProfile {
 }
 
 /// What the engine needs of one container.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ContainerView {
     pub name: String,
     pub kind: ContainerKind,
@@ -58,7 +58,7 @@ pub struct ContainerView {
 }
 
 /// What the engine needs of one pod.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PodView {
     /// `spec.os.name`.
     pub os: Option<String>,
