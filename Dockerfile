@@ -8,6 +8,7 @@ COPY Cargo.toml Cargo.lock rustfmt.toml ./
 COPY operator ./operator
 COPY tests ./tests
 COPY benches ./benches
+COPY tools ./tools
 COPY crds ./crds
 RUN cargo build --release --locked --bin seccomp-sentinel \
  && install -D -m 0755 target/release/seccomp-sentinel /out/seccomp-sentinel

@@ -13,9 +13,13 @@ help: ## Show the targets.
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 .PHONY: testenv
-testenv: ## Build the pinned upstream control plane into e2e/bin (skipped when already built).
+testenv: node-prereqs ## Build the pinned control plane and node binaries into e2e/bin (skipped when already built).
 	@bash e2e/testenv/build.sh
 	@bash e2e/testenv/openshift-crd.sh
+
+.PHONY: node-prereqs
+node-prereqs: ## Install the Debian packages of the test nodes (containerd, runc, ...) when missing (as root).
+	@bash e2e/node/prereqs.sh
 
 .PHONY: build
 build: ## Build the release binary (the Dockerfile runs the same command).
@@ -27,7 +31,7 @@ fmt-check:
 
 .PHONY: clippy
 clippy:
-	$(CARGO) clippy --locked --all-targets --features testenv -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
 .PHONY: crds
 crds: ## Regenerate crds/ from the Rust types.
@@ -36,7 +40,7 @@ crds: ## Regenerate crds/ from the Rust types.
 
 .PHONY: test
 test: testenv fmt-check clippy bundle-validate ## Format check, clippy, bundle validation, unit and integration tests on the local control plane.
-	$(CARGO) test --locked --features testenv
+	$(CARGO) test --locked --workspace
 
 .PHONY: run
 run: testenv ## Run the operator: on $$KUBECONFIG's cluster if reachable, else on a local control plane.
@@ -44,7 +48,7 @@ run: testenv ## Run the operator: on $$KUBECONFIG's cluster if reachable, else o
 
 .PHONY: bench
 bench: testenv ## Measure the performance targets (not part of `make test`; N=10000 for the full size).
-	$(CARGO) build --release --locked --features testenv --bin seccomp-sentinel --bin sentinel-bench
+	$(CARGO) build --release --locked --workspace --bin seccomp-sentinel --bin sentinel-bench
 	$(CARGO) bench --locked --bench engine -- --quick
 	$(CARGO_TARGET_DIR)/release/sentinel-bench --operator $(CARGO_TARGET_DIR)/release/seccomp-sentinel $(if $(N),--pods $(N))
 
@@ -64,7 +68,7 @@ docker-build: ## Build the image (needs a container engine; not available on the
 
 .PHONY: bundle
 bundle: ## Write the OLM bundle (bundle/, bundle.Dockerfile) from config/ and crds/.
-	$(CARGO) run --locked --quiet --features testenv --bin sentinel-bundle -- --root . --out bundle
+	$(CARGO) run --locked --quiet -p sentinel-devtools --bin sentinel-bundle -- --root . --out bundle
 
 .PHONY: bundle-validate
 bundle-validate: bundle ## Validate bundle/ with the operator-framework validators (suite=operatorframework).

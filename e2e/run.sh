@@ -11,7 +11,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 kubectl=$PWD/e2e/bin/kubectl
 operator_args=(run "$@")
 
-cargo build --locked --quiet --features testenv --bin seccomp-sentinel --bin sentinel-testenv
+cargo build --locked --quiet --workspace --bin seccomp-sentinel --bin sentinel-testenv
 sentinel=$CARGO_TARGET_DIR/debug/seccomp-sentinel
 
 if [ -n "${KUBECONFIG:-}" ] && "$kubectl" get --raw /readyz --request-timeout=5s >/dev/null 2>&1; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the pinned upstream control plane (etcd, kube-apiserver, kube-controller-manager, kubectl)
-# into e2e/bin/. Does nothing when e2e/bin/ already holds binaries built from the current pins.
+# Builds the pinned upstream control plane (etcd, kube-apiserver, kube-controller-manager, kubectl) and
+# the node (kubelet, kube-scheduler, crictl) into e2e/bin/, in one `go build` of one module. Does nothing when e2e/bin/ already holds binaries built from the current pins.
 # Built binaries are also kept in a cache outside the work tree (SENTINEL_CACHE_DIR, default
 # ~/.cache/seccomp-sentinel) so that a fresh clone on the same machine only has to copy them.
 set -euo pipefail
@@ -10,7 +10,7 @@ bin_dir=$(cd "$here/.." && pwd)/bin
 k8s_version=$(awk '$1 == "k8s.io/kubernetes" {print $2; exit}' "$here/go.mod")
 pin=$(cat "$here/go.mod" "$here/go.sum" "$here/etcd/main.go" "$here/build.sh" | sha256sum | cut -c1-16)
 cache_dir=${SENTINEL_CACHE_DIR:-$HOME/.cache/seccomp-sentinel}/testenv/$pin
-commands=(etcd kube-apiserver kube-controller-manager kubectl)
+commands=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl crictl)
 
 have_all() {
   local dir=$1
@@ -25,7 +25,7 @@ fi
 
 if ! have_all "$cache_dir"; then
   command -v go >/dev/null || { echo "testenv: Go is required (see README prerequisites)" >&2; exit 1; }
-  echo "testenv: building kubernetes $k8s_version and etcd from the Go module proxy (cold build: about 4 minutes on 2 cores)"
+  echo "testenv: building kubernetes $k8s_version and etcd from the Go module proxy (cold build: about 8 minutes on 2 cores)"
   mkdir -p "$cache_dir.tmp"
   minor=$(echo "$k8s_version" | cut -d. -f2)
   ldflags="-s -w"
@@ -37,7 +37,10 @@ if ! have_all "$cache_dir"; then
   (cd "$here" && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$cache_dir.tmp/" \
       k8s.io/kubernetes/cmd/kube-apiserver \
       k8s.io/kubernetes/cmd/kube-controller-manager \
+      k8s.io/kubernetes/cmd/kube-scheduler \
+      k8s.io/kubernetes/cmd/kubelet \
       k8s.io/kubernetes/cmd/kubectl \
+      sigs.k8s.io/cri-tools/cmd/crictl \
       ./etcd)
   echo "$pin" > "$cache_dir.tmp/.pin"
   rm -rf "$cache_dir" && mv "$cache_dir.tmp" "$cache_dir"

@@ -9,6 +9,3 @@ pub mod controller;
 pub mod engine;
 pub mod policy;
 pub mod telemetry;
-
-#[cfg(feature = "testenv")]
-pub mod testenv;

@@ -1,7 +1,6 @@
 //! The node agent: the real kernel's seccomp modes, and a pod on the test control plane mapped to
 //! real local processes through a prepared proc tree.
 use std::{
-    io::{BufRead, BufReader},
     path::Path,
     process::{Child, Command, Stdio},
     time::Duration,
@@ -23,23 +22,35 @@ use crate::support::{self, Operator, unique_name, wait_for};
 const ID_FILTERED: &str = "aa11bb22cc33dd44ee55ff6600778899aabbccddeeff00112233445566778899";
 const ID_PLAIN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-/// A helper process with or without a seccomp filter, alive until dropped.
+/// A process (`sleep`) with or without a seccomp filter, alive until dropped. The filter refuses
+/// only acct(2), which nothing here uses; it is installed in the child between fork and exec.
 struct Helper(Child);
 
 impl Helper {
     fn start(mode: &str) -> Helper {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sentinel-seccomp-helper"))
-            .arg(mode)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the seccomp helper");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("helper output");
-        assert_eq!(line.trim(), "ready");
-        Helper(child)
+        let mut command = Command::new("sleep");
+        command.arg("3600").stdin(Stdio::null()).stdout(Stdio::null());
+        if mode == "filter" {
+            use std::os::unix::process::CommandExt;
+            let arch =
+                seccompiler::TargetArch::try_from(std::env::consts::ARCH).expect("a supported architecture");
+            let acct: i64 = if cfg!(target_arch = "aarch64") { 89 } else { 163 };
+            let rules = std::collections::BTreeMap::from([(acct, Vec::new())]);
+            let filter = seccompiler::SeccompFilter::new(
+                rules,
+                seccompiler::SeccompAction::Allow,
+                seccompiler::SeccompAction::Errno(1),
+                arch,
+            )
+            .expect("filter");
+            let program: seccompiler::BpfProgram = filter.try_into().expect("compiled filter");
+            // SAFETY: the closure runs in the forked child before exec; it only makes the prctl and
+            // seccomp system calls on a program compiled before the fork (no allocation, no locks).
+            unsafe {
+                command.pre_exec(move || seccompiler::apply_filter(&program).map_err(std::io::Error::other));
+            }
+        }
+        Helper(command.spawn().expect("start the helper process"))
     }
 
     fn pid(&self) -> u32 {
@@ -49,7 +60,7 @@ impl Helper {
 
 impl Drop for Helper {
     fn drop(&mut self) {
-        drop(self.0.stdin.take());
+        let _ = self.0.kill();
         let _ = self.0.wait();
     }
 }

@@ -9,4 +9,3 @@ mod deploy;
 mod policies;
 mod policy_admission;
 mod smoke;
-mod testenv;

@@ -4,6 +4,7 @@
 //! with a field manager of its own, only when something changed. It also reports the node facts it
 //! can see as Node annotations, which the controller prefers over its configuration.
 
+pub mod kubelet;
 pub mod procfs;
 
 use std::{
@@ -60,7 +61,9 @@ pub struct AgentArgs {
     #[arg(long, env = "SENTINEL_SCAN_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
     pub scan_interval: Duration,
 
-    /// The kubelet's configuration file, if mounted, to report its seccompDefault.
+    /// The kubelet's configuration file, if mounted, to report its seccompDefault. Without it the
+    /// agent finds this node's kubelet process in the proc root and reads its command line,
+    /// `--config` file and `--config-dir` drop-ins through `/proc/<pid>/root`.
     #[arg(long, env = "SENTINEL_KUBELET_CONFIG")]
     pub kubelet_config: Option<PathBuf>,
 }
@@ -217,16 +220,27 @@ fn report_for(
     })
 }
 
-/// Reads `seccompDefault` from a kubelet configuration file (absent means false).
-pub fn kubelet_seccomp_default(path: &Path) -> Option<bool> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let config: serde_json::Value = serde_saphyr::from_str(&text).ok()?;
-    Some(
-        config
-            .get("seccompDefault")
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(false),
-    )
+/// The node facts the agent reports as Node annotations.
+fn node_facts(args: &AgentArgs) -> serde_json::Map<String, serde_json::Value> {
+    let mut annotations = serde_json::Map::new();
+    let kernel = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .as_deref()
+        .and_then(procfs::parse_status)
+        .is_some();
+    annotations.insert(KERNEL_SECCOMP_ANNOTATION.into(), json!(kernel.to_string()));
+    let kubelet = match &args.kubelet_config {
+        Some(path) => kubelet::from_file(path),
+        None => kubelet::discover(&args.proc_root, &args.node_name),
+    };
+    if let Some(found) = kubelet {
+        debug!(enabled = found.enabled, source = %found.source, "kubelet seccompDefault");
+        annotations.insert(
+            KUBELET_DEFAULT_ANNOTATION.into(),
+            json!(found.enabled.to_string()),
+        );
+    }
+    annotations
 }
 
 struct Agent {
@@ -299,11 +313,14 @@ pub async fn run(
     }));
     info!(node = %agent.args.node_name, proc_root = %agent.args.proc_root.display(), "agent started");
     let mut shutdown = std::pin::pin!(shutdown);
-    let mut reported_node = false;
+    // The node facts are read again on every pass (a kubelet may be restarted with another
+    // seccompDefault) and written when they differ from what was last reported.
+    let mut reported: Option<serde_json::Map<String, serde_json::Value>> = None;
     loop {
-        if !reported_node {
-            match report_node(&agent).await {
-                Ok(()) => reported_node = true,
+        let facts = node_facts(&agent.args);
+        if reported.as_ref() != Some(&facts) {
+            match report_node(&agent, &facts).await {
+                Ok(()) => reported = Some(facts),
                 Err(e) => warn!(error = %e, "could not annotate the node"),
             }
         }
@@ -400,24 +417,12 @@ async fn write(agent: &Agent, report: &PodReport) -> Result<(), AgentError> {
 }
 
 /// Annotates the node with the facts the agent can see, writing only what differs.
-async fn report_node(agent: &Agent) -> Result<(), AgentError> {
+async fn report_node(
+    agent: &Agent,
+    annotations: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), AgentError> {
     let nodes: Api<Node> = Api::all(agent.client.clone());
     let node = nodes.get(&agent.args.node_name).await?;
-    let mut annotations = serde_json::Map::new();
-    let kernel = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .as_deref()
-        .and_then(procfs::parse_status)
-        .is_some();
-    annotations.insert(KERNEL_SECCOMP_ANNOTATION.into(), json!(kernel.to_string()));
-    if let Some(default) = agent
-        .args
-        .kubelet_config
-        .as_deref()
-        .and_then(kubelet_seccomp_default)
-    {
-        annotations.insert(KUBELET_DEFAULT_ANNOTATION.into(), json!(default.to_string()));
-    }
     let current = node.annotations();
     let same = annotations
         .iter()
@@ -475,8 +480,9 @@ mod tests {
             "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n",
         )
         .expect("write");
-        assert_eq!(kubelet_seccomp_default(&on), Some(true));
-        assert_eq!(kubelet_seccomp_default(&absent), Some(false));
-        assert_eq!(kubelet_seccomp_default(&dir.path().join("missing.yaml")), None);
+        let enabled = |path: &Path| kubelet::from_file(path).map(|found| found.enabled);
+        assert_eq!(enabled(&on), Some(true));
+        assert_eq!(enabled(&absent), Some(false));
+        assert_eq!(enabled(&dir.path().join("missing.yaml")), None);
     }
 }

@@ -18,7 +18,7 @@ use kube::{
     api::PostParams,
     config::{KubeConfigOptions, Kubeconfig},
 };
-use seccomp_sentinel::testenv::{self, Binaries, ControlPlane};
+use sentinel_testenv::{self as testenv, Binaries, ControlPlane};
 
 pub const TEST_LABEL: &str = "seccomp.sentinel.dev/test";
 

@@ -25,8 +25,8 @@ use kube::{
 use seccomp_sentinel::{
     api::{KubeletSeccompDefault, SeccompStatus},
     engine::{self, Facts, NodeFacts, PodView, SccDefaults},
-    testenv::{self, Binaries, ControlPlane},
 };
+use sentinel_testenv::{self as testenv, Binaries, ControlPlane};
 use serde_json::{Value, json};
 
 #[derive(Parser, Debug)]

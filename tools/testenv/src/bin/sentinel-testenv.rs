@@ -1,17 +1,22 @@
 //! `sentinel-testenv`: runs the local control plane of `e2e/bin` until interrupted, with the
-//! seccomp-sentinel CRDs and the OpenShift SecurityContextConstraints API installed. Used by
-//! `make run` when no cluster is configured.
+//! seccomp-sentinel CRDs and the OpenShift SecurityContextConstraints API installed, and with
+//! `--nodes`, two real nodes (kubelet `seccompDefault` off on `sentinel-node-a`, on on
+//! `sentinel-node-b`). Used by `make run` when no cluster is configured.
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use seccomp_sentinel::testenv::{self, Binaries, ControlPlane};
+use sentinel_testenv::{self as testenv, Binaries, ControlPlane, node};
 
 #[derive(Parser, Debug)]
 struct Args {
     /// Where to copy the admin kubeconfig of the control plane.
     #[arg(long, default_value = ".testenv/kubeconfig")]
     kubeconfig_out: PathBuf,
+    /// Also start the two test nodes (needs root, containerd, runc, containernetworking-plugins,
+    /// busybox-static); the operator image is built from this binary.
+    #[arg(long, value_name = "OPERATOR_BINARY")]
+    nodes: Option<PathBuf>,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -21,13 +26,25 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("sentinel-testenv: starting etcd, kube-apiserver and kube-controller-manager");
     let plane = ControlPlane::start(&binaries)?;
     testenv::install_apis(&binaries, plane.kubeconfig())?;
+    let nodes = match &args.nodes {
+        Some(operator) => node::start_nodes(&plane, &binaries, operator, &[("a", false), ("b", true)])?,
+        None => Vec::new(),
+    };
     if let Some(parent) = args.kubeconfig_out.parent() {
         std::fs::create_dir_all(parent).context("creating the kubeconfig directory")?;
     }
     std::fs::copy(plane.kubeconfig(), &args.kubeconfig_out).context("copying the kubeconfig")?;
     eprintln!(
-        "sentinel-testenv: API server {} ready; kubeconfig: {}\n  export KUBECONFIG={}\n  (Ctrl-C stops it)",
+        "sentinel-testenv: API server {} ready{}; kubeconfig: {}\n  export KUBECONFIG={}\n  (Ctrl-C stops it)",
         plane.server(),
+        if nodes.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", nodes {}",
+                nodes.iter().map(|n| n.name()).collect::<Vec<_>>().join(", ")
+            )
+        },
         args.kubeconfig_out.display(),
         args.kubeconfig_out.display(),
     );
@@ -38,6 +55,9 @@ async fn main() -> anyhow::Result<()> {
     }
     eprintln!("sentinel-testenv: stopping");
     let _ = std::fs::remove_file(&args.kubeconfig_out);
+    for mut node in nodes {
+        node.stop();
+    }
     plane.stop();
     Ok(())
 }

@@ -6,7 +6,13 @@
 //! writes an admin kubeconfig. Every component is started through a small supervisor that stops it
 //! as soon as the owning process goes away, however it goes away, so no process outlives a test run.
 //!
+//! [`node::Node`] adds a real node (containerd, runc and the kubelet) and [`image`] builds the
+//! images it runs, without a registry or a container engine.
+//!
 //! Blocking (std) code on purpose: it runs before and after any async runtime exists.
+
+pub mod image;
+pub mod node;
 
 use std::{
     fs,
@@ -27,8 +33,8 @@ use rcgen::{
 const SUPERVISOR: &str = include_str!("supervise.sh");
 
 /// Controllers the tests rely on: garbage collection, workloads, disruption budgets, namespaces and
-/// service accounts. Node lifecycle and friends stay off: there are no kubelets, and those
-/// controllers would taint the tests' hand-made nodes and evict their pods.
+/// service accounts. Node lifecycle and friends stay off: most tests' nodes are hand-made Node
+/// objects without kubelets, which those controllers would taint and whose pods they would evict.
 const CONTROLLERS: &[&str] = &[
     "garbage-collector-controller",
     "deployment-controller",
@@ -43,6 +49,8 @@ const CONTROLLERS: &[&str] = &[
     "serviceaccount-controller",
     "serviceaccount-token-controller",
     "root-ca-certificate-publisher-controller",
+    // Removes the pods of a test node that is gone.
+    "pod-garbage-collector-controller",
 ];
 
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
@@ -69,9 +77,22 @@ pub enum TestenvError {
     Io { context: String, source: std::io::Error },
     #[error("generating certificates: {0}")]
     Certificates(#[from] rcgen::Error),
+    #[error(
+        "the test node cannot start here: {}{}",
+        if *root { "" } else { "it must run as root (CI does); " },
+        if missing.is_empty() { String::new() } else {
+            format!("missing Debian packages: {missing} (`make node-prereqs` installs them as root: \
+                     apt-get install containerd runc containernetworking-plugins busybox-static)")
+        }
+    )]
+    NodePrerequisites { root: bool, missing: String },
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("`{command}` failed: {output}")]
+    Command { command: String, output: String },
     #[error("{component} did not become ready within {timeout:?}; the end of {log}:\n{tail}")]
     NotReady {
-        component: &'static str,
+        component: String,
         timeout: Duration,
         log: PathBuf,
         tail: String,
@@ -82,7 +103,7 @@ pub enum TestenvError {
 
 pub type Result<T, E = TestenvError> = std::result::Result<T, E>;
 
-fn io_context(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> TestenvError {
+pub(crate) fn io_context(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> TestenvError {
     let context = context.into();
     move |source| TestenvError::Io { context, source }
 }
@@ -121,16 +142,101 @@ impl Binaries {
     }
 }
 
-/// The repository this crate was built from (where `crds/`, `config/` and `e2e/` are).
+/// The repository this crate was built from (where `crds/`, `config/` and `e2e/` are): two levels
+/// above `tools/testenv`.
 pub fn repository_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors().nth(2).unwrap_or(here).to_path_buf()
 }
 
-struct Component {
-    name: &'static str,
-    supervisor: Child,
-    /// Closing this pipe tells the supervisor to stop the component.
+/// A child process tied to this one by a pipe on its standard input (its lifeline): closing the
+/// pipe, or this process ending however it ends, tells it to stop.
+pub(crate) struct Component {
+    name: String,
+    child: Child,
     lifeline: Option<ChildStdin>,
+}
+
+impl Component {
+    /// Closes the lifeline and waits until the process has stopped what it ran.
+    pub(crate) fn stop(mut self) {
+        drop(self.lifeline.take());
+        let _ = self.child.wait();
+    }
+
+    pub(crate) fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+/// Runs `command` under the supervisor (`supervise.sh`), its output appended to `log`; with
+/// `cleanup`, the supervisor removes that directory after the command stopped.
+pub(crate) fn spawn_supervised(
+    name: &str,
+    log: &Path,
+    command: &Command,
+    cleanup: Option<&Path>,
+) -> Result<Component> {
+    let cleanup = cleanup.map(|p| p.display().to_string()).unwrap_or_default();
+    let mut supervisor = Command::new("bash");
+    supervisor
+        .arg("-c")
+        .arg(SUPERVISOR)
+        .arg("sentinel-supervise")
+        .arg(log)
+        .arg(cleanup)
+        .arg(command.get_program())
+        .args(command.get_args());
+    spawn_with_lifeline(name, &mut supervisor)
+}
+
+/// Starts `command` with a lifeline on its standard input.
+pub(crate) fn spawn_with_lifeline(name: &str, command: &mut Command) -> Result<Component> {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(io_context(format!("starting {name}")))?;
+    let lifeline = child.stdin.take();
+    Ok(Component {
+        name: name.to_string(),
+        child,
+        lifeline,
+    })
+}
+
+/// Polls `ready` every 200 ms until it holds; fails with the end of `log` when `failed` names a
+/// reason (the process exited) or after `timeout`.
+pub(crate) fn wait_until(
+    what: &str,
+    log: &Path,
+    timeout: Duration,
+    mut ready: impl FnMut() -> bool,
+    mut failed: impl FnMut() -> Option<String>,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    let why = loop {
+        if ready() {
+            return Ok(());
+        }
+        if let Some(why) = failed() {
+            break why;
+        }
+        if Instant::now() >= deadline {
+            break "timed out".to_string();
+        }
+        thread::sleep(Duration::from_millis(200));
+    };
+    let text = fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+    Err(TestenvError::NotReady {
+        component: what.to_string(),
+        timeout,
+        log: log.to_path_buf(),
+        tail: format!("({why})\n{tail}"),
+    })
 }
 
 /// A running etcd + kube-apiserver + kube-controller-manager. Stopped by [`ControlPlane::stop`], on
@@ -265,68 +371,52 @@ impl ControlPlane {
         args: &[String],
         cleanup: Option<&Path>,
     ) -> Result<()> {
-        let log = self.log_path(name);
-        let cleanup = cleanup.map(|p| p.display().to_string()).unwrap_or_default();
-        let mut supervisor = Command::new("bash")
-            .arg("-c")
-            .arg(SUPERVISOR)
-            .arg("sentinel-supervise")
-            .arg(&log)
-            .arg(cleanup)
-            .arg(binary)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(io_context(format!("starting {name}")))?;
-        let lifeline = supervisor.stdin.take();
+        let mut command = Command::new(binary);
+        command.args(args);
+        let component = spawn_supervised(name, &self.log_path(name), &command, cleanup)?;
         self.components
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(Component {
-                name,
-                supervisor,
-                lifeline,
-            });
+            .push(component);
         Ok(())
     }
 
-    fn wait_ready(&self, component: &'static str, mut ready: impl FnMut() -> bool) -> Result<()> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        while Instant::now() < deadline {
-            if ready() {
-                return Ok(());
-            }
-            if let Some(status) = self.exited(component) {
-                return Err(self.not_ready(component, format!("exited with {status}")));
-            }
-            thread::sleep(Duration::from_millis(200));
-        }
-        Err(self.not_ready(component, "timed out".into()))
-    }
-
-    fn not_ready(&self, component: &'static str, why: String) -> TestenvError {
-        let log = self.log_path(component);
-        let text = fs::read_to_string(&log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = lines[lines.len().saturating_sub(30)..].join("\n");
-        TestenvError::NotReady {
-            component,
-            timeout: READY_TIMEOUT,
-            log,
-            tail: format!("({why})\n{tail}"),
-        }
+    fn wait_ready(&self, component: &'static str, ready: impl FnMut() -> bool) -> Result<()> {
+        wait_until(component, &self.log_path(component), READY_TIMEOUT, ready, || {
+            self.exited(component)
+                .map(|status| format!("exited with {status}"))
+        })
     }
 
     fn exited(&self, component: &str) -> Option<std::process::ExitStatus> {
         let mut components = self.components.lock().unwrap_or_else(|e| e.into_inner());
-        let c = components.iter_mut().find(|c| c.name == component)?;
-        c.supervisor.try_wait().ok().flatten()
+        components.iter_mut().find(|c| c.name == component)?.exited()
     }
 
     fn log_path(&self, component: &str) -> PathBuf {
         self.dir.join(format!("{component}.log"))
+    }
+
+    /// Starts kube-scheduler (once): pods without `nodeName`, DaemonSet pods among them, need one
+    /// when a node runs them. Stopped with the control plane.
+    pub fn start_scheduler(&self, binaries: &Binaries) -> Result<()> {
+        let running = self
+            .components
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|c| c.name == "kube-scheduler");
+        if running {
+            return Ok(());
+        }
+        let [port] = free_ports()?;
+        let command = node::scheduler_command(binaries, &self.kubeconfig, port);
+        let component = spawn_supervised("kube-scheduler", &self.log_path("kube-scheduler"), &command, None)?;
+        self.components
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(component);
+        Ok(())
     }
 
     fn kubectl_quiet(&self, args: &[&str]) -> bool {
@@ -366,9 +456,8 @@ impl ControlPlane {
     /// directory. Safe to call more than once.
     pub fn stop(&self) {
         let mut components = self.components.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(mut c) = components.pop() {
-            drop(c.lifeline.take());
-            let _ = c.supervisor.wait();
+        while let Some(c) = components.pop() {
+            c.stop();
         }
         if !self.keep_dir {
             let _ = fs::remove_dir_all(&self.dir);
@@ -437,7 +526,7 @@ pub fn apply_and_wait_established(kubectl: &Path, kubeconfig: &Path, paths: &[&P
 
 /// Binds `N` loopback ports and releases them, returning their numbers. Another process could take
 /// one in between; on a test machine that is rare enough, and a clash fails loudly at start-up.
-fn free_ports<const N: usize>() -> Result<[u16; N]> {
+pub(crate) fn free_ports<const N: usize>() -> Result<[u16; N]> {
     let listeners = (0..N)
         .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
         .collect::<std::io::Result<Vec<_>>>()

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test nodes need when they are missing: containerd and runc (the
+# container runtime), containernetworking-plugins (the loopback CNI plugin that makes a node
+# Ready) and busybox-static (the shell of the test image). Runs as root only (CI does); otherwise it
+# names what is missing, and the node tests fail with the same message until it is installed.
+set -euo pipefail
+declare -A files=(
+  [containerd]=/usr/bin/containerd
+  [runc]=/usr/sbin/runc
+  [containernetworking-plugins]=/usr/lib/cni/loopback
+  [busybox-static]=/bin/busybox
+)
+missing=()
+for package in containerd runc containernetworking-plugins busybox-static; do
+  [ -e "${files[$package]}" ] || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "testenv: the test nodes need the Debian packages ${missing[*]}; as root: apt-get install ${missing[*]}" >&2
+  exit 0
+fi
+echo "testenv: installing ${missing[*]} for the test nodes"
+apt-get update -q >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
