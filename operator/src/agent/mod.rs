@@ -220,8 +220,12 @@ fn report_for(
     })
 }
 
-/// The node facts the agent reports as Node annotations.
-fn node_facts(args: &AgentArgs) -> serde_json::Map<String, serde_json::Value> {
+/// The node facts the agent reports as Node annotations. A kubelet not found (e.g. restarting)
+/// keeps the value last reported.
+fn node_facts(
+    args: &AgentArgs,
+    last: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> serde_json::Map<String, serde_json::Value> {
     let mut annotations = serde_json::Map::new();
     let kernel = std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -233,12 +237,19 @@ fn node_facts(args: &AgentArgs) -> serde_json::Map<String, serde_json::Value> {
         Some(path) => kubelet::from_file(path),
         None => kubelet::discover(&args.proc_root, &args.node_name),
     };
-    if let Some(found) = kubelet {
-        debug!(enabled = found.enabled, source = %found.source, "kubelet seccompDefault");
-        annotations.insert(
-            KUBELET_DEFAULT_ANNOTATION.into(),
-            json!(found.enabled.to_string()),
-        );
+    match kubelet {
+        Some(found) => {
+            debug!(enabled = found.enabled, source = %found.source, "kubelet seccompDefault");
+            annotations.insert(
+                KUBELET_DEFAULT_ANNOTATION.into(),
+                json!(found.enabled.to_string()),
+            );
+        }
+        None => {
+            if let Some(previous) = last.and_then(|l| l.get(KUBELET_DEFAULT_ANNOTATION)) {
+                annotations.insert(KUBELET_DEFAULT_ANNOTATION.into(), previous.clone());
+            }
+        }
     }
     annotations
 }
@@ -317,7 +328,7 @@ pub async fn run(
     // seccompDefault) and written when they differ from what was last reported.
     let mut reported: Option<serde_json::Map<String, serde_json::Value>> = None;
     loop {
-        let facts = node_facts(&agent.args);
+        let facts = node_facts(&agent.args, reported.as_ref());
         if reported.as_ref() != Some(&facts) {
             match report_node(&agent, &facts).await {
                 Ok(()) => reported = Some(facts),

@@ -184,6 +184,7 @@ impl Rules<'_> {
                         "Localhost profile with an empty localhostProfile: the kubelet refuses to start the container (CreateContainerConfigError)".into(),
                     );
                 }
+
                 EffectiveProfile {
                     type_: ProfileType::Localhost,
                     localhost_profile: Some(path.clone()),
@@ -199,6 +200,12 @@ impl Rules<'_> {
                 }
             }
         };
+
+        if let Some(error) = &c.start_error {
+            warnings.push(format!(
+                "the container runtime cannot apply this profile on the node, so the container does not start: {error}"
+            ));
+        }
 
         if c.privileged {
             // A profile the kubelet defaulted was never asked for: nothing to warn about.

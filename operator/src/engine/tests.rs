@@ -615,6 +615,7 @@ fn container_view() -> impl Strategy<Value = ContainerView> {
                 annotation,
                 privileged,
                 host_process,
+                start_error: None,
             },
         )
 }
@@ -702,4 +703,42 @@ proptest! {
             status.confined_containers > 0 && status.confined_containers < status.total_containers
         );
     }
+}
+
+#[test]
+fn a_profile_the_runtime_cannot_apply_is_reported_with_the_runtime_s_reason() {
+    let stored: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "p" },
+        "spec": { "nodeName": "node-a", "containers": [
+            { "name": "app", "image": "i", "securityContext": { "seccompProfile": { "type": "Localhost", "localhostProfile": "profiles/missing.json" } } },
+            { "name": "other", "image": "i" } ] },
+        "status": { "containerStatuses": [
+            { "name": "app", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+              "state": { "waiting": { "reason": "CreateContainerError", "message": "failed to create containerd container: cannot load seccomp profile \"/var/lib/kubelet/seccomp/profiles/missing.json\": open ...: no such file or directory" } } },
+            { "name": "other", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+              "state": { "waiting": { "reason": "CreateContainerError", "message": "image not found" } } } ] }
+    }))
+    .expect("pod");
+    let view = PodView::from_pod(&stored);
+    let status = eval(&view, &node(OFF, 36));
+    let app = &status.containers[0];
+    assert_eq!(
+        app.profile.type_,
+        ProfileType::Localhost,
+        "the requested profile is kept"
+    );
+    assert!(
+        app.warnings
+            .iter()
+            .any(|w| w.contains("does not start") && w.contains("cannot load seccomp profile")),
+        "{:?}",
+        app.warnings
+    );
+    assert!(
+        status.containers[1]
+            .warnings
+            .iter()
+            .all(|w| !w.contains("does not start")),
+        "not about seccomp"
+    );
 }

@@ -55,6 +55,9 @@ pub struct ContainerView {
     pub annotation: Option<String>,
     pub privileged: bool,
     pub host_process: bool,
+    /// Why the container runtime refused to create the container, when that is about its seccomp
+    /// profile (e.g. a Localhost profile missing on the node), from the pod's container statuses.
+    pub start_error: Option<String>,
 }
 
 /// What the engine needs of one pod.
@@ -85,6 +88,7 @@ impl PodView {
             };
         };
         let pod_context = spec.security_context.as_ref();
+        let start_errors = seccomp_start_errors(pod);
         let container = |name: &str, kind: ContainerKind, context: Option<&SecurityContext>| ContainerView {
             name: name.to_string(),
             kind,
@@ -97,6 +101,10 @@ impl PodView {
                 .and_then(|c| c.windows_options.as_ref())
                 .and_then(|w| w.host_process)
                 .unwrap_or(false),
+            start_error: start_errors
+                .iter()
+                .find(|(container, _)| *container == name)
+                .map(|(_, message)| message.clone()),
         };
         let init = spec.init_containers.iter().flatten().map(|c| {
             let kind = if c.restart_policy.as_deref() == Some("Always") {
@@ -132,4 +140,38 @@ impl PodView {
             containers: init.chain(regular).chain(ephemeral).collect(),
         }
     }
+}
+
+/// Longest runtime error message kept (they name the profile's path; that is enough).
+const START_ERROR_LIMIT: usize = 300;
+
+/// Containers the runtime could not create because of their seccomp profile: waiting with a
+/// create/run error whose message is about seccomp.
+fn seccomp_start_errors(pod: &Pod) -> Vec<(&str, String)> {
+    let Some(status) = pod.status.as_ref() else {
+        return Vec::new();
+    };
+    status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten())
+        .chain(status.ephemeral_container_statuses.iter().flatten())
+        .filter_map(|c| {
+            let waiting = c.state.as_ref()?.waiting.as_ref()?;
+            let reason = waiting.reason.as_deref()?;
+            let message = waiting.message.as_deref()?;
+            let refused = matches!(
+                reason,
+                "CreateContainerError" | "CreateContainerConfigError" | "RunContainerError"
+            );
+            (refused && message.to_ascii_lowercase().contains("seccomp")).then(|| {
+                let mut message: String = message.chars().take(START_ERROR_LIMIT).collect();
+                if message.len() < waiting.message.as_deref().map_or(0, str::len) {
+                    message.push('…');
+                }
+                (c.name.as_str(), message)
+            })
+        })
+        .collect()
 }

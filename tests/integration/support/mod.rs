@@ -20,6 +20,8 @@ use kube::{
 };
 use sentinel_testenv::{self as testenv, Binaries, ControlPlane};
 
+pub mod nodes;
+
 pub const TEST_LABEL: &str = "seccomp.sentinel.dev/test";
 
 pub struct TestCluster {
@@ -70,10 +72,11 @@ fn start_cluster() -> anyhow::Result<TestCluster> {
     })
 }
 
-/// Stops the control plane when the test binary exits normally. (If it is killed instead, the
-/// supervisors of the components notice and stop them.)
+/// Stops the nodes, then the control plane, when the test binary exits normally. (If it is killed
+/// instead, the supervisors and the nodes' janitors notice and clean up.)
 #[dtor::dtor(unsafe)]
 fn stop_cluster() {
+    nodes::stop();
     if let Some(Ok(TestCluster {
         plane: Some(plane), ..
     })) = CLUSTER.get()
@@ -113,6 +116,11 @@ impl TestCluster {
 
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// The local control plane (none for an existing cluster).
+    pub fn plane(&self) -> Option<&ControlPlane> {
+        self.plane.as_ref()
     }
 
     /// The audit log of the local control plane (none for an existing cluster).

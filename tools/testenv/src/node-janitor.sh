@@ -8,6 +8,14 @@ set -u
 dir=$1 cgroot=$2 hierarchies=$3
 exec >>"$dir/janitor.log" 2>&1
 
+# A live (not zombie) process whose name matches.
+running() {
+  for pid in $(pgrep -x "$1"); do
+    [ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)" != Z ] && return 0
+  done
+  return 1
+}
+
 clean() {
   trap '' TERM INT HUP
   echo "janitor: cleaning up $dir"
@@ -51,11 +59,11 @@ clean() {
   # device plugin socket once no kubelet is left.
   find /var/log/containers -maxdepth 1 -type l -lname "$dir/*" -delete 2>/dev/null
   rmdir /var/log/containers 2>/dev/null
-  if ! pgrep -x kubelet >/dev/null; then
+  if ! running kubelet; then
     rm -f /var/lib/kubelet/device-plugins/kubelet.sock
     rmdir /var/lib/kubelet/device-plugins /var/lib/kubelet 2>/dev/null
   fi
-  if ! pgrep -x containerd >/dev/null && ! pgrep -x 'containerd-shim.*' >/dev/null; then
+  if ! running containerd && ! running 'containerd-shim.*'; then
     rm -rf /run/containerd
   fi
   echo "janitor: done"

@@ -170,49 +170,27 @@ impl Node {
         &self.dir
     }
 
-    /// The kubelet's seccomp profile directory: `localhostProfile` paths are relative to it.
-    pub fn seccomp_dir(&self) -> PathBuf {
-        self.dir.join("kubelet/seccomp")
-    }
-
     /// The kubelet's configuration file.
     pub fn kubelet_config(&self) -> PathBuf {
         self.dir.join("kubelet-config.yaml")
     }
 
-    /// Where the kubelet keeps pod logs (`<namespace>_<pod>_<uid>/<container>/0.log`): `kubectl
-    /// logs` cannot reach a kubelet on a loopback address.
-    pub fn pod_logs_dir(&self) -> PathBuf {
-        self.dir.join("pod-logs")
+    fn socket(&self) -> PathBuf {
+        socket_of(&self.dir)
     }
 
-    fn socket(&self) -> PathBuf {
-        self.dir.join("containerd/containerd.sock")
+    /// What tests need of a running node, cheap to clone and share.
+    pub fn handle(&self) -> NodeHandle {
+        NodeHandle {
+            name: self.config.name.clone(),
+            dir: self.dir.clone(),
+            crictl: self.binaries.path("crictl"),
+        }
     }
 
     /// Runs crictl against this node's containerd and returns its standard output.
     pub fn crictl(&self, args: &[&str]) -> Result<String> {
-        let endpoint = format!("unix://{}", self.socket().display());
-        let output = Command::new(self.binaries.path("crictl"))
-            .args([
-                "--runtime-endpoint",
-                &endpoint,
-                "--image-endpoint",
-                &endpoint,
-                "--timeout",
-                "20s",
-            ])
-            .args(args)
-            .output()
-            .map_err(io_context("running crictl"))?;
-        if output.status.success() {
-            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-        } else {
-            Err(TestenvError::Command {
-                command: format!("crictl {}", args.join(" ")),
-                output: String::from_utf8_lossy(&output.stderr).into_owned(),
-            })
-        }
+        self.handle().crictl(args)
     }
 
     /// The janitor waits for its lifeline to close (or a signal), then removes what the node left.
@@ -554,6 +532,61 @@ shutdownGracePeriod: 0s
 impl Drop for Node {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+fn socket_of(dir: &Path) -> PathBuf {
+    dir.join("containerd/containerd.sock")
+}
+
+/// A running node as tests use it: its name, its files and crictl.
+#[derive(Clone, Debug)]
+pub struct NodeHandle {
+    pub name: String,
+    dir: PathBuf,
+    crictl: PathBuf,
+}
+
+impl NodeHandle {
+    /// The kubelet's seccomp profile directory: `localhostProfile` paths are relative to it.
+    pub fn seccomp_dir(&self) -> PathBuf {
+        self.dir.join("kubelet/seccomp")
+    }
+
+    /// The log of one container (`kubectl logs` cannot reach a kubelet that serves on loopback).
+    pub fn container_log(&self, namespace: &str, pod: &str, uid: &str, container: &str) -> PathBuf {
+        self.dir
+            .join("pod-logs")
+            .join(format!("{namespace}_{pod}_{uid}"))
+            .join(container)
+            .join("0.log")
+    }
+
+    /// Runs crictl against this node's containerd and returns its standard output.
+    pub fn crictl(&self, args: &[&str]) -> Result<String> {
+        let endpoint = format!("unix://{}", socket_of(&self.dir).display());
+        let config = self.dir.join("crictl.yaml");
+        if !config.exists() {
+            fs::write(
+                &config,
+                format!("runtime-endpoint: {endpoint}\nimage-endpoint: {endpoint}\ntimeout: 20\n"),
+            )
+            .map_err(io_context("writing crictl's configuration"))?;
+        }
+        let output = Command::new(&self.crictl)
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .map_err(io_context("running crictl"))?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(TestenvError::Command {
+                command: format!("crictl {}", args.join(" ")),
+                output: String::from_utf8_lossy(&output.stderr).into_owned(),
+            })
+        }
     }
 }
 

@@ -1,0 +1,711 @@
+//! On real nodes: what the operator reports, what the container runtime was asked for (`crictl
+//! inspect` → `.info.runtimeSpec.linux.seccomp`) and what the kernel enforces (`Seccomp` of
+//! `/proc/<pid>/status`, and the node agent's reading of it) agree, for every kind of profile.
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::{Api, ResourceExt, api::PostParams};
+use seccomp_sentinel::api::{ContainerSeccomp, ProfileType, SeccompMode, SeccompStatus};
+use sentinel_testenv::node::NodeHandle;
+use serde_json::json;
+
+use crate::support::{
+    self, Operator,
+    nodes::{self, container, kernel_view, node_context, pod, wait_node_facts, wait_running},
+    wait_for,
+};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+/// Prints the kernel's view from inside, then stays.
+const REPORT: &str = "grep Seccomp /proc/self/status; exec sleep 3600";
+
+/// A Localhost profile that allows everything but mkdir(2)/mkdirat(2).
+const DENY_MKDIR: &str = r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}"#;
+
+/// What a container should look like in all three views.
+struct Expected {
+    pod: &'static str,
+    container: &'static str,
+    profile: ProfileType,
+    /// The runtime spec's `defaultAction`, or None for no seccomp section.
+    default_action: Option<&'static str>,
+    /// Init containers have exited: their own log holds the kernel's view.
+    exited: bool,
+}
+
+fn entry<'a>(status: &'a SeccompStatus, container: &str) -> &'a ContainerSeccomp {
+    status
+        .status
+        .as_ref()
+        .and_then(|s| s.containers.iter().find(|c| c.name == container))
+        .unwrap_or_else(|| panic!("no status for container {container} in {status:?}"))
+}
+
+fn container_id(pod: &Pod, container: &str) -> String {
+    let status = pod.status.as_ref().expect("pod status");
+    status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten())
+        .find(|c| c.name == container)
+        .and_then(|c| c.container_id.clone())
+        .unwrap_or_else(|| panic!("no container ID for {container}"))
+}
+
+fn log_of(node: &NodeHandle, pod: &Pod, container: &str) -> String {
+    let path = node.container_log(
+        &pod.namespace().unwrap_or_default(),
+        &pod.name_any(),
+        &pod.uid().unwrap_or_default(),
+        container,
+    );
+    std::fs::read_to_string(&path).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_three_views_agree_for_every_profile_kind() {
+    let nodes = nodes::nodes();
+    let ctx = node_context("three-views").await;
+    let (a, b) = (&nodes.a, &nodes.b);
+    wait_node_facts(&ctx.client, &a.name, false).await;
+    wait_node_facts(&ctx.client, &b.name, true).await;
+    let profile_dir = a.seccomp_dir().join("sentinel");
+    std::fs::create_dir_all(&profile_dir).expect("profile dir");
+    std::fs::write(profile_dir.join("deny-mkdir.json"), DENY_MKDIR).expect("profile");
+
+    let mut config = support::namespace_config(&ctx);
+    // What the operator knows of each node comes from the agent's Node annotations.
+    config.kubelet_seccomp_default = seccomp_sentinel::api::KubeletSeccompDefault::Unknown;
+    let operator = Operator::start(ctx.client.clone(), config).await;
+    let pods: Api<Pod> = ctx.api();
+    let runtime_default = json!({ "type": "RuntimeDefault" });
+    let specs = vec![
+        pod(
+            "runtime-default",
+            &a.name,
+            REPORT,
+            json!({ "securityContext": { "seccompProfile": runtime_default } }),
+        ),
+        pod(
+            "localhost",
+            &a.name,
+            "mkdir /tmp/probe && echo mkdir=allowed || echo mkdir=refused; exec sleep 3600",
+            json!({ "containers": [merge_into(
+                container("app", "mkdir /tmp/probe && echo mkdir=allowed || echo mkdir=refused; exec sleep 3600"),
+                json!({ "securityContext": { "seccompProfile": {
+                    "type": "Localhost", "localhostProfile": "sentinel/deny-mkdir.json" } } }),
+            )] }),
+        ),
+        pod(
+            "unconfined",
+            &a.name,
+            REPORT,
+            json!({ "containers": [merge_into(container("app", REPORT),
+                json!({ "securityContext": { "seccompProfile": { "type": "Unconfined" } } }))] }),
+        ),
+        pod("unset-default-off", &a.name, REPORT, json!({})),
+        pod("unset-default-on", &b.name, REPORT, json!({})),
+        pod(
+            "privileged",
+            &a.name,
+            REPORT,
+            json!({ "securityContext": { "seccompProfile": runtime_default },
+                    "containers": [
+                        merge_into(container("app", REPORT), json!({ "securityContext": { "privileged": true } })),
+                        container("plain", REPORT),
+                    ] }),
+        ),
+        pod(
+            "init-and-sidecar",
+            &a.name,
+            REPORT,
+            json!({ "securityContext": { "seccompProfile": runtime_default },
+                    "initContainers": [
+                        merge_into(container("init", "grep Seccomp /proc/self/status"),
+                            json!({ "securityContext": { "seccompProfile": { "type": "Unconfined" } } })),
+                        merge_into(container("sidecar", REPORT), json!({ "restartPolicy": "Always" })),
+                    ] }),
+        ),
+    ];
+    for spec in &specs {
+        pods.create(&PostParams::default(), spec)
+            .await
+            .expect("create pod");
+    }
+    let expected = [
+        (
+            "runtime-default",
+            "app",
+            ProfileType::RuntimeDefault,
+            Some("SCMP_ACT_ERRNO"),
+            false,
+        ),
+        (
+            "localhost",
+            "app",
+            ProfileType::Localhost,
+            Some("SCMP_ACT_ALLOW"),
+            false,
+        ),
+        ("unconfined", "app", ProfileType::Unconfined, None, false),
+        ("unset-default-off", "app", ProfileType::Unconfined, None, false),
+        (
+            "unset-default-on",
+            "app",
+            ProfileType::RuntimeDefault,
+            Some("SCMP_ACT_ERRNO"),
+            false,
+        ),
+        ("privileged", "app", ProfileType::Unconfined, None, false),
+        (
+            "privileged",
+            "plain",
+            ProfileType::RuntimeDefault,
+            Some("SCMP_ACT_ERRNO"),
+            false,
+        ),
+        ("init-and-sidecar", "init", ProfileType::Unconfined, None, true),
+        (
+            "init-and-sidecar",
+            "sidecar",
+            ProfileType::RuntimeDefault,
+            Some("SCMP_ACT_ERRNO"),
+            false,
+        ),
+        (
+            "init-and-sidecar",
+            "app",
+            ProfileType::RuntimeDefault,
+            Some("SCMP_ACT_ERRNO"),
+            false,
+        ),
+    ]
+    .map(|(pod, container, profile, default_action, exited)| Expected {
+        pod,
+        container,
+        profile,
+        default_action,
+        exited,
+    });
+
+    let statuses: Api<SeccompStatus> = ctx.api();
+    for want in &expected {
+        let node = if want.pod == "unset-default-on" { b } else { a };
+        let running = wait_running(&pods, want.pod).await;
+        let what = format!("{}/{}", want.pod, want.container);
+        // The operator's view, with the agent's reading of the kernel for running containers.
+        let status = wait_for(
+            &format!("the operator's and the agent's view of {what}"),
+            TIMEOUT,
+            || async {
+                let s = statuses.get_opt(want.pod).await.ok()??;
+                let c = entry(&s, want.container);
+                let settled = c.profile.type_ == want.profile && (want.exited || c.runtime.is_some());
+                settled.then_some(s)
+            },
+        )
+        .await;
+        let reported = entry(&status, want.container);
+        let confined = matches!(want.profile, ProfileType::RuntimeDefault | ProfileType::Localhost);
+        assert_eq!(reported.confined, confined, "{what}: {reported:?}");
+
+        // The container runtime's view.
+        let view = kernel_view(node, &container_id(&running, want.container));
+        assert_eq!(
+            view.runtime_seccomp["defaultAction"].as_str(),
+            want.default_action,
+            "{what}: runtime spec seccomp {}",
+            view.runtime_seccomp
+        );
+        // The kernel's view: from /proc of the running process, or the exited container's own log.
+        let kernel_mode = if want.exited {
+            let log = log_of(node, &running, want.container);
+            assert!(log.contains("Seccomp:"), "{what}: log {log:?}");
+            if log.contains("Seccomp:\t2") { 2 } else { 0 }
+        } else {
+            view.proc_seccomp
+                .unwrap_or_else(|| panic!("{what}: no /proc status for {view:?}"))
+        };
+        assert_eq!(kernel_mode == 2, confined, "{what}: Seccomp {kernel_mode}");
+        if let Some(runtime) = &reported.runtime {
+            assert_eq!(
+                runtime.seccomp_mode,
+                if confined {
+                    SeccompMode::Filter
+                } else {
+                    SeccompMode::Disabled
+                },
+                "{what}: the agent's reading"
+            );
+            assert!(runtime.agrees_with_effective, "{what}: {runtime:?}");
+            assert_eq!(
+                runtime.pid.map(|p| p as u32),
+                view.pid,
+                "{what}: the agent found the container's process"
+            );
+        }
+        if want.pod == "unset-default-on" {
+            assert_eq!(
+                reported.source,
+                seccomp_sentinel::api::ProfileSource::KubeletDefault,
+                "{what}"
+            );
+        }
+    }
+
+    // The Localhost profile really refuses what it denies.
+    let localhost = pods.get("localhost").await.expect("pod");
+    let log = wait_for("the Localhost container's probe", TIMEOUT, || async {
+        let log = log_of(a, &localhost, "app");
+        log.contains("mkdir=").then_some(log)
+    })
+    .await;
+    assert!(log.contains("mkdir=refused"), "{log}");
+    // And kubectl shows the agent's verdict.
+    let wide = ctx.kubectl(&[
+        "get",
+        "seccompstatus",
+        "-n",
+        &ctx.ns,
+        "-o",
+        "wide",
+        "--no-headers",
+    ]);
+    assert_eq!(
+        wide.lines().filter(|l| l.contains("Agrees")).count(),
+        specs.len(),
+        "{wide}"
+    );
+    operator.stop().await;
+}
+
+fn merge_into(mut base: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
+    if let (Some(base), serde_json::Value::Object(extra)) = (base.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+    base
+}
+
+#[tokio::test]
+async fn a_localhost_profile_missing_on_the_node_is_a_clear_warning() {
+    let nodes = nodes::nodes();
+    let ctx = node_context("missing-profile").await;
+    let operator = Operator::for_namespace(&ctx).await;
+    let pods: Api<Pod> = ctx.api();
+    let missing = pod(
+        "missing",
+        &nodes.a.name,
+        REPORT,
+        json!({ "securityContext": { "seccompProfile": { "type": "Localhost", "localhostProfile": "sentinel/not-on-this-node.json" } } }),
+    );
+    pods.create(&PostParams::default(), &missing).await.expect("pod");
+    // The runtime refuses to create the container; the pod says so, and so does its status.
+    wait_for("the runtime's refusal", TIMEOUT, || async {
+        let p = pods.get("missing").await.ok()?;
+        let waiting = p.status?.container_statuses?.first()?.state.clone()?.waiting?;
+        (waiting.reason.as_deref() == Some("CreateContainerError")).then_some(())
+    })
+    .await;
+    let statuses: Api<SeccompStatus> = ctx.api();
+    let status = wait_for("the warning", TIMEOUT, || async {
+        let s = statuses.get_opt("missing").await.ok()??;
+        let app = entry(&s, "app").clone();
+        app.warnings
+            .iter()
+            .any(|w| w.contains("does not start"))
+            .then_some(app)
+    })
+    .await;
+    assert_eq!(status.profile.type_, ProfileType::Localhost, "{status:?}");
+    assert!(
+        status
+            .warnings
+            .iter()
+            .any(|w| w.contains("sentinel/not-on-this-node.json")),
+        "names the profile: {:?}",
+        status.warnings
+    );
+    // No runtime entry: nothing runs.
+    assert!(status.runtime.is_none(), "{status:?}");
+    // A localhostProfile that leaves the kubelet's seccomp directory never gets that far.
+    let escape = pod(
+        "escape",
+        &nodes.a.name,
+        REPORT,
+        json!({ "securityContext": { "seccompProfile": { "type": "Localhost", "localhostProfile": "../../../etc/passwd" } } }),
+    );
+    let refused = pods.create(&PostParams::default(), &escape).await;
+    assert!(
+        matches!(&refused, Err(kube::Error::Api(s)) if s.code == 422 && s.message.contains("must not contain '..'")),
+        "{refused:?}"
+    );
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn an_evicted_pod_comes_back_confined_on_the_node() {
+    let nodes = nodes::nodes();
+    let ctx = node_context("evict-node").await;
+    let pods: Api<Pod> = ctx.api();
+    let mut old = pod("web-old", &nodes.a.name, REPORT, json!({}));
+    old.metadata.labels = Some([("app".to_string(), "web".to_string())].into());
+    pods.create(&PostParams::default(), &old).await.expect("pod");
+    wait_running(&pods, "web-old").await;
+    // The workload's template is confined; it adopts the unconfined pod.
+    let template_spec = pod(
+        "t",
+        &nodes.a.name,
+        REPORT,
+        json!({ "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } } }),
+    )
+    .spec
+    .expect("spec");
+    let rs: k8s_openapi::api::apps::v1::ReplicaSet = serde_json::from_value(json!({
+        "metadata": { "name": "web" },
+        "spec": { "replicas": 1, "selector": { "matchLabels": { "app": "web" } },
+            "template": { "metadata": { "labels": { "app": "web" } }, "spec": template_spec } } }))
+    .expect("rs");
+    ctx.api::<k8s_openapi::api::apps::v1::ReplicaSet>()
+        .create(&PostParams::default(), &rs)
+        .await
+        .expect("rs");
+    wait_for("adoption", TIMEOUT, || async {
+        let p = pods.get("web-old").await.ok()?;
+        p.owner_references()
+            .iter()
+            .any(|o| o.kind == "ReplicaSet")
+            .then_some(())
+    })
+    .await;
+    let policy_name = format!("{}-evict", ctx.ns);
+    let policy: seccomp_sentinel::api::SeccompPolicy = serde_json::from_value(json!({
+        "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompPolicy",
+        "metadata": { "name": policy_name, "labels": { support::POLICY_LABEL: ctx.ns } },
+        "spec": { "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ctx.ns } },
+                  "action": "Evict", "eviction": { "minUnconfinedAge": "0s", "workloadCooldown": "1s" } } }))
+    .expect("policy");
+    let policies: Api<seccomp_sentinel::api::SeccompPolicy> = Api::all(ctx.client.clone());
+    policies
+        .create(&PostParams::default(), &policy)
+        .await
+        .expect("policy");
+    let operator = Operator::for_namespace(&ctx).await;
+
+    let replacement = wait_for("the eviction and a running replacement", TIMEOUT, || async {
+        let list = pods.list(&Default::default()).await.ok()?.items;
+        let [only] = list.as_slice() else { return None };
+        let running = only.status.as_ref()?.phase.as_deref() == Some("Running");
+        (only.name_any() != "web-old" && running).then(|| only.clone())
+    })
+    .await;
+    let replacement = wait_running(&pods, &replacement.name_any()).await;
+    let view = kernel_view(&nodes.a, &container_id(&replacement, "app"));
+    assert_eq!(
+        view.proc_seccomp,
+        Some(2),
+        "the replacement runs with a filter: {view:?}"
+    );
+    assert_eq!(view.runtime_seccomp["defaultAction"], "SCMP_ACT_ERRNO");
+    let statuses: Api<SeccompStatus> = ctx.api();
+    wait_for("the replacement's status, verified", TIMEOUT, || async {
+        let s = statuses.get_opt(&replacement.name_any()).await.ok()??.status?;
+        let verified = s
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "RuntimeVerified" && c.reason == "Agrees");
+        (s.profile == seccomp_sentinel::api::PodProfile::RuntimeDefault && verified).then_some(())
+    })
+    .await;
+    assert_eq!(operator.evictions(), 1);
+    operator.stop().await;
+    let _ = policies.delete(&policy_name, &Default::default()).await;
+}
+
+#[tokio::test]
+async fn the_agent_follows_a_kubelet_restart_and_flags_pods_started_before_it() {
+    let ctx = node_context("kubelet-restart").await;
+    let mut node = nodes::own_node("restart", false);
+    let handle = node.handle();
+    wait_node_facts(&ctx.client, &handle.name, false).await;
+    let agent_pods: Api<Pod> = Api::namespaced(ctx.client.clone(), nodes::AGENT_NAMESPACE);
+    let agent = wait_for("the agent on the new node", TIMEOUT, || async {
+        let list = agent_pods.list(&Default::default()).await.ok()?.items;
+        list.into_iter().find(|p| {
+            p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(handle.name.as_str())
+                && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        })
+    })
+    .await;
+
+    let mut config = support::namespace_config(&ctx);
+    config.kubelet_seccomp_default = seccomp_sentinel::api::KubeletSeccompDefault::Unknown;
+    let operator = Operator::start(ctx.client.clone(), config).await;
+    let pods: Api<Pod> = ctx.api();
+    let statuses: Api<SeccompStatus> = ctx.api();
+    let condition = |s: &SeccompStatus| {
+        s.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "RuntimeVerified"))
+            .map(|c| c.reason.clone())
+    };
+    pods.create(
+        &PostParams::default(),
+        &pod("before", &handle.name, REPORT, json!({})),
+    )
+    .await
+    .expect("pod");
+    let before = wait_running(&pods, "before").await;
+    wait_for("before: Unconfined, verified", TIMEOUT, || async {
+        let s = statuses.get_opt("before").await.ok()??;
+        let unconfined = entry(&s, "app").profile.type_ == ProfileType::Unconfined;
+        (unconfined && condition(&s).as_deref() == Some("Agrees")).then_some(())
+    })
+    .await;
+    assert_eq!(
+        kernel_view(&handle, &container_id(&before, "app")).proc_seccomp,
+        Some(0)
+    );
+
+    // The kubelet comes back with seccompDefault on; the agent, not restarted, notices.
+    node.restart_kubelet(true).expect("kubelet restart");
+    wait_node_facts(&ctx.client, &handle.name, true).await;
+    let same_agent = agent_pods.get(&agent.name_any()).await.expect("agent pod");
+    assert_eq!(same_agent.uid(), agent.uid());
+    let restarts: i32 = same_agent
+        .status
+        .and_then(|s| s.container_statuses)
+        .map(|c| c.iter().map(|c| c.restart_count).sum())
+        .unwrap_or_default();
+    assert_eq!(restarts, 0, "the agent was not restarted");
+
+    // The pod started before still runs without a filter: now a mismatch.
+    let flagged = wait_for("before: a mismatch", TIMEOUT, || async {
+        let s = statuses.get_opt("before").await.ok()??;
+        (condition(&s).as_deref() == Some("Mismatch")).then_some(s)
+    })
+    .await;
+    let app = entry(&flagged, "app");
+    assert_eq!(
+        (app.profile.type_, app.source),
+        (
+            ProfileType::RuntimeDefault,
+            seccomp_sentinel::api::ProfileSource::KubeletDefault
+        )
+    );
+    assert_eq!(
+        app.runtime.as_ref().map(|r| r.seccomp_mode),
+        Some(SeccompMode::Disabled)
+    );
+    // A pod started now gets the runtime's default filter, and agrees.
+    pods.create(
+        &PostParams::default(),
+        &pod("after", &handle.name, REPORT, json!({})),
+    )
+    .await
+    .expect("pod");
+    let after = wait_running(&pods, "after").await;
+    wait_for("after: RuntimeDefault, verified", TIMEOUT, || async {
+        let s = statuses.get_opt("after").await.ok()??;
+        let default = entry(&s, "app").source == seccomp_sentinel::api::ProfileSource::KubeletDefault;
+        (default && condition(&s).as_deref() == Some("Agrees")).then_some(())
+    })
+    .await;
+    assert_eq!(
+        kernel_view(&handle, &container_id(&after, "app")).proc_seccomp,
+        Some(2)
+    );
+    operator.stop().await;
+    node.stop();
+}
+
+/// The manager installed as `config/default` installs it, as two real pods that elect a leader
+/// through the Lease. Overrides: the image (local, never pulled), the host's network with the API
+/// server on loopback, the scope (the test cluster is shared: one namespace, this test's
+/// policies), ephemeral health and metrics ports (two replicas share the host's network, so
+/// `:8080`/`:8081` would collide and probes could not tell them apart; probes and declared ports go).
+#[tokio::test]
+async fn the_operator_runs_as_pods_from_config_default_and_fails_over() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    nodes::nodes();
+    let ctx = node_context("operator-pods").await;
+    let operator_ns = format!("{}-op", ctx.ns);
+    let prefix = format!("{}-", ctx.ns);
+    ctx.kubectl(&["create", "namespace", &operator_ns]);
+    ctx.kubectl(&[
+        "label",
+        "namespace",
+        &operator_ns,
+        &format!("{}=allowed", sentinel_testenv::node::NODE_PODS_LABEL),
+    ]);
+    let server = ctx
+        .cluster
+        .plane()
+        .expect("local control plane")
+        .server()
+        .to_string();
+    let port = nodes::api_server_port(&server);
+    let (image, tag) = sentinel_testenv::image::OPERATOR_IMAGE
+        .rsplit_once(':')
+        .expect("tag");
+    let env = |name: &str, value: &str| {
+        format!(
+            "    - {{op: add, path: /spec/template/spec/containers/0/env/-, value: {{name: {name}, value: \"{value}\"}}}}\n"
+        )
+    };
+    let overlay = nodes::overlay(
+        "config/default",
+        &format!(
+            "namespace: {operator_ns}
+namePrefix: {prefix}
+images:
+- {{name: quay.io/seccomp-sentinel/seccomp-sentinel, newName: {image}, newTag: {tag}}}
+patches:
+- target: {{kind: Deployment}}
+  patch: |
+    - {{op: add, path: /spec/template/spec/hostNetwork, value: true}}
+    - {{op: add, path: /spec/template/spec/containers/0/imagePullPolicy, value: Never}}
+    - {{op: remove, path: /spec/template/spec/containers/0/ports}}
+    - {{op: remove, path: /spec/template/spec/containers/0/livenessProbe}}
+    - {{op: remove, path: /spec/template/spec/containers/0/readinessProbe}}
+    - {{op: replace, path: /spec/template/spec/containers/0/args/2, value: --health-addr=127.0.0.1:0}}
+    - {{op: replace, path: /spec/template/spec/containers/0/args/3, value: --metrics-addr=127.0.0.1:0}}
+{}{}{}{}",
+            env("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
+            env("KUBERNETES_SERVICE_PORT", &port),
+            env("SENTINEL_NAMESPACES", &ctx.ns),
+            env(
+                "SENTINEL_POLICY_SELECTOR",
+                &format!("{}={}", support::POLICY_LABEL, ctx.ns)
+            ),
+        ),
+    );
+    let rendered = ctx.kubectl(&["kustomize", &overlay.display().to_string()]);
+    let file = overlay.join("rendered.yaml");
+    std::fs::write(&file, &rendered).expect("rendered");
+    ctx.kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        &file.display().to_string(),
+    ]);
+
+    let manager_pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &operator_ns);
+    let running_managers = || async {
+        let list = manager_pods.list(&Default::default()).await.ok()?.items;
+        let running: Vec<Pod> = list
+            .into_iter()
+            .filter(|p| {
+                p.metadata.deletion_timestamp.is_none()
+                    && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+            })
+            .collect();
+        (running.len() == 2).then_some(running)
+    };
+    let managers = wait_for("two manager pods running", TIMEOUT, running_managers).await;
+    let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), &operator_ns);
+    let holder = || async {
+        leases
+            .get_opt("seccomp-sentinel")
+            .await
+            .ok()??
+            .spec?
+            .holder_identity
+    };
+    let leader = wait_for("a leader", TIMEOUT, || async {
+        let h = holder().await?;
+        managers.iter().any(|p| p.name_any() == h).then_some(h)
+    })
+    .await;
+
+    // The leader reports a pod of the watched namespace, and the agent verifies it.
+    let pods: Api<Pod> = ctx.api();
+    let statuses: Api<SeccompStatus> = ctx.api();
+    let workload = |name: &str| {
+        pod(
+            name,
+            &nodes::nodes().a.name,
+            REPORT,
+            json!({ "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } } }),
+        )
+    };
+    pods.create(&PostParams::default(), &workload("before"))
+        .await
+        .expect("pod");
+    let verified = |name: &'static str| {
+        let statuses = statuses.clone();
+        async move {
+            wait_for(&format!("{name}: reported and verified"), TIMEOUT, || async {
+                let s = statuses.get_opt(name).await.ok()??;
+                let verified = s
+                    .status
+                    .as_ref()?
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == "RuntimeVerified" && c.reason == "Agrees");
+                (s.status.as_ref()?.profile == seccomp_sentinel::api::PodProfile::RuntimeDefault && verified)
+                    .then_some(s)
+            })
+            .await
+        }
+    };
+    let before = verified("before").await;
+    let managers_of = |s: &SeccompStatus| -> Vec<String> {
+        s.managed_fields()
+            .iter()
+            .filter_map(|m| m.manager.clone())
+            .collect()
+    };
+    assert!(
+        managers_of(&before).contains(&"seccomp-sentinel".to_string()),
+        "{:?}",
+        managers_of(&before)
+    );
+    let wide = ctx.kubectl(&[
+        "get",
+        "seccompstatus",
+        "before",
+        "-n",
+        &ctx.ns,
+        "-o",
+        "wide",
+        "--no-headers",
+    ]);
+    assert!(
+        wide.contains("RuntimeDefault") && wide.contains("Agrees"),
+        "{wide}"
+    );
+
+    // The leader's pod goes: another replica (the standby, or the ReplicaSet's replacement if it is
+    // quicker) takes over and keeps reporting.
+    ctx.kubectl(&["delete", "pod", &leader, "-n", &operator_ns, "--wait=false"]);
+    let new_leader = wait_for("another replica to lead", TIMEOUT, || async {
+        holder().await.filter(|h| *h != leader)
+    })
+    .await;
+    assert!(
+        new_leader.starts_with(&format!("{prefix}seccomp-sentinel-")),
+        "{new_leader}"
+    );
+    pods.create(&PostParams::default(), &workload("after"))
+        .await
+        .expect("pod");
+    verified("after").await;
+    // Nothing written twice across the failover.
+    let again = statuses.get("before").await.expect("status");
+    assert_eq!(
+        again.metadata.resource_version, before.metadata.resource_version,
+        "the new leader found the status current"
+    );
+
+    ctx.kubectl(&["delete", "namespace", &operator_ns, "--wait=false"]);
+    for kind in ["clusterrolebinding", "clusterrole"] {
+        let _ = ctx.cluster.try_kubectl(&[
+            "delete",
+            kind,
+            &format!("{prefix}seccomp-sentinel-manager"),
+            "--ignore-not-found",
+        ]);
+    }
+}
