@@ -127,7 +127,7 @@ impl Node {
             .map_err(io_context("creating the node's directory"))?
             .keep();
         let [kubelet_port, healthz_port] = crate::free_ports()?;
-        let cgroup_root = format!("{}/sentinel-{}", own_memory_cgroup(), config.name);
+        let cgroup_root = format!("{}/{}", own_memory_cgroup(), config.name);
         let mut node = Node {
             node_ip: machine_address()?,
             config,

@@ -67,3 +67,146 @@ fn a_killed_owner_takes_its_control_plane_with_it() {
         !data_dir.exists()
     });
 }
+
+fn node_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/tmp")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("snode-"))
+        })
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// Processes in a cgroup whose path names a test node (the containers).
+fn container_processes() -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                .is_ok_and(|c| c.contains("/sentinel-node-") && c.contains("kubepods"))
+        })
+        .collect()
+}
+
+fn mounts_under(dirs: &[PathBuf]) -> Vec<String> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|m| dirs.iter().any(|d| m.starts_with(&d.display().to_string())))
+        .map(String::from)
+        .collect()
+}
+
+fn node_cgroups() -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let mut stack = vec![(hierarchy.path(), 0)];
+        while let Some((dir, depth)) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if !path.is_dir() {
+                    continue;
+                }
+                if path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("sentinel-node-"))
+                {
+                    found.push(path);
+                } else if depth < 3 {
+                    stack.push((path, depth + 1));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// With nodes: a SIGKILL of the owner also takes the kubelets, containerd, the shims, the running
+/// containers, their mounts, cgroups and the nodes' directories. Needs root and the node packages
+/// (`make node-prereqs`), like the node tests.
+#[test]
+fn a_killed_owner_takes_its_nodes_and_their_containers_with_it() {
+    sentinel_testenv::node::check_prerequisites().unwrap_or_else(|e| panic!("{e}"));
+    let binaries = sentinel_testenv::Binaries::locate().expect("binaries");
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = scratch.path().join("kubeconfig");
+    let before = node_dirs();
+    // Any executable will do for the operator image here: no operator runs in this test.
+    let mut owner = Command::new(env!("CARGO_BIN_EXE_sentinel-testenv"))
+        .arg("--kubeconfig-out")
+        .arg(&kubeconfig)
+        .arg("--nodes")
+        .arg(env!("CARGO_BIN_EXE_sentinel-testenv"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start sentinel-testenv");
+    wait_until(
+        "the control plane and nodes to be ready",
+        Duration::from_secs(180),
+        || kubeconfig.is_file(),
+    );
+    let kubectl = |args: &[&str]| {
+        sentinel_testenv::run_kubectl(&binaries.kubectl(), &kubeconfig, args)
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    kubectl(&["create", "namespace", "lifetime"]);
+    kubectl(&[
+        "label",
+        "namespace",
+        "lifetime",
+        "seccomp.sentinel.dev/test-node-pods=allowed",
+    ]);
+    let pod = serde_json::json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "sleeper", "namespace": "lifetime" },
+        "spec": { "nodeName": "sentinel-node-a", "hostNetwork": true, "containers": [{ "name": "c",
+            "image": sentinel_testenv::image::BUSYBOX_IMAGE, "imagePullPolicy": "Never", "command": ["sleep", "3600"] }] } });
+    let file = scratch.path().join("pod.json");
+    std::fs::write(&file, pod.to_string()).expect("pod");
+    kubectl(&["apply", "-f", &file.display().to_string()]);
+    kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/sleeper",
+        "-n",
+        "lifetime",
+        "--timeout=120s",
+    ]);
+    let dirs: Vec<PathBuf> = node_dirs().into_iter().filter(|d| !before.contains(d)).collect();
+    assert_eq!(dirs.len(), 2, "two node directories: {dirs:?}");
+    assert!(!container_processes().is_empty(), "the pod's container runs");
+    assert!(
+        !mounts_under(&dirs).is_empty(),
+        "the container's root filesystem is mounted"
+    );
+    assert!(!node_cgroups().is_empty(), "the nodes' cgroups exist");
+
+    owner.kill().expect("SIGKILL the owner");
+    let _ = owner.wait();
+    let needles: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    wait_until(
+        "every node process, container, mount, cgroup and directory to go",
+        Duration::from_secs(60),
+        || {
+            needles.iter().all(|n| processes_mentioning(n).is_empty())
+                && container_processes().is_empty()
+                && mounts_under(&dirs).is_empty()
+                && node_cgroups().is_empty()
+                && dirs.iter().all(|d| !d.exists())
+        },
+    );
+}
