@@ -2,8 +2,11 @@
 # `make run`: runs the operator.
 # - With KUBECONFIG pointing at a reachable cluster: installs the CRDs there and runs the operator
 #   against it.
-# - Otherwise: starts the local control plane of e2e/bin, applies config/samples/demo-workloads.yaml,
-#   runs the operator, and shows `kubectl get seccompstatus -A` once every sample has a status.
+# - Otherwise: starts the local control plane of e2e/bin and, where this machine can (root and the
+#   node packages), two real nodes with the node agent; applies the sample workloads (pods of every
+#   shape, Pending, in seccomp-demo; running pods on the nodes in seccomp-demo-node), runs the
+#   operator, and shows `kubectl get seccompstatus -A -o wide` once every sample has a status (and
+#   every running one the agent's verdict).
 # Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +23,15 @@ if [ -n "${KUBECONFIG:-}" ] && "$kubectl" get --raw /readyz --request-timeout=5s
   exec "$sentinel" "${operator_args[@]}"
 fi
 
+# Real nodes need root and the Debian packages of e2e/node/prereqs.sh.
+node_args=()
+missing=$(bash e2e/node/prereqs.sh --check 2>&1 || true)
+if [ "$(id -u)" = 0 ] && [ -z "$missing" ]; then
+  node_args=(--nodes "$sentinel")
+else
+  echo "run: no real nodes (${missing:-they need root}); pods stay Pending and nothing verifies them in the kernel"
+fi
+
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -30,26 +42,38 @@ trap 'exit 130' INT TERM
 
 kubeconfig=$PWD/.testenv/kubeconfig
 rm -f "$kubeconfig"
-"$CARGO_TARGET_DIR/debug/sentinel-testenv" --kubeconfig-out "$kubeconfig" &
+"$CARGO_TARGET_DIR/debug/sentinel-testenv" --kubeconfig-out "$kubeconfig" "${node_args[@]}" &
 pids+=($!)
-for _ in $(seq 600); do [ -f "$kubeconfig" ] && break; sleep 0.2; done
+for _ in $(seq 900); do [ -f "$kubeconfig" ] && break; sleep 0.2; done
 [ -f "$kubeconfig" ] || { echo "run: the local control plane did not start" >&2; exit 1; }
 export KUBECONFIG=$kubeconfig
 
 "$kubectl" apply -f config/samples/demo-workloads.yaml
+namespaces=(seccomp-demo)
+if [ ${#node_args[@]} -gt 0 ]; then
+  "$kubectl" apply -f config/samples/demo-node-workloads.yaml
+  namespaces+=(seccomp-demo-node)
+fi
 "$sentinel" "${operator_args[@]}" &
 pids+=($!)
 
-samples=$("$kubectl" get pods -n seccomp-demo --no-headers | wc -l)
-for _ in $(seq 300); do
-  [ "$("$kubectl" get seccompstatus -n seccomp-demo --no-headers 2>/dev/null | wc -l)" -ge "$samples" ] && break
-  sleep 0.2
+for ns in "${namespaces[@]}"; do
+  samples=$("$kubectl" get pods -n "$ns" --no-headers | wc -l)
+  for _ in $(seq 600); do
+    statuses=$("$kubectl" get seccompstatus -n "$ns" --no-headers 2>/dev/null | wc -l)
+    unverified=0
+    if [ "$ns" = seccomp-demo-node ]; then
+      unverified=$("$kubectl" get seccompstatus -n "$ns" -o 'jsonpath={range .items[*]}{.status.conditions[?(@.type=="RuntimeVerified")].reason}{"\n"}{end}' 2>/dev/null | grep -c '^$' || true)
+    fi
+    [ "$statuses" -ge "$samples" ] && [ "$unverified" = 0 ] && break
+    sleep 0.2
+  done
 done
 echo
 "$kubectl" get seccompstatus -A -o wide
 echo
 echo "run: the operator is running on the local control plane. In another shell:"
 echo "  export KUBECONFIG=$kubeconfig"
-echo "  $kubectl get seccompstatus -A        # or: kubectl get seccomp -A"
-echo "Ctrl-C stops the operator and the control plane."
+echo "  $kubectl get seccompstatus -A -o wide     # or: kubectl get seccomp -A"
+echo "Ctrl-C stops the operator, the nodes and the control plane."
 wait "${pids[1]}"

@@ -3,6 +3,7 @@
 # container runtime), containernetworking-plugins (the loopback CNI plugin that makes a node
 # Ready) and busybox-static (the shell of the test image). Runs as root only (CI does); otherwise it
 # names what is missing, and the node tests fail with the same message until it is installed.
+# With --check: prints what is missing (nothing when all is there), installs nothing.
 set -euo pipefail
 declare -A files=(
   [containerd]=/usr/bin/containerd
@@ -15,6 +16,10 @@ for package in containerd runc containernetworking-plugins busybox-static; do
   [ -e "${files[$package]}" ] || missing+=("$package")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
+if [ "${1:-}" = --check ]; then
+  echo "missing Debian packages: ${missing[*]}"
+  exit 0
+fi
 if [ "$(id -u)" != 0 ]; then
   echo "testenv: the test nodes need the Debian packages ${missing[*]}; as root: apt-get install ${missing[*]}" >&2
   exit 0

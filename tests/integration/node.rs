@@ -6,7 +6,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::{Api, ResourceExt, api::PostParams};
 use seccomp_sentinel::api::{ContainerSeccomp, ProfileType, SeccompMode, SeccompStatus};
-use sentinel_testenv::node::NodeHandle;
+use sentinel_testenv::{install, node::NodeHandle};
 use serde_json::json;
 
 use crate::support::{
@@ -544,37 +544,25 @@ async fn the_operator_runs_as_pods_from_config_default_and_fails_over() {
         .expect("local control plane")
         .server()
         .to_string();
-    let port = nodes::api_server_port(&server);
-    let (image, tag) = sentinel_testenv::image::OPERATOR_IMAGE
-        .rsplit_once(':')
-        .expect("tag");
-    let env = |name: &str, value: &str| {
-        format!(
-            "    - {{op: add, path: /spec/template/spec/containers/0/env/-, value: {{name: {name}, value: \"{value}\"}}}}\n"
-        )
-    };
+    let port = install::api_server_port(&server);
     let overlay = nodes::overlay(
         "config/default",
         &format!(
             "namespace: {operator_ns}
 namePrefix: {prefix}
-images:
-- {{name: quay.io/seccomp-sentinel/seccomp-sentinel, newName: {image}, newTag: {tag}}}
-patches:
+{}patches:
 - target: {{kind: Deployment}}
   patch: |
-    - {{op: add, path: /spec/template/spec/hostNetwork, value: true}}
-    - {{op: add, path: /spec/template/spec/containers/0/imagePullPolicy, value: Never}}
-    - {{op: remove, path: /spec/template/spec/containers/0/ports}}
+{}    - {{op: remove, path: /spec/template/spec/containers/0/ports}}
     - {{op: remove, path: /spec/template/spec/containers/0/livenessProbe}}
     - {{op: remove, path: /spec/template/spec/containers/0/readinessProbe}}
     - {{op: replace, path: /spec/template/spec/containers/0/args/2, value: --health-addr=127.0.0.1:0}}
     - {{op: replace, path: /spec/template/spec/containers/0/args/3, value: --metrics-addr=127.0.0.1:0}}
-{}{}{}{}",
-            env("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
-            env("KUBERNETES_SERVICE_PORT", &port),
-            env("SENTINEL_NAMESPACES", &ctx.ns),
-            env(
+{}{}",
+            install::image_override(),
+            install::host_network_patch(port),
+            install::env_patch("SENTINEL_NAMESPACES", &ctx.ns),
+            install::env_patch(
                 "SENTINEL_POLICY_SELECTOR",
                 &format!("{}={}", support::POLICY_LABEL, ctx.ns)
             ),

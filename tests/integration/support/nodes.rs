@@ -14,15 +14,14 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::{Api, ResourceExt};
 use sentinel_testenv::{
     Binaries,
-    image::{BUSYBOX_IMAGE, OPERATOR_IMAGE},
+    image::BUSYBOX_IMAGE,
     node::{self, NODE_PODS_LABEL, NodeHandle},
 };
 use serde_json::{Value, json};
 
 use super::{TestContext, cluster, context, wait_for};
 
-/// Namespace of the shared agent DaemonSet.
-pub const AGENT_NAMESPACE: &str = "sentinel-test-agent";
+pub use sentinel_testenv::install::AGENT_NAMESPACE;
 
 pub struct TestNodes {
     /// kubelet `seccompDefault: false`.
@@ -58,7 +57,12 @@ fn start() -> anyhow::Result<TestNodes> {
     )?;
     let handles: Vec<NodeHandle> = started.iter().map(node::Node::handle).collect();
     RUNNING.lock().unwrap_or_else(|e| e.into_inner()).extend(started);
-    install_agent(plane.server())?;
+    sentinel_testenv::install::install_agent(
+        &binaries,
+        plane.kubeconfig(),
+        plane.server(),
+        plane.data_dir(),
+    )?;
     Ok(TestNodes {
         a: handles[0].clone(),
         b: handles[1].clone(),
@@ -89,82 +93,10 @@ pub fn own_node(name: &str, seccomp_default: bool) -> node::Node {
     started.remove(0)
 }
 
-/// A kustomize overlay of a directory of the repository, in a temporary directory (kustomize takes
-/// bases by relative path only).
+/// A kustomize overlay of a directory of the repository, in the control plane's directory.
 pub fn overlay(base: &str, kustomization: &str) -> PathBuf {
-    let root = sentinel_testenv::repository_root();
-    // In the control plane's directory, which goes with it.
-    let parent = cluster()
-        .plane()
-        .map(|p| p.data_dir().to_path_buf())
-        .unwrap_or_else(std::env::temp_dir);
-    let dir = tempfile::Builder::new()
-        .prefix("overlay-")
-        .tempdir_in(parent)
-        .expect("overlay dir")
-        .keep();
-    let relative = relative_path(&dir, &root.join(base));
-    std::fs::write(
-        dir.join("kustomization.yaml"),
-        format!("resources: [{}]\n{kustomization}", relative.display()),
-    )
-    .expect("kustomization");
-    dir
-}
-
-fn relative_path(from: &Path, to: &Path) -> PathBuf {
-    let from: Vec<_> = from.components().collect();
-    let to: Vec<_> = to.components().collect();
-    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
-    let mut path = PathBuf::new();
-    for _ in common..from.len() {
-        path.push("..");
-    }
-    for c in &to[common..] {
-        path.push(c);
-    }
-    path
-}
-
-/// The API server as the pods on the test nodes reach it: on the host's loopback (no service
-/// network, no kube-proxy).
-pub fn api_server_port(server: &str) -> String {
-    server.rsplit(':').next().unwrap_or_default().to_string()
-}
-
-/// The agent of `config/agent`, unchanged but for image, namespace/name prefix (the test cluster is
-/// shared), the host's network with the API server on loopback, and a short scan interval.
-fn install_agent(server: &str) -> anyhow::Result<()> {
-    let cluster = cluster();
-    let port = api_server_port(server);
-    let (image, tag) = OPERATOR_IMAGE
-        .rsplit_once(':')
-        .unwrap_or((OPERATOR_IMAGE, "latest"));
-    let dir = overlay(
-        "config/agent",
-        &format!(
-            "namespace: {AGENT_NAMESPACE}
-namePrefix: test-
-images:
-- {{name: quay.io/seccomp-sentinel/seccomp-sentinel, newName: {image}, newTag: {tag}}}
-patches:
-- target: {{kind: DaemonSet}}
-  patch: |
-    - {{op: add, path: /spec/template/spec/hostNetwork, value: true}}
-    - {{op: add, path: /spec/template/spec/containers/0/imagePullPolicy, value: Never}}
-    - {{op: add, path: /spec/template/spec/containers/0/env/-, value: {{name: KUBERNETES_SERVICE_HOST, value: \"127.0.0.1\"}}}}
-    - {{op: add, path: /spec/template/spec/containers/0/env/-, value: {{name: KUBERNETES_SERVICE_PORT, value: \"{port}\"}}}}
-    - {{op: add, path: /spec/template/spec/containers/0/env/-, value: {{name: SENTINEL_SCAN_INTERVAL, value: 3s}}}}
-"
-        ),
-    );
-    let namespace = json!({ "apiVersion": "v1", "kind": "Namespace",
-        "metadata": { "name": AGENT_NAMESPACE, "labels": { NODE_PODS_LABEL: "allowed" } } });
-    let file = dir.join("namespace.json");
-    std::fs::write(&file, namespace.to_string())?;
-    cluster.try_kubectl(&["apply", "--server-side", "-f", &file.display().to_string()])?;
-    cluster.try_kubectl(&["apply", "--server-side", "-k", &dir.display().to_string()])?;
-    Ok(())
+    let plane = cluster().plane().expect("the local control plane");
+    sentinel_testenv::install::overlay(plane.data_dir(), base, kustomization).expect("overlay")
 }
 
 /// A test namespace whose pods may run on the test nodes.

@@ -12,6 +12,7 @@
 //! Blocking (std) code on purpose: it runs before and after any async runtime exists.
 
 pub mod image;
+pub mod install;
 pub mod node;
 
 use std::{

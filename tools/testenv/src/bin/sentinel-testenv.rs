@@ -1,12 +1,14 @@
 //! `sentinel-testenv`: runs the local control plane of `e2e/bin` until interrupted, with the
 //! seccomp-sentinel CRDs and the OpenShift SecurityContextConstraints API installed, and with
 //! `--nodes`, two real nodes (kubelet `seccompDefault` off on `sentinel-node-a`, on on
-//! `sentinel-node-b`). Used by `make run` when no cluster is configured.
+//! `sentinel-node-b`) with the node agent's DaemonSet and the sample Localhost profiles of
+//! `config/samples/profiles` (as `profiles/<name>.json`). Used by `make run` when no cluster is
+//! configured.
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use sentinel_testenv::{self as testenv, Binaries, ControlPlane, node};
+use sentinel_testenv::{self as testenv, Binaries, ControlPlane, install, node};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -27,7 +29,14 @@ async fn main() -> anyhow::Result<()> {
     let plane = ControlPlane::start(&binaries)?;
     testenv::install_apis(&binaries, plane.kubeconfig())?;
     let nodes = match &args.nodes {
-        Some(operator) => node::start_nodes(&plane, &binaries, operator, &[("a", false), ("b", true)])?,
+        Some(operator) => {
+            let nodes = node::start_nodes(&plane, &binaries, operator, &[("a", false), ("b", true)])?;
+            let handles: Vec<_> = nodes.iter().map(node::Node::handle).collect();
+            let samples = testenv::repository_root().join("config/samples/profiles");
+            install::place_profiles(&handles, &samples, "profiles")?;
+            install::install_agent(&binaries, plane.kubeconfig(), plane.server(), plane.data_dir())?;
+            nodes
+        }
         None => Vec::new(),
     };
     if let Some(parent) = args.kubeconfig_out.parent() {
