@@ -91,7 +91,11 @@ async fn the_agent_records_what_the_kernel_enforces() {
     let ctx = support::context("agent").await;
     let node_name = unique_name("agent-node");
     let nodes: Api<Node> = Api::all(ctx.client.clone());
-    let node: Node = serde_json::from_value(json!({ "metadata": { "name": node_name } })).expect("node");
+    // Unschedulable: a hand-made Node without a kubelet.
+    let node: Node = serde_json::from_value(
+        json!({ "metadata": { "name": node_name }, "spec": { "unschedulable": true } }),
+    )
+    .expect("node");
     nodes
         .create(&PostParams::default(), &node)
         .await

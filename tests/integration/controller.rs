@@ -429,8 +429,11 @@ async fn node_facts_decide_and_their_changes_reevaluate_exactly_the_pods_on_the_
     let nodes: Api<Node> = Api::all(ctx.client.clone());
     for (name, version) in [(&old_node, "v1.24.17"), (&new_node, "v1.33.2")] {
         let node: Node =
-            serde_json::from_value(json!({ "metadata": { "name": name, "labels": { "pool": "plain" } } }))
-                .expect("node");
+            // Unschedulable: hand-made Nodes have no kubelet (and the scheduler of the real-node tests
+            // need not consider them).
+            serde_json::from_value(json!({ "metadata": { "name": name, "labels": { "pool": "plain" } },
+                "spec": { "unschedulable": true } }))
+            .expect("node");
         nodes
             .create(&PostParams::default(), &node)
             .await

@@ -521,8 +521,8 @@ async fn the_agent_follows_a_kubelet_restart_and_flags_pods_started_before_it() 
 
 /// The manager installed as `config/default` installs it, as two real pods that elect a leader
 /// through the Lease. Overrides: the image (local, never pulled), the host's network with the API
-/// server on loopback, the scope (the test cluster is shared: one namespace, this test's
-/// policies), ephemeral health and metrics ports (two replicas share the host's network, so
+/// server on loopback, a toleration of the test nodes' taint, the scope (the test cluster is
+/// shared: one namespace, this test's policies), ephemeral health and metrics ports (two replicas share the host's network, so
 /// `:8080`/`:8081` would collide and probes could not tell them apart; probes and declared ports go).
 #[tokio::test]
 async fn the_operator_runs_as_pods_from_config_default_and_fails_over() {
@@ -560,7 +560,7 @@ namePrefix: {prefix}
     - {{op: replace, path: /spec/template/spec/containers/0/args/3, value: --metrics-addr=127.0.0.1:0}}
 {}{}",
             install::image_override(),
-            install::host_network_patch(port),
+            install::host_network_patch(port) + &install::node_toleration_patch(),
             install::env_patch("SENTINEL_NAMESPACES", &ctx.ns),
             install::env_patch(
                 "SENTINEL_POLICY_SELECTOR",

@@ -62,6 +62,7 @@ fn start() -> anyhow::Result<TestNodes> {
         plane.kubeconfig(),
         plane.server(),
         plane.data_dir(),
+        Some("3s"),
     )?;
     Ok(TestNodes {
         a: handles[0].clone(),

@@ -73,6 +73,14 @@ pub fn host_network_patch(port: &str) -> String {
     )
 }
 
+/// A JSON-patch line that lets a workload's pods be scheduled onto the test nodes (their taint).
+pub fn node_toleration_patch() -> String {
+    format!(
+        "    - {{op: add, path: /spec/template/spec/tolerations, value: [{{key: {}, operator: Exists, effect: NoSchedule}}]}}\n",
+        crate::node::NODE_TAINT
+    )
+}
+
 /// A JSON-patch line adding an environment variable to the first container.
 pub fn env_patch(name: &str, value: &str) -> String {
     format!(
@@ -95,8 +103,14 @@ pub fn node_namespace(binaries: &Binaries, kubeconfig: &Path, work: &Path, names
 }
 
 /// Installs the node agent of `config/agent` as a DaemonSet on every test node, in
-/// [`AGENT_NAMESPACE`] with the prefix `test-` (and a 3-second scan interval).
-pub fn install_agent(binaries: &Binaries, kubeconfig: &Path, server: &str, work: &Path) -> Result<()> {
+/// [`AGENT_NAMESPACE`] with the prefix `test-`; `scan_interval` overrides the shipped one.
+pub fn install_agent(
+    binaries: &Binaries,
+    kubeconfig: &Path,
+    server: &str,
+    work: &Path,
+    scan_interval: Option<&str>,
+) -> Result<()> {
     node_namespace(binaries, kubeconfig, work, AGENT_NAMESPACE)?;
     let dir = overlay(
         work,
@@ -105,7 +119,9 @@ pub fn install_agent(binaries: &Binaries, kubeconfig: &Path, server: &str, work:
             "namespace: {AGENT_NAMESPACE}\nnamePrefix: test-\n{}patches:\n- target: {{kind: DaemonSet}}\n  patch: |\n{}{}",
             image_override(),
             host_network_patch(api_server_port(server)),
-            env_patch("SENTINEL_SCAN_INTERVAL", "3s"),
+            scan_interval
+                .map(|i| env_patch("SENTINEL_SCAN_INTERVAL", i))
+                .unwrap_or_default(),
         ),
     )?;
     run_kubectl(

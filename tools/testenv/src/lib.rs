@@ -323,6 +323,9 @@ impl ControlPlane {
             "--authorization-mode=RBAC".into(),
             // Privileged containers are part of what the operator must judge.
             "--allow-privileged=true".into(),
+            // Never a DNS lookup of a node name (logs and exec do not work on the test nodes anyway:
+            // their kubelets serve on loopback).
+            "--kubelet-preferred-address-types=InternalIP".into(),
             "--profiling=false".into(),
             "--v=1".into(),
         ];

@@ -31,6 +31,10 @@ use crate::{
 
 const JANITOR: &str = include_str!("node-janitor.sh");
 
+/// The taint of every test node (`NoSchedule`): pods that name a test node, or tolerate this, run
+/// there; DaemonSets that tolerate every taint do.
+pub const NODE_TAINT: &str = "seccomp.sentinel.dev/test-node";
+
 /// Prefix of every test node's name: the test cluster's guard lets only opted-in namespaces run
 /// pods on nodes with this prefix.
 pub const NODE_PREFIX: &str = "sentinel-node-";
@@ -365,6 +369,10 @@ evictionHard:
   nodefs.inodesFree: 1%
   imagefs.available: 1%
 registerNode: true
+# Only pods that tolerate this are scheduled here (or name the node): the scheduler passes over the
+# test nodes for every other pod at once, instead of retrying to bind it.
+registerWithTaints:
+- {{key: {NODE_TAINT}, value: \"true\", effect: NoSchedule}}
 maxPods: {max_pods}
 shutdownGracePeriod: 0s
 ",

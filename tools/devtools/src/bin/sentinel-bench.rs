@@ -46,9 +46,15 @@ struct Args {
     /// Where to write the JSON results.
     #[arg(long, default_value = "bench")]
     out_dir: PathBuf,
-    /// The operator binary (a release build).
+    /// The operator binary (a release build); also the node agent's image.
     #[arg(long, default_value = "target/release/seccomp-sentinel")]
     operator: PathBuf,
+    /// Running pods on the real node for the agent's measurements (A1, A2).
+    #[arg(long, default_value = "100")]
+    agent_pods: usize,
+    /// Only the node agent's measurements (A1, A2) and P5.
+    #[arg(long)]
+    agent_only: bool,
 }
 
 #[derive(serde::Serialize)]
@@ -381,261 +387,231 @@ async fn main() -> anyhow::Result<()> {
     let client = client(&kubeconfig).await?;
     let n = args.pods;
 
-    // Floor first, in a namespace of its own, so the API server is equally warm for both.
-    create_namespace(&client, "bench-floor").await?;
-    create_pods(&client, "bench-floor", 0..n).await?;
-    let floor_time = floor(&client, "bench-floor", n, args.writes_per_second).await?;
-    eprintln!("bench: floor wrote {n} statuses in {floor_time:.2?}");
-    Api::<Namespace>::all(client.clone())
-        .delete("bench-floor", &DeleteParams::background())
-        .await?;
+    let mut first_sync_writes = None;
+    if !args.agent_only {
+        // Floor first, in a namespace of its own, so the API server is equally warm for both.
+        create_namespace(&client, "bench-floor").await?;
+        create_pods(&client, "bench-floor", 0..n).await?;
+        let floor_time = floor(&client, "bench-floor", n, args.writes_per_second).await?;
+        eprintln!("bench: floor wrote {n} statuses in {floor_time:.2?}");
+        Api::<Namespace>::all(client.clone())
+            .delete("bench-floor", &DeleteParams::background())
+            .await?;
 
-    // P1: the operator, started on n existing pods, until every status is correct.
-    let ns = "bench";
-    create_namespace(&client, ns).await?;
-    create_pods(&client, ns, 0..n).await?;
-    let writes_before = apiserver_status_writes(&plane)?;
-    let operator_started = Instant::now();
-    let operator = OperatorProcess::start(&args, &kubeconfig, ns)?;
-    wait_statuses(&client, ns, n, Duration::from_secs(900)).await?;
-    let convergence = operator_started.elapsed();
-    let first_sync_writes = apiserver_status_writes(&plane)? - writes_before;
-    let ratio = convergence.as_secs_f64() / floor_time.as_secs_f64();
-    results.push(at_most(
-        "P1",
-        &format!(
-            "convergence {n} pods ÷ floor ({:.1}s ÷ {:.1}s)",
-            convergence.as_secs_f64(),
-            floor_time.as_secs_f64()
-        ),
-        ratio,
-        "ratio",
-        1.15,
-    ));
-    print(results.last().expect("result"));
-    eprintln!("bench: first sync: {first_sync_writes} writes for {n} pods");
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let (rss_full, hwm_full) = operator.memory()?;
+        // P1: the operator, started on n existing pods, until every status is correct.
+        let ns = "bench";
+        create_namespace(&client, ns).await?;
+        create_pods(&client, ns, 0..n).await?;
+        let writes_before = apiserver_status_writes(&plane)?;
+        let operator_started = Instant::now();
+        let operator = OperatorProcess::start(&args, &kubeconfig, ns)?;
+        wait_statuses(&client, ns, n, Duration::from_secs(900)).await?;
+        let convergence = operator_started.elapsed();
+        let writes = apiserver_status_writes(&plane)? - writes_before;
+        first_sync_writes = Some(writes);
+        let ratio = convergence.as_secs_f64() / floor_time.as_secs_f64();
+        results.push(at_most(
+            "P1",
+            &format!(
+                "convergence {n} pods ÷ floor ({:.1}s ÷ {:.1}s)",
+                convergence.as_secs_f64(),
+                floor_time.as_secs_f64()
+            ),
+            ratio,
+            "ratio",
+            1.15,
+        ));
+        print(results.last().expect("result"));
+        eprintln!("bench: first sync: {writes} writes for {n} pods");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let (rss_full, hwm_full) = operator.memory()?;
 
-    // P2: restart with nothing changed, then pod status churn; writes counted by the API server.
-    operator.stop();
-    let before_restart = apiserver_status_writes(&plane)?;
-    let operator = OperatorProcess::start(&args, &kubeconfig, ns)?;
-    tokio::time::sleep(Duration::from_secs(15)).await;
-    let restart_writes = apiserver_status_writes(&plane)? - before_restart;
-    results.push(at_most(
-        "P2",
-        "writes after a restart with nothing changed",
-        restart_writes as f64,
-        "writes",
-        0.0,
-    ));
-    print(results.last().expect("result"));
-    let pods_api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let names: Vec<String> = pods_api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .iter()
-        .map(|p| p.name_any())
-        .collect();
-    let before_churn = apiserver_status_writes(&plane)?;
-    stream::iter(names.clone())
-        .map(|name| {
-            let pods_api = pods_api.clone();
-            async move {
-                let status = json!({ "status": { "phase": "Running", "podIP": "10.1.2.3",
-                    "conditions": [{ "type": "Ready", "status": "True" }] } });
-                pods_api
-                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+        // P2: restart with nothing changed, then pod status churn; writes counted by the API server.
+        operator.stop();
+        let before_restart = apiserver_status_writes(&plane)?;
+        let operator = OperatorProcess::start(&args, &kubeconfig, ns)?;
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        let restart_writes = apiserver_status_writes(&plane)? - before_restart;
+        results.push(at_most(
+            "P2",
+            "writes after a restart with nothing changed",
+            restart_writes as f64,
+            "writes",
+            0.0,
+        ));
+        print(results.last().expect("result"));
+        let pods_api: Api<Pod> = Api::namespaced(client.clone(), ns);
+        let names: Vec<String> = pods_api
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .map(|p| p.name_any())
+            .collect();
+        let before_churn = apiserver_status_writes(&plane)?;
+        stream::iter(names.clone())
+            .map(|name| {
+                let pods_api = pods_api.clone();
+                async move {
+                    let status = json!({ "status": { "phase": "Running", "podIP": "10.1.2.3",
+                        "conditions": [{ "type": "Ready", "status": "True" }] } });
+                    pods_api
+                        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                        .await
+                        .map(|_| ())
+                }
+            })
+            .buffer_unordered(32)
+            .try_collect::<Vec<_>>()
+            .await?;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let churn_writes = apiserver_status_writes(&plane)? - before_churn;
+        results.push(at_most(
+            "P2",
+            &format!("writes caused by status updates of {} pods", names.len()),
+            churn_writes as f64,
+            "writes",
+            0.0,
+        ));
+        print(results.last().expect("result"));
+        let (rss_restarted, hwm_restarted) = operator.memory()?;
+        operator.stop();
+
+        // P3: memory per cached pod, from the slope between an empty namespace and n pods (both
+        // after a full start), so the process's fixed cost cancels out.
+        create_namespace(&client, "bench-empty").await?;
+        let empty_operator = OperatorProcess::start(&args, &kubeconfig, "bench-empty")?;
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        let (rss_empty, _) = empty_operator.memory()?;
+        empty_operator.stop();
+        let slope = (rss_restarted as f64 - rss_empty as f64) / n as f64;
+        results.push(at_most(
+            "P3",
+            &format!(
+                "resident memory per cached pod ({} MiB at 0, {} MiB at {n})",
+                rss_empty >> 20,
+                rss_restarted >> 20
+            ),
+            slope,
+            "bytes/pod",
+            2048.0,
+        ));
+        print(results.last().expect("result"));
+        // P4: the peak while listing everything at start ÷ steady.
+        let p4 = hwm_restarted as f64 / rss_restarted.max(1) as f64;
+        results.push(at_most(
+            "P4",
+            &format!(
+                "peak (VmHWM) during the start-up list ÷ steady RSS ({} MiB ÷ {} MiB)",
+                hwm_restarted >> 20,
+                rss_restarted >> 20
+            ),
+            p4,
+            "ratio",
+            1.5,
+        ));
+        print(results.last().expect("result"));
+        eprintln!(
+            "bench: first run: RSS {} MiB, HWM {} MiB",
+            rss_full >> 20,
+            hwm_full >> 20
+        );
+
+        // P7: the stored size of a 2-container pod's SeccompStatus, as the API returns it.
+        let sample = Api::<SeccompStatus>::namespaced(client.clone(), ns)
+            .get("p00001")
+            .await?;
+        let size = serde_json::to_vec(&sample)?.len();
+        results.push(at_most(
+            "P7",
+            "SeccompStatus size, 2-container pod, with managedFields",
+            size as f64,
+            "bytes",
+            1024.0,
+        ));
+        print(results.last().expect("result"));
+
+        // P6: pods created at a fixed rate; time from the create call to the status appearing.
+        let latency_ns = "bench-latency";
+        create_namespace(&client, latency_ns).await?;
+        let operator = OperatorProcess::start(&args, &kubeconfig, latency_ns)?;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let statuses: Api<SeccompStatus> = Api::namespaced(client.clone(), latency_ns);
+        let seen: Arc<tokio::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
+        let watch_seen = seen.clone();
+        let watch = tokio::spawn(async move {
+            let mut events = watcher(statuses, watcher::Config::default())
+                .default_backoff()
+                .applied_objects()
+                .boxed();
+            while let Some(Ok(status)) = events.next().await {
+                if status.status.is_some() {
+                    watch_seen
+                        .lock()
+                        .await
+                        .entry(status.name_any())
+                        .or_insert_with(Instant::now);
+                }
+            }
+        });
+        let total = (args.rate * args.latency_seconds) as usize;
+        let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate));
+        let pods: Api<Pod> = Api::namespaced(client.clone(), latency_ns);
+        let mut created: BTreeMap<String, Instant> = BTreeMap::new();
+        let mut tick = tokio::time::interval(interval);
+        let mut inflight = Vec::new();
+        for i in 0..total {
+            tick.tick().await;
+            let name = format!("l{i:05}");
+            created.insert(name.clone(), Instant::now());
+            let pods = pods.clone();
+            inflight.push(tokio::spawn(async move {
+                pods.create(&PostParams::default(), &pod(&name, i))
                     .await
                     .map(|_| ())
-            }
-        })
-        .buffer_unordered(32)
-        .try_collect::<Vec<_>>()
-        .await?;
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    let churn_writes = apiserver_status_writes(&plane)? - before_churn;
-    results.push(at_most(
-        "P2",
-        &format!("writes caused by status updates of {} pods", names.len()),
-        churn_writes as f64,
-        "writes",
-        0.0,
-    ));
-    print(results.last().expect("result"));
-    let (rss_restarted, hwm_restarted) = operator.memory()?;
-    operator.stop();
-
-    // P3: memory per cached pod, from the slope between an empty namespace and n pods (both
-    // after a full start), so the process's fixed cost cancels out.
-    create_namespace(&client, "bench-empty").await?;
-    let empty_operator = OperatorProcess::start(&args, &kubeconfig, "bench-empty")?;
-    tokio::time::sleep(Duration::from_secs(8)).await;
-    let (rss_empty, _) = empty_operator.memory()?;
-    empty_operator.stop();
-    let slope = (rss_restarted as f64 - rss_empty as f64) / n as f64;
-    results.push(at_most(
-        "P3",
-        &format!(
-            "resident memory per cached pod ({} MiB at 0, {} MiB at {n})",
-            rss_empty >> 20,
-            rss_restarted >> 20
-        ),
-        slope,
-        "bytes/pod",
-        2048.0,
-    ));
-    print(results.last().expect("result"));
-    // P4: the peak while listing everything at start ÷ steady.
-    let p4 = hwm_restarted as f64 / rss_restarted.max(1) as f64;
-    results.push(at_most(
-        "P4",
-        &format!(
-            "peak (VmHWM) during the start-up list ÷ steady RSS ({} MiB ÷ {} MiB)",
-            hwm_restarted >> 20,
-            rss_restarted >> 20
-        ),
-        p4,
-        "ratio",
-        1.5,
-    ));
-    print(results.last().expect("result"));
-    eprintln!(
-        "bench: first run: RSS {} MiB, HWM {} MiB",
-        rss_full >> 20,
-        hwm_full >> 20
-    );
-
-    // P7: the stored size of a 2-container pod's SeccompStatus, as the API returns it.
-    let sample = Api::<SeccompStatus>::namespaced(client.clone(), ns)
-        .get("p00001")
-        .await?;
-    let size = serde_json::to_vec(&sample)?.len();
-    results.push(at_most(
-        "P7",
-        "SeccompStatus size, 2-container pod, with managedFields",
-        size as f64,
-        "bytes",
-        1024.0,
-    ));
-    print(results.last().expect("result"));
-
-    // P6: pods created at a fixed rate; time from the create call to the status appearing.
-    let latency_ns = "bench-latency";
-    create_namespace(&client, latency_ns).await?;
-    let operator = OperatorProcess::start(&args, &kubeconfig, latency_ns)?;
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let statuses: Api<SeccompStatus> = Api::namespaced(client.clone(), latency_ns);
-    let seen: Arc<tokio::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
-    let watch_seen = seen.clone();
-    let watch = tokio::spawn(async move {
-        let mut events = watcher(statuses, watcher::Config::default())
-            .default_backoff()
-            .applied_objects()
-            .boxed();
-        while let Some(Ok(status)) = events.next().await {
-            if status.status.is_some() {
-                watch_seen
-                    .lock()
-                    .await
-                    .entry(status.name_any())
-                    .or_insert_with(Instant::now);
+            }));
+        }
+        for task in inflight {
+            task.await??;
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while seen.lock().await.len() < total && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        watch.abort();
+        operator.stop();
+        let seen = seen.lock().await;
+        let mut latencies: Vec<f64> = created
+            .iter()
+            .map(|(name, at)| {
+                seen.get(name)
+                    .map_or(f64::INFINITY, |s| s.duration_since(*at).as_secs_f64())
+            })
+            .collect();
+        latencies.sort_by(f64::total_cmp);
+        let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
+        results.push(at_most(
+            "P6",
+            &format!(
+                "pod created -> SeccompStatus, p99 at {}/s (p50 {:.3}s)",
+                args.rate, p50
+            ),
+            p99,
+            "seconds",
+            1.0,
+        ));
+        print(results.last().expect("result"));
+    }
+    // The node agent on a real node (kubelet, containerd, runc) running `agent_pods` pods.
+    match agent_on_a_real_node(&args, &plane, &binaries, &client, &kubeconfig).await {
+        Ok(measurements) => {
+            for m in measurements {
+                print(&m);
+                results.push(m);
             }
         }
-    });
-    let total = (args.rate * args.latency_seconds) as usize;
-    let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate));
-    let pods: Api<Pod> = Api::namespaced(client.clone(), latency_ns);
-    let mut created: BTreeMap<String, Instant> = BTreeMap::new();
-    let mut tick = tokio::time::interval(interval);
-    let mut inflight = Vec::new();
-    for i in 0..total {
-        tick.tick().await;
-        let name = format!("l{i:05}");
-        created.insert(name.clone(), Instant::now());
-        let pods = pods.clone();
-        inflight.push(tokio::spawn(async move {
-            pods.create(&PostParams::default(), &pod(&name, i))
-                .await
-                .map(|_| ())
-        }));
+        Err(e) => bail!("the agent benchmark needs a real node (root and `make node-prereqs`): {e:#}"),
     }
-    for task in inflight {
-        task.await??;
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while seen.lock().await.len() < total && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    watch.abort();
-    operator.stop();
-    let seen = seen.lock().await;
-    let mut latencies: Vec<f64> = created
-        .iter()
-        .map(|(name, at)| {
-            seen.get(name)
-                .map_or(f64::INFINITY, |s| s.duration_since(*at).as_secs_f64())
-        })
-        .collect();
-    latencies.sort_by(f64::total_cmp);
-    let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
-    results.push(at_most(
-        "P6",
-        &format!(
-            "pod created -> SeccompStatus, p99 at {}/s (p50 {:.3}s)",
-            args.rate, p50
-        ),
-        p99,
-        "seconds",
-        1.0,
-    ));
-    print(results.last().expect("result"));
-
-    // Node agent memory on a node with 100 pods (target from the agent's design: 30 MiB).
-    let agent_ns = "bench-agent";
-    create_namespace(&client, agent_ns).await?;
-    let agent_pods: Api<Pod> = Api::namespaced(client.clone(), agent_ns);
-    stream::iter(0..100usize)
-        .map(|i| {
-            let agent_pods = agent_pods.clone();
-            async move {
-                let mut p = pod(&format!("a{i:03}"), i);
-                if let Some(spec) = p.spec.as_mut() {
-                    spec.node_name = Some("bench-node".into());
-                }
-                agent_pods.create(&PostParams::default(), &p).await?;
-                let status = json!({ "status": { "phase": "Running", "containerStatuses": [
-                    { "name": "app", "containerID": format!("containerd://{:064x}", i), "ready": true, "restartCount": 0,
-                      "image": "i", "imageID": "", "state": { "running": {} } }] } });
-                agent_pods.patch_status(&format!("a{i:03}"), &PatchParams::default(), &Patch::Merge(&status)).await?;
-                anyhow::Ok(())
-            }
-        })
-        .buffer_unordered(16)
-        .try_collect::<Vec<_>>()
-        .await?;
-    let mut agent = Command::new(&args.operator)
-        .args(["agent", "--node-name", "bench-node", "--scan-interval", "2s"])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("SENTINEL_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("starting the agent")?;
-    tokio::time::sleep(Duration::from_secs(12)).await;
-    let agent_rss = proc_status_bytes(agent.id(), "VmRSS")?;
-    let _ = agent.kill();
-    let _ = agent.wait();
-    results.push(at_most(
-        "A1",
-        "node agent resident memory, node with 100 pods",
-        agent_rss as f64 / 1048576.0,
-        "MiB",
-        30.0,
-    ));
-    print(results.last().expect("result"));
 
     plane.stop();
     let date = k8s_openapi::jiff::Timestamp::now()
@@ -655,7 +631,8 @@ async fn main() -> anyhow::Result<()> {
         "date": date,
         "machine": { "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), "cpu": cpu,
                       "kubernetes": "1.36.3 (e2e/testenv)" },
-        "settings": { "pods": n, "rate": args.rate, "latencySeconds": args.latency_seconds, "writesPerSecond": args.writes_per_second },
+        "settings": { "pods": n, "rate": args.rate, "latencySeconds": args.latency_seconds, "writesPerSecond": args.writes_per_second,
+                      "agentPods": args.agent_pods, "agentOnly": args.agent_only, "agentScanInterval": "30s (shipped default)" },
         "firstSyncWrites": first_sync_writes,
         "durationSeconds": started.elapsed().as_secs(),
         "results": results,
@@ -667,4 +644,209 @@ async fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs()
     );
     Ok(())
+}
+
+/// A1/A2: the node agent as a DaemonSet pod on a real node running `args.agent_pods` pods (half
+/// RuntimeDefault, half nothing set): its resident memory, and the time from each pod's container
+/// running to the agent's verdict in its SeccompStatus (both seen by this process's watches).
+async fn agent_on_a_real_node(
+    args: &Args,
+    plane: &ControlPlane,
+    binaries: &Binaries,
+    client: &Client,
+    kubeconfig: &std::path::Path,
+) -> anyhow::Result<Vec<Measurement>> {
+    use sentinel_testenv::{image::BUSYBOX_IMAGE, install, node};
+    // The pods of the earlier measurements go first: this one is about the node and its agent.
+    for ns in ["bench", "bench-latency", "bench-empty"] {
+        let _ = Api::<Namespace>::all(client.clone())
+            .delete(ns, &DeleteParams::background())
+            .await;
+    }
+    let started_node = Instant::now();
+    let mut nodes = node::start_nodes(plane, binaries, &args.operator, &[("bench", false)])?;
+    let node_name = nodes[0].name().to_string();
+    eprintln!("bench: node {node_name} Ready in {:.1?}", started_node.elapsed());
+    install::install_agent(
+        binaries,
+        plane.kubeconfig(),
+        plane.server(),
+        plane.data_dir(),
+        None,
+    )?;
+    let ns = "bench-agent";
+    install::node_namespace(binaries, plane.kubeconfig(), plane.data_dir(), ns)?;
+    let operator = OperatorProcess::start(args, kubeconfig, ns)?;
+    // The agent is up once it has reported its node (the Node annotation of its kubelet's
+    // seccompDefault): only then do the pods come, so each latency is the agent's own.
+    let nodes_api: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let agent_up = Instant::now() + Duration::from_secs(180);
+    loop {
+        let node = nodes_api.get(&node_name).await?;
+        if node
+            .annotations()
+            .contains_key(seccomp_sentinel::agent::KUBELET_DEFAULT_ANNOTATION)
+        {
+            break;
+        }
+        if Instant::now() > agent_up {
+            bail!("the agent did not report node {node_name}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let running: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
+    let verified: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
+    let pod_watch = {
+        let running = running.clone();
+        let stream = watcher(
+            Api::<Pod>::namespaced(client.clone(), ns),
+            watcher::Config::default(),
+        )
+        .applied_objects();
+        tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            while let Some(Ok(p)) = stream.next().await {
+                let up = p
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.container_statuses.as_ref())
+                    .is_some_and(|c| {
+                        !c.is_empty()
+                            && c.iter()
+                                .all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+                    });
+                if up {
+                    running
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .entry(p.name_any())
+                        .or_insert_with(Instant::now);
+                }
+            }
+        })
+    };
+    let status_watch = {
+        let verified = verified.clone();
+        let stream = watcher(
+            Api::<SeccompStatus>::namespaced(client.clone(), ns),
+            watcher::Config::default(),
+        )
+        .applied_objects();
+        tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            while let Some(Ok(s)) = stream.next().await {
+                let done = s
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "RuntimeVerified"));
+                if done {
+                    verified
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .entry(s.name_any())
+                        .or_insert_with(Instant::now);
+                }
+            }
+        })
+    };
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let count = args.agent_pods;
+    let create_started = Instant::now();
+    stream::iter(0..count)
+        .map(|i| {
+            let pods = pods.clone();
+            let node_name = node_name.clone();
+            async move {
+                let security = if i % 2 == 0 { json!({ "seccompProfile": { "type": "RuntimeDefault" } }) } else { json!({}) };
+                let pod: Pod = serde_json::from_value(json!({
+                    "metadata": { "name": format!("a{i:03}") },
+                    "spec": { "nodeName": node_name, "hostNetwork": true, "terminationGracePeriodSeconds": 1,
+                        "securityContext": security,
+                        "containers": [{ "name": "app", "image": BUSYBOX_IMAGE, "imagePullPolicy": "Never", "command": ["sleep", "infinity"] }] }
+                }))?;
+                pods.create(&PostParams::default(), &pod).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(8)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while verified.lock().unwrap_or_else(|e| e.into_inner()).len() < count {
+        if Instant::now() > deadline {
+            bail!(
+                "only {} of {count} pods verified by the agent",
+                verified.lock().map(|v| v.len()).unwrap_or(0)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let all_verified = create_started.elapsed();
+    // Steady state: let the agent finish its scans, then read its memory.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let agent_pid = process_in_node(&node_name, "agent").context("the agent's process")?;
+    let agent_rss = proc_status_bytes(agent_pid, "VmRSS")?;
+    let mut latencies: Vec<f64> = {
+        let running = running.lock().unwrap_or_else(|e| e.into_inner());
+        let verified = verified.lock().unwrap_or_else(|e| e.into_inner());
+        verified
+            .iter()
+            .filter_map(|(name, at)| {
+                running
+                    .get(name)
+                    .map(|up| at.saturating_duration_since(*up).as_secs_f64())
+            })
+            .collect()
+    };
+    latencies.sort_by(f64::total_cmp);
+    pod_watch.abort();
+    status_watch.abort();
+    operator.stop();
+    let _ = Api::<Namespace>::all(client.clone())
+        .delete(ns, &DeleteParams::background())
+        .await;
+    for node in &mut nodes {
+        node.stop();
+    }
+    eprintln!(
+        "bench: {count} pods on {node_name} verified by the agent {:.1}s after creation began; {} latencies",
+        all_verified.as_secs_f64(),
+        latencies.len()
+    );
+    Ok(vec![
+        at_most(
+            "A1",
+            &format!("node agent resident memory, real node with {count} running pods"),
+            agent_rss as f64 / 1048576.0,
+            "MiB",
+            30.0,
+        ),
+        at_most(
+            "A2",
+            &format!(
+                "container running -> agent verdict, p99 over {count} pods (p50 {:.2}s; all {count} verified {:.0}s after creation began)",
+                percentile(&latencies, 50.0),
+                all_verified.as_secs_f64()
+            ),
+            percentile(&latencies, 99.0),
+            "seconds",
+            5.0,
+        ),
+    ])
+}
+
+/// The host PID of a process of the operator image running `subcommand` in a container of `node`
+/// (found by its cgroup, which names the node, and its command line).
+fn process_in_node(node: &str, subcommand: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cgroup = std::fs::read_to_string(e.path().join("cgroup")).ok()?;
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let ours = args.first().is_some_and(|a| a.ends_with(b"seccomp-sentinel"))
+            && args.get(1) == Some(&subcommand.as_bytes());
+        (ours && cgroup.contains(&format!("/{node}/"))).then_some(pid)
+    })
 }

@@ -34,7 +34,13 @@ async fn main() -> anyhow::Result<()> {
             let handles: Vec<_> = nodes.iter().map(node::Node::handle).collect();
             let samples = testenv::repository_root().join("config/samples/profiles");
             install::place_profiles(&handles, &samples, "profiles")?;
-            install::install_agent(&binaries, plane.kubeconfig(), plane.server(), plane.data_dir())?;
+            install::install_agent(
+                &binaries,
+                plane.kubeconfig(),
+                plane.server(),
+                plane.data_dir(),
+                None,
+            )?;
             nodes
         }
         None => Vec::new(),
