@@ -186,6 +186,12 @@ fn a_killed_owner_takes_its_nodes_and_their_containers_with_it() {
         "lifetime",
         "--timeout=120s",
     ]);
+    let text = std::fs::read_to_string(&kubeconfig).expect("kubeconfig");
+    let plane_dir = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("certificate-authority: "))
+        .and_then(|ca| Path::new(ca).parent().map(Path::to_path_buf))
+        .expect("the control plane's directory");
     let dirs: Vec<PathBuf> = node_dirs().into_iter().filter(|d| !before.contains(d)).collect();
     assert_eq!(dirs.len(), 2, "two node directories: {dirs:?}");
     assert!(!container_processes().is_empty(), "the pod's container runs");
@@ -197,7 +203,8 @@ fn a_killed_owner_takes_its_nodes_and_their_containers_with_it() {
 
     owner.kill().expect("SIGKILL the owner");
     let _ = owner.wait();
-    let needles: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    let mut needles: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    needles.push(plane_dir.display().to_string());
     wait_until(
         "every node process, container, mount, cgroup and directory to go",
         Duration::from_secs(60),
