@@ -7,5 +7,8 @@ pub mod api;
 pub mod audit;
 pub mod controller;
 pub mod engine;
+pub mod events;
+pub mod lean;
 pub mod policy;
+pub mod status;
 pub mod telemetry;

@@ -8,7 +8,7 @@ use std::{
     collections::{BTreeMap, HashMap},
     net::SocketAddr,
     sync::{
-        Arc, RwLock,
+        Arc,
         atomic::{AtomicBool, Ordering},
     },
 };
@@ -39,16 +39,16 @@ pub struct ActionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceLabels {
+    pub resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ContainerLabels {
     pub namespace: String,
     pub profile: String,
     pub source: String,
 }
-
-/// A pod, by namespace and name.
-type PodKey = (String, String);
-/// The effective profile and source of each container of a pod.
-type PodProfiles = Vec<(ProfileType, ProfileSource)>;
 
 /// Namespaces past this many share the label value `_other` (bounded cardinality).
 pub const MAX_NAMESPACE_LABELS: usize = 500;
@@ -63,9 +63,7 @@ pub struct Metrics {
     pub is_leader: Gauge,
     containers: Family<ContainerLabels, Gauge>,
     runtime_mismatches: Gauge,
-    /// Per pod: (namespace, profile and source of each container); aggregated at scrape time.
-    pods: RwLock<HashMap<PodKey, PodProfiles>>,
-    mismatched_pods: RwLock<HashMap<PodKey, bool>>,
+    undecodable: Family<ResourceLabels, Counter>,
     pub ready: AtomicBool,
     pub shutting_down: AtomicBool,
 }
@@ -82,8 +80,7 @@ impl Default for Metrics {
             is_leader: Gauge::default(),
             containers: Family::default(),
             runtime_mismatches: Gauge::default(),
-            pods: RwLock::default(),
-            mismatched_pods: RwLock::default(),
+            undecodable: Family::default(),
             ready: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             registry: Registry::default(),
@@ -124,6 +121,11 @@ impl Default for Metrics {
             "Pods whose node agent found the kernel disagreeing with the effective profile",
             metrics.runtime_mismatches.clone(),
         );
+        registry.register(
+            "undecodable_objects",
+            "Watched objects skipped because they could not be read, by resource",
+            metrics.undecodable.clone(),
+        );
         Metrics { registry, ..metrics }
     }
 }
@@ -159,42 +161,25 @@ impl Metrics {
             .inc();
     }
 
-    /// Records a pod's evaluation for the container gauges.
-    pub fn pod(
+    /// An object skipped by a watch because it could not be read.
+    pub fn undecodable(&self, resource: &str) {
+        self.undecodable
+            .get_or_create(&ResourceLabels {
+                resource: resource.into(),
+            })
+            .inc();
+    }
+
+    /// Sets the container gauges from every pod's (namespace, effective profile and source of
+    /// each container), and the count of pods whose runtime disagrees.
+    pub fn set_containers<'a>(
         &self,
-        namespace: &str,
-        name: &str,
-        containers: Vec<(ProfileType, ProfileSource)>,
-        mismatch: bool,
+        pods: impl Iterator<Item = (&'a str, &'a [(ProfileType, ProfileSource)])> + Clone,
+        runtime_mismatches: usize,
     ) {
-        let key = (namespace.to_string(), name.to_string());
-        self.pods
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key.clone(), containers);
-        self.mismatched_pods
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, mismatch);
-    }
-
-    /// Drops pods that no longer exist.
-    pub fn retain_pods(&self, exists: impl Fn(&str, &str) -> bool) {
-        self.pods
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|(ns, n), _| exists(ns, n));
-        self.mismatched_pods
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|(ns, n), _| exists(ns, n));
-    }
-
-    fn refresh_gauges(&self) {
-        let pods = self.pods.read().unwrap_or_else(|e| e.into_inner());
         let mut namespaces: BTreeMap<&str, usize> = BTreeMap::new();
-        for (ns, _) in pods.keys() {
-            *namespaces.entry(ns.as_str()).or_default() += 1;
+        for (ns, _) in pods.clone() {
+            *namespaces.entry(ns).or_default() += 1;
         }
         // The namespaces with most pods keep their name.
         let mut by_size: Vec<(&str, usize)> = namespaces.into_iter().collect();
@@ -205,9 +190,9 @@ impl Metrics {
             .map(|(n, _)| *n)
             .collect();
         let mut counts: HashMap<ContainerLabels, i64> = HashMap::new();
-        for ((ns, _), containers) in pods.iter() {
-            let namespace = if named.contains(ns.as_str()) {
-                ns.clone()
+        for (ns, containers) in pods {
+            let namespace = if named.contains(ns) {
+                ns.to_string()
             } else {
                 "_other".to_string()
             };
@@ -224,19 +209,11 @@ impl Metrics {
         for (labels, count) in counts {
             self.containers.get_or_create(&labels).set(count);
         }
-        let mismatches = self
-            .mismatched_pods
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .filter(|m| **m)
-            .count();
-        self.runtime_mismatches.set(mismatches as i64);
+        self.runtime_mismatches.set(runtime_mismatches as i64);
     }
 
     /// The OpenMetrics text of every metric.
     pub fn encode(&self) -> String {
-        self.refresh_gauges();
         let mut text = String::new();
         if encode(&mut text, &self.registry).is_err() {
             text.clear();
@@ -320,22 +297,15 @@ mod tests {
         m.reconciles.inc();
         m.error("conflict");
         m.write("status");
+        m.undecodable("pods");
         m.action("evict-all", PolicyAction::EvictionBlocked);
-        m.pod(
-            "shop",
-            "a",
-            vec![
-                (ProfileType::Unconfined, ProfileSource::None),
-                (ProfileType::RuntimeDefault, ProfileSource::PodField),
-            ],
-            true,
-        );
-        m.pod(
-            "shop",
-            "b",
-            vec![(ProfileType::Unconfined, ProfileSource::None)],
-            false,
-        );
+        let a = [
+            (ProfileType::Unconfined, ProfileSource::None),
+            (ProfileType::RuntimeDefault, ProfileSource::PodField),
+        ];
+        let b = [(ProfileType::Unconfined, ProfileSource::None)];
+        let pods = [("shop", &a[..]), ("shop", &b[..])];
+        m.set_containers(pods.iter().copied(), 1);
         let text = m.encode();
         assert!(text.contains("seccomp_sentinel_reconcile_total 1"), "{text}");
         assert!(
@@ -347,6 +317,10 @@ mod tests {
             "{text}"
         );
         assert!(
+            text.contains(r#"seccomp_sentinel_undecodable_objects_total{resource="pods"} 1"#),
+            "{text}"
+        );
+        assert!(
             text.contains(
                 r#"seccomp_sentinel_containers{namespace="shop",profile="Unconfined",source="None"} 2"#
             ),
@@ -354,7 +328,7 @@ mod tests {
         );
         assert!(text.contains("seccomp_sentinel_runtime_mismatches 1"), "{text}");
         assert!(text.trim_end().ends_with("# EOF"));
-        m.retain_pods(|_, name| name == "b");
+        m.set_containers(pods[1..].iter().copied(), 0);
         assert!(m.encode().contains(
             r#"seccomp_sentinel_containers{namespace="shop",profile="Unconfined",source="None"} 1"#
         ));
@@ -363,14 +337,11 @@ mod tests {
     #[test]
     fn namespaces_past_the_limit_share_a_label() {
         let m = Metrics::default();
-        for i in 0..(MAX_NAMESPACE_LABELS + 10) {
-            m.pod(
-                &format!("ns{i:04}"),
-                "p",
-                vec![(ProfileType::RuntimeDefault, ProfileSource::PodField)],
-                false,
-            );
-        }
+        let containers = [(ProfileType::RuntimeDefault, ProfileSource::PodField)];
+        let names: Vec<String> = (0..(MAX_NAMESPACE_LABELS + 10))
+            .map(|i| format!("ns{i:04}"))
+            .collect();
+        m.set_containers(names.iter().map(|n| (n.as_str(), &containers[..])), 0);
         let text = m.encode();
         let series = text
             .lines()

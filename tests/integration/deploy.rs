@@ -165,24 +165,6 @@ const NOT_EXERCISED: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "apps",
-        "statefulsets",
-        "get",
-        "the template check of StatefulSet-owned pods (same code path as the ReplicaSet the scenario uses)",
-    ),
-    (
-        "",
-        "replicationcontrollers",
-        "get",
-        "the template check of ReplicationController-owned pods (same code path)",
-    ),
-    (
-        "events.k8s.io",
-        "events",
-        "patch",
-        "a repeated Event becomes a series, patched (no action repeats here within the recorder's 6 minutes)",
-    ),
-    (
-        "apps",
         "daemonsets",
         "delete",
         "removing the agent DaemonSet when --agent-image is unset (tests/integration/deploy.rs, as admin)",

@@ -549,7 +549,10 @@ async fn evictions_stop_when_the_replacement_comes_back_unconfined() {
         json!({ "openshift.io/scc": "restricted-v2" }),
     )
     .await;
-    let operator = Operator::for_namespace(&ctx).await;
+    // Trusted as it would be on OpenShift (this cluster runs no SCC admission).
+    let mut config = support::namespace_config(&ctx);
+    config.trust_scc_annotation = seccomp_sentinel::controller::config::TrustScc::True;
+    let operator = Operator::start(ctx.client.clone(), config).await;
     let policy = create_policy(&ctx, "evict", evict_quickly(json!({}))).await;
 
     wait_for("the first eviction", TIMEOUT, || async {

@@ -16,27 +16,22 @@ use std::{
 
 use futures::StreamExt;
 use k8s_openapi::{
-    api::core::v1::{Node, Pod},
     apimachinery::pkg::apis::meta::v1::{Condition, Time},
     jiff::Timestamp,
 };
 use kube::{
-    Api, Client, Resource, ResourceExt,
+    Api, Client,
     api::{Patch, PatchParams},
-    runtime::{
-        WatchStreamExt,
-        events::{Event, EventType, Recorder, Reporter},
-        reflector::{self, Store},
-        watcher,
-    },
+    runtime::{WatchStreamExt, watcher},
 };
 use serde_json::json;
 use tracing::{debug, info, warn};
 
 use self::procfs::{ProcessIndex, SeccompState};
 use crate::{
-    api::{ProfileType, RuntimeObservation, SeccompMode, SeccompStatus},
-    controller::desired::{self, RUNTIME_VERIFIED},
+    api::{ProfileType, RuntimeObservation, SeccompMode},
+    lean::{Decoded, node::NodeWire, pod::PodWire, status::StatusWire},
+    status::{self, ConditionMark, RUNTIME_VERIFIED},
 };
 
 /// Field manager of the agent's writes.
@@ -111,35 +106,29 @@ struct PodReport {
     written: Written,
 }
 
+fn profile_type(name: &str) -> Option<ProfileType> {
+    serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
+}
+
 fn report_for(
-    pod: &Pod,
-    status: &SeccompStatus,
+    key: &(String, String),
+    pod: &PodWire,
+    status: &StatusWire,
     index: &ProcessIndex,
     proc_root: &Path,
     now: &Time,
-    previous: &[Condition],
+    previous: &[ConditionMark],
 ) -> Option<PodReport> {
     let pod_status = pod.status.as_ref()?;
-    let container_statuses = pod_status
-        .init_container_statuses
-        .iter()
-        .flatten()
-        .chain(pod_status.container_statuses.iter().flatten())
-        .chain(pod_status.ephemeral_container_statuses.iter().flatten());
     let effective: HashMap<&str, ProfileType> = status
-        .status
-        .as_ref()
-        .map(|s| {
-            s.containers
-                .iter()
-                .map(|c| (c.name.as_str(), c.profile.type_))
-                .collect()
-        })
-        .unwrap_or_default();
+        .container_profiles()
+        .into_iter()
+        .filter_map(|(name, profile)| Some((name, profile_type(profile)?)))
+        .collect();
     let mut observations = Vec::new();
     let mut mismatches = Vec::new();
-    for container in container_statuses {
-        let running = container.state.as_ref().is_some_and(|s| s.running.is_some());
+    for container in pod_status.all() {
+        let running = container.running();
         let Some(id) = container.container_id.as_deref().and_then(procfs::container_id) else {
             continue;
         };
@@ -177,7 +166,7 @@ fn report_for(
         return None;
     }
     let condition = if mismatches.is_empty() {
-        desired::condition(
+        status::condition(
             RUNTIME_VERIFIED,
             "True",
             "Agrees",
@@ -189,7 +178,7 @@ fn report_for(
             now,
         )
     } else {
-        desired::condition(
+        status::condition(
             RUNTIME_VERIFIED,
             "False",
             "Mismatch",
@@ -212,8 +201,8 @@ fn report_for(
         condition: (condition.status.clone(), condition.message.clone()),
     };
     Some(PodReport {
-        namespace: pod.namespace().unwrap_or_default(),
-        name: pod.name_any(),
+        namespace: key.0.clone(),
+        name: key.1.clone(),
         observations,
         condition,
         written,
@@ -254,11 +243,84 @@ fn node_facts(
     annotations
 }
 
+/// Objects of the agent's node, by namespace and name.
+type ByName<W> = std::sync::Mutex<HashMap<(String, String), W>>;
+
 struct Agent {
     client: Client,
     args: AgentArgs,
-    recorder: Recorder,
+    events: crate::events::Publisher,
+    /// The node's pods and their SeccompStatuses, by namespace and name.
+    pods: ByName<PodWire>,
+    statuses: ByName<StatusWire>,
     written: tokio::sync::Mutex<HashMap<String, Written>>,
+}
+
+/// Keeps `map` as the watch of `api` says (objects that cannot be read are skipped), and kicks a
+/// scan on every change.
+fn spawn_watch<W>(
+    api: Api<Decoded<W>>,
+    config: watcher::Config,
+    map: Arc<Agent>,
+    select: fn(&Agent) -> &ByName<W>,
+    kick: tokio::sync::mpsc::Sender<()>,
+) where
+    W: crate::lean::WatchedKind
+        + serde::de::DeserializeOwned
+        + Clone
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    Decoded<W>:
+        kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + Send + serde::de::DeserializeOwned,
+{
+    tokio::spawn(async move {
+        let stream = watcher(api, config).default_backoff();
+        let mut stream = std::pin::pin!(stream);
+        let mut listed: Option<HashMap<(String, String), W>> = None;
+        while let Some(event) = stream.next().await {
+            let key_of = |d: &Decoded<W>| {
+                let meta = d.meta();
+                (
+                    meta.namespace.clone().unwrap_or_default(),
+                    meta.name.clone().unwrap_or_default(),
+                )
+            };
+            {
+                let mut current = select(&map).lock().unwrap_or_else(|e| e.into_inner());
+                match event {
+                    Ok(watcher::Event::Init) => listed = Some(HashMap::new()),
+                    Ok(watcher::Event::InitApply(d)) => {
+                        let key = key_of(&d);
+                        if let Ok(object) = d.into_result() {
+                            listed.get_or_insert_with(HashMap::new).insert(key, object);
+                        }
+                    }
+                    Ok(watcher::Event::InitDone) => *current = listed.take().unwrap_or_default(),
+                    Ok(watcher::Event::Apply(d)) => {
+                        let key = key_of(&d);
+                        match d.into_result() {
+                            Ok(object) => {
+                                current.insert(key, object);
+                            }
+                            Err(invalid) => {
+                                debug!(error = %invalid.error, "an object that cannot be read is skipped")
+                            }
+                        }
+                    }
+                    Ok(watcher::Event::Delete(d)) => {
+                        current.remove(&key_of(&d));
+                    }
+                    Err(e) => {
+                        warn!(error = %e, resource = W::PLURAL, "watch failed; retrying");
+                        continue;
+                    }
+                }
+            }
+            let _ = kick.try_send(());
+        }
+    });
 }
 
 /// Runs the agent until `shutdown` resolves.
@@ -267,61 +329,30 @@ pub async fn run(
     args: AgentArgs,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), AgentError> {
-    let reporter = Reporter {
-        controller: AGENT_MANAGER.into(),
-        instance: Some(args.node_name.clone()),
-    };
     let agent = Arc::new(Agent {
-        recorder: Recorder::new(client.clone(), reporter),
+        events: crate::events::Publisher::new(client.clone(), AGENT_MANAGER, Some(args.node_name.clone())),
         client: client.clone(),
         args,
+        pods: Default::default(),
+        statuses: Default::default(),
         written: Default::default(),
     });
-    let node_field = format!("spec.nodeName={}", agent.args.node_name);
-    let (pods, pod_writer) = reflector::store::<Pod>();
-    let pod_stream = watcher(
-        Api::<Pod>::all(client.clone()),
-        watcher::Config::default().fields(&node_field),
-    )
-    .default_backoff()
-    .modify(|pod| {
-        // Keep identity and container statuses; the rest is not needed here.
-        pod.managed_fields_mut().clear();
-        pod.annotations_mut().clear();
-        pod.spec = None;
-        if let Some(status) = pod.status.as_mut() {
-            status.conditions = None;
-        }
-    })
-    .reflect(pod_writer)
-    .applied_objects();
-    let status_field = format!("status.node={}", agent.args.node_name);
-    let (statuses, status_writer) = reflector::store::<SeccompStatus>();
-    let status_stream = watcher(
-        Api::<SeccompStatus>::all(client.clone()),
-        watcher::Config::default().fields(&status_field),
-    )
-    .default_backoff()
-    .modify(|s| s.managed_fields_mut().clear())
-    .reflect(status_writer)
-    .applied_objects();
     // Any change of a pod or status on this node triggers a scan; otherwise every interval.
     let (kick_tx, mut kick_rx) = tokio::sync::mpsc::channel::<()>(1);
-    let kick_pods = kick_tx.clone();
-    tokio::spawn(pod_stream.for_each(move |event| {
-        match event {
-            Ok(_) => drop(kick_pods.try_send(())),
-            Err(e) => warn!(error = %e, "pod watch failed; retrying"),
-        }
-        futures::future::ready(())
-    }));
-    tokio::spawn(status_stream.for_each(move |event| {
-        match event {
-            Ok(_) => drop(kick_tx.try_send(())),
-            Err(e) => warn!(error = %e, "SeccompStatus watch failed; retrying"),
-        }
-        futures::future::ready(())
-    }));
+    spawn_watch(
+        Api::<Decoded<PodWire>>::all(client.clone()),
+        watcher::Config::default().fields(&format!("spec.nodeName={}", agent.args.node_name)),
+        agent.clone(),
+        |a| &a.pods,
+        kick_tx.clone(),
+    );
+    spawn_watch(
+        Api::<Decoded<StatusWire>>::all(client.clone()),
+        watcher::Config::default().fields(&format!("status.node={}", agent.args.node_name)),
+        agent.clone(),
+        |a| &a.statuses,
+        kick_tx,
+    );
     info!(node = %agent.args.node_name, proc_root = %agent.args.proc_root.display(), "agent started");
     let mut shutdown = std::pin::pin!(shutdown);
     // The node facts are read again on every pass (a kubelet may be restarted with another
@@ -335,7 +366,7 @@ pub async fn run(
                 Err(e) => warn!(error = %e, "could not annotate the node"),
             }
         }
-        if let Err(e) = scan(&agent, &pods, &statuses).await {
+        if let Err(e) = scan(&agent).await {
             warn!(error = %e, "scan failed");
         }
         // Coalesce bursts of changes: wait a moment after a kick.
@@ -349,55 +380,72 @@ pub async fn run(
     Ok(())
 }
 
-async fn scan(agent: &Agent, pods: &Store<Pod>, statuses: &Store<SeccompStatus>) -> Result<(), AgentError> {
+async fn scan(agent: &Agent) -> Result<(), AgentError> {
     let proc_root = &agent.args.proc_root;
     let index = ProcessIndex::scan(proc_root).map_err(|e| AgentError::Proc(proc_root.clone(), e))?;
     let now = Time(Timestamp::now());
-    let by_name: HashMap<(String, String), Arc<SeccompStatus>> = statuses
-        .state()
-        .into_iter()
-        .map(|s| ((s.namespace().unwrap_or_default(), s.name_any()), s))
-        .collect();
+    // What to write, decided without holding the maps across a write.
+    let reports: Vec<(String, PodReport)> = {
+        let pods = agent.pods.lock().unwrap_or_else(|e| e.into_inner());
+        let statuses = agent.statuses.lock().unwrap_or_else(|e| e.into_inner());
+        pods.iter()
+            .filter_map(|(key, pod)| {
+                let status = statuses.get(key)?;
+                let uid = pod.metadata.uid.clone()?;
+                // A status for another pod of the same name (recreated) is not ours to complete yet.
+                if status.spec.pod_uid != uid {
+                    return None;
+                }
+                let previous = ConditionMark::read_all(status.status.as_ref());
+                let report = report_for(key, pod, status, &index, proc_root, &now, &previous)?;
+                Some((uid, report))
+            })
+            .collect()
+    };
     let mut written = agent.written.lock().await;
-    for pod in pods.state() {
-        let key = (pod.namespace().unwrap_or_default(), pod.name_any());
-        let Some(status) = by_name.get(&key) else { continue };
-        // A status for another pod of the same name (recreated) is not ours to complete yet.
-        if Some(&status.spec.pod_uid) != pod.metadata.uid.as_ref() {
-            continue;
-        }
-        let previous: Vec<Condition> = status
-            .status
-            .iter()
-            .flat_map(|s| s.conditions.iter().cloned())
-            .collect();
-        let Some(report) = report_for(&pod, status, &index, proc_root, &now, &previous) else {
-            continue;
-        };
-        let uid = pod.uid().unwrap_or_default();
+    let mut failed = 0;
+    for (uid, report) in reports {
         if written.get(&uid) == Some(&report.written) {
             continue;
         }
         let was_mismatch = written.get(&uid).is_some_and(|w| w.condition.0 == "False");
-        write(agent, &report).await?;
+        // One pod's failed write does not hold the others back; it is tried again next pass.
+        if let Err(e) = write(agent, &report).await {
+            failed += 1;
+            debug!(pod = %format!("{}/{}", report.namespace, report.name), error = %e, "could not write the runtime observations");
+            continue;
+        }
         if report.condition.status == "False" && !was_mismatch {
-            let event = Event {
-                type_: EventType::Warning,
-                reason: "SeccompMismatch".into(),
-                note: Some(report.condition.message.chars().take(1000).collect()),
-                action: "Verify".into(),
-                secondary: None,
+            let reference = k8s_openapi::api::core::v1::ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: Some(report.name.clone()),
+                namespace: Some(report.namespace.clone()),
+                uid: Some(uid.clone()),
+                ..Default::default()
             };
-            if let Err(e) = agent.recorder.publish(&event, &pod.object_ref(&())).await {
-                warn!(error = %e, "could not record an event");
-            }
+            agent
+                .events
+                .publish(
+                    reference,
+                    true,
+                    "SeccompMismatch",
+                    "Verify",
+                    &report.condition.message,
+                )
+                .await;
         }
         written.insert(uid, report.written);
+    }
+    if failed > 0 {
+        warn!(failed, "runtime observations not written (retried next pass)");
     }
     debug!(containers = index.containers(), "scan complete");
     Ok(())
 }
 
+/// The runtime fields of one pod's SeccompStatus, under the agent's own field manager. The agent
+/// may not create SeccompStatuses (no `create` in its RBAC): a status that is gone stays gone.
 async fn write(agent: &Agent, report: &PodReport) -> Result<(), AgentError> {
     let containers: Vec<serde_json::Value> = report
         .observations
@@ -405,13 +453,13 @@ async fn write(agent: &Agent, report: &PodReport) -> Result<(), AgentError> {
         .map(|(name, observation)| json!({ "name": name, "runtime": observation }))
         .collect();
     let body = json!({
-        "apiVersion": SeccompStatus::api_version(&()), "kind": SeccompStatus::kind(&()),
+        "apiVersion": format!("{}/{}", crate::api::GROUP, crate::api::VERSION), "kind": "SeccompStatus",
         "metadata": { "name": report.name, "namespace": report.namespace },
         "status": { "containers": containers, "conditions": [report.condition] },
     });
-    let api: Api<SeccompStatus> = Api::namespaced(agent.client.clone(), &report.namespace);
+    let api: Api<Decoded<StatusWire>> = Api::namespaced(agent.client.clone(), &report.namespace);
     match api
-        .patch_status(
+        .patch(
             &report.name,
             &PatchParams::apply(AGENT_MANAGER).force(),
             &Patch::Apply(&body),
@@ -422,7 +470,7 @@ async fn write(agent: &Agent, report: &PodReport) -> Result<(), AgentError> {
             debug!(pod = %format!("{}/{}", report.namespace, report.name), "runtime observations written");
             Ok(())
         }
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 403 => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -432,14 +480,17 @@ async fn report_node(
     agent: &Agent,
     annotations: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), AgentError> {
-    let nodes: Api<Node> = Api::all(agent.client.clone());
-    let node = nodes.get(&agent.args.node_name).await?;
-    let current = node.annotations();
-    let same = annotations
-        .iter()
-        .all(|(k, v)| current.get(k).map(String::as_str) == v.as_str());
-    if same {
-        return Ok(());
+    let nodes: Api<Decoded<NodeWire>> = Api::all(agent.client.clone());
+    if let Decoded::Ok(node, _) = nodes.get(&agent.args.node_name).await? {
+        let current = &node.metadata.meta.annotations;
+        let same = annotations.iter().all(|(k, v)| current.get(k) == v.as_str());
+        // Only what the agent itself wrote counts as reported.
+        let ours = annotations
+            .keys()
+            .all(|k| node.annotation_owners(k).contains(&AGENT_MANAGER));
+        if same && ours {
+            return Ok(());
+        }
     }
     let patch = json!({ "apiVersion": "v1", "kind": "Node", "metadata": { "name": agent.args.node_name, "annotations": annotations } });
     nodes

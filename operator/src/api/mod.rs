@@ -19,7 +19,23 @@ pub const CONTROLLER_MANAGER: &str = "seccomp-sentinel";
 pub fn crds()
 -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
     use kube::CustomResourceExt;
-    vec![SeccompStatus::crd(), SeccompPolicy::crd()]
+    // A SeccompStatus is a report written whole, in one server-side apply (object, label, owner,
+    // spec and status): no status subresource, so the first write of a pod's status carries its
+    // content and one field manager owns it.
+    let mut status = SeccompStatus::crd();
+    for version in &mut status.spec.versions {
+        if let Some(subresources) = version.subresources.as_mut() {
+            subresources.status = None;
+        }
+        if version
+            .subresources
+            .as_ref()
+            .is_some_and(|s| s.scale.is_none() && s.status.is_none())
+        {
+            version.subresources = None;
+        }
+    }
+    vec![status, SeccompPolicy::crd()]
 }
 
 /// The YAML of one CRD as committed under `crds/`.
@@ -60,8 +76,7 @@ mod tests {
 
     #[test]
     fn status_lists_are_maps_keyed_by_name_and_type() {
-        use kube::CustomResourceExt;
-        let crd = serde_json::to_value(SeccompStatus::crd()).expect("json");
+        let crd = serde_json::to_value(&crds()[0]).expect("json");
         let status =
             &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"];
         for (list, key) in [
@@ -78,6 +93,9 @@ mod tests {
         }
         assert_eq!(crd["spec"]["names"]["categories"], serde_json::json!(["seccomp"]));
         assert_eq!(crd["spec"]["names"]["shortNames"], serde_json::json!(["sst"]));
-        assert!(crd["spec"]["versions"][0]["subresources"]["status"].is_object());
+        assert!(
+            crd["spec"]["versions"][0]["subresources"].is_null(),
+            "written whole: no status subresource"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! `SeccompPolicy`: which pods must be confined, and what to do when they are not.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -130,9 +130,14 @@ pub struct Exemption {
         .message("exemption sccs must be SCC names"))]
     pub sccs: Option<Vec<String>>,
 
-    /// After this time the exemption no longer applies.
+    /// After this time (RFC 3339, e.g. `2027-06-30T00:00:00Z`) the exemption no longer applies.
+    /// Kept as text: the operator reads it leniently, so no value the API server accepts can
+    /// stop it from reading the policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires: Option<Time>,
+    #[schemars(extend("format" = "date-time"), length(max = 64))]
+    #[x_kube(validation = Rule::new("self < timestamp('9999-12-30T00:00:00Z')")
+        .message("expires must be before 9999-12-30"))]
+    pub expires: Option<String>,
 }
 
 /// Limits on evictions. Evictions always go through the Eviction API (PodDisruptionBudgets
@@ -205,4 +210,52 @@ pub struct SeccompPolicyStatus {
     #[serde(default)]
     #[schemars(extend("format" = "int32"))]
     pub blocked_evictions: u32,
+    /// The eviction ledger of this policy, kept by the operator (written before each eviction),
+    /// so rates, cooldowns and the loop guard hold across restarts and leader changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evictions: Option<EvictionLedgerStatus>,
+}
+
+/// Recent evictions and halted workloads of one policy.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EvictionLedgerStatus {
+    /// Evictions of the last ten minutes.
+    #[serde(default)]
+    #[schemars(length(max = 1000))]
+    pub recent: Vec<EvictionEntry>,
+    /// Workloads whose replacements came back violating: not evicted again.
+    #[serde(default)]
+    #[schemars(length(max = 1000))]
+    pub halted: Vec<HaltedWorkload>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EvictionEntry {
+    /// When (RFC 3339).
+    #[schemars(length(max = 64))]
+    pub at: String,
+    #[schemars(length(max = 253))]
+    pub namespace: String,
+    /// UID of the evicted pod's workload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub workload: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HaltedWorkload {
+    /// UID of the workload.
+    #[schemars(length(max = 64))]
+    pub workload: String,
+    /// `<namespace>/<Kind> <name>`.
+    #[schemars(length(max = 600))]
+    pub name: String,
+    #[schemars(length(max = 1024))]
+    pub reason: String,
+    /// Since when (RFC 3339).
+    #[schemars(length(max = 64))]
+    pub since: String,
 }

@@ -236,7 +236,7 @@ fn policies_from(documents: &[Document], errors: &mut Vec<String>) -> Vec<Compil
             let parsed: Result<SeccompPolicy, _> = serde_json::from_value(d.value.clone());
             match parsed
                 .map_err(|e| e.to_string())
-                .and_then(|p| policy::compile(&p).map_err(|e| e.to_string()))
+                .and_then(|p| policy::compile_policy(&p).map_err(|e| e.to_string()))
             {
                 Ok(p) => Some(p),
                 Err(e) => {
@@ -496,7 +496,7 @@ async fn live(
             Ok(list) => list
                 .items
                 .iter()
-                .filter_map(|p| match policy::compile(p) {
+                .filter_map(|p| match policy::compile_policy(p) {
                     Ok(c) => Some(c),
                     Err(e) => {
                         eprintln!("note: policy {} is invalid and ignored: {e}", p.name_any());

@@ -11,7 +11,6 @@ use serde_json::Value;
 
 use crate::{
     api::{PROFILE_LABEL, PodProfile, PolicyAction, SeccompStatus, SeccompStatusSpec, Verdict},
-    controller::desired,
     engine::{self, Facts, PodView},
     policy::{self, CompiledPolicy, Subject},
 };
@@ -172,7 +171,7 @@ pub fn audit(subject: &AuditSubject, ctx: &AuditContext<'_>) -> SeccompStatus {
         .collect();
     evaluation.verdict = evaluation.policies.iter().map(|r| r.verdict).max();
     evaluation.action = evaluation.policies.iter().map(|r| r.action).max();
-    let status = desired::with_conditions(evaluation, &[], &Time(ctx.now));
+    let status = crate::status::with_conditions(evaluation, &[], &Time(ctx.now));
 
     let mut item = SeccompStatus::new(
         &subject.name,

@@ -2,7 +2,7 @@
 
 use std::{collections::BTreeMap, num::NonZeroU32, str::FromStr};
 
-use k8s_openapi::api::core::v1::Node;
+use crate::lean::node::NodeWire;
 
 use crate::{
     api::KubeletSeccompDefault,
@@ -67,30 +67,63 @@ pub struct ControllerConfig {
     /// This replica's name, recorded in Events (set from the downward API).
     #[arg(long, env = "POD_NAME")]
     pub instance: Option<String>,
+
+    /// Whether a pod's `openshift.io/scc` annotation may decide anything (SCC attribution,
+    /// SCC exemptions): `auto` trusts it on OpenShift only, where SCC admission writes it; on
+    /// other clusters anyone who creates a pod can set it.
+    #[arg(long, env = "SENTINEL_TRUST_SCC_ANNOTATION", default_value = "auto", value_parser = parse_trust)]
+    pub trust_scc_annotation: TrustScc,
+
+    /// Objects per page of the initial lists (smaller pages: a lower memory peak at start).
+    #[arg(long, env = "SENTINEL_LIST_PAGE_SIZE", default_value = "250")]
+    pub list_page_size: u32,
+}
+
+/// See [`ControllerConfig::trust_scc_annotation`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TrustScc {
+    #[default]
+    Auto,
+    True,
+    False,
+}
+
+fn parse_trust(value: &str) -> Result<TrustScc, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "auto" => Ok(TrustScc::Auto),
+        "true" => Ok(TrustScc::True),
+        "false" => Ok(TrustScc::False),
+        other => Err(format!("{other:?} is not one of auto, true, false")),
+    }
 }
 
 impl ControllerConfig {
     /// The facts the operator holds about a node: from the Node object, and `seccompDefault`
     /// from configuration.
-    pub fn node_facts(&self, node: &Node) -> NodeFacts {
-        let labels = node.metadata.labels.clone().unwrap_or_default();
+    pub fn node_facts(&self, node: &NodeWire) -> NodeFacts {
+        let labels = &node.metadata.meta.labels;
         let info = node.status.as_ref().and_then(|s| s.node_info.as_ref());
         let windows = labels.get("kubernetes.io/os").is_some_and(|os| os == "windows")
             || info.is_some_and(|i| i.operating_system.eq_ignore_ascii_case("windows"));
-        // What the node agent read from the kubelet's configuration beats configuration here.
+        // What the node agent read from the kubelet's configuration beats configuration here, if
+        // the agent wrote it: the annotation's field manager is the agent's (which, by the shipped
+        // admission policy, can only annotate its own node).
+        let key = crate::agent::KUBELET_DEFAULT_ANNOTATION;
+        let by_agent = node.annotation_owners(key).contains(&crate::agent::AGENT_MANAGER);
         let reported = node
             .metadata
+            .meta
             .annotations
-            .as_ref()
-            .and_then(|a| a.get(crate::agent::KUBELET_DEFAULT_ANNOTATION))
-            .and_then(|v| match v.as_str() {
+            .get(key)
+            .filter(|_| by_agent)
+            .and_then(|v| match v {
                 "true" => Some(KubeletSeccompDefault::True),
                 "false" => Some(KubeletSeccompDefault::False),
                 _ => None,
             });
         let seccomp_default = match (&reported, &self.kubelet_seccomp_default_nodes) {
             (Some(reported), _) => *reported,
-            (None, Some(selector)) if selector.matches(&labels) => KubeletSeccompDefault::True,
+            (None, Some(selector)) if selector.matches(labels) => KubeletSeccompDefault::True,
             (None, _) => self.kubelet_seccomp_default,
         };
         NodeFacts {
@@ -145,6 +178,8 @@ impl Default for ControllerConfig {
             owner_deployment: "seccomp-sentinel".into(),
             operator_namespace: None,
             instance: None,
+            trust_scc_annotation: TrustScc::Auto,
+            list_page_size: 250,
         }
     }
 }
@@ -249,7 +284,7 @@ mod tests {
 
     #[test]
     fn node_facts_from_nodes_and_configuration() {
-        let node: Node = serde_json::from_value(serde_json::json!({
+        let node: NodeWire = serde_json::from_value(serde_json::json!({
             "metadata": { "name": "n", "labels": { "pool": "hardened", "kubernetes.io/os": "linux" } },
             "status": { "nodeInfo": {
                 "kubeletVersion": "v1.24.9", "operatingSystem": "linux", "architecture": "amd64",
@@ -278,22 +313,31 @@ mod tests {
             KubeletSeccompDefault::Unknown
         );
         let mut windows = node.clone();
-        windows.metadata.labels = Some(labels(&[("kubernetes.io/os", "windows")]));
+        windows.metadata.meta.labels = labels(&[("kubernetes.io/os", "windows")]);
         let facts = config.node_facts(&windows);
         assert!(facts.windows);
         assert_eq!(facts.seccomp_default, KubeletSeccompDefault::False);
-        // A node agent's report wins over configuration.
-        let mut reported = node.clone();
-        reported.metadata.annotations = Some(
-            [(
-                crate::agent::KUBELET_DEFAULT_ANNOTATION.to_string(),
-                "false".to_string(),
-            )]
-            .into(),
+        // A node agent's report wins over configuration; the same annotation from anyone else
+        // does not count.
+        let annotated = |manager: &str| -> NodeWire {
+            serde_json::from_value(serde_json::json!({
+                "metadata": { "name": "n", "labels": { "pool": "hardened" },
+                    "annotations": { crate::agent::KUBELET_DEFAULT_ANNOTATION: "false" },
+                    "managedFields": [{ "manager": manager, "operation": "Apply",
+                        "fieldsV1": { "f:metadata": { "f:annotations": { format!("f:{}", crate::agent::KUBELET_DEFAULT_ANNOTATION): {} } } } }] }
+            }))
+            .expect("node")
+        };
+        assert_eq!(
+            config
+                .node_facts(&annotated(crate::agent::AGENT_MANAGER))
+                .seccomp_default,
+            KubeletSeccompDefault::False
         );
         assert_eq!(
-            config.node_facts(&reported).seccomp_default,
-            KubeletSeccompDefault::False
+            config.node_facts(&annotated("kubectl-annotate")).seccomp_default,
+            KubeletSeccompDefault::True,
+            "not the agent's: the configuration (the hardened pool) decides"
         );
     }
 

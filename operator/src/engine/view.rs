@@ -1,14 +1,20 @@
 //! The few facts of a pod that decide its seccomp profiles, extracted once from the Kubernetes
 //! object (so the operator caches a few hundred bytes per pod instead of the whole Pod).
 
-use k8s_openapi::api::core::v1::{Pod, SeccompProfile, SecurityContext};
+use k8s_openapi::api::core::v1::Pod;
 
-use crate::api::ContainerKind;
-
-/// Annotation written by OpenShift's SCC admission: the SCC that admitted the pod.
-pub const SCC_ANNOTATION: &str = "openshift.io/scc";
-const POD_ANNOTATION: &str = "seccomp.security.alpha.kubernetes.io/pod";
-const CONTAINER_ANNOTATION_PREFIX: &str = "container.seccomp.security.alpha.kubernetes.io/";
+pub use crate::lean::pod::SCC_ANNOTATION;
+use crate::{
+    api::ContainerKind,
+    lean::{
+        Annotations,
+        pod::{
+            CONTAINER_SECCOMP_ANNOTATION_PREFIX as CONTAINER_ANNOTATION_PREFIX, ContainerWire,
+            POD_SECCOMP_ANNOTATION as POD_ANNOTATION, PodAnnotations, PodSpecWire, PodStatusWire,
+            PodTemplateWire, PodWire, SeccompProfileWire,
+        },
+    },
+};
 
 /// A profile as a pod asks for it (field or legacy annotation).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -22,7 +28,7 @@ pub enum RequestedProfile {
 }
 
 impl RequestedProfile {
-    pub fn from_field(profile: &SeccompProfile) -> Self {
+    pub fn from_wire(profile: &SeccompProfileWire) -> Self {
         match profile.type_.as_str() {
             "RuntimeDefault" => RequestedProfile::RuntimeDefault,
             "Unconfined" => RequestedProfile::Unconfined,
@@ -77,10 +83,33 @@ pub struct PodView {
 }
 
 impl PodView {
+    /// The view of a Kubernetes Pod (as the audit reads them from files), through the same lean
+    /// reading the controller uses.
     pub fn from_pod(pod: &Pod) -> Self {
-        let annotations = pod.metadata.annotations.as_ref();
-        let annotation = |key: &str| annotations.and_then(|a| a.get(key)).cloned();
-        let Some(spec) = pod.spec.as_ref() else {
+        let wire: PodWire = serde_json::to_value(pod)
+            .ok()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        Self::from_wire(&wire)
+    }
+
+    /// The view of a pod as watched.
+    pub fn from_wire(pod: &PodWire) -> Self {
+        Self::build(&pod.metadata.annotations, pod.spec.as_ref(), pod.status.as_ref())
+    }
+
+    /// The view of a workload's pod template (no node, no status).
+    pub fn from_template(template: &PodTemplateWire) -> Self {
+        Self::build(&template.metadata.annotations, template.spec.as_ref(), None)
+    }
+
+    fn build(
+        annotations: &Annotations<PodAnnotations>,
+        spec: Option<&PodSpecWire>,
+        status: Option<&PodStatusWire>,
+    ) -> Self {
+        let annotation = |key: &str| annotations.get(key).map(String::from);
+        let Some(spec) = spec else {
             return PodView {
                 annotation: annotation(POD_ANNOTATION),
                 scc: annotation(SCC_ANNOTATION),
@@ -88,43 +117,43 @@ impl PodView {
             };
         };
         let pod_context = spec.security_context.as_ref();
-        let start_errors = seccomp_start_errors(pod);
-        let container = |name: &str, kind: ContainerKind, context: Option<&SecurityContext>| ContainerView {
-            name: name.to_string(),
-            kind,
-            profile: context
-                .and_then(|c| c.seccomp_profile.as_ref())
-                .map(RequestedProfile::from_field),
-            annotation: annotation(&format!("{CONTAINER_ANNOTATION_PREFIX}{name}")),
-            privileged: context.and_then(|c| c.privileged).unwrap_or(false),
-            host_process: context
-                .and_then(|c| c.windows_options.as_ref())
-                .and_then(|w| w.host_process)
-                .unwrap_or(false),
-            start_error: start_errors
-                .iter()
-                .find(|(container, _)| *container == name)
-                .map(|(_, message)| message.clone()),
+        let start_errors = status.map(seccomp_start_errors).unwrap_or_default();
+        let container = |c: &ContainerWire, kind: ContainerKind| {
+            let context = c.security_context.as_ref();
+            ContainerView {
+                name: c.name.clone(),
+                kind,
+                profile: context
+                    .and_then(|c| c.seccomp_profile.as_ref())
+                    .map(RequestedProfile::from_wire),
+                annotation: annotation(&format!("{CONTAINER_ANNOTATION_PREFIX}{}", c.name)),
+                privileged: context.and_then(|c| c.privileged).unwrap_or(false),
+                host_process: context
+                    .and_then(|c| c.windows_options.as_ref())
+                    .and_then(|w| w.host_process)
+                    .unwrap_or(false),
+                start_error: start_errors
+                    .iter()
+                    .find(|(name, _)| *name == c.name)
+                    .map(|(_, message)| message.clone()),
+            }
         };
-        let init = spec.init_containers.iter().flatten().map(|c| {
+        let init = spec.init_containers.iter().map(|c| {
             let kind = if c.restart_policy.as_deref() == Some("Always") {
                 ContainerKind::SidecarContainer
             } else {
                 ContainerKind::InitContainer
             };
-            container(&c.name, kind, c.security_context.as_ref())
+            container(c, kind)
         });
         let regular = spec
             .containers
             .iter()
-            .map(|c| container(&c.name, ContainerKind::Container, c.security_context.as_ref()));
-        let ephemeral = spec.ephemeral_containers.iter().flatten().map(|c| {
-            container(
-                &c.name,
-                ContainerKind::EphemeralContainer,
-                c.security_context.as_ref(),
-            )
-        });
+            .map(|c| container(c, ContainerKind::Container));
+        let ephemeral = spec
+            .ephemeral_containers
+            .iter()
+            .map(|c| container(c, ContainerKind::EphemeralContainer));
         PodView {
             os: spec.os.as_ref().map(|os| os.name.clone()),
             host_process: pod_context
@@ -133,7 +162,7 @@ impl PodView {
                 .unwrap_or(false),
             profile: pod_context
                 .and_then(|c| c.seccomp_profile.as_ref())
-                .map(RequestedProfile::from_field),
+                .map(RequestedProfile::from_wire),
             annotation: annotation(POD_ANNOTATION),
             scc: annotation(SCC_ANNOTATION),
             node_name: spec.node_name.clone().filter(|n| !n.is_empty()),
@@ -147,27 +176,20 @@ const START_ERROR_LIMIT: usize = 300;
 
 /// Containers the runtime could not create because of their seccomp profile: waiting with a
 /// create/run error whose message is about seccomp.
-fn seccomp_start_errors(pod: &Pod) -> Vec<(&str, String)> {
-    let Some(status) = pod.status.as_ref() else {
-        return Vec::new();
-    };
+fn seccomp_start_errors(status: &PodStatusWire) -> Vec<(&str, String)> {
     status
-        .init_container_statuses
-        .iter()
-        .flatten()
-        .chain(status.container_statuses.iter().flatten())
-        .chain(status.ephemeral_container_statuses.iter().flatten())
+        .all()
         .filter_map(|c| {
             let waiting = c.state.as_ref()?.waiting.as_ref()?;
             let reason = waiting.reason.as_deref()?;
-            let message = waiting.message.as_deref()?;
+            let full = waiting.message.as_deref()?;
             let refused = matches!(
                 reason,
                 "CreateContainerError" | "CreateContainerConfigError" | "RunContainerError"
             );
-            (refused && message.to_ascii_lowercase().contains("seccomp")).then(|| {
-                let mut message: String = message.chars().take(START_ERROR_LIMIT).collect();
-                if message.len() < waiting.message.as_deref().map_or(0, str::len) {
+            (refused && full.to_ascii_lowercase().contains("seccomp")).then(|| {
+                let mut message: String = full.chars().take(START_ERROR_LIMIT).collect();
+                if message.len() < full.len() {
                     message.push('…');
                 }
                 (c.name.as_str(), message)

@@ -1,10 +1,7 @@
 //! When evicting a violating pod is safe. Pure: the controller gathers the facts, fetches the
 //! owner's template, calls the Eviction API and records what happened in the ledger.
 
-use std::{
-    collections::{HashMap, VecDeque},
-    time::Duration,
-};
+use std::{collections::HashMap, time::Duration};
 
 use k8s_openapi::jiff::Timestamp;
 
@@ -14,7 +11,7 @@ use super::EvictionLimits;
 pub const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-lease"];
 
 /// The kind of the pod's controlling owner.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OwnerKind {
     ReplicaSet,
     StatefulSet,
@@ -88,31 +85,60 @@ fn later(reason: &'static str, message: impl Into<String>, retry_after: Duration
     }
 }
 
-/// What the controller has evicted, for rate limits, cooldowns and the loop guard.
-#[derive(Debug, Default)]
+/// What the controller has evicted, per policy, for rate limits, cooldowns and the loop guard.
+/// It lives in each policy's status as well (`status.evictions`), written before every eviction,
+/// so a new leader, or the same one after a restart, goes on from where the last one stopped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EvictionLedger {
-    by_policy: HashMap<String, VecDeque<Timestamp>>,
-    by_namespace: HashMap<(String, String), VecDeque<Timestamp>>,
-    last_by_workload: HashMap<String, Timestamp>,
-    halted: HashMap<String, String>,
+    policies: HashMap<String, PolicyLedger>,
+}
+
+/// One policy's part of the ledger.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PolicyLedger {
+    /// Evictions of the last [`KEPT`], oldest first.
+    pub recent: Vec<EvictionRecord>,
+    /// Workloads whose replacements came back violating: never evicted again.
+    pub halted: Vec<HaltRecord>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EvictionRecord {
+    pub at: Timestamp,
+    pub namespace: String,
+    /// UID of the pod's workload.
+    pub workload: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HaltRecord {
+    pub workload: String,
+    /// `<namespace>/<Kind> <name>`.
+    pub name: String,
+    pub reason: String,
+    pub since: Timestamp,
 }
 
 const WINDOW: Duration = Duration::from_secs(60);
+/// How long evictions are remembered: the rate window, workload cooldowns, and the time a
+/// replacement needs to show whether it comes back confined.
+pub const KEPT: Duration = Duration::from_secs(600);
+/// At most this many evictions and halted workloads are kept per policy.
+const MAX_RECORDS: usize = 1000;
 
 fn since(now: Timestamp, then: Timestamp) -> Duration {
     now.duration_since(then).unsigned_abs()
 }
 
 /// Evictions in the last minute, and when the oldest of them leaves the window.
-fn window_use(window: Option<&VecDeque<Timestamp>>, now: Timestamp) -> (usize, Duration) {
-    let recent: Vec<&Timestamp> = window
-        .into_iter()
-        .flatten()
-        .filter(|t| since(now, **t) < WINDOW)
+fn window_use<'a>(records: impl Iterator<Item = &'a EvictionRecord>, now: Timestamp) -> (usize, Duration) {
+    let recent: Vec<Timestamp> = records
+        .map(|r| r.at)
+        .filter(|t| since(now, *t) < WINDOW)
         .collect();
     let free_in = recent
         .iter()
-        .map(|t| WINDOW.saturating_sub(since(now, **t)))
+        .map(|t| WINDOW.saturating_sub(since(now, *t)))
         .min()
         .unwrap_or_default();
     (recent.len(), free_in)
@@ -120,16 +146,17 @@ fn window_use(window: Option<&VecDeque<Timestamp>>, now: Timestamp) -> (usize, D
 
 /// An eviction counted before it is attempted (so concurrent reconciles cannot exceed a rate);
 /// released if it does not happen.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {
-    policy: String,
-    namespace: String,
-    workload: Option<String>,
-    at: Timestamp,
-    previous_workload_eviction: Option<Timestamp>,
+    pub policy: String,
+    record: EvictionRecord,
 }
 
 impl EvictionLedger {
+    fn all(&self) -> impl Iterator<Item = &EvictionRecord> {
+        self.policies.values().flat_map(|p| p.recent.iter())
+    }
+
     pub fn record(
         &mut self,
         policy: &str,
@@ -137,51 +164,39 @@ impl EvictionLedger {
         workload: Option<&str>,
         now: Timestamp,
     ) -> Reservation {
-        for window in [
-            self.by_policy.entry(policy.to_string()).or_default(),
-            self.by_namespace
-                .entry((policy.to_string(), namespace.to_string()))
-                .or_default(),
-        ] {
-            window.retain(|t| since(now, *t) < WINDOW);
-            window.push_back(now);
-        }
-        let previous_workload_eviction =
-            workload.and_then(|w| self.last_by_workload.insert(w.to_string(), now));
-        Reservation {
-            policy: policy.to_string(),
+        let record = EvictionRecord {
+            at: now,
             namespace: namespace.to_string(),
             workload: workload.map(String::from),
-            at: now,
-            previous_workload_eviction,
+        };
+        let ledger = self.policies.entry(policy.to_string()).or_default();
+        ledger.recent.retain(|r| since(now, r.at) < KEPT);
+        ledger.recent.push(record.clone());
+        if ledger.recent.len() > MAX_RECORDS {
+            let excess = ledger.recent.len() - MAX_RECORDS;
+            ledger.recent.drain(..excess);
+        }
+        Reservation {
+            policy: policy.to_string(),
+            record,
         }
     }
 
     /// Takes back a recorded eviction that did not happen.
     pub fn release(&mut self, reservation: Reservation) {
-        let key = (reservation.policy.clone(), reservation.namespace);
-        for window in [
-            self.by_policy.get_mut(&reservation.policy),
-            self.by_namespace.get_mut(&key),
-        ]
-        .into_iter()
-        .flatten()
+        if let Some(ledger) = self.policies.get_mut(&reservation.policy)
+            && let Some(i) = ledger.recent.iter().rposition(|r| *r == reservation.record)
         {
-            if let Some(i) = window.iter().rposition(|t| *t == reservation.at) {
-                window.remove(i);
-            }
-        }
-        if let Some(workload) = reservation.workload {
-            match reservation.previous_workload_eviction {
-                Some(previous) => self.last_by_workload.insert(workload, previous),
-                None => self.last_by_workload.remove(&workload),
-            };
+            ledger.recent.remove(i);
         }
     }
 
-    /// When a pod of `workload` was last evicted.
+    /// When a pod of `workload` was last evicted (by any policy).
     pub fn last_eviction(&self, workload: &str) -> Option<Timestamp> {
-        self.last_by_workload.get(workload).copied()
+        self.all()
+            .filter(|r| r.workload.as_deref() == Some(workload))
+            .map(|r| r.at)
+            .max()
     }
 
     /// Whether a pod created at `created` replaces one evicted from `workload`. Creation times
@@ -192,17 +207,133 @@ impl EvictionLedger {
             .is_some_and(|evicted| created.as_second() >= evicted.as_second())
     }
 
-    /// Stops evicting a workload for good (its replacements come back unconfined).
+    /// Stops evicting a workload for good (its replacements come back unconfined); true when
+    /// it was not halted before.
     pub fn halt(&mut self, workload: &str, why: String) -> bool {
-        self.halted.insert(workload.to_string(), why).is_none()
+        self.halt_for("", workload, workload, why, Timestamp::UNIX_EPOCH)
+    }
+
+    /// [`EvictionLedger::halt`] on behalf of `policy`, with the workload's name and a time.
+    pub fn halt_for(
+        &mut self,
+        policy: &str,
+        workload: &str,
+        name: &str,
+        why: String,
+        now: Timestamp,
+    ) -> bool {
+        if self.halted(workload).is_some() {
+            return false;
+        }
+        let ledger = self.policies.entry(policy.to_string()).or_default();
+        ledger.halted.push(HaltRecord {
+            workload: workload.to_string(),
+            name: name.to_string(),
+            reason: why,
+            since: now,
+        });
+        if ledger.halted.len() > MAX_RECORDS {
+            ledger.halted.remove(0);
+        }
+        true
     }
 
     pub fn halted(&self, workload: &str) -> Option<&str> {
-        self.halted.get(workload).map(String::as_str)
+        self.policies
+            .values()
+            .flat_map(|p| p.halted.iter())
+            .find(|h| h.workload == workload)
+            .map(|h| h.reason.as_str())
     }
 
     pub fn halted_count(&self) -> usize {
-        self.halted.len()
+        self.policies.values().map(|p| p.halted.len()).sum()
+    }
+
+    pub fn policy(&self, policy: &str) -> Option<&PolicyLedger> {
+        self.policies.get(policy)
+    }
+
+    /// Adds what a policy's status says (`status.evictions`, as JSON) to the ledger: entries
+    /// already known stay once. Unreadable entries are skipped.
+    pub fn load(&mut self, policy: &str, status: Option<&serde_json::Value>) {
+        let Some(evictions) = status.and_then(|s| s.get("evictions")) else {
+            return;
+        };
+        let time = |v: &serde_json::Value, key: &str| {
+            v.get(key)
+                .and_then(|t| t.as_str())
+                .and_then(|t| crate::lean::LenientTime::parse(t).timestamp())
+        };
+        let ledger = self.policies.entry(policy.to_string()).or_default();
+        for entry in evictions
+            .get("recent")
+            .and_then(|r| r.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let Some(at) = time(entry, "at") else { continue };
+            let record = EvictionRecord {
+                at,
+                namespace: entry
+                    .get("namespace")
+                    .and_then(|n| n.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+                workload: entry.get("workload").and_then(|w| w.as_str()).map(String::from),
+            };
+            if !ledger.recent.contains(&record) {
+                ledger.recent.push(record);
+            }
+        }
+        ledger.recent.sort_by_key(|r| r.at);
+        for entry in evictions
+            .get("halted")
+            .and_then(|r| r.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let Some(workload) = entry.get("workload").and_then(|w| w.as_str()) else {
+                continue;
+            };
+            if ledger.halted.iter().any(|h| h.workload == workload) {
+                continue;
+            }
+            ledger.halted.push(HaltRecord {
+                workload: workload.to_string(),
+                name: entry
+                    .get("name")
+                    .and_then(|n| n.as_str())
+                    .unwrap_or(workload)
+                    .to_string(),
+                reason: entry
+                    .get("reason")
+                    .and_then(|n| n.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+                since: time(entry, "since").unwrap_or(Timestamp::UNIX_EPOCH),
+            });
+        }
+    }
+
+    /// A policy's part of the ledger as its status carries it (`status.evictions`), without what
+    /// is older than [`KEPT`] at `now`.
+    pub fn to_status(&self, policy: &str, now: Timestamp) -> serde_json::Value {
+        let Some(ledger) = self.policies.get(policy) else {
+            return serde_json::json!({ "recent": [], "halted": [] });
+        };
+        let recent: Vec<serde_json::Value> = ledger
+            .recent
+            .iter()
+            .filter(|r| since(now, r.at) < KEPT)
+            .map(|r| serde_json::json!({ "at": r.at.to_string(), "namespace": r.namespace, "workload": r.workload }))
+            .collect();
+        let halted: Vec<serde_json::Value> = ledger
+            .halted
+            .iter()
+            .map(|h| serde_json::json!({ "workload": h.workload, "name": h.name, "reason": h.reason, "since": h.since.to_string() }))
+            .collect();
+        serde_json::json!({ "recent": recent, "halted": halted })
     }
 }
 
@@ -308,7 +439,11 @@ pub fn eviction_verdict(
             );
         }
     }
-    let (used, free_in) = window_use(ledger.by_policy.get(facts.policy), now);
+    let records = ledger
+        .policy(facts.policy)
+        .map(|p| p.recent.as_slice())
+        .unwrap_or_default();
+    let (used, free_in) = window_use(records.iter(), now);
     if used >= limits.max_per_minute as usize {
         return later(
             "RateLimited",
@@ -317,8 +452,7 @@ pub fn eviction_verdict(
         );
     }
     if let Some(max) = limits.max_per_namespace_per_minute {
-        let key = (facts.policy.to_string(), facts.namespace.to_string());
-        let (used, free_in) = window_use(ledger.by_namespace.get(&key), now);
+        let (used, free_in) = window_use(records.iter().filter(|r| r.namespace == facts.namespace), now);
         if used >= max as usize {
             return later(
                 "RateLimited",

@@ -9,13 +9,16 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::LabelSelector, jiff::Timestamp};
 use kube::core::{Selector, SelectorExt};
 
+pub mod plan;
+
 pub use eviction::{
-    EvictionFacts, EvictionLedger, EvictionVerdict, OwnerKind, Reservation, SYSTEM_NAMESPACES,
-    eviction_verdict, reserve_eviction,
+    EvictionFacts, EvictionLedger, EvictionRecord, EvictionVerdict, HaltRecord, OwnerKind, PolicyLedger,
+    Reservation, SYSTEM_NAMESPACES, eviction_verdict, reserve_eviction,
 };
 
 use crate::api::{
-    PolicyAction, PolicyActionMode, PolicyResult, ProfileType, SeccompPolicy, SeccompStatusStatus, Verdict,
+    PolicyAction, PolicyActionMode, PolicyResult, ProfileType, SeccompPolicy, SeccompPolicySpec,
+    SeccompStatusStatus, Verdict,
 };
 
 /// Label set on pods by `action: Label` and `action: Evict` policies: the pod's summary profile.
@@ -97,10 +100,22 @@ fn duration(field: &str, value: Option<&str>, default: Duration) -> Result<Durat
     })
 }
 
+/// [`compile`] of a policy object.
+pub fn compile_policy(policy: &SeccompPolicy) -> Result<CompiledPolicy, PolicyError> {
+    compile(
+        policy.metadata.name.as_deref().unwrap_or_default(),
+        policy.metadata.generation,
+        &policy.spec,
+    )
+}
+
 /// Validates a policy (again: the API server's schema and CEL rules cannot check everything,
 /// e.g. label selector operators) and prepares it for judging pods.
-pub fn compile(policy: &SeccompPolicy) -> Result<CompiledPolicy, PolicyError> {
-    let spec = &policy.spec;
+pub fn compile(
+    name: &str,
+    generation: Option<i64>,
+    spec: &SeccompPolicySpec,
+) -> Result<CompiledPolicy, PolicyError> {
     let mut allow_runtime_default = spec.allowed_profiles.is_empty();
     let mut allow_localhost = spec.allowed_profiles.is_empty();
     for profile in &spec.allowed_profiles {
@@ -144,7 +159,14 @@ pub fn compile(policy: &SeccompPolicy) -> Result<CompiledPolicy, PolicyError> {
                 pod_selector: selector(&format!("{field}.podSelector"), e.pod_selector.as_ref())?,
                 containers: e.containers.clone().unwrap_or_default(),
                 sccs: e.sccs.clone().unwrap_or_default(),
-                expires: e.expires.as_ref().map(|t| t.0),
+                expires: match e.expires.as_deref().map(crate::lean::LenientTime::parse) {
+                    None | Some(crate::lean::LenientTime::FarFuture) => None,
+                    Some(crate::lean::LenientTime::At(at)) => Some(at),
+                    Some(crate::lean::LenientTime::FarPast) => Some(Timestamp::MIN),
+                    Some(crate::lean::LenientTime::Unreadable) => {
+                        return Err(invalid(format!("{field}.expires"), "must be an RFC 3339 time"));
+                    }
+                },
             };
             let names_something = !compiled.namespaces.is_empty()
                 || e.pod_selector.is_some()
@@ -198,8 +220,8 @@ pub fn compile(policy: &SeccompPolicy) -> Result<CompiledPolicy, PolicyError> {
     };
     let namespace_selector = selector("spec.namespaceSelector", spec.namespace_selector.as_ref())?;
     Ok(CompiledPolicy {
-        name: policy.metadata.name.clone().unwrap_or_default(),
-        generation: policy.metadata.generation,
+        name: name.to_string(),
+        generation,
         uses_namespace_labels: namespace_selector.is_some(),
         namespace_selector,
         pod_selector: selector("spec.podSelector", spec.pod_selector.as_ref())?,

@@ -12,7 +12,7 @@ fn policy(spec: serde_json::Value) -> SeccompPolicy {
 }
 
 fn compiled(spec: serde_json::Value) -> CompiledPolicy {
-    compile(&policy(spec)).expect("valid policy")
+    compile_policy(&policy(spec)).expect("valid policy")
 }
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -310,7 +310,7 @@ fn invalid_policies_are_rejected_with_the_field() {
         ),
     ];
     for (spec, field) in cases {
-        match compile(&policy(spec.clone())) {
+        match compile_policy(&policy(spec.clone())) {
             Err(PolicyError::Invalid { field: f, .. }) => assert_eq!(f, field, "{spec}"),
             Ok(_) => panic!("{spec} must be invalid"),
         }

@@ -259,7 +259,7 @@ impl Operator {
 
     pub fn writes(&self) -> u64 {
         use std::sync::atomic::Ordering::Relaxed;
-        self.ctx.stats.object_writes.load(Relaxed) + self.ctx.stats.status_writes.load(Relaxed)
+        self.ctx.stats.status_writes.load(Relaxed)
     }
 
     pub fn evictions(&self) -> u64 {

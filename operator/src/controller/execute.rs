@@ -1,0 +1,521 @@
+//! The workers: for each pod taken from the queue, plan the pass under the state's lock (pure,
+//! quick), then carry the plan out, in this order: labels, eviction (reserved in the ledger and
+//! the ledger written to the policy before the Eviction API is called), the SeccompStatus (one
+//! server-side apply), Events; and record what was done.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use k8s_openapi::{
+    api::{core::v1::ObjectReference, policy::v1::Eviction},
+    apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta, Preconditions},
+    jiff::Timestamp,
+};
+use kube::{
+    Api,
+    api::{Patch, PatchParams, PostParams},
+};
+use serde_json::json;
+use tracing::{debug, info, warn};
+
+use super::{Context, Error, state::PodKey};
+use crate::{
+    api::{PolicyAction, SeccompPolicy},
+    lean::{Decoded, status::StatusWire},
+    policy::{
+        self, EvictionFacts, EvictionVerdict, PROFILE_LABEL, VIOLATION_LABEL,
+        plan::{EvictionResult, LabelChange, PassInput, PodFacts, PodPlan},
+    },
+    status::{self, StoredStatus},
+};
+
+/// Field manager of the pod labels (separate from the SeccompStatus writes).
+pub const LABEL_MANAGER: &str = "seccomp-sentinel-labels";
+/// Field manager of the eviction ledger in each policy's status.
+pub const LEDGER_MANAGER: &str = "seccomp-sentinel-evictions";
+
+/// Takes pods from the queue until it closes.
+pub(super) async fn worker(ctx: Arc<Context>) {
+    while let Some(key) = ctx.queue.next().await {
+        let started = std::time::Instant::now();
+        ctx.stats
+            .reconciles
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ctx.metrics.reconciles.inc();
+        let result = pass(&ctx, &key).await;
+        ctx.metrics
+            .reconcile_duration
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(requeue) => {
+                if let Some(entry) = ctx.state().pods.get_mut(&key) {
+                    entry.failures = 0;
+                }
+                if let Some(delay) = requeue {
+                    ctx.queue.add_after(key.clone(), delay);
+                }
+            }
+            Err(error) => {
+                ctx.stats
+                    .errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                ctx.metrics.error(error.category());
+                let attempts = {
+                    let mut state = ctx.state();
+                    state.pods.get_mut(&key).map_or(1, |e| {
+                        e.failures = e.failures.saturating_add(1);
+                        e.failures
+                    })
+                };
+                // 0.5 s, 1 s, 2 s, ... up to a minute (a relist starts again from zero).
+                let delay = Duration::from_millis(500)
+                    .saturating_mul(1u32 << u32::from(attempts.min(7)))
+                    .min(Duration::from_secs(60));
+                warn!(pod = %key, error = %error, category = error.category(), attempts, retry_in = ?delay, "reconcile failed");
+                ctx.queue.add_after(key.clone(), delay);
+            }
+        }
+        ctx.queue.done(&key);
+    }
+}
+
+/// What the pass needs to carry its plan out, taken from the state with the plan.
+struct Prepared {
+    plan: PodPlan,
+    uid: String,
+    labels: BTreeMap<String, String>,
+    owner_uid: Option<String>,
+    facts_owned: EvictionFactsOwned,
+    stored: Option<StoredStatus>,
+}
+
+/// The eviction facts of the pod, owned (checked again, atomically, when reserving).
+struct EvictionFactsOwned {
+    owner: policy::OwnerKind,
+    mirror: bool,
+    terminating: bool,
+    terminal: bool,
+    created: Option<Timestamp>,
+}
+
+fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
+    let mut state = ctx.state();
+    let entry = state.pods.get(key)?;
+    let pod = entry.pod.as_ref()?;
+    let empty = BTreeMap::new();
+    let namespace_labels = state.namespace_labels.get(&*key.namespace).unwrap_or(&empty);
+    let facts = state.facts(
+        pod.view.node_name.as_deref(),
+        ctx.config.unknown_node_seccomp_default(),
+    );
+    let template = pod
+        .owner
+        .as_ref()
+        .and_then(|o| state.workloads.get(&*o.uid))
+        .map(|w| &w.template);
+    let input = PassInput {
+        view: &pod.view,
+        pod: PodFacts {
+            namespace: &key.namespace,
+            name: &key.name,
+            uid: &pod.uid,
+            labels: &pod.labels,
+            namespace_labels,
+            owner: pod.owner.as_ref().map(|o| (o.kind, &*o.uid, &*o.display)),
+            created: pod.created,
+            mirror: pod.mirror,
+            terminating: pod.terminating,
+            terminal: pod.terminal,
+        },
+        facts: &facts,
+        policies: &state.valid_policies,
+        previous: &entry.outcomes,
+        stored_conditions: entry
+            .stored
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default(),
+        warmed_up: state.warm,
+        ledger: &state.ledger,
+        template,
+        operator_namespace: ctx.config.operator_namespace.as_deref(),
+        now,
+    };
+    let plan = policy::plan::plan(&input);
+    let prepared = Prepared {
+        uid: pod.uid.to_string(),
+        labels: pod.labels.clone(),
+        owner_uid: pod.owner.as_ref().map(|o| o.uid.to_string()),
+        facts_owned: EvictionFactsOwned {
+            owner: pod.owner.as_ref().map_or(policy::OwnerKind::None, |o| o.kind),
+            mirror: pod.mirror,
+            terminating: pod.terminating,
+            terminal: pod.terminal,
+            created: pod.created,
+        },
+        stored: entry.stored.clone(),
+        plan,
+    };
+    if state.mark_seen(key) {
+        info!("first full pass complete: policy actions enabled");
+    }
+    Some(prepared)
+}
+
+/// One pass over one pod; returns when to look again.
+async fn pass(ctx: &Context, key: &PodKey) -> Result<Option<Duration>, Error> {
+    let now = Timestamp::now();
+    let Some(Prepared {
+        mut plan,
+        uid,
+        labels,
+        owner_uid,
+        facts_owned,
+        stored,
+    }) = prepare(ctx, key, now)
+    else {
+        return Ok(None);
+    };
+
+    sync_labels(ctx, key, &labels, &plan.labels).await?;
+
+    if let Some(halt) = plan.halt.clone() {
+        let recorded = ctx.state().ledger.halt_for(
+            &halt.policy,
+            &halt.workload_uid,
+            &halt.workload,
+            halt.reason.clone(),
+            now,
+        );
+        if recorded {
+            warn!(pod = %key, workload = %halt.workload, "eviction loop guard tripped");
+            persist_ledger(ctx, &halt.policy, now).await?;
+        }
+    }
+
+    if let Some(candidate) = plan.eviction.clone() {
+        let result = evict(
+            ctx,
+            key,
+            &uid,
+            &candidate.policy,
+            owner_uid.as_deref(),
+            &facts_owned,
+            now,
+        )
+        .await?;
+        plan.eviction_result(&result);
+    }
+
+    if status::needs_write(stored.as_ref(), &uid, &plan.status) {
+        let body = status::object(&key.namespace, &key.name, &uid, &plan.status);
+        ctx.writes.until_ready().await;
+        let api: Api<Decoded<StatusWire>> = Api::namespaced(ctx.client.clone(), &key.namespace);
+        let written = api
+            .patch(
+                &key.name,
+                &PatchParams::apply(status::MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await?;
+        ctx.stats
+            .status_writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ctx.metrics.write("status");
+        if let Decoded::Ok(written, _) = written {
+            let record = StoredStatus::from_wire(&written);
+            // Someone else's fields in the controller's part (server-side apply cannot remove
+            // what another manager owns): replace the controller's part whole.
+            if record.fingerprint != status::fingerprint(&plan.status) {
+                remove_foreign_fields(ctx, key, &plan).await?;
+            }
+            ctx.state().apply_status(key, record);
+        }
+        debug!(pod = %key, profile = plan.status.profile.as_str(), "SeccompStatus written");
+    }
+
+    for announcement in &plan.announcements {
+        if announcement.reason != "EvictionHalted" {
+            let action = plan
+                .outcomes
+                .iter()
+                .find(|o| o.policy == announcement.policy)
+                .map(|o| o.action)
+                .unwrap_or(PolicyAction::None);
+            if action != PolicyAction::None {
+                ctx.metrics.action(&announcement.policy, action);
+            }
+        }
+        let note = format!("policy {}: {}", announcement.policy, announcement.note);
+        ctx.events
+            .publish(
+                pod_reference(key, &uid),
+                announcement.warning,
+                announcement.reason,
+                announcement.action,
+                &note,
+            )
+            .await;
+        ctx.events
+            .publish(
+                policy_reference(&announcement.policy),
+                announcement.warning,
+                announcement.reason,
+                announcement.action,
+                &format!("{key}: {note}"),
+            )
+            .await;
+    }
+
+    let requeue = plan.requeue;
+    let mut state = ctx.state();
+    if let Some(entry) = state.pods.get_mut(key) {
+        entry.outcomes = std::mem::take(&mut plan.outcomes);
+        entry.containers = plan
+            .status
+            .containers
+            .iter()
+            .map(|c| (c.profile.type_, c.source))
+            .collect();
+    }
+    Ok(requeue)
+}
+
+/// Sets or removes the pod's profile and violation labels (only those two keys).
+async fn sync_labels(
+    ctx: &Context,
+    key: &PodKey,
+    current: &BTreeMap<String, String>,
+    change: &LabelChange,
+) -> Result<(), Error> {
+    let labels = match change {
+        LabelChange::Keep => return Ok(()),
+        LabelChange::Set(labels) => labels.clone(),
+        LabelChange::Remove
+            if !current.contains_key(PROFILE_LABEL) && !current.contains_key(VIOLATION_LABEL) =>
+        {
+            return Ok(());
+        }
+        LabelChange::Remove => BTreeMap::new(),
+    };
+    let patch = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": &*key.name, "namespace": &*key.namespace, "labels": labels },
+    });
+    ctx.writes.until_ready().await;
+    let pods: Api<Decoded<crate::lean::pod::PodWire>> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    match pods
+        .patch(
+            &key.name,
+            &PatchParams::apply(LABEL_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+    {
+        Ok(_) => {}
+        // The pod went away meanwhile: nothing to label.
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    ctx.stats
+        .label_writes
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ctx.metrics.write("label");
+    debug!(pod = %key, ?labels, "labels updated");
+    Ok(())
+}
+
+/// Reserves the eviction in the ledger (the limits are checked again, atomically), writes the
+/// ledger to the policy, then evicts through the Eviction API with the pod's UID as precondition.
+async fn evict(
+    ctx: &Context,
+    key: &PodKey,
+    uid: &str,
+    policy_name: &str,
+    owner_uid: Option<&str>,
+    facts: &EvictionFactsOwned,
+    now: Timestamp,
+) -> Result<EvictionResult, Error> {
+    let reservation = {
+        let mut state = ctx.state();
+        let Some(limits) = state
+            .valid_policies
+            .iter()
+            .find(|p| p.name == policy_name)
+            .map(|p| p.eviction.clone())
+        else {
+            return Ok(EvictionResult::PodChanged);
+        };
+        let warm = state.warm;
+        let eviction_facts = EvictionFacts {
+            policy: policy_name,
+            namespace: &key.namespace,
+            operator_namespace: ctx.config.operator_namespace.as_deref(),
+            owner: facts.owner,
+            owner_uid,
+            mirror: facts.mirror,
+            terminating: facts.terminating,
+            terminal: facts.terminal,
+            created: facts.created,
+            warmed_up: warm,
+        };
+        match policy::reserve_eviction(&eviction_facts, &limits, &mut state.ledger, now) {
+            (_, Some(reservation)) => reservation,
+            (EvictionVerdict::Proceed, None) => {
+                return Ok(EvictionResult::NotReserved(EvictionVerdict::Proceed));
+            }
+            (verdict, None) => return Ok(EvictionResult::NotReserved(verdict)),
+        }
+    };
+    // Written ahead: a leader that dies now leaves the eviction counted for the next one.
+    if let Err(e) = persist_ledger(ctx, policy_name, now).await {
+        ctx.state().ledger.release(reservation);
+        return Err(e);
+    }
+    let eviction = Eviction {
+        metadata: ObjectMeta {
+            name: Some(key.name.to_string()),
+            namespace: Some(key.namespace.to_string()),
+            ..Default::default()
+        },
+        delete_options: Some(DeleteOptions {
+            preconditions: Some(Preconditions {
+                uid: Some(uid.to_string()),
+                resource_version: None,
+            }),
+            ..Default::default()
+        }),
+    };
+    ctx.writes.until_ready().await;
+    let pods: Api<Decoded<crate::lean::pod::PodWire>> =
+        Api::namespaced(ctx.eviction_client.clone(), &key.namespace);
+    let result = match pods
+        .create_subresource::<Eviction, kube::core::Status>(
+            "eviction",
+            &key.name,
+            &PostParams::default(),
+            &eviction,
+        )
+        .await
+    {
+        Ok(_) => {
+            ctx.stats
+                .evictions
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ctx.metrics.write("eviction");
+            ctx.state()
+                .policy_counters
+                .entry(policy_name.to_string())
+                .or_default()
+                .evicted += 1;
+            info!(pod = %key, policy = %policy_name, "evicted");
+            return Ok(EvictionResult::Evicted);
+        }
+        Err(kube::Error::Api(s)) if s.code == 429 => {
+            let newly_blocked = ctx.state().pods.get(key).is_none_or(|e| {
+                !e.outcomes
+                    .iter()
+                    .any(|o| &*o.policy == policy_name && o.action == PolicyAction::EvictionBlocked)
+            });
+            if newly_blocked {
+                ctx.state()
+                    .policy_counters
+                    .entry(policy_name.to_string())
+                    .or_default()
+                    .blocked += 1;
+            }
+            EvictionResult::Blocked
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => EvictionResult::PodChanged,
+        Err(kube::Error::Api(s)) if s.code == 500 => EvictionResult::Refused(s.message),
+        Err(e) => {
+            ctx.state().ledger.release(reservation);
+            return Err(e.into());
+        }
+    };
+    // Not evicted: the reservation goes (the ledger on the policy follows with the next status
+    // write of the policy).
+    ctx.state().ledger.release(reservation);
+    ctx.state().ledger_dirty.insert(policy_name.to_string());
+    Ok(result)
+}
+
+/// Writes the policy's part of the eviction ledger into its status (own field manager, so the
+/// policy status writer's fields stay).
+pub(super) async fn persist_ledger(ctx: &Context, policy_name: &str, now: Timestamp) -> Result<(), Error> {
+    let ledger = ctx.state().ledger.to_status(policy_name, now);
+    let body = json!({
+        "apiVersion": format!("{}/{}", crate::api::GROUP, crate::api::VERSION), "kind": "SeccompPolicy",
+        "metadata": { "name": policy_name }, "status": { "evictions": ledger },
+    });
+    ctx.writes.until_ready().await;
+    let api: Api<SeccompPolicy> = Api::all(ctx.client.clone());
+    match api
+        .patch_status(
+            policy_name,
+            &PatchParams::apply(LEDGER_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => return Err(e.into()),
+    }
+    ctx.metrics.write("ledger");
+    Ok(())
+}
+
+/// Replaces the controller-owned part of a SeccompStatus (a JSON merge patch: lists and fields
+/// written by another field manager go).
+async fn remove_foreign_fields(ctx: &Context, key: &PodKey, plan: &PodPlan) -> Result<(), Error> {
+    let mut status = serde_json::to_value(&plan.status).unwrap_or_default();
+    for field in [
+        "source",
+        "node",
+        "scc",
+        "verdict",
+        "action",
+        "containers",
+        "policies",
+        "conditions",
+    ] {
+        if let Some(object) = status.as_object_mut() {
+            object.entry(field).or_insert(serde_json::Value::Null);
+        }
+    }
+    warn!(pod = %key, "the SeccompStatus held fields written by someone else: replaced");
+    ctx.writes.until_ready().await;
+    let api: Api<Decoded<StatusWire>> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    let written = api
+        .patch(
+            &key.name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "status": status })),
+        )
+        .await?;
+    ctx.metrics.write("status");
+    if let Decoded::Ok(written, _) = written {
+        ctx.state().apply_status(key, StoredStatus::from_wire(&written));
+    }
+    Ok(())
+}
+
+fn pod_reference(key: &PodKey, uid: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        name: Some(key.name.to_string()),
+        namespace: Some(key.namespace.to_string()),
+        uid: Some(uid.to_string()),
+        ..Default::default()
+    }
+}
+
+fn policy_reference(name: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(format!("{}/{}", crate::api::GROUP, crate::api::VERSION)),
+        kind: Some("SeccompPolicy".into()),
+        name: Some(name.to_string()),
+        ..Default::default()
+    }
+}

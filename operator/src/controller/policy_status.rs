@@ -1,0 +1,245 @@
+//! Every two seconds: each policy's status (counters from the latest outcomes, `Ready`/`Stalled`
+//! with `observedGeneration`, `EvictionsHalted` from the ledger), written only when it changed;
+//! the ledger of policies whose reservations were taken back; and the container gauges.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
+use kube::{
+    Api,
+    api::{Patch, PatchParams},
+};
+use serde_json::json;
+use tracing::warn;
+
+use super::{Context, Error, execute::persist_ledger, state::PolicyEntry};
+use crate::{
+    api::{CONTROLLER_MANAGER, PolicyAction, SeccompPolicy, SeccompPolicyStatus, Verdict},
+    status::{ConditionMark, condition},
+};
+
+pub(super) fn spawn(ctx: Arc<Context>) {
+    let task_ctx = ctx.clone();
+    task_ctx.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut written: HashMap<String, SeccompPolicyStatus> = HashMap::new();
+        loop {
+            tick.tick().await;
+            refresh_gauges(&ctx);
+            if let Err(e) = write_policy_statuses(&ctx, &mut written).await {
+                warn!(error = %e, "policy status update failed");
+            }
+        }
+    });
+}
+
+fn refresh_gauges(ctx: &Context) {
+    let state = ctx.state();
+    let pods = state
+        .pods
+        .iter()
+        .filter(|(_, e)| e.pod.is_some())
+        .map(|(k, e)| (&*k.namespace, &*e.containers));
+    let mismatches = state
+        .pods
+        .values()
+        .filter(|e| e.pod.is_some() && e.stored.as_ref().is_some_and(|s| s.runtime_mismatch))
+        .count();
+    ctx.metrics.set_containers(pods, mismatches);
+}
+
+/// Counts of what one policy found, from the pods' latest outcomes.
+#[derive(Clone, Copy, Default)]
+struct Counts {
+    matched: u32,
+    compliant: u32,
+    violating: u32,
+    exempt: u32,
+    labeled: u32,
+}
+
+async fn write_policy_statuses(
+    ctx: &Context,
+    written: &mut HashMap<String, SeccompPolicyStatus>,
+) -> Result<(), Error> {
+    let now = Timestamp::now();
+    let (desired, ledgers): (Vec<(String, SeccompPolicyStatus)>, Vec<String>) = {
+        let mut state = ctx.state();
+        let mut counts: HashMap<&str, Counts> = HashMap::new();
+        for entry in state.pods.values().filter(|e| e.pod.is_some()) {
+            for o in &entry.outcomes {
+                let c = counts.entry(&o.policy).or_default();
+                c.matched += 1;
+                match o.verdict {
+                    Verdict::Compliant => c.compliant += 1,
+                    Verdict::Violating => c.violating += 1,
+                    Verdict::Exempt => c.exempt += 1,
+                }
+                // Label and Evict policies label the pods they find violating.
+                if o.verdict == Verdict::Violating && o.action != PolicyAction::None {
+                    c.labeled += 1;
+                }
+            }
+        }
+        let desired = state
+            .policies
+            .iter()
+            .map(|(name, entry)| {
+                let status = policy_status(
+                    &state,
+                    name,
+                    entry,
+                    counts.get(name.as_str()),
+                    written.get(name),
+                    now,
+                );
+                (name.clone(), status)
+            })
+            .collect();
+        let ledgers = state.ledger_dirty.drain().collect();
+        (desired, ledgers)
+    };
+    for policy in ledgers {
+        persist_ledger(ctx, &policy, now).await?;
+    }
+    for (name, status) in desired {
+        let last = written.get(&name).cloned().or_else(|| {
+            let state = ctx.state();
+            state
+                .policies
+                .get(&name)
+                .and_then(|e| e.status.as_ref())
+                .and_then(|s| serde_json::from_value::<SeccompPolicyStatus>(strip_times(s.clone())).ok())
+        });
+        if last.as_ref().is_some_and(|last| same_status(last, &status)) {
+            continue;
+        }
+        let api: Api<SeccompPolicy> = Api::all(ctx.client.clone());
+        let body = json!({
+            "apiVersion": format!("{}/{}", crate::api::GROUP, crate::api::VERSION), "kind": "SeccompPolicy",
+            "metadata": { "name": name }, "status": status,
+        });
+        ctx.writes.until_ready().await;
+        match api
+            .patch_status(
+                &name,
+                &PatchParams::apply(CONTROLLER_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await
+        {
+            Ok(_) => {
+                ctx.metrics.write("policy_status");
+                written.insert(name, status);
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// A stored policy status as JSON, with condition times made readable whatever they were (they
+/// do not take part in the comparison).
+fn strip_times(mut status: serde_json::Value) -> serde_json::Value {
+    if let Some(conditions) = status.get_mut("conditions").and_then(|c| c.as_array_mut()) {
+        for c in conditions {
+            c["lastTransitionTime"] = json!("1970-01-01T00:00:00Z");
+        }
+    }
+    status
+}
+
+fn same_status(a: &SeccompPolicyStatus, b: &SeccompPolicyStatus) -> bool {
+    let strip = |s: &SeccompPolicyStatus| {
+        let mut s = s.clone();
+        // The ledger has its own writer.
+        s.evictions = None;
+        for c in &mut s.conditions {
+            c.last_transition_time = Time(Timestamp::UNIX_EPOCH);
+        }
+        s.conditions.sort_by(|x, y| x.type_.cmp(&y.type_));
+        s
+    };
+    strip(a) == strip(b)
+}
+
+fn policy_status(
+    state: &super::state::State,
+    name: &str,
+    entry: &PolicyEntry,
+    counts: Option<&Counts>,
+    last_written: Option<&SeccompPolicyStatus>,
+    now: Timestamp,
+) -> SeccompPolicyStatus {
+    let counts = counts.copied().unwrap_or_default();
+    let now_time = Time(now);
+    // Cumulative counters: what the status held when first seen, plus this process's.
+    let seen = entry.status.as_ref();
+    let base = state.policy_bases.get(name).copied().unwrap_or_default();
+    let own = state.policy_counters.get(name).copied().unwrap_or_default();
+    let previous: Vec<ConditionMark> = match last_written {
+        Some(s) => s.conditions.iter().map(ConditionMark::of).collect(),
+        None => ConditionMark::read_all(seen),
+    };
+    let mut conditions = match &entry.compiled {
+        Ok(p) => {
+            let expired = p.expired_exemptions(now);
+            let message = if expired.is_empty() {
+                "the policy is valid and applied".to_string()
+            } else {
+                format!(
+                    "{} exemption(s) expired and no longer apply: {}",
+                    expired.len(),
+                    expired.join("; ")
+                )
+            };
+            vec![
+                condition("Ready", "True", "Valid", message, &previous, &now_time),
+                condition("Stalled", "False", "Valid", String::new(), &previous, &now_time),
+            ]
+        }
+        Err(e) => vec![
+            condition(
+                "Ready",
+                "False",
+                "InvalidSpec",
+                format!("the policy is ignored: {e}"),
+                &previous,
+                &now_time,
+            ),
+            condition("Stalled", "True", "InvalidSpec", e.clone(), &previous, &now_time),
+        ],
+    };
+    if let Some(ledger) = state.ledger.policy(name).filter(|l| !l.halted.is_empty()) {
+        let names: Vec<&str> = ledger.halted.iter().map(|h| h.name.as_str()).collect();
+        let message = format!(
+            "replacements came back unconfined, evictions stopped for: {}",
+            names.join(", ")
+        );
+        conditions.push(condition(
+            "EvictionsHalted",
+            "True",
+            "ReplacementUnconfined",
+            message,
+            &previous,
+            &now_time,
+        ));
+    }
+    for c in &mut conditions {
+        c.observed_generation = entry.generation;
+    }
+    SeccompPolicyStatus {
+        observed_generation: entry.generation,
+        conditions,
+        matched_pods: counts.matched,
+        compliant_pods: counts.compliant,
+        violating_pods: counts.violating,
+        exempt_pods: counts.exempt,
+        labeled_pods: counts.labeled,
+        evicted_pods: base.evicted + own.evicted,
+        blocked_evictions: base.blocked + own.blocked,
+        evictions: None,
+    }
+}

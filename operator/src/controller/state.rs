@@ -1,0 +1,619 @@
+//! The controller's state, in one place: a table with one entry per pod (its lean form, its
+//! stored SeccompStatus, what the policies did to it last), the facts around the pods (nodes,
+//! SCCs, namespaces, workload templates, policies) and the eviction ledger. Watch events change it
+//! and name the pods a change affects; workers read it to plan a pass and record what they did.
+//! No I/O here; the controller keeps it behind one lock.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    hash::{DefaultHasher, Hash, Hasher},
+    sync::Arc,
+};
+
+use k8s_openapi::jiff::Timestamp;
+
+use crate::{
+    api::{KubeletSeccompDefault, ProfileSource, ProfileType},
+    engine::{Facts, NodeFacts, PodView, SccDefaults},
+    lean::{cluster::PolicyWire, pod::PodWire},
+    policy::{CompiledPolicy, EvictionLedger, OwnerKind, plan::Outcome},
+    status::StoredStatus,
+};
+
+/// A pod: namespace and name. Cheap to clone (shared strings): the work queue holds these.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PodKey {
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
+}
+
+impl std::fmt::Display for PodKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// The controlling owner of a pod.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Owner {
+    pub kind: OwnerKind,
+    pub uid: Box<str>,
+    /// `<Kind> <name>`, for messages.
+    pub display: Box<str>,
+}
+
+/// What the controller keeps of a pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeanPod {
+    pub uid: Box<str>,
+    pub labels: BTreeMap<String, String>,
+    pub owner: Option<Owner>,
+    pub created: Option<Timestamp>,
+    pub mirror: bool,
+    pub terminating: bool,
+    /// Phase Succeeded or Failed.
+    pub terminal: bool,
+    pub view: PodView,
+    /// Changes whenever anything the controller reads changes (not for other status updates).
+    pub fingerprint: u64,
+}
+
+impl LeanPod {
+    /// Reads a pod; `trust_scc`: whether `openshift.io/scc` was written by SCC admission (only
+    /// on OpenShift), so it may decide anything.
+    pub fn from_wire(pod: &PodWire, trust_scc: bool) -> Option<LeanPod> {
+        let meta = &pod.metadata;
+        let uid = meta.uid.as_deref().filter(|u| !u.is_empty())?;
+        let mut view = PodView::from_wire(pod);
+        if !trust_scc {
+            view.scc = None;
+        }
+        let owner = meta.controller().map(|o| Owner {
+            kind: OwnerKind::from_kind(&o.api_version, &o.kind),
+            uid: o.uid.as_str().into(),
+            display: format!("{} {}", o.kind, o.name).into(),
+        });
+        let terminal = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .is_some_and(|phase| phase == "Succeeded" || phase == "Failed");
+        let mut lean = LeanPod {
+            uid: uid.into(),
+            labels: meta.labels.clone(),
+            owner,
+            created: meta.creation_timestamp.and_then(|t| t.timestamp()),
+            mirror: meta
+                .annotations
+                .get(crate::lean::pod::MIRROR_ANNOTATION)
+                .is_some(),
+            terminating: meta.deletion_timestamp.is_some(),
+            terminal,
+            view,
+            fingerprint: 0,
+        };
+        let mut hasher = DefaultHasher::new();
+        (
+            &lean.uid,
+            &lean.labels,
+            &lean.owner,
+            lean.created.map(|t| t.as_second()),
+        )
+            .hash(&mut hasher);
+        (lean.mirror, lean.terminating, lean.terminal, &lean.view).hash(&mut hasher);
+        lean.fingerprint = hasher.finish();
+        Some(lean)
+    }
+}
+
+/// One pod's entry: everything the controller keeps about it.
+#[derive(Clone, Debug, Default)]
+pub struct PodEntry {
+    /// `None`: its SeccompStatus is known, the pod is not (yet, or any more).
+    pub pod: Option<LeanPod>,
+    pub stored: Option<StoredStatus>,
+    /// What each policy did in the last pass.
+    pub outcomes: Vec<Outcome>,
+    /// Effective profile and source per container, from the last pass (for the gauges).
+    pub containers: Box<[(ProfileType, ProfileSource)]>,
+    /// Failed passes in a row (for the backoff).
+    pub failures: u8,
+    /// Planned at least once since start (warm-up).
+    pub seen: bool,
+}
+
+/// A policy as the state holds it.
+#[derive(Clone, Debug)]
+pub struct PolicyEntry {
+    pub uid: Option<String>,
+    pub generation: Option<i64>,
+    pub compiled: Result<Arc<CompiledPolicy>, String>,
+    /// The status as read, for cumulative counters, conditions and the eviction ledger.
+    pub status: Option<serde_json::Value>,
+}
+
+impl PolicyEntry {
+    pub fn from_wire(policy: &PolicyWire) -> Self {
+        let name = policy.metadata.name();
+        PolicyEntry {
+            uid: policy.metadata.uid.clone(),
+            generation: policy.metadata.generation,
+            compiled: crate::policy::compile(name, policy.metadata.generation, &policy.spec)
+                .map(Arc::new)
+                .map_err(|e| e.to_string()),
+            status: policy.status.clone(),
+        }
+    }
+
+    /// A policy changes when its spec does (a new generation) or it is replaced (a new UID).
+    fn same_spec(&self, other: &PolicyEntry) -> bool {
+        self.uid == other.uid && self.generation == other.generation
+    }
+}
+
+/// What a policy's actions came to since this process started (the status adds them to the
+/// cumulative counts it held when first seen).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PolicyCounters {
+    pub evicted: u32,
+    pub blocked: u32,
+}
+
+fn policy_bases_of(status: Option<&serde_json::Value>) -> PolicyCounters {
+    let counter = |field: &str| {
+        status
+            .and_then(|s| s.get(field))
+            .and_then(|v| v.as_u64())
+            .map_or(0, |v| u32::try_from(v).unwrap_or(u32::MAX))
+    };
+    PolicyCounters {
+        evicted: counter("evictedPods"),
+        blocked: counter("blockedEvictions"),
+    }
+}
+
+/// A workload's pod template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkloadEntry {
+    pub template: PodView,
+}
+
+/// See the module documentation.
+#[derive(Default)]
+pub struct State {
+    pub pods: HashMap<PodKey, PodEntry>,
+    namespaces: HashSet<Arc<str>>,
+    pub namespace_labels: HashMap<Arc<str>, BTreeMap<String, String>>,
+    pub nodes: HashMap<String, NodeFacts>,
+    scc_lists: HashMap<String, Vec<String>>,
+    pub sccs: SccDefaults,
+    pub policies: BTreeMap<String, PolicyEntry>,
+    /// Valid policies in name order (rebuilt when policies change).
+    pub valid_policies: Vec<Arc<CompiledPolicy>>,
+    /// By workload UID.
+    pub workloads: HashMap<Box<str>, WorkloadEntry>,
+    pub ledger: EvictionLedger,
+    /// Policies whose ledger changed without being written (a reservation taken back).
+    pub ledger_dirty: HashSet<String>,
+    /// Evictions and blocked evictions per policy since this process started.
+    pub policy_counters: HashMap<String, PolicyCounters>,
+    /// The cumulative counters each policy's status held when first seen.
+    pub policy_bases: HashMap<String, PolicyCounters>,
+    /// Pods not planned yet since start.
+    unseen: usize,
+    /// Every watch has listed once.
+    pub listed: bool,
+    /// Actions are allowed (listed, and every pod planned once).
+    pub warm: bool,
+}
+
+impl State {
+    /// The shared copy of a namespace name.
+    pub fn intern(&mut self, namespace: &str) -> Arc<str> {
+        if let Some(existing) = self.namespaces.get(namespace) {
+            return existing.clone();
+        }
+        let shared: Arc<str> = namespace.into();
+        self.namespaces.insert(shared.clone());
+        shared
+    }
+
+    pub fn key(&mut self, namespace: &str, name: &str) -> PodKey {
+        PodKey {
+            namespace: self.intern(namespace),
+            name: name.into(),
+        }
+    }
+
+    fn entry(&mut self, key: &PodKey) -> &mut PodEntry {
+        self.pods.entry(key.clone()).or_default()
+    }
+
+    fn drop_if_empty(&mut self, key: &PodKey) {
+        if self
+            .pods
+            .get(key)
+            .is_some_and(|e| e.pod.is_none() && e.stored.is_none())
+        {
+            self.pods.remove(key);
+        }
+    }
+
+    /// A pod added or changed; returns whether it must be planned again.
+    pub fn apply_pod(&mut self, key: &PodKey, pod: LeanPod) -> bool {
+        let entry = self.entry(key);
+        let changed = entry
+            .pod
+            .as_ref()
+            .is_none_or(|p| p.fingerprint != pod.fingerprint);
+        let new = entry.pod.is_none() && !entry.seen;
+        entry.pod = Some(pod);
+        if new {
+            self.unseen += 1;
+        }
+        changed
+    }
+
+    pub fn delete_pod(&mut self, key: &PodKey) {
+        if let Some(entry) = self.pods.get_mut(key) {
+            if entry.pod.take().is_some() && !entry.seen {
+                self.unseen = self.unseen.saturating_sub(1);
+            }
+            entry.outcomes.clear();
+            entry.containers = Box::default();
+        }
+        self.drop_if_empty(key);
+    }
+
+    /// After a relist of pods: those not listed are gone. Returns every pod (all are planned
+    /// again: a full in-memory comparison, which writes only what differs).
+    pub fn pods_relisted(&mut self, listed: &HashSet<PodKey>) -> Vec<PodKey> {
+        let gone: Vec<PodKey> = self
+            .pods
+            .iter()
+            .filter(|(k, e)| e.pod.is_some() && !listed.contains(*k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &gone {
+            self.delete_pod(key);
+        }
+        for entry in self.pods.values_mut() {
+            entry.failures = 0;
+        }
+        self.pods
+            .iter()
+            .filter(|(_, e)| e.pod.is_some())
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// A SeccompStatus seen (or written); returns whether its pod must be planned again. A stale
+    /// event (older than the record) is ignored.
+    pub fn apply_status(&mut self, key: &PodKey, stored: StoredStatus) -> bool {
+        let entry = self.entry(key);
+        let stale = matches!(
+            (stored.resource_version, entry.stored.as_ref().and_then(|s| s.resource_version)),
+            (Some(event), Some(held)) if event < held
+        );
+        if stale || entry.stored.as_ref() == Some(&stored) {
+            return false;
+        }
+        entry.stored = Some(stored);
+        entry.pod.is_some()
+    }
+
+    pub fn delete_status(&mut self, key: &PodKey) -> bool {
+        let had_pod = match self.pods.get_mut(key) {
+            Some(entry) => entry.stored.take().is_some() && entry.pod.is_some(),
+            None => false,
+        };
+        self.drop_if_empty(key);
+        had_pod
+    }
+
+    /// After a relist of SeccompStatuses: the records not listed are gone. Returns the pods whose
+    /// record went.
+    pub fn statuses_relisted(&mut self, listed: &HashSet<PodKey>) -> Vec<PodKey> {
+        let gone: Vec<PodKey> = self
+            .pods
+            .iter()
+            .filter(|(k, e)| e.stored.is_some() && !listed.contains(*k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        gone.into_iter().filter(|k| self.delete_status(k)).collect()
+    }
+
+    /// A pod was planned: warm-up bookkeeping. True when this made the controller warm.
+    pub fn mark_seen(&mut self, key: &PodKey) -> bool {
+        if let Some(entry) = self.pods.get_mut(key)
+            && !entry.seen
+        {
+            entry.seen = true;
+            if entry.pod.is_some() {
+                self.unseen = self.unseen.saturating_sub(1);
+            }
+        }
+        self.check_warm()
+    }
+
+    /// Warm once every watch has listed and every listed pod was planned.
+    pub fn check_warm(&mut self) -> bool {
+        if !self.warm && self.listed && self.unseen == 0 {
+            self.warm = true;
+            return true;
+        }
+        false
+    }
+
+    /// Pods for which `affected` holds.
+    pub fn pods_where(&self, affected: impl Fn(&PodKey, &LeanPod) -> bool) -> Vec<PodKey> {
+        self.pods
+            .iter()
+            .filter_map(|(k, e)| e.pod.as_ref().filter(|p| affected(k, p)).map(|_| k.clone()))
+            .collect()
+    }
+
+    /// A node's facts; returns the pods on it when they changed.
+    pub fn apply_node(&mut self, name: &str, facts: Option<NodeFacts>) -> Vec<PodKey> {
+        let changed = match facts {
+            Some(facts) => self.nodes.insert(name.to_string(), facts.clone()).as_ref() != Some(&facts),
+            None => self.nodes.remove(name).is_some(),
+        };
+        if !changed {
+            return Vec::new();
+        }
+        self.pods_where(|_, p| p.view.node_name.as_deref() == Some(name))
+    }
+
+    pub fn nodes_relisted(&mut self, listed: &HashSet<String>) -> Vec<PodKey> {
+        let gone: Vec<String> = self
+            .nodes
+            .keys()
+            .filter(|n| !listed.contains(*n))
+            .cloned()
+            .collect();
+        gone.iter().flat_map(|n| self.apply_node(n, None)).collect()
+    }
+
+    /// An SCC's `seccompProfiles` (None: deleted); returns the pods it admitted when it changed.
+    pub fn apply_scc(&mut self, name: &str, profiles: Option<Vec<String>>) -> Vec<PodKey> {
+        let changed = match profiles {
+            Some(list) => self.scc_lists.insert(name.to_string(), list.clone()) != Some(list),
+            None => self.scc_lists.remove(name).is_some(),
+        };
+        if !changed {
+            return Vec::new();
+        }
+        let mut sccs = SccDefaults::default();
+        for (scc, list) in &self.scc_lists {
+            sccs.insert(scc, list);
+        }
+        self.sccs = sccs;
+        self.pods_where(|_, p| p.view.scc.as_deref() == Some(name))
+    }
+
+    pub fn sccs_relisted(&mut self, listed: &HashSet<String>) -> Vec<PodKey> {
+        let gone: Vec<String> = self
+            .scc_lists
+            .keys()
+            .filter(|n| !listed.contains(*n))
+            .cloned()
+            .collect();
+        gone.iter().flat_map(|n| self.apply_scc(n, None)).collect()
+    }
+
+    /// A namespace's labels; returns its pods when they changed and some policy selects by
+    /// namespace labels.
+    pub fn apply_namespace(&mut self, name: &str, labels: Option<BTreeMap<String, String>>) -> Vec<PodKey> {
+        let key = self.intern(name);
+        let changed = match labels {
+            Some(labels) => self.namespace_labels.insert(key, labels.clone()) != Some(labels),
+            None => self.namespace_labels.remove(name).is_some(),
+        };
+        if !changed || !self.valid_policies.iter().any(|p| p.uses_namespace_labels) {
+            return Vec::new();
+        }
+        self.pods_where(|k, _| &*k.namespace == name)
+    }
+
+    pub fn namespaces_relisted(&mut self, listed: &HashSet<String>) -> Vec<PodKey> {
+        let gone: Vec<String> = self
+            .namespace_labels
+            .keys()
+            .filter(|n| !listed.contains(&***n))
+            .map(|n| n.to_string())
+            .collect();
+        gone.iter().flat_map(|n| self.apply_namespace(n, None)).collect()
+    }
+
+    /// A workload's template (None: deleted); returns its pods when it changed.
+    pub fn apply_workload(&mut self, uid: &str, template: Option<PodView>) -> Vec<PodKey> {
+        let changed = match template {
+            Some(template) => {
+                let entry = WorkloadEntry { template };
+                self.workloads.insert(uid.into(), entry.clone()).as_ref() != Some(&entry)
+            }
+            None => self.workloads.remove(uid).is_some(),
+        };
+        if !changed {
+            return Vec::new();
+        }
+        self.pods_where(|_, p| p.owner.as_ref().is_some_and(|o| &*o.uid == uid))
+    }
+
+    /// A policy (None: deleted); returns the pods it judged before or may select now.
+    pub fn apply_policy(&mut self, name: &str, entry: Option<PolicyEntry>) -> Vec<PodKey> {
+        let spec_changed = match &entry {
+            Some(new) => self.policies.get(name).is_none_or(|old| !old.same_spec(new)),
+            None => self.policies.contains_key(name),
+        };
+        match entry {
+            Some(entry) => {
+                let replaced = self.policies.get(name).is_some_and(|old| old.uid != entry.uid);
+                if replaced {
+                    self.policy_counters.remove(name);
+                    self.policy_bases.remove(name);
+                }
+                self.policy_bases
+                    .entry(name.to_string())
+                    .or_insert_with(|| policy_bases_of(entry.status.as_ref()));
+                self.policies.insert(name.to_string(), entry);
+            }
+            None => {
+                self.policies.remove(name);
+                self.policy_counters.remove(name);
+                self.policy_bases.remove(name);
+            }
+        }
+        self.valid_policies = self
+            .policies
+            .values()
+            .filter_map(|e| e.compiled.as_ref().ok().cloned())
+            .collect();
+        if !spec_changed {
+            return Vec::new();
+        }
+        let now_selecting: Vec<Arc<CompiledPolicy>> = self
+            .valid_policies
+            .iter()
+            .filter(|p| p.name == name)
+            .cloned()
+            .collect();
+        let empty = BTreeMap::new();
+        self.pods
+            .iter()
+            .filter(|(key, entry)| {
+                let Some(pod) = &entry.pod else { return false };
+                entry.outcomes.iter().any(|o| &*o.policy == name)
+                    || now_selecting.iter().any(|p| {
+                        p.selects(&crate::policy::Subject {
+                            namespace: &key.namespace,
+                            labels: &pod.labels,
+                            namespace_labels: self.namespace_labels.get(&*key.namespace).unwrap_or(&empty),
+                            scc: pod.view.scc.as_deref(),
+                        })
+                    })
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    pub fn policies_relisted(&mut self, listed: &HashSet<String>) -> Vec<PodKey> {
+        let gone: Vec<String> = self
+            .policies
+            .keys()
+            .filter(|n| !listed.contains(*n))
+            .cloned()
+            .collect();
+        gone.iter().flat_map(|n| self.apply_policy(n, None)).collect()
+    }
+
+    /// The facts the engine needs for a pod on `node`.
+    pub fn facts(
+        &self,
+        node: Option<&str>,
+        unknown_node_seccomp_default: KubeletSeccompDefault,
+    ) -> Facts<'_> {
+        Facts {
+            node: node.and_then(|n| self.nodes.get(n)),
+            unknown_node_seccomp_default,
+            sccs: &self.sccs,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::StoredStatus;
+
+    fn pod(uid: &str, node: &str) -> LeanPod {
+        let wire: PodWire = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "p", "namespace": "n", "uid": uid },
+            "spec": { "nodeName": node, "containers": [{ "name": "app" }] }
+        }))
+        .expect("pod");
+        LeanPod::from_wire(&wire, true).expect("lean")
+    }
+
+    fn stored(rv: u64) -> StoredStatus {
+        StoredStatus {
+            owner_uid: None,
+            pod_uid: "u".into(),
+            profile_label: None,
+            fingerprint: rv,
+            conditions: Vec::new(),
+            runtime_mismatch: false,
+            resource_version: Some(rv),
+        }
+    }
+
+    #[test]
+    fn a_pod_has_one_entry_with_everything_about_it() {
+        let mut state = State::default();
+        let key = state.key("n", "p");
+        assert!(state.apply_pod(&key, pod("u1", "node-a")), "new");
+        assert!(!state.apply_pod(&key, pod("u1", "node-a")), "unchanged");
+        assert!(state.apply_status(&key, stored(5)));
+        // A stale event of an earlier write does not replace the record.
+        assert!(!state.apply_status(&key, stored(4)));
+        assert_eq!(
+            state.pods[&key].stored.as_ref().and_then(|s| s.resource_version),
+            Some(5)
+        );
+        assert_eq!(state.pods.len(), 1);
+        // The same namespace string is shared by every key.
+        let other = state.key("n", "q");
+        assert!(Arc::ptr_eq(&key.namespace, &other.namespace));
+        // Gone when both the pod and its status are.
+        state.delete_pod(&key);
+        assert!(state.pods.contains_key(&key));
+        state.delete_status(&key);
+        assert!(!state.pods.contains_key(&key));
+    }
+
+    #[test]
+    fn a_relist_removes_what_went_and_plans_every_pod_again() {
+        let mut state = State::default();
+        let (a, b) = (state.key("n", "a"), state.key("n", "b"));
+        state.apply_pod(&a, pod("ua", "x"));
+        state.apply_pod(&b, pod("ub", "x"));
+        state.pods.get_mut(&a).expect("a").failures = 7;
+        let listed: HashSet<PodKey> = [a.clone()].into();
+        let again = state.pods_relisted(&listed);
+        assert_eq!(again, vec![a.clone()]);
+        assert!(
+            state.pods.get(&b).is_none_or(|e| e.pod.is_none()),
+            "b went during the gap"
+        );
+        assert_eq!(
+            state.pods[&a].failures, 0,
+            "backoff reset when the watch recovers"
+        );
+    }
+
+    #[test]
+    fn warm_only_when_listed_and_every_pod_was_planned() {
+        let mut state = State::default();
+        let (a, b) = (state.key("n", "a"), state.key("n", "b"));
+        state.apply_pod(&a, pod("ua", "x"));
+        state.apply_pod(&b, pod("ub", "x"));
+        state.listed = true;
+        state.mark_seen(&a);
+        assert!(!state.warm);
+        state.delete_pod(&b);
+        state.mark_seen(&a);
+        assert!(state.warm, "a deleted pod does not hold warm-up back");
+    }
+
+    #[test]
+    fn node_changes_name_exactly_the_pods_on_the_node() {
+        let mut state = State::default();
+        let (a, b) = (state.key("n", "a"), state.key("n", "b"));
+        state.apply_pod(&a, pod("ua", "node-1"));
+        state.apply_pod(&b, pod("ub", "node-2"));
+        let facts = NodeFacts::default();
+        assert_eq!(state.apply_node("node-1", Some(facts.clone())), vec![a]);
+        assert!(state.apply_node("node-1", Some(facts)).is_empty(), "unchanged");
+    }
+}

@@ -1,0 +1,405 @@
+//! The watches that keep the [`State`] current. Every object is decoded on its own into its lean
+//! form ([`Decoded`]): one that cannot be decoded is skipped, counted and reported (rarely, and
+//! never with its content), and the rest of its list is used. After every (re)list, what the list
+//! no longer holds is removed and every pod affected is planned again.
+
+use std::{
+    collections::HashSet,
+    hash::Hash,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt;
+use kube::{
+    Api,
+    runtime::{WatchStreamExt, watcher},
+};
+use tokio::sync::oneshot;
+use tracing::{debug, warn};
+
+use super::{
+    Context,
+    state::{LeanPod, PodKey, PolicyEntry, State},
+};
+use crate::{
+    engine::PodView,
+    lean::{
+        Decoded, InvalidObject, WatchedKind,
+        cluster::{NamespaceWire, PolicyWire, SccWire, WorkloadKind, WorkloadWire},
+        node::NodeWire,
+        pod::PodWire,
+        status::StatusWire,
+    },
+    status::StoredStatus,
+};
+
+/// How one kind of object changes the state.
+pub(super) trait Handler<W>: Send + 'static {
+    type Key: Eq + Hash + Clone + Send;
+    /// The key of an object by its namespace and name (also for one that did not decode).
+    fn key(&self, state: &mut State, namespace: &str, name: &str, object: Option<&W>) -> Option<Self::Key>;
+    /// Whether the object is in scope (e.g. a watched namespace).
+    fn watches(&self, _namespace: &str) -> bool {
+        true
+    }
+    fn apply(&mut self, state: &mut State, key: &Self::Key, object: W) -> Vec<PodKey>;
+    fn delete(&mut self, state: &mut State, key: &Self::Key) -> Vec<PodKey>;
+    fn relisted(&mut self, state: &mut State, listed: &HashSet<Self::Key>) -> Vec<PodKey>;
+}
+
+/// Reports objects that could not be decoded: a counter per resource, and a warning at most once
+/// a minute per resource (with the count, and where the first one was, never its content).
+struct Undecodable {
+    resource: &'static str,
+    since_warning: u64,
+    last_warning: Option<Instant>,
+}
+
+impl Undecodable {
+    fn report(&mut self, ctx: &Context, invalid: &InvalidObject) {
+        ctx.metrics.undecodable(self.resource);
+        self.since_warning += 1;
+        if self
+            .last_warning
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+        {
+            warn!(
+                resource = self.resource,
+                namespace = invalid.meta.namespace.as_deref().unwrap_or_default(),
+                name = invalid.meta.name.as_deref().unwrap_or_default(),
+                error = %invalid.error,
+                skipped = self.since_warning,
+                "objects that cannot be read are skipped"
+            );
+            self.last_warning = Some(Instant::now());
+            self.since_warning = 0;
+        }
+    }
+}
+
+/// Drives the watch of `api` into the state with `handler`; signals `ready` after the first
+/// complete list.
+pub(super) fn spawn<W, H>(
+    ctx: &Arc<Context>,
+    api: Api<Decoded<W>>,
+    config: watcher::Config,
+    mut handler: H,
+) -> oneshot::Receiver<()>
+where
+    W: WatchedKind + serde::de::DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static,
+    H: Handler<W>,
+    Decoded<W>:
+        kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + Send + serde::de::DeserializeOwned,
+{
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let task_ctx = ctx.clone();
+    ctx.spawn(async move {
+        let ctx = task_ctx;
+        let mut ready = Some(ready_tx);
+        let mut listed: Option<HashSet<H::Key>> = None;
+        let mut undecodable = Undecodable {
+            resource: W::PLURAL,
+            since_warning: 0,
+            last_warning: None,
+        };
+        let mut last_watch_warning: Option<Instant> = None;
+        let stream = watcher(api, config).default_backoff();
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            let event = match event {
+                Ok(event) => event,
+                Err(e) => {
+                    ctx.metrics.error("watch");
+                    if last_watch_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
+                        warn!(watch = W::PLURAL, error = %e, "watch error; retrying");
+                        last_watch_warning = Some(Instant::now());
+                    }
+                    continue;
+                }
+            };
+            let dirty = {
+                let mut state = ctx.state();
+                match event {
+                    watcher::Event::Init => {
+                        listed = Some(HashSet::new());
+                        Vec::new()
+                    }
+                    watcher::Event::InitApply(decoded) => {
+                        let Some(key) = key_of(&handler, &mut state, &decoded) else {
+                            continue;
+                        };
+                        listed.get_or_insert_with(HashSet::new).insert(key.clone());
+                        match decoded {
+                            Decoded::Ok(object, _) => handler.apply(&mut state, &key, object),
+                            Decoded::Invalid(invalid) => {
+                                // Kept as it was: a later list may read it.
+                                undecodable.report(&ctx, &invalid);
+                                Vec::new()
+                            }
+                        }
+                    }
+                    watcher::Event::InitDone => {
+                        let seen = listed.take().unwrap_or_default();
+                        let dirty = handler.relisted(&mut state, &seen);
+                        debug!(
+                            watch = W::PLURAL,
+                            objects = seen.len(),
+                            replanned = dirty.len(),
+                            "listed"
+                        );
+                        if let Some(tx) = ready.take() {
+                            let _ = tx.send(());
+                        }
+                        dirty
+                    }
+                    watcher::Event::Apply(decoded) => {
+                        let Some(key) = key_of(&handler, &mut state, &decoded) else {
+                            continue;
+                        };
+                        match decoded {
+                            Decoded::Ok(object, _) => handler.apply(&mut state, &key, object),
+                            Decoded::Invalid(invalid) => {
+                                undecodable.report(&ctx, &invalid);
+                                Vec::new()
+                            }
+                        }
+                    }
+                    watcher::Event::Delete(decoded) => {
+                        let Some(key) = key_of(&handler, &mut state, &decoded) else {
+                            continue;
+                        };
+                        handler.delete(&mut state, &key)
+                    }
+                }
+            };
+            ctx.queue.add_all(dirty);
+        }
+    });
+    ready_rx
+}
+
+fn key_of<W, H: Handler<W>>(handler: &H, state: &mut State, decoded: &Decoded<W>) -> Option<H::Key> {
+    let meta = decoded.meta();
+    let namespace = meta.namespace.as_deref().unwrap_or_default();
+    if !handler.watches(namespace) {
+        return None;
+    }
+    let object = match decoded {
+        Decoded::Ok(object, _) => Some(object),
+        Decoded::Invalid(_) => None,
+    };
+    handler.key(state, namespace, meta.name.as_deref().unwrap_or_default(), object)
+}
+
+/// Pods, into the table.
+pub(super) struct Pods {
+    pub ctx: Arc<Context>,
+}
+
+impl Handler<PodWire> for Pods {
+    type Key = PodKey;
+    fn key(&self, state: &mut State, namespace: &str, name: &str, _: Option<&PodWire>) -> Option<PodKey> {
+        (!name.is_empty()).then(|| state.key(namespace, name))
+    }
+    fn watches(&self, namespace: &str) -> bool {
+        self.ctx.config.watches(namespace)
+    }
+    fn apply(&mut self, state: &mut State, key: &PodKey, pod: PodWire) -> Vec<PodKey> {
+        match LeanPod::from_wire(&pod, self.ctx.trust_scc()) {
+            Some(lean) => {
+                if state.apply_pod(key, lean) {
+                    vec![key.clone()]
+                } else {
+                    Vec::new()
+                }
+            }
+            None => Vec::new(),
+        }
+    }
+    fn delete(&mut self, state: &mut State, key: &PodKey) -> Vec<PodKey> {
+        state.delete_pod(key);
+        Vec::new()
+    }
+    fn relisted(&mut self, state: &mut State, listed: &HashSet<PodKey>) -> Vec<PodKey> {
+        state.pods_relisted(listed)
+    }
+}
+
+/// SeccompStatuses, into the table (what is stored).
+pub(super) struct Statuses {
+    pub ctx: Arc<Context>,
+}
+
+impl Handler<StatusWire> for Statuses {
+    type Key = PodKey;
+    fn key(&self, state: &mut State, namespace: &str, name: &str, _: Option<&StatusWire>) -> Option<PodKey> {
+        (!name.is_empty()).then(|| state.key(namespace, name))
+    }
+    fn watches(&self, namespace: &str) -> bool {
+        self.ctx.config.watches(namespace)
+    }
+    fn apply(&mut self, state: &mut State, key: &PodKey, status: StatusWire) -> Vec<PodKey> {
+        if state.apply_status(key, StoredStatus::from_wire(&status)) {
+            vec![key.clone()]
+        } else {
+            Vec::new()
+        }
+    }
+    fn delete(&mut self, state: &mut State, key: &PodKey) -> Vec<PodKey> {
+        // Deleted while its pod lives: write it again.
+        if state.delete_status(key) {
+            vec![key.clone()]
+        } else {
+            Vec::new()
+        }
+    }
+    fn relisted(&mut self, state: &mut State, listed: &HashSet<PodKey>) -> Vec<PodKey> {
+        state.statuses_relisted(listed)
+    }
+}
+
+/// Nodes: their facts.
+pub(super) struct Nodes {
+    pub ctx: Arc<Context>,
+}
+
+impl Handler<NodeWire> for Nodes {
+    type Key = String;
+    fn key(&self, _: &mut State, _: &str, name: &str, _: Option<&NodeWire>) -> Option<String> {
+        (!name.is_empty()).then(|| name.to_string())
+    }
+    fn apply(&mut self, state: &mut State, key: &String, node: NodeWire) -> Vec<PodKey> {
+        let facts = self.ctx.config.node_facts(&node);
+        state.apply_node(key, Some(facts))
+    }
+    fn delete(&mut self, state: &mut State, key: &String) -> Vec<PodKey> {
+        state.apply_node(key, None)
+    }
+    fn relisted(&mut self, state: &mut State, listed: &HashSet<String>) -> Vec<PodKey> {
+        state.nodes_relisted(listed)
+    }
+}
+
+/// SecurityContextConstraints: their `seccompProfiles`.
+pub(super) struct Sccs;
+
+impl Handler<SccWire> for Sccs {
+    type Key = String;
+    fn key(&self, _: &mut State, _: &str, name: &str, _: Option<&SccWire>) -> Option<String> {
+        (!name.is_empty()).then(|| name.to_string())
+    }
+    fn apply(&mut self, state: &mut State, key: &String, scc: SccWire) -> Vec<PodKey> {
+        state.apply_scc(key, Some(scc.seccomp_profiles))
+    }
+    fn delete(&mut self, state: &mut State, key: &String) -> Vec<PodKey> {
+        state.apply_scc(key, None)
+    }
+    fn relisted(&mut self, state: &mut State, listed: &HashSet<String>) -> Vec<PodKey> {
+        state.sccs_relisted(listed)
+    }
+}
+
+/// Namespaces: their labels.
+pub(super) struct Namespaces;
+
+impl Handler<NamespaceWire> for Namespaces {
+    type Key = String;
+    fn key(&self, _: &mut State, _: &str, name: &str, _: Option<&NamespaceWire>) -> Option<String> {
+        (!name.is_empty()).then(|| name.to_string())
+    }
+    fn apply(&mut self, state: &mut State, key: &String, namespace: NamespaceWire) -> Vec<PodKey> {
+        state.apply_namespace(key, Some(namespace.metadata.labels))
+    }
+    fn delete(&mut self, state: &mut State, key: &String) -> Vec<PodKey> {
+        state.apply_namespace(key, None)
+    }
+    fn relisted(&mut self, state: &mut State, listed: &HashSet<String>) -> Vec<PodKey> {
+        state.namespaces_relisted(listed)
+    }
+}
+
+/// SeccompPolicies.
+pub(super) struct Policies;
+
+impl Handler<PolicyWire> for Policies {
+    type Key = String;
+    fn key(&self, _: &mut State, _: &str, name: &str, _: Option<&PolicyWire>) -> Option<String> {
+        (!name.is_empty()).then(|| name.to_string())
+    }
+    fn apply(&mut self, state: &mut State, key: &String, policy: PolicyWire) -> Vec<PodKey> {
+        let entry = PolicyEntry::from_wire(&policy);
+        state.ledger.load(key, entry.status.as_ref());
+        state.apply_policy(key, Some(entry))
+    }
+    fn delete(&mut self, state: &mut State, key: &String) -> Vec<PodKey> {
+        state.apply_policy(key, None)
+    }
+    fn relisted(&mut self, state: &mut State, listed: &HashSet<String>) -> Vec<PodKey> {
+        state.policies_relisted(listed)
+    }
+}
+
+/// Workloads (ReplicaSets, StatefulSets, ReplicationControllers): their pod templates, by UID.
+pub(super) struct Workloads<K> {
+    pub ctx: Arc<Context>,
+    pub kind: std::marker::PhantomData<K>,
+    /// Namespace and name → UID, for deletions of objects that did not decode.
+    uids: std::collections::HashMap<(String, String), String>,
+}
+
+impl<K> Workloads<K> {
+    pub fn new(ctx: Arc<Context>) -> Self {
+        Workloads {
+            ctx,
+            kind: std::marker::PhantomData,
+            uids: Default::default(),
+        }
+    }
+}
+
+impl<K: WorkloadKind + Default + Send + Sync + 'static> Handler<WorkloadWire<K>> for Workloads<K> {
+    type Key = String;
+    fn key(
+        &self,
+        _: &mut State,
+        namespace: &str,
+        name: &str,
+        workload: Option<&WorkloadWire<K>>,
+    ) -> Option<String> {
+        match workload {
+            Some(w) => w.metadata.uid.clone(),
+            None => self.uids.get(&(namespace.to_string(), name.to_string())).cloned(),
+        }
+    }
+    fn watches(&self, namespace: &str) -> bool {
+        self.ctx.config.watches(namespace)
+    }
+    fn apply(&mut self, state: &mut State, key: &String, workload: WorkloadWire<K>) -> Vec<PodKey> {
+        self.uids.insert(
+            (
+                workload.metadata.namespace().to_string(),
+                workload.metadata.name().to_string(),
+            ),
+            key.clone(),
+        );
+        let template = workload.spec.template.as_ref().map(PodView::from_template);
+        state.apply_workload(key, template)
+    }
+    fn delete(&mut self, state: &mut State, key: &String) -> Vec<PodKey> {
+        self.uids.retain(|_, uid| uid != key);
+        state.apply_workload(key, None)
+    }
+    fn relisted(&mut self, state: &mut State, listed: &HashSet<String>) -> Vec<PodKey> {
+        let gone: Vec<String> = state
+            .workloads
+            .keys()
+            .filter(|uid| !listed.contains(&***uid) && self.uids.values().any(|u| u == &***uid))
+            .map(|u| u.to_string())
+            .collect();
+        self.uids.retain(|_, uid| listed.contains(uid));
+        gone.iter()
+            .flat_map(|uid| state.apply_workload(uid, None))
+            .collect()
+    }
+}

@@ -1,0 +1,106 @@
+//! Events (events.k8s.io/v1) on pods and policies, from the controller and the node agent. Each
+//! Event gets a name that fits whatever the name of the object it is about (a pod name may have
+//! 253 characters, an Event name no more).
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use k8s_openapi::{
+    api::{core::v1::ObjectReference, events::v1::Event},
+    apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
+    jiff::Timestamp,
+};
+use kube::{Api, Client, api::PostParams};
+use tracing::warn;
+
+pub struct Publisher {
+    controller: &'static str,
+    client: Client,
+    instance: String,
+}
+
+/// Longest note an Event takes.
+const NOTE_LIMIT: usize = 1024;
+/// Room left in a name for the suffix.
+const NAME_PREFIX_LIMIT: usize = 200;
+
+/// An Event name for an object named `object`: its name (cut to fit, ending on a letter or digit)
+/// and a hash of what makes the Event unique.
+pub fn event_name(object: &str, unique: impl Hash) -> String {
+    let mut hasher = DefaultHasher::new();
+    unique.hash(&mut hasher);
+    let mut prefix: String = object.chars().take(NAME_PREFIX_LIMIT).collect();
+    while prefix.ends_with(['-', '.']) {
+        prefix.pop();
+    }
+    if prefix.is_empty() {
+        prefix.push_str("seccomp-sentinel");
+    }
+    format!("{prefix}.{:016x}", hasher.finish())
+}
+
+impl Publisher {
+    /// Events reported by `controller` (a field manager name), from `instance`.
+    pub fn new(client: Client, controller: &'static str, instance: Option<String>) -> Self {
+        Publisher {
+            controller,
+            client,
+            instance: instance.unwrap_or_else(|| controller.to_string()),
+        }
+    }
+
+    /// Records an Event about `regarding` (cluster-scoped objects get theirs in `default`).
+    /// Failures are logged, never fatal.
+    pub async fn publish(
+        &self,
+        regarding: ObjectReference,
+        warning: bool,
+        reason: &str,
+        action: &str,
+        note: &str,
+    ) {
+        let now = Timestamp::now();
+        let namespace = regarding.namespace.clone().unwrap_or_else(|| "default".into());
+        let object_name = regarding.name.clone().unwrap_or_default();
+        let mut note: String = note.chars().take(NOTE_LIMIT).collect();
+        note.shrink_to_fit();
+        let event = Event {
+            metadata: ObjectMeta {
+                name: Some(event_name(
+                    &object_name,
+                    (&regarding.uid, reason, &note, now.as_nanosecond()),
+                )),
+                namespace: Some(namespace.clone()),
+                ..Default::default()
+            },
+            event_time: Some(MicroTime(now)),
+            action: Some(action.into()),
+            reason: Some(reason.into()),
+            note: Some(note),
+            type_: Some(if warning { "Warning" } else { "Normal" }.into()),
+            reporting_controller: Some(self.controller.into()),
+            reporting_instance: Some(self.instance.clone()),
+            regarding: Some(regarding),
+            ..Default::default()
+        };
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
+        if let Err(e) = api.create(&PostParams::default(), &event).await {
+            warn!(error = %e, %reason, "could not record an event");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_names_fit_any_object_name() {
+        let long = format!("{}-x", "a".repeat(251));
+        let name = event_name(&long, 1);
+        assert!(name.len() <= 253, "{}", name.len());
+        let cut = event_name(&format!("{}-{}", "b".repeat(199), "c".repeat(50)), 1);
+        assert!(!cut.contains("-."), "{cut}");
+        assert_ne!(event_name("p", 1), event_name("p", 2));
+        assert!(event_name("", 0).starts_with("seccomp-sentinel."));
+    }
+}

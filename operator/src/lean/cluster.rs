@@ -1,0 +1,139 @@
+//! The other objects the controller watches, each read for the little it uses: namespaces (their
+//! labels), SecurityContextConstraints (their `seccompProfiles`), workloads (their pod template)
+//! and SeccompPolicies (their spec, and their status as plain JSON).
+
+use std::marker::PhantomData;
+
+use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope};
+use serde::Deserialize;
+
+use super::{Meta, decoded::WatchedKind, pod::PodTemplateWire};
+use crate::api::SeccompPolicySpec;
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(default)]
+pub struct NamespaceWire {
+    pub metadata: Meta,
+}
+
+impl WatchedKind for NamespaceWire {
+    const GROUP: &'static str = "";
+    const VERSION: &'static str = "v1";
+    const KIND: &'static str = "Namespace";
+    const PLURAL: &'static str = "namespaces";
+    type Scope = ClusterResourceScope;
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SccWire {
+    pub metadata: Meta,
+    #[serde(deserialize_with = "strings")]
+    pub seccomp_profiles: Vec<String>,
+}
+
+impl WatchedKind for SccWire {
+    const GROUP: &'static str = "security.openshift.io";
+    const VERSION: &'static str = "v1";
+    const KIND: &'static str = "SecurityContextConstraints";
+    const PLURAL: &'static str = "securitycontextconstraints";
+    type Scope = ClusterResourceScope;
+}
+
+/// A list of strings (`null` is empty; entries that are not strings are skipped).
+fn strings<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let value = Option::<Vec<serde_json::Value>>::deserialize(deserializer)?;
+    Ok(value
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect())
+}
+
+/// The kinds of workload whose pods the controller may evict (their template decides).
+pub trait WorkloadKind {
+    const GROUP: &'static str;
+    const VERSION: &'static str;
+    const KIND: &'static str;
+    const PLURAL: &'static str;
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReplicaSetKind;
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StatefulSetKind;
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReplicationControllerKind;
+
+impl WorkloadKind for ReplicaSetKind {
+    const GROUP: &'static str = "apps";
+    const VERSION: &'static str = "v1";
+    const KIND: &'static str = "ReplicaSet";
+    const PLURAL: &'static str = "replicasets";
+}
+
+impl WorkloadKind for StatefulSetKind {
+    const GROUP: &'static str = "apps";
+    const VERSION: &'static str = "v1";
+    const KIND: &'static str = "StatefulSet";
+    const PLURAL: &'static str = "statefulsets";
+}
+
+impl WorkloadKind for ReplicationControllerKind {
+    const GROUP: &'static str = "";
+    const VERSION: &'static str = "v1";
+    const KIND: &'static str = "ReplicationController";
+    const PLURAL: &'static str = "replicationcontrollers";
+}
+
+/// A workload: identity and pod template.
+#[derive(Deserialize, Debug, Default)]
+#[serde(default, bound(deserialize = ""))]
+pub struct WorkloadWire<K: Default> {
+    pub metadata: Meta,
+    pub spec: WorkloadSpecWire,
+    #[serde(skip)]
+    kind: PhantomData<K>,
+}
+
+impl<K: Default> Clone for WorkloadWire<K> {
+    fn clone(&self) -> Self {
+        WorkloadWire {
+            metadata: self.metadata.clone(),
+            spec: self.spec.clone(),
+            kind: PhantomData,
+        }
+    }
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(default)]
+pub struct WorkloadSpecWire {
+    pub template: Option<PodTemplateWire>,
+}
+
+impl<K: WorkloadKind + Default> WatchedKind for WorkloadWire<K> {
+    const GROUP: &'static str = K::GROUP;
+    const VERSION: &'static str = K::VERSION;
+    const KIND: &'static str = K::KIND;
+    const PLURAL: &'static str = K::PLURAL;
+    type Scope = NamespaceResourceScope;
+}
+
+/// A SeccompPolicy: its spec as the CRD validated it, its status as plain JSON (the controller
+/// reads counters, conditions and the eviction ledger from it leniently).
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(default)]
+pub struct PolicyWire {
+    pub metadata: Meta,
+    pub spec: SeccompPolicySpec,
+    pub status: Option<serde_json::Value>,
+}
+
+impl WatchedKind for PolicyWire {
+    const GROUP: &'static str = crate::api::GROUP;
+    const VERSION: &'static str = crate::api::VERSION;
+    const KIND: &'static str = "SeccompPolicy";
+    const PLURAL: &'static str = "seccomppolicies";
+    type Scope = ClusterResourceScope;
+}

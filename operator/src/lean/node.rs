@@ -1,0 +1,117 @@
+//! A Node as the operator reads it: labels, its OS and kubelet version, and the node agent's
+//! annotations with who wrote them (the field manager that owns each, from `managedFields`).
+
+use k8s_openapi::ClusterResourceScope;
+use serde::Deserialize;
+
+use super::{KeepAnnotations, Meta, decoded::WatchedKind};
+
+/// The annotations of a Node that the operator reads: the node agent's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeAnnotations;
+
+impl KeepAnnotations for NodeAnnotations {
+    fn keep(key: &str) -> bool {
+        key.starts_with("seccomp.sentinel.dev/")
+    }
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(default)]
+pub struct NodeWire {
+    pub metadata: NodeMeta,
+    pub status: Option<NodeStatusWire>,
+}
+
+impl WatchedKind for NodeWire {
+    const GROUP: &'static str = "";
+    const VERSION: &'static str = "v1";
+    const KIND: &'static str = "Node";
+    const PLURAL: &'static str = "nodes";
+    type Scope = ClusterResourceScope;
+}
+
+/// Node metadata: [`Meta`] and the managed fields (who set which annotation).
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct NodeMeta {
+    #[serde(flatten)]
+    pub meta: Meta<NodeAnnotations>,
+    pub managed_fields: Vec<ManagedFieldsWire>,
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ManagedFieldsWire {
+    pub manager: String,
+    #[serde(rename = "fieldsV1")]
+    pub fields_v1: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct NodeStatusWire {
+    pub node_info: Option<NodeInfoWire>,
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct NodeInfoWire {
+    pub kubelet_version: String,
+    pub operating_system: String,
+}
+
+impl NodeWire {
+    /// The field managers that own annotation `key` (from `managedFields`).
+    pub fn annotation_owners(&self, key: &str) -> Vec<&str> {
+        let field = format!("f:{key}");
+        self.metadata
+            .managed_fields
+            .iter()
+            .filter(|m| {
+                m.fields_v1
+                    .as_ref()
+                    .and_then(|f| f.get("f:metadata"))
+                    .and_then(|f| f.get("f:annotations"))
+                    .is_some_and(|a| a.get(&field).is_some())
+            })
+            .map(|m| m.manager.as_str())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn annotations_come_with_their_owners() {
+        let node: NodeWire = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "n1", "labels": { "kubernetes.io/os": "linux" },
+                "annotations": { "seccomp.sentinel.dev/kubelet-seccomp-default": "true", "node.alpha.kubernetes.io/ttl": "0" },
+                "managedFields": [
+                    { "manager": "seccomp-sentinel-agent", "operation": "Apply", "time": "99999-12-31T00:00:00Z",
+                      "fieldsV1": { "f:metadata": { "f:annotations": { "f:seccomp.sentinel.dev/kubelet-seccomp-default": {} } } } },
+                    { "manager": "kubelet", "operation": "Update", "fieldsV1": { "f:metadata": { "f:labels": {} } } }
+                ]
+            },
+            "spec": { "taints": [{ "key": "k", "effect": "NoSchedule", "timeAdded": "99999-01-01T00:00:00Z" }] },
+            "status": { "nodeInfo": { "kubeletVersion": "v1.36.3", "operatingSystem": "linux" } }
+        }))
+        .expect("node");
+        assert_eq!(node.metadata.meta.annotations.map.len(), 1);
+        assert_eq!(
+            node.annotation_owners("seccomp.sentinel.dev/kubelet-seccomp-default"),
+            vec!["seccomp-sentinel-agent"]
+        );
+        assert!(node.annotation_owners("seccomp.sentinel.dev/other").is_empty());
+        assert_eq!(
+            node.status
+                .and_then(|s| s.node_info)
+                .map(|i| i.kubelet_version)
+                .as_deref(),
+            Some("v1.36.3")
+        );
+    }
+}

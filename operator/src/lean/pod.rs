@@ -1,0 +1,186 @@
+//! A Pod (or pod template) as the operator reads it: the seccomp-relevant parts of its spec, the
+//! container states that say whether a runtime refused a profile or a container runs, and the
+//! few annotations that matter. Environment, volumes, resources, probes, conditions and the rest are
+//! skipped while reading.
+
+use k8s_openapi::NamespaceResourceScope;
+use serde::{Deserialize, de::IgnoredAny};
+
+use super::{KeepAnnotations, Meta, decoded::WatchedKind};
+
+/// Annotation keys the operator reads on pods.
+pub const SCC_ANNOTATION: &str = "openshift.io/scc";
+pub const POD_SECCOMP_ANNOTATION: &str = "seccomp.security.alpha.kubernetes.io/pod";
+pub const CONTAINER_SECCOMP_ANNOTATION_PREFIX: &str = "container.seccomp.security.alpha.kubernetes.io/";
+pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
+
+/// The annotations of a pod that the operator keeps.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodAnnotations;
+
+impl KeepAnnotations for PodAnnotations {
+    fn keep(key: &str) -> bool {
+        key == SCC_ANNOTATION
+            || key == POD_SECCOMP_ANNOTATION
+            || key == MIRROR_ANNOTATION
+            || key.starts_with(CONTAINER_SECCOMP_ANNOTATION_PREFIX)
+    }
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(default)]
+pub struct PodWire {
+    pub metadata: Meta<PodAnnotations>,
+    pub spec: Option<PodSpecWire>,
+    pub status: Option<PodStatusWire>,
+}
+
+impl WatchedKind for PodWire {
+    const GROUP: &'static str = "";
+    const VERSION: &'static str = "v1";
+    const KIND: &'static str = "Pod";
+    const PLURAL: &'static str = "pods";
+    type Scope = NamespaceResourceScope;
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PodSpecWire {
+    pub node_name: Option<String>,
+    pub os: Option<PodOsWire>,
+    pub security_context: Option<SecurityContextWire>,
+    pub containers: Vec<ContainerWire>,
+    pub init_containers: Vec<ContainerWire>,
+    pub ephemeral_containers: Vec<ContainerWire>,
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(default)]
+pub struct PodOsWire {
+    pub name: String,
+}
+
+/// The pod's or a container's security context, as far as seccomp goes.
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SecurityContextWire {
+    pub seccomp_profile: Option<SeccompProfileWire>,
+    pub privileged: Option<bool>,
+    pub windows_options: Option<WindowsOptionsWire>,
+}
+
+#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SeccompProfileWire {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub localhost_profile: Option<String>,
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WindowsOptionsWire {
+    pub host_process: Option<bool>,
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ContainerWire {
+    pub name: String,
+    pub restart_policy: Option<String>,
+    pub security_context: Option<SecurityContextWire>,
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PodStatusWire {
+    pub phase: Option<String>,
+    pub container_statuses: Vec<ContainerStatusWire>,
+    pub init_container_statuses: Vec<ContainerStatusWire>,
+    pub ephemeral_container_statuses: Vec<ContainerStatusWire>,
+}
+
+impl PodStatusWire {
+    /// Init, regular and ephemeral container statuses.
+    pub fn all(&self) -> impl Iterator<Item = &ContainerStatusWire> {
+        self.init_container_statuses
+            .iter()
+            .chain(&self.container_statuses)
+            .chain(&self.ephemeral_container_statuses)
+    }
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ContainerStatusWire {
+    pub name: String,
+    #[serde(rename = "containerID")]
+    pub container_id: Option<String>,
+    pub state: Option<ContainerStateWire>,
+}
+
+impl ContainerStatusWire {
+    pub fn running(&self) -> bool {
+        self.state.as_ref().is_some_and(|s| s.running.is_some())
+    }
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(default)]
+pub struct ContainerStateWire {
+    pub waiting: Option<WaitingWire>,
+    pub running: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(default)]
+pub struct WaitingWire {
+    pub reason: Option<String>,
+    pub message: Option<String>,
+}
+
+/// A workload's pod template.
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(default)]
+pub struct PodTemplateWire {
+    pub metadata: Meta<PodAnnotations>,
+    pub spec: Option<PodSpecWire>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pod_is_read_without_what_the_operator_does_not_use() {
+        let pod: PodWire = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "web", "namespace": "shop",
+                "annotations": { "openshift.io/scc": "restricted-v2", "note": "big" } },
+            "spec": {
+                "nodeName": "n1",
+                "securityContext": { "runAsUser": 1000, "seccompProfile": { "type": "RuntimeDefault" } },
+                "containers": [{ "name": "app", "image": "i", "env": [{ "name": "TOKEN", "value": "s3cr3t" }],
+                    "securityContext": { "privileged": true, "capabilities": { "add": ["NET_ADMIN"] } } }],
+                "initContainers": [{ "name": "side", "restartPolicy": "Always" }]
+            },
+            "status": { "phase": "Running",
+                "conditions": [{ "type": "Ready", "status": "True", "lastTransitionTime": "99999-01-01T00:00:00Z" }],
+                "containerStatuses": [{ "name": "app", "containerID": "containerd://abc", "state": { "running": { "startedAt": "x" } } }] }
+        }))
+        .expect("pod");
+        let spec = pod.spec.as_ref().expect("spec");
+        assert_eq!(spec.node_name.as_deref(), Some("n1"));
+        assert_eq!(
+            spec.containers[0]
+                .security_context
+                .as_ref()
+                .and_then(|s| s.privileged),
+            Some(true)
+        );
+        assert_eq!(spec.init_containers[0].restart_policy.as_deref(), Some("Always"));
+        assert_eq!(pod.metadata.annotations.map.len(), 1);
+        let status = pod.status.expect("status");
+        assert!(status.container_statuses[0].running());
+        assert!(!format!("{:?}", pod.metadata).contains("s3cr3t"));
+    }
+}

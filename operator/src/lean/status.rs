@@ -1,0 +1,50 @@
+//! A SeccompStatus as the controller and the node agent read it back: identity, owner, label and
+//! pod UID, and the status as plain JSON (compared in canonical form, so nothing in it can fail
+//! to decode).
+
+use k8s_openapi::NamespaceResourceScope;
+use serde::Deserialize;
+
+use super::{Meta, decoded::WatchedKind};
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(default)]
+pub struct StatusWire {
+    pub metadata: Meta,
+    pub spec: StatusSpecWire,
+    pub status: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(default)]
+pub struct StatusSpecWire {
+    #[serde(rename = "podUID")]
+    pub pod_uid: String,
+}
+
+impl WatchedKind for StatusWire {
+    const GROUP: &'static str = crate::api::GROUP;
+    const VERSION: &'static str = crate::api::VERSION;
+    const KIND: &'static str = "SeccompStatus";
+    const PLURAL: &'static str = "seccompstatuses";
+    type Scope = NamespaceResourceScope;
+}
+
+impl StatusWire {
+    /// The effective profile type of each container, as the controller wrote it.
+    pub fn container_profiles(&self) -> Vec<(&str, &str)> {
+        self.status
+            .as_ref()
+            .and_then(|s| s.get("containers"))
+            .and_then(|c| c.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|c| Some((c.get("name")?.as_str()?, c.get("profile")?.get("type")?.as_str()?)))
+            .collect()
+    }
+
+    /// The node the status is about (`status.node`).
+    pub fn node(&self) -> Option<&str> {
+        self.status.as_ref()?.get("node")?.as_str()
+    }
+}

@@ -1,0 +1,502 @@
+//! What the operator will do to one pod in one pass, as one pure function: [`plan`]. The
+//! controller gathers the inputs (from its caches, with the clock and the eviction ledger as they
+//! are), executes the plan (one status write, one label write, at most one eviction, Events) and
+//! nothing else; each policy judges the pod once per pass.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
+
+use super::{
+    CompiledPolicy, EvictionFacts, EvictionLedger, EvictionVerdict, Judgement, OwnerKind, PROFILE_LABEL,
+    Subject, VIOLATION_LABEL, desired_labels, eviction_verdict,
+};
+use crate::{
+    api::{PolicyAction, PolicyActionMode, PolicyResult, SeccompStatusStatus, Verdict},
+    engine::{self, Facts, PodView},
+    status::{self, ConditionMark},
+};
+
+/// What one policy did to one pod in a pass (kept between passes: Events are published, and
+/// counters move, only when this changes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub policy: Arc<str>,
+    pub verdict: Verdict,
+    pub action: PolicyAction,
+}
+
+/// The pod being planned for, beyond what the engine looks at.
+#[derive(Clone, Copy, Debug)]
+pub struct PodFacts<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub uid: &'a str,
+    pub labels: &'a BTreeMap<String, String>,
+    pub namespace_labels: &'a BTreeMap<String, String>,
+    /// The controlling owner: kind, UID and a display name (`ReplicaSet web-7d9f`).
+    pub owner: Option<(OwnerKind, &'a str, &'a str)>,
+    pub created: Option<Timestamp>,
+    pub mirror: bool,
+    pub terminating: bool,
+    pub terminal: bool,
+}
+
+/// Everything a pass depends on.
+#[derive(Clone, Copy)]
+pub struct PassInput<'a> {
+    pub view: &'a PodView,
+    pub pod: PodFacts<'a>,
+    pub facts: &'a Facts<'a>,
+    /// Valid policies, in name order.
+    pub policies: &'a [Arc<CompiledPolicy>],
+    pub previous: &'a [Outcome],
+    /// The controller-owned conditions of the stored status (for their transition times).
+    pub stored_conditions: &'a [ConditionMark],
+    /// Every cache has synced and every pod was planned once: actions may run.
+    pub warmed_up: bool,
+    pub ledger: &'a EvictionLedger,
+    /// The pod template of the pod's workload, as cached (`None`: not known).
+    pub template: Option<&'a PodView>,
+    pub operator_namespace: Option<&'a str>,
+    pub now: Timestamp,
+}
+
+/// The labels to have on the pod (only the operator's two keys are ever touched).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LabelChange {
+    /// They are as they should be.
+    Keep,
+    /// Set exactly these of the operator's labels (others of ours go).
+    Set(BTreeMap<String, String>),
+    /// Remove the operator's labels.
+    Remove,
+}
+
+/// An eviction the plan asks for; the controller reserves it in the ledger (which checks the
+/// limits again, atomically), evicts, and reports the result with [`PodPlan::eviction_result`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EvictionCandidate {
+    pub policy: Arc<str>,
+    pub owner_uid: String,
+}
+
+/// A workload whose replacements come back violating: evictions of it stop for good.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Halt {
+    pub policy: Arc<str>,
+    pub workload_uid: String,
+    pub workload: String,
+    pub reason: String,
+}
+
+/// An Event to publish on the pod and on the policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Announcement {
+    pub policy: Arc<str>,
+    pub reason: &'static str,
+    pub warning: bool,
+    pub action: &'static str,
+    pub note: String,
+}
+
+/// What the pass does.
+#[derive(Clone, Debug)]
+pub struct PodPlan {
+    /// The SeccompStatus content (with conditions).
+    pub status: SeccompStatusStatus,
+    pub labels: LabelChange,
+    pub eviction: Option<EvictionCandidate>,
+    pub halt: Option<Halt>,
+    pub outcomes: Vec<Outcome>,
+    pub announcements: Vec<Announcement>,
+    /// Plan again after this long (pending evictions, warm-up, age limits).
+    pub requeue: Option<Duration>,
+    previous: Vec<Outcome>,
+    stored_conditions: Vec<ConditionMark>,
+    now: Timestamp,
+}
+
+/// What happened to a planned eviction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EvictionResult {
+    Evicted,
+    /// The ledger refused it when reserving (a limit reached since planning).
+    NotReserved(EvictionVerdict),
+    /// A PodDisruptionBudget does not allow it now (429).
+    Blocked,
+    /// The pod changed or went (404/409): look again.
+    PodChanged,
+    /// The API server refused it for another reason (500): with its message.
+    Refused(String),
+}
+
+fn judge_all<'p>(
+    policies: &'p [Arc<CompiledPolicy>],
+    subject: &Subject<'_>,
+    evaluation: &SeccompStatusStatus,
+    now: Timestamp,
+) -> Vec<(&'p Arc<CompiledPolicy>, Judgement)> {
+    policies
+        .iter()
+        .filter(|p| p.selects(subject))
+        .map(|p| (p, p.judge(subject, evaluation, now)))
+        .collect()
+}
+
+/// Plans one pass over one pod.
+pub fn plan(input: &PassInput<'_>) -> PodPlan {
+    let pod = &input.pod;
+    let evaluation = engine::evaluate(input.view, input.facts);
+    let subject = Subject {
+        namespace: pod.namespace,
+        labels: pod.labels,
+        namespace_labels: pod.namespace_labels,
+        scc: input.view.scc.as_deref(),
+    };
+    let judged = judge_all(input.policies, &subject, &evaluation, input.now);
+    let mut requeue: Option<Duration> = None;
+    let mut defer = |d: Duration| requeue = Some(requeue.map_or(d, |r: Duration| r.min(d)));
+
+    // Labels, for Label and Evict policies; only once warm.
+    let modes: Vec<(PolicyActionMode, Verdict)> = judged.iter().map(|(p, j)| (p.action, j.verdict)).collect();
+    let wanted = desired_labels(&modes, evaluation.profile);
+    let ours = |labels: &BTreeMap<String, String>| {
+        (
+            labels.get(PROFILE_LABEL).cloned(),
+            labels.get(VIOLATION_LABEL).cloned(),
+        )
+    };
+    let current = ours(pod.labels);
+    let target = wanted.as_ref().map(ours).unwrap_or((None, None));
+    let labels = if current == target {
+        LabelChange::Keep
+    } else if !input.warmed_up {
+        defer(Duration::from_secs(2));
+        LabelChange::Keep
+    } else {
+        match &wanted {
+            Some(labels) => LabelChange::Set(labels.clone()),
+            None => LabelChange::Remove,
+        }
+    };
+    let labelled = input.warmed_up && target.1.is_some();
+
+    // The template, judged with the same facts, by the policies that judge the pod.
+    let template_evaluation = input.template.map(|template| {
+        let mut view = template.clone();
+        view.node_name = input.view.node_name.clone();
+        view.scc = input.view.scc.clone();
+        // What SCC admission would write into a replacement that asks for nothing.
+        if view.profile.is_none() {
+            view.profile = view
+                .scc
+                .as_deref()
+                .and_then(|s| input.facts.sccs.default_of(s))
+                .cloned();
+        }
+        engine::evaluate(&view, input.facts)
+    });
+
+    let mut results = Vec::with_capacity(judged.len());
+    let mut outcomes = Vec::with_capacity(judged.len());
+    let mut eviction: Option<EvictionCandidate> = None;
+    let mut halt: Option<Halt> = None;
+    for (p, judgement) in &judged {
+        let (action, note) = match (p.action, judgement.verdict) {
+            (_, Verdict::Compliant | Verdict::Exempt) | (PolicyActionMode::Audit, _) => {
+                (PolicyAction::None, None)
+            }
+            (PolicyActionMode::Label, Verdict::Violating) => (
+                if labelled {
+                    PolicyAction::Labeled
+                } else {
+                    PolicyAction::None
+                },
+                None,
+            ),
+            (PolicyActionMode::Evict, Verdict::Violating) => match &eviction {
+                Some(by) => (
+                    PolicyAction::EvictionPending,
+                    Some(format!("EvictionPending: evicted for policy {}", by.policy)),
+                ),
+                None => {
+                    let decision =
+                        evict_decision(input, p, &subject, template_evaluation.as_ref(), &mut halt);
+                    if let Some(retry) = decision.retry {
+                        defer(retry);
+                    }
+                    if decision.evict {
+                        eviction = Some(EvictionCandidate {
+                            policy: p.name.as_str().into(),
+                            owner_uid: pod.owner.map(|o| o.1.to_string()).unwrap_or_default(),
+                        });
+                    }
+                    (decision.action, Some(decision.note))
+                }
+            },
+        };
+        results.push(super::result(p, judgement, action, note.as_deref()));
+        outcomes.push(Outcome {
+            policy: p.name.as_str().into(),
+            verdict: judgement.verdict,
+            action,
+        });
+    }
+    let mut plan = PodPlan {
+        status: evaluation,
+        labels,
+        eviction,
+        halt,
+        outcomes,
+        announcements: Vec::new(),
+        requeue,
+        previous: input.previous.to_vec(),
+        stored_conditions: input.stored_conditions.to_vec(),
+        now: input.now,
+    };
+    plan.finish(results);
+    plan
+}
+
+struct EvictDecision {
+    action: PolicyAction,
+    note: String,
+    retry: Option<Duration>,
+    evict: bool,
+}
+
+fn evict_decision(
+    input: &PassInput<'_>,
+    p: &CompiledPolicy,
+    subject: &Subject<'_>,
+    template: Option<&SeccompStatusStatus>,
+    halt: &mut Option<Halt>,
+) -> EvictDecision {
+    let pod = &input.pod;
+    let owner_uid = pod.owner.map(|o| o.1);
+    // Loop guard: a pod of a workload created after one of its pods was evicted, and still
+    // violating, means evicting does not help.
+    if let (Some((_, uid, owner_name)), Some(created), false) = (pod.owner, pod.created, pod.terminating)
+        && input.ledger.halted(uid).is_none()
+        && input.ledger.is_replacement(uid, created)
+    {
+        *halt = Some(Halt {
+            policy: p.name.as_str().into(),
+            workload_uid: uid.to_string(),
+            workload: format!("{}/{owner_name}", pod.namespace),
+            reason: format!(
+                "the replacement pods of {owner_name} are not confined either; evictions of it stopped"
+            ),
+        });
+    }
+    let facts = EvictionFacts {
+        policy: &p.name,
+        namespace: pod.namespace,
+        operator_namespace: input.operator_namespace,
+        owner: pod.owner.map_or(OwnerKind::None, |o| o.0),
+        owner_uid,
+        mirror: pod.mirror,
+        terminating: pod.terminating,
+        terminal: pod.terminal,
+        created: pod.created,
+        warmed_up: input.warmed_up,
+    };
+    if let Some(halted) = halt.as_ref() {
+        return EvictDecision {
+            action: PolicyAction::EvictionSkipped,
+            note: format!("ReplacementUnconfined: {}", halted.reason),
+            retry: None,
+            evict: false,
+        };
+    }
+    match eviction_verdict(&facts, &p.eviction, input.ledger, input.now) {
+        EvictionVerdict::Skip { reason, message } => EvictDecision {
+            action: PolicyAction::EvictionSkipped,
+            note: format!("{reason}: {message}"),
+            retry: None,
+            evict: false,
+        },
+        EvictionVerdict::Later {
+            reason,
+            message,
+            retry_after,
+        } => EvictDecision {
+            action: PolicyAction::EvictionPending,
+            note: format!("{reason}: {message}"),
+            retry: Some(retry_after),
+            evict: false,
+        },
+        EvictionVerdict::Proceed => match template.map(|t| p.judge(subject, t, input.now)) {
+            None => EvictDecision {
+                action: PolicyAction::EvictionPending,
+                note: "WorkloadUnknown: the pod's workload is not (yet) known".into(),
+                retry: Some(Duration::from_secs(15)),
+                evict: false,
+            },
+            Some(j) if j.verdict == Verdict::Violating => EvictDecision {
+                action: PolicyAction::EvictionSkipped,
+                note: format!(
+                    "TemplateUnconfined: the template itself is unconfined: fix the workload ({})",
+                    j.message
+                ),
+                retry: None,
+                evict: false,
+            },
+            Some(_) if p.eviction.dry_run => EvictDecision {
+                action: PolicyAction::WouldEvict,
+                note: "dry run: the pod would be evicted and come back confined".into(),
+                retry: None,
+                evict: false,
+            },
+            Some(_) => EvictDecision {
+                action: PolicyAction::EvictionPending,
+                note: "EvictionPending: evicting; the workload's template is confined".into(),
+                retry: None,
+                evict: true,
+            },
+        },
+    }
+}
+
+impl PodPlan {
+    /// Completes the status (verdict, action, conditions) and the Events from the results.
+    fn finish(&mut self, results: Vec<PolicyResult>) {
+        self.status.verdict = results.iter().map(|r| r.verdict).max();
+        self.status.action = results.iter().map(|r| r.action).max();
+        self.status.policies = results;
+        let now = Time(self.now);
+        self.status =
+            status::with_conditions(std::mem::take(&mut self.status), &self.stored_conditions, &now);
+        self.announcements = self
+            .outcomes
+            .iter()
+            .filter(|o| !self.previous.contains(o))
+            .filter_map(|o| {
+                let (reason, warning) = match o.action {
+                    PolicyAction::None => return None,
+                    // A planned eviction is announced with its result.
+                    PolicyAction::EvictionPending
+                        if self.eviction.as_ref().is_some_and(|e| e.policy == o.policy) =>
+                    {
+                        return None;
+                    }
+                    PolicyAction::Labeled => ("Labeled", false),
+                    PolicyAction::WouldEvict => ("WouldEvict", false),
+                    PolicyAction::Evicted => ("Evicted", false),
+                    PolicyAction::EvictionPending => ("EvictionPending", false),
+                    PolicyAction::EvictionBlocked => ("EvictionBlocked", true),
+                    PolicyAction::EvictionSkipped => ("EvictionSkipped", true),
+                };
+                let note = self
+                    .status
+                    .policies
+                    .iter()
+                    .find(|r| *r.name == *o.policy)
+                    .map(|r| r.message.clone())
+                    .unwrap_or_default();
+                Some(Announcement {
+                    policy: o.policy.clone(),
+                    reason,
+                    warning,
+                    action: if o.action == PolicyAction::Labeled {
+                        "Label"
+                    } else {
+                        "Evict"
+                    },
+                    note,
+                })
+            })
+            .collect();
+        if let Some(halt) = &self.halt {
+            self.announcements.push(Announcement {
+                policy: halt.policy.clone(),
+                reason: "EvictionHalted",
+                warning: true,
+                action: "Evict",
+                note: halt.reason.clone(),
+            });
+        }
+    }
+
+    /// The plan once its eviction has been tried: the policy's action and message, the
+    /// Events and when to look again follow the result.
+    pub fn eviction_result(&mut self, result: &EvictionResult) {
+        let Some(candidate) = self.eviction.take() else {
+            return;
+        };
+        let (action, note, retry) = match result {
+            EvictionResult::Evicted => (
+                PolicyAction::Evicted,
+                "evicted: the workload's template is confined".to_string(),
+                None,
+            ),
+            EvictionResult::NotReserved(EvictionVerdict::Later {
+                reason,
+                message,
+                retry_after,
+            }) => (
+                PolicyAction::EvictionPending,
+                format!("{reason}: {message}"),
+                Some(*retry_after),
+            ),
+            EvictionResult::NotReserved(EvictionVerdict::Skip { reason, message }) => (
+                PolicyAction::EvictionSkipped,
+                format!("{reason}: {message}"),
+                None,
+            ),
+            EvictionResult::NotReserved(EvictionVerdict::Proceed) => (
+                PolicyAction::EvictionPending,
+                "EvictionPending: looking again".into(),
+                Some(Duration::from_secs(2)),
+            ),
+            EvictionResult::Blocked => (
+                PolicyAction::EvictionBlocked,
+                "DisruptionBudget: a PodDisruptionBudget does not allow the eviction now".into(),
+                Some(Duration::from_secs(20)),
+            ),
+            EvictionResult::PodChanged => (
+                PolicyAction::EvictionPending,
+                "PodChanged: looking again".into(),
+                Some(Duration::from_secs(2)),
+            ),
+            EvictionResult::Refused(message) => (
+                PolicyAction::EvictionBlocked,
+                format!("EvictionRefused: {message}"),
+                Some(Duration::from_secs(60)),
+            ),
+        };
+        // The other Evict policies that found the pod violating follow the one that acted.
+        for (outcome, result) in self.outcomes.iter_mut().zip(self.status.policies.iter_mut()) {
+            if outcome.action != PolicyAction::EvictionPending {
+                continue;
+            }
+            let judgement_message = result.message.split("; ").next().unwrap_or_default().to_string();
+            if outcome.policy == candidate.policy {
+                outcome.action = action;
+                result.action = action;
+                result.message = join(&judgement_message, &note);
+            } else if action == PolicyAction::Evicted {
+                outcome.action = PolicyAction::Evicted;
+                result.action = PolicyAction::Evicted;
+                result.message = join(
+                    &judgement_message,
+                    &format!("evicted for policy {}", candidate.policy),
+                );
+            }
+        }
+        if let Some(retry) = retry {
+            self.requeue = Some(self.requeue.map_or(retry, |r| r.min(retry)));
+        }
+        let results = std::mem::take(&mut self.status.policies);
+        self.finish(results);
+    }
+}
+
+fn join(judgement: &str, note: &str) -> String {
+    if judgement.is_empty() {
+        note.to_string()
+    } else {
+        format!("{judgement}; {note}")
+    }
+}

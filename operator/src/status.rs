@@ -1,0 +1,426 @@
+//! What a SeccompStatus should say, and whether the stored one says it. Pure: no I/O, the current
+//! time is an argument.
+//!
+//! A SeccompStatus is written whole, in one server-side apply (object, label, owner, spec and
+//! status: the CRD has no status subresource), and only when its canonical content differs from
+//! what is stored. Canonical content is the JSON the controller owns: without the node agent's
+//! `containers[].runtime` and `RuntimeVerified` condition, without condition timestamps, with
+//! conditions in a fixed order. The stored side is read as plain JSON, so a value the client could
+//! not decode (a timestamp out of its range) cannot hide a difference, or stop the controller.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use serde_json::{Value, json};
+
+use crate::{
+    api::{CONTROLLER_MANAGER, PROFILE_LABEL, PodProfile, SeccompStatusStatus, Verdict},
+    lean::{LenientTime, status::StatusWire},
+};
+
+pub const CONFINED: &str = "Confined";
+pub const COMPLIANT: &str = "Compliant";
+/// Owned by the node agent; the controller never writes it.
+pub const RUNTIME_VERIFIED: &str = "RuntimeVerified";
+
+/// What is kept of a stored condition: enough to keep its `lastTransitionTime` while its status
+/// stays.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConditionMark {
+    pub type_: String,
+    pub status: String,
+    pub last_transition: LenientTime,
+}
+
+impl ConditionMark {
+    pub fn of(condition: &Condition) -> Self {
+        ConditionMark {
+            type_: condition.type_.clone(),
+            status: condition.status.clone(),
+            last_transition: LenientTime::At(condition.last_transition_time.0),
+        }
+    }
+
+    /// Reads the conditions of a status (or any object with a `conditions` list) as plain JSON.
+    pub fn read_all(status: Option<&Value>) -> Vec<ConditionMark> {
+        status
+            .and_then(|s| s.get("conditions"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| {
+                Some(ConditionMark {
+                    type_: c.get("type")?.as_str()?.to_string(),
+                    status: c.get("status")?.as_str()?.to_string(),
+                    last_transition: c
+                        .get("lastTransitionTime")
+                        .and_then(Value::as_str)
+                        .map_or(LenientTime::Unreadable, LenientTime::parse),
+                })
+            })
+            .collect()
+    }
+}
+
+/// What the controller last saw (or wrote) of one SeccompStatus: enough to decide whether a write
+/// is needed, without keeping the object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredStatus {
+    /// UID in the pod ownerReference.
+    pub owner_uid: Option<Box<str>>,
+    pub pod_uid: Box<str>,
+    pub profile_label: Option<Box<str>>,
+    /// Fingerprint of the canonical controller-owned content of `status` (see [`fingerprint`]).
+    pub fingerprint: u64,
+    /// The controller-owned conditions, for their `lastTransitionTime`.
+    pub conditions: Vec<ConditionMark>,
+    /// The node agent found the kernel disagreeing with the effective profile.
+    pub runtime_mismatch: bool,
+    /// The object's resourceVersion, when it is a number (as etcd's are).
+    pub resource_version: Option<u64>,
+}
+
+impl StoredStatus {
+    pub fn from_wire(object: &StatusWire) -> Self {
+        let meta = &object.metadata;
+        let owner_uid = meta
+            .owner_references
+            .iter()
+            .find(|o| o.kind == "Pod" && o.api_version == "v1")
+            .map(|o| o.uid.as_str().into());
+        let conditions = ConditionMark::read_all(object.status.as_ref());
+        let runtime_mismatch = conditions
+            .iter()
+            .any(|c| c.type_ == RUNTIME_VERIFIED && c.status == "False");
+        StoredStatus {
+            owner_uid,
+            pod_uid: object.spec.pod_uid.as_str().into(),
+            profile_label: meta.labels.get(PROFILE_LABEL).map(|v| v.as_str().into()),
+            fingerprint: object.status.as_ref().map_or(0, fingerprint_value),
+            conditions: conditions
+                .into_iter()
+                .filter(|c| c.type_ != RUNTIME_VERIFIED)
+                .collect(),
+            runtime_mismatch,
+            resource_version: meta.resource_version.as_deref().and_then(|v| v.parse().ok()),
+        }
+    }
+}
+
+/// Whether the stored SeccompStatus (if any) differs from the desired one: label, owner, pod UID
+/// or the controller-owned status. `desired` must carry the conditions from [`with_conditions`].
+pub fn needs_write(stored: Option<&StoredStatus>, pod_uid: &str, desired: &SeccompStatusStatus) -> bool {
+    let Some(stored) = stored else { return true };
+    stored.owner_uid.as_deref() != Some(pod_uid)
+        || &*stored.pod_uid != pod_uid
+        || stored.profile_label.as_deref() != Some(desired.profile.as_str())
+        || stored.fingerprint != fingerprint(desired)
+}
+
+/// The whole SeccompStatus of a pod, as one server-side apply body.
+pub fn object(namespace: &str, name: &str, pod_uid: &str, status: &SeccompStatusStatus) -> Value {
+    json!({
+        "apiVersion": format!("{}/{}", crate::api::GROUP, crate::api::VERSION),
+        "kind": "SeccompStatus",
+        "metadata": {
+            "name": name, "namespace": namespace,
+            "labels": { PROFILE_LABEL: status.profile.as_str() },
+            "ownerReferences": [{ "apiVersion": "v1", "kind": "Pod", "name": name, "uid": pod_uid, "controller": true }],
+        },
+        "spec": { "podUID": pod_uid },
+        "status": status,
+    })
+}
+
+/// The field manager of [`object`] writes.
+pub const MANAGER: &str = CONTROLLER_MANAGER;
+
+/// A stable fingerprint of the controller-owned content of a status.
+pub fn fingerprint(status: &SeccompStatusStatus) -> u64 {
+    serde_json::to_value(status).map_or(0, |v| fingerprint_value(&v))
+}
+
+/// [`fingerprint`] of a status given as JSON (as stored).
+pub fn fingerprint_value(status: &Value) -> u64 {
+    let canonical = canonical(status.clone());
+    let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
+    let mut hasher = DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The controller-owned content of a status: the agent's fields, condition timestamps and empty
+/// lists removed, conditions ordered by type. (Maps are ordered by key in `serde_json::Value`.)
+fn canonical(mut status: Value) -> Value {
+    let Some(object) = status.as_object_mut() else {
+        return status;
+    };
+    if let Some(Value::Array(containers)) = object.get_mut("containers") {
+        for container in containers.iter_mut() {
+            if let Some(c) = container.as_object_mut() {
+                c.remove("runtime");
+            }
+        }
+        // An entry with nothing but its name is the agent's alone.
+        containers.retain(|c| c.as_object().is_some_and(|c| c.keys().any(|k| k != "name")));
+    }
+    if let Some(Value::Array(conditions)) = object.get_mut("conditions") {
+        conditions.retain(|c| c.get("type").and_then(Value::as_str) != Some(RUNTIME_VERIFIED));
+        for condition in conditions.iter_mut() {
+            if let Some(c) = condition.as_object_mut() {
+                c.remove("lastTransitionTime");
+            }
+        }
+        conditions.sort_by(|a, b| {
+            let key = |c: &Value| {
+                c.get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            key(a).cmp(&key(b))
+        });
+    }
+    object.retain(|_, v| !matches!(v, Value::Array(a) if a.is_empty()) && !v.is_null());
+    status
+}
+
+/// Adds the controller's conditions to an evaluated status, keeping each condition's
+/// `lastTransitionTime` from `previous` unless its status changed.
+pub fn with_conditions(
+    mut status: SeccompStatusStatus,
+    previous: &[ConditionMark],
+    now: &Time,
+) -> SeccompStatusStatus {
+    let unconfined: Vec<&str> = status
+        .containers
+        .iter()
+        .filter(|c| !c.confined && c.profile.type_ != crate::api::ProfileType::NotApplicable)
+        .map(|c| c.name.as_str())
+        .collect();
+    let (state, reason, message) = match status.profile {
+        PodProfile::NotApplicable => (
+            "Unknown",
+            "NotApplicable",
+            "seccomp does not apply to Windows containers".to_string(),
+        ),
+        _ if unconfined.is_empty() => (
+            "True",
+            "AllConfined",
+            format!("{} containers confined", status.confined),
+        ),
+        _ => (
+            "False",
+            "UnconfinedContainers",
+            format!("unconfined: {}", summarize_names(&unconfined)),
+        ),
+    };
+    let confined = condition(CONFINED, state, reason, message, previous, now);
+    status
+        .conditions
+        .retain(|c| c.type_ != CONFINED && c.type_ != COMPLIANT);
+    status.conditions.push(confined);
+    // Compliant only where a policy selects the pod.
+    if let Some(worst) = status.verdict {
+        let violated: Vec<&str> = status
+            .policies
+            .iter()
+            .filter(|p| p.verdict == Verdict::Violating)
+            .map(|p| p.name.as_str())
+            .collect();
+        let compliant = match worst {
+            Verdict::Violating => condition(
+                COMPLIANT,
+                "False",
+                "Violating",
+                format!("violates: {}", summarize_names(&violated)),
+                previous,
+                now,
+            ),
+            Verdict::Exempt => condition(
+                COMPLIANT,
+                "True",
+                "Exempt",
+                "exempt from the policies that select it".into(),
+                previous,
+                now,
+            ),
+            Verdict::Compliant => condition(COMPLIANT, "True", "Compliant", String::new(), previous, now),
+        };
+        status.conditions.push(compliant);
+    }
+    status
+}
+
+fn summarize_names(names: &[&str]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = names.iter().take(SHOWN).copied().collect::<Vec<_>>().join(", ");
+    if names.len() > SHOWN {
+        text.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    text
+}
+
+/// A condition whose `lastTransitionTime` is kept from `previous` while its status stays (a
+/// stored time that cannot be read is replaced by `now`).
+pub fn condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    previous: &[ConditionMark],
+    now: &Time,
+) -> Condition {
+    let last_transition_time = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .and_then(|c| c.last_transition.timestamp())
+        .map(Time)
+        .unwrap_or_else(|| now.clone());
+    Condition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message,
+        observed_generation: None,
+        last_transition_time,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ContainerSeccomp, EffectiveProfile, ProfileType, RuntimeObservation, SeccompMode};
+
+    fn time(secs: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(secs).expect("valid time"))
+    }
+
+    fn evaluated(confined: bool) -> SeccompStatusStatus {
+        let type_ = if confined {
+            ProfileType::RuntimeDefault
+        } else {
+            ProfileType::Unconfined
+        };
+        SeccompStatusStatus {
+            profile: if confined {
+                PodProfile::RuntimeDefault
+            } else {
+                PodProfile::Unconfined
+            },
+            confined: format!("{}/1", confined as u8),
+            confined_containers: confined as u32,
+            total_containers: 1,
+            containers: vec![ContainerSeccomp {
+                name: "app".into(),
+                profile: EffectiveProfile {
+                    type_,
+                    localhost_profile: None,
+                },
+                confined,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// The status as the API server would return it after the controller's write (and, with
+    /// `agent`, the node agent's).
+    fn stored_from(status: &SeccompStatusStatus, uid: &str) -> StoredStatus {
+        let object = object("ns", "p", uid, status);
+        let wire: StatusWire = serde_json::from_value(object).expect("wire");
+        StoredStatus::from_wire(&wire)
+    }
+
+    #[test]
+    fn nothing_to_write_when_the_stored_status_is_current() {
+        let desired = with_conditions(evaluated(true), &[], &time(100));
+        let stored = stored_from(&desired, "uid-1");
+        // Later passes produce the same content with a newer clock: still nothing to write.
+        let again = with_conditions(evaluated(true), &stored.conditions, &time(500));
+        assert!(!needs_write(Some(&stored), "uid-1", &again));
+        assert_eq!(again.conditions[0].last_transition_time, time(100));
+    }
+
+    #[test]
+    fn a_missing_status_is_written() {
+        let desired = with_conditions(evaluated(true), &[], &time(1));
+        assert!(needs_write(None, "uid-1", &desired));
+    }
+
+    #[test]
+    fn a_changed_profile_is_written_and_moves_the_transition_time() {
+        let stored = stored_from(&with_conditions(evaluated(true), &[], &time(100)), "uid-1");
+        let desired = with_conditions(evaluated(false), &stored.conditions, &time(200));
+        assert!(needs_write(Some(&stored), "uid-1", &desired));
+        assert_eq!(desired.conditions[0].status, "False");
+        assert_eq!(desired.conditions[0].last_transition_time, time(200));
+    }
+
+    #[test]
+    fn a_recreated_pod_with_the_same_name_is_corrected() {
+        let desired = with_conditions(evaluated(true), &[], &time(1));
+        let stored = stored_from(&desired, "old-uid");
+        assert!(needs_write(Some(&stored), "new-uid", &desired));
+    }
+
+    #[test]
+    fn the_agents_fields_do_not_count() {
+        let desired = with_conditions(evaluated(true), &[], &time(1));
+        let mut with_agent = desired.clone();
+        with_agent.containers[0].runtime = Some(RuntimeObservation {
+            seccomp_mode: SeccompMode::Filter,
+            filters: Some(1),
+            pid: Some(42),
+            observed_at: time(5),
+            agrees_with_effective: true,
+        });
+        with_agent.conditions.push(condition(
+            RUNTIME_VERIFIED,
+            "True",
+            "Agrees",
+            String::new(),
+            &[],
+            &time(5),
+        ));
+        assert_eq!(fingerprint(&desired), fingerprint(&with_agent));
+        assert!(!needs_write(Some(&stored_from(&with_agent, "u")), "u", &desired));
+    }
+
+    #[test]
+    fn a_field_written_by_someone_else_is_a_difference() {
+        let desired = with_conditions(evaluated(true), &[], &time(1));
+        let mut tampered = serde_json::to_value(&desired).expect("json");
+        tampered["verdict"] = json!("Compliant");
+        assert_ne!(fingerprint_value(&tampered), fingerprint(&desired));
+    }
+
+    #[test]
+    fn a_stored_time_the_client_cannot_hold_does_not_stop_anything() {
+        let desired = with_conditions(evaluated(true), &[], &time(1));
+        let mut object = object("ns", "p", "u", &desired);
+        object["status"]["conditions"][0]["lastTransitionTime"] = json!("9999-12-31T23:59:59Z");
+        let wire: StatusWire = serde_json::from_value(object).expect("wire");
+        let stored = StoredStatus::from_wire(&wire);
+        assert_eq!(stored.conditions[0].last_transition, LenientTime::FarFuture);
+        // The content is the same: nothing to write, and a new condition would get `now`.
+        let again = with_conditions(evaluated(true), &stored.conditions, &time(9));
+        assert!(!needs_write(Some(&stored), "u", &again));
+        assert_eq!(again.conditions[0].last_transition_time, time(9));
+    }
+
+    #[test]
+    fn condition_messages_name_the_unconfined_containers() {
+        let mut status = evaluated(false);
+        for i in 0..7 {
+            let mut c = status.containers[0].clone();
+            c.name = format!("extra{i}");
+            status.containers.push(c);
+        }
+        let with = with_conditions(status, &[], &time(1));
+        assert_eq!(
+            with.conditions[0].message,
+            "unconfined: app, extra0, extra1, extra2, extra3 and 3 more"
+        );
+    }
+}
