@@ -112,10 +112,19 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// The default log filter. kube's client logs a whole response body at WARN when it cannot decode
+/// it; the operator decodes every watched object leniently, and keeps that logger at ERROR so no
+/// object's content (environment values among it) can reach the logs that way.
+const DEFAULT_LOG_FILTER: &str = "info,kube_client::client=error";
+
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("SENTINEL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let filter =
+        EnvFilter::try_from_env("SENTINEL_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours only for a terminal: log collectors get plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -168,15 +177,34 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             .instance
             .clone()
             .unwrap_or_else(|| format!("seccomp-sentinel-{}", std::process::id()));
-        let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+        // Shutdown is honoured at every stage: setting up the lease talks to the API server too.
+        let builder = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.lease_name)
             .with_namespace(&namespace)
             .with_identity(&identity)
             .with_duration(args.lease_duration)
-            .with_grace(args.lease_duration.div_ceil(3).max(1))
-            .build()
-            .await
-            .context("setting up leader election")?;
-        let (mut leading, lease_task) = manager.watch().await;
+            .with_grace(args.lease_duration.div_ceil(3).max(1));
+        let started = tokio::select! {
+            _ = stop.cancelled() => None,
+            manager = builder.build() => Some(manager.context("setting up leader election")?),
+        };
+        let Some(manager) = started else {
+            metrics
+                .shutting_down
+                .store(true, std::sync::atomic::Ordering::Release);
+            let _ = server.await;
+            return Ok(());
+        };
+        let watched = tokio::select! {
+            _ = stop.cancelled() => None,
+            watched = manager.watch() => Some(watched),
+        };
+        let Some((mut leading, lease_task)) = watched else {
+            metrics
+                .shutting_down
+                .store(true, std::sync::atomic::Ordering::Release);
+            let _ = server.await;
+            return Ok(());
+        };
         // A standby is healthy and ready to take over.
         metrics.ready.store(true, std::sync::atomic::Ordering::Release);
         tracing::info!(lease = %args.lease_name, %identity, "waiting for the lease");

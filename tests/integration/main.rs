@@ -6,6 +6,7 @@ mod agent;
 mod audit;
 mod controller;
 mod deploy;
+mod faults;
 mod node;
 mod policies;
 mod policy_admission;

@@ -697,3 +697,172 @@ namePrefix: {prefix}
         ]);
     }
 }
+
+/// The agent's trust boundary (the ValidatingAdmissionPolicy of `config/agent`): with a token
+/// bound to its pod on node A, the agent may annotate node A with its own keys and write the
+/// runtime fields of node A's SeccompStatuses, and nothing else: not node B, not node A's
+/// labels, not a status of node B's pods, not the controller's fields.
+#[tokio::test]
+async fn an_agent_token_reaches_only_its_own_node() {
+    use k8s_openapi::api::{authentication::v1::TokenRequest, core::v1::ServiceAccount};
+    let nodes = nodes::nodes();
+    let ctx = node_context("agent-boundary").await;
+    let agent_pods: Api<Pod> = Api::namespaced(ctx.client.clone(), nodes::AGENT_NAMESPACE);
+    let agent = wait_for("the agent on node A", TIMEOUT, || async {
+        agent_pods
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(nodes.a.name.as_str()))
+    })
+    .await;
+    let account = agent
+        .spec
+        .as_ref()
+        .and_then(|s| s.service_account_name.clone())
+        .expect("service account");
+    let request: TokenRequest = serde_json::from_value(json!({ "spec": { "audiences": [], "expirationSeconds": 3600,
+        "boundObjectRef": { "apiVersion": "v1", "kind": "Pod", "name": agent.name_any(), "uid": agent.uid() } } }))
+    .expect("token request");
+    let token = Api::<ServiceAccount>::namespaced(ctx.client.clone(), nodes::AGENT_NAMESPACE)
+        .create_token_request(&account, &PostParams::default(), &request)
+        .await
+        .expect("a pod-bound token")
+        .status
+        .expect("token")
+        .token;
+    let admin = std::fs::read_to_string(ctx.cluster.kubeconfig()).expect("kubeconfig");
+    let cluster_part = admin.split("users:").next().expect("clusters");
+    let kubeconfig = format!(
+        "{cluster_part}users:\n- name: agent\n  user:\n    token: {token}\ncontexts:\n- name: agent\n  context:\n    cluster: sentinel-testenv\n    user: agent\ncurrent-context: agent\n"
+    );
+    let kubeconfig: kube::config::Kubeconfig = serde_saphyr::from_str(&kubeconfig).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("config");
+    let as_agent = kube::Client::try_from(config).expect("client");
+
+    let node_api: Api<k8s_openapi::api::core::v1::Node> = Api::all(as_agent.clone());
+    let annotate = |node: &str, key: &str| json!({ "apiVersion": "v1", "kind": "Node", "metadata": { "name": node, "annotations": { key: "true" } } });
+    // Not the agent's own field manager name: an apply under it would take the running agent's
+    // annotations away (fields an apply leaves out are removed).
+    let patch = |_: &str| kube::api::PatchParams::apply("agent-boundary-test").force();
+    // The admission policy takes effect a moment after it is created: wait until it refuses
+    // another node's annotation, tried as a dry run.
+    let dry_run = kube::api::PatchParams {
+        dry_run: true,
+        ..patch("")
+    };
+    wait_for("the agent's admission policy to take effect", TIMEOUT, || async {
+        let probe = node_api
+            .patch(
+                &nodes.b.name,
+                &dry_run,
+                &kube::api::Patch::Apply(annotate(&nodes.b.name, "seccomp.sentinel.dev/kernel-seccomp")),
+            )
+            .await;
+        matches!(probe, Err(kube::Error::Api(s)) if s.message.contains("may not change node")).then_some(())
+    })
+    .await;
+    let allowed = node_api
+        .patch(
+            &nodes.a.name,
+            &patch("seccomp-sentinel-agent"),
+            &kube::api::Patch::Apply(annotate(&nodes.a.name, "seccomp.sentinel.dev/kernel-seccomp")),
+        )
+        .await;
+    assert!(allowed.is_ok(), "its own node's annotation: {allowed:?}");
+    let refused = |result: Result<k8s_openapi::api::core::v1::Node, kube::Error>, what: &str| {
+        assert!(
+            matches!(&result, Err(kube::Error::Api(s)) if s.code == 422 || s.code == 403),
+            "{what} must be refused: {result:?}"
+        );
+    };
+    refused(
+        node_api
+            .patch(
+                &nodes.b.name,
+                &patch("seccomp-sentinel-agent"),
+                &kube::api::Patch::Apply(annotate(
+                    &nodes.b.name,
+                    "seccomp.sentinel.dev/kubelet-seccomp-default",
+                )),
+            )
+            .await,
+        "another node's annotation",
+    );
+    let label = json!({ "apiVersion": "v1", "kind": "Node", "metadata": { "name": nodes.a.name, "labels": { "pool": "evil" } } });
+    refused(
+        node_api
+            .patch(
+                &nodes.a.name,
+                &patch("seccomp-sentinel-agent"),
+                &kube::api::Patch::Apply(label),
+            )
+            .await,
+        "a label on its own node",
+    );
+
+    // SeccompStatuses: one pod on each node, reported by an operator.
+    let operator = Operator::for_namespace(&ctx).await;
+    let pods: Api<Pod> = ctx.api();
+    pods.create(
+        &PostParams::default(),
+        &pod("on-a", &nodes.a.name, REPORT, json!({})),
+    )
+    .await
+    .expect("pod");
+    pods.create(
+        &PostParams::default(),
+        &pod("on-b", &nodes.b.name, REPORT, json!({})),
+    )
+    .await
+    .expect("pod");
+    let statuses: Api<SeccompStatus> = ctx.api();
+    for name in ["on-a", "on-b"] {
+        wait_for(&format!("{name}: reported"), TIMEOUT, || async {
+            statuses.get_opt(name).await.ok()?.and_then(|s| s.status)
+        })
+        .await;
+    }
+    let status_api: Api<SeccompStatus> = Api::namespaced(as_agent, &ctx.ns);
+    let runtime = |name: &str| {
+        json!({ "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompStatus", "metadata": { "name": name },
+            "status": { "containers": [{ "name": "app", "runtime": { "seccompMode": "Disabled", "observedAt": "2026-12-01T00:00:00Z", "agreesWithEffective": true } }] } })
+    };
+    let own = status_api
+        .patch(
+            "on-a",
+            &patch("seccomp-sentinel-agent"),
+            &kube::api::Patch::Apply(runtime("on-a")),
+        )
+        .await;
+    assert!(own.is_ok(), "the runtime fields of its own node's pod: {own:?}");
+    let other = status_api
+        .patch(
+            "on-b",
+            &patch("seccomp-sentinel-agent"),
+            &kube::api::Patch::Apply(runtime("on-b")),
+        )
+        .await;
+    assert!(
+        matches!(&other, Err(kube::Error::Api(s)) if s.code == 422 || s.code == 403),
+        "another node's pod: {other:?}"
+    );
+    let forged = json!({ "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompStatus", "metadata": { "name": "on-a" },
+        "status": { "profile": "RuntimeDefault" } });
+    let forged = status_api
+        .patch(
+            "on-a",
+            &patch("seccomp-sentinel-agent"),
+            &kube::api::Patch::Apply(forged),
+        )
+        .await;
+    assert!(
+        matches!(&forged, Err(kube::Error::Api(s)) if s.code == 422 || s.code == 403),
+        "the controller's fields: {forged:?}"
+    );
+    operator.stop().await;
+}

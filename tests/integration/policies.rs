@@ -15,7 +15,7 @@ use crate::support::{self, Operator, POLICY_LABEL, TestContext, wait_for};
 const TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Creates a policy that selects only this test's namespace and only this test's operator sees.
-async fn create_policy(ctx: &TestContext, suffix: &str, mut spec: Value) -> String {
+pub(crate) async fn create_policy(ctx: &TestContext, suffix: &str, mut spec: Value) -> String {
     let name = format!("{}-{suffix}", ctx.ns);
     spec["namespaceSelector"] = json!({ "matchLabels": { "kubernetes.io/metadata.name": ctx.ns } });
     let policy: SeccompPolicy = serde_json::from_value(json!({
@@ -31,13 +31,13 @@ async fn create_policy(ctx: &TestContext, suffix: &str, mut spec: Value) -> Stri
     name
 }
 
-async fn delete_policy(ctx: &TestContext, name: &str) {
+pub(crate) async fn delete_policy(ctx: &TestContext, name: &str) {
     let _ = Api::<SeccompPolicy>::all(ctx.client.clone())
         .delete(name, &DeleteParams::default())
         .await;
 }
 
-fn evict_quickly(extra: Value) -> Value {
+pub(crate) fn evict_quickly(extra: Value) -> Value {
     let mut eviction = json!({ "minUnconfinedAge": "0s", "workloadCooldown": "1s", "maxPerMinute": 10 });
     if let (Some(e), Some(x)) = (eviction.as_object_mut(), extra.as_object()) {
         e.extend(x.clone());
@@ -45,7 +45,7 @@ fn evict_quickly(extra: Value) -> Value {
     json!({ "action": "Evict", "eviction": eviction })
 }
 
-fn pod_json(name: &str, app: &str, seccomp: Option<&str>, annotations: Value) -> Value {
+pub(crate) fn pod_json(name: &str, app: &str, seccomp: Option<&str>, annotations: Value) -> Value {
     let mut spec = json!({ "containers": [{ "name": "app", "image": "registry.invalid/app:1" }] });
     if let Some(profile) = seccomp {
         spec["securityContext"] = json!({ "seccompProfile": { "type": profile } });
@@ -53,7 +53,7 @@ fn pod_json(name: &str, app: &str, seccomp: Option<&str>, annotations: Value) ->
     json!({ "metadata": { "name": name, "labels": { "app": app }, "annotations": annotations }, "spec": spec })
 }
 
-async fn create_pod(ctx: &TestContext, pod: Value) {
+pub(crate) async fn create_pod(ctx: &TestContext, pod: Value) {
     let pod: Pod = serde_json::from_value(pod).expect("pod");
     ctx.api::<Pod>()
         .create(&PostParams::default(), &pod)
@@ -63,7 +63,7 @@ async fn create_pod(ctx: &TestContext, pod: Value) {
 
 /// An existing pod adopted by a ReplicaSet whose template may differ from it (as after someone
 /// edited the template): the situation where restarting the pod changes its profile.
-async fn adopted_pod(
+pub(crate) async fn adopted_pod(
     ctx: &TestContext,
     app: &str,
     pod_profile: Option<&str>,
@@ -98,7 +98,7 @@ async fn adopted_pod(
 }
 
 /// The result of `policy` in the SeccompStatus of `pod`, once it satisfies `done`.
-async fn policy_result(
+pub(crate) async fn policy_result(
     ctx: &TestContext,
     pod: &str,
     policy: &str,
@@ -134,7 +134,7 @@ fn condition(p: &SeccompPolicy, type_: &str) -> Option<(String, String)> {
         .map(|c| (c.status.clone(), c.reason.clone()))
 }
 
-async fn pods_of(ctx: &TestContext, app: &str) -> Vec<Pod> {
+pub(crate) async fn pods_of(ctx: &TestContext, app: &str) -> Vec<Pod> {
     ctx.api::<Pod>()
         .list(&ListParams::default().labels(&format!("app={app}")))
         .await
@@ -142,7 +142,7 @@ async fn pods_of(ctx: &TestContext, app: &str) -> Vec<Pod> {
         .items
 }
 
-fn events(ctx: &TestContext, reason: &str) -> String {
+pub(crate) fn events(ctx: &TestContext, reason: &str) -> String {
     ctx.kubectl(&[
         "get",
         "events",

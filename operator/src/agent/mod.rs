@@ -34,6 +34,9 @@ use crate::{
     status::{self, ConditionMark, RUNTIME_VERIFIED},
 };
 
+/// How often the agent reads its Node again even when nothing it sees changed.
+const NODE_RECHECK: Duration = Duration::from_secs(300);
+
 /// Field manager of the agent's writes.
 pub const AGENT_MANAGER: &str = "seccomp-sentinel-agent";
 /// Node annotation: the kubelet's `seccompDefault`, as the agent read it from the kubelet's
@@ -358,11 +361,16 @@ pub async fn run(
     // The node facts are read again on every pass (a kubelet may be restarted with another
     // seccompDefault) and written when they differ from what was last reported.
     let mut reported: Option<serde_json::Map<String, serde_json::Value>> = None;
+    // The Node is read again now and then, so annotations someone removed come back.
+    let mut verified = tokio::time::Instant::now();
     loop {
         let facts = node_facts(&agent.args, reported.as_ref());
-        if reported.as_ref() != Some(&facts) {
+        if reported.as_ref() != Some(&facts) || verified.elapsed() >= NODE_RECHECK {
             match report_node(&agent, &facts).await {
-                Ok(()) => reported = Some(facts),
+                Ok(()) => {
+                    reported = Some(facts);
+                    verified = tokio::time::Instant::now();
+                }
                 Err(e) => warn!(error = %e, "could not annotate the node"),
             }
         }

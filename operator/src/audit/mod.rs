@@ -88,6 +88,31 @@ pub struct AuditArgs {
     /// The time used for conditions and exemption expiry (for reproducible reports).
     #[arg(long, hide = true)]
     pub now: Option<Timestamp>,
+
+    /// Largest input read, per file and from standard input (bytes; e.g. 64Mi, 1Gi).
+    #[arg(long, default_value = "64Mi", value_parser = parse_size)]
+    pub max_input_bytes: u64,
+}
+
+/// A size such as `4096`, `512Ki`, `64Mi`, `1Gi`.
+fn parse_size(value: &str) -> Result<u64, String> {
+    let (number, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => value.split_at(i),
+        None => (value, ""),
+    };
+    let factor: u64 = match unit {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        other => return Err(format!("{other:?} is not a size unit (Ki, Mi, Gi)")),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{value:?} is not a size"))
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,8 +197,39 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text)
 }
 
-fn files_under(path: &Path, errors: &mut Vec<String>) -> Vec<PathBuf> {
-    if path.is_dir() {
+/// Identity of a file or directory (device and inode), to see loops and duplicates.
+type FileId = (u64, u64);
+
+fn file_id(metadata: &std::fs::Metadata) -> FileId {
+    use std::os::unix::fs::MetadataExt;
+    (metadata.dev(), metadata.ino())
+}
+
+/// The manifest files under `path` (itself if it is a file), each once: a directory reached
+/// again through a symlink loop is reported, a file reached twice is read once.
+fn files_under(
+    path: &Path,
+    visited_dirs: &mut Vec<FileId>,
+    seen_files: &mut Vec<FileId>,
+    errors: &mut Vec<String>,
+) -> Vec<PathBuf> {
+    let metadata = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => {
+            errors.push(format!("{}: {e}", path.display()));
+            return Vec::new();
+        }
+    };
+    let id = file_id(&metadata);
+    if metadata.is_dir() {
+        if visited_dirs.contains(&id) {
+            errors.push(format!(
+                "{}: a directory already read (a symlink loop?): skipped",
+                path.display()
+            ));
+            return Vec::new();
+        }
+        visited_dirs.push(id);
         let mut entries: Vec<PathBuf> = match std::fs::read_dir(path) {
             Ok(entries) => entries.flatten().map(|e| e.path()).collect(),
             Err(e) => {
@@ -185,31 +241,53 @@ fn files_under(path: &Path, errors: &mut Vec<String>) -> Vec<PathBuf> {
         entries
             .into_iter()
             .flat_map(|p| {
-                if p.is_dir() {
-                    files_under(&p, errors)
-                } else if p
+                let manifest = p
                     .extension()
-                    .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
-                {
-                    vec![p]
+                    .is_some_and(|x| x == "yaml" || x == "yml" || x == "json");
+                if p.is_dir() || manifest {
+                    files_under(&p, visited_dirs, seen_files, errors)
                 } else {
                     Vec::new()
                 }
             })
             .collect()
+    } else if !metadata.is_file() {
+        errors.push(format!(
+            "{}: not a regular file (a device, socket or pipe): not read",
+            path.display()
+        ));
+        Vec::new()
+    } else if seen_files.contains(&id) {
+        Vec::new()
     } else {
+        seen_files.push(id);
         vec![path.to_path_buf()]
     }
 }
 
-fn read_inputs(paths: &[PathBuf], errors: &mut Vec<String>) -> Vec<Document> {
+/// Reads at most `limit` bytes of `reader` as UTF-8 text; more is an error naming `name`.
+fn read_bounded(name: &str, reader: impl Read, limit: u64) -> Result<String, String> {
+    let mut bytes = Vec::new();
+    reader
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{name}: {e}"))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!(
+            "{name}: larger than {limit} bytes (--max-input-bytes): not read"
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| format!("{name}: not UTF-8 text"))
+}
+
+fn read_inputs(paths: &[PathBuf], limit: u64, errors: &mut Vec<String>) -> Vec<Document> {
     let mut documents = Vec::new();
+    let (mut visited_dirs, mut seen_files) = (Vec::new(), Vec::new());
     for path in paths {
         if path.as_os_str() == "-" {
-            let mut text = String::new();
-            match std::io::stdin().read_to_string(&mut text) {
-                Ok(_) => read_source("<stdin>", &text, &mut documents, errors),
-                Err(e) => errors.push(format!("<stdin>: {e}")),
+            match read_bounded("<stdin>", std::io::stdin().lock(), limit) {
+                Ok(text) => read_source("<stdin>", &text, &mut documents, errors),
+                Err(e) => errors.push(e),
             }
             continue;
         }
@@ -217,10 +295,14 @@ fn read_inputs(paths: &[PathBuf], errors: &mut Vec<String>) -> Vec<Document> {
             errors.push(format!("{}: no such file or directory", path.display()));
             continue;
         }
-        for file in files_under(path, errors) {
-            match std::fs::read_to_string(&file) {
-                Ok(text) => read_source(&file.display().to_string(), &text, &mut documents, errors),
-                Err(e) => errors.push(format!("{}: {e}", file.display())),
+        for file in files_under(path, &mut visited_dirs, &mut seen_files, errors) {
+            let name = file.display().to_string();
+            match std::fs::File::open(&file)
+                .map_err(|e| format!("{name}: {e}"))
+                .and_then(|f| read_bounded(&name, f, limit))
+            {
+                Ok(text) => read_source(&name, &text, &mut documents, errors),
+                Err(e) => errors.push(e),
             }
         }
     }
@@ -407,9 +489,9 @@ fn offline(
     errors: &mut Vec<String>,
 ) -> Result<Vec<SeccompStatus>, AuditError> {
     let minor = version_minor(args)?;
-    let documents = read_inputs(&args.files, errors);
-    let policy_documents = read_inputs(&args.policies, errors);
-    let scc_documents = read_inputs(&args.scc_files, errors);
+    let documents = read_inputs(&args.files, args.max_input_bytes, errors);
+    let policy_documents = read_inputs(&args.policies, args.max_input_bytes, errors);
+    let scc_documents = read_inputs(&args.scc_files, args.max_input_bytes, errors);
     let mut subjects = Vec::new();
     for d in &documents {
         let kind = d.value.get("kind").and_then(Value::as_str);
@@ -508,11 +590,11 @@ async fn live(
             Err(e) => return Err(cluster(e)),
         }
     } else {
-        let documents = read_inputs(&args.policies, errors);
+        let documents = read_inputs(&args.policies, args.max_input_bytes, errors);
         policies_from(&documents, errors)
     };
 
-    let mut sccs = scc_defaults_from(&read_inputs(&args.scc_files, errors));
+    let mut sccs = scc_defaults_from(&read_inputs(&args.scc_files, args.max_input_bytes, errors));
     if args.scc_files.is_empty() {
         let resource = ApiResource::from_gvk_with_plural(
             &GroupVersionKind::gvk("security.openshift.io", "v1", "SecurityContextConstraints"),
@@ -674,5 +756,34 @@ mod tests {
     struct AuditArgsForTest {
         #[command(flatten)]
         args: AuditArgs,
+    }
+
+    #[test]
+    fn inputs_are_bounded_devices_refused_and_loops_and_duplicates_read_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        let pod =
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: i}]}\n";
+        std::fs::write(root.join("pod.yaml"), pod).expect("write");
+        std::fs::write(root.join("big.yaml"), "x".repeat(2048)).expect("write");
+        std::fs::create_dir(root.join("sub")).expect("dir");
+        // A loop back to the top, and a second name for the same file.
+        std::os::unix::fs::symlink(root, root.join("sub/loop")).expect("symlink");
+        std::os::unix::fs::symlink(root.join("pod.yaml"), root.join("sub/again.yaml")).expect("symlink");
+        std::os::unix::fs::symlink("/dev/zero", root.join("sub/zero.yaml")).expect("symlink");
+        let mut errors = Vec::new();
+        let documents = read_inputs(&[root.to_path_buf()], 1024, &mut errors);
+        assert_eq!(documents.len(), 1, "the pod once: {errors:?}");
+        let text = errors.join("\n");
+        assert!(text.contains("big.yaml: larger than 1024 bytes"), "{text}");
+        assert!(text.contains("zero.yaml: not a regular file"), "{text}");
+        assert!(text.contains("symlink loop"), "{text}");
+        assert_eq!(errors.len(), 3, "{text}");
+        // A device named on the command line is refused too.
+        let mut errors = Vec::new();
+        assert!(read_inputs(&[PathBuf::from("/dev/zero")], 1024, &mut errors).is_empty());
+        assert!(errors[0].contains("/dev/zero: not a regular file"), "{errors:?}");
+        assert_eq!(parse_size("64Mi"), Ok(64 << 20));
+        assert!(parse_size("12 parsecs").is_err() && parse_size("0").is_err());
     }
 }

@@ -19,8 +19,8 @@ use tracing::{debug, info, warn};
 
 use super::{Context, Error, state::PodKey};
 use crate::{
-    api::{PolicyAction, SeccompPolicy},
-    lean::{Decoded, status::StatusWire},
+    api::PolicyAction,
+    lean::{Decoded, cluster::PolicyWire, status::StatusWire},
     policy::{
         self, EvictionFacts, EvictionVerdict, PROFILE_LABEL, VIOLATION_LABEL,
         plan::{EvictionResult, LabelChange, PassInput, PodFacts, PodPlan},
@@ -268,14 +268,35 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Option<Duration>, Error> {
 
     let requeue = plan.requeue;
     let mut state = ctx.state();
-    if let Some(entry) = state.pods.get_mut(key) {
-        entry.outcomes = std::mem::take(&mut plan.outcomes);
-        entry.containers = plan
-            .status
-            .containers
-            .iter()
-            .map(|c| (c.profile.type_, c.source))
-            .collect();
+    let Some(entry) = state.pods.get_mut(key) else {
+        return Ok(requeue);
+    };
+    // A pod newly blocked by a budget counts once per episode, when the pass is recorded.
+    let newly_blocked: Vec<std::sync::Arc<str>> = plan
+        .outcomes
+        .iter()
+        .filter(|o| o.action == PolicyAction::EvictionBlocked)
+        .filter(|o| {
+            !entry
+                .outcomes
+                .iter()
+                .any(|p| p.policy == o.policy && p.action == PolicyAction::EvictionBlocked)
+        })
+        .map(|o| o.policy.clone())
+        .collect();
+    entry.outcomes = std::mem::take(&mut plan.outcomes);
+    entry.containers = plan
+        .status
+        .containers
+        .iter()
+        .map(|c| (c.profile.type_, c.source))
+        .collect();
+    for policy in newly_blocked {
+        state
+            .policy_counters
+            .entry(policy.to_string())
+            .or_default()
+            .blocked += 1;
     }
     Ok(requeue)
 }
@@ -410,21 +431,7 @@ async fn evict(
             info!(pod = %key, policy = %policy_name, "evicted");
             return Ok(EvictionResult::Evicted);
         }
-        Err(kube::Error::Api(s)) if s.code == 429 => {
-            let newly_blocked = ctx.state().pods.get(key).is_none_or(|e| {
-                !e.outcomes
-                    .iter()
-                    .any(|o| &*o.policy == policy_name && o.action == PolicyAction::EvictionBlocked)
-            });
-            if newly_blocked {
-                ctx.state()
-                    .policy_counters
-                    .entry(policy_name.to_string())
-                    .or_default()
-                    .blocked += 1;
-            }
-            EvictionResult::Blocked
-        }
+        Err(kube::Error::Api(s)) if s.code == 429 => EvictionResult::Blocked,
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => EvictionResult::PodChanged,
         Err(kube::Error::Api(s)) if s.code == 500 => EvictionResult::Refused(s.message),
         Err(e) => {
@@ -442,13 +449,16 @@ async fn evict(
 /// Writes the policy's part of the eviction ledger into its status (own field manager, so the
 /// policy status writer's fields stay).
 pub(super) async fn persist_ledger(ctx: &Context, policy_name: &str, now: Timestamp) -> Result<(), Error> {
+    // One write at a time, each with the ledger as it is when the write starts: a write of an
+    // older snapshot can never land after a newer one.
+    let _serialized = ctx.ledger_writes.lock().await;
     let ledger = ctx.state().ledger.to_status(policy_name, now);
     let body = json!({
         "apiVersion": format!("{}/{}", crate::api::GROUP, crate::api::VERSION), "kind": "SeccompPolicy",
         "metadata": { "name": policy_name }, "status": { "evictions": ledger },
     });
     ctx.writes.until_ready().await;
-    let api: Api<SeccompPolicy> = Api::all(ctx.client.clone());
+    let api: Api<Decoded<PolicyWire>> = Api::all(ctx.client.clone());
     match api
         .patch_status(
             policy_name,

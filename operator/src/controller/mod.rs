@@ -84,6 +84,8 @@ pub struct Context {
     state: Mutex<State>,
     queue: queue::WorkQueue<PodKey>,
     writes: DefaultDirectRateLimiter,
+    /// Serializes the eviction ledger's writes to the policies.
+    ledger_writes: tokio::sync::Mutex<()>,
     events: crate::events::Publisher,
     /// `openshift.io/scc` is written by SCC admission here (decided at start).
     trust_scc: AtomicBool,
@@ -113,6 +115,7 @@ impl Context {
             state: Mutex::default(),
             queue: queue::WorkQueue::default(),
             writes: RateLimiter::direct(quota),
+            ledger_writes: tokio::sync::Mutex::new(()),
             trust_scc: AtomicBool::new(false),
             tasks: Mutex::default(),
             stats: Stats::default(),

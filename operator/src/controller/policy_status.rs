@@ -14,7 +14,8 @@ use tracing::warn;
 
 use super::{Context, Error, execute::persist_ledger, state::PolicyEntry};
 use crate::{
-    api::{CONTROLLER_MANAGER, PolicyAction, SeccompPolicy, SeccompPolicyStatus, Verdict},
+    api::{CONTROLLER_MANAGER, PolicyAction, SeccompPolicyStatus, Verdict},
+    lean::{Decoded, cluster::PolicyWire},
     status::{ConditionMark, condition},
 };
 
@@ -115,7 +116,7 @@ async fn write_policy_statuses(
         if last.as_ref().is_some_and(|last| same_status(last, &status)) {
             continue;
         }
-        let api: Api<SeccompPolicy> = Api::all(ctx.client.clone());
+        let api: Api<Decoded<PolicyWire>> = Api::all(ctx.client.clone());
         let body = json!({
             "apiVersion": format!("{}/{}", crate::api::GROUP, crate::api::VERSION), "kind": "SeccompPolicy",
             "metadata": { "name": name }, "status": status,

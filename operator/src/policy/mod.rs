@@ -90,8 +90,95 @@ pub struct CompiledPolicy {
 
 fn selector(field: &str, selector: Option<&LabelSelector>) -> Result<Option<Selector>, PolicyError> {
     let Some(selector) = selector else { return Ok(None) };
+    validate_selector(field, selector)?;
     let parsed = Selector::try_from(selector.clone()).map_err(|e| invalid(field, e.to_string()))?;
     Ok((!parsed.selects_all()).then_some(parsed))
+}
+
+/// What the API server checks of a label selector in built-in objects, and not in a CRD's:
+/// label keys and values, operators, and values only where the operator takes them.
+fn validate_selector(field: &str, selector: &LabelSelector) -> Result<(), PolicyError> {
+    for (key, value) in selector.match_labels.iter().flatten() {
+        label_key(&format!("{field}.matchLabels"), key)?;
+        label_value(&format!("{field}.matchLabels[{key}]"), value)?;
+    }
+    for (i, e) in selector.match_expressions.iter().flatten().enumerate() {
+        let at = format!("{field}.matchExpressions[{i}]");
+        label_key(&format!("{at}.key"), &e.key)?;
+        let values = e.values.as_deref().unwrap_or_default();
+        match e.operator.as_str() {
+            "In" | "NotIn" if values.is_empty() => {
+                return Err(invalid(
+                    format!("{at}.values"),
+                    format!("{} needs at least one value", e.operator),
+                ));
+            }
+            "In" | "NotIn" => {
+                for value in values {
+                    label_value(&format!("{at}.values"), value)?;
+                }
+            }
+            "Exists" | "DoesNotExist" if !values.is_empty() => {
+                return Err(invalid(
+                    format!("{at}.values"),
+                    format!("{} takes no values", e.operator),
+                ));
+            }
+            "Exists" | "DoesNotExist" => {}
+            other => {
+                return Err(invalid(
+                    format!("{at}.operator"),
+                    format!("{other:?} is not In, NotIn, Exists or DoesNotExist"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A label name: 1 to 63 characters, alphanumeric at both ends, `-`, `_`, `.` inside.
+fn label_name_ok(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn label_key(field: &str, key: &str) -> Result<(), PolicyError> {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    let prefix_ok = prefix.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|label| {
+                let b = label.as_bytes();
+                !b.is_empty()
+                    && b.len() <= 63
+                    && b[0].is_ascii_lowercase() | b[0].is_ascii_digit()
+                    && (b[b.len() - 1].is_ascii_lowercase() || b[b.len() - 1].is_ascii_digit())
+                    && b.iter()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+            })
+    });
+    if prefix_ok && label_name_ok(name) {
+        Ok(())
+    } else {
+        Err(invalid(field, format!("{key:?} is not a valid label key")))
+    }
+}
+
+fn label_value(field: &str, value: &str) -> Result<(), PolicyError> {
+    if value.is_empty() || label_name_ok(value) {
+        Ok(())
+    } else {
+        Err(invalid(field, format!("{value:?} is not a valid label value")))
+    }
 }
 
 fn duration(field: &str, value: Option<&str>, default: Duration) -> Result<Duration, PolicyError> {

@@ -288,11 +288,11 @@ fn invalid_policies_are_rejected_with_the_field() {
         ),
         (
             json!({ "podSelector": { "matchExpressions": [{ "key": "a", "operator": "Maybe", "values": ["x"] }] } }),
-            "spec.podSelector",
+            "spec.podSelector.matchExpressions[0].operator",
         ),
         (
             json!({ "namespaceSelector": { "matchExpressions": [{ "key": "a", "operator": "In" }] } }),
-            "spec.namespaceSelector",
+            "spec.namespaceSelector.matchExpressions[0].values",
         ),
         (json!({ "exemptions": [{ "reason": "r" }] }), "spec.exemptions[0]"),
         (
@@ -672,4 +672,47 @@ fn reservations_count_at_once_and_can_be_released() {
         now(),
     );
     assert_eq!((verdict, reservation.is_none()), (EvictionVerdict::Proceed, true));
+}
+
+#[test]
+fn selectors_are_checked_as_the_api_server_checks_them_for_built_in_objects() {
+    let bad = [
+        (
+            json!({ "podSelector": { "matchLabels": { "bad key!": "x" } } }),
+            "spec.podSelector.matchLabels",
+        ),
+        (
+            json!({ "podSelector": { "matchLabels": { "app": "-nope" } } }),
+            "spec.podSelector.matchLabels[app]",
+        ),
+        (
+            json!({ "namespaceSelector": { "matchExpressions": [{ "key": "env", "operator": "In" }] } }),
+            "spec.namespaceSelector.matchExpressions[0].values",
+        ),
+        (
+            json!({ "podSelector": { "matchExpressions": [{ "key": "env", "operator": "Exists", "values": ["x"] }] } }),
+            "spec.podSelector.matchExpressions[0].values",
+        ),
+        (
+            json!({ "podSelector": { "matchExpressions": [{ "key": "Not_A.Prefix/x", "operator": "Exists" }] } }),
+            "spec.podSelector.matchExpressions[0].key",
+        ),
+        (
+            json!({ "podSelector": { "matchExpressions": [{ "key": "env", "operator": "Near", "values": ["x"] }] } }),
+            "spec.podSelector.matchExpressions[0].operator",
+        ),
+        (
+            json!({ "exemptions": [{ "reason": "r", "podSelector": { "matchLabels": { "": "x" } } }] }),
+            "spec.exemptions[0].podSelector.matchLabels",
+        ),
+    ];
+    for (spec, field) in bad {
+        match compile_policy(&policy(spec.clone())) {
+            Err(PolicyError::Invalid { field: f, .. }) => assert_eq!(f, field, "{spec}"),
+            Ok(_) => panic!("accepted: {spec}"),
+        }
+    }
+    let good = json!({ "podSelector": { "matchLabels": { "app.kubernetes.io/name": "web", "tier": "" },
+        "matchExpressions": [{ "key": "example.com/team", "operator": "NotIn", "values": ["a", "b-2"] }] } });
+    assert!(compile_policy(&policy(good)).is_ok());
 }

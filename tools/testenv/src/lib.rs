@@ -248,7 +248,105 @@ pub struct ControlPlane {
     server: String,
     kubectl: PathBuf,
     keep_dir: bool,
+    etcd_url: String,
     components: Mutex<Vec<Component>>,
+}
+
+/// See [`ControlPlane::second_apiserver`]. Stopped when dropped.
+pub struct SecondApiServer {
+    binary: PathBuf,
+    kubectl: PathBuf,
+    args: Vec<String>,
+    log: PathBuf,
+    kubeconfig: PathBuf,
+    component: Option<Component>,
+}
+
+impl SecondApiServer {
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// Starts it (again, on the same port) and waits until it is ready.
+    pub fn start(&mut self) -> Result<()> {
+        if self.component.is_some() {
+            return Ok(());
+        }
+        let mut command = Command::new(&self.binary);
+        command.args(&self.args);
+        let mut component = spawn_supervised("kube-apiserver (second)", &self.log, &command, None)?;
+        let (kubectl, kubeconfig) = (self.kubectl.clone(), self.kubeconfig.clone());
+        let ready = wait_until(
+            "the second kube-apiserver",
+            &self.log,
+            READY_TIMEOUT,
+            || {
+                Command::new(&kubectl)
+                    .arg(format!("--kubeconfig={}", kubeconfig.display()))
+                    .args(["get", "--raw", "/readyz"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            },
+            || component.exited().map(|status| format!("exited with {status}")),
+        );
+        self.component = Some(component);
+        ready
+    }
+
+    /// Stops it (its clients see their connections go).
+    pub fn stop(&mut self) {
+        if let Some(component) = self.component.take() {
+            component.stop();
+        }
+    }
+
+    /// The process ID of the API server itself (under its supervisor), for SIGSTOP/SIGCONT.
+    pub fn pid(&self) -> Option<u32> {
+        let port_flag = self
+            .args
+            .iter()
+            .find(|a| a.starts_with("--secure-port="))?
+            .clone();
+        let entries = fs::read_dir("/proc").ok()?;
+        entries.flatten().find_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = fs::read(e.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let is_apiserver = args.first().is_some_and(|a| a.ends_with(b"kube-apiserver"));
+            (is_apiserver && args.contains(&port_flag.as_bytes())).then_some(pid)
+        })
+    }
+}
+
+impl Drop for SecondApiServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A POST to etcd's JSON gateway on loopback; returns the response body.
+fn etcd_post(port: u16, path: &str, body: &str) -> Result<String> {
+    let mut stream =
+        TcpStream::connect((Ipv4Addr::LOCALHOST, port)).map_err(io_context("connecting to etcd"))?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let request = format!(
+        "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .map_err(io_context("writing to etcd"))?;
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    match response.split_once("\r\n\r\n") {
+        Some((head, body)) if head.contains(" 200 ") => Ok(body.to_string()),
+        _ => Err(TestenvError::Command {
+            command: format!("etcd {path}"),
+            output: response,
+        }),
+    }
 }
 
 impl ControlPlane {
@@ -265,6 +363,7 @@ impl ControlPlane {
             kubectl: binaries.kubectl(),
             dir,
             keep_dir,
+            etcd_url: String::new(),
             components: Mutex::new(Vec::new()),
         };
         plane.boot(binaries)?;
@@ -299,36 +398,13 @@ impl ControlPlane {
         self.spawn("etcd", &binaries.path("etcd"), &etcd_args, cleanup)?;
         self.wait_ready("etcd", || etcd_healthy(etcd_port))?;
 
-        let file = |name: &str| dir.join(name).display().to_string();
+        self.etcd_url = etcd_url.clone();
         // The requests of the seccomp-sentinel service accounts are audited, so tests can compare
         // what the operator does with the RBAC it ships.
         fs::write(dir.join("audit-policy.yaml"), AUDIT_POLICY)
             .map_err(io_context("writing the audit policy"))?;
-        let apiserver_args = vec![
-            format!("--audit-policy-file={}", file("audit-policy.yaml")),
-            format!("--audit-log-path={}", file("audit.log")),
-            "--audit-log-format=json".into(),
-            format!("--etcd-servers={etcd_url}"),
-            "--bind-address=127.0.0.1".into(),
-            "--advertise-address=127.0.0.1".into(),
-            format!("--secure-port={apiserver_port}"),
-            format!("--cert-dir={}", file("apiserver-certs")),
-            format!("--tls-cert-file={}", file("apiserver.crt")),
-            format!("--tls-private-key-file={}", file("apiserver.key")),
-            format!("--client-ca-file={}", file("ca.crt")),
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-            format!("--service-account-key-file={}", file("sa.pub")),
-            format!("--service-account-signing-key-file={}", file("sa.key")),
-            "--service-cluster-ip-range=10.0.0.0/24".into(),
-            "--authorization-mode=RBAC".into(),
-            // Privileged containers are part of what the operator must judge.
-            "--allow-privileged=true".into(),
-            // Never a DNS lookup of a node name (logs and exec do not work on the test nodes anyway:
-            // their kubelets serve on loopback).
-            "--kubelet-preferred-address-types=InternalIP".into(),
-            "--profiling=false".into(),
-            "--v=1".into(),
-        ];
+        let apiserver_args = self.apiserver_args(apiserver_port, "");
+        let file = |name: &str| dir.join(name).display().to_string();
         self.spawn(
             "kube-apiserver",
             &binaries.path("kube-apiserver"),
@@ -366,6 +442,82 @@ impl ControlPlane {
             self.kubectl_quiet(&["get", "serviceaccount", "default", "-n", "default"])
         })?;
         Ok(())
+    }
+
+    /// The API server's flags, on `port`; `suffix` keeps the files of a second one apart.
+    fn apiserver_args(&self, port: u16, suffix: &str) -> Vec<String> {
+        let file = |name: &str| self.dir.join(name).display().to_string();
+        vec![
+            format!("--audit-policy-file={}", file("audit-policy.yaml")),
+            format!("--audit-log-path={}", file(&format!("audit{suffix}.log"))),
+            "--audit-log-format=json".into(),
+            format!("--etcd-servers={}", self.etcd_url),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--secure-port={port}"),
+            format!("--cert-dir={}", file(&format!("apiserver-certs{suffix}"))),
+            format!("--tls-cert-file={}", file("apiserver.crt")),
+            format!("--tls-private-key-file={}", file("apiserver.key")),
+            format!("--client-ca-file={}", file("ca.crt")),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+            format!("--service-account-key-file={}", file("sa.pub")),
+            format!("--service-account-signing-key-file={}", file("sa.key")),
+            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            "--authorization-mode=RBAC".into(),
+            // Privileged containers are part of what the operator must judge.
+            "--allow-privileged=true".into(),
+            // Never a DNS lookup of a node name (logs and exec do not work on the test nodes anyway:
+            // their kubelets serve on loopback).
+            "--kubelet-preferred-address-types=InternalIP".into(),
+            "--profiling=false".into(),
+            "--v=1".into(),
+        ]
+    }
+
+    /// A second API server on the same etcd, on a port of its own (chosen once: a restart keeps
+    /// it), for tests that take an API server away from a client and bring it back.
+    pub fn second_apiserver(&self, binaries: &Binaries) -> Result<SecondApiServer> {
+        let [port] = free_ports()?;
+        let kubeconfig = self.dir.join(format!("second-{port}.kubeconfig"));
+        write_kubeconfig(&kubeconfig, &format!("https://127.0.0.1:{port}"), &self.dir)?;
+        let mut second = SecondApiServer {
+            binary: binaries.path("kube-apiserver"),
+            kubectl: binaries.kubectl(),
+            args: self.apiserver_args(port, &format!("-{port}")),
+            log: self.dir.join(format!("kube-apiserver-{port}.log")),
+            kubeconfig,
+            component: None,
+        };
+        second.start()?;
+        Ok(second)
+    }
+
+    /// Compacts etcd's history up to its current revision: a watch that resumes from before it
+    /// gets 410 Gone and must list again.
+    pub fn compact_etcd(&self) -> Result<i64> {
+        let port: u16 = self
+            .etcd_url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| TestenvError::Unsupported("no etcd URL".into()))?;
+        // etcd's JSON gateway: the current revision, then a compaction to it.
+        let range = etcd_post(port, "/v3/kv/range", r#"{"key":"AA==","limit":1}"#)?;
+        let revision = range
+            .split("\"revision\":\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .and_then(|r| r.parse::<i64>().ok())
+            .ok_or_else(|| TestenvError::Command {
+                command: "etcd /v3/kv/range".into(),
+                output: range.clone(),
+            })?;
+        etcd_post(
+            port,
+            "/v3/kv/compaction",
+            &format!(r#"{{"revision":"{revision}","physical":true}}"#),
+        )?;
+        Ok(revision)
     }
 
     fn spawn(

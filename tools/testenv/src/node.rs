@@ -711,6 +711,31 @@ pub fn start_nodes(
         plane.kubeconfig(),
         &["apply", "--server-side", "-f", &guard.display().to_string()],
     )?;
+    // An admission policy takes effect a moment after it is created: wait until it refuses what
+    // it must (a pod for a test node in a namespace that is not allowed), tried as a dry run.
+    let probe = plane.data_dir().join("node-guard-probe.json");
+    fs::write(
+        &probe,
+        format!(
+            r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"guard-probe","namespace":"default"}},"spec":{{"nodeName":"{NODE_PREFIX}probe","containers":[{{"name":"c","image":"localhost/x:1"}}]}}}}"#
+        ),
+    )
+    .map_err(io_context("writing the guard probe"))?;
+    let probe = probe.display().to_string();
+    wait_until(
+        "the node guard to take effect",
+        &plane.data_dir().join("kube-apiserver.log"),
+        Duration::from_secs(60),
+        || {
+            crate::run_kubectl(
+                &binaries.kubectl(),
+                plane.kubeconfig(),
+                &["create", "--dry-run=server", "-f", &probe],
+            )
+            .is_err_and(|e| e.to_string().contains("test cluster guard"))
+        },
+        || None,
+    )?;
     plane.start_scheduler(binaries)?;
     let started: Vec<Result<Node>> = std::thread::scope(|scope| {
         let handles: Vec<_> = nodes

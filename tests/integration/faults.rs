@@ -1,0 +1,642 @@
+//! Faults, injected with real processes: objects the client cannot decode, an API server that
+//! goes away while the watch misses changes (and etcd compacted meanwhile, so the watch must list
+//! again), an operator killed mid first sync, a leader killed right after evicting, shutdown
+//! while the first list hangs, secrets that must never reach the logs, and the trust boundaries
+//! (someone else's fields in a status, an `openshift.io/scc` set by a pod's creator).
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    config::{KubeConfigOptions, Kubeconfig},
+};
+use seccomp_sentinel::api::{PolicyAction, SeccompPolicy, SeccompStatus};
+use serde_json::json;
+
+use crate::{
+    policies::{adopted_pod, create_policy, delete_policy, evict_quickly, pod_json, policy_result},
+    support::{self, Operator, POLICY_LABEL, TestContext, unique_name, wait_for},
+};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+async fn client_for(kubeconfig: &Path) -> Client {
+    let kubeconfig = Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("config");
+    Client::try_from(config).expect("client")
+}
+
+fn pod(name: &str, profile: Option<&str>) -> Pod {
+    let mut spec = json!({ "containers": [{ "name": "app", "image": "registry.invalid/app:1" }] });
+    if let Some(profile) = profile {
+        spec["securityContext"] = json!({ "seccompProfile": { "type": profile } });
+    }
+    serde_json::from_value(json!({ "metadata": { "name": name }, "spec": spec })).expect("pod")
+}
+
+async fn create_pods(ctx: &TestContext, names: impl IntoIterator<Item = String>, profile: Option<&str>) {
+    let pods: Api<Pod> = ctx.api();
+    for name in names {
+        pods.create(&PostParams::default(), &pod(&name, profile))
+            .await
+            .expect("create pod");
+    }
+}
+
+/// Every pod of the namespace has a SeccompStatus of its current UID with the profile its spec
+/// asks for (RuntimeDefault, else Unconfined), and no status is left for a pod that is gone.
+async fn all_correct(ctx: &TestContext) -> Option<usize> {
+    // Read untyped: some tests plant values the typed client cannot decode.
+    let resource = |group: &str, version: &str, kind: &str, plural: &str| {
+        kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk(group, version, kind),
+            plural,
+        )
+    };
+    let pods: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), &ctx.ns, &resource("", "v1", "Pod", "pods"));
+    let statuses: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        ctx.client.clone(),
+        &ctx.ns,
+        &resource(
+            "seccomp.sentinel.dev",
+            "v1alpha1",
+            "SeccompStatus",
+            "seccompstatuses",
+        ),
+    );
+    let pods = pods.list(&ListParams::default()).await.ok()?.items;
+    let statuses: BTreeMap<String, kube::api::DynamicObject> = statuses
+        .list(&ListParams::default())
+        .await
+        .ok()?
+        .items
+        .into_iter()
+        .map(|s| (s.name_any(), s))
+        .collect();
+    for p in &pods {
+        let wanted = if p.data["spec"]["securityContext"]["seccompProfile"].is_object() {
+            "RuntimeDefault"
+        } else {
+            "Unconfined"
+        };
+        let s = statuses.get(&p.name_any())?;
+        let right_pod = s.data["spec"]["podUID"].as_str() == p.uid().as_deref();
+        if !right_pod || s.data["status"]["profile"] != wanted {
+            return None;
+        }
+    }
+    (statuses.len() == pods.len()).then_some(pods.len())
+}
+
+/// `metadata.generation` of every status: a SeccompStatus has no status subresource, so each
+/// write of new content moves it; 1 means written exactly once.
+async fn generations(ctx: &TestContext) -> BTreeMap<String, i64> {
+    let statuses: Api<SeccompStatus> = ctx.api();
+    statuses
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .map(|s| (s.name_any(), s.metadata.generation.unwrap_or_default()))
+        .collect()
+}
+
+/// After a watch gap long enough for etcd to be compacted, the operator lists again (410 Gone)
+/// and puts right every change it missed: pods created, deleted, and recreated under the same
+/// name with a new UID and another profile.
+#[tokio::test]
+async fn changes_during_a_watch_gap_are_reconciled_after_the_relist() {
+    let ctx = support::context("fault-relist").await;
+    let plane = ctx.cluster.plane().expect("the local control plane");
+    let binaries = sentinel_testenv::Binaries::locate().expect("binaries");
+    let mut second = plane.second_apiserver(&binaries).expect("a second API server");
+    let operator = Operator::start(
+        client_for(second.kubeconfig()).await,
+        support::namespace_config(&ctx),
+    )
+    .await;
+    create_pods(&ctx, (0..30).map(|i| format!("p{i:02}")), None).await;
+    wait_for("every status", TIMEOUT, || all_correct(&ctx)).await;
+
+    // The operator's API server goes; the cluster changes through the other one.
+    second.stop();
+    let pods: Api<Pod> = ctx.api();
+    for i in 0..15 {
+        pods.delete(&format!("p{i:02}"), &DeleteParams::default().grace_period(0))
+            .await
+            .expect("delete");
+    }
+    wait_for("the deleted pods to be gone", TIMEOUT, || async {
+        (pods.list(&ListParams::default()).await.ok()?.items.len() == 15).then_some(())
+    })
+    .await;
+    // Five come back under the same names, with new UIDs and another profile; twenty are new.
+    create_pods(&ctx, (0..5).map(|i| format!("p{i:02}")), Some("RuntimeDefault")).await;
+    create_pods(&ctx, (0..20).map(|i| format!("new{i:02}")), None).await;
+    let revision = plane.compact_etcd().expect("compaction");
+    assert!(revision > 0);
+    second.start().expect("the API server back");
+
+    let reconciled = Instant::now();
+    let count = wait_for("every change made during the gap", TIMEOUT, || all_correct(&ctx)).await;
+    assert_eq!(count, 40);
+    eprintln!(
+        "relist: reconciled {count} pods {:.1}s after the API server came back",
+        reconciled.elapsed().as_secs_f64()
+    );
+    operator.stop().await;
+}
+
+/// The operator's own process, with a log of its own.
+struct Process {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Process {
+    fn start(ctx: &TestContext, kubeconfig: &Path, extra: &[&str], env: &[(&str, &str)]) -> Process {
+        let log = ctx
+            .cluster
+            .plane()
+            .expect("the local control plane")
+            .data_dir()
+            .join(format!("{}.log", unique_name("operator")));
+        let file = std::fs::File::create(&log).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
+            .args(["run", "--namespaces", &ctx.ns, "--kubelet-seccomp-default=false"])
+            .args(["--health-addr=127.0.0.1:0", "--metrics-addr=127.0.0.1:0"])
+            .arg(format!("--policy-selector={POLICY_LABEL}={}", ctx.ns))
+            .args(extra)
+            .env("KUBECONFIG", kubeconfig)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start the operator");
+        Process { child, log }
+    }
+
+    fn signal(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status();
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> Option<Duration> {
+        let started = Instant::now();
+        while started.elapsed() < within {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return Some(started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `kill -9` in the middle of the first sync: the next start writes what is missing and nothing
+/// twice (each status written once: generation 1).
+#[tokio::test]
+async fn an_operator_killed_mid_first_sync_converges_without_rewriting() {
+    let ctx = support::context("fault-kill9").await;
+    create_pods(&ctx, (0..60).map(|i| format!("p{i:02}")), None).await;
+    let kubeconfig = ctx.cluster.kubeconfig().to_path_buf();
+    // Slow writes, so the kill lands mid-sync.
+    let slow = ["--max-writes-per-second=10", "--write-burst=1"];
+    let mut first = Process::start(&ctx, &kubeconfig, &slow, &[]);
+    wait_for("some statuses written", TIMEOUT, || async {
+        let written = generations(&ctx).await.len();
+        (written >= 10).then_some(written)
+    })
+    .await;
+    first.signal("KILL");
+    first.wait_exit(Duration::from_secs(10)).expect("killed");
+    let partial = generations(&ctx).await.len();
+    assert!(partial < 60, "killed mid-sync: {partial} of 60 written");
+    let restarted = Instant::now();
+    let _second = Process::start(&ctx, &kubeconfig, &[], &[]);
+    wait_for("every status after the restart", TIMEOUT, || all_correct(&ctx)).await;
+    eprintln!(
+        "kill -9 mid first sync ({partial} of 60 written): all 60 correct {:.1}s after the restart",
+        restarted.elapsed().as_secs_f64()
+    );
+    let rewritten: Vec<(String, i64)> = generations(&ctx)
+        .await
+        .into_iter()
+        .filter(|(_, g)| *g != 1)
+        .collect();
+    assert!(rewritten.is_empty(), "written more than once: {rewritten:?}");
+}
+
+/// The operator's API server restarts mid-sync: it converges, nothing written twice.
+#[tokio::test]
+async fn an_api_server_restart_mid_sync_converges() {
+    let ctx = support::context("fault-apirestart").await;
+    let plane = ctx.cluster.plane().expect("the local control plane");
+    let binaries = sentinel_testenv::Binaries::locate().expect("binaries");
+    let mut second = plane.second_apiserver(&binaries).expect("a second API server");
+    create_pods(&ctx, (0..60).map(|i| format!("p{i:02}")), None).await;
+    let mut config = support::namespace_config(&ctx);
+    config.max_writes_per_second = std::num::NonZeroU32::new(10).expect("rate");
+    config.write_burst = std::num::NonZeroU32::MIN;
+    let operator = Operator::start(client_for(second.kubeconfig()).await, config).await;
+    wait_for("some statuses written", TIMEOUT, || async {
+        (generations(&ctx).await.len() >= 10).then_some(())
+    })
+    .await;
+    second.stop();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    second.start().expect("the API server back");
+    let back = Instant::now();
+    wait_for("every status after the API server's restart", TIMEOUT, || {
+        all_correct(&ctx)
+    })
+    .await;
+    eprintln!(
+        "API server restart: converged {:.1}s after it came back",
+        back.elapsed().as_secs_f64()
+    );
+    let rewritten: Vec<(String, i64)> = generations(&ctx)
+        .await
+        .into_iter()
+        .filter(|(_, g)| *g != 1)
+        .collect();
+    assert!(rewritten.is_empty(), "written more than once: {rewritten:?}");
+    operator.stop().await;
+}
+
+/// SIGTERM is honoured at once even while the first list hangs (its API server is stopped with
+/// SIGSTOP: connections open, nothing answers).
+#[tokio::test]
+async fn shutdown_is_honoured_while_the_first_list_hangs() {
+    let ctx = support::context("fault-sigterm").await;
+    let plane = ctx.cluster.plane().expect("the local control plane");
+    let binaries = sentinel_testenv::Binaries::locate().expect("binaries");
+    let second = plane.second_apiserver(&binaries).expect("a second API server");
+    let pid = second.pid().expect("the second API server's pid").to_string();
+    let _ = Command::new("kill").args(["-STOP", &pid]).status();
+    let mut operator = Process::start(
+        &ctx,
+        second.kubeconfig(),
+        &["--leader-elect"],
+        &[("POD_NAMESPACE", &ctx.ns)],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        operator.child.try_wait().ok().flatten().is_none(),
+        "still waiting on its API server"
+    );
+    operator.signal("TERM");
+    let stopped = operator.wait_exit(Duration::from_secs(5));
+    let _ = Command::new("kill").args(["-CONT", &pid]).status();
+    let took = stopped.unwrap_or_else(|| panic!("did not stop within 5 s of SIGTERM:\n{}", operator.log()));
+    eprintln!(
+        "SIGTERM while the API server hangs: stopped in {:.2}s",
+        took.as_secs_f64()
+    );
+}
+
+/// Objects the API server accepts with times the client's time type cannot hold (after
+/// 9999-12-30T22:00Z): a Node taint, a pod condition, a SeccompStatus condition and a policy
+/// status condition. The operator starts, is ready, and reports every pod, those pods included;
+/// such a time in a policy's exemption is refused at admission.
+#[tokio::test]
+async fn times_the_client_cannot_hold_stop_nothing() {
+    let ctx = support::context("fault-poison").await;
+    let poison = "9999-12-31T23:59:59Z";
+    // Written with kubectl: the typed client cannot even read these back.
+    let node_name = unique_name("poison-node");
+    apply_json(
+        &ctx,
+        json!({ "apiVersion": "v1", "kind": "Node", "metadata": { "name": node_name }, "spec": { "unschedulable": true,
+        "taints": [{ "key": "example.com/poison", "effect": "NoSchedule", "timeAdded": poison }] } }),
+    );
+    let pods: Api<Pod> = ctx.api();
+    pods.create(&PostParams::default(), &pod("far-condition", None))
+        .await
+        .expect("pod");
+    let condition = json!({ "status": { "conditions": [{ "type": "Ready", "status": "False", "lastTransitionTime": poison }] } });
+    patch_status_json(&ctx, "pod", "far-condition", condition);
+    // A SeccompStatus of its own with such a time, as someone else could write it.
+    apply_json(
+        &ctx,
+        json!({ "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompStatus",
+        "metadata": { "name": "far-condition", "namespace": ctx.ns }, "spec": { "podUID": "x" },
+        "status": { "profile": "Unconfined", "conditions": [{ "type": "Confined", "status": "False", "reason": "X", "message": "", "lastTransitionTime": poison }] } }),
+    );
+    let policy = create_policy(&ctx, "far", json!({})).await;
+    let policies: Api<SeccompPolicy> = Api::all(ctx.client.clone());
+    let status = json!({ "status": { "conditions": [{ "type": "Ready", "status": "True", "reason": "X", "message": "", "lastTransitionTime": poison }] } });
+    ctx.kubectl(&[
+        "patch",
+        "seccomppolicy",
+        &policy,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &status.to_string(),
+    ]);
+    // Refused at admission in a policy's spec.
+    let far_exemption: SeccompPolicy = serde_json::from_value(json!({
+        "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompPolicy",
+        "metadata": { "name": format!("{}-far-exemption", ctx.ns), "labels": { POLICY_LABEL: ctx.ns } },
+        "spec": { "exemptions": [{ "reason": "r", "namespaces": [ctx.ns], "expires": poison }] } }))
+    .expect("policy");
+    let refused = policies.create(&PostParams::default(), &far_exemption).await;
+    assert!(
+        matches!(&refused, Err(kube::Error::Api(s)) if s.code == 422 && s.message.contains("expires must be before 9999-12-30")),
+        "{refused:?}"
+    );
+    pods.create(&PostParams::default(), &pod("plain", Some("RuntimeDefault")))
+        .await
+        .expect("pod");
+
+    let operator = Operator::for_namespace(&ctx).await;
+    wait_for("every pod reported", TIMEOUT, || all_correct(&ctx)).await;
+    assert!(
+        operator
+            .ctx
+            .metrics
+            .ready
+            .load(std::sync::atomic::Ordering::Acquire),
+        "ready"
+    );
+    // The policy's status is the controller's again (typed reads work once the far time is gone).
+    let policy_ready = wait_for("the policy's own status", TIMEOUT, || async {
+        let p = policies.get(&policy).await.ok()?;
+        p.status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready" && c.reason == "Valid")
+    })
+    .await;
+    assert_eq!(policy_ready.status, "True");
+    operator.stop().await;
+    delete_policy(&ctx, &policy).await;
+    ctx.kubectl(&["delete", "node", &node_name, "--wait=false"]);
+}
+
+/// Creates or updates an object from JSON with kubectl (for objects the typed client rejects).
+fn apply_json(ctx: &TestContext, object: serde_json::Value) {
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), object.to_string()).expect("write");
+    ctx.kubectl(&[
+        "apply",
+        "--server-side",
+        "--field-manager=someone-else",
+        "-f",
+        &file.path().display().to_string(),
+    ]);
+}
+
+/// A merge patch of the status of `kind/name` in the test's namespace, with kubectl.
+fn patch_status_json(ctx: &TestContext, kind: &str, name: &str, patch: serde_json::Value) {
+    ctx.kubectl(&[
+        "patch",
+        kind,
+        name,
+        "-n",
+        &ctx.ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &patch.to_string(),
+    ]);
+}
+
+/// No environment value of any pod appears in the operator's logs, whatever the objects (the
+/// poisoned ones included), at the shipped log level and at debug.
+#[tokio::test]
+async fn no_environment_value_ever_reaches_the_logs() {
+    let ctx = support::context("fault-secrets").await;
+    let secret = format!("s3cr3t-{}", unique_name("v"));
+    let pods: Api<Pod> = ctx.api();
+    for i in 0..5 {
+        let with_env: Pod = serde_json::from_value(json!({ "metadata": { "name": format!("env{i}") }, "spec": {
+            "containers": [{ "name": "app", "image": "registry.invalid/app:1", "env": [{ "name": "TOKEN", "value": secret }] }] } }))
+        .expect("pod");
+        pods.create(&PostParams::default(), &with_env).await.expect("pod");
+    }
+    let condition = json!({ "status": { "conditions": [{ "type": "Ready", "status": "False", "lastTransitionTime": "9999-12-31T23:59:59Z", "message": secret }] } });
+    patch_status_json(&ctx, "pod", "env0", condition);
+    let kubeconfig = ctx.cluster.kubeconfig().to_path_buf();
+    for level in ["info", "debug"] {
+        let mut operator = Process::start(&ctx, &kubeconfig, &[], &[("SENTINEL_LOG", level)]);
+        wait_for("every status", TIMEOUT, || all_correct(&ctx)).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        operator.signal("TERM");
+        operator.wait_exit(Duration::from_secs(10));
+        let log = operator.log();
+        assert!(!log.is_empty(), "the operator logged something at {level}");
+        assert!(
+            !log.contains(&secret),
+            "an environment value in the {level} log:\n{log}"
+        );
+        assert!(!log.contains("\u{1b}["), "no terminal colours in a log file");
+    }
+}
+
+/// Leader election between two processes: the leader evicts up to the rate and is killed; the
+/// standby, taking over, reads the ledger from the policy and evicts no more within the minute.
+#[tokio::test]
+async fn the_eviction_rate_holds_across_a_leader_failover() {
+    let ctx = support::context("fault-failover").await;
+    let workloads: Vec<String> = (0..5).map(|i| format!("w{i}")).collect();
+    for app in &workloads {
+        adopted_pod(&ctx, app, None, Some("RuntimeDefault"), json!({})).await;
+    }
+    let kubeconfig = ctx.cluster.kubeconfig().to_path_buf();
+    let lease = [
+        "--leader-elect",
+        "--lease-name",
+        "failover",
+        "--lease-duration",
+        "4",
+    ];
+    // The operator's own namespace (the Lease's) is never evicted from: another one.
+    let operator_ns = format!("{}-op", ctx.ns);
+    ctx.kubectl(&["create", "namespace", &operator_ns]);
+    let env = ("POD_NAMESPACE", operator_ns.as_str());
+    let mut leader = Process::start(&ctx, &kubeconfig, &lease, &[("POD_NAME", "a"), env]);
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(ctx.client.clone(), &operator_ns);
+    wait_for("a to lead", TIMEOUT, || async {
+        let holder = leases.get_opt("failover").await.ok()??.spec?.holder_identity?;
+        (holder == "a").then_some(())
+    })
+    .await;
+    let _standby = Process::start(&ctx, &kubeconfig, &lease, &[("POD_NAME", "b"), env]);
+    let policy = create_policy(
+        &ctx,
+        "evict",
+        json!({ "action": "Evict", "eviction": { "minUnconfinedAge": "0s", "maxPerMinute": 2, "workloadCooldown": "1s" } }),
+    )
+    .await;
+    let evicted = || async {
+        let mut count = 0;
+        for app in &workloads {
+            let pods = crate::policies::pods_of(&ctx, app).await;
+            if pods.iter().all(|p| p.name_any() != format!("{app}-old")) {
+                count += 1;
+            }
+        }
+        count
+    };
+    let started = Instant::now();
+    while evicted().await < 2 {
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "the leader's two evictions did not come:\n{}",
+            leader.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    leader.signal("KILL");
+    leader.wait_exit(Duration::from_secs(10));
+    let killed = Instant::now();
+    wait_for("b to lead", TIMEOUT, || async {
+        let holder = leases.get_opt("failover").await.ok()??.spec?.holder_identity?;
+        (holder == "b").then_some(())
+    })
+    .await;
+    eprintln!(
+        "leader killed after 2 evictions: b leads {:.1}s later (lease 4 s)",
+        killed.elapsed().as_secs_f64()
+    );
+    // Until the first minute is over, no more evictions.
+    while started.elapsed() < Duration::from_secs(50) {
+        assert_eq!(evicted().await, 2, "the new leader exceeded the rate");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let policies: Api<SeccompPolicy> = Api::all(ctx.client.clone());
+    let ledger = policies
+        .get(&policy)
+        .await
+        .expect("policy")
+        .status
+        .and_then(|s| s.evictions)
+        .expect("ledger");
+    assert_eq!(ledger.recent.len(), 2, "{ledger:?}");
+    delete_policy(&ctx, &policy).await;
+    ctx.kubectl(&["delete", "namespace", &operator_ns, "--wait=false"]);
+}
+
+/// A pod skipped because its workload's template was unconfined is evicted once the template is
+/// fixed (the template is watched; the pod is looked at again).
+#[tokio::test]
+async fn a_workload_fixed_later_gets_its_pods_evicted() {
+    let ctx = support::context("fault-fixed").await;
+    adopted_pod(&ctx, "web", None, None, json!({})).await;
+    let operator = Operator::for_namespace(&ctx).await;
+    let policy = create_policy(&ctx, "evict", evict_quickly(json!({}))).await;
+    let skipped = policy_result(&ctx, "web-old", &policy, |r| {
+        r.action == PolicyAction::EvictionSkipped
+    })
+    .await;
+    assert!(
+        skipped.message.contains("TemplateUnconfined"),
+        "{}",
+        skipped.message
+    );
+    let fixed = pod_json("", "web", Some("RuntimeDefault"), json!({}));
+    let patch = json!({ "spec": { "template": { "spec": fixed["spec"].clone() } } });
+    ctx.api::<k8s_openapi::api::apps::v1::ReplicaSet>()
+        .patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("fix the template");
+    wait_for("the eviction", TIMEOUT, || async {
+        (operator.evictions() == 1).then_some(())
+    })
+    .await;
+    delete_policy(&ctx, &policy).await;
+    operator.stop().await;
+}
+
+/// A field of the controller's part written by another field manager (server-side apply cannot
+/// remove what another manager owns) is removed.
+#[tokio::test]
+async fn fields_written_by_someone_else_are_removed() {
+    let ctx = support::context("fault-foreign").await;
+    let operator = Operator::for_namespace(&ctx).await;
+    let pods: Api<Pod> = ctx.api();
+    pods.create(&PostParams::default(), &pod("web", None))
+        .await
+        .expect("pod");
+    wait_for("the status", TIMEOUT, || all_correct(&ctx)).await;
+    let statuses: Api<SeccompStatus> = ctx.api();
+    let forged = json!({ "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompStatus",
+        "metadata": { "name": "web" }, "status": { "verdict": "Compliant", "policies": [{ "name": "forged", "verdict": "Compliant", "action": "None" }] } });
+    statuses
+        .patch(
+            "web",
+            &PatchParams::apply("someone-else").force(),
+            &Patch::Apply(&forged),
+        )
+        .await
+        .expect("forge");
+    let cleaned = wait_for("the forged fields removed", TIMEOUT, || async {
+        let s = statuses.get("web").await.ok()?.status?;
+        (s.verdict.is_none() && s.policies.is_empty()).then_some(s)
+    })
+    .await;
+    assert_eq!(cleaned.profile, seccomp_sentinel::api::PodProfile::Unconfined);
+    operator.stop().await;
+}
+
+/// On a cluster without SCC admission, `openshift.io/scc` is whatever the pod's creator wrote:
+/// by default (`auto`, not OpenShift) it decides nothing, so it cannot buy an SCC exemption.
+#[tokio::test]
+async fn a_self_set_scc_annotation_buys_no_exemption() {
+    let ctx = support::context("fault-scc").await;
+    let pods: Api<Pod> = ctx.api();
+    let mut sneaky = pod("sneaky", None);
+    sneaky.metadata.annotations = Some([("openshift.io/scc".to_string(), "privileged".to_string())].into());
+    pods.create(&PostParams::default(), &sneaky).await.expect("pod");
+    let policy = create_policy(
+        &ctx,
+        "scc",
+        json!({ "exemptions": [{ "reason": "privileged SCC workloads are reviewed elsewhere", "sccs": ["privileged"] }] }),
+    )
+    .await;
+    let mut config = support::namespace_config(&ctx);
+    config.trust_scc_annotation = seccomp_sentinel::controller::config::TrustScc::Auto;
+    let operator = Operator::start(ctx.client.clone(), config).await;
+    let result = policy_result(&ctx, "sneaky", &policy, |_| true).await;
+    assert_eq!(
+        result.verdict,
+        seccomp_sentinel::api::Verdict::Violating,
+        "{result:?}"
+    );
+    let status = ctx
+        .api::<SeccompStatus>()
+        .get("sneaky")
+        .await
+        .expect("status")
+        .status
+        .expect("status");
+    assert_eq!(status.scc, None, "not reported as admitted by an SCC");
+    delete_policy(&ctx, &policy).await;
+    operator.stop().await;
+}
