@@ -42,6 +42,10 @@ crds: ## Regenerate crds/ from the Rust types.
 test: testenv fmt-check clippy bundle-validate ## Format check, clippy, bundle validation, unit and integration tests on the local control plane.
 	$(CARGO) test --locked --workspace
 
+.PHONY: fuzz
+fuzz: ## Fuzz the input readers, the lean decoding and the engine for longer (CASES=..., default 20000).
+	PROPTEST_CASES=$(or $(CASES),20000) $(CARGO) test --locked --lib fuzz
+
 .PHONY: run
 run: testenv ## Run the operator: on $$KUBECONFIG's cluster if reachable, else on a local control plane.
 	@bash e2e/run.sh $(ARGS)

@@ -12,3 +12,6 @@ pub mod lean;
 pub mod policy;
 pub mod status;
 pub mod telemetry;
+
+#[cfg(test)]
+mod fuzz;

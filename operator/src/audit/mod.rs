@@ -193,6 +193,19 @@ fn read_source(name: &str, text: &str, documents: &mut Vec<Document>, errors: &m
     }
 }
 
+/// [`read_source`] for the fuzz tests, with its documents as plain JSON.
+#[cfg(test)]
+pub(crate) fn read_source_for_fuzzing(
+    name: &str,
+    text: &str,
+    documents: &mut Vec<Value>,
+    errors: &mut Vec<String>,
+) {
+    let mut read = Vec::new();
+    read_source(name, text, &mut read, errors);
+    documents.extend(read.into_iter().map(|d| d.value));
+}
+
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text)
 }
