@@ -15,7 +15,7 @@ help: ## Show the targets.
 .PHONY: testenv
 testenv: node-prereqs ## Build the pinned control plane and node binaries into e2e/bin (skipped when already built).
 	@bash e2e/testenv/build.sh
-	@bash e2e/testenv/openshift-crd.sh
+	@bash e2e/testenv/reference-crds.sh
 
 .PHONY: node-prereqs
 node-prereqs: ## Install the Debian packages of the test nodes (containerd, runc, ...) when missing (as root).

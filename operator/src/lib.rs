@@ -10,6 +10,7 @@ pub mod engine;
 pub mod events;
 pub mod lean;
 pub mod policy;
+pub mod profile;
 pub mod status;
 pub mod telemetry;
 

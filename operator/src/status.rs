@@ -14,12 +14,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use serde_json::{Value, json};
 
 use crate::{
-    api::{CONTROLLER_MANAGER, PROFILE_LABEL, PodProfile, SeccompStatusStatus, Verdict},
+    api::{CONTROLLER_MANAGER, PROFILE_LABEL, PodProfile, ProfileFile, SeccompStatusStatus, Verdict},
     lean::{LenientTime, status::StatusWire},
 };
 
 pub const CONFINED: &str = "Confined";
 pub const COMPLIANT: &str = "Compliant";
+/// Whether the Localhost profiles in use block system calls (pods with a Localhost container).
+pub const PROFILES_ENFORCING: &str = "ProfilesEnforcing";
 /// Owned by the node agent; the controller never writes it.
 pub const RUNTIME_VERIFIED: &str = "RuntimeVerified";
 
@@ -76,6 +78,10 @@ pub struct StoredStatus {
     pub conditions: Vec<ConditionMark>,
     /// The node agent found the kernel disagreeing with the effective profile.
     pub runtime_mismatch: bool,
+    /// The node agent's reports of Localhost profile files, by container (usually none).
+    pub profile_files: Box<[(Box<str>, ProfileFile)]>,
+    /// `status.node`, when there are profile file reports (the node they were read on).
+    pub profile_node: Option<Box<str>>,
     /// The object's resourceVersion, when it is a number (as etcd's are).
     pub resource_version: Option<u64>,
 }
@@ -92,7 +98,26 @@ impl StoredStatus {
         let runtime_mismatch = conditions
             .iter()
             .any(|c| c.type_ == RUNTIME_VERIFIED && c.status == "False");
+        let profile_files: Box<[(Box<str>, ProfileFile)]> = object
+            .status
+            .as_ref()
+            .and_then(|s| s.get("containers"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| {
+                let name = c.get("name")?.as_str()?;
+                // A report that does not read as one is no report.
+                let file: ProfileFile = serde_json::from_value(c.get("profileFile")?.clone()).ok()?;
+                Some((name.into(), file))
+            })
+            .collect();
+        let profile_node = (!profile_files.is_empty())
+            .then(|| object.node().map(Into::into))
+            .flatten();
         StoredStatus {
+            profile_files,
+            profile_node,
             owner_uid,
             pod_uid: object.spec.pod_uid.as_str().into(),
             profile_label: meta.labels.get(PROFILE_LABEL).map(|v| v.as_str().into()),
@@ -159,6 +184,7 @@ fn canonical(mut status: Value) -> Value {
         for container in containers.iter_mut() {
             if let Some(c) = container.as_object_mut() {
                 c.remove("runtime");
+                c.remove("profileFile");
             }
         }
         // An entry with nothing but its name is the agent's alone.
@@ -218,8 +244,12 @@ pub fn with_conditions(
     let confined = condition(CONFINED, state, reason, message, previous, now);
     status
         .conditions
-        .retain(|c| c.type_ != CONFINED && c.type_ != COMPLIANT);
+        .retain(|c| c.type_ != CONFINED && c.type_ != COMPLIANT && c.type_ != PROFILES_ENFORCING);
     status.conditions.push(confined);
+    if let Some((state, reason, message)) = crate::profile::strength::enforcing_condition(&status) {
+        let enforcing = condition(PROFILES_ENFORCING, state, reason, message, previous, now);
+        status.conditions.push(enforcing);
+    }
     // Compliant only where a policy selects the pod.
     if let Some(worst) = status.verdict {
         let violated: Vec<&str> = status

@@ -161,6 +161,8 @@ async fn the_agent_records_what_the_kernel_enforces() {
         proc_root: root.path().to_path_buf(),
         scan_interval: Duration::from_secs(1),
         kubelet_config: Some(kubelet_config),
+        seccomp_dir: None,
+        trusted_profile_links: Vec::new(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let agent_task = tokio::spawn(agent::run(ctx.client.clone(), args, async move {

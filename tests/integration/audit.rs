@@ -354,3 +354,82 @@ async fn live_mode_audits_the_cluster() {
     let unreachable = audit(&["--kubeconfig", "/nonexistent/kubeconfig"], None);
     assert_eq!(unreachable.code, 2);
 }
+
+/// `--profiles-dir`: the Localhost profiles the manifests name are read from a directory and
+/// classified; a link out of it is refused; a policy's minimum strength judges by them.
+#[test]
+fn profiles_dir_classifies_the_localhost_profiles() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path().join("seccomp");
+    std::fs::create_dir_all(dir.join("profiles")).expect("dir");
+    std::fs::write(
+        dir.join("profiles/strict.json"),
+        r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}"#,
+    )
+    .expect("profile");
+    std::fs::write(
+        dir.join("profiles/log.json"),
+        r#"{"defaultAction":"SCMP_ACT_LOG"}"#,
+    )
+    .expect("profile");
+    std::fs::write(
+        scratch.path().join("outside.json"),
+        r#"{"defaultAction":"SCMP_ACT_ERRNO"}"#,
+    )
+    .expect("profile");
+    std::os::unix::fs::symlink("../../outside.json", dir.join("profiles/link.json")).expect("link");
+    let pod = |name: &str, path: &str| {
+        json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": name, "namespace": "shop" },
+            "spec": { "securityContext": { "seccompProfile": { "type": "Localhost", "localhostProfile": path } },
+                      "containers": [{ "name": "app", "image": "app" }] } })
+    };
+    let list = json!({ "apiVersion": "v1", "kind": "List", "items": [
+        pod("strict", "profiles/strict.json"), pod("log", "profiles/log.json"),
+        pod("link", "profiles/link.json"), pod("gone", "profiles/gone.json"),
+    ] });
+    let policy = scratch.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: seccomp.sentinel.dev/v1alpha1\nkind: SeccompPolicy\nmetadata: {name: strong}\nspec: {minimumProfileStrength: DenyList}\n",
+    )
+    .expect("policy");
+    let dir_arg = format!("--profiles-dir={}", dir.display());
+    let policy_arg = format!("--policy={}", policy.display());
+    let run = audit(
+        &["-f", "-", "-o", "json", &dir_arg, &policy_arg],
+        Some(&list.to_string()),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).expect("json");
+    let item = |name: &str| {
+        report["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|i| i["metadata"]["name"] == name))
+            .unwrap_or_else(|| panic!("no {name} in {}", run.stdout))
+            .clone()
+    };
+    let app = |name: &str| item(name)["status"]["containers"][0].clone();
+    assert_eq!(app("strict")["strength"], "AllowList");
+    assert_eq!(app("strict")["strengthSource"], "ProfilesDir");
+    assert_eq!(app("log")["strength"], "LogOnly");
+    assert_eq!(app("gone")["strength"], "Missing");
+    assert_eq!(
+        app("link")["strength"],
+        "Unknown",
+        "a link out of the directory is not read"
+    );
+    let verdict = |name: &str| item(name)["status"]["policies"][0]["verdict"].clone();
+    assert_eq!(verdict("strict"), "Compliant");
+    assert_eq!(verdict("log"), "Violating");
+    assert_eq!(verdict("link"), "Compliant", "no verdict on a guess");
+    // Without the directory nothing is known.
+    let blind = audit(&["-f", "-", "-o", "json"], Some(&list.to_string()));
+    let report: Value = serde_json::from_str(&blind.stdout).expect("json");
+    assert!(
+        report["items"].as_array().is_some_and(|items| items
+            .iter()
+            .all(|i| i["status"]["containers"][0]["strength"] == "Unknown")),
+        "{}",
+        blind.stdout
+    );
+}

@@ -240,9 +240,20 @@ async fn kubectl_shows_statuses_with_columns_categories_and_labels() {
 
     let wide = ctx.kubectl(&["get", "sst", "-n", &ctx.ns, "-o", "wide"]);
     let header: Vec<&str> = wide.lines().next().expect("header").split_whitespace().collect();
-    assert_eq!(&header[header.len() - 2..], ["NODE", "RUNTIME"], "{wide}");
+    assert_eq!(
+        &header[header.len() - 3..],
+        ["NODE", "STRENGTH", "RUNTIME"],
+        "{wide}"
+    );
+    // A runtime's default profile is an allow list; no profile at all is the weakest there is.
     assert!(
-        wide.lines().any(|l| l.starts_with("good") && l.contains(&node)),
+        wide.lines()
+            .any(|l| l.starts_with("good") && l.contains(&node) && l.contains("AllowList")),
+        "{wide}"
+    );
+    assert!(
+        wide.lines()
+            .any(|l| l.starts_with("bad") && l.trim_end().ends_with("Unconfined")),
         "{wide}"
     );
 

@@ -11,3 +11,4 @@ mod node;
 mod policies;
 mod policy_admission;
 mod smoke;
+mod strength;

@@ -25,6 +25,8 @@ pub struct KubeletCommandLine {
     pub config_dir: Option<String>,
     /// `--seccomp-default` (deprecated, still honoured; flags beat the configuration file).
     pub seccomp_default_flag: Option<bool>,
+    /// `--root-dir`: the kubelet's state directory, whose `seccomp/` holds the Localhost profiles.
+    pub root_dir: Option<String>,
 }
 
 /// Parses a NUL-separated `/proc/<pid>/cmdline`.
@@ -60,6 +62,7 @@ pub fn parse_command_line(cmdline: &[u8]) -> KubeletCommandLine {
             "hostname-override" => parsed.hostname_override = value(),
             "config" => parsed.config = value(),
             "config-dir" => parsed.config_dir = value(),
+            "root-dir" => parsed.root_dir = value(),
             // A boolean flag: `--seccomp-default` alone means true.
             "seccomp-default" => {
                 parsed.seccomp_default_flag =
@@ -168,6 +171,38 @@ pub fn discover(proc_root: &Path, node_name: &str) -> Option<KubeletSeccompDefau
     Some(resolve(&command_line, &documents))
 }
 
+/// The kubelet's default `--root-dir`.
+pub const DEFAULT_ROOT_DIR: &str = "/var/lib/kubelet";
+
+/// Where this node's Localhost profiles are: the kubelet's `<root-dir>/seccomp`, seen through the
+/// kubelet's own root (`/proc/<pid>/root`), unless `seccomp_dir` says where it is on the node.
+/// Without a kubelet in sight, the node's root is reached through PID 1.
+pub fn profile_root(
+    proc_root: &Path,
+    node_name: &str,
+    seccomp_dir: Option<&Path>,
+    trusted_link_targets: &[PathBuf],
+) -> Option<crate::profile::ProfileRoot> {
+    let kubelet = find_kubelet(proc_root, node_name);
+    let host_root = match &kubelet {
+        Some((pid, _)) => proc_root.join(pid.to_string()).join("root"),
+        None => proc_root.join("1").join("root"),
+    };
+    let seccomp_dir = match (seccomp_dir, &kubelet) {
+        (Some(dir), _) => dir.to_path_buf(),
+        (None, Some((_, command_line))) => {
+            let root = command_line.root_dir.as_deref().unwrap_or(DEFAULT_ROOT_DIR);
+            Path::new("/").join(root).join("seccomp")
+        }
+        (None, None) => return None,
+    };
+    Some(crate::profile::ProfileRoot {
+        host_root,
+        seccomp_dir,
+        trusted_link_targets: trusted_link_targets.to_vec(),
+    })
+}
+
 /// Reads an explicitly given configuration file (`--kubelet-config`); absent means off.
 pub fn from_file(path: &Path) -> Option<KubeletSeccompDefault> {
     let text = fs::read_to_string(path).ok()?;
@@ -195,8 +230,11 @@ mod tests {
             "--hostname-override",
             "worker-1",
             "--config-dir=/etc/kubernetes/kubelet.conf.d",
+            "--root-dir",
+            "/data/kubelet",
             "--v=2",
         ]));
+        assert_eq!(parsed.root_dir.as_deref(), Some("/data/kubelet"));
         assert_eq!(parsed.config.as_deref(), Some("/var/lib/kubelet/config.yaml"));
         assert_eq!(parsed.hostname_override.as_deref(), Some("worker-1"));
         assert_eq!(

@@ -29,8 +29,9 @@ use tracing::{debug, info, warn};
 
 use self::procfs::{ProcessIndex, SeccompState};
 use crate::{
-    api::{ProfileType, RuntimeObservation, SeccompMode},
+    api::{ProfileFile, ProfileType, RuntimeObservation, SeccompMode},
     lean::{Decoded, node::NodeWire, pod::PodWire, status::StatusWire},
+    profile::ProfileRoot,
     status::{self, ConditionMark, RUNTIME_VERIFIED},
 };
 
@@ -39,6 +40,11 @@ const NODE_RECHECK: Duration = Duration::from_secs(300);
 
 /// Field manager of the agent's writes.
 pub const AGENT_MANAGER: &str = "seccomp-sentinel-agent";
+/// Field manager of the agent's profile file reports (`containers[].profileFile`): apart from the
+/// runtime observations, so each is written (and owned) on its own.
+pub const AGENT_PROFILES_MANAGER: &str = "seccomp-sentinel-agent-profiles";
+/// Where the Security Profiles Operator keeps the profiles its `operator/` link leads to.
+pub const SPO_PROFILE_DIR: &str = "/var/lib/security-profiles-operator";
 /// Node annotation: the kubelet's `seccompDefault`, as the agent read it from the kubelet's
 /// configuration file (`true`/`false`).
 pub const KUBELET_DEFAULT_ANNOTATION: &str = "seccomp.sentinel.dev/kubelet-seccomp-default";
@@ -64,6 +70,16 @@ pub struct AgentArgs {
     /// `--config` file and `--config-dir` drop-ins through `/proc/<pid>/root`.
     #[arg(long, env = "SENTINEL_KUBELET_CONFIG")]
     pub kubelet_config: Option<PathBuf>,
+
+    /// The kubelet's seccomp directory on the node (default: `<kubelet --root-dir>/seccomp`, as
+    /// the kubelet's command line says, else `/var/lib/kubelet/seccomp`).
+    #[arg(long, env = "SENTINEL_SECCOMP_DIR")]
+    pub seccomp_dir: Option<PathBuf>,
+
+    /// Directories on the node that links in the seccomp directory may lead to (repeatable). A
+    /// link to anywhere else is refused, not read.
+    #[arg(long = "trusted-profile-links", env = "SENTINEL_TRUSTED_PROFILE_LINKS", value_delimiter = ',', default_value = SPO_PROFILE_DIR)]
+    pub trusted_profile_links: Vec<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +123,39 @@ struct PodReport {
     observations: Vec<(String, RuntimeObservation)>,
     condition: Condition,
     written: Written,
+}
+
+/// The profile files one pod's Localhost containers name, as read on this node.
+struct ProfileReport {
+    namespace: String,
+    name: String,
+    files: Vec<(String, ProfileFile)>,
+}
+
+/// Reads the profile file of every container whose effective profile is Localhost, running or
+/// not (a missing file is exactly why a container never starts). Each path is read once a scan.
+fn profiles_for(
+    key: &(String, String),
+    status: &StatusWire,
+    root: &ProfileRoot,
+    cache: &mut HashMap<String, ProfileFile>,
+) -> Option<ProfileReport> {
+    let files: Vec<(String, ProfileFile)> = status
+        .localhost_profiles()
+        .into_iter()
+        .map(|(container, path)| {
+            let file = cache
+                .entry(path.to_string())
+                .or_insert_with(|| root.read(path))
+                .clone();
+            (container.to_string(), file)
+        })
+        .collect();
+    (!files.is_empty()).then(|| ProfileReport {
+        namespace: key.0.clone(),
+        name: key.1.clone(),
+        files,
+    })
 }
 
 fn profile_type(name: &str) -> Option<ProfileType> {
@@ -257,6 +306,8 @@ struct Agent {
     pods: ByName<PodWire>,
     statuses: ByName<StatusWire>,
     written: tokio::sync::Mutex<HashMap<String, Written>>,
+    /// The profile files last reported, by pod UID.
+    profiles_written: tokio::sync::Mutex<HashMap<String, Vec<(String, ProfileFile)>>>,
 }
 
 /// Keeps `map` as the watch of `api` says (objects that cannot be read are skipped), and kicks a
@@ -339,6 +390,7 @@ pub async fn run(
         pods: Default::default(),
         statuses: Default::default(),
         written: Default::default(),
+        profiles_written: Default::default(),
     });
     // Any change of a pod or status on this node triggers a scan; otherwise every interval.
     let (kick_tx, mut kick_rx) = tokio::sync::mpsc::channel::<()>(1);
@@ -392,7 +444,18 @@ async fn scan(agent: &Agent) -> Result<(), AgentError> {
     let proc_root = &agent.args.proc_root;
     let index = ProcessIndex::scan(proc_root).map_err(|e| AgentError::Proc(proc_root.clone(), e))?;
     let now = Time(Timestamp::now());
+    let profile_root = kubelet::profile_root(
+        proc_root,
+        &agent.args.node_name,
+        agent.args.seccomp_dir.as_deref(),
+        &agent.args.trusted_profile_links,
+    );
+    if profile_root.is_none() {
+        debug!("no kubelet found and no --seccomp-dir: profile files are not read this pass");
+    }
+    let mut read_profiles = HashMap::new();
     // What to write, decided without holding the maps across a write.
+    let mut profile_reports: Vec<(String, ProfileReport)> = Vec::new();
     let reports: Vec<(String, PodReport)> = {
         let pods = agent.pods.lock().unwrap_or_else(|e| e.into_inner());
         let statuses = agent.statuses.lock().unwrap_or_else(|e| e.into_inner());
@@ -404,12 +467,18 @@ async fn scan(agent: &Agent) -> Result<(), AgentError> {
                 if status.spec.pod_uid != uid {
                     return None;
                 }
+                if let Some(root) = &profile_root
+                    && let Some(report) = profiles_for(key, status, root, &mut read_profiles)
+                {
+                    profile_reports.push((uid.clone(), report));
+                }
                 let previous = ConditionMark::read_all(status.status.as_ref());
                 let report = report_for(key, pod, status, &index, proc_root, &now, &previous)?;
                 Some((uid, report))
             })
             .collect()
     };
+    write_profile_reports(agent, profile_reports).await;
     let mut written = agent.written.lock().await;
     let mut failed = 0;
     for (uid, report) in reports {
@@ -450,6 +519,58 @@ async fn scan(agent: &Agent) -> Result<(), AgentError> {
     }
     debug!(containers = index.containers(), "scan complete");
     Ok(())
+}
+
+/// Writes the profile reports that differ from what was last written for the pod.
+async fn write_profile_reports(agent: &Agent, reports: Vec<(String, ProfileReport)>) {
+    let mut written = agent.profiles_written.lock().await;
+    // Pods gone from the node are forgotten (a recreated pod gets a new UID anyway).
+    let live: std::collections::HashSet<&str> = reports.iter().map(|(uid, _)| uid.as_str()).collect();
+    written.retain(|uid, _| live.contains(uid.as_str()));
+    let mut failed = 0;
+    for (uid, report) in &reports {
+        if written.get(uid) == Some(&report.files) {
+            continue;
+        }
+        let containers: Vec<serde_json::Value> = report
+            .files
+            .iter()
+            .map(|(name, file)| json!({ "name": name, "profileFile": file }))
+            .collect();
+        let body = json!({
+            "apiVersion": format!("{}/{}", crate::api::GROUP, crate::api::VERSION), "kind": "SeccompStatus",
+            "metadata": { "name": report.name, "namespace": report.namespace },
+            "status": { "containers": containers },
+        });
+        let api: Api<Decoded<StatusWire>> = Api::namespaced(agent.client.clone(), &report.namespace);
+        let result = api
+            .patch(
+                &report.name,
+                &PatchParams::apply(AGENT_PROFILES_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await;
+        // A status deleted meanwhile is done with.
+        let done = match &result {
+            Ok(_) => true,
+            Err(kube::Error::Api(s)) => s.code == 404,
+            Err(_) => false,
+        };
+        match result {
+            _ if done => {
+                debug!(pod = %format!("{}/{}", report.namespace, report.name), "profile files reported");
+                written.insert(uid.clone(), report.files.clone());
+            }
+            Ok(_) => {}
+            Err(e) => {
+                failed += 1;
+                debug!(pod = %format!("{}/{}", report.namespace, report.name), error = %e, "could not report the profile files");
+            }
+        }
+    }
+    if failed > 0 {
+        warn!(failed, "profile files not reported (retried next pass)");
+    }
 }
 
 /// The runtime fields of one pod's SeccompStatus, under the agent's own field manager. The agent

@@ -69,6 +69,15 @@ pub struct SeccompPolicySpec {
         .message("allowedLocalhostProfiles may use letters, digits, '.', '_', '-', '/' and the wildcards '*' and '?'"))]
     pub allowed_localhost_profiles: Vec<String>,
 
+    /// The weakest profile a container may run with: `DenyList` (the profile must block some
+    /// system calls: log-only and permissive Localhost profiles violate, and so do files missing
+    /// or invalid on the node) or `AllowList` (it must block every call it does not list;
+    /// RuntimeDefault is one). A profile whose strength is not known (no node agent report, no
+    /// SeccompProfile object) does not violate; the verdict says so. Such violations are
+    /// labelled, never evicted: a replacement would run the same file. Absent: not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_profile_strength: Option<MinimumProfileStrength>,
+
     /// Pods or containers the policy does not judge, each with a reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
@@ -81,6 +90,22 @@ pub struct SeccompPolicySpec {
     /// How to evict (only with `action: Evict`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eviction: Option<EvictionSettings>,
+}
+
+/// See `SeccompPolicySpec::minimum_profile_strength`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum MinimumProfileStrength {
+    DenyList,
+    AllowList,
+}
+
+impl From<MinimumProfileStrength> for crate::api::ProfileStrength {
+    fn from(minimum: MinimumProfileStrength) -> Self {
+        match minimum {
+            MinimumProfileStrength::DenyList => crate::api::ProfileStrength::DenyList,
+            MinimumProfileStrength::AllowList => crate::api::ProfileStrength::AllowList,
+        }
+    }
 }
 
 /// What a policy does about violating pods.

@@ -60,6 +60,13 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     printcolumn(name = "Node", type_ = "string", json_path = ".status.node", priority = "1"),
     printcolumn(
+        name = "Strength",
+        type_ = "string",
+        json_path = ".status.strength",
+        priority = "1",
+        description = "How much the weakest container's profile blocks"
+    ),
+    printcolumn(
         name = "Runtime",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"RuntimeVerified\")].reason",
@@ -96,6 +103,9 @@ pub struct SeccompStatusStatus {
     /// Source of the weakest container's profile (the first unconfined one, else the first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<ProfileSource>,
+    /// The weakest container's profile strength.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strength: Option<ProfileStrength>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     /// The SCC that admitted the pod (annotation `openshift.io/scc`).
@@ -139,11 +149,139 @@ pub struct ContainerSeccomp {
     /// The source was inferred (an OpenShift SCC default cannot be told from a user's choice).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub source_inferred: bool,
+    /// How much the profile blocks (see [`ProfileStrength`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strength: Option<ProfileStrength>,
+    /// Where the strength of a Localhost profile was learnt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strength_source: Option<StrengthSource>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     /// What the node agent read from the kernel (written by the agent only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<RuntimeObservation>,
+    /// The Localhost profile's file on the pod's node, as the node agent read it (written by the
+    /// agent only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_file: Option<ProfileFile>,
+}
+
+/// How much a container's seccomp profile blocks, weakest first.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+pub enum ProfileStrength {
+    /// No profile.
+    Unconfined,
+    /// The Localhost profile's file is not on the node: the container cannot start there.
+    Missing,
+    /// The file is not a seccomp profile: the container cannot start there.
+    Invalid,
+    /// The profile allows every system call.
+    Permissive,
+    /// The profile records system calls and blocks none by default.
+    LogOnly,
+    /// A user-space listener decides (`SCMP_ACT_NOTIFY` by default).
+    Delegated,
+    /// Not known: no node agent report and no SeccompProfile object for the path.
+    Unknown,
+    /// The profile allows every system call but those it lists.
+    DenyList,
+    /// The profile denies every system call but those it lists (RuntimeDefault is one).
+    AllowList,
+}
+
+impl ProfileStrength {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProfileStrength::Unconfined => "Unconfined",
+            ProfileStrength::Missing => "Missing",
+            ProfileStrength::Invalid => "Invalid",
+            ProfileStrength::Permissive => "Permissive",
+            ProfileStrength::LogOnly => "LogOnly",
+            ProfileStrength::Delegated => "Delegated",
+            ProfileStrength::Unknown => "Unknown",
+            ProfileStrength::DenyList => "DenyList",
+            ProfileStrength::AllowList => "AllowList",
+        }
+    }
+
+    /// Blocks system calls by itself.
+    pub fn enforcing(self) -> bool {
+        matches!(self, ProfileStrength::DenyList | ProfileStrength::AllowList)
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum StrengthSource {
+    /// The file on the pod's node, read by the node agent.
+    Node,
+    /// A Security Profiles Operator `SeccompProfile` whose `status.localhostProfile` is the path.
+    SeccompProfile,
+    /// The profile files given to `seccomp-sentinel audit --profiles-dir`.
+    ProfilesDir,
+}
+
+/// The class of a seccomp profile's content (see `profile.rs`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum ProfileClass {
+    /// The default action denies; the rules allow.
+    AllowList,
+    /// The default action allows; some rules deny.
+    DenyList,
+    /// The default action logs.
+    LogOnly,
+    /// The default action allows and no rule denies.
+    Permissive,
+    /// The default action is `SCMP_ACT_NOTIFY`.
+    Delegated,
+}
+
+impl From<ProfileClass> for ProfileStrength {
+    fn from(class: ProfileClass) -> Self {
+        match class {
+            ProfileClass::AllowList => ProfileStrength::AllowList,
+            ProfileClass::DenyList => ProfileStrength::DenyList,
+            ProfileClass::LogOnly => ProfileStrength::LogOnly,
+            ProfileClass::Permissive => ProfileStrength::Permissive,
+            ProfileClass::Delegated => ProfileStrength::Delegated,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default, JsonSchema)]
+pub enum ProfileFileState {
+    /// Read and parsed.
+    Present,
+    #[default]
+    Missing,
+    /// Read, and not a seccomp profile.
+    Invalid,
+    /// Not read: its path leaves the profile directory, or it is not a regular file, or too large.
+    Refused,
+    /// Could not be read (permissions, I/O).
+    Unreadable,
+}
+
+/// A Localhost profile's file on a node, as the node agent found it. Holds no time, so it is
+/// written only when the file changes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileFile {
+    /// The `localhostProfile`, relative to the kubelet's seccomp directory.
+    pub path: String,
+    pub state: ProfileFileState,
+    /// SHA-256 of the file's content, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_action: Option<String>,
+    /// Number of `syscalls` rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int32"))]
+    pub syscall_rules: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<ProfileClass>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, Default, KubeSchema)]

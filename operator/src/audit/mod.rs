@@ -22,6 +22,7 @@ use kube::{
 use serde_json::Value;
 
 use self::report::{AuditContext, AuditSubject, NotAudited, Summary};
+use crate::engine::PodView;
 use crate::{
     api::{KubeletSeccompDefault, SeccompPolicy, SeccompStatus},
     engine::{Facts, NodeFacts, SccDefaults, kubelet_minor},
@@ -92,6 +93,12 @@ pub struct AuditArgs {
     /// Largest input read, per file and from standard input (bytes; e.g. 64Mi, 1Gi).
     #[arg(long, default_value = "64Mi", value_parser = parse_size)]
     pub max_input_bytes: u64,
+
+    /// A copy of a node's seccomp directory (`/var/lib/kubelet/seccomp`): the Localhost profiles
+    /// the pods name are read from it and classified, with the node agent's rules (links must
+    /// stay inside it). Without it, a Localhost profile's strength is Unknown.
+    #[arg(long)]
+    pub profiles_dir: Option<PathBuf>,
 }
 
 /// A size such as `4096`, `512Ki`, `64Mi`, `1Gi`.
@@ -415,9 +422,39 @@ struct Setting {
     /// Node facts by node name (live), and the facts for pods on unknown nodes.
     nodes: BTreeMap<String, NodeFacts>,
     default_node: NodeFacts,
+    profiles_dir: Option<PathBuf>,
+}
+
+/// Every `localhostProfile` the subjects name (fields and legacy annotations), read once each
+/// from `dir`.
+fn read_profiles(subjects: &[AuditSubject], dir: &Path) -> BTreeMap<String, crate::api::ProfileFile> {
+    let root = match dir.canonicalize() {
+        Ok(dir) => crate::profile::ProfileRoot {
+            host_root: PathBuf::from("/"),
+            seccomp_dir: dir,
+            trusted_link_targets: Vec::new(),
+        },
+        Err(_) => return BTreeMap::new(),
+    };
+    let mut paths = std::collections::BTreeSet::new();
+    for subject in subjects {
+        let view = PodView::from_pod(&subject.pod);
+        paths.extend(view.localhost_paths());
+    }
+    paths
+        .into_iter()
+        .map(|path| {
+            let file = root.read(&path);
+            (path, file)
+        })
+        .collect()
 }
 
 fn audit_all(subjects: &[AuditSubject], setting: &Setting, now: Timestamp) -> Vec<SeccompStatus> {
+    let profile_files = setting
+        .profiles_dir
+        .as_deref()
+        .map(|dir| read_profiles(subjects, dir));
     let progress = Progress::new(subjects.len());
     subjects
         .iter()
@@ -438,6 +475,7 @@ fn audit_all(subjects: &[AuditSubject], setting: &Setting, now: Timestamp) -> Ve
                 policies: &setting.policies,
                 namespace_labels: &setting.namespace_labels,
                 now,
+                profile_files: profile_files.as_ref(),
             };
             let item = report::audit(subject, &ctx);
             progress.tick(i + 1);
@@ -537,6 +575,7 @@ fn offline(
             kubelet_minor: Some(minor),
             seccomp_default: seccomp_default(args),
         },
+        profiles_dir: args.profiles_dir.clone(),
     };
     Ok(audit_all(&subjects, &setting, now))
 }
@@ -694,6 +733,7 @@ async fn live(
             kubelet_minor: Some(cluster_minor),
             seccomp_default: default,
         },
+        profiles_dir: args.profiles_dir.clone(),
     };
     Ok(audit_all(&subjects, &setting, now))
 }

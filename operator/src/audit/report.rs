@@ -13,6 +13,7 @@ use crate::{
     api::{PROFILE_LABEL, PodProfile, PolicyAction, SeccompStatus, SeccompStatusSpec, Verdict},
     engine::{self, Facts, PodView},
     policy::{self, CompiledPolicy, Subject},
+    profile::strength::{self, FileReports, ProfileFacts},
 };
 
 /// Annotation on audit items made from a workload: the workload's kind.
@@ -142,12 +143,25 @@ pub struct AuditContext<'a> {
     /// Labels of the namespaces the audit knows (from the input or the cluster).
     pub namespace_labels: &'a BTreeMap<String, BTreeMap<String, String>>,
     pub now: Timestamp,
+    /// Profile files read from `--profiles-dir`, by `localhostProfile`.
+    pub profile_files: Option<&'a BTreeMap<String, crate::api::ProfileFile>>,
 }
 
 /// The SeccompStatus the controller would write for `subject`.
 pub fn audit(subject: &AuditSubject, ctx: &AuditContext<'_>) -> SeccompStatus {
     let view = PodView::from_pod(&subject.pod);
     let mut evaluation = engine::evaluate(&view, &ctx.facts);
+    let files = match ctx.profile_files {
+        Some(files) => FileReports::Dir(files),
+        None => FileReports::None,
+    };
+    strength::assess(
+        &mut evaluation,
+        &ProfileFacts {
+            files,
+            ..ProfileFacts::default()
+        },
+    );
     let mut namespace_labels = ctx
         .namespace_labels
         .get(&subject.namespace)
@@ -356,6 +370,7 @@ mod tests {
             policies: &[],
             namespace_labels: &BTreeMap::new(),
             now: Timestamp::UNIX_EPOCH,
+            profile_files: None,
         };
         subjects(&document)
             .expect("audited")

@@ -25,6 +25,7 @@ use crate::{
         self, EvictionFacts, EvictionVerdict, PROFILE_LABEL, VIOLATION_LABEL,
         plan::{EvictionResult, LabelChange, PassInput, PodFacts, PodPlan},
     },
+    profile::strength::{FileReports, ProfileFacts},
     status::{self, StoredStatus},
 };
 
@@ -112,7 +113,19 @@ fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
         .as_ref()
         .and_then(|o| state.workloads.get(&*o.uid))
         .map(|w| &w.template);
+    // The agent's reports count for the pod they were read for, on the node it runs on.
+    let reports = entry
+        .stored
+        .as_ref()
+        .filter(|s| *s.pod_uid == *pod.uid && s.profile_node.as_deref() == pod.view.node_name.as_deref())
+        .map(|s| &*s.profile_files)
+        .unwrap_or_default();
     let input = PassInput {
+        profiles: ProfileFacts {
+            files: FileReports::Node(reports),
+            catalog: Some(&state.catalog),
+            index: Some(&state.profile_index),
+        },
         view: &pod.view,
         pod: PodFacts {
             namespace: &key.namespace,

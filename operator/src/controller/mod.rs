@@ -30,8 +30,8 @@ use state::{PodKey, State};
 use crate::lean::{
     Decoded,
     cluster::{
-        NamespaceWire, PolicyWire, ReplicaSetKind, ReplicationControllerKind, SccWire, StatefulSetKind,
-        WorkloadWire,
+        NamespaceWire, PolicyWire, ReplicaSetKind, ReplicationControllerKind, SccWire, SeccompProfileWire,
+        StatefulSetKind, WorkloadWire,
     },
     node::NodeWire,
     pod::PodWire,
@@ -183,6 +183,19 @@ async fn serves(client: &Client, group_version: &str, plural: &str) -> bool {
         .unwrap_or(false)
 }
 
+const SPO_GROUP_VERSION: &str = "security-profiles-operator.x-k8s.io/v1beta1";
+/// How often a cluster without SeccompProfiles is asked again.
+const SPO_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn spawn_seccomp_profiles(ctx: &Arc<Context>, page: watcher::Config) -> tokio::sync::oneshot::Receiver<()> {
+    watches::spawn(
+        ctx,
+        Api::<Decoded<SeccompProfileWire>>::all(ctx.client.clone()),
+        page,
+        watches::SeccompProfiles::default(),
+    )
+}
+
 /// [`run`] with a context the caller keeps (to read its [`Stats`]).
 pub async fn run_with(
     ctx: Arc<Context>,
@@ -328,6 +341,25 @@ async fn start(ctx: Arc<Context>) -> Result<Vec<tokio::task::JoinHandle<()>>, Er
                 watches::Sccs,
             ),
         ));
+    }
+    // The Security Profiles Operator's SeccompProfiles tell Localhost profiles' strength without
+    // node access; it may be installed later, so it is looked for again now and then.
+    if serves(&client, SPO_GROUP_VERSION, "seccompprofiles").await {
+        info!("watching SeccompProfiles (Security Profiles Operator)");
+        ready.push(("seccompprofiles", spawn_seccomp_profiles(&ctx, page.clone())));
+    } else {
+        let task_ctx = ctx.clone();
+        let page = page.clone();
+        ctx.spawn(async move {
+            loop {
+                tokio::time::sleep(SPO_RECHECK).await;
+                if serves(&task_ctx.client, SPO_GROUP_VERSION, "seccompprofiles").await {
+                    info!("SeccompProfiles appeared: watching them");
+                    drop(spawn_seccomp_profiles(&task_ctx, page));
+                    break;
+                }
+            }
+        });
     }
     // Writes and actions wait until every watch has listed once, so the first pass already has
     // every fact.

@@ -28,11 +28,46 @@ pub(super) fn spawn(ctx: Arc<Context>) {
         loop {
             tick.tick().await;
             refresh_gauges(&ctx);
+            report_drift(&ctx).await;
             if let Err(e) = write_policy_statuses(&ctx, &mut written).await {
                 warn!(error = %e, "policy status update failed");
             }
         }
     });
+}
+
+/// One Warning Event for each newly seen disagreement of nodes about a profile path, about the
+/// node whose content differs from most others.
+async fn report_drift(ctx: &Context) {
+    let found = std::mem::take(&mut ctx.state().drift_found);
+    for (path, digests) in found {
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for (_, sha) in &digests {
+            *counts.entry(sha.as_str()).or_default() += 1;
+        }
+        let usual = counts
+            .iter()
+            .max_by_key(|(sha, n)| (**n, std::cmp::Reverse(**sha)))
+            .map(|(sha, _)| *sha);
+        let Some((odd_node, _)) = digests.iter().find(|(_, sha)| Some(sha.as_str()) != usual) else {
+            continue;
+        };
+        let shown: Vec<String> = digests
+            .iter()
+            .take(5)
+            .map(|(node, sha)| format!("{} on {node}", sha.chars().take(12).collect::<String>()))
+            .collect();
+        let note = format!("profile {path} differs between nodes: {}", shown.join(", "));
+        let regarding = k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Node".into()),
+            name: Some(odd_node.clone()),
+            ..Default::default()
+        };
+        ctx.events
+            .publish(regarding, true, "ProfileDrift", "Compare", &note)
+            .await;
+    }
 }
 
 fn refresh_gauges(ctx: &Context) {

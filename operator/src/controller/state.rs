@@ -17,6 +17,7 @@ use crate::{
     engine::{Facts, NodeFacts, PodView, SccDefaults},
     lean::{cluster::PolicyWire, pod::PodWire},
     policy::{CompiledPolicy, EvictionLedger, OwnerKind, plan::Outcome},
+    profile::strength::{CatalogEntry, NodeDigest, ProfileCatalog, ProfileIndex},
     status::StoredStatus,
 };
 
@@ -199,6 +200,14 @@ pub struct State {
     pub policy_counters: HashMap<String, PolicyCounters>,
     /// The cumulative counters each policy's status held when first seen.
     pub policy_bases: HashMap<String, PolicyCounters>,
+    /// SeccompProfile objects (Security Profiles Operator), by `localhostProfile`.
+    pub catalog: ProfileCatalog,
+    /// The profile digests the node agents reported.
+    pub profile_index: ProfileIndex,
+    /// Profile paths whose nodes started to disagree, to announce (taken by the status tick).
+    pub drift_found: Vec<(String, Vec<NodeDigest>)>,
+    /// Profile paths whose strength facts changed (drift, catalog): their pods are dirty.
+    drift_changed: Vec<String>,
     /// Pods not planned yet since start.
     unseen: usize,
     /// Every watch has listed once.
@@ -298,17 +307,75 @@ impl State {
         if stale || entry.stored.as_ref() == Some(&stored) {
             return false;
         }
-        entry.stored = Some(stored);
-        entry.pod.is_some()
+        let previous = entry.stored.replace(stored);
+        let planned = entry.pod.is_some();
+        self.index_profiles(key, previous.as_ref());
+        planned
     }
 
     pub fn delete_status(&mut self, key: &PodKey) -> bool {
-        let had_pod = match self.pods.get_mut(key) {
-            Some(entry) => entry.stored.take().is_some() && entry.pod.is_some(),
-            None => false,
+        let (had_pod, previous) = match self.pods.get_mut(key) {
+            Some(entry) => {
+                let previous = entry.stored.take();
+                (previous.is_some() && entry.pod.is_some(), previous)
+            }
+            None => (false, None),
         };
+        self.index_profiles(key, previous.as_ref());
         self.drop_if_empty(key);
         had_pod
+    }
+
+    /// Moves a pod's profile reports in the index from `previous` to what is stored now; paths
+    /// whose nodes now disagree (or agree again) make their pods dirty (`drift_changed`).
+    fn index_profiles(&mut self, key: &PodKey, previous: Option<&StoredStatus>) {
+        let current = self.pods.get(key).and_then(|e| e.stored.as_ref());
+        let reports = |s: Option<&StoredStatus>| {
+            s.and_then(|s| Some((s.profile_node.clone()?, s.profile_files.clone())))
+        };
+        let (before, after) = (reports(previous), reports(current));
+        if before == after {
+            return;
+        }
+        let mut changed = Vec::new();
+        if let Some((node, files)) = &before {
+            changed.extend(self.profile_index.update(node, files, false));
+        }
+        if let Some((node, files)) = &after {
+            changed.extend(self.profile_index.update(node, files, true));
+        }
+        changed.sort();
+        changed.dedup();
+        for path in changed {
+            if let Some(drift) = self.profile_index.drift(&path)
+                && !self.drift_found.iter().any(|(p, d)| p == &path && d == &drift)
+            {
+                self.drift_found.push((path.clone(), drift));
+            }
+            if !self.drift_changed.contains(&path) {
+                self.drift_changed.push(path);
+            }
+        }
+    }
+
+    /// The pods that use a profile path whose drift or catalog entry changed since the last call.
+    pub fn take_profile_changes(&mut self) -> Vec<PodKey> {
+        let paths = std::mem::take(&mut self.drift_changed);
+        if paths.is_empty() {
+            return Vec::new();
+        }
+        self.pods_where(|_, pod| paths.iter().any(|p| pod.view.uses_localhost(p)))
+    }
+
+    /// A SeccompProfile seen or gone; its pods are planned again.
+    pub fn apply_catalog(&mut self, path: &str, entry: Option<CatalogEntry>) {
+        let changed = match entry {
+            Some(entry) => self.catalog.insert(path.to_string(), entry.clone()).as_ref() != Some(&entry),
+            None => self.catalog.remove(path).is_some(),
+        };
+        if changed && !self.drift_changed.iter().any(|p| p == path) {
+            self.drift_changed.push(path.to_string());
+        }
     }
 
     /// After a relist of SeccompStatuses: the records not listed are gone. Returns the pods whose
@@ -545,6 +612,8 @@ mod tests {
             conditions: Vec::new(),
             runtime_mismatch: false,
             resource_version: Some(rv),
+            profile_files: Box::default(),
+            profile_node: None,
         }
     }
 

@@ -26,11 +26,12 @@ use crate::{
     engine::PodView,
     lean::{
         Decoded, InvalidObject, WatchedKind,
-        cluster::{NamespaceWire, PolicyWire, SccWire, WorkloadKind, WorkloadWire},
+        cluster::{NamespaceWire, PolicyWire, SccWire, SeccompProfileWire, WorkloadKind, WorkloadWire},
         node::NodeWire,
         pod::PodWire,
         status::StatusWire,
     },
+    profile::strength::CatalogEntry,
     status::StoredStatus,
 };
 
@@ -240,22 +241,29 @@ impl Handler<StatusWire> for Statuses {
         self.ctx.config.watches(namespace)
     }
     fn apply(&mut self, state: &mut State, key: &PodKey, status: StatusWire) -> Vec<PodKey> {
-        if state.apply_status(key, StoredStatus::from_wire(&status)) {
+        let mut dirty = if state.apply_status(key, StoredStatus::from_wire(&status)) {
             vec![key.clone()]
         } else {
             Vec::new()
-        }
+        };
+        // Pods whose profile's nodes started or stopped disagreeing.
+        dirty.extend(state.take_profile_changes());
+        dirty
     }
     fn delete(&mut self, state: &mut State, key: &PodKey) -> Vec<PodKey> {
         // Deleted while its pod lives: write it again.
-        if state.delete_status(key) {
+        let mut dirty = if state.delete_status(key) {
             vec![key.clone()]
         } else {
             Vec::new()
-        }
+        };
+        dirty.extend(state.take_profile_changes());
+        dirty
     }
     fn relisted(&mut self, state: &mut State, listed: &HashSet<PodKey>) -> Vec<PodKey> {
-        state.statuses_relisted(listed)
+        let mut dirty = state.statuses_relisted(listed);
+        dirty.extend(state.take_profile_changes());
+        dirty
     }
 }
 
@@ -297,6 +305,68 @@ impl Handler<SccWire> for Sccs {
     }
     fn relisted(&mut self, state: &mut State, listed: &HashSet<String>) -> Vec<PodKey> {
         state.sccs_relisted(listed)
+    }
+}
+
+/// Security Profiles Operator SeccompProfiles: the strength of the Localhost profiles they
+/// install, by `localhostProfile`.
+#[derive(Default)]
+pub(super) struct SeccompProfiles {
+    /// Object key → the path it was filed under.
+    paths: std::collections::HashMap<(String, String), String>,
+}
+
+impl Handler<SeccompProfileWire> for SeccompProfiles {
+    type Key = (String, String);
+    fn key(
+        &self,
+        _: &mut State,
+        namespace: &str,
+        name: &str,
+        _: Option<&SeccompProfileWire>,
+    ) -> Option<Self::Key> {
+        (!name.is_empty()).then(|| (namespace.to_string(), name.to_string()))
+    }
+    fn apply(&mut self, state: &mut State, key: &Self::Key, profile: SeccompProfileWire) -> Vec<PodKey> {
+        let path = profile.localhost_profile();
+        let object = if key.0.is_empty() {
+            key.1.clone()
+        } else {
+            format!("{}/{}", key.0, key.1)
+        };
+        let entry = CatalogEntry::new(
+            object,
+            &profile.spec.default_action,
+            profile.spec.syscalls.iter().map(String::as_str),
+            Some(profile.spec.base_profile_name.as_str()).filter(|b| !b.is_empty()),
+        );
+        if let Some(old) = self.paths.insert(key.clone(), path.clone())
+            && old != path
+        {
+            state.apply_catalog(&old, None);
+        }
+        state.apply_catalog(&path, Some(entry));
+        state.take_profile_changes()
+    }
+    fn delete(&mut self, state: &mut State, key: &Self::Key) -> Vec<PodKey> {
+        if let Some(path) = self.paths.remove(key) {
+            state.apply_catalog(&path, None);
+        }
+        state.take_profile_changes()
+    }
+    fn relisted(&mut self, state: &mut State, listed: &HashSet<Self::Key>) -> Vec<PodKey> {
+        let gone: Vec<Self::Key> = self
+            .paths
+            .keys()
+            .filter(|k| !listed.contains(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some(path) = self.paths.remove(&key) {
+                state.apply_catalog(&path, None);
+            }
+        }
+        state.take_profile_changes()
     }
 }
 

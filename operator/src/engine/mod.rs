@@ -236,6 +236,9 @@ impl Rules<'_> {
             source_inferred,
             warnings,
             runtime: None,
+            strength: None,
+            strength_source: None,
+            profile_file: None,
         }
     }
 

@@ -83,6 +83,30 @@ pub struct PodView {
 }
 
 impl PodView {
+    /// Every Localhost profile the pod names (fields and `localhost/` annotations), repeats
+    /// included.
+    pub fn localhost_paths(&self) -> Vec<String> {
+        let field = |p: &Option<RequestedProfile>| match p {
+            Some(RequestedProfile::Localhost(l)) => Some(l.clone()),
+            _ => None,
+        };
+        let annotated = |a: &Option<String>| a.as_deref()?.strip_prefix("localhost/").map(String::from);
+        std::iter::once(field(&self.profile))
+            .chain(std::iter::once(annotated(&self.annotation)))
+            .chain(
+                self.containers
+                    .iter()
+                    .flat_map(|c| [field(&c.profile), annotated(&c.annotation)]),
+            )
+            .flatten()
+            .collect()
+    }
+
+    /// Whether the pod asks for the Localhost profile `path` anywhere (fields or annotations).
+    pub fn uses_localhost(&self, path: &str) -> bool {
+        self.localhost_paths().iter().any(|l| l == path)
+    }
+
     /// The view of a Kubernetes Pod (as the audit reads them from files), through the same lean
     /// reading the controller uses.
     pub fn from_pod(pod: &Pod) -> Self {

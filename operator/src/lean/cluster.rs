@@ -40,6 +40,74 @@ impl WatchedKind for SccWire {
     type Scope = ClusterResourceScope;
 }
 
+/// A Security Profiles Operator `SeccompProfile`: what its content blocks, and the
+/// `localhostProfile` pods use it by.
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SeccompProfileWire {
+    pub metadata: Meta,
+    pub spec: SeccompProfileSpecWire,
+    pub status: SeccompProfileStatusWire,
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SeccompProfileSpecWire {
+    pub default_action: String,
+    #[serde(deserialize_with = "rule_actions")]
+    pub syscalls: Vec<String>,
+    pub base_profile_name: String,
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SeccompProfileStatusWire {
+    pub localhost_profile: String,
+}
+
+impl WatchedKind for SeccompProfileWire {
+    const GROUP: &'static str = "security-profiles-operator.x-k8s.io";
+    const VERSION: &'static str = "v1beta1";
+    const KIND: &'static str = "SeccompProfile";
+    const PLURAL: &'static str = "seccompprofiles";
+    type Scope = ClusterResourceScope;
+}
+
+impl SeccompProfileWire {
+    /// The `localhostProfile` that uses this profile: as its status says, else where the
+    /// operator installs it (`operator/[<namespace>/]<name>.json`).
+    pub fn localhost_profile(&self) -> String {
+        if !self.status.localhost_profile.is_empty() {
+            return self.status.localhost_profile.clone();
+        }
+        let name = self.metadata.name();
+        let file = if name.ends_with(".json") {
+            name.to_string()
+        } else {
+            format!("{name}.json")
+        };
+        match self.metadata.namespace.as_deref().filter(|n| !n.is_empty()) {
+            Some(ns) => format!("operator/{ns}/{file}"),
+            None => format!("operator/{file}"),
+        }
+    }
+}
+
+/// The `action` of each rule (rules that are not objects count as no action).
+fn rule_actions<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let value = Option::<Vec<serde_json::Value>>::deserialize(deserializer)?;
+    Ok(value
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| {
+            v.get("action")
+                .and_then(|a| a.as_str())
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect())
+}
+
 /// A list of strings (`null` is empty; entries that are not strings are skipped).
 fn strings<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
     let value = Option::<Vec<serde_json::Value>>::deserialize(deserializer)?;

@@ -43,6 +43,27 @@ impl StatusWire {
             .collect()
     }
 
+    /// The `localhostProfile` of each container whose effective profile is Localhost.
+    pub fn localhost_profiles(&self) -> Vec<(&str, &str)> {
+        self.status
+            .as_ref()
+            .and_then(|s| s.get("containers"))
+            .and_then(|c| c.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|c| {
+                let profile = c.get("profile")?;
+                if profile.get("type")?.as_str()? != "Localhost" {
+                    return None;
+                }
+                Some((
+                    c.get("name")?.as_str()?,
+                    profile.get("localhostProfile")?.as_str()?,
+                ))
+            })
+            .collect()
+    }
+
     /// The node the status is about (`status.node`).
     pub fn node(&self) -> Option<&str> {
         self.status.as_ref()?.get("node")?.as_str()

@@ -17,9 +17,12 @@ pub use eviction::{
 };
 
 use crate::api::{
-    PolicyAction, PolicyActionMode, PolicyResult, ProfileType, SeccompPolicy, SeccompPolicySpec,
-    SeccompStatusStatus, Verdict,
+    ContainerSeccomp, PolicyAction, PolicyActionMode, PolicyResult, ProfileStrength, ProfileType,
+    SeccompPolicy, SeccompPolicySpec, SeccompStatusStatus, Verdict,
 };
+
+/// The reason of a verdict whose only violations are profiles weaker than the policy's minimum.
+pub const WEAK_PROFILE: &str = "WeakProfile";
 
 /// Label set on pods by `action: Label` and `action: Evict` policies: the pod's summary profile.
 pub use crate::api::PROFILE_LABEL;
@@ -81,6 +84,7 @@ pub struct CompiledPolicy {
     allow_runtime_default: bool,
     allow_localhost: bool,
     localhost_globs: Option<GlobSet>,
+    minimum_strength: Option<ProfileStrength>,
     exemptions: Vec<CompiledExemption>,
     pub action: PolicyActionMode,
     pub eviction: EvictionLimits,
@@ -315,6 +319,7 @@ pub fn compile(
         allow_runtime_default,
         allow_localhost,
         localhost_globs,
+        minimum_strength: spec.minimum_profile_strength.map(Into::into),
         exemptions,
         action: spec.action,
         eviction,
@@ -336,6 +341,13 @@ pub struct Judgement {
     pub verdict: Verdict,
     pub reason: String,
     pub message: String,
+}
+
+impl Judgement {
+    /// Violating only for profile strength: the profile file is the fix; evicting is not.
+    pub fn weak_profiles_only(&self) -> bool {
+        self.verdict == Verdict::Violating && self.reason == WEAK_PROFILE
+    }
 }
 
 impl CompiledPolicy {
@@ -372,7 +384,18 @@ impl CompiledPolicy {
             .collect()
     }
 
-    fn allows(&self, profile: &crate::api::EffectiveProfile) -> Result<(), &'static str> {
+    fn allows(&self, container: &ContainerSeccomp) -> Result<(), &'static str> {
+        self.allows_type(&container.profile)?;
+        // Strength is checked where it is known; Unknown never violates (no verdict on a guess).
+        match (self.minimum_strength, container.strength) {
+            (Some(minimum), Some(strength)) if strength < minimum && strength != ProfileStrength::Unknown => {
+                Err(WEAK_PROFILE)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn allows_type(&self, profile: &crate::api::EffectiveProfile) -> Result<(), &'static str> {
         match profile.type_ {
             ProfileType::NotApplicable => Ok(()),
             ProfileType::Unconfined => Err("Unconfined"),
@@ -405,7 +428,7 @@ impl CompiledPolicy {
         let mut violations: Vec<(&str, &'static str)> = Vec::new();
         let mut exempted: Vec<(&str, &str)> = Vec::new();
         for container in &evaluation.containers {
-            if let Err(why) = self.allows(&container.profile) {
+            if let Err(why) = self.allows(container) {
                 match exemptions
                     .iter()
                     .find(|e| e.containers.iter().any(|c| c == &container.name))
@@ -416,7 +439,24 @@ impl CompiledPolicy {
             }
         }
         if violations.is_empty() {
+            let unknown: Vec<&str> = match self.minimum_strength {
+                Some(_) => evaluation
+                    .containers
+                    .iter()
+                    .filter(|c| c.strength == Some(ProfileStrength::Unknown))
+                    .map(|c| c.name.as_str())
+                    .collect(),
+                None => Vec::new(),
+            };
             return match exempted.as_slice() {
+                [] if !unknown.is_empty() => Judgement {
+                    verdict: Verdict::Compliant,
+                    reason: "StrengthUnknown".into(),
+                    message: format!(
+                        "profile strength not known (no node agent report, no SeccompProfile): {}",
+                        unknown.join(", ")
+                    ),
+                },
                 [] => Judgement {
                     verdict: Verdict::Compliant,
                     reason: "Allowed".into(),
@@ -436,12 +476,28 @@ impl CompiledPolicy {
         let reason = if violations.iter().any(|(_, why)| *why == "Unconfined") {
             "Unconfined"
         } else {
-            violations[0].1
+            // A weak profile is the reason only when nothing else violates.
+            violations
+                .iter()
+                .map(|(_, why)| *why)
+                .find(|why| *why != WEAK_PROFILE)
+                .unwrap_or(WEAK_PROFILE)
         };
         let shown: Vec<String> = violations
             .iter()
             .take(5)
-            .map(|(c, why)| format!("{c} ({why})"))
+            .map(|(c, why)| {
+                let strength = evaluation
+                    .containers
+                    .iter()
+                    .find(|k| k.name == *c)
+                    .and_then(|k| k.strength)
+                    .filter(|_| *why == WEAK_PROFILE);
+                match strength {
+                    Some(s) => format!("{c} ({why}: {})", s.as_str()),
+                    None => format!("{c} ({why})"),
+                }
+            })
             .collect();
         let more = violations.len().saturating_sub(5);
         let mut message = format!("not allowed: {}", shown.join(", "));

@@ -14,6 +14,7 @@ use super::{
 use crate::{
     api::{PolicyAction, PolicyActionMode, PolicyResult, SeccompStatusStatus, Verdict},
     engine::{self, Facts, PodView},
+    profile::strength::{self, ProfileFacts},
     status::{self, ConditionMark},
 };
 
@@ -59,6 +60,8 @@ pub struct PassInput<'a> {
     /// The pod template of the pod's workload, as cached (`None`: not known).
     pub template: Option<&'a PodView>,
     pub operator_namespace: Option<&'a str>,
+    /// What is known of the Localhost profiles' content.
+    pub profiles: ProfileFacts<'a>,
     pub now: Timestamp,
 }
 
@@ -147,7 +150,8 @@ fn judge_all<'p>(
 /// Plans one pass over one pod.
 pub fn plan(input: &PassInput<'_>) -> PodPlan {
     let pod = &input.pod;
-    let evaluation = engine::evaluate(input.view, input.facts);
+    let mut evaluation = engine::evaluate(input.view, input.facts);
+    strength::assess(&mut evaluation, &input.profiles);
     let subject = Subject {
         namespace: pod.namespace,
         labels: pod.labels,
@@ -219,6 +223,13 @@ pub fn plan(input: &PassInput<'_>) -> PodPlan {
                 Some(by) => (
                     PolicyAction::EvictionPending,
                     Some(format!("EvictionPending: evicted for policy {}", by.policy)),
+                ),
+                None if judgement.weak_profiles_only() => (
+                    PolicyAction::EvictionSkipped,
+                    Some(format!(
+                        "{}: the profile file is the fix; a replacement would run the same one",
+                        super::WEAK_PROFILE
+                    )),
                 ),
                 None => {
                     let decision =

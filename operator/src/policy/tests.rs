@@ -716,3 +716,50 @@ fn selectors_are_checked_as_the_api_server_checks_them_for_built_in_objects() {
         "matchExpressions": [{ "key": "example.com/team", "operator": "NotIn", "values": ["a", "b-2"] }] } });
     assert!(compile_policy(&policy(good)).is_ok());
 }
+
+fn with_strength(mut c: ContainerSeccomp, strength: crate::api::ProfileStrength) -> ContainerSeccomp {
+    c.strength = Some(strength);
+    c
+}
+
+#[test]
+fn a_minimum_strength_flags_weak_localhost_profiles_but_never_unknown_ones() {
+    use crate::api::ProfileStrength as S;
+    let p = compiled(json!({ "minimumProfileStrength": "AllowList" }));
+    let pod = Pod::new();
+    let local = |s| with_strength(container("app", L, Some("p.json")), s);
+    assert_eq!(
+        verdict(&p, &pod, vec![local(S::AllowList)]).verdict,
+        Verdict::Compliant
+    );
+    let weak = verdict(&p, &pod, vec![local(S::LogOnly)]);
+    assert_eq!(weak.verdict, Verdict::Violating);
+    assert!(weak.weak_profiles_only(), "{weak:?}");
+    assert!(weak.message.contains("LogOnly"), "{}", weak.message);
+    let unknown = verdict(&p, &pod, vec![local(S::Unknown)]);
+    assert_eq!(unknown.verdict, Verdict::Compliant, "no verdict on a guess");
+    assert!(
+        unknown.message.contains("not known") || unknown.reason == "StrengthUnknown",
+        "{unknown:?}"
+    );
+    // A deny list passes a DenyList minimum, not an AllowList one.
+    let deny = compiled(json!({ "minimumProfileStrength": "DenyList" }));
+    assert_eq!(
+        verdict(&deny, &pod, vec![local(S::DenyList)]).verdict,
+        Verdict::Compliant
+    );
+    assert_eq!(
+        verdict(&p, &pod, vec![local(S::DenyList)]).verdict,
+        Verdict::Violating
+    );
+    // An unconfined container is a plain violation, not a weak profile.
+    let mixed = verdict(
+        &p,
+        &pod,
+        vec![
+            local(S::LogOnly),
+            with_strength(container("side", U, None), S::Unconfined),
+        ],
+    );
+    assert!(!mixed.weak_profiles_only(), "{mixed:?}");
+}

@@ -826,8 +826,8 @@ current-context: sentinel-testenv
 }
 
 /// Installs what every test cluster needs: the seccomp-sentinel CRDs from `crds/`, and, where the
-/// cluster does not already serve it, the OpenShift SecurityContextConstraints API with the default
-/// SCCs of `e2e/openshift/sccs.yaml`.
+/// cluster does not already serve them, the OpenShift SecurityContextConstraints API with the
+/// default SCCs of `e2e/openshift/sccs.yaml` and the Security Profiles Operator's SeccompProfile API.
 pub fn install_apis(binaries: &Binaries, kubeconfig: &Path) -> Result<()> {
     install_apis_with(&binaries.kubectl(), Some(binaries), kubeconfig)
 }
@@ -872,6 +872,30 @@ pub fn install_apis_with(kubectl: &Path, binaries: Option<&Binaries>, kubeconfig
             return Err(TestenvError::MissingBinary(scc_crd));
         }
         paths.push(scc_crd);
+    }
+    // The Security Profiles Operator's SeccompProfile API, which the operator reads profile
+    // classes from, unless the cluster has it installed already.
+    let serves_spo = run_kubectl(
+        kubectl,
+        kubeconfig,
+        &[
+            "api-resources",
+            "--api-group=security-profiles-operator.x-k8s.io",
+            "-o",
+            "name",
+        ],
+    )
+    .map(|out| out.lines().any(|l| l.starts_with("seccompprofiles")))
+    .unwrap_or(false);
+    if !serves_spo {
+        let bin_dir = binaries
+            .map(|b| b.dir.clone())
+            .unwrap_or_else(|| repository_root().join("e2e/bin"));
+        let spo_crd = bin_dir.join("crds/seccompprofiles.crd.yaml");
+        if !spo_crd.is_file() {
+            return Err(TestenvError::MissingBinary(spo_crd));
+        }
+        paths.push(spo_crd);
     }
     let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
     apply_and_wait_established(kubectl, kubeconfig, &refs)?;

@@ -124,6 +124,7 @@ impl Node {
                 config.name
             )));
         }
+        sweep_abandoned_nodes();
         // Short: containerd's socket paths must stay under the 108 bytes of a unix socket name.
         let dir = tempfile::Builder::new()
             .prefix("snode-")
@@ -199,14 +200,14 @@ impl Node {
 
     /// The janitor waits for its lifeline to close (or a signal), then removes what the node left.
     fn start_janitor(&self) -> Result<Component> {
-        let mut command = Command::new("bash");
-        command
-            .arg("-c")
-            .arg(JANITOR)
-            .arg("sentinel-node-janitor")
-            .arg(&self.dir)
-            .arg(&self.cgroup_root)
-            .arg(v1_hierarchies().join(" "));
+        let hierarchies = v1_hierarchies().join(" ");
+        // Recorded first, so a later node can finish the job if this janitor is killed too.
+        fs::write(
+            self.dir.join(JANITOR_ARGS),
+            format!("{}\n{hierarchies}\n", self.cgroup_root),
+        )
+        .map_err(io_context("recording the janitor's arguments"))?;
+        let mut command = janitor_command(&self.dir, &self.cgroup_root, &hierarchies);
         spawn_with_lifeline("node-janitor", &mut command)
     }
 
@@ -605,6 +606,85 @@ const KERNEL_DEFAULTS: &[(&str, &str)] = &[
     ("kernel/panic", "10"),
     ("kernel/panic_on_oops", "1"),
 ];
+
+const JANITOR_ARGS: &str = "janitor-args";
+const JANITOR_NAME: &str = "sentinel-node-janitor";
+
+fn janitor_command(dir: &Path, cgroup_root: &str, hierarchies: &str) -> Command {
+    let mut command = Command::new("bash");
+    command
+        .arg("-c")
+        .arg(JANITOR)
+        .arg(JANITOR_NAME)
+        .arg(dir)
+        .arg(cgroup_root)
+        .arg(hierarchies);
+    command
+}
+
+/// Nodes whose janitor died with everything else (a SIGKILL of the whole process group, a lost
+/// sandbox) leave their directory, mounts and cgroups behind. The next node start cleans them, by
+/// running their janitor's clean-up at once, so a leftover never outlives the next test run.
+pub fn sweep_abandoned_nodes() {
+    sweep_abandoned_nodes_older_than(Duration::from_secs(30));
+}
+
+/// [`sweep_abandoned_nodes`], for directories last changed at least `age` ago.
+pub fn sweep_abandoned_nodes_older_than(min_age: Duration) {
+    let Ok(entries) = fs::read_dir("/tmp") else {
+        return;
+    };
+    let janitors = janitor_dirs();
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let is_node_dir = dir
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("snode-"));
+        if !is_node_dir || janitors.contains(&dir) {
+            continue;
+        }
+        let Ok(args) = fs::read_to_string(dir.join(JANITOR_ARGS)) else {
+            continue;
+        };
+        // A node being set up right now writes its arguments a moment before its janitor starts.
+        let young = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_none_or(|age| age < min_age);
+        let mut lines = args.lines();
+        let (Some(cgroup_root), Some(hierarchies)) = (lines.next(), lines.next()) else {
+            continue;
+        };
+        if young || janitor_dirs().contains(&dir) {
+            continue;
+        }
+        eprintln!("testenv: cleaning up abandoned node directory {}", dir.display());
+        let _ = janitor_command(&dir, cgroup_root, hierarchies)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The node directories that a live janitor looks after.
+pub fn janitor_dirs() -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| fs::read(e.path().join("cmdline")).ok())
+        .filter_map(|cmdline| {
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let at = args.iter().position(|a| *a == JANITOR_NAME.as_bytes())?;
+            let dir = args.get(at + 1)?;
+            Some(PathBuf::from(String::from_utf8_lossy(dir).into_owned()))
+        })
+        .collect()
+}
 
 /// The v1 hierarchies mounted under /sys/fs/cgroup (named ones like `systemd` included, `unified`
 /// too: the kubelet looks at all of them).

@@ -29,17 +29,35 @@ fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Kills the owner when a test fails before it does, so a failure leaves nothing running.
+struct Owner(std::process::Child);
+
+impl Owner {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 #[test]
 fn a_killed_owner_takes_its_control_plane_with_it() {
     let scratch = tempfile::tempdir().expect("tempdir");
     let kubeconfig = scratch.path().join("kubeconfig");
-    let mut owner = Command::new(env!("CARGO_BIN_EXE_sentinel-testenv"))
-        .arg("--kubeconfig-out")
-        .arg(&kubeconfig)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start sentinel-testenv");
+    let mut owner = Owner(
+        Command::new(env!("CARGO_BIN_EXE_sentinel-testenv"))
+            .arg("--kubeconfig-out")
+            .arg(&kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sentinel-testenv"),
+    );
     wait_until("the control plane to be ready", Duration::from_secs(120), || {
         kubeconfig.is_file()
     });
@@ -58,8 +76,7 @@ fn a_killed_owner_takes_its_control_plane_with_it() {
         "etcd, kube-apiserver and kube-controller-manager run: {running:?}"
     );
 
-    owner.kill().expect("SIGKILL the owner");
-    let _ = owner.wait();
+    owner.kill();
     wait_until("every component to stop", Duration::from_secs(30), || {
         processes_mentioning(&needle).is_empty()
     });
@@ -145,17 +162,22 @@ fn a_killed_owner_takes_its_nodes_and_their_containers_with_it() {
     let binaries = sentinel_testenv::Binaries::locate().expect("binaries");
     let scratch = tempfile::tempdir().expect("tempdir");
     let kubeconfig = scratch.path().join("kubeconfig");
+    // Leftovers of a run killed with its janitors are cleaned first; anything older is not ours.
+    sentinel_testenv::node::sweep_abandoned_nodes();
     let before = node_dirs();
+    let cgroups_before = node_cgroups();
     // Any executable will do for the operator image here: no operator runs in this test.
-    let mut owner = Command::new(env!("CARGO_BIN_EXE_sentinel-testenv"))
-        .arg("--kubeconfig-out")
-        .arg(&kubeconfig)
-        .arg("--nodes")
-        .arg(env!("CARGO_BIN_EXE_sentinel-testenv"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start sentinel-testenv");
+    let mut owner = Owner(
+        Command::new(env!("CARGO_BIN_EXE_sentinel-testenv"))
+            .arg("--kubeconfig-out")
+            .arg(&kubeconfig)
+            .arg("--nodes")
+            .arg(env!("CARGO_BIN_EXE_sentinel-testenv"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sentinel-testenv"),
+    );
     wait_until(
         "the control plane and nodes to be ready",
         Duration::from_secs(180),
@@ -199,10 +221,15 @@ fn a_killed_owner_takes_its_nodes_and_their_containers_with_it() {
         !mounts_under(&dirs).is_empty(),
         "the container's root filesystem is mounted"
     );
-    assert!(!node_cgroups().is_empty(), "the nodes' cgroups exist");
+    let new_cgroups = || -> Vec<PathBuf> {
+        node_cgroups()
+            .into_iter()
+            .filter(|c| !cgroups_before.contains(c))
+            .collect()
+    };
+    assert!(!new_cgroups().is_empty(), "the nodes' cgroups exist");
 
-    owner.kill().expect("SIGKILL the owner");
-    let _ = owner.wait();
+    owner.kill();
     let mut needles: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
     needles.push(plane_dir.display().to_string());
     wait_until(
@@ -212,8 +239,76 @@ fn a_killed_owner_takes_its_nodes_and_their_containers_with_it() {
             needles.iter().all(|n| processes_mentioning(n).is_empty())
                 && container_processes().is_empty()
                 && mounts_under(&dirs).is_empty()
-                && node_cgroups().is_empty()
+                && new_cgroups().is_empty()
                 && dirs.iter().all(|d| !d.exists())
         },
     );
+}
+
+/// A run killed together with its janitors (a lost sandbox, a SIGKILL of everything) leaves its
+/// nodes' directories, mounts and cgroups; the next node start sweeps them, so they cannot fail a
+/// later run. The sweep is called directly here, with a short minimum age.
+#[test]
+fn nodes_abandoned_with_their_janitors_are_swept_later() {
+    sentinel_testenv::node::check_prerequisites().unwrap_or_else(|e| panic!("{e}"));
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = scratch.path().join("kubeconfig");
+    let before = node_dirs();
+    let cgroups_before = node_cgroups();
+    let mut owner = Owner(
+        Command::new(env!("CARGO_BIN_EXE_sentinel-testenv"))
+            .arg("--kubeconfig-out")
+            .arg(&kubeconfig)
+            .arg("--nodes")
+            .arg(env!("CARGO_BIN_EXE_sentinel-testenv"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sentinel-testenv"),
+    );
+    wait_until("the nodes to be ready", Duration::from_secs(180), || {
+        kubeconfig.is_file()
+    });
+    let dirs: Vec<PathBuf> = node_dirs().into_iter().filter(|d| !before.contains(d)).collect();
+    assert_eq!(dirs.len(), 2, "two node directories: {dirs:?}");
+    // The janitors die first, then the owner: nothing is left to clean up.
+    let janitors: Vec<u32> = dirs
+        .iter()
+        .flat_map(|d| processes_mentioning(&d.display().to_string()))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("sentinel-node-janitor"))
+        })
+        .collect();
+    assert_eq!(janitors.len(), 2, "one janitor per node: {janitors:?}");
+    for pid in &janitors {
+        let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+    }
+    wait_until("the janitors to die", Duration::from_secs(10), || {
+        sentinel_testenv::node::janitor_dirs()
+            .iter()
+            .all(|d| !dirs.contains(d))
+    });
+    owner.kill();
+    std::thread::sleep(Duration::from_secs(3));
+    let new_cgroups = || -> Vec<PathBuf> {
+        node_cgroups()
+            .into_iter()
+            .filter(|c| !cgroups_before.contains(c))
+            .collect()
+    };
+    assert!(
+        dirs.iter().all(|d| d.exists()) && !new_cgroups().is_empty(),
+        "with no janitor, the node directories and cgroups stay"
+    );
+
+    sentinel_testenv::node::sweep_abandoned_nodes_older_than(Duration::from_secs(1));
+    let needles: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    assert!(
+        needles.iter().all(|n| processes_mentioning(n).is_empty()),
+        "no node process is left"
+    );
+    assert!(mounts_under(&dirs).is_empty(), "no mount is left");
+    assert!(new_cgroups().is_empty(), "no cgroup is left: {:?}", new_cgroups());
+    assert!(dirs.iter().all(|d| !d.exists()), "the directories are gone");
 }

@@ -48,7 +48,10 @@ async fn main() -> anyhow::Result<()> {
     if let Some(parent) = args.kubeconfig_out.parent() {
         std::fs::create_dir_all(parent).context("creating the kubeconfig directory")?;
     }
-    std::fs::copy(plane.kubeconfig(), &args.kubeconfig_out).context("copying the kubeconfig")?;
+    // Copied beside and renamed: whoever waits for the file never reads half of it.
+    let partial = args.kubeconfig_out.with_extension("partial");
+    std::fs::copy(plane.kubeconfig(), &partial).context("copying the kubeconfig")?;
+    std::fs::rename(&partial, &args.kubeconfig_out).context("placing the kubeconfig")?;
     eprintln!(
         "sentinel-testenv: API server {} ready{}; kubeconfig: {}\n  export KUBECONFIG={}\n  (Ctrl-C stops it)",
         plane.server(),

@@ -1,0 +1,198 @@
+//! Reading a profile file under a node's seccomp directory, from the node agent (through the
+//! kubelet's `/proc/<pid>/root`) or the audit CLI (a local directory).
+
+use std::{
+    io::Read,
+    path::{Path, PathBuf},
+};
+
+use sha2::{Digest, Sha256};
+
+use super::{Entry, MAX_PROFILE_BYTES, ProfileRoot, Refusal, hex, lexical_path, resolve, summarize};
+use crate::api::{ProfileFile, ProfileFileState};
+
+impl ProfileRoot {
+    /// The agent's path of a path on the node.
+    fn on_host(&self, node_path: &Path) -> PathBuf {
+        self.host_root
+            .join(node_path.strip_prefix("/").unwrap_or(node_path))
+    }
+
+    /// Reads the profile `relative` (a `localhostProfile`) and reports what it is. Links are
+    /// followed only while the path stays in the seccomp directory or a trusted link target; the
+    /// file is opened at its resolved path, not following a link there (one appearing now was
+    /// swapped in), and devices, FIFOs and files over [`MAX_PROFILE_BYTES`] are not read.
+    pub fn read(&self, relative: &str) -> ProfileFile {
+        let report = |state, message: Option<String>| ProfileFile {
+            path: relative.to_string(),
+            state,
+            message,
+            ..ProfileFile::default()
+        };
+        let refused = |why: Refusal| report(ProfileFileState::Refused, Some(why.to_string()));
+        let node_path = match lexical_path(&self.seccomp_dir, relative) {
+            Ok(path) => path,
+            Err(why) => return refused(why),
+        };
+        let mut lookup = |p: &Path| match std::fs::symlink_metadata(self.on_host(p)) {
+            Ok(m) if m.file_type().is_symlink() => match std::fs::read_link(self.on_host(p)) {
+                Ok(target) => Entry::Link(target),
+                Err(_) => Entry::Other,
+            },
+            Ok(_) => Entry::Other,
+            Err(_) => Entry::Missing,
+        };
+        let resolved = match resolve(&node_path, &mut lookup) {
+            Ok(resolved) => resolved,
+            Err(why) => return report(ProfileFileState::Unreadable, Some(why)),
+        };
+        let inside = resolved.starts_with(&self.seccomp_dir)
+            || self.trusted_link_targets.iter().any(|t| resolved.starts_with(t));
+        if !inside {
+            return refused(Refusal::Escapes);
+        }
+        match read_bounded(&self.on_host(&resolved)) {
+            Ok(content) => match summarize(&content) {
+                Ok(summary) => ProfileFile {
+                    path: relative.to_string(),
+                    state: ProfileFileState::Present,
+                    sha256: Some(summary.sha256),
+                    default_action: Some(summary.default_action),
+                    syscall_rules: Some(summary.syscall_rules),
+                    class: Some(summary.class),
+                    message: summary.note,
+                },
+                Err(why) => ProfileFile {
+                    sha256: Some(hex(&Sha256::digest(&content))),
+                    ..report(ProfileFileState::Invalid, Some(why))
+                },
+            },
+            Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                report(ProfileFileState::Missing, Some("no such file on the node".into()))
+            }
+            Err(ReadError::Refused(why)) => refused(why),
+            Err(ReadError::Io(e)) => report(ProfileFileState::Unreadable, Some(e.to_string())),
+        }
+    }
+}
+
+enum ReadError {
+    Refused(Refusal),
+    Io(std::io::Error),
+}
+
+/// Opens without following a last symbolic link and without blocking on a FIFO, then reads at
+/// most the limit.
+fn read_bounded(path: &Path) -> Result<Vec<u8>, ReadError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => ReadError::Refused(Refusal::NotAFile),
+            _ => ReadError::Io(e),
+        })?;
+    let metadata = file.metadata().map_err(ReadError::Io)?;
+    if !metadata.is_file() {
+        return Err(ReadError::Refused(Refusal::NotAFile));
+    }
+    if metadata.len() > MAX_PROFILE_BYTES {
+        return Err(ReadError::Refused(Refusal::TooLarge));
+    }
+    let mut content = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+    file.take(MAX_PROFILE_BYTES + 1)
+        .read_to_end(&mut content)
+        .map_err(ReadError::Io)?;
+    if content.len() as u64 > MAX_PROFILE_BYTES {
+        return Err(ReadError::Refused(Refusal::TooLarge));
+    }
+    Ok(content)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    const ALLOW_LIST: &str =
+        r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}"#;
+
+    /// A node root with its seccomp directory, and the root the agent would use.
+    fn node() -> (tempfile::TempDir, ProfileRoot) {
+        let host = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(host.path().join("var/lib/kubelet/seccomp/profiles")).expect("dirs");
+        std::fs::create_dir_all(host.path().join("var/lib/spo")).expect("dirs");
+        let root = ProfileRoot {
+            host_root: host.path().to_path_buf(),
+            seccomp_dir: PathBuf::from("/var/lib/kubelet/seccomp"),
+            trusted_link_targets: vec![PathBuf::from("/var/lib/spo")],
+        };
+        (host, root)
+    }
+
+    fn put(host: &tempfile::TempDir, path: &str, content: &str) {
+        std::fs::write(host.path().join(path), content).expect("write");
+    }
+
+    #[test]
+    fn a_present_profile_is_classified_with_its_digest() {
+        let (host, root) = node();
+        put(&host, "var/lib/kubelet/seccomp/profiles/a.json", ALLOW_LIST);
+        let file = root.read("profiles/a.json");
+        assert_eq!(file.state, ProfileFileState::Present);
+        assert_eq!(file.class, Some(crate::api::ProfileClass::AllowList));
+        assert_eq!(file.sha256.as_deref().map(str::len), Some(64));
+        assert_eq!(file.path, "profiles/a.json");
+    }
+
+    #[test]
+    fn missing_invalid_and_oversized_files_say_so() {
+        let (host, root) = node();
+        assert_eq!(root.read("profiles/none.json").state, ProfileFileState::Missing);
+        put(&host, "var/lib/kubelet/seccomp/bad.json", "{ nope");
+        let bad = root.read("bad.json");
+        assert_eq!(bad.state, ProfileFileState::Invalid);
+        assert!(bad.sha256.is_some(), "an invalid file still has a digest");
+        let big = "x".repeat(usize::try_from(MAX_PROFILE_BYTES).expect("fits") + 1);
+        put(&host, "var/lib/kubelet/seccomp/big.json", &big);
+        assert_eq!(root.read("big.json").state, ProfileFileState::Refused);
+        assert_eq!(
+            root.read("profiles").state,
+            ProfileFileState::Refused,
+            "a directory"
+        );
+    }
+
+    #[test]
+    fn links_leaving_the_directory_are_refused_but_trusted_targets_are_read() {
+        let (host, root) = node();
+        put(&host, "var/lib/spo/p.json", ALLOW_LIST);
+        put(&host, "secret", ALLOW_LIST);
+        let seccomp = host.path().join("var/lib/kubelet/seccomp");
+        // Absolute targets are the node's paths, not the agent's.
+        symlink("/var/lib/spo", seccomp.join("operator")).expect("link");
+        symlink("/secret", seccomp.join("escape.json")).expect("link");
+        symlink("../../../../secret", seccomp.join("up.json")).expect("link");
+        assert_eq!(root.read("operator/p.json").state, ProfileFileState::Present);
+        for escaping in ["escape.json", "up.json"] {
+            let file = root.read(escaping);
+            assert_eq!(file.state, ProfileFileState::Refused, "{escaping}");
+            assert!(file.sha256.is_none(), "nothing of {escaping} is read");
+        }
+        assert_eq!(root.read("../secret").state, ProfileFileState::Refused);
+    }
+
+    #[test]
+    fn a_fifo_is_not_opened_for_reading() {
+        let (host, root) = node();
+        let fifo = host.path().join("var/lib/kubelet/seccomp/fifo.json");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success(), "mkfifo");
+        assert_eq!(root.read("fifo.json").state, ProfileFileState::Refused);
+    }
+}

@@ -1,0 +1,339 @@
+//! Localhost seccomp profiles judged by what they block. A profile file is the OCI runtime-spec
+//! `linux.seccomp` JSON (what containerd and CRI-O load): a `defaultAction` for every system call
+//! no rule names, and `syscalls` rules with their own action. Its class says how much it confines:
+//!
+//! | class | default action | confines |
+//! |---|---|---|
+//! | `AllowList` | denies (ERRNO, KILL*, TRAP, TRACE) | everything not listed |
+//! | `DenyList` | ALLOW, with rules that deny | only what is listed |
+//! | `LogOnly` | LOG | nothing by default: calls are recorded, not blocked |
+//! | `Permissive` | ALLOW, no rule that denies | nothing |
+//!
+//! Parsing, classifying and resolving paths are pure; [`ProfileRoot::read`] (`file.rs`) reads one
+//! file under a node's seccomp directory without leaving it, and [`strength`] folds what is known
+//! into a pod's status.
+
+mod file;
+pub mod strength;
+
+use std::path::{Component, Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::api::ProfileClass;
+
+/// The largest profile file read (containerd's default profile is about 20 KiB).
+pub const MAX_PROFILE_BYTES: u64 = 1024 * 1024;
+
+/// What a profile file says, as far as its class goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProfileSummary {
+    pub sha256: String,
+    pub default_action: String,
+    pub syscall_rules: u32,
+    pub class: ProfileClass,
+    /// Something the class does not show (e.g. a user-space listener decides).
+    pub note: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProfileDocument {
+    default_action: Option<String>,
+    #[serde(default)]
+    syscalls: Option<Vec<RuleDocument>>,
+}
+
+#[derive(Deserialize)]
+struct RuleDocument {
+    #[serde(default)]
+    action: Option<String>,
+}
+
+/// How an action treats a system call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Effect {
+    Allow,
+    Log,
+    Deny,
+    /// Decided by a user-space listener (`SCMP_ACT_NOTIFY`).
+    Delegate,
+}
+
+fn effect(action: &str) -> Option<Effect> {
+    Some(match action {
+        "SCMP_ACT_ALLOW" => Effect::Allow,
+        "SCMP_ACT_LOG" => Effect::Log,
+        // Without a tracer attached, a TRACE'd call fails with ENOSYS.
+        "SCMP_ACT_ERRNO"
+        | "SCMP_ACT_KILL"
+        | "SCMP_ACT_KILL_THREAD"
+        | "SCMP_ACT_KILL_PROCESS"
+        | "SCMP_ACT_TRAP"
+        | "SCMP_ACT_TRACE" => Effect::Deny,
+        "SCMP_ACT_NOTIFY" => Effect::Delegate,
+        _ => return None,
+    })
+}
+
+/// The class of a profile from its default action and its rules' actions.
+pub fn classify<'a>(
+    default_action: &str,
+    rule_actions: impl IntoIterator<Item = &'a str>,
+) -> Result<(ProfileClass, Option<String>), String> {
+    let default =
+        effect(default_action).ok_or_else(|| format!("unknown defaultAction {default_action:?}"))?;
+    let mut denies = false;
+    let mut delegates = false;
+    for action in rule_actions {
+        match effect(action).ok_or_else(|| format!("unknown rule action {action:?}"))? {
+            Effect::Deny => denies = true,
+            Effect::Delegate => delegates = true,
+            Effect::Allow | Effect::Log => {}
+        }
+    }
+    let delegated =
+        delegates.then(|| "some calls are decided by a user-space listener (SCMP_ACT_NOTIFY)".to_string());
+    Ok(match default {
+        Effect::Deny => (ProfileClass::AllowList, delegated),
+        Effect::Log => (ProfileClass::LogOnly, delegated),
+        Effect::Allow if denies => (ProfileClass::DenyList, delegated),
+        Effect::Allow => (ProfileClass::Permissive, delegated),
+        Effect::Delegate => (
+            ProfileClass::Delegated,
+            Some("every call not listed is decided by a user-space listener (SCMP_ACT_NOTIFY)".into()),
+        ),
+    })
+}
+
+/// Parses and classifies the content of a profile file.
+pub fn summarize(content: &[u8]) -> Result<ProfileSummary, String> {
+    let sha256 = hex(&Sha256::digest(content));
+    let document: ProfileDocument =
+        serde_json::from_slice(content).map_err(|e| format!("not a seccomp profile: {e}"))?;
+    let default_action = document
+        .default_action
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| "not a seccomp profile: no defaultAction".to_string())?;
+    let rules = document.syscalls.unwrap_or_default();
+    let (class, note) = classify(
+        &default_action,
+        rules.iter().map(|r| r.action.as_deref().unwrap_or_default()),
+    )?;
+    Ok(ProfileSummary {
+        sha256,
+        default_action,
+        syscall_rules: u32::try_from(rules.len()).unwrap_or(u32::MAX),
+        class,
+        note,
+    })
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Why a profile path is not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the path is empty")]
+    Empty,
+    #[error("the path must be relative and descending (no '..', not absolute)")]
+    NotDescending,
+    #[error("the path leads outside the profile directory")]
+    Escapes,
+    #[error("not a regular file")]
+    NotAFile,
+    #[error("larger than {MAX_PROFILE_BYTES} bytes")]
+    TooLarge,
+}
+
+/// The path of `relative` under `root`, checked lexically (what the API server also checks of a
+/// `localhostProfile`: relative, no `..`).
+pub fn lexical_path(root: &Path, relative: &str) -> Result<PathBuf, Refusal> {
+    if relative.is_empty() {
+        return Err(Refusal::Empty);
+    }
+    let path = Path::new(relative);
+    if !path
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(Refusal::NotDescending);
+    }
+    Ok(root.join(path))
+}
+
+/// Where the profile files of a node are, as the agent sees them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProfileRoot {
+    /// The node's root directory as the agent reaches it (`/proc/<kubelet pid>/root`, or `/`).
+    pub host_root: PathBuf,
+    /// The kubelet's seccomp directory on the node (absolute, e.g. `/var/lib/kubelet/seccomp`).
+    pub seccomp_dir: PathBuf,
+    /// Directories on the node that links in the seccomp directory may lead to (the Security
+    /// Profiles Operator links `operator/` to `/var/lib/security-profiles-operator`).
+    pub trusted_link_targets: Vec<PathBuf>,
+}
+
+/// What a path on the node is, for [`resolve`].
+pub enum Entry {
+    Missing,
+    Link(PathBuf),
+    Other,
+}
+
+/// The most symbolic links followed for one path (the kernel's own limit).
+const MAX_LINKS: usize = 40;
+
+/// Resolves `path` (absolute, on the node) the way the container runtime will, following
+/// symbolic links against the node's root, with `lookup` telling what each prefix is. Pure.
+pub fn resolve(path: &Path, lookup: &mut dyn FnMut(&Path) -> Entry) -> Result<PathBuf, String> {
+    let mut pending: Vec<std::ffi::OsString> = path
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut resolved = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(name) = pending.pop() {
+        if name == ".." {
+            resolved.pop();
+            continue;
+        }
+        let candidate = resolved.join(&name);
+        match lookup(&candidate) {
+            Entry::Link(target) => {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err("too many levels of symbolic links".into());
+                }
+                if target.is_absolute() {
+                    resolved = PathBuf::from("/");
+                }
+                for c in target.components().rev() {
+                    match c {
+                        Component::Normal(n) => pending.push(n.to_os_string()),
+                        Component::ParentDir => pending.push("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            Entry::Missing | Entry::Other => resolved = candidate,
+        }
+    }
+    Ok(resolved)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn classes_follow_the_default_action_and_the_rules() {
+        let class = |default: &str, rules: &[&str]| classify(default, rules.iter().copied()).map(|c| c.0);
+        assert_eq!(
+            class("SCMP_ACT_ERRNO", &["SCMP_ACT_ALLOW"]),
+            Ok(ProfileClass::AllowList)
+        );
+        assert_eq!(class("SCMP_ACT_KILL_PROCESS", &[]), Ok(ProfileClass::AllowList));
+        // No tracer: a traced call fails, so TRACE confines like ERRNO.
+        assert_eq!(
+            class("SCMP_ACT_TRACE", &["SCMP_ACT_ALLOW"]),
+            Ok(ProfileClass::AllowList)
+        );
+        assert_eq!(
+            class("SCMP_ACT_ALLOW", &["SCMP_ACT_ERRNO"]),
+            Ok(ProfileClass::DenyList)
+        );
+        assert_eq!(
+            class("SCMP_ACT_ALLOW", &["SCMP_ACT_LOG"]),
+            Ok(ProfileClass::Permissive)
+        );
+        assert_eq!(class("SCMP_ACT_ALLOW", &[]), Ok(ProfileClass::Permissive));
+        assert_eq!(
+            class("SCMP_ACT_LOG", &["SCMP_ACT_ERRNO"]),
+            Ok(ProfileClass::LogOnly)
+        );
+        assert_eq!(class("SCMP_ACT_NOTIFY", &[]), Ok(ProfileClass::Delegated));
+        let (class, note) = classify("SCMP_ACT_ERRNO", ["SCMP_ACT_NOTIFY"]).expect("known");
+        assert_eq!(class, ProfileClass::AllowList);
+        assert!(note.is_some_and(|n| n.contains("user-space listener")));
+        assert!(class_err("SCMP_ACT_MAYBE", &[]).contains("defaultAction"));
+        assert!(class_err("SCMP_ACT_ALLOW", &["SCMP_ACT_SOMETIMES"]).contains("rule action"));
+    }
+
+    fn class_err(default: &str, rules: &[&str]) -> String {
+        classify(default, rules.iter().copied()).expect_err("unknown action")
+    }
+
+    #[test]
+    fn profile_files_are_summarized_or_rejected() {
+        let summary =
+            summarize(br#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}"#)
+                .expect("valid");
+        assert_eq!(summary.class, ProfileClass::AllowList);
+        assert_eq!(summary.syscall_rules, 1);
+        assert_eq!(summary.default_action, "SCMP_ACT_ERRNO");
+        assert_eq!(summary.sha256.len(), 64);
+        assert!(
+            summarize(b"{}")
+                .expect_err("no default")
+                .contains("no defaultAction")
+        );
+        assert!(
+            summarize(b"not json")
+                .expect_err("garbage")
+                .contains("not a seccomp profile")
+        );
+        assert!(summarize(br#"{"defaultAction":""}"#).is_err());
+    }
+
+    #[test]
+    fn only_relative_descending_paths_are_looked_up() {
+        let root = Path::new("/var/lib/kubelet/seccomp");
+        assert_eq!(
+            lexical_path(root, "profiles/a.json"),
+            Ok(PathBuf::from("/var/lib/kubelet/seccomp/profiles/a.json"))
+        );
+        assert_eq!(lexical_path(root, ""), Err(Refusal::Empty));
+        assert_eq!(lexical_path(root, "../etc/shadow"), Err(Refusal::NotDescending));
+        assert_eq!(lexical_path(root, "a/../../b"), Err(Refusal::NotDescending));
+        assert_eq!(lexical_path(root, "/etc/shadow"), Err(Refusal::NotDescending));
+    }
+
+    fn lookup<'a>(links: &'a HashMap<&'a str, &'a str>) -> impl FnMut(&Path) -> Entry + 'a {
+        move |p: &Path| match links.get(p.to_str().unwrap_or_default()) {
+            Some(target) => Entry::Link(PathBuf::from(target)),
+            None => Entry::Other,
+        }
+    }
+
+    #[test]
+    fn links_are_resolved_against_the_node_root() {
+        let links = HashMap::from([
+            ("/s/operator", "/var/lib/spo"),
+            ("/s/up", "../etc"),
+            ("/s/loop", "/s/loop"),
+        ]);
+        let resolve_with = |p: &str| resolve(Path::new(p), &mut lookup(&links));
+        assert_eq!(
+            resolve_with("/s/operator/a.json"),
+            Ok(PathBuf::from("/var/lib/spo/a.json"))
+        );
+        assert_eq!(resolve_with("/s/up/shadow"), Ok(PathBuf::from("/etc/shadow")));
+        assert_eq!(resolve_with("/s/plain.json"), Ok(PathBuf::from("/s/plain.json")));
+        assert!(
+            resolve_with("/s/loop/x")
+                .expect_err("a loop")
+                .contains("symbolic links")
+        );
+    }
+}

@@ -1,0 +1,305 @@
+//! Profile strength on real nodes: the node agent reads each Localhost profile the kubelet hands to
+//! the runtime, the operator classifies it, and what the class says matches what the container can
+//! do (a probe tries mkdir(2)). Files that cannot be used, links out of the seccomp directory and
+//! the same path with different content on two nodes are reported, never guessed.
+use std::{os::unix::fs::symlink, time::Duration};
+
+use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Pod};
+use kube::{Api, ResourceExt, api::PostParams};
+use seccomp_sentinel::api::{
+    ContainerSeccomp, PolicyAction, ProfileFileState, ProfileStrength, SeccompStatus, StrengthSource, Verdict,
+};
+use serde_json::json;
+
+use crate::{
+    policies::{create_policy, delete_policy, evict_quickly, policy_result},
+    support::{
+        Operator,
+        nodes::{self, container, node_context, pod},
+        wait_for,
+    },
+};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+/// Tries mkdir(2), says what happened, then stays.
+const PROBE: &str = "mkdir /tmp/probe && echo mkdir=allowed || echo mkdir=refused; exec sleep 3600";
+
+const DENY_MKDIR: &str = r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}"#;
+const LOG_ONLY: &str = r#"{"defaultAction": "SCMP_ACT_LOG"}"#;
+const ALLOW_ALL: &str =
+    r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_LOG"}]}"#;
+
+fn localhost(name: &str, node: &str, path: &str) -> Pod {
+    pod(
+        name,
+        node,
+        PROBE,
+        json!({ "securityContext": { "seccompProfile": { "type": "Localhost", "localhostProfile": path } } }),
+    )
+}
+
+/// The container `app` of `pod` once the operator has assessed what the agent reported.
+async fn assessed(
+    statuses: &Api<SeccompStatus>,
+    pod: &str,
+    done: impl Fn(&ContainerSeccomp) -> bool,
+) -> (SeccompStatus, ContainerSeccomp) {
+    wait_for(&format!("the strength of {pod}"), TIMEOUT, || async {
+        let status = statuses.get_opt(pod).await.ok()??;
+        let app = status
+            .status
+            .as_ref()?
+            .containers
+            .iter()
+            .find(|c| c.name == "app")?
+            .clone();
+        done(&app).then_some((status, app))
+    })
+    .await
+}
+
+fn condition(status: &SeccompStatus, type_: &str) -> (String, String) {
+    status
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+        .map(|c| (c.status.clone(), c.reason.clone()))
+        .unwrap_or_default()
+}
+
+async fn probe_result(pods: &Api<Pod>, node: &sentinel_testenv::node::NodeHandle, name: &str) -> String {
+    let pod = nodes::wait_running(pods, name).await;
+    wait_for(&format!("the probe of {name}"), TIMEOUT, || async {
+        let log = std::fs::read_to_string(node.container_log(
+            &pod.namespace().unwrap_or_default(),
+            &pod.name_any(),
+            &pod.uid().unwrap_or_default(),
+            "app",
+        ))
+        .unwrap_or_default();
+        log.contains("mkdir=").then_some(log)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() {
+    let nodes = nodes::nodes();
+    let ctx = node_context("strength").await;
+    let (a, b) = (&nodes.a, &nodes.b);
+    let dir = format!("sentinel-{}", ctx.ns);
+    for (node, content) in [(a, DENY_MKDIR), (b, LOG_ONLY)] {
+        let profiles = node.seccomp_dir().join(&dir);
+        std::fs::create_dir_all(&profiles).expect("profile dir");
+        std::fs::write(profiles.join("deny-mkdir.json"), DENY_MKDIR).expect("profile");
+        std::fs::write(profiles.join("log-only.json"), LOG_ONLY).expect("profile");
+        std::fs::write(profiles.join("allow-all.json"), ALLOW_ALL).expect("profile");
+        std::fs::write(profiles.join("broken.json"), "{ not a profile").expect("profile");
+        // The same path with other content on each node.
+        std::fs::write(profiles.join("drift.json"), content).expect("profile");
+        // A link out of the seccomp directory: the runtime would follow it, the agent does not.
+        let _ = symlink("/etc/hostname", profiles.join("escape.json"));
+    }
+    let operator = Operator::for_namespace(&ctx).await;
+    let pods: Api<Pod> = ctx.api();
+    let statuses: Api<SeccompStatus> = ctx.api();
+    let path = |file: &str| format!("{dir}/{file}");
+    for spec in [
+        localhost("deny-list", &a.name, &path("deny-mkdir.json")),
+        localhost("log-only", &a.name, &path("log-only.json")),
+        localhost("permissive", &a.name, &path("allow-all.json")),
+        localhost("missing", &a.name, &path("not-there.json")),
+        localhost("invalid", &a.name, &path("broken.json")),
+        localhost("escape", &a.name, &path("escape.json")),
+        localhost("drift-a", &a.name, &path("drift.json")),
+        localhost("drift-b", &b.name, &path("drift.json")),
+    ] {
+        pods.create(&PostParams::default(), &spec)
+            .await
+            .expect("create pod");
+    }
+
+    // A deny list: reported as such, and it refuses what it lists.
+    let (status, app) = assessed(&statuses, "deny-list", |c| {
+        c.strength == Some(ProfileStrength::DenyList)
+    })
+    .await;
+    assert_eq!(app.strength_source, Some(StrengthSource::Node), "{app:?}");
+    let file = app.profile_file.as_ref().expect("the agent's report");
+    assert_eq!(file.state, ProfileFileState::Present);
+    assert_eq!(file.default_action.as_deref(), Some("SCMP_ACT_ALLOW"));
+    assert_eq!(file.syscall_rules, Some(1));
+    assert_eq!(
+        condition(&status, "ProfilesEnforcing"),
+        ("True".into(), "Enforcing".into())
+    );
+    assert!(
+        probe_result(&pods, a, "deny-list")
+            .await
+            .contains("mkdir=refused")
+    );
+
+    // Log only and permissive: running under a filter that blocks nothing.
+    for (name, strength) in [
+        ("log-only", ProfileStrength::LogOnly),
+        ("permissive", ProfileStrength::Permissive),
+    ] {
+        let (status, _) = assessed(&statuses, name, |c| c.strength == Some(strength)).await;
+        assert_eq!(
+            condition(&status, "ProfilesEnforcing"),
+            ("False".into(), "NotEnforcing".into()),
+            "{name}"
+        );
+        assert!(
+            probe_result(&pods, a, name).await.contains("mkdir=allowed"),
+            "{name}"
+        );
+    }
+
+    // Missing and invalid files: the container never starts, and the status says why.
+    for (name, strength) in [
+        ("missing", ProfileStrength::Missing),
+        ("invalid", ProfileStrength::Invalid),
+    ] {
+        let (status, app) = assessed(&statuses, name, |c| c.strength == Some(strength)).await;
+        assert_eq!(
+            condition(&status, "ProfilesEnforcing"),
+            ("False".into(), "ProfileUnusable".into()),
+            "{name}: {app:?}"
+        );
+        let waiting = wait_for(&format!("{name} to be refused"), TIMEOUT, || async {
+            let p = pods.get(name).await.ok()?;
+            let state = p.status?.container_statuses?.first()?.state.clone()?;
+            // ContainerCreating first, then the runtime's refusal.
+            state.waiting?.reason.filter(|r| r.starts_with("CreateContainer"))
+        })
+        .await;
+        assert!(!waiting.is_empty(), "{name}");
+    }
+
+    // A link out of the directory is not read: unknown, with the reason, never a guess.
+    let (status, app) = assessed(&statuses, "escape", |c| {
+        c.profile_file
+            .as_ref()
+            .is_some_and(|f| f.state == ProfileFileState::Refused)
+    })
+    .await;
+    assert_eq!(app.strength, Some(ProfileStrength::Unknown), "{app:?}");
+    assert!(
+        app.profile_file.as_ref().is_some_and(|f| f.sha256.is_none()),
+        "{app:?}"
+    );
+    assert!(
+        app.warnings.iter().any(|w| w.contains("Refused")),
+        "{:?}",
+        app.warnings
+    );
+    assert_eq!(
+        condition(&status, "ProfilesEnforcing"),
+        ("Unknown".into(), "StrengthUnknown".into())
+    );
+
+    // Same path, different content on the two nodes: both pods say so, and an Event names a node.
+    for name in ["drift-a", "drift-b"] {
+        let (_, app) = assessed(&statuses, name, |c| {
+            c.warnings.iter().any(|w| w.contains("differs between nodes"))
+        })
+        .await;
+        let warning = app
+            .warnings
+            .iter()
+            .find(|w| w.contains("differs between nodes"))
+            .expect("warning");
+        assert!(
+            warning.contains(&a.name) && warning.contains(&b.name),
+            "{warning}"
+        );
+    }
+    let (_, drift_b) = assessed(&statuses, "drift-b", |c| {
+        c.strength == Some(ProfileStrength::LogOnly)
+    })
+    .await;
+    assert_eq!(drift_b.strength_source, Some(StrengthSource::Node));
+    wait_for("the drift Event", TIMEOUT, || async {
+        let events = ctx.kubectl(&[
+            "get",
+            "events",
+            "-n",
+            "default",
+            "--field-selector",
+            "reason=ProfileDrift",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ]);
+        events.contains(&path("drift.json")).then_some(())
+    })
+    .await;
+
+    // kubectl shows the strength column.
+    let wide = ctx.kubectl(&["get", "sst", "-n", &ctx.ns, "-o", "wide", "--no-headers"]);
+    let row = |name: &str| {
+        wide.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(row("deny-list").contains("DenyList"), "{wide}");
+    assert!(row("log-only").contains("LogOnly"), "{wide}");
+    assert!(row("missing").contains("Missing"), "{wide}");
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn a_weak_profile_violates_a_minimum_strength_but_is_never_evicted() {
+    let nodes = nodes::nodes();
+    let ctx = node_context("strength-policy").await;
+    let a = &nodes.a;
+    let dir = format!("sentinel-{}", ctx.ns);
+    let profiles = a.seccomp_dir().join(&dir);
+    std::fs::create_dir_all(&profiles).expect("profile dir");
+    std::fs::write(profiles.join("log-only.json"), LOG_ONLY).expect("profile");
+    let operator = Operator::for_namespace(&ctx).await;
+    // A workload (so eviction would be possible) whose template asks for the weak profile.
+    let template = json!({
+        "metadata": { "labels": { "app": "weak" } },
+        "spec": {
+            "nodeName": a.name, "hostNetwork": true, "terminationGracePeriodSeconds": 1,
+            "securityContext": { "seccompProfile": { "type": "Localhost", "localhostProfile": format!("{dir}/log-only.json") } },
+            "containers": [container("app", PROBE)],
+        }
+    });
+    let rs: ReplicaSet = serde_json::from_value(json!({
+        "metadata": { "name": "weak" },
+        "spec": { "replicas": 1, "selector": { "matchLabels": { "app": "weak" } }, "template": template }
+    }))
+    .expect("replicaset");
+    ctx.api::<ReplicaSet>()
+        .create(&PostParams::default(), &rs)
+        .await
+        .expect("create replicaset");
+    let pods: Api<Pod> = ctx.api();
+    let name = wait_for("the ReplicaSet's pod", TIMEOUT, || async {
+        let list = pods.list(&Default::default()).await.ok()?;
+        list.items.first().map(ResourceExt::name_any)
+    })
+    .await;
+    let statuses: Api<SeccompStatus> = ctx.api();
+    assessed(&statuses, &name, |c| c.strength == Some(ProfileStrength::LogOnly)).await;
+
+    let mut spec = evict_quickly(json!({}));
+    spec["minimumProfileStrength"] = json!("DenyList");
+    let policy = create_policy(&ctx, "minimum", spec).await;
+    let result = policy_result(&ctx, &name, &policy, |r| {
+        r.action == PolicyAction::EvictionSkipped
+    })
+    .await;
+    assert_eq!(result.verdict, Verdict::Violating, "{result:?}");
+    assert!(result.message.contains("LogOnly"), "{}", result.message);
+    assert!(result.message.contains("WeakProfile"), "{}", result.message);
+    // Some time for a wrong eviction to happen; the same pod is still there.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(pods.get_opt(&name).await.expect("get").is_some(), "never evicted");
+    assert_eq!(operator.evictions(), 0);
+    delete_policy(&ctx, &policy).await;
+    operator.stop().await;
+}
