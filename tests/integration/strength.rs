@@ -303,3 +303,80 @@ async fn a_weak_profile_violates_a_minimum_strength_but_is_never_evicted() {
     delete_policy(&ctx, &policy).await;
     operator.stop().await;
 }
+
+/// With the Security Profiles Operator's API served (its CRD from the pinned module), its
+/// SeccompProfile objects classify the profiles pods name, with no node involved.
+#[tokio::test]
+async fn security_profiles_operator_objects_classify_profiles_without_a_node() {
+    let ctx = crate::support::context("strength-spo").await;
+    let suffix = &ctx.ns;
+    let objects = [
+        (
+            "strict",
+            json!({ "defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{ "action": "SCMP_ACT_ALLOW", "names": ["read"] }] }),
+        ),
+        ("logging", json!({ "defaultAction": "SCMP_ACT_LOG" })),
+        (
+            "based",
+            json!({ "defaultAction": "SCMP_ACT_ALLOW", "baseProfileName": "runc-v1.2.0" }),
+        ),
+    ];
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let file = scratch.path().join("seccompprofiles.yaml");
+    let docs: Vec<String> = objects
+        .iter()
+        .map(|(name, spec)| {
+            json!({ "apiVersion": "security-profiles-operator.x-k8s.io/v1beta1", "kind": "SeccompProfile",
+                    "metadata": { "name": format!("{name}-{suffix}") }, "spec": spec })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&file, docs.join("\n---\n")).expect("manifest");
+    ctx.kubectl(&["apply", "-f", &file.display().to_string()]);
+    let operator = Operator::for_namespace(&ctx).await;
+    let pods: Api<Pod> = ctx.api();
+    for (name, _) in &objects {
+        let spec: Pod = serde_json::from_value(json!({ "metadata": { "name": name },
+            "spec": { "securityContext": { "seccompProfile": { "type": "Localhost",
+                          "localhostProfile": format!("operator/{name}-{suffix}.json") } },
+                      "containers": [{ "name": "app", "image": "registry.invalid/app:1" }] } }))
+        .expect("pod");
+        pods.create(&PostParams::default(), &spec)
+            .await
+            .expect("create pod");
+    }
+    let statuses: Api<SeccompStatus> = ctx.api();
+    for (name, strength) in [
+        ("strict", ProfileStrength::AllowList),
+        ("logging", ProfileStrength::LogOnly),
+        ("based", ProfileStrength::Unknown),
+    ] {
+        let (_, app) = assessed(&statuses, name, |c| {
+            c.strength == Some(strength) && c.strength_source == Some(StrengthSource::SeccompProfile)
+        })
+        .await;
+        if strength == ProfileStrength::Unknown {
+            assert!(
+                app.warnings.iter().any(|w| w.contains("runc-v1.2.0")),
+                "{:?}",
+                app.warnings
+            );
+        }
+    }
+    // Deleting the object takes its knowledge with it.
+    ctx.kubectl(&["delete", "seccompprofile", &format!("logging-{suffix}")]);
+    let (_, app) = assessed(&statuses, "logging", |c| {
+        c.strength == Some(ProfileStrength::Unknown)
+    })
+    .await;
+    assert_eq!(app.strength_source, None, "{app:?}");
+    for (name, _) in &objects {
+        ctx.kubectl(&[
+            "delete",
+            "seccompprofile",
+            &format!("{name}-{suffix}"),
+            "--ignore-not-found",
+        ]);
+    }
+    operator.stop().await;
+}
