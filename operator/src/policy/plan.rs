@@ -511,3 +511,251 @@ fn join(judgement: &str, note: &str) -> String {
         format!("{judgement}; {note}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! "What will the operator do to this pod?" for representative pods, with no I/O.
+    use k8s_openapi::api::core::v1::Pod;
+    use serde_json::json;
+
+    use super::*;
+    use crate::{
+        api::{KubeletSeccompDefault, ProfileClass, ProfileFile, ProfileFileState, SeccompPolicy},
+        engine::{NodeFacts, SccDefaults},
+        policy::compile_policy,
+        profile::strength::FileReports,
+    };
+
+    fn policy(name: &str, spec: serde_json::Value) -> Arc<CompiledPolicy> {
+        let object: SeccompPolicy = serde_json::from_value(json!({
+            "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompPolicy",
+            "metadata": { "name": name, "generation": 1 }, "spec": spec
+        }))
+        .expect("policy");
+        Arc::new(compile_policy(&object).expect("valid"))
+    }
+
+    fn evict() -> Arc<CompiledPolicy> {
+        policy(
+            "evict",
+            json!({ "action": "Evict", "eviction": { "minUnconfinedAge": "0s", "workloadCooldown": "1s" } }),
+        )
+    }
+
+    fn view(security_context: serde_json::Value) -> PodView {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": { "name": "web-1", "namespace": "shop" },
+            "spec": { "nodeName": "n1", "securityContext": security_context,
+                      "containers": [{ "name": "app", "image": "app" }] }
+        }))
+        .expect("pod");
+        PodView::from_pod(&pod)
+    }
+
+    fn localhost(path: &str) -> serde_json::Value {
+        json!({ "seccompProfile": { "type": "Localhost", "localhostProfile": path } })
+    }
+
+    struct World {
+        node: NodeFacts,
+        sccs: SccDefaults,
+        labels: BTreeMap<String, String>,
+        namespace_labels: BTreeMap<String, String>,
+        ledger: EvictionLedger,
+    }
+
+    impl World {
+        fn new() -> World {
+            World {
+                node: NodeFacts {
+                    windows: false,
+                    kubelet_minor: Some(36),
+                    seccomp_default: KubeletSeccompDefault::False,
+                },
+                sccs: SccDefaults::default(),
+                labels: BTreeMap::from([("app".to_string(), "web".to_string())]),
+                namespace_labels: BTreeMap::new(),
+                ledger: EvictionLedger::default(),
+            }
+        }
+
+        fn plan(
+            &self,
+            pod: &PodView,
+            owner: Option<OwnerKind>,
+            template: Option<&PodView>,
+            policies: &[Arc<CompiledPolicy>],
+            warmed_up: bool,
+            profiles: ProfileFacts<'_>,
+        ) -> PodPlan {
+            let facts = Facts {
+                node: Some(&self.node),
+                unknown_node_seccomp_default: KubeletSeccompDefault::False,
+                sccs: &self.sccs,
+            };
+            let now = Timestamp::from_second(1_800_000_000).expect("time");
+            plan(&PassInput {
+                view: pod,
+                pod: PodFacts {
+                    namespace: "shop",
+                    name: "web-1",
+                    uid: "pod-uid",
+                    labels: &self.labels,
+                    namespace_labels: &self.namespace_labels,
+                    owner: owner.map(|kind| (kind, "rs-uid", "ReplicaSet web")),
+                    created: Some(now - Duration::from_secs(3600)),
+                    mirror: false,
+                    terminating: false,
+                    terminal: false,
+                },
+                facts: &facts,
+                policies,
+                previous: &[],
+                stored_conditions: &[],
+                warmed_up,
+                ledger: &self.ledger,
+                template,
+                operator_namespace: Some("seccomp-sentinel"),
+                profiles,
+                now,
+            })
+        }
+    }
+
+    fn only_result(plan: &PodPlan) -> &PolicyResult {
+        assert_eq!(plan.status.policies.len(), 1, "{:?}", plan.status.policies);
+        &plan.status.policies[0]
+    }
+
+    #[test]
+    fn an_unconfined_workload_pod_with_a_confined_template_is_labelled_and_evicted() {
+        let world = World::new();
+        let pod = view(json!({}));
+        let template = view(json!({ "seccompProfile": { "type": "RuntimeDefault" } }));
+        let plan = world.plan(
+            &pod,
+            Some(OwnerKind::ReplicaSet),
+            Some(&template),
+            &[evict()],
+            true,
+            ProfileFacts::default(),
+        );
+        assert_eq!(
+            plan.eviction,
+            Some(EvictionCandidate {
+                policy: "evict".into(),
+                owner_uid: "rs-uid".into()
+            })
+        );
+        let LabelChange::Set(labels) = &plan.labels else {
+            panic!("labels: {:?}", plan.labels)
+        };
+        assert_eq!(labels.get(VIOLATION_LABEL).map(String::as_str), Some("true"));
+        assert_eq!(only_result(&plan).action, PolicyAction::EvictionPending);
+        assert!(
+            plan.announcements.is_empty(),
+            "announced with the eviction's result"
+        );
+    }
+
+    #[test]
+    fn before_warm_up_nothing_is_done_and_the_pod_is_planned_again() {
+        let world = World::new();
+        let pod = view(json!({}));
+        let template = view(json!({ "seccompProfile": { "type": "RuntimeDefault" } }));
+        let plan = world.plan(
+            &pod,
+            Some(OwnerKind::ReplicaSet),
+            Some(&template),
+            &[evict()],
+            false,
+            ProfileFacts::default(),
+        );
+        assert_eq!(plan.eviction, None);
+        assert_eq!(plan.labels, LabelChange::Keep);
+        assert!(plan.requeue.is_some());
+        assert_eq!(
+            only_result(&plan).verdict,
+            Verdict::Violating,
+            "the verdict is known already"
+        );
+    }
+
+    #[test]
+    fn no_eviction_when_it_cannot_help() {
+        let world = World::new();
+        let pod = view(json!({}));
+        let unconfined_template = view(json!({}));
+        let skipped = |plan: &PodPlan, why: &str| {
+            assert_eq!(plan.eviction, None);
+            let result = only_result(plan);
+            assert_eq!(result.action, PolicyAction::EvictionSkipped, "{result:?}");
+            assert!(result.message.contains(why), "{}", result.message);
+        };
+        let plan = world.plan(
+            &pod,
+            Some(OwnerKind::ReplicaSet),
+            Some(&unconfined_template),
+            &[evict()],
+            true,
+            ProfileFacts::default(),
+        );
+        skipped(&plan, "the template itself is unconfined");
+        let plan = world.plan(&pod, None, None, &[evict()], true, ProfileFacts::default());
+        skipped(&plan, "BarePod");
+        // A weak Localhost profile: the template asks for the same file.
+        let weak = view(localhost("log.json"));
+        let reports: Vec<(Box<str>, ProfileFile)> = vec![(
+            "app".into(),
+            ProfileFile {
+                path: "log.json".into(),
+                state: ProfileFileState::Present,
+                class: Some(ProfileClass::LogOnly),
+                sha256: Some("ab".into()),
+                ..ProfileFile::default()
+            },
+        )];
+        let strong = policy(
+            "evict",
+            json!({ "action": "Evict", "minimumProfileStrength": "DenyList",
+                    "eviction": { "minUnconfinedAge": "0s" } }),
+        );
+        let plan = world.plan(
+            &weak,
+            Some(OwnerKind::ReplicaSet),
+            Some(&weak),
+            &[strong],
+            true,
+            ProfileFacts {
+                files: FileReports::Node(&reports),
+                ..ProfileFacts::default()
+            },
+        );
+        skipped(&plan, "WeakProfile");
+        assert_eq!(only_result(&plan).verdict, Verdict::Violating);
+    }
+
+    #[test]
+    fn an_audit_policy_only_reports() {
+        let world = World::new();
+        let pod = view(json!({}));
+        let audit = policy("audit", json!({}));
+        let plan = world.plan(
+            &pod,
+            Some(OwnerKind::ReplicaSet),
+            None,
+            &[audit],
+            true,
+            ProfileFacts::default(),
+        );
+        assert_eq!(plan.eviction, None);
+        assert_eq!(plan.labels, LabelChange::Keep);
+        assert!(plan.announcements.is_empty());
+        let result = only_result(&plan);
+        assert_eq!(
+            (result.verdict, result.action),
+            (Verdict::Violating, PolicyAction::None)
+        );
+        assert_eq!(plan.status.verdict, Some(Verdict::Violating));
+    }
+}
