@@ -120,6 +120,7 @@ fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
         .filter(|s| *s.pod_uid == *pod.uid && s.profile_node.as_deref() == pod.view.node_name.as_deref())
         .map(|s| &*s.profile_files)
         .unwrap_or_default();
+    let labels = pod.labels.to_map();
     let input = PassInput {
         profiles: ProfileFacts {
             files: FileReports::Node(reports),
@@ -131,7 +132,7 @@ fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
             namespace: &key.namespace,
             name: &key.name,
             uid: &pod.uid,
-            labels: &pod.labels,
+            labels: &labels,
             namespace_labels,
             owner: pod.owner.as_ref().map(|o| (o.kind, &*o.uid, &*o.display)),
             created: pod.created,
@@ -156,7 +157,7 @@ fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
     let plan = policy::plan::plan(&input);
     let prepared = Prepared {
         uid: pod.uid.to_string(),
-        labels: pod.labels.clone(),
+        labels,
         owner_uid: pod.owner.as_ref().map(|o| o.uid.to_string()),
         facts_owned: EvictionFactsOwned {
             owner: pod.owner.as_ref().map_or(policy::OwnerKind::None, |o| o.kind),

@@ -43,11 +43,33 @@ pub struct Owner {
     pub display: Box<str>,
 }
 
+/// A pod's labels, sorted, in one allocation of exact size (a map's node would hold room for
+/// eleven); policies see them as a map only while judging.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Labels(Box<[(Box<str>, Box<str>)]>);
+
+impl Labels {
+    pub fn from_map(map: &BTreeMap<String, String>) -> Self {
+        Labels(
+            map.iter()
+                .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+                .collect(),
+        )
+    }
+
+    pub fn to_map(&self) -> BTreeMap<String, String> {
+        self.0
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+}
+
 /// What the controller keeps of a pod.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeanPod {
     pub uid: Box<str>,
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     pub owner: Option<Owner>,
     pub created: Option<Timestamp>,
     pub mirror: bool,
@@ -81,7 +103,7 @@ impl LeanPod {
             .is_some_and(|phase| phase == "Succeeded" || phase == "Failed");
         let mut lean = LeanPod {
             uid: uid.into(),
-            labels: meta.labels.clone(),
+            labels: Labels::from_map(&meta.labels),
             owner,
             created: meta.creation_timestamp.and_then(|t| t.timestamp()),
             mirror: meta
@@ -182,7 +204,8 @@ pub struct WorkloadEntry {
 /// See the module documentation.
 #[derive(Default)]
 pub struct State {
-    pub pods: HashMap<PodKey, PodEntry>,
+    /// Boxed: the table's empty slots then cost a pointer, not a whole entry.
+    pub pods: HashMap<PodKey, Box<PodEntry>>,
     namespaces: HashSet<Arc<str>>,
     pub namespace_labels: HashMap<Arc<str>, BTreeMap<String, String>>,
     pub nodes: HashMap<String, NodeFacts>,
@@ -551,15 +574,18 @@ impl State {
             .iter()
             .filter(|(key, entry)| {
                 let Some(pod) = &entry.pod else { return false };
-                entry.outcomes.iter().any(|o| &*o.policy == name)
-                    || now_selecting.iter().any(|p| {
-                        p.selects(&crate::policy::Subject {
-                            namespace: &key.namespace,
-                            labels: &pod.labels,
-                            namespace_labels: self.namespace_labels.get(&*key.namespace).unwrap_or(&empty),
-                            scc: pod.view.scc.as_deref(),
-                        })
+                if entry.outcomes.iter().any(|o| &*o.policy == name) {
+                    return true;
+                }
+                let labels = pod.labels.to_map();
+                now_selecting.iter().any(|p| {
+                    p.selects(&crate::policy::Subject {
+                        namespace: &key.namespace,
+                        labels: &labels,
+                        namespace_labels: self.namespace_labels.get(&*key.namespace).unwrap_or(&empty),
+                        scc: pod.view.scc.as_deref(),
                     })
+                })
             })
             .map(|(k, _)| k.clone())
             .collect()
