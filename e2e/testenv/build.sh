@@ -25,7 +25,7 @@ fi
 
 if ! have_all "$cache_dir"; then
   command -v go >/dev/null || { echo "testenv: Go is required (see README prerequisites)" >&2; exit 1; }
-  echo "testenv: building kubernetes $k8s_version and etcd from the Go module proxy (cold build: about 10 minutes on 2 cores)"
+  echo "testenv: building kubernetes $k8s_version and etcd from the Go module proxy (cold build: about 8 minutes on 2 cores)"
   mkdir -p "$cache_dir.tmp"
   minor=$(echo "$k8s_version" | cut -d. -f2)
   ldflags="-s -w"
