@@ -60,15 +60,20 @@ fn facts(sccs: &SccDefaults) -> Facts<'_> {
     }
 }
 
+/// Reads `text` as the audit reads a manifest file, and lists each document's subjects.
+fn read_and_list_subjects(text: &str) {
+    let mut documents = Vec::new();
+    let mut errors = Vec::new();
+    crate::audit::read_source_for_fuzzing("fuzz", text, &mut documents, &mut errors);
+    for document in &documents {
+        let _ = crate::audit::report::subjects(document);
+    }
+}
+
 proptest! {
     #[test]
     fn reading_any_text_as_manifests_never_panics(text in "(?s).{0,400}") {
-        let mut documents = Vec::new();
-        let mut errors = Vec::new();
-        crate::audit::read_source_for_fuzzing("fuzz", &text, &mut documents, &mut errors);
-        for document in &documents {
-            let _ = crate::audit::report::subjects(document);
-        }
+        read_and_list_subjects(&text);
     }
 
     #[test]
@@ -87,13 +92,7 @@ proptest! {
         ],
         0..20,
     )) {
-        let text = lines.join("\n");
-        let mut documents = Vec::new();
-        let mut errors = Vec::new();
-        crate::audit::read_source_for_fuzzing("fuzz", &text, &mut documents, &mut errors);
-        for document in &documents {
-            let _ = crate::audit::report::subjects(document);
-        }
+        read_and_list_subjects(&lines.join("\n"));
     }
 
     #[test]

@@ -111,6 +111,16 @@ async fn generations(ctx: &TestContext) -> BTreeMap<String, i64> {
         .collect()
 }
 
+/// Every status was written exactly once (its generation is still 1).
+async fn assert_written_once(ctx: &TestContext) {
+    let rewritten: Vec<(String, i64)> = generations(ctx)
+        .await
+        .into_iter()
+        .filter(|(_, g)| *g != 1)
+        .collect();
+    assert!(rewritten.is_empty(), "written more than once: {rewritten:?}");
+}
+
 /// After a watch gap long enough for etcd to be compacted, the operator lists again (410 Gone)
 /// and puts right every change it missed: pods created, deleted, and recreated under the same
 /// name with a new UID and another profile.
@@ -242,12 +252,7 @@ async fn an_operator_killed_mid_first_sync_converges_without_rewriting() {
         "kill -9 mid first sync ({partial} of 60 written): all 60 correct {:.1}s after the restart",
         restarted.elapsed().as_secs_f64()
     );
-    let rewritten: Vec<(String, i64)> = generations(&ctx)
-        .await
-        .into_iter()
-        .filter(|(_, g)| *g != 1)
-        .collect();
-    assert!(rewritten.is_empty(), "written more than once: {rewritten:?}");
+    assert_written_once(&ctx).await;
 }
 
 /// The operator's API server restarts mid-sync: it converges, nothing written twice.
@@ -278,12 +283,7 @@ async fn an_api_server_restart_mid_sync_converges() {
         "API server restart: converged {:.1}s after it came back",
         back.elapsed().as_secs_f64()
     );
-    let rewritten: Vec<(String, i64)> = generations(&ctx)
-        .await
-        .into_iter()
-        .filter(|(_, g)| *g != 1)
-        .collect();
-    assert!(rewritten.is_empty(), "written more than once: {rewritten:?}");
+    assert_written_once(&ctx).await;
     operator.stop().await;
 }
 

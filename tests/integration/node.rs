@@ -6,12 +6,12 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::{Api, ResourceExt, api::PostParams};
 use seccomp_sentinel::api::{ContainerSeccomp, ProfileType, SeccompMode, SeccompStatus};
-use sentinel_testenv::{install, node::NodeHandle};
+use sentinel_testenv::install;
 use serde_json::json;
 
 use crate::support::{
     self, Operator,
-    nodes::{self, container, kernel_view, node_context, pod, wait_node_facts, wait_running},
+    nodes::{self, container, kernel_view, log_of, node_context, pod, wait_node_facts, wait_running},
     wait_for,
 };
 
@@ -51,16 +51,6 @@ fn container_id(pod: &Pod, container: &str) -> String {
         .find(|c| c.name == container)
         .and_then(|c| c.container_id.clone())
         .unwrap_or_else(|| panic!("no container ID for {container}"))
-}
-
-fn log_of(node: &NodeHandle, pod: &Pod, container: &str) -> String {
-    let path = node.container_log(
-        &pod.namespace().unwrap_or_default(),
-        &pod.name_any(),
-        &pod.uid().unwrap_or_default(),
-        container,
-    );
-    std::fs::read_to_string(&path).unwrap_or_default()
 }
 
 #[tokio::test]

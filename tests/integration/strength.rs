@@ -70,13 +70,7 @@ fn condition(status: &SeccompStatus, type_: &str) -> (String, String) {
 async fn probe_result(pods: &Api<Pod>, node: &sentinel_testenv::node::NodeHandle, name: &str) -> String {
     let pod = nodes::wait_running(pods, name).await;
     wait_for(&format!("the probe of {name}"), TIMEOUT, || async {
-        let log = std::fs::read_to_string(node.container_log(
-            &pod.namespace().unwrap_or_default(),
-            &pod.name_any(),
-            &pod.uid().unwrap_or_default(),
-            "app",
-        ))
-        .unwrap_or_default();
+        let log = nodes::log_of(node, &pod, "app");
         log.contains("mkdir=").then_some(log)
     })
     .await

@@ -107,7 +107,7 @@ pub fn resolve(command_line: &KubeletCommandLine, documents: &[(String, String)]
 
 /// The kubelet of `node_name` among the processes of `proc_root`: the one whose
 /// `--hostname-override` names the node, else the only kubelet there is.
-pub fn find_kubelet(proc_root: &Path, node_name: &str) -> Option<(u32, KubeletCommandLine)> {
+pub fn find_kubelet(proc_root: &Path, node_name: &str) -> Option<FoundKubelet> {
     let mut kubelets = Vec::new();
     for entry in fs::read_dir(proc_root).ok()?.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
@@ -142,9 +142,20 @@ fn through_process(proc_root: &Path, pid: u32, path: &str) -> PathBuf {
     }
 }
 
+/// A kubelet process: its PID and what its command line says.
+pub type FoundKubelet = (u32, KubeletCommandLine);
+
 /// Reads what the kubelet of `node_name` runs with, or `None` when no kubelet is found.
 pub fn discover(proc_root: &Path, node_name: &str) -> Option<KubeletSeccompDefault> {
-    let (pid, command_line) = find_kubelet(proc_root, node_name)?;
+    Some(seccomp_default_of(
+        proc_root,
+        &find_kubelet(proc_root, node_name)?,
+    ))
+}
+
+/// What a found kubelet runs with.
+pub fn seccomp_default_of(proc_root: &Path, kubelet: &FoundKubelet) -> KubeletSeccompDefault {
+    let (pid, command_line) = (kubelet.0, &kubelet.1);
     let mut documents = Vec::new();
     if let Some(config) = &command_line.config {
         let text = fs::read_to_string(through_process(proc_root, pid, config)).unwrap_or_default();
@@ -168,7 +179,7 @@ pub fn discover(proc_root: &Path, node_name: &str) -> Option<KubeletSeccompDefau
             documents.push((name, text));
         }
     }
-    Some(resolve(&command_line, &documents))
+    resolve(command_line, &documents)
 }
 
 /// The kubelet's default `--root-dir`.
@@ -179,16 +190,15 @@ pub const DEFAULT_ROOT_DIR: &str = "/var/lib/kubelet";
 /// Without a kubelet in sight, the node's root is reached through PID 1.
 pub fn profile_root(
     proc_root: &Path,
-    node_name: &str,
+    kubelet: Option<&FoundKubelet>,
     seccomp_dir: Option<&Path>,
     trusted_link_targets: &[PathBuf],
 ) -> Option<crate::profile::ProfileRoot> {
-    let kubelet = find_kubelet(proc_root, node_name);
-    let host_root = match &kubelet {
+    let host_root = match kubelet {
         Some((pid, _)) => proc_root.join(pid.to_string()).join("root"),
         None => proc_root.join("1").join("root"),
     };
-    let seccomp_dir = match (seccomp_dir, &kubelet) {
+    let seccomp_dir = match (seccomp_dir, kubelet) {
         (Some(dir), _) => dir.to_path_buf(),
         (None, Some((_, command_line))) => {
             let root = command_line.root_dir.as_deref().unwrap_or(DEFAULT_ROOT_DIR);

@@ -265,6 +265,7 @@ fn report_for(
 /// keeps the value last reported.
 fn node_facts(
     args: &AgentArgs,
+    found: Option<&kubelet::FoundKubelet>,
     last: Option<&serde_json::Map<String, serde_json::Value>>,
 ) -> serde_json::Map<String, serde_json::Value> {
     let mut annotations = serde_json::Map::new();
@@ -276,7 +277,7 @@ fn node_facts(
     annotations.insert(KERNEL_SECCOMP_ANNOTATION.into(), json!(kernel.to_string()));
     let kubelet = match &args.kubelet_config {
         Some(path) => kubelet::from_file(path),
-        None => kubelet::discover(&args.proc_root, &args.node_name),
+        None => found.map(|k| kubelet::seccomp_default_of(&args.proc_root, k)),
     };
     match kubelet {
         Some(found) => {
@@ -416,7 +417,9 @@ pub async fn run(
     // The Node is read again now and then, so annotations someone removed come back.
     let mut verified = tokio::time::Instant::now();
     loop {
-        let facts = node_facts(&agent.args, reported.as_ref());
+        // One look for the kubelet a pass: its settings and its seccomp directory both come from it.
+        let kubelet = kubelet::find_kubelet(&agent.args.proc_root, &agent.args.node_name);
+        let facts = node_facts(&agent.args, kubelet.as_ref(), reported.as_ref());
         if reported.as_ref() != Some(&facts) || verified.elapsed() >= NODE_RECHECK {
             match report_node(&agent, &facts).await {
                 Ok(()) => {
@@ -426,7 +429,7 @@ pub async fn run(
                 Err(e) => warn!(error = %e, "could not annotate the node"),
             }
         }
-        if let Err(e) = scan(&agent).await {
+        if let Err(e) = scan(&agent, kubelet.as_ref()).await {
             warn!(error = %e, "scan failed");
         }
         // Coalesce bursts of changes: wait a moment after a kick.
@@ -440,13 +443,13 @@ pub async fn run(
     Ok(())
 }
 
-async fn scan(agent: &Agent) -> Result<(), AgentError> {
+async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<(), AgentError> {
     let proc_root = &agent.args.proc_root;
     let index = ProcessIndex::scan(proc_root).map_err(|e| AgentError::Proc(proc_root.clone(), e))?;
     let now = Time(Timestamp::now());
     let profile_root = kubelet::profile_root(
         proc_root,
-        &agent.args.node_name,
+        kubelet,
         agent.args.seccomp_dir.as_deref(),
         &agent.args.trusted_profile_links,
     );
@@ -537,31 +540,19 @@ async fn write_profile_reports(agent: &Agent, reports: Vec<(String, ProfileRepor
             .iter()
             .map(|(name, file)| json!({ "name": name, "profileFile": file }))
             .collect();
-        let body = json!({
-            "apiVersion": format!("{}/{}", crate::api::GROUP, crate::api::VERSION), "kind": "SeccompStatus",
-            "metadata": { "name": report.name, "namespace": report.namespace },
-            "status": { "containers": containers },
-        });
-        let api: Api<Decoded<StatusWire>> = Api::namespaced(agent.client.clone(), &report.namespace);
-        let result = api
-            .patch(
-                &report.name,
-                &PatchParams::apply(AGENT_PROFILES_MANAGER).force(),
-                &Patch::Apply(&body),
-            )
-            .await;
-        // A status deleted meanwhile is done with.
-        let done = match &result {
-            Ok(_) => true,
-            Err(kube::Error::Api(s)) => s.code == 404,
-            Err(_) => false,
-        };
-        match result {
-            _ if done => {
-                debug!(pod = %format!("{}/{}", report.namespace, report.name), "profile files reported");
+        let status = json!({ "containers": containers });
+        match apply_status(
+            agent,
+            &report.namespace,
+            &report.name,
+            AGENT_PROFILES_MANAGER,
+            status,
+        )
+        .await
+        {
+            Ok(()) => {
                 written.insert(uid.clone(), report.files.clone());
             }
-            Ok(_) => {}
             Err(e) => {
                 failed += 1;
                 debug!(pod = %format!("{}/{}", report.namespace, report.name), error = %e, "could not report the profile files");
@@ -573,30 +564,39 @@ async fn write_profile_reports(agent: &Agent, reports: Vec<(String, ProfileRepor
     }
 }
 
-/// The runtime fields of one pod's SeccompStatus, under the agent's own field manager. The agent
-/// may not create SeccompStatuses (no `create` in its RBAC): a status that is gone stays gone.
+/// The runtime fields of one pod's SeccompStatus, under the agent's own field manager.
 async fn write(agent: &Agent, report: &PodReport) -> Result<(), AgentError> {
     let containers: Vec<serde_json::Value> = report
         .observations
         .iter()
         .map(|(name, observation)| json!({ "name": name, "runtime": observation }))
         .collect();
+    let status = json!({ "containers": containers, "conditions": [report.condition] });
+    apply_status(agent, &report.namespace, &report.name, AGENT_MANAGER, status).await
+}
+
+/// Applies `status` fields of one SeccompStatus as `manager`. The agent may not create
+/// SeccompStatuses (no `create` in its RBAC): a status that is gone (404) or refused to it (403,
+/// another node's) is done with.
+async fn apply_status(
+    agent: &Agent,
+    namespace: &str,
+    name: &str,
+    manager: &str,
+    status: serde_json::Value,
+) -> Result<(), AgentError> {
     let body = json!({
         "apiVersion": format!("{}/{}", crate::api::GROUP, crate::api::VERSION), "kind": "SeccompStatus",
-        "metadata": { "name": report.name, "namespace": report.namespace },
-        "status": { "containers": containers, "conditions": [report.condition] },
+        "metadata": { "name": name, "namespace": namespace },
+        "status": status,
     });
-    let api: Api<Decoded<StatusWire>> = Api::namespaced(agent.client.clone(), &report.namespace);
+    let api: Api<Decoded<StatusWire>> = Api::namespaced(agent.client.clone(), namespace);
     match api
-        .patch(
-            &report.name,
-            &PatchParams::apply(AGENT_MANAGER).force(),
-            &Patch::Apply(&body),
-        )
+        .patch(name, &PatchParams::apply(manager).force(), &Patch::Apply(&body))
         .await
     {
         Ok(_) => {
-            debug!(pod = %format!("{}/{}", report.namespace, report.name), "runtime observations written");
+            debug!(pod = %format!("{namespace}/{name}"), manager, "written");
             Ok(())
         }
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 403 => Ok(()),

@@ -261,6 +261,22 @@ pub enum ProfileFileState {
     Unreadable,
 }
 
+#[cfg(test)]
+impl ContainerSeccomp {
+    /// A container with this effective profile, confined when the profile confines (for tests).
+    pub(crate) fn with_profile(name: &str, type_: ProfileType, localhost: Option<&str>) -> Self {
+        ContainerSeccomp {
+            name: name.into(),
+            profile: EffectiveProfile {
+                type_,
+                localhost_profile: localhost.map(String::from),
+            },
+            confined: matches!(type_, ProfileType::RuntimeDefault | ProfileType::Localhost),
+            ..Default::default()
+        }
+    }
+}
+
 /// A Localhost profile's file on a node, as the node agent found it. Holds no time, so it is
 /// written only when the file changes.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, Default, KubeSchema)]

@@ -31,26 +31,26 @@ impl WatchedKind for StatusWire {
 }
 
 impl StatusWire {
-    /// The effective profile type of each container, as the controller wrote it.
-    pub fn container_profiles(&self) -> Vec<(&str, &str)> {
+    /// The `status.containers` entries, as plain JSON.
+    fn containers(&self) -> impl Iterator<Item = &serde_json::Value> {
         self.status
             .as_ref()
             .and_then(|s| s.get("containers"))
             .and_then(|c| c.as_array())
             .into_iter()
             .flatten()
+    }
+
+    /// The effective profile type of each container, as the controller wrote it.
+    pub fn container_profiles(&self) -> Vec<(&str, &str)> {
+        self.containers()
             .filter_map(|c| Some((c.get("name")?.as_str()?, c.get("profile")?.get("type")?.as_str()?)))
             .collect()
     }
 
     /// The `localhostProfile` of each container whose effective profile is Localhost.
     pub fn localhost_profiles(&self) -> Vec<(&str, &str)> {
-        self.status
-            .as_ref()
-            .and_then(|s| s.get("containers"))
-            .and_then(|c| c.as_array())
-            .into_iter()
-            .flatten()
+        self.containers()
             .filter_map(|c| {
                 let profile = c.get("profile")?;
                 if profile.get("type")?.as_str()? != "Localhost" {

@@ -1,7 +1,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::api::{ContainerSeccomp, EffectiveProfile, PodProfile, ProfileType};
+use crate::api::{ContainerSeccomp, PodProfile, ProfileType};
 
 fn policy(spec: serde_json::Value) -> SeccompPolicy {
     serde_json::from_value(json!({
@@ -23,15 +23,7 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 fn container(name: &str, type_: ProfileType, localhost: Option<&str>) -> ContainerSeccomp {
-    ContainerSeccomp {
-        name: name.into(),
-        profile: EffectiveProfile {
-            type_,
-            localhost_profile: localhost.map(String::from),
-        },
-        confined: matches!(type_, ProfileType::RuntimeDefault | ProfileType::Localhost),
-        ..Default::default()
-    }
+    ContainerSeccomp::with_profile(name, type_, localhost)
 }
 
 fn evaluation(containers: Vec<ContainerSeccomp>) -> SeccompStatusStatus {

@@ -304,18 +304,10 @@ pub fn enforcing_condition(status: &SeccompStatusStatus) -> Option<(&'static str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{ContainerSeccomp, EffectiveProfile};
+    use crate::api::ContainerSeccomp;
 
     fn container(name: &str, type_: ProfileType, localhost: Option<&str>) -> ContainerSeccomp {
-        ContainerSeccomp {
-            name: name.into(),
-            profile: EffectiveProfile {
-                type_,
-                localhost_profile: localhost.map(String::from),
-            },
-            confined: matches!(type_, ProfileType::RuntimeDefault | ProfileType::Localhost),
-            ..Default::default()
-        }
+        ContainerSeccomp::with_profile(name, type_, localhost)
     }
 
     fn file(path: &str, state: ProfileFileState, class: Option<ProfileClass>, sha: &str) -> ProfileFile {

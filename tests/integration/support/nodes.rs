@@ -125,6 +125,17 @@ pub fn pod(name: &str, node: &str, command: &str, extra: Value) -> Pod {
     serde_json::from_value(json!({ "metadata": { "name": name }, "spec": spec })).expect("pod")
 }
 
+/// What a container of `pod` on `node` wrote to its log so far (empty when nothing yet).
+pub fn log_of(node: &NodeHandle, pod: &Pod, container: &str) -> String {
+    let path = node.container_log(
+        &pod.namespace().unwrap_or_default(),
+        &pod.name_any(),
+        &pod.uid().unwrap_or_default(),
+        container,
+    );
+    std::fs::read_to_string(&path).unwrap_or_default()
+}
+
 /// A busybox container running `command` with `sh -c`.
 pub fn container(name: &str, command: &str) -> Value {
     json!({ "name": name, "image": BUSYBOX_IMAGE, "imagePullPolicy": "Never", "command": ["sh", "-c", command] })

@@ -643,9 +643,6 @@ pub fn sweep_abandoned_nodes_older_than(min_age: Duration) {
         if !is_node_dir || janitors.contains(&dir) {
             continue;
         }
-        let Ok(args) = fs::read_to_string(dir.join(JANITOR_ARGS)) else {
-            continue;
-        };
         // A node being set up right now writes its arguments a moment before its janitor starts.
         let young = entry
             .metadata()
@@ -653,13 +650,16 @@ pub fn sweep_abandoned_nodes_older_than(min_age: Duration) {
             .ok()
             .and_then(|t| t.elapsed().ok())
             .is_none_or(|age| age < min_age);
+        if young {
+            continue;
+        }
+        let Ok(args) = fs::read_to_string(dir.join(JANITOR_ARGS)) else {
+            continue;
+        };
         let mut lines = args.lines();
         let (Some(cgroup_root), Some(hierarchies)) = (lines.next(), lines.next()) else {
             continue;
         };
-        if young || janitor_dirs().contains(&dir) {
-            continue;
-        }
         eprintln!("testenv: cleaning up abandoned node directory {}", dir.display());
         let _ = janitor_command(&dir, cgroup_root, hierarchies)
             .stdin(Stdio::null())

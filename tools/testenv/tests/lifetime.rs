@@ -153,36 +153,71 @@ fn node_cgroups() -> Vec<PathBuf> {
     found
 }
 
+/// An owner started with two nodes, and what existed before it: its nodes' directories are the
+/// new ones. The node tests take turns (`NODE_TESTS`), so each sees only its own nodes.
+struct WithNodes {
+    owner: Owner,
+    kubeconfig: PathBuf,
+    dirs: Vec<PathBuf>,
+    cgroups_before: Vec<PathBuf>,
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+static NODE_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl WithNodes {
+    fn start(scratch: &Path) -> WithNodes {
+        sentinel_testenv::node::check_prerequisites().unwrap_or_else(|e| panic!("{e}"));
+        let turn = NODE_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        let kubeconfig = scratch.join("kubeconfig");
+        let before = node_dirs();
+        let cgroups_before = node_cgroups();
+        // Any executable will do for the operator image here: no operator runs in these tests.
+        let owner = Owner(
+            Command::new(env!("CARGO_BIN_EXE_sentinel-testenv"))
+                .arg("--kubeconfig-out")
+                .arg(&kubeconfig)
+                .arg("--nodes")
+                .arg(env!("CARGO_BIN_EXE_sentinel-testenv"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start sentinel-testenv"),
+        );
+        wait_until(
+            "the control plane and nodes to be ready",
+            Duration::from_secs(180),
+            || kubeconfig.is_file(),
+        );
+        let dirs: Vec<PathBuf> = node_dirs().into_iter().filter(|d| !before.contains(d)).collect();
+        assert_eq!(dirs.len(), 2, "two node directories: {dirs:?}");
+        WithNodes {
+            owner,
+            kubeconfig,
+            dirs,
+            cgroups_before,
+            _turn: turn,
+        }
+    }
+
+    /// The cgroups of test nodes that did not exist before the owner started.
+    fn new_cgroups(&self) -> Vec<PathBuf> {
+        node_cgroups()
+            .into_iter()
+            .filter(|c| !self.cgroups_before.contains(c))
+            .collect()
+    }
+}
+
 /// With nodes: a SIGKILL of the owner also takes the kubelets, containerd, the shims, the running
 /// containers, their mounts, cgroups and the nodes' directories. Needs root and the node packages
 /// (`make node-prereqs`), like the node tests.
 #[test]
 fn a_killed_owner_takes_its_nodes_and_their_containers_with_it() {
-    sentinel_testenv::node::check_prerequisites().unwrap_or_else(|e| panic!("{e}"));
     let binaries = sentinel_testenv::Binaries::locate().expect("binaries");
     let scratch = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = scratch.path().join("kubeconfig");
-    // Leftovers of a run killed with its janitors are cleaned first; anything older is not ours.
-    sentinel_testenv::node::sweep_abandoned_nodes();
-    let before = node_dirs();
-    let cgroups_before = node_cgroups();
-    // Any executable will do for the operator image here: no operator runs in this test.
-    let mut owner = Owner(
-        Command::new(env!("CARGO_BIN_EXE_sentinel-testenv"))
-            .arg("--kubeconfig-out")
-            .arg(&kubeconfig)
-            .arg("--nodes")
-            .arg(env!("CARGO_BIN_EXE_sentinel-testenv"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start sentinel-testenv"),
-    );
-    wait_until(
-        "the control plane and nodes to be ready",
-        Duration::from_secs(180),
-        || kubeconfig.is_file(),
-    );
+    let mut run = WithNodes::start(scratch.path());
+    let (kubeconfig, dirs) = (run.kubeconfig.clone(), run.dirs.clone());
     let kubectl = |args: &[&str]| {
         sentinel_testenv::run_kubectl(&binaries.kubectl(), &kubeconfig, args)
             .unwrap_or_else(|e| panic!("{e}"))
@@ -214,22 +249,14 @@ fn a_killed_owner_takes_its_nodes_and_their_containers_with_it() {
         .find_map(|l| l.trim().strip_prefix("certificate-authority: "))
         .and_then(|ca| Path::new(ca).parent().map(Path::to_path_buf))
         .expect("the control plane's directory");
-    let dirs: Vec<PathBuf> = node_dirs().into_iter().filter(|d| !before.contains(d)).collect();
-    assert_eq!(dirs.len(), 2, "two node directories: {dirs:?}");
     assert!(!container_processes().is_empty(), "the pod's container runs");
     assert!(
         !mounts_under(&dirs).is_empty(),
         "the container's root filesystem is mounted"
     );
-    let new_cgroups = || -> Vec<PathBuf> {
-        node_cgroups()
-            .into_iter()
-            .filter(|c| !cgroups_before.contains(c))
-            .collect()
-    };
-    assert!(!new_cgroups().is_empty(), "the nodes' cgroups exist");
+    assert!(!run.new_cgroups().is_empty(), "the nodes' cgroups exist");
 
-    owner.kill();
+    run.owner.kill();
     let mut needles: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
     needles.push(plane_dir.display().to_string());
     wait_until(
@@ -239,7 +266,7 @@ fn a_killed_owner_takes_its_nodes_and_their_containers_with_it() {
             needles.iter().all(|n| processes_mentioning(n).is_empty())
                 && container_processes().is_empty()
                 && mounts_under(&dirs).is_empty()
-                && new_cgroups().is_empty()
+                && run.new_cgroups().is_empty()
                 && dirs.iter().all(|d| !d.exists())
         },
     );
@@ -250,27 +277,9 @@ fn a_killed_owner_takes_its_nodes_and_their_containers_with_it() {
 /// later run. The sweep is called directly here, with a short minimum age.
 #[test]
 fn nodes_abandoned_with_their_janitors_are_swept_later() {
-    sentinel_testenv::node::check_prerequisites().unwrap_or_else(|e| panic!("{e}"));
     let scratch = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = scratch.path().join("kubeconfig");
-    let before = node_dirs();
-    let cgroups_before = node_cgroups();
-    let mut owner = Owner(
-        Command::new(env!("CARGO_BIN_EXE_sentinel-testenv"))
-            .arg("--kubeconfig-out")
-            .arg(&kubeconfig)
-            .arg("--nodes")
-            .arg(env!("CARGO_BIN_EXE_sentinel-testenv"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start sentinel-testenv"),
-    );
-    wait_until("the nodes to be ready", Duration::from_secs(180), || {
-        kubeconfig.is_file()
-    });
-    let dirs: Vec<PathBuf> = node_dirs().into_iter().filter(|d| !before.contains(d)).collect();
-    assert_eq!(dirs.len(), 2, "two node directories: {dirs:?}");
+    let mut run = WithNodes::start(scratch.path());
+    let dirs = run.dirs.clone();
     // The janitors die first, then the owner: nothing is left to clean up.
     let janitors: Vec<u32> = dirs
         .iter()
@@ -289,16 +298,10 @@ fn nodes_abandoned_with_their_janitors_are_swept_later() {
             .iter()
             .all(|d| !dirs.contains(d))
     });
-    owner.kill();
+    run.owner.kill();
     std::thread::sleep(Duration::from_secs(3));
-    let new_cgroups = || -> Vec<PathBuf> {
-        node_cgroups()
-            .into_iter()
-            .filter(|c| !cgroups_before.contains(c))
-            .collect()
-    };
     assert!(
-        dirs.iter().all(|d| d.exists()) && !new_cgroups().is_empty(),
+        dirs.iter().all(|d| d.exists()) && !run.new_cgroups().is_empty(),
         "with no janitor, the node directories and cgroups stay"
     );
 
@@ -309,6 +312,10 @@ fn nodes_abandoned_with_their_janitors_are_swept_later() {
         "no node process is left"
     );
     assert!(mounts_under(&dirs).is_empty(), "no mount is left");
-    assert!(new_cgroups().is_empty(), "no cgroup is left: {:?}", new_cgroups());
+    assert!(
+        run.new_cgroups().is_empty(),
+        "no cgroup is left: {:?}",
+        run.new_cgroups()
+    );
     assert!(dirs.iter().all(|d| !d.exists()), "the directories are gone");
 }
