@@ -16,6 +16,7 @@ help: ## Show the targets.
 testenv: node-prereqs ## Build the pinned control plane and node binaries into e2e/bin (skipped when already built).
 	@bash e2e/testenv/build.sh
 	@bash e2e/testenv/reference-crds.sh
+	@bash e2e/openshift/build.sh
 
 .PHONY: node-prereqs
 node-prereqs: ## Install the Debian packages of the test nodes (containerd, runc, ...) when missing (as root).

@@ -11,6 +11,7 @@ pub mod events;
 pub mod lean;
 pub mod policy;
 pub mod profile;
+pub mod scc;
 pub mod status;
 pub mod telemetry;
 

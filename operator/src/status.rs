@@ -22,6 +22,8 @@ pub const CONFINED: &str = "Confined";
 pub const COMPLIANT: &str = "Compliant";
 /// Whether the Localhost profiles in use block system calls (pods with a Localhost container).
 pub const PROFILES_ENFORCING: &str = "ProfilesEnforcing";
+/// Audit of manifests only: whether OpenShift's SCC admission (simulated) would admit the pod.
+pub const ADMITTED: &str = "Admitted";
 /// Owned by the node agent; the controller never writes it.
 pub const RUNTIME_VERIFIED: &str = "RuntimeVerified";
 

@@ -78,16 +78,9 @@ fn workloads_in_every_format() {
         ("json", "workloads.json"),
         ("yaml", "workloads.yaml"),
     ] {
+        // Without SCCs: no admission simulation (see openshift_admission_is_simulated_for_manifests).
         let run = audit(
-            &[
-                "-f",
-                "workloads.yaml",
-                SCCS,
-                "--policy",
-                "policy.yaml",
-                "-o",
-                format,
-            ],
+            &["-f", "workloads.yaml", "--policy", "policy.yaml", "-o", format],
             None,
         );
         assert_eq!(run.code, 0, "{}", run.stderr);
@@ -432,4 +425,129 @@ fn profiles_dir_classifies_the_localhost_profiles() {
         "{}",
         blind.stdout
     );
+}
+
+/// The rows of a JSON report, by name: profile, source, SCC, and the Admitted condition.
+fn rows_by_name(run: &Run) -> std::collections::BTreeMap<String, (String, String, String, String)> {
+    let list: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
+    list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| {
+            let text = |v: &Value| v.as_str().unwrap_or("-").to_string();
+            let admitted = i["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["type"] == "Admitted")
+                .map(|c| format!("{}:{}", text(&c["status"]), text(&c["message"])))
+                .unwrap_or_else(|| "-".into());
+            (
+                text(&i["metadata"]["name"]),
+                (
+                    text(&i["status"]["profile"]),
+                    text(&i["status"]["source"]),
+                    text(&i["status"]["scc"]),
+                    admitted,
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn openshift_admission_is_simulated_for_manifests() {
+    let table = audit(&["-f", "openshift", SCCS], None);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    golden("openshift.table", &table.stdout);
+
+    let run = audit(&["-f", "openshift", SCCS, "-o", "json"], None);
+    let rows = rows_by_name(&run);
+    // An ordinary Deployment gets restricted-v2's default, written by admission.
+    let web = &rows["web"];
+    assert_eq!(
+        (web.0.as_str(), web.1.as_str(), web.2.as_str()),
+        ("RuntimeDefault", "SCCDefault", "restricted-v2")
+    );
+    assert!(web.3.starts_with("True:"), "{web:?}");
+    // Root and host networking: restricted-v2 refuses them, with OpenShift's reasons; no profile.
+    let root = &rows["root-db"];
+    assert_eq!(root.0, "Rejected", "{root:?}");
+    assert!(
+        root.3.starts_with("False:") && root.3.contains("provider restricted-v2: .spec.containers[0].runAsUser: Invalid value: 0: must be in the ranges: [1000680000, 1000689999]"),
+        "{root:?}"
+    );
+    assert!(
+        rows["host-net"]
+            .3
+            .contains("Host network is not allowed to be used"),
+        "{:?}",
+        rows["host-net"]
+    );
+    // A legacy annotation is converted into the field; the manifest says where it came from.
+    assert_eq!(rows["legacy"].0, "RuntimeDefault");
+    assert_eq!(rows["legacy"].1, "PodAnnotation");
+    // An admitted pod is read as stored.
+    assert_eq!(rows["stored"].1, "SCCDefault");
+    assert_eq!(rows["stored"].3, "-");
+    assert!(
+        run.stderr.contains("2 refused by SCC admission"),
+        "{}",
+        run.stderr
+    );
+
+    assert_eq!(
+        audit(&["-f", "openshift", SCCS, "--fail-on", "rejected"], None).code,
+        1
+    );
+    // With more SCCs usable, anyuid admits the root pod (and writes no profile: it lists none)
+    // and hostnetwork-v2 the host-network one.
+    let wider = audit(
+        &[
+            "-f",
+            "openshift",
+            SCCS,
+            "--scc-allow",
+            "restricted-v2,anyuid,hostnetwork-v2",
+            "-o",
+            "json",
+            "--fail-on",
+            "rejected",
+        ],
+        None,
+    );
+    assert_eq!(wider.code, 0, "{}", wider.stderr);
+    let rows = rows_by_name(&wider);
+    assert_eq!(
+        (rows["root-db"].0.as_str(), rows["root-db"].2.as_str()),
+        ("Unconfined", "anyuid")
+    );
+    assert_eq!(
+        (rows["host-net"].0.as_str(), rows["host-net"].2.as_str()),
+        ("RuntimeDefault", "hostnetwork-v2")
+    );
+
+    // OpenShift 4.12 writes only the pod annotation; its API server then fills the field.
+    let old = audit(
+        &[
+            "-f",
+            "openshift",
+            SCCS,
+            "--openshift-version",
+            "4.12",
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(old.code, 0, "{}", old.stderr);
+    let rows = rows_by_name(&old);
+    assert_eq!(
+        (rows["web"].0.as_str(), rows["web"].2.as_str()),
+        ("RuntimeDefault", "restricted-v2")
+    );
+    let too_old = audit(&["-f", "openshift", SCCS, "--openshift-version", "4.9"], None);
+    assert_eq!(too_old.code, 2);
+    assert!(too_old.stderr.contains("older than 4.11"), "{}", too_old.stderr);
 }

@@ -10,5 +10,6 @@ mod faults;
 mod node;
 mod policies;
 mod policy_admission;
+mod scc_oracle;
 mod smoke;
 mod strength;

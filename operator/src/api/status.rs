@@ -358,6 +358,8 @@ pub enum PodProfile {
     /// Some containers are confined and at least one is not.
     Mixed,
     NotApplicable,
+    /// OpenShift's SCC admission would refuse the pod (audit of manifests only): no profile.
+    Rejected,
 }
 
 impl PodProfile {
@@ -368,6 +370,7 @@ impl PodProfile {
             PodProfile::Unconfined => "Unconfined",
             PodProfile::Mixed => "Mixed",
             PodProfile::NotApplicable => "NotApplicable",
+            PodProfile::Rejected => "Rejected",
         }
     }
 }

@@ -21,8 +21,9 @@ use kube::{
 };
 use serde_json::Value;
 
-use self::report::{AuditContext, AuditSubject, NotAudited, Summary};
+use self::report::{AuditContext, AuditSubject, NotAudited, SubjectAdmission, Summary};
 use crate::engine::PodView;
+use crate::scc::{self, AdmissionRequest, NamespaceAllocation, OpenShiftVersion, Scc, SccGrant};
 use crate::{
     api::{KubeletSeccompDefault, SeccompPolicy, SeccompStatus},
     engine::{Facts, NodeFacts, SccDefaults, kubelet_minor},
@@ -73,10 +74,23 @@ pub struct AuditArgs {
     #[arg(long)]
     pub kubernetes_version: Option<String>,
 
-    /// SecurityContextConstraints manifests, for OpenShift attribution (live: read from the
-    /// cluster).
+    /// SecurityContextConstraints manifests (live: read from the cluster). With SCCs known, the
+    /// audit of manifests simulates OpenShift's SCC admission for every pod and pod template that
+    /// has not been admitted yet (no `openshift.io/scc` annotation).
     #[arg(long = "scc-file")]
     pub scc_files: Vec<PathBuf>,
+
+    /// SCCs the workloads' service accounts may use in the admission simulation, comma-separated,
+    /// or `all`; SCCs also count as usable when their own users or groups lists grant them.
+    /// Default: restricted-v2, which OpenShift grants to every authenticated user.
+    #[arg(long = "scc-allow", value_delimiter = ',')]
+    pub scc_allow: Vec<String>,
+
+    /// OpenShift version whose SCC admission is simulated, 4.11 or newer (default: the newest).
+    /// 4.11 and 4.12 write only the pod annotation; their API servers then copy annotations into
+    /// fields. Also sets the kubelets' Kubernetes version unless --kubernetes-version is given.
+    #[arg(long)]
+    pub openshift_version: Option<String>,
 
     /// Output format.
     #[arg(short = 'o', long, default_value = "table")]
@@ -134,6 +148,8 @@ pub enum OutputFormat {
 pub enum FailOn {
     Unconfined,
     Violation,
+    /// Pods OpenShift's SCC admission would refuse (simulated).
+    Rejected,
 }
 
 fn parse_bool(value: &str) -> Result<bool, String> {
@@ -492,7 +508,19 @@ fn seccomp_default(args: &AuditArgs) -> KubeletSeccompDefault {
     }
 }
 
+fn openshift_version(args: &AuditArgs) -> Result<OpenShiftVersion, AuditError> {
+    match &args.openshift_version {
+        Some(v) => {
+            OpenShiftVersion::parse(v).map_err(|e| AuditError::Input(format!("--openshift-version: {e}")))
+        }
+        None => Ok(OpenShiftVersion::NEWEST),
+    }
+}
+
 fn version_minor(args: &AuditArgs) -> Result<u32, AuditError> {
+    if args.kubernetes_version.is_none() && args.openshift_version.is_some() {
+        return Ok(openshift_version(args)?.kubernetes_minor());
+    }
     let version = args.kubernetes_version.as_deref().unwrap_or(NEWEST_KUBERNETES);
     kubelet_minor(version)
         .ok_or_else(|| AuditError::Input(format!("--kubernetes-version {version:?} is not X.Y (e.g. 1.33)")))
@@ -529,6 +557,7 @@ pub async fn run(args: AuditArgs) -> i32 {
     let failed = match args.fail_on {
         Some(FailOn::Unconfined) => summary.unconfined + summary.mixed > 0,
         Some(FailOn::Violation) => summary.violating > 0,
+        Some(FailOn::Rejected) => summary.rejected > 0,
         None => false,
     };
     i32::from(failed)
@@ -565,6 +594,15 @@ fn offline(
         origin: d.origin.clone(),
         value: d.value.clone(),
     }));
+    let version = openshift_version(args)?;
+    simulate_admission(
+        &mut subjects,
+        &scc_all,
+        &documents,
+        &args.scc_allow,
+        version,
+        errors,
+    );
     let setting = Setting {
         policies: all_policies,
         sccs: scc_defaults_from(&scc_all),
@@ -578,6 +616,86 @@ fn offline(
         profiles_dir: args.profiles_dir.clone(),
     };
     Ok(audit_all(&subjects, &setting, now))
+}
+
+/// Runs OpenShift's SCC admission (simulated) over the subjects not admitted yet, when the input
+/// or `--scc-file` holds SCCs.
+fn simulate_admission(
+    subjects: &mut [AuditSubject],
+    scc_documents: &[Document],
+    documents: &[Document],
+    allow: &[String],
+    version: OpenShiftVersion,
+    errors: &mut Vec<String>,
+) {
+    let mut sccs: Vec<Scc> = Vec::new();
+    for d in scc_documents
+        .iter()
+        .filter(|d| d.value.get("kind").and_then(Value::as_str) == Some("SecurityContextConstraints"))
+    {
+        match Scc::parse(&d.value) {
+            Ok(scc) if sccs.iter().any(|s| s.name() == scc.name()) => {}
+            Ok(scc) => sccs.push(scc),
+            Err(e) => errors.push(format!("{}: invalid SecurityContextConstraints: {e}", d.origin)),
+        }
+    }
+    if sccs.is_empty() {
+        return;
+    }
+    let missing: Vec<&str> = scc::STANDARD_SCCS
+        .iter()
+        .copied()
+        .filter(|name| !sccs.iter().any(|s| s.name() == *name))
+        .collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "note: the SCCs given lack {}: OpenShift refuses every pod until they exist; simulated with the SCCs given",
+            missing.join(", ")
+        );
+    }
+    let grant = if allow.iter().any(|a| a == "all") {
+        SccGrant::All
+    } else if allow.is_empty() {
+        SccGrant::Names(std::iter::once("restricted-v2".to_string()).collect())
+    } else {
+        SccGrant::Names(allow.iter().map(|a| a.trim().to_string()).collect())
+    };
+    let namespaces: BTreeMap<String, NamespaceAllocation> = documents
+        .iter()
+        .filter(|d| d.value.get("kind").and_then(Value::as_str) == Some("Namespace"))
+        .filter_map(|d| NamespaceAllocation::from_object(&d.value))
+        .map(|n| (n.name.clone(), n))
+        .collect();
+    for subject in subjects.iter_mut() {
+        let admitted = subject
+            .pod
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(crate::engine::SCC_ANNOTATION));
+        if admitted {
+            continue;
+        }
+        let namespace =
+            NamespaceAllocation::effective(&subject.namespace, namespaces.get(&subject.namespace));
+        let request = AdmissionRequest {
+            sccs: &sccs,
+            grant: &grant,
+            namespace: &namespace,
+            version,
+        };
+        match scc::simulate(&subject.pod, &request) {
+            Ok(None) => {}
+            Ok(Some(admission)) => {
+                let written = std::mem::replace(&mut subject.pod, admission.pod);
+                subject.admission = SubjectAdmission::Admitted {
+                    scc: admission.scc,
+                    written: Box::new(written),
+                };
+            }
+            Err(rejection) => subject.admission = SubjectAdmission::Rejected(rejection.message),
+        }
+    }
 }
 
 async fn client(args: &AuditArgs) -> Result<Client, AuditError> {
@@ -721,6 +839,7 @@ async fn live(
             namespace: pod.namespace().unwrap_or_default(),
             uid: pod.uid(),
             pod,
+            admission: report::SubjectAdmission::NotSimulated,
         })
         .collect();
     let setting = Setting {

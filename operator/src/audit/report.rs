@@ -10,7 +10,10 @@ use k8s_openapi::{
 use serde_json::Value;
 
 use crate::{
-    api::{PROFILE_LABEL, PodProfile, PolicyAction, SeccompStatus, SeccompStatusSpec, Verdict},
+    api::{
+        PROFILE_LABEL, PodProfile, PolicyAction, ProfileSource, ProfileType, SeccompStatus,
+        SeccompStatusSpec, SeccompStatusStatus, Verdict,
+    },
     engine::{self, Facts, PodView},
     policy::{self, CompiledPolicy, Subject},
     profile::strength::{self, FileReports, ProfileFacts},
@@ -20,13 +23,27 @@ use crate::{
 pub const KIND_ANNOTATION: &str = "seccomp.sentinel.dev/kind";
 
 /// Something with a pod spec: a pod, or a workload's pod template.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct AuditSubject {
     pub kind: String,
     pub name: String,
     pub namespace: String,
     pub uid: Option<String>,
+    /// The pod to evaluate: as written, or as SCC admission would store it.
     pub pod: Pod,
+    pub admission: SubjectAdmission,
+}
+
+/// What the simulated SCC admission made of a subject.
+#[derive(Clone, Debug, Default)]
+pub enum SubjectAdmission {
+    /// No simulation (no SCCs known, an admitted pod, a Windows pod).
+    #[default]
+    NotSimulated,
+    /// Admitted by `scc`; `pod` is now the admitted pod and `written` the manifest's.
+    Admitted { scc: String, written: Box<Pod> },
+    /// OpenShift would refuse the pod, for these reasons.
+    Rejected(String),
 }
 
 /// Why a document yields nothing.
@@ -108,6 +125,7 @@ pub fn subjects(document: &Value) -> Result<Vec<AuditSubject>, NotAudited> {
             namespace,
             uid: metadata.uid,
             pod,
+            admission: SubjectAdmission::NotSimulated,
         }]);
     }
     let Some(path) = template_path(api_version, kind) else {
@@ -133,6 +151,7 @@ pub fn subjects(document: &Value) -> Result<Vec<AuditSubject>, NotAudited> {
         namespace,
         uid: metadata.uid,
         pod,
+        admission: SubjectAdmission::NotSimulated,
     }])
 }
 
@@ -149,8 +168,72 @@ pub struct AuditContext<'a> {
 
 /// The SeccompStatus the controller would write for `subject`.
 pub fn audit(subject: &AuditSubject, ctx: &AuditContext<'_>) -> SeccompStatus {
+    let now = Time(ctx.now);
+    let status = match &subject.admission {
+        SubjectAdmission::Rejected(message) => SeccompStatusStatus {
+            profile: PodProfile::Rejected,
+            confined: "0/0".into(),
+            conditions: vec![crate::status::condition(
+                crate::status::ADMITTED,
+                "False",
+                "SCCRejected",
+                message.clone(),
+                &[],
+                &now,
+            )],
+            ..Default::default()
+        },
+        _ => evaluated_status(subject, ctx),
+    };
+    item_for(subject, status)
+}
+
+/// The sources of an admitted pod's profiles, from what the manifest wrote: SCC admission turns
+/// annotations into fields and writes its default as a field, which the stored pod cannot tell
+/// apart, but the manifest can.
+fn attribute_admitted(status: &mut SeccompStatusStatus, written: &Pod) {
+    let view = PodView::from_pod(written);
+    for container in &mut status.containers {
+        let attributable = matches!(
+            container.source,
+            ProfileSource::ContainerField
+                | ProfileSource::ContainerAnnotation
+                | ProfileSource::PodField
+                | ProfileSource::PodAnnotation
+                | ProfileSource::SccDefault
+        );
+        if !attributable {
+            continue;
+        }
+        let original = view.containers.iter().find(|c| c.name == container.name);
+        container.source = if original.is_some_and(|c| c.profile.is_some()) {
+            ProfileSource::ContainerField
+        } else if container.source == ProfileSource::ContainerField {
+            // Only a container annotation becomes a container field.
+            ProfileSource::ContainerAnnotation
+        } else if view.profile.is_some() {
+            ProfileSource::PodField
+        } else if view.annotation.is_some() {
+            ProfileSource::PodAnnotation
+        } else {
+            ProfileSource::SccDefault
+        };
+        container.source_inferred = false;
+    }
+    let weakest = status
+        .containers
+        .iter()
+        .find(|c| !c.confined && c.profile.type_ != ProfileType::NotApplicable)
+        .or_else(|| status.containers.first());
+    status.source = weakest.map(|c| c.source);
+}
+
+fn evaluated_status(subject: &AuditSubject, ctx: &AuditContext<'_>) -> SeccompStatusStatus {
     let view = PodView::from_pod(&subject.pod);
     let mut evaluation = engine::evaluate(&view, &ctx.facts);
+    if let SubjectAdmission::Admitted { written, .. } = &subject.admission {
+        attribute_admitted(&mut evaluation, written);
+    }
     let files = match ctx.profile_files {
         Some(files) => FileReports::Dir(files),
         None => FileReports::None,
@@ -185,8 +268,21 @@ pub fn audit(subject: &AuditSubject, ctx: &AuditContext<'_>) -> SeccompStatus {
         .collect();
     evaluation.verdict = evaluation.policies.iter().map(|r| r.verdict).max();
     evaluation.action = evaluation.policies.iter().map(|r| r.action).max();
-    let status = crate::status::with_conditions(evaluation, &[], &Time(ctx.now));
+    let mut status = crate::status::with_conditions(evaluation, &[], &Time(ctx.now));
+    if let SubjectAdmission::Admitted { scc, .. } = &subject.admission {
+        status.conditions.push(crate::status::condition(
+            crate::status::ADMITTED,
+            "True",
+            "SCCAdmitted",
+            format!("SCC admission (simulated) admits the pod with {scc}"),
+            &[],
+            &Time(ctx.now),
+        ));
+    }
+    status
+}
 
+fn item_for(subject: &AuditSubject, status: SeccompStatusStatus) -> SeccompStatus {
     let mut item = SeccompStatus::new(
         &subject.name,
         SeccompStatusSpec {
@@ -227,6 +323,8 @@ pub struct Summary {
     pub unconfined: usize,
     pub mixed: usize,
     pub not_applicable: usize,
+    /// Pods OpenShift's SCC admission would refuse (simulated).
+    pub rejected: usize,
     pub violating: usize,
 }
 
@@ -242,6 +340,7 @@ impl Summary {
                 PodProfile::Unconfined => summary.unconfined += 1,
                 PodProfile::Mixed => summary.mixed += 1,
                 PodProfile::NotApplicable => summary.not_applicable += 1,
+                PodProfile::Rejected => summary.rejected += 1,
             }
             if status.verdict == Some(Verdict::Violating) {
                 summary.violating += 1;
@@ -251,8 +350,13 @@ impl Summary {
     }
 
     pub fn line(&self) -> String {
+        let rejected = if self.rejected > 0 {
+            format!(", {} refused by SCC admission", self.rejected)
+        } else {
+            String::new()
+        };
         format!(
-            "{} objects: {} confined, {} unconfined, {} mixed, {} not applicable; {} violating a policy",
+            "{} objects: {} confined, {} unconfined, {} mixed, {} not applicable{rejected}; {} violating a policy",
             self.objects, self.confined, self.unconfined, self.mixed, self.not_applicable, self.violating
         )
     }

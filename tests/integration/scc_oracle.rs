@@ -1,0 +1,286 @@
+//! SCC admission: the audit's simulation (`seccomp_sentinel::scc`) against OpenShift's own SCC
+//! admission plugin and Kubernetes' pod create strategy (`e2e/bin/scc-oracle`, built by
+//! `make testenv` from `e2e/openshift/oracle`), on the corpus in `tests/openshift/corpus`. For
+//! every case they must agree on admitted or refused, the SCC, and every container's effective
+//! profile (the engine's reading of each admitted pod).
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use k8s_openapi::api::core::v1::Pod;
+use seccomp_sentinel::{
+    api::KubeletSeccompDefault,
+    audit::report,
+    engine::{self, Facts, NodeFacts, PodView, SccDefaults},
+    scc::{self, AdmissionRequest, NamespaceAllocation, OpenShiftVersion, Scc, SccGrant},
+};
+use serde_json::{Value, json};
+
+const ALLOW_ANNOTATION: &str = "oracle.sentinel.dev/scc-allow";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+fn documents(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.split("\n---")
+        .filter(|chunk| {
+            chunk
+                .lines()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        })
+        .map(|chunk| {
+            serde_saphyr::from_str::<Value>(chunk.trim_start_matches("---"))
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        })
+        .filter(|v| v.is_object())
+        .collect()
+}
+
+struct Case {
+    name: String,
+    allow: Vec<String>,
+    pod: Pod,
+}
+
+fn corpus() -> Vec<Case> {
+    let dir = root().join("tests/openshift/corpus");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("corpus directory")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    let mut cases = Vec::new();
+    for file in files {
+        for document in documents(&file) {
+            let allow: Vec<String> = document
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(ALLOW_ANNOTATION))
+                .and_then(Value::as_str)
+                .unwrap_or("restricted-v2")
+                .split(',')
+                .map(String::from)
+                .collect();
+            let found = report::subjects(&document)
+                .unwrap_or_else(|e| panic!("{}: {e:?}: {document}", file.display()));
+            for subject in found {
+                let mut pod = subject.pod;
+                pod.metadata.namespace = Some(subject.namespace.clone());
+                pod.metadata.name = Some(subject.name.clone());
+                cases.push(Case {
+                    name: format!(
+                        "{}/{}",
+                        file.file_name().unwrap_or_default().to_string_lossy(),
+                        subject.name
+                    ),
+                    allow: allow.clone(),
+                    pod,
+                });
+            }
+        }
+    }
+    cases
+}
+
+/// Every container's effective profile, as the engine reads an admitted pod.
+fn profiles(pod: &Pod, sccs: &SccDefaults) -> Vec<String> {
+    let node = NodeFacts {
+        windows: false,
+        kubelet_minor: Some(33),
+        seccomp_default: KubeletSeccompDefault::False,
+    };
+    let facts = Facts {
+        node: Some(&node),
+        unknown_node_seccomp_default: KubeletSeccompDefault::False,
+        sccs,
+    };
+    engine::evaluate(&PodView::from_pod(pod), &facts)
+        .containers
+        .iter()
+        .map(|c| {
+            format!(
+                "{}={:?}{}",
+                c.name,
+                c.profile.type_,
+                c.profile
+                    .localhost_profile
+                    .as_deref()
+                    .map(|p| format!("({p})"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    Admitted { scc: String, profiles: Vec<String> },
+    NotSubject { profiles: Vec<String> },
+    Refused(String),
+}
+
+impl Answer {
+    fn same_as(&self, other: &Answer) -> bool {
+        match (self, other) {
+            (Answer::Refused(_), Answer::Refused(_)) => true,
+            _ => self == other,
+        }
+    }
+}
+
+#[test]
+fn scc_admission_simulation_agrees_with_openshifts_admission_plugin() {
+    let oracle = root().join("e2e/bin/scc-oracle");
+    assert!(
+        oracle.exists(),
+        "{} is missing: run `make testenv` (it builds OpenShift's SCC admission oracle from e2e/openshift)",
+        oracle.display()
+    );
+    let mut scc_objects = documents(&root().join("e2e/openshift/sccs.yaml"));
+    scc_objects.extend(documents(&root().join("tests/openshift/sccs-custom.yaml")));
+    let sccs: Vec<Scc> = scc_objects
+        .iter()
+        .map(|o| Scc::parse(o).expect("a valid SCC"))
+        .collect();
+    let mut scc_defaults = SccDefaults::default();
+    for scc in &sccs {
+        scc_defaults.insert(scc.name(), &scc.seccomp_profiles);
+    }
+    let written: BTreeMap<String, NamespaceAllocation> =
+        documents(&root().join("tests/openshift/namespaces.yaml"))
+            .iter()
+            .filter_map(NamespaceAllocation::from_object)
+            .map(|n| (n.name.clone(), n))
+            .collect();
+    let cases = corpus();
+    let namespaces: BTreeSet<String> = cases
+        .iter()
+        .filter_map(|c| c.pod.metadata.namespace.clone())
+        .collect();
+    let allocations: BTreeMap<String, NamespaceAllocation> = namespaces
+        .iter()
+        .map(|n| (n.clone(), NamespaceAllocation::effective(n, written.get(n))))
+        .collect();
+
+    let input = json!({
+        "sccs": scc_objects,
+        "namespaces": allocations.values().map(|a| json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": { "name": a.name, "annotations": a.annotations },
+        })).collect::<Vec<_>>(),
+        "cases": cases.iter().map(|c| json!({
+            "name": c.name,
+            "allow": c.allow.iter().map(|a| if a == "all" { "*" } else { a.as_str() }).collect::<Vec<_>>(),
+            "pod": c.pod,
+        })).collect::<Vec<_>>(),
+    });
+    if let Some(path) = std::env::var_os("SENTINEL_ORACLE_INPUT") {
+        // For debugging: the oracle's input, to run it by hand.
+        std::fs::write(path, input.to_string()).expect("write the oracle input");
+    }
+    let mut child = Command::new(&oracle)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run scc-oracle");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.to_string().as_bytes())
+        .expect("write the corpus to the oracle");
+    let output = child.wait_with_output().expect("oracle output");
+    assert!(
+        output.status.success(),
+        "scc-oracle failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results: Vec<Value> = serde_json::from_slice(&output.stdout).expect("the oracle's JSON");
+    assert_eq!(results.len(), cases.len());
+
+    let mut disagreements = Vec::new();
+    let mut chosen = BTreeSet::new();
+    let (mut admitted, mut refused) = (0, 0);
+    for (case, result) in cases.iter().zip(&results) {
+        assert_eq!(result["name"], case.name.as_str());
+        let oracle_answer = if result["admitted"] == true {
+            let pod: Pod = serde_json::from_value(result["pod"].clone()).expect("the oracle's pod");
+            let profiles = profiles(&pod, &scc_defaults);
+            match result["scc"].as_str().filter(|s| !s.is_empty()) {
+                Some(scc) => Answer::Admitted {
+                    scc: scc.to_string(),
+                    profiles,
+                },
+                None => Answer::NotSubject { profiles },
+            }
+        } else {
+            Answer::Refused(format!(
+                "{}: {}",
+                result["stage"].as_str().unwrap_or_default(),
+                result["reason"].as_str().unwrap_or_default()
+            ))
+        };
+        let grant = if case.allow.iter().any(|a| a == "all") {
+            SccGrant::All
+        } else {
+            SccGrant::Names(case.allow.iter().cloned().collect())
+        };
+        let namespace = case.pod.metadata.namespace.clone().unwrap_or_default();
+        let request = AdmissionRequest {
+            sccs: &sccs,
+            grant: &grant,
+            namespace: &allocations[&namespace],
+            version: OpenShiftVersion::NEWEST,
+        };
+        let simulated = match scc::simulate(&case.pod, &request) {
+            Ok(Some(admission)) => Answer::Admitted {
+                scc: admission.scc,
+                profiles: profiles(&admission.pod, &scc_defaults),
+            },
+            Ok(None) => Answer::NotSubject {
+                profiles: profiles(&case.pod, &scc_defaults),
+            },
+            Err(rejection) => Answer::Refused(rejection.message),
+        };
+        match &oracle_answer {
+            Answer::Admitted { scc, .. } => {
+                admitted += 1;
+                chosen.insert(scc.clone());
+            }
+            Answer::Refused(_) => refused += 1,
+            Answer::NotSubject { .. } => {}
+        }
+        if !simulated.same_as(&oracle_answer) {
+            disagreements.push(format!(
+                "{}:\n  OpenShift: {oracle_answer:?}\n  audit:     {simulated:?}",
+                case.name
+            ));
+        }
+    }
+    eprintln!(
+        "scc oracle: {} cases, {admitted} admitted by {} SCCs, {refused} refused, {} disagreements",
+        cases.len(),
+        chosen.len(),
+        disagreements.len()
+    );
+    assert!(
+        disagreements.is_empty(),
+        "{} of {} cases disagree:\n{}",
+        disagreements.len(),
+        cases.len(),
+        disagreements.join("\n")
+    );
+    // The corpus must keep exercising both outcomes and many SCCs.
+    assert!(cases.len() >= 60, "the corpus has only {} cases", cases.len());
+    assert!(
+        admitted >= 20 && refused >= 20,
+        "{admitted} admitted, {refused} refused"
+    );
+    assert!(chosen.len() >= 8, "SCCs chosen: {chosen:?}");
+}
