@@ -11,7 +11,10 @@
 //! 3. `privileged: true` → Unconfined whatever was asked: the runtime drops the profile.
 //!
 //! A pod field equal to the default of the OpenShift SCC that admitted the pod is attributed to
-//! `SCCDefault`, marked as inferred: the stored pod cannot tell who wrote it.
+//! `SCCDefault`, marked as inferred: the stored pod cannot tell who wrote it. On a pod SCC
+//! admission admitted, a container field equal to the container's legacy annotation is attributed
+//! to the annotation (admission converted it), and a pod field equal to the pod annotation is
+//! marked inferred (admission writes that annotation for every field it keeps).
 
 mod view;
 
@@ -167,6 +170,22 @@ impl Rules<'_> {
         if source == ProfileSource::PodField && self.scc_default == Some(&requested) {
             source = ProfileSource::SccDefault;
             source_inferred = true;
+        }
+        if pod.scc.is_some() {
+            // SCC admission (OpenShift 4.13+) turns a container annotation into an equal
+            // container field, and writes the pod annotation for every pod field it keeps: the
+            // stored pod cannot say which of the two its author wrote.
+            let annotated = |value: Option<&str>| value.and_then(RequestedProfile::from_annotation);
+            if source == ProfileSource::ContainerField
+                && annotated(c.annotation.as_deref()).as_ref() == Some(&requested)
+            {
+                source = ProfileSource::ContainerAnnotation;
+                source_inferred = true;
+            } else if source == ProfileSource::PodField
+                && annotated(pod.annotation.as_deref()).as_ref() == Some(&requested)
+            {
+                source_inferred = true;
+            }
         }
 
         let mut profile = match &requested {

@@ -453,6 +453,41 @@ fn openshift_scc_defaults_are_attributed_and_marked_inferred() {
 }
 
 #[test]
+fn annotations_that_scc_admission_converted_are_attributed_and_marked_inferred() {
+    let sccs = openshift_sccs();
+    // The container annotation was the author's; admission copied it into the container field.
+    let mut converted = PodView {
+        scc: Some("privileged".into()),
+        ..pod(None, vec![container("c", Container, unconfined())])
+    };
+    converted.containers[0].annotation = Some("unconfined".into());
+    let status = eval_on(&converted, &node(OFF, 33), &sccs);
+    assert_eq!(
+        decided(&status, "c"),
+        (T::Unconfined, None, S::ContainerAnnotation)
+    );
+    assert!(status.containers[0].source_inferred);
+    // Without SCC admission the same pair is the author's field (and annotation).
+    converted.scc = None;
+    let status = eval_on(&converted, &node(OFF, 33), &sccs);
+    assert_eq!(decided(&status, "c").2, S::ContainerField);
+    assert!(!status.containers[0].source_inferred);
+
+    // A pod field with the annotation admission writes beside it: the field, but inferred.
+    let mut written = PodView {
+        scc: Some("privileged".into()),
+        ..pod(
+            localhost("profiles/app.json"),
+            vec![container("c", Container, None)],
+        )
+    };
+    written.annotation = Some("localhost/profiles/app.json".into());
+    let status = eval_on(&written, &node(OFF, 33), &sccs);
+    assert_eq!(decided(&status, "c").2, S::PodField);
+    assert!(status.containers[0].source_inferred);
+}
+
+#[test]
 fn pod_summary() {
     let n = node(OFF, 33);
     let summary = |p: PodView| {
@@ -683,7 +718,11 @@ proptest! {
             }
             // A container field always decides.
             if let Some(field) = &view.profile {
-                prop_assert_eq!(c.source, S::ContainerField);
+                // ...reported as the annotation SCC admission converted when they are equal.
+                let converted = p.scc.is_some()
+                    && view.annotation.as_deref().and_then(RequestedProfile::from_annotation).as_ref() == Some(field);
+                prop_assert_eq!(c.source, if converted { S::ContainerAnnotation } else { S::ContainerField });
+                prop_assert_eq!(c.source_inferred, converted);
                 let expected = match field {
                     RequestedProfile::RuntimeDefault => T::RuntimeDefault,
                     RequestedProfile::Localhost(_) => T::Localhost,
