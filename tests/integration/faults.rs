@@ -1,7 +1,7 @@
 //! Faults, injected with real processes: objects the client cannot decode, an API server that
 //! goes away while the watch misses changes (and etcd compacted meanwhile, so the watch must list
 //! again), an operator killed mid first sync, a leader killed right after evicting, shutdown
-//! while the first list hangs, secrets that must never reach the logs, and the trust boundaries
+//! while the first list hangs, a write whose answer is lost, secrets that must never reach the logs, and the trust boundaries
 //! (someone else's fields in a status, an `openshift.io/scc` set by a pod's creator).
 use std::{
     collections::BTreeMap,
@@ -282,6 +282,121 @@ async fn an_api_server_restart_mid_sync_converges() {
     eprintln!(
         "API server restart: converged {:.1}s after it came back",
         back.elapsed().as_secs_f64()
+    );
+    assert_written_once(&ctx).await;
+    operator.stop().await;
+}
+
+/// Passes every request to the API server but throws the answer away, as a broken connection
+/// would, for the first `remaining` PATCHes whose path ends with `path`; and, while
+/// `watches_down`, refuses every watch of SeccompStatuses (so the operator cannot learn of the
+/// write from its watch either, as when the API server itself went away).
+#[derive(Clone)]
+struct LoseAnswers<S> {
+    inner: S,
+    path: String,
+    remaining: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    watches_down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for LoseAnswers<S>
+where
+    S: tower::Service<http::Request<B>> + Send,
+    S::Future: Send + 'static,
+    S::Error: Into<tower::BoxError>,
+    S::Response: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = tower::BoxError;
+    type Future = futures::future::BoxFuture<'static, Result<S::Response, tower::BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        use std::sync::atomic::Ordering::SeqCst;
+        let lose = request.method() == http::Method::PATCH
+            && request.uri().path().ends_with(&self.path)
+            && self
+                .remaining
+                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        let status_watch = request.uri().path().ends_with("/seccompstatuses")
+            && request.uri().query().is_some_and(|q| q.contains("watch=true"));
+        if status_watch && self.watches_down.load(SeqCst) {
+            return Box::pin(async { Err("connection refused (status watches are down on purpose)".into()) });
+        }
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let answer = answer.await.map_err(Into::into)?;
+            if lose {
+                drop(answer);
+                return Err("connection reset by peer (the answer was lost on purpose)".into());
+            }
+            Ok(answer)
+        })
+    }
+}
+
+#[derive(Clone)]
+struct LoseAnswersLayer(LoseAnswers<()>);
+
+impl<S> tower::Layer<S> for LoseAnswersLayer {
+    type Service = LoseAnswers<S>;
+    fn layer(&self, inner: S) -> LoseAnswers<S> {
+        LoseAnswers {
+            inner,
+            path: self.0.path.clone(),
+            remaining: self.0.remaining.clone(),
+            watches_down: self.0.watches_down.clone(),
+        }
+    }
+}
+
+/// A status write the API server stored but whose answer never arrived is not made again: the
+/// retry reads the status back first (a second write would carry new transition times, so the
+/// status would be written twice).
+#[tokio::test]
+async fn a_stored_write_whose_answer_was_lost_is_not_made_again() {
+    let ctx = support::context("fault-lost-answer").await;
+    let kubeconfig = Kubeconfig::read_from(ctx.cluster.kubeconfig()).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("config");
+    let remaining = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(2));
+    let watches_down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let layer = LoseAnswersLayer(LoseAnswers {
+        inner: (),
+        path: "/seccompstatuses/lost-answer".into(),
+        remaining: remaining.clone(),
+        watches_down: watches_down.clone(),
+    });
+    let client = kube::client::ClientBuilder::try_from(config)
+        .expect("client builder")
+        .with_layer(&layer)
+        .build();
+    let operator = Operator::start(client, support::namespace_config(&ctx)).await;
+    ctx.api::<Pod>()
+        .create(
+            &PostParams::default(),
+            &pod("lost-answer", Some("RuntimeDefault")),
+        )
+        .await
+        .expect("create pod");
+    wait_for("the first write", TIMEOUT, || async {
+        (remaining.load(std::sync::atomic::Ordering::SeqCst) < 2).then_some(())
+    })
+    .await;
+    // Time for the retries (0.5 s, then 1 s) that a second write would come from, with the
+    // status watch still down.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    watches_down.store(false, std::sync::atomic::Ordering::SeqCst);
+    wait_for("the status", TIMEOUT, || all_correct(&ctx)).await;
+    assert_eq!(
+        remaining.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the first write's answer was lost, and no second write was made"
     );
     assert_written_once(&ctx).await;
     operator.stop().await;

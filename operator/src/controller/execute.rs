@@ -175,8 +175,28 @@ fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
     Some(prepared)
 }
 
+/// Reads back a SeccompStatus whose last write got no answer, so that a write the API server did
+/// store is not made again with new transition times.
+async fn confirm_unconfirmed_write(ctx: &Context, key: &PodKey) -> Result<(), Error> {
+    let unconfirmed = ctx.state().pods.get(key).is_some_and(|e| e.write_unconfirmed);
+    if !unconfirmed {
+        return Ok(());
+    }
+    let api: Api<Decoded<StatusWire>> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    let stored = api.get_opt(&key.name).await?;
+    let mut state = ctx.state();
+    if let Some(Decoded::Ok(stored, _)) = stored {
+        state.apply_status(key, StoredStatus::from_wire(&stored));
+    }
+    if let Some(entry) = state.pods.get_mut(key) {
+        entry.write_unconfirmed = false;
+    }
+    Ok(())
+}
+
 /// One pass over one pod; returns when to look again.
 async fn pass(ctx: &Context, key: &PodKey) -> Result<Option<Duration>, Error> {
+    confirm_unconfirmed_write(ctx, key).await?;
     let now = Timestamp::now();
     let Some(Prepared {
         mut plan,
@@ -224,13 +244,25 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Option<Duration>, Error> {
         let body = status::object(&key.namespace, &key.name, &uid, &plan.status);
         ctx.writes.until_ready().await;
         let api: Api<Decoded<StatusWire>> = Api::namespaced(ctx.client.clone(), &key.namespace);
-        let written = api
+        let written = match api
             .patch(
                 &key.name,
                 &PatchParams::apply(status::MANAGER).force(),
                 &Patch::Apply(&body),
             )
-            .await?;
+            .await
+        {
+            Ok(written) => written,
+            Err(error) => {
+                // An answer from the API server says it was not stored; anything else may have been.
+                if !matches!(error, kube::Error::Api(_))
+                    && let Some(entry) = ctx.state().pods.get_mut(key)
+                {
+                    entry.write_unconfirmed = true;
+                }
+                return Err(error.into());
+            }
+        };
         ctx.stats
             .status_writes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -143,6 +143,9 @@ pub struct PodEntry {
     pub failures: u8,
     /// Planned at least once since start (warm-up).
     pub seen: bool,
+    /// A write of its SeccompStatus failed without an answer (the connection broke): it may have
+    /// been stored all the same, so the next pass reads it back before deciding to write.
+    pub write_unconfirmed: bool,
 }
 
 /// A policy as the state holds it.
