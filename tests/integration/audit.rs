@@ -275,6 +275,58 @@ fn json_items_match_the_crd_schema() {
     assert!(!validator.is_valid(&wrong));
 }
 
+/// Manifests judged against the live cluster: its SCCs (the default set, installed by the test
+/// environment), its namespace, and the SCCs a service account may use, asked of its RBAC.
+#[tokio::test]
+async fn manifests_are_admitted_with_the_clusters_sccs_and_grants() {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
+    let ctx = support::context("audit-grants").await;
+    let role: ClusterRole = serde_json::from_value(json!({
+        "metadata": { "name": format!("{}-use-anyuid", ctx.ns) },
+        "rules": [{ "apiGroups": ["security.openshift.io"], "resources": ["securitycontextconstraints"],
+                    "resourceNames": ["anyuid"], "verbs": ["use"] }]
+    }))
+    .expect("role");
+    kube::Api::<ClusterRole>::all(ctx.client.clone())
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("create the cluster role");
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": { "name": "builder-anyuid" },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": format!("{}-use-anyuid", ctx.ns) },
+        "subjects": [{ "kind": "ServiceAccount", "name": "builder", "namespace": ctx.ns }]
+    }))
+    .expect("binding");
+    ctx.api::<RoleBinding>()
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("create the binding");
+    let manifests = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: as-builder, namespace: {ns}}}\nspec:\n  serviceAccountName: builder\n  securityContext: {{runAsUser: 0}}\n  containers: [{{name: app, image: i}}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: as-default, namespace: {ns}}}\nspec:\n  securityContext: {{runAsUser: 0}}\n  containers: [{{name: app, image: i}}]\n",
+        ns = ctx.ns
+    );
+    let kubeconfig = ctx.cluster.kubeconfig().display().to_string();
+    let run = audit(
+        &["-f", "-", "--kubeconfig", &kubeconfig, "-o", "json"],
+        Some(&manifests),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rows = rows_by_name(&run);
+    // The binding lets builder use anyuid, which admits root (and writes no profile).
+    assert_eq!(
+        (rows["as-builder"].0.as_str(), rows["as-builder"].2.as_str()),
+        ("Unconfined", "anyuid"),
+        "{rows:?}"
+    );
+    assert_eq!(rows["as-default"].0, "Rejected", "{rows:?}");
+    let _ = kube::Api::<ClusterRole>::all(ctx.client.clone())
+        .delete(
+            &role.metadata.name.clone().unwrap_or_default(),
+            &Default::default(),
+        )
+        .await;
+}
+
 #[tokio::test]
 async fn live_mode_audits_the_cluster() {
     let ctx = support::context("audit-live").await;

@@ -5,7 +5,7 @@
 pub mod report;
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     io::{IsTerminal, Read, Write},
     path::{Path, PathBuf},
 };
@@ -40,7 +40,10 @@ pub struct AuditArgs {
     #[arg(short = 'f', long = "filename")]
     pub files: Vec<PathBuf>,
 
-    /// Kubeconfig of the live cluster (default: KUBECONFIG or ~/.kube/config).
+    /// Kubeconfig of the live cluster (default: KUBECONFIG or ~/.kube/config). Given with `-f`
+    /// (or with --context), the manifests are judged against that cluster: its SCCs (unless
+    /// --scc-file), its namespaces, and the SCCs their service accounts may use (asked with
+    /// SubjectAccessReviews).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
 
@@ -533,7 +536,7 @@ pub async fn run(args: AuditArgs) -> i32 {
     let result = if args.files.is_empty() {
         live(&args, now, &mut errors).await
     } else {
-        offline(&args, now, &mut errors)
+        offline(&args, now, &mut errors).await
     };
     let items = match result {
         Ok(items) => items,
@@ -563,15 +566,26 @@ pub async fn run(args: AuditArgs) -> i32 {
     i32::from(failed)
 }
 
-fn offline(
+async fn offline(
     args: &AuditArgs,
     now: Timestamp,
     errors: &mut Vec<String>,
 ) -> Result<Vec<SeccompStatus>, AuditError> {
     let minor = version_minor(args)?;
-    let documents = read_inputs(&args.files, args.max_input_bytes, errors);
+    let mut documents = read_inputs(&args.files, args.max_input_bytes, errors);
     let policy_documents = read_inputs(&args.policies, args.max_input_bytes, errors);
-    let scc_documents = read_inputs(&args.scc_files, args.max_input_bytes, errors);
+    let mut scc_documents = read_inputs(&args.scc_files, args.max_input_bytes, errors);
+    // Manifests judged against a live cluster: its SCCs, namespaces and SCC grants.
+    let cluster = if args.kubeconfig.is_some() || args.context.is_some() {
+        let client = client(args).await?;
+        let (sccs, namespaces) = cluster_documents(&client, args.scc_files.is_empty()).await?;
+        scc_documents.extend(sccs);
+        // The input's Namespace objects come first and win.
+        documents.extend(namespaces);
+        Some(client)
+    } else {
+        None
+    };
     let mut subjects = Vec::new();
     for d in &documents {
         let kind = d.value.get("kind").and_then(Value::as_str);
@@ -595,11 +609,16 @@ fn offline(
         value: d.value.clone(),
     }));
     let version = openshift_version(args)?;
+    let granted = match &cluster {
+        Some(client) => cluster_grants(client, &subjects, &scc_all).await,
+        None => BTreeMap::new(),
+    };
     simulate_admission(
         &mut subjects,
         &scc_all,
         &documents,
         &args.scc_allow,
+        &granted,
         version,
         errors,
     );
@@ -625,6 +644,7 @@ fn simulate_admission(
     scc_documents: &[Document],
     documents: &[Document],
     allow: &[String],
+    granted: &BTreeMap<(String, String), BTreeSet<String>>,
     version: OpenShiftVersion,
     errors: &mut Vec<String>,
 ) {
@@ -660,12 +680,14 @@ fn simulate_admission(
     } else {
         SccGrant::Names(allow.iter().map(|a| a.trim().to_string()).collect())
     };
-    let namespaces: BTreeMap<String, NamespaceAllocation> = documents
+    let mut namespaces: BTreeMap<String, NamespaceAllocation> = BTreeMap::new();
+    for allocation in documents
         .iter()
         .filter(|d| d.value.get("kind").and_then(Value::as_str) == Some("Namespace"))
         .filter_map(|d| NamespaceAllocation::from_object(&d.value))
-        .map(|n| (n.name.clone(), n))
-        .collect();
+    {
+        namespaces.entry(allocation.name.clone()).or_insert(allocation);
+    }
     for subject in subjects.iter_mut() {
         let admitted = subject
             .pod
@@ -678,9 +700,14 @@ fn simulate_admission(
         }
         let namespace =
             NamespaceAllocation::effective(&subject.namespace, namespaces.get(&subject.namespace));
+        let account = (subject.namespace.clone(), service_account(&subject.pod));
+        let subject_grant = match (&grant, granted.get(&account)) {
+            (SccGrant::Names(names), Some(extra)) => SccGrant::Names(names.union(extra).cloned().collect()),
+            (other, _) => other.clone(),
+        };
         let request = AdmissionRequest {
             sccs: &sccs,
-            grant: &grant,
+            grant: &subject_grant,
             namespace: &namespace,
             version,
         };
@@ -696,6 +723,126 @@ fn simulate_admission(
             Err(rejection) => subject.admission = SubjectAdmission::Rejected(rejection.message),
         }
     }
+}
+
+/// The service account a pod runs as (`default` when it names none, as OpenShift sets).
+fn service_account(pod: &Pod) -> String {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.service_account_name.clone())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "default".into())
+}
+
+/// The cluster's SCCs (when `with_sccs`) and Namespaces, as input documents.
+async fn cluster_documents(
+    client: &Client,
+    with_sccs: bool,
+) -> Result<(Vec<Document>, Vec<Document>), AuditError> {
+    let mut sccs = Vec::new();
+    if with_sccs {
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("security.openshift.io", "v1", "SecurityContextConstraints"),
+            "securitycontextconstraints",
+        );
+        match Api::<DynamicObject>::all_with(client.clone(), &resource)
+            .list(&ListParams::default())
+            .await
+        {
+            Ok(list) => {
+                for scc in list.items {
+                    let mut value = serde_json::to_value(&scc).unwrap_or_default();
+                    value["kind"] = Value::String("SecurityContextConstraints".into());
+                    sccs.push(Document {
+                        origin: format!("the cluster's SCC {}", scc.name_any()),
+                        value,
+                    });
+                }
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(AuditError::Cluster(format!("listing SCCs: {e}"))),
+        }
+    }
+    let namespaces = Api::<Namespace>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| AuditError::Cluster(format!("listing namespaces: {e}")))?
+        .items
+        .into_iter()
+        .map(|n| {
+            let mut value = serde_json::to_value(&n).unwrap_or_default();
+            value["kind"] = Value::String("Namespace".into());
+            Document {
+                origin: format!("the cluster's namespace {}", n.name_any()),
+                value,
+            }
+        })
+        .collect();
+    Ok((sccs, namespaces))
+}
+
+/// The SCCs each (namespace, service account) of the subjects may `use`, asked of the cluster
+/// with SubjectAccessReviews. When the cluster will not answer, a note says so and the audit goes
+/// on with `--scc-allow` alone.
+async fn cluster_grants(
+    client: &Client,
+    subjects: &[AuditSubject],
+    scc_documents: &[Document],
+) -> BTreeMap<(String, String), BTreeSet<String>> {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+    };
+    let scc_names: BTreeSet<String> = scc_documents
+        .iter()
+        .filter(|d| d.value.get("kind").and_then(Value::as_str) == Some("SecurityContextConstraints"))
+        .filter_map(|d| d.value.pointer("/metadata/name")?.as_str().map(String::from))
+        .collect();
+    let accounts: BTreeSet<(String, String)> = subjects
+        .iter()
+        .map(|s| (s.namespace.clone(), service_account(&s.pod)))
+        .collect();
+    let api: Api<SubjectAccessReview> = Api::all(client.clone());
+    let mut granted: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for (namespace, account) in accounts {
+        for scc in &scc_names {
+            let review = SubjectAccessReview {
+                spec: SubjectAccessReviewSpec {
+                    user: Some(format!("system:serviceaccount:{namespace}:{account}")),
+                    groups: Some(vec![
+                        "system:serviceaccounts".into(),
+                        format!("system:serviceaccounts:{namespace}"),
+                        "system:authenticated".into(),
+                    ]),
+                    resource_attributes: Some(ResourceAttributes {
+                        group: Some("security.openshift.io".into()),
+                        resource: Some("securitycontextconstraints".into()),
+                        verb: Some("use".into()),
+                        name: Some(scc.clone()),
+                        namespace: Some(namespace.clone()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            match api.create(&kube::api::PostParams::default(), &review).await {
+                Ok(answer) if answer.status.as_ref().is_some_and(|s| s.allowed) => {
+                    granted
+                        .entry((namespace.clone(), account.clone()))
+                        .or_default()
+                        .insert(scc.clone());
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!(
+                        "note: cannot ask the cluster which SCCs service accounts may use ({e}): only --scc-allow counts"
+                    );
+                    return BTreeMap::new();
+                }
+            }
+        }
+    }
+    granted
 }
 
 async fn client(args: &AuditArgs) -> Result<Client, AuditError> {
