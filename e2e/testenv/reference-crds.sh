@@ -2,7 +2,9 @@
 # Copies the CRDs of the APIs seccomp-sentinel reads but does not own from their pinned upstream Go
 # modules into e2e/bin/crds/, so the test control plane serves the real schemas:
 #   - SecurityContextConstraints (security.openshift.io/v1), from github.com/openshift/api;
-#   - SeccompProfile (security-profiles-operator.x-k8s.io), from sigs.k8s.io/security-profiles-operator.
+#   - SeccompProfile (security-profiles-operator.x-k8s.io), from sigs.k8s.io/security-profiles-operator;
+#   - ClusterServiceVersion (operators.coreos.com/v1alpha1), from github.com/operator-framework/api,
+#     to check the OLM bundle's objects against the API server (not installed by default).
 # Nothing of the modules is committed to this repository; each copy is redone only when its pin moves.
 set -euo pipefail
 
@@ -33,3 +35,6 @@ fetch github.com/openshift/api@v0.0.0-20260213204242-d34f11c515b3 \
 fetch sigs.k8s.io/security-profiles-operator@v0.10.0 \
   deploy/base-crds/crds/seccompprofile.yaml \
   seccompprofiles.crd.yaml
+fetch github.com/operator-framework/api@v0.45.0 \
+  crds/operators.coreos.com_clusterserviceversions.yaml \
+  clusterserviceversions.crd.yaml

@@ -4,6 +4,7 @@ mod support;
 
 mod agent;
 mod audit;
+mod bundle;
 mod controller;
 mod deploy;
 mod faults;

@@ -2,7 +2,8 @@
 //! same sources as the kustomize install: the CSV base of `config/manifests`, the Deployment of
 //! `config/manager`, the RBAC of `config/rbac` bound to the manager's service account, the CRDs of
 //! `crds/` and the samples of `config/samples`. A bundle cannot hold a DaemonSet: the operator
-//! runs the node agent itself (`--agent-image`); its service account and RBAC are bundle objects.
+//! runs the node agent itself (`--agent-image`); its service account and RBAC are OLM permissions
+//! of the CSV, bound in the install namespace.
 use std::{
     fs,
     path::{Path, PathBuf},
@@ -78,6 +79,11 @@ fn main() -> anyhow::Result<()> {
         .to_string();
     let cluster_rules = one(&root.join("config/rbac/manager_role.yaml"))?["rules"].clone();
     let namespaced_rules = one(&root.join("config/rbac/namespace_role.yaml"))?["rules"].clone();
+    let agent_account = one(&root.join("config/agent/service_account.yaml"))?["metadata"]["name"]
+        .as_str()
+        .context("the agent's service account name")?
+        .to_string();
+    let agent_rules = one(&root.join("config/agent/role.yaml"))?["rules"].clone();
     if cluster_rules.to_string().contains("customresourcedefinitions") {
         bail!("the manager must not be able to create CRDs");
     }
@@ -85,11 +91,21 @@ fn main() -> anyhow::Result<()> {
         "strategy": "deployment",
         "spec": {
             "deployments": [{ "name": deployment["metadata"]["name"], "label": deployment["metadata"]["labels"], "spec": spec }],
-            "clusterPermissions": [{ "serviceAccountName": service_account, "rules": cluster_rules }],
+            // The agent's rules as OLM permissions: OLM creates its service account and binds it
+            // in whatever namespace the operator is installed into (a ClusterRoleBinding in the
+            // bundle would name one namespace for good).
+            "clusterPermissions": [
+                { "serviceAccountName": service_account, "rules": cluster_rules },
+                { "serviceAccountName": agent_account, "rules": agent_rules },
+            ],
             "permissions": [{ "serviceAccountName": service_account, "rules": namespaced_rules }],
         }
     });
     csv["spec"]["relatedImages"] = json!([{ "name": "seccomp-sentinel", "image": args.image }]);
+    // OLM installs the CSV in the namespace of its OperatorGroup; the base's placeholder goes.
+    if let Some(meta) = csv["metadata"].as_object_mut() {
+        meta.remove("namespace");
+    }
     csv["metadata"]["annotations"]["containerImage"] = json!(args.image);
     csv["metadata"]["annotations"]["createdAt"] = json!(args.created_at);
 
@@ -133,27 +149,6 @@ fn main() -> anyhow::Result<()> {
         let value = serde_json::to_value(&crd)?;
         let file = format!("{}_{}.yaml", crd.spec.group, crd.spec.names.plural);
         write_yaml(&manifests.join(file), &value)?;
-    }
-    // The node agent's service account and RBAC travel as bundle objects (OLM creates them).
-    for (file, out) in [
-        (
-            "service_account.yaml",
-            "seccomp-sentinel-agent_v1_serviceaccount.yaml",
-        ),
-        (
-            "role.yaml",
-            "seccomp-sentinel-agent_rbac.authorization.k8s.io_v1_clusterrole.yaml",
-        ),
-        (
-            "role_binding.yaml",
-            "seccomp-sentinel-agent_rbac.authorization.k8s.io_v1_clusterrolebinding.yaml",
-        ),
-    ] {
-        let mut object = one(&root.join("config/agent").join(file))?;
-        if let Some(meta) = object["metadata"].as_object_mut() {
-            meta.remove("namespace");
-        }
-        write_yaml(&manifests.join(out), &object)?;
     }
     // The metrics Service travels as a bundle object.
     let service = one(&root.join("config/manager/service.yaml"))?;
