@@ -3,6 +3,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use seccomp_sentinel::{agent, api, audit, controller, telemetry};
+use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
 /// Reports, and can enforce, the effective seccomp profile of every container in a cluster.
@@ -151,12 +152,21 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     });
     let metrics = Arc::new(telemetry::Metrics::default());
     let server_metrics = metrics.clone();
-    let (health, metrics_addr) = (args.health_addr, args.metrics_addr);
+    // Bound before anything starts: a port already taken is a start-up error, not a silent
+    // operator without probes or metrics.
+    let listeners = telemetry::Listeners::bind(args.health_addr, args.metrics_addr).await?;
+    let (health, metrics_addr) = listeners.addresses();
+    info!(?health, metrics = ?metrics_addr, "serving health probes and metrics");
     let server_stop = stop.clone().cancelled_owned();
-    let server =
-        tokio::spawn(
-            async move { telemetry::serve(server_metrics, health, metrics_addr, server_stop).await },
-        );
+    let server_error_stop = stop.clone();
+    let server = tokio::spawn(async move {
+        let served = telemetry::serve(server_metrics, listeners, server_stop).await;
+        if let Err(e) = &served {
+            error!(error = %e, "the health and metrics server failed: stopping");
+            server_error_stop.cancel();
+        }
+        served
+    });
 
     let context = Arc::new(controller::Context::new(
         client.clone(),

@@ -222,11 +222,62 @@ impl Metrics {
     }
 }
 
-/// Serves `/livez` and `/readyz` on `health`, and `/metrics` on `metrics` (they may be equal).
+/// A port the operator could not listen on: fatal at start-up (without it there are no probes,
+/// or no metrics, and nothing would say why).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {address} for {purpose}: {source}")]
+pub struct BindError {
+    pub address: SocketAddr,
+    pub purpose: &'static str,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// The sockets of the health and metrics endpoints, bound before anything else starts.
+pub struct Listeners {
+    health: tokio::net::TcpListener,
+    /// `None` when metrics share the health port.
+    metrics: Option<tokio::net::TcpListener>,
+}
+
+impl Listeners {
+    pub async fn bind(health: SocketAddr, metrics: SocketAddr) -> Result<Listeners, BindError> {
+        let listen = |address: SocketAddr, purpose: &'static str| async move {
+            tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|source| BindError {
+                    address,
+                    purpose,
+                    source,
+                })
+        };
+        if health == metrics {
+            return Ok(Listeners {
+                health: listen(health, "health probes and metrics").await?,
+                metrics: None,
+            });
+        }
+        Ok(Listeners {
+            health: listen(health, "health probes (/livez, /readyz)").await?,
+            metrics: Some(listen(metrics, "metrics (/metrics)").await?),
+        })
+    }
+
+    /// The addresses actually bound (port 0 picks one).
+    pub fn addresses(&self) -> (Option<SocketAddr>, Option<SocketAddr>) {
+        let health = self.health.local_addr().ok();
+        let metrics = match &self.metrics {
+            Some(m) => m.local_addr().ok(),
+            None => health,
+        };
+        (health, metrics)
+    }
+}
+
+/// Serves `/livez` and `/readyz`, and `/metrics`, on the bound listeners until `shutdown`.
 pub async fn serve(
     metrics: Arc<Metrics>,
-    health: SocketAddr,
-    metrics_addr: SocketAddr,
+    listeners: Listeners,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let health_routes = {
@@ -271,19 +322,23 @@ pub async fn serve(
     let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stopped| *stopped).await;
     };
-    if health == metrics_addr {
-        let listener = tokio::net::TcpListener::bind(health).await?;
-        axum::serve(listener, health_routes.merge(metrics_routes))
-            .with_graceful_shutdown(stop(rx))
-            .await
-    } else {
-        let health_listener = tokio::net::TcpListener::bind(health).await?;
-        let metrics_listener = tokio::net::TcpListener::bind(metrics_addr).await?;
-        let (a, b) = tokio::join!(
-            axum::serve(health_listener, health_routes).with_graceful_shutdown(stop(rx.clone())),
-            axum::serve(metrics_listener, metrics_routes).with_graceful_shutdown(stop(rx)),
-        );
-        a.and(b)
+    let Listeners {
+        health: health_listener,
+        metrics,
+    } = listeners;
+    match metrics {
+        None => {
+            axum::serve(health_listener, health_routes.merge(metrics_routes))
+                .with_graceful_shutdown(stop(rx))
+                .await
+        }
+        Some(metrics_listener) => {
+            let (a, b) = tokio::join!(
+                axum::serve(health_listener, health_routes).with_graceful_shutdown(stop(rx.clone())),
+                axum::serve(metrics_listener, metrics_routes).with_graceful_shutdown(stop(rx)),
+            );
+            a.and(b)
+        }
     }
 }
 

@@ -755,3 +755,46 @@ async fn a_self_set_scc_annotation_buys_no_exemption() {
     delete_policy(&ctx, &policy).await;
     operator.stop().await;
 }
+
+/// A metrics or health port already taken stops the operator at start-up with a message that
+/// names it, instead of leaving it running without /metrics or probes.
+#[tokio::test]
+async fn a_port_already_taken_is_a_start_up_error() {
+    let ctx = support::context("fault-port-taken").await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to occupy");
+    let port = taken.local_addr().expect("address").port();
+    for (flag, other, purpose) in [
+        (
+            "--metrics-addr",
+            "--health-addr=127.0.0.1:0",
+            "metrics (/metrics)",
+        ),
+        ("--health-addr", "--metrics-addr=127.0.0.1:0", "health probes"),
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
+            .args(["run", "--namespaces", &ctx.ns])
+            .arg(format!("{flag}=127.0.0.1:{port}"))
+            .arg(other)
+            .env("KUBECONFIG", ctx.cluster.kubeconfig())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the operator");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().expect("wait").is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{flag}: the operator kept running with its port taken");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let output = child.wait_with_output().expect("the operator's output");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{flag}: {stderr}");
+        assert!(
+            stderr.contains(&format!("cannot listen on 127.0.0.1:{port} for {purpose}")),
+            "{flag}: {stderr}"
+        );
+    }
+    drop(taken);
+}
