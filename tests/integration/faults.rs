@@ -288,7 +288,8 @@ async fn an_api_server_restart_mid_sync_converges() {
 }
 
 /// Passes every request to the API server but throws the answer away, as a broken connection
-/// would, for the first `remaining` PATCHes whose path ends with `path`; and, while
+/// would (or turns it into a 500, as an API server shutting down mid-request may, when
+/// `as_server_error`), for the first `remaining` PATCHes whose path ends with `path`; and, while
 /// `watches_down`, refuses every watch of SeccompStatuses (so the operator cannot learn of the
 /// write from its watch either, as when the API server itself went away).
 #[derive(Clone)]
@@ -297,14 +298,15 @@ struct LoseAnswers<S> {
     path: String,
     remaining: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     watches_down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    as_server_error: bool,
 }
 
-impl<S, B> tower::Service<http::Request<B>> for LoseAnswers<S>
+impl<S, B, RB> tower::Service<http::Request<B>> for LoseAnswers<S>
 where
-    S: tower::Service<http::Request<B>> + Send,
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>> + Send,
     S::Future: Send + 'static,
     S::Error: Into<tower::BoxError>,
-    S::Response: Send + 'static,
+    RB: Send + 'static,
 {
     type Response = S::Response;
     type Error = tower::BoxError;
@@ -328,8 +330,13 @@ where
             return Box::pin(async { Err("connection refused (status watches are down on purpose)".into()) });
         }
         let answer = self.inner.call(request);
+        let as_server_error = self.as_server_error;
         Box::pin(async move {
-            let answer = answer.await.map_err(Into::into)?;
+            let mut answer = answer.await.map_err(Into::into)?;
+            if lose && as_server_error {
+                *answer.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                return Ok(answer);
+            }
             if lose {
                 drop(answer);
                 return Err("connection reset by peer (the answer was lost on purpose)".into());
@@ -350,15 +357,25 @@ impl<S> tower::Layer<S> for LoseAnswersLayer {
             path: self.0.path.clone(),
             remaining: self.0.remaining.clone(),
             watches_down: self.0.watches_down.clone(),
+            as_server_error: self.0.as_server_error,
         }
     }
 }
 
-/// A status write the API server stored but whose answer never arrived is not made again: the
-/// retry reads the status back first (a second write would carry new transition times, so the
-/// status would be written twice).
+/// A status write the API server stored but whose answer never arrived (or came back as a 500)
+/// is not made again: the retry reads the status back first (a second write would carry new
+/// transition times, so the status would be written twice).
 #[tokio::test]
 async fn a_stored_write_whose_answer_was_lost_is_not_made_again() {
+    lost_answer(false).await;
+}
+
+#[tokio::test]
+async fn a_stored_write_answered_with_a_server_error_is_not_made_again() {
+    lost_answer(true).await;
+}
+
+async fn lost_answer(as_server_error: bool) {
     let ctx = support::context("fault-lost-answer").await;
     let kubeconfig = Kubeconfig::read_from(ctx.cluster.kubeconfig()).expect("kubeconfig");
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
@@ -371,6 +388,7 @@ async fn a_stored_write_whose_answer_was_lost_is_not_made_again() {
         path: "/seccompstatuses/lost-answer".into(),
         remaining: remaining.clone(),
         watches_down: watches_down.clone(),
+        as_server_error,
     });
     let client = kube::client::ClientBuilder::try_from(config)
         .expect("client builder")

@@ -254,8 +254,10 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Option<Duration>, Error> {
         {
             Ok(written) => written,
             Err(error) => {
-                // An answer from the API server says it was not stored; anything else may have been.
-                if !matches!(error, kube::Error::Api(_))
+                // A client error (4xx) says it was not stored; a broken connection or a server
+                // error (a 500 from an API server shutting down mid-request) may come after it was.
+                let refused = matches!(&error, kube::Error::Api(status) if status.code < 500);
+                if !refused
                     && let Some(entry) = ctx.state().pods.get_mut(key)
                 {
                     entry.write_unconfirmed = true;
