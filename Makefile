@@ -17,6 +17,7 @@ testenv: node-prereqs ## Build the pinned control plane and node binaries into e
 	@bash e2e/testenv/build.sh
 	@bash e2e/testenv/reference-crds.sh
 	@bash e2e/openshift/build.sh
+	@bash e2e/monitoring/build.sh
 
 .PHONY: node-prereqs
 node-prereqs: ## Install the Debian packages of the test nodes (containerd, runc, ...) when missing (as root).

@@ -4,7 +4,9 @@
 #   - SecurityContextConstraints (security.openshift.io/v1), from github.com/openshift/api;
 #   - SeccompProfile (security-profiles-operator.x-k8s.io), from sigs.k8s.io/security-profiles-operator;
 #   - ClusterServiceVersion (operators.coreos.com/v1alpha1), from github.com/operator-framework/api,
-#     to check the OLM bundle's objects against the API server (not installed by default).
+#     and ServiceMonitor and PrometheusRule (monitoring.coreos.com/v1), from
+#     github.com/prometheus-operator/prometheus-operator, to check the bundle and config/prometheus
+#     against the API server (not installed by default).
 # Nothing of the modules is committed to this repository; each copy is redone only when its pin moves.
 set -euo pipefail
 
@@ -38,3 +40,9 @@ fetch sigs.k8s.io/security-profiles-operator@v0.10.0 \
 fetch github.com/operator-framework/api@v0.45.0 \
   crds/operators.coreos.com_clusterserviceversions.yaml \
   clusterserviceversions.crd.yaml
+fetch github.com/prometheus-operator/prometheus-operator@v0.85.0 \
+  example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml \
+  servicemonitors.crd.yaml
+fetch github.com/prometheus-operator/prometheus-operator@v0.85.0 \
+  example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml \
+  prometheusrules.crd.yaml

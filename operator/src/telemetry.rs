@@ -64,6 +64,8 @@ pub struct Metrics {
     containers: Family<ContainerLabels, Gauge>,
     runtime_mismatches: Gauge,
     undecodable: Family<ResourceLabels, Counter>,
+    /// Policies whose `actions_total` series exist (at zero or more).
+    known_action_series: std::sync::Mutex<std::collections::BTreeSet<String>>,
     pub ready: AtomicBool,
     pub shutting_down: AtomicBool,
 }
@@ -81,6 +83,7 @@ impl Default for Metrics {
             containers: Family::default(),
             runtime_mismatches: Gauge::default(),
             undecodable: Family::default(),
+            known_action_series: Default::default(),
             ready: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             registry: Registry::default(),
@@ -126,9 +129,67 @@ impl Default for Metrics {
             "Watched objects skipped because they could not be read, by resource",
             metrics.undecodable.clone(),
         );
+        // Every label value known in advance starts at zero, so that `increase()` and `rate()`
+        // see the first event (a series born at 1 has no earlier sample to differ from).
+        for category in ERROR_CATEGORIES {
+            let _ = metrics.reconcile_errors.get_or_create(&CategoryLabels {
+                category: category.into(),
+            });
+        }
+        for kind in WRITE_KINDS {
+            let _ = metrics.writes.get_or_create(&WriteLabels { kind: kind.into() });
+        }
+        for resource in WATCHED_RESOURCES {
+            let _ = metrics.undecodable.get_or_create(&ResourceLabels {
+                resource: resource.into(),
+            });
+        }
         Metrics { registry, ..metrics }
     }
 }
+
+/// The values of `category` on `reconcile_errors_total` (`controller::Error::category`).
+pub const ERROR_CATEGORIES: [&str; 8] = [
+    "conflict",
+    "not_found",
+    "throttled",
+    "invalid",
+    "server",
+    "api",
+    "transport",
+    "watch",
+];
+/// The values of `kind` on `writes_total`.
+pub const WRITE_KINDS: [&str; 6] = [
+    "status",
+    "label",
+    "eviction",
+    "ledger",
+    "policy_status",
+    "daemonset",
+];
+/// The values of `resource` on `undecodable_objects_total`: every resource the operator watches.
+pub const WATCHED_RESOURCES: [&str; 10] = [
+    "pods",
+    "seccompstatuses",
+    "seccomppolicies",
+    "namespaces",
+    "nodes",
+    "replicasets",
+    "statefulsets",
+    "replicationcontrollers",
+    "securitycontextconstraints",
+    "seccompprofiles",
+];
+/// The actions counted per policy on `actions_total`.
+const COUNTED_ACTIONS: [PolicyAction; 6] = [
+    PolicyAction::WouldEvict,
+    PolicyAction::Labeled,
+    PolicyAction::EvictionSkipped,
+    PolicyAction::EvictionBlocked,
+    PolicyAction::EvictionPending,
+    PolicyAction::Evicted,
+];
 
 fn label<T: serde::Serialize>(value: T) -> String {
     serde_json::to_value(value)
@@ -159,6 +220,37 @@ impl Metrics {
                 action: label(action),
             })
             .inc();
+    }
+
+    /// Keeps an `actions_total` series, at zero until it counts, for every action of every policy
+    /// in `policies`, and drops the series of policies no longer there.
+    pub fn known_policies<'a>(&self, policies: impl Iterator<Item = &'a str>) {
+        let known: std::collections::BTreeSet<&str> = policies.collect();
+        let mut known_series = self.known_action_series.lock().unwrap_or_else(|p| p.into_inner());
+        let gone: Vec<String> = known_series
+            .iter()
+            .filter(|p| !known.contains(p.as_str()))
+            .cloned()
+            .collect();
+        for policy in gone {
+            for action in COUNTED_ACTIONS {
+                self.actions.remove(&ActionLabels {
+                    policy: policy.clone(),
+                    action: label(action),
+                });
+            }
+            known_series.remove(&policy);
+        }
+        for policy in known {
+            if known_series.insert(policy.to_string()) {
+                for action in COUNTED_ACTIONS {
+                    let _ = self.actions.get_or_create(&ActionLabels {
+                        policy: policy.to_string(),
+                        action: label(action),
+                    });
+                }
+            }
+        }
     }
 
     /// An object skipped by a watch because it could not be read.
@@ -345,6 +437,42 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counters_start_at_zero_for_every_known_label_value() {
+        let m = Metrics::default();
+        let text = m.encode();
+        for category in ERROR_CATEGORIES {
+            assert!(
+                text.contains(&format!(
+                    r#"seccomp_sentinel_reconcile_errors_total{{category="{category}"}} 0"#
+                )),
+                "{text}"
+            );
+        }
+        assert!(
+            text.contains(r#"seccomp_sentinel_writes_total{kind="eviction"} 0"#),
+            "{text}"
+        );
+        assert!(!text.contains("policy=\"audit\""), "{text}");
+        m.known_policies(["audit", "evict"].into_iter());
+        let text = m.encode();
+        assert!(
+            text.contains(r#"seccomp_sentinel_actions_total{policy="evict",action="EvictionBlocked"} 0"#),
+            "{text}"
+        );
+        m.action("evict", PolicyAction::Evicted);
+        m.known_policies(["evict"].into_iter());
+        let text = m.encode();
+        assert!(
+            !text.contains("policy=\"audit\""),
+            "a deleted policy's series go: {text}"
+        );
+        assert!(
+            text.contains(r#"seccomp_sentinel_actions_total{policy="evict",action="Evicted"} 1"#),
+            "{text}"
+        );
+    }
 
     #[test]
     fn metrics_are_openmetrics_with_bounded_labels() {

@@ -1,7 +1,8 @@
-//! The OLM bundle against the real API server: every object of `bundle/manifests` passes a
+//! What the project ships, against the real API server: every object of `bundle/manifests` passes a
 //! server-side dry run (the ClusterServiceVersion against OLM's own CSV CRD, from the pinned
 //! `github.com/operator-framework/api` module), in a namespace other than `seccomp-sentinel`, and
-//! nothing in it names an install namespace.
+//! nothing in it names an install namespace; every kustomize target of `config/`, rendered by the
+//! real kubectl, passes one too (the monitoring objects against the Prometheus Operator's CRDs).
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -94,5 +95,87 @@ async fn every_bundle_object_passes_the_api_servers_validation_in_any_namespace(
     assert!(
         refused.is_err() && message.contains("Required value"),
         "{message}"
+    );
+}
+
+#[tokio::test]
+async fn every_kustomize_target_passes_the_api_servers_strict_validation() {
+    let ctx = support::context("kustomize-dry-run").await;
+    let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/bin/crds");
+    let monitoring = [
+        crds.join("servicemonitors.crd.yaml"),
+        crds.join("prometheusrules.crd.yaml"),
+    ];
+    for crd in &monitoring {
+        assert!(
+            crd.is_file(),
+            "{} is missing: run `make testenv` (it copies the Prometheus Operator's CRDs from its module)",
+            crd.display()
+        );
+    }
+    let paths: Vec<&Path> = monitoring.iter().map(PathBuf::as_path).collect();
+    sentinel_testenv::apply_and_wait_established(&ctx.cluster.kubectl, ctx.cluster.kubeconfig(), &paths)
+        .expect("install the ServiceMonitor and PrometheusRule CRDs");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for target in [
+        "config/default",
+        "config/agent",
+        "config/openshift",
+        "config/prometheus",
+        "config/samples",
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(target);
+        let rendered = ctx
+            .cluster
+            .try_kubectl(&["kustomize", &path.display().to_string()])
+            .unwrap_or_else(|e| panic!("{target}: {e}"));
+        assert!(rendered.contains("kind:"), "{target} renders nothing");
+        // Into this test's namespace (a dry-run Namespace does not make the next objects' exist).
+        let rendered = rendered
+            .lines()
+            .map(|l| match l.split_once("namespace: ") {
+                Some((indent, ns))
+                    if indent.trim().is_empty() && ns.starts_with("seccomp-") && !l.contains("openshift") =>
+                {
+                    format!("{indent}namespace: {}", ctx.ns)
+                }
+                _ => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let file = dir.path().join(format!("{}.yaml", target.replace('/', "-")));
+        std::fs::write(&file, &rendered).expect("write");
+        // Server-side apply validates strictly: an unknown or misspelt field is an error.
+        let result = ctx.cluster.try_kubectl(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--dry-run=server",
+            "--field-manager=kustomize-check",
+            "-f",
+            &file.display().to_string(),
+        ]);
+        assert!(result.is_ok(), "{target}: {result:?}");
+    }
+    // The check can fail: a misspelt field in a ServiceMonitor is refused.
+    let wrong = dir.path().join("wrong.yaml");
+    std::fs::write(
+        &wrong,
+        format!(
+            "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {{name: wrong, namespace: {}}}\nspec:\n  selector: {{}}\n  endpoints: [{{port: metrics, honourLabels: true}}]\n",
+            ctx.ns
+        ),
+    )
+    .expect("write");
+    let refused = ctx.cluster.try_kubectl(&[
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "-f",
+        &wrong.display().to_string(),
+    ]);
+    assert!(
+        refused.is_err() && format!("{refused:?}").contains("honourLabels"),
+        "{refused:?}"
     );
 }

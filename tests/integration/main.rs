@@ -8,6 +8,7 @@ mod bundle;
 mod controller;
 mod deploy;
 mod faults;
+mod monitoring;
 mod node;
 mod policies;
 mod policy_admission;

@@ -257,9 +257,7 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Option<Duration>, Error> {
                 // A client error (4xx) says it was not stored; a broken connection or a server
                 // error (a 500 from an API server shutting down mid-request) may come after it was.
                 let refused = matches!(&error, kube::Error::Api(status) if status.code < 500);
-                if !refused
-                    && let Some(entry) = ctx.state().pods.get_mut(key)
-                {
+                if !refused && let Some(entry) = ctx.state().pods.get_mut(key) {
                     entry.write_unconfirmed = true;
                 }
                 return Err(error.into());

@@ -83,6 +83,8 @@ fn refresh_gauges(ctx: &Context) {
         .filter(|e| e.pod.is_some() && e.stored.as_ref().is_some_and(|s| s.runtime_mismatch))
         .count();
     ctx.metrics.set_containers(pods, mismatches);
+    ctx.metrics
+        .known_policies(state.policies.keys().map(String::as_str));
 }
 
 /// Counts of what one policy found, from the pods' latest outcomes.

@@ -674,7 +674,21 @@ pub fn apply_and_wait_established(kubectl: &Path, kubeconfig: &Path, paths: &[&P
         if !crds.is_empty() {
             let mut args = vec!["wait", "--for=condition=Established", "--timeout=60s"];
             args.extend(crds);
-            run_kubectl(kubectl, kubeconfig, &args)?;
+            // A CRD created a moment ago may have no conditions yet, which `kubectl wait` reports
+            // as an error instead of waiting: try again for a few seconds.
+            let mut attempts = 0;
+            loop {
+                match run_kubectl(kubectl, kubeconfig, &args) {
+                    Ok(_) => break,
+                    Err(TestenvError::Kubectl { output, .. })
+                        if output.contains("accessor error") && attempts < 40 =>
+                    {
+                        attempts += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(250));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
         }
     }
     Ok(())
