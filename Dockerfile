@@ -16,6 +16,7 @@ RUN cargo build --release --locked --bin seccomp-sentinel \
 FROM registry.access.redhat.com/ubi9/ubi-minimal:9.6
 ARG VERSION=0.1.0
 LABEL name="seccomp-sentinel" \
+      maintainer="seccomp-sentinel maintainers <maintainers@seccomp-sentinel.dev>" \
       vendor="seccomp-sentinel" \
       version="${VERSION}" \
       release="1" \

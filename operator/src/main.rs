@@ -133,7 +133,9 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn run(args: RunArgs) -> anyhow::Result<()> {
+async fn run(mut args: RunArgs) -> anyhow::Result<()> {
+    args.controller
+        .apply_related_images(std::env::var("RELATED_IMAGE_AGENT").ok());
     let kube_config = kube::Config::infer()
         .await
         .context("finding the cluster (KUBECONFIG, ~/.kube/config or in-cluster)")?;

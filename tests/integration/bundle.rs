@@ -73,6 +73,23 @@ async fn every_bundle_object_passes_the_api_servers_validation_in_any_namespace(
         .filter_map(|p| p["serviceAccountName"].as_str())
         .collect();
     assert!(accounts.contains(&"seccomp-sentinel-agent"), "{accounts:?}");
+    // The agent's image is a related image and RELATED_IMAGE_AGENT (mirroring rewrites both).
+    let related: Vec<&str> = csv["spec"]["relatedImages"]
+        .as_array()
+        .expect("relatedImages")
+        .iter()
+        .filter_map(|i| i["name"].as_str())
+        .collect();
+    assert!(related.contains(&"agent"), "{related:?}");
+    let env =
+        &csv["spec"]["install"]["spec"]["deployments"][0]["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(
+        env.as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["name"] == "RELATED_IMAGE_AGENT" && e["value"].is_string()),
+        "{env}"
+    );
 
     // The check can fail: a CSV with an owned CRD resource without its name (the bundle's old
     // defect) is refused by OLM's schema.

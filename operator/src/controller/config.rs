@@ -44,7 +44,8 @@ pub struct ControllerConfig {
     pub policy_selector: Option<String>,
 
     /// Run the node agent: the operator creates (and owns) its DaemonSet with this image in its
-    /// own namespace. Unset: no agent, and a DaemonSet it created before is removed.
+    /// own namespace. Unset: RELATED_IMAGE_AGENT when set (OLM), else no agent, and a DaemonSet it
+    /// created before is removed.
     #[arg(long, env = "SENTINEL_AGENT_IMAGE")]
     pub agent_image: Option<String>,
 
@@ -98,6 +99,14 @@ fn parse_trust(value: &str) -> Result<TrustScc, String> {
 }
 
 impl ControllerConfig {
+    /// Under OLM the agent's image comes as `RELATED_IMAGE_AGENT` (the variable disconnected
+    /// mirroring rewrites); an explicit `--agent-image` still wins.
+    pub fn apply_related_images(&mut self, related_image_agent: Option<String>) {
+        if self.agent_image.is_none() {
+            self.agent_image = related_image_agent.filter(|i| !i.trim().is_empty());
+        }
+    }
+
     /// The facts the operator holds about a node: from the Node object, and `seccompDefault`
     /// from configuration.
     pub fn node_facts(&self, node: &NodeWire) -> NodeFacts {
@@ -256,6 +265,24 @@ impl FromStr for NodeSelector {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_agent_image_comes_from_related_image_agent_unless_given() {
+        let mut config = ControllerConfig::default();
+        config.apply_related_images(Some("registry.example/agent@sha256:ab".into()));
+        assert_eq!(
+            config.agent_image.as_deref(),
+            Some("registry.example/agent@sha256:ab")
+        );
+        config.apply_related_images(Some("registry.example/other:1".into()));
+        assert_eq!(
+            config.agent_image.as_deref(),
+            Some("registry.example/agent@sha256:ab")
+        );
+        let mut empty = ControllerConfig::default();
+        empty.apply_related_images(Some(" ".into()));
+        assert_eq!(empty.agent_image, None);
+    }
+
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -2,7 +2,7 @@
 //! same sources as the kustomize install: the CSV base of `config/manifests`, the Deployment of
 //! `config/manager`, the RBAC of `config/rbac` bound to the manager's service account, the CRDs of
 //! `crds/` and the samples of `config/samples`. A bundle cannot hold a DaemonSet: the operator
-//! runs the node agent itself (`--agent-image`); its service account and RBAC are OLM permissions
+//! runs the node agent itself (image from `RELATED_IMAGE_AGENT`); its service account and RBAC are OLM permissions
 //! of the CSV, bound in the install namespace.
 use std::{
     fs,
@@ -28,6 +28,10 @@ struct Args {
         default_value = "quay.io/seccomp-sentinel/seccomp-sentinel:v0.1.0"
     )]
     image: String,
+    /// The node agent's image (default: the operator's; it is the same binary). Given to the
+    /// operator as RELATED_IMAGE_AGENT, which disconnected mirroring rewrites.
+    #[arg(long, env = "AGENT_IMG")]
+    agent_image: Option<String>,
     /// The CSV's createdAt (fixed, so that a regenerated bundle is identical).
     #[arg(long, default_value = "2026-11-28T00:00:00Z")]
     created_at: String,
@@ -66,12 +70,18 @@ fn main() -> anyhow::Result<()> {
     let containers = spec["template"]["spec"]["containers"]
         .as_array_mut()
         .context("containers")?;
+    let agent_image = args.agent_image.clone().unwrap_or_else(|| args.image.clone());
     for c in containers.iter_mut() {
         c["image"] = json!(args.image);
-        // Under OLM the operator runs the node agent itself (a bundle cannot hold a DaemonSet).
-        if let Some(list) = c["args"].as_array_mut() {
-            list.push(json!(format!("--agent-image={}", args.image)));
-        }
+        // Under OLM the operator runs the node agent itself (a bundle cannot hold a DaemonSet),
+        // with the image of RELATED_IMAGE_AGENT.
+        let env = c["env"].as_array().cloned().unwrap_or_default();
+        let mut env: Vec<Value> = env
+            .into_iter()
+            .filter(|e| e["name"] != "RELATED_IMAGE_AGENT")
+            .collect();
+        env.push(json!({ "name": "RELATED_IMAGE_AGENT", "value": agent_image }));
+        c["env"] = json!(env);
     }
     let service_account = spec["template"]["spec"]["serviceAccountName"]
         .as_str()
@@ -101,7 +111,10 @@ fn main() -> anyhow::Result<()> {
             "permissions": [{ "serviceAccountName": service_account, "rules": namespaced_rules }],
         }
     });
-    csv["spec"]["relatedImages"] = json!([{ "name": "seccomp-sentinel", "image": args.image }]);
+    csv["spec"]["relatedImages"] = json!([
+        { "name": "seccomp-sentinel", "image": args.image },
+        { "name": "agent", "image": agent_image },
+    ]);
     // OLM installs the CSV in the namespace of its OperatorGroup; the base's placeholder goes.
     if let Some(meta) = csv["metadata"].as_object_mut() {
         meta.remove("namespace");
