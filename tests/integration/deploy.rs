@@ -46,7 +46,7 @@ async fn the_default_install_is_accepted_and_the_manager_passes_restricted() {
     let ctx = support::context("deploy").await;
     let applied = apply_default(&ctx);
     let lines: Vec<&str> = applied.lines().collect();
-    assert_eq!(lines.len(), 10, "{applied}");
+    assert_eq!(lines.len(), 12, "{applied}");
     assert!(
         lines.iter().all(|l| l.ends_with("serverside-applied")),
         "{applied}"
@@ -55,6 +55,8 @@ async fn the_default_install_is_accepted_and_the_manager_passes_restricted() {
         "namespace/seccomp-sentinel",
         "deployment.apps/seccomp-sentinel",
         "clusterrole.rbac.authorization.k8s.io/seccomp-sentinel-manager",
+        "networkpolicy.networking.k8s.io/seccomp-sentinel",
+        "poddisruptionbudget.policy/seccomp-sentinel",
     ] {
         assert!(applied.contains(kind), "{kind} in {applied}");
     }
