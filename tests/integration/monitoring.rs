@@ -94,3 +94,60 @@ fn every_alert_passes_promtools_checks_and_unit_tests() {
 fn text_of_rules(rule: &Value) -> String {
     serde_json::to_string(&rule["spec"]).expect("json")
 }
+
+/// Every query of the Grafana dashboard is valid PromQL (promtool parses it, with the dashboard's
+/// variables filled in), every panel says what it shows and in which unit, and the dashboard can
+/// be narrowed to one job and instance.
+#[test]
+fn the_dashboard_queries_parse_and_every_panel_is_described() {
+    let path = root().join("config/prometheus/grafana-dashboard.json");
+    let dashboard: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+    let variables: Vec<&str> = dashboard["templating"]["list"]
+        .as_array()
+        .expect("variables")
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert_eq!(variables, ["datasource", "job", "instance"]);
+    assert!(
+        dashboard["templating"]["list"]
+            .as_array()
+            .expect("variables")
+            .iter()
+            .all(|v| v["label"].is_string())
+    );
+    let mut rules = Vec::new();
+    for (i, panel) in dashboard["panels"].as_array().expect("panels").iter().enumerate() {
+        let title = panel["title"].as_str().unwrap_or_default();
+        assert!(
+            panel["description"].as_str().is_some_and(|d| !d.is_empty()),
+            "{title}: no description"
+        );
+        assert!(
+            panel["fieldConfig"]["defaults"]["unit"].is_string(),
+            "{title}: no unit"
+        );
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().expect("expr");
+            assert!(expr.contains(r#"job=~"$job""#), "{title}: {expr}");
+            let filled = expr
+                .replace("$__rate_interval", "5m")
+                .replace("$job", ".*")
+                .replace("$instance", ".*");
+            rules.push(serde_json::json!({ "record": format!("dashboard:panel_{i}"), "expr": filled }));
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = serde_json::json!({ "groups": [{ "name": "dashboard", "rules": rules }] });
+    std::fs::write(dir.path().join("dashboard.yaml"), file.to_string()).expect("write");
+    let (ok, text) = promtool(&["check", "rules", "dashboard.yaml"], dir.path());
+    assert!(ok, "the dashboard's queries:\n{text}");
+    // The check can fail.
+    std::fs::write(
+        dir.path().join("broken.yaml"),
+        r#"{"groups":[{"name":"x","rules":[{"record":"x:y","expr":"sum by (namespace (up)"}]}]}"#,
+    )
+    .expect("write");
+    assert!(!promtool(&["check", "rules", "broken.yaml"], dir.path()).0);
+}
