@@ -9,6 +9,7 @@ pub mod controller;
 pub mod engine;
 pub mod events;
 pub mod lean;
+pub mod metrics_auth;
 pub mod policy;
 pub mod profile;
 pub mod scc;

@@ -24,6 +24,12 @@ enum LogFormat {
     Json,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum MetricsAuth {
+    TokenReview,
+    None,
+}
+
 /// Flags of `run` beyond the controller's own.
 #[derive(clap::Args, Debug)]
 struct RunArgs {
@@ -37,6 +43,18 @@ struct RunArgs {
     /// Where /metrics is served.
     #[arg(long, env = "SENTINEL_METRICS_ADDR", default_value = ":8080", value_parser = parse_addr)]
     metrics_addr: SocketAddr,
+
+    /// Who may read /metrics: `token-review` answers only requests whose bearer token the API
+    /// server accepts (TokenReview) and whose user may `get` the non-resource URL /metrics
+    /// (SubjectAccessReview; see config/rbac/metrics_reader_role.yaml); `none` serves it to
+    /// anyone who can reach the port.
+    #[arg(
+        long,
+        env = "SENTINEL_METRICS_AUTH",
+        value_enum,
+        default_value = "token-review"
+    )]
+    metrics_auth: MetricsAuth,
 
     /// Run only while holding a coordination.k8s.io Lease in the operator's namespace
     /// (POD_NAMESPACE), so that of several replicas exactly one writes and acts.
@@ -159,10 +177,15 @@ async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     let listeners = telemetry::Listeners::bind(args.health_addr, args.metrics_addr).await?;
     let (health, metrics_addr) = listeners.addresses();
     info!(?health, metrics = ?metrics_addr, "serving health probes and metrics");
+    let authorizer = (args.metrics_auth == MetricsAuth::TokenReview).then(|| {
+        Arc::new(seccomp_sentinel::metrics_auth::MetricsAuthorizer::new(
+            client.clone(),
+        ))
+    });
     let server_stop = stop.clone().cancelled_owned();
     let server_error_stop = stop.clone();
     let server = tokio::spawn(async move {
-        let served = telemetry::serve(server_metrics, listeners, server_stop).await;
+        let served = telemetry::serve(server_metrics, listeners, authorizer, server_stop).await;
         if let Err(e) = &served {
             error!(error = %e, "the health and metrics server failed: stopping");
             server_error_stop.cancel();

@@ -366,10 +366,12 @@ impl Listeners {
     }
 }
 
-/// Serves `/livez` and `/readyz`, and `/metrics`, on the bound listeners until `shutdown`.
+/// Serves `/livez` and `/readyz`, and `/metrics`, on the bound listeners until `shutdown`. With
+/// an authorizer, `/metrics` answers only requests whose bearer token may `get /metrics`.
 pub async fn serve(
     metrics: Arc<Metrics>,
     listeners: Listeners,
+    authorizer: Option<Arc<crate::metrics_auth::MetricsAuthorizer>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let health_routes = {
@@ -392,9 +394,35 @@ pub async fn serve(
         let m = metrics.clone();
         Router::new().route(
             "/metrics",
-            get(move || {
+            get(move |headers: axum::http::HeaderMap| {
                 let m = m.clone();
+                let authorizer = authorizer.clone();
                 async move {
+                    use crate::metrics_auth::Decision;
+                    if let Some(authorizer) = authorizer {
+                        let header = headers
+                            .get(axum::http::header::AUTHORIZATION)
+                            .and_then(|v| v.to_str().ok());
+                        match authorizer.decide(header).await {
+                            Ok(Decision::Allowed) => {}
+                            Ok(Decision::Unauthenticated) => {
+                                return (
+                                    StatusCode::UNAUTHORIZED,
+                                    [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                                    "a bearer token that may get /metrics is required\n",
+                                )
+                                    .into_response();
+                            }
+                            Ok(Decision::Forbidden) => {
+                                return (StatusCode::FORBIDDEN, "this token may not get /metrics\n").into_response();
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot check a metrics token with the API server");
+                                return (StatusCode::SERVICE_UNAVAILABLE, "cannot check the token now\n")
+                                    .into_response();
+                            }
+                        }
+                    }
                     (
                         [(
                             axum::http::header::CONTENT_TYPE,
@@ -402,6 +430,7 @@ pub async fn serve(
                         )],
                         m.encode(),
                     )
+                        .into_response()
                 }
             }),
         )

@@ -46,7 +46,7 @@ async fn the_default_install_is_accepted_and_the_manager_passes_restricted() {
     let ctx = support::context("deploy").await;
     let applied = apply_default(&ctx);
     let lines: Vec<&str> = applied.lines().collect();
-    assert_eq!(lines.len(), 12, "{applied}");
+    assert_eq!(lines.len(), 13, "{applied}");
     assert!(
         lines.iter().all(|l| l.ends_with("serverside-applied")),
         "{applied}"
@@ -380,6 +380,17 @@ async fn the_operator_works_with_exactly_the_shipped_rbac() {
         .expect("join")
         .expect("lease task");
 
+    // Checking a scraper's token, as the service account: TokenReview, then SubjectAccessReview.
+    let token = metrics_token(&ctx, "rbac-scraper", true);
+    let authorizer = seccomp_sentinel::metrics_auth::MetricsAuthorizer::new(sa.clone());
+    assert_eq!(
+        authorizer
+            .decide(Some(&format!("Bearer {token}")))
+            .await
+            .expect("the API server answers"),
+        seccomp_sentinel::metrics_auth::Decision::Allowed
+    );
+
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
     let _ = Api::<SeccompPolicy>::all(ctx.client.clone())
@@ -423,6 +434,10 @@ struct Replica {
 
 impl Replica {
     fn start(ctx: &TestContext, identity: &str, lease: &str) -> Replica {
+        Self::start_with(ctx, identity, lease, &[])
+    }
+
+    fn start_with(ctx: &TestContext, identity: &str, lease: &str, extra: &[&str]) -> Replica {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
         let health = listener.local_addr().expect("addr").port();
         drop(listener);
@@ -438,6 +453,7 @@ impl Replica {
             .arg(format!("--health-addr=127.0.0.1:{health}"))
             .arg(format!("--metrics-addr=127.0.0.1:{health}"))
             .arg(format!("--policy-selector={POLICY_LABEL}={}", ctx.ns))
+            .args(extra)
             .env("KUBECONFIG", ctx.cluster.kubeconfig())
             .env("POD_NAMESPACE", &ctx.ns)
             .env("POD_NAME", identity)
@@ -450,12 +466,19 @@ impl Replica {
     }
 
     async fn get(&self, path: &str) -> Option<(u16, String)> {
+        self.get_with(path, None).await
+    }
+
+    async fn get_with(&self, path: &str, token: Option<&str>) -> Option<(u16, String)> {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.health))
             .await
             .ok()?;
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let authorization = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
         stream
-            .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+            .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n{authorization}\r\n").as_bytes())
             .await
             .ok()?;
         let mut response = String::new();
@@ -487,6 +510,75 @@ async fn holder(ctx: &TestContext, lease: &str) -> Option<String> {
         .ok()??
         .spec?
         .holder_identity
+}
+
+/// A token of the service account `name` of the test's namespace; with `reader`, the account is
+/// bound to the shipped seccomp-sentinel-metrics-reader ClusterRole.
+fn metrics_token(ctx: &TestContext, name: &str, reader: bool) -> String {
+    ctx.kubectl(&["create", "serviceaccount", name, "-n", &ctx.ns]);
+    if reader {
+        ctx.kubectl(&[
+            "apply",
+            "--server-side",
+            "-f",
+            &repo("config/rbac/metrics_reader_role.yaml"),
+        ]);
+        ctx.kubectl(&[
+            "create",
+            "clusterrolebinding",
+            &format!("{}-{name}", ctx.ns),
+            "--clusterrole=seccomp-sentinel-metrics-reader",
+            &format!("--serviceaccount={}:{name}", ctx.ns),
+        ]);
+    }
+    ctx.kubectl(&["create", "token", name, "-n", &ctx.ns])
+        .trim()
+        .to_string()
+}
+
+/// /metrics answers only a token the API server accepts and whose user may get /metrics; the
+/// probes stay open; `--metrics-auth none` serves it to anyone.
+#[tokio::test]
+async fn metrics_need_a_token_that_may_read_them() {
+    let ctx = support::context("metrics-auth").await;
+    let replica = Replica::start(&ctx, "metrics-auth", "sentinel-metrics-auth");
+    wait_for("the replica to serve", TIMEOUT, || async {
+        replica.get("/livez").await.filter(|(c, _)| *c == 200)
+    })
+    .await;
+    let code = |answer: Option<(u16, String)>| answer.map(|(c, _)| c);
+    assert_eq!(code(replica.get("/metrics").await), Some(401), "no token");
+    assert_eq!(
+        code(replica.get_with("/metrics", Some("not-a-token")).await),
+        Some(401),
+        "a token the API server does not know"
+    );
+    let outsider = metrics_token(&ctx, "outsider", false);
+    assert_eq!(
+        code(replica.get_with("/metrics", Some(&outsider)).await),
+        Some(403)
+    );
+    let reader = metrics_token(&ctx, "reader", true);
+    let (status, body) = replica
+        .get_with("/metrics", Some(&reader))
+        .await
+        .expect("metrics");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("seccomp_sentinel_reconcile_errors_total"), "{body}");
+    assert_eq!(code(replica.get("/livez").await), Some(200), "the probes need no token");
+    drop(replica);
+
+    let open = Replica::start_with(
+        &ctx,
+        "metrics-open",
+        "sentinel-metrics-open",
+        &["--metrics-auth=none"],
+    );
+    let (status, _) = wait_for("metrics without a token", TIMEOUT, || async {
+        open.get("/metrics").await.filter(|(c, _)| *c == 200)
+    })
+    .await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test]
@@ -521,13 +613,17 @@ async fn two_replicas_fail_over_through_the_lease_without_duplicate_writes() {
             .filter(|s| s.status.is_some())
     })
     .await;
+    let token = metrics_token(&ctx, "scraper", true);
     let (code, metrics) = wait_for("the leader's metrics", TIMEOUT, || async {
-        first.get("/metrics").await
+        first.get_with("/metrics", Some(&token)).await
     })
     .await;
     assert_eq!(code, 200);
     assert!(metrics.contains("seccomp_sentinel_is_leader 1"), "{metrics}");
-    let (_, standby_metrics) = second.get("/metrics").await.expect("standby metrics");
+    let (_, standby_metrics) = second
+        .get_with("/metrics", Some(&token))
+        .await
+        .expect("standby metrics");
     assert!(
         standby_metrics.contains("seccomp_sentinel_is_leader 0"),
         "{standby_metrics}"

@@ -163,6 +163,11 @@ fn main() -> anyhow::Result<()> {
         let file = format!("{}_{}.yaml", crd.spec.group, crd.spec.names.plural);
         write_yaml(&manifests.join(file), &value)?;
     }
+    // Who may read /metrics: a ClusterRole to bind to the scraper (OLM creates it as written).
+    write_yaml(
+        &manifests.join("seccomp-sentinel-metrics-reader_rbac.authorization.k8s.io_v1_clusterrole.yaml"),
+        &one(&root.join("config/rbac/metrics_reader_role.yaml"))?,
+    )?;
     // The metrics Service travels as a bundle object.
     let service = one(&root.join("config/manager/service.yaml"))?;
     let mut service = service;
