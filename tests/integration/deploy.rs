@@ -565,7 +565,11 @@ async fn metrics_need_a_token_that_may_read_them() {
         .expect("metrics");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("seccomp_sentinel_reconcile_errors_total"), "{body}");
-    assert_eq!(code(replica.get("/livez").await), Some(200), "the probes need no token");
+    assert_eq!(
+        code(replica.get("/livez").await),
+        Some(200),
+        "the probes need no token"
+    );
     drop(replica);
 
     let open = Replica::start_with(
