@@ -1,7 +1,6 @@
 // Builds the OLM bundle validator for `make bundle-validate`: the validators of the
 // github.com/operator-framework/api module that `operator-sdk bundle validate
-// --select-optional suite=operatorframework` runs. (operator-sdk itself cannot be built here: the
-// module proxy refuses one of its dependencies, github.com/operator-framework/ansible-operator-plugins.)
+// --select-optional suite=operatorframework` runs (operator-sdk itself is not built by make test).
 module github.com/seccomp-sentinel/seccomp-sentinel/e2e/olm
 
 go 1.26.3

@@ -346,22 +346,6 @@ where
     }
 }
 
-#[derive(Clone)]
-struct LoseAnswersLayer(LoseAnswers<()>);
-
-impl<S> tower::Layer<S> for LoseAnswersLayer {
-    type Service = LoseAnswers<S>;
-    fn layer(&self, inner: S) -> LoseAnswers<S> {
-        LoseAnswers {
-            inner,
-            path: self.0.path.clone(),
-            remaining: self.0.remaining.clone(),
-            watches_down: self.0.watches_down.clone(),
-            as_server_error: self.0.as_server_error,
-        }
-    }
-}
-
 /// A status write the API server stored but whose answer never arrived (or came back as a 500)
 /// is not made again: the retry reads the status back first (a second write would carry new
 /// transition times, so the status would be written twice).
@@ -383,8 +367,8 @@ async fn lost_answer(as_server_error: bool) {
         .expect("config");
     let remaining = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(2));
     let watches_down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let layer = LoseAnswersLayer(LoseAnswers {
-        inner: (),
+    let layer = tower::layer::layer_fn(|inner| LoseAnswers {
+        inner,
         path: "/seccompstatuses/lost-answer".into(),
         remaining: remaining.clone(),
         watches_down: watches_down.clone(),

@@ -27,18 +27,9 @@ fn root() -> PathBuf {
 
 fn documents(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.split("\n---")
-        .filter(|chunk| {
-            chunk
-                .lines()
-                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-        })
-        .map(|chunk| {
-            serde_saphyr::from_str::<Value>(chunk.trim_start_matches("---"))
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        })
-        .filter(|v| v.is_object())
-        .collect()
+    let documents: Vec<Value> =
+        serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    documents.into_iter().filter(Value::is_object).collect()
 }
 
 struct Case {

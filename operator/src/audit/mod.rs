@@ -734,35 +734,45 @@ fn service_account(pod: &Pod) -> String {
         .unwrap_or_else(|| "default".into())
 }
 
+/// The cluster's SCCs, as input documents; none where the API is not served.
+async fn cluster_sccs(client: &Client) -> Result<Vec<Document>, kube::Error> {
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("security.openshift.io", "v1", "SecurityContextConstraints"),
+        "securitycontextconstraints",
+    );
+    match Api::<DynamicObject>::all_with(client.clone(), &resource)
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(list) => Ok(list
+            .items
+            .into_iter()
+            .map(|scc| {
+                let mut value = serde_json::to_value(&scc).unwrap_or_default();
+                value["kind"] = Value::String("SecurityContextConstraints".into());
+                Document {
+                    origin: format!("the cluster's SCC {}", scc.name_any()),
+                    value,
+                }
+            })
+            .collect()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
 /// The cluster's SCCs (when `with_sccs`) and Namespaces, as input documents.
 async fn cluster_documents(
     client: &Client,
     with_sccs: bool,
 ) -> Result<(Vec<Document>, Vec<Document>), AuditError> {
-    let mut sccs = Vec::new();
-    if with_sccs {
-        let resource = ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("security.openshift.io", "v1", "SecurityContextConstraints"),
-            "securitycontextconstraints",
-        );
-        match Api::<DynamicObject>::all_with(client.clone(), &resource)
-            .list(&ListParams::default())
+    let sccs = if with_sccs {
+        cluster_sccs(client)
             .await
-        {
-            Ok(list) => {
-                for scc in list.items {
-                    let mut value = serde_json::to_value(&scc).unwrap_or_default();
-                    value["kind"] = Value::String("SecurityContextConstraints".into());
-                    sccs.push(Document {
-                        origin: format!("the cluster's SCC {}", scc.name_any()),
-                        value,
-                    });
-                }
-            }
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(AuditError::Cluster(format!("listing SCCs: {e}"))),
-        }
-    }
+            .map_err(|e| AuditError::Cluster(format!("listing SCCs: {e}")))?
+    } else {
+        Vec::new()
+    };
     let namespaces = Api::<Namespace>::all(client.clone())
         .list(&ListParams::default())
         .await
@@ -911,21 +921,12 @@ async fn live(
         policies_from(&documents, errors)
     };
 
-    let mut sccs = scc_defaults_from(&read_inputs(&args.scc_files, args.max_input_bytes, errors));
-    if args.scc_files.is_empty() {
-        let resource = ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("security.openshift.io", "v1", "SecurityContextConstraints"),
-            "securitycontextconstraints",
-        );
-        if let Ok(list) = Api::<DynamicObject>::all_with(client.clone(), &resource)
-            .list(&ListParams::default())
-            .await
-        {
-            for scc in list.items {
-                sccs.insert(&scc.name_any(), &string_list(scc.data.get("seccompProfiles")));
-            }
-        }
-    }
+    let sccs = if args.scc_files.is_empty() {
+        // Not an OpenShift cluster, or not allowed to read SCCs: no SCC attribution.
+        scc_defaults_from(&cluster_sccs(&client).await.unwrap_or_default())
+    } else {
+        scc_defaults_from(&read_inputs(&args.scc_files, args.max_input_bytes, errors))
+    };
 
     let namespace_labels = match Api::<Namespace>::all(client.clone())
         .list(&ListParams::default())

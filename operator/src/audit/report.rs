@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::{
     api::{
-        PROFILE_LABEL, PodProfile, PolicyAction, ProfileSource, ProfileType, SeccompStatus,
-        SeccompStatusSpec, SeccompStatusStatus, Verdict,
+        PROFILE_LABEL, PodProfile, PolicyAction, ProfileSource, SeccompStatus, SeccompStatusSpec,
+        SeccompStatusStatus, Verdict,
     },
     engine::{self, Facts, PodView},
     policy::{self, CompiledPolicy, Subject},
@@ -220,12 +220,7 @@ fn attribute_admitted(status: &mut SeccompStatusStatus, written: &Pod) {
         };
         container.source_inferred = false;
     }
-    let weakest = status
-        .containers
-        .iter()
-        .find(|c| !c.confined && c.profile.type_ != ProfileType::NotApplicable)
-        .or_else(|| status.containers.first());
-    status.source = weakest.map(|c| c.source);
+    status.source = engine::weakest(&status.containers).map(|c| c.source);
 }
 
 fn evaluated_status(subject: &AuditSubject, ctx: &AuditContext<'_>) -> SeccompStatusStatus {

@@ -324,10 +324,7 @@ fn summarize(
     } else {
         PodProfile::Localhost
     };
-    let weakest = containers
-        .iter()
-        .find(|c| !c.confined && c.profile.type_ != ProfileType::NotApplicable)
-        .or_else(|| containers.first());
+    let weakest = weakest(&containers);
     SeccompStatusStatus {
         profile,
         confined: format!("{confined}/{total}"),
@@ -340,6 +337,15 @@ fn summarize(
         containers,
         ..Default::default()
     }
+}
+
+/// The container whose profile stands for the pod's `source`: the first unconfined one, else the
+/// first.
+pub fn weakest(containers: &[ContainerSeccomp]) -> Option<&ContainerSeccomp> {
+    containers
+        .iter()
+        .find(|c| !c.confined && c.profile.type_ != ProfileType::NotApplicable)
+        .or_else(|| containers.first())
 }
 
 /// Parses a kubelet version such as `v1.29.5+abc` into its minor version.

@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, Pod, PodSecurityContext, SELinuxOptions, SeccompProfile, SecurityContext, Volume,
+    Capabilities, ContainerPort, Pod, PodSecurityContext, PodSpec, SELinuxOptions, SeccompProfile,
+    SecurityContext, Volume,
 };
 
 use super::{
@@ -456,13 +457,17 @@ impl<'s> Provider<'s> {
         self.create_pod_context(pod);
         self.validate_pod(pod, &format!("{spec_path}.securityContext"), &mut errors);
         let host_ports = host_port_errors(pod, &spec_path);
-        for (list, index) in container_indexes(pod) {
-            let path = format!("{spec_path}.{list}[{index}]");
-            let mut context = container_context(pod, list, index).clone();
-            let name = container_name(pod, list, index);
+        let visited: Vec<(&'static str, usize, String, Option<SecurityContext>)> = containers(pod)
+            .iter()
+            .map(|c| (c.list, c.index, c.name.to_string(), c.context.cloned()))
+            .collect();
+        for (list, index, name, mut context) in visited {
             self.create_container_context(pod, &name, &mut context);
-            set_container_context(pod, list, index, context);
-            self.validate_container(pod, list, index, &path, &host_ports, &mut errors);
+            if let Some(slot) = pod.spec.as_mut().and_then(|spec| context_slot(spec, list, index)) {
+                slot.clone_from(&context);
+            }
+            let path = format!("{spec_path}.{list}[{index}]");
+            self.validate_container(pod, context.as_ref(), &name, &path, &host_ports, &mut errors);
         }
         errors
     }
@@ -533,8 +538,7 @@ impl<'s> Provider<'s> {
             &format!("{path}.seLinuxOptions"),
             errors,
         );
-        let spec_flag =
-            |f: fn(&k8s_openapi::api::core::v1::PodSpec) -> Option<bool>| spec.and_then(f).unwrap_or(false);
+        let spec_flag = |f: fn(&PodSpec) -> Option<bool>| spec.and_then(f).unwrap_or(false);
         let scc = self.scc;
         if !scc.allow_host_network && spec_flag(|s| s.host_network) {
             errors.push(format!(
@@ -716,12 +720,11 @@ impl<'s> Provider<'s> {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn validate_container(
         &self,
         pod: &Pod,
-        list: &str,
-        index: usize,
+        c: Option<&SecurityContext>,
+        name: &str,
         path: &str,
         host_port_errors: &[String],
         errors: &mut Vec<String>,
@@ -729,8 +732,6 @@ impl<'s> Provider<'s> {
         let scc = self.scc;
         let spec = pod.spec.as_ref();
         let pod_context = spec.and_then(|s| s.security_context.as_ref());
-        let own = container_context(pod, list, index);
-        let c = own.as_ref();
         let run_as_user = c
             .and_then(|c| c.run_as_user)
             .or(pod_context.and_then(|p| p.run_as_user));
@@ -769,8 +770,7 @@ impl<'s> Provider<'s> {
             .and_then(|c| c.se_linux_options.as_ref())
             .or(pod_context.and_then(|p| p.se_linux_options.as_ref()));
         self.validate_selinux(selinux, &format!("{path}.seLinuxOptions"), errors);
-        let name = container_name(pod, list, index);
-        let profile = profile_for_container(pod, c, &name);
+        let profile = profile_for_container(pod, c, name);
         self.validate_seccomp_profile(
             &format!("pod.metadata.annotations[{CONTAINER_SECCOMP_PREFIX}{name}]"),
             &profile,
@@ -782,8 +782,7 @@ impl<'s> Provider<'s> {
             ));
         }
         self.validate_capabilities(c.and_then(|c| c.capabilities.as_ref()), path, errors);
-        let flag =
-            |f: fn(&k8s_openapi::api::core::v1::PodSpec) -> Option<bool>| spec.and_then(f).unwrap_or(false);
+        let flag = |f: fn(&PodSpec) -> Option<bool>| spec.and_then(f).unwrap_or(false);
         if !scc.allow_host_network && flag(|s| s.host_network) {
             errors.push(format!(
                 "{path}.hostNetwork: Invalid value: true: Host network is not allowed to be used"
@@ -889,12 +888,7 @@ impl<'s> Provider<'s> {
         if let Some(value) = annotation(pod, POD_SECCOMP).filter(|v| !v.is_empty()) {
             return value.to_string();
         }
-        if let Some(field) = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.security_context.as_ref())
-            .and_then(|c| c.seccomp_profile.as_ref())
-        {
+        if let Some(field) = pod_seccomp_field(pod) {
             return annotation_for_field(field);
         }
         self.allowed_profiles().next().cloned().unwrap_or_default()
@@ -1022,125 +1016,103 @@ fn profile_for_container(pod: &Pod, context: Option<&SecurityContext>, name: &st
     if let Some(value) = annotation(pod, &format!("{CONTAINER_SECCOMP_PREFIX}{name}")) {
         return value.to_string();
     }
-    if let Some(field) = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.security_context.as_ref())
-        .and_then(|c| c.seccomp_profile.as_ref())
-    {
+    if let Some(field) = pod_seccomp_field(pod) {
         return annotation_for_field(field);
     }
     annotation(pod, POD_SECCOMP).unwrap_or_default().to_string()
 }
 
-const LISTS: [&str; 3] = ["initContainers", "containers", "ephemeralContainers"];
+/// One container of a pod, as OpenShift visits them: init containers, containers, ephemeral
+/// containers.
+struct ContainerRef<'p> {
+    list: &'static str,
+    index: usize,
+    name: &'p str,
+    context: Option<&'p SecurityContext>,
+    ports: Option<&'p Vec<ContainerPort>>,
+}
 
-/// Every container as (list, index), in OpenShift's visiting order.
-fn container_indexes(pod: &Pod) -> Vec<(&'static str, usize)> {
+fn containers(pod: &Pod) -> Vec<ContainerRef<'_>> {
     let Some(spec) = pod.spec.as_ref() else {
         return Vec::new();
     };
-    let counts = [
-        spec.init_containers.as_ref().map_or(0, Vec::len),
-        spec.containers.len(),
-        spec.ephemeral_containers.as_ref().map_or(0, Vec::len),
-    ];
-    LISTS
+    let init = spec
+        .init_containers
         .iter()
-        .zip(counts)
-        .flat_map(|(list, n)| (0..n).map(move |i| (*list, i)))
-        .collect()
+        .flatten()
+        .enumerate()
+        .map(|(index, c)| ContainerRef {
+            list: "initContainers",
+            index,
+            name: &c.name,
+            context: c.security_context.as_ref(),
+            ports: c.ports.as_ref(),
+        });
+    let regular = spec.containers.iter().enumerate().map(|(index, c)| ContainerRef {
+        list: "containers",
+        index,
+        name: &c.name,
+        context: c.security_context.as_ref(),
+        ports: c.ports.as_ref(),
+    });
+    let ephemeral = spec
+        .ephemeral_containers
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(index, c)| ContainerRef {
+            list: "ephemeralContainers",
+            index,
+            name: &c.name,
+            context: c.security_context.as_ref(),
+            ports: c.ports.as_ref(),
+        });
+    init.chain(regular).chain(ephemeral).collect()
 }
 
-fn container_context<'p>(pod: &'p Pod, list: &str, index: usize) -> &'p Option<SecurityContext> {
-    const NONE: &Option<SecurityContext> = &None;
-    let Some(spec) = pod.spec.as_ref() else {
-        return NONE;
-    };
+/// The security context of one container, to write.
+fn context_slot<'p>(
+    spec: &'p mut PodSpec,
+    list: &str,
+    index: usize,
+) -> Option<&'p mut Option<SecurityContext>> {
     match list {
         "initContainers" => spec
             .init_containers
-            .as_ref()
-            .and_then(|l| l.get(index))
-            .map_or(NONE, |c| &c.security_context),
-        "containers" => spec.containers.get(index).map_or(NONE, |c| &c.security_context),
-        _ => spec
-            .ephemeral_containers
-            .as_ref()
-            .and_then(|l| l.get(index))
-            .map_or(NONE, |c| &c.security_context),
-    }
-}
-
-fn container_name(pod: &Pod, list: &str, index: usize) -> String {
-    let Some(spec) = pod.spec.as_ref() else {
-        return String::new();
-    };
-    let name = match list {
-        "initContainers" => spec
-            .init_containers
-            .as_ref()
-            .and_then(|l| l.get(index))
-            .map(|c| &c.name),
-        "containers" => spec.containers.get(index).map(|c| &c.name),
-        _ => spec
-            .ephemeral_containers
-            .as_ref()
-            .and_then(|l| l.get(index))
-            .map(|c| &c.name),
-    };
-    name.cloned().unwrap_or_default()
-}
-
-fn set_container_context(pod: &mut Pod, list: &str, index: usize, context: Option<SecurityContext>) {
-    let Some(spec) = pod.spec.as_mut() else {
-        return;
-    };
-    let slot = match list {
-        "initContainers" => spec
-            .init_containers
-            .as_mut()
-            .and_then(|l| l.get_mut(index))
+            .as_mut()?
+            .get_mut(index)
             .map(|c| &mut c.security_context),
         "containers" => spec.containers.get_mut(index).map(|c| &mut c.security_context),
         _ => spec
             .ephemeral_containers
-            .as_mut()
-            .and_then(|l| l.get_mut(index))
+            .as_mut()?
+            .get_mut(index)
             .map(|c| &mut c.security_context),
-    };
-    if let Some(slot) = slot {
-        *slot = context;
     }
 }
 
 /// Host ports of every container, as OpenShift reports them (under each container it checks).
 fn host_port_errors(pod: &Pod, spec_path: &str) -> Vec<String> {
-    let Some(spec) = pod.spec.as_ref() else {
-        return Vec::new();
-    };
     let mut errors = Vec::new();
-    let mut check = |list: &str,
-                     index: usize,
-                     ports: Option<&Vec<k8s_openapi::api::core::v1::ContainerPort>>| {
-        for port in ports.into_iter().flatten() {
+    for c in containers(pod) {
+        for port in c.ports.into_iter().flatten() {
             if let Some(host_port) = port.host_port.filter(|p| *p > 0) {
                 errors.push(format!(
-                    "{spec_path}.{list}[{index}].hostPort: Invalid value: {host_port}: Host ports are not allowed to be used"
+                    "{spec_path}.{}[{}].hostPort: Invalid value: {host_port}: Host ports are not allowed to be used",
+                    c.list, c.index
                 ));
             }
         }
-    };
-    for (i, c) in spec.init_containers.iter().flatten().enumerate() {
-        check("initContainers", i, c.ports.as_ref());
-    }
-    for (i, c) in spec.containers.iter().enumerate() {
-        check("containers", i, c.ports.as_ref());
-    }
-    for (i, c) in spec.ephemeral_containers.iter().flatten().enumerate() {
-        check("ephemeralContainers", i, c.ports.as_ref());
     }
     errors
+}
+
+/// The pod-level seccomp field.
+fn pod_seccomp_field(pod: &Pod) -> Option<&SeccompProfile> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.security_context.as_ref())
+        .and_then(|c| c.seccomp_profile.as_ref())
 }
 
 fn volume_type(v: &Volume) -> Option<&'static str> {
@@ -1226,26 +1198,21 @@ fn only_service_account_token_sources(volume: &Volume) -> bool {
 /// Kubernetes 1.24 to 1.26 copy a seccomp annotation into a missing field, and a field into a
 /// missing annotation, on create.
 fn sync_seccomp_annotations(pod: &mut Pod) {
+    let visited: Vec<(&'static str, usize, String)> = containers(pod)
+        .iter()
+        .map(|c| (c.list, c.index, c.name.to_string()))
+        .collect();
     let annotations = pod.metadata.annotations.get_or_insert_default();
     let Some(spec) = pod.spec.as_mut() else {
         return;
     };
     let context = spec.security_context.get_or_insert_default();
     sync_one(annotations, POD_SECCOMP.to_string(), &mut context.seccomp_profile);
-    let containers = spec
-        .init_containers
-        .iter_mut()
-        .flatten()
-        .chain(spec.containers.iter_mut())
-        .map(|c| (c.name.clone(), &mut c.security_context))
-        .chain(
-            spec.ephemeral_containers
-                .iter_mut()
-                .flatten()
-                .map(|c| (c.name.clone(), &mut c.security_context)),
-        );
-    for (name, context) in containers {
+    for (list, index, name) in visited {
         let key = format!("{CONTAINER_SECCOMP_PREFIX}{name}");
+        let Some(context) = context_slot(spec, list, index) else {
+            continue;
+        };
         let has_field = context.as_ref().is_some_and(|c| c.seccomp_profile.is_some());
         if has_field || annotations.contains_key(&key) {
             let c = context.get_or_insert_default();
@@ -1335,30 +1302,11 @@ fn validate_seccomp(pod: &Pod) -> Result<(), Rejection> {
         pod_field,
         POD_SECCOMP,
     );
-    let all = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .enumerate()
-        .map(|(i, c)| ("initContainers", i, &c.name, c.security_context.as_ref()))
-        .chain(
-            spec.containers
-                .iter()
-                .enumerate()
-                .map(|(i, c)| ("containers", i, &c.name, c.security_context.as_ref())),
-        )
-        .chain(
-            spec.ephemeral_containers
-                .iter()
-                .flatten()
-                .enumerate()
-                .map(|(i, c)| ("ephemeralContainers", i, &c.name, c.security_context.as_ref())),
-        );
-    for (list, i, name, context) in all {
+    for c in containers(pod) {
         check(
-            format!("spec.{list}[{i}].securityContext.seccompProfile"),
-            context.and_then(|c| c.seccomp_profile.as_ref()),
-            &format!("{CONTAINER_SECCOMP_PREFIX}{name}"),
+            format!("spec.{}[{}].securityContext.seccompProfile", c.list, c.index),
+            c.context.and_then(|c| c.seccomp_profile.as_ref()),
+            &format!("{CONTAINER_SECCOMP_PREFIX}{}", c.name),
         );
     }
     if errors.is_empty() {
