@@ -1,7 +1,28 @@
 #!/usr/bin/env bash
-# Builds e2e/bin/bundle-validate (validate/main.go) from the pinned github.com/operator-framework/api
-# module: the validators of `operator-sdk bundle validate --select-optional suite=operatorframework`.
+# Builds the OLM reference tools from the pinned modules of go.mod, in one `go build`:
+#   e2e/bin/bundle-validate  validate/main.go: the validators that `operator-sdk bundle validate
+#                            --select-optional suite=operatorframework` runs (operator-framework/api);
+#   e2e/bin/olm, e2e/bin/catalog  OLM's own operators (operator-lifecycle-manager);
+#   e2e/bin/opm              the catalog tool (operator-registry: render, validate, serve).
+# and copies OLM's CRDs from the same operator-framework/api into e2e/bin/olm-crds/.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-exec bash "$here/../go-tool.sh" bundle-validate "$here" ./validate "about 2 minutes" \
-  "$here/validate/main.go" "$0"
+GO_TOOL_CGO=1 GO_TOOL_TAGS=json1,containers_image_openpgp bash "$here/../go-tool.sh" olm-tools "$here" \
+  "bundle-validate=./validate \
+   olm=github.com/operator-framework/operator-lifecycle-manager/cmd/olm \
+   catalog=github.com/operator-framework/operator-lifecycle-manager/cmd/catalog \
+   opm=github.com/operator-framework/operator-registry/cmd/opm" \
+  "about 6 minutes" "$here/validate/main.go" "$0"
+
+# OLM's CRDs, from the operator-framework/api version the OLM build above uses.
+api=$(cd "$here" && go list -m -f '{{.Path}}@{{.Version}}' github.com/operator-framework/api)
+crds=$here/../bin/olm-crds
+if [ "$(cat "$crds/.module" 2>/dev/null)" != "$api" ]; then
+  dir=$(cd "$here" && GOFLAGS=-mod=mod go mod download -json "$api" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  [ -n "$dir" ] && [ -d "$dir/crds" ] || { echo "olm: no crds/ in $api" >&2; exit 1; }
+  rm -rf "$crds" && mkdir -p "$crds"
+  cp "$dir"/crds/operators.coreos.com_*.yaml "$crds/"
+  chmod u+w "$crds"/*.yaml
+  echo "$api" > "$crds/.module"
+  echo "olm: CRDs from $api"
+fi

@@ -3,10 +3,9 @@
 # modules into e2e/bin/crds/, so the test control plane serves the real schemas:
 #   - SecurityContextConstraints (security.openshift.io/v1), from github.com/openshift/api;
 #   - SeccompProfile (security-profiles-operator.x-k8s.io), from sigs.k8s.io/security-profiles-operator;
-#   - ClusterServiceVersion (operators.coreos.com/v1alpha1), from github.com/operator-framework/api,
-#     and ServiceMonitor and PrometheusRule (monitoring.coreos.com/v1), from
-#     github.com/prometheus-operator/prometheus-operator, to check the bundle and config/prometheus
-#     against the API server (not installed by default).
+#   - ServiceMonitor and PrometheusRule (monitoring.coreos.com/v1), from
+#     github.com/prometheus-operator/prometheus-operator, to check config/prometheus against the
+#     API server (not installed by default). OLM's CRDs come with OLM's build (e2e/olm/build.sh).
 # Nothing of the modules is committed to this repository; each copy is redone only when its pin moves.
 set -euo pipefail
 
@@ -37,9 +36,6 @@ fetch github.com/openshift/api@v0.0.0-20260213204242-d34f11c515b3 \
 fetch sigs.k8s.io/security-profiles-operator@v0.10.0 \
   deploy/base-crds/crds/seccompprofile.yaml \
   seccompprofiles.crd.yaml
-fetch github.com/operator-framework/api@v0.45.0 \
-  crds/operators.coreos.com_clusterserviceversions.yaml \
-  clusterserviceversions.crd.yaml
 fetch github.com/prometheus-operator/prometheus-operator@v0.85.0 \
   example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml \
   servicemonitors.crd.yaml

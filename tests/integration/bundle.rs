@@ -23,10 +23,12 @@ fn manifests() -> Vec<PathBuf> {
 #[tokio::test]
 async fn every_bundle_object_passes_the_api_servers_validation_in_any_namespace() {
     let ctx = support::context("bundle-dry-run").await;
-    let csv_crd = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/bin/crds/clusterserviceversions.crd.yaml");
+    let csv_crd = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("e2e/bin/olm-crds/operators.coreos.com_clusterserviceversions.yaml");
     assert!(
         csv_crd.is_file(),
-        "{} is missing: run `make testenv` (it copies OLM's CSV CRD from the operator-framework/api module)",
+        "{} is missing: run `make bundle-validate` (e2e/olm/build.sh copies OLM's CRDs from the \
+         operator-framework/api module its OLM build uses)",
         csv_crd.display()
     );
     sentinel_testenv::apply_and_wait_established(&ctx.cluster.kubectl, ctx.cluster.kubeconfig(), &[&csv_crd])

@@ -10,6 +10,7 @@ mod deploy;
 mod faults;
 mod monitoring;
 mod node;
+mod olm;
 mod policies;
 mod policy_admission;
 mod scc_oracle;

@@ -14,6 +14,7 @@
 pub mod image;
 pub mod install;
 pub mod node;
+pub mod olm;
 
 use std::{
     fs,
@@ -74,6 +75,11 @@ pub enum TestenvError {
          against an existing cluster)"
     )]
     MissingBinary(PathBuf),
+    #[error(
+        "OLM tool {0} is missing: run `make bundle-validate` (e2e/olm/build.sh builds OLM's operators \
+         and opm from the pinned modules of e2e/olm/go.mod and copies OLM's CRDs)"
+    )]
+    MissingOlmTool(PathBuf),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
     #[error("generating certificates: {0}")]
@@ -188,6 +194,12 @@ pub(crate) fn spawn_supervised(
         .arg(cleanup)
         .arg(command.get_program())
         .args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => supervisor.env(key, value),
+            None => supervisor.env_remove(key),
+        };
+    }
     spawn_with_lifeline(name, &mut supervisor)
 }
 
@@ -696,7 +708,7 @@ pub fn apply_and_wait_established(kubectl: &Path, kubeconfig: &Path, paths: &[&P
 
 /// Binds `N` loopback ports and releases them, returning their numbers. Another process could take
 /// one in between; on a test machine that is rare enough, and a clash fails loudly at start-up.
-pub(crate) fn free_ports<const N: usize>() -> Result<[u16; N]> {
+pub fn free_ports<const N: usize>() -> Result<[u16; N]> {
     let listeners = (0..N)
         .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
         .collect::<std::io::Result<Vec<_>>>()

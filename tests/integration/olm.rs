@@ -1,0 +1,399 @@
+//! OperatorHub's install path, with OLM's own operators: the bundle of `bundle/` goes into a
+//! file-based catalog rendered and validated by the real `opm`, served by `opm serve` on loopback
+//! and named by a CatalogSource's `address`; a Subscription in a namespace other than
+//! `seccomp-sentinel` makes OLM's catalog operator resolve an InstallPlan and OLM's olm operator
+//! install the CSV, whose Deployment runs the operator on a real node; the operator creates the
+//! agent DaemonSet and writes statuses; deleting the Subscription and the CSV leaves nothing of
+//! ours running.
+//!
+//! The bundle is the shipped one with only what a test node and the shared test cluster need (as
+//! for the kustomize installs): the local image, the host's network with the API server and the
+//! health port on loopback, the test nodes' toleration, one replica and the Recreate strategy (both
+//! test nodes share the host's network, so two pods would share a port), and the operator's scope
+//! (this test's namespace and policies). A user's setting comes through the Subscription's
+//! `config`, as OperatorHub's form gives it. (The toleration cannot: OLM applies a config that
+//! arrives after the first Deployment only once that Deployment is available.)
+use std::{path::Path, time::Duration};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::{Api, ResourceExt, api::PostParams};
+use seccomp_sentinel::api::SeccompStatus;
+use sentinel_testenv::{Binaries, image::OPERATOR_IMAGE, install, olm};
+use serde_json::{Value, json};
+
+use crate::support::{
+    self, TestContext,
+    nodes::{self, node_context},
+    wait_for,
+};
+
+const PACKAGE: &str = "seccomp-sentinel";
+const CHANNEL: &str = "candidate";
+/// OLM installs, resolves and garbage-collects asynchronously; on 2 cores this takes a while.
+const TIMEOUT: Duration = Duration::from_secs(240);
+
+/// The CSV of `bundle/` with the overrides of a test node (see the module's comment).
+fn for_the_test_node(csv: &mut Value, scope: &str, api_port: &str, health: u16, metrics: u16) {
+    let deployment = &mut csv["spec"]["install"]["spec"]["deployments"][0]["spec"];
+    deployment["replicas"] = json!(1);
+    // A new pod must not start beside the old one: they would share the host's ports.
+    deployment["strategy"] = json!({ "type": "Recreate" });
+    let pod = &mut deployment["template"]["spec"];
+    pod["hostNetwork"] = json!(true);
+    pod["tolerations"] =
+        json!([{ "key": sentinel_testenv::node::NODE_TAINT, "operator": "Exists", "effect": "NoSchedule" }]);
+    let manager = &mut pod["containers"][0];
+    manager["image"] = json!(OPERATOR_IMAGE);
+    manager["imagePullPolicy"] = json!("Never");
+    for arg in manager["args"].as_array_mut().expect("args").iter_mut() {
+        match arg.as_str() {
+            Some(a) if a.starts_with("--health-addr=") => {
+                *arg = json!(format!("--health-addr=127.0.0.1:{health}"))
+            }
+            Some(a) if a.starts_with("--metrics-addr=") => {
+                *arg = json!(format!("--metrics-addr=127.0.0.1:{metrics}"))
+            }
+            _ => {}
+        }
+    }
+    for port in manager["ports"].as_array_mut().expect("ports").iter_mut() {
+        port["containerPort"] = json!(if port["name"] == "health" { health } else { metrics });
+    }
+    // The kubelet probes the pod's IP (here the machine's address) unless told otherwise.
+    for probe in ["livenessProbe", "readinessProbe"] {
+        manager[probe]["httpGet"]["host"] = json!("127.0.0.1");
+    }
+    let env = manager["env"].as_array_mut().expect("env");
+    for var in env.iter_mut() {
+        if var["name"] == "RELATED_IMAGE_AGENT" {
+            var["value"] = json!(OPERATOR_IMAGE);
+        }
+    }
+    // The test cluster is shared: this test's namespace and policies only.
+    env.push(json!({ "name": "SENTINEL_NAMESPACES", "value": scope }));
+    env.push(
+        json!({ "name": "SENTINEL_POLICY_SELECTOR", "value": format!("{}={scope}", support::POLICY_LABEL) }),
+    );
+    env.push(json!({ "name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1" }));
+    env.push(json!({ "name": "KUBERNETES_SERVICE_PORT", "value": api_port }));
+}
+
+/// Copies `bundle/` into `dir`, the CSV adapted by [`for_the_test_node`] (written as JSON, which
+/// is YAML too).
+fn test_bundle(dir: &Path, scope: &str, api_port: &str, health: u16, metrics: u16) {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("bundle");
+    for sub in ["manifests", "metadata"] {
+        let from = source.join(sub);
+        std::fs::create_dir_all(dir.join(sub)).expect("bundle dir");
+        for entry in std::fs::read_dir(&from)
+            .unwrap_or_else(|e| panic!("{}: {e} (run `make bundle`)", from.display()))
+            .flatten()
+        {
+            let name = entry.file_name();
+            let text = std::fs::read_to_string(entry.path()).expect("read");
+            let text = if name.to_string_lossy().ends_with(".clusterserviceversion.yaml") {
+                let mut csv: Value = serde_saphyr::from_str(&text).expect("CSV yaml");
+                for_the_test_node(&mut csv, scope, api_port, health, metrics);
+                csv.to_string()
+            } else {
+                text
+            };
+            std::fs::write(dir.join(sub).join(name), text).expect("write");
+        }
+    }
+}
+
+fn apply(ctx: &TestContext, object: Value) {
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), object.to_string()).expect("write");
+    ctx.kubectl(&["apply", "--server-side", "-f", &file.path().display().to_string()]);
+}
+
+/// `kubectl get ARGS -o json`, or `None` when it fails (not found, not yet served).
+fn get(ctx: &TestContext, args: &[&str]) -> Option<Value> {
+    let args = [&["get"], args].concat();
+    let mut args = args.to_vec();
+    args.extend(["-o", "json"]);
+    let out = ctx.cluster.try_kubectl(&args).ok()?;
+    serde_json::from_str(&out).ok()
+}
+
+/// `kubectl get KINDS -n NS -o name`: what is left of an install.
+fn names(ctx: &TestContext, kinds: &str, namespace: &str) -> Vec<String> {
+    ctx.cluster
+        .try_kubectl(&["get", kinds, "-n", namespace, "-o", "name"])
+        .map(|out| out.lines().map(str::to_string).collect())
+        .unwrap_or_else(|e| vec![format!("error: {e}")])
+}
+
+/// [`wait_for`], failing with the end of OLM's logs as they are then.
+async fn wait_olm<T, F, Fut>(
+    ctx: &TestContext,
+    ns: &str,
+    operators: &olm::Operators,
+    what: &str,
+    probe: F,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let waited = std::panic::AssertUnwindSafe(wait_for(what, TIMEOUT, probe));
+    match futures::FutureExt::catch_unwind(waited).await {
+        Ok(value) => value,
+        Err(_) => {
+            let state = ctx.cluster.try_kubectl(&[
+                "get",
+                "subscription,installplan,csv,deployment,pods",
+                "-n",
+                ns,
+                "-o",
+                "wide",
+            ]);
+            let statuses = ["subscription", "csv"].map(|kind| {
+                get(ctx, &["-n", ns, kind]).map(|list| {
+                    list["items"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|i| i["status"].to_string())
+                        .collect::<Vec<_>>()
+                })
+            });
+            let events = ctx.cluster.try_kubectl(&["get", "events", "-n", ns]);
+            let pods =
+                ctx.cluster
+                    .try_kubectl(&["get", "pods", "-n", ns, "-o", "jsonpath={..tolerations} {..env}"]);
+            let nodes = ctx
+                .cluster
+                .try_kubectl(&["get", "nodes", "-o", "jsonpath={..taints}"]);
+            eprintln!("PODS {pods:?}\nNODES {nodes:?}");
+            panic!(
+                "timed out waiting for {what}\n{state:?}\n{statuses:?}\n{events:?}\nOLM's logs:\n{}",
+                operators.log_tails()
+            )
+        }
+    }
+}
+
+#[tokio::test]
+async fn olm_installs_the_bundle_from_a_catalog_into_any_namespace_and_uninstalls_it() {
+    let test_nodes = nodes::nodes();
+    let ctx = node_context("olm").await;
+    let plane = ctx
+        .cluster
+        .plane()
+        .expect("the local control plane (OLM runs against it)");
+    let binaries = Binaries::locate().expect("binaries");
+    olm::install_crds(&binaries, plane.kubeconfig()).unwrap_or_else(|e| panic!("{e}"));
+
+    // OLM's own namespace and the install namespace, neither of them `seccomp-sentinel`.
+    let olm_ns = format!("{}-olm", ctx.ns);
+    let install_ns = format!("{}-op", ctx.ns);
+    ctx.kubectl(&["create", "namespace", &olm_ns]);
+    install::node_namespace(&binaries, plane.kubeconfig(), plane.data_dir(), &install_ns)
+        .expect("install namespace");
+    let operators = olm::Operators::start(plane, &binaries, &olm_ns).unwrap_or_else(|e| panic!("{e}"));
+
+    let work = tempfile::tempdir_in(plane.data_dir()).expect("work dir");
+    let [health, metrics] = sentinel_testenv::free_ports::<2>().expect("ports");
+    let bundle = work.path().join("bundle");
+    test_bundle(
+        &bundle,
+        &ctx.ns,
+        install::api_server_port(plane.server()),
+        health,
+        metrics,
+    );
+    let catalog_dir = work.path().join("catalog");
+    olm::render_catalog(&binaries, &bundle, PACKAGE, CHANNEL, &catalog_dir).unwrap_or_else(|e| panic!("{e}"));
+    let catalog_text =
+        std::fs::read_to_string(catalog_dir.join(PACKAGE).join("catalog.yaml")).expect("catalog");
+    assert!(
+        catalog_text.contains("olm.bundle.object"),
+        "the catalog embeds the bundle's objects"
+    );
+    let server =
+        olm::CatalogServer::start(&binaries, &catalog_dir, work.path()).unwrap_or_else(|e| panic!("{e}"));
+
+    apply(
+        &ctx,
+        json!({ "apiVersion": "operators.coreos.com/v1alpha1", "kind": "CatalogSource",
+            "metadata": { "name": "sentinel-test", "namespace": install_ns },
+            "spec": { "sourceType": "grpc", "address": server.address, "displayName": "seccomp-sentinel (test)" } }),
+    );
+    apply(
+        &ctx,
+        json!({ "apiVersion": "operators.coreos.com/v1", "kind": "OperatorGroup",
+            "metadata": { "name": "sentinel", "namespace": install_ns }, "spec": {} }),
+    );
+    apply(
+        &ctx,
+        json!({ "apiVersion": "operators.coreos.com/v1alpha1", "kind": "Subscription",
+            "metadata": { "name": PACKAGE, "namespace": install_ns },
+            "spec": {
+                "name": PACKAGE, "channel": CHANNEL, "source": "sentinel-test", "sourceNamespace": install_ns,
+                "installPlanApproval": "Automatic",
+                // A user's setting, as OperatorHub's form gives it: OLM injects it into the Deployment.
+                "config": { "env": [{ "name": "SENTINEL_LOG_FORMAT", "value": "text" }] } } }),
+    );
+
+    let started = std::time::Instant::now();
+    let ns = install_ns.as_str();
+    let csv_name = wait_olm(&ctx, ns, &operators, "an installed CSV", || async {
+        let sub = get(&ctx, &["subscription", PACKAGE, "-n", ns])?;
+        sub["status"]["installedCSV"].as_str().map(str::to_string)
+    })
+    .await;
+    // The Subscription names the CSV while its InstallPlan still runs.
+    wait_olm(&ctx, ns, &operators, "a complete InstallPlan", || async {
+        let plans = get(&ctx, &["installplan", "-n", ns])?;
+        plans["items"]
+            .as_array()?
+            .iter()
+            .any(|p| p["status"]["phase"] == "Complete")
+            .then_some(())
+    })
+    .await;
+    let csv = wait_olm(
+        &ctx,
+        ns,
+        &operators,
+        &format!("CSV {csv_name} Succeeded"),
+        || async {
+            let csv = get(&ctx, &["csv", &csv_name, "-n", ns])?;
+            (csv["status"]["phase"] == "Succeeded").then_some(csv)
+        },
+    )
+    .await;
+    assert_eq!(csv["spec"]["version"], env!("CARGO_PKG_VERSION"), "{csv_name}");
+
+    // The operator runs on a test node, as OLM deployed it, with the Subscription's config (OLM
+    // redeploys when the config reaches it after the first Deployment).
+    let has_config = |pod: &Value| {
+        pod["spec"]["containers"][0]["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["name"] == "SENTINEL_LOG_FORMAT" && e["value"] == "text")
+    };
+    let manager = wait_olm(
+        &ctx,
+        ns,
+        &operators,
+        "the manager pod running with the Subscription's config",
+        || async {
+            let pods = get(
+                &ctx,
+                &["pods", "-n", ns, "-l", "app.kubernetes.io/component=manager"],
+            )?;
+            pods["items"]
+                .as_array()?
+                .iter()
+                .find(|p| {
+                    p["status"]["phase"] == "Running"
+                        && p["metadata"]["deletionTimestamp"].is_null()
+                        && has_config(p)
+                })
+                .cloned()
+        },
+    )
+    .await;
+    let node = manager["spec"]["nodeName"].as_str().unwrap_or_default();
+    assert!(
+        [&test_nodes.a.name, &test_nodes.b.name]
+            .iter()
+            .any(|n| n.as_str() == node),
+        "on a test node: {node}"
+    );
+
+    // The operator, with OLM's RBAC, creates the agent DaemonSet (owned by its Deployment) and
+    // writes statuses.
+    let daemonset = wait_for("the agent DaemonSet", TIMEOUT, || async {
+        get(&ctx, &["daemonset", "seccomp-sentinel-agent", "-n", ns])
+    })
+    .await;
+    assert_eq!(
+        daemonset["spec"]["template"]["spec"]["containers"][0]["image"], OPERATOR_IMAGE,
+        "from RELATED_IMAGE_AGENT"
+    );
+    assert_eq!(daemonset["metadata"]["ownerReferences"][0]["kind"], "Deployment");
+    let pods: Api<Pod> = ctx.api();
+    pods.create(
+        &PostParams::default(),
+        &nodes::pod(
+            "workload",
+            &test_nodes.a.name,
+            "sleep 3600",
+            json!({ "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } } }),
+        ),
+    )
+    .await
+    .expect("workload pod");
+    let statuses: Api<SeccompStatus> = ctx.api();
+    let status = wait_for("the workload's SeccompStatus", TIMEOUT, || async {
+        statuses.get_opt("workload").await.ok().flatten()
+    })
+    .await;
+    assert!(
+        status
+            .managed_fields()
+            .iter()
+            .any(|m| m.manager.as_deref() == Some("seccomp-sentinel")),
+        "written by the OLM-installed operator: {:?}",
+        status.managed_fields()
+    );
+    assert_eq!(
+        status.status.as_ref().map(|s| s.profile),
+        Some(seccomp_sentinel::api::PodProfile::RuntimeDefault)
+    );
+
+    let selector = format!("olm.owner={csv_name},olm.owner.namespace={ns}");
+    let bindings = ctx.kubectl(&["get", "clusterrolebindings", "-l", &selector, "-o", "name"]);
+    assert!(
+        bindings.lines().count() >= 2,
+        "OLM bound the manager's and the agent's cluster permissions: {bindings}"
+    );
+    eprintln!(
+        "olm: installed, running and reporting {:?} after the Subscription",
+        started.elapsed()
+    );
+
+    // Uninstall as OLM documents it: the Subscription, then the CSV.
+    ctx.kubectl(&["delete", "subscription", PACKAGE, "-n", ns]);
+    ctx.kubectl(&["delete", "csv", &csv_name, "-n", ns]);
+    let left = wait_olm(
+        &ctx,
+        ns,
+        &operators,
+        "nothing of ours running after the uninstall",
+        || async {
+            let left = names(&ctx, "deployments,daemonsets,replicasets,pods,csv", ns);
+            left.is_empty().then_some(left)
+        },
+    )
+    .await;
+    assert!(left.is_empty());
+    // OLM removes the cluster-wide RBAC it created for the CSV.
+    wait_olm(
+        &ctx,
+        ns,
+        &operators,
+        "the CSV's ClusterRoleBindings removed",
+        || async {
+            let out = ctx
+                .cluster
+                .try_kubectl(&["get", "clusterrolebindings", "-l", &selector, "-o", "name"])
+                .ok()?;
+            out.trim().is_empty().then_some(())
+        },
+    )
+    .await;
+
+    eprintln!("olm: uninstalled {:?} after the Subscription", started.elapsed());
+    drop(server);
+    drop(operators);
+    let _ = ctx
+        .cluster
+        .try_kubectl(&["delete", "namespace", &install_ns, &olm_ns, "--wait=false"]);
+}
