@@ -77,6 +77,6 @@ bundle: ## Write the OLM bundle (bundle/, bundle.Dockerfile) from config/ and cr
 	$(CARGO) run --locked --quiet -p sentinel-devtools --bin sentinel-bundle -- --root . --out bundle
 
 .PHONY: bundle-validate
-bundle-validate: bundle ## Validate bundle/ with the operator-framework validators (suite=operatorframework).
+bundle-validate: bundle ## Validate bundle/ with operator-sdk (suite=operatorframework) and build the OLM tools of the tests.
 	@bash e2e/olm/build.sh
-	e2e/bin/bundle-validate bundle 1.33
+	e2e/bin/operator-sdk bundle validate bundle --select-optional suite=operatorframework --optional-values=k8s-version=1.33

@@ -198,3 +198,59 @@ async fn every_kustomize_target_passes_the_api_servers_strict_validation() {
         "{refused:?}"
     );
 }
+
+/// `operator-sdk bundle validate` (the binary `make bundle-validate` runs) passes `bundle/` and
+/// fails a copy whose CSV owns a CRD the bundle does not carry.
+#[test]
+fn operator_sdk_validates_the_bundle_and_refuses_a_broken_copy() {
+    let sdk = sentinel_testenv::Binaries::locate()
+        .expect("binaries")
+        .path("operator-sdk");
+    assert!(
+        sdk.is_file(),
+        "{} is missing: run `make bundle-validate` (e2e/olm/build.sh builds it)",
+        sdk.display()
+    );
+    let validate = |dir: &Path| {
+        std::process::Command::new(&sdk)
+            .args(["bundle", "validate", &dir.display().to_string()])
+            .args([
+                "--select-optional",
+                "suite=operatorframework",
+                "--optional-values=k8s-version=1.33",
+            ])
+            .output()
+            .expect("operator-sdk runs")
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("bundle");
+    let shipped = validate(&root);
+    assert!(
+        shipped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shipped.stderr)
+    );
+
+    let broken = tempfile::tempdir().expect("tempdir");
+    for sub in ["manifests", "metadata"] {
+        std::fs::create_dir_all(broken.path().join(sub)).expect("dir");
+        for entry in std::fs::read_dir(root.join(sub)).expect("read").flatten() {
+            let name = entry.file_name();
+            if name.to_string_lossy().ends_with("_seccompstatuses.yaml") {
+                continue; // the CRD the CSV owns, left out
+            }
+            std::fs::copy(entry.path(), broken.path().join(sub).join(name)).expect("copy");
+        }
+    }
+    let refused = validate(broken.path());
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(
+        !refused.status.success()
+            && output.contains("Kind=SeccompStatus")
+            && output.contains("not found in bundle"),
+        "{output}"
+    );
+}
