@@ -204,17 +204,21 @@ async fn the_agent_records_what_the_kernel_enforces() {
         ("False", "Mismatch")
     );
     assert!(condition.message.contains("side"), "{}", condition.message);
-    let events = ctx.kubectl(&[
-        "get",
-        "events",
-        "-n",
-        &ctx.ns,
-        "--field-selector",
-        "reason=SeccompMismatch",
-        "-o",
-        "name",
-    ]);
-    assert!(events.contains("event"), "a SeccompMismatch event");
+    // The agent publishes the event after it wrote the condition: it may come a moment later.
+    wait_for("a SeccompMismatch event", Duration::from_secs(30), || async {
+        let events = ctx.kubectl(&[
+            "get",
+            "events",
+            "-n",
+            &ctx.ns,
+            "--field-selector",
+            "reason=SeccompMismatch",
+            "-o",
+            "name",
+        ]);
+        events.contains("event").then_some(())
+    })
+    .await;
     let wide = ctx.kubectl(&[
         "get",
         "seccompstatus",

@@ -20,6 +20,26 @@ fn manifests() -> Vec<PathBuf> {
     files
 }
 
+/// Copies `bundle/` (manifests and metadata) into `dir`, each file's text through `edit`, which
+/// may change it or leave the file out (`None`).
+pub fn copy_bundle(dir: &Path, mut edit: impl FnMut(&str, String) -> Option<String>) {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("bundle");
+    for sub in ["manifests", "metadata"] {
+        let from = source.join(sub);
+        std::fs::create_dir_all(dir.join(sub)).expect("bundle dir");
+        for entry in std::fs::read_dir(&from)
+            .unwrap_or_else(|e| panic!("{}: {e} (run `make bundle`)", from.display()))
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(entry.path()).expect("read");
+            if let Some(text) = edit(&name, text) {
+                std::fs::write(dir.join(sub).join(&name), text).expect("write");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn every_bundle_object_passes_the_api_servers_validation_in_any_namespace() {
     let ctx = support::context("bundle-dry-run").await;
@@ -231,16 +251,10 @@ fn operator_sdk_validates_the_bundle_and_refuses_a_broken_copy() {
     );
 
     let broken = tempfile::tempdir().expect("tempdir");
-    for sub in ["manifests", "metadata"] {
-        std::fs::create_dir_all(broken.path().join(sub)).expect("dir");
-        for entry in std::fs::read_dir(root.join(sub)).expect("read").flatten() {
-            let name = entry.file_name();
-            if name.to_string_lossy().ends_with("_seccompstatuses.yaml") {
-                continue; // the CRD the CSV owns, left out
-            }
-            std::fs::copy(entry.path(), broken.path().join(sub).join(name)).expect("copy");
-        }
-    }
+    // The CRD the CSV owns, left out.
+    copy_bundle(broken.path(), |name, text| {
+        (!name.ends_with("_seccompstatuses.yaml")).then_some(text)
+    });
     let refused = validate(broken.path());
     let output = format!(
         "{}{}",

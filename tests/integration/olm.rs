@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use crate::support::{
     self, TestContext,
     nodes::{self, node_context},
-    wait_for,
+    wait_for, wait_for_explained,
 };
 
 const PACKAGE: &str = "seccomp-sentinel";
@@ -81,26 +81,14 @@ fn for_the_test_node(csv: &mut Value, scope: &str, api_port: &str, health: u16, 
 /// Copies `bundle/` into `dir`, the CSV adapted by [`for_the_test_node`] (written as JSON, which
 /// is YAML too).
 fn test_bundle(dir: &Path, scope: &str, api_port: &str, health: u16, metrics: u16) {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("bundle");
-    for sub in ["manifests", "metadata"] {
-        let from = source.join(sub);
-        std::fs::create_dir_all(dir.join(sub)).expect("bundle dir");
-        for entry in std::fs::read_dir(&from)
-            .unwrap_or_else(|e| panic!("{}: {e} (run `make bundle`)", from.display()))
-            .flatten()
-        {
-            let name = entry.file_name();
-            let text = std::fs::read_to_string(entry.path()).expect("read");
-            let text = if name.to_string_lossy().ends_with(".clusterserviceversion.yaml") {
-                let mut csv: Value = serde_saphyr::from_str(&text).expect("CSV yaml");
-                for_the_test_node(&mut csv, scope, api_port, health, metrics);
-                csv.to_string()
-            } else {
-                text
-            };
-            std::fs::write(dir.join(sub).join(name), text).expect("write");
+    crate::bundle::copy_bundle(dir, |name, text| {
+        if !name.ends_with(".clusterserviceversion.yaml") {
+            return Some(text);
         }
-    }
+        let mut csv: Value = serde_saphyr::from_str(&text).expect("CSV yaml");
+        for_the_test_node(&mut csv, scope, api_port, health, metrics);
+        Some(csv.to_string())
+    });
 }
 
 fn apply(ctx: &TestContext, object: Value) {
@@ -111,9 +99,7 @@ fn apply(ctx: &TestContext, object: Value) {
 
 /// `kubectl get ARGS -o json`, or `None` when it fails (not found, not yet served).
 fn get(ctx: &TestContext, args: &[&str]) -> Option<Value> {
-    let args = [&["get"], args].concat();
-    let mut args = args.to_vec();
-    args.extend(["-o", "json"]);
+    let args = [&["get"], args, &["-o", "json"]].concat();
     let out = ctx.cluster.try_kubectl(&args).ok()?;
     serde_json::from_str(&out).ok()
 }
@@ -126,7 +112,8 @@ fn names(ctx: &TestContext, kinds: &str, namespace: &str) -> Vec<String> {
         .unwrap_or_else(|e| vec![format!("error: {e}")])
 }
 
-/// [`wait_for`], failing with the end of OLM's logs as they are then.
+/// [`wait_for`], failing with the install's objects, events and the end of OLM's logs as they
+/// are then.
 async fn wait_olm<T, F, Fut>(
     ctx: &TestContext,
     ns: &str,
@@ -138,42 +125,32 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let waited = std::panic::AssertUnwindSafe(wait_for(what, TIMEOUT, probe));
-    match futures::FutureExt::catch_unwind(waited).await {
-        Ok(value) => value,
-        Err(_) => {
-            let state = ctx.cluster.try_kubectl(&[
-                "get",
-                "subscription,installplan,csv,deployment,pods",
-                "-n",
-                ns,
-                "-o",
-                "wide",
-            ]);
-            let statuses = ["subscription", "csv"].map(|kind| {
-                get(ctx, &["-n", ns, kind]).map(|list| {
-                    list["items"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|i| i["status"].to_string())
-                        .collect::<Vec<_>>()
-                })
-            });
-            let events = ctx.cluster.try_kubectl(&["get", "events", "-n", ns]);
-            let pods =
-                ctx.cluster
-                    .try_kubectl(&["get", "pods", "-n", ns, "-o", "jsonpath={..tolerations} {..env}"]);
-            let nodes = ctx
-                .cluster
-                .try_kubectl(&["get", "nodes", "-o", "jsonpath={..taints}"]);
-            eprintln!("PODS {pods:?}\nNODES {nodes:?}");
-            panic!(
-                "timed out waiting for {what}\n{state:?}\n{statuses:?}\n{events:?}\nOLM's logs:\n{}",
-                operators.log_tails()
-            )
-        }
-    }
+    wait_for_explained(what, TIMEOUT, probe, || {
+        let objects = ctx.cluster.try_kubectl(&[
+            "get",
+            "subscription,installplan,csv,deployment,pods",
+            "-n",
+            ns,
+            "-o",
+            "wide",
+        ]);
+        let statuses = ["subscription", "csv"].map(|kind| {
+            get(ctx, &["-n", ns, kind]).map(|list| {
+                list["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|i| i["status"].to_string())
+                    .collect::<Vec<_>>()
+            })
+        });
+        let events = ctx.cluster.try_kubectl(&["get", "events", "-n", ns]);
+        format!(
+            "{objects:?}\n{statuses:?}\n{events:?}\nOLM's logs:\n{}",
+            operators.log_tails()
+        )
+    })
+    .await
 }
 
 #[tokio::test]
@@ -208,7 +185,7 @@ async fn olm_installs_the_bundle_from_a_catalog_into_any_namespace_and_uninstall
     let catalog_dir = work.path().join("catalog");
     olm::render_catalog(&binaries, &bundle, PACKAGE, CHANNEL, &catalog_dir).unwrap_or_else(|e| panic!("{e}"));
     let catalog_text =
-        std::fs::read_to_string(catalog_dir.join(PACKAGE).join("catalog.yaml")).expect("catalog");
+        std::fs::read_to_string(catalog_dir.join(PACKAGE).join("catalog.json")).expect("catalog");
     assert!(
         catalog_text.contains("olm.bundle.object"),
         "the catalog embeds the bundle's objects"
@@ -362,18 +339,18 @@ async fn olm_installs_the_bundle_from_a_catalog_into_any_namespace_and_uninstall
     // Uninstall as OLM documents it: the Subscription, then the CSV.
     ctx.kubectl(&["delete", "subscription", PACKAGE, "-n", ns]);
     ctx.kubectl(&["delete", "csv", &csv_name, "-n", ns]);
-    let left = wait_olm(
+    wait_olm(
         &ctx,
         ns,
         &operators,
         "nothing of ours running after the uninstall",
         || async {
-            let left = names(&ctx, "deployments,daemonsets,replicasets,pods,csv", ns);
-            left.is_empty().then_some(left)
+            names(&ctx, "deployments,daemonsets,replicasets,pods,csv", ns)
+                .is_empty()
+                .then_some(())
         },
     )
     .await;
-    assert!(left.is_empty());
     // OLM removes the cluster-wide RBAC it created for the CSV.
     wait_olm(
         &ctx,

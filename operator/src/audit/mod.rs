@@ -734,6 +734,13 @@ fn service_account(pod: &Pod) -> String {
         .unwrap_or_else(|| "default".into())
 }
 
+/// An object read from the cluster as an input document (a list's items carry no `kind`).
+fn cluster_document(object: &impl serde::Serialize, kind: &str, origin: String) -> Document {
+    let mut value = serde_json::to_value(object).unwrap_or_default();
+    value["kind"] = Value::String(kind.into());
+    Document { origin, value }
+}
+
 /// The cluster's SCCs, as input documents; none where the API is not served.
 async fn cluster_sccs(client: &Client) -> Result<Vec<Document>, kube::Error> {
     let resource = ApiResource::from_gvk_with_plural(
@@ -748,12 +755,11 @@ async fn cluster_sccs(client: &Client) -> Result<Vec<Document>, kube::Error> {
             .items
             .into_iter()
             .map(|scc| {
-                let mut value = serde_json::to_value(&scc).unwrap_or_default();
-                value["kind"] = Value::String("SecurityContextConstraints".into());
-                Document {
-                    origin: format!("the cluster's SCC {}", scc.name_any()),
-                    value,
-                }
+                cluster_document(
+                    &scc,
+                    "SecurityContextConstraints",
+                    format!("the cluster's SCC {}", scc.name_any()),
+                )
             })
             .collect()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
@@ -780,12 +786,11 @@ async fn cluster_documents(
         .items
         .into_iter()
         .map(|n| {
-            let mut value = serde_json::to_value(&n).unwrap_or_default();
-            value["kind"] = Value::String("Namespace".into());
-            Document {
-                origin: format!("the cluster's namespace {}", n.name_any()),
-                value,
-            }
+            cluster_document(
+                &n,
+                "Namespace",
+                format!("the cluster's namespace {}", n.name_any()),
+            )
         })
         .collect();
     Ok((sccs, namespaces))

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, ContainerPort, Pod, PodSecurityContext, PodSpec, SELinuxOptions, SeccompProfile,
+    Capabilities, Container, ContainerPort, Pod, PodSecurityContext, PodSpec, SELinuxOptions, SeccompProfile,
     SecurityContext, Volume,
 };
 
@@ -1032,29 +1032,24 @@ struct ContainerRef<'p> {
     ports: Option<&'p Vec<ContainerPort>>,
 }
 
-fn containers(pod: &Pod) -> Vec<ContainerRef<'_>> {
+fn containers<'p>(pod: &'p Pod) -> Vec<ContainerRef<'p>> {
     let Some(spec) = pod.spec.as_ref() else {
         return Vec::new();
     };
-    let init = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .enumerate()
-        .map(|(index, c)| ContainerRef {
-            list: "initContainers",
+    let of = |list: &'static str, containers: &'p [Container]| {
+        containers.iter().enumerate().map(move |(index, c)| ContainerRef {
+            list,
             index,
             name: &c.name,
             context: c.security_context.as_ref(),
             ports: c.ports.as_ref(),
-        });
-    let regular = spec.containers.iter().enumerate().map(|(index, c)| ContainerRef {
-        list: "containers",
-        index,
-        name: &c.name,
-        context: c.security_context.as_ref(),
-        ports: c.ports.as_ref(),
-    });
+        })
+    };
+    let init = of(
+        "initContainers",
+        spec.init_containers.as_deref().unwrap_or_default(),
+    );
+    let regular = of("containers", &spec.containers);
     let ephemeral = spec
         .ephemeral_containers
         .iter()

@@ -207,7 +207,21 @@ pub fn unique_name(prefix: &str) -> String {
 }
 
 /// Polls `probe` every 200 ms until it returns `Some`, or panics after `timeout`.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    wait_for_explained(what, timeout, probe, String::new).await
+}
+
+/// [`wait_for`], whose panic adds what `explain` says at that moment (the state around).
+pub async fn wait_for_explained<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    mut probe: F,
+    explain: impl FnOnce() -> String,
+) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -218,7 +232,7 @@ where
             return value;
         }
         if tokio::time::Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
+            panic!("timed out after {timeout:?} waiting for {what}\n{}", explain());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -83,9 +83,10 @@ impl Operators {
 
     /// The end of each operator's log, for a failure message.
     pub fn log_tails(&self) -> String {
-        TOOLS[..2]
+        self.components
             .iter()
-            .map(|name| {
+            .map(|component| {
+                let name = &component.name;
                 let text = fs::read_to_string(self.log_dir.join(format!("{name}.log"))).unwrap_or_default();
                 let lines: Vec<&str> = text.lines().collect();
                 format!(
@@ -138,28 +139,27 @@ pub fn render_catalog(
     check_built(binaries)?;
     let package_dir = catalog_dir.join(package);
     fs::create_dir_all(&package_dir).map_err(io_context("creating the catalog directory"))?;
+    // JSON documents, one after the other, are a catalog file as opm reads it.
     let head = opm(
         binaries,
-        &["init", package, "--default-channel", channel, "-o", "yaml"],
+        &["init", package, "--default-channel", channel, "-o", "json"],
     )?;
     let bundle = opm(
         binaries,
-        &["render", &bundle_dir.display().to_string(), "-o", "yaml"],
+        &["render", &bundle_dir.display().to_string(), "-o", "json"],
     )?;
-    let bundle_name = bundle
-        .lines()
-        .find_map(|l| l.strip_prefix("name: "))
+    let bundle_name = serde_json::from_str::<serde_json::Value>(&bundle)
+        .ok()
+        .and_then(|b| b["name"].as_str().map(str::to_string))
         .ok_or_else(|| TestenvError::Command {
             command: "opm render".into(),
             output: format!("no bundle name in:\n{bundle}"),
-        })?
-        .to_string();
-    let channel_entry = format!(
-        "---\nschema: olm.channel\npackage: {package}\nname: {channel}\nentries:\n- name: {bundle_name}\n"
-    );
+        })?;
+    let channel_entry = serde_json::json!({ "schema": "olm.channel", "package": package, "name": channel,
+        "entries": [{ "name": bundle_name }] });
     fs::write(
-        package_dir.join("catalog.yaml"),
-        format!("{head}{channel_entry}---\n{bundle}"),
+        package_dir.join("catalog.json"),
+        format!("{head}\n{channel_entry}\n{bundle}"),
     )
     .map_err(io_context("writing the catalog"))?;
     opm(binaries, &["validate", &catalog_dir.display().to_string()])?;
