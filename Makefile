@@ -58,6 +58,10 @@ bench: testenv ## Measure the performance targets (not part of `make test`; N=10
 	$(CARGO) bench --locked --bench engine -- --quick
 	$(CARGO_TARGET_DIR)/release/sentinel-bench --operator $(CARGO_TARGET_DIR)/release/seccomp-sentinel $(if $(N),--pods $(N))
 
+.PHONY: peer-tools
+peer-tools: ## Build Kyverno's reports-controller, the peer of the side-by-side measurements (not part of `make test`; about 20 minutes cold).
+	@bash e2e/peer/build.sh
+
 KUSTOMIZE_TARGET ?= config/default
 
 .PHONY: deploy

@@ -55,6 +55,10 @@ struct Args {
     /// Only the node agent's measurements (A1, A2) and P5.
     #[arg(long)]
     agent_only: bool,
+    /// Only the floors and the unthrottled first sync (P1), with the CPU each side used; prints,
+    /// writes no results file.
+    #[arg(long)]
+    p1_only: bool,
 }
 
 #[derive(serde::Serialize)]
@@ -222,6 +226,12 @@ fn observe_statuses(
                     .and_then(|pod| pods.get(pod))
                     .is_some_and(|uid| *uid == status.spec.pod_uid && status.status.is_some());
                 if describes {
+                    if done.is_empty() {
+                        eprintln!(
+                            "bench: {ns}: first status {:.2?} after the start",
+                            start.elapsed()
+                        );
+                    }
                     done.insert(name);
                 } else {
                     done.remove(&name);
@@ -241,6 +251,64 @@ fn observe_statuses(
             ),
         }
     })
+}
+
+/// User + system CPU seconds a process has used, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command (which may hold spaces) start at field 3 (state).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks =
+        |i: usize| -> anyhow::Result<f64> { Ok(fields.get(i).context("stat field")?.parse::<f64>()?) };
+    // utime and stime are fields 14 and 15, in clock ticks (100 per second on Linux).
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+/// The pids of the control plane's kube-apiserver and etcd (those started on its data directory).
+fn plane_pids(plane: &ControlPlane) -> Vec<(String, u32)> {
+    let dir = plane.data_dir().to_string_lossy().into_owned();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let program = cmdline.split_whitespace().next()?.rsplit('/').next()?.to_string();
+            (matches!(program.as_str(), "kube-apiserver" | "etcd") && cmdline.contains(&dir))
+                .then_some((program, pid))
+        })
+        .collect()
+}
+
+/// CPU seconds of the control plane's processes and of this process, to subtract two readings.
+fn cpu_snapshot(plane: &ControlPlane) -> BTreeMap<String, f64> {
+    let mut snapshot: BTreeMap<String, f64> = plane_pids(plane)
+        .into_iter()
+        .filter_map(|(name, pid)| Some((name, cpu_seconds(pid).ok()?)))
+        .collect();
+    if let Ok(own) = cpu_seconds(std::process::id()) {
+        snapshot.insert("bench".into(), own);
+    }
+    snapshot
+}
+
+/// CPU seconds used by each process between two snapshots.
+fn cpu_used(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(name, t)| (name.clone(), t - before.get(name).copied().unwrap_or(0.0)))
+        .collect()
+}
+
+fn describe_cpu(used: &BTreeMap<String, f64>) -> String {
+    used.iter()
+        .map(|(name, t)| format!("{name} {t:.1}s"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A memory field (in kB) of `/proc/<pid>/status`, in bytes.
@@ -489,7 +557,13 @@ async fn main() -> anyhow::Result<()> {
         // Floors first, in a namespace of their own, so the API server is equally warm for all.
         create_namespace(&client, "bench-floor").await?;
         create_pods(&client, "bench-floor", 0..n).await?;
+        let cpu_before = cpu_snapshot(&plane);
         let floor_free = floor(&client, "bench-floor", n, None, "f1").await?;
+        let floor_cpu = cpu_used(&cpu_before, &cpu_snapshot(&plane));
+        eprintln!(
+            "bench: CPU during the unthrottled floor: {}",
+            describe_cpu(&floor_cpu)
+        );
         let floor_rate = floor(&client, "bench-floor", n, Some(args.writes_per_second), "f2").await?;
         eprintln!(
             "bench: floors: {n} one-write records in {floor_free:.2?} unthrottled, {floor_rate:.2?} at {}/s",
@@ -519,15 +593,25 @@ async fn main() -> anyhow::Result<()> {
             let (args, kubeconfig, client, plane) = (&args, &kubeconfig, &client, &plane);
             async move {
                 let writes_before = apiserver_status_writes(plane)?;
+                let cpu_before = cpu_snapshot(plane);
                 let started = Instant::now();
                 let observed = observe_statuses(client, ns, "", started, Duration::from_secs(1800));
                 let operator = OperatorProcess::start_at(args, kubeconfig, ns, rate, burst)?;
                 let took = observed.await??;
+                let mut cpu = cpu_used(&cpu_before, &cpu_snapshot(plane));
+                cpu.insert(
+                    "operator".into(),
+                    cpu_seconds(operator.child.id()).unwrap_or(f64::NAN),
+                );
+                eprintln!(
+                    "bench: CPU during the first sync at {rate}/s: {}",
+                    describe_cpu(&cpu)
+                );
                 let writes = apiserver_status_writes(plane)? - writes_before;
-                anyhow::Ok((operator, took, writes))
+                anyhow::Ok((operator, took, writes, cpu))
             }
         };
-        let (operator, free, writes) = sync(1_000_000, 1_000_000).await?;
+        let (operator, free, writes, sync_cpu) = sync(1_000_000, 1_000_000).await?;
         first_sync_writes = Some(writes);
         results.push(at_most(
             "P1",
@@ -541,9 +625,29 @@ async fn main() -> anyhow::Result<()> {
             1.1,
         ));
         print(results.last().expect("result"));
+        // Where the time of P1 goes: the API server's own work beside the floor's, and the
+        // operator's CPU (both sides share the machine's cores).
+        let apiserver =
+            |used: &BTreeMap<String, f64>| used.get("kube-apiserver").copied().unwrap_or(f64::NAN);
+        results.push(information(
+            "P1",
+            &format!(
+                "kube-apiserver CPU during the unthrottled first sync ÷ during the floor ({:.1}s ÷ {:.1}s; the operator's own CPU {:.1}s)",
+                apiserver(&sync_cpu),
+                apiserver(&floor_cpu),
+                sync_cpu.get("operator").copied().unwrap_or(f64::NAN)
+            ),
+            apiserver(&sync_cpu) / apiserver(&floor_cpu),
+            "ratio",
+        ));
+        print(results.last().expect("result"));
         operator.stop();
+        if args.p1_only {
+            plane.stop();
+            return Ok(());
+        }
         delete_statuses(&client, ns).await?;
-        let (operator, at_rate, _) = sync(args.writes_per_second, args.writes_per_second).await?;
+        let (operator, at_rate, _, _) = sync(args.writes_per_second, args.writes_per_second).await?;
         results.push(at_most(
             "P1",
             &format!(
@@ -559,7 +663,7 @@ async fn main() -> anyhow::Result<()> {
         print(results.last().expect("result"));
         operator.stop();
         delete_statuses(&client, ns).await?;
-        let (operator, shipped, _) = sync(50, 100).await?;
+        let (operator, shipped, _, _) = sync(50, 100).await?;
         // The shipped limit alone allows n writes in (n - burst) / rate seconds.
         let limit = (n.saturating_sub(100)) as f64 / 50.0;
         results.push(information(
