@@ -408,6 +408,7 @@ async fn floor(
     n: usize,
     writes_per_second: Option<u32>,
     prefix: &str,
+    samples: &[(String, Value)],
 ) -> anyhow::Result<Duration> {
     let pods: Vec<Pod> = Api::<Pod>::namespaced(client.clone(), ns)
         .list(&ListParams::default())
@@ -445,10 +446,13 @@ async fn floor(
             async move {
                 let name = format!("{prefix}-{}", p.name_any());
                 let uid = p.uid().unwrap_or_default();
+                // The status the operator writes for a pod of this shape (see `pod`).
+                let shape = p.name_any().trim_start_matches('p').parse::<usize>().unwrap_or(0) % samples.len();
+                let (label, status) = &samples[shape];
                 let object = json!({ "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompStatus",
-                    "metadata": { "name": name, "labels": { "seccomp.sentinel.dev/profile": "Mixed" },
+                    "metadata": { "name": name, "labels": { "seccomp.sentinel.dev/profile": label },
                         "ownerReferences": [{ "apiVersion": "v1", "kind": "Pod", "name": p.name_any(), "uid": uid, "controller": true }] },
-                    "spec": { "podUID": uid }, "status": sample_status() });
+                    "spec": { "podUID": uid }, "status": status });
                 if let Some(limiter) = &limiter {
                     limiter.until_ready().await;
                 }
@@ -482,15 +486,52 @@ async fn delete_statuses(client: &Client, ns: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sample_status() -> Value {
-    json!({ "profile": "Mixed", "confined": "1/2", "confinedContainers": 1, "totalContainers": 2,
-        "source": "ContainerField", "kubeletSeccompDefault": "false",
-        "containers": [
-            { "name": "app", "kind": "Container", "profile": { "type": "RuntimeDefault" }, "source": "PodField", "confined": true },
-            { "name": "proxy", "kind": "Container", "profile": { "type": "Unconfined" }, "source": "ContainerField", "confined": false }
-        ],
-        "conditions": [{ "type": "Confined", "status": "False", "reason": "UnconfinedContainers", "message": "unconfined: proxy",
-            "lastTransitionTime": "2026-01-01T00:00:00Z" }] })
+/// What the operator writes for each of the three pod shapes of [`pod`] (label, status), read
+/// from its own statuses of three sample pods, so the floors write exactly the same objects.
+async fn operator_samples(
+    args: &Args,
+    kubeconfig: &std::path::Path,
+    client: &Client,
+) -> anyhow::Result<Vec<(String, Value)>> {
+    let ns = "bench-samples";
+    create_namespace(client, ns).await?;
+    create_pods(client, ns, 0..3).await?;
+    let operator = OperatorProcess::start(args, kubeconfig, ns)?;
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        ns,
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("seccomp.sentinel.dev", "v1alpha1", "SeccompStatus"),
+            "seccompstatuses",
+        ),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut samples = Vec::new();
+    for i in 0..3 {
+        let name = format!("p{i:05}");
+        let object = loop {
+            if let Some(object) = api.get_opt(&name).await? {
+                break object;
+            }
+            if Instant::now() > deadline {
+                bail!("the operator wrote no SeccompStatus for {ns}/{name} in 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let label = object
+            .labels()
+            .get("seccomp.sentinel.dev/profile")
+            .cloned()
+            .context("sample status without its profile label")?;
+        let status = object
+            .data
+            .get("status")
+            .cloned()
+            .context("sample status without a status")?;
+        samples.push((label, status));
+    }
+    operator.stop();
+    Ok(samples)
 }
 
 /// P5: evaluations per second on one core, over a mix of pod shapes.
@@ -558,13 +599,22 @@ async fn main() -> anyhow::Result<()> {
         create_namespace(&client, "bench-floor").await?;
         create_pods(&client, "bench-floor", 0..n).await?;
         let cpu_before = cpu_snapshot(&plane);
-        let floor_free = floor(&client, "bench-floor", n, None, "f1").await?;
+        let samples = operator_samples(&args, &kubeconfig, &client).await?;
+        let floor_free = floor(&client, "bench-floor", n, None, "f1", &samples).await?;
         let floor_cpu = cpu_used(&cpu_before, &cpu_snapshot(&plane));
         eprintln!(
             "bench: CPU during the unthrottled floor: {}",
             describe_cpu(&floor_cpu)
         );
-        let floor_rate = floor(&client, "bench-floor", n, Some(args.writes_per_second), "f2").await?;
+        let floor_rate = floor(
+            &client,
+            "bench-floor",
+            n,
+            Some(args.writes_per_second),
+            "f2",
+            &samples,
+        )
+        .await?;
         eprintln!(
             "bench: floors: {n} one-write records in {floor_free:.2?} unthrottled, {floor_rate:.2?} at {}/s",
             args.writes_per_second
