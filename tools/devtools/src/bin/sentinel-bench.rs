@@ -129,14 +129,17 @@ async fn client(kubeconfig: &std::path::Path) -> anyhow::Result<Client> {
     Ok(Client::try_from(config)?)
 }
 
+/// The pod shapes of [`pod`]: pod `i` has shape `i % POD_SHAPES`.
+const POD_SHAPES: usize = 3;
+
 fn pod(name: &str, i: usize) -> Pod {
     // A realistic mix: a third confined at pod level, a third with one unconfined sidecar, a third
     // with nothing set; two containers each.
-    let pod_profile = match i % 3 {
+    let pod_profile = match i % POD_SHAPES {
         0 => json!({ "seccompProfile": { "type": "RuntimeDefault" } }),
         _ => json!({}),
     };
-    let sidecar = match i % 3 {
+    let sidecar = match i % POD_SHAPES {
         1 => json!({ "seccompProfile": { "type": "Unconfined" } }),
         _ => json!({}),
     };
@@ -423,14 +426,7 @@ async fn floor(
         }
         None => None,
     };
-    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        ns,
-        &kube::api::ApiResource::from_gvk_with_plural(
-            &kube::api::GroupVersionKind::gvk("seccomp.sentinel.dev", "v1alpha1", "SeccompStatus"),
-            "seccompstatuses",
-        ),
-    );
+    let api = status_json_api(client, ns);
     let params = PatchParams::apply("bench-floor").force();
     let start = Instant::now();
     let observed = observe_statuses(
@@ -466,6 +462,18 @@ async fn floor(
     observed.await?
 }
 
+/// The SeccompStatuses of `ns` as plain JSON objects (written and read as the API has them).
+fn status_json_api(client: &Client, ns: &str) -> Api<kube::api::DynamicObject> {
+    Api::namespaced_with(
+        client.clone(),
+        ns,
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("seccomp.sentinel.dev", "v1alpha1", "SeccompStatus"),
+            "seccompstatuses",
+        ),
+    )
+}
+
 /// Deletes every SeccompStatus of `ns` and waits until they are gone (to sync again from zero).
 async fn delete_statuses(client: &Client, ns: &str) -> anyhow::Result<()> {
     let api: Api<SeccompStatus> = Api::namespaced(client.clone(), ns);
@@ -495,19 +503,12 @@ async fn operator_samples(
 ) -> anyhow::Result<Vec<(String, Value)>> {
     let ns = "bench-samples";
     create_namespace(client, ns).await?;
-    create_pods(client, ns, 0..3).await?;
+    create_pods(client, ns, 0..POD_SHAPES).await?;
     let operator = OperatorProcess::start(args, kubeconfig, ns)?;
-    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        ns,
-        &kube::api::ApiResource::from_gvk_with_plural(
-            &kube::api::GroupVersionKind::gvk("seccomp.sentinel.dev", "v1alpha1", "SeccompStatus"),
-            "seccompstatuses",
-        ),
-    );
+    let api = status_json_api(client, ns);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut samples = Vec::new();
-    for i in 0..3 {
+    for i in 0..POD_SHAPES {
         let name = format!("p{i:05}");
         let object = loop {
             if let Some(object) = api.get_opt(&name).await? {
@@ -598,8 +599,8 @@ async fn main() -> anyhow::Result<()> {
         // Floors first, in a namespace of their own, so the API server is equally warm for all.
         create_namespace(&client, "bench-floor").await?;
         create_pods(&client, "bench-floor", 0..n).await?;
-        let cpu_before = cpu_snapshot(&plane);
         let samples = operator_samples(&args, &kubeconfig, &client).await?;
+        let cpu_before = cpu_snapshot(&plane);
         let floor_free = floor(&client, "bench-floor", n, None, "f1", &samples).await?;
         let floor_cpu = cpu_used(&cpu_before, &cpu_snapshot(&plane));
         eprintln!(
