@@ -576,3 +576,90 @@ async fn odd_pods_get_a_status_and_do_not_disturb_others() {
     );
     operator.stop().await;
 }
+
+/// A first sync of many pods closes the watch of SeccompStatuses (its events would only echo the
+/// controller's own writes) and lists them again once written: what someone else changed
+/// meanwhile is still repaired, and the watch works again afterwards. A restart with every
+/// status stored does not close it.
+#[tokio::test]
+async fn a_large_first_sync_closes_the_status_watch_and_repairs_what_changed_meanwhile() {
+    use futures::StreamExt;
+    use std::sync::atomic::Ordering::Relaxed;
+    let ctx = support::context("ctl-first-sync").await;
+    let count = seccomp_sentinel::controller::FIRST_SYNC_PAUSE_ABOVE + 44;
+    let pods: Api<Pod> = ctx.api();
+    futures::stream::iter(0..count)
+        .map(|i| {
+            let pods = pods.clone();
+            async move {
+                let pod: Pod = serde_json::from_value(json!({ "metadata": { "name": format!("p{i:03}") },
+                    "spec": { "containers": [container("app", json!({}))] } }))
+                .expect("pod json");
+                pods.create(&PostParams::default(), &pod)
+                    .await
+                    .expect("create pod");
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
+    // Slow enough writes that the sync is still going when a status is deleted under it.
+    let mut config = support::namespace_config(&ctx);
+    config.max_writes_per_second = std::num::NonZeroU32::new(30).expect("rate");
+    config.write_burst = std::num::NonZeroU32::new(10).expect("burst");
+    let operator = Operator::start(ctx.client.clone(), config.clone()).await;
+    let statuses: Api<SeccompStatus> = ctx.api();
+    let written = wait_for("the first 20 statuses", TIMEOUT, || async {
+        let list = statuses.list(&ListParams::default()).await.ok()?;
+        (list.items.len() >= 20).then_some(list.items)
+    })
+    .await;
+    assert_eq!(
+        operator.ctx.stats.first_sync_watch_pauses.load(Relaxed),
+        1,
+        "the watch was closed for the first sync"
+    );
+    let victim = written[0].name_any();
+    statuses
+        .delete(&victim, &DeleteParams::default())
+        .await
+        .expect("delete a status during the sync");
+    assert!(
+        (operator.writes() as usize) < count,
+        "the sync was still going when the status was deleted ({} writes)",
+        operator.writes()
+    );
+
+    wait_for(
+        "every pod's status, the deleted one again",
+        Duration::from_secs(120),
+        || async {
+            let list = statuses.list(&ListParams::default()).await.ok()?;
+            (list.items.len() == count).then_some(())
+        },
+    )
+    .await;
+    current_status(&ctx, &victim).await;
+    // The watch is open again: a status deleted now comes back at once.
+    let again = statuses.get("p001").await.expect("p001").uid();
+    statuses
+        .delete("p001", &DeleteParams::default())
+        .await
+        .expect("delete after the sync");
+    wait_for("p001 written again", TIMEOUT, || async {
+        let status = statuses.get_opt("p001").await.ok()??;
+        (status.uid() != again && status.status.is_some()).then_some(())
+    })
+    .await;
+    operator.stop().await;
+
+    // A restart with every status stored keeps the watch open and writes nothing.
+    let operator = Operator::start(ctx.client.clone(), config).await;
+    wait_for("the first pass after the restart", TIMEOUT, || async {
+        (operator.reconciles() as usize >= count).then_some(())
+    })
+    .await;
+    assert_eq!(operator.ctx.stats.first_sync_watch_pauses.load(Relaxed), 0);
+    assert_eq!(operator.writes(), 0, "nothing was written after the restart");
+    operator.stop().await;
+}

@@ -71,6 +71,8 @@ pub struct Stats {
     pub label_writes: AtomicU64,
     pub evictions: AtomicU64,
     pub errors: AtomicU64,
+    /// Times the watch of SeccompStatuses was closed for a first sync (and listed again after).
+    pub first_sync_watch_pauses: AtomicU64,
 }
 
 /// Shared state of the controller: clients, configuration, the state and the work queue.
@@ -227,6 +229,16 @@ pub async fn run_with(
     }
 }
 
+/// Whether the watch of SeccompStatuses is worth closing during the first sync: when most
+/// statuses are still to be written, their watch events would cost the API server more than
+/// listing them all once afterwards.
+fn first_sync_is_large(to_write: usize, stored: usize) -> bool {
+    to_write >= FIRST_SYNC_PAUSE_ABOVE && to_write >= stored
+}
+
+/// Below this many statuses to write, the watch's events cost less than a second list.
+pub const FIRST_SYNC_PAUSE_ABOVE: usize = 256;
+
 /// Starts the watches, waits for their first lists, then the writers and the workers (whose
 /// handles it returns).
 async fn start(ctx: Arc<Context>) -> Result<Vec<tokio::task::JoinHandle<()>>, Error> {
@@ -250,6 +262,7 @@ async fn start(ctx: Arc<Context>) -> Result<Vec<tokio::task::JoinHandle<()>>, Er
     let page = watcher::Config::default()
         .page_size(ctx.config.list_page_size)
         .any_semantic();
+    let (close_status_watch, pause_status_watch) = tokio::sync::oneshot::channel();
     let mut ready = vec![
         (
             "pods",
@@ -262,11 +275,12 @@ async fn start(ctx: Arc<Context>) -> Result<Vec<tokio::task::JoinHandle<()>>, Er
         ),
         (
             "seccompstatuses",
-            watches::spawn(
+            watches::spawn_with_pause(
                 &ctx,
                 ctx.all_or_namespace::<Decoded<StatusWire>>(),
                 page.clone(),
                 watches::Statuses { ctx: ctx.clone() },
+                Some(pause_status_watch),
             ),
         ),
         (
@@ -372,6 +386,16 @@ async fn start(ctx: Arc<Context>) -> Result<Vec<tokio::task::JoinHandle<()>>, Er
     {
         let mut state = ctx.state();
         state.listed = true;
+        let (to_write, stored) = state.statuses_to_write();
+        let close = first_sync_is_large(to_write, stored);
+        if close {
+            ctx.stats.first_sync_watch_pauses.fetch_add(1, Ordering::Relaxed);
+            info!(
+                to_write,
+                stored, "first sync: the watch of SeccompStatuses is closed until it is written"
+            );
+        }
+        let _ = close_status_watch.send(close);
         info!(
             namespaces = ?ctx.config.namespaces,
             pods = state.pods.values().filter(|e| e.pod.is_some()).count(),
@@ -389,4 +413,21 @@ async fn start(ctx: Arc<Context>) -> Result<Vec<tokio::task::JoinHandle<()>>, Er
     Ok((0..ctx.config.concurrency.max(1))
         .map(|_| tokio::spawn(execute::worker(ctx.clone())))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_watch_is_closed_only_when_most_statuses_are_still_to_write() {
+        assert!(first_sync_is_large(3000, 0), "a fresh install");
+        assert!(first_sync_is_large(300, 300));
+        assert!(!first_sync_is_large(3000, 3001), "most are stored");
+        assert!(!first_sync_is_large(0, 10_000), "a restart with nothing changed");
+        assert!(
+            !first_sync_is_large(FIRST_SYNC_PAUSE_ABOVE - 1, 0),
+            "a small cluster"
+        );
+    }
 }

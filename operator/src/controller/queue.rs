@@ -170,6 +170,12 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Nothing queued and nothing in work (delayed requeues may be waiting).
+    pub fn is_idle(&self) -> bool {
+        let state = self.lock();
+        state.queue.is_empty() && state.active.is_empty()
+    }
 }
 
 #[cfg(test)]
@@ -189,8 +195,13 @@ mod tests {
         queue.add("a");
         assert_eq!(queue.next().await, Some("b"));
         assert!(queue.is_empty());
+        assert!(!queue.is_idle(), "b is in work");
+        queue.done(&"b");
         queue.done(&"a");
+        assert!(!queue.is_idle(), "a changed in work, so it is queued again");
         assert_eq!(queue.next().await, Some("a"));
+        queue.done(&"a");
+        assert!(queue.is_idle());
     }
 
     #[tokio::test(start_paused = true)]

@@ -429,6 +429,16 @@ impl State {
         self.check_warm()
     }
 
+    /// Pods without a stored SeccompStatus, and stored SeccompStatuses.
+    pub fn statuses_to_write(&self) -> (usize, usize) {
+        self.pods.values().fold((0, 0), |(missing, stored), e| {
+            (
+                missing + usize::from(e.pod.is_some() && e.stored.is_none()),
+                stored + usize::from(e.stored.is_some()),
+            )
+        })
+    }
+
     /// Warm once every watch has listed and every listed pod was planned.
     pub fn check_warm(&mut self) -> bool {
         if !self.warm && self.listed && self.unseen == 0 {

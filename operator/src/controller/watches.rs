@@ -85,7 +85,43 @@ pub(super) fn spawn<W, H>(
     ctx: &Arc<Context>,
     api: Api<Decoded<W>>,
     config: watcher::Config,
+    handler: H,
+) -> oneshot::Receiver<()>
+where
+    W: WatchedKind + serde::de::DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static,
+    H: Handler<W>,
+    Decoded<W>:
+        kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + Send + serde::de::DeserializeOwned,
+{
+    spawn_with_pause(ctx, api, config, handler, None)
+}
+
+/// The longest the watch of the controller's own objects stays closed during a first sync.
+const FIRST_SYNC_PAUSE_LIMIT: Duration = Duration::from_secs(120);
+
+/// Waits until every pod was planned once and every write of that pass is done, or at most
+/// [`FIRST_SYNC_PAUSE_LIMIT`].
+async fn first_sync_written(ctx: &Context) {
+    let started = Instant::now();
+    while started.elapsed() < FIRST_SYNC_PAUSE_LIMIT {
+        if ctx.warmed_up() && ctx.queue.is_idle() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// [`spawn`], and after the first list, when `pause` answers true, the watch is closed until the
+/// first sync is written, then listed and watched again. Used for the controller's own
+/// SeccompStatuses: during a first sync every write would come back as a watch event that the
+/// API server encodes and sends and that carries nothing the write's response did not; the
+/// list afterwards brings what others changed meanwhile (deletions, the node agent's fields).
+pub(super) fn spawn_with_pause<W, H>(
+    ctx: &Arc<Context>,
+    api: Api<Decoded<W>>,
+    config: watcher::Config,
     mut handler: H,
+    pause: Option<oneshot::Receiver<bool>>,
 ) -> oneshot::Receiver<()>
 where
     W: WatchedKind + serde::de::DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static,
@@ -105,76 +141,97 @@ where
             last_warning: None,
         };
         let mut last_watch_warning: Option<Instant> = None;
-        let stream = watcher(api, config).default_backoff();
-        let mut stream = std::pin::pin!(stream);
-        while let Some(event) = stream.next().await {
-            let event = match event {
-                Ok(event) => event,
-                Err(e) => {
-                    ctx.metrics.error("watch");
-                    if last_watch_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
-                        warn!(watch = W::PLURAL, error = %e, "watch error; retrying");
-                        last_watch_warning = Some(Instant::now());
+        let mut pause = pause;
+        loop {
+            let mut closed_for_first_sync = false;
+            let stream = watcher(api.clone(), config.clone()).default_backoff();
+            let mut stream = std::pin::pin!(stream);
+            while let Some(event) = stream.next().await {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(e) => {
+                        ctx.metrics.error("watch");
+                        if last_watch_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
+                            warn!(watch = W::PLURAL, error = %e, "watch error; retrying");
+                            last_watch_warning = Some(Instant::now());
+                        }
+                        continue;
                     }
-                    continue;
-                }
-            };
-            let dirty = {
-                let mut state = ctx.state();
-                match event {
-                    watcher::Event::Init => {
-                        listed = Some(HashSet::new());
-                        Vec::new()
-                    }
-                    watcher::Event::InitApply(decoded) => {
-                        let Some(key) = key_of(&handler, &mut state, &decoded) else {
-                            continue;
-                        };
-                        listed.get_or_insert_with(HashSet::new).insert(key.clone());
-                        match decoded {
-                            Decoded::Ok(object, _) => handler.apply(&mut state, &key, object),
-                            Decoded::Invalid(invalid) => {
-                                // Kept as it was: a later list may read it.
-                                undecodable.report(&ctx, &invalid);
-                                Vec::new()
+                };
+                let dirty = {
+                    let mut state = ctx.state();
+                    match event {
+                        watcher::Event::Init => {
+                            listed = Some(HashSet::new());
+                            Vec::new()
+                        }
+                        watcher::Event::InitApply(decoded) => {
+                            let Some(key) = key_of(&handler, &mut state, &decoded) else {
+                                continue;
+                            };
+                            listed.get_or_insert_with(HashSet::new).insert(key.clone());
+                            match decoded {
+                                Decoded::Ok(object, _) => handler.apply(&mut state, &key, object),
+                                Decoded::Invalid(invalid) => {
+                                    // Kept as it was: a later list may read it.
+                                    undecodable.report(&ctx, &invalid);
+                                    Vec::new()
+                                }
                             }
                         }
-                    }
-                    watcher::Event::InitDone => {
-                        let seen = listed.take().unwrap_or_default();
-                        let dirty = handler.relisted(&mut state, &seen);
-                        debug!(
-                            watch = W::PLURAL,
-                            objects = seen.len(),
-                            replanned = dirty.len(),
-                            "listed"
-                        );
-                        if let Some(tx) = ready.take() {
-                            let _ = tx.send(());
+                        watcher::Event::InitDone => {
+                            let seen = listed.take().unwrap_or_default();
+                            let dirty = handler.relisted(&mut state, &seen);
+                            debug!(
+                                watch = W::PLURAL,
+                                objects = seen.len(),
+                                replanned = dirty.len(),
+                                "listed"
+                            );
+                            if let Some(tx) = ready.take() {
+                                let _ = tx.send(());
+                            }
+                            dirty
                         }
-                        dirty
-                    }
-                    watcher::Event::Apply(decoded) => {
-                        let Some(key) = key_of(&handler, &mut state, &decoded) else {
-                            continue;
-                        };
-                        match decoded {
-                            Decoded::Ok(object, _) => handler.apply(&mut state, &key, object),
-                            Decoded::Invalid(invalid) => {
-                                undecodable.report(&ctx, &invalid);
-                                Vec::new()
+                        watcher::Event::Apply(decoded) => {
+                            let Some(key) = key_of(&handler, &mut state, &decoded) else {
+                                continue;
+                            };
+                            match decoded {
+                                Decoded::Ok(object, _) => handler.apply(&mut state, &key, object),
+                                Decoded::Invalid(invalid) => {
+                                    undecodable.report(&ctx, &invalid);
+                                    Vec::new()
+                                }
                             }
                         }
+                        watcher::Event::Delete(decoded) => {
+                            let Some(key) = key_of(&handler, &mut state, &decoded) else {
+                                continue;
+                            };
+                            handler.delete(&mut state, &key)
+                        }
                     }
-                    watcher::Event::Delete(decoded) => {
-                        let Some(key) = key_of(&handler, &mut state, &decoded) else {
-                            continue;
-                        };
-                        handler.delete(&mut state, &key)
-                    }
+                };
+                ctx.queue.add_all(dirty);
+                if ready.is_none()
+                    && let Some(asked) = pause.take()
+                    && asked.await.unwrap_or(false)
+                {
+                    debug!(watch = W::PLURAL, "closed during the first sync");
+                    closed_for_first_sync = true;
+                    break;
                 }
-            };
-            ctx.queue.add_all(dirty);
+            }
+            if !closed_for_first_sync {
+                // A watcher with back-off does not end on its own.
+                return;
+            }
+            first_sync_written(&ctx).await;
+            debug!(
+                watch = W::PLURAL,
+                "first sync written: listing and watching again"
+            );
         }
     });
     ready_rx

@@ -7,7 +7,6 @@
 use std::{
     collections::{BTreeMap, HashMap},
     path::PathBuf,
-    process::{Child, Command, Stdio},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -19,12 +18,16 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::{
     Api, Client, ResourceExt,
     api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
-    config::{KubeConfigOptions, Kubeconfig},
     runtime::{WatchStreamExt, watcher},
 };
 use seccomp_sentinel::{
     api::{KubeletSeccompDefault, SeccompStatus},
     engine::{self, Facts, NodeFacts, PodView, SccDefaults},
+};
+use sentinel_devtools::bench::{
+    Measurement, OperatorProcess, POD_SHAPES, apiserver_request_counts, apiserver_requests, at_least,
+    at_most, client, cpu_seconds, create_namespace, create_pods, describe_requests, information, percentile,
+    pod, print, proc_status_bytes, status_json_api,
 };
 use sentinel_testenv::{self as testenv, Binaries, ControlPlane};
 use serde_json::{Value, json};
@@ -59,134 +62,6 @@ struct Args {
     /// writes no results file.
     #[arg(long)]
     p1_only: bool,
-}
-
-#[derive(serde::Serialize)]
-struct Measurement {
-    id: &'static str,
-    what: String,
-    measured: f64,
-    unit: &'static str,
-    target: String,
-    /// measured ÷ target for "at most" targets, target ÷ measured for "at least" ones: ≤ 1 passes.
-    ratio: f64,
-    verdict: &'static str,
-}
-
-fn at_most(id: &'static str, what: &str, measured: f64, unit: &'static str, target: f64) -> Measurement {
-    let ratio = if target == 0.0 {
-        if measured == 0.0 { 0.0 } else { f64::INFINITY }
-    } else {
-        measured / target
-    };
-    Measurement {
-        id,
-        what: what.into(),
-        measured,
-        unit,
-        target: format!("<= {target}"),
-        ratio,
-        verdict: if measured <= target { "PASS" } else { "FAIL" },
-    }
-}
-
-fn at_least(id: &'static str, what: &str, measured: f64, unit: &'static str, target: f64) -> Measurement {
-    Measurement {
-        id,
-        what: what.into(),
-        measured,
-        unit,
-        target: format!(">= {target}"),
-        ratio: target / measured.max(f64::MIN_POSITIVE),
-        verdict: if measured >= target { "PASS" } else { "FAIL" },
-    }
-}
-
-/// A figure reported for information, with no target.
-fn information(id: &'static str, what: &str, measured: f64, unit: &'static str) -> Measurement {
-    Measurement {
-        id,
-        what: what.into(),
-        measured,
-        unit,
-        target: "-".into(),
-        ratio: measured,
-        verdict: "INFO",
-    }
-}
-
-fn print(m: &Measurement) {
-    println!(
-        "{:<3} {:<58} measured {:>14.3} {:<10} target {:<10} ratio {:>7.3}  {}",
-        m.id, m.what, m.measured, m.unit, m.target, m.ratio, m.verdict
-    );
-}
-
-async fn client(kubeconfig: &std::path::Path) -> anyhow::Result<Client> {
-    let kc = Kubeconfig::read_from(kubeconfig)?;
-    let mut config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
-    config.default_retry = true;
-    Ok(Client::try_from(config)?)
-}
-
-/// The pod shapes of [`pod`]: pod `i` has shape `i % POD_SHAPES`.
-const POD_SHAPES: usize = 3;
-
-fn pod(name: &str, i: usize) -> Pod {
-    // A realistic mix: a third confined at pod level, a third with one unconfined sidecar, a third
-    // with nothing set; two containers each.
-    let pod_profile = match i % POD_SHAPES {
-        0 => json!({ "seccompProfile": { "type": "RuntimeDefault" } }),
-        _ => json!({}),
-    };
-    let sidecar = match i % POD_SHAPES {
-        1 => json!({ "seccompProfile": { "type": "Unconfined" } }),
-        _ => json!({}),
-    };
-    serde_json::from_value(json!({
-        "metadata": { "name": name, "labels": { "app": format!("app-{}", i % 50) } },
-        "spec": {
-            "securityContext": pod_profile,
-            "containers": [
-                { "name": "app", "image": "registry.example/app:1", "env": [{ "name": "MODE", "value": "production" }],
-                  "resources": { "requests": { "cpu": "100m", "memory": "64Mi" } } },
-                { "name": "proxy", "image": "registry.example/proxy:1", "securityContext": sidecar }
-            ]
-        }
-    }))
-    .expect("pod")
-}
-
-async fn create_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
-    let ns: Namespace = serde_json::from_value(json!({ "metadata": { "name": name } }))?;
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await?;
-    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), name);
-    for _ in 0..300 {
-        if accounts.get_opt("default").await?.is_some() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("namespace {name} has no default service account")
-}
-
-async fn create_pods(client: &Client, ns: &str, range: std::ops::Range<usize>) -> anyhow::Result<()> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    stream::iter(range)
-        .map(|i| {
-            let pods = pods.clone();
-            async move {
-                pods.create(&PostParams::default(), &pod(&format!("p{i:05}"), i))
-                    .await
-                    .map(|_| ())
-            }
-        })
-        .buffer_unordered(32)
-        .try_collect::<Vec<_>>()
-        .await?;
-    Ok(())
 }
 
 /// Resolves with the time since `start` at which every pod of `ns` has a SeccompStatus named
@@ -256,19 +131,8 @@ fn observe_statuses(
     })
 }
 
-/// User + system CPU seconds a process has used, from `/proc/<pid>/stat`.
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command (which may hold spaces) start at field 3 (state).
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks =
-        |i: usize| -> anyhow::Result<f64> { Ok(fields.get(i).context("stat field")?.parse::<f64>()?) };
-    // utime and stime are fields 14 and 15, in clock ticks (100 per second on Linux).
-    Ok((ticks(11)? + ticks(12)?) / 100.0)
-}
-
-/// The pids of the control plane's kube-apiserver and etcd (those started on its data directory).
+/// The pids of the control plane's kube-apiserver, etcd and kube-controller-manager (those started
+/// on its data directory).
 fn plane_pids(plane: &ControlPlane) -> Vec<(String, u32)> {
     let dir = plane.data_dir().to_string_lossy().into_owned();
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -281,8 +145,11 @@ fn plane_pids(plane: &ControlPlane) -> Vec<(String, u32)> {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
             let program = cmdline.split_whitespace().next()?.rsplit('/').next()?.to_string();
-            (matches!(program.as_str(), "kube-apiserver" | "etcd") && cmdline.contains(&dir))
-                .then_some((program, pid))
+            (matches!(
+                program.as_str(),
+                "kube-apiserver" | "etcd" | "kube-controller-manager"
+            ) && cmdline.contains(&dir))
+            .then_some((program, pid))
         })
         .collect()
 }
@@ -297,6 +164,33 @@ fn cpu_snapshot(plane: &ControlPlane) -> BTreeMap<String, f64> {
         snapshot.insert("bench".into(), own);
     }
     snapshot
+}
+
+/// Waits until the control plane is quiet (its processes used under 5 % of a core over 2 s; at
+/// most `limit`), so that a measurement does not pay for the work before it: the garbage
+/// collector taking in just-created pods (it looks up owners it has not seen yet), the API
+/// server's caches, a namespace's deletion.
+async fn settle(plane: &ControlPlane, limit: Duration) {
+    let started = Instant::now();
+    loop {
+        let before = cpu_snapshot(plane);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let used: f64 = cpu_used(&before, &cpu_snapshot(plane))
+            .iter()
+            .filter(|(name, _)| name.as_str() != "bench")
+            .map(|(_, t)| t)
+            .sum();
+        if used < 0.1 {
+            eprintln!("bench: control plane quiet after {:.1?}", started.elapsed());
+            return;
+        }
+        if started.elapsed() > limit {
+            eprintln!(
+                "bench: control plane still busy ({used:.2}s of CPU in 2 s) after {limit:?}; measuring anyway"
+            );
+            return;
+        }
+    }
 }
 
 /// CPU seconds used by each process between two snapshots.
@@ -314,91 +208,20 @@ fn describe_cpu(used: &BTreeMap<String, f64>) -> String {
         .join(", ")
 }
 
-/// A memory field (in kB) of `/proc/<pid>/status`, in bytes.
-fn proc_status_bytes(pid: u32, field: &str) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|kb| kb.parse::<u64>().ok())
-        .with_context(|| format!("no {field} in /proc/{pid}/status"))?;
-    Ok(kib * 1024)
-}
-
-struct OperatorProcess {
-    child: Child,
-}
-
-impl OperatorProcess {
-    fn start(args: &Args, kubeconfig: &std::path::Path, ns: &str) -> anyhow::Result<Self> {
-        Self::start_at(
-            args,
-            kubeconfig,
-            ns,
-            args.writes_per_second,
-            args.writes_per_second,
-        )
-    }
-
-    /// The operator with a given write rate and burst (`--max-writes-per-second`, `--write-burst`).
-    fn start_at(
-        args: &Args,
-        kubeconfig: &std::path::Path,
-        ns: &str,
-        rate: u32,
-        burst: u32,
-    ) -> anyhow::Result<Self> {
-        let child = Command::new(&args.operator)
-            .args(["run", "--namespaces", ns, "--kubelet-seccomp-default=false"])
-            .arg(format!("--max-writes-per-second={rate}"))
-            .arg(format!("--write-burst={burst}"))
-            .env("KUBECONFIG", kubeconfig)
-            .env("SENTINEL_LOG", "warn")
-            // As config/manager/manager.yaml runs it.
-            .env("MALLOC_ARENA_MAX", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| {
-                format!(
-                    "starting {} (run `cargo build --release` first)",
-                    args.operator.display()
-                )
-            })?;
-        Ok(OperatorProcess { child })
-    }
-
-    /// (VmRSS, VmHWM) in bytes.
-    fn memory(&self) -> anyhow::Result<(u64, u64)> {
-        Ok((
-            proc_status_bytes(self.child.id(), "VmRSS")?,
-            proc_status_bytes(self.child.id(), "VmHWM")?,
-        ))
-    }
-
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
+/// The operator at the bench's write rate.
+fn start_operator(args: &Args, kubeconfig: &std::path::Path, ns: &str) -> anyhow::Result<OperatorProcess> {
+    OperatorProcess::start(
+        &args.operator,
+        kubeconfig,
+        ns,
+        args.writes_per_second,
+        args.writes_per_second,
+    )
 }
 
 /// PATCH requests on seccompstatuses the API server has counted (all subresources).
 fn apiserver_status_writes(plane: &ControlPlane) -> anyhow::Result<u64> {
-    let metrics = plane.kubectl(&["get", "--raw", "/metrics"])?;
-    Ok(metrics
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-        .filter(|l| {
-            l.contains("resource=\"seccompstatuses\"")
-                && (l.contains("verb=\"PATCH\"") || l.contains("verb=\"APPLY\""))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .map(|v| v as u64)
-        .sum())
+    apiserver_requests(plane, "seccompstatuses", &["PATCH", "APPLY"])
 }
 
 /// A floor of P1: what the API server itself needs to record `n` pods, one server-side apply of a
@@ -462,18 +285,6 @@ async fn floor(
     observed.await?
 }
 
-/// The SeccompStatuses of `ns` as plain JSON objects (written and read as the API has them).
-fn status_json_api(client: &Client, ns: &str) -> Api<kube::api::DynamicObject> {
-    Api::namespaced_with(
-        client.clone(),
-        ns,
-        &kube::api::ApiResource::from_gvk_with_plural(
-            &kube::api::GroupVersionKind::gvk("seccomp.sentinel.dev", "v1alpha1", "SeccompStatus"),
-            "seccompstatuses",
-        ),
-    )
-}
-
 /// Deletes every SeccompStatus of `ns` and waits until they are gone (to sync again from zero).
 async fn delete_statuses(client: &Client, ns: &str) -> anyhow::Result<()> {
     let api: Api<SeccompStatus> = Api::namespaced(client.clone(), ns);
@@ -504,7 +315,7 @@ async fn operator_samples(
     let ns = "bench-samples";
     create_namespace(client, ns).await?;
     create_pods(client, ns, 0..POD_SHAPES).await?;
-    let operator = OperatorProcess::start(args, kubeconfig, ns)?;
+    let operator = start_operator(args, kubeconfig, ns)?;
     let api = status_json_api(client, ns);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut samples = Vec::new();
@@ -562,14 +373,6 @@ fn engine_rate() -> f64 {
     evaluations as f64 / start.elapsed().as_secs_f64()
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -595,18 +398,28 @@ async fn main() -> anyhow::Result<()> {
     let n = args.pods;
 
     let mut first_sync_writes = None;
+    // Deleting the floors' namespace (n pods, 2n statuses) keeps the garbage collector and the
+    // namespace controller busy for about 45 ms per pod on 2 cores.
+    let settle_limit = Duration::from_millis(60 * n as u64).max(Duration::from_secs(180));
     if !args.agent_only {
         // Floors first, in a namespace of their own, so the API server is equally warm for all.
         create_namespace(&client, "bench-floor").await?;
         create_pods(&client, "bench-floor", 0..n).await?;
         let samples = operator_samples(&args, &kubeconfig, &client).await?;
+        settle(&plane, settle_limit).await;
         let cpu_before = cpu_snapshot(&plane);
+        let requests_before = apiserver_request_counts(&plane)?;
         let floor_free = floor(&client, "bench-floor", n, None, "f1", &samples).await?;
+        eprintln!(
+            "bench: requests during the unthrottled floor: {}",
+            describe_requests(&requests_before, &apiserver_request_counts(&plane)?)
+        );
         let floor_cpu = cpu_used(&cpu_before, &cpu_snapshot(&plane));
         eprintln!(
             "bench: CPU during the unthrottled floor: {}",
             describe_cpu(&floor_cpu)
         );
+        settle(&plane, settle_limit).await;
         let floor_rate = floor(
             &client,
             "bench-floor",
@@ -643,17 +456,20 @@ async fn main() -> anyhow::Result<()> {
         let sync = |rate: u32, burst: u32| {
             let (args, kubeconfig, client, plane) = (&args, &kubeconfig, &client, &plane);
             async move {
+                settle(plane, settle_limit).await;
                 let writes_before = apiserver_status_writes(plane)?;
                 let cpu_before = cpu_snapshot(plane);
+                let requests_before = apiserver_request_counts(plane)?;
                 let started = Instant::now();
                 let observed = observe_statuses(client, ns, "", started, Duration::from_secs(1800));
-                let operator = OperatorProcess::start_at(args, kubeconfig, ns, rate, burst)?;
+                let operator = OperatorProcess::start(&args.operator, kubeconfig, ns, rate, burst)?;
                 let took = observed.await??;
-                let mut cpu = cpu_used(&cpu_before, &cpu_snapshot(plane));
-                cpu.insert(
-                    "operator".into(),
-                    cpu_seconds(operator.child.id()).unwrap_or(f64::NAN),
+                eprintln!(
+                    "bench: requests during the first sync at {rate}/s: {}",
+                    describe_requests(&requests_before, &apiserver_request_counts(plane)?)
                 );
+                let mut cpu = cpu_used(&cpu_before, &cpu_snapshot(plane));
+                cpu.insert("operator".into(), cpu_seconds(operator.pid()).unwrap_or(f64::NAN));
                 eprintln!(
                     "bench: CPU during the first sync at {rate}/s: {}",
                     describe_cpu(&cpu)
@@ -734,7 +550,7 @@ async fn main() -> anyhow::Result<()> {
         // P2: restart with nothing changed, then pod status churn; writes counted by the API server.
         operator.stop();
         let before_restart = apiserver_status_writes(&plane)?;
-        let operator = OperatorProcess::start(&args, &kubeconfig, ns)?;
+        let operator = start_operator(&args, &kubeconfig, ns)?;
         tokio::time::sleep(Duration::from_secs(15)).await;
         let restart_writes = apiserver_status_writes(&plane)? - before_restart;
         results.push(at_most(
@@ -785,7 +601,7 @@ async fn main() -> anyhow::Result<()> {
         // P3: memory per cached pod, from the slope between an empty namespace and n pods (both
         // after a full start), so the process's fixed cost cancels out.
         create_namespace(&client, "bench-empty").await?;
-        let empty_operator = OperatorProcess::start(&args, &kubeconfig, "bench-empty")?;
+        let empty_operator = start_operator(&args, &kubeconfig, "bench-empty")?;
         tokio::time::sleep(Duration::from_secs(8)).await;
         let (rss_empty, _) = empty_operator.memory()?;
         empty_operator.stop();
@@ -841,7 +657,7 @@ async fn main() -> anyhow::Result<()> {
         // P6: pods created at a fixed rate; time from the create call to the status appearing.
         let latency_ns = "bench-latency";
         create_namespace(&client, latency_ns).await?;
-        let operator = OperatorProcess::start(&args, &kubeconfig, latency_ns)?;
+        let operator = start_operator(&args, &kubeconfig, latency_ns)?;
         tokio::time::sleep(Duration::from_secs(5)).await;
         let statuses: Api<SeccompStatus> = Api::namespaced(client.clone(), latency_ns);
         let seen: Arc<tokio::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
@@ -983,7 +799,7 @@ async fn agent_on_a_real_node(
     )?;
     let ns = "bench-agent";
     install::node_namespace(binaries, plane.kubeconfig(), plane.data_dir(), ns)?;
-    let operator = OperatorProcess::start(args, kubeconfig, ns)?;
+    let operator = start_operator(args, kubeconfig, ns)?;
     // The agent is up once it has reported its node (the Node annotation of its kubelet's
     // seccompDefault): only then do the pods come, so each latency is the agent's own.
     let nodes_api: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());

@@ -1,0 +1,316 @@
+//! What the benchmarks share (`sentinel-bench`, `sentinel-bench-peer`): results and their
+//! verdicts, the bench's pods, clients, and readings of processes from /proc.
+
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use futures::{StreamExt, TryStreamExt, stream};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::{
+    Api, Client,
+    api::PostParams,
+    config::{KubeConfigOptions, Kubeconfig},
+};
+use sentinel_testenv::ControlPlane;
+use serde_json::json;
+
+#[derive(serde::Serialize)]
+pub struct Measurement {
+    pub id: &'static str,
+    pub what: String,
+    pub measured: f64,
+    pub unit: &'static str,
+    pub target: String,
+    /// measured ÷ target for "at most" targets, target ÷ measured for "at least" ones: ≤ 1 passes.
+    pub ratio: f64,
+    pub verdict: &'static str,
+}
+
+pub fn at_most(id: &'static str, what: &str, measured: f64, unit: &'static str, target: f64) -> Measurement {
+    let ratio = if target == 0.0 {
+        if measured == 0.0 { 0.0 } else { f64::INFINITY }
+    } else {
+        measured / target
+    };
+    Measurement {
+        id,
+        what: what.into(),
+        measured,
+        unit,
+        target: format!("<= {target}"),
+        ratio,
+        verdict: if measured <= target { "PASS" } else { "FAIL" },
+    }
+}
+
+pub fn at_least(id: &'static str, what: &str, measured: f64, unit: &'static str, target: f64) -> Measurement {
+    Measurement {
+        id,
+        what: what.into(),
+        measured,
+        unit,
+        target: format!(">= {target}"),
+        ratio: target / measured.max(f64::MIN_POSITIVE),
+        verdict: if measured >= target { "PASS" } else { "FAIL" },
+    }
+}
+
+/// A figure reported for information, with no target.
+pub fn information(id: &'static str, what: &str, measured: f64, unit: &'static str) -> Measurement {
+    Measurement {
+        id,
+        what: what.into(),
+        measured,
+        unit,
+        target: "-".into(),
+        ratio: measured,
+        verdict: "INFO",
+    }
+}
+
+pub fn print(m: &Measurement) {
+    println!(
+        "{:<3} {:<58} measured {:>14.3} {:<10} target {:<10} ratio {:>7.3}  {}",
+        m.id, m.what, m.measured, m.unit, m.target, m.ratio, m.verdict
+    );
+}
+
+pub async fn client(kubeconfig: &std::path::Path) -> anyhow::Result<Client> {
+    let kc = Kubeconfig::read_from(kubeconfig)?;
+    let mut config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+    config.default_retry = true;
+    Ok(Client::try_from(config)?)
+}
+
+/// The pod shapes of [`pod`]: pod `i` has shape `i % POD_SHAPES`.
+pub const POD_SHAPES: usize = 3;
+
+pub fn pod(name: &str, i: usize) -> Pod {
+    // A realistic mix: a third confined at pod level, a third with one unconfined sidecar, a third
+    // with nothing set; two containers each.
+    let pod_profile = match i % POD_SHAPES {
+        0 => json!({ "seccompProfile": { "type": "RuntimeDefault" } }),
+        _ => json!({}),
+    };
+    let sidecar = match i % POD_SHAPES {
+        1 => json!({ "seccompProfile": { "type": "Unconfined" } }),
+        _ => json!({}),
+    };
+    serde_json::from_value(json!({
+        "metadata": { "name": name, "labels": { "app": format!("app-{}", i % 50) } },
+        "spec": {
+            "securityContext": pod_profile,
+            "containers": [
+                { "name": "app", "image": "registry.example/app:1", "env": [{ "name": "MODE", "value": "production" }],
+                  "resources": { "requests": { "cpu": "100m", "memory": "64Mi" } } },
+                { "name": "proxy", "image": "registry.example/proxy:1", "securityContext": sidecar }
+            ]
+        }
+    }))
+    .expect("pod")
+}
+
+pub async fn create_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
+    let ns: Namespace = serde_json::from_value(json!({ "metadata": { "name": name } }))?;
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await?;
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), name);
+    for _ in 0..300 {
+        if accounts.get_opt("default").await?.is_some() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("namespace {name} has no default service account")
+}
+
+pub async fn create_pods(client: &Client, ns: &str, range: std::ops::Range<usize>) -> anyhow::Result<()> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    stream::iter(range)
+        .map(|i| {
+            let pods = pods.clone();
+            async move {
+                pods.create(&PostParams::default(), &pod(&format!("p{i:05}"), i))
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .buffer_unordered(32)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(())
+}
+
+/// User + system CPU seconds a process has used, from `/proc/<pid>/stat`.
+pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command (which may hold spaces) start at field 3 (state).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks =
+        |i: usize| -> anyhow::Result<f64> { Ok(fields.get(i).context("stat field")?.parse::<f64>()?) };
+    // utime and stime are fields 14 and 15, in clock ticks (100 per second on Linux).
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+/// A memory field (in kB) of `/proc/<pid>/status`, in bytes.
+pub fn proc_status_bytes(pid: u32, field: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))?;
+    Ok(kib * 1024)
+}
+
+/// A running `seccomp-sentinel run` (stopped with SIGTERM, as the kubelet stops it).
+pub struct OperatorProcess {
+    child: Child,
+}
+
+impl OperatorProcess {
+    /// `operator run` on one namespace, with a given write rate and burst
+    /// (`--max-writes-per-second`, `--write-burst`), as `config/manager` runs it.
+    pub fn start(
+        operator: &Path,
+        kubeconfig: &Path,
+        ns: &str,
+        rate: u32,
+        burst: u32,
+    ) -> anyhow::Result<Self> {
+        let child = Command::new(operator)
+            .args(["run", "--namespaces", ns, "--kubelet-seccomp-default=false"])
+            .arg(format!("--max-writes-per-second={rate}"))
+            .arg(format!("--write-burst={burst}"))
+            .env("KUBECONFIG", kubeconfig)
+            // SENTINEL_BENCH_LOG lets a bench run show the operator's own log.
+            .env(
+                "SENTINEL_LOG",
+                std::env::var("SENTINEL_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            // As config/manager/manager.yaml runs it.
+            .env("MALLOC_ARENA_MAX", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "starting {} (run `cargo build --release` first)",
+                    operator.display()
+                )
+            })?;
+        Ok(OperatorProcess { child })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// (VmRSS, VmHWM) in bytes.
+    pub fn memory(&self) -> anyhow::Result<(u64, u64)> {
+        Ok((
+            proc_status_bytes(self.child.id(), "VmRSS")?,
+            proc_status_bytes(self.child.id(), "VmHWM")?,
+        ))
+    }
+
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for OperatorProcess {
+    /// Also on an early return or a panic of the bench, so that no operator outlives it.
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// The SeccompStatuses of `ns` as plain JSON objects (written and read as the API has them).
+pub fn status_json_api(client: &Client, ns: &str) -> Api<kube::api::DynamicObject> {
+    Api::namespaced_with(
+        client.clone(),
+        ns,
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("seccomp.sentinel.dev", "v1alpha1", "SeccompStatus"),
+            "seccompstatuses",
+        ),
+    )
+}
+
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// Requests with one of `verbs` on `resource` (all subresources) the API server has counted.
+pub fn apiserver_requests(plane: &ControlPlane, resource: &str, verbs: &[&str]) -> anyhow::Result<u64> {
+    let metrics = plane.kubectl(&["get", "--raw", "/metrics"])?;
+    let resource = format!("resource=\"{resource}\"");
+    Ok(metrics
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{") && l.contains(&resource))
+        .filter(|l| verbs.iter().any(|v| l.contains(&format!("verb=\"{v}\""))))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum())
+}
+
+/// Every request the API server has counted, by `verb resource[/subresource]`.
+pub fn apiserver_request_counts(
+    plane: &ControlPlane,
+) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+    let metrics = plane.kubectl(&["get", "--raw", "/metrics"])?;
+    let mut counts = std::collections::BTreeMap::new();
+    for line in metrics
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+    {
+        let label = |name: &str| {
+            line.split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("")
+        };
+        let Some(value) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) else {
+            continue;
+        };
+        let subresource = label("subresource");
+        let key = if subresource.is_empty() {
+            format!("{} {}", label("verb"), label("resource"))
+        } else {
+            format!("{} {}/{subresource}", label("verb"), label("resource"))
+        };
+        *counts.entry(key).or_insert(0) += value as u64;
+    }
+    Ok(counts)
+}
+
+/// The requests counted between two readings of [`apiserver_request_counts`], as one line.
+pub fn describe_requests(
+    before: &std::collections::BTreeMap<String, u64>,
+    after: &std::collections::BTreeMap<String, u64>,
+) -> String {
+    after
+        .iter()
+        .filter_map(|(key, n)| {
+            let d = n - before.get(key).copied().unwrap_or(0).min(*n);
+            (d > 0).then(|| format!("{key} {d}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

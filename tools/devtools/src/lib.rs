@@ -1,0 +1,3 @@
+//! Development tools of seccomp-sentinel (not part of the product).
+
+pub mod bench;
