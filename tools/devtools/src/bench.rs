@@ -185,8 +185,12 @@ impl OperatorProcess {
         rate: u32,
         burst: u32,
     ) -> anyhow::Result<Self> {
+        // Probes and metrics on free loopback ports, so that several can run at once.
+        let [health, metrics] = sentinel_testenv::free_ports::<2>()?;
         let child = Command::new(operator)
             .args(["run", "--namespaces", ns, "--kubelet-seccomp-default=false"])
+            .arg(format!("--health-addr=127.0.0.1:{health}"))
+            .arg(format!("--metrics-addr=127.0.0.1:{metrics}"))
             .arg(format!("--max-writes-per-second={rate}"))
             .arg(format!("--write-burst={burst}"))
             .env("KUBECONFIG", kubeconfig)
