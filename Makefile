@@ -59,7 +59,7 @@ bench: testenv ## Measure the performance targets (not part of `make test`; N=10
 	$(CARGO_TARGET_DIR)/release/sentinel-bench --operator $(CARGO_TARGET_DIR)/release/seccomp-sentinel $(if $(N),--pods $(N))
 
 .PHONY: bench-peer
-bench-peer: testenv peer-tools ## seccomp-sentinel beside Kyverno's background scan (not part of `make test`; about 75 minutes with IDLE_SECONDS=3900).
+bench-peer: testenv peer-tools ## seccomp-sentinel beside Kyverno's background scan (not part of `make test`; about 72 minutes with the default IDLE_SECONDS=3900).
 	$(CARGO) build --release --locked --workspace --bin seccomp-sentinel --bin sentinel-bench-peer
 	$(CARGO_TARGET_DIR)/release/sentinel-bench-peer --operator $(CARGO_TARGET_DIR)/release/seccomp-sentinel $(if $(N),--pods $(N)) $(if $(IDLE_SECONDS),--idle-seconds $(IDLE_SECONDS))
 
