@@ -233,12 +233,55 @@ impl OperatorProcess {
 impl Drop for OperatorProcess {
     /// Also on an early return or a panic of the bench, so that no operator outlives it.
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
+        terminate(&mut self.child, Duration::from_secs(30));
     }
+}
+
+/// Stops a child as the kubelet stops a container: SIGTERM, then SIGKILL after `grace`.
+pub fn terminate(child: &mut Child, grace: Duration) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let deadline = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Creates `count` pods named `<prefix><i:05>` at `rate` per second (one create call each, not
+/// waiting for the previous one); returns when each create call was made, by pod name.
+pub async fn create_pods_at_rate(
+    client: &Client,
+    ns: &str,
+    prefix: &str,
+    count: usize,
+    rate: u32,
+) -> anyhow::Result<std::collections::HashMap<String, std::time::Instant>> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let mut created = std::collections::HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
+    let mut inflight = Vec::new();
+    for i in 0..count {
+        tick.tick().await;
+        let name = format!("{prefix}{i:05}");
+        created.insert(name.clone(), std::time::Instant::now());
+        let pods = pods.clone();
+        inflight.push(tokio::spawn(async move {
+            pods.create(&PostParams::default(), &pod(&name, i))
+                .await
+                .map(|_| ())
+        }));
+    }
+    for task in inflight {
+        task.await??;
+    }
+    Ok(created)
 }
 
 /// The SeccompStatuses of `ns` as plain JSON objects (written and read as the API has them).

@@ -19,12 +19,12 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
 use kube::{
     Api, Client, ResourceExt,
-    api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams},
+    api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams},
     runtime::{WatchStreamExt, watcher},
 };
 use sentinel_devtools::bench::{
     Measurement, OperatorProcess, apiserver_request_counts, at_least, client, cpu_seconds, create_namespace,
-    information, percentile, pod, print, proc_status_bytes, status_json_api,
+    create_pods_at_rate, information, percentile, print, proc_status_bytes, status_json_api, terminate,
 };
 use sentinel_testenv::{self as testenv, Binaries, ControlPlane};
 use serde_json::{Value, json};
@@ -121,19 +121,7 @@ impl Kyverno {
 
 impl Drop for Kyverno {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        terminate(&mut self.child, Duration::from_secs(20));
     }
 }
 
@@ -323,10 +311,21 @@ impl Observers {
         }
     }
 
-    fn stop(self) {
+    /// Waits until both sides reported every expected pod; (operator, Kyverno) first sightings.
+    async fn wait_all(
+        self,
+        expected: &HashMap<String, String>,
+        limit: Duration,
+    ) -> anyhow::Result<(HashMap<String, Instant>, HashMap<String, Instant>)> {
+        let operator = self
+            .operator
+            .wait_all("seccomp-sentinel", expected, limit)
+            .await?;
+        let kyverno = self.kyverno.wait_all("Kyverno", expected, limit).await?;
         for task in self.tasks {
             task.abort();
         }
+        Ok((operator, kyverno))
     }
 }
 
@@ -511,33 +510,11 @@ async fn main() -> anyhow::Result<()> {
     let observers = Observers::start(&client, ns);
     let counts_before = apiserver_request_counts(&plane)?;
     let cpu_before = both.cpu();
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let mut created: HashMap<String, Instant> = HashMap::new();
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(args.rate)));
     let creation = Instant::now();
-    let mut inflight = Vec::new();
-    for i in 0..n {
-        tick.tick().await;
-        let name = format!("p{i:05}");
-        created.insert(name.clone(), Instant::now());
-        let pods = pods.clone();
-        inflight.push(tokio::spawn(async move {
-            pods.create(&PostParams::default(), &pod(&name, i))
-                .await
-                .map(|_| ())
-        }));
-    }
-    for task in inflight {
-        task.await??;
-    }
+    let created = create_pods_at_rate(&client, ns, "p", n, args.rate).await?;
     let expected = pod_uids(&client, ns).await?;
     let limit = Duration::from_secs(1800);
-    let operator_seen = observers
-        .operator
-        .wait_all("seccomp-sentinel", &expected, limit)
-        .await?;
-    let kyverno_seen = observers.kyverno.wait_all("Kyverno", &expected, limit).await?;
-    observers.stop();
+    let (operator_seen, kyverno_seen) = observers.wait_all(&expected, limit).await?;
     let latencies = |seen: &HashMap<String, Instant>| {
         let mut l: Vec<f64> = seen
             .iter()
@@ -618,12 +595,7 @@ async fn main() -> anyhow::Result<()> {
     let observers = Observers::start(&client, ns);
     let counts_before = apiserver_request_counts(&plane)?;
     let both = Both::start(&args, &kubeconfig, ns, &log)?;
-    let operator_seen = observers
-        .operator
-        .wait_all("seccomp-sentinel", &expected, limit)
-        .await?;
-    let kyverno_seen = observers.kyverno.wait_all("Kyverno", &expected, limit).await?;
-    observers.stop();
+    let (operator_seen, kyverno_seen) = observers.wait_all(&expected, limit).await?;
     let after_start = |seen: &HashMap<String, Instant>| {
         seen.values()
             .max()

@@ -26,8 +26,8 @@ use seccomp_sentinel::{
 };
 use sentinel_devtools::bench::{
     Measurement, OperatorProcess, POD_SHAPES, apiserver_request_counts, apiserver_requests, at_least,
-    at_most, client, cpu_seconds, create_namespace, create_pods, describe_requests, information, percentile,
-    pod, print, proc_status_bytes, status_json_api,
+    at_most, client, cpu_seconds, create_namespace, create_pods, create_pods_at_rate, describe_requests,
+    information, percentile, pod, print, proc_status_bytes, status_json_api,
 };
 use sentinel_testenv::{self as testenv, Binaries, ControlPlane};
 use serde_json::{Value, json};
@@ -678,25 +678,7 @@ async fn main() -> anyhow::Result<()> {
             }
         });
         let total = (args.rate * args.latency_seconds) as usize;
-        let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate));
-        let pods: Api<Pod> = Api::namespaced(client.clone(), latency_ns);
-        let mut created: BTreeMap<String, Instant> = BTreeMap::new();
-        let mut tick = tokio::time::interval(interval);
-        let mut inflight = Vec::new();
-        for i in 0..total {
-            tick.tick().await;
-            let name = format!("l{i:05}");
-            created.insert(name.clone(), Instant::now());
-            let pods = pods.clone();
-            inflight.push(tokio::spawn(async move {
-                pods.create(&PostParams::default(), &pod(&name, i))
-                    .await
-                    .map(|_| ())
-            }));
-        }
-        for task in inflight {
-            task.await??;
-        }
+        let created = create_pods_at_rate(&client, latency_ns, "l", total, args.rate).await?;
         let deadline = Instant::now() + Duration::from_secs(60);
         while seen.lock().await.len() < total && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(200)).await;
