@@ -1,12 +1,12 @@
 //! What a SeccompStatus should say, and whether the stored one says it. Pure: no I/O, the current
 //! time is an argument.
 //!
-//! A SeccompStatus is written whole, in one server-side apply (object, label, owner, spec and
-//! status: the CRD has no status subresource), and only when its canonical content differs from
-//! what is stored. Canonical content is the JSON the controller owns: without the node agent's
-//! `containers[].runtime` and `RuntimeVerified` condition, without condition timestamps, with
-//! conditions in a fixed order. The stored side is read as plain JSON, so a value the client could
-//! not decode (a timestamp out of its range) cannot hide a difference, or stop the controller.
+//! A SeccompStatus is written whole, in one server-side apply (object, label, owner and status:
+//! the CRD has no status subresource), and only when its canonical content differs from what is
+//! stored. Canonical content is the JSON the controller owns: everything in `status` but the node
+//! agent's `status.runtime`, without condition timestamps, with conditions in a fixed order. The
+//! stored side is read as plain JSON, so a value the client could not decode (a timestamp out of
+//! its range) cannot hide a difference, or stop the controller.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
@@ -14,7 +14,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use serde_json::{Value, json};
 
 use crate::{
-    api::{CONTROLLER_MANAGER, PROFILE_LABEL, PodProfile, ProfileFile, SeccompStatusStatus, Verdict},
+    api::{
+        CONTROLLER_MANAGER, ContainerProfileFile, PROFILE_LABEL, PodProfile, ProfileFile,
+        SeccompStatusStatus, Verdict,
+    },
     lean::{LenientTime, status::StatusWire},
 };
 
@@ -24,7 +27,7 @@ pub const COMPLIANT: &str = "Compliant";
 pub const PROFILES_ENFORCING: &str = "ProfilesEnforcing";
 /// Audit of manifests only: whether OpenShift's SCC admission (simulated) would admit the pod.
 pub const ADMITTED: &str = "Admitted";
-/// Owned by the node agent; the controller never writes it.
+/// Owned by the node agent (in `status.runtime.conditions`); the controller never writes it.
 pub const RUNTIME_VERIFIED: &str = "RuntimeVerified";
 
 /// What is kept of a stored condition: enough to keep its `lastTransitionTime` while its status
@@ -70,9 +73,8 @@ impl ConditionMark {
 /// is needed, without keeping the object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredStatus {
-    /// UID in the pod ownerReference.
+    /// UID in the pod ownerReference: the pod the status was computed for.
     pub owner_uid: Option<Box<str>>,
-    pub pod_uid: Box<str>,
     pub profile_label: Option<Box<str>>,
     /// Fingerprint of the canonical controller-owned content of `status` (see [`fingerprint`]).
     pub fingerprint: u64,
@@ -91,27 +93,20 @@ pub struct StoredStatus {
 impl StoredStatus {
     pub fn from_wire(object: &StatusWire) -> Self {
         let meta = &object.metadata;
-        let owner_uid = meta
-            .owner_references
-            .iter()
-            .find(|o| o.kind == "Pod" && o.api_version == "v1")
-            .map(|o| o.uid.as_str().into());
-        let conditions = ConditionMark::read_all(object.status.as_ref());
-        let runtime_mismatch = conditions
+        let status = object.status.as_ref();
+        let runtime = status.and_then(|s| s.get("runtime"));
+        let runtime_mismatch = ConditionMark::read_all(runtime)
             .iter()
             .any(|c| c.type_ == RUNTIME_VERIFIED && c.status == "False");
-        let profile_files: Box<[(Box<str>, ProfileFile)]> = object
-            .status
-            .as_ref()
-            .and_then(|s| s.get("containers"))
+        let profile_files: Box<[(Box<str>, ProfileFile)]> = runtime
+            .and_then(|r| r.get("profileFiles"))
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .filter_map(|c| {
-                let name = c.get("name")?.as_str()?;
+            .filter_map(|entry| {
                 // A report that does not read as one is no report.
-                let file: ProfileFile = serde_json::from_value(c.get("profileFile")?.clone()).ok()?;
-                Some((name.into(), file))
+                let file: ContainerProfileFile = serde_json::from_value(entry.clone()).ok()?;
+                Some((file.name.into_boxed_str(), file.file))
             })
             .collect();
         let profile_node = (!profile_files.is_empty())
@@ -120,26 +115,22 @@ impl StoredStatus {
         StoredStatus {
             profile_files,
             profile_node,
-            owner_uid,
-            pod_uid: object.spec.pod_uid.as_str().into(),
+            owner_uid: object.pod_uid().map(Into::into),
             profile_label: meta.labels.get(PROFILE_LABEL).map(|v| v.as_str().into()),
-            fingerprint: object.status.as_ref().map_or(0, fingerprint_value),
-            conditions: conditions
-                .into_iter()
-                .filter(|c| c.type_ != RUNTIME_VERIFIED)
-                .collect(),
+            fingerprint: status.map_or(0, fingerprint_value),
+            conditions: ConditionMark::read_all(status),
             runtime_mismatch,
             resource_version: meta.resource_version.as_deref().and_then(|v| v.parse().ok()),
         }
     }
 }
 
-/// Whether the stored SeccompStatus (if any) differs from the desired one: label, owner, pod UID
-/// or the controller-owned status. `desired` must carry the conditions from [`with_conditions`].
+/// Whether the stored SeccompStatus (if any) differs from the desired one: label, owner (the pod's
+/// UID) or the controller-owned status. `desired` must carry the conditions from
+/// [`with_conditions`].
 pub fn needs_write(stored: Option<&StoredStatus>, pod_uid: &str, desired: &SeccompStatusStatus) -> bool {
     let Some(stored) = stored else { return true };
     stored.owner_uid.as_deref() != Some(pod_uid)
-        || &*stored.pod_uid != pod_uid
         || stored.profile_label.as_deref() != Some(desired.profile.as_str())
         || stored.fingerprint != fingerprint(desired)
 }
@@ -154,7 +145,7 @@ pub fn object(namespace: &str, name: &str, pod_uid: &str, status: &SeccompStatus
             "labels": { PROFILE_LABEL: status.profile.as_str() },
             "ownerReferences": [{ "apiVersion": "v1", "kind": "Pod", "name": name, "uid": pod_uid, "controller": true }],
         },
-        "spec": { "podUID": pod_uid },
+        "spec": {},
         "status": status,
     })
 }
@@ -176,24 +167,14 @@ pub fn fingerprint_value(status: &Value) -> u64 {
     hasher.finish()
 }
 
-/// The controller-owned content of a status: the agent's fields, condition timestamps and empty
+/// The controller-owned content of a status: the agent's `runtime`, condition timestamps and empty
 /// lists removed, conditions ordered by type. (Maps are ordered by key in `serde_json::Value`.)
 fn canonical(mut status: Value) -> Value {
     let Some(object) = status.as_object_mut() else {
         return status;
     };
-    if let Some(Value::Array(containers)) = object.get_mut("containers") {
-        for container in containers.iter_mut() {
-            if let Some(c) = container.as_object_mut() {
-                c.remove("runtime");
-                c.remove("profileFile");
-            }
-        }
-        // An entry with nothing but its name is the agent's alone.
-        containers.retain(|c| c.as_object().is_some_and(|c| c.keys().any(|k| k != "name")));
-    }
+    object.remove("runtime");
     if let Some(Value::Array(conditions)) = object.get_mut("conditions") {
-        conditions.retain(|c| c.get("type").and_then(Value::as_str) != Some(RUNTIME_VERIFIED));
         for condition in conditions.iter_mut() {
             if let Some(c) = condition.as_object_mut() {
                 c.remove("lastTransitionTime");
@@ -322,7 +303,9 @@ pub fn condition(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{ContainerSeccomp, EffectiveProfile, ProfileType, RuntimeObservation, SeccompMode};
+    use crate::api::{
+        ContainerSeccomp, EffectiveProfile, ProfileType, RuntimeObservation, RuntimeStatus, SeccompMode,
+    };
 
     fn time(secs: i64) -> Time {
         Time(k8s_openapi::jiff::Timestamp::from_second(secs).expect("valid time"))
@@ -341,8 +324,6 @@ mod tests {
                 PodProfile::Unconfined
             },
             confined: format!("{}/1", confined as u8),
-            confined_containers: confined as u32,
-            total_containers: 1,
             containers: vec![ContainerSeccomp {
                 name: "app".into(),
                 profile: EffectiveProfile {
@@ -400,21 +381,25 @@ mod tests {
     fn the_agents_fields_do_not_count() {
         let desired = with_conditions(evaluated(true), &[], &time(1));
         let mut with_agent = desired.clone();
-        with_agent.containers[0].runtime = Some(RuntimeObservation {
-            seccomp_mode: SeccompMode::Filter,
-            filters: Some(1),
-            pid: Some(42),
-            observed_at: time(5),
-            agrees_with_effective: true,
+        with_agent.runtime = Some(RuntimeStatus {
+            containers: vec![RuntimeObservation {
+                name: "app".into(),
+                seccomp_mode: SeccompMode::Filter,
+                filters: Some(1),
+                pid: Some(42),
+                observed_at: time(5),
+                agrees_with_effective: true,
+            }],
+            conditions: vec![condition(
+                RUNTIME_VERIFIED,
+                "True",
+                "Agrees",
+                String::new(),
+                &[],
+                &time(5),
+            )],
+            profile_files: vec![],
         });
-        with_agent.conditions.push(condition(
-            RUNTIME_VERIFIED,
-            "True",
-            "Agrees",
-            String::new(),
-            &[],
-            &time(5),
-        ));
         assert_eq!(fingerprint(&desired), fingerprint(&with_agent));
         assert!(!needs_write(Some(&stored_from(&with_agent, "u")), "u", &desired));
     }

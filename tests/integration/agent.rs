@@ -171,19 +171,12 @@ async fn the_agent_records_what_the_kernel_enforces() {
 
     let verified = wait_for("runtime observations", Duration::from_secs(60), || async {
         let s = statuses.get("web").await.ok()?.status?;
-        let done = s.containers.iter().all(|c| c.runtime.is_some())
-            && s.conditions.iter().any(|c| c.type_ == "RuntimeVerified");
+        let done =
+            s.containers.iter().all(|c| s.runtime_of(&c.name).is_some()) && s.runtime_verified().is_some();
         done.then_some(s)
     })
     .await;
-    let runtime = |name: &str| {
-        verified
-            .containers
-            .iter()
-            .find(|c| c.name == name)
-            .and_then(|c| c.runtime.clone())
-            .expect("runtime")
-    };
+    let runtime = |name: &str| verified.runtime_of(name).cloned().expect("runtime");
     let app = runtime("app");
     assert_eq!(
         (app.seccomp_mode, app.agrees_with_effective, app.pid),
@@ -194,11 +187,7 @@ async fn the_agent_records_what_the_kernel_enforces() {
         (side.seccomp_mode, side.agrees_with_effective, side.pid),
         (SeccompMode::Disabled, false, Some(i64::from(plain.pid())))
     );
-    let condition = verified
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "RuntimeVerified")
-        .expect("condition");
+    let condition = verified.runtime_verified().expect("condition");
     assert_eq!(
         (condition.status.as_str(), condition.reason.as_str()),
         ("False", "Mismatch")
@@ -254,14 +243,12 @@ async fn the_agent_records_what_the_kernel_enforces() {
         },
     )
     .await;
+    let settled_status = settled.status.as_ref().expect("status");
     assert!(
-        settled
-            .status
-            .as_ref()
-            .expect("status")
+        settled_status
             .containers
             .iter()
-            .all(|c| c.runtime.is_some()),
+            .all(|c| settled_status.runtime_of(&c.name).is_some()),
         "the controller kept the agent's fields"
     );
     tokio::time::sleep(Duration::from_secs(4)).await;

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::support;
 
 fn manifests() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bundle/manifests");
+    let dir = sentinel_testenv::repository_root().join("bundle/manifests");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e} (run `make bundle`)", dir.display()))
         .flatten()
@@ -23,7 +23,7 @@ fn manifests() -> Vec<PathBuf> {
 /// Copies `bundle/` (manifests and metadata) into `dir`, each file's text through `edit`, which
 /// may change it or leave the file out (`None`).
 pub fn copy_bundle(dir: &Path, mut edit: impl FnMut(&str, String) -> Option<String>) {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("bundle");
+    let source = sentinel_testenv::repository_root().join("bundle");
     for sub in ["manifests", "metadata"] {
         let from = source.join(sub);
         std::fs::create_dir_all(dir.join(sub)).expect("bundle dir");
@@ -43,7 +43,7 @@ pub fn copy_bundle(dir: &Path, mut edit: impl FnMut(&str, String) -> Option<Stri
 #[tokio::test]
 async fn every_bundle_object_passes_the_api_servers_validation_in_any_namespace() {
     let ctx = support::context("bundle-dry-run").await;
-    let csv_crd = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let csv_crd = sentinel_testenv::repository_root()
         .join("e2e/bin/olm-crds/operators.coreos.com_clusterserviceversions.yaml");
     assert!(
         csv_crd.is_file(),
@@ -140,7 +140,7 @@ async fn every_bundle_object_passes_the_api_servers_validation_in_any_namespace(
 #[tokio::test]
 async fn every_kustomize_target_passes_the_api_servers_strict_validation() {
     let ctx = support::context("kustomize-dry-run").await;
-    let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/bin/crds");
+    let crds = sentinel_testenv::repository_root().join("e2e/bin/crds");
     let monitoring = [
         crds.join("servicemonitors.crd.yaml"),
         crds.join("prometheusrules.crd.yaml"),
@@ -163,7 +163,7 @@ async fn every_kustomize_target_passes_the_api_servers_strict_validation() {
         "config/prometheus",
         "config/samples",
     ] {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(target);
+        let path = sentinel_testenv::repository_root().join(target);
         let rendered = ctx
             .cluster
             .try_kubectl(&["kustomize", &path.display().to_string()])
@@ -242,7 +242,7 @@ fn operator_sdk_validates_the_bundle_and_refuses_a_broken_copy() {
             .output()
             .expect("operator-sdk runs")
     };
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("bundle");
+    let root = sentinel_testenv::repository_root().join("bundle");
     let shipped = validate(&root);
     assert!(
         shipped.status.success(),

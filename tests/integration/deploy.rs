@@ -21,7 +21,7 @@ use crate::support::{self, POLICY_LABEL, TestContext, wait_for};
 const TIMEOUT: Duration = Duration::from_secs(90);
 
 fn repo(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    sentinel_testenv::repository_root()
         .join(path)
         .display()
         .to_string()

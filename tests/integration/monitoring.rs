@@ -10,7 +10,7 @@ use std::{
 use serde_json::Value;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+    sentinel_testenv::repository_root().to_path_buf()
 }
 
 fn yaml(path: &Path) -> Value {

@@ -41,6 +41,14 @@ fn entry<'a>(status: &'a SeccompStatus, container: &str) -> &'a ContainerSeccomp
         .unwrap_or_else(|| panic!("no status for container {container} in {status:?}"))
 }
 
+/// The node agent's reading of the kernel for `container`.
+fn observed<'a>(
+    status: &'a SeccompStatus,
+    container: &str,
+) -> Option<&'a seccomp_sentinel::api::RuntimeObservation> {
+    status.status.as_ref()?.runtime_of(container)
+}
+
 fn container_id(pod: &Pod, container: &str) -> String {
     let status = pod.status.as_ref().expect("pod status");
     status
@@ -191,7 +199,8 @@ async fn the_three_views_agree_for_every_profile_kind() {
             || async {
                 let s = statuses.get_opt(want.pod).await.ok()??;
                 let c = entry(&s, want.container);
-                let settled = c.profile.type_ == want.profile && (want.exited || c.runtime.is_some());
+                let settled = c.profile.type_ == want.profile
+                    && (want.exited || observed(&s, want.container).is_some());
                 settled.then_some(s)
             },
         )
@@ -218,7 +227,7 @@ async fn the_three_views_agree_for_every_profile_kind() {
                 .unwrap_or_else(|| panic!("{what}: no /proc status for {view:?}"))
         };
         assert_eq!(kernel_mode == 2, confined, "{what}: Seccomp {kernel_mode}");
-        if let Some(runtime) = &reported.runtime {
+        if let Some(runtime) = observed(&status, want.container) {
             assert_eq!(
                 runtime.seccomp_mode,
                 if confined {
@@ -317,7 +326,8 @@ async fn a_localhost_profile_missing_on_the_node_is_a_clear_warning() {
         status.warnings
     );
     // No runtime entry: nothing runs.
-    assert!(status.runtime.is_none(), "{status:?}");
+    let stored = statuses.get("missing").await.expect("status");
+    assert!(observed(&stored, "app").is_none(), "{stored:?}");
     // A localhostProfile that leaves the kubelet's seccomp directory never gets that far.
     let escape = pod(
         "escape",
@@ -400,10 +410,7 @@ async fn an_evicted_pod_comes_back_confined_on_the_node() {
     let statuses: Api<SeccompStatus> = ctx.api();
     wait_for("the replacement's status, verified", TIMEOUT, || async {
         let s = statuses.get_opt(&replacement.name_any()).await.ok()??.status?;
-        let verified = s
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "RuntimeVerified" && c.reason == "Agrees");
+        let verified = s.runtime_verified().is_some_and(|c| c.reason == "Agrees");
         (s.profile == seccomp_sentinel::api::PodProfile::RuntimeDefault && verified).then_some(())
     })
     .await;
@@ -436,7 +443,7 @@ async fn the_agent_follows_a_kubelet_restart_and_flags_pods_started_before_it() 
     let condition = |s: &SeccompStatus| {
         s.status
             .as_ref()
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "RuntimeVerified"))
+            .and_then(|s| s.runtime_verified())
             .map(|c| c.reason.clone())
     };
     pods.create(
@@ -484,7 +491,7 @@ async fn the_agent_follows_a_kubelet_restart_and_flags_pods_started_before_it() 
         )
     );
     assert_eq!(
-        app.runtime.as_ref().map(|r| r.seccomp_mode),
+        observed(&flagged, "app").map(|r| r.seccomp_mode),
         Some(SeccompMode::Disabled)
     );
     // A pod started now gets the runtime's default filter, and agrees.
@@ -619,9 +626,8 @@ namePrefix: {prefix}
                 let verified = s
                     .status
                     .as_ref()?
-                    .conditions
-                    .iter()
-                    .any(|c| c.type_ == "RuntimeVerified" && c.reason == "Agrees");
+                    .runtime_verified()
+                    .is_some_and(|c| c.reason == "Agrees");
                 (s.status.as_ref()?.profile == seccomp_sentinel::api::PodProfile::RuntimeDefault && verified)
                     .then_some(s)
             })
@@ -820,7 +826,7 @@ async fn an_agent_token_reaches_only_its_own_node() {
     let status_api: Api<SeccompStatus> = Api::namespaced(as_agent, &ctx.ns);
     let runtime = |name: &str| {
         json!({ "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompStatus", "metadata": { "name": name },
-            "status": { "containers": [{ "name": "app", "runtime": { "seccompMode": "Disabled", "observedAt": "2026-12-01T00:00:00Z", "agreesWithEffective": true } }] } })
+            "status": { "runtime": { "containers": [{ "name": "app", "seccompMode": "Disabled", "observedAt": "2026-12-01T00:00:00Z", "agreesWithEffective": true }] } } })
     };
     let own = status_api
         .patch(
@@ -841,18 +847,30 @@ async fn an_agent_token_reaches_only_its_own_node() {
         matches!(&other, Err(kube::Error::Api(s)) if s.code == 422 || s.code == 403),
         "another node's pod: {other:?}"
     );
-    let forged = json!({ "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompStatus", "metadata": { "name": "on-a" },
-        "status": { "profile": "RuntimeDefault" } });
-    let forged = status_api
-        .patch(
-            "on-a",
-            &patch("seccomp-sentinel-agent"),
-            &kube::api::Patch::Apply(forged),
-        )
-        .await;
-    assert!(
-        matches!(&forged, Err(kube::Error::Api(s)) if s.code == 422 || s.code == 403),
-        "the controller's fields: {forged:?}"
-    );
+    // Every field the controller decides, each forged on its own.
+    for forged in [
+        json!({ "status": { "profile": "RuntimeDefault" } }),
+        json!({ "status": { "verdict": "Compliant" } }),
+        json!({ "status": { "conditions": [{ "type": "Confined", "status": "True", "reason": "AllConfined", "message": "", "lastTransitionTime": "2026-12-01T00:00:00Z" }] } }),
+        json!({ "status": { "containers": [{ "name": "app", "profile": { "type": "RuntimeDefault" }, "source": "PodField", "confined": true }] } }),
+        json!({ "metadata": { "ownerReferences": [{ "apiVersion": "v1", "kind": "Pod", "name": "other", "uid": "forged" }] } }),
+    ] {
+        let mut body = json!({ "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompStatus", "metadata": { "name": "on-a" } });
+        body.as_object_mut()
+            .expect("object")
+            .extend(forged.as_object().expect("object").clone());
+        body["metadata"]["name"] = json!("on-a");
+        let result = status_api
+            .patch(
+                "on-a",
+                &patch("seccomp-sentinel-agent"),
+                &kube::api::Patch::Apply(&body),
+            )
+            .await;
+        assert!(
+            matches!(&result, Err(kube::Error::Api(s)) if s.code == 422 || s.code == 403),
+            "the controller's fields ({forged}): {result:?}"
+        );
+    }
     operator.stop().await;
 }

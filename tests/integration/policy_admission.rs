@@ -18,7 +18,7 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn invalid_policies_are_rejected_at_admission() {
     let cluster = support::cluster();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/policies/invalid");
+    let dir = sentinel_testenv::repository_root().join("tests/policies/invalid");
     let files = yaml_files(&dir);
     assert!(files.len() >= 20, "the corpus holds {} policies", files.len());
     let mut failures = Vec::new();
@@ -42,7 +42,7 @@ fn invalid_policies_are_rejected_at_admission() {
 #[test]
 fn sample_policies_are_accepted() {
     let cluster = support::cluster();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/samples");
+    let dir = sentinel_testenv::repository_root().join("config/samples");
     let policies: Vec<PathBuf> = yaml_files(&dir)
         .into_iter()
         .filter(|p| {

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 const ALLOW_ANNOTATION: &str = "oracle.sentinel.dev/scc-allow";
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+    sentinel_testenv::repository_root().to_path_buf()
 }
 
 fn documents(path: &Path) -> Vec<Value> {

@@ -1,6 +1,6 @@
 //! `seccomp-sentinel agent`: one per node. Maps the running containers of the node's pods to their
 //! host processes through `/proc`, reads the seccomp mode the kernel enforces, and writes it into
-//! each pod's SeccompStatus (`status.containers[].runtime` and the `RuntimeVerified` condition)
+//! each pod's SeccompStatus (`status.runtime`: `containers` and the `RuntimeVerified` condition)
 //! with a field manager of its own, only when something changed. It also reports the node facts it
 //! can see as Node annotations, which the controller prefers over its configuration.
 
@@ -29,7 +29,7 @@ use tracing::{debug, info, warn};
 
 use self::procfs::{ProcessIndex, SeccompState};
 use crate::{
-    api::{ProfileFile, ProfileType, RuntimeObservation, SeccompMode},
+    api::{ContainerProfileFile, ProfileFile, ProfileType, RuntimeObservation, SeccompMode},
     lean::{Decoded, node::NodeWire, pod::PodWire, status::StatusWire},
     profile::ProfileRoot,
     status::{self, ConditionMark, RUNTIME_VERIFIED},
@@ -40,7 +40,7 @@ const NODE_RECHECK: Duration = Duration::from_secs(300);
 
 /// Field manager of the agent's writes.
 pub const AGENT_MANAGER: &str = "seccomp-sentinel-agent";
-/// Field manager of the agent's profile file reports (`containers[].profileFile`): apart from the
+/// Field manager of the agent's profile file reports (`status.runtime.profileFiles`): apart from the
 /// runtime observations, so each is written (and owned) on its own.
 pub const AGENT_PROFILES_MANAGER: &str = "seccomp-sentinel-agent-profiles";
 /// Where the Security Profiles Operator keeps the profiles its `operator/` link leads to.
@@ -120,7 +120,7 @@ struct Seen {
 struct PodReport {
     namespace: String,
     name: String,
-    observations: Vec<(String, RuntimeObservation)>,
+    observations: Vec<RuntimeObservation>,
     condition: Condition,
     written: Written,
 }
@@ -203,16 +203,14 @@ fn report_for(
                 container.name
             ));
         }
-        observations.push((
-            container.name.clone(),
-            RuntimeObservation {
-                seccomp_mode: mode,
-                filters,
-                pid: Some(i64::from(pid)),
-                observed_at: now.clone(),
-                agrees_with_effective: agree,
-            },
-        ));
+        observations.push(RuntimeObservation {
+            name: container.name.clone(),
+            seccomp_mode: mode,
+            filters,
+            pid: Some(i64::from(pid)),
+            observed_at: now.clone(),
+            agrees_with_effective: agree,
+        });
     }
     if observations.is_empty() {
         return None;
@@ -242,8 +240,8 @@ fn report_for(
     let written = Written {
         containers: observations
             .iter()
-            .map(|(name, o)| Seen {
-                name: name.clone(),
+            .map(|o| Seen {
+                name: o.name.clone(),
                 mode: o.seccomp_mode,
                 filters: o.filters,
                 pid: o.pid,
@@ -467,7 +465,7 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
                 let status = statuses.get(key)?;
                 let uid = pod.metadata.uid.clone()?;
                 // A status for another pod of the same name (recreated) is not ours to complete yet.
-                if status.spec.pod_uid != uid {
+                if status.pod_uid() != Some(uid.as_str()) {
                     return None;
                 }
                 if let Some(root) = &profile_root
@@ -475,7 +473,7 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
                 {
                     profile_reports.push((uid.clone(), report));
                 }
-                let previous = ConditionMark::read_all(status.status.as_ref());
+                let previous = ConditionMark::read_all(status.status.as_ref().and_then(|s| s.get("runtime")));
                 let report = report_for(key, pod, status, &index, proc_root, &now, &previous)?;
                 Some((uid, report))
             })
@@ -535,12 +533,15 @@ async fn write_profile_reports(agent: &Agent, reports: Vec<(String, ProfileRepor
         if written.get(uid) == Some(&report.files) {
             continue;
         }
-        let containers: Vec<serde_json::Value> = report
+        let files: Vec<ContainerProfileFile> = report
             .files
             .iter()
-            .map(|(name, file)| json!({ "name": name, "profileFile": file }))
+            .map(|(name, file)| ContainerProfileFile {
+                name: name.clone(),
+                file: file.clone(),
+            })
             .collect();
-        let status = json!({ "containers": containers });
+        let status = json!({ "runtime": { "profileFiles": files } });
         match apply_status(
             agent,
             &report.namespace,
@@ -566,12 +567,8 @@ async fn write_profile_reports(agent: &Agent, reports: Vec<(String, ProfileRepor
 
 /// The runtime fields of one pod's SeccompStatus, under the agent's own field manager.
 async fn write(agent: &Agent, report: &PodReport) -> Result<(), AgentError> {
-    let containers: Vec<serde_json::Value> = report
-        .observations
-        .iter()
-        .map(|(name, observation)| json!({ "name": name, "runtime": observation }))
-        .collect();
-    let status = json!({ "containers": containers, "conditions": [report.condition] });
+    let status =
+        json!({ "runtime": { "containers": report.observations, "conditions": [report.condition] } });
     apply_status(agent, &report.namespace, &report.name, AGENT_MANAGER, status).await
 }
 

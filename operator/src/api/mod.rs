@@ -75,22 +75,29 @@ mod tests {
     }
 
     #[test]
-    fn status_lists_are_maps_keyed_by_name_and_type() {
+    fn every_status_list_is_atomic_and_the_agent_has_its_own_part() {
         let crd = serde_json::to_value(&crds()[0]).expect("json");
         let status =
             &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"];
-        for (list, key) in [
-            ("containers", "name"),
-            ("policies", "name"),
-            ("conditions", "type"),
-        ] {
-            assert_eq!(status[list]["x-kubernetes-list-type"], "map", "{list}");
+        // Owned whole by one field manager each: the controller's lists, and the agent's.
+        for list in ["containers", "policies", "conditions"] {
+            assert_eq!(status[list]["x-kubernetes-list-type"], "atomic", "{list}");
+        }
+        let runtime = &status["runtime"]["properties"];
+        for list in ["containers", "conditions", "profileFiles"] {
             assert_eq!(
-                status[list]["x-kubernetes-list-map-keys"],
-                serde_json::json!([key]),
-                "{list}"
+                runtime[list]["x-kubernetes-list-type"], "atomic",
+                "runtime.{list}"
             );
         }
+        // `status` itself merges field by field, so the agent's `runtime` survives the controller's
+        // apply.
+        assert!(status.get("runtime").is_some());
+        assert!(
+            crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+                .get("x-kubernetes-map-type")
+                .is_none()
+        );
         assert_eq!(crd["spec"]["names"]["categories"], serde_json::json!(["seccomp"]));
         assert_eq!(crd["spec"]["names"]["shortNames"], serde_json::json!(["sst"]));
         assert!(

@@ -69,17 +69,13 @@ use serde::{Deserialize, Serialize};
     printcolumn(
         name = "Runtime",
         type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"RuntimeVerified\")].reason",
+        json_path = ".status.runtime.conditions[?(@.type==\"RuntimeVerified\")].reason",
         priority = "1",
         description = "What the node agent saw in the kernel"
     )
 )]
 #[serde(rename_all = "camelCase")]
-pub struct SeccompStatusSpec {
-    /// UID of the pod this status was computed for.
-    #[serde(rename = "podUID")]
-    pub pod_uid: String,
-}
+pub struct SeccompStatusSpec {}
 
 /// The effective seccomp profile of a pod, container by container.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
@@ -90,16 +86,10 @@ pub struct SeccompStatusStatus {
     /// Windows pods.
     #[serde(default)]
     pub profile: PodProfile,
-    /// "<confined>/<total>", for display.
+    /// "<confined>/<applicable>": confined containers over the containers seccomp applies to (all
+    /// of them, except in Windows pods).
     #[serde(default)]
     pub confined: String,
-    #[serde(default)]
-    #[schemars(extend("format" = "int32"))]
-    pub confined_containers: u32,
-    /// Containers seccomp applies to (all of them, except in Windows pods).
-    #[serde(default)]
-    #[schemars(extend("format" = "int32"))]
-    pub total_containers: u32,
     /// Source of the weakest container's profile (the first unconfined one, else the first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<ProfileSource>,
@@ -111,8 +101,9 @@ pub struct SeccompStatusStatus {
     /// The SCC that admitted the pod (annotation `openshift.io/scc`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scc: Option<String>,
-    /// The kubelet `seccompDefault` of the pod's node, as far as the operator knows.
-    #[serde(default)]
+    /// The kubelet `seccompDefault` of the pod's node, as far as the operator knows (left out
+    /// when not known).
+    #[serde(default, skip_serializing_if = "KubeletSeccompDefault::is_unknown")]
     pub kubelet_seccomp_default: KubeletSeccompDefault,
     /// Worst verdict over `policies`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -120,16 +111,89 @@ pub struct SeccompStatusStatus {
     /// Strongest action over `policies`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<PolicyAction>,
+    // The controller's lists are atomic: it writes each whole, so the object records one owner
+    // per list instead of one per field of every entry (about half of what is stored).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    #[x_kube(merge_strategy = ListMerge::Atomic)]
     pub containers: Vec<ContainerSeccomp>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    #[x_kube(merge_strategy = ListMerge::Atomic)]
     pub policies: Vec<PolicyResult>,
-    /// `Confined`, `Compliant` (controller) and `RuntimeVerified` (node agent).
+    /// `Confined`, `ProfilesEnforcing` and `Compliant`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    #[x_kube(merge_strategy = ListMerge::Atomic)]
     pub conditions: Vec<Condition>,
+    /// What the node agent found on the pod's node; written by the agent only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeStatus>,
+}
+
+impl SeccompStatusStatus {
+    /// Containers seccomp applies to (all of them, except in Windows pods).
+    pub fn applicable_containers(&self) -> usize {
+        self.containers
+            .iter()
+            .filter(|c| c.profile.type_ != ProfileType::NotApplicable)
+            .count()
+    }
+
+    /// What the node agent read from the kernel for `container`.
+    pub fn runtime_of(&self, container: &str) -> Option<&RuntimeObservation> {
+        self.runtime
+            .as_ref()?
+            .containers
+            .iter()
+            .find(|o| o.name == container)
+    }
+
+    /// The node agent's report of `container`'s Localhost profile file.
+    pub fn profile_file_of(&self, container: &str) -> Option<&ProfileFile> {
+        let files = &self.runtime.as_ref()?.profile_files;
+        files.iter().find(|f| f.name == container).map(|f| &f.file)
+    }
+
+    /// The node agent's `RuntimeVerified` condition.
+    pub fn runtime_verified(&self) -> Option<&Condition> {
+        let conditions = &self.runtime.as_ref()?.conditions;
+        conditions.iter().find(|c| c.type_ == "RuntimeVerified")
+    }
+
+    /// Applicable containers whose effective profile confines them.
+    pub fn confined_containers(&self) -> usize {
+        self.containers
+            .iter()
+            .filter(|c| c.confined && c.profile.type_ != ProfileType::NotApplicable)
+            .count()
+    }
+}
+
+/// `status.runtime`: the node agent's findings. Two field managers of the agent own its parts
+/// (the kernel's view and the profile files), each list whole.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeStatus {
+    /// The seccomp mode the kernel enforces on each running container's main process.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Atomic)]
+    pub containers: Vec<RuntimeObservation>,
+    /// `RuntimeVerified`: whether the kernel agrees with the effective profiles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Atomic)]
+    pub conditions: Vec<Condition>,
+    /// The Localhost profiles' files on the node, by container, running or not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Atomic)]
+    pub profile_files: Vec<ContainerProfileFile>,
+}
+
+/// One container's Localhost profile file, as the node agent read it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerProfileFile {
+    /// The container's name.
+    pub name: String,
+    #[serde(flatten)]
+    pub file: ProfileFile,
 }
 
 /// The effective profile of one container and why.
@@ -137,7 +201,8 @@ pub struct SeccompStatusStatus {
 #[serde(rename_all = "camelCase")]
 pub struct ContainerSeccomp {
     pub name: String,
-    #[serde(default)]
+    /// Left out for regular containers.
+    #[serde(default, skip_serializing_if = "ContainerKind::is_container")]
     pub kind: ContainerKind,
     #[serde(default)]
     pub profile: EffectiveProfile,
@@ -157,13 +222,6 @@ pub struct ContainerSeccomp {
     pub strength_source: Option<StrengthSource>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
-    /// What the node agent read from the kernel (written by the agent only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub runtime: Option<RuntimeObservation>,
-    /// The Localhost profile's file on the pod's node, as the node agent read it (written by the
-    /// agent only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub profile_file: Option<ProfileFile>,
 }
 
 /// How much a container's seccomp profile blocks, weakest first.
@@ -349,6 +407,12 @@ pub enum ContainerKind {
     EphemeralContainer,
 }
 
+impl ContainerKind {
+    fn is_container(&self) -> bool {
+        *self == ContainerKind::Container
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default, JsonSchema)]
 pub enum PodProfile {
     RuntimeDefault,
@@ -387,6 +451,12 @@ pub enum KubeletSeccompDefault {
     Unknown,
 }
 
+impl KubeletSeccompDefault {
+    fn is_unknown(&self) -> bool {
+        *self == KubeletSeccompDefault::Unknown
+    }
+}
+
 /// One policy's judgement of the pod.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, KubeSchema)]
 #[serde(rename_all = "camelCase")]
@@ -423,6 +493,8 @@ pub enum PolicyAction {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RuntimeObservation {
+    /// The container's name.
+    pub name: String,
     pub seccomp_mode: SeccompMode,
     /// `Seccomp_filters` (Linux 5.9 and newer).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -117,7 +117,10 @@ fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
     let reports = entry
         .stored
         .as_ref()
-        .filter(|s| *s.pod_uid == *pod.uid && s.profile_node.as_deref() == pod.view.node_name.as_deref())
+        .filter(|s| {
+            s.owner_uid.as_deref() == Some(&*pod.uid)
+                && s.profile_node.as_deref() == pod.view.node_name.as_deref()
+        })
         .map(|s| &*s.profile_files)
         .unwrap_or_default();
     let labels = pod.labels.to_map();

@@ -644,8 +644,7 @@ mod tests {
 
     fn stored(rv: u64) -> StoredStatus {
         StoredStatus {
-            owner_uid: None,
-            pod_uid: "u".into(),
+            owner_uid: Some("u".into()),
             profile_label: None,
             fingerprint: rv,
             conditions: Vec::new(),

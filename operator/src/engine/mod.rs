@@ -254,10 +254,8 @@ impl Rules<'_> {
             confined,
             source_inferred,
             warnings,
-            runtime: None,
             strength: None,
             strength_source: None,
-            profile_file: None,
         }
     }
 
@@ -328,8 +326,6 @@ fn summarize(
     SeccompStatusStatus {
         profile,
         confined: format!("{confined}/{total}"),
-        confined_containers: confined,
-        total_containers: total,
         source: weakest.map(|c| c.source),
         node: pod.node_name.clone(),
         scc: pod.scc.clone(),

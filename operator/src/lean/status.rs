@@ -1,5 +1,5 @@
-//! A SeccompStatus as the controller and the node agent read it back: identity, owner, label and
-//! pod UID, and the status as plain JSON (compared in canonical form, so nothing in it can fail
+//! A SeccompStatus as the controller and the node agent read it back: identity, owner (the pod,
+//! whose UID says which pod of that name the status is about), label, and the status as plain JSON (compared in canonical form, so nothing in it can fail
 //! to decode).
 
 use k8s_openapi::NamespaceResourceScope;
@@ -11,15 +11,7 @@ use super::{Meta, decoded::WatchedKind};
 #[serde(default)]
 pub struct StatusWire {
     pub metadata: Meta,
-    pub spec: StatusSpecWire,
     pub status: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize, Clone, Debug, Default)]
-#[serde(default)]
-pub struct StatusSpecWire {
-    #[serde(rename = "podUID")]
-    pub pod_uid: String,
 }
 
 impl WatchedKind for StatusWire {
@@ -31,6 +23,15 @@ impl WatchedKind for StatusWire {
 }
 
 impl StatusWire {
+    /// The UID in the owner reference to a Pod: the pod this status was computed for.
+    pub fn pod_uid(&self) -> Option<&str> {
+        self.metadata
+            .owner_references
+            .iter()
+            .find(|o| o.kind == "Pod" && o.api_version == "v1")
+            .map(|o| o.uid.as_str())
+    }
+
     /// The `status.containers` entries, as plain JSON.
     fn containers(&self) -> impl Iterator<Item = &serde_json::Value> {
         self.status

@@ -149,11 +149,37 @@ impl Binaries {
     }
 }
 
-/// The repository this crate was built from (where `crds/`, `config/` and `e2e/` are): two levels
-/// above `tools/testenv`.
+/// The repository the tools run in (where `crds/`, `config/` and `e2e/` are), found at run time:
+/// `SENTINEL_REPOSITORY_ROOT`, else the package directory cargo runs tests in, else the working
+/// directory, else where this crate was built. Not compiled in first: clones at different paths
+/// share one build cache (`.ci/run`), and cargo keeps a build made in another clone whose sources
+/// are the same, path and all.
 pub fn repository_root() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors().nth(2).unwrap_or(here).to_path_buf()
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let from_env = |name: &str| std::env::var_os(name).map(PathBuf::from);
+        from_env("SENTINEL_REPOSITORY_ROOT")
+            .or_else(|| from_env("CARGO_MANIFEST_DIR").and_then(|dir| find_repository_root(&dir)))
+            .or_else(|| {
+                std::env::current_dir()
+                    .ok()
+                    .and_then(|dir| find_repository_root(&dir))
+            })
+            .unwrap_or_else(|| {
+                let built_in = Path::new(env!("CARGO_MANIFEST_DIR"));
+                built_in.ancestors().nth(2).unwrap_or(built_in).to_path_buf()
+            })
+    })
+    .clone()
+}
+
+/// The nearest directory at or above `start` that holds this repository (its CRDs and the test
+/// control plane's module).
+pub fn find_repository_root(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .find(|dir| dir.join("e2e/testenv/go.mod").is_file() && dir.join("crds").is_dir())
+        .map(Path::to_path_buf)
 }
 
 /// A child process tied to this one by a pipe on its standard input (its lifeline): closing the
@@ -942,6 +968,23 @@ mod tests {
         let message = err.to_string();
         assert!(message.contains("make testenv"), "{message}");
         assert!(message.contains("etcd"), "{message}");
+    }
+
+    #[test]
+    fn the_repository_is_the_one_the_tools_run_in() {
+        // A clone somewhere else, entered from a directory inside it.
+        let clone = tempfile::tempdir().expect("tempdir");
+        fs::create_dir_all(clone.path().join("e2e/testenv")).expect("mkdir");
+        fs::create_dir_all(clone.path().join("crds")).expect("mkdir");
+        fs::write(clone.path().join("e2e/testenv/go.mod"), "module x\n").expect("write");
+        let inside = clone.path().join("tools/testenv/src");
+        fs::create_dir_all(&inside).expect("mkdir");
+        assert_eq!(find_repository_root(&inside).as_deref(), Some(clone.path()));
+        assert_eq!(find_repository_root(Path::new("/")), None);
+        // cargo runs this test in this checkout's tools/testenv: its repository, whatever path the
+        // cached build was compiled at.
+        let running_in = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo"));
+        assert_eq!(repository_root(), running_in.ancestors().nth(2).expect("root"));
     }
 
     #[test]
