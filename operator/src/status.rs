@@ -94,7 +94,7 @@ impl StoredStatus {
     pub fn from_wire(object: &StatusWire) -> Self {
         let meta = &object.metadata;
         let status = object.status.as_ref();
-        let runtime = status.and_then(|s| s.get("runtime"));
+        let runtime = object.runtime();
         let runtime_mismatch = ConditionMark::read_all(runtime)
             .iter()
             .any(|c| c.type_ == RUNTIME_VERIFIED && c.status == "False");

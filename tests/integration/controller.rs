@@ -34,11 +34,7 @@ async fn status_of(ctx: &TestContext, pod: &str, done: impl Fn(&SeccompStatus) -
     wait_for(&format!("the SeccompStatus of {pod}"), TIMEOUT, || async {
         let uid = pods.get(pod).await.ok()?.uid()?;
         let status = statuses.get_opt(pod).await.ok()??;
-        let describes = status
-            .owner_references()
-            .iter()
-            .any(|o| o.kind == "Pod" && o.uid == uid);
-        (describes && status.status.is_some() && done(&status)).then_some(status)
+        (status.pod_uid() == Some(uid.as_str()) && status.status.is_some() && done(&status)).then_some(status)
     })
     .await
 }

@@ -129,7 +129,7 @@ struct PodReport {
 struct ProfileReport {
     namespace: String,
     name: String,
-    files: Vec<(String, ProfileFile)>,
+    files: Vec<ContainerProfileFile>,
 }
 
 /// Reads the profile file of every container whose effective profile is Localhost, running or
@@ -140,15 +140,15 @@ fn profiles_for(
     root: &ProfileRoot,
     cache: &mut HashMap<String, ProfileFile>,
 ) -> Option<ProfileReport> {
-    let files: Vec<(String, ProfileFile)> = status
+    let files: Vec<ContainerProfileFile> = status
         .localhost_profiles()
         .into_iter()
-        .map(|(container, path)| {
-            let file = cache
+        .map(|(container, path)| ContainerProfileFile {
+            name: container.to_string(),
+            file: cache
                 .entry(path.to_string())
                 .or_insert_with(|| root.read(path))
-                .clone();
-            (container.to_string(), file)
+                .clone(),
         })
         .collect();
     (!files.is_empty()).then(|| ProfileReport {
@@ -306,7 +306,7 @@ struct Agent {
     statuses: ByName<StatusWire>,
     written: tokio::sync::Mutex<HashMap<String, Written>>,
     /// The profile files last reported, by pod UID.
-    profiles_written: tokio::sync::Mutex<HashMap<String, Vec<(String, ProfileFile)>>>,
+    profiles_written: tokio::sync::Mutex<HashMap<String, Vec<ContainerProfileFile>>>,
 }
 
 /// Keeps `map` as the watch of `api` says (objects that cannot be read are skipped), and kicks a
@@ -473,7 +473,7 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
                 {
                     profile_reports.push((uid.clone(), report));
                 }
-                let previous = ConditionMark::read_all(status.status.as_ref().and_then(|s| s.get("runtime")));
+                let previous = ConditionMark::read_all(status.runtime());
                 let report = report_for(key, pod, status, &index, proc_root, &now, &previous)?;
                 Some((uid, report))
             })
@@ -533,15 +533,7 @@ async fn write_profile_reports(agent: &Agent, reports: Vec<(String, ProfileRepor
         if written.get(uid) == Some(&report.files) {
             continue;
         }
-        let files: Vec<ContainerProfileFile> = report
-            .files
-            .iter()
-            .map(|(name, file)| ContainerProfileFile {
-                name: name.clone(),
-                file: file.clone(),
-            })
-            .collect();
-        let status = json!({ "runtime": { "profileFiles": files } });
+        let status = json!({ "runtime": { "profileFiles": report.files } });
         match apply_status(
             agent,
             &report.namespace,

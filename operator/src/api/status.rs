@@ -128,13 +128,22 @@ pub struct SeccompStatusStatus {
     pub runtime: Option<RuntimeStatus>,
 }
 
+/// The containers seccomp applies to (all of them, except in Windows pods).
+pub fn applicable(containers: &[ContainerSeccomp]) -> impl Iterator<Item = &ContainerSeccomp> + Clone {
+    containers
+        .iter()
+        .filter(|c| c.profile.type_ != ProfileType::NotApplicable)
+}
+
 impl SeccompStatusStatus {
-    /// Containers seccomp applies to (all of them, except in Windows pods).
+    /// Containers seccomp applies to.
     pub fn applicable_containers(&self) -> usize {
-        self.containers
-            .iter()
-            .filter(|c| c.profile.type_ != ProfileType::NotApplicable)
-            .count()
+        applicable(&self.containers).count()
+    }
+
+    /// Applicable containers whose effective profile confines them.
+    pub fn confined_containers(&self) -> usize {
+        applicable(&self.containers).filter(|c| c.confined).count()
     }
 
     /// What the node agent read from the kernel for `container`.
@@ -155,15 +164,20 @@ impl SeccompStatusStatus {
     /// The node agent's `RuntimeVerified` condition.
     pub fn runtime_verified(&self) -> Option<&Condition> {
         let conditions = &self.runtime.as_ref()?.conditions;
-        conditions.iter().find(|c| c.type_ == "RuntimeVerified")
-    }
-
-    /// Applicable containers whose effective profile confines them.
-    pub fn confined_containers(&self) -> usize {
-        self.containers
+        conditions
             .iter()
-            .filter(|c| c.confined && c.profile.type_ != ProfileType::NotApplicable)
-            .count()
+            .find(|c| c.type_ == crate::status::RUNTIME_VERIFIED)
+    }
+}
+
+impl SeccompStatus {
+    /// The UID in the owner reference to a Pod: the pod this status was computed for.
+    pub fn pod_uid(&self) -> Option<&str> {
+        let owners = self.metadata.owner_references.as_deref()?;
+        owners
+            .iter()
+            .find(|o| o.kind == "Pod" && o.api_version == "v1")
+            .map(|o| o.uid.as_str())
     }
 }
 

@@ -299,28 +299,30 @@ fn summarize(
     containers: Vec<ContainerSeccomp>,
     seccomp_default: KubeletSeccompDefault,
 ) -> SeccompStatusStatus {
-    let applicable = containers
-        .iter()
-        .filter(|c| c.profile.type_ != ProfileType::NotApplicable);
-    let total = applicable.clone().count() as u32;
-    let confined = applicable.clone().filter(|c| c.confined).count() as u32;
-    let profile = if total == 0 {
-        if containers.is_empty() {
+    // Scoped: the iterator borrows `containers`, which the status then takes.
+    let (total, confined, profile) = {
+        let applicable = crate::api::applicable(&containers);
+        let total = applicable.clone().count() as u32;
+        let confined = applicable.clone().filter(|c| c.confined).count() as u32;
+        let profile = if total == 0 {
+            if containers.is_empty() {
+                PodProfile::Unconfined
+            } else {
+                PodProfile::NotApplicable
+            }
+        } else if confined == 0 {
             PodProfile::Unconfined
+        } else if confined < total {
+            PodProfile::Mixed
+        } else if applicable
+            .clone()
+            .any(|c| c.profile.type_ == ProfileType::RuntimeDefault)
+        {
+            PodProfile::RuntimeDefault
         } else {
-            PodProfile::NotApplicable
-        }
-    } else if confined == 0 {
-        PodProfile::Unconfined
-    } else if confined < total {
-        PodProfile::Mixed
-    } else if applicable
-        .clone()
-        .any(|c| c.profile.type_ == ProfileType::RuntimeDefault)
-    {
-        PodProfile::RuntimeDefault
-    } else {
-        PodProfile::Localhost
+            PodProfile::Localhost
+        };
+        (total, confined, profile)
     };
     let weakest = weakest(&containers);
     SeccompStatusStatus {

@@ -1,6 +1,6 @@
-//! A SeccompStatus as the controller and the node agent read it back: identity, owner (the pod,
-//! whose UID says which pod of that name the status is about), label, and the status as plain JSON (compared in canonical form, so nothing in it can fail
-//! to decode).
+//! A SeccompStatus as the controller and the node agent read it back: identity, owner (whose UID
+//! says which pod of that name the status is about), label, and the status as plain JSON
+//! (compared in canonical form, so nothing in it can fail to decode).
 
 use k8s_openapi::NamespaceResourceScope;
 use serde::Deserialize;
@@ -30,6 +30,11 @@ impl StatusWire {
             .iter()
             .find(|o| o.kind == "Pod" && o.api_version == "v1")
             .map(|o| o.uid.as_str())
+    }
+
+    /// `status.runtime`, the node agent's part, as plain JSON.
+    pub fn runtime(&self) -> Option<&serde_json::Value> {
+        self.status.as_ref()?.get("runtime")
     }
 
     /// The `status.containers` entries, as plain JSON.

@@ -102,13 +102,7 @@ fn observe_statuses(
                 let describes = name
                     .strip_prefix(prefix.as_str())
                     .and_then(|pod| pods.get(pod))
-                    .is_some_and(|uid| {
-                        status
-                            .owner_references()
-                            .iter()
-                            .any(|o| o.kind == "Pod" && o.uid == *uid)
-                            && status.status.is_some()
-                    });
+                    .is_some_and(|uid| status.pod_uid() == Some(uid.as_str()) && status.status.is_some());
                 if describes {
                     if done.is_empty() {
                         eprintln!(
