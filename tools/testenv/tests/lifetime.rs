@@ -29,13 +29,50 @@ fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Kills the owner when a test fails before it does, so a failure leaves nothing running.
-struct Owner(std::process::Child);
+/// Kills the owner when a test fails before it does, so a failure leaves nothing running. Its
+/// output goes to a file, shown when it does not get ready.
+struct Owner {
+    child: std::process::Child,
+    log: PathBuf,
+}
 
 impl Owner {
+    /// Starts `sentinel-testenv --kubeconfig-out <kubeconfig>` with `extra` arguments.
+    fn start(scratch: &Path, kubeconfig: &Path, extra: &[&std::ffi::OsStr]) -> Owner {
+        let log = scratch.join("owner.log");
+        let output = std::fs::File::create(&log).expect("owner log");
+        let child = Command::new(env!("CARGO_BIN_EXE_sentinel-testenv"))
+            .arg("--kubeconfig-out")
+            .arg(kubeconfig)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(output)
+            .spawn()
+            .expect("start sentinel-testenv");
+        Owner { child, log }
+    }
+
+    /// Waits for the kubeconfig the owner writes once it is ready; fails at once, with what the
+    /// owner printed, if it exits first.
+    fn wait_ready(&mut self, kubeconfig: &Path, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !kubeconfig.is_file() {
+            let exited = self.child.try_wait().ok().flatten();
+            if exited.is_some() || Instant::now() >= deadline {
+                let printed = std::fs::read_to_string(&self.log).unwrap_or_default();
+                let state = match exited {
+                    Some(status) => format!("exited ({status}) before it was ready"),
+                    None => format!("was not ready within {timeout:?}"),
+                };
+                panic!("sentinel-testenv {state}; it printed:\n{printed}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -49,18 +86,8 @@ impl Drop for Owner {
 fn a_killed_owner_takes_its_control_plane_with_it() {
     let scratch = tempfile::tempdir().expect("tempdir");
     let kubeconfig = scratch.path().join("kubeconfig");
-    let mut owner = Owner(
-        Command::new(env!("CARGO_BIN_EXE_sentinel-testenv"))
-            .arg("--kubeconfig-out")
-            .arg(&kubeconfig)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start sentinel-testenv"),
-    );
-    wait_until("the control plane to be ready", Duration::from_secs(120), || {
-        kubeconfig.is_file()
-    });
+    let mut owner = Owner::start(scratch.path(), &kubeconfig, &[]);
+    owner.wait_ready(&kubeconfig, Duration::from_secs(120));
 
     // The data directory is where the kubeconfig's CA lives.
     let text = std::fs::read_to_string(&kubeconfig).expect("kubeconfig");
@@ -173,22 +200,9 @@ impl WithNodes {
         let before = node_dirs();
         let cgroups_before = node_cgroups();
         // Any executable will do for the operator image here: no operator runs in these tests.
-        let owner = Owner(
-            Command::new(env!("CARGO_BIN_EXE_sentinel-testenv"))
-                .arg("--kubeconfig-out")
-                .arg(&kubeconfig)
-                .arg("--nodes")
-                .arg(env!("CARGO_BIN_EXE_sentinel-testenv"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start sentinel-testenv"),
-        );
-        wait_until(
-            "the control plane and nodes to be ready",
-            Duration::from_secs(180),
-            || kubeconfig.is_file(),
-        );
+        let operator = Path::new(env!("CARGO_BIN_EXE_sentinel-testenv"));
+        let mut owner = Owner::start(scratch, &kubeconfig, &["--nodes".as_ref(), operator.as_os_str()]);
+        owner.wait_ready(&kubeconfig, Duration::from_secs(180));
         let dirs: Vec<PathBuf> = node_dirs().into_iter().filter(|d| !before.contains(d)).collect();
         assert_eq!(dirs.len(), 2, "two node directories: {dirs:?}");
         WithNodes {
