@@ -11,6 +11,7 @@ use crate::{
     api::KubeletSeccompDefault,
     engine::{self, Facts, NodeFacts, PodView, SccDefaults},
     lean::{Decoded, pod::PodWire, status::StatusWire},
+    packed::Packed,
 };
 
 /// Any JSON value, small.
@@ -50,6 +51,112 @@ fn pod_like() -> impl Strategy<Value = Value> {
             })
         },
     )
+}
+
+/// Any text, up to a few characters (Unicode included).
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof!["[a-z0-9.-]{0,12}", ".{0,6}"]
+}
+
+/// A time as the API server writes it, or one outside what the client can hold.
+fn time() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (0i64..4_000_000_000).prop_map(|s| k8s_openapi::jiff::Timestamp::from_second(s)
+            .map_or_else(|_| "1970-01-01T00:00:00Z".to_string(), |t| t.to_string())),
+        Just("9999-12-31T23:59:59Z".to_string()),
+        Just("0001-01-01T00:00:00Z".to_string()),
+        Just("yesterday".to_string()),
+    ]
+}
+
+fn profile() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        Just(json!({ "type": "RuntimeDefault" })),
+        Just(json!({ "type": "Unconfined" })),
+        text().prop_map(|path| json!({ "type": "Localhost", "localhostProfile": path })),
+        text().prop_map(|other| json!({ "type": other })),
+    ]
+}
+
+/// A valid pod with every part the controller keeps, each with varied content.
+fn realistic_pod() -> impl Strategy<Value = Value> {
+    let container = (text(), profile(), any::<Option<bool>>(), prop::option::of(text()));
+    (
+        prop::collection::btree_map(text(), text(), 0..4),
+        prop::collection::btree_map(
+            prop_oneof![
+                Just("openshift.io/scc".to_string()),
+                Just("seccomp.security.alpha.kubernetes.io/pod".to_string()),
+                text().prop_map(|c| format!("container.seccomp.security.alpha.kubernetes.io/{c}")),
+                Just("kubernetes.io/config.mirror".to_string()),
+            ],
+            text(),
+            0..3,
+        ),
+        prop::option::of((text(), text())),
+        time(),
+        prop::option::of(text()),
+        profile(),
+        prop::collection::vec(container, 0..4),
+        prop::option::of(prop_oneof![Just("Running"), Just("Succeeded"), Just("Pending")]),
+    )
+        .prop_map(|(labels, annotations, owner, created, node, pod_profile, containers, phase)| {
+            let containers: Vec<Value> = containers
+                .into_iter()
+                .map(|(name, profile, privileged, restart)| {
+                    json!({ "name": name, "restartPolicy": restart,
+                        "securityContext": { "seccompProfile": profile, "privileged": privileged } })
+                })
+                .collect();
+            let owners: Vec<Value> = owner
+                .into_iter()
+                .map(|(kind, name)| json!({ "apiVersion": "apps/v1", "kind": kind, "name": name, "uid": "o-1", "controller": true }))
+                .collect();
+            json!({
+                "metadata": { "name": "p", "namespace": "n", "uid": "3f1c-uid", "labels": labels,
+                    "annotations": annotations, "ownerReferences": owners, "creationTimestamp": created },
+                "spec": { "nodeName": node, "securityContext": { "seccompProfile": pod_profile },
+                    "containers": containers.clone(), "initContainers": containers },
+                "status": { "phase": phase },
+            })
+        })
+}
+
+/// A valid SeccompStatus with conditions, the agent's profile file reports and odd times.
+fn realistic_status() -> impl Strategy<Value = Value> {
+    let condition = (
+        text(),
+        prop_oneof![Just("True"), Just("False"), Just("Unknown")],
+        time(),
+    );
+    (
+        prop::collection::vec(condition, 0..4),
+        prop::option::of(text()),
+        prop::collection::vec((text(), text(), prop::option::of(text())), 0..3),
+        any::<bool>(),
+        prop::option::of(0u64..u64::MAX),
+    )
+        .prop_map(|(conditions, node, files, mismatch, version)| {
+            let conditions: Vec<Value> = conditions
+                .into_iter()
+                .map(|(type_, status, at)| json!({ "type": type_, "status": status, "lastTransitionTime": at, "reason": "R", "message": "" }))
+                .collect();
+            let files: Vec<Value> = files
+                .into_iter()
+                .map(|(name, path, sha)| json!({ "name": name, "path": path, "state": "Present", "sha256": sha }))
+                .collect();
+            let verified = if mismatch { "False" } else { "True" };
+            json!({
+                "metadata": { "name": "p", "namespace": "n", "resourceVersion": version.map(|v| v.to_string()),
+                    "labels": { "seccomp.sentinel.dev/profile": "Mixed" },
+                    "ownerReferences": [{ "apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "3f1c-uid" }] },
+                "status": { "profile": "Mixed", "node": node, "conditions": conditions,
+                    "runtime": { "conditions": [{ "type": "RuntimeVerified", "status": verified,
+                        "lastTransitionTime": "2026-01-01T00:00:00Z", "reason": "R", "message": "" }],
+                        "profileFiles": files } },
+            })
+        })
 }
 
 fn facts(sccs: &SccDefaults) -> Facts<'_> {
@@ -107,8 +214,39 @@ proptest! {
             let node = NodeFacts { windows: false, kubelet_minor: Some(36), seccomp_default: KubeletSeccompDefault::True };
             let on_node = Facts { node: Some(&node), ..facts(&sccs) };
             let _ = engine::evaluate(&view, &on_node);
-            let _ = crate::controller::state::LeanPod::from_wire(&wire, true);
+            if let Some(lean) = crate::controller::state::LeanPod::from_wire(&wire, true) {
+                prop_assert_eq!(Packed::pack(&lean).unpack(), lean);
+            }
         }
+    }
+
+    #[test]
+    fn a_pod_reads_back_from_its_packed_form_as_it_was(
+        pod in realistic_pod(),
+    ) {
+        let decoded: Decoded<PodWire> = Decoded::from_json(&pod.to_string());
+        let Decoded::Ok(wire, _) = decoded else {
+            return Err(TestCaseError::fail(format!("a valid pod did not decode: {pod}")));
+        };
+        let lean = crate::controller::state::LeanPod::from_wire(&wire, true)
+            .ok_or_else(|| TestCaseError::fail("a pod with a UID is kept"))?;
+        let packed = Packed::pack(&lean);
+        prop_assert!(packed.holds(&lean));
+        prop_assert_eq!(packed.unpack(), lean);
+    }
+
+    #[test]
+    fn a_stored_status_reads_back_from_its_packed_form_as_it_was(
+        status in realistic_status(),
+    ) {
+        let decoded: Decoded<StatusWire> = Decoded::from_json(&status.to_string());
+        let Decoded::Ok(wire, _) = decoded else {
+            return Err(TestCaseError::fail(format!("a valid status did not decode: {status}")));
+        };
+        let stored = crate::status::StoredStatus::from_wire(&wire);
+        let reports = status["status"]["runtime"]["profileFiles"].as_array().map_or(0, Vec::len);
+        prop_assert_eq!(stored.profile_files.len(), reports, "every report is read");
+        prop_assert_eq!(Packed::pack(&stored).unpack(), stored);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod events;
 pub mod lean;
 pub mod metrics_auth;
+pub mod packed;
 pub mod policy;
 pub mod profile;
 pub mod scc;

@@ -11,6 +11,7 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::{
@@ -32,10 +33,11 @@ pub const RUNTIME_VERIFIED: &str = "RuntimeVerified";
 
 /// What is kept of a stored condition: enough to keep its `lastTransitionTime` while its status
 /// stays.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConditionMark {
     pub type_: String,
     pub status: String,
+    #[serde(with = "crate::packed::lenient_time")]
     pub last_transition: LenientTime,
 }
 
@@ -70,8 +72,8 @@ impl ConditionMark {
 }
 
 /// What the controller last saw (or wrote) of one SeccompStatus: enough to decide whether a write
-/// is needed, without keeping the object.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// is needed, without keeping the object (the controller keeps it packed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredStatus {
     /// UID in the pod ownerReference: the pod the status was computed for.
     pub owner_uid: Option<Box<str>>,
@@ -83,6 +85,7 @@ pub struct StoredStatus {
     /// The node agent found the kernel disagreeing with the effective profile.
     pub runtime_mismatch: bool,
     /// The node agent's reports of Localhost profile files, by container (usually none).
+    #[serde(with = "crate::packed::as_json")]
     pub profile_files: Box<[(Box<str>, ProfileFile)]>,
     /// `status.node`, when there are profile file reports (the node they were read on).
     pub profile_node: Option<Box<str>>,

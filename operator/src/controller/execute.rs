@@ -101,7 +101,8 @@ struct EvictionFactsOwned {
 fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
     let mut state = ctx.state();
     let entry = state.pods.get(key)?;
-    let pod = entry.pod.as_ref()?;
+    let pod = entry.pod()?;
+    let stored = entry.stored();
     let empty = BTreeMap::new();
     let namespace_labels = state.namespace_labels.get(&*key.namespace).unwrap_or(&empty);
     let facts = state.facts(
@@ -114,8 +115,7 @@ fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
         .and_then(|o| state.workloads.get(&*o.uid))
         .map(|w| &w.template);
     // The agent's reports count for the pod they were read for, on the node it runs on.
-    let reports = entry
-        .stored
+    let reports = stored
         .as_ref()
         .filter(|s| {
             s.owner_uid.as_deref() == Some(&*pod.uid)
@@ -146,8 +146,7 @@ fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
         facts: &facts,
         policies: &state.valid_policies,
         previous: &entry.outcomes,
-        stored_conditions: entry
-            .stored
+        stored_conditions: stored
             .as_ref()
             .map(|s| s.conditions.as_slice())
             .unwrap_or_default(),
@@ -169,7 +168,7 @@ fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
             terminal: pod.terminal,
             created: pod.created,
         },
-        stored: entry.stored.clone(),
+        stored,
         plan,
     };
     if state.mark_seen(key) {
@@ -333,7 +332,7 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Option<Duration>, Error> {
         })
         .map(|o| o.policy.clone())
         .collect();
-    entry.outcomes = std::mem::take(&mut plan.outcomes);
+    entry.outcomes = std::mem::take(&mut plan.outcomes).into_boxed_slice();
     entry.containers = plan
         .status
         .containers

@@ -398,7 +398,7 @@ async fn start(ctx: Arc<Context>) -> Result<Vec<tokio::task::JoinHandle<()>>, Er
         let _ = close_status_watch.send(close);
         info!(
             namespaces = ?ctx.config.namespaces,
-            pods = state.pods.values().filter(|e| e.pod.is_some()).count(),
+            pods = state.pods.values().filter(|e| e.has_pod()).count(),
             nodes = state.nodes.len(),
             policies = state.policies.len(),
             "indexes ready; reconciling pods"

@@ -75,13 +75,9 @@ fn refresh_gauges(ctx: &Context) {
     let pods = state
         .pods
         .iter()
-        .filter(|(_, e)| e.pod.is_some())
+        .filter(|(_, e)| e.has_pod())
         .map(|(k, e)| (&*k.namespace, &*e.containers));
-    let mismatches = state
-        .pods
-        .values()
-        .filter(|e| e.pod.is_some() && e.stored.as_ref().is_some_and(|s| s.runtime_mismatch))
-        .count();
+    let mismatches = state.pods.values().filter(|e| e.runtime_mismatch()).count();
     ctx.metrics.set_containers(pods, mismatches);
     ctx.metrics
         .known_policies(state.policies.keys().map(String::as_str));
@@ -105,7 +101,7 @@ async fn write_policy_statuses(
     let (desired, ledgers): (Vec<(String, SeccompPolicyStatus)>, Vec<String>) = {
         let mut state = ctx.state();
         let mut counts: HashMap<&str, Counts> = HashMap::new();
-        for entry in state.pods.values().filter(|e| e.pod.is_some()) {
+        for entry in state.pods.values().filter(|e| e.has_pod()) {
             for o in &entry.outcomes {
                 let c = counts.entry(&o.policy).or_default();
                 c.matched += 1;

@@ -2,6 +2,7 @@
 //! object (so the operator caches a few hundred bytes per pod instead of the whole Pod).
 
 use k8s_openapi::api::core::v1::Pod;
+use serde::{Deserialize, Serialize};
 
 pub use crate::lean::pod::SCC_ANNOTATION;
 use crate::{
@@ -17,7 +18,7 @@ use crate::{
 };
 
 /// A profile as a pod asks for it (field or legacy annotation).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum RequestedProfile {
     RuntimeDefault,
     Unconfined,
@@ -52,7 +53,7 @@ impl RequestedProfile {
 }
 
 /// What the engine needs of one container.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ContainerView {
     pub name: String,
     pub kind: ContainerKind,
@@ -67,7 +68,7 @@ pub struct ContainerView {
 }
 
 /// What the engine needs of one pod.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PodView {
     /// `spec.os.name`.
     pub os: Option<String>,

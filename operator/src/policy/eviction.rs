@@ -11,7 +11,7 @@ use super::EvictionLimits;
 pub const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-lease"];
 
 /// The kind of the pod's controlling owner.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum OwnerKind {
     ReplicaSet,
     StatefulSet,
