@@ -301,10 +301,141 @@ struct LoseAnswers<S> {
     path: String,
     remaining: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     watches_down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Streamed initial lists of statuses closed at their end.
+    lists_ended: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     as_server_error: bool,
 }
 
 impl<S, B, RB> tower::Service<http::Request<B>> for LoseAnswers<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>> + Send,
+    S::Future: Send + 'static,
+    S::Error: Into<tower::BoxError>,
+    RB: Send + 'static,
+{
+    type Response = http::Response<EndAfterInitialEvents<RB>>;
+    type Error = tower::BoxError;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, tower::BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        use std::sync::atomic::Ordering::SeqCst;
+        let lose = request.method() == http::Method::PATCH
+            && request.uri().path().ends_with(&self.path)
+            && self
+                .remaining
+                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        let query = request.uri().query().unwrap_or_default();
+        let status_watch = request.uri().path().ends_with("/seccompstatuses") && query.contains("watch=true");
+        let streamed_list = query.contains("sendInitialEvents=true");
+        let down = status_watch && self.watches_down.load(SeqCst);
+        if down && !streamed_list {
+            return Box::pin(async { Err("connection refused (status watches are down on purpose)".into()) });
+        }
+        let answer = self.inner.call(request);
+        let as_server_error = self.as_server_error;
+        let lists_ended = down.then(|| self.lists_ended.clone());
+        Box::pin(async move {
+            // A streamed initial list is let through up to its end, then closed: the watch that
+            // would follow it on the same connection is down too.
+            let mut answer = answer
+                .await
+                .map_err(Into::into)?
+                .map(|body| EndAfterInitialEvents::new(body, lists_ended));
+            if lose && as_server_error {
+                *answer.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                return Ok(answer);
+            }
+            if lose {
+                drop(answer);
+                return Err("connection reset by peer (the answer was lost on purpose)".into());
+            }
+            Ok(answer)
+        })
+    }
+}
+
+/// A watch answer that ends after the event marking the end of a streamed initial list (when
+/// given a count of such ends), or the answer unchanged.
+struct EndAfterInitialEvents<B> {
+    inner: B,
+    cut: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
+    ended: bool,
+    /// The bytes of the line being read since the last newline.
+    line: Vec<u8>,
+}
+
+impl<B> EndAfterInitialEvents<B> {
+    fn new(inner: B, cut: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>) -> Self {
+        Self {
+            inner,
+            cut,
+            ended: false,
+            line: Vec::new(),
+        }
+    }
+}
+
+impl<B> http_body::Body for EndAfterInitialEvents<B>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Unpin,
+{
+    type Data = bytes::Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        let frame = match std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => frame,
+            other => return other,
+        };
+        if self.cut.is_none() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        let Ok(data) = frame.into_data() else {
+            return Poll::Ready(None);
+        };
+        // The marker event is one JSON line: keep the bytes up to the newline that ends it.
+        let mut start = 0;
+        for (i, byte) in data.iter().enumerate() {
+            if *byte != b'\n' {
+                continue;
+            }
+            self.line.extend_from_slice(&data[start..i]);
+            start = i + 1;
+            let marker = String::from_utf8_lossy(&self.line).contains("k8s.io/initial-events-end");
+            self.line.clear();
+            if marker {
+                self.ended = true;
+                if let Some(ends) = &self.cut {
+                    ends.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                return Poll::Ready(Some(Ok(http_body::Frame::data(data.slice(..=i)))));
+            }
+        }
+        self.line.extend_from_slice(&data[start..]);
+        Poll::Ready(Some(Ok(http_body::Frame::data(data))))
+    }
+}
+
+/// Passes every request on, and records the query of each one for pods.
+#[derive(Clone)]
+struct RecordPodRequests<S> {
+    inner: S,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl<S, B, RB> tower::Service<http::Request<B>> for RecordPodRequests<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<RB>> + Send,
     S::Future: Send + 'static,
@@ -320,32 +451,80 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        use std::sync::atomic::Ordering::SeqCst;
-        let lose = request.method() == http::Method::PATCH
-            && request.uri().path().ends_with(&self.path)
-            && self
-                .remaining
-                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
-                .is_ok();
-        let status_watch = request.uri().path().ends_with("/seccompstatuses")
-            && request.uri().query().is_some_and(|q| q.contains("watch=true"));
-        if status_watch && self.watches_down.load(SeqCst) {
-            return Box::pin(async { Err("connection refused (status watches are down on purpose)".into()) });
+        if request.uri().path().ends_with("/pods") {
+            let query = request.uri().query().unwrap_or_default().to_string();
+            self.seen.lock().unwrap_or_else(|e| e.into_inner()).push(query);
         }
         let answer = self.inner.call(request);
-        let as_server_error = self.as_server_error;
-        Box::pin(async move {
-            let mut answer = answer.await.map_err(Into::into)?;
-            if lose && as_server_error {
-                *answer.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-                return Ok(answer);
-            }
-            if lose {
-                drop(answer);
-                return Err("connection reset by peer (the answer was lost on purpose)".into());
-            }
-            Ok(answer)
-        })
+        Box::pin(async move { answer.await.map_err(Into::into) })
+    }
+}
+
+/// The operator never reads a whole list of pods in one answer: the initial list is streamed
+/// where the API server can (its WatchList feature, on by default since Kubernetes 1.34), and
+/// read in pages of `--list-page-size` where it refuses (WatchList off, as 1.33 ships it). A list
+/// at resourceVersion=0 would be answered whole whatever its page size.
+#[tokio::test]
+async fn initial_lists_come_streamed_or_in_pages() {
+    let plane_ctx = support::context("fault-lists-streamed").await;
+    let plane = plane_ctx.cluster.plane().expect("the local control plane");
+    let binaries = sentinel_testenv::Binaries::locate().expect("binaries");
+    let without_watch_list = plane
+        .second_apiserver_with(&binaries, &["--feature-gates=WatchList=false"])
+        .expect("an API server with WatchList off");
+    let paged_ctx = support::context("fault-lists-paged").await;
+    for (ctx, kubeconfig, streamed) in [
+        (&plane_ctx, plane.kubeconfig(), true),
+        (&paged_ctx, without_watch_list.kubeconfig(), false),
+    ] {
+        create_pods(ctx, (0..25).map(|i| format!("p{i:02}")), None).await;
+        let config = kube::Config::from_custom_kubeconfig(
+            Kubeconfig::read_from(kubeconfig).expect("kubeconfig"),
+            &KubeConfigOptions::default(),
+        )
+        .await
+        .expect("config");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let layer = tower::layer::layer_fn(|inner| RecordPodRequests {
+            inner,
+            seen: seen.clone(),
+        });
+        let client = kube::client::ClientBuilder::try_from(config)
+            .expect("client builder")
+            .with_layer(&layer)
+            .build();
+        let mut operator_config = support::namespace_config(ctx);
+        operator_config.list_page_size = 10;
+        let operator = Operator::start(client, operator_config).await;
+        wait_for("every status", TIMEOUT, || all_correct(ctx)).await;
+        let requests = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let lists: Vec<&String> = requests.iter().filter(|q| !q.contains("watch=true")).collect();
+        let refused = operator
+            .ctx
+            .stats
+            .lists_in_pages
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if streamed {
+            assert!(
+                requests
+                    .iter()
+                    .any(|q| q.contains("watch=true") && q.contains("sendInitialEvents=true")),
+                "a streaming list: {requests:?}"
+            );
+            assert!(lists.is_empty(), "no list of pods: {lists:?}");
+            assert_eq!(refused, 0);
+        } else {
+            assert!(
+                lists.len() >= 3 && lists.iter().all(|q| q.contains("limit=10")),
+                "25 pods in pages of 10: {requests:?}"
+            );
+            assert!(
+                lists.iter().all(|q| !q.contains("resourceVersion=0")),
+                "pages, not one answer from the cache: {lists:?}"
+            );
+            assert!(refused > 0, "the refusal was seen");
+        }
+        operator.stop().await;
     }
 }
 
@@ -370,11 +549,13 @@ async fn lost_answer(as_server_error: bool) {
         .expect("config");
     let remaining = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(2));
     let watches_down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let lists_ended = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let layer = tower::layer::layer_fn(|inner| LoseAnswers {
         inner,
         path: "/seccompstatuses/lost-answer".into(),
         remaining: remaining.clone(),
         watches_down: watches_down.clone(),
+        lists_ended: lists_ended.clone(),
         as_server_error,
     });
     let client = kube::client::ClientBuilder::try_from(config)
@@ -396,6 +577,10 @@ async fn lost_answer(as_server_error: bool) {
     // Time for the retries (0.5 s, then 1 s) that a second write would come from, with the
     // status watch still down.
     tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        lists_ended.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "the status watch was down: its streamed list closed at its end"
+    );
     watches_down.store(false, std::sync::atomic::Ordering::SeqCst);
     wait_for("the status", TIMEOUT, || all_correct(&ctx)).await;
     assert_eq!(

@@ -75,7 +75,8 @@ pub struct ControllerConfig {
     #[arg(long, env = "SENTINEL_TRUST_SCC_ANNOTATION", default_value = "auto", value_parser = parse_trust)]
     pub trust_scc_annotation: TrustScc,
 
-    /// Objects per page of the initial lists (smaller pages: a lower memory peak at start).
+    /// Objects per page of the initial lists where the API server cannot stream them (its
+    /// WatchList feature off, the default of Kubernetes 1.33); smaller pages: a lower memory peak.
     #[arg(long, env = "SENTINEL_LIST_PAGE_SIZE", default_value = "250")]
     pub list_page_size: u32,
 }

@@ -73,6 +73,8 @@ pub struct Stats {
     pub errors: AtomicU64,
     /// Times the watch of SeccompStatuses was closed for a first sync (and listed again after).
     pub first_sync_watch_pauses: AtomicU64,
+    /// Watches that list in pages because the API server refused to stream their initial list.
+    pub lists_in_pages: AtomicU64,
 }
 
 /// Shared state of the controller: clients, configuration, the state and the work queue.
@@ -259,9 +261,13 @@ async fn start(ctx: Arc<Context>) -> Result<Vec<tokio::task::JoinHandle<()>>, Er
         "cluster checked"
     );
 
+    // Initial lists are streamed: objects arrive one by one as watch events served from the API
+    // server's cache, so no page of whole Pods is ever decoded at once and etcd is not read (a
+    // paged list is, page by page). Where the API server refuses (its WatchList feature off, as
+    // Kubernetes 1.33 ships it), the watch lists in pages of --list-page-size instead.
     let page = watcher::Config::default()
         .page_size(ctx.config.list_page_size)
-        .any_semantic();
+        .streaming_lists();
     let (close_status_watch, pause_status_watch) = tokio::sync::oneshot::channel();
     let mut ready = vec![
         (

@@ -16,7 +16,7 @@ use kube::{
     runtime::{WatchStreamExt, watcher},
 };
 use tokio::sync::oneshot;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::{
     Context,
@@ -131,6 +131,7 @@ where
 {
     let (ready_tx, ready_rx) = oneshot::channel();
     let task_ctx = ctx.clone();
+    let mut config = config;
     ctx.spawn(async move {
         let ctx = task_ctx;
         let mut ready = Some(ready_tx);
@@ -144,11 +145,19 @@ where
         let mut pause = pause;
         loop {
             let mut closed_for_first_sync = false;
+            let mut list_in_pages = false;
             let stream = watcher(api.clone(), config.clone()).default_backoff();
             let mut stream = std::pin::pin!(stream);
             while let Some(event) = stream.next().await {
                 let event = match event {
                     Ok(event) => event,
+                    Err(e) if streaming_refused(&config, &e) => {
+                        info!(watch = W::PLURAL, error = %e, "the API server does not stream lists: listing in pages");
+                        ctx.stats.lists_in_pages.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        config.initial_list_strategy = watcher::InitialListStrategy::ListWatch;
+                        list_in_pages = true;
+                        break;
+                    }
                     Err(e) => {
                         ctx.metrics.error("watch");
                         if last_watch_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
@@ -223,6 +232,9 @@ where
                     break;
                 }
             }
+            if list_in_pages {
+                continue;
+            }
             if !closed_for_first_sync {
                 // A watcher with back-off does not end on its own.
                 return;
@@ -235,6 +247,14 @@ where
         }
     });
     ready_rx
+}
+
+/// A streaming list the API server refused as a request it does not accept (`sendInitialEvents`
+/// with its WatchList feature off: 422, or 400 from an older one).
+fn streaming_refused(config: &watcher::Config, error: &watcher::Error) -> bool {
+    config.initial_list_strategy == watcher::InitialListStrategy::StreamingList
+        && matches!(error, watcher::Error::WatchStartFailed(kube::Error::Api(status))
+            if status.code == 422 || status.code == 400)
 }
 
 fn key_of<W, H: Handler<W>>(handler: &H, state: &mut State, decoded: &Decoded<W>) -> Option<H::Key> {

@@ -515,13 +515,21 @@ impl ControlPlane {
     /// A second API server on the same etcd, on a port of its own (chosen once: a restart keeps
     /// it), for tests that take an API server away from a client and bring it back.
     pub fn second_apiserver(&self, binaries: &Binaries) -> Result<SecondApiServer> {
+        self.second_apiserver_with(binaries, &[])
+    }
+
+    /// [`ControlPlane::second_apiserver`] with flags of its own (e.g. feature gates set as an
+    /// older release ships them).
+    pub fn second_apiserver_with(&self, binaries: &Binaries, extra_args: &[&str]) -> Result<SecondApiServer> {
         let [port] = free_ports()?;
         let kubeconfig = self.dir.join(format!("second-{port}.kubeconfig"));
         write_kubeconfig(&kubeconfig, &format!("https://127.0.0.1:{port}"), &self.dir)?;
+        let mut args = self.apiserver_args(port, &format!("-{port}"));
+        args.extend(extra_args.iter().map(|a| a.to_string()));
         let mut second = SecondApiServer {
             binary: binaries.path("kube-apiserver"),
             kubectl: binaries.kubectl(),
-            args: self.apiserver_args(port, &format!("-{port}")),
+            args,
             log: self.dir.join(format!("kube-apiserver-{port}.log")),
             kubeconfig,
             component: None,
