@@ -416,7 +416,7 @@ async fn start(ctx: Arc<Context>) -> Result<Vec<tokio::task::JoinHandle<()>>, Er
     ctx.metrics.ready.store(true, Ordering::Release);
     policy_status::spawn(ctx.clone());
     agent_daemonset::spawn(ctx.clone());
-    Ok((0..ctx.config.concurrency.max(1))
+    Ok((0..ctx.config.workers())
         .map(|_| tokio::spawn(execute::worker(ctx.clone())))
         .collect())
 }

@@ -184,6 +184,7 @@ impl OperatorProcess {
         ns: &str,
         rate: u32,
         burst: u32,
+        concurrency: Option<u16>,
     ) -> anyhow::Result<Self> {
         // Probes and metrics on free loopback ports, so that several can run at once.
         let [health, metrics] = sentinel_testenv::free_ports::<2>()?;
@@ -193,6 +194,7 @@ impl OperatorProcess {
             .arg(format!("--metrics-addr=127.0.0.1:{metrics}"))
             .arg(format!("--max-writes-per-second={rate}"))
             .arg(format!("--write-burst={burst}"))
+            .args(concurrency.map(|n| format!("--concurrency={n}")))
             .env("KUBECONFIG", kubeconfig)
             // SENTINEL_BENCH_LOG lets a bench run show the operator's own log.
             .env(

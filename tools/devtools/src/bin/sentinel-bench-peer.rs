@@ -142,6 +142,8 @@ impl Both {
             ns,
             args.writes_per_second,
             args.writes_per_second,
+            // As a user would run it at that limit: the operator's own default for it.
+            None,
         )?;
         Ok(Both {
             operator,

@@ -216,8 +216,13 @@ fn start_operator(args: &Args, kubeconfig: &std::path::Path, ns: &str) -> anyhow
         ns,
         args.writes_per_second,
         args.writes_per_second,
+        Some(WRITES_IN_FLIGHT),
     )
 }
+
+/// Writes in flight, for the operator (`--concurrency`) and its floors alike, so that P1
+/// compares the same work done the same way.
+const WRITES_IN_FLIGHT: u16 = 16;
 
 /// PATCH requests on seccompstatuses the API server has counted (all subresources).
 fn apiserver_status_writes(plane: &ControlPlane) -> anyhow::Result<u64> {
@@ -225,8 +230,8 @@ fn apiserver_status_writes(plane: &ControlPlane) -> anyhow::Result<u64> {
 }
 
 /// A floor of P1: what the API server itself needs to record `n` pods, one server-side apply of a
-/// whole SeccompStatus (as the operator writes it) per pod, 16 at a time (the operator's
-/// concurrency), unthrottled or at `writes_per_second`. The objects are named `<prefix>-<pod>`, so
+/// whole SeccompStatus (as the operator writes it) per pod, [`WRITES_IN_FLIGHT`] at a time (as
+/// the operator is run), unthrottled or at `writes_per_second`. The objects are named `<prefix>-<pod>`, so
 /// floors can run one after the other on the same pods.
 async fn floor(
     client: &Client,
@@ -279,7 +284,7 @@ async fn floor(
                 anyhow::Ok(())
             }
         })
-        .buffer_unordered(16)
+        .buffer_unordered(usize::from(WRITES_IN_FLIGHT))
         .try_collect::<Vec<_>>()
         .await?;
     observed.await?
@@ -462,7 +467,14 @@ async fn main() -> anyhow::Result<()> {
                 let requests_before = apiserver_request_counts(plane)?;
                 let started = Instant::now();
                 let observed = observe_statuses(client, ns, "", started, Duration::from_secs(1800));
-                let operator = OperatorProcess::start(&args.operator, kubeconfig, ns, rate, burst)?;
+                let operator = OperatorProcess::start(
+                    &args.operator,
+                    kubeconfig,
+                    ns,
+                    rate,
+                    burst,
+                    Some(WRITES_IN_FLIGHT),
+                )?;
                 let took = observed.await??;
                 eprintln!(
                     "bench: requests during the first sync at {rate}/s: {}",
