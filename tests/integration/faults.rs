@@ -428,38 +428,6 @@ where
     }
 }
 
-/// Passes every request on, and records the query of each one for pods.
-#[derive(Clone)]
-struct RecordPodRequests<S> {
-    inner: S,
-    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl<S, B, RB> tower::Service<http::Request<B>> for RecordPodRequests<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<RB>> + Send,
-    S::Future: Send + 'static,
-    S::Error: Into<tower::BoxError>,
-    RB: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = tower::BoxError;
-    type Future = futures::future::BoxFuture<'static, Result<S::Response, tower::BoxError>>;
-
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        if request.uri().path().ends_with("/pods") {
-            let query = request.uri().query().unwrap_or_default().to_string();
-            self.seen.lock().unwrap_or_else(|e| e.into_inner()).push(query);
-        }
-        let answer = self.inner.call(request);
-        Box::pin(async move { answer.await.map_err(Into::into) })
-    }
-}
-
 /// The operator never reads a whole list of pods in one answer: the initial list is streamed
 /// where the API server can (its WatchList feature, on by default since Kubernetes 1.34), and
 /// read in pages of `--list-page-size` where it refuses (WatchList off, as 1.33 ships it). A list
@@ -484,10 +452,15 @@ async fn initial_lists_come_streamed_or_in_pages() {
         )
         .await
         .expect("config");
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let layer = tower::layer::layer_fn(|inner| RecordPodRequests {
-            inner,
-            seen: seen.clone(),
+        // Every request passes on; the query of each one for pods is recorded.
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let record = seen.clone();
+        let layer = tower::util::MapRequestLayer::new(move |request: http::Request<kube::client::Body>| {
+            if request.uri().path().ends_with("/pods") {
+                let query = request.uri().query().unwrap_or_default().to_string();
+                record.lock().unwrap_or_else(|e| e.into_inner()).push(query);
+            }
+            request
         });
         let client = kube::client::ClientBuilder::try_from(config)
             .expect("client builder")

@@ -143,7 +143,8 @@ pub struct PodEntry {
     /// The pod's fingerprint, to tell a change without reading the pod.
     pod_fingerprint: u64,
     stored: Option<Packed<StoredStatus>>,
-    /// The stored status's node agent found the kernel disagreeing with the effective profile.
+    /// The stored status's node agent found the kernel disagreeing with the effective profile
+    /// (false without a stored status).
     runtime_mismatch: bool,
     /// What each policy did in the last pass.
     pub outcomes: Box<[Outcome]>,
@@ -177,7 +178,7 @@ impl PodEntry {
 
     /// A pod whose stored status says the kernel disagrees with its effective profile.
     pub fn runtime_mismatch(&self) -> bool {
-        self.pod.is_some() && self.stored.is_some() && self.runtime_mismatch
+        self.pod.is_some() && self.runtime_mismatch
     }
 
     fn set_stored(&mut self, stored: Option<&StoredStatus>) {

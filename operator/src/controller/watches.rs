@@ -119,7 +119,7 @@ async fn first_sync_written(ctx: &Context) {
 pub(super) fn spawn_with_pause<W, H>(
     ctx: &Arc<Context>,
     api: Api<Decoded<W>>,
-    config: watcher::Config,
+    mut config: watcher::Config,
     mut handler: H,
     pause: Option<oneshot::Receiver<bool>>,
 ) -> oneshot::Receiver<()>
@@ -131,7 +131,6 @@ where
 {
     let (ready_tx, ready_rx) = oneshot::channel();
     let task_ctx = ctx.clone();
-    let mut config = config;
     ctx.spawn(async move {
         let ctx = task_ctx;
         let mut ready = Some(ready_tx);
