@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod api;
 pub mod audit;
+pub mod client;
 pub mod controller;
 pub mod engine;
 pub mod events;

@@ -2,6 +2,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use seccomp_sentinel::client::ApiClients;
 use seccomp_sentinel::{agent, api, audit, controller, telemetry};
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
@@ -108,9 +109,12 @@ fn main() -> anyhow::Result<()> {
             .build()
             .context("starting the async runtime")?
             .block_on(async {
-                let client = kube::Client::try_default()
+                let config = kube::Config::infer()
                     .await
-                    .context("connecting to the cluster")?;
+                    .context("finding the cluster (in-cluster or KUBECONFIG)")?;
+                let client = seccomp_sentinel::client::connect(config)
+                    .context("connecting to the cluster")?
+                    .client;
                 agent::run(client, args, shutdown_signal())
                     .await
                     .map_err(anyhow::Error::from)
@@ -157,11 +161,11 @@ async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     let kube_config = kube::Config::infer()
         .await
         .context("finding the cluster (KUBECONFIG, ~/.kube/config or in-cluster)")?;
-    let client = kube::Client::try_from(kube_config.clone()).context("connecting to the cluster")?;
     // Evictions must see a PodDisruptionBudget's 429 at once, not after kube's default retries.
-    let mut no_retry = kube_config;
-    no_retry.default_retry = false;
-    let eviction_client = kube::Client::try_from(no_retry).context("connecting to the cluster")?;
+    let ApiClients {
+        client,
+        without_retry: eviction_client,
+    } = seccomp_sentinel::client::connect(kube_config).context("connecting to the cluster")?;
 
     spawn_heap_trimmer();
     let stop = tokio_util::sync::CancellationToken::new();

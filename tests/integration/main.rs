@@ -5,6 +5,7 @@ mod support;
 mod agent;
 mod audit;
 mod bundle;
+mod client;
 mod controller;
 mod deploy;
 mod faults;

@@ -91,18 +91,22 @@ impl TestCluster {
         let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
             .expect("usable kubeconfig");
-        Client::try_from(config).expect("kube client")
+        // The operator's own client stack, so that every test also runs it.
+        seccomp_sentinel::client::connect(config)
+            .expect("kube client")
+            .client
     }
 
     /// A client whose requests are not retried on 429/503 (kube retries them by default), for
     /// calls whose refusal the test wants to see, such as an eviction blocked by a budget.
     pub async fn client_without_retry(&self) -> Client {
         let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("readable kubeconfig");
-        let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
             .expect("usable kubeconfig");
-        config.default_retry = false;
-        Client::try_from(config).expect("kube client")
+        seccomp_sentinel::client::connect(config)
+            .expect("kube client")
+            .without_retry
     }
 
     /// Runs the real kubectl against the test cluster; panics with its output on failure.

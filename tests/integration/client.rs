@@ -1,0 +1,114 @@
+//! The operator's client stack (operator/src/client.rs) against the real API server: the
+//! connections a burst of requests opens are closed once they are idle, not kept for the API
+//! server to drop.
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::{
+    Api,
+    api::WatchParams,
+    config::{KubeConfigOptions, Kubeconfig},
+};
+use seccomp_sentinel::client::IDLE_CONNECTION_TIMEOUT;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::support::{self, wait_for_explained};
+
+/// A loopback TCP relay in front of the API server that counts the connections open through it.
+struct Relay {
+    address: std::net::SocketAddr,
+    open: Arc<AtomicUsize>,
+    opened: Arc<AtomicUsize>,
+}
+
+impl Relay {
+    async fn start(upstream: String) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the relay");
+        let address = listener.local_addr().expect("relay address");
+        let open = Arc::new(AtomicUsize::new(0));
+        let opened = Arc::new(AtomicUsize::new(0));
+        let (open_count, opened_count) = (open.clone(), opened.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let open = open_count.clone();
+                opened_count.fetch_add(1, Ordering::SeqCst);
+                open.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                    open.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Relay {
+            address,
+            open,
+            opened,
+        }
+    }
+}
+
+#[tokio::test]
+async fn connections_of_a_burst_are_closed_once_idle() {
+    let cluster = support::cluster();
+    let kubeconfig = Kubeconfig::read_from(cluster.kubeconfig()).expect("readable kubeconfig");
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("usable kubeconfig");
+    let authority = config
+        .cluster_url
+        .authority()
+        .expect("the API server URL has a host and port")
+        .to_string();
+    let relay = Relay::start(authority).await;
+    // Same host (the certificate is checked against it), the relay's port.
+    config.cluster_url = format!("https://{}", relay.address).parse().expect("relay URL");
+    let client = seccomp_sentinel::client::connect(config)
+        .expect("the operator's client")
+        .client;
+
+    // A burst: eight requests in flight at once, each held for two seconds by the API server
+    // (a watch that times out), so each needs a connection of its own.
+    const BURST: usize = 8;
+    let config_maps: Api<ConfigMap> = Api::namespaced(client, "default");
+    let watches = (0..BURST).map(|_| {
+        let config_maps = config_maps.clone();
+        async move {
+            let events = config_maps
+                .watch(&WatchParams::default().timeout(2), "0")
+                .await
+                .expect("start a watch");
+            events
+                .boxed()
+                .try_collect::<Vec<_>>()
+                .await
+                .expect("watch events")
+        }
+    });
+    futures::future::join_all(watches).await;
+    let opened = relay.opened.load(Ordering::SeqCst);
+    assert!(
+        opened >= BURST,
+        "{BURST} requests in flight at once opened only {opened} connections"
+    );
+
+    // Left idle, the pool closes them all; kube's default pool kept them until the API server
+    // dropped them, about 90 s later.
+    let open = relay.open.clone();
+    wait_for_explained(
+        "the burst's connections to close once idle",
+        IDLE_CONNECTION_TIMEOUT + Duration::from_secs(15),
+        || async { (open.load(Ordering::SeqCst) == 0).then_some(()) },
+        || format!("{} of {opened} still open", relay.open.load(Ordering::SeqCst)),
+    )
+    .await;
+}
