@@ -737,6 +737,14 @@ async fn main() -> anyhow::Result<()> {
         .strftime("%Y-%m-%d")
         .to_string();
     let path = args.out_dir.join(format!("peer-results-{date}.json"));
+    // The operator runs with its own default number of workers for its write limit.
+    let operator_workers = seccomp_sentinel::controller::ControllerConfig {
+        max_writes_per_second: std::num::NonZeroU32::new(args.writes_per_second)
+            .unwrap_or(std::num::NonZeroU32::MIN),
+        concurrency: None,
+        ..Default::default()
+    }
+    .workers();
     let report = json!({
         "date": date,
         "machine": { "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
@@ -744,7 +752,7 @@ async fn main() -> anyhow::Result<()> {
         "settings": {
             "pods": n, "steadyRate": args.rate, "idleSeconds": args.idle_seconds,
             "seccompSentinel": { "maxWritesPerSecond": args.writes_per_second, "writeBurst": args.writes_per_second,
-                                  "workers": 16, "policy": "config/samples/policy-audit-all.yaml", "mallocArenaMax": 1 },
+                                  "workers": operator_workers, "policy": "config/samples/policy-audit-all.yaml", "mallocArenaMax": 1 },
             "kyverno": { "version": "v1.19.1", "binary": "reports-controller", "policy": "bench/peer/restrict-seccomp-strict.yaml",
                          "flags": KYVERNO_SETTINGS.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>() },
             "bothRunAtOnce": true,
