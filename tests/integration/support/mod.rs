@@ -87,26 +87,22 @@ fn stop_cluster() {
 
 impl TestCluster {
     pub async fn client(&self) -> Client {
-        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("readable kubeconfig");
-        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .expect("usable kubeconfig");
-        // The operator's own client stack, so that every test also runs it.
-        seccomp_sentinel::client::connect(config)
-            .expect("kube client")
-            .client
+        self.clients().await.client
     }
 
     /// A client whose requests are not retried on 429/503 (kube retries them by default), for
     /// calls whose refusal the test wants to see, such as an eviction blocked by a budget.
     pub async fn client_without_retry(&self) -> Client {
+        self.clients().await.without_retry
+    }
+
+    /// The operator's own client stack, so that every test also runs it.
+    async fn clients(&self) -> seccomp_sentinel::client::ApiClients {
         let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("readable kubeconfig");
         let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
             .expect("usable kubeconfig");
-        seccomp_sentinel::client::connect(config)
-            .expect("kube client")
-            .without_retry
+        seccomp_sentinel::client::connect(config).expect("kube client")
     }
 
     /// Runs the real kubectl against the test cluster; panics with its output on failure.
