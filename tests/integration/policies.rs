@@ -536,6 +536,59 @@ async fn an_invalid_policy_is_stalled_and_takes_no_action() {
 }
 
 #[tokio::test]
+async fn a_restart_leaves_the_policy_status_as_it_was() {
+    let ctx = support::context("pol-restart").await;
+    const PODS: usize = 40;
+    for i in 0..PODS {
+        let profile = (i % 2 == 0).then_some("RuntimeDefault");
+        create_pod(&ctx, pod_json(&format!("p{i}"), "web", profile, json!({}))).await;
+    }
+    let policy = create_policy(&ctx, "audit", json!({ "action": "Audit" })).await;
+    let operator = Operator::for_namespace(&ctx).await;
+    let counted = policy_status(&ctx, &policy, |p| {
+        p.status.as_ref().is_some_and(|s| s.matched_pods as usize == PODS)
+    })
+    .await;
+    operator.stop().await;
+
+    // While it was down, four records went; after the restart one worker writes them again at 2
+    // writes/s, so for seconds some pods have no outcome in this process yet. The policy's counts
+    // are the same before and after: nothing about it is to be written.
+    let statuses = ctx.api::<SeccompStatus>();
+    for i in 0..4 {
+        statuses
+            .delete(&format!("p{i}"), &DeleteParams::default())
+            .await
+            .expect("delete status");
+    }
+    let mut config = support::namespace_config(&ctx);
+    config.max_writes_per_second = std::num::NonZeroU32::new(2).expect("nonzero");
+    config.write_burst = std::num::NonZeroU32::new(1).expect("nonzero");
+    config.concurrency = Some(1);
+    let operator = Operator::start(ctx.client.clone(), config).await;
+    wait_for("the four records written again", TIMEOUT, || async {
+        (operator.writes() >= 4).then_some(())
+    })
+    .await;
+    // Two more ticks of the policy status writer.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = Api::<SeccompPolicy>::all(ctx.client.clone())
+        .get(&policy)
+        .await
+        .expect("policy");
+    assert_eq!(
+        after.resource_version(),
+        counted.resource_version(),
+        "the policy status was rewritten after a restart: {:?} -> {:?}",
+        counted.status.map(|s| s.matched_pods),
+        after.status.map(|s| s.matched_pods)
+    );
+    assert_eq!(operator.writes(), 4, "only the four missing records were written");
+    delete_policy(&ctx, &policy).await;
+    operator.stop().await;
+}
+
+#[tokio::test]
 async fn evictions_stop_when_the_replacement_comes_back_unconfined() {
     let ctx = support::context("pol-loop").await;
     // The template carries the SCC annotation but no profile: the operator expects restricted-v2

@@ -43,6 +43,7 @@ pub(super) async fn worker(ctx: Arc<Context>) {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         ctx.metrics.reconciles.inc();
         let result = pass(&ctx, &key).await;
+        ctx.state().mark_recorded(&key);
         ctx.metrics
             .reconcile_duration
             .observe(started.elapsed().as_secs_f64());

@@ -116,9 +116,13 @@ async fn write_policy_statuses(
                 }
             }
         }
+        // Until every pod has had a pass, the counts are a part of the truth; a policy that already
+        // has a status (a restart) keeps it until then, one without shows its conditions now.
+        let complete = state.outcomes_complete();
         let desired = state
             .policies
             .iter()
+            .filter(|(_, entry)| complete || entry.status.is_none())
             .map(|(name, entry)| {
                 let status = policy_status(
                     &state,

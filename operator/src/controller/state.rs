@@ -154,6 +154,9 @@ pub struct PodEntry {
     pub failures: u8,
     /// Planned at least once since start (warm-up).
     pub seen: bool,
+    /// A pass ended at least once since start, so `outcomes` are this process's own (the
+    /// policies' counts are complete once every pod's are).
+    recorded: bool,
     /// A write of its SeccompStatus failed without an answer (the connection broke): it may have
     /// been stored all the same, so the next pass reads it back before deciding to write.
     pub write_unconfirmed: bool,
@@ -275,6 +278,8 @@ pub struct State {
     drift_changed: Vec<String>,
     /// Pods not planned yet since start.
     unseen: usize,
+    /// Pods whose pass has not ended yet since start.
+    unrecorded: usize,
     /// Every watch has listed once.
     pub listed: bool,
     /// Actions are allowed (listed, and every pod planned once).
@@ -318,18 +323,27 @@ impl State {
         let entry = self.entry(key);
         let changed = entry.pod.is_none() || entry.pod_fingerprint != pod.fingerprint;
         let new = entry.pod.is_none() && !entry.seen;
+        let unrecorded = entry.pod.is_none() && !entry.recorded;
         entry.pod_fingerprint = pod.fingerprint;
         entry.pod = Some(Packed::pack(&pod));
         if new {
             self.unseen += 1;
+        }
+        if unrecorded {
+            self.unrecorded += 1;
         }
         changed
     }
 
     pub fn delete_pod(&mut self, key: &PodKey) {
         if let Some(entry) = self.pods.get_mut(key) {
-            if entry.pod.take().is_some() && !entry.seen {
-                self.unseen = self.unseen.saturating_sub(1);
+            if entry.pod.take().is_some() {
+                if !entry.seen {
+                    self.unseen = self.unseen.saturating_sub(1);
+                }
+                if !entry.recorded {
+                    self.unrecorded = self.unrecorded.saturating_sub(1);
+                }
             }
             entry.outcomes = Box::default();
             entry.containers = Box::default();
@@ -465,6 +479,25 @@ impl State {
             }
         }
         self.check_warm()
+    }
+
+    /// A pod's pass ended, its outcomes recorded (or it failed: one failing pod must not hold
+    /// every policy's counts back).
+    pub fn mark_recorded(&mut self, key: &PodKey) {
+        if let Some(entry) = self.pods.get_mut(key)
+            && !entry.recorded
+        {
+            entry.recorded = true;
+            if entry.has_pod() {
+                self.unrecorded = self.unrecorded.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Every listed pod has had a pass since start: counts taken from the outcomes are the whole
+    /// truth, not a part of it (after a restart, the stored policy counts are until then).
+    pub fn outcomes_complete(&self) -> bool {
+        self.listed && self.unrecorded == 0
     }
 
     /// Pods without a stored SeccompStatus, and stored SeccompStatuses.
@@ -796,6 +829,28 @@ mod tests {
         state.delete_pod(&b);
         state.mark_seen(&a);
         assert!(state.warm, "a deleted pod does not hold warm-up back");
+    }
+
+    #[test]
+    fn outcomes_complete_only_when_every_listed_pod_had_a_pass() {
+        let mut state = State::default();
+        let (a, b, c) = (state.key("n", "a"), state.key("n", "b"), state.key("n", "c"));
+        state.apply_pod(&a, pod("ua", "x"));
+        state.apply_pod(&b, pod("ub", "x"));
+        state.mark_recorded(&a);
+        assert!(!state.outcomes_complete(), "not listed yet");
+        state.listed = true;
+        assert!(!state.outcomes_complete(), "b had no pass");
+        state.mark_seen(&b);
+        assert!(!state.outcomes_complete(), "planned is not recorded");
+        state.mark_recorded(&b);
+        assert!(state.outcomes_complete());
+        state.apply_pod(&c, pod("uc", "x"));
+        assert!(!state.outcomes_complete(), "a new pod");
+        state.delete_pod(&c);
+        assert!(state.outcomes_complete(), "a deleted pod does not hold it back");
+        state.apply_pod(&a, pod("ua", "y"));
+        assert!(state.outcomes_complete(), "a change of a recorded pod");
     }
 
     #[test]
