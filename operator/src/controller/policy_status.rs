@@ -116,13 +116,11 @@ async fn write_policy_statuses(
                 }
             }
         }
-        // Until every pod has had a pass, the counts are a part of the truth; a policy that already
-        // has a status (a restart) keeps it until then, one without shows its conditions now.
         let complete = state.outcomes_complete();
         let desired = state
             .policies
             .iter()
-            .filter(|(_, entry)| complete || entry.status.is_none())
+            .filter(|(_, entry)| may_write(entry, complete))
             .map(|(name, entry)| {
                 let status = policy_status(
                     &state,
@@ -176,6 +174,18 @@ async fn write_policy_statuses(
         }
     }
     Ok(())
+}
+
+/// Until every pod has had a pass (`outcomes_complete`), the counts are a part of the truth: a
+/// policy whose status describes its current spec (a restart) keeps that status until then. One
+/// without a status, or whose spec changed, gets its conditions now, with the counts so far.
+fn may_write(entry: &PolicyEntry, outcomes_complete: bool) -> bool {
+    let observed = entry
+        .status
+        .as_ref()
+        .and_then(|s| s.get("observedGeneration"))
+        .and_then(serde_json::Value::as_i64);
+    outcomes_complete || observed.is_none() || observed != entry.generation
 }
 
 /// A stored policy status as JSON, with condition times made readable whatever they were (they
@@ -279,5 +289,39 @@ fn policy_status(
         evicted_pods: base.evicted + own.evicted,
         blocked_evictions: base.blocked + own.blocked,
         evictions: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(generation: i64, status: Option<serde_json::Value>) -> PolicyEntry {
+        PolicyEntry {
+            uid: Some("u".into()),
+            generation: Some(generation),
+            compiled: Err("not needed".into()),
+            status,
+        }
+    }
+
+    #[test]
+    fn partial_counts_do_not_replace_a_status_of_the_current_spec() {
+        let current = entry(2, Some(json!({ "observedGeneration": 2, "matchedPods": 40 })));
+        assert!(
+            !may_write(&current, false),
+            "a restart: kept until every pod had a pass"
+        );
+        assert!(may_write(&current, true));
+        let changed = entry(3, Some(json!({ "observedGeneration": 2, "matchedPods": 40 })));
+        assert!(
+            may_write(&changed, false),
+            "a new spec shows its conditions at once"
+        );
+        assert!(may_write(&entry(1, None), false), "a new policy too");
+        assert!(
+            may_write(&entry(1, Some(json!({}))), false),
+            "a status without a generation"
+        );
     }
 }

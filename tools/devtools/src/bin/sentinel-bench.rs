@@ -64,61 +64,78 @@ struct Args {
     p1_only: bool,
 }
 
-/// Resolves with the time since `start` at which every pod of `ns` has a SeccompStatus named
-/// `<prefix><pod>` that describes it (same UID, with a status). It watches (one stream, as the
-/// operator itself does) instead of listing again and again, so observing costs the API server
-/// the same little for the operator and for the floors.
-fn observe_statuses(
+/// Watches for every pod of `ns` to have a SeccompStatus named `<prefix><pod>` that describes it
+/// (same UID, with a status). It lists the pods and takes the statuses' resourceVersion first,
+/// then returns a task resolving with the time from that moment (the measurement's start) until
+/// every pod is described. The watch starts at that resourceVersion, so statuses already there
+/// (the floors before it, under other names) cost nothing inside the measured time, and observing
+/// costs the API server the same little for the operator and for the floors.
+async fn observe_statuses(
     client: &Client,
     ns: &str,
     prefix: &str,
-    start: Instant,
     limit: Duration,
-) -> tokio::task::JoinHandle<anyhow::Result<Duration>> {
-    let (client, ns, prefix) = (client.clone(), ns.to_string(), prefix.to_string());
-    tokio::spawn(async move {
-        let pods: HashMap<String, String> = Api::<Pod>::namespaced(client.clone(), &ns)
-            .list(&ListParams::default())
-            .await?
-            .items
-            .into_iter()
-            .map(|p| (p.name_any(), p.uid().unwrap_or_default()))
-            .collect();
-        let api: Api<SeccompStatus> = Api::namespaced(client, &ns);
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<Duration>>> {
+    let pods: HashMap<String, String> = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .map(|p| (p.name_any(), p.uid().unwrap_or_default()))
+        .collect();
+    let api: Api<SeccompStatus> = Api::namespaced(client.clone(), ns);
+    let mut version = api
+        .list_metadata(&ListParams::default().limit(1))
+        .await?
+        .metadata
+        .resource_version
+        .context("a list without a resourceVersion")?;
+    let (ns, prefix) = (ns.to_string(), prefix.to_string());
+    let start = Instant::now();
+    let task = tokio::spawn(async move {
         let mut done: std::collections::HashSet<String> = std::collections::HashSet::new();
-        let events = watcher(api, watcher::Config::default()).default_backoff();
-        let mut events = std::pin::pin!(events);
         let watch = async {
-            while let Some(event) = events.next().await {
-                let status = match event? {
-                    watcher::Event::Apply(s) | watcher::Event::InitApply(s) => s,
-                    watcher::Event::Delete(s) => {
-                        done.remove(&s.name_any());
-                        continue;
+            // Watches end after a few minutes (the server's timeout): go on from the last version.
+            loop {
+                let params = kube::api::WatchParams::default().timeout(240);
+                let mut events = api.watch(&params, &version).await?.boxed();
+                while let Some(event) = events.try_next().await? {
+                    let (status, present) = match event {
+                        kube::api::WatchEvent::Added(s) | kube::api::WatchEvent::Modified(s) => (s, true),
+                        kube::api::WatchEvent::Deleted(s) => (s, false),
+                        kube::api::WatchEvent::Bookmark(b) => {
+                            version = b.metadata.resource_version;
+                            continue;
+                        }
+                        kube::api::WatchEvent::Error(e) => bail!("{ns}: watch error {e:?}"),
+                    };
+                    if let Some(v) = status.resource_version() {
+                        version = v;
                     }
-                    watcher::Event::Init | watcher::Event::InitDone => continue,
-                };
-                let name = status.name_any();
-                let describes = name
-                    .strip_prefix(prefix.as_str())
-                    .and_then(|pod| pods.get(pod))
-                    .is_some_and(|uid| status.pod_uid() == Some(uid.as_str()) && status.status.is_some());
-                if describes {
-                    if done.is_empty() {
-                        eprintln!(
-                            "bench: {ns}: first status {:.2?} after the start",
-                            start.elapsed()
-                        );
+                    let name = status.name_any();
+                    let describes = present
+                        && name
+                            .strip_prefix(prefix.as_str())
+                            .and_then(|pod| pods.get(pod))
+                            .is_some_and(|uid| {
+                                status.pod_uid() == Some(uid.as_str()) && status.status.is_some()
+                            });
+                    if describes {
+                        if done.is_empty() {
+                            eprintln!(
+                                "bench: {ns}: first status {:.2?} after the start",
+                                start.elapsed()
+                            );
+                        }
+                        done.insert(name);
+                    } else {
+                        done.remove(&name);
                     }
-                    done.insert(name);
-                } else {
-                    done.remove(&name);
-                }
-                if done.len() >= pods.len() {
-                    return anyhow::Ok(start.elapsed());
+                    if done.len() >= pods.len() {
+                        return anyhow::Ok(start.elapsed());
+                    }
                 }
             }
-            bail!("{ns}: the watch ended")
         };
         match tokio::time::timeout(limit, watch).await {
             Ok(result) => result,
@@ -128,7 +145,8 @@ fn observe_statuses(
                 pods.len()
             ),
         }
-    })
+    });
+    Ok(task)
 }
 
 /// The pids of the control plane's kube-apiserver, etcd and kube-controller-manager (those started
@@ -271,14 +289,7 @@ async fn floor(
     };
     let api = status_json_api(client, ns);
     let params = PatchParams::apply("bench-floor").force();
-    let start = Instant::now();
-    let observed = observe_statuses(
-        client,
-        ns,
-        &format!("{prefix}-"),
-        start,
-        Duration::from_secs(1800),
-    );
+    let observed = observe_statuses(client, ns, &format!("{prefix}-"), Duration::from_secs(1800)).await?;
     stream::iter(pods.into_iter().take(n))
         .map(|p| {
             let (api, params, limiter) = (api.clone(), params.clone(), limiter.clone());
@@ -466,8 +477,7 @@ async fn main() -> anyhow::Result<()> {
                 let writes_before = apiserver_status_writes(plane)?;
                 let cpu_before = cpu_snapshot(plane);
                 let requests_before = apiserver_request_counts(plane)?;
-                let started = Instant::now();
-                let observed = observe_statuses(client, ns, "", started, Duration::from_secs(1800));
+                let observed = observe_statuses(client, ns, "", Duration::from_secs(1800)).await?;
                 let operator = OperatorProcess::start(
                     &args.operator,
                     kubeconfig,
