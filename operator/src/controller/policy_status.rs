@@ -100,6 +100,7 @@ async fn write_policy_statuses(
     let now = Timestamp::now();
     let (desired, ledgers): (Vec<(String, SeccompPolicyStatus)>, Vec<String>) = {
         let mut state = ctx.state();
+        let complete = state.outcomes_complete();
         let mut counts: HashMap<&str, Counts> = HashMap::new();
         for entry in state.pods.values().filter(|e| e.has_pod()) {
             for o in &entry.outcomes {
@@ -116,7 +117,6 @@ async fn write_policy_statuses(
                 }
             }
         }
-        let complete = state.outcomes_complete();
         let desired = state
             .policies
             .iter()
