@@ -176,9 +176,10 @@ async fn write_policy_statuses(
     Ok(())
 }
 
-/// Until every pod has had a pass (`outcomes_complete`), the counts are a part of the truth: a
-/// policy whose status describes its current spec (a restart) keeps that status until then. One
-/// without a status, or whose spec changed, gets its conditions now, with the counts so far.
+/// Until every pod listed at start has had a pass (`outcomes_complete`), the counts are a part of
+/// the truth: a policy whose status describes its current spec (a restart) keeps that status until
+/// then. One without a status, or whose spec changed, gets its conditions now, with the counts so
+/// far.
 fn may_write(entry: &PolicyEntry, outcomes_complete: bool) -> bool {
     let observed = entry
         .status
