@@ -11,11 +11,7 @@ use std::{
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::{
-    Api,
-    api::WatchParams,
-    config::{KubeConfigOptions, Kubeconfig},
-};
+use kube::{Api, api::WatchParams};
 use seccomp_sentinel::client::IDLE_CONNECTION_TIMEOUT;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -59,11 +55,7 @@ impl Relay {
 
 #[tokio::test]
 async fn connections_of_a_burst_are_closed_once_idle() {
-    let cluster = support::cluster();
-    let kubeconfig = Kubeconfig::read_from(cluster.kubeconfig()).expect("readable kubeconfig");
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("usable kubeconfig");
+    let mut config = support::cluster().config().await;
     let authority = config
         .cluster_url
         .authority()

@@ -278,8 +278,6 @@ pub struct State {
     drift_changed: Vec<String>,
     /// Pods not planned yet since start.
     unseen: usize,
-    /// Pods whose pass has not ended yet since start.
-    unrecorded: usize,
     /// See [`State::outcomes_complete`].
     outcomes_whole: bool,
     /// Every watch has listed once.
@@ -325,27 +323,18 @@ impl State {
         let entry = self.entry(key);
         let changed = entry.pod.is_none() || entry.pod_fingerprint != pod.fingerprint;
         let new = entry.pod.is_none() && !entry.seen;
-        let unrecorded = entry.pod.is_none() && !entry.recorded;
         entry.pod_fingerprint = pod.fingerprint;
         entry.pod = Some(Packed::pack(&pod));
         if new {
             self.unseen += 1;
-        }
-        if unrecorded {
-            self.unrecorded += 1;
         }
         changed
     }
 
     pub fn delete_pod(&mut self, key: &PodKey) {
         if let Some(entry) = self.pods.get_mut(key) {
-            if entry.pod.take().is_some() {
-                if !entry.seen {
-                    self.unseen = self.unseen.saturating_sub(1);
-                }
-                if !entry.recorded {
-                    self.unrecorded = self.unrecorded.saturating_sub(1);
-                }
+            if entry.pod.take().is_some() && !entry.seen {
+                self.unseen = self.unseen.saturating_sub(1);
             }
             entry.outcomes = Box::default();
             entry.containers = Box::default();
@@ -486,22 +475,18 @@ impl State {
     /// A pod's pass ended, its outcomes recorded (or it failed: one failing pod must not hold
     /// every policy's counts back).
     pub fn mark_recorded(&mut self, key: &PodKey) {
-        if let Some(entry) = self.pods.get_mut(key)
-            && !entry.recorded
-        {
+        if let Some(entry) = self.pods.get_mut(key) {
             entry.recorded = true;
-            if entry.has_pod() {
-                self.unrecorded = self.unrecorded.saturating_sub(1);
-            }
         }
     }
 
     /// Every pod listed at start has had a pass: counts taken from the outcomes are the whole
     /// truth, not a part of it (after a restart, the stored policy counts are until then). Once
     /// true it stays true: afterwards some pod is always mid-pass in a busy cluster, and holding
-    /// the counts back for that would hold them back for good.
+    /// the counts back for that would hold them back for good. (Until then each call scans the
+    /// pods: every 2 s, during start-up only.)
     pub fn outcomes_complete(&mut self) -> bool {
-        if !self.outcomes_whole && self.listed && self.unrecorded == 0 {
+        if !self.outcomes_whole && self.listed && self.pods.values().all(|e| e.recorded || !e.has_pod()) {
             self.outcomes_whole = true;
         }
         self.outcomes_whole

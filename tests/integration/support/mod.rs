@@ -98,11 +98,15 @@ impl TestCluster {
 
     /// The operator's own client stack, so that every test also runs it.
     async fn clients(&self) -> seccomp_sentinel::client::ApiClients {
+        seccomp_sentinel::client::connect(self.config().await).expect("kube client")
+    }
+
+    /// The connection settings of the admin kubeconfig.
+    pub async fn config(&self) -> Config {
         let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("readable kubeconfig");
-        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
-            .expect("usable kubeconfig");
-        seccomp_sentinel::client::connect(config).expect("kube client")
+            .expect("usable kubeconfig")
     }
 
     /// Runs the real kubectl against the test cluster; panics with its output on failure.
