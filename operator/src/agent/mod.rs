@@ -21,7 +21,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client,
-    api::{Patch, PatchParams},
+    api::Patch,
     runtime::{WatchStreamExt, watcher},
 };
 use serde_json::json;
@@ -581,7 +581,7 @@ async fn apply_status(
     });
     let api: Api<Decoded<StatusWire>> = Api::namespaced(agent.client.clone(), namespace);
     match api
-        .patch(name, &PatchParams::apply(manager).force(), &Patch::Apply(&body))
+        .patch(name, &crate::client::apply_as(manager), &Patch::Apply(&body))
         .await
     {
         Ok(_) => {
@@ -614,7 +614,7 @@ async fn report_node(
     nodes
         .patch(
             &agent.args.node_name,
-            &PatchParams::apply(AGENT_MANAGER).force(),
+            &crate::client::apply_as(AGENT_MANAGER),
             &Patch::Apply(&patch),
         )
         .await?;

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use kube::{
     Api, Resource, ResourceExt,
-    api::{DeleteParams, Patch, PatchParams},
+    api::{DeleteParams, Patch},
     runtime::{WatchStreamExt, watcher},
 };
 use serde_json::{Value, json};
@@ -86,7 +86,7 @@ async fn apply(ctx: &Context, namespace: &str, image: &str) -> Result<(), Error>
     ctx.writes.until_ready().await;
     api.patch(
         AGENT_DAEMONSET,
-        &PatchParams::apply(CONTROLLER_MANAGER).force(),
+        &crate::client::apply_as(CONTROLLER_MANAGER),
         &Patch::Apply(&desired),
     )
     .await?;

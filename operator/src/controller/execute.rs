@@ -250,7 +250,7 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Option<Duration>, Error> {
         let written = match api
             .patch(
                 &key.name,
-                &PatchParams::apply(status::MANAGER).force(),
+                &crate::client::apply_as(status::MANAGER),
                 &Patch::Apply(&body),
             )
             .await
@@ -376,7 +376,7 @@ async fn sync_labels(
     match pods
         .patch(
             &key.name,
-            &PatchParams::apply(LABEL_MANAGER).force(),
+            &crate::client::apply_as(LABEL_MANAGER),
             &Patch::Apply(&patch),
         )
         .await
@@ -511,7 +511,7 @@ pub(super) async fn persist_ledger(ctx: &Context, policy_name: &str, now: Timest
     match api
         .patch_status(
             policy_name,
-            &PatchParams::apply(LEDGER_MANAGER).force(),
+            &crate::client::apply_as(LEDGER_MANAGER),
             &Patch::Apply(&body),
         )
         .await

@@ -5,10 +5,7 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
-use kube::{
-    Api,
-    api::{Patch, PatchParams},
-};
+use kube::{Api, api::Patch};
 use serde_json::json;
 use tracing::warn;
 
@@ -160,7 +157,7 @@ async fn write_policy_statuses(
         match api
             .patch_status(
                 &name,
-                &PatchParams::apply(CONTROLLER_MANAGER).force(),
+                &crate::client::apply_as(CONTROLLER_MANAGER),
                 &Patch::Apply(&body),
             )
             .await
