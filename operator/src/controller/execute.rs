@@ -42,8 +42,13 @@ pub(super) async fn worker(ctx: Arc<Context>) {
             .reconciles
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         ctx.metrics.reconciles.inc();
+        // Keys come from the statuses' list too, before their pod is listed: such a pass sees
+        // no pod, and records nothing.
+        let had_pod = ctx.state().pods.get(&key).is_some_and(|e| e.has_pod());
         let result = pass(&ctx, &key).await;
-        ctx.state().mark_recorded(&key);
+        if had_pod {
+            ctx.state().mark_recorded(&key);
+        }
         ctx.metrics
             .reconcile_duration
             .observe(started.elapsed().as_secs_f64());

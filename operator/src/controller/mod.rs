@@ -206,29 +206,22 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut workers = Vec::new();
     // Shutdown is honoured at every stage, the initial lists included.
-    let workers = tokio::select! {
-        started = start(ctx.clone()) => started,
-        _ = &mut shutdown => Ok(Vec::new()),
+    let started = tokio::select! {
+        started = start(ctx.clone(), &mut workers) => started.map(|()| true),
+        _ = &mut shutdown => Ok(false),
     };
-    if let Ok(workers) = &workers
-        && !workers.is_empty()
-    {
+    if let Ok(true) = started {
         shutdown.await;
     }
     // Workers finish the pass they are in; nothing new starts.
     ctx.queue.close();
-    if let Ok(workers) = workers {
-        for worker in workers {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), worker).await;
-        }
-        ctx.stop_tasks();
-        info!("controller stopped");
-        Ok(())
-    } else {
-        ctx.stop_tasks();
-        workers.map(|_| ())
+    for worker in workers {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), worker).await;
     }
+    ctx.stop_tasks();
+    started.map(|_| info!("controller stopped"))
 }
 
 /// Whether the watch of SeccompStatuses is worth closing during the first sync: when most
@@ -241,9 +234,10 @@ fn first_sync_is_large(to_write: usize, stored: usize) -> bool {
 /// Below this many statuses to write, the watch's events cost less than a second list.
 pub const FIRST_SYNC_PAUSE_ABOVE: usize = 256;
 
-/// Starts the watches, waits for their first lists, then the writers and the workers (whose
-/// handles it returns).
-async fn start(ctx: Arc<Context>) -> Result<Vec<tokio::task::JoinHandle<()>>, Error> {
+/// Starts the watches and, as their first lists arrive, the workers (their handles go into
+/// `workers` as they start, so that a shutdown during the lists still waits for them), then the
+/// writers of policy statuses and the agent's DaemonSet.
+async fn start(ctx: Arc<Context>, workers: &mut Vec<tokio::task::JoinHandle<()>>) -> Result<(), Error> {
     let client = ctx.client.clone();
     // OpenShift's SCC admission writes `openshift.io/scc`; elsewhere anyone creating a pod can.
     let scc_served = serves(&client, "security.openshift.io/v1", "securitycontextconstraints").await;
@@ -269,16 +263,16 @@ async fn start(ctx: Arc<Context>) -> Result<Vec<tokio::task::JoinHandle<()>>, Er
         .page_size(ctx.config.list_page_size)
         .streaming_lists();
     let (close_status_watch, pause_status_watch) = tokio::sync::oneshot::channel();
+    let pods_listed = watches::spawn(
+        &ctx,
+        ctx.all_or_namespace::<Decoded<PodWire>>(),
+        page.clone(),
+        watches::Pods {
+            ctx: ctx.clone(),
+            listed_once: false,
+        },
+    );
     let mut ready = vec![
-        (
-            "pods",
-            watches::spawn(
-                &ctx,
-                ctx.all_or_namespace::<Decoded<PodWire>>(),
-                page.clone(),
-                watches::Pods { ctx: ctx.clone() },
-            ),
-        ),
         (
             "seccompstatuses",
             watches::spawn_with_pause(
@@ -381,14 +375,20 @@ async fn start(ctx: Arc<Context>) -> Result<Vec<tokio::task::JoinHandle<()>>, Er
             }
         });
     }
-    // Writes and actions wait until every watch has listed once, so the first pass already has
-    // every fact.
+    // Passes wait until every other watch has listed once, so the first pass of a pod already
+    // has every fact and knows its stored status. A pass needs no other pod, so pods are passed
+    // as their list streams in: a first sync writes while the longest list is still arriving.
+    // Actions wait for the whole list (warm-up).
     for (what, ready) in ready {
         ready
             .await
             .map_err(|_| Error::Watch(what, "watch task ended".into()))?;
         debug!(watch = what, "initial list complete");
     }
+    workers.extend((0..ctx.config.workers()).map(|_| tokio::spawn(execute::worker(ctx.clone()))));
+    pods_listed
+        .await
+        .map_err(|_| Error::Watch("pods", "watch task ended".into()))?;
     {
         let mut state = ctx.state();
         state.listed = true;
@@ -416,9 +416,7 @@ async fn start(ctx: Arc<Context>) -> Result<Vec<tokio::task::JoinHandle<()>>, Er
     ctx.metrics.ready.store(true, Ordering::Release);
     policy_status::spawn(ctx.clone());
     agent_daemonset::spawn(ctx.clone());
-    Ok((0..ctx.config.workers())
-        .map(|_| tokio::spawn(execute::worker(ctx.clone())))
-        .collect())
+    Ok(())
 }
 
 #[cfg(test)]

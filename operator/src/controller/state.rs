@@ -154,8 +154,8 @@ pub struct PodEntry {
     pub failures: u8,
     /// Planned at least once since start (warm-up).
     pub seen: bool,
-    /// A pass ended at least once since start, so `outcomes` are this process's own (the
-    /// policies' counts are complete once every pod's are).
+    /// A pass that began with this pod present has ended since the pod arrived, so `outcomes`
+    /// are this process's own (the policies' counts are complete once every pod's are).
     recorded: bool,
     /// A write of its SeccompStatus failed without an answer (the connection broke): it may have
     /// been stored all the same, so the next pass reads it back before deciding to write.
@@ -323,6 +323,10 @@ impl State {
         let entry = self.entry(key);
         let changed = entry.pod.is_none() || entry.pod_fingerprint != pod.fingerprint;
         let new = entry.pod.is_none() && !entry.seen;
+        if entry.pod.is_none() {
+            // A pass that ran before the pod arrived (for its stored status) did not see it.
+            entry.recorded = false;
+        }
         entry.pod_fingerprint = pod.fingerprint;
         entry.pod = Some(Packed::pack(&pod));
         if new {
@@ -473,7 +477,7 @@ impl State {
     }
 
     /// A pod's pass ended, its outcomes recorded (or it failed: one failing pod must not hold
-    /// every policy's counts back).
+    /// every policy's counts back). Only for a pass that began with the pod present.
     pub fn mark_recorded(&mut self, key: &PodKey) {
         if let Some(entry) = self.pods.get_mut(key) {
             entry.recorded = true;
@@ -844,6 +848,21 @@ mod tests {
         let d = state.key("n", "d");
         state.apply_pod(&d, pod("ud", "x"));
         assert!(state.outcomes_complete(), "complete once, complete for good");
+    }
+
+    #[test]
+    fn a_pass_that_ended_before_its_pod_arrived_is_not_its_pass() {
+        let mut state = State::default();
+        let a = state.key("n", "a");
+        // The statuses' list queued `a` before the pods' list brought it; its pass ended just
+        // after the pod arrived.
+        state.apply_status(&a, stored(1));
+        state.mark_recorded(&a);
+        state.apply_pod(&a, pod("ua", "x"));
+        state.listed = true;
+        assert!(!state.outcomes_complete(), "the pod itself had no pass");
+        state.mark_recorded(&a);
+        assert!(state.outcomes_complete());
     }
 
     #[test]

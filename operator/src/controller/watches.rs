@@ -272,6 +272,8 @@ fn key_of<W, H: Handler<W>>(handler: &H, state: &mut State, decoded: &Decoded<W>
 /// Pods, into the table.
 pub(super) struct Pods {
     pub ctx: Arc<Context>,
+    /// The first list is done: every pod it brought was queued as it came.
+    pub listed_once: bool,
 }
 
 impl Handler<PodWire> for Pods {
@@ -299,7 +301,14 @@ impl Handler<PodWire> for Pods {
         Vec::new()
     }
     fn relisted(&mut self, state: &mut State, listed: &HashSet<PodKey>) -> Vec<PodKey> {
-        state.pods_relisted(listed)
+        let every_pod = state.pods_relisted(listed);
+        if !self.listed_once {
+            // Each pod of the first list was queued on arrival, and workers may have passed it
+            // already (they start before this list ends): nothing to plan again.
+            self.listed_once = true;
+            return Vec::new();
+        }
+        every_pod
     }
 }
 
