@@ -349,6 +349,16 @@ impl State {
     /// After a relist of pods: those not listed are gone. Returns every pod (all are planned
     /// again: a full in-memory comparison, which writes only what differs).
     pub fn pods_relisted(&mut self, listed: &HashSet<PodKey>) -> Vec<PodKey> {
+        self.drop_unlisted_pods(listed);
+        self.pods
+            .iter()
+            .filter(|(_, e)| e.has_pod())
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// After a list of pods: those not listed are gone, and every pod's failures start again.
+    pub fn drop_unlisted_pods(&mut self, listed: &HashSet<PodKey>) {
         let gone: Vec<PodKey> = self
             .pods
             .iter()
@@ -361,11 +371,6 @@ impl State {
         for entry in self.pods.values_mut() {
             entry.failures = 0;
         }
-        self.pods
-            .iter()
-            .filter(|(_, e)| e.has_pod())
-            .map(|(k, _)| k.clone())
-            .collect()
     }
 
     /// A SeccompStatus seen (or written); returns whether its pod must be planned again. A stale

@@ -301,14 +301,15 @@ impl Handler<PodWire> for Pods {
         Vec::new()
     }
     fn relisted(&mut self, state: &mut State, listed: &HashSet<PodKey>) -> Vec<PodKey> {
-        let every_pod = state.pods_relisted(listed);
-        if !self.listed_once {
-            // Each pod of the first list was queued on arrival, and workers may have passed it
-            // already (they start before this list ends): nothing to plan again.
-            self.listed_once = true;
-            return Vec::new();
+        if self.listed_once {
+            return state.pods_relisted(listed);
         }
-        every_pod
+        // Each pod of the first list was queued on arrival, and workers may have passed it
+        // already (they start before this list ends): nothing to plan again. (Pods of a list
+        // that broke off and started over may be gone: they are dropped all the same.)
+        self.listed_once = true;
+        state.drop_unlisted_pods(listed);
+        Vec::new()
     }
 }
 
