@@ -308,25 +308,15 @@ state = "{state}"
     fn create_cgroups(&self) -> Result<()> {
         let mut created = String::new();
         for hierarchy in v1_hierarchies() {
-            let mut current = PathBuf::from("/sys/fs/cgroup").join(&hierarchy);
-            for component in self.cgroup_root.split('/').filter(|c| !c.is_empty()) {
-                let parent = current.clone();
-                current.push(component);
-                if current.is_dir() {
-                    continue;
-                }
-                fs::create_dir(&current).map_err(io_context(format!("creating {}", current.display())))?;
-                created.push_str(&format!("{}\n", current.display()));
+            let base = PathBuf::from("/sys/fs/cgroup").join(&hierarchy);
+            create_missing_dirs(&base, &self.cgroup_root, |dir| {
+                created.push_str(&format!("{}\n", dir.display()));
                 // Recorded at once: the janitor removes these even if the next step fails.
                 fs::write(self.dir.join("cgroups-created"), &created)
-                    .map_err(io_context("recording the cgroups created"))?;
-                if hierarchy == "cpuset" {
-                    for file in ["cpuset.cpus", "cpuset.mems"] {
-                        let value = fs::read_to_string(parent.join(file)).unwrap_or_default();
-                        fs::write(current.join(file), value.trim())
-                            .map_err(io_context(format!("copying {file} into {}", current.display())))?;
-                    }
-                }
+                    .map_err(io_context("recording the cgroups created"))
+            })?;
+            if hierarchy == "cpuset" {
+                fill_empty_cpusets(&base, &self.cgroup_root)?;
             }
         }
         Ok(())
@@ -686,6 +676,44 @@ pub fn janitor_dirs() -> Vec<PathBuf> {
         .collect()
 }
 
+/// Creates the directories of `path` (slash-separated, below `base`) that are missing, calling
+/// `created` for each one this call made. Nodes started side by side share the parents of their
+/// cgroup roots, so a directory that another node creates at the same moment is not an error (and
+/// not this node's to remove): there is no check before the create for that reason.
+fn create_missing_dirs(base: &Path, path: &str, mut created: impl FnMut(&Path) -> Result<()>) -> Result<()> {
+    let mut current = base.to_path_buf();
+    for component in path.split('/').filter(|c| !c.is_empty()) {
+        current.push(component);
+        match fs::create_dir(&current) {
+            Ok(()) => created(&current)?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && current.is_dir() => {}
+            Err(e) => return Err(io_context(format!("creating {}", current.display()))(e)),
+        }
+    }
+    Ok(())
+}
+
+/// A new v1 cpuset cgroup starts with no cpus and no mems, and no process can join it: each
+/// cgroup on the way to the root gets its parent's, whoever created it (another node's start may
+/// have created a parent and not filled it yet).
+fn fill_empty_cpusets(base: &Path, path: &str) -> Result<()> {
+    let mut current = base.to_path_buf();
+    for component in path.split('/').filter(|c| !c.is_empty()) {
+        let parent = current.clone();
+        current.push(component);
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let own = fs::read_to_string(current.join(file)).unwrap_or_default();
+            if !own.trim().is_empty() {
+                continue;
+            }
+            let value = fs::read_to_string(parent.join(file)).unwrap_or_default();
+            fs::write(current.join(file), value.trim())
+                .map_err(io_context(format!("copying {file} into {}", current.display())))?;
+        }
+    }
+    Ok(())
+}
+
 /// The v1 hierarchies mounted under /sys/fs/cgroup (named ones like `systemd` included, `unified`
 /// too: the kubelet looks at all of them).
 fn v1_hierarchies() -> Vec<String> {
@@ -839,4 +867,50 @@ pub fn start_nodes(
             .collect()
     });
     started.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Barrier};
+
+    use super::*;
+
+    /// Two nodes start side by side and both create their cgroup roots' shared parent: neither
+    /// fails, and each directory is reported as created by exactly one of them.
+    #[test]
+    fn nodes_started_together_share_their_cgroup_parents() {
+        const STARTERS: usize = 8;
+        for round in 0..40 {
+            let base = tempfile::tempdir().expect("a temporary directory");
+            let barrier = Arc::new(Barrier::new(STARTERS));
+            let starters: Vec<_> = (0..STARTERS)
+                .map(|i| {
+                    let base = base.path().to_path_buf();
+                    let barrier = Arc::clone(&barrier);
+                    std::thread::spawn(move || {
+                        let mut mine = Vec::new();
+                        barrier.wait();
+                        create_missing_dirs(&base, &format!("/shared/parent/node-{i}"), |dir| {
+                            mine.push(dir.to_path_buf());
+                            Ok(())
+                        })
+                        .map(|()| mine)
+                        .map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            let mut created = Vec::new();
+            for starter in starters {
+                match starter.join().expect("a starter thread") {
+                    Ok(mine) => created.extend(mine),
+                    Err(e) => panic!("round {round}: a node's cgroups failed: {e}"),
+                }
+            }
+            created.sort();
+            let mut expected = vec![base.path().join("shared"), base.path().join("shared/parent")];
+            expected.extend((0..STARTERS).map(|i| base.path().join(format!("shared/parent/node-{i}"))));
+            expected.sort();
+            assert_eq!(created, expected, "round {round}: each directory is created once");
+        }
+    }
 }
