@@ -676,18 +676,26 @@ pub fn janitor_dirs() -> Vec<PathBuf> {
         .collect()
 }
 
-/// Creates the directories of `path` (slash-separated, below `base`) that are missing, calling
-/// `created` for each one this call made. Nodes started side by side share the parents of their
-/// cgroup roots, so a directory that another node creates at the same moment is not an error (and
-/// not this node's to remove): there is no check before the create for that reason.
+/// The directories from `base` down to `base` + `path` (slash-separated), `base` excluded.
+fn dirs_down<'a>(base: &Path, path: &'a str) -> impl Iterator<Item = PathBuf> + 'a {
+    path.split('/')
+        .filter(|c| !c.is_empty())
+        .scan(base.to_path_buf(), |current, component| {
+            current.push(component);
+            Some(current.clone())
+        })
+}
+
+/// Creates the directories of `path` below `base` that are missing, calling `created` for each
+/// one this call made. Nodes started side by side share the parents of their cgroup roots, so a
+/// directory that another node creates at the same moment is not an error (and not this node's
+/// to remove): there is no check before the create for that reason.
 fn create_missing_dirs(base: &Path, path: &str, mut created: impl FnMut(&Path) -> Result<()>) -> Result<()> {
-    let mut current = base.to_path_buf();
-    for component in path.split('/').filter(|c| !c.is_empty()) {
-        current.push(component);
-        match fs::create_dir(&current) {
-            Ok(()) => created(&current)?,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && current.is_dir() => {}
-            Err(e) => return Err(io_context(format!("creating {}", current.display()))(e)),
+    for dir in dirs_down(base, path) {
+        match fs::create_dir(&dir) {
+            Ok(()) => created(&dir)?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+            Err(e) => return Err(io_context(format!("creating {}", dir.display()))(e)),
         }
     }
     Ok(())
@@ -697,18 +705,16 @@ fn create_missing_dirs(base: &Path, path: &str, mut created: impl FnMut(&Path) -
 /// cgroup on the way to the root gets its parent's, whoever created it (another node's start may
 /// have created a parent and not filled it yet).
 fn fill_empty_cpusets(base: &Path, path: &str) -> Result<()> {
-    let mut current = base.to_path_buf();
-    for component in path.split('/').filter(|c| !c.is_empty()) {
-        let parent = current.clone();
-        current.push(component);
+    for dir in dirs_down(base, path) {
+        let parent = dir.parent().unwrap_or(base);
         for file in ["cpuset.cpus", "cpuset.mems"] {
-            let own = fs::read_to_string(current.join(file)).unwrap_or_default();
+            let own = fs::read_to_string(dir.join(file)).unwrap_or_default();
             if !own.trim().is_empty() {
                 continue;
             }
             let value = fs::read_to_string(parent.join(file)).unwrap_or_default();
-            fs::write(current.join(file), value.trim())
-                .map_err(io_context(format!("copying {file} into {}", current.display())))?;
+            fs::write(dir.join(file), value.trim())
+                .map_err(io_context(format!("copying {file} into {}", dir.display())))?;
         }
     }
     Ok(())
