@@ -255,7 +255,7 @@ proptest! {
     fn decoding_any_status_shaped_object_never_panics(status in any_json(), uid in any_json()) {
         let object = json!({ "metadata": { "name": "p", "namespace": "n", "resourceVersion": "1",
                 "ownerReferences": [{ "apiVersion": "v1", "kind": "Pod", "name": "p", "uid": uid }] },
-            "status": status });
+            "spec": { "podUID": uid }, "status": status });
         let decoded: Decoded<StatusWire> = Decoded::from_json(&object.to_string());
         if let Decoded::Ok(wire, _) = decoded {
             let stored = crate::status::StoredStatus::from_wire(&wire);

@@ -75,7 +75,8 @@ impl ConditionMark {
 /// is needed, without keeping the object (the controller keeps it packed).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredStatus {
-    /// UID in the pod ownerReference: the pod the status was computed for.
+    /// UID in the pod ownerReference: the pod the status was computed for. None as well when
+    /// `spec.podUID` names another pod (or none), so such an object is written again.
     pub owner_uid: Option<Box<str>>,
     pub profile_label: Option<Box<str>>,
     /// Fingerprint of the canonical controller-owned content of `status` (see [`fingerprint`]).
@@ -118,7 +119,10 @@ impl StoredStatus {
         StoredStatus {
             profile_files,
             profile_node,
-            owner_uid: object.pod_uid().map(Into::into),
+            owner_uid: object
+                .pod_uid()
+                .filter(|uid| object.spec.pod_uid.as_deref() == Some(*uid))
+                .map(Into::into),
             profile_label: meta.labels.get(PROFILE_LABEL).map(|v| v.as_str().into()),
             fingerprint: status.map_or(0, fingerprint_value),
             conditions: ConditionMark::read_all(status),
@@ -148,7 +152,7 @@ pub fn object(namespace: &str, name: &str, pod_uid: &str, status: &SeccompStatus
             "labels": { PROFILE_LABEL: status.profile.as_str() },
             "ownerReferences": [{ "apiVersion": "v1", "kind": "Pod", "name": name, "uid": pod_uid, "controller": true }],
         },
-        "spec": {},
+        "spec": { "podUID": pod_uid },
         "status": status,
     })
 }
@@ -378,6 +382,19 @@ mod tests {
         let desired = with_conditions(evaluated(true), &[], &time(1));
         let stored = stored_from(&desired, "old-uid");
         assert!(needs_write(Some(&stored), "new-uid", &desired));
+    }
+
+    #[test]
+    fn a_spec_pod_uid_that_is_missing_or_names_another_pod_is_written_again() {
+        let desired = with_conditions(evaluated(true), &[], &time(1));
+        let written = object("ns", "p", "u", &desired);
+        assert_eq!(written["spec"]["podUID"], "u");
+        for spec in [json!({}), json!({ "podUID": "other" })] {
+            let mut stored = written.clone();
+            stored["spec"] = spec;
+            let wire: StatusWire = serde_json::from_value(stored).expect("wire");
+            assert!(needs_write(Some(&StoredStatus::from_wire(&wire)), "u", &desired));
+        }
     }
 
     #[test]

@@ -208,7 +208,7 @@ async fn kubectl_shows_statuses_with_columns_categories_and_labels() {
     create_pod(&ctx, json!({ "metadata": { "name": "good" }, "spec": { "nodeName": node,
         "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } }, "containers": [container("app", json!({}))] } }))
     .await;
-    create_pod(
+    let bad = create_pod(
         &ctx,
         json!({ "metadata": { "name": "bad" }, "spec": {
         "containers": [container("app", json!({}))] } }),
@@ -216,6 +216,24 @@ async fn kubectl_shows_statuses_with_columns_categories_and_labels() {
     .await;
     current_status(&ctx, "good").await;
     current_status(&ctx, "bad").await;
+
+    // The contract's fields as a script reads them: the pod's UID, the counts as numbers, the
+    // kubelet default (the test operator's flag: off), every container's kind, a plain
+    // `Container` included.
+    let fields = ctx.kubectl(&[
+        "get",
+        "sst",
+        "bad",
+        "-n",
+        &ctx.ns,
+        "-o",
+        "jsonpath={.spec.podUID} {.status.confinedContainers} {.status.totalContainers} \
+         {.status.kubeletSeccompDefault} {.status.containers[*].kind}",
+    ]);
+    assert_eq!(
+        fields.trim(),
+        format!("{} 0 1 false Container", bad.uid().expect("uid"))
+    );
 
     let table = ctx.kubectl(&["get", "seccompstatus", "-n", &ctx.ns]);
     let header: Vec<&str> = table.lines().next().expect("header").split_whitespace().collect();

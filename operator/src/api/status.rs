@@ -75,7 +75,12 @@ use serde::{Deserialize, Serialize};
     )
 )]
 #[serde(rename_all = "camelCase")]
-pub struct SeccompStatusSpec {}
+pub struct SeccompStatusSpec {
+    /// UID of the pod this status was computed for (the owner reference names the same pod). Left
+    /// out by `audit` for workloads and manifests without one.
+    #[serde(rename = "podUID", default, skip_serializing_if = "String::is_empty")]
+    pub pod_uid: String,
+}
 
 /// The effective seccomp profile of a pod, container by container.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
@@ -90,6 +95,14 @@ pub struct SeccompStatusStatus {
     /// of them, except in Windows pods).
     #[serde(default)]
     pub confined: String,
+    /// Applicable containers whose effective profile confines them.
+    #[serde(default)]
+    #[schemars(extend("format" = "int32"))]
+    pub confined_containers: u32,
+    /// Containers seccomp applies to (all of them, except in Windows pods).
+    #[serde(default)]
+    #[schemars(extend("format" = "int32"))]
+    pub total_containers: u32,
     /// Source of the weakest container's profile (the first unconfined one, else the first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<ProfileSource>,
@@ -101,9 +114,8 @@ pub struct SeccompStatusStatus {
     /// The SCC that admitted the pod (annotation `openshift.io/scc`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scc: Option<String>,
-    /// The kubelet `seccompDefault` of the pod's node, as far as the operator knows (left out
-    /// when not known).
-    #[serde(default, skip_serializing_if = "KubeletSeccompDefault::is_unknown")]
+    /// The kubelet `seccompDefault` of the pod's node, as far as the operator knows.
+    #[serde(default)]
     pub kubelet_seccomp_default: KubeletSeccompDefault,
     /// Worst verdict over `policies`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,16 +148,6 @@ pub fn applicable(containers: &[ContainerSeccomp]) -> impl Iterator<Item = &Cont
 }
 
 impl SeccompStatusStatus {
-    /// Containers seccomp applies to.
-    pub fn applicable_containers(&self) -> usize {
-        applicable(&self.containers).count()
-    }
-
-    /// Applicable containers whose effective profile confines them.
-    pub fn confined_containers(&self) -> usize {
-        applicable(&self.containers).filter(|c| c.confined).count()
-    }
-
     /// What the node agent read from the kernel for `container`.
     pub fn runtime_of(&self, container: &str) -> Option<&RuntimeObservation> {
         self.runtime
@@ -215,8 +217,7 @@ pub struct ContainerProfileFile {
 #[serde(rename_all = "camelCase")]
 pub struct ContainerSeccomp {
     pub name: String,
-    /// Left out for regular containers.
-    #[serde(default, skip_serializing_if = "ContainerKind::is_container")]
+    #[serde(default)]
     pub kind: ContainerKind,
     #[serde(default)]
     pub profile: EffectiveProfile,
@@ -421,12 +422,6 @@ pub enum ContainerKind {
     EphemeralContainer,
 }
 
-impl ContainerKind {
-    fn is_container(&self) -> bool {
-        *self == ContainerKind::Container
-    }
-}
-
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default, JsonSchema)]
 pub enum PodProfile {
     RuntimeDefault,
@@ -463,12 +458,6 @@ pub enum KubeletSeccompDefault {
     #[default]
     #[serde(rename = "unknown")]
     Unknown,
-}
-
-impl KubeletSeccompDefault {
-    fn is_unknown(&self) -> bool {
-        *self == KubeletSeccompDefault::Unknown
-    }
 }
 
 /// One policy's judgement of the pod.

@@ -278,7 +278,12 @@ fn evaluated_status(subject: &AuditSubject, ctx: &AuditContext<'_>) -> SeccompSt
 }
 
 fn item_for(subject: &AuditSubject, status: SeccompStatusStatus) -> SeccompStatus {
-    let mut item = SeccompStatus::new(&subject.name, SeccompStatusSpec {});
+    let mut item = SeccompStatus::new(
+        &subject.name,
+        SeccompStatusSpec {
+            pod_uid: subject.uid.clone().unwrap_or_default(),
+        },
+    );
     item.metadata.namespace = Some(subject.namespace.clone());
     item.metadata.labels = Some(BTreeMap::from([(
         PROFILE_LABEL.to_string(),
@@ -516,6 +521,7 @@ mod tests {
         ]});
         let items = audit_one(list);
         assert_eq!(items.len(), 1);
+        assert_eq!(items[0].spec.pod_uid, "u-1");
         assert_eq!(items[0].owner_references()[0].uid, "u-1");
         let pod_list = json!({ "apiVersion": "v1", "kind": "PodList", "items": [
             { "metadata": { "name": "q_with_underscore" }, "spec": { "containers": [{ "name": "c", "image": "i" }] } }

@@ -328,6 +328,8 @@ fn summarize(
     SeccompStatusStatus {
         profile,
         confined: format!("{confined}/{total}"),
+        confined_containers: confined,
+        total_containers: total,
         source: weakest.map(|c| c.source),
         node: pod.node_name.clone(),
         scc: pod.scc.clone(),

@@ -495,8 +495,8 @@ fn pod_summary() {
         (
             s.profile,
             s.confined.clone(),
-            s.confined_containers(),
-            s.applicable_containers(),
+            s.confined_containers,
+            s.total_containers,
             s.source,
         )
     };
@@ -733,14 +733,15 @@ proptest! {
             // Localhost always names its profile; nothing else does.
             prop_assert_eq!(c.profile.localhost_profile.is_some(), c.profile.type_ == T::Localhost);
         }
-        prop_assert!(status.confined_containers() <= status.applicable_containers());
-        prop_assert_eq!(&status.confined, &format!("{}/{}", status.confined_containers(), status.applicable_containers()));
-        let expected_profile_unconfined = status.applicable_containers() > 0 && status.confined_containers() == 0;
-        prop_assert_eq!(status.profile == PodProfile::Unconfined && status.applicable_containers() > 0, expected_profile_unconfined);
-        prop_assert_eq!(
-            status.profile == PodProfile::Mixed,
-            status.confined_containers() > 0 && status.confined_containers() < status.applicable_containers()
-        );
+        // The counts are the containers' own, and the display string says the same.
+        let (confined, total) = (status.confined_containers, status.total_containers);
+        prop_assert_eq!(total as usize, crate::api::applicable(&status.containers).count());
+        prop_assert_eq!(confined as usize, crate::api::applicable(&status.containers).filter(|c| c.confined).count());
+        prop_assert!(confined <= total);
+        prop_assert_eq!(&status.confined, &format!("{confined}/{total}"));
+        let expected_profile_unconfined = total > 0 && confined == 0;
+        prop_assert_eq!(status.profile == PodProfile::Unconfined && total > 0, expected_profile_unconfined);
+        prop_assert_eq!(status.profile == PodProfile::Mixed, confined > 0 && confined < total);
     }
 }
 

@@ -1,6 +1,6 @@
 //! A SeccompStatus as the controller and the node agent read it back: identity, owner (whose UID
-//! says which pod of that name the status is about), label, and the status as plain JSON
-//! (compared in canonical form, so nothing in it can fail to decode).
+//! says which pod of that name the status is about), label, `spec.podUID`, and the status as plain
+//! JSON (compared in canonical form, so nothing in it can fail to decode).
 
 use k8s_openapi::NamespaceResourceScope;
 use serde::Deserialize;
@@ -11,7 +11,15 @@ use super::{Meta, decoded::WatchedKind};
 #[serde(default)]
 pub struct StatusWire {
     pub metadata: Meta,
+    pub spec: StatusSpecWire,
     pub status: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(default)]
+pub struct StatusSpecWire {
+    #[serde(rename = "podUID")]
+    pub pod_uid: Option<String>,
 }
 
 impl WatchedKind for StatusWire {

@@ -303,7 +303,7 @@ async fn floor(
                 let object = json!({ "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompStatus",
                     "metadata": { "name": name, "labels": { "seccomp.sentinel.dev/profile": label },
                         "ownerReferences": [{ "apiVersion": "v1", "kind": "Pod", "name": p.name_any(), "uid": uid, "controller": true }] },
-                    "spec": {}, "status": status });
+                    "spec": { "podUID": uid }, "status": status });
                 if let Some(limiter) = &limiter {
                     limiter.until_ready().await;
                 }

@@ -135,7 +135,7 @@ fn main() -> anyhow::Result<()> {
     examples.push(json!({
         "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompStatus",
         "metadata": { "name": "web-6d4f9", "namespace": "shop" },
-        "spec": {},
+        "spec": { "podUID": "00000000-0000-0000-0000-000000000000" },
     }));
     csv["metadata"]["annotations"]["alm-examples"] = json!(serde_json::to_string_pretty(&examples)?);
 
