@@ -63,7 +63,7 @@ for ns in "${namespaces[@]}"; do
     statuses=$("$kubectl" get seccompstatus -n "$ns" --no-headers 2>/dev/null | wc -l)
     unverified=0
     if [ "$ns" = seccomp-demo-node ]; then
-      unverified=$("$kubectl" get seccompstatus -n "$ns" -o 'jsonpath={range .items[*]}{.status.runtime.conditions[?(@.type=="RuntimeVerified")].reason}{"\n"}{end}' 2>/dev/null | grep -c '^$' || true)
+      unverified=$("$kubectl" get seccompstatus -n "$ns" -o 'jsonpath={range .items[*]}{.status.conditions[?(@.type=="RuntimeVerified")].reason}{"\n"}{end}' 2>/dev/null | grep -c '^$' || true)
     fi
     [ "$statuses" -ge "$samples" ] && [ "$unverified" = 0 ] && break
     sleep 0.2

@@ -28,7 +28,8 @@ pub const COMPLIANT: &str = "Compliant";
 pub const PROFILES_ENFORCING: &str = "ProfilesEnforcing";
 /// Audit of manifests only: whether OpenShift's SCC admission (simulated) would admit the pod.
 pub const ADMITTED: &str = "Admitted";
-/// Owned by the node agent (in `status.runtime.conditions`); the controller never writes it.
+/// Owned by the node agent (in `status.conditions`, beside the controller's); the controller
+/// never writes it.
 pub const RUNTIME_VERIFIED: &str = "RuntimeVerified";
 
 /// What is kept of a stored condition: enough to keep its `lastTransitionTime` while its status
@@ -99,9 +100,11 @@ impl StoredStatus {
         let meta = &object.metadata;
         let status = object.status.as_ref();
         let runtime = object.runtime();
-        let runtime_mismatch = ConditionMark::read_all(runtime)
-            .iter()
-            .any(|c| c.type_ == RUNTIME_VERIFIED && c.status == "False");
+        // The agent's condition shares the list with the controller's; it is kept apart here.
+        let (agents, conditions): (Vec<ConditionMark>, Vec<ConditionMark>) = ConditionMark::read_all(status)
+            .into_iter()
+            .partition(|c| c.type_ == RUNTIME_VERIFIED);
+        let runtime_mismatch = agents.iter().any(|c| c.status == "False");
         let profile_files: Box<[(Box<str>, ProfileFile)]> = runtime
             .and_then(|r| r.get("profileFiles"))
             .and_then(Value::as_array)
@@ -125,7 +128,7 @@ impl StoredStatus {
                 .map(Into::into),
             profile_label: meta.labels.get(PROFILE_LABEL).map(|v| v.as_str().into()),
             fingerprint: status.map_or(0, fingerprint_value),
-            conditions: ConditionMark::read_all(status),
+            conditions,
             runtime_mismatch,
             resource_version: meta.resource_version.as_deref().and_then(|v| v.parse().ok()),
         }
@@ -174,14 +177,16 @@ pub fn fingerprint_value(status: &Value) -> u64 {
     hasher.finish()
 }
 
-/// The controller-owned content of a status: the agent's `runtime`, condition timestamps and empty
-/// lists removed, conditions ordered by type. (Maps are ordered by key in `serde_json::Value`.)
+/// The controller-owned content of a status: the agent's `runtime` and `RuntimeVerified`,
+/// condition timestamps and empty lists removed, conditions ordered by type. (Maps are ordered by
+/// key in `serde_json::Value`.)
 fn canonical(mut status: Value) -> Value {
     let Some(object) = status.as_object_mut() else {
         return status;
     };
     object.remove("runtime");
     if let Some(Value::Array(conditions)) = object.get_mut("conditions") {
+        conditions.retain(|c| c.get("type").and_then(Value::as_str) != Some(RUNTIME_VERIFIED));
         for condition in conditions.iter_mut() {
             if let Some(c) = condition.as_object_mut() {
                 c.remove("lastTransitionTime");
@@ -410,18 +415,25 @@ mod tests {
                 observed_at: time(5),
                 agrees_with_effective: true,
             }],
-            conditions: vec![condition(
+            profile_files: vec![],
+        });
+        // Its condition sits among the controller's, in any place.
+        with_agent.conditions.insert(
+            0,
+            condition(
                 RUNTIME_VERIFIED,
-                "True",
-                "Agrees",
+                "False",
+                "Mismatch",
                 String::new(),
                 &[],
                 &time(5),
-            )],
-            profile_files: vec![],
-        });
+            ),
+        );
         assert_eq!(fingerprint(&desired), fingerprint(&with_agent));
-        assert!(!needs_write(Some(&stored_from(&with_agent, "u")), "u", &desired));
+        let stored = stored_from(&with_agent, "u");
+        assert!(!needs_write(Some(&stored), "u", &desired));
+        assert!(stored.runtime_mismatch);
+        assert!(stored.conditions.iter().all(|c| c.type_ != RUNTIME_VERIFIED));
     }
 
     #[test]

@@ -853,7 +853,7 @@ async fn a_workload_fixed_later_gets_its_pods_evicted() {
 }
 
 /// A field of the controller's part written by another field manager (server-side apply cannot
-/// remove what another manager owns) is removed.
+/// remove what another manager owns) is removed; the node agent's condition stays.
 #[tokio::test]
 async fn fields_written_by_someone_else_are_removed() {
     let ctx = support::context("fault-foreign").await;
@@ -864,6 +864,18 @@ async fn fields_written_by_someone_else_are_removed() {
         .expect("pod");
     wait_for("the status", TIMEOUT, || all_correct(&ctx)).await;
     let statuses: Api<SeccompStatus> = ctx.api();
+    // The node agent's verdict, as the agent writes it (its field manager, its own condition).
+    let verified = json!({ "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompStatus",
+        "metadata": { "name": "web" }, "status": { "conditions": [{ "type": "RuntimeVerified", "status": "True",
+            "reason": "Agrees", "message": "1 running containers match their effective profile", "lastTransitionTime": "2026-12-01T00:00:00Z" }] } });
+    statuses
+        .patch(
+            "web",
+            &PatchParams::apply("seccomp-sentinel-agent").force(),
+            &Patch::Apply(&verified),
+        )
+        .await
+        .expect("the agent's condition");
     let forged = json!({ "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompStatus",
         "metadata": { "name": "web" }, "status": { "verdict": "Compliant", "policies": [{ "name": "forged", "verdict": "Compliant", "action": "None" }] } });
     statuses
@@ -880,6 +892,13 @@ async fn fields_written_by_someone_else_are_removed() {
     })
     .await;
     assert_eq!(cleaned.profile, seccomp_sentinel::api::PodProfile::Unconfined);
+    assert_eq!(
+        cleaned.runtime_verified().map(|c| c.reason.as_str()),
+        Some("Agrees"),
+        "{:?}",
+        cleaned.conditions
+    );
+    assert!(cleaned.conditions.iter().any(|c| c.type_ == "Confined"));
     operator.stop().await;
 }
 

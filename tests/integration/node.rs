@@ -826,7 +826,8 @@ async fn an_agent_token_reaches_only_its_own_node() {
     let status_api: Api<SeccompStatus> = Api::namespaced(as_agent, &ctx.ns);
     let runtime = |name: &str| {
         json!({ "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompStatus", "metadata": { "name": name },
-            "status": { "runtime": { "containers": [{ "name": "app", "seccompMode": "Disabled", "observedAt": "2026-12-01T00:00:00Z", "agreesWithEffective": true }] } } })
+            "status": { "runtime": { "containers": [{ "name": "app", "seccompMode": "Disabled", "observedAt": "2026-12-01T00:00:00Z", "agreesWithEffective": true }] },
+                "conditions": [{ "type": "RuntimeVerified", "status": "True", "reason": "Agrees", "message": "", "lastTransitionTime": "2026-12-01T00:00:00Z" }] } })
     };
     let own = status_api
         .patch(
@@ -836,6 +837,19 @@ async fn an_agent_token_reaches_only_its_own_node() {
         )
         .await;
     assert!(own.is_ok(), "the runtime fields of its own node's pod: {own:?}");
+    // Its condition went beside the controller's, which are still there.
+    let types: Vec<String> = own
+        .expect("written")
+        .status
+        .expect("status")
+        .conditions
+        .into_iter()
+        .map(|c| c.type_)
+        .collect();
+    assert!(
+        types.contains(&"RuntimeVerified".to_string()) && types.contains(&"Confined".to_string()),
+        "{types:?}"
+    );
     let other = status_api
         .patch(
             "on-b",

@@ -1,7 +1,7 @@
 //! `seccomp-sentinel agent`: one per node. Maps the running containers of the node's pods to their
 //! host processes through `/proc`, reads the seccomp mode the kernel enforces, and writes it into
-//! each pod's SeccompStatus (`status.runtime`: `containers` and the `RuntimeVerified` condition)
-//! with a field manager of its own, only when something changed. It also reports the node facts it
+//! each pod's SeccompStatus (`status.runtime.containers`, and the `RuntimeVerified` condition in
+//! `status.conditions`) with a field manager of its own, only when something changed. It also reports the node facts it
 //! can see as Node annotations, which the controller prefers over its configuration.
 
 pub mod kubelet;
@@ -473,7 +473,7 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
                 {
                     profile_reports.push((uid.clone(), report));
                 }
-                let previous = ConditionMark::read_all(status.runtime());
+                let previous = ConditionMark::read_all(status.status.as_ref());
                 let report = report_for(key, pod, status, &index, proc_root, &now, &previous)?;
                 Some((uid, report))
             })
@@ -559,8 +559,10 @@ async fn write_profile_reports(agent: &Agent, reports: Vec<(String, ProfileRepor
 
 /// The runtime fields of one pod's SeccompStatus, under the agent's own field manager.
 async fn write(agent: &Agent, report: &PodReport) -> Result<(), AgentError> {
+    // `RuntimeVerified` goes beside the controller's conditions: each condition is owned whole by
+    // its writer, so this apply touches no other.
     let status =
-        json!({ "runtime": { "containers": report.observations, "conditions": [report.condition] } });
+        json!({ "conditions": [report.condition], "runtime": { "containers": report.observations } });
     apply_status(agent, &report.namespace, &report.name, AGENT_MANAGER, status).await
 }
 

@@ -27,6 +27,23 @@ pub fn crds()
         if let Some(subresources) = version.subresources.as_mut() {
             subresources.status = None;
         }
+        // Each condition is owned whole by the one that writes it (the controller, or the node
+        // agent for `RuntimeVerified`): the managed fields name one key per condition, not one
+        // path per condition field, and each writer's apply leaves the other's conditions alone.
+        if let Some(conditions) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+            .and_then(|s| s.properties.as_mut())
+            .and_then(|p| p.get_mut("status"))
+            .and_then(|s| s.properties.as_mut())
+            .and_then(|p| p.get_mut("conditions"))
+            .and_then(|c| c.items.as_mut())
+            && let k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrArray::Schema(item) =
+                conditions
+        {
+            item.x_kubernetes_map_type = Some("atomic".into());
+        }
         if version
             .subresources
             .as_ref()
@@ -75,16 +92,28 @@ mod tests {
     }
 
     #[test]
-    fn every_status_list_is_atomic_and_the_agent_has_its_own_part() {
+    fn every_status_list_is_owned_whole_and_the_agent_has_its_own_parts() {
         let crd = serde_json::to_value(&crds()[0]).expect("json");
         let status =
             &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"];
         // Owned whole by one field manager each: the controller's lists, and the agent's.
-        for list in ["containers", "policies", "conditions"] {
+        for list in ["containers", "policies"] {
             assert_eq!(status[list]["x-kubernetes-list-type"], "atomic", "{list}");
         }
+        // Conditions are shared by type, each one owned whole by its writer.
+        let conditions = &status["conditions"];
+        assert_eq!(conditions["x-kubernetes-list-type"], "map");
+        assert_eq!(
+            conditions["x-kubernetes-list-map-keys"],
+            serde_json::json!(["type"])
+        );
+        assert_eq!(conditions["items"]["x-kubernetes-map-type"], "atomic");
         let runtime = &status["runtime"]["properties"];
-        for list in ["containers", "conditions", "profileFiles"] {
+        assert!(
+            runtime.get("conditions").is_none(),
+            "RuntimeVerified is in status.conditions"
+        );
+        for list in ["containers", "profileFiles"] {
             assert_eq!(
                 runtime[list]["x-kubernetes-list-type"], "atomic",
                 "runtime.{list}"

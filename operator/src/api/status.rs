@@ -69,7 +69,7 @@ use serde::{Deserialize, Serialize};
     printcolumn(
         name = "Runtime",
         type_ = "string",
-        json_path = ".status.runtime.conditions[?(@.type==\"RuntimeVerified\")].reason",
+        json_path = ".status.conditions[?(@.type==\"RuntimeVerified\")].reason",
         priority = "1",
         description = "What the node agent saw in the kernel"
     )
@@ -131,9 +131,11 @@ pub struct SeccompStatusStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Atomic)]
     pub policies: Vec<PolicyResult>,
-    /// `Confined`, `ProfilesEnforcing` and `Compliant`.
+    /// `Confined`, `ProfilesEnforcing` and `Compliant` (the controller's) and `RuntimeVerified`
+    /// (the node agent's). Keyed by type, each condition owned whole by its writer (see
+    /// [`crate::api::crds`]), so the two writers' conditions share the list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[x_kube(merge_strategy = ListMerge::Atomic)]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
     /// What the node agent found on the pod's node; written by the agent only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -165,8 +167,7 @@ impl SeccompStatusStatus {
 
     /// The node agent's `RuntimeVerified` condition.
     pub fn runtime_verified(&self) -> Option<&Condition> {
-        let conditions = &self.runtime.as_ref()?.conditions;
-        conditions
+        self.conditions
             .iter()
             .find(|c| c.type_ == crate::status::RUNTIME_VERIFIED)
     }
@@ -192,10 +193,6 @@ pub struct RuntimeStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Atomic)]
     pub containers: Vec<RuntimeObservation>,
-    /// `RuntimeVerified`: whether the kernel agrees with the effective profiles.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[x_kube(merge_strategy = ListMerge::Atomic)]
-    pub conditions: Vec<Condition>,
     /// The Localhost profiles' files on the node, by container, running or not.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Atomic)]

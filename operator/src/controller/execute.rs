@@ -280,7 +280,7 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Option<Duration>, Error> {
             // Someone else's fields in the controller's part (server-side apply cannot remove
             // what another manager owns): replace the controller's part whole.
             if record.fingerprint != status::fingerprint(&plan.status) {
-                remove_foreign_fields(ctx, key, &plan).await?;
+                remove_foreign_fields(ctx, key, &plan, &written).await?;
             }
             ctx.state().apply_status(key, record);
         }
@@ -530,9 +530,36 @@ pub(super) async fn persist_ledger(ctx: &Context, policy_name: &str, now: Timest
 }
 
 /// Replaces the controller-owned part of a SeccompStatus (a JSON merge patch: lists and fields
-/// written by another field manager go).
-async fn remove_foreign_fields(ctx: &Context, key: &PodKey, plan: &PodPlan) -> Result<(), Error> {
+/// written by another field manager go), keeping the node agent's `RuntimeVerified` condition of
+/// `written`, on condition that the object is still `written` (else the write fails and is
+/// tried again).
+async fn remove_foreign_fields(
+    ctx: &Context,
+    key: &PodKey,
+    plan: &PodPlan,
+    written: &StatusWire,
+) -> Result<(), Error> {
     let mut status = serde_json::to_value(&plan.status).unwrap_or_default();
+    let agents: Vec<serde_json::Value> = written
+        .status
+        .as_ref()
+        .and_then(|s| s.get("conditions"))
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|c| c.get("type").and_then(serde_json::Value::as_str) == Some(status::RUNTIME_VERIFIED))
+        .cloned()
+        .collect();
+    if let Some(object) = status.as_object_mut()
+        && !agents.is_empty()
+    {
+        let conditions = object
+            .entry("conditions")
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        if let Some(list) = conditions.as_array_mut() {
+            list.extend(agents);
+        }
+    }
     for field in [
         "source",
         "node",
@@ -554,7 +581,10 @@ async fn remove_foreign_fields(ctx: &Context, key: &PodKey, plan: &PodPlan) -> R
         .patch(
             &key.name,
             &PatchParams::default(),
-            &Patch::Merge(&json!({ "status": status })),
+            &Patch::Merge(&json!({
+                "metadata": { "resourceVersion": written.metadata.resource_version },
+                "status": status,
+            })),
         )
         .await?;
     ctx.metrics.write("status");
