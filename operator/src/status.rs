@@ -124,7 +124,7 @@ impl StoredStatus {
             profile_node,
             owner_uid: object
                 .pod_uid()
-                .filter(|uid| object.spec.pod_uid.as_deref() == Some(*uid))
+                .filter(|uid| object.spec.pod_uid.as_ref().and_then(Value::as_str) == Some(*uid))
                 .map(Into::into),
             profile_label: meta.labels.get(PROFILE_LABEL).map(|v| v.as_str().into()),
             fingerprint: status.map_or(0, fingerprint_value),
@@ -394,7 +394,7 @@ mod tests {
         let desired = with_conditions(evaluated(true), &[], &time(1));
         let written = object("ns", "p", "u", &desired);
         assert_eq!(written["spec"]["podUID"], "u");
-        for spec in [json!({}), json!({ "podUID": "other" })] {
+        for spec in [json!({}), json!({ "podUID": "other" }), json!({ "podUID": 7 })] {
             let mut stored = written.clone();
             stored["spec"] = spec;
             let wire: StatusWire = serde_json::from_value(stored).expect("wire");

@@ -1,8 +1,9 @@
 //! `seccomp-sentinel agent`: one per node. Maps the running containers of the node's pods to their
 //! host processes through `/proc`, reads the seccomp mode the kernel enforces, and writes it into
 //! each pod's SeccompStatus (`status.runtime.containers`, and the `RuntimeVerified` condition in
-//! `status.conditions`) with a field manager of its own, only when something changed. It also reports the node facts it
-//! can see as Node annotations, which the controller prefers over its configuration.
+//! `status.conditions`) with a field manager of its own, only when something changed. It also
+//! reports the node facts it can see as Node annotations, which the controller prefers over its
+//! configuration.
 
 pub mod kubelet;
 pub mod procfs;

@@ -18,8 +18,9 @@ pub struct StatusWire {
 #[derive(Deserialize, Clone, Debug, Default)]
 #[serde(default)]
 pub struct StatusSpecWire {
+    /// Read as any JSON, so that an odd value there is a difference, not an undecodable object.
     #[serde(rename = "podUID")]
-    pub pod_uid: Option<String>,
+    pub pod_uid: Option<serde_json::Value>,
 }
 
 impl WatchedKind for StatusWire {
