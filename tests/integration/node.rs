@@ -865,7 +865,7 @@ async fn an_agent_token_reaches_only_its_own_node() {
     for forged in [
         json!({ "status": { "profile": "RuntimeDefault" } }),
         json!({ "status": { "verdict": "Compliant" } }),
-        json!({ "status": { "confinedContainers": 1, "totalContainers": 1 } }),
+        json!({ "status": { "confinedContainers": 7, "totalContainers": 9 } }),
         json!({ "spec": { "podUID": "forged" } }),
         json!({ "status": { "conditions": [{ "type": "Confined", "status": "True", "reason": "AllConfined", "message": "", "lastTransitionTime": "2026-12-01T00:00:00Z" }] } }),
         json!({ "status": { "containers": [{ "name": "app", "profile": { "type": "RuntimeDefault" }, "source": "PodField", "confined": true }] } }),
