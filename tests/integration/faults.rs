@@ -864,28 +864,30 @@ async fn fields_written_by_someone_else_are_removed() {
         .expect("pod");
     wait_for("the status", TIMEOUT, || all_correct(&ctx)).await;
     let statuses: Api<SeccompStatus> = ctx.api();
+    // `status` of "web", applied as `manager`.
+    let apply_as = |manager: &'static str, status: serde_json::Value| {
+        let body = json!({ "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompStatus",
+            "metadata": { "name": "web" }, "status": status });
+        let statuses = statuses.clone();
+        async move {
+            statuses
+                .patch("web", &PatchParams::apply(manager).force(), &Patch::Apply(&body))
+                .await
+                .expect(manager)
+        }
+    };
     // The node agent's verdict, as the agent writes it (its field manager, its own condition).
-    let verified = json!({ "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompStatus",
-        "metadata": { "name": "web" }, "status": { "conditions": [{ "type": "RuntimeVerified", "status": "True",
-            "reason": "Agrees", "message": "1 running containers match their effective profile", "lastTransitionTime": "2026-12-01T00:00:00Z" }] } });
-    statuses
-        .patch(
-            "web",
-            &PatchParams::apply("seccomp-sentinel-agent").force(),
-            &Patch::Apply(&verified),
-        )
-        .await
-        .expect("the agent's condition");
-    let forged = json!({ "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompStatus",
-        "metadata": { "name": "web" }, "status": { "verdict": "Compliant", "policies": [{ "name": "forged", "verdict": "Compliant", "action": "None" }] } });
-    statuses
-        .patch(
-            "web",
-            &PatchParams::apply("someone-else").force(),
-            &Patch::Apply(&forged),
-        )
-        .await
-        .expect("forge");
+    apply_as(
+        "seccomp-sentinel-agent",
+        json!({ "conditions": [{ "type": "RuntimeVerified", "status": "True", "reason": "Agrees",
+            "message": "1 running containers match their effective profile", "lastTransitionTime": "2026-12-01T00:00:00Z" }] }),
+    )
+    .await;
+    apply_as(
+        "someone-else",
+        json!({ "verdict": "Compliant", "policies": [{ "name": "forged", "verdict": "Compliant", "action": "None" }] }),
+    )
+    .await;
     let cleaned = wait_for("the forged fields removed", TIMEOUT, || async {
         let s = statuses.get("web").await.ok()?.status?;
         (s.verdict.is_none() && s.policies.is_empty()).then_some(s)

@@ -541,13 +541,7 @@ async fn remove_foreign_fields(
 ) -> Result<(), Error> {
     let mut status = serde_json::to_value(&plan.status).unwrap_or_default();
     let agents: Vec<serde_json::Value> = written
-        .status
-        .as_ref()
-        .and_then(|s| s.get("conditions"))
-        .and_then(serde_json::Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|c| c.get("type").and_then(serde_json::Value::as_str) == Some(status::RUNTIME_VERIFIED))
+        .conditions_of_type(status::RUNTIME_VERIFIED)
         .cloned()
         .collect();
     if let Some(object) = status.as_object_mut()

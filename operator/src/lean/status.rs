@@ -46,14 +46,25 @@ impl StatusWire {
         self.status.as_ref()?.get("runtime")
     }
 
-    /// The `status.containers` entries, as plain JSON.
-    fn containers(&self) -> impl Iterator<Item = &serde_json::Value> {
+    /// The entries of the list `status.<field>`, as plain JSON.
+    fn status_list(&self, field: &str) -> impl Iterator<Item = &serde_json::Value> {
         self.status
             .as_ref()
-            .and_then(|s| s.get("containers"))
+            .and_then(|s| s.get(field))
             .and_then(|c| c.as_array())
             .into_iter()
             .flatten()
+    }
+
+    /// The `status.containers` entries, as plain JSON.
+    fn containers(&self) -> impl Iterator<Item = &serde_json::Value> {
+        self.status_list("containers")
+    }
+
+    /// The `status.conditions` entries of type `type_`, as plain JSON.
+    pub fn conditions_of_type<'a>(&'a self, type_: &'a str) -> impl Iterator<Item = &'a serde_json::Value> {
+        self.status_list("conditions")
+            .filter(move |c| c.get("type").and_then(|t| t.as_str()) == Some(type_))
     }
 
     /// The effective profile type of each container, as the controller wrote it.
