@@ -41,8 +41,13 @@ crds: ## Regenerate crds/ from the Rust types.
 	$(CARGO) run --locked --quiet --bin seccomp-sentinel -- crds --out-dir crds
 
 .PHONY: test
-test: testenv fmt-check clippy bundle-validate ## Format check, clippy, bundle validation, unit and integration tests on the local control plane.
+test: testenv fmt-check clippy bundle-validate ## Format check, clippy, bundle validation, unit and integration tests on the local control plane (Kubernetes 1.36, then 1.33).
 	$(CARGO) test --locked --workspace
+	@$(MAKE) --no-print-directory test-oldest
+
+.PHONY: test-oldest
+test-oldest: testenv ## The integration tests again, on Kubernetes 1.33 (the oldest supported, OpenShift 4.20's): control plane, kubelet and kubectl.
+	SENTINEL_KUBERNETES_BIN=$(CURDIR)/e2e/bin/kubernetes-1.33 $(CARGO) test --locked --test integration
 
 .PHONY: fuzz
 fuzz: ## Fuzz the input readers, the lean decoding and the engine for longer (CASES=..., default 20000).

@@ -7,9 +7,10 @@
 #   go-tool.sh NAME MODULE_DIR PACKAGES "COLD BUILD TIME" [PINNED_FILE...]
 #
 # PACKAGES is one package (built as e2e/bin/NAME) or a space-separated list of BIN=PACKAGE (each
-# built as e2e/bin/BIN; NAME names the set). The pin covers MODULE_DIR/go.mod and go.sum, the
-# PINNED_FILEs (sources, the caller) and this script. GO_TOOL_CGO=1 builds with cgo; GO_TOOL_TAGS
-# gives build tags.
+# built as e2e/bin/BIN, which may name a subdirectory; NAME names the set). The pin covers
+# MODULE_DIR/go.mod and go.sum, the PINNED_FILEs (sources, the caller) and this script.
+# GO_TOOL_CGO=1 builds with cgo; GO_TOOL_TAGS gives build tags, GO_TOOL_LDFLAGS more linker flags
+# (set them in a pinned caller).
 set -euo pipefail
 name=$1 module=$2 packages=$3 estimate=$4
 shift 4
@@ -41,9 +42,10 @@ if ! built "$cache"; then
   out=$cache.tmp/out/${bins[0]}
   [ ${#pkgs[@]} = 1 ] || out=$cache.tmp/out/
   (cd "$module" && GOFLAGS=-mod=mod CGO_ENABLED=${GO_TOOL_CGO:-0} \
-      go build -trimpath -ldflags "-s -w" ${GO_TOOL_TAGS:+-tags "$GO_TOOL_TAGS"} -o "$out" "${pkgs[@]}")
+      go build -trimpath -ldflags "-s -w ${GO_TOOL_LDFLAGS:-}" ${GO_TOOL_TAGS:+-tags "$GO_TOOL_TAGS"} -o "$out" "${pkgs[@]}")
   for i in "${!bins[@]}"; do
     [ ${#pkgs[@]} = 1 ] && from=${bins[0]} || from=$(basename "${pkgs[$i]}")
+    mkdir -p "$(dirname "$cache.tmp/${bins[$i]}")"
     mv "$cache.tmp/out/$from" "$cache.tmp/${bins[$i]}"
   done
   rm -rf "$cache.tmp/out" "$cache" && mv "$cache.tmp" "$cache"
@@ -51,6 +53,7 @@ if ! built "$cache"; then
 fi
 mkdir -p "$here/bin"
 for bin in "${bins[@]}"; do
+  mkdir -p "$(dirname "$here/bin/$bin")"
   cp "$cache/$bin" "$here/bin/$bin"
 done
 echo "$pin" > "$here/bin/$name.pin"

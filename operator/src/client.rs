@@ -100,6 +100,50 @@ pub fn apply_as(manager: &str) -> kube::api::PatchParams {
     kube::api::PatchParams::apply(manager).force().validation_ignore()
 }
 
+/// A kube error in one short line: an API server's refusal as its code, reason and message. kube's
+/// own text appends the whole `Status` in its Debug form (over a kilobyte for one 422), which
+/// buried the one sentence that matters in every log line and status message.
+pub struct Brief<'a>(pub &'a kube::Error);
+
+impl std::fmt::Display for Brief<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            kube::Error::Api(status) => write_status(f, status),
+            other => other.fmt(f),
+        }
+    }
+}
+
+/// [`Brief`] for the errors of a watch.
+pub struct BriefWatch<'a>(pub &'a kube::runtime::watcher::Error);
+
+impl std::fmt::Display for BriefWatch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use kube::runtime::watcher::Error as WatchError;
+        match self.0 {
+            WatchError::InitialListFailed(e) => write!(f, "initial list failed: {}", Brief(e)),
+            WatchError::WatchStartFailed(e) => write!(f, "watch could not start: {}", Brief(e)),
+            WatchError::WatchFailed(e) => write!(f, "watch failed: {}", Brief(e)),
+            WatchError::WatchError(status) => {
+                f.write_str("watch ended by the API server: ")?;
+                write_status(f, status)
+            }
+            other => other.fmt(f),
+        }
+    }
+}
+
+fn write_status(f: &mut std::fmt::Formatter<'_>, status: &kube::core::Status) -> std::fmt::Result {
+    write!(f, "{}", status.code)?;
+    if !status.reason.is_empty() {
+        write!(f, " {}", status.reason)?;
+    }
+    if !status.message.is_empty() {
+        write!(f, ": {}", status.message)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +178,35 @@ mod tests {
             .expect("an exec config"),
         );
         assert!(!pool_fits(&exec));
+    }
+
+    #[test]
+    fn api_errors_are_told_in_one_short_line() {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "status": "Failure",
+            "code": 422,
+            "reason": "Invalid",
+            "message": "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
+            "details": {"group": "meta.k8s.io", "kind": "ListOptions",
+                        "causes": [{"reason": "FieldValueForbidden", "field": "sendInitialEvents"}]},
+        }))
+        .expect("a Status");
+        let error = kube::Error::Api(Box::new(status));
+        let brief = Brief(&error).to_string();
+        assert_eq!(
+            brief,
+            "422 Invalid: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled"
+        );
+        assert!(
+            error.to_string().len() > 2 * brief.len(),
+            "kube's own text: {error}"
+        );
+        let watch = kube::runtime::watcher::Error::WatchStartFailed(error);
+        assert_eq!(
+            BriefWatch(&watch).to_string(),
+            format!("watch could not start: {brief}")
+        );
+        let other = kube::runtime::watcher::Error::NoResourceVersion;
+        assert_eq!(BriefWatch(&other).to_string(), other.to_string());
     }
 }

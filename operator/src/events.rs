@@ -84,7 +84,7 @@ impl Publisher {
         };
         let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
         if let Err(e) = api.create(&PostParams::default(), &event).await {
-            warn!(error = %e, %reason, "could not record an event");
+            warn!(error = %crate::client::Brief(&e), %reason, "could not record an event");
         }
     }
 }

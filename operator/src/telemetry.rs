@@ -417,7 +417,7 @@ pub async fn serve(
                                 return (StatusCode::FORBIDDEN, "this token may not get /metrics\n").into_response();
                             }
                             Err(e) => {
-                                tracing::warn!(error = %e, "cannot check a metrics token with the API server");
+                                tracing::warn!(error = %crate::client::Brief(&e), "cannot check a metrics token with the API server");
                                 return (StatusCode::SERVICE_UNAVAILABLE, "cannot check the token now\n")
                                     .into_response();
                             }

@@ -61,6 +61,54 @@ fn container_id(pod: &Pod, container: &str) -> String {
         .unwrap_or_else(|| panic!("no container ID for {container}"))
 }
 
+/// The API server, both kubelets and kubectl are one Kubernetes release: the one whose binaries
+/// this run uses (`make test-oldest` runs every test again on 1.33 through
+/// `SENTINEL_KUBERNETES_BIN`), so no test passes on a newer part than it names.
+#[tokio::test]
+async fn the_control_plane_nodes_and_kubectl_are_one_release() {
+    let nodes = nodes::nodes();
+    let ctx = node_context("one-release").await;
+    let binaries = sentinel_testenv::Binaries::locate().expect("binaries");
+    let printed = std::process::Command::new(binaries.path("kube-apiserver"))
+        .arg("--version")
+        .output()
+        .expect("kube-apiserver --version");
+    let release = String::from_utf8_lossy(&printed.stdout)
+        .trim()
+        .strip_prefix("Kubernetes ")
+        .expect("`Kubernetes vX.Y.Z`")
+        .to_string();
+    if let Some(dir) = std::env::var_os("SENTINEL_KUBERNETES_BIN") {
+        assert!(
+            binaries.path("kubelet").starts_with(&dir),
+            "the kubelet comes from {}",
+            std::path::Path::new(&dir).display()
+        );
+    }
+    let server = ctx.cluster.kubectl(&["version", "-o", "json"]);
+    let versions: serde_json::Value = serde_json::from_str(&server).expect("kubectl version JSON");
+    assert_eq!(
+        versions["serverVersion"]["gitVersion"],
+        release.as_str(),
+        "{server}"
+    );
+    assert_eq!(
+        versions["clientVersion"]["gitVersion"],
+        release.as_str(),
+        "{server}"
+    );
+    let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(ctx.client.clone());
+    for name in [&nodes.a.name, &nodes.b.name] {
+        let node = api.get(name).await.expect("node");
+        let kubelet = node.status.and_then(|s| s.node_info).map(|i| i.kubelet_version);
+        assert_eq!(
+            kubelet.as_deref(),
+            Some(release.as_str()),
+            "the kubelet of {name}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_three_views_agree_for_every_profile_kind() {
     let nodes = nodes::nodes();

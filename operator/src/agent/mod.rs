@@ -85,7 +85,7 @@ pub struct AgentArgs {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("Kubernetes API: {0}")]
+    #[error("Kubernetes API: {}", crate::client::Brief(.0))]
     Kube(#[from] kube::Error),
     #[error("reading {0}: {1}")]
     Proc(PathBuf, std::io::Error),
@@ -367,7 +367,7 @@ fn spawn_watch<W>(
                         current.remove(&key_of(&d));
                     }
                     Err(e) => {
-                        warn!(error = %e, resource = W::PLURAL, "watch failed; retrying");
+                        warn!(error = %crate::client::BriefWatch(&e), resource = W::PLURAL, "watch failed; retrying");
                         continue;
                     }
                 }

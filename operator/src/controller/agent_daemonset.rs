@@ -15,7 +15,10 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use super::{Context, Error};
-use crate::api::CONTROLLER_MANAGER;
+use crate::{
+    api::CONTROLLER_MANAGER,
+    client::{Brief, BriefWatch},
+};
 
 pub const AGENT_DAEMONSET: &str = "seccomp-sentinel-agent";
 const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -114,7 +117,7 @@ pub(super) fn spawn(ctx: Arc<Context>) {
             {
                 match api.delete(AGENT_DAEMONSET, &DeleteParams::background()).await {
                     Ok(_) => info!("node agent disabled: DaemonSet deleted"),
-                    Err(e) => warn!(error = %e, "could not delete the agent DaemonSet"),
+                    Err(e) => warn!(error = %Brief(&e), "could not delete the agent DaemonSet"),
                 }
             }
             return;
@@ -128,7 +131,7 @@ pub(super) fn spawn(ctx: Arc<Context>) {
                 Ok(watcher::Event::Delete(_)) => true,
                 Ok(_) => false,
                 Err(e) => {
-                    warn!(error = %e, "agent DaemonSet watch failed; retrying");
+                    warn!(error = %BriefWatch(&e), "agent DaemonSet watch failed; retrying");
                     false
                 }
             };

@@ -40,7 +40,7 @@ use crate::lean::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("Kubernetes API: {0}")]
+    #[error("Kubernetes API: {}", crate::client::Brief(.0))]
     Kube(#[from] kube::Error),
     #[error("watch of {0} failed before it was ready: {1}")]
     Watch(&'static str, String),

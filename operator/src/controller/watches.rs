@@ -23,6 +23,7 @@ use super::{
     state::{LeanPod, PodKey, PolicyEntry, State},
 };
 use crate::{
+    client::BriefWatch,
     engine::PodView,
     lean::{
         Decoded, InvalidObject, WatchedKind,
@@ -151,8 +152,14 @@ where
                 let event = match event {
                     Ok(event) => event,
                     Err(e) if streaming_refused(&config, &e) => {
-                        info!(watch = W::PLURAL, error = %e, "the API server does not stream lists: listing in pages");
-                        ctx.stats.lists_in_pages.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        info!(
+                            watch = W::PLURAL,
+                            refusal = %BriefWatch(&e),
+                            "the API server does not stream lists: listing in pages"
+                        );
+                        ctx.stats
+                            .lists_in_pages
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         config.initial_list_strategy = watcher::InitialListStrategy::ListWatch;
                         list_in_pages = true;
                         break;
@@ -160,7 +167,7 @@ where
                     Err(e) => {
                         ctx.metrics.error("watch");
                         if last_watch_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
-                            warn!(watch = W::PLURAL, error = %e, "watch error; retrying");
+                            warn!(watch = W::PLURAL, error = %BriefWatch(&e), "watch error; retrying");
                             last_watch_warning = Some(Instant::now());
                         }
                         continue;

@@ -116,23 +116,45 @@ pub(crate) fn io_context(context: impl Into<String>) -> impl FnOnce(std::io::Err
 }
 
 /// Where the upstream binaries live: `$SENTINEL_TESTENV_BIN`, or `e2e/bin` of this repository.
+/// `$SENTINEL_KUBERNETES_BIN` names another Kubernetes release's directory (such as
+/// `e2e/bin/kubernetes-1.33`, the oldest supported): its kube-apiserver, kube-controller-manager,
+/// kube-scheduler, kubelet and kubectl are used instead, with every other binary (etcd, crictl,
+/// the reference tools) still from the first.
 #[derive(Debug, Clone)]
 pub struct Binaries {
     dir: PathBuf,
+    kubernetes: Option<PathBuf>,
 }
+
+/// The binaries of one Kubernetes release.
+const KUBERNETES_BINARIES: [&str; 5] = [
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet",
+    "kubectl",
+];
 
 impl Binaries {
     pub fn locate() -> Result<Self> {
         let dir = std::env::var_os("SENTINEL_TESTENV_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| repository_root().join("e2e/bin"));
-        Self::in_dir(dir)
+        let kubernetes = std::env::var_os("SENTINEL_KUBERNETES_BIN")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from);
+        Self::with_kubernetes(dir, kubernetes)
     }
 
     pub fn in_dir(dir: PathBuf) -> Result<Self> {
-        let binaries = Binaries { dir };
+        Self::with_kubernetes(dir, None)
+    }
+
+    /// The binaries of `dir`, those of a Kubernetes release from `kubernetes` where given.
+    pub fn with_kubernetes(dir: PathBuf, kubernetes: Option<PathBuf>) -> Result<Self> {
+        let binaries = Binaries { dir, kubernetes };
         for name in ["etcd", "kube-apiserver", "kube-controller-manager", "kubectl"] {
-            let path = binaries.dir.join(name);
+            let path = binaries.path(name);
             if !path.is_file() {
                 return Err(TestenvError::MissingBinary(path));
             }
@@ -141,7 +163,10 @@ impl Binaries {
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
+        match &self.kubernetes {
+            Some(release) if KUBERNETES_BINARIES.contains(&name) => release.join(name),
+            _ => self.dir.join(name),
+        }
     }
 
     pub fn kubectl(&self) -> PathBuf {
