@@ -398,6 +398,35 @@ async fn live_mode_audits_the_cluster() {
     assert!(failing.stdout.contains("open"), "{}", failing.stdout);
     let unreachable = audit(&["--kubeconfig", "/nonexistent/kubeconfig"], None);
     assert_eq!(unreachable.code, 2);
+
+    // A refusal is told in the API server's words, in one short line (kube's own text adds the
+    // whole Status in Debug form).
+    let mut refused = kube::config::Kubeconfig::read_from(ctx.cluster.kubeconfig()).expect("kubeconfig");
+    for user in &mut refused.auth_infos {
+        user.auth_info = Some(serde_json::from_value(json!({ "token": "not-a-token" })).expect("auth info"));
+    }
+    let refused_path = std::env::temp_dir().join(format!("{}-refused.kubeconfig", ctx.ns));
+    std::fs::write(
+        &refused_path,
+        serde_json::to_vec(&refused).expect("kubeconfig JSON"),
+    )
+    .expect("write");
+    let unauthorized = audit(
+        &["--kubeconfig", &refused_path.display().to_string(), "-n", &ctx.ns],
+        None,
+    );
+    let _ = std::fs::remove_file(&refused_path);
+    assert_eq!(unauthorized.code, 2, "{}", unauthorized.stderr);
+    assert!(
+        unauthorized.stderr.contains("401 Unauthorized"),
+        "{}",
+        unauthorized.stderr
+    );
+    assert!(
+        !unauthorized.stderr.contains("Status {") && unauthorized.stderr.len() < 300,
+        "{}",
+        unauthorized.stderr
+    );
 }
 
 /// `--profiles-dir`: the Localhost profiles the manifests name are read from a directory and

@@ -26,6 +26,7 @@ use crate::engine::PodView;
 use crate::scc::{self, AdmissionRequest, NamespaceAllocation, OpenShiftVersion, Scc, SccGrant};
 use crate::{
     api::{KubeletSeccompDefault, SeccompPolicy, SeccompStatus},
+    client::Brief,
     engine::{Facts, NodeFacts, SccDefaults, kubelet_minor},
     policy::{self, CompiledPolicy},
 };
@@ -775,14 +776,14 @@ async fn cluster_documents(
     let sccs = if with_sccs {
         cluster_sccs(client)
             .await
-            .map_err(|e| AuditError::Cluster(format!("listing SCCs: {e}")))?
+            .map_err(|e| AuditError::Cluster(format!("listing SCCs: {}", Brief(&e))))?
     } else {
         Vec::new()
     };
     let namespaces = Api::<Namespace>::all(client.clone())
         .list(&ListParams::default())
         .await
-        .map_err(|e| AuditError::Cluster(format!("listing namespaces: {e}")))?
+        .map_err(|e| AuditError::Cluster(format!("listing namespaces: {}", Brief(&e))))?
         .items
         .into_iter()
         .map(|n| {
@@ -891,7 +892,7 @@ async fn live(
     errors: &mut Vec<String>,
 ) -> Result<Vec<SeccompStatus>, AuditError> {
     let client = client(args).await?;
-    let cluster = |e: kube::Error| AuditError::Cluster(e.to_string());
+    let cluster = |e: kube::Error| AuditError::Cluster(Brief(&e).to_string());
     let mut params = ListParams::default();
     if let Some(selector) = &args.selector {
         params = params.labels(selector);
