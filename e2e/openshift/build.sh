@@ -23,6 +23,6 @@ packages="scc-oracle=github.com/seccomp-sentinel/seccomp-sentinel/e2e/openshift/
 for cmd in kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl; do
   packages+=" kubernetes-1.33/$cmd=k8s.io/kubernetes/cmd/$cmd"
 done
-exec bash "$here/../go-tool.sh" scc-oracle "$here/oracle" "$packages" "about 6 minutes" \
+exec bash "$here/../go-tool.sh" scc-oracle "$here/oracle" "$packages" "about 4 minutes" \
   "$here/oracle/main.go" "$here/oracle/tools.go" "$here/library-go-uid/go.mod" \
   "$here/library-go-uid/pkg/security/uid/uid.go" "$0"
