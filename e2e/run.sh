@@ -7,11 +7,12 @@
 #   shape, Pending, in seccomp-demo; running pods on the nodes in seccomp-demo-node), runs the
 #   operator, and shows `kubectl get seccompstatus -A -o wide` once every sample has a status (and
 #   every running one the agent's verdict).
-# Ctrl-C stops everything.
+# Ctrl-C stops everything. SENTINEL_KUBERNETES_BIN=$PWD/e2e/bin/kubernetes-1.33 runs it all on
+# Kubernetes 1.33, the oldest supported release (control plane, kubelets and kubectl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-kubectl=$PWD/e2e/bin/kubectl
+kubectl=${SENTINEL_KUBERNETES_BIN:-$PWD/e2e/bin}/kubectl
 operator_args=(run "$@")
 
 cargo build --locked --quiet --workspace --bin seccomp-sentinel --bin sentinel-testenv
