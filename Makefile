@@ -41,7 +41,7 @@ crds: ## Regenerate crds/ from the Rust types.
 	$(CARGO) run --locked --quiet --bin seccomp-sentinel -- crds --out-dir crds
 
 .PHONY: test
-test: testenv fmt-check clippy bundle-validate ## Format check, clippy, bundle validation, unit and integration tests on the local control plane (Kubernetes 1.36, then 1.33).
+test: testenv fmt-check clippy bundle-validate ## Format check, clippy, bundle validation, unit and integration tests on the local control plane (Kubernetes 1.37, then 1.33).
 	$(CARGO) test --locked --workspace
 	@$(MAKE) --no-print-directory test-oldest
 

@@ -517,6 +517,10 @@ impl ControlPlane {
             format!("--etcd-servers={}", self.etcd_url),
             "--bind-address=127.0.0.1".into(),
             "--advertise-address=127.0.0.1".into(),
+            // Nothing here reads the `kubernetes` Service's endpoints (pods on the test nodes reach
+            // the API server at 127.0.0.1 directly), and from 1.37 the reconciler that writes them
+            // refuses a loopback address.
+            "--endpoint-reconciler-type=none".into(),
             format!("--secure-port={port}"),
             format!("--cert-dir={}", file(&format!("apiserver-certs{suffix}"))),
             format!("--tls-cert-file={}", file("apiserver.crt")),
@@ -664,6 +668,18 @@ impl ControlPlane {
 
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// The API server's release, as its `/version` reports it (e.g. `v1.37.2`).
+    pub fn server_version(&self) -> Result<String> {
+        let body = self.kubectl(&["get", "--raw", "/version"])?;
+        serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["gitVersion"].as_str().map(str::to_string))
+            .ok_or_else(|| TestenvError::Command {
+                command: "kubectl get --raw /version".into(),
+                output: body,
+            })
     }
 
     pub fn server(&self) -> &str {

@@ -495,6 +495,7 @@ async fn main() -> anyhow::Result<()> {
     let binaries = Binaries::locate()?;
     let plane = ControlPlane::start(&binaries)?;
     testenv::install_apis(&binaries, plane.kubeconfig())?;
+    let kubernetes = plane.server_version()?;
     install(&plane, &binaries, &args)?;
     let kubeconfig = plane.kubeconfig().to_path_buf();
     let client = client(&kubeconfig).await?;
@@ -748,7 +749,7 @@ async fn main() -> anyhow::Result<()> {
     let report = json!({
         "date": date,
         "machine": { "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-                      "kubernetes": "1.36.3 (e2e/testenv)" },
+                      "kubernetes": format!("{kubernetes} (e2e/testenv)") },
         "settings": {
             "pods": n, "steadyRate": args.rate, "idleSeconds": args.idle_seconds,
             "seccompSentinel": { "maxWritesPerSecond": args.writes_per_second, "writeBurst": args.writes_per_second,

@@ -425,6 +425,7 @@ async fn main() -> anyhow::Result<()> {
     let binaries = Binaries::locate()?;
     let plane = ControlPlane::start(&binaries)?;
     testenv::install_apis(&binaries, plane.kubeconfig())?;
+    let kubernetes = plane.server_version()?;
     let kubeconfig = plane.kubeconfig().to_path_buf();
     let client = client(&kubeconfig).await?;
     let n = args.pods;
@@ -834,7 +835,7 @@ async fn main() -> anyhow::Result<()> {
     let report = json!({
         "date": date,
         "machine": { "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), "cpu": cpu,
-                      "kubernetes": "1.36.3 (e2e/testenv)" },
+                      "kubernetes": format!("{kubernetes} (e2e/testenv)") },
         "settings": { "pods": n, "rate": args.rate, "latencySeconds": args.latency_seconds, "writesPerSecond": args.writes_per_second,
                       "agentPods": args.agent_pods, "agentOnly": args.agent_only, "agentScanInterval": "30s (shipped default)" },
         "firstSyncWrites": first_sync_writes,
