@@ -405,7 +405,8 @@ async fn live_mode_audits_the_cluster() {
     for user in &mut refused.auth_infos {
         user.auth_info = Some(serde_json::from_value(json!({ "token": "not-a-token" })).expect("auth info"));
     }
-    let refused_path = std::env::temp_dir().join(format!("{}-refused.kubeconfig", ctx.ns));
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let refused_path = scratch.path().join("refused.kubeconfig");
     std::fs::write(
         &refused_path,
         serde_json::to_vec(&refused).expect("kubeconfig JSON"),
@@ -415,7 +416,6 @@ async fn live_mode_audits_the_cluster() {
         &["--kubeconfig", &refused_path.display().to_string(), "-n", &ctx.ns],
         None,
     );
-    let _ = std::fs::remove_file(&refused_path);
     assert_eq!(unauthorized.code, 2, "{}", unauthorized.stderr);
     assert!(
         unauthorized.stderr.contains("401 Unauthorized"),

@@ -339,14 +339,14 @@ where
         }
         let answer = self.inner.call(request);
         let as_server_error = self.as_server_error;
-        let lists_ended = down.then(|| self.watches_cut.clone());
+        let cut = down.then(|| self.watches_cut.clone());
         Box::pin(async move {
             // A streamed initial list is let through up to its end, then closed: the watch that
             // would follow it on the same connection is down too.
             let mut answer = answer
                 .await
                 .map_err(Into::into)?
-                .map(|body| EndAfterInitialEvents::new(body, lists_ended));
+                .map(|body| EndAfterInitialEvents::new(body, cut));
             if lose && as_server_error {
                 *answer.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
                 return Ok(answer);

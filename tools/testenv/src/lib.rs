@@ -151,7 +151,7 @@ impl Binaries {
     }
 
     /// The binaries of `dir`, those of a Kubernetes release from `kubernetes` where given.
-    pub fn with_kubernetes(dir: PathBuf, kubernetes: Option<PathBuf>) -> Result<Self> {
+    fn with_kubernetes(dir: PathBuf, kubernetes: Option<PathBuf>) -> Result<Self> {
         let binaries = Binaries { dir, kubernetes };
         for name in ["etcd", "kube-apiserver", "kube-controller-manager", "kubectl"] {
             let path = binaries.path(name);
