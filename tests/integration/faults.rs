@@ -1,7 +1,8 @@
 //! Faults, injected with real processes: objects the client cannot decode, an API server that
 //! goes away while the watch misses changes (and etcd compacted meanwhile, so the watch must list
 //! again), an operator killed mid first sync, a leader killed right after evicting, shutdown
-//! while the first list hangs, a write whose answer is lost, secrets that must never reach the logs, and the trust boundaries
+//! while the first list hangs, a write whose answer is lost, a write made while the status watch
+//! lists again, secrets that must never reach the logs, and the trust boundaries
 //! (someone else's fields in a status, an `openshift.io/scc` set by a pod's creator).
 use std::{
     collections::BTreeMap,
@@ -566,6 +567,206 @@ async fn lost_answer(as_server_error: bool) {
         1,
         "the first write's answer was lost, and no second write was made"
     );
+    assert_written_once(&ctx).await;
+    operator.stop().await;
+}
+
+/// Where [`HoldRelist`] is in its one relist of SeccompStatuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RelistPhase {
+    /// Requests pass (status watches end after a second, so a new one comes often).
+    Passing,
+    /// The next resumed status watch asks for a resourceVersion long compacted: the API server
+    /// answers 410 Gone, so the operator lists again.
+    Expire,
+    /// The 410 went out; the relist is awaited.
+    Expired,
+    /// The API server answered the relist; the answer is held until `release`.
+    Held,
+    /// The answer went on; the answer to the watch that follows it is held for
+    /// [`RELIST_WATCH_DELAY`].
+    Released,
+    /// That watch's answer went on too.
+    Done,
+}
+
+const RELIST_WATCH_DELAY: Duration = Duration::from_secs(5);
+
+/// Makes the operator list its SeccompStatuses again, and holds that list's answer after the API
+/// server gave it (so the list predates the writes made meanwhile) until `release`; then holds
+/// the answer of the watch that follows it, so the controller cannot learn of those writes from
+/// its watch first. From the release on, counts the writes (PATCH) and reads (GET) of statuses
+/// whose name starts with `counted`.
+#[derive(Clone)]
+struct HoldRelist<S> {
+    inner: S,
+    phase: std::sync::Arc<std::sync::Mutex<RelistPhase>>,
+    release: std::sync::Arc<tokio::sync::Notify>,
+    counted: &'static str,
+    writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    reads: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn relist_phase(phase: &std::sync::Mutex<RelistPhase>) -> RelistPhase {
+    *phase.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn set_relist_phase(phase: &std::sync::Mutex<RelistPhase>, to: RelistPhase) {
+    *phase.lock().unwrap_or_else(|e| e.into_inner()) = to;
+}
+
+/// `uri` with its query parameter `name` set to `value`.
+fn with_query_parameter(uri: &http::Uri, name: &str, value: &str) -> http::Uri {
+    let mut pairs: Vec<String> = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty() && p.split('=').next() != Some(name))
+        .map(str::to_string)
+        .collect();
+    pairs.push(format!("{name}={value}"));
+    format!("{}?{}", uri.path(), pairs.join("&"))
+        .parse()
+        .expect("a URI")
+}
+
+impl<S, B, RB> tower::Service<http::Request<B>> for HoldRelist<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>> + Send,
+    S::Future: Send + 'static,
+    S::Error: Into<tower::BoxError>,
+    RB: Send + 'static,
+{
+    type Response = http::Response<EndAfterInitialEvents<RB>>;
+    type Error = tower::BoxError;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, tower::BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        use std::sync::atomic::Ordering::SeqCst;
+        let path = request.uri().path().to_string();
+        let phase = relist_phase(&self.phase);
+        if matches!(phase, RelistPhase::Released | RelistPhase::Done)
+            && path.contains(&format!("/seccompstatuses/{}", self.counted))
+        {
+            match *request.method() {
+                http::Method::PATCH => self.writes.fetch_add(1, SeqCst),
+                http::Method::GET => self.reads.fetch_add(1, SeqCst),
+                _ => 0,
+            };
+        }
+        let query = request.uri().query().unwrap_or_default().to_string();
+        let streamed = query.contains("sendInitialEvents=true");
+        let relist = path.ends_with("/seccompstatuses") && (!query.contains("watch=true") || streamed);
+        let resumed_watch = path.ends_with("/seccompstatuses") && query.contains("watch=true") && !streamed;
+        enum Hold {
+            None,
+            UntilReleased(std::sync::Arc<tokio::sync::Notify>),
+            For(Duration),
+        }
+        let mut hold = Hold::None;
+        match phase {
+            RelistPhase::Expire if resumed_watch => {
+                *request.uri_mut() = with_query_parameter(request.uri(), "resourceVersion", "1");
+                set_relist_phase(&self.phase, RelistPhase::Expired);
+            }
+            RelistPhase::Expired if relist => hold = Hold::UntilReleased(self.release.clone()),
+            RelistPhase::Released if resumed_watch => hold = Hold::For(RELIST_WATCH_DELAY),
+            RelistPhase::Passing if path.ends_with("/seccompstatuses") && query.contains("watch=true") => {
+                *request.uri_mut() = with_query_parameter(request.uri(), "timeoutSeconds", "1");
+            }
+            _ => {}
+        }
+        // A streamed relist ends at its end: the events after it come on the watch that follows.
+        let cut = (matches!(hold, Hold::UntilReleased(_)) && streamed)
+            .then(|| std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)));
+        let phase = self.phase.clone();
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let answer = answer
+                .await
+                .map_err(Into::into)?
+                .map(|body| EndAfterInitialEvents::new(body, cut));
+            match hold {
+                Hold::None => {}
+                Hold::UntilReleased(release) => {
+                    set_relist_phase(&phase, RelistPhase::Held);
+                    release.notified().await;
+                    set_relist_phase(&phase, RelistPhase::Released);
+                }
+                Hold::For(delay) => {
+                    tokio::time::sleep(delay).await;
+                    set_relist_phase(&phase, RelistPhase::Done);
+                }
+            }
+            Ok(answer)
+        })
+    }
+}
+
+/// A status the controller writes while its watch lists the statuses again is not written a
+/// second time when the list, taken before the write, comes without it: the controller reads it
+/// back instead (a second write would carry new transition times).
+#[tokio::test]
+async fn a_status_written_while_its_watch_relists_is_not_written_again() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let ctx = support::context("fault-relist-race").await;
+    let kubeconfig = Kubeconfig::read_from(ctx.cluster.kubeconfig()).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("config");
+    let phase = std::sync::Arc::new(std::sync::Mutex::new(RelistPhase::Passing));
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let writes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let reads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let layer = tower::layer::layer_fn(|inner| HoldRelist {
+        inner,
+        phase: phase.clone(),
+        release: release.clone(),
+        counted: "during-",
+        writes: writes.clone(),
+        reads: reads.clone(),
+    });
+    let client = kube::client::ClientBuilder::try_from(config)
+        .expect("client builder")
+        .with_layer(&layer)
+        .build();
+    create_pods(&ctx, (0..3).map(|i| format!("before-{i}")), None).await;
+    let operator = Operator::start(client, support::namespace_config(&ctx)).await;
+    wait_for("the first statuses", TIMEOUT, || all_correct(&ctx)).await;
+
+    set_relist_phase(&phase, RelistPhase::Expire);
+    wait_for("the relist's answer held", TIMEOUT, || async {
+        (relist_phase(&phase) == RelistPhase::Held).then_some(())
+    })
+    .await;
+    create_pods(
+        &ctx,
+        (0..3).map(|i| format!("during-{i}")),
+        Some("RuntimeDefault"),
+    )
+    .await;
+    wait_for("the statuses written during the relist", TIMEOUT, || {
+        all_correct(&ctx)
+    })
+    .await;
+    let before_release = operator.ctx.stats.status_writes.load(SeqCst);
+    release.notify_one();
+    wait_for("the watch after the relist", TIMEOUT, || async {
+        (relist_phase(&phase) == RelistPhase::Done).then_some(())
+    })
+    .await;
+    wait_for("every status after the relist", TIMEOUT, || all_correct(&ctx)).await;
+    assert_eq!(writes.load(SeqCst), 0, "written once, not again after the relist");
+    assert_eq!(
+        reads.load(SeqCst),
+        3,
+        "each status the list did not hold was read back"
+    );
+    assert_eq!(operator.ctx.stats.status_writes.load(SeqCst), before_release);
     assert_written_once(&ctx).await;
     operator.stop().await;
 }

@@ -279,7 +279,10 @@ async fn start(ctx: Arc<Context>, workers: &mut Vec<tokio::task::JoinHandle<()>>
                 &ctx,
                 ctx.all_or_namespace::<Decoded<StatusWire>>(),
                 page.clone(),
-                watches::Statuses { ctx: ctx.clone() },
+                watches::Statuses {
+                    ctx: ctx.clone(),
+                    newest_listed: None,
+                },
                 Some(pause_status_watch),
             ),
         ),

@@ -457,14 +457,20 @@ impl State {
     }
 
     /// After a relist of SeccompStatuses: the records not listed are gone. Returns the pods whose
-    /// record went.
-    pub fn statuses_relisted(&mut self, listed: &HashSet<PodKey>) -> Vec<PodKey> {
-        let gone: Vec<PodKey> = self
-            .pods
-            .iter()
-            .filter(|(k, e)| e.has_stored() && !listed.contains(*k))
-            .map(|(k, _)| k.clone())
-            .collect();
+    /// record went. `newest_listed` is the highest resourceVersion the list held: a record at or
+    /// below it was deleted before the list was taken, but one above it (the controller's own
+    /// write, answered while the list was on its way) may be newer than the list rather than
+    /// deleted, so its pod reads it back before it writes (`write_unconfirmed`): a second write
+    /// would carry new transition times.
+    pub fn statuses_relisted(&mut self, listed: &HashSet<PodKey>, newest_listed: u64) -> Vec<PodKey> {
+        let mut gone = Vec::new();
+        for (key, entry) in &mut self.pods {
+            if entry.has_stored() && !listed.contains(key) {
+                let version = entry.stored().and_then(|s| s.resource_version);
+                entry.write_unconfirmed |= version.is_none_or(|v| v > newest_listed);
+                gone.push(key.clone());
+            }
+        }
         gone.into_iter().filter(|k| self.delete_status(k)).collect()
     }
 
@@ -816,6 +822,34 @@ mod tests {
             state.pods[&a].failures, 0,
             "backoff reset when the watch recovers"
         );
+    }
+
+    #[test]
+    fn a_status_newer_than_a_relist_is_read_back_not_written_again() {
+        let mut state = State::default();
+        let (old, new, gone) = (
+            state.key("n", "old"),
+            state.key("n", "new"),
+            state.key("n", "gone"),
+        );
+        for key in [&old, &new, &gone] {
+            state.apply_pod(key, pod("u", "x"));
+        }
+        state.apply_status(&old, stored(5));
+        state.apply_status(&gone, stored(4));
+        // Written while the list (of `old` at 5) was on its way: the list was taken before it.
+        state.apply_status(&new, stored(7));
+        let listed: HashSet<PodKey> = [old.clone()].into();
+        let mut replanned = state.statuses_relisted(&listed, 5);
+        replanned.sort();
+        assert_eq!(replanned, vec![gone.clone(), new.clone()]);
+        assert!(state.pods[&new].write_unconfirmed, "read back before any write");
+        assert!(
+            !state.pods[&gone].write_unconfirmed,
+            "deleted before the list: written again"
+        );
+        assert!(state.pods[&old].has_stored());
+        assert!(!state.pods[&new].has_stored() && !state.pods[&gone].has_stored());
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub(super) trait Handler<W>: Send + 'static {
     }
     fn apply(&mut self, state: &mut State, key: &Self::Key, object: W) -> Vec<PodKey>;
     fn delete(&mut self, state: &mut State, key: &Self::Key) -> Vec<PodKey>;
+    /// A (re)list begins.
+    fn relist_began(&mut self, _state: &mut State) {}
     fn relisted(&mut self, state: &mut State, listed: &HashSet<Self::Key>) -> Vec<PodKey>;
 }
 
@@ -178,6 +180,7 @@ where
                     match event {
                         watcher::Event::Init => {
                             listed = Some(HashSet::new());
+                            handler.relist_began(&mut state);
                             Vec::new()
                         }
                         watcher::Event::InitApply(decoded) => {
@@ -323,6 +326,8 @@ impl Handler<PodWire> for Pods {
 /// SeccompStatuses, into the table (what is stored).
 pub(super) struct Statuses {
     pub ctx: Arc<Context>,
+    /// During a (re)list: the highest resourceVersion it brought so far.
+    pub newest_listed: Option<u64>,
 }
 
 impl Handler<StatusWire> for Statuses {
@@ -334,7 +339,11 @@ impl Handler<StatusWire> for Statuses {
         self.ctx.config.watches(namespace)
     }
     fn apply(&mut self, state: &mut State, key: &PodKey, status: StatusWire) -> Vec<PodKey> {
-        let mut dirty = if state.apply_status(key, StoredStatus::from_wire(&status)) {
+        let status = StoredStatus::from_wire(&status);
+        if let (Some(newest), Some(version)) = (&mut self.newest_listed, status.resource_version) {
+            *newest = (*newest).max(version);
+        }
+        let mut dirty = if state.apply_status(key, status) {
             vec![key.clone()]
         } else {
             Vec::new()
@@ -353,8 +362,12 @@ impl Handler<StatusWire> for Statuses {
         dirty.extend(state.take_profile_changes());
         dirty
     }
+    fn relist_began(&mut self, _: &mut State) {
+        self.newest_listed = Some(0);
+    }
     fn relisted(&mut self, state: &mut State, listed: &HashSet<PodKey>) -> Vec<PodKey> {
-        let mut dirty = state.statuses_relisted(listed);
+        let newest_listed = self.newest_listed.take().unwrap_or_default();
+        let mut dirty = state.statuses_relisted(listed, newest_listed);
         dirty.extend(state.take_profile_changes());
         dirty
     }
