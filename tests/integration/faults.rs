@@ -297,8 +297,7 @@ async fn an_api_server_restart_mid_sync_converges() {
 /// `watches_down`, refuses every watch of SeccompStatuses (so the operator cannot learn of the
 /// write from its watch either, as when the API server itself went away).
 #[derive(Clone)]
-struct LoseAnswers<S> {
-    inner: S,
+struct LoseAnswers {
     path: String,
     remaining: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     watches_down: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -307,22 +306,57 @@ struct LoseAnswers<S> {
     as_server_error: bool,
 }
 
-impl<S, B, RB> tower::Service<http::Request<B>> for LoseAnswers<S>
+/// The API server's answer to a request, as a [`Fault`] gets it.
+type Answer<RB> = futures::future::BoxFuture<'static, Result<http::Response<RB>, tower::BoxError>>;
+
+/// A fault injected between the operator's client and the API server: it sees every request and
+/// may change it, refuse it, or pass it on (`forward`) and then delay, change or drop the answer.
+trait Fault: Clone + Send + 'static {
+    fn call<B, RB: Send + 'static>(
+        &self,
+        request: http::Request<B>,
+        forward: impl FnOnce(http::Request<B>) -> Answer<RB>,
+    ) -> Answer<EndAfterInitialEvents<RB>>;
+}
+
+/// The client's service with a [`Fault`] in front.
+#[derive(Clone)]
+struct Injected<S, F> {
+    inner: S,
+    fault: F,
+}
+
+impl<S, F, B, RB> tower::Service<http::Request<B>> for Injected<S, F>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<RB>> + Send,
     S::Future: Send + 'static,
     S::Error: Into<tower::BoxError>,
+    F: Fault,
     RB: Send + 'static,
 {
     type Response = http::Response<EndAfterInitialEvents<RB>>;
     type Error = tower::BoxError;
-    type Future = futures::future::BoxFuture<'static, Result<Self::Response, tower::BoxError>>;
+    type Future = Answer<EndAfterInitialEvents<RB>>;
 
     fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let inner = &mut self.inner;
+        self.fault.call(request, |request| {
+            let answer = inner.call(request);
+            Box::pin(async move { answer.await.map_err(Into::into) })
+        })
+    }
+}
+
+impl Fault for LoseAnswers {
+    fn call<B, RB: Send + 'static>(
+        &self,
+        request: http::Request<B>,
+        forward: impl FnOnce(http::Request<B>) -> Answer<RB>,
+    ) -> Answer<EndAfterInitialEvents<RB>> {
         use std::sync::atomic::Ordering::SeqCst;
         let lose = request.method() == http::Method::PATCH
             && request.uri().path().ends_with(&self.path)
@@ -338,16 +372,13 @@ where
             self.watches_cut.fetch_add(1, SeqCst);
             return Box::pin(async { Err("connection refused (status watches are down on purpose)".into()) });
         }
-        let answer = self.inner.call(request);
+        let answer = forward(request);
         let as_server_error = self.as_server_error;
         let cut = down.then(|| self.watches_cut.clone());
         Box::pin(async move {
             // A streamed initial list is let through up to its end, then closed: the watch that
             // would follow it on the same connection is down too.
-            let mut answer = answer
-                .await
-                .map_err(Into::into)?
-                .map(|body| EndAfterInitialEvents::new(body, cut));
+            let mut answer = answer.await?.map(|body| EndAfterInitialEvents::new(body, cut));
             if lose && as_server_error {
                 *answer.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
                 return Ok(answer);
@@ -529,13 +560,15 @@ async fn lost_answer(as_server_error: bool) {
     let remaining = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(2));
     let watches_down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let watches_cut = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let layer = tower::layer::layer_fn(|inner| LoseAnswers {
+    let layer = tower::layer::layer_fn(|inner| Injected {
         inner,
-        path: "/seccompstatuses/lost-answer".into(),
-        remaining: remaining.clone(),
-        watches_down: watches_down.clone(),
-        watches_cut: watches_cut.clone(),
-        as_server_error,
+        fault: LoseAnswers {
+            path: "/seccompstatuses/lost-answer".into(),
+            remaining: remaining.clone(),
+            watches_down: watches_down.clone(),
+            watches_cut: watches_cut.clone(),
+            as_server_error,
+        },
     });
     let client = kube::client::ClientBuilder::try_from(config)
         .expect("client builder")
@@ -598,8 +631,7 @@ const RELIST_WATCH_DELAY: Duration = Duration::from_secs(5);
 /// its watch first. From the release on, counts the writes (PATCH) and reads (GET) of statuses
 /// whose name starts with `counted`.
 #[derive(Clone)]
-struct HoldRelist<S> {
-    inner: S,
+struct HoldRelist {
     phase: std::sync::Arc<std::sync::Mutex<RelistPhase>>,
     release: std::sync::Arc<tokio::sync::Notify>,
     counted: &'static str,
@@ -630,22 +662,12 @@ fn with_query_parameter(uri: &http::Uri, name: &str, value: &str) -> http::Uri {
         .expect("a URI")
 }
 
-impl<S, B, RB> tower::Service<http::Request<B>> for HoldRelist<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<RB>> + Send,
-    S::Future: Send + 'static,
-    S::Error: Into<tower::BoxError>,
-    RB: Send + 'static,
-{
-    type Response = http::Response<EndAfterInitialEvents<RB>>;
-    type Error = tower::BoxError;
-    type Future = futures::future::BoxFuture<'static, Result<Self::Response, tower::BoxError>>;
-
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+impl Fault for HoldRelist {
+    fn call<B, RB: Send + 'static>(
+        &self,
+        mut request: http::Request<B>,
+        forward: impl FnOnce(http::Request<B>) -> Answer<RB>,
+    ) -> Answer<EndAfterInitialEvents<RB>> {
         use std::sync::atomic::Ordering::SeqCst;
         let path = request.uri().path().to_string();
         let phase = relist_phase(&self.phase);
@@ -684,12 +706,9 @@ where
         let cut = (matches!(hold, Hold::UntilReleased(_)) && streamed)
             .then(|| std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)));
         let phase = self.phase.clone();
-        let answer = self.inner.call(request);
+        let answer = forward(request);
         Box::pin(async move {
-            let answer = answer
-                .await
-                .map_err(Into::into)?
-                .map(|body| EndAfterInitialEvents::new(body, cut));
+            let answer = answer.await?.map(|body| EndAfterInitialEvents::new(body, cut));
             match hold {
                 Hold::None => {}
                 Hold::UntilReleased(release) => {
@@ -722,13 +741,15 @@ async fn a_status_written_while_its_watch_relists_is_not_written_again() {
     let release = std::sync::Arc::new(tokio::sync::Notify::new());
     let writes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let reads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let layer = tower::layer::layer_fn(|inner| HoldRelist {
+    let layer = tower::layer::layer_fn(|inner| Injected {
         inner,
-        phase: phase.clone(),
-        release: release.clone(),
-        counted: "during-",
-        writes: writes.clone(),
-        reads: reads.clone(),
+        fault: HoldRelist {
+            phase: phase.clone(),
+            release: release.clone(),
+            counted: "during-",
+            writes: writes.clone(),
+            reads: reads.clone(),
+        },
     });
     let client = kube::client::ClientBuilder::try_from(config)
         .expect("client builder")
