@@ -279,10 +279,7 @@ async fn start(ctx: Arc<Context>, workers: &mut Vec<tokio::task::JoinHandle<()>>
                 &ctx,
                 ctx.all_or_namespace::<Decoded<StatusWire>>(),
                 page.clone(),
-                watches::Statuses {
-                    ctx: ctx.clone(),
-                    newest_listed: None,
-                },
+                watches::Statuses::new(ctx.clone()),
                 Some(pause_status_watch),
             ),
         ),

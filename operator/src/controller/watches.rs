@@ -48,7 +48,7 @@ pub(super) trait Handler<W>: Send + 'static {
     fn apply(&mut self, state: &mut State, key: &Self::Key, object: W) -> Vec<PodKey>;
     fn delete(&mut self, state: &mut State, key: &Self::Key) -> Vec<PodKey>;
     /// A (re)list begins.
-    fn relist_began(&mut self, _state: &mut State) {}
+    fn relist_began(&mut self) {}
     fn relisted(&mut self, state: &mut State, listed: &HashSet<Self::Key>) -> Vec<PodKey>;
 }
 
@@ -180,7 +180,7 @@ where
                     match event {
                         watcher::Event::Init => {
                             listed = Some(HashSet::new());
-                            handler.relist_began(&mut state);
+                            handler.relist_began();
                             Vec::new()
                         }
                         watcher::Event::InitApply(decoded) => {
@@ -325,9 +325,18 @@ impl Handler<PodWire> for Pods {
 
 /// SeccompStatuses, into the table (what is stored).
 pub(super) struct Statuses {
-    pub ctx: Arc<Context>,
+    ctx: Arc<Context>,
     /// During a (re)list: the highest resourceVersion it brought so far.
-    pub newest_listed: Option<u64>,
+    newest_listed: Option<u64>,
+}
+
+impl Statuses {
+    pub fn new(ctx: Arc<Context>) -> Self {
+        Statuses {
+            ctx,
+            newest_listed: None,
+        }
+    }
 }
 
 impl Handler<StatusWire> for Statuses {
@@ -362,7 +371,7 @@ impl Handler<StatusWire> for Statuses {
         dirty.extend(state.take_profile_changes());
         dirty
     }
-    fn relist_began(&mut self, _: &mut State) {
+    fn relist_began(&mut self) {
         self.newest_listed = Some(0);
     }
     fn relisted(&mut self, state: &mut State, listed: &HashSet<PodKey>) -> Vec<PodKey> {
