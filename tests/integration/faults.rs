@@ -27,12 +27,17 @@ use crate::{
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
-async fn client_for(kubeconfig: &Path) -> Client {
+/// The connection settings of `kubeconfig` (another API server's; the test cluster's own are
+/// `TestCluster::config`).
+async fn config_for(kubeconfig: &Path) -> kube::Config {
     let kubeconfig = Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
-        .expect("config");
-    Client::try_from(config).expect("client")
+        .expect("config")
+}
+
+async fn client_for(kubeconfig: &Path) -> Client {
+    Client::try_from(config_for(kubeconfig).await).expect("client")
 }
 
 fn pod(name: &str, profile: Option<&str>) -> Pod {
@@ -483,12 +488,7 @@ async fn initial_lists_come_streamed_or_in_pages() {
         (&paged_ctx, without_watch_list.kubeconfig(), false),
     ] {
         create_pods(ctx, (0..25).map(|i| format!("p{i:02}")), None).await;
-        let config = kube::Config::from_custom_kubeconfig(
-            Kubeconfig::read_from(kubeconfig).expect("kubeconfig"),
-            &KubeConfigOptions::default(),
-        )
-        .await
-        .expect("config");
+        let config = config_for(kubeconfig).await;
         // Every request passes on; the query of each one for pods is recorded.
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
         let record = seen.clone();
@@ -553,10 +553,7 @@ async fn a_stored_write_answered_with_a_server_error_is_not_made_again() {
 
 async fn lost_answer(as_server_error: bool) {
     let ctx = support::context("fault-lost-answer").await;
-    let kubeconfig = Kubeconfig::read_from(ctx.cluster.kubeconfig()).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("config");
+    let config = ctx.cluster.config().await;
     let remaining = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(2));
     let watches_down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let watches_cut = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -681,9 +678,10 @@ impl Fault for HoldRelist {
             };
         }
         let query = request.uri().query().unwrap_or_default().to_string();
+        let status_watch = path.ends_with("/seccompstatuses") && query.contains("watch=true");
         let streamed = query.contains("sendInitialEvents=true");
-        let relist = path.ends_with("/seccompstatuses") && (!query.contains("watch=true") || streamed);
-        let resumed_watch = path.ends_with("/seccompstatuses") && query.contains("watch=true") && !streamed;
+        let relist = path.ends_with("/seccompstatuses") && (!status_watch || streamed);
+        let resumed_watch = status_watch && !streamed;
         enum Hold {
             None,
             UntilReleased(std::sync::Arc<tokio::sync::Notify>),
@@ -697,7 +695,7 @@ impl Fault for HoldRelist {
             }
             RelistPhase::Expired if relist => hold = Hold::UntilReleased(self.release.clone()),
             RelistPhase::Released if resumed_watch => hold = Hold::For(RELIST_WATCH_DELAY),
-            RelistPhase::Passing if path.ends_with("/seccompstatuses") && query.contains("watch=true") => {
+            RelistPhase::Passing if status_watch => {
                 *request.uri_mut() = with_query_parameter(request.uri(), "timeoutSeconds", "1");
             }
             _ => {}
@@ -733,10 +731,7 @@ impl Fault for HoldRelist {
 async fn a_status_written_while_its_watch_relists_is_not_written_again() {
     use std::sync::atomic::Ordering::SeqCst;
     let ctx = support::context("fault-relist-race").await;
-    let kubeconfig = Kubeconfig::read_from(ctx.cluster.kubeconfig()).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("config");
+    let config = ctx.cluster.config().await;
     let phase = std::sync::Arc::new(std::sync::Mutex::new(RelistPhase::Passing));
     let release = std::sync::Arc::new(tokio::sync::Notify::new());
     let writes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
