@@ -306,6 +306,41 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+/// The value of one series in Prometheus text, named with its labels as exposed (sorted).
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// What kube-apiserver's Go runtime and watch cache say of themselves at one moment.
+#[derive(Clone, Copy, Debug)]
+pub struct ApiserverRuntime {
+    /// CPU its garbage collector has used since the start (Go's own estimate).
+    pub gc_cpu_seconds: f64,
+    /// Heap found live by the last garbage collection.
+    pub live_heap_bytes: f64,
+    /// Events of SeccompStatuses its watch cache can keep: the capacity doubles, up to 102,400,
+    /// whenever the cache is full and its oldest event is under 75 s old.
+    pub status_watch_cache_capacity: f64,
+}
+
+pub fn apiserver_runtime(plane: &ControlPlane) -> anyhow::Result<ApiserverRuntime> {
+    let metrics = plane.kubectl(&["get", "--raw", "/metrics"])?;
+    let value = |series: &str| {
+        metric_value(&metrics, series).with_context(|| format!("no {series} in kube-apiserver's metrics"))
+    };
+    Ok(ApiserverRuntime {
+        gc_cpu_seconds: value("go_cpu_classes_gc_total_cpu_seconds_total")?,
+        live_heap_bytes: value("go_gc_heap_live_bytes")?,
+        // Absent until the first status is written.
+        status_watch_cache_capacity: metric_value(
+            &metrics,
+            "watch_cache_capacity{group=\"seccomp.sentinel.dev\",resource=\"seccompstatuses\"}",
+        )
+        .unwrap_or(0.0),
+    })
+}
+
 /// Requests with one of `verbs` on `resource` (all subresources) the API server has counted.
 pub fn apiserver_requests(plane: &ControlPlane, resource: &str, verbs: &[&str]) -> anyhow::Result<u64> {
     let metrics = plane.kubectl(&["get", "--raw", "/metrics"])?;
@@ -362,4 +397,31 @@ pub fn describe_requests(
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metric_value;
+
+    #[test]
+    fn a_series_is_found_by_its_whole_name_and_labels() {
+        let text = "\
+# HELP go_gc_heap_live_bytes Heap memory occupied by live objects.
+# TYPE go_gc_heap_live_bytes gauge
+go_gc_heap_live_bytes 3.85875968e+08
+go_gc_heap_live_bytes_extra 1
+watch_cache_capacity{group=\"\",resource=\"pods\"} 1600
+watch_cache_capacity{group=\"seccomp.sentinel.dev\",resource=\"seccompstatuses\"} 25600
+";
+        assert_eq!(metric_value(text, "go_gc_heap_live_bytes"), Some(385_875_968.0));
+        assert_eq!(
+            metric_value(
+                text,
+                "watch_cache_capacity{group=\"seccomp.sentinel.dev\",resource=\"seccompstatuses\"}"
+            ),
+            Some(25_600.0)
+        );
+        assert_eq!(metric_value(text, "go_gc_heap_live"), None);
+        assert_eq!(metric_value(text, "etcd_mvcc_db_total_size_in_bytes"), None);
+    }
 }

@@ -391,13 +391,29 @@ impl Drop for SecondApiServer {
 
 /// A POST to etcd's JSON gateway on loopback; returns the response body.
 fn etcd_post(port: u16, path: &str, body: &str) -> Result<String> {
+    etcd_request(
+        port,
+        path,
+        &format!(
+            "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+fn etcd_get(port: u16, path: &str) -> Result<String> {
+    etcd_request(
+        port,
+        path,
+        &format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"),
+    )
+}
+
+fn etcd_request(port: u16, path: &str, request: &str) -> Result<String> {
     let mut stream =
         TcpStream::connect((Ipv4Addr::LOCALHOST, port)).map_err(io_context("connecting to etcd"))?;
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let request = format!(
-        "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
+    // A defragmentation rewrites the whole file.
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
     stream
         .write_all(request.as_bytes())
         .map_err(io_context("writing to etcd"))?;
@@ -567,15 +583,18 @@ impl ControlPlane {
         Ok(second)
     }
 
-    /// Compacts etcd's history up to its current revision: a watch that resumes from before it
-    /// gets 410 Gone and must list again.
-    pub fn compact_etcd(&self) -> Result<i64> {
-        let port: u16 = self
-            .etcd_url
+    fn etcd_port(&self) -> Result<u16> {
+        self.etcd_url
             .rsplit(':')
             .next()
             .and_then(|p| p.parse().ok())
-            .ok_or_else(|| TestenvError::Unsupported("no etcd URL".into()))?;
+            .ok_or_else(|| TestenvError::Unsupported("no etcd URL".into()))
+    }
+
+    /// Compacts etcd's history up to its current revision: a watch that resumes from before it
+    /// gets 410 Gone and must list again.
+    pub fn compact_etcd(&self) -> Result<i64> {
+        let port = self.etcd_port()?;
         // etcd's JSON gateway: the current revision, then a compaction to it.
         let range = etcd_post(port, "/v3/kv/range", r#"{"key":"AA==","limit":1}"#)?;
         let revision = range
@@ -593,6 +612,16 @@ impl ControlPlane {
             &format!(r#"{{"revision":"{revision}","physical":true}}"#),
         )?;
         Ok(revision)
+    }
+
+    /// Rewrites etcd's database file without the pages that compactions freed.
+    pub fn defragment_etcd(&self) -> Result<()> {
+        etcd_post(self.etcd_port()?, "/v3/maintenance/defragment", "{}").map(|_| ())
+    }
+
+    /// etcd's own metrics (Prometheus text format).
+    pub fn etcd_metrics(&self) -> Result<String> {
+        etcd_get(self.etcd_port()?, "/metrics")
     }
 
     fn spawn(

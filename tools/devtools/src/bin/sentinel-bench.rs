@@ -25,9 +25,10 @@ use seccomp_sentinel::{
     engine::{self, Facts, NodeFacts, PodView, SccDefaults},
 };
 use sentinel_devtools::bench::{
-    Measurement, OperatorProcess, POD_SHAPES, apiserver_request_counts, apiserver_requests, at_least,
-    at_most, client, cpu_seconds, create_namespace, create_pods, create_pods_at_rate, describe_requests,
-    information, percentile, pod, print, proc_status_bytes, status_json_api,
+    ApiserverRuntime, Measurement, OperatorProcess, POD_SHAPES, apiserver_request_counts, apiserver_requests,
+    apiserver_runtime, at_least, at_most, client, cpu_seconds, create_namespace, create_pods,
+    create_pods_at_rate, describe_requests, information, metric_value, percentile, pod, print,
+    proc_status_bytes, status_json_api,
 };
 use sentinel_testenv::{self as testenv, Binaries, ControlPlane};
 use serde_json::{Value, json};
@@ -62,6 +63,14 @@ struct Args {
     /// writes no results file.
     #[arg(long)]
     p1_only: bool,
+    /// Only the unthrottled floor, this many times in a row (statuses deleted between), with
+    /// etcd's database and the API server's memory beside each: to study how the floor drifts.
+    /// Prints, writes no results file.
+    #[arg(long, default_value = "0")]
+    drift_probe: usize,
+    /// With --drift-probe: compact and defragment etcd before each floor.
+    #[arg(long)]
+    drift_probe_maintenance: bool,
 }
 
 /// Watches for every pod of `ns` to have a SeccompStatus named `<prefix><pod>` that describes it
@@ -317,6 +326,57 @@ async fn floor(
     observed.await?
 }
 
+/// `--drift-probe`: the unthrottled floor again and again on the same pods, each after the
+/// statuses of the one before are deleted and the control plane is quiet, with what etcd and the
+/// API server hold before each.
+async fn drift_probe(
+    args: &Args,
+    plane: &ControlPlane,
+    client: &Client,
+    n: usize,
+    settle_limit: Duration,
+    samples: &[(String, Value)],
+) -> anyhow::Result<()> {
+    let etcd_metric = |text: &str, series: &str| metric_value(text, series).unwrap_or(f64::NAN);
+    let mib = |bytes: f64| bytes / 1_048_576.0;
+    for round in 0..args.drift_probe {
+        if round > 0 {
+            delete_statuses(client, "bench-floor").await?;
+        }
+        if args.drift_probe_maintenance {
+            let revision = plane.compact_etcd()?;
+            plane.defragment_etcd()?;
+            eprintln!("bench: etcd compacted to revision {revision} and defragmented");
+        }
+        settle(plane, settle_limit).await;
+        let etcd = plane.etcd_metrics()?;
+        let apiserver_rss = plane_pids(plane)
+            .into_iter()
+            .find(|(name, _)| name == "kube-apiserver")
+            .and_then(|(_, pid)| proc_status_bytes(pid, "VmRSS").ok())
+            .map_or(f64::NAN, |b| b as f64);
+        let runtime_before = apiserver_runtime(plane)?;
+        let cpu_before = cpu_snapshot(plane);
+        let took = floor(client, "bench-floor", n, None, &format!("d{round}"), samples).await?;
+        let cpu = cpu_used(&cpu_before, &cpu_snapshot(plane));
+        let runtime_after = apiserver_runtime(plane)?;
+        eprintln!(
+            "bench: drift probe, floor {round}: {:.2}s; CPU {}, of which kube-apiserver's garbage collection {:.1}s; before it: kube-apiserver live heap {:.0} MiB, RSS {:.0} MiB, watch cache capacity for statuses {:.0}; etcd database {:.0} MiB ({:.0} MiB in use), {} keys, revision {}",
+            took.as_secs_f64(),
+            describe_cpu(&cpu),
+            runtime_after.gc_cpu_seconds - runtime_before.gc_cpu_seconds,
+            mib(runtime_before.live_heap_bytes),
+            mib(apiserver_rss),
+            runtime_before.status_watch_cache_capacity,
+            mib(etcd_metric(&etcd, "etcd_mvcc_db_total_size_in_bytes")),
+            mib(etcd_metric(&etcd, "etcd_mvcc_db_total_size_in_use_in_bytes")),
+            etcd_metric(&etcd, "etcd_debugging_mvcc_keys_total"),
+            etcd_metric(&etcd, "etcd_debugging_mvcc_current_revision"),
+        );
+    }
+    Ok(())
+}
+
 /// Deletes every SeccompStatus of `ns` and waits until they are gone (to sync again from zero).
 async fn delete_statuses(client: &Client, ns: &str) -> anyhow::Result<()> {
     let api: Api<SeccompStatus> = Api::namespaced(client.clone(), ns);
@@ -460,8 +520,9 @@ async fn main() -> anyhow::Result<()> {
     let settle_limit = Duration::from_millis(60 * n as u64).max(Duration::from_secs(180));
     if !args.agent_only {
         // Floors in a namespace of their own. The unthrottled floor runs right before and right
-        // after the unthrottled sync, with nothing between them, so that a drift of the machine
-        // that is steady over those minutes cancels in the floors' mean. Each of the three starts
+        // after the unthrottled sync, with nothing between them, so that a drift that is steady
+        // over those minutes (the API server's watch cache filling with the phases' events, see
+        // `--drift-probe`) cancels in the floors' mean. Each of the three starts
         // on the same cluster: both namespaces' pods exist, the garbage collector watches
         // statuses, and no status of an earlier phase is stored.
         let ns = "bench";
@@ -472,9 +533,16 @@ async fn main() -> anyhow::Result<()> {
         let samples = operator_samples(&args, &kubeconfig, &client).await?;
         garbage_collector_watches_statuses(&client, "bench-samples", "p00000").await?;
         settle(&plane, settle_limit).await;
+        if args.drift_probe > 0 {
+            drift_probe(&args, &plane, &client, n, settle_limit, &samples).await?;
+            plane.stop();
+            return Ok(());
+        }
         let cpu_before = cpu_snapshot(&plane);
         let requests_before = apiserver_request_counts(&plane)?;
+        let runtime_before = apiserver_runtime(&plane)?;
         let floor_free = floor(&client, "bench-floor", n, None, "f1", &samples).await?;
+        let floor_runtime = (runtime_before, apiserver_runtime(&plane)?);
         eprintln!(
             "bench: requests during the unthrottled floor: {}",
             describe_requests(&requests_before, &apiserver_request_counts(&plane)?)
@@ -495,6 +563,7 @@ async fn main() -> anyhow::Result<()> {
                 let writes_before = apiserver_status_writes(plane)?;
                 let cpu_before = cpu_snapshot(plane);
                 let requests_before = apiserver_request_counts(plane)?;
+                let runtime_before = apiserver_runtime(plane)?;
                 let observed = observe_statuses(client, ns, "", Duration::from_secs(1800)).await?;
                 let operator = OperatorProcess::start(
                     &args.operator,
@@ -505,6 +574,7 @@ async fn main() -> anyhow::Result<()> {
                     Some(WRITES_IN_FLIGHT),
                 )?;
                 let took = observed.await??;
+                let runtime = (runtime_before, apiserver_runtime(plane)?);
                 eprintln!(
                     "bench: requests during the first sync at {rate}/s: {}",
                     describe_requests(&requests_before, &apiserver_request_counts(plane)?)
@@ -516,20 +586,22 @@ async fn main() -> anyhow::Result<()> {
                     describe_cpu(&cpu)
                 );
                 let writes = apiserver_status_writes(plane)? - writes_before;
-                anyhow::Ok((operator, took, writes, cpu))
+                anyhow::Ok((operator, took, writes, cpu, runtime))
             }
         };
-        let (operator, free, writes, sync_cpu) = sync(1_000_000, 1_000_000).await?;
+        let (operator, free, writes, sync_cpu, sync_runtime) = sync(1_000_000, 1_000_000).await?;
         first_sync_writes = Some(writes);
         operator.stop();
         // The same floor again right after: the floor drifts by more than the target's 10 %
         // within minutes (at N = 10,000 it took 24.9 s one morning and 15.3 s that evening, and
-        // grows steadily from phase to phase within a run), so the sync is compared with the
-        // mean of the two floors around it.
+        // within a run it grows from phase to phase as the API server's heap does), so the sync
+        // is compared with the mean of the two floors around it.
         delete_statuses(&client, ns).await?;
         settle(&plane, settle_limit).await;
         let cpu_before = cpu_snapshot(&plane);
+        let runtime_before = apiserver_runtime(&plane)?;
         let floor_after = floor(&client, "bench-floor", n, None, "f3", &samples).await?;
+        let floor_after_runtime = (runtime_before, apiserver_runtime(&plane)?);
         let floor_after_cpu = cpu_used(&cpu_before, &cpu_snapshot(&plane));
         eprintln!(
             "bench: the unthrottled floor again, after the sync: {floor_after:.2?}; CPU {}",
@@ -575,12 +647,22 @@ async fn main() -> anyhow::Result<()> {
             "ratio",
         ));
         print(results.last().expect("result"));
+        // Why the floor drifts: each phase writes n statuses and deletes them, and kube-apiserver's
+        // watch cache keeps those events (its capacity doubles while they come fast), so its live
+        // heap grows phase by phase, and with it the CPU its garbage collection takes.
+        let phases = [floor_runtime, sync_runtime, floor_after_runtime];
+        let each = |value: &dyn Fn(&(ApiserverRuntime, ApiserverRuntime)) -> String| {
+            phases.iter().map(value).collect::<Vec<_>>().join(", ")
+        };
         results.push(information(
             "P1",
             &format!(
-                "drift (cause not established): the unthrottled floor after the sync ÷ before it ({:.1}s ÷ {:.1}s; steal {:.1}s, {:.1}s during the sync, {:.1}s)",
+                "drift: the unthrottled floor after the sync ÷ before it ({:.1}s ÷ {:.1}s). Before the floor, the sync and the floor after: kube-apiserver's watch cache holds up to {} status events; its live heap {} MiB; its garbage collection during each {} of CPU; steal {:.1}s, {:.1}s, {:.1}s",
                 floor_after.as_secs_f64(),
                 floor_free.as_secs_f64(),
+                each(&|(before, _)| format!("{:.0}", before.status_watch_cache_capacity)),
+                each(&|(before, _)| format!("{:.0}", before.live_heap_bytes / 1_048_576.0)),
+                each(&|(before, after)| format!("{:.1}s", after.gc_cpu_seconds - before.gc_cpu_seconds)),
                 used(&floor_cpu, STEAL),
                 used(&sync_cpu, STEAL),
                 used(&floor_after_cpu, STEAL)
@@ -625,7 +707,7 @@ async fn main() -> anyhow::Result<()> {
         }
 
         // `ns` holds no status: they were deleted before the floor after the unthrottled sync.
-        let (operator, at_rate, _, _) = sync(args.writes_per_second, args.writes_per_second).await?;
+        let (operator, at_rate, _, _, _) = sync(args.writes_per_second, args.writes_per_second).await?;
         operator.stop();
         // Bracketed as the unthrottled one: the floor at the rate again, now, on the same pods
         // (its objects are named apart; the operator has stopped), with no status stored as
@@ -650,7 +732,7 @@ async fn main() -> anyhow::Result<()> {
         ));
         print(results.last().expect("result"));
         delete_statuses(&client, ns).await?;
-        let (operator, shipped, _, _) = sync(50, 100).await?;
+        let (operator, shipped, _, _, _) = sync(50, 100).await?;
         // The shipped limit alone allows n writes in (n - burst) / rate seconds.
         let limit = (n.saturating_sub(100)) as f64 / 50.0;
         results.push(information(
