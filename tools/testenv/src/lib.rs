@@ -624,6 +624,24 @@ impl ControlPlane {
         etcd_get(self.etcd_port()?, "/metrics")
     }
 
+    /// The bytes etcd holds under `key` (an object as the API server encodes it for storage,
+    /// e.g. `/registry/<group>/<resource>/<namespace>/<name>`), or None when there is no such key.
+    pub fn etcd_value(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        use base64::Engine as _;
+        let base64 = base64::engine::general_purpose::STANDARD;
+        let request = serde_json::json!({ "key": base64.encode(key) }).to_string();
+        let response = etcd_post(self.etcd_port()?, "/v3/kv/range", &request)?;
+        let unexpected = || TestenvError::Command {
+            command: format!("etcd /v3/kv/range {key}"),
+            output: response.clone(),
+        };
+        let range: serde_json::Value = serde_json::from_str(&response).map_err(|_| unexpected())?;
+        let Some(value) = range["kvs"][0]["value"].as_str() else {
+            return Ok(None);
+        };
+        base64.decode(value).map(Some).map_err(|_| unexpected())
+    }
+
     fn spawn(
         &self,
         name: &'static str,

@@ -855,6 +855,20 @@ async fn main() -> anyhow::Result<()> {
             1024.0,
         ));
         print(results.last().expect("result"));
+        // The same object as etcd holds it: the API server stores it without its
+        // resourceVersion (etcd's revision stands for it); the key is not counted.
+        let stored = plane
+            .etcd_value(&format!(
+                "/registry/seccomp.sentinel.dev/seccompstatuses/{ns}/p00001"
+            ))?
+            .context("SeccompStatus p00001 is not in etcd")?;
+        results.push(information(
+            "P7",
+            "the same object as etcd stores it (the value, not its key)",
+            stored.len() as f64,
+            "bytes",
+        ));
+        print(results.last().expect("result"));
         // Where the bytes are: what the API server adds, the managed fields, the status.
         let object: serde_json::Value = serde_json::from_str(&sample)?;
         let compact = |v: &serde_json::Value| serde_json::to_vec(v).map_or(0, |b| b.len()) as f64;
