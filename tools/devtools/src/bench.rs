@@ -324,71 +324,82 @@ pub struct ApiserverRuntime {
     pub status_watch_cache_capacity: f64,
 }
 
-/// Figures an API server does not expose (another release, another Go) are NaN: they only
-/// explain a measurement, so they never stop one.
-pub fn apiserver_runtime(plane: &ControlPlane) -> anyhow::Result<ApiserverRuntime> {
-    let metrics = plane.kubectl(&["get", "--raw", "/metrics"])?;
-    let value = |series: &str| metric_value(&metrics, series).unwrap_or(f64::NAN);
-    Ok(ApiserverRuntime {
-        gc_cpu_seconds: value("go_cpu_classes_gc_total_cpu_seconds_total"),
-        live_heap_bytes: value("go_gc_heap_live_bytes"),
-        // Absent until the API server first serves SeccompStatuses.
-        status_watch_cache_capacity: metric_value(
-            &metrics,
-            "watch_cache_capacity{group=\"seccomp.sentinel.dev\",resource=\"seccompstatuses\"}",
-        )
-        .unwrap_or(0.0),
-    })
+/// One reading of kube-apiserver's `/metrics` (one request), so that what it has counted and what
+/// its runtime says come from the same moment and cost one fetch of some megabytes.
+pub struct ApiserverMetrics {
+    text: String,
 }
 
-/// Requests with one of `verbs` on `resource` (all subresources) the API server has counted.
-pub fn apiserver_requests(plane: &ControlPlane, resource: &str, verbs: &[&str]) -> anyhow::Result<u64> {
-    let metrics = plane.kubectl(&["get", "--raw", "/metrics"])?;
-    let resource = format!("resource=\"{resource}\"");
-    Ok(metrics
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{") && l.contains(&resource))
-        .filter(|l| verbs.iter().any(|v| l.contains(&format!("verb=\"{v}\""))))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .map(|v| v as u64)
-        .sum())
-}
-
-/// Every request the API server has counted, by `verb resource[/subresource]`.
-pub fn apiserver_request_counts(
-    plane: &ControlPlane,
-) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
-    let metrics = plane.kubectl(&["get", "--raw", "/metrics"])?;
-    let mut counts = std::collections::BTreeMap::new();
-    for line in metrics
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-    {
-        let label = |name: &str| {
-            line.split(&format!("{name}=\""))
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .unwrap_or("")
-        };
-        let Some(value) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) else {
-            continue;
-        };
-        let subresource = label("subresource");
-        let key = if subresource.is_empty() {
-            format!("{} {}", label("verb"), label("resource"))
-        } else {
-            format!("{} {}/{subresource}", label("verb"), label("resource"))
-        };
-        *counts.entry(key).or_insert(0) += value as u64;
+impl ApiserverMetrics {
+    pub fn read(plane: &ControlPlane) -> anyhow::Result<Self> {
+        Ok(Self {
+            text: plane.kubectl(&["get", "--raw", "/metrics"])?,
+        })
     }
-    Ok(counts)
+
+    /// Every request the API server has counted, by `verb resource[/subresource]`.
+    pub fn request_counts(&self) -> RequestCounts {
+        let mut counts = RequestCounts::new();
+        for line in self
+            .text
+            .lines()
+            .filter(|l| l.starts_with("apiserver_request_total{"))
+        {
+            let label = |name: &str| {
+                line.split(&format!("{name}=\""))
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                    .unwrap_or("")
+            };
+            let Some(value) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) else {
+                continue;
+            };
+            let subresource = label("subresource");
+            let key = if subresource.is_empty() {
+                format!("{} {}", label("verb"), label("resource"))
+            } else {
+                format!("{} {}/{subresource}", label("verb"), label("resource"))
+            };
+            *counts.entry(key).or_insert(0) += value as u64;
+        }
+        counts
+    }
+
+    /// Figures an API server does not expose (another release, another Go) are NaN: they only
+    /// explain a measurement, so they never stop one.
+    pub fn runtime(&self) -> ApiserverRuntime {
+        let value = |series: &str| metric_value(&self.text, series).unwrap_or(f64::NAN);
+        ApiserverRuntime {
+            gc_cpu_seconds: value("go_cpu_classes_gc_total_cpu_seconds_total"),
+            live_heap_bytes: value("go_gc_heap_live_bytes"),
+            // Absent until the API server first serves SeccompStatuses.
+            status_watch_cache_capacity: metric_value(
+                &self.text,
+                "watch_cache_capacity{group=\"seccomp.sentinel.dev\",resource=\"seccompstatuses\"}",
+            )
+            .unwrap_or(0.0),
+        }
+    }
 }
 
-/// The requests counted between two readings of [`apiserver_request_counts`], as one line.
-pub fn describe_requests(
-    before: &std::collections::BTreeMap<String, u64>,
-    after: &std::collections::BTreeMap<String, u64>,
-) -> String {
+/// Requests by `verb resource[/subresource]`, as [`ApiserverMetrics::request_counts`] gives them.
+pub type RequestCounts = std::collections::BTreeMap<String, u64>;
+
+/// Requests with one of `verbs` on `resource` (all its subresources) among `counts`.
+pub fn requests_on(counts: &RequestCounts, resource: &str, verbs: &[&str]) -> u64 {
+    counts
+        .iter()
+        .filter(|(key, _)| {
+            key.split_once(' ').is_some_and(|(verb, target)| {
+                verbs.contains(&verb) && target.split('/').next() == Some(resource)
+            })
+        })
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// The requests counted between two readings of [`ApiserverMetrics::request_counts`], as one line.
+pub fn describe_requests(before: &RequestCounts, after: &RequestCounts) -> String {
     after
         .iter()
         .filter_map(|(key, n)| {
@@ -401,7 +412,7 @@ pub fn describe_requests(
 
 #[cfg(test)]
 mod tests {
-    use super::metric_value;
+    use super::{RequestCounts, metric_value, requests_on};
 
     #[test]
     fn a_series_is_found_by_its_whole_name_and_labels() {
@@ -423,5 +434,21 @@ watch_cache_capacity{group=\"seccomp.sentinel.dev\",resource=\"seccompstatuses\"
         );
         assert_eq!(metric_value(text, "go_gc_heap_live"), None);
         assert_eq!(metric_value(text, "etcd_mvcc_db_total_size_in_bytes"), None);
+    }
+
+    #[test]
+    fn requests_on_a_resource_count_its_subresources_and_only_the_verbs_asked() {
+        let counts: RequestCounts = [
+            ("APPLY seccompstatuses", 10),
+            ("PATCH seccompstatuses/status", 2),
+            ("GET seccompstatuses", 7),
+            ("APPLY seccompstatusesx", 100),
+            ("PATCH pods", 1000),
+        ]
+        .into_iter()
+        .map(|(key, n)| (key.to_string(), n))
+        .collect();
+        assert_eq!(requests_on(&counts, "seccompstatuses", &["PATCH", "APPLY"]), 12);
+        assert_eq!(requests_on(&counts, "seccompstatuses", &["GET"]), 7);
     }
 }

@@ -401,6 +401,18 @@ fn etcd_post(port: u16, path: &str, body: &str) -> Result<String> {
     )
 }
 
+/// etcd's answer to a read of the one key `key`, parsed (with the store's revision in its
+/// header; keys and values in it are base64).
+fn etcd_range(port: u16, key: &str) -> Result<serde_json::Value> {
+    use base64::Engine as _;
+    let request = serde_json::json!({ "key": base64::engine::general_purpose::STANDARD.encode(key) });
+    let response = etcd_post(port, "/v3/kv/range", &request.to_string())?;
+    serde_json::from_str(&response).map_err(|_| TestenvError::Command {
+        command: format!("etcd /v3/kv/range {key:?}"),
+        output: response,
+    })
+}
+
 fn etcd_get(port: u16, path: &str) -> Result<String> {
     etcd_request(
         port,
@@ -596,15 +608,13 @@ impl ControlPlane {
     pub fn compact_etcd(&self) -> Result<i64> {
         let port = self.etcd_port()?;
         // etcd's JSON gateway: the current revision, then a compaction to it.
-        let range = etcd_post(port, "/v3/kv/range", r#"{"key":"AA==","limit":1}"#)?;
-        let revision = range
-            .split("\"revision\":\"")
-            .nth(1)
-            .and_then(|r| r.split('"').next())
+        let range = etcd_range(port, "\0")?;
+        let revision = range["header"]["revision"]
+            .as_str()
             .and_then(|r| r.parse::<i64>().ok())
             .ok_or_else(|| TestenvError::Command {
-                command: "etcd /v3/kv/range".into(),
-                output: range.clone(),
+                command: "etcd /v3/kv/range: no revision".into(),
+                output: range.to_string(),
             })?;
         etcd_post(
             port,
@@ -628,18 +638,17 @@ impl ControlPlane {
     /// e.g. `/registry/<group>/<resource>/<namespace>/<name>`), or None when there is no such key.
     pub fn etcd_value(&self, key: &str) -> Result<Option<Vec<u8>>> {
         use base64::Engine as _;
-        let base64 = base64::engine::general_purpose::STANDARD;
-        let request = serde_json::json!({ "key": base64.encode(key) }).to_string();
-        let response = etcd_post(self.etcd_port()?, "/v3/kv/range", &request)?;
-        let unexpected = || TestenvError::Command {
-            command: format!("etcd /v3/kv/range {key}"),
-            output: response.clone(),
-        };
-        let range: serde_json::Value = serde_json::from_str(&response).map_err(|_| unexpected())?;
+        let range = etcd_range(self.etcd_port()?, key)?;
         let Some(value) = range["kvs"][0]["value"].as_str() else {
             return Ok(None);
         };
-        base64.decode(value).map(Some).map_err(|_| unexpected())
+        base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .map(Some)
+            .map_err(|_| TestenvError::Command {
+                command: format!("etcd /v3/kv/range {key}: the value is not base64"),
+                output: range.to_string(),
+            })
     }
 
     fn spawn(

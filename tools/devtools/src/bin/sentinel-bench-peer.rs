@@ -23,7 +23,7 @@ use kube::{
     runtime::{WatchStreamExt, watcher},
 };
 use sentinel_devtools::bench::{
-    Measurement, OperatorProcess, apiserver_request_counts, at_least, client, cpu_seconds, create_namespace,
+    ApiserverMetrics, Measurement, OperatorProcess, at_least, client, cpu_seconds, create_namespace,
     create_pods_at_rate, information, percentile, print, proc_status_bytes, status_json_api, terminate,
 };
 use sentinel_testenv::{self as testenv, Binaries, ControlPlane};
@@ -511,7 +511,7 @@ async fn main() -> anyhow::Result<()> {
     let mut both = Both::start(&args, &kubeconfig, ns, &log)?;
     kyverno_leading(&client, &mut both.kyverno, &log).await?;
     let observers = Observers::start(&client, ns);
-    let counts_before = apiserver_request_counts(&plane)?;
+    let counts_before = ApiserverMetrics::read(&plane)?.request_counts();
     let cpu_before = both.cpu();
     let creation = Instant::now();
     let created = create_pods_at_rate(&client, ns, "p", n, args.rate).await?;
@@ -552,7 +552,7 @@ async fn main() -> anyhow::Result<()> {
     }
     tokio::time::sleep(Duration::from_secs(30)).await;
     let ((o_rss, o_hwm), (k_rss, k_hwm)) = both.memory()?;
-    let writes = writes_by_resource(&counts_before, &apiserver_request_counts(&plane)?);
+    let writes = writes_by_resource(&counts_before, &ApiserverMetrics::read(&plane)?.request_counts());
     let (o_writes, k_writes) = side_writes(&writes);
     let events = events_by_component(&client, ns).await?;
     let cpu_after = both.cpu();
@@ -596,7 +596,7 @@ async fn main() -> anyhow::Result<()> {
     // The control plane takes in the new pods before both start (see sentinel-bench's settle).
     tokio::time::sleep(Duration::from_secs(30)).await;
     let observers = Observers::start(&client, ns);
-    let counts_before = apiserver_request_counts(&plane)?;
+    let counts_before = ApiserverMetrics::read(&plane)?.request_counts();
     let both = Both::start(&args, &kubeconfig, ns, &log)?;
     let (operator_seen, kyverno_seen) = observers.wait_all(&expected, limit).await?;
     let after_start = |seen: &HashMap<String, Instant>| {
@@ -636,7 +636,7 @@ async fn main() -> anyhow::Result<()> {
         ),
     );
     tokio::time::sleep(Duration::from_secs(30)).await;
-    let writes = writes_by_resource(&counts_before, &apiserver_request_counts(&plane)?);
+    let writes = writes_by_resource(&counts_before, &ApiserverMetrics::read(&plane)?.request_counts());
     let (o_writes, k_writes) = side_writes(&writes);
     push(
         &mut results,
@@ -669,11 +669,11 @@ async fn main() -> anyhow::Result<()> {
     both.stop();
 
     // 3. Restart with nothing changed: writes and memory 90 s after.
-    let counts_before = apiserver_request_counts(&plane)?;
+    let counts_before = ApiserverMetrics::read(&plane)?.request_counts();
     let events_before = events_by_component(&client, ns).await?;
     let both = Both::start(&args, &kubeconfig, ns, &log)?;
     tokio::time::sleep(Duration::from_secs(90)).await;
-    let writes = writes_by_resource(&counts_before, &apiserver_request_counts(&plane)?);
+    let writes = writes_by_resource(&counts_before, &ApiserverMetrics::read(&plane)?.request_counts());
     let (o_writes, k_writes) = side_writes(&writes);
     let ((o_rss, o_hwm), (k_rss, k_hwm)) = both.memory()?;
     push(
@@ -706,11 +706,11 @@ async fn main() -> anyhow::Result<()> {
     details.insert("restartWrites".into(), json!(writes));
 
     // 4. Idle: nothing changes; Kyverno rescans on its interval.
-    let counts_before = apiserver_request_counts(&plane)?;
+    let counts_before = ApiserverMetrics::read(&plane)?.request_counts();
     let cpu_before = both.cpu();
     eprintln!("bench-peer: idle for {} s", args.idle_seconds);
     tokio::time::sleep(Duration::from_secs(args.idle_seconds)).await;
-    let writes = writes_by_resource(&counts_before, &apiserver_request_counts(&plane)?);
+    let writes = writes_by_resource(&counts_before, &ApiserverMetrics::read(&plane)?.request_counts());
     let (o_writes, k_writes) = side_writes(&writes);
     let cpu_after = both.cpu();
     let ((o_rss, _), (k_rss, _)) = both.memory()?;

@@ -25,10 +25,9 @@ use seccomp_sentinel::{
     engine::{self, Facts, NodeFacts, PodView, SccDefaults},
 };
 use sentinel_devtools::bench::{
-    ApiserverRuntime, Measurement, OperatorProcess, POD_SHAPES, apiserver_request_counts, apiserver_requests,
-    apiserver_runtime, at_least, at_most, client, cpu_seconds, create_namespace, create_pods,
-    create_pods_at_rate, describe_requests, information, metric_value, percentile, pod, print,
-    proc_status_bytes, status_json_api,
+    ApiserverMetrics, ApiserverRuntime, Measurement, OperatorProcess, POD_SHAPES, RequestCounts, at_least,
+    at_most, client, cpu_seconds, create_namespace, create_pods, create_pods_at_rate, describe_requests,
+    information, metric_value, percentile, pod, print, proc_status_bytes, requests_on, status_json_api,
 };
 use sentinel_testenv::{self as testenv, Binaries, ControlPlane};
 use serde_json::{Value, json};
@@ -266,9 +265,14 @@ fn start_operator(args: &Args, kubeconfig: &std::path::Path, ns: &str) -> anyhow
 /// compares the same work done the same way.
 const WRITES_IN_FLIGHT: u16 = 16;
 
-/// PATCH requests on seccompstatuses the API server has counted (all subresources).
+/// Writes (PATCH, server-side APPLY) on seccompstatuses among `counts` (all subresources).
+fn status_writes(counts: &RequestCounts) -> u64 {
+    requests_on(counts, "seccompstatuses", &["PATCH", "APPLY"])
+}
+
+/// [`status_writes`] the API server has counted so far.
 fn apiserver_status_writes(plane: &ControlPlane) -> anyhow::Result<u64> {
-    apiserver_requests(plane, "seccompstatuses", &["PATCH", "APPLY"])
+    Ok(status_writes(&ApiserverMetrics::read(plane)?.request_counts()))
 }
 
 /// A floor of P1: what the API server itself needs to record `n` pods, one server-side apply of a
@@ -355,11 +359,11 @@ async fn drift_probe(
             .find(|(name, _)| name == "kube-apiserver")
             .and_then(|(_, pid)| proc_status_bytes(pid, "VmRSS").ok())
             .map_or(f64::NAN, |b| b as f64);
-        let runtime_before = apiserver_runtime(plane)?;
+        let runtime_before = ApiserverMetrics::read(plane)?.runtime();
         let cpu_before = cpu_snapshot(plane);
         let took = floor(client, "bench-floor", n, None, &format!("d{round}"), samples).await?;
         let cpu = cpu_used(&cpu_before, &cpu_snapshot(plane));
-        let runtime_after = apiserver_runtime(plane)?;
+        let runtime_after = ApiserverMetrics::read(plane)?.runtime();
         eprintln!(
             "bench: drift probe, floor {round}: {:.2}s; CPU {}, of which kube-apiserver's garbage collection {:.1}s; before it: kube-apiserver live heap {:.0} MiB, RSS {:.0} MiB, watch cache capacity for statuses {:.0}; etcd database {:.0} MiB ({:.0} MiB in use), {} keys, revision {}",
             took.as_secs_f64(),
@@ -538,16 +542,18 @@ async fn main() -> anyhow::Result<()> {
             plane.stop();
             return Ok(());
         }
+        // The API server's metrics are read outside each phase's CPU window, which then holds
+        // the phase's work alone.
+        let metrics_before = ApiserverMetrics::read(&plane)?;
         let cpu_before = cpu_snapshot(&plane);
-        let requests_before = apiserver_request_counts(&plane)?;
-        let runtime_before = apiserver_runtime(&plane)?;
         let floor_free = floor(&client, "bench-floor", n, None, "f1", &samples).await?;
-        let floor_runtime = (runtime_before, apiserver_runtime(&plane)?);
+        let floor_cpu = cpu_used(&cpu_before, &cpu_snapshot(&plane));
+        let metrics_after = ApiserverMetrics::read(&plane)?;
+        let floor_runtime = (metrics_before.runtime(), metrics_after.runtime());
         eprintln!(
             "bench: requests during the unthrottled floor: {}",
-            describe_requests(&requests_before, &apiserver_request_counts(&plane)?)
+            describe_requests(&metrics_before.request_counts(), &metrics_after.request_counts())
         );
-        let floor_cpu = cpu_used(&cpu_before, &cpu_snapshot(&plane));
         eprintln!(
             "bench: CPU during the unthrottled floor: {}",
             describe_cpu(&floor_cpu)
@@ -560,10 +566,8 @@ async fn main() -> anyhow::Result<()> {
             let (args, kubeconfig, client, plane) = (&args, &kubeconfig, &client, &plane);
             async move {
                 settle(plane, settle_limit).await;
-                let writes_before = apiserver_status_writes(plane)?;
+                let metrics_before = ApiserverMetrics::read(plane)?;
                 let cpu_before = cpu_snapshot(plane);
-                let requests_before = apiserver_request_counts(plane)?;
-                let runtime_before = apiserver_runtime(plane)?;
                 let observed = observe_statuses(client, ns, "", Duration::from_secs(1800)).await?;
                 let operator = OperatorProcess::start(
                     &args.operator,
@@ -574,18 +578,21 @@ async fn main() -> anyhow::Result<()> {
                     Some(WRITES_IN_FLIGHT),
                 )?;
                 let took = observed.await??;
-                let runtime = (runtime_before, apiserver_runtime(plane)?);
+                let mut cpu = cpu_used(&cpu_before, &cpu_snapshot(plane));
+                let metrics_after = ApiserverMetrics::read(plane)?;
+                let (requests_before, requests_after) =
+                    (metrics_before.request_counts(), metrics_after.request_counts());
                 eprintln!(
                     "bench: requests during the first sync at {rate}/s: {}",
-                    describe_requests(&requests_before, &apiserver_request_counts(plane)?)
+                    describe_requests(&requests_before, &requests_after)
                 );
-                let mut cpu = cpu_used(&cpu_before, &cpu_snapshot(plane));
                 cpu.insert("operator".into(), cpu_seconds(operator.pid()).unwrap_or(f64::NAN));
                 eprintln!(
                     "bench: CPU during the first sync at {rate}/s: {}",
                     describe_cpu(&cpu)
                 );
-                let writes = apiserver_status_writes(plane)? - writes_before;
+                let writes = status_writes(&requests_after) - status_writes(&requests_before);
+                let runtime = (metrics_before.runtime(), metrics_after.runtime());
                 anyhow::Ok((operator, took, writes, cpu, runtime))
             }
         };
@@ -598,11 +605,11 @@ async fn main() -> anyhow::Result<()> {
         // is compared with the mean of the two floors around it.
         delete_statuses(&client, ns).await?;
         settle(&plane, settle_limit).await;
+        let runtime_before = ApiserverMetrics::read(&plane)?.runtime();
         let cpu_before = cpu_snapshot(&plane);
-        let runtime_before = apiserver_runtime(&plane)?;
         let floor_after = floor(&client, "bench-floor", n, None, "f3", &samples).await?;
-        let floor_after_runtime = (runtime_before, apiserver_runtime(&plane)?);
         let floor_after_cpu = cpu_used(&cpu_before, &cpu_snapshot(&plane));
+        let floor_after_runtime = (runtime_before, ApiserverMetrics::read(&plane)?.runtime());
         eprintln!(
             "bench: the unthrottled floor again, after the sync: {floor_after:.2?}; CPU {}",
             describe_cpu(&floor_after_cpu)
