@@ -259,6 +259,35 @@ async fn the_agent_records_what_the_kernel_enforces() {
         "no rewrite while nothing changes"
     );
 
+    // A status deleted by hand is made again by the controller, and the agent, which had
+    // nothing new to say, writes its findings into the new object as well.
+    statuses
+        .delete("web", &DeleteParams::default())
+        .await
+        .expect("delete the status");
+    let old_uid = later.uid();
+    let remade = wait_for(
+        "the remade status with runtime observations",
+        Duration::from_secs(60),
+        || async {
+            let s = statuses.get("web").await.ok()?;
+            let fresh = s.uid() != old_uid;
+            let status = s.status.as_ref()?;
+            let done = status
+                .containers
+                .iter()
+                .all(|c| status.runtime_of(&c.name).is_some())
+                && status.runtime_verified().is_some();
+            (fresh && done).then_some(s)
+        },
+    )
+    .await;
+    let remade_status = remade.status.as_ref().expect("status");
+    assert_eq!(
+        remade_status.runtime_of("app").map(|r| r.seccomp_mode),
+        Some(SeccompMode::Filter)
+    );
+
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), agent_task).await;
     operator.stop().await;

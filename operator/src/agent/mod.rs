@@ -9,7 +9,7 @@ pub mod kubelet;
 pub mod procfs;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     path::{Path, PathBuf},
     sync::Arc,
     time::Duration,
@@ -121,6 +121,7 @@ struct Seen {
 struct PodReport {
     namespace: String,
     name: String,
+    pod_uid: String,
     observations: Vec<RuntimeObservation>,
     condition: Condition,
     written: Written,
@@ -254,6 +255,7 @@ fn report_for(
     Some(PodReport {
         namespace: key.0.clone(),
         name: key.1.clone(),
+        pod_uid: pod.metadata.uid.clone().unwrap_or_default(),
         observations,
         condition,
         written,
@@ -305,9 +307,46 @@ struct Agent {
     /// The node's pods and their SeccompStatuses, by namespace and name.
     pods: ByName<PodWire>,
     statuses: ByName<StatusWire>,
-    written: tokio::sync::Mutex<HashMap<String, Written>>,
-    /// The profile files last reported, by pod UID.
-    profiles_written: tokio::sync::Mutex<HashMap<String, Vec<ContainerProfileFile>>>,
+    /// The runtime observations last written.
+    written: tokio::sync::Mutex<WrittenMemo<Written>>,
+    /// The profile files last reported.
+    profiles_written: tokio::sync::Mutex<WrittenMemo<Vec<ContainerProfileFile>>>,
+}
+
+/// What the agent last wrote into each SeccompStatus, by the status's UID, so that an unchanged
+/// finding is not written again. A status deleted and made again by the controller has a new UID
+/// and gets the findings again; the statuses of pods gone from the node are forgotten.
+#[derive(Debug)]
+struct WrittenMemo<T> {
+    by_status: HashMap<String, T>,
+}
+
+impl<T> Default for WrittenMemo<T> {
+    fn default() -> Self {
+        WrittenMemo {
+            by_status: HashMap::new(),
+        }
+    }
+}
+
+impl<T: PartialEq> WrittenMemo<T> {
+    /// Forgets every status not in `live`.
+    fn keep_only(&mut self, live: &HashSet<String>) {
+        self.by_status.retain(|key, _| live.contains(key));
+    }
+
+    fn get(&self, status_uid: &str) -> Option<&T> {
+        self.by_status.get(status_uid)
+    }
+
+    /// Whether `value` is what the status already holds from the agent.
+    fn is_written(&self, status_uid: &str, value: &T) -> bool {
+        self.get(status_uid) == Some(value)
+    }
+
+    fn record(&mut self, status_uid: String, value: T) {
+        self.by_status.insert(status_uid, value);
+    }
 }
 
 /// Keeps `map` as the watch of `api` says (objects that cannot be read are skipped), and kicks a
@@ -458,6 +497,8 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
     let mut read_profiles = HashMap::new();
     // What to write, decided without holding the maps across a write.
     let mut profile_reports: Vec<(String, ProfileReport)> = Vec::new();
+    // The statuses of the node's pods: what was written for any other is forgotten.
+    let mut live: HashSet<String> = HashSet::new();
     let reports: Vec<(String, PodReport)> = {
         let pods = agent.pods.lock().unwrap_or_else(|e| e.into_inner());
         let statuses = agent.statuses.lock().unwrap_or_else(|e| e.into_inner());
@@ -469,25 +510,28 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
                 if status.pod_uid() != Some(uid.as_str()) {
                     return None;
                 }
+                let written_key = status.metadata.uid.clone().unwrap_or_else(|| uid.clone());
+                live.insert(written_key.clone());
                 if let Some(root) = &profile_root
                     && let Some(report) = profiles_for(key, status, root, &mut read_profiles)
                 {
-                    profile_reports.push((uid.clone(), report));
+                    profile_reports.push((written_key.clone(), report));
                 }
                 let previous = ConditionMark::read_all(status.status.as_ref());
                 let report = report_for(key, pod, status, &index, proc_root, &now, &previous)?;
-                Some((uid, report))
+                Some((written_key, report))
             })
             .collect()
     };
-    write_profile_reports(agent, profile_reports).await;
+    write_profile_reports(agent, profile_reports, &live).await;
     let mut written = agent.written.lock().await;
+    written.keep_only(&live);
     let mut failed = 0;
-    for (uid, report) in reports {
-        if written.get(&uid) == Some(&report.written) {
+    for (key, report) in reports {
+        if written.is_written(&key, &report.written) {
             continue;
         }
-        let was_mismatch = written.get(&uid).is_some_and(|w| w.condition.0 == "False");
+        let was_mismatch = written.get(&key).is_some_and(|w| w.condition.0 == "False");
         // One pod's failed write does not hold the others back; it is tried again next pass.
         if let Err(e) = write(agent, &report).await {
             failed += 1;
@@ -500,7 +544,7 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
                 kind: Some("Pod".into()),
                 name: Some(report.name.clone()),
                 namespace: Some(report.namespace.clone()),
-                uid: Some(uid.clone()),
+                uid: Some(report.pod_uid.clone()),
                 ..Default::default()
             };
             agent
@@ -514,7 +558,7 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
                 )
                 .await;
         }
-        written.insert(uid, report.written);
+        written.record(key, report.written);
     }
     if failed > 0 {
         warn!(failed, "runtime observations not written (retried next pass)");
@@ -523,15 +567,13 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
     Ok(())
 }
 
-/// Writes the profile reports that differ from what was last written for the pod.
-async fn write_profile_reports(agent: &Agent, reports: Vec<(String, ProfileReport)>) {
+/// Writes the profile reports that differ from what was last written for the status.
+async fn write_profile_reports(agent: &Agent, reports: Vec<(String, ProfileReport)>, live: &HashSet<String>) {
     let mut written = agent.profiles_written.lock().await;
-    // Pods gone from the node are forgotten (a recreated pod gets a new UID anyway).
-    let live: std::collections::HashSet<&str> = reports.iter().map(|(uid, _)| uid.as_str()).collect();
-    written.retain(|uid, _| live.contains(uid.as_str()));
+    written.keep_only(live);
     let mut failed = 0;
-    for (uid, report) in &reports {
-        if written.get(uid) == Some(&report.files) {
+    for (key, report) in &reports {
+        if written.is_written(key, &report.files) {
             continue;
         }
         let status = json!({ "runtime": { "profileFiles": report.files } });
@@ -545,7 +587,7 @@ async fn write_profile_reports(agent: &Agent, reports: Vec<(String, ProfileRepor
         .await
         {
             Ok(()) => {
-                written.insert(uid.clone(), report.files.clone());
+                written.record(key.clone(), report.files.clone());
             }
             Err(e) => {
                 failed += 1;
@@ -646,6 +688,25 @@ mod tests {
             "applications may install filters of their own"
         );
         assert!(agrees(RuntimeDefault, Strict));
+    }
+
+    #[test]
+    fn the_memo_forgets_the_statuses_of_pods_gone_from_the_node() {
+        let mut memo = WrittenMemo::default();
+        // A node running short-lived pods (Jobs): one status each, then the pod is gone.
+        for job in 0..500 {
+            let uid = format!("status-{job}");
+            memo.record(uid.clone(), job);
+            memo.keep_only(&HashSet::from([uid.clone(), "long-lived".to_string()]));
+        }
+        assert_eq!(memo.by_status.len(), 1, "only the last Job's status is kept");
+        assert!(memo.is_written("status-499", &499));
+        assert!(
+            !memo.is_written("status-499", &500),
+            "a changed finding is written"
+        );
+        // The same pod's status deleted and made again: a new UID, nothing recorded for it.
+        assert!(!memo.is_written("status-499-remade", &499));
     }
 
     #[test]

@@ -252,6 +252,8 @@ pub struct State {
     /// Boxed: the table's empty slots then cost a pointer, not a whole entry.
     pub pods: HashMap<PodKey, Box<PodEntry>>,
     namespaces: HashSet<Arc<str>>,
+    /// Pod entries dropped since the interned names were last pruned.
+    dropped_since_prune: usize,
     pub namespace_labels: HashMap<Arc<str>, BTreeMap<String, String>>,
     pub nodes: HashMap<String, NodeFacts>,
     scc_lists: HashMap<String, Vec<String>>,
@@ -286,6 +288,10 @@ pub struct State {
     pub warm: bool,
 }
 
+/// Below this many interned names, pruning waits for half this many drops (a small set is not
+/// worth scanning after every drop).
+const MIN_NAMES_TO_PRUNE: usize = 64;
+
 impl State {
     /// The shared copy of a namespace name.
     pub fn intern(&mut self, namespace: &str) -> Arc<str> {
@@ -315,7 +321,22 @@ impl State {
             .is_some_and(|e| !e.has_pod() && !e.has_stored())
         {
             self.pods.remove(key);
+            self.dropped_since_prune += 1;
+            // Namespaces come and go (one per CI run, per preview environment): a name nothing
+            // else holds is let go. Each drop leaves at most one dead name, so pruning once the
+            // drops reach half the names keeps the set under twice the live names, at a constant
+            // cost per dropped pod.
+            if 2 * self.dropped_since_prune >= self.namespaces.len().max(MIN_NAMES_TO_PRUNE) {
+                self.prune_namespaces();
+            }
         }
+    }
+
+    /// Lets go of the interned namespace names that only the set still holds.
+    fn prune_namespaces(&mut self) {
+        self.namespaces.retain(|name| Arc::strong_count(name) > 1);
+        self.namespaces.shrink_to_fit();
+        self.dropped_since_prune = 0;
     }
 
     /// A pod added or changed; returns whether it must be planned again.
@@ -762,6 +783,32 @@ mod tests {
         assert!(state.pods.contains_key(&key));
         state.delete_status(&key);
         assert!(!state.pods.contains_key(&key));
+    }
+
+    #[test]
+    fn the_names_of_namespaces_that_are_gone_are_let_go() {
+        let mut state = State::default();
+        let kept = state.key("kept", "p");
+        state.apply_pod(&kept, pod("u0", "node-a"));
+        // Rounds of 1,000 short-lived namespaces with one pod each, gone again (no status written).
+        for round in 0..6 {
+            for i in 0..1_000 {
+                let key = state.key(&format!("ci-{round}-{i}"), "p");
+                state.apply_pod(&key, pod(&format!("u{i}"), "node-a"));
+            }
+            for i in 0..1_000 {
+                let key = state.key(&format!("ci-{round}-{i}"), "p");
+                state.delete_pod(&key);
+            }
+            assert_eq!(state.pods.len(), 1);
+            // Without pruning, 1,000 more names each round; with it, under twice the most live.
+            assert!(
+                state.namespaces.len() <= 2 * 1_001,
+                "round {round}: {} namespace names interned",
+                state.namespaces.len()
+            );
+        }
+        assert!(Arc::ptr_eq(&state.key("kept", "q").namespace, &kept.namespace));
     }
 
     #[test]
