@@ -105,7 +105,10 @@ async fn the_agent_records_what_the_kernel_enforces() {
     let pod: Pod = serde_json::from_value(json!({ "metadata": { "name": "web" }, "spec": {
         "nodeName": node_name,
         "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } },
-        "containers": [{ "name": "app", "image": "registry.invalid/app:1" }, { "name": "side", "image": "registry.invalid/side:1" }] } }))
+        "containers": [{ "name": "app", "image": "registry.invalid/app:1" }, { "name": "side", "image": "registry.invalid/side:1" },
+            // Not running (no container status): only its profile file is reported.
+            { "name": "prof", "image": "registry.invalid/prof:1",
+              "securityContext": { "seccompProfile": { "type": "Localhost", "localhostProfile": "log.json" } } }] } }))
     .expect("pod");
     let pods: Api<Pod> = ctx.api();
     let pod = pods
@@ -149,6 +152,14 @@ async fn the_agent_records_what_the_kernel_enforces() {
         1,
         &format!("0::{slice}/crio-conmon-{ID_PLAIN}.scope\n"),
     );
+    // The node's root as the agent sees it (`<proc root>/1/root`): this machine's.
+    std::os::unix::fs::symlink("/", root.path().join("1").join("root")).expect("root link");
+    let seccomp_dir = tempfile::tempdir().expect("seccomp dir");
+    std::fs::write(
+        seccomp_dir.path().join("log.json"),
+        r#"{"defaultAction":"SCMP_ACT_LOG"}"#,
+    )
+    .expect("profile");
     let kubelet_config = root.path().join("kubelet-config.yaml");
     std::fs::write(
         &kubelet_config,
@@ -161,21 +172,32 @@ async fn the_agent_records_what_the_kernel_enforces() {
         proc_root: root.path().to_path_buf(),
         scan_interval: Duration::from_secs(1),
         kubelet_config: Some(kubelet_config),
-        seccomp_dir: None,
+        seccomp_dir: Some(seccomp_dir.path().to_path_buf()),
         trusted_profile_links: Vec::new(),
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agent_task = tokio::spawn(agent::run(ctx.client.clone(), args, async move {
-        let _ = stopped.await;
-    }));
+    let start_agent = |args: AgentArgs| {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(agent::run(ctx.client.clone(), args, async move {
+            let _ = stopped.await;
+        }));
+        (stop, task)
+    };
+    let (stop, agent_task) = start_agent(args.clone());
 
     let verified = wait_for("runtime observations", Duration::from_secs(60), || async {
         let s = statuses.get("web").await.ok()?.status?;
-        let done =
-            s.containers.iter().all(|c| s.runtime_of(&c.name).is_some()) && s.runtime_verified().is_some();
+        let done = ["app", "side"].iter().all(|c| s.runtime_of(c).is_some())
+            && s.runtime_verified().is_some()
+            && s.runtime.as_ref().is_some_and(|r| !r.profile_files.is_empty());
         done.then_some(s)
     })
     .await;
+    let profile_file = &verified.runtime.as_ref().expect("runtime").profile_files[0];
+    assert_eq!(
+        (profile_file.name.as_str(), profile_file.file.state),
+        ("prof", seccomp_sentinel::api::ProfileFileState::Present),
+        "{profile_file:?}"
+    );
     let runtime = |name: &str| verified.runtime_of(name).cloned().expect("runtime");
     let app = runtime("app");
     assert_eq!(
@@ -238,17 +260,19 @@ async fn the_agent_records_what_the_kernel_enforces() {
         Duration::from_secs(30),
         || async {
             let s = statuses.get("web").await.ok()?;
-            (s.status.as_ref()?.kubelet_seccomp_default == seccomp_sentinel::api::KubeletSeccompDefault::True)
-                .then_some(s)
+            let status = s.status.as_ref()?;
+            let prof = status.containers.iter().find(|c| c.name == "prof")?;
+            (status.kubelet_seccomp_default == seccomp_sentinel::api::KubeletSeccompDefault::True
+                && prof.strength_source == Some(seccomp_sentinel::api::StrengthSource::Node))
+            .then_some(s)
         },
     )
     .await;
     let settled_status = settled.status.as_ref().expect("status");
     assert!(
-        settled_status
-            .containers
+        ["app", "side"]
             .iter()
-            .all(|c| settled_status.runtime_of(&c.name).is_some()),
+            .all(|c| settled_status.runtime_of(c).is_some()),
         "the controller kept the agent's fields"
     );
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -257,6 +281,20 @@ async fn the_agent_records_what_the_kernel_enforces() {
         later.resource_version(),
         settled.resource_version(),
         "no rewrite while nothing changes"
+    );
+
+    // A restarted agent (a DaemonSet rollout, a node reboot) finds its findings already there:
+    // nothing to write, although it has written nothing yet itself.
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), agent_task).await;
+    let (stop, agent_task) = start_agent(args.clone());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after_restart = statuses.get("web").await.expect("status");
+    assert_eq!(
+        after_restart.resource_version(),
+        settled.resource_version(),
+        "a restarted agent rewrote unchanged findings: {:?}",
+        after_restart.status.as_ref().and_then(|s| s.runtime.as_ref())
     );
 
     // A status deleted by hand is made again by the controller, and the agent, which had
@@ -273,11 +311,12 @@ async fn the_agent_records_what_the_kernel_enforces() {
             let s = statuses.get("web").await.ok()?;
             let fresh = s.uid() != old_uid;
             let status = s.status.as_ref()?;
-            let done = status
-                .containers
-                .iter()
-                .all(|c| status.runtime_of(&c.name).is_some())
-                && status.runtime_verified().is_some();
+            let done = ["app", "side"].iter().all(|c| status.runtime_of(c).is_some())
+                && status.runtime_verified().is_some()
+                && status
+                    .runtime
+                    .as_ref()
+                    .is_some_and(|r| !r.profile_files.is_empty());
             (fresh && done).then_some(s)
         },
     )

@@ -100,11 +100,53 @@ pub fn agrees(effective: ProfileType, mode: SeccompMode) -> bool {
     }
 }
 
-/// What the agent last wrote for a pod, without the observation times.
+/// The agent's runtime findings for a pod, without the observation times: what decides whether
+/// they must be written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Written {
     containers: Vec<Seen>,
     condition: (String, String),
+}
+
+impl Written {
+    fn of(observations: &[RuntimeObservation], condition: &Condition) -> Written {
+        Written {
+            containers: observations
+                .iter()
+                .map(|o| Seen {
+                    name: o.name.clone(),
+                    mode: o.seccomp_mode,
+                    filters: o.filters,
+                    pid: o.pid,
+                    agrees: o.agrees_with_effective,
+                })
+                .collect(),
+            condition: (condition.status.clone(), condition.message.clone()),
+        }
+    }
+
+    /// What a stored SeccompStatus holds of the agent's findings (`status.runtime.containers`
+    /// and the `RuntimeVerified` condition); `None` when it holds none or they cannot be read.
+    fn stored(status: &StatusWire) -> Option<Written> {
+        let observations: Vec<RuntimeObservation> =
+            serde_json::from_value(status.runtime()?.get("containers")?.clone()).ok()?;
+        let condition: Condition =
+            serde_json::from_value(status.conditions_of_type(RUNTIME_VERIFIED).next()?.clone()).ok()?;
+        Some(Written::of(&observations, &condition))
+    }
+}
+
+/// The profile files a stored SeccompStatus reports (`status.runtime.profileFiles`).
+fn stored_profile_files(status: &StatusWire) -> Option<Vec<ContainerProfileFile>> {
+    serde_json::from_value(status.runtime()?.get("profileFiles")?.clone()).ok()
+}
+
+/// What the agent's watch shows of a SeccompStatus when a scan starts.
+#[derive(Clone, Debug)]
+struct StoredView {
+    /// The status's UID (its pod's, if the status has none): the key of [`OwnWrites`].
+    key: String,
+    resource_version: Option<u64>,
 }
 
 /// One container's observation, without its time.
@@ -124,7 +166,11 @@ struct PodReport {
     pod_uid: String,
     observations: Vec<RuntimeObservation>,
     condition: Condition,
-    written: Written,
+    /// The status holds these findings already (whoever wrote them, the agent before a restart
+    /// included).
+    stored: bool,
+    /// The status records a mismatch already (its Event was published then).
+    stored_mismatch: bool,
 }
 
 /// The profile files one pod's Localhost containers name, as read on this node.
@@ -132,6 +178,8 @@ struct ProfileReport {
     namespace: String,
     name: String,
     files: Vec<ContainerProfileFile>,
+    /// The status reports these files already.
+    stored: bool,
 }
 
 /// Reads the profile file of every container whose effective profile is Localhost, running or
@@ -153,10 +201,12 @@ fn profiles_for(
                 .clone(),
         })
         .collect();
+    let stored = stored_profile_files(status).as_ref() == Some(&files);
     (!files.is_empty()).then(|| ProfileReport {
         namespace: key.0.clone(),
         name: key.1.clone(),
         files,
+        stored,
     })
 }
 
@@ -239,26 +289,15 @@ fn report_for(
             now,
         )
     };
-    let written = Written {
-        containers: observations
-            .iter()
-            .map(|o| Seen {
-                name: o.name.clone(),
-                mode: o.seccomp_mode,
-                filters: o.filters,
-                pid: o.pid,
-                agrees: o.agrees_with_effective,
-            })
-            .collect(),
-        condition: (condition.status.clone(), condition.message.clone()),
-    };
+    let stored = Written::stored(status);
     Some(PodReport {
         namespace: key.0.clone(),
         name: key.1.clone(),
         pod_uid: pod.metadata.uid.clone().unwrap_or_default(),
+        stored: stored.as_ref() == Some(&Written::of(&observations, &condition)),
+        stored_mismatch: stored.is_some_and(|w| w.condition.0 == "False"),
         observations,
         condition,
-        written,
     })
 }
 
@@ -307,45 +346,41 @@ struct Agent {
     /// The node's pods and their SeccompStatuses, by namespace and name.
     pods: ByName<PodWire>,
     statuses: ByName<StatusWire>,
-    /// The runtime observations last written.
-    written: tokio::sync::Mutex<WrittenMemo<Written>>,
-    /// The profile files last reported.
-    profiles_written: tokio::sync::Mutex<WrittenMemo<Vec<ContainerProfileFile>>>,
+    /// The agent's own writes of runtime observations.
+    written: tokio::sync::Mutex<OwnWrites>,
+    /// The agent's own writes of profile files.
+    profiles_written: tokio::sync::Mutex<OwnWrites>,
 }
 
-/// What the agent last wrote into each SeccompStatus, by the status's UID, so that an unchanged
-/// finding is not written again. A status deleted and made again by the controller has a new UID
-/// and gets the findings again; the statuses of pods gone from the node are forgotten.
-#[derive(Debug)]
-struct WrittenMemo<T> {
-    by_status: HashMap<String, T>,
+/// The resourceVersion each of the agent's writes produced, by the SeccompStatus's UID. The agent
+/// writes what differs from the status its watch shows; until the watch shows its own last write,
+/// that view is older than what it wrote, and the write is not made again. A status deleted and
+/// made again by the controller has a new UID; the statuses of pods gone from the node are
+/// forgotten.
+#[derive(Debug, Default)]
+struct OwnWrites {
+    by_status: HashMap<String, u64>,
 }
 
-impl<T> Default for WrittenMemo<T> {
-    fn default() -> Self {
-        WrittenMemo {
-            by_status: HashMap::new(),
-        }
-    }
-}
-
-impl<T: PartialEq> WrittenMemo<T> {
+impl OwnWrites {
     /// Forgets every status not in `live`.
     fn keep_only(&mut self, live: &HashSet<String>) {
         self.by_status.retain(|key, _| live.contains(key));
     }
 
-    fn get(&self, status_uid: &str) -> Option<&T> {
-        self.by_status.get(status_uid)
+    /// Whether the watch's view of the status is older than the agent's last write to it.
+    fn not_seen_yet(&self, stored: &StoredView) -> bool {
+        matches!(
+            (self.by_status.get(&stored.key), stored.resource_version),
+            (Some(written), Some(seen)) if seen < *written
+        )
     }
 
-    /// Whether `value` is what the status already holds from the agent.
-    fn is_written(&self, status_uid: &str, value: &T) -> bool {
-        self.get(status_uid) == Some(value)
-    }
-
-    fn record(&mut self, status_uid: String, value: T) {
-        self.by_status.insert(status_uid, value);
+    fn record(&mut self, stored: &StoredView, written: Option<u64>) {
+        match written {
+            Some(version) => self.by_status.insert(stored.key.clone(), version),
+            None => self.by_status.remove(&stored.key),
+        };
     }
 }
 
@@ -496,10 +531,10 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
     }
     let mut read_profiles = HashMap::new();
     // What to write, decided without holding the maps across a write.
-    let mut profile_reports: Vec<(String, ProfileReport)> = Vec::new();
+    let mut profile_reports: Vec<(StoredView, ProfileReport)> = Vec::new();
     // The statuses of the node's pods: what was written for any other is forgotten.
     let mut live: HashSet<String> = HashSet::new();
-    let reports: Vec<(String, PodReport)> = {
+    let reports: Vec<(StoredView, PodReport)> = {
         let pods = agent.pods.lock().unwrap_or_else(|e| e.into_inner());
         let statuses = agent.statuses.lock().unwrap_or_else(|e| e.into_inner());
         pods.iter()
@@ -510,16 +545,23 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
                 if status.pod_uid() != Some(uid.as_str()) {
                     return None;
                 }
-                let written_key = status.metadata.uid.clone().unwrap_or_else(|| uid.clone());
-                live.insert(written_key.clone());
+                let stored = StoredView {
+                    key: status.metadata.uid.clone().unwrap_or_else(|| uid.clone()),
+                    resource_version: status
+                        .metadata
+                        .resource_version
+                        .as_deref()
+                        .and_then(|v| v.parse().ok()),
+                };
+                live.insert(stored.key.clone());
                 if let Some(root) = &profile_root
                     && let Some(report) = profiles_for(key, status, root, &mut read_profiles)
                 {
-                    profile_reports.push((written_key.clone(), report));
+                    profile_reports.push((stored.clone(), report));
                 }
                 let previous = ConditionMark::read_all(status.status.as_ref());
                 let report = report_for(key, pod, status, &index, proc_root, &now, &previous)?;
-                Some((written_key, report))
+                Some((stored, report))
             })
             .collect()
     };
@@ -527,18 +569,21 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
     let mut written = agent.written.lock().await;
     written.keep_only(&live);
     let mut failed = 0;
-    for (key, report) in reports {
-        if written.is_written(&key, &report.written) {
+    for (stored, report) in reports {
+        if report.stored || written.not_seen_yet(&stored) {
             continue;
         }
-        let was_mismatch = written.get(&key).is_some_and(|w| w.condition.0 == "False");
         // One pod's failed write does not hold the others back; it is tried again next pass.
-        if let Err(e) = write(agent, &report).await {
-            failed += 1;
-            debug!(pod = %format!("{}/{}", report.namespace, report.name), error = %e, "could not write the runtime observations");
-            continue;
-        }
-        if report.condition.status == "False" && !was_mismatch {
+        let version = match write(agent, &report).await {
+            Ok(version) => version,
+            Err(e) => {
+                failed += 1;
+                debug!(pod = %format!("{}/{}", report.namespace, report.name), error = %e, "could not write the runtime observations");
+                continue;
+            }
+        };
+        written.record(&stored, version);
+        if report.condition.status == "False" && !report.stored_mismatch {
             let reference = k8s_openapi::api::core::v1::ObjectReference {
                 api_version: Some("v1".into()),
                 kind: Some("Pod".into()),
@@ -558,7 +603,6 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
                 )
                 .await;
         }
-        written.record(key, report.written);
     }
     if failed > 0 {
         warn!(failed, "runtime observations not written (retried next pass)");
@@ -568,12 +612,16 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
 }
 
 /// Writes the profile reports that differ from what was last written for the status.
-async fn write_profile_reports(agent: &Agent, reports: Vec<(String, ProfileReport)>, live: &HashSet<String>) {
+async fn write_profile_reports(
+    agent: &Agent,
+    reports: Vec<(StoredView, ProfileReport)>,
+    live: &HashSet<String>,
+) {
     let mut written = agent.profiles_written.lock().await;
     written.keep_only(live);
     let mut failed = 0;
-    for (key, report) in &reports {
-        if written.is_written(key, &report.files) {
+    for (stored, report) in &reports {
+        if report.stored || written.not_seen_yet(stored) {
             continue;
         }
         let status = json!({ "runtime": { "profileFiles": report.files } });
@@ -586,9 +634,7 @@ async fn write_profile_reports(agent: &Agent, reports: Vec<(String, ProfileRepor
         )
         .await
         {
-            Ok(()) => {
-                written.record(key.clone(), report.files.clone());
-            }
+            Ok(version) => written.record(stored, version),
             Err(e) => {
                 failed += 1;
                 debug!(pod = %format!("{}/{}", report.namespace, report.name), error = %e, "could not report the profile files");
@@ -600,8 +646,9 @@ async fn write_profile_reports(agent: &Agent, reports: Vec<(String, ProfileRepor
     }
 }
 
-/// The runtime fields of one pod's SeccompStatus, under the agent's own field manager.
-async fn write(agent: &Agent, report: &PodReport) -> Result<(), AgentError> {
+/// The runtime fields of one pod's SeccompStatus, under the agent's own field manager; returns
+/// the resourceVersion written.
+async fn write(agent: &Agent, report: &PodReport) -> Result<Option<u64>, AgentError> {
     // `RuntimeVerified` goes beside the controller's conditions: each condition is owned whole by
     // its writer, so this apply touches no other.
     let status =
@@ -611,14 +658,14 @@ async fn write(agent: &Agent, report: &PodReport) -> Result<(), AgentError> {
 
 /// Applies `status` fields of one SeccompStatus as `manager`. The agent may not create
 /// SeccompStatuses (no `create` in its RBAC): a status that is gone (404) or refused to it (403,
-/// another node's) is done with.
+/// another node's) is done with. Returns the resourceVersion written, if there was a write.
 async fn apply_status(
     agent: &Agent,
     namespace: &str,
     name: &str,
     manager: &str,
     status: serde_json::Value,
-) -> Result<(), AgentError> {
+) -> Result<Option<u64>, AgentError> {
     let body = json!({
         "apiVersion": format!("{}/{}", crate::api::GROUP, crate::api::VERSION), "kind": "SeccompStatus",
         "metadata": { "name": name, "namespace": namespace },
@@ -629,11 +676,15 @@ async fn apply_status(
         .patch(name, &crate::client::apply_as(manager), &Patch::Apply(&body))
         .await
     {
-        Ok(_) => {
+        Ok(written) => {
             debug!(pod = %format!("{namespace}/{name}"), manager, "written");
-            Ok(())
+            Ok(written
+                .meta()
+                .resource_version
+                .as_deref()
+                .and_then(|v| v.parse().ok()))
         }
-        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 403 => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 403 => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
@@ -690,23 +741,69 @@ mod tests {
         assert!(agrees(RuntimeDefault, Strict));
     }
 
+    fn view(key: &str, resource_version: u64) -> StoredView {
+        StoredView {
+            key: key.into(),
+            resource_version: Some(resource_version),
+        }
+    }
+
     #[test]
-    fn the_memo_forgets_the_statuses_of_pods_gone_from_the_node() {
-        let mut memo = WrittenMemo::default();
+    fn own_writes_wait_for_the_watch_and_forget_statuses_gone_from_the_node() {
+        let mut writes = OwnWrites::default();
+        writes.record(&view("s1", 10), Some(12));
+        // The watch still shows the status before the write: not written again.
+        assert!(writes.not_seen_yet(&view("s1", 10)));
+        // It shows the write, or something later: compared as it is.
+        assert!(!writes.not_seen_yet(&view("s1", 12)));
+        assert!(!writes.not_seen_yet(&view("s1", 15)));
+        // The same pod's status deleted and made again: a new UID, nothing held back.
+        assert!(!writes.not_seen_yet(&view("s1-remade", 11)));
         // A node running short-lived pods (Jobs): one status each, then the pod is gone.
         for job in 0..500 {
-            let uid = format!("status-{job}");
-            memo.record(uid.clone(), job);
-            memo.keep_only(&HashSet::from([uid.clone(), "long-lived".to_string()]));
+            let key = format!("job-{job}");
+            writes.record(&view(&key, 1), Some(2));
+            writes.keep_only(&HashSet::from([key, "long-lived".to_string()]));
         }
-        assert_eq!(memo.by_status.len(), 1, "only the last Job's status is kept");
-        assert!(memo.is_written("status-499", &499));
-        assert!(
-            !memo.is_written("status-499", &500),
-            "a changed finding is written"
+        assert_eq!(writes.by_status.len(), 1, "only the last Job's status is kept");
+    }
+
+    #[test]
+    fn the_findings_a_status_holds_are_read_back_without_their_times() {
+        let status: StatusWire = serde_json::from_value(json!({
+            "metadata": { "name": "web", "uid": "s1", "resourceVersion": "7" },
+            "status": {
+                "conditions": [
+                    { "type": "Confined", "status": "True", "reason": "AllConfined", "message": "",
+                      "lastTransitionTime": "2026-12-01T00:00:00Z" },
+                    { "type": "RuntimeVerified", "status": "False", "reason": "Mismatch",
+                      "message": "side is RuntimeDefault but the kernel shows seccomp Disabled",
+                      "lastTransitionTime": "2026-12-01T00:00:00Z" }],
+                "runtime": {
+                    "containers": [{ "name": "side", "seccompMode": "Disabled", "filters": 0, "pid": 42,
+                                     "observedAt": "2026-12-01T00:00:00Z", "agreesWithEffective": false }],
+                    "profileFiles": [{ "name": "app", "path": "a.json", "state": "Missing" }] } }
+        }))
+        .expect("status");
+        let stored = Written::stored(&status).expect("findings");
+        assert_eq!(
+            stored.containers,
+            vec![Seen {
+                name: "side".into(),
+                mode: SeccompMode::Disabled,
+                filters: Some(0),
+                pid: Some(42),
+                agrees: false
+            }]
         );
-        // The same pod's status deleted and made again: a new UID, nothing recorded for it.
-        assert!(!memo.is_written("status-499-remade", &499));
+        assert_eq!(stored.condition.0, "False");
+        let files = stored_profile_files(&status).expect("profile files");
+        assert_eq!(files[0].name, "app");
+        // A status the agent has not written to yet holds nothing of it.
+        let fresh: StatusWire =
+            serde_json::from_value(json!({ "status": { "conditions": [] } })).expect("status");
+        assert_eq!(Written::stored(&fresh), None);
+        assert_eq!(stored_profile_files(&fresh), None);
     }
 
     #[test]
