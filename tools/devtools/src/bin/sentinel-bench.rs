@@ -52,10 +52,10 @@ struct Args {
     /// The operator binary (a release build); also the node agent's image.
     #[arg(long, default_value = "target/release/seccomp-sentinel")]
     operator: PathBuf,
-    /// Running pods on the real node for the agent's measurements (A1, A2).
+    /// Running pods on the real node for the agent's measurements (A1-A3).
     #[arg(long, default_value = "100")]
     agent_pods: usize,
-    /// Only the node agent's measurements (A1, A2) and P5.
+    /// Only the node agent's measurements (A1-A3) and P5.
     #[arg(long)]
     agent_only: bool,
     /// Only the floors and the unthrottled first sync (P1), with the CPU each side used; prints,
@@ -990,9 +990,10 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A1/A2: the node agent as a DaemonSet pod on a real node running `args.agent_pods` pods (half
-/// RuntimeDefault, half nothing set): its resident memory, and the time from each pod's container
-/// running to the agent's verdict in its SeccompStatus (both seen by this process's watches).
+/// A1-A3: the node agent as a DaemonSet pod on a real node running `args.agent_pods` pods (half
+/// RuntimeDefault, half nothing set): its resident memory, the time from each pod's container
+/// running to the agent's verdict in its SeccompStatus (both seen by this process's watches), and
+/// the writes after a restart of the agent with nothing changed.
 async fn agent_on_a_real_node(
     args: &Args,
     plane: &ControlPlane,
@@ -1129,6 +1130,30 @@ async fn agent_on_a_real_node(
     tokio::time::sleep(Duration::from_secs(10)).await;
     let agent_pid = process_in_node(&node_name, "agent").context("the agent's process")?;
     let agent_rss = proc_status_bytes(agent_pid, "VmRSS")?;
+    // A3: the agent killed (the kubelet starts its container again) with nothing changed; the
+    // SeccompStatus writes until it has listed, scanned on the changes it was told of, and made
+    // one periodic scan (30 s).
+    let before_agent_restart = apiserver_status_writes(plane)?;
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &agent_pid.to_string()])
+        .status()?;
+    anyhow::ensure!(killed.success(), "could not kill the agent (pid {agent_pid})");
+    let agent_back = Instant::now() + Duration::from_secs(180);
+    let restarted_pid = loop {
+        if let Some(pid) = process_in_node(&node_name, "agent").filter(|pid| *pid != agent_pid) {
+            break pid;
+        }
+        if Instant::now() > agent_back {
+            bail!("the agent's container did not start again");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    anyhow::ensure!(
+        process_in_node(&node_name, "agent") == Some(restarted_pid),
+        "the restarted agent did not stay up"
+    );
+    let agent_restart_writes = apiserver_status_writes(plane)? - before_agent_restart;
     let mut latencies: Vec<f64> = {
         let running = running.lock().unwrap_or_else(|e| e.into_inner());
         let verified = verified.lock().unwrap_or_else(|e| e.into_inner());
@@ -1174,6 +1199,15 @@ async fn agent_on_a_real_node(
             percentile(&latencies, 99.0),
             "seconds",
             5.0,
+        ),
+        at_most(
+            "A3",
+            &format!(
+                "SeccompStatus writes in the 40 s after the agent restarted, {count} pods, nothing changed"
+            ),
+            agent_restart_writes as f64,
+            "writes",
+            0.0,
         ),
     ])
 }
