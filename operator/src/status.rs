@@ -20,6 +20,7 @@ use crate::{
         SeccompStatusStatus, Verdict,
     },
     lean::{LenientTime, status::StatusWire},
+    policy::plan::Outcome,
 };
 
 pub const CONFINED: &str = "Confined";
@@ -133,6 +134,30 @@ impl StoredStatus {
             resource_version: meta.resource_version.as_deref().and_then(|v| v.parse().ok()),
         }
     }
+}
+
+/// What each policy did to the pod, as a stored SeccompStatus records it (`status.policies`):
+/// after a restart, the outcomes a first pass compares with, so that it announces and counts only
+/// what changed. An entry that does not read as one is left out.
+pub fn stored_outcomes(object: &StatusWire) -> Vec<Outcome> {
+    object
+        .status
+        .as_ref()
+        .and_then(|s| s.get("policies"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            fn field<T: serde::de::DeserializeOwned>(entry: &Value, name: &str) -> Option<T> {
+                serde_json::from_value(entry.get(name)?.clone()).ok()
+            }
+            Some(Outcome {
+                policy: entry.get("name")?.as_str()?.into(),
+                verdict: field(entry, "verdict")?,
+                action: field(entry, "action")?,
+            })
+        })
+        .collect()
 }
 
 /// Whether the stored SeccompStatus (if any) differs from the desired one: label, owner (the pod's
@@ -355,6 +380,29 @@ mod tests {
         let object = object("ns", "p", uid, status);
         let wire: StatusWire = serde_json::from_value(object).expect("wire");
         StoredStatus::from_wire(&wire)
+    }
+
+    #[test]
+    fn stored_outcomes_read_what_each_policy_did() {
+        let object: StatusWire = serde_json::from_value(json!({ "status": { "policies": [
+            { "name": "label", "verdict": "Violating", "action": "Labeled", "reason": "Unconfined", "message": "" },
+            { "name": "odd", "verdict": "Sideways", "action": "None" },
+            { "name": "audit", "verdict": "Compliant", "action": "None" }] } }))
+        .expect("status");
+        let outcomes = stored_outcomes(&object);
+        let read: Vec<(&str, Verdict, crate::api::PolicyAction)> = outcomes
+            .iter()
+            .map(|o| (&*o.policy, o.verdict, o.action))
+            .collect();
+        assert_eq!(
+            read,
+            [
+                ("label", Verdict::Violating, crate::api::PolicyAction::Labeled),
+                ("audit", Verdict::Compliant, crate::api::PolicyAction::None)
+            ],
+            "an entry that does not read is left out"
+        );
+        assert!(stored_outcomes(&StatusWire::default()).is_empty());
     }
 
     #[test]

@@ -257,6 +257,28 @@ async fn a_label_policy_labels_violators_reports_and_cleans_up_when_deleted() {
         "a Labeled event on the pod"
     );
 
+    // A restart with nothing changed: no label, status or policy write, no Event again.
+    operator.stop().await;
+    let statuses: Api<SeccompStatus> = ctx.api();
+    let versions = || async {
+        let mut versions = Vec::new();
+        for name in ["open", "tight"] {
+            versions.push(pods.get(name).await.expect("pod").resource_version());
+            versions.push(statuses.get(name).await.expect("status").resource_version());
+        }
+        versions
+    };
+    let (before, labeled_events) = (versions().await, events(&ctx, "Labeled"));
+    let operator = Operator::for_namespace(&ctx).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        versions().await,
+        before,
+        "pods or statuses written after a restart"
+    );
+    assert_eq!(operator.writes(), 0);
+    assert_eq!(events(&ctx, "Labeled"), labeled_events, "Labeled announced again");
+
     // Deleting the policy takes its labels and its verdicts away.
     delete_policy(&ctx, &policy).await;
     wait_for("the labels to go", TIMEOUT, || async {
@@ -266,7 +288,6 @@ async fn a_label_policy_labels_violators_reports_and_cleans_up_when_deleted() {
         (gone(&open) && gone(&tight)).then_some(())
     })
     .await;
-    let statuses: Api<SeccompStatus> = ctx.api();
     wait_for("the verdicts to go", TIMEOUT, || async {
         let s = statuses.get("open").await.ok()?.status?;
         (s.policies.is_empty() && s.verdict.is_none()).then_some(())
@@ -327,6 +348,29 @@ async fn a_pod_whose_template_is_unconfined_is_not_evicted() {
         "not evicted"
     );
     assert!(events(&ctx, "EvictionSkipped").contains("event"));
+
+    // A restart with nothing changed: the warm-up's undecided action is not written over the
+    // decided one, nothing is written once it is decided again, and nothing is announced again.
+    operator.stop().await;
+    let statuses = ctx.api::<SeccompStatus>();
+    let pods = ctx.api::<Pod>();
+    let versions = || async {
+        (
+            statuses.get("api-old").await.expect("status").resource_version(),
+            pods.get("api-old").await.expect("pod").resource_version(),
+        )
+    };
+    let (before, skipped_events) = (versions().await, events(&ctx, "EvictionSkipped"));
+    let operator = Operator::for_namespace(&ctx).await;
+    // Longer than the warm-up's look again (5 s): the pod has had its pass with actions decided.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(versions().await, before, "status or pod written after a restart");
+    assert_eq!(operator.writes(), 0);
+    assert_eq!(
+        events(&ctx, "EvictionSkipped"),
+        skipped_events,
+        "EvictionSkipped announced again"
+    );
     delete_policy(&ctx, &policy).await;
     operator.stop().await;
 }

@@ -152,6 +152,7 @@ fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
         facts: &facts,
         policies: &state.valid_policies,
         previous: &entry.outcomes,
+        has_stored_status: stored.is_some(),
         stored_conditions: stored
             .as_ref()
             .map(|s| s.conditions.as_slice())
@@ -248,7 +249,7 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Option<Duration>, Error> {
         plan.eviction_result(&result);
     }
 
-    if status::needs_write(stored.as_ref(), &uid, &plan.status) {
+    if !plan.hold && status::needs_write(stored.as_ref(), &uid, &plan.status) {
         let body = status::object(&key.namespace, &key.name, &uid, &plan.status);
         ctx.writes.until_ready().await;
         let api: Api<Decoded<StatusWire>> = Api::namespaced(ctx.client.clone(), &key.namespace);

@@ -412,6 +412,16 @@ impl State {
         planned
     }
 
+    /// A pod that has had no pass in this process takes the outcomes its stored status records,
+    /// so that its first pass announces and counts only what changed since (not every label and
+    /// blocked eviction again after each restart).
+    pub fn seed_outcomes(&mut self, key: &PodKey, stored: impl FnOnce() -> Vec<Outcome>) {
+        let entry = self.entry(key);
+        if !entry.recorded && entry.outcomes.is_empty() {
+            entry.outcomes = stored().into_boxed_slice();
+        }
+    }
+
     pub fn delete_status(&mut self, key: &PodKey) -> bool {
         let (had_pod, previous) = match self.pods.get_mut(key) {
             Some(entry) => {
@@ -934,6 +944,38 @@ mod tests {
         let d = state.key("n", "d");
         state.apply_pod(&d, pod("ud", "x"));
         assert!(state.outcomes_complete(), "complete once, complete for good");
+    }
+
+    #[test]
+    fn outcomes_come_from_the_stored_status_until_the_pod_has_had_a_pass() {
+        use crate::api::{PolicyAction, Verdict};
+        let outcome = |action| {
+            vec![Outcome {
+                policy: "p".into(),
+                verdict: Verdict::Violating,
+                action,
+            }]
+        };
+        let mut state = State::default();
+        let a = state.key("n", "a");
+        // After a restart the statuses' list may come before the pods'.
+        state.seed_outcomes(&a, || outcome(PolicyAction::Labeled));
+        state.apply_status(&a, stored(1));
+        state.apply_pod(&a, pod("ua", "x"));
+        assert_eq!(
+            &*state.pods[&a].outcomes,
+            outcome(PolicyAction::Labeled).as_slice()
+        );
+        // Once a pass decided, a later event of the status (its own write, an edit) changes nothing.
+        if let Some(entry) = state.pods.get_mut(&a) {
+            entry.outcomes = outcome(PolicyAction::EvictionBlocked).into_boxed_slice();
+        }
+        state.mark_recorded(&a);
+        state.seed_outcomes(&a, || outcome(PolicyAction::None));
+        assert_eq!(
+            &*state.pods[&a].outcomes,
+            outcome(PolicyAction::EvictionBlocked).as_slice()
+        );
     }
 
     #[test]

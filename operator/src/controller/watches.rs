@@ -33,7 +33,7 @@ use crate::{
         status::StatusWire,
     },
     profile::strength::CatalogEntry,
-    status::StoredStatus,
+    status::{self, StoredStatus},
 };
 
 /// How one kind of object changes the state.
@@ -348,6 +348,7 @@ impl Handler<StatusWire> for Statuses {
         self.ctx.config.watches(namespace)
     }
     fn apply(&mut self, state: &mut State, key: &PodKey, status: StatusWire) -> Vec<PodKey> {
+        state.seed_outcomes(key, || status::stored_outcomes(&status));
         let status = StoredStatus::from_wire(&status);
         if let (Some(newest), Some(version)) = (&mut self.newest_listed, status.resource_version) {
             *newest = (*newest).max(version);

@@ -77,6 +77,9 @@ fn skip(reason: &'static str, message: impl Into<String>) -> EvictionVerdict {
     }
 }
 
+/// The reason of a [`EvictionVerdict::Later`] before the warm-up ends: nothing is decided yet.
+pub const WARMING_UP: &str = "WarmingUp";
+
 fn later(reason: &'static str, message: impl Into<String>, retry_after: Duration) -> EvictionVerdict {
     EvictionVerdict::Later {
         reason,
@@ -408,7 +411,7 @@ pub fn eviction_verdict(
     }
     if !facts.warmed_up {
         return later(
-            "WarmingUp",
+            WARMING_UP,
             "waiting until every cache has synced and every pod was evaluated once",
             Duration::from_secs(5),
         );

@@ -13,7 +13,7 @@ pub mod plan;
 
 pub use eviction::{
     EvictionFacts, EvictionLedger, EvictionRecord, EvictionVerdict, HaltRecord, OwnerKind, PolicyLedger,
-    Reservation, SYSTEM_NAMESPACES, eviction_verdict, reserve_eviction,
+    Reservation, SYSTEM_NAMESPACES, WARMING_UP, eviction_verdict, reserve_eviction,
 };
 
 use crate::api::{

@@ -9,7 +9,7 @@ use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 
 use super::{
     CompiledPolicy, EvictionFacts, EvictionLedger, EvictionVerdict, Judgement, OwnerKind, PROFILE_LABEL,
-    Subject, VIOLATION_LABEL, desired_labels, eviction_verdict,
+    Subject, VIOLATION_LABEL, WARMING_UP, desired_labels, eviction_verdict,
 };
 use crate::{
     api::{PolicyAction, PolicyActionMode, PolicyResult, SeccompStatusStatus, Verdict},
@@ -51,7 +51,10 @@ pub struct PassInput<'a> {
     pub facts: &'a Facts<'a>,
     /// Valid policies, in name order.
     pub policies: &'a [Arc<CompiledPolicy>],
+    /// What each policy did in the last pass; after a restart, what the stored status says.
     pub previous: &'a [Outcome],
+    /// The pod has a stored SeccompStatus.
+    pub has_stored_status: bool,
     /// The controller-owned conditions of the stored status (for their transition times).
     pub stored_conditions: &'a [ConditionMark],
     /// Every cache has synced and every pod was planned once: actions may run.
@@ -115,6 +118,11 @@ pub struct PodPlan {
     pub announcements: Vec<Announcement>,
     /// Plan again after this long (pending evictions, warm-up, age limits).
     pub requeue: Option<Duration>,
+    /// Before the warm-up ends some action is not decided yet (a label to change, an eviction
+    /// to weigh): a status already stored is not written, nothing is announced and the previous
+    /// outcomes stand, so that a restart neither writes undecided actions over decided ones nor
+    /// writes them back a moment later.
+    pub hold: bool,
     previous: Vec<Outcome>,
     stored_conditions: Vec<ConditionMark>,
     now: Timestamp,
@@ -173,10 +181,13 @@ pub fn plan(input: &PassInput<'_>) -> PodPlan {
     };
     let current = ours(pod.labels);
     let target = wanted.as_ref().map(ours).unwrap_or((None, None));
+    // Some action waits for the warm-up.
+    let mut undecided = false;
     let labels = if current == target {
         LabelChange::Keep
     } else if !input.warmed_up {
         defer(Duration::from_secs(2));
+        undecided = true;
         LabelChange::Keep
     } else {
         match &wanted {
@@ -184,7 +195,8 @@ pub fn plan(input: &PassInput<'_>) -> PodPlan {
             None => LabelChange::Remove,
         }
     };
-    let labelled = input.warmed_up && target.1.is_some();
+    // The pod carries the violation label, or gets it in this pass.
+    let labelled = target.1.is_some() && (current == target || input.warmed_up);
 
     // The template, judged with the same facts, by the policies that judge the pod.
     let template_evaluation = input.template.map(|template| {
@@ -237,6 +249,7 @@ pub fn plan(input: &PassInput<'_>) -> PodPlan {
                     if let Some(retry) = decision.retry {
                         defer(retry);
                     }
+                    undecided |= decision.waits_for_warm_up;
                     if decision.evict {
                         eviction = Some(EvictionCandidate {
                             policy: p.name.as_str().into(),
@@ -262,11 +275,17 @@ pub fn plan(input: &PassInput<'_>) -> PodPlan {
         outcomes,
         announcements: Vec::new(),
         requeue,
+        hold: false,
         previous: input.previous.to_vec(),
         stored_conditions: input.stored_conditions.to_vec(),
         now: input.now,
     };
     plan.finish(results);
+    if undecided && input.has_stored_status {
+        plan.hold = true;
+        plan.announcements.clear();
+        plan.outcomes = input.previous.to_vec();
+    }
     plan
 }
 
@@ -275,6 +294,8 @@ struct EvictDecision {
     note: String,
     retry: Option<Duration>,
     evict: bool,
+    /// Nothing is decided before the warm-up ends.
+    waits_for_warm_up: bool,
 }
 
 fn evict_decision(
@@ -319,6 +340,7 @@ fn evict_decision(
             note: format!("ReplacementUnconfined: {}", halted.reason),
             retry: None,
             evict: false,
+            waits_for_warm_up: false,
         };
     }
     match eviction_verdict(&facts, &p.eviction, input.ledger, input.now) {
@@ -327,6 +349,7 @@ fn evict_decision(
             note: format!("{reason}: {message}"),
             retry: None,
             evict: false,
+            waits_for_warm_up: false,
         },
         EvictionVerdict::Later {
             reason,
@@ -337,6 +360,7 @@ fn evict_decision(
             note: format!("{reason}: {message}"),
             retry: Some(retry_after),
             evict: false,
+            waits_for_warm_up: reason == WARMING_UP,
         },
         EvictionVerdict::Proceed => match template.map(|t| p.judge(subject, t, input.now)) {
             None => EvictDecision {
@@ -344,6 +368,7 @@ fn evict_decision(
                 note: "WorkloadUnknown: the pod's workload is not (yet) known".into(),
                 retry: Some(Duration::from_secs(15)),
                 evict: false,
+                waits_for_warm_up: false,
             },
             Some(j) if j.verdict == Verdict::Violating => EvictDecision {
                 action: PolicyAction::EvictionSkipped,
@@ -353,18 +378,21 @@ fn evict_decision(
                 ),
                 retry: None,
                 evict: false,
+                waits_for_warm_up: false,
             },
             Some(_) if p.eviction.dry_run => EvictDecision {
                 action: PolicyAction::WouldEvict,
                 note: "dry run: the pod would be evicted and come back confined".into(),
                 retry: None,
                 evict: false,
+                waits_for_warm_up: false,
             },
             Some(_) => EvictDecision {
                 action: PolicyAction::EvictionPending,
                 note: "EvictionPending: evicting; the workload's template is confined".into(),
                 retry: None,
                 evict: true,
+                waits_for_warm_up: false,
             },
         },
     }
@@ -562,6 +590,8 @@ mod tests {
         labels: BTreeMap<String, String>,
         namespace_labels: BTreeMap<String, String>,
         ledger: EvictionLedger,
+        previous: Vec<Outcome>,
+        has_stored_status: bool,
     }
 
     impl World {
@@ -576,6 +606,8 @@ mod tests {
                 labels: BTreeMap::from([("app".to_string(), "web".to_string())]),
                 namespace_labels: BTreeMap::new(),
                 ledger: EvictionLedger::default(),
+                previous: Vec::new(),
+                has_stored_status: false,
             }
         }
 
@@ -610,7 +642,8 @@ mod tests {
                 },
                 facts: &facts,
                 policies,
-                previous: &[],
+                previous: &self.previous,
+                has_stored_status: self.has_stored_status,
                 stored_conditions: &[],
                 warmed_up,
                 ledger: &self.ledger,
@@ -679,6 +712,74 @@ mod tests {
             Verdict::Violating,
             "the verdict is known already"
         );
+    }
+
+    #[test]
+    fn before_warm_up_a_stored_status_keeps_its_decided_actions() {
+        let mut world = World::new();
+        let pod = view(json!({}));
+        let unconfined_template = view(json!({}));
+        let skipped = Outcome {
+            policy: "evict".into(),
+            verdict: Verdict::Violating,
+            action: PolicyAction::EvictionSkipped,
+        };
+        // A pod seen for the first time: its first status is written with what is known.
+        let plan = world.plan(
+            &pod,
+            Some(OwnerKind::ReplicaSet),
+            Some(&unconfined_template),
+            &[evict()],
+            false,
+            ProfileFacts::default(),
+        );
+        assert!(!plan.hold);
+        // After a restart: the stored status and its outcome stand until the warm-up ends.
+        world.has_stored_status = true;
+        world.previous = vec![skipped.clone()];
+        let held = world.plan(
+            &pod,
+            Some(OwnerKind::ReplicaSet),
+            Some(&unconfined_template),
+            &[evict()],
+            false,
+            ProfileFacts::default(),
+        );
+        assert!(held.hold);
+        assert_eq!(held.outcomes, vec![skipped.clone()]);
+        assert!(held.announcements.is_empty(), "{:?}", held.announcements);
+        assert!(held.requeue.is_some(), "planned again");
+        // Once warm: decided as before, so nothing changed and nothing to announce.
+        let warm = world.plan(
+            &pod,
+            Some(OwnerKind::ReplicaSet),
+            Some(&unconfined_template),
+            &[evict()],
+            true,
+            ProfileFacts::default(),
+        );
+        assert!(!warm.hold);
+        assert_eq!(warm.outcomes, vec![skipped]);
+        assert!(warm.announcements.is_empty(), "{:?}", warm.announcements);
+    }
+
+    #[test]
+    fn a_pod_that_carries_its_labels_is_labeled_before_warm_up() {
+        let mut world = World::new();
+        world.has_stored_status = true;
+        let pod = view(json!({}));
+        let label = [policy("label", json!({ "action": "Label" }))];
+        // Not labelled yet: the label waits for the warm-up, and so does the stored status.
+        let waiting = world.plan(&pod, None, None, &label, false, ProfileFacts::default());
+        assert_eq!(waiting.labels, LabelChange::Keep);
+        assert!(waiting.hold);
+        // Labelled (by this operator before a restart): nothing undecided.
+        world.labels.insert(PROFILE_LABEL.into(), "Unconfined".into());
+        world.labels.insert(VIOLATION_LABEL.into(), "true".into());
+        let labelled = world.plan(&pod, None, None, &label, false, ProfileFacts::default());
+        assert_eq!(labelled.labels, LabelChange::Keep);
+        assert!(!labelled.hold);
+        assert_eq!(only_result(&labelled).action, PolicyAction::Labeled);
     }
 
     #[test]
