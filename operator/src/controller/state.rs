@@ -5,7 +5,7 @@
 //! No I/O here; the controller keeps it behind one lock.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     hash::{DefaultHasher, Hash, Hasher},
     sync::Arc,
 };
@@ -274,8 +274,12 @@ pub struct State {
     pub catalog: ProfileCatalog,
     /// The profile digests the node agents reported.
     pub profile_index: ProfileIndex,
-    /// Profile paths whose nodes started to disagree, to announce (taken by the status tick).
+    /// Profile paths whose nodes started to disagree, or found another content, to announce
+    /// (taken by the status tick): one entry per path, its latest nodes and digests.
     pub drift_found: Vec<(String, Vec<NodeDigest>)>,
+    /// The contents (digests) of each drifting path when it was last announced: another node with
+    /// one of them is no news.
+    drift_announced: HashMap<String, BTreeSet<String>>,
     /// Profile paths whose strength facts changed (drift, catalog): their pods are dirty.
     drift_changed: Vec<String>,
     /// Pods not planned yet since start.
@@ -456,10 +460,23 @@ impl State {
         changed.sort();
         changed.dedup();
         for path in changed {
-            if let Some(drift) = self.profile_index.drift(&path)
-                && !self.drift_found.iter().any(|(p, d)| p == &path && d == &drift)
-            {
-                self.drift_found.push((path.clone(), drift));
+            match self.profile_index.drift(&path) {
+                Some(drift) => {
+                    let contents: BTreeSet<String> = drift.iter().map(|(_, sha)| sha.clone()).collect();
+                    if let Some(pending) = self.drift_found.iter_mut().find(|(p, _)| *p == path) {
+                        // Not announced yet: announce the latest picture once.
+                        pending.1 = drift;
+                        self.drift_announced.insert(path.clone(), contents);
+                    } else if self.drift_announced.get(&path) != Some(&contents) {
+                        self.drift_found.push((path.clone(), drift));
+                        self.drift_announced.insert(path.clone(), contents);
+                    }
+                }
+                // The nodes agree again: nothing to announce, and a later disagreement is news.
+                None => {
+                    self.drift_found.retain(|(p, _)| *p != path);
+                    self.drift_announced.remove(&path);
+                }
             }
             if !self.drift_changed.contains(&path) {
                 self.drift_changed.push(path);
@@ -976,6 +993,50 @@ mod tests {
             &*state.pods[&a].outcomes,
             outcome(PolicyAction::EvictionBlocked).as_slice()
         );
+    }
+
+    #[test]
+    fn a_drifting_profile_is_announced_once_per_new_content() {
+        use crate::api::{ProfileFile, ProfileFileState};
+        let mut state = State::default();
+        let report = |state: &mut State, pod: &str, node: &str, sha: &str| {
+            let key = state.key("n", pod);
+            let file = ProfileFile {
+                path: "profiles/app.json".into(),
+                state: ProfileFileState::Present,
+                sha256: Some(sha.into()),
+                ..Default::default()
+            };
+            let mut status = stored(1);
+            status.profile_files = vec![(Box::from("app"), file)].into_boxed_slice();
+            status.profile_node = Some(node.into());
+            state.apply_status(&key, status);
+            key
+        };
+        // The statuses' list after a restart: 40 nodes, two contents.
+        for i in 0..40 {
+            report(
+                &mut state,
+                &format!("p{i}"),
+                &format!("node-{i}"),
+                if i % 2 == 0 { "aaa" } else { "bbb" },
+            );
+        }
+        let found = std::mem::take(&mut state.drift_found);
+        assert_eq!(found.len(), 1, "one announcement, not one per node");
+        assert_eq!(found[0].1.len(), 40, "with every node seen");
+        // Another node with a known content is no news; a third content is.
+        report(&mut state, "p40", "node-40", "aaa");
+        assert!(state.drift_found.is_empty());
+        report(&mut state, "p41", "node-41", "ccc");
+        assert_eq!(std::mem::take(&mut state.drift_found).len(), 1);
+        // The nodes agree again, then disagree again: news again.
+        for i in 0..42 {
+            report(&mut state, &format!("p{i}"), &format!("node-{i}"), "aaa");
+        }
+        assert!(state.drift_found.is_empty(), "agreement is not announced");
+        report(&mut state, "p0", "node-0", "ddd");
+        assert_eq!(state.drift_found.len(), 1);
     }
 
     #[test]
