@@ -719,45 +719,33 @@ mod tests {
         let mut world = World::new();
         let pod = view(json!({}));
         let unconfined_template = view(json!({}));
+        let plan = |world: &World, warmed_up: bool| {
+            world.plan(
+                &pod,
+                Some(OwnerKind::ReplicaSet),
+                Some(&unconfined_template),
+                &[evict()],
+                warmed_up,
+                ProfileFacts::default(),
+            )
+        };
         let skipped = Outcome {
             policy: "evict".into(),
             verdict: Verdict::Violating,
             action: PolicyAction::EvictionSkipped,
         };
         // A pod seen for the first time: its first status is written with what is known.
-        let plan = world.plan(
-            &pod,
-            Some(OwnerKind::ReplicaSet),
-            Some(&unconfined_template),
-            &[evict()],
-            false,
-            ProfileFacts::default(),
-        );
-        assert!(!plan.hold);
+        assert!(!plan(&world, false).hold);
         // After a restart: the stored status and its outcome stand until the warm-up ends.
         world.has_stored_status = true;
         world.previous = vec![skipped.clone()];
-        let held = world.plan(
-            &pod,
-            Some(OwnerKind::ReplicaSet),
-            Some(&unconfined_template),
-            &[evict()],
-            false,
-            ProfileFacts::default(),
-        );
+        let held = plan(&world, false);
         assert!(held.hold);
         assert_eq!(held.outcomes, vec![skipped.clone()]);
         assert!(held.announcements.is_empty(), "{:?}", held.announcements);
         assert!(held.requeue.is_some(), "planned again");
         // Once warm: decided as before, so nothing changed and nothing to announce.
-        let warm = world.plan(
-            &pod,
-            Some(OwnerKind::ReplicaSet),
-            Some(&unconfined_template),
-            &[evict()],
-            true,
-            ProfileFacts::default(),
-        );
+        let warm = plan(&world, true);
         assert!(!warm.hold);
         assert_eq!(warm.outcomes, vec![skipped]);
         assert!(warm.announcements.is_empty(), "{:?}", warm.announcements);
