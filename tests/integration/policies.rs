@@ -651,6 +651,37 @@ async fn a_restart_leaves_the_policy_status_as_it_was() {
 }
 
 #[tokio::test]
+async fn a_policy_deleted_and_created_again_gets_its_status() {
+    let ctx = support::context("pol-again").await;
+    create_pod(&ctx, pod_json("open", "web", None, json!({}))).await;
+    let operator = Operator::for_namespace(&ctx).await;
+    let ready = |p: &SeccompPolicy| {
+        p.status
+            .as_ref()
+            .is_some_and(|s| s.matched_pods == 1 && s.observed_generation == Some(1))
+    };
+    let policy = create_policy(&ctx, "audit", json!({ "action": "Audit" })).await;
+    policy_status(&ctx, &policy, ready).await;
+    // Deleted and applied again, as a GitOps tool may do: a new object, the same content.
+    delete_policy(&ctx, &policy).await;
+    let policies = Api::<SeccompPolicy>::all(ctx.client.clone());
+    wait_for("the policy to go", TIMEOUT, || async {
+        policies.get_opt(&policy).await.ok()?.is_none().then_some(())
+    })
+    .await;
+    // Two ticks of the policy status writer without it.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        create_policy(&ctx, "audit", json!({ "action": "Audit" })).await,
+        policy
+    );
+    let again = policy_status(&ctx, &policy, ready).await;
+    assert_eq!(condition(&again, "Ready"), Some(("True".into(), "Valid".into())));
+    delete_policy(&ctx, &policy).await;
+    operator.stop().await;
+}
+
+#[tokio::test]
 async fn evictions_stop_when_the_replacement_comes_back_unconfined() {
     let ctx = support::context("pol-loop").await;
     // The template carries the SCC annotation but no profile: the operator expects restricted-v2

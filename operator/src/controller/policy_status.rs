@@ -21,7 +21,7 @@ pub(super) fn spawn(ctx: Arc<Context>) {
     task_ctx.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut written: HashMap<String, SeccompPolicyStatus> = HashMap::new();
+        let mut written: HashMap<String, WrittenStatus> = HashMap::new();
         loop {
             tick.tick().await;
             refresh_gauges(&ctx);
@@ -90,13 +90,50 @@ struct Counts {
     labeled: u32,
 }
 
+/// A policy status this process wrote: for which policy object, and the resourceVersion the
+/// write returned.
+#[derive(Debug)]
+struct WrittenStatus {
+    uid: Option<String>,
+    resource_version: Option<u64>,
+    status: SeccompPolicyStatus,
+}
+
+/// The status to compare a policy's desired status with: what its watch shows, or this process's
+/// last write to the same object while the watch does not show that write yet. (Compared with
+/// the last write alone, a policy deleted and created again, or a status edited by hand, was
+/// never written again.)
+fn last_known<'a>(entry: &PolicyEntry, written: Option<&'a WrittenStatus>) -> LastKnown<'a> {
+    if let Some(own) = written.filter(|w| w.uid == entry.uid)
+        && matches!((entry.resource_version, own.resource_version), (Some(seen), Some(wrote)) if seen < wrote)
+    {
+        return LastKnown::OwnWrite(&own.status);
+    }
+    LastKnown::Stored(
+        entry
+            .status
+            .as_ref()
+            .and_then(|s| serde_json::from_value::<SeccompPolicyStatus>(strip_times(s.clone())).ok()),
+    )
+}
+
+enum LastKnown<'a> {
+    /// Written by this process, not shown by the watch yet.
+    OwnWrite(&'a SeccompPolicyStatus),
+    /// As the watch shows it (condition times left out), if it reads as a status.
+    Stored(Option<SeccompPolicyStatus>),
+}
+
 async fn write_policy_statuses(
     ctx: &Context,
-    written: &mut HashMap<String, SeccompPolicyStatus>,
+    written: &mut HashMap<String, WrittenStatus>,
 ) -> Result<(), Error> {
     let now = Timestamp::now();
-    let (desired, ledgers): (Vec<(String, SeccompPolicyStatus)>, Vec<String>) = {
+    type Desired = (String, Option<String>, SeccompPolicyStatus, bool);
+    let (desired, ledgers): (Vec<Desired>, Vec<String>) = {
         let mut state = ctx.state();
+        // Policies gone, or replaced by another object of the same name, are forgotten.
+        written.retain(|name, w| state.policies.get(name).is_some_and(|e| e.uid == w.uid));
         let complete = state.outcomes_complete();
         let mut counts: HashMap<&str, Counts> = HashMap::new();
         for entry in state.pods.values().filter(|e| e.has_pod()) {
@@ -119,15 +156,17 @@ async fn write_policy_statuses(
             .iter()
             .filter(|(_, entry)| may_write(entry, complete))
             .map(|(name, entry)| {
-                let status = policy_status(
-                    &state,
-                    name,
-                    entry,
-                    counts.get(name.as_str()),
-                    written.get(name),
-                    now,
-                );
-                (name.clone(), status)
+                let last = last_known(entry, written.get(name));
+                let own_write = match &last {
+                    LastKnown::OwnWrite(status) => Some(*status),
+                    LastKnown::Stored(_) => None,
+                };
+                let status = policy_status(&state, name, entry, counts.get(name.as_str()), own_write, now);
+                let unchanged = match &last {
+                    LastKnown::OwnWrite(last) => same_status(last, &status),
+                    LastKnown::Stored(last) => last.as_ref().is_some_and(|last| same_status(last, &status)),
+                };
+                (name.clone(), entry.uid.clone(), status, unchanged)
             })
             .collect();
         let ledgers = state.ledger_dirty.drain().collect();
@@ -136,16 +175,8 @@ async fn write_policy_statuses(
     for policy in ledgers {
         persist_ledger(ctx, &policy, now).await?;
     }
-    for (name, status) in desired {
-        let last = written.get(&name).cloned().or_else(|| {
-            let state = ctx.state();
-            state
-                .policies
-                .get(&name)
-                .and_then(|e| e.status.as_ref())
-                .and_then(|s| serde_json::from_value::<SeccompPolicyStatus>(strip_times(s.clone())).ok())
-        });
-        if last.as_ref().is_some_and(|last| same_status(last, &status)) {
+    for (name, uid, status, unchanged) in desired {
+        if unchanged {
             continue;
         }
         let api: Api<Decoded<PolicyWire>> = Api::all(ctx.client.clone());
@@ -162,9 +193,21 @@ async fn write_policy_statuses(
             )
             .await
         {
-            Ok(_) => {
+            Ok(stored) => {
                 ctx.metrics.write("policy_status");
-                written.insert(name, status);
+                let resource_version = stored
+                    .meta()
+                    .resource_version
+                    .as_deref()
+                    .and_then(|v| v.parse().ok());
+                written.insert(
+                    name,
+                    WrittenStatus {
+                        uid,
+                        resource_version,
+                        status,
+                    },
+                );
             }
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => return Err(e.into()),
@@ -298,9 +341,42 @@ mod tests {
         PolicyEntry {
             uid: Some("u".into()),
             generation: Some(generation),
+            resource_version: Some(10),
             compiled: Err("not needed".into()),
             status,
         }
+    }
+
+    #[test]
+    fn the_last_known_status_is_the_stored_one_once_the_watch_shows_the_own_write() {
+        let stored = entry(1, Some(json!({ "observedGeneration": 1, "matchedPods": 3 })));
+        let own = WrittenStatus {
+            uid: Some("u".into()),
+            resource_version: Some(12),
+            status: SeccompPolicyStatus {
+                matched_pods: 4,
+                ..Default::default()
+            },
+        };
+        // The watch still shows resourceVersion 10: the own write (12) stands for it.
+        assert!(matches!(last_known(&stored, Some(&own)), LastKnown::OwnWrite(s) if s.matched_pods == 4));
+        // The watch caught up (or someone wrote after it): what it shows counts.
+        let caught_up = PolicyEntry {
+            resource_version: Some(12),
+            ..entry(1, Some(json!({ "observedGeneration": 1, "matchedPods": 3 })))
+        };
+        assert!(
+            matches!(last_known(&caught_up, Some(&own)), LastKnown::Stored(Some(s)) if s.matched_pods == 3)
+        );
+        // A policy deleted and created again: another object, nothing of the old one counts.
+        let recreated = PolicyEntry {
+            uid: Some("u2".into()),
+            ..entry(1, None)
+        };
+        assert!(matches!(
+            last_known(&recreated, Some(&own)),
+            LastKnown::Stored(None)
+        ));
     }
 
     #[test]

@@ -195,6 +195,7 @@ impl PodEntry {
 pub struct PolicyEntry {
     pub uid: Option<String>,
     pub generation: Option<i64>,
+    pub resource_version: Option<u64>,
     pub compiled: Result<Arc<CompiledPolicy>, String>,
     /// The status as read, for cumulative counters, conditions and the eviction ledger.
     pub status: Option<serde_json::Value>,
@@ -206,6 +207,11 @@ impl PolicyEntry {
         PolicyEntry {
             uid: policy.metadata.uid.clone(),
             generation: policy.metadata.generation,
+            resource_version: policy
+                .metadata
+                .resource_version
+                .as_deref()
+                .and_then(|v| v.parse().ok()),
             compiled: crate::policy::compile(name, policy.metadata.generation, &policy.spec)
                 .map(Arc::new)
                 .map_err(|e| e.to_string()),
