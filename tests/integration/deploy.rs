@@ -724,6 +724,33 @@ async fn the_operator_runs_the_node_agent_when_enabled() {
         (again.uid() != ds.uid() && again.metadata.deletion_timestamp.is_none()).then_some(())
     })
     .await;
+    // Its spec changed by someone (another image): put back too.
+    let image = |ds: &k8s_openapi::api::apps::v1::DaemonSet| {
+        ds.spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|s| s.containers[0].image.clone())
+    };
+    let edit = json!({ "spec": { "template": { "spec": { "containers": [
+        { "name": "agent", "image": "registry.invalid/someone-else:1" }] } } } });
+    daemonsets
+        .patch(
+            "seccomp-sentinel-agent",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Strategic(&edit),
+        )
+        .await
+        .expect("edit");
+    wait_for("the agent image to come back", TIMEOUT, || async {
+        let again = daemonsets.get_opt("seccomp-sentinel-agent").await.ok()??;
+        (image(&again).as_deref() == Some("registry.invalid/seccomp-sentinel:v9")).then_some(())
+    })
+    .await;
+    // And then left alone: its status moves, its spec does not.
+    let settled = daemonsets.get("seccomp-sentinel-agent").await.expect("ds");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = daemonsets.get("seccomp-sentinel-agent").await.expect("ds");
+    assert_eq!(later.metadata.generation, settled.metadata.generation);
     operator.stop().await;
 
     // Disabled: removed.

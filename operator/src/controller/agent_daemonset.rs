@@ -73,7 +73,8 @@ pub fn agent_daemonset(
     })
 }
 
-async fn apply(ctx: &Context, namespace: &str, image: &str) -> Result<(), Error> {
+/// Applies the DaemonSet; returns its generation after the apply.
+async fn apply(ctx: &Context, namespace: &str, image: &str) -> Result<Option<i64>, Error> {
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
     let owner = deployments.get_opt(&ctx.config.owner_deployment).await?;
     if owner.is_none() {
@@ -87,15 +88,16 @@ async fn apply(ctx: &Context, namespace: &str, image: &str) -> Result<(), Error>
     );
     let api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), namespace);
     ctx.writes.until_ready().await;
-    api.patch(
-        AGENT_DAEMONSET,
-        &crate::client::apply_as(CONTROLLER_MANAGER),
-        &Patch::Apply(&desired),
-    )
-    .await?;
+    let applied = api
+        .patch(
+            AGENT_DAEMONSET,
+            &crate::client::apply_as(CONTROLLER_MANAGER),
+            &Patch::Apply(&desired),
+        )
+        .await?;
     ctx.metrics.write("daemonset");
     info!(%namespace, %image, "node agent DaemonSet applied");
-    Ok(())
+    Ok(applied.metadata.generation)
 }
 
 /// Keeps the agent DaemonSet as configured until the controller stops: applies it (again when
@@ -125,10 +127,15 @@ pub(super) fn spawn(ctx: Arc<Context>) {
         let config = watcher::Config::default().fields(&format!("metadata.name={AGENT_DAEMONSET}"));
         let mut events = watcher(api, config).default_backoff().boxed();
         let mut applied = false;
+        // The spec's generation after the last apply: another one means someone changed it.
+        let mut applied_generation: Option<i64> = None;
         while let Some(event) = events.next().await {
             let missing = match event {
                 Ok(watcher::Event::InitDone) => !applied,
                 Ok(watcher::Event::Delete(_)) => true,
+                Ok(watcher::Event::Apply(ds) | watcher::Event::InitApply(ds)) => {
+                    applied && ds.metadata.generation != applied_generation
+                }
                 Ok(_) => false,
                 Err(e) => {
                     warn!(error = %BriefWatch(&e), "agent DaemonSet watch failed; retrying");
@@ -137,7 +144,10 @@ pub(super) fn spawn(ctx: Arc<Context>) {
             };
             if missing {
                 match apply(&ctx, &namespace, &image).await {
-                    Ok(()) => applied = true,
+                    Ok(generation) => {
+                        applied = true;
+                        applied_generation = generation;
+                    }
                     Err(e) => warn!(error = %e, "could not apply the agent DaemonSet"),
                 }
             }
