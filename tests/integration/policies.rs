@@ -682,6 +682,30 @@ async fn a_policy_deleted_and_created_again_gets_its_status() {
 }
 
 #[tokio::test]
+async fn an_exemption_that_expires_stops_exempting_without_anything_else_changing() {
+    let ctx = support::context("pol-expiry").await;
+    create_pod(&ctx, pod_json("open", "web", None, json!({}))).await;
+    let operator = Operator::for_namespace(&ctx).await;
+    let expires = k8s_openapi::jiff::Timestamp::now() + Duration::from_secs(8);
+    let policy = create_policy(
+        &ctx,
+        "audit",
+        json!({ "exemptions": [{ "reason": "until the migration", "namespaces": [ctx.ns],
+                "expires": expires.strftime("%Y-%m-%dT%H:%M:%SZ").to_string() }] }),
+    )
+    .await;
+    let exempt = policy_result(&ctx, "open", &policy, |_| true).await;
+    assert_eq!(exempt.verdict, Verdict::Exempt, "{exempt:?}");
+    let violating = policy_result(&ctx, "open", &policy, |r| r.verdict == Verdict::Violating).await;
+    assert!(
+        k8s_openapi::jiff::Timestamp::now() >= expires,
+        "judged violating before the exemption expired: {violating:?}"
+    );
+    delete_policy(&ctx, &policy).await;
+    operator.stop().await;
+}
+
+#[tokio::test]
 async fn evictions_stop_when_the_replacement_comes_back_unconfined() {
     let ctx = support::context("pol-loop").await;
     // The template carries the SCC annotation but no profile: the operator expects restricted-v2

@@ -375,6 +375,14 @@ impl CompiledPolicy {
         })
     }
 
+    /// When the first of the exemptions that apply to this pod now runs out: its verdict changes
+    /// then, with nothing else changing.
+    pub fn next_expiry(&self, subject: &Subject<'_>, now: Timestamp) -> Option<Timestamp> {
+        self.active_exemptions(subject, now)
+            .filter_map(|e| e.expires)
+            .min()
+    }
+
     /// Exemptions that have expired by `now` (reported on the policy).
     pub fn expired_exemptions(&self, now: Timestamp) -> Vec<String> {
         self.exemptions

@@ -18,6 +18,11 @@ use crate::{
     status::{self, ConditionMark},
 };
 
+/// Planned again this long after an exemption of the pod runs out.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(1);
+/// The furthest ahead a pass is planned for an exemption's expiry.
+const EXPIRY_HORIZON: Duration = Duration::from_secs(3600);
+
 /// What one policy did to one pod in a pass (kept between passes: Events are published, and
 /// counters move, only when this changes).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -169,6 +174,16 @@ pub fn plan(input: &PassInput<'_>) -> PodPlan {
     let judged = judge_all(input.policies, &subject, &evaluation, input.now);
     let mut requeue: Option<Duration> = None;
     let mut defer = |d: Duration| requeue = Some(requeue.map_or(d, |r: Duration| r.min(d)));
+    // An exemption that runs out changes the verdict by itself: plan again just after (at most an
+    // hour ahead, so a far date or a clock that jumps costs one pass an hour).
+    if let Some(expiry) = judged
+        .iter()
+        .filter_map(|(p, _)| p.next_expiry(&subject, input.now))
+        .min()
+    {
+        let until = input.now.duration_since(expiry).unsigned_abs();
+        defer((until + EXPIRY_MARGIN).min(EXPIRY_HORIZON));
+    }
 
     // Labels, for Label and Evict policies; only once warm.
     let modes: Vec<(PolicyActionMode, Verdict)> = judged.iter().map(|(p, j)| (p.action, j.verdict)).collect();
@@ -768,6 +783,48 @@ mod tests {
         assert_eq!(labelled.labels, LabelChange::Keep);
         assert!(!labelled.hold);
         assert_eq!(only_result(&labelled).action, PolicyAction::Labeled);
+    }
+
+    #[test]
+    fn a_pod_is_planned_again_when_its_exemption_runs_out() {
+        let world = World::new();
+        let pod = view(json!({}));
+        // World's clock: 1,800,000,000 s = 2027-01-15T08:00:00Z.
+        let exempt_until = |expires: &str| {
+            policy(
+                "audit",
+                json!({ "exemptions": [{ "reason": "migration", "namespaces": ["shop"], "expires": expires }] }),
+            )
+        };
+        let soon = world.plan(
+            &pod,
+            None,
+            None,
+            &[exempt_until("2027-01-15T08:00:30Z")],
+            true,
+            ProfileFacts::default(),
+        );
+        assert_eq!(only_result(&soon).verdict, Verdict::Exempt);
+        assert_eq!(soon.requeue, Some(Duration::from_secs(31)));
+        let far = world.plan(
+            &pod,
+            None,
+            None,
+            &[exempt_until("2027-12-31T00:00:00Z")],
+            true,
+            ProfileFacts::default(),
+        );
+        assert_eq!(far.requeue, Some(EXPIRY_HORIZON));
+        let expired = world.plan(
+            &pod,
+            None,
+            None,
+            &[exempt_until("2027-01-15T07:00:00Z")],
+            true,
+            ProfileFacts::default(),
+        );
+        assert_eq!(only_result(&expired).verdict, Verdict::Violating);
+        assert_eq!(expired.requeue, None, "nothing left to wait for");
     }
 
     #[test]
