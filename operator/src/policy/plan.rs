@@ -796,33 +796,21 @@ mod tests {
                 json!({ "exemptions": [{ "reason": "migration", "namespaces": ["shop"], "expires": expires }] }),
             )
         };
-        let soon = world.plan(
-            &pod,
-            None,
-            None,
-            &[exempt_until("2027-01-15T08:00:30Z")],
-            true,
-            ProfileFacts::default(),
-        );
+        let plan = |expires: &str| {
+            world.plan(
+                &pod,
+                None,
+                None,
+                &[exempt_until(expires)],
+                true,
+                ProfileFacts::default(),
+            )
+        };
+        let soon = plan("2027-01-15T08:00:30Z");
         assert_eq!(only_result(&soon).verdict, Verdict::Exempt);
         assert_eq!(soon.requeue, Some(Duration::from_secs(31)));
-        let far = world.plan(
-            &pod,
-            None,
-            None,
-            &[exempt_until("2027-12-31T00:00:00Z")],
-            true,
-            ProfileFacts::default(),
-        );
-        assert_eq!(far.requeue, Some(EXPIRY_HORIZON));
-        let expired = world.plan(
-            &pod,
-            None,
-            None,
-            &[exempt_until("2027-01-15T07:00:00Z")],
-            true,
-            ProfileFacts::default(),
-        );
+        assert_eq!(plan("2027-12-31T00:00:00Z").requeue, Some(EXPIRY_HORIZON));
+        let expired = plan("2027-01-15T07:00:00Z");
         assert_eq!(only_result(&expired).verdict, Verdict::Violating);
         assert_eq!(expired.requeue, None, "nothing left to wait for");
     }
