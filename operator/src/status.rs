@@ -15,10 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::{
-    api::{
-        CONTROLLER_MANAGER, ContainerProfileFile, PROFILE_LABEL, PodProfile, ProfileFile,
-        SeccompStatusStatus, Verdict,
-    },
+    api::{CONTROLLER_MANAGER, PROFILE_LABEL, PodProfile, ProfileFile, SeccompStatusStatus, Verdict},
     lean::{LenientTime, status::StatusWire},
     policy::plan::Outcome,
 };
@@ -100,22 +97,15 @@ impl StoredStatus {
     pub fn from_wire(object: &StatusWire) -> Self {
         let meta = &object.metadata;
         let status = object.status.as_ref();
-        let runtime = object.runtime();
         // The agent's condition shares the list with the controller's; it is kept apart here.
         let (agents, conditions): (Vec<ConditionMark>, Vec<ConditionMark>) = ConditionMark::read_all(status)
             .into_iter()
             .partition(|c| c.type_ == RUNTIME_VERIFIED);
         let runtime_mismatch = agents.iter().any(|c| c.status == "False");
-        let profile_files: Box<[(Box<str>, ProfileFile)]> = runtime
-            .and_then(|r| r.get("profileFiles"))
-            .and_then(Value::as_array)
+        let profile_files: Box<[(Box<str>, ProfileFile)]> = object
+            .profile_files()
             .into_iter()
-            .flatten()
-            .filter_map(|entry| {
-                // A report that does not read as one is no report.
-                let file: ContainerProfileFile = serde_json::from_value(entry.clone()).ok()?;
-                Some((file.name.into_boxed_str(), file.file))
-            })
+            .map(|file| (file.name.into_boxed_str(), file.file))
             .collect();
         let profile_node = (!profile_files.is_empty())
             .then(|| object.node().map(Into::into))
@@ -131,7 +121,7 @@ impl StoredStatus {
             fingerprint: status.map_or(0, fingerprint_value),
             conditions,
             runtime_mismatch,
-            resource_version: meta.resource_version.as_deref().and_then(|v| v.parse().ok()),
+            resource_version: meta.resource_version_number(),
         }
     }
 }

@@ -136,11 +136,6 @@ impl Written {
     }
 }
 
-/// The profile files a stored SeccompStatus reports (`status.runtime.profileFiles`).
-fn stored_profile_files(status: &StatusWire) -> Option<Vec<ContainerProfileFile>> {
-    serde_json::from_value(status.runtime()?.get("profileFiles")?.clone()).ok()
-}
-
 /// What the agent's watch shows of a SeccompStatus when a scan starts.
 #[derive(Clone, Debug)]
 struct StoredView {
@@ -201,7 +196,7 @@ fn profiles_for(
                 .clone(),
         })
         .collect();
-    let stored = stored_profile_files(status).as_ref() == Some(&files);
+    let stored = status.profile_files() == files;
     (!files.is_empty()).then(|| ProfileReport {
         namespace: key.0.clone(),
         name: key.1.clone(),
@@ -547,11 +542,7 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
                 }
                 let stored = StoredView {
                     key: status.metadata.uid.clone().unwrap_or_else(|| uid.clone()),
-                    resource_version: status
-                        .metadata
-                        .resource_version
-                        .as_deref()
-                        .and_then(|v| v.parse().ok()),
+                    resource_version: status.metadata.resource_version_number(),
                 };
                 live.insert(stored.key.clone());
                 if let Some(root) = &profile_root
@@ -678,11 +669,7 @@ async fn apply_status(
     {
         Ok(written) => {
             debug!(pod = %format!("{namespace}/{name}"), manager, "written");
-            Ok(written
-                .meta()
-                .resource_version
-                .as_deref()
-                .and_then(|v| v.parse().ok()))
+            Ok(written.resource_version_number())
         }
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 403 => Ok(None),
         Err(e) => Err(e.into()),
@@ -797,13 +784,13 @@ mod tests {
             }]
         );
         assert_eq!(stored.condition.0, "False");
-        let files = stored_profile_files(&status).expect("profile files");
+        let files = status.profile_files();
         assert_eq!(files[0].name, "app");
         // A status the agent has not written to yet holds nothing of it.
         let fresh: StatusWire =
             serde_json::from_value(json!({ "status": { "conditions": [] } })).expect("status");
         assert_eq!(Written::stored(&fresh), None);
-        assert_eq!(stored_profile_files(&fresh), None);
+        assert!(fresh.profile_files().is_empty());
     }
 
     #[test]

@@ -124,6 +124,24 @@ enum LastKnown<'a> {
     Stored(Option<SeccompPolicyStatus>),
 }
 
+impl LastKnown<'_> {
+    /// The own write, whose conditions stand for the stored ones (their transition times).
+    fn own_write(&self) -> Option<&SeccompPolicyStatus> {
+        match self {
+            LastKnown::OwnWrite(status) => Some(status),
+            LastKnown::Stored(_) => None,
+        }
+    }
+
+    fn same_as(&self, desired: &SeccompPolicyStatus) -> bool {
+        let last = match self {
+            LastKnown::OwnWrite(status) => Some(*status),
+            LastKnown::Stored(status) => status.as_ref(),
+        };
+        last.is_some_and(|last| same_status(last, desired))
+    }
+}
+
 async fn write_policy_statuses(
     ctx: &Context,
     written: &mut HashMap<String, WrittenStatus>,
@@ -157,15 +175,15 @@ async fn write_policy_statuses(
             .filter(|(_, entry)| may_write(entry, complete))
             .map(|(name, entry)| {
                 let last = last_known(entry, written.get(name));
-                let own_write = match &last {
-                    LastKnown::OwnWrite(status) => Some(*status),
-                    LastKnown::Stored(_) => None,
-                };
-                let status = policy_status(&state, name, entry, counts.get(name.as_str()), own_write, now);
-                let unchanged = match &last {
-                    LastKnown::OwnWrite(last) => same_status(last, &status),
-                    LastKnown::Stored(last) => last.as_ref().is_some_and(|last| same_status(last, &status)),
-                };
+                let status = policy_status(
+                    &state,
+                    name,
+                    entry,
+                    counts.get(name.as_str()),
+                    last.own_write(),
+                    now,
+                );
+                let unchanged = last.same_as(&status);
                 (name.clone(), entry.uid.clone(), status, unchanged)
             })
             .collect();
@@ -195,16 +213,11 @@ async fn write_policy_statuses(
         {
             Ok(stored) => {
                 ctx.metrics.write("policy_status");
-                let resource_version = stored
-                    .meta()
-                    .resource_version
-                    .as_deref()
-                    .and_then(|v| v.parse().ok());
                 written.insert(
                     name,
                     WrittenStatus {
                         uid,
-                        resource_version,
+                        resource_version: stored.resource_version_number(),
                         status,
                     },
                 );

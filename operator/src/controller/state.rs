@@ -207,11 +207,7 @@ impl PolicyEntry {
         PolicyEntry {
             uid: policy.metadata.uid.clone(),
             generation: policy.metadata.generation,
-            resource_version: policy
-                .metadata
-                .resource_version
-                .as_deref()
-                .and_then(|v| v.parse().ok()),
+            resource_version: policy.metadata.resource_version_number(),
             compiled: crate::policy::compile(name, policy.metadata.generation, &policy.spec)
                 .map(Arc::new)
                 .map_err(|e| e.to_string()),

@@ -45,6 +45,11 @@ impl<T> Decoded<T> {
         }
     }
 
+    /// See [`super::meta::resource_version_number`].
+    pub fn resource_version_number(&self) -> Option<u64> {
+        super::meta::resource_version_number(self.meta().resource_version.as_deref())
+    }
+
     pub fn into_result(self) -> Result<T, Box<InvalidObject>> {
         match self {
             Decoded::Ok(value, _) => Ok(value),

@@ -125,7 +125,18 @@ impl<K> Default for Meta<K> {
     }
 }
 
+/// A resourceVersion as a number (the API server's are etcd revisions), to tell which of two
+/// views of one object is newer; `None` when absent or not a number.
+pub fn resource_version_number(resource_version: Option<&str>) -> Option<u64> {
+    resource_version?.parse().ok()
+}
+
 impl<K> Meta<K> {
+    /// See [`resource_version_number`].
+    pub fn resource_version_number(&self) -> Option<u64> {
+        resource_version_number(self.resource_version.as_deref())
+    }
+
     pub fn name(&self) -> &str {
         self.name.as_deref().unwrap_or_default()
     }

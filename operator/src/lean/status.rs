@@ -41,6 +41,18 @@ impl StatusWire {
             .map(|o| o.uid.as_str())
     }
 
+    /// The profile files the node agent reported (`status.runtime.profileFiles`); an entry that
+    /// does not read as one is no report.
+    pub fn profile_files(&self) -> Vec<crate::api::ContainerProfileFile> {
+        self.runtime()
+            .and_then(|r| r.get("profileFiles"))
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| serde_json::from_value(entry.clone()).ok())
+            .collect()
+    }
+
     /// `status.runtime`, the node agent's part, as plain JSON.
     pub fn runtime(&self) -> Option<&serde_json::Value> {
         self.status.as_ref()?.get("runtime")
