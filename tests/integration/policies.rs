@@ -105,10 +105,19 @@ pub(crate) async fn policy_result(
     done: impl Fn(&seccomp_sentinel::api::PolicyResult) -> bool,
 ) -> seccomp_sentinel::api::PolicyResult {
     let statuses: Api<SeccompStatus> = ctx.api();
-    wait_for(&format!("policy {policy} on {pod}"), TIMEOUT, || async {
-        let status = statuses.get_opt(pod).await.ok()??.status?;
-        status.policies.into_iter().find(|r| r.name == policy && done(r))
-    })
+    // What the status said last, for the message on a timeout.
+    let last_seen = std::sync::Mutex::new(String::from("no SeccompStatus"));
+    let remember = |seen: String| *last_seen.lock().unwrap_or_else(|e| e.into_inner()) = seen;
+    support::wait_for_explained(
+        &format!("policy {policy} on {pod}"),
+        TIMEOUT,
+        || async {
+            let status = statuses.get_opt(pod).await.ok()??.status?;
+            remember(format!("the status's results: {:?}", status.policies));
+            status.policies.into_iter().find(|r| r.name == policy && done(r))
+        },
+        || last_seen.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+    )
     .await
 }
 
@@ -495,6 +504,72 @@ async fn bare_pods_are_never_evicted_and_a_dry_run_evicts_nothing() {
     assert_eq!(operator.evictions(), 0);
     assert!(events(&ctx, "WouldEvict").contains("event"));
     delete_policy(&ctx, &evict).await;
+    delete_policy(&ctx, &dry).await;
+    operator.stop().await;
+}
+
+/// The operator starts on pods that its Label and Evict policies already judge: each status is
+/// written once, with its decided action (each violating pod was written twice, undecided before
+/// the warm-up and decided after it).
+#[tokio::test]
+async fn a_first_sync_under_label_and_evict_policies_writes_each_status_once() {
+    let ctx = support::context("pol-once").await;
+    let open: Vec<String> = (0..20).map(|i| format!("open-{i}")).collect();
+    let safe: Vec<String> = (0..5).map(|i| format!("safe-{i}")).collect();
+    for name in &open {
+        create_pod(&ctx, pod_json(name, "open", None, json!({}))).await;
+    }
+    for name in &safe {
+        create_pod(&ctx, pod_json(name, "safe", Some("RuntimeDefault"), json!({}))).await;
+    }
+    adopted_pod(&ctx, "batch", None, Some("RuntimeDefault"), json!({})).await;
+    let label = create_policy(
+        &ctx,
+        "label",
+        json!({ "podSelector": { "matchExpressions": [{ "key": "app", "operator": "In", "values": ["open", "safe"] }] },
+        "action": "Label" }),
+    )
+    .await;
+    let dry = create_policy(
+        &ctx,
+        "dry",
+        json!({ "podSelector": { "matchLabels": { "app": "batch" } },
+        "action": "Evict", "eviction": { "minUnconfinedAge": "0s", "dryRun": true } }),
+    )
+    .await;
+    let operator = Operator::for_namespace(&ctx).await;
+
+    for name in &open {
+        policy_result(&ctx, name, &label, |r| r.action == PolicyAction::Labeled).await;
+    }
+    policy_result(&ctx, "batch-old", &dry, |r| r.action == PolicyAction::WouldEvict).await;
+    for name in &safe {
+        policy_result(&ctx, name, &label, |r| r.verdict == Verdict::Compliant).await;
+    }
+    // Past the warm-up's look again (5 s): a second write would have been made by now.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let statuses: Api<SeccompStatus> = ctx.api();
+    let written_more_than_once: Vec<String> = statuses
+        .list(&ListParams::default())
+        .await
+        .expect("list statuses")
+        .items
+        .iter()
+        // No status subresource: each write that changes the object counts a generation.
+        .filter(|s| s.metadata.generation != Some(1))
+        .map(|s| format!("{} (generation {:?})", s.name_any(), s.metadata.generation))
+        .collect();
+    assert!(
+        written_more_than_once.is_empty(),
+        "written more than once: {written_more_than_once:?}"
+    );
+    assert_eq!(operator.writes(), 26, "one write per pod");
+    assert_eq!(
+        operator.label_writes(),
+        26,
+        "one label write per pod (Evict policies label too)"
+    );
+    delete_policy(&ctx, &label).await;
     delete_policy(&ctx, &dry).await;
     operator.stop().await;
 }

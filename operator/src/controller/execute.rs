@@ -46,14 +46,16 @@ pub(super) async fn worker(ctx: Arc<Context>) {
         // no pod, and records nothing.
         let had_pod = ctx.state().pods.get(&key).is_some_and(|e| e.has_pod());
         let result = pass(&ctx, &key).await;
-        if had_pod {
+        // A held pass recorded nothing: it comes again once the warm-up is over.
+        let held = matches!(result, Ok(Passed { held: true, .. }));
+        if had_pod && !held {
             ctx.state().mark_recorded(&key);
         }
         ctx.metrics
             .reconcile_duration
             .observe(started.elapsed().as_secs_f64());
         match result {
-            Ok(requeue) => {
+            Ok(Passed { requeue, .. }) => {
                 if let Some(entry) = ctx.state().pods.get_mut(&key) {
                     entry.failures = 0;
                 }
@@ -105,7 +107,7 @@ struct EvictionFactsOwned {
 }
 
 fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
-    let mut state = ctx.state();
+    let state = ctx.state();
     let entry = state.pods.get(key)?;
     let pod = entry.pod()?;
     let stored = entry.stored();
@@ -152,12 +154,11 @@ fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
         facts: &facts,
         policies: &state.valid_policies,
         previous: &entry.outcomes,
-        has_stored_status: stored.is_some(),
         stored_conditions: stored
             .as_ref()
             .map(|s| s.conditions.as_slice())
             .unwrap_or_default(),
-        warmed_up: state.warm,
+        warmed_up: state.listed,
         ledger: &state.ledger,
         template,
         operator_namespace: ctx.config.operator_namespace.as_deref(),
@@ -178,9 +179,6 @@ fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
         stored,
         plan,
     };
-    if state.mark_seen(key) {
-        info!("first full pass complete: policy actions enabled");
-    }
     Some(prepared)
 }
 
@@ -203,8 +201,16 @@ async fn confirm_unconfirmed_write(ctx: &Context, key: &PodKey) -> Result<(), Er
     Ok(())
 }
 
-/// One pass over one pod; returns when to look again.
-async fn pass(ctx: &Context, key: &PodKey) -> Result<Option<Duration>, Error> {
+/// How a pass ended.
+struct Passed {
+    /// Plan the pod again after this long.
+    requeue: Option<Duration>,
+    /// An action waited for the warm-up, so nothing was written ([`PodPlan::hold`]).
+    held: bool,
+}
+
+/// One pass over one pod.
+async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
     confirm_unconfirmed_write(ctx, key).await?;
     let now = Timestamp::now();
     let Some(Prepared {
@@ -216,7 +222,10 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Option<Duration>, Error> {
         stored,
     }) = prepare(ctx, key, now)
     else {
-        return Ok(None);
+        return Ok(Passed {
+            requeue: None,
+            held: false,
+        });
     };
 
     sync_labels(ctx, key, &labels, &plan.labels).await?;
@@ -321,24 +330,16 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Option<Duration>, Error> {
             .await;
     }
 
-    let requeue = plan.requeue;
+    let passed = Passed {
+        requeue: plan.requeue,
+        held: plan.hold,
+    };
     let mut state = ctx.state();
     let Some(entry) = state.pods.get_mut(key) else {
-        return Ok(requeue);
+        return Ok(passed);
     };
     // A pod newly blocked by a budget counts once per episode, when the pass is recorded.
-    let newly_blocked: Vec<std::sync::Arc<str>> = plan
-        .outcomes
-        .iter()
-        .filter(|o| o.action == PolicyAction::EvictionBlocked)
-        .filter(|o| {
-            !entry
-                .outcomes
-                .iter()
-                .any(|p| p.policy == o.policy && p.action == PolicyAction::EvictionBlocked)
-        })
-        .map(|o| o.policy.clone())
-        .collect();
+    let newly_blocked = plan.newly_blocked();
     entry.outcomes = std::mem::take(&mut plan.outcomes).into_boxed_slice();
     entry.containers = plan
         .status
@@ -353,7 +354,7 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Option<Duration>, Error> {
             .or_default()
             .blocked += 1;
     }
-    Ok(requeue)
+    Ok(passed)
 }
 
 /// Sets or removes the pod's profile and violation labels (only those two keys).
@@ -421,7 +422,7 @@ async fn evict(
         else {
             return Ok(EvictionResult::PodChanged);
         };
-        let warm = state.warm;
+        let warm = state.listed;
         let eviction_facts = EvictionFacts {
             policy: policy_name,
             namespace: &key.namespace,

@@ -135,11 +135,6 @@ impl Context {
         self.trust_scc.load(Ordering::Acquire)
     }
 
-    /// Actions are enabled: every cache has synced and every pod was planned once.
-    pub fn warmed_up(&self) -> bool {
-        self.state().warm
-    }
-
     /// Spawns a background task that ends when the controller stops.
     fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
         let handle = tokio::spawn(task);
@@ -409,9 +404,7 @@ async fn start(ctx: Arc<Context>, workers: &mut Vec<tokio::task::JoinHandle<()>>
             policies = state.policies.len(),
             "indexes ready; reconciling pods"
         );
-        if state.check_warm() {
-            info!("first full pass complete: policy actions enabled");
-        }
+        info!("every cache has listed: policy actions enabled");
     }
     ctx.metrics.ready.store(true, Ordering::Release);
     policy_status::spawn(ctx.clone());

@@ -152,8 +152,6 @@ pub struct PodEntry {
     pub containers: Box<[(ProfileType, ProfileSource)]>,
     /// Failed passes in a row (for the backoff).
     pub failures: u8,
-    /// Planned at least once since start (warm-up).
-    pub seen: bool,
     /// A pass that began with this pod present has ended since the pod arrived, so `outcomes`
     /// are this process's own (the policies' counts are complete once every pod's are).
     recorded: bool,
@@ -284,14 +282,13 @@ pub struct State {
     drift_announced: HashMap<String, BTreeSet<String>>,
     /// Profile paths whose strength facts changed (drift, catalog): their pods are dirty.
     drift_changed: Vec<String>,
-    /// Pods not planned yet since start.
-    unseen: usize,
     /// See [`State::outcomes_complete`].
     outcomes_whole: bool,
-    /// Every watch has listed once.
+    /// Every watch has listed once: the caches are whole, so policy actions may run (the
+    /// warm-up is over). A pass decides from the caches alone, never from another pod's pass,
+    /// so waiting for every pod to have had a pass would add nothing but a second write for each
+    /// pod whose action waited.
     pub listed: bool,
-    /// Actions are allowed (listed, and every pod planned once).
-    pub warm: bool,
 }
 
 /// Below this many interned names, pruning waits for half this many drops (a small set is not
@@ -349,24 +346,18 @@ impl State {
     pub fn apply_pod(&mut self, key: &PodKey, pod: LeanPod) -> bool {
         let entry = self.entry(key);
         let changed = entry.pod.is_none() || entry.pod_fingerprint != pod.fingerprint;
-        let new = entry.pod.is_none() && !entry.seen;
         if entry.pod.is_none() {
             // A pass that ran before the pod arrived (for its stored status) did not see it.
             entry.recorded = false;
         }
         entry.pod_fingerprint = pod.fingerprint;
         entry.pod = Some(Packed::pack(&pod));
-        if new {
-            self.unseen += 1;
-        }
         changed
     }
 
     pub fn delete_pod(&mut self, key: &PodKey) {
         if let Some(entry) = self.pods.get_mut(key) {
-            if entry.pod.take().is_some() && !entry.seen {
-                self.unseen = self.unseen.saturating_sub(1);
-            }
+            entry.pod = None;
             entry.outcomes = Box::default();
             entry.containers = Box::default();
         }
@@ -524,19 +515,6 @@ impl State {
         gone.into_iter().filter(|k| self.delete_status(k)).collect()
     }
 
-    /// A pod was planned: warm-up bookkeeping. True when this made the controller warm.
-    pub fn mark_seen(&mut self, key: &PodKey) -> bool {
-        if let Some(entry) = self.pods.get_mut(key)
-            && !entry.seen
-        {
-            entry.seen = true;
-            if entry.has_pod() {
-                self.unseen = self.unseen.saturating_sub(1);
-            }
-        }
-        self.check_warm()
-    }
-
     /// A pod's pass ended, its outcomes recorded (or it failed: one failing pod must not hold
     /// every policy's counts back). Only for a pass that began with the pod present.
     pub fn mark_recorded(&mut self, key: &PodKey) {
@@ -549,7 +527,7 @@ impl State {
     /// truth, not a part of it (after a restart, the stored policy counts are until then). Once
     /// true it stays true: afterwards some pod is always mid-pass in a busy cluster, and holding
     /// the counts back for that would hold them back for good. (Until then each call scans the
-    /// pods: every 2 s, during start-up only.)
+    /// pods: during start-up only, from the policy status tick and the first sync's watch pause.)
     pub fn outcomes_complete(&mut self) -> bool {
         if !self.outcomes_whole && self.listed && self.pods.values().all(|e| e.recorded || !e.has_pod()) {
             self.outcomes_whole = true;
@@ -565,15 +543,6 @@ impl State {
                 stored + usize::from(e.has_stored()),
             )
         })
-    }
-
-    /// Warm once every watch has listed and every listed pod was planned.
-    pub fn check_warm(&mut self) -> bool {
-        if !self.warm && self.listed && self.unseen == 0 {
-            self.warm = true;
-            return true;
-        }
-        false
     }
 
     /// Pods for which `affected` holds (each pod read back from its packed form).
@@ -929,20 +898,6 @@ mod tests {
     }
 
     #[test]
-    fn warm_only_when_listed_and_every_pod_was_planned() {
-        let mut state = State::default();
-        let (a, b) = (state.key("n", "a"), state.key("n", "b"));
-        state.apply_pod(&a, pod("ua", "x"));
-        state.apply_pod(&b, pod("ub", "x"));
-        state.listed = true;
-        state.mark_seen(&a);
-        assert!(!state.warm);
-        state.delete_pod(&b);
-        state.mark_seen(&a);
-        assert!(state.warm, "a deleted pod does not hold warm-up back");
-    }
-
-    #[test]
     fn outcomes_complete_only_when_every_listed_pod_had_a_pass() {
         let mut state = State::default();
         let (a, b, c) = (state.key("n", "a"), state.key("n", "b"), state.key("n", "c"));
@@ -952,8 +907,6 @@ mod tests {
         assert!(!state.outcomes_complete(), "not listed yet");
         state.listed = true;
         assert!(!state.outcomes_complete(), "b had no pass");
-        state.mark_seen(&b);
-        assert!(!state.outcomes_complete(), "planned is not recorded");
         state.apply_pod(&c, pod("uc", "x"));
         state.delete_pod(&c);
         assert!(!state.outcomes_complete(), "b still had no pass");

@@ -102,12 +102,12 @@ where
 /// The longest the watch of the controller's own objects stays closed during a first sync.
 const FIRST_SYNC_PAUSE_LIMIT: Duration = Duration::from_secs(120);
 
-/// Waits until every pod was planned once and every write of that pass is done, or at most
-/// [`FIRST_SYNC_PAUSE_LIMIT`].
+/// Waits until every pod has had a pass that wrote what it had to (a pass held for the warm-up
+/// does not count) and nothing is in work, or at most [`FIRST_SYNC_PAUSE_LIMIT`].
 async fn first_sync_written(ctx: &Context) {
     let started = Instant::now();
     while started.elapsed() < FIRST_SYNC_PAUSE_LIMIT {
-        if ctx.warmed_up() && ctx.queue.is_idle() {
+        if ctx.state().outcomes_complete() && ctx.queue.is_idle() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;

@@ -51,7 +51,7 @@ pub struct EvictionFacts<'a> {
     /// Succeeded or Failed.
     pub terminal: bool,
     pub created: Option<Timestamp>,
-    /// Every cache has synced and every pod has been evaluated once.
+    /// Every cache has listed once (the warm-up is over).
     pub warmed_up: bool,
 }
 
@@ -412,7 +412,7 @@ pub fn eviction_verdict(
     if !facts.warmed_up {
         return later(
             WARMING_UP,
-            "waiting until every cache has synced and every pod was evaluated once",
+            "waiting until every cache has listed once",
             Duration::from_secs(5),
         );
     }

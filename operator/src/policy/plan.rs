@@ -58,11 +58,9 @@ pub struct PassInput<'a> {
     pub policies: &'a [Arc<CompiledPolicy>],
     /// What each policy did in the last pass; after a restart, what the stored status says.
     pub previous: &'a [Outcome],
-    /// The pod has a stored SeccompStatus.
-    pub has_stored_status: bool,
     /// The controller-owned conditions of the stored status (for their transition times).
     pub stored_conditions: &'a [ConditionMark],
-    /// Every cache has synced and every pod was planned once: actions may run.
+    /// Every cache has listed once (the warm-up is over): actions may run.
     pub warmed_up: bool,
     pub ledger: &'a EvictionLedger,
     /// The pod template of the pod's workload, as cached (`None`: not known).
@@ -124,9 +122,10 @@ pub struct PodPlan {
     /// Plan again after this long (pending evictions, warm-up, age limits).
     pub requeue: Option<Duration>,
     /// Before the warm-up ends some action is not decided yet (a label to change, an eviction
-    /// to weigh): a status already stored is not written, nothing is announced and the previous
-    /// outcomes stand, so that a restart neither writes undecided actions over decided ones nor
-    /// writes them back a moment later.
+    /// to weigh): the status is not written, nothing is announced and the previous outcomes
+    /// stand. A restart then neither writes undecided actions over decided ones nor writes them
+    /// back a moment later, and a first sync writes each such pod once, with its action, instead
+    /// of twice. The warm-up is the caches' first lists, so the wait is seconds.
     pub hold: bool,
     previous: Vec<Outcome>,
     stored_conditions: Vec<ConditionMark>,
@@ -296,7 +295,7 @@ pub fn plan(input: &PassInput<'_>) -> PodPlan {
         now: input.now,
     };
     plan.finish(results);
-    if undecided && input.has_stored_status {
+    if undecided {
         plan.hold = true;
         plan.announcements.clear();
         plan.outcomes = input.previous.to_vec();
@@ -473,6 +472,20 @@ impl PodPlan {
         }
     }
 
+    /// The policies whose eviction of this pod a disruption budget blocks now but did not in the
+    /// outcomes this plan started from: each such episode counts once. (Compared with the start
+    /// of the plan, not with the pod's outcomes when the pass ends: the watch may have put the
+    /// pass's own write there meanwhile.)
+    pub fn newly_blocked(&self) -> Vec<Arc<str>> {
+        let blocked = |o: &&Outcome| o.action == PolicyAction::EvictionBlocked;
+        self.outcomes
+            .iter()
+            .filter(blocked)
+            .filter(|o| !self.previous.iter().filter(blocked).any(|p| p.policy == o.policy))
+            .map(|o| o.policy.clone())
+            .collect()
+    }
+
     /// The plan once its eviction has been tried: the policy's action and message, the
     /// Events and when to look again follow the result.
     pub fn eviction_result(&mut self, result: &EvictionResult) {
@@ -606,7 +619,6 @@ mod tests {
         namespace_labels: BTreeMap<String, String>,
         ledger: EvictionLedger,
         previous: Vec<Outcome>,
-        has_stored_status: bool,
     }
 
     impl World {
@@ -622,7 +634,6 @@ mod tests {
                 namespace_labels: BTreeMap::new(),
                 ledger: EvictionLedger::default(),
                 previous: Vec::new(),
-                has_stored_status: false,
             }
         }
 
@@ -658,7 +669,6 @@ mod tests {
                 facts: &facts,
                 policies,
                 previous: &self.previous,
-                has_stored_status: self.has_stored_status,
                 stored_conditions: &[],
                 warmed_up,
                 ledger: &self.ledger,
@@ -707,6 +717,31 @@ mod tests {
     }
 
     #[test]
+    fn a_blocked_eviction_counts_once_per_episode() {
+        let mut world = World::new();
+        let pod = view(json!({}));
+        let template = view(json!({ "seccompProfile": { "type": "RuntimeDefault" } }));
+        let blocked_pass = |world: &World| {
+            let mut plan = world.plan(
+                &pod,
+                Some(OwnerKind::ReplicaSet),
+                Some(&template),
+                &[evict()],
+                true,
+                ProfileFacts::default(),
+            );
+            plan.eviction_result(&EvictionResult::Blocked);
+            plan
+        };
+        let first = blocked_pass(&world);
+        assert_eq!(only_result(&first).action, PolicyAction::EvictionBlocked);
+        assert_eq!(first.newly_blocked(), vec![Arc::<str>::from("evict")]);
+        // Blocked in the outcomes the next pass starts from: the same episode.
+        world.previous = first.outcomes.clone();
+        assert!(blocked_pass(&world).newly_blocked().is_empty());
+    }
+
+    #[test]
     fn before_warm_up_nothing_is_done_and_the_pod_is_planned_again() {
         let world = World::new();
         let pod = view(json!({}));
@@ -730,7 +765,7 @@ mod tests {
     }
 
     #[test]
-    fn before_warm_up_a_stored_status_keeps_its_decided_actions() {
+    fn before_warm_up_an_undecided_action_holds_the_status_back() {
         let mut world = World::new();
         let pod = view(json!({}));
         let unconfined_template = view(json!({}));
@@ -744,15 +779,28 @@ mod tests {
                 ProfileFacts::default(),
             )
         };
+        // A pod seen for the first time: its status waits for the decided action, so that it is
+        // written once, not once undecided and again a moment later.
+        let first = plan(&world, false);
+        assert!(first.hold);
+        assert!(
+            first.outcomes.is_empty(),
+            "nothing recorded: {:?}",
+            first.outcomes
+        );
+        assert!(first.announcements.is_empty(), "{:?}", first.announcements);
+        assert!(first.requeue.is_some(), "planned again");
+        // Reporting never waits: a violation whose action is decided (an audit) is written.
+        let audit = [policy("audit", json!({}))];
+        let reported = world.plan(&pod, None, None, &audit, false, ProfileFacts::default());
+        assert!(!reported.hold);
+        assert_eq!(only_result(&reported).verdict, Verdict::Violating);
+        // After a restart: the stored status and its outcome stand until the warm-up ends.
         let skipped = Outcome {
             policy: "evict".into(),
             verdict: Verdict::Violating,
             action: PolicyAction::EvictionSkipped,
         };
-        // A pod seen for the first time: its first status is written with what is known.
-        assert!(!plan(&world, false).hold);
-        // After a restart: the stored status and its outcome stand until the warm-up ends.
-        world.has_stored_status = true;
         world.previous = vec![skipped.clone()];
         let held = plan(&world, false);
         assert!(held.hold);
@@ -769,7 +817,6 @@ mod tests {
     #[test]
     fn a_pod_that_carries_its_labels_is_labeled_before_warm_up() {
         let mut world = World::new();
-        world.has_stored_status = true;
         let pod = view(json!({}));
         let label = [policy("label", json!({ "action": "Label" }))];
         // Not labelled yet: the label waits for the warm-up, and so does the stored status.

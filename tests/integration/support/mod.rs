@@ -32,15 +32,14 @@ pub struct TestCluster {
 
 static CLUSTER: OnceLock<Result<TestCluster, String>> = OnceLock::new();
 
-/// The cluster of this test binary, started on first use. `SENTINEL_TEST_LOG=debug` shows the
-/// operator's logs.
+/// The cluster of this test binary, started on first use. The operator's logs at `info` (or as
+/// `SENTINEL_TEST_LOG` says, e.g. `seccomp_sentinel=debug`) are shown with a failing test's output.
 pub fn cluster() -> &'static TestCluster {
-    if let Ok(filter) = std::env::var("SENTINEL_TEST_LOG") {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_test_writer()
-            .try_init();
-    }
+    let filter = std::env::var("SENTINEL_TEST_LOG").unwrap_or_else(|_| "seccomp_sentinel=info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
     match CLUSTER.get_or_init(|| start_cluster().map_err(|e| format!("{e:#}"))) {
         Ok(cluster) => cluster,
         Err(e) => panic!("no test cluster: {e}"),

@@ -3,7 +3,8 @@
 //!
 //! P1 convergence vs the floor (the same client settings writing the same objects directly), P2
 //! writes counted by the API server, P3/P4 operator memory from /proc, P5 engine evaluations per
-//! second, P6 create-to-status latency at a fixed pod rate, P7 stored object size.
+//! second, P6 create-to-status latency at a fixed pod rate, P7 stored object size, P8 the first
+//! sync and a restart under a Label policy.
 use std::{
     collections::{BTreeMap, HashMap},
     path::PathBuf,
@@ -21,7 +22,7 @@ use kube::{
     runtime::{WatchStreamExt, watcher},
 };
 use seccomp_sentinel::{
-    api::{KubeletSeccompDefault, SeccompStatus},
+    api::{KubeletSeccompDefault, PROFILE_LABEL, SeccompPolicy, SeccompStatus},
     engine::{self, Facts, NodeFacts, PodView, SccDefaults},
 };
 use sentinel_devtools::bench::{
@@ -266,6 +267,9 @@ fn start_operator(args: &Args, kubeconfig: &std::path::Path, ns: &str) -> anyhow
 const WRITES_IN_FLIGHT: u16 = 16;
 
 /// Writes (PATCH, server-side APPLY) on seccompstatuses among `counts` (all subresources).
+/// The SeccompPolicy of P8 (it selects the bench's namespace only).
+const LABEL_POLICY: &str = "bench-label";
+
 fn status_writes(counts: &RequestCounts) -> u64 {
     requests_on(counts, "seccompstatuses", &["PATCH", "APPLY"])
 }
@@ -892,6 +896,88 @@ async fn main() -> anyhow::Result<()> {
             results.push(information("P7", &format!("of which {part}"), bytes, "bytes"));
             print(results.last().expect("result"));
         }
+
+        // P8: the same pods under a Label policy. A first sync writes each status once, with the
+        // policy's action decided, beside the one label write; a restart writes nothing.
+        delete_statuses(&client, ns).await?;
+        let policies: Api<SeccompPolicy> = Api::all(client.clone());
+        let label_policy: SeccompPolicy = serde_json::from_value(json!({
+            "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompPolicy",
+            "metadata": { "name": LABEL_POLICY },
+            "spec": { "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ns } },
+                      "allowedProfiles": ["RuntimeDefault", "Localhost"], "action": "Label" }
+        }))?;
+        policies.create(&PostParams::default(), &label_policy).await?;
+        settle(&plane, settle_limit).await;
+        let label_writes = |counts: &RequestCounts| requests_on(counts, "pods", &["PATCH", "APPLY"]);
+        let before = ApiserverMetrics::read(&plane)?.request_counts();
+        let started = Instant::now();
+        let operator = start_operator(&args, &kubeconfig, ns)?;
+        let (pods_api, statuses_api) = (
+            Api::<Pod>::namespaced(client.clone(), ns),
+            Api::<SeccompStatus>::namespaced(client.clone(), ns),
+        );
+        loop {
+            let labelled = pods_api
+                .list_metadata(&ListParams::default().labels(PROFILE_LABEL))
+                .await?
+                .items
+                .len();
+            let stored = statuses_api
+                .list_metadata(&ListParams::default())
+                .await?
+                .items
+                .len();
+            if labelled >= n && stored >= n {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(1800) {
+                bail!(
+                    "under the Label policy: {labelled} of {n} pods labelled, {stored} statuses, after 30 minutes"
+                );
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let took = started.elapsed();
+        // A pass writes the label, then the status: the last passes' statuses land meanwhile,
+        // and a second write of any status would come within the warm-up's look again (5 s).
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let after = ApiserverMetrics::read(&plane)?.request_counts();
+        let (writes, labels) = (
+            status_writes(&after) - status_writes(&before),
+            label_writes(&after) - label_writes(&before),
+        );
+        results.push(at_most(
+            "P8",
+            &format!(
+                "status writes per pod, first sync of {n} pods under a Label policy ({writes} status writes and {labels} label writes in {:.1}s at {}/s)",
+                took.as_secs_f64(),
+                args.writes_per_second
+            ),
+            writes as f64 / n as f64,
+            "writes/pod",
+            1.0,
+        ));
+        print(results.last().expect("result"));
+        operator.stop();
+        let before = ApiserverMetrics::read(&plane)?.request_counts();
+        let operator = start_operator(&args, &kubeconfig, ns)?;
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        let after = ApiserverMetrics::read(&plane)?.request_counts();
+        let (writes, labels) = (
+            status_writes(&after) - status_writes(&before),
+            label_writes(&after) - label_writes(&before),
+        );
+        results.push(at_most(
+            "P8",
+            &format!("writes after a restart under the Label policy ({writes} status, {labels} label)"),
+            (writes + labels) as f64,
+            "writes",
+            0.0,
+        ));
+        print(results.last().expect("result"));
+        operator.stop();
+        policies.delete(LABEL_POLICY, &DeleteParams::default()).await?;
 
         // P6: pods created at a fixed rate; time from the create call to the status appearing.
         let latency_ns = "bench-latency";
