@@ -909,7 +909,15 @@ async fn main() -> anyhow::Result<()> {
         }))?;
         policies.create(&PostParams::default(), &label_policy).await?;
         settle(&plane, settle_limit).await;
-        let label_writes = |counts: &RequestCounts| requests_on(counts, "pods", &["PATCH", "APPLY"]);
+        // Status and label writes the API server counted since `before`.
+        let writes_since = |before: &RequestCounts| -> anyhow::Result<(u64, u64)> {
+            let label_writes = |counts: &RequestCounts| requests_on(counts, "pods", &["PATCH", "APPLY"]);
+            let after = ApiserverMetrics::read(&plane)?.request_counts();
+            Ok((
+                status_writes(&after) - status_writes(before),
+                label_writes(&after) - label_writes(before),
+            ))
+        };
         let before = ApiserverMetrics::read(&plane)?.request_counts();
         let started = Instant::now();
         let operator = start_operator(&args, &kubeconfig, ns)?;
@@ -942,11 +950,7 @@ async fn main() -> anyhow::Result<()> {
         // A pass writes the label, then the status: the last passes' statuses land meanwhile,
         // and a second write of any status would come within the warm-up's look again (5 s).
         tokio::time::sleep(Duration::from_secs(10)).await;
-        let after = ApiserverMetrics::read(&plane)?.request_counts();
-        let (writes, labels) = (
-            status_writes(&after) - status_writes(&before),
-            label_writes(&after) - label_writes(&before),
-        );
+        let (writes, labels) = writes_since(&before)?;
         results.push(at_most(
             "P8",
             &format!(
@@ -963,11 +967,7 @@ async fn main() -> anyhow::Result<()> {
         let before = ApiserverMetrics::read(&plane)?.request_counts();
         let operator = start_operator(&args, &kubeconfig, ns)?;
         tokio::time::sleep(Duration::from_secs(15)).await;
-        let after = ApiserverMetrics::read(&plane)?.request_counts();
-        let (writes, labels) = (
-            status_writes(&after) - status_writes(&before),
-            label_writes(&after) - label_writes(&before),
-        );
+        let (writes, labels) = writes_since(&before)?;
         results.push(at_most(
             "P8",
             &format!("writes after a restart under the Label policy ({writes} status, {labels} label)"),
