@@ -103,14 +103,15 @@ where
 const FIRST_SYNC_PAUSE_LIMIT: Duration = Duration::from_secs(120);
 
 /// Waits until every pod has had a pass that wrote what it had to (a pass held for the warm-up
-/// does not count) and nothing is in work, or at most [`FIRST_SYNC_PAUSE_LIMIT`].
+/// does not count) and nothing is in work, or at most [`FIRST_SYNC_PAUSE_LIMIT`]. Asked once a
+/// second: until it holds, the answer scans every pod under the state's lock.
 async fn first_sync_written(ctx: &Context) {
     let started = Instant::now();
     while started.elapsed() < FIRST_SYNC_PAUSE_LIMIT {
         if ctx.state().outcomes_complete() && ctx.queue.is_idle() {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

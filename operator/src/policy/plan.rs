@@ -678,6 +678,18 @@ mod tests {
                 now,
             })
         }
+
+        /// `pod`, of a ReplicaSet whose template is `template`, under the `evict()` policy.
+        fn plan_evict(&self, pod: &PodView, template: &PodView, warmed_up: bool) -> PodPlan {
+            self.plan(
+                pod,
+                Some(OwnerKind::ReplicaSet),
+                Some(template),
+                &[evict()],
+                warmed_up,
+                ProfileFacts::default(),
+            )
+        }
     }
 
     fn only_result(plan: &PodPlan) -> &PolicyResult {
@@ -690,14 +702,7 @@ mod tests {
         let world = World::new();
         let pod = view(json!({}));
         let template = view(json!({ "seccompProfile": { "type": "RuntimeDefault" } }));
-        let plan = world.plan(
-            &pod,
-            Some(OwnerKind::ReplicaSet),
-            Some(&template),
-            &[evict()],
-            true,
-            ProfileFacts::default(),
-        );
+        let plan = world.plan_evict(&pod, &template, true);
         assert_eq!(
             plan.eviction,
             Some(EvictionCandidate {
@@ -722,14 +727,7 @@ mod tests {
         let pod = view(json!({}));
         let template = view(json!({ "seccompProfile": { "type": "RuntimeDefault" } }));
         let blocked_pass = |world: &World| {
-            let mut plan = world.plan(
-                &pod,
-                Some(OwnerKind::ReplicaSet),
-                Some(&template),
-                &[evict()],
-                true,
-                ProfileFacts::default(),
-            );
+            let mut plan = world.plan_evict(&pod, &template, true);
             plan.eviction_result(&EvictionResult::Blocked);
             plan
         };
@@ -746,14 +744,7 @@ mod tests {
         let world = World::new();
         let pod = view(json!({}));
         let template = view(json!({ "seccompProfile": { "type": "RuntimeDefault" } }));
-        let plan = world.plan(
-            &pod,
-            Some(OwnerKind::ReplicaSet),
-            Some(&template),
-            &[evict()],
-            false,
-            ProfileFacts::default(),
-        );
+        let plan = world.plan_evict(&pod, &template, false);
         assert_eq!(plan.eviction, None);
         assert_eq!(plan.labels, LabelChange::Keep);
         assert!(plan.requeue.is_some());
@@ -769,16 +760,7 @@ mod tests {
         let mut world = World::new();
         let pod = view(json!({}));
         let unconfined_template = view(json!({}));
-        let plan = |world: &World, warmed_up: bool| {
-            world.plan(
-                &pod,
-                Some(OwnerKind::ReplicaSet),
-                Some(&unconfined_template),
-                &[evict()],
-                warmed_up,
-                ProfileFacts::default(),
-            )
-        };
+        let plan = |world: &World, warmed_up: bool| world.plan_evict(&pod, &unconfined_template, warmed_up);
         // A pod seen for the first time: its status waits for the decided action, so that it is
         // written once, not once undecided and again a moment later.
         let first = plan(&world, false);
@@ -873,14 +855,7 @@ mod tests {
             assert_eq!(result.action, PolicyAction::EvictionSkipped, "{result:?}");
             assert!(result.message.contains(why), "{}", result.message);
         };
-        let plan = world.plan(
-            &pod,
-            Some(OwnerKind::ReplicaSet),
-            Some(&unconfined_template),
-            &[evict()],
-            true,
-            ProfileFacts::default(),
-        );
+        let plan = world.plan_evict(&pod, &unconfined_template, true);
         skipped(&plan, "the template itself is unconfined");
         let plan = world.plan(&pod, None, None, &[evict()], true, ProfileFacts::default());
         skipped(&plan, "BarePod");
