@@ -495,10 +495,15 @@ async fn evict(
             return Err(e.into());
         }
     };
-    // Not evicted: the reservation goes (the ledger on the policy follows with the next status
-    // write of the policy).
+    // Not evicted: the reservation goes, from the policy's ledger too, now. Left there until the
+    // next policy status tick, a restart in between read it as an eviction, and the loop guard
+    // took the pod, created in the same second, for its own replacement and halted the workload.
     ctx.state().ledger.release(reservation);
-    ctx.state().ledger_dirty.insert(policy_name.to_string());
+    if let Err(e) = persist_ledger(ctx, policy_name, now).await {
+        // The policy status tick writes it again.
+        warn!(policy = %policy_name, error = %e, "could not write the eviction ledger back");
+        ctx.state().ledger_dirty.insert(policy_name.to_string());
+    }
     Ok(result)
 }
 
