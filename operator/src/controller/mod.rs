@@ -131,6 +131,11 @@ impl Context {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// No pod queued and none in a pass (a delayed requeue may be waiting).
+    pub fn is_idle(&self) -> bool {
+        self.queue.is_idle()
+    }
+
     fn trust_scc(&self) -> bool {
         self.trust_scc.load(Ordering::Acquire)
     }
