@@ -10,7 +10,7 @@ use k8s_openapi::{
     jiff::Timestamp,
 };
 use kube::{Api, Client, api::PostParams};
-use tracing::warn;
+use tracing::{debug, warn};
 
 pub struct Publisher {
     controller: &'static str,
@@ -59,16 +59,48 @@ impl Publisher {
         note: &str,
     ) {
         let now = Timestamp::now();
+        let unique = (&regarding.uid, reason, note, now.as_nanosecond());
+        let name = event_name(regarding.name.as_deref().unwrap_or_default(), unique);
+        self.create(name, regarding, warning, reason, action, note, now)
+            .await;
+    }
+
+    /// [`publish`](Self::publish) once per `identity` while the API server keeps the Event (its
+    /// event TTL, an hour by default): the name comes from `identity` alone, so a second process
+    /// (a restart, a new leader) finds the first one's Event there instead of adding its own.
+    /// Returns whether the Event was new.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn publish_once(
+        &self,
+        regarding: ObjectReference,
+        warning: bool,
+        reason: &str,
+        action: &str,
+        note: &str,
+        identity: impl Hash,
+    ) -> bool {
+        let name = event_name(regarding.name.as_deref().unwrap_or_default(), (reason, identity));
+        self.create(name, regarding, warning, reason, action, note, Timestamp::now())
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn create(
+        &self,
+        name: String,
+        regarding: ObjectReference,
+        warning: bool,
+        reason: &str,
+        action: &str,
+        note: &str,
+        now: Timestamp,
+    ) -> bool {
         let namespace = regarding.namespace.clone().unwrap_or_else(|| "default".into());
-        let object_name = regarding.name.clone().unwrap_or_default();
         let mut note: String = note.chars().take(NOTE_LIMIT).collect();
         note.shrink_to_fit();
         let event = Event {
             metadata: ObjectMeta {
-                name: Some(event_name(
-                    &object_name,
-                    (&regarding.uid, reason, &note, now.as_nanosecond()),
-                )),
+                name: Some(name),
                 namespace: Some(namespace.clone()),
                 ..Default::default()
             },
@@ -83,8 +115,16 @@ impl Publisher {
             ..Default::default()
         };
         let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
-        if let Err(e) = api.create(&PostParams::default(), &event).await {
-            warn!(error = %crate::client::Brief(&e), %reason, "could not record an event");
+        match api.create(&PostParams::default(), &event).await {
+            Ok(_) => true,
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                debug!(%reason, "event recorded before");
+                false
+            }
+            Err(e) => {
+                warn!(error = %crate::client::Brief(&e), %reason, "could not record an event");
+                false
+            }
         }
     }
 }

@@ -216,7 +216,7 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
     })
     .await;
     assert_eq!(drift_b.strength_source, Some(StrengthSource::Node));
-    wait_for("the drift Event", TIMEOUT, || async {
+    let drift_events = || {
         let events = ctx.kubectl(&[
             "get",
             "events",
@@ -225,11 +225,33 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
             "--field-selector",
             "reason=ProfileDrift",
             "-o",
-            "jsonpath={.items[*].message}",
+            "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}",
         ]);
-        events.contains(&path("drift.json")).then_some(())
+        events
+            .lines()
+            .filter(|m| m.contains(&format!("{} differs", path("drift.json"))))
+            .count()
+    };
+    wait_for("the drift Event", TIMEOUT, || async {
+        (drift_events() > 0).then_some(())
     })
     .await;
+    assert_eq!(drift_events(), 1, "one Event for the path");
+
+    // A restart finds the path differing again, and the Event the last process recorded.
+    operator.stop().await;
+    let operator = Operator::for_namespace(&ctx).await;
+    wait_for("the drift found again", TIMEOUT, || async {
+        (operator
+            .ctx
+            .stats
+            .drift_reports
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0)
+        .then_some(())
+    })
+    .await;
+    assert_eq!(drift_events(), 1, "not announced again after a restart");
 
     // kubectl shows the strength column.
     let wide = ctx.kubectl(&["get", "sst", "-n", &ctx.ns, "-o", "wide", "--no-headers"]);

@@ -75,6 +75,9 @@ pub struct Stats {
     pub first_sync_watch_pauses: AtomicU64,
     /// Watches that list in pages because the API server refused to stream their initial list.
     pub lists_in_pages: AtomicU64,
+    /// Profile paths whose drift between nodes was reported (by a new Event, or by one that an
+    /// earlier process recorded).
+    pub drift_reports: AtomicU64,
 }
 
 /// Shared state of the controller: clients, configuration, the state and the work queue.

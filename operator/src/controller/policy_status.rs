@@ -2,7 +2,11 @@
 //! with `observedGeneration`, `EvictionsHalted` from the ledger), written only when it changed;
 //! the ledger of policies whose reservations were taken back; and the container gauges.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::{Api, api::Patch};
@@ -61,9 +65,20 @@ async fn report_drift(ctx: &Context) {
             name: Some(odd_node.clone()),
             ..Default::default()
         };
+        // One Event per path and set of contents, across restarts too: a new process finds the
+        // paths differing again and would announce each of them a second time.
+        let contents: BTreeSet<&str> = digests.iter().map(|(_, sha)| sha.as_str()).collect();
         ctx.events
-            .publish(regarding, true, "ProfileDrift", "Compare", &note)
+            .publish_once(
+                regarding,
+                true,
+                "ProfileDrift",
+                "Compare",
+                &note,
+                (&path, contents),
+            )
             .await;
+        ctx.stats.drift_reports.fetch_add(1, Ordering::Relaxed);
     }
 }
 
