@@ -75,6 +75,7 @@ pub(crate) async fn adopted_pod(
         pod_json(&format!("{app}-old"), app, pod_profile, annotations.clone()),
     )
     .await;
+    await_controller_cache(ctx, app).await;
     let template = pod_json("", app, template_profile, annotations);
     let rs: ReplicaSet = serde_json::from_value(json!({
         "metadata": { "name": app },
@@ -95,6 +96,35 @@ pub(crate) async fn adopted_pod(
             .then_some(())
     })
     .await;
+}
+
+/// Waits until kube-controller-manager's pod cache holds the pods labelled `app: {app}`. The
+/// ReplicaSet controller adopts an existing pod only if its cache holds the pod when it first
+/// syncs the ReplicaSet; otherwise it creates a replica of its own, adopts the pod later and
+/// deletes one of the two, either one (seen once in about ten runs on a loaded machine). A
+/// PodDisruptionBudget's `expectedPods` is counted from the same cache, so the budget is the
+/// witness; it is deleted before anything is evicted.
+async fn await_controller_cache(ctx: &TestContext, app: &str) {
+    let budgets: Api<PodDisruptionBudget> = ctx.api();
+    let name = format!("{app}-cached");
+    let budget: PodDisruptionBudget = serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "spec": { "minAvailable": 0, "selector": { "matchLabels": { "app": app } } }
+    }))
+    .expect("budget");
+    budgets
+        .create(&PostParams::default(), &budget)
+        .await
+        .expect("create the witness budget");
+    wait_for("the controller manager to see the pod", TIMEOUT, || async {
+        let budget = budgets.get(&name).await.ok()?;
+        (budget.status?.expected_pods >= 1).then_some(())
+    })
+    .await;
+    budgets
+        .delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete the witness budget");
 }
 
 /// The result of `policy` in the SeccompStatus of `pod`, once it satisfies `done`.
