@@ -249,6 +249,7 @@ async fn the_operator_works_with_exactly_the_shipped_rbac() {
     )
     .expect("pod");
     pods.create(&PostParams::default(), &pod).await.expect("pod");
+    crate::policies::await_controller_cache(&ctx, "web").await;
     let rs: ReplicaSet =
         serde_json::from_value(json!({ "metadata": { "name": "web" }, "spec": { "replicas": 1,
         "selector": { "matchLabels": { "app": "web" } },

@@ -104,7 +104,7 @@ pub(crate) async fn adopted_pod(
 /// deletes one of the two, either one (seen once in about ten runs on a loaded machine). A
 /// PodDisruptionBudget's `expectedPods` is counted from the same cache, so the budget is the
 /// witness; it is deleted before anything is evicted.
-async fn await_controller_cache(ctx: &TestContext, app: &str) {
+pub(crate) async fn await_controller_cache(ctx: &TestContext, app: &str) {
     let budgets: Api<PodDisruptionBudget> = ctx.api();
     let name = format!("{app}-cached");
     let budget: PodDisruptionBudget = serde_json::from_value(json!({

@@ -103,6 +103,11 @@ pub struct PolicyLedger {
     pub recent: Vec<EvictionRecord>,
     /// Workloads whose replacements came back violating: never evicted again.
     pub halted: Vec<HaltRecord>,
+    /// Reservations taken back (the eviction did not happen), never written to the status. The
+    /// ledger was written ahead with each of them, and that write's watch event can arrive after
+    /// the release: without this, [`EvictionLedger::load`] put the refused eviction back, where it
+    /// counted against the rate and the loop guard took the pod for its own replacement.
+    released: Vec<EvictionRecord>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -174,6 +179,7 @@ impl EvictionLedger {
         };
         let ledger = self.policies.entry(policy.to_string()).or_default();
         ledger.recent.retain(|r| since(now, r.at) < KEPT);
+        ledger.released.retain(|r| since(now, r.at) < KEPT);
         ledger.recent.push(record.clone());
         if ledger.recent.len() > MAX_RECORDS {
             let excess = ledger.recent.len() - MAX_RECORDS;
@@ -190,7 +196,11 @@ impl EvictionLedger {
         if let Some(ledger) = self.policies.get_mut(&reservation.policy)
             && let Some(i) = ledger.recent.iter().rposition(|r| *r == reservation.record)
         {
-            ledger.recent.remove(i);
+            let released = ledger.recent.remove(i);
+            ledger.released.push(released);
+            if ledger.released.len() > MAX_RECORDS {
+                ledger.released.remove(0);
+            }
         }
     }
 
@@ -285,7 +295,7 @@ impl EvictionLedger {
                     .to_string(),
                 workload: entry.get("workload").and_then(|w| w.as_str()).map(String::from),
             };
-            if !ledger.recent.contains(&record) {
+            if !ledger.recent.contains(&record) && !ledger.released.contains(&record) {
                 ledger.recent.push(record);
             }
         }

@@ -622,6 +622,26 @@ fn owner_kinds() {
 }
 
 #[test]
+fn a_released_reservation_does_not_come_back_with_the_ledger_written_ahead() {
+    let mut ledger = EvictionLedger::default();
+    let (_, reservation) = reserve_eviction(&facts(), &EvictionLimits::default(), &mut ledger, now());
+    // Written ahead of the attempt; the budget refuses; that write's watch event comes after.
+    let written_ahead = ledger.to_status(facts().policy, now());
+    ledger.release(reservation.expect("reserved"));
+    ledger.load(facts().policy, Some(&json!({ "evictions": written_ahead })));
+    assert_eq!(ledger.last_eviction("rs-1"), None);
+    assert!(!ledger.is_replacement("rs-1", now()));
+    // Another process's eviction in the same status is still taken in.
+    let mut other = EvictionLedger::default();
+    other.record(facts().policy, "ns", Some("rs-9"), now());
+    ledger.load(
+        facts().policy,
+        Some(&json!({ "evictions": other.to_status(facts().policy, now()) })),
+    );
+    assert_eq!(ledger.last_eviction("rs-9"), Some(now()));
+}
+
+#[test]
 fn reservations_count_at_once_and_can_be_released() {
     let limits = EvictionLimits {
         max_per_minute: 1,
