@@ -38,6 +38,15 @@ pub fn event_name(object: &str, unique: impl Hash) -> String {
     format!("{prefix}.{:016x}", hasher.finish())
 }
 
+/// What an Event says, and about what.
+pub struct Notice<'a> {
+    pub regarding: ObjectReference,
+    pub warning: bool,
+    pub reason: &'a str,
+    pub action: &'a str,
+    pub note: &'a str,
+}
+
 impl Publisher {
     /// Events reported by `controller` (a field manager name), from `instance`.
     pub fn new(client: Client, controller: &'static str, instance: Option<String>) -> Self {
@@ -48,53 +57,30 @@ impl Publisher {
         }
     }
 
-    /// Records an Event about `regarding` (cluster-scoped objects get theirs in `default`).
-    /// Failures are logged, never fatal.
-    pub async fn publish(
-        &self,
-        regarding: ObjectReference,
-        warning: bool,
-        reason: &str,
-        action: &str,
-        note: &str,
-    ) {
-        let now = Timestamp::now();
-        let unique = (&regarding.uid, reason, note, now.as_nanosecond());
-        let name = event_name(regarding.name.as_deref().unwrap_or_default(), unique);
-        self.create(name, regarding, warning, reason, action, note, now)
-            .await;
+    /// Records an Event (cluster-scoped objects get theirs in `default`). Failures are logged,
+    /// never fatal.
+    pub async fn publish(&self, notice: Notice<'_>) {
+        let unique = (
+            notice.regarding.uid.clone(),
+            notice.note.to_string(),
+            Timestamp::now().as_nanosecond(),
+        );
+        self.publish_once(notice, unique).await;
     }
 
     /// [`publish`](Self::publish) once per `identity` while the API server keeps the Event (its
     /// event TTL, an hour by default): the name comes from `identity` alone, so a second process
     /// (a restart, a new leader) finds the first one's Event there instead of adding its own.
     /// Returns whether the Event was new.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn publish_once(
-        &self,
-        regarding: ObjectReference,
-        warning: bool,
-        reason: &str,
-        action: &str,
-        note: &str,
-        identity: impl Hash,
-    ) -> bool {
+    pub async fn publish_once(&self, notice: Notice<'_>, identity: impl Hash) -> bool {
+        let Notice {
+            regarding,
+            warning,
+            reason,
+            action,
+            note,
+        } = notice;
         let name = event_name(regarding.name.as_deref().unwrap_or_default(), (reason, identity));
-        self.create(name, regarding, warning, reason, action, note, Timestamp::now())
-            .await
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn create(
-        &self,
-        name: String,
-        regarding: ObjectReference,
-        warning: bool,
-        reason: &str,
-        action: &str,
-        note: &str,
-        now: Timestamp,
-    ) -> bool {
         let namespace = regarding.namespace.clone().unwrap_or_else(|| "default".into());
         let mut note: String = note.chars().take(NOTE_LIMIT).collect();
         note.shrink_to_fit();
@@ -104,7 +90,7 @@ impl Publisher {
                 namespace: Some(namespace.clone()),
                 ..Default::default()
             },
-            event_time: Some(MicroTime(now)),
+            event_time: Some(MicroTime(Timestamp::now())),
             action: Some(action.into()),
             reason: Some(reason.into()),
             note: Some(note),

@@ -31,6 +31,7 @@ use tracing::{debug, info, warn};
 use self::procfs::{ProcessIndex, SeccompState};
 use crate::{
     api::{ContainerProfileFile, ProfileFile, ProfileType, RuntimeObservation, SeccompMode},
+    events::Notice,
     lean::{Decoded, node::NodeWire, pod::PodWire, status::StatusWire},
     profile::ProfileRoot,
     status::{self, ConditionMark, RUNTIME_VERIFIED},
@@ -585,13 +586,13 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
             };
             agent
                 .events
-                .publish(
-                    reference,
-                    true,
-                    "SeccompMismatch",
-                    "Verify",
-                    &report.condition.message,
-                )
+                .publish(Notice {
+                    regarding: reference,
+                    warning: true,
+                    reason: "SeccompMismatch",
+                    action: "Verify",
+                    note: &report.condition.message,
+                })
                 .await;
         }
     }

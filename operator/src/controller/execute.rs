@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 use super::{Context, Error, state::PodKey};
 use crate::{
     api::PolicyAction,
+    events::Notice,
     lean::{Decoded, cluster::PolicyWire, status::StatusWire},
     policy::{
         self, EvictionFacts, EvictionVerdict, PROFILE_LABEL, VIOLATION_LABEL,
@@ -311,22 +312,22 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
         }
         let note = format!("policy {}: {}", announcement.policy, announcement.note);
         ctx.events
-            .publish(
-                pod_reference(key, &uid),
-                announcement.warning,
-                announcement.reason,
-                announcement.action,
-                &note,
-            )
+            .publish(Notice {
+                regarding: pod_reference(key, &uid),
+                warning: announcement.warning,
+                reason: announcement.reason,
+                action: announcement.action,
+                note: &note,
+            })
             .await;
         ctx.events
-            .publish(
-                policy_reference(&announcement.policy),
-                announcement.warning,
-                announcement.reason,
-                announcement.action,
-                &format!("{key}: {note}"),
-            )
+            .publish(Notice {
+                regarding: policy_reference(&announcement.policy),
+                warning: announcement.warning,
+                reason: announcement.reason,
+                action: announcement.action,
+                note: &format!("{key}: {note}"),
+            })
             .await;
     }
 

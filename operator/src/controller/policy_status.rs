@@ -16,6 +16,7 @@ use tracing::warn;
 use super::{Context, Error, execute::persist_ledger, state::PolicyEntry};
 use crate::{
     api::{CONTROLLER_MANAGER, PolicyAction, SeccompPolicyStatus, Verdict},
+    events::Notice,
     lean::{Decoded, cluster::PolicyWire},
     status::{ConditionMark, condition},
 };
@@ -70,11 +71,13 @@ async fn report_drift(ctx: &Context) {
         let contents: BTreeSet<&str> = digests.iter().map(|(_, sha)| sha.as_str()).collect();
         ctx.events
             .publish_once(
-                regarding,
-                true,
-                "ProfileDrift",
-                "Compare",
-                &note,
+                Notice {
+                    regarding,
+                    warning: true,
+                    reason: "ProfileDrift",
+                    action: "Compare",
+                    note: &note,
+                },
                 (&path, contents),
             )
             .await;
