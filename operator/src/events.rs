@@ -71,8 +71,7 @@ impl Publisher {
     /// [`publish`](Self::publish) once per `identity` while the API server keeps the Event (its
     /// event TTL, an hour by default): the name comes from `identity` alone, so a second process
     /// (a restart, a new leader) finds the first one's Event there instead of adding its own.
-    /// Returns whether the Event was new.
-    pub async fn publish_once(&self, notice: Notice<'_>, identity: impl Hash) -> bool {
+    pub async fn publish_once(&self, notice: Notice<'_>, identity: impl Hash) {
         let Notice {
             regarding,
             warning,
@@ -102,15 +101,9 @@ impl Publisher {
         };
         let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
         match api.create(&PostParams::default(), &event).await {
-            Ok(_) => true,
-            Err(kube::Error::Api(status)) if status.code == 409 => {
-                debug!(%reason, "event recorded before");
-                false
-            }
-            Err(e) => {
-                warn!(error = %crate::client::Brief(&e), %reason, "could not record an event");
-                false
-            }
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 409 => debug!(%reason, "event recorded before"),
+            Err(e) => warn!(error = %crate::client::Brief(&e), %reason, "could not record an event"),
         }
     }
 }

@@ -75,8 +75,8 @@ pub struct Stats {
     pub first_sync_watch_pauses: AtomicU64,
     /// Watches that list in pages because the API server refused to stream their initial list.
     pub lists_in_pages: AtomicU64,
-    /// Profile paths whose drift between nodes was reported (by a new Event, or by one that an
-    /// earlier process recorded).
+    /// Profile paths whose drift between nodes went to the Event publisher (which adds no Event
+    /// when an earlier process recorded it).
     pub drift_reports: AtomicU64,
 }
 

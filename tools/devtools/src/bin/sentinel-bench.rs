@@ -266,10 +266,10 @@ fn start_operator(args: &Args, kubeconfig: &std::path::Path, ns: &str) -> anyhow
 /// compares the same work done the same way.
 const WRITES_IN_FLIGHT: u16 = 16;
 
-/// Writes (PATCH, server-side APPLY) on seccompstatuses among `counts` (all subresources).
 /// The SeccompPolicy of P8 (it selects the bench's namespace only).
 const LABEL_POLICY: &str = "bench-label";
 
+/// Writes (PATCH, server-side APPLY) on seccompstatuses among `counts` (all subresources).
 fn status_writes(counts: &RequestCounts) -> u64 {
     requests_on(counts, "seccompstatuses", &["PATCH", "APPLY"])
 }
