@@ -811,7 +811,7 @@ async fn an_exemption_that_expires_stops_exempting_without_anything_else_changin
 }
 
 #[tokio::test]
-async fn evictions_stop_when_the_replacement_comes_back_unconfined() {
+async fn evictions_stop_when_the_replacement_comes_back_unconfined_until_the_halt_is_lifted() {
     let ctx = support::context("pol-loop").await;
     // The template carries the SCC annotation but no profile: the operator expects restricted-v2
     // to default it, as SCC admission would on OpenShift. This control plane has no SCC
@@ -853,6 +853,64 @@ async fn evictions_stop_when_the_replacement_comes_back_unconfined() {
     assert!(events(&ctx, "EvictionHalted").contains("event"));
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(operator.evictions(), 1, "evicted once, then stopped");
+
+    // Lifted as the condition says, with kubectl. Nothing was fixed here, so the operator evicts
+    // the replacement once more, and halts the workload again when the next one comes back
+    // unconfined too.
+    let halted_since = |p: &SeccompPolicy| -> Vec<String> {
+        p.status
+            .as_ref()
+            .and_then(|s| s.evictions.as_ref())
+            .map(|e| e.halted.iter().map(|h| h.since.clone()).collect())
+            .unwrap_or_default()
+    };
+    let first_halt = halted_since(&reported);
+    assert_eq!(first_halt.len(), 1, "{first_halt:?}");
+    let resumed_at = k8s_openapi::jiff::Timestamp::now();
+    let annotation = format!(
+        "seccomp.sentinel.dev/resume-evictions={}",
+        resumed_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    );
+    ctx.kubectl(&["annotate", "seccomppolicy", &policy, &annotation, "--overwrite"]);
+    wait_for("the replacement to be evicted as well", TIMEOUT, || async {
+        (operator.evictions() == 2).then_some(())
+    })
+    .await;
+    // The ledger is written at once, the conditions by the next status tick.
+    let halted_again = policy_status(&ctx, &policy, |p| {
+        let since = halted_since(p);
+        since.len() == 1 && since != first_halt && condition(p, "EvictionsHalted").is_some()
+    })
+    .await;
+    let since: k8s_openapi::jiff::Timestamp = halted_since(&halted_again)[0].parse().expect("a time");
+    assert!(since > resumed_at, "halted at {since}, resumed at {resumed_at}");
+    assert_eq!(
+        condition(&halted_again, "EvictionsHalted"),
+        Some(("True".into(), "ReplacementUnconfined".into()))
+    );
+    // Announced by the next status tick.
+    wait_for("the EvictionsResumed Event", TIMEOUT, || async {
+        let messages = ctx.kubectl(&[
+            "get",
+            "events",
+            "-n",
+            "default",
+            "--field-selector",
+            &format!("reason=EvictionsResumed,involvedObject.name={policy}"),
+            "-o",
+            "jsonpath={.items[*].message}",
+        ]);
+        messages
+            .contains(&format!("{}/ReplicaSet legacy", ctx.ns))
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        operator.evictions(),
+        2,
+        "evicted once more after the lift, then stopped again"
+    );
     delete_policy(&ctx, &policy).await;
     operator.stop().await;
 }

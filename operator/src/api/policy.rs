@@ -249,7 +249,9 @@ pub struct EvictionLedgerStatus {
     #[serde(default)]
     #[schemars(length(max = 1000))]
     pub recent: Vec<EvictionEntry>,
-    /// Workloads whose replacements came back violating: not evicted again.
+    /// Workloads whose replacements came back violating: not evicted again until the policy's
+    /// `seccomp.sentinel.dev/resume-evictions` annotation (a time) lifts the halts recorded
+    /// before it.
     #[serde(default)]
     #[schemars(length(max = 1000))]
     pub halted: Vec<HaltedWorkload>,

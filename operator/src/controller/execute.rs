@@ -607,7 +607,7 @@ fn pod_reference(key: &PodKey, uid: &str) -> ObjectReference {
     }
 }
 
-fn policy_reference(name: &str) -> ObjectReference {
+pub(super) fn policy_reference(name: &str) -> ObjectReference {
     ObjectReference {
         api_version: Some(format!("{}/{}", crate::api::GROUP, crate::api::VERSION)),
         kind: Some("SeccompPolicy".into()),

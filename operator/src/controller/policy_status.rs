@@ -1,6 +1,7 @@
 //! Every two seconds: each policy's status (counters from the latest outcomes, `Ready`/`Stalled`
 //! with `observedGeneration`, `EvictionsHalted` from the ledger), written only when it changed;
-//! the ledger of policies whose reservations were taken back; and the container gauges.
+//! the ledger of policies whose reservations were taken back or halts lifted; an Event for each
+//! lift; and the container gauges.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -31,6 +32,7 @@ pub(super) fn spawn(ctx: Arc<Context>) {
             tick.tick().await;
             refresh_gauges(&ctx);
             report_drift(&ctx).await;
+            report_resumed(&ctx).await;
             if let Err(e) = write_policy_statuses(&ctx, &mut written).await {
                 warn!(error = %e, "policy status update failed");
             }
@@ -82,6 +84,29 @@ async fn report_drift(ctx: &Context) {
             )
             .await;
         ctx.stats.drift_reports.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One Event on each policy whose resume annotation lifted halts, naming the workloads.
+async fn report_resumed(ctx: &Context) {
+    let resumed = std::mem::take(&mut ctx.state().resumed);
+    for (policy, lifted) in resumed {
+        let names: Vec<&str> = lifted.iter().map(|h| h.name.as_str()).collect();
+        let note = format!(
+            "{} lifted the eviction halt of: {}",
+            crate::policy::RESUME_ANNOTATION,
+            names.join(", ")
+        );
+        tracing::info!(%policy, workloads = ?names, "eviction halts lifted");
+        ctx.events
+            .publish(Notice {
+                regarding: super::execute::policy_reference(&policy),
+                warning: false,
+                reason: "EvictionsResumed",
+                action: "Resume",
+                note: &note,
+            })
+            .await;
     }
 }
 
@@ -334,10 +359,15 @@ fn policy_status(
     };
     if let Some(ledger) = state.ledger.policy(name).filter(|l| !l.halted.is_empty()) {
         let names: Vec<&str> = ledger.halted.iter().map(|h| h.name.as_str()).collect();
-        let message = format!(
-            "replacements came back unconfined, evictions stopped for: {}",
-            names.join(", ")
+        let mut message = format!(
+            "replacements came back unconfined, evictions stopped for: {}; to resume once fixed, \
+             annotate the policy {}=<the current time, RFC 3339>",
+            names.join(", "),
+            crate::policy::RESUME_ANNOTATION
         );
+        if let Err(ignored) = &entry.resume {
+            message.push_str(&format!(" ({ignored})"));
+        }
         conditions.push(condition(
             "EvictionsHalted",
             "True",
@@ -375,6 +405,7 @@ mod tests {
             resource_version: Some(10),
             compiled: Err("not needed".into()),
             status,
+            resume: Ok(None),
         }
     }
 
@@ -408,6 +439,40 @@ mod tests {
             last_known(&recreated, Some(&own)),
             LastKnown::Stored(None)
         ));
+    }
+
+    #[test]
+    fn the_halt_condition_says_how_to_lift_it_and_why_an_annotation_is_ignored() {
+        let now = Timestamp::from_second(1_800_000_000).expect("t");
+        let mut state = super::super::state::State::default();
+        state.ledger.halt_for(
+            "p",
+            "rs-1",
+            "shop/ReplicaSet web",
+            "came back unconfined".into(),
+            now,
+        );
+        let halted = |entry: &PolicyEntry| {
+            policy_status(&state, "p", entry, None, None, now)
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "EvictionsHalted")
+                .map(|c| c.message)
+                .expect("an EvictionsHalted condition")
+        };
+        let message = halted(&entry(1, None));
+        assert!(message.contains("shop/ReplicaSet web"), "{message}");
+        assert!(
+            message.contains("seccomp.sentinel.dev/resume-evictions="),
+            "{message}"
+        );
+        let mut typo = entry(1, None);
+        typo.resume = crate::policy::resume_time(Some("yesterday"), now);
+        let message = halted(&typo);
+        assert!(
+            message.contains("\"yesterday\" is not an RFC 3339 time"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::{
     engine::{Facts, NodeFacts, PodView, SccDefaults},
     lean::{cluster::PolicyWire, pod::PodWire},
     packed::Packed,
-    policy::{CompiledPolicy, EvictionLedger, OwnerKind, plan::Outcome},
+    policy::{CompiledPolicy, EvictionLedger, HaltRecord, OwnerKind, plan::Outcome},
     profile::strength::{CatalogEntry, NodeDigest, ProfileCatalog, ProfileIndex},
     status::StoredStatus,
 };
@@ -197,12 +197,19 @@ pub struct PolicyEntry {
     pub compiled: Result<Arc<CompiledPolicy>, String>,
     /// The status as read, for cumulative counters, conditions and the eviction ledger.
     pub status: Option<serde_json::Value>,
+    /// The time its halts are lifted (its resume annotation), or why the annotation is ignored.
+    pub resume: Result<Option<Timestamp>, String>,
 }
 
 impl PolicyEntry {
-    pub fn from_wire(policy: &PolicyWire) -> Self {
+    /// The policy as read at `now` (a resume time ahead of the clock is refused).
+    pub fn from_wire(policy: &PolicyWire, now: Timestamp) -> Self {
         let name = policy.metadata.name();
         PolicyEntry {
+            resume: crate::policy::resume_time(
+                policy.metadata.annotations.get(crate::policy::RESUME_ANNOTATION),
+                now,
+            ),
             uid: policy.metadata.uid.clone(),
             generation: policy.metadata.generation,
             resource_version: policy.metadata.resource_version_number(),
@@ -264,8 +271,11 @@ pub struct State {
     /// By workload UID.
     pub workloads: HashMap<Box<str>, WorkloadEntry>,
     pub ledger: EvictionLedger,
-    /// Policies whose ledger changed without being written (a reservation taken back).
+    /// Policies whose ledger changed without being written (a reservation taken back, halts
+    /// lifted).
     pub ledger_dirty: HashSet<String>,
+    /// Halts a policy's resume annotation lifted, to announce (taken by the status tick).
+    pub resumed: Vec<(String, Vec<HaltRecord>)>,
     /// Evictions and blocked evictions per policy since this process started.
     pub policy_counters: HashMap<String, PolicyCounters>,
     /// The cumulative counters each policy's status held when first seen.
@@ -704,6 +714,15 @@ impl State {
                     })
                 })
             })
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// The pods a policy judged in their latest pass.
+    pub fn judged_by(&self, policy: &str) -> Vec<PodKey> {
+        self.pods
+            .iter()
+            .filter(|(_, entry)| entry.has_pod() && entry.outcomes.iter().any(|o| &*o.policy == policy))
             .map(|(k, _)| k.clone())
             .collect()
     }

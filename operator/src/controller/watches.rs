@@ -11,6 +11,7 @@ use std::{
 };
 
 use futures::StreamExt;
+use k8s_openapi::jiff::Timestamp;
 use kube::{
     Api,
     runtime::{WatchStreamExt, watcher},
@@ -515,9 +516,17 @@ impl Handler<PolicyWire> for Policies {
         (!name.is_empty()).then(|| name.to_string())
     }
     fn apply(&mut self, state: &mut State, key: &String, policy: PolicyWire) -> Vec<PodKey> {
-        let entry = PolicyEntry::from_wire(&policy);
+        let entry = PolicyEntry::from_wire(&policy, Timestamp::now());
+        let lifted = state.ledger.resume(key, entry.resume.clone().unwrap_or(None));
         state.ledger.load(key, entry.status.as_ref());
-        state.apply_policy(key, Some(entry))
+        let mut dirty = state.apply_policy(key, Some(entry));
+        if !lifted.is_empty() {
+            // Judged again: a pod whose eviction was skipped for the halt may be evicted now.
+            dirty.extend(state.judged_by(key));
+            state.ledger_dirty.insert(key.clone());
+            state.resumed.push((key.clone(), lifted));
+        }
+        dirty
     }
     fn delete(&mut self, state: &mut State, key: &String) -> Vec<PodKey> {
         state.apply_policy(key, None)

@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope};
 use serde::Deserialize;
 
-use super::{Meta, decoded::WatchedKind, pod::PodTemplateWire};
+use super::{KeepAnnotations, Meta, decoded::WatchedKind, pod::PodTemplateWire};
 use crate::api::SeccompPolicySpec;
 
 #[derive(Deserialize, Clone, Debug, Default)]
@@ -188,12 +188,22 @@ impl<K: WorkloadKind + Default> WatchedKind for WorkloadWire<K> {
     type Scope = NamespaceResourceScope;
 }
 
+/// The one annotation of a SeccompPolicy the operator reads: the time its halts are lifted.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct PolicyAnnotations;
+
+impl KeepAnnotations for PolicyAnnotations {
+    fn keep(key: &str) -> bool {
+        key == crate::policy::RESUME_ANNOTATION
+    }
+}
+
 /// A SeccompPolicy: its spec as the CRD validated it, its status as plain JSON (the controller
 /// reads counters, conditions and the eviction ledger from it leniently).
 #[derive(Deserialize, Clone, Debug, Default)]
 #[serde(default)]
 pub struct PolicyWire {
-    pub metadata: Meta,
+    pub metadata: Meta<PolicyAnnotations>,
     pub spec: SeccompPolicySpec,
     pub status: Option<serde_json::Value>,
 }

@@ -108,6 +108,9 @@ pub struct PolicyLedger {
     /// the release: without this, [`EvictionLedger::load`] put the refused eviction back, where it
     /// counted against the rate and the loop guard took the pod for its own replacement.
     released: Vec<EvictionRecord>,
+    /// The policy's [`RESUME_ANNOTATION`]: halts recorded at or before it are lifted, and
+    /// evictions at or before it no longer make a pod a replacement for the loop guard.
+    resumed_at: Option<Timestamp>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,6 +136,40 @@ const WINDOW: Duration = Duration::from_secs(60);
 pub const KEPT: Duration = Duration::from_secs(600);
 /// At most this many evictions and halted workloads are kept per policy.
 const MAX_RECORDS: usize = 1000;
+
+/// The policy annotation that lifts its halts: an RFC 3339 time; the halts recorded at or before
+/// it end (`kubectl annotate seccomppolicy <name> seccomp.sentinel.dev/resume-evictions=$(date -u
+/// +%FT%TZ) --overwrite`).
+pub const RESUME_ANNOTATION: &str = "seccomp.sentinel.dev/resume-evictions";
+/// How far ahead of the operator's clock a resume time may be (clocks differ a little). A time
+/// further ahead would keep lifting halts until then, which turns the loop guard off: refused.
+pub const RESUME_CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// The resume time a policy's [`RESUME_ANNOTATION`] gives at `now`: none without the annotation,
+/// an error (said in the policy's status) for a value that is not an RFC 3339 time or lies
+/// ahead of the operator's clock.
+pub fn resume_time(annotation: Option<&str>, now: Timestamp) -> Result<Option<Timestamp>, String> {
+    let Some(text) = annotation else {
+        return Ok(None);
+    };
+    let at: Timestamp = text.trim().parse().map_err(|_| {
+        format!("{RESUME_ANNOTATION} {text:?} is not an RFC 3339 time (e.g. 2026-12-04T10:00:00Z): ignored")
+    })?;
+    let ahead = at.duration_since(now);
+    if ahead.is_positive() && ahead.unsigned_abs() > RESUME_CLOCK_SKEW {
+        return Err(format!(
+            "{RESUME_ANNOTATION} {text:?} is {}s ahead of the operator's clock: ignored",
+            ahead.as_secs()
+        ));
+    }
+    Ok(Some(at))
+}
+
+/// Whether something recorded at `at` lies at or before a resume time. Exact, not in whole
+/// seconds: an eviction in the second of the resume time, after it, counts for the loop guard.
+fn lifted_by(at: Timestamp, resumed: Timestamp) -> bool {
+    at <= resumed
+}
 
 fn since(now: Timestamp, then: Timestamp) -> Duration {
     now.duration_since(then).unsigned_abs()
@@ -214,9 +251,20 @@ impl EvictionLedger {
 
     /// Whether a pod created at `created` replaces one evicted from `workload`. Creation times
     /// have whole seconds, so a pod created in the second of the eviction counts as a
-    /// replacement (the cautious side: it stops evictions rather than repeats them).
+    /// replacement (the cautious side: it stops evictions rather than repeats them). Evictions
+    /// at or before their policy's resume time do not count: the pods they brought are what the
+    /// user looked at before lifting the halt.
     pub fn is_replacement(&self, workload: &str, created: Timestamp) -> bool {
-        self.last_eviction(workload)
+        self.policies
+            .values()
+            .flat_map(|p| {
+                p.recent
+                    .iter()
+                    .filter(move |r| p.resumed_at.is_none_or(|resumed| !lifted_by(r.at, resumed)))
+            })
+            .filter(|r| r.workload.as_deref() == Some(workload))
+            .map(|r| r.at)
+            .max()
             .is_some_and(|evicted| created.as_second() >= evicted.as_second())
     }
 
@@ -312,6 +360,11 @@ impl EvictionLedger {
             if ledger.halted.iter().any(|h| h.workload == workload) {
                 continue;
             }
+            let since = time(entry, "since").unwrap_or(Timestamp::UNIX_EPOCH);
+            // Lifted: the ledger's own write may still show it, or another process wrote it.
+            if ledger.resumed_at.is_some_and(|resumed| lifted_by(since, resumed)) {
+                continue;
+            }
             ledger.halted.push(HaltRecord {
                 workload: workload.to_string(),
                 name: entry
@@ -324,9 +377,26 @@ impl EvictionLedger {
                     .and_then(|n| n.as_str())
                     .unwrap_or_default()
                     .to_string(),
-                since: time(entry, "since").unwrap_or(Timestamp::UNIX_EPOCH),
+                since,
             });
         }
+    }
+
+    /// Sets a policy's resume time (its [`RESUME_ANNOTATION`], `None` without one) and returns the
+    /// halts it lifts: those recorded at or before it.
+    pub fn resume(&mut self, policy: &str, at: Option<Timestamp>) -> Vec<HaltRecord> {
+        let ledger = match (self.policies.get_mut(policy), at) {
+            (Some(ledger), _) => ledger,
+            (None, Some(_)) => self.policies.entry(policy.to_string()).or_default(),
+            (None, None) => return Vec::new(),
+        };
+        ledger.resumed_at = at;
+        let Some(at) = at else { return Vec::new() };
+        let (lifted, kept) = std::mem::take(&mut ledger.halted)
+            .into_iter()
+            .partition(|h| lifted_by(h.since, at));
+        ledger.halted = kept;
+        lifted
     }
 
     /// A policy's part of the ledger as its status carries it (`status.evictions`), without what

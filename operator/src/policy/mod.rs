@@ -13,7 +13,8 @@ pub mod plan;
 
 pub use eviction::{
     EvictionFacts, EvictionLedger, EvictionRecord, EvictionVerdict, HaltRecord, OwnerKind, PolicyLedger,
-    Reservation, SYSTEM_NAMESPACES, WARMING_UP, eviction_verdict, reserve_eviction,
+    RESUME_ANNOTATION, Reservation, SYSTEM_NAMESPACES, WARMING_UP, eviction_verdict, reserve_eviction,
+    resume_time,
 };
 
 use crate::api::{

@@ -642,6 +642,66 @@ fn a_released_reservation_does_not_come_back_with_the_ledger_written_ahead() {
 }
 
 #[test]
+fn a_resume_time_lifts_the_halts_recorded_before_it_and_lets_the_workload_be_evicted_once_more() {
+    let at = |s: i64| Timestamp::from_second(1_800_000_000 + s).expect("t");
+    let policy = facts().policy;
+    let mut ledger = EvictionLedger::default();
+    ledger.record(policy, "shop", Some("rs-1"), at(0));
+    assert!(ledger.is_replacement("rs-1", at(5)));
+    assert!(ledger.halt_for(policy, "rs-1", "shop/web", "came back unconfined".into(), at(10)));
+    let status = json!({ "evictions": ledger.to_status(policy, at(20)) });
+
+    // Resumed at 30: the halt of 10 goes, and the eviction of 0 no longer makes the pod of 5 a
+    // replacement, so that pod may be evicted (once more) instead of halting the workload again.
+    let lifted = ledger.resume(policy, Some(at(30)));
+    assert_eq!(lifted.len(), 1, "{lifted:?}");
+    assert_eq!(lifted[0].name, "shop/web");
+    assert_eq!(ledger.halted("rs-1"), None);
+    assert!(!ledger.is_replacement("rs-1", at(5)));
+    // The cooldown still counts the eviction: it happened.
+    assert_eq!(ledger.last_eviction("rs-1"), Some(at(0)));
+    // The status written before the resume (a watch event arriving late, or a restart) does not
+    // bring the halt back.
+    ledger.load(policy, Some(&status));
+    assert_eq!(ledger.halted("rs-1"), None);
+    let mut restarted = EvictionLedger::default();
+    restarted.resume(policy, Some(at(30)));
+    restarted.load(policy, Some(&status));
+    assert_eq!(restarted.halted("rs-1"), None);
+    assert_eq!(restarted.halted_count(), 0);
+
+    // The next eviction, after the resume, counts for the loop guard again, and a new halt stays.
+    ledger.record(policy, "shop", Some("rs-1"), at(200));
+    assert!(ledger.is_replacement("rs-1", at(205)));
+    assert!(ledger.halt_for(policy, "rs-1", "shop/web", "again".into(), at(210)));
+    assert!(ledger.resume(policy, Some(at(30))).is_empty());
+    assert_eq!(ledger.halted("rs-1"), Some("again"));
+    // Without the annotation, nothing is lifted; a resume time of another policy lifts nothing here.
+    assert!(ledger.resume(policy, None).is_empty());
+    assert!(ledger.resume("other", Some(at(300))).is_empty());
+    assert_eq!(ledger.halted("rs-1"), Some("again"));
+}
+
+#[test]
+fn a_resume_time_must_be_a_time_and_not_ahead_of_the_clock() {
+    use super::resume_time;
+    let now = Timestamp::from_second(1_800_000_000).expect("t");
+    assert_eq!(resume_time(None, now), Ok(None));
+    assert_eq!(
+        resume_time(Some("2027-01-15T08:00:00Z"), now),
+        Ok(Some("2027-01-15T08:00:00Z".parse().expect("t")))
+    );
+    // A clock a little ahead of the operator's is fine; an hour ahead would keep lifting halts.
+    let soon = (now + Duration::from_secs(30)).to_string();
+    assert!(resume_time(Some(&soon), now).is_ok());
+    let later = (now + Duration::from_secs(3600)).to_string();
+    let error = resume_time(Some(&later), now).expect_err("ahead");
+    assert!(error.contains("3600s ahead"), "{error}");
+    let error = resume_time(Some("now"), now).expect_err("not a time");
+    assert!(error.contains("not an RFC 3339 time"), "{error}");
+}
+
+#[test]
 fn reservations_count_at_once_and_can_be_released() {
     let limits = EvictionLimits {
         max_per_minute: 1,
