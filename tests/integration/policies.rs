@@ -911,6 +911,17 @@ async fn evictions_stop_when_the_replacement_comes_back_unconfined_until_the_hal
         2,
         "evicted once more after the lift, then stopped again"
     );
+
+    // The workload goes: so does its halt, from the ledger and from the condition.
+    let replica_sets: Api<ReplicaSet> = ctx.api();
+    replica_sets
+        .delete("legacy", &DeleteParams::default())
+        .await
+        .expect("delete the ReplicaSet");
+    policy_status(&ctx, &policy, |p| {
+        halted_since(p).is_empty() && condition(p, "EvictionsHalted").is_none()
+    })
+    .await;
     delete_policy(&ctx, &policy).await;
     operator.stop().await;
 }

@@ -1,7 +1,7 @@
 //! Every two seconds: each policy's status (counters from the latest outcomes, `Ready`/`Stalled`
 //! with `observedGeneration`, `EvictionsHalted` from the ledger), written only when it changed;
-//! the ledger of policies whose reservations were taken back or halts lifted; an Event for each
-//! lift; and the container gauges.
+//! the ledger of policies whose reservations were taken back or halts lifted (by the resume
+//! annotation, or because the workload is gone); an Event for each lift; and the container gauges.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -193,6 +193,15 @@ async fn write_policy_statuses(
     type Desired = (String, Option<String>, SeccompPolicyStatus, bool);
     let (desired, ledgers): (Vec<Desired>, Vec<String>) = {
         let mut state = ctx.state();
+        if state.listed {
+            // Once the workload caches are whole, a halted workload they lack is gone.
+            let state = &mut *state;
+            let workloads = &state.workloads;
+            let pruned = state
+                .ledger
+                .forget_halts_of_gone_workloads(|uid| workloads.contains_key(uid));
+            state.ledger_dirty.extend(pruned);
+        }
         // Policies gone, or replaced by another object of the same name, are forgotten.
         written.retain(|name, w| state.policies.get(name).is_some_and(|e| e.uid == w.uid));
         let complete = state.outcomes_complete();

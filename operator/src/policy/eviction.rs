@@ -299,6 +299,22 @@ impl EvictionLedger {
         true
     }
 
+    /// Forgets the halts of workloads that no longer exist (`exists` says which do) and returns
+    /// the policies whose ledger changed. A deleted workload has no pods to evict, and each
+    /// rollout of a Deployment leaves its old ReplicaSet behind: kept, their halts would fill the
+    /// policy's status and name dead workloads in its `EvictionsHalted` condition.
+    pub fn forget_halts_of_gone_workloads(&mut self, exists: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut changed = Vec::new();
+        for (policy, ledger) in &mut self.policies {
+            let before = ledger.halted.len();
+            ledger.halted.retain(|h| exists(&h.workload));
+            if ledger.halted.len() != before {
+                changed.push(policy.clone());
+            }
+        }
+        changed
+    }
+
     pub fn halted(&self, workload: &str) -> Option<&str> {
         self.policies
             .values()

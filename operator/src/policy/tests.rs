@@ -683,6 +683,20 @@ fn a_resume_time_lifts_the_halts_recorded_before_it_and_lets_the_workload_be_evi
 }
 
 #[test]
+fn the_halts_of_workloads_that_are_gone_are_forgotten() {
+    let mut ledger = EvictionLedger::default();
+    assert!(ledger.halt_for("p", "rs-old", "shop/ReplicaSet web-1", "why".into(), now()));
+    assert!(ledger.halt_for("p", "rs-new", "shop/ReplicaSet web-2", "why".into(), now()));
+    assert!(ledger.halt_for("q", "sts-1", "shop/StatefulSet db", "why".into(), now()));
+    let changed = ledger.forget_halts_of_gone_workloads(|uid| uid != "rs-old");
+    assert_eq!(changed, vec!["p".to_string()]);
+    assert_eq!(ledger.halted("rs-old"), None);
+    assert!(ledger.halted("rs-new").is_some());
+    assert!(ledger.halted("sts-1").is_some());
+    assert!(ledger.forget_halts_of_gone_workloads(|_| true).is_empty());
+}
+
+#[test]
 fn a_resume_time_must_be_a_time_and_not_ahead_of_the_clock() {
     use super::resume_time;
     let now = Timestamp::from_second(1_800_000_000).expect("t");
