@@ -39,6 +39,11 @@ pub struct ActionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyLabels {
+    pub policy: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResourceLabels {
     pub resource: String,
 }
@@ -63,6 +68,7 @@ pub struct Metrics {
     pub is_leader: Gauge,
     containers: Family<ContainerLabels, Gauge>,
     runtime_mismatches: Gauge,
+    halted_workloads: Family<PolicyLabels, Gauge>,
     undecodable: Family<ResourceLabels, Counter>,
     /// Policies whose `actions_total` series exist (at zero or more).
     known_action_series: std::sync::Mutex<std::collections::BTreeSet<String>>,
@@ -82,6 +88,7 @@ impl Default for Metrics {
             is_leader: Gauge::default(),
             containers: Family::default(),
             runtime_mismatches: Gauge::default(),
+            halted_workloads: Family::default(),
             undecodable: Family::default(),
             known_action_series: Default::default(),
             ready: AtomicBool::new(false),
@@ -123,6 +130,11 @@ impl Default for Metrics {
             "runtime_mismatches",
             "Pods whose node agent found the kernel disagreeing with the effective profile",
             metrics.runtime_mismatches.clone(),
+        );
+        registry.register(
+            "halted_workloads",
+            "Workloads whose evictions a policy's loop guard stopped (their replacements came back unconfined), by policy",
+            metrics.halted_workloads.clone(),
         );
         registry.register(
             "undecodable_objects",
@@ -302,6 +314,19 @@ impl Metrics {
             self.containers.get_or_create(&labels).set(count);
         }
         self.runtime_mismatches.set(runtime_mismatches as i64);
+    }
+
+    /// Sets the halted-workload gauge of each policy with halts; policies without any have no
+    /// series.
+    pub fn set_halted<'a>(&self, halted: impl Iterator<Item = (&'a str, usize)>) {
+        self.halted_workloads.clear();
+        for (policy, count) in halted.filter(|(_, count)| *count > 0) {
+            self.halted_workloads
+                .get_or_create(&PolicyLabels {
+                    policy: policy.into(),
+                })
+                .set(count as i64);
+        }
     }
 
     /// The OpenMetrics text of every metric.

@@ -851,6 +851,16 @@ async fn evictions_stop_when_the_replacement_comes_back_unconfined_until_the_hal
         Some(("True".into(), "ReplacementUnconfined".into()))
     );
     assert!(events(&ctx, "EvictionHalted").contains("event"));
+    let halted_series = format!("seccomp_sentinel_halted_workloads{{policy=\"{policy}\"}} 1");
+    wait_for("the halted-workloads gauge", TIMEOUT, || async {
+        operator
+            .ctx
+            .metrics
+            .encode()
+            .contains(&halted_series)
+            .then_some(())
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(operator.evictions(), 1, "evicted once, then stopped");
 
@@ -920,6 +930,11 @@ async fn evictions_stop_when_the_replacement_comes_back_unconfined_until_the_hal
         .expect("delete the ReplicaSet");
     policy_status(&ctx, &policy, |p| {
         halted_since(p).is_empty() && condition(p, "EvictionsHalted").is_none()
+    })
+    .await;
+    wait_for("the halted-workloads gauge to go", TIMEOUT, || async {
+        let metrics = operator.ctx.metrics.encode();
+        (!metrics.contains("seccomp_sentinel_halted_workloads{")).then_some(())
     })
     .await;
     delete_policy(&ctx, &policy).await;

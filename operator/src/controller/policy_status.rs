@@ -121,6 +121,12 @@ fn refresh_gauges(ctx: &Context) {
     ctx.metrics.set_containers(pods, mismatches);
     ctx.metrics
         .known_policies(state.policies.keys().map(String::as_str));
+    ctx.metrics.set_halted(
+        state
+            .ledger
+            .halted_by_policy()
+            .filter(|(policy, _)| state.policies.contains_key(*policy)),
+    );
 }
 
 /// Counts of what one policy found, from the pods' latest outcomes.

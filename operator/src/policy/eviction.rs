@@ -327,6 +327,13 @@ impl EvictionLedger {
         self.policies.values().map(|p| p.halted.len()).sum()
     }
 
+    /// How many workloads each policy halted.
+    pub fn halted_by_policy(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.policies
+            .iter()
+            .map(|(policy, ledger)| (policy.as_str(), ledger.halted.len()))
+    }
+
     pub fn policy(&self, policy: &str) -> Option<&PolicyLedger> {
         self.policies.get(policy)
     }
