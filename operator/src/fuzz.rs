@@ -252,6 +252,40 @@ proptest! {
     }
 
     #[test]
+    fn a_policy_with_any_resume_annotation_and_ledger_never_panics(
+        annotation in prop_oneof![any_json(), time().prop_map(Value::String)],
+        recent in any_json(),
+        halted in any_json(),
+        since in time(),
+        now in 0i64..4_000_000_000,
+    ) {
+        let object = json!({
+            "metadata": { "name": "p", "uid": "u", "generation": 1,
+                "annotations": { crate::policy::RESUME_ANNOTATION: annotation } },
+            "spec": {},
+            "status": { "evictions": { "recent": recent,
+                "halted": [{ "workload": "rs-1", "name": "n/ReplicaSet w", "since": since }, halted] } },
+        });
+        let decoded: Decoded<crate::lean::cluster::PolicyWire> = Decoded::from_json(&object.to_string());
+        if let Decoded::Ok(wire, _) = decoded {
+            let now = k8s_openapi::jiff::Timestamp::from_second(now).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let entry = crate::controller::state::PolicyEntry::from_wire(&wire, now);
+            let mut ledger = crate::policy::EvictionLedger::default();
+            let resumed = entry.resume.clone().unwrap_or(None);
+            let _ = ledger.resume("p", resumed);
+            ledger.load("p", entry.status.as_ref());
+            // A resume time lifts every halt it covers, whatever else the status holds.
+            if let (Some(at), Ok(since)) = (resumed, since.parse::<k8s_openapi::jiff::Timestamp>())
+                && since <= at
+            {
+                prop_assert!(ledger.halted("rs-1").is_none());
+            }
+            let _ = ledger.is_replacement("rs-1", now);
+            let _ = ledger.to_status("p", now);
+        }
+    }
+
+    #[test]
     fn decoding_any_status_shaped_object_never_panics(status in any_json(), uid in any_json()) {
         let object = json!({ "metadata": { "name": "p", "namespace": "n", "resourceVersion": "1",
                 "ownerReferences": [{ "apiVersion": "v1", "kind": "Pod", "name": "p", "uid": uid }] },
