@@ -292,7 +292,8 @@ pub fn with_conditions(
     status
 }
 
-fn summarize_names(names: &[&str]) -> String {
+/// The first few names and how many more: condition messages stay short whatever the count.
+pub fn summarize_names(names: &[&str]) -> String {
     const SHOWN: usize = 5;
     let mut text = names.iter().take(SHOWN).copied().collect::<Vec<_>>().join(", ");
     if names.len() > SHOWN {

@@ -375,9 +375,9 @@ fn policy_status(
     if let Some(ledger) = state.ledger.policy(name).filter(|l| !l.halted.is_empty()) {
         let names: Vec<&str> = ledger.halted.iter().map(|h| h.name.as_str()).collect();
         let mut message = format!(
-            "replacements came back unconfined, evictions stopped for: {}; to resume once fixed, \
-             annotate the policy {}=<the current time, RFC 3339>",
-            names.join(", "),
+            "replacements came back unconfined, evictions stopped for: {} (status.evictions.halted \
+             lists them); to resume once fixed, annotate the policy {}=<the current time, RFC 3339>",
+            crate::status::summarize_names(&names),
             crate::policy::RESUME_ANNOTATION
         );
         if let Err(ignored) = &entry.resume {
@@ -467,23 +467,36 @@ mod tests {
             "came back unconfined".into(),
             now,
         );
-        let halted = |entry: &PolicyEntry| {
-            policy_status(&state, "p", entry, None, None, now)
+        let halted = |state: &super::super::state::State, entry: &PolicyEntry| {
+            policy_status(state, "p", entry, None, None, now)
                 .conditions
                 .into_iter()
                 .find(|c| c.type_ == "EvictionsHalted")
                 .map(|c| c.message)
                 .expect("an EvictionsHalted condition")
         };
-        let message = halted(&entry(1, None));
+        let message = halted(&state, &entry(1, None));
         assert!(message.contains("shop/ReplicaSet web"), "{message}");
+        // However many workloads halted, the message names a few.
+        for i in 0..40 {
+            state.ledger.halt_for(
+                "p",
+                &format!("rs-{i}-x"),
+                &format!("shop/ReplicaSet web-{i}"),
+                "why".into(),
+                now,
+            );
+        }
+        let message = halted(&state, &entry(1, None));
+        assert!(message.contains("and 36 more"), "{message}");
+        assert!(message.len() < 400, "{message}");
         assert!(
             message.contains("seccomp.sentinel.dev/resume-evictions="),
             "{message}"
         );
         let mut typo = entry(1, None);
         typo.resume = crate::policy::resume_time(Some("yesterday"), now);
-        let message = halted(&typo);
+        let message = halted(&state, &typo);
         assert!(
             message.contains("\"yesterday\" is not an RFC 3339 time"),
             "{message}"
