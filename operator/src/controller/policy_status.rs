@@ -95,7 +95,7 @@ async fn report_resumed(ctx: &Context) {
         let note = format!(
             "{} lifted the eviction halt of: {}",
             crate::policy::RESUME_ANNOTATION,
-            names.join(", ")
+            crate::status::summarize_names(&names)
         );
         tracing::info!(%policy, workloads = ?names, "eviction halts lifted");
         ctx.events
