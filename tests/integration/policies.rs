@@ -851,6 +851,16 @@ async fn evictions_stop_when_the_replacement_comes_back_unconfined_until_the_hal
         Some(("True".into(), "ReplacementUnconfined".into()))
     );
     assert!(events(&ctx, "EvictionHalted").contains("event"));
+    // What `kubectl get seccomppolicy -o wide` shows.
+    let wide = ctx.kubectl(&["get", "seccomppolicy", &policy, "-o", "wide"]);
+    let mut lines = wide.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+    let row: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+    let halted_column = header
+        .iter()
+        .position(|h| *h == "HALTED")
+        .expect("a HALTED column");
+    assert_eq!(row.get(halted_column), Some(&"1"), "{wide}");
     let halted_series = format!("seccomp_sentinel_halted_workloads{{policy=\"{policy}\"}} 1");
     wait_for("the halted-workloads gauge", TIMEOUT, || async {
         operator
@@ -928,10 +938,11 @@ async fn evictions_stop_when_the_replacement_comes_back_unconfined_until_the_hal
         .delete("legacy", &DeleteParams::default())
         .await
         .expect("delete the ReplicaSet");
-    policy_status(&ctx, &policy, |p| {
+    let unhalted = policy_status(&ctx, &policy, |p| {
         halted_since(p).is_empty() && condition(p, "EvictionsHalted").is_none()
     })
     .await;
+    assert_eq!(unhalted.status.map(|s| s.halted_workloads), Some(0));
     wait_for("the halted-workloads gauge to go", TIMEOUT, || async {
         let metrics = operator.ctx.metrics.encode();
         (!metrics.contains("seccomp_sentinel_halted_workloads{")).then_some(())

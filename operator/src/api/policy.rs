@@ -23,6 +23,12 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Violating", type_ = "integer", json_path = ".status.violatingPods"),
     printcolumn(name = "Evicted", type_ = "integer", json_path = ".status.evictedPods"),
     printcolumn(
+        name = "Halted",
+        type_ = "integer",
+        json_path = ".status.haltedWorkloads",
+        priority = 1
+    ),
+    printcolumn(
         name = "Ready",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
@@ -235,6 +241,11 @@ pub struct SeccompPolicyStatus {
     #[serde(default)]
     #[schemars(extend("format" = "int32"))]
     pub blocked_evictions: u32,
+    /// Workloads whose evictions the loop guard stopped (`evictions.halted` names them; the
+    /// `seccomp.sentinel.dev/resume-evictions` annotation lifts them).
+    #[serde(default)]
+    #[schemars(extend("format" = "int32"))]
+    pub halted_workloads: u32,
     /// The eviction ledger of this policy, kept by the operator (written before each eviction),
     /// so rates, cooldowns and the loop guard hold across restarts and leader changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -405,6 +405,10 @@ fn policy_status(
         labeled_pods: counts.labeled,
         evicted_pods: base.evicted + own.evicted,
         blocked_evictions: base.blocked + own.blocked,
+        halted_workloads: state
+            .ledger
+            .policy(name)
+            .map_or(0, |l| u32::try_from(l.halted.len()).unwrap_or(u32::MAX)),
         evictions: None,
     }
 }
@@ -489,6 +493,8 @@ mod tests {
         }
         let message = halted(&state, &entry(1, None));
         assert!(message.contains("and 36 more"), "{message}");
+        let status = policy_status(&state, "p", &entry(1, None), None, None, now);
+        assert_eq!(status.halted_workloads, 41);
         assert!(message.len() < 400, "{message}");
         assert!(
             message.contains("seccomp.sentinel.dev/resume-evictions="),
