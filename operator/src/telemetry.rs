@@ -55,6 +55,40 @@ pub struct ContainerLabels {
     pub source: String,
 }
 
+/// A gauge family whose whole set of series is replaced at each refresh. Series are set in place
+/// and only the ones that went are removed, never cleared first: a scrape in between would see
+/// none of them, and that resets the `for:` of every alert on them.
+struct GaugeTable<L> {
+    family: Family<L, Gauge>,
+    series: std::sync::Mutex<std::collections::HashSet<L>>,
+}
+
+impl<L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static>
+    GaugeTable<L>
+{
+    fn new() -> Self {
+        GaugeTable {
+            family: Family::default(),
+            series: Default::default(),
+        }
+    }
+
+    fn replace_all(&self, values: HashMap<L, i64>) {
+        let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        series.retain(|labels| {
+            let keep = values.contains_key(labels);
+            if !keep {
+                self.family.remove(labels);
+            }
+            keep
+        });
+        for (labels, value) in values {
+            self.family.get_or_create(&labels).set(value);
+            series.insert(labels);
+        }
+    }
+}
+
 /// Namespaces past this many share the label value `_other` (bounded cardinality).
 pub const MAX_NAMESPACE_LABELS: usize = 500;
 
@@ -66,9 +100,9 @@ pub struct Metrics {
     pub writes: Family<WriteLabels, Counter>,
     pub actions: Family<ActionLabels, Counter>,
     pub is_leader: Gauge,
-    containers: Family<ContainerLabels, Gauge>,
+    containers: GaugeTable<ContainerLabels>,
     runtime_mismatches: Gauge,
-    halted_workloads: Family<PolicyLabels, Gauge>,
+    halted_workloads: GaugeTable<PolicyLabels>,
     undecodable: Family<ResourceLabels, Counter>,
     /// Policies whose `actions_total` series exist (at zero or more).
     known_action_series: std::sync::Mutex<std::collections::BTreeSet<String>>,
@@ -86,9 +120,9 @@ impl Default for Metrics {
             writes: Family::default(),
             actions: Family::default(),
             is_leader: Gauge::default(),
-            containers: Family::default(),
+            containers: GaugeTable::new(),
             runtime_mismatches: Gauge::default(),
-            halted_workloads: Family::default(),
+            halted_workloads: GaugeTable::new(),
             undecodable: Family::default(),
             known_action_series: Default::default(),
             ready: AtomicBool::new(false),
@@ -124,7 +158,7 @@ impl Default for Metrics {
         registry.register(
             "containers",
             "Containers by namespace, effective profile and source",
-            metrics.containers.clone(),
+            metrics.containers.family.clone(),
         );
         registry.register(
             "runtime_mismatches",
@@ -134,7 +168,7 @@ impl Default for Metrics {
         registry.register(
             "halted_workloads",
             "Workloads whose evictions a policy's loop guard stopped (their replacements came back unconfined), by policy",
-            metrics.halted_workloads.clone(),
+            metrics.halted_workloads.family.clone(),
         );
         registry.register(
             "undecodable_objects",
@@ -309,24 +343,24 @@ impl Metrics {
                 *counts.entry(labels).or_default() += 1;
             }
         }
-        self.containers.clear();
-        for (labels, count) in counts {
-            self.containers.get_or_create(&labels).set(count);
-        }
+        self.containers.replace_all(counts);
         self.runtime_mismatches.set(runtime_mismatches as i64);
     }
 
     /// Sets the halted-workload gauge of each policy with halts; policies without any have no
     /// series.
     pub fn set_halted<'a>(&self, halted: impl Iterator<Item = (&'a str, usize)>) {
-        self.halted_workloads.clear();
-        for (policy, count) in halted.filter(|(_, count)| *count > 0) {
-            self.halted_workloads
-                .get_or_create(&PolicyLabels {
-                    policy: policy.into(),
+        self.halted_workloads.replace_all(
+            halted
+                .filter(|(_, count)| *count > 0)
+                .map(|(policy, count)| {
+                    let labels = PolicyLabels {
+                        policy: policy.into(),
+                    };
+                    (labels, i64::try_from(count).unwrap_or(i64::MAX))
                 })
-                .set(count as i64);
-        }
+                .collect(),
+        );
     }
 
     /// The OpenMetrics text of every metric.
@@ -491,6 +525,57 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn halted_workloads_have_a_series_per_policy_while_there_are_any() {
+        let m = Metrics::default();
+        m.set_halted([("payments", 2), ("shop", 1), ("audit", 0)].into_iter());
+        let text = m.encode();
+        assert!(
+            text.contains(r#"seccomp_sentinel_halted_workloads{policy="payments"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"seccomp_sentinel_halted_workloads{policy="shop"} 1"#),
+            "{text}"
+        );
+        assert!(!text.contains(r#"policy="audit""#), "{text}");
+        m.set_halted([("payments", 3)].into_iter());
+        let text = m.encode();
+        assert!(
+            text.contains(r#"seccomp_sentinel_halted_workloads{policy="payments"} 3"#),
+            "{text}"
+        );
+        assert!(!text.contains(r#"halted_workloads{policy="shop"}"#), "{text}");
+        m.set_halted(std::iter::empty());
+        assert!(!m.encode().contains("seccomp_sentinel_halted_workloads{"));
+    }
+
+    #[test]
+    fn a_scrape_while_the_gauges_are_refreshed_always_sees_their_series() {
+        let m = Metrics::default();
+        let unconfined = [(ProfileType::Unconfined, ProfileSource::None)];
+        let refresh = || {
+            m.set_containers([("shop", &unconfined[..])].into_iter(), 0);
+            m.set_halted([("payments", 1)].into_iter());
+        };
+        refresh();
+        let expected = [
+            r#"seccomp_sentinel_containers{namespace="shop",profile="Unconfined",source="None"} 1"#,
+            r#"seccomp_sentinel_halted_workloads{policy="payments"} 1"#,
+        ];
+        let missed = std::thread::scope(|scope| {
+            let refresher = scope.spawn(|| (0..20_000).for_each(|_| refresh()));
+            let mut missed = 0;
+            while !refresher.is_finished() {
+                let text = m.encode();
+                missed += expected.iter().filter(|series| !text.contains(*series)).count();
+            }
+            missed
+        });
+        // A scrape without the series resets the `for:` of the alerts on them.
+        assert_eq!(missed, 0, "series missing from scrapes");
+    }
 
     #[test]
     fn counters_start_at_zero_for_every_known_label_value() {
