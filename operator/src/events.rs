@@ -62,7 +62,7 @@ impl Publisher {
     pub async fn publish(&self, notice: Notice<'_>) {
         let unique = (
             notice.regarding.uid.clone(),
-            notice.note.to_string(),
+            notice.note,
             Timestamp::now().as_nanosecond(),
         );
         self.publish_once(notice, unique).await;

@@ -271,7 +271,7 @@ proptest! {
             let now = k8s_openapi::jiff::Timestamp::from_second(now).map_err(|e| TestCaseError::fail(e.to_string()))?;
             let entry = crate::controller::state::PolicyEntry::from_wire(&wire, now);
             let mut ledger = crate::policy::EvictionLedger::default();
-            let resumed = entry.resume.clone().unwrap_or(None);
+            let resumed = entry.resume_at();
             let _ = ledger.resume("p", resumed);
             ledger.load("p", entry.status.as_ref());
             // A resume time lifts every halt it covers, whatever else the status holds.

@@ -165,6 +165,11 @@ impl PodEntry {
         self.pod.is_some()
     }
 
+    /// Whether `policy` judged this pod in its latest pass.
+    pub fn judged_by(&self, policy: &str) -> bool {
+        self.outcomes.iter().any(|o| &*o.policy == policy)
+    }
+
     pub fn pod(&self) -> Option<LeanPod> {
         self.pod.as_ref().map(Packed::unpack)
     }
@@ -218,6 +223,11 @@ impl PolicyEntry {
                 .map_err(|e| e.to_string()),
             status: policy.status.clone(),
         }
+    }
+
+    /// The resume time its annotation gives, if it gives a valid one.
+    pub fn resume_at(&self) -> Option<Timestamp> {
+        self.resume.as_ref().ok().copied().flatten()
     }
 
     /// A policy changes when its spec does (a new generation) or it is replaced (a new UID).
@@ -700,7 +710,7 @@ impl State {
                 if !entry.has_pod() {
                     return false;
                 }
-                if entry.outcomes.iter().any(|o| &*o.policy == name) {
+                if entry.judged_by(name) {
                     return true;
                 }
                 let Some(pod) = entry.pod() else { return false };
@@ -722,7 +732,7 @@ impl State {
     pub fn judged_by(&self, policy: &str) -> Vec<PodKey> {
         self.pods
             .iter()
-            .filter(|(_, entry)| entry.has_pod() && entry.outcomes.iter().any(|o| &*o.policy == policy))
+            .filter(|(_, entry)| entry.has_pod() && entry.judged_by(policy))
             .map(|(k, _)| k.clone())
             .collect()
     }

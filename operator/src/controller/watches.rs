@@ -517,7 +517,7 @@ impl Handler<PolicyWire> for Policies {
     }
     fn apply(&mut self, state: &mut State, key: &String, policy: PolicyWire) -> Vec<PodKey> {
         let entry = PolicyEntry::from_wire(&policy, Timestamp::now());
-        let lifted = state.ledger.resume(key, entry.resume.clone().unwrap_or(None));
+        let lifted = state.ledger.resume(key, entry.resume_at());
         state.ledger.load(key, entry.status.as_ref());
         let mut dirty = state.apply_policy(key, Some(entry));
         if !lifted.is_empty() {
