@@ -8,8 +8,8 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 KUBECTL := $(CURDIR)/e2e/bin/kubectl
 # Test threads per test binary. The integration tests mostly wait on real controllers and kubelets:
 # on 2 cores, 4 threads took an integration run from 273 s to 191 s (the cores 78 % busy); 8 gained
-# nothing more.
-TEST_THREADS ?= 4
+# nothing more. At least 4, and one per core where there are more (libtest's own default).
+TEST_THREADS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n > 4 ? n : 4 )))
 IMG ?= quay.io/seccomp-sentinel/seccomp-sentinel:v$(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
 .PHONY: help
