@@ -78,12 +78,8 @@ mod tests {
 
     #[test]
     fn committed_crds_match_the_rust_types() {
-        // The checkout cargo runs the test in, read at run time: clones at different paths share
-        // one build cache, and cargo reuses a build made in another clone with the same sources,
-        // whose compiled-in path may be gone or hold other CRDs.
-        let package = std::env::var_os("CARGO_MANIFEST_DIR")
-            .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), std::path::PathBuf::from);
-        let dir = package.join("crds");
+        // Found at run time, not compiled in: cargo reuses a build made in another clone.
+        let dir = sentinel_testenv::repository_root().join("crds");
         for crd in crds() {
             let path = dir.join(crd_file_name(&crd));
             let committed = std::fs::read_to_string(&path).unwrap_or_default();
