@@ -17,11 +17,16 @@ help: ## Show the targets.
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 .PHONY: testenv
-testenv: node-prereqs ## Build the pinned control plane and node binaries into e2e/bin (skipped when already built).
+testenv: go-prefetch node-prereqs ## Build the pinned control plane and node binaries into e2e/bin (skipped when already built).
 	@bash e2e/testenv/build.sh
 	@bash e2e/testenv/reference-crds.sh
 	@bash e2e/openshift/build.sh
 	@bash e2e/monitoring/build.sh
+
+# Background downloads of the Go modules of the builds below (and of bundle-validate's OLM tools).
+.PHONY: go-prefetch
+go-prefetch:
+	@bash e2e/prefetch.sh
 
 .PHONY: node-prereqs
 node-prereqs: ## Install the Debian packages of the test nodes (containerd, runc, ...) when missing (as root).

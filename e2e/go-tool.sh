@@ -10,7 +10,8 @@
 # built as e2e/bin/BIN, which may name a subdirectory; NAME names the set). The pin covers
 # MODULE_DIR/go.mod and go.sum, the PINNED_FILEs (sources, the caller) and this script.
 # GO_TOOL_CGO=1 builds with cgo; GO_TOOL_TAGS gives build tags, GO_TOOL_LDFLAGS more linker flags
-# (set them in a pinned caller).
+# (set them in a pinned caller). GO_TOOL_PREFETCH=1 only downloads the modules the build would
+# need, when it is not built yet (e2e/prefetch.sh).
 set -euo pipefail
 name=$1 module=$2 packages=$3 estimate=$4
 shift 4
@@ -35,6 +36,12 @@ if built "$here/bin" && [ "$(cat "$here/bin/$name.pin" 2>/dev/null)" = "$pin" ];
 fi
 if ! built "$cache"; then
   command -v go >/dev/null || { echo "$name: Go is required (see README prerequisites)" >&2; exit 1; }
+  if [ -n "${GO_TOOL_PREFETCH:-}" ]; then
+    # Listing the packages' dependencies downloads exactly the modules `go build` reads.
+    cd "$module" && GOFLAGS=-mod=mod go list -deps ${GO_TOOL_TAGS:+-tags "$GO_TOOL_TAGS"} "${pkgs[@]}" >/dev/null
+    echo "$name: modules downloaded"
+    exit 0
+  fi
   echo "$name: building ${bins[*]} from $module (cold build: $estimate on 2 cores)"
   rm -rf "$cache.tmp" && mkdir -p "$cache.tmp/out"
   start=$(date +%s)
@@ -51,6 +58,7 @@ if ! built "$cache"; then
   rm -rf "$cache.tmp/out" "$cache" && mv "$cache.tmp" "$cache"
   echo "$name: built in $(( $(date +%s) - start ))s"
 fi
+[ -z "${GO_TOOL_PREFETCH:-}" ] || exit 0
 mkdir -p "$here/bin"
 for bin in "${bins[@]}"; do
   mkdir -p "$(dirname "$here/bin/$bin")"

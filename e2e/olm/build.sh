@@ -13,6 +13,7 @@ GO_TOOL_CGO=1 GO_TOOL_TAGS=json1,containers_image_openpgp bash "$here/../go-tool
    catalog=github.com/operator-framework/operator-lifecycle-manager/cmd/catalog \
    opm=github.com/operator-framework/operator-registry/cmd/opm" \
   "about 5 minutes" "$0"
+[ -z "${GO_TOOL_PREFETCH:-}" ] || exit 0
 
 # OLM's CRDs, from the operator-framework/api version the OLM build above uses.
 api=$(cd "$here" && go list -m -f '{{.Path}}@{{.Version}}' github.com/operator-framework/api)
