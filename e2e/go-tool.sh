@@ -37,8 +37,10 @@ fi
 if ! built "$cache"; then
   command -v go >/dev/null || { echo "$name: Go is required (see README prerequisites)" >&2; exit 1; }
   if [ -n "${GO_TOOL_PREFETCH:-}" ]; then
-    # Listing the packages' dependencies downloads exactly the modules `go build` reads.
-    cd "$module" && GOFLAGS=-mod=mod go list -deps ${GO_TOOL_TAGS:+-tags "$GO_TOOL_TAGS"} "${pkgs[@]}" >/dev/null
+    # Listing the packages' dependencies, with the build's cgo setting and tags (they decide which
+    # files, so which imports, count), downloads exactly the modules `go build` reads.
+    cd "$module" && GOFLAGS=-mod=mod CGO_ENABLED=${GO_TOOL_CGO:-0} \
+      go list -deps ${GO_TOOL_TAGS:+-tags "$GO_TOOL_TAGS"} "${pkgs[@]}" >/dev/null
     echo "$name: modules downloaded"
     exit 0
   fi

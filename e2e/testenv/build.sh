@@ -36,7 +36,7 @@ if ! have_all "$cache_dir"; then
   command -v go >/dev/null || { echo "testenv: Go is required (see README prerequisites)" >&2; exit 1; }
   if [ -n "${GO_TOOL_PREFETCH:-}" ]; then
     # Only download the modules the build reads (e2e/prefetch.sh).
-    cd "$here" && GOFLAGS=-mod=mod go list -deps "${packages[@]}" >/dev/null
+    cd "$here" && GOFLAGS=-mod=mod CGO_ENABLED=0 go list -deps "${packages[@]}" >/dev/null
     echo "testenv: modules downloaded"
     exit 0
   fi
