@@ -34,16 +34,17 @@ built() {
 if built "$here/bin" && [ "$(cat "$here/bin/$name.pin" 2>/dev/null)" = "$pin" ]; then
   exit 0
 fi
+if [ -n "${GO_TOOL_PREFETCH:-}" ]; then
+  # Listing the packages' dependencies, with the build's cgo setting and tags (they decide which
+  # files, so which imports, count), downloads exactly the modules `go build` reads.
+  built "$cache" && exit 0
+  cd "$module" && GOFLAGS=-mod=mod CGO_ENABLED=${GO_TOOL_CGO:-0} \
+    go list -deps ${GO_TOOL_TAGS:+-tags "$GO_TOOL_TAGS"} "${pkgs[@]}" >/dev/null
+  echo "$name: modules downloaded"
+  exit 0
+fi
 if ! built "$cache"; then
   command -v go >/dev/null || { echo "$name: Go is required (see README prerequisites)" >&2; exit 1; }
-  if [ -n "${GO_TOOL_PREFETCH:-}" ]; then
-    # Listing the packages' dependencies, with the build's cgo setting and tags (they decide which
-    # files, so which imports, count), downloads exactly the modules `go build` reads.
-    cd "$module" && GOFLAGS=-mod=mod CGO_ENABLED=${GO_TOOL_CGO:-0} \
-      go list -deps ${GO_TOOL_TAGS:+-tags "$GO_TOOL_TAGS"} "${pkgs[@]}" >/dev/null
-    echo "$name: modules downloaded"
-    exit 0
-  fi
   echo "$name: building ${bins[*]} from $module (cold build: $estimate on 2 cores)"
   rm -rf "$cache.tmp" && mkdir -p "$cache.tmp/out"
   start=$(date +%s)
@@ -60,7 +61,6 @@ if ! built "$cache"; then
   rm -rf "$cache.tmp/out" "$cache" && mv "$cache.tmp" "$cache"
   echo "$name: built in $(( $(date +%s) - start ))s"
 fi
-[ -z "${GO_TOOL_PREFETCH:-}" ] || exit 0
 mkdir -p "$here/bin"
 for bin in "${bins[@]}"; do
   mkdir -p "$(dirname "$here/bin/$bin")"
