@@ -48,6 +48,10 @@ pids+=($!)
 for _ in $(seq 900); do [ -f "$kubeconfig" ] && break; sleep 0.2; done
 [ -f "$kubeconfig" ] || { echo "run: the local control plane did not start" >&2; exit 1; }
 export KUBECONFIG=$kubeconfig
+# The samples' `openshift.io/scc` annotations stand in for OpenShift's SCC admission, which the
+# local control plane does not run; `auto` trusts the annotation on OpenShift only, so the demo
+# says `true` (a flag in ARGS still wins).
+export SENTINEL_TRUST_SCC_ANNOTATION=${SENTINEL_TRUST_SCC_ANNOTATION:-true}
 
 "$kubectl" apply -f config/samples/demo-workloads.yaml
 namespaces=(seccomp-demo)

@@ -681,3 +681,105 @@ async fn a_large_first_sync_closes_the_status_watch_and_repairs_what_changed_mea
     assert_eq!(operator.writes(), 0, "nothing was written after the restart");
     operator.stop().await;
 }
+
+/// The quick start's table in README.md, for the Pending samples of
+/// `config/samples/demo-workloads.yaml`, is what the operator writes for them with the settings
+/// of `make run` (e2e/run.sh trusts the samples' `openshift.io/scc`, standing in for SCC
+/// admission), as the real kubectl shows it.
+#[tokio::test]
+async fn the_readme_quick_start_table_is_what_the_demo_samples_get() {
+    let ctx = support::context("ctl-readme-demo").await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let samples =
+        std::fs::read_to_string(root.join("config/samples/demo-workloads.yaml")).expect("demo samples");
+    let pods: Vec<String> = samples
+        .split("\n---\n")
+        .filter(|document| document.contains("kind: Pod"))
+        .map(|document| document.replace("namespace: seccomp-demo\n", &format!("namespace: {}\n", ctx.ns)))
+        .collect();
+    let file = tempfile::NamedTempFile::new().expect("temporary file");
+    std::fs::write(file.path(), pods.join("\n---\n")).expect("samples written");
+    let path = file.path().to_str().expect("UTF-8 path");
+    ctx.kubectl(&["apply", "-f", path]);
+
+    let mut config = support::namespace_config(&ctx);
+    config.kubelet_seccomp_default =
+        seccomp_sentinel::controller::ControllerConfig::default().kubelet_seccomp_default;
+    let run_script = std::fs::read_to_string(root.join("e2e/run.sh")).expect("e2e/run.sh");
+    assert!(
+        run_script.contains("export SENTINEL_TRUST_SCC_ANNOTATION=${SENTINEL_TRUST_SCC_ANNOTATION:-true}"),
+        "make run (e2e/run.sh) trusts the samples' SCC annotations, as this test does"
+    );
+    config.trust_scc_annotation = seccomp_sentinel::controller::config::TrustScc::True;
+    let operator = Operator::start(ctx.client.clone(), config).await;
+    let names: Vec<String> = ctx
+        .kubectl(&["get", "pods", "-n", &ctx.ns, "-o", "name"])
+        .lines()
+        .map(|line| line.trim_start_matches("pod/").to_string())
+        .collect();
+    assert_eq!(names.len(), pods.len(), "every sample pod was created");
+    for name in &names {
+        current_status(&ctx, name).await;
+    }
+
+    let shown = table_rows(&ctx.kubectl(&["get", "seccompstatus", "-n", &ctx.ns, "-o", "wide"]));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let block = readme
+        .split("```\n")
+        .find(|block| block.starts_with("NAMESPACE ") && block.contains("seccomp-demo "))
+        .expect("README.md has the quick start's table");
+    let documented: BTreeMap<String, BTreeMap<String, String>> = table_rows(block)
+        .into_iter()
+        .filter(|(_, row)| row.get("NAMESPACE").map(String::as_str) == Some("seccomp-demo"))
+        .collect();
+    assert_eq!(
+        documented.keys().collect::<Vec<_>>(),
+        shown.keys().collect::<Vec<_>>(),
+        "README.md's seccomp-demo rows name the demo's pods"
+    );
+    for (name, row) in &shown {
+        for (column, value) in row {
+            if column == "AGE" {
+                continue;
+            }
+            assert_eq!(
+                documented[name].get(column),
+                Some(value),
+                "README.md's quick start table, pod {name}, column {column}"
+            );
+        }
+    }
+    operator.stop().await;
+}
+
+/// The rows of a table as kubectl prints it, keyed by NAME: each cell is the text below its
+/// column's header, up to where the next column starts (empty cells leave only spaces).
+fn table_rows(table: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut lines = table.lines().filter(|line| !line.trim().is_empty());
+    let header = lines.next().expect("a header line");
+    let mut starts: Vec<(usize, &str)> = Vec::new();
+    let mut previous = ' ';
+    for (at, c) in header.char_indices() {
+        if c != ' ' && previous == ' ' {
+            let name = header[at..].split(' ').next().unwrap_or_default();
+            starts.push((at, name));
+        }
+        previous = c;
+    }
+    lines
+        .map(|line| {
+            let row: BTreeMap<String, String> = starts
+                .iter()
+                .enumerate()
+                .map(|(i, (start, column))| {
+                    let end = starts
+                        .get(i + 1)
+                        .map_or(line.len(), |(next, _)| (*next).min(line.len()));
+                    let cell = line.get((*start).min(line.len())..end).unwrap_or_default();
+                    (column.to_string(), cell.trim().to_string())
+                })
+                .collect();
+            (row["NAME"].clone(), row)
+        })
+        .collect()
+}
