@@ -689,7 +689,7 @@ async fn a_large_first_sync_closes_the_status_watch_and_repairs_what_changed_mea
 #[tokio::test]
 async fn the_readme_quick_start_table_is_what_the_demo_samples_get() {
     let ctx = support::context("ctl-readme-demo").await;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = sentinel_testenv::repository_root();
     let samples =
         std::fs::read_to_string(root.join("config/samples/demo-workloads.yaml")).expect("demo samples");
     let pods: Vec<String> = samples
