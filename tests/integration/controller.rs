@@ -302,6 +302,65 @@ async fn kubectl_shows_statuses_with_columns_categories_and_labels() {
     operator.stop().await;
 }
 
+/// The paths of the fields with fields of their own, from `kubectl explain <resource> --recursive`
+/// (two spaces of indent per level), except `metadata`, which the API server describes.
+fn object_paths(resource: &str, recursive: &str) -> Vec<String> {
+    let mut stack: Vec<String> = Vec::new();
+    let mut objects = vec![resource.to_string()];
+    let fields = recursive
+        .lines()
+        .skip_while(|l| !l.starts_with("FIELDS:"))
+        .skip(1);
+    for line in fields {
+        let Some((name, kind)) = line.trim_start().split_once('\t') else {
+            continue; // an `enum:` line
+        };
+        let depth = (line.len() - line.trim_start().len()) / 2;
+        stack.truncate(depth.saturating_sub(1));
+        stack.push(name.to_string());
+        if kind.starts_with("<Object>") || kind.starts_with("<[]Object>") {
+            objects.push(format!("{resource}.{}", stack.join(".")));
+        }
+    }
+    objects.retain(|p| !p.starts_with(&format!("{resource}.metadata")));
+    objects
+}
+
+#[tokio::test]
+async fn kubectl_explain_describes_every_field_of_both_kinds() {
+    let cluster = support::cluster();
+    for resource in ["seccompstatus", "seccomppolicy"] {
+        // kubectl explain reads the OpenAPI document, which publishes a new CRD a little after it
+        // is established.
+        let recursive = wait_for(&format!("kubectl explain {resource}"), TIMEOUT, || async {
+            cluster.try_kubectl(&["explain", resource, "--recursive"]).ok()
+        })
+        .await;
+        let objects = object_paths(resource, &recursive);
+        // status, its containers, their profile, the runtime report and its lists, conditions...
+        assert!(
+            objects.len() >= 8,
+            "{resource}: objects {objects:?} in\n{recursive}"
+        );
+        let mut undescribed = Vec::new();
+        for path in &objects {
+            let explained = cluster.kubectl(&["explain", path]);
+            let mut field = "";
+            for line in explained.lines().skip_while(|l| !l.starts_with("FIELDS:")) {
+                if line.starts_with("  ") && !line.starts_with("   ") && line.contains('\t') {
+                    field = line.trim().split('\t').next().unwrap_or_default();
+                } else if line.contains("<no description>") {
+                    undescribed.push(format!("{path}: {field}"));
+                }
+            }
+        }
+        assert!(
+            undescribed.is_empty(),
+            "kubectl explain shows no description for {undescribed:#?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_deleted_pod_takes_its_status_with_it_and_a_recreated_one_gets_a_new_status() {
     let ctx = support::context("ctl-lifecycle").await;

@@ -92,6 +92,73 @@ mod tests {
         }
     }
 
+    /// Every property of both CRDs, with its schema, by path (`.status.containers[].name`).
+    fn properties(schema: &serde_json::Value, path: &str, found: &mut Vec<(String, serde_json::Value)>) {
+        if let Some(props) = schema["properties"].as_object() {
+            for (name, prop) in props {
+                let prop_path = format!("{path}.{name}");
+                found.push((prop_path.clone(), prop.clone()));
+                properties(prop, &prop_path, found);
+            }
+        }
+        if schema["items"].is_object() {
+            properties(&schema["items"], &format!("{path}[]"), found);
+        }
+    }
+
+    #[test]
+    fn every_field_is_described_for_kubectl_explain() {
+        let mut undescribed = Vec::new();
+        let mut for_rust_readers = Vec::new();
+        for crd in crds() {
+            let crd = serde_json::to_value(&crd).expect("json");
+            let kind = crd["spec"]["names"]["kind"].as_str().unwrap_or("?").to_string();
+            let mut found = Vec::new();
+            properties(
+                &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"],
+                "",
+                &mut found,
+            );
+            assert!(found.len() > 50, "{kind}: only {} properties found", found.len());
+            for (path, schema) in found {
+                match schema["description"].as_str() {
+                    None | Some("") => undescribed.push(format!("{kind}{path}")),
+                    // Rustdoc links and source file names mean nothing to a kubectl user.
+                    Some(text) if text.contains("[`") || text.contains(".rs`") || text.contains("See `") => {
+                        for_rust_readers.push(format!("{kind}{path}: {text}"))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        assert!(
+            undescribed.is_empty(),
+            "no description (kubectl explain shows <no description>): {undescribed:#?}"
+        );
+        assert!(
+            for_rust_readers.is_empty(),
+            "descriptions written for Rust readers: {for_rust_readers:#?}"
+        );
+    }
+
+    #[test]
+    fn a_field_description_is_not_replaced_by_its_types() {
+        let crd = serde_json::to_value(&crds()[0]).expect("json");
+        let status =
+            &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"];
+        // `status.strength` and `status.containers[].strength` share a type but mean different
+        // things: the pod's weakest container, and the one container.
+        let pod = status["strength"]["description"].as_str().unwrap_or_default();
+        let container = status["containers"]["items"]["properties"]["strength"]["description"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(pod.contains("weakest container"), "status.strength: {pod:?}");
+        assert!(
+            !container.contains("weakest container"),
+            "containers[].strength: {container:?}"
+        );
+    }
+
     #[test]
     fn every_status_list_is_owned_whole_and_the_agent_has_its_own_parts() {
         let crd = serde_json::to_value(&crds()[0]).expect("json");

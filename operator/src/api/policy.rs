@@ -98,7 +98,7 @@ pub struct SeccompPolicySpec {
     pub eviction: Option<EvictionSettings>,
 }
 
-/// See `SeccompPolicySpec::minimum_profile_strength`.
+/// The weakest profile strength a policy accepts (`spec.minimumProfileStrength`).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
 pub enum MinimumProfileStrength {
     DenyList,
@@ -138,12 +138,14 @@ pub struct Exemption {
     #[x_kube(validation = Rule::new("self.matches('[^ \\t]')").message("an exemption needs a reason"))]
     pub reason: String,
 
+    /// Namespaces whose pods are exempt, by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64), inner(length(max = 63)))]
     #[x_kube(validation = Rule::new("self.all(n, n.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(n) <= 63)")
         .message("exemption namespaces must be namespace names"))]
     pub namespaces: Option<Vec<String>>,
 
+    /// Pods that are exempt, by their labels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_selector: Option<LabelSelector>,
 
@@ -211,8 +213,12 @@ pub struct EvictionSettings {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SeccompPolicyStatus {
+    /// The `metadata.generation` of the spec these figures and conditions are for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// `Ready` (the policy is valid and applied; the message names expired exemptions),
+    /// `Stalled` (the spec cannot be applied, so the policy is ignored; the message says why) and,
+    /// while the loop guard holds some workloads, `EvictionsHalted`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
@@ -220,12 +226,15 @@ pub struct SeccompPolicyStatus {
     #[serde(default)]
     #[schemars(extend("format" = "int32"))]
     pub matched_pods: u32,
+    /// Selected pods whose every container the policy allows.
     #[serde(default)]
     #[schemars(extend("format" = "int32"))]
     pub compliant_pods: u32,
+    /// Selected pods with a container the policy does not allow.
     #[serde(default)]
     #[schemars(extend("format" = "int32"))]
     pub violating_pods: u32,
+    /// Selected pods an exemption of the policy takes out.
     #[serde(default)]
     #[schemars(extend("format" = "int32"))]
     pub exempt_pods: u32,
@@ -274,6 +283,7 @@ pub struct EvictionEntry {
     /// When (RFC 3339).
     #[schemars(length(max = 64))]
     pub at: String,
+    /// The evicted pod's namespace.
     #[schemars(length(max = 253))]
     pub namespace: String,
     /// UID of the evicted pod's workload.
@@ -291,6 +301,7 @@ pub struct HaltedWorkload {
     /// `<namespace>/<Kind> <name>`.
     #[schemars(length(max = 600))]
     pub name: String,
+    /// Why the evictions stopped: what the replacements came back with.
     #[schemars(length(max = 1024))]
     pub reason: String,
     /// Since when (RFC 3339).

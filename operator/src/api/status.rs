@@ -106,9 +106,11 @@ pub struct SeccompStatusStatus {
     /// Source of the weakest container's profile (the first unconfined one, else the first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<ProfileSource>,
-    /// The weakest container's profile strength.
+    /// The weakest container's profile strength (see `containers[].strength`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = keep_field_description)]
     pub strength: Option<ProfileStrength>,
+    /// The node the pod is scheduled to; absent while it is not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     /// The SCC that admitted the pod (annotation `openshift.io/scc`).
@@ -125,21 +127,43 @@ pub struct SeccompStatusStatus {
     pub action: Option<PolicyAction>,
     // The controller's lists are atomic: it writes each whole, so the object records one owner
     // per list instead of one per field of every entry (about half of what is stored).
+    /// Every container of the pod (init, sidecar, regular and ephemeral), in the pod's order:
+    /// its effective profile and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Atomic)]
     pub containers: Vec<ContainerSeccomp>,
+    /// The verdict of every SeccompPolicy that selects the pod.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Atomic)]
     pub policies: Vec<PolicyResult>,
-    /// `Confined`, `ProfilesEnforcing` and `Compliant` (the controller's) and `RuntimeVerified`
-    /// (the node agent's). Keyed by type, each condition owned whole by its writer (see
-    /// [`crate::api::crds`]), so the two writers' conditions share the list.
+    // Keyed by type, each condition owned whole by its writer (see `crate::api::crds`), so the
+    // controller's and the agent's conditions share the list.
+    /// `Confined`, `ProfilesEnforcing` and `Compliant` (written by the operator) and
+    /// `RuntimeVerified` (written by the node agent).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
     /// What the node agent found on the pod's node; written by the agent only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<RuntimeStatus>,
+}
+
+/// Keeps an `Option<enum>` field's own description: kube's rewrite of the optional enum lifts the
+/// enum type's schema, description included, over the field's.
+fn keep_field_description(schema: &mut schemars::Schema) {
+    let Some(field) = schema.as_object_mut() else {
+        return;
+    };
+    if !field.contains_key("description") {
+        return;
+    }
+    for variant in ["anyOf", "oneOf"] {
+        if let Some(variants) = field.get_mut(variant).and_then(|v| v.as_array_mut()) {
+            for schema in variants.iter_mut().filter_map(|v| v.as_object_mut()) {
+                schema.remove("description");
+            }
+        }
+    }
 }
 
 /// The containers seccomp applies to (all of them, except in Windows pods).
@@ -213,11 +237,21 @@ pub struct ContainerProfileFile {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerSeccomp {
+    /// The container's name.
     pub name: String,
+    /// Container, InitContainer, SidecarContainer (an init container with `restartPolicy:
+    /// Always`) or EphemeralContainer.
     #[serde(default)]
     pub kind: ContainerKind,
+    /// The profile the container runs with: what the runtime applies, after every default and
+    /// override.
     #[serde(default)]
     pub profile: EffectiveProfile,
+    /// Where the effective profile comes from: the container's or the pod's `seccompProfile`
+    /// (ContainerField, PodField), a legacy annotation (ContainerAnnotation, PodAnnotation), the
+    /// OpenShift SCC that admitted the pod (SCCDefault), the kubelet's `seccompDefault`
+    /// (KubeletDefault), `privileged: true` (Privileged), a Windows pod (Windows), or nothing
+    /// (None: unconfined).
     #[serde(default)]
     pub source: ProfileSource,
     /// The effective profile is RuntimeDefault or Localhost.
@@ -226,12 +260,18 @@ pub struct ContainerSeccomp {
     /// The source was inferred (an OpenShift SCC default cannot be told from a user's choice).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub source_inferred: bool,
-    /// How much the profile blocks (see [`ProfileStrength`]).
+    /// How much the container's profile blocks, weakest first: Unconfined, Missing or Invalid
+    /// (the Localhost file is absent or not a profile on the node), Permissive, LogOnly,
+    /// Delegated (a user-space listener decides), Unknown, DenyList, AllowList (RuntimeDefault
+    /// is one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = keep_field_description)]
     pub strength: Option<ProfileStrength>,
     /// Where the strength of a Localhost profile was learnt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strength_source: Option<StrengthSource>,
+    /// Why the effective profile may not be what the pod's author expects: an annotation this
+    /// kubelet ignores, a profile overridden by `privileged`, an empty `localhostProfile`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }
@@ -290,7 +330,7 @@ pub enum StrengthSource {
     ProfilesDir,
 }
 
-/// The class of a seccomp profile's content (see `profile.rs`).
+/// The class of a seccomp profile's content, from its default action and rules.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
 pub enum ProfileClass {
     /// The default action denies; the rules allow.
@@ -354,18 +394,25 @@ impl ContainerSeccomp {
 pub struct ProfileFile {
     /// The `localhostProfile`, relative to the kubelet's seccomp directory.
     pub path: String,
+    /// Present (read and parsed), Missing, Invalid (not a seccomp profile), Refused (not read: it
+    /// leaves the profile directory, is not a regular file, or is too large) or Unreadable.
     pub state: ProfileFileState,
     /// SHA-256 of the file's content, hex.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// The profile's `defaultAction`, e.g. `SCMP_ACT_ERRNO`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_action: Option<String>,
     /// Number of `syscalls` rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("format" = "int32"))]
     pub syscall_rules: Option<u32>,
+    /// AllowList (the default action denies), DenyList (it allows, some rules deny), LogOnly,
+    /// Permissive (nothing denied) or Delegated (`SCMP_ACT_NOTIFY`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = keep_field_description)]
     pub class: Option<ProfileClass>,
+    /// Why the file was not read or is not a profile; for a Present file, a note on its class.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
@@ -373,6 +420,8 @@ pub struct ProfileFile {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, Default, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EffectiveProfile {
+    /// RuntimeDefault, Localhost, Unconfined, or NotApplicable (seccomp does not exist for a
+    /// Windows container).
     #[serde(rename = "type")]
     pub type_: ProfileType,
     /// For Localhost: the profile's path, relative to the kubelet's seccomp directory.
@@ -463,10 +512,16 @@ pub enum KubeletSeccompDefault {
 pub struct PolicyResult {
     /// The SeccompPolicy's name.
     pub name: String,
+    /// Compliant, Exempt (an exemption of the policy matched) or Violating.
     pub verdict: Verdict,
+    /// What the policy did about the pod: None, WouldEvict (a dry run), Labeled, EvictionSkipped
+    /// (not safe to evict, or evicting would not help), EvictionBlocked (a
+    /// PodDisruptionBudget or the API server refused the eviction), EvictionPending or Evicted.
     pub action: PolicyAction,
+    /// Why, in one word (e.g. `Allowed`, `Exempted`, `WeakProfile`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
+    /// Why, for a person: the containers at fault and what the policy allows.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
 }
@@ -495,14 +550,20 @@ pub enum PolicyAction {
 pub struct RuntimeObservation {
     /// The container's name.
     pub name: String,
+    /// The `Seccomp:` line of `/proc/<pid>/status`: Disabled (0), Strict (1) or Filter (2).
     pub seccomp_mode: SeccompMode,
     /// `Seccomp_filters` (Linux 5.9 and newer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("format" = "int32"))]
     pub filters: Option<u32>,
+    /// The process the agent read, as the node sees it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<i64>,
+    /// When the agent read it; rewritten only when the finding changes.
     pub observed_at: Time,
+    /// The kernel agrees with the container's effective profile: a confined container's process
+    /// runs with seccomp (Filter or Strict). An unconfined one always agrees: its process may
+    /// install filters of its own.
     pub agrees_with_effective: bool,
 }
 
