@@ -141,11 +141,15 @@ mod tests {
         );
     }
 
+    /// The SeccompStatus CRD's schema, as JSON.
+    fn seccomp_status_schema() -> serde_json::Value {
+        let crd = serde_json::to_value(&crds()[0]).expect("json");
+        crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
+    }
+
     #[test]
     fn a_field_description_is_not_replaced_by_its_types() {
-        let crd = serde_json::to_value(&crds()[0]).expect("json");
-        let status =
-            &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"];
+        let status = &seccomp_status_schema()["properties"]["status"]["properties"];
         // `status.strength` and `status.containers[].strength` share a type but mean different
         // things: the pod's weakest container, and the one container.
         let pod = status["strength"]["description"].as_str().unwrap_or_default();
@@ -162,8 +166,7 @@ mod tests {
     #[test]
     fn every_status_list_is_owned_whole_and_the_agent_has_its_own_parts() {
         let crd = serde_json::to_value(&crds()[0]).expect("json");
-        let status =
-            &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"];
+        let status = &seccomp_status_schema()["properties"]["status"]["properties"];
         // Owned whole by one field manager each: the controller's lists, and the agent's.
         for list in ["containers", "policies"] {
             assert_eq!(status[list]["x-kubernetes-list-type"], "atomic", "{list}");
