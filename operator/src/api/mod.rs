@@ -52,7 +52,57 @@ pub fn crds()
             version.subresources = None;
         }
     }
-    vec![status, SeccompPolicy::crd()]
+    let mut crds = vec![status, SeccompPolicy::crd()];
+    for crd in &mut crds {
+        unwrap_descriptions(crd);
+    }
+    crds
+}
+
+/// Joins the lines of each paragraph of every description in `crd`: doc comments are wrapped at
+/// 100 columns, and `kubectl explain`, which wraps text itself, would keep those breaks too.
+fn unwrap_descriptions(
+    crd: &mut k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) {
+    fn walk(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map.iter_mut() {
+                    match value {
+                        serde_json::Value::String(text) if key == "description" => {
+                            *text = unwrap_paragraphs(text);
+                        }
+                        _ => walk(value),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    // A CRD is plain data: it goes to JSON and back unchanged but for the descriptions.
+    let Ok(mut value) = serde_json::to_value(&*crd) else {
+        return;
+    };
+    walk(&mut value);
+    if let Ok(unwrapped) = serde_json::from_value(value) {
+        *crd = unwrapped;
+    }
+}
+
+/// `text` with the line breaks inside each paragraph (paragraphs end at a blank line) made spaces.
+fn unwrap_paragraphs(text: &str) -> String {
+    text.split("\n\n")
+        .map(|paragraph| {
+            paragraph
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }
 
 /// The YAML of one CRD as committed under `crds/`.
@@ -149,6 +199,36 @@ mod tests {
     fn seccomp_status_schema() -> serde_json::Value {
         let crd = serde_json::to_value(&crds()[0]).expect("json");
         crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
+    }
+
+    #[test]
+    fn descriptions_break_lines_only_between_paragraphs() {
+        assert_eq!(
+            unwrap_paragraphs("one\ntwo, wrapped\n\nthree\n  four"),
+            "one two, wrapped\n\nthree four"
+        );
+        let mut wrapped = Vec::new();
+        for crd in crds() {
+            let crd = serde_json::to_value(&crd).expect("json");
+            let mut found = Vec::new();
+            properties(
+                &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"],
+                "",
+                &mut found,
+            );
+            for (path, schema) in found {
+                let text = schema["description"].as_str().unwrap_or_default();
+                if text.replace("\n\n", "").contains('\n') {
+                    let kind = crd["spec"]["names"]["kind"].as_str().unwrap_or("?");
+                    wrapped.push(format!("{kind}{path}: {text:?}"));
+                }
+            }
+        }
+        // kubectl explain wraps descriptions itself and keeps every break it is given.
+        assert!(
+            wrapped.is_empty(),
+            "descriptions wrapped mid-paragraph: {wrapped:#?}"
+        );
     }
 
     #[test]
