@@ -156,12 +156,9 @@ mod tests {
         }
     }
 
-    const FOR_OTHER_READERS: [&str; 4] = ["[`", ".rs`", "See `", "marshal"];
-
-    #[test]
-    fn every_field_is_described_for_kubectl_explain() {
-        let mut undescribed = Vec::new();
-        let mut for_other_readers = Vec::new();
+    /// Every property of both generated CRDs: kind, path and schema.
+    fn every_property() -> Vec<(String, String, serde_json::Value)> {
+        let mut all = Vec::new();
         for crd in crds() {
             let crd = serde_json::to_value(&crd).expect("json");
             let kind = crd["spec"]["names"]["kind"].as_str().unwrap_or("?").to_string();
@@ -172,17 +169,31 @@ mod tests {
                 &mut found,
             );
             assert!(found.len() > 50, "{kind}: only {} properties found", found.len());
-            for (path, schema) in found {
-                match schema["description"].as_str() {
-                    None | Some("") => undescribed.push(format!("{kind}{path}")),
-                    // Rustdoc links, source file names and a Go type's own doc (`Time is a
-                    // wrapper around time.Time which supports correct marshaling ...`) mean
-                    // nothing to a kubectl user.
-                    Some(text) if FOR_OTHER_READERS.iter().any(|t| text.contains(t)) => {
-                        for_other_readers.push(format!("{kind}{path}: {text}"))
-                    }
-                    Some(_) => {}
+            all.extend(
+                found
+                    .into_iter()
+                    .map(|(path, schema)| (kind.clone(), path, schema)),
+            );
+        }
+        all
+    }
+
+    const FOR_OTHER_READERS: [&str; 4] = ["[`", ".rs`", "See `", "marshal"];
+
+    #[test]
+    fn every_field_is_described_for_kubectl_explain() {
+        let mut undescribed = Vec::new();
+        let mut for_other_readers = Vec::new();
+        for (kind, path, schema) in every_property() {
+            match schema["description"].as_str() {
+                None | Some("") => undescribed.push(format!("{kind}{path}")),
+                // Rustdoc links, source file names and a Go type's own doc (`Time is a wrapper
+                // around time.Time which supports correct marshaling ...`) mean nothing to a
+                // kubectl user.
+                Some(text) if FOR_OTHER_READERS.iter().any(|t| text.contains(t)) => {
+                    for_other_readers.push(format!("{kind}{path}: {text}"))
                 }
+                Some(_) => {}
             }
         }
         assert!(
@@ -207,23 +218,15 @@ mod tests {
             unwrap_paragraphs("one\ntwo, wrapped\n\nthree\n  four"),
             "one two, wrapped\n\nthree four"
         );
-        let mut wrapped = Vec::new();
-        for crd in crds() {
-            let crd = serde_json::to_value(&crd).expect("json");
-            let mut found = Vec::new();
-            properties(
-                &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"],
-                "",
-                &mut found,
-            );
-            for (path, schema) in found {
-                let text = schema["description"].as_str().unwrap_or_default();
-                if text.replace("\n\n", "").contains('\n') {
-                    let kind = crd["spec"]["names"]["kind"].as_str().unwrap_or("?");
-                    wrapped.push(format!("{kind}{path}: {text:?}"));
-                }
-            }
-        }
+        let wrapped: Vec<String> = every_property()
+            .into_iter()
+            .filter_map(|(kind, path, schema)| {
+                let text = schema["description"].as_str()?.to_string();
+                text.replace("\n\n", "")
+                    .contains('\n')
+                    .then(|| format!("{kind}{path}: {text:?}"))
+            })
+            .collect();
         // kubectl explain wraps descriptions itself and keeps every break it is given.
         assert!(
             wrapped.is_empty(),
