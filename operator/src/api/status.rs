@@ -85,6 +85,7 @@ pub struct SeccompStatusSpec {
 /// The effective seccomp profile of a pod, container by container.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = keep_field_descriptions)]
 pub struct SeccompStatusStatus {
     /// Summary: RuntimeDefault or Localhost when every container is confined (RuntimeDefault if
     /// any container uses it), Unconfined when none is, Mixed when some are not, NotApplicable for
@@ -108,7 +109,6 @@ pub struct SeccompStatusStatus {
     pub source: Option<ProfileSource>,
     /// The weakest container's profile strength (see `containers[].strength`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(transform = keep_field_description)]
     pub strength: Option<ProfileStrength>,
     /// The node the pod is scheduled to; absent while it is not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -148,22 +148,26 @@ pub struct SeccompStatusStatus {
     pub runtime: Option<RuntimeStatus>,
 }
 
-/// Keeps an `Option<enum>` field's own description: kube's rewrite of the optional enum lifts the
-/// enum type's schema, description included, over the field's.
-fn keep_field_description(schema: &mut schemars::Schema) {
-    let Some(field) = schema.as_object_mut() else {
-        return;
-    };
-    if !field.contains_key("description") {
-        return;
-    }
-    for variant in ["anyOf", "oneOf"] {
-        if let Some(variants) = field.get_mut(variant).and_then(|v| v.as_array_mut()) {
-            for schema in variants.iter_mut().filter_map(|v| v.as_object_mut()) {
-                schema.remove("description");
+/// Keeps every `Option<enum>` field's own description, at any depth of the status: kube's rewrite
+/// of an optional enum lifts the enum type's schema, description included, over the field's.
+fn keep_field_descriptions(status: &mut schemars::Schema) {
+    use schemars::transform::{RecursiveTransform, Transform};
+    RecursiveTransform(|schema: &mut schemars::Schema| {
+        let Some(field) = schema.as_object_mut() else {
+            return;
+        };
+        if !field.contains_key("description") {
+            return;
+        }
+        for variant in ["anyOf", "oneOf"] {
+            if let Some(variants) = field.get_mut(variant).and_then(|v| v.as_array_mut()) {
+                for schema in variants.iter_mut().filter_map(|v| v.as_object_mut()) {
+                    schema.remove("description");
+                }
             }
         }
-    }
+    })
+    .transform(status);
 }
 
 /// The containers seccomp applies to (all of them, except in Windows pods).
@@ -265,7 +269,6 @@ pub struct ContainerSeccomp {
     /// Delegated (a user-space listener decides), Unknown, DenyList, AllowList (RuntimeDefault
     /// is one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(transform = keep_field_description)]
     pub strength: Option<ProfileStrength>,
     /// Where the strength of a Localhost profile was learnt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -410,7 +413,6 @@ pub struct ProfileFile {
     /// AllowList (the default action denies), DenyList (it allows, some rules deny), LogOnly,
     /// Permissive (nothing denied) or Delegated (`SCMP_ACT_NOTIFY`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(transform = keep_field_description)]
     pub class: Option<ProfileClass>,
     /// Why the file was not read or is not a profile; for a Present file, a note on its class.
     #[serde(default, skip_serializing_if = "Option::is_none")]
