@@ -179,16 +179,17 @@ struct Document {
 }
 
 /// Splits a YAML stream into documents (at `---` lines) so one bad document does not hide the
-/// others.
-fn split_documents(text: &str) -> Vec<String> {
-    let mut documents = vec![String::new()];
-    for line in text.lines() {
+/// others. Each document comes with the number of lines before it, so a syntax error can name its
+/// line in the file rather than in the document.
+fn split_documents(text: &str) -> Vec<(u64, String)> {
+    let mut documents = vec![(0, String::new())];
+    for (index, line) in text.lines().enumerate() {
         let trimmed = line.trim_end();
         if trimmed == "---" || trimmed.starts_with("--- ") {
-            documents.push(String::new());
+            documents.push((index as u64 + 1, String::new()));
         } else if trimmed == "..." {
             continue;
-        } else if let Some(current) = documents.last_mut() {
+        } else if let Some((_, current)) = documents.last_mut() {
             current.push_str(line);
             current.push('\n');
         }
@@ -206,7 +207,7 @@ fn is_blank_document(text: &str) -> bool {
 /// Reads and parses every document of `source`; unparseable documents become errors naming the
 /// file and the document's position.
 fn read_source(name: &str, text: &str, documents: &mut Vec<Document>, errors: &mut Vec<String>) {
-    for (i, chunk) in split_documents(text).iter().enumerate() {
+    for (i, (lines_before, chunk)) in split_documents(text).iter().enumerate() {
         if is_blank_document(chunk) {
             continue;
         }
@@ -215,7 +216,15 @@ fn read_source(name: &str, text: &str, documents: &mut Vec<Document>, errors: &m
             Ok(Value::Null) => {}
             Ok(value) if value.is_object() => documents.push(Document { origin, value }),
             Ok(_) => errors.push(format!("{origin}: not a Kubernetes object")),
-            Err(e) => errors.push(format!("{origin}: {}", first_line(&e.to_string()))),
+            Err(e) => {
+                // One line, with the position counted in the file (the default rendering says
+                // "error:" again and counts lines from the document's start).
+                let message = e.render_with_options(serde_saphyr::render_options! {
+                    snippets: serde_saphyr::SnippetMode::Off,
+                    line_offset: *lines_before,
+                });
+                errors.push(format!("{origin}: {}", first_line(&message)))
+            }
         }
     }
 }
@@ -1047,7 +1056,10 @@ mod tests {
             .collect();
         assert_eq!(names, ["a", "b"]);
         assert_eq!(errors.len(), 1, "{errors:?}");
+        // The unclosed bracket is on the file's fifth line, the document's first.
         assert!(errors[0].starts_with("f.yaml, document 2: "), "{errors:?}");
+        assert!(errors[0].contains("line 5"), "{errors:?}");
+        assert!(!errors[0].contains("error:"), "{errors:?}");
         assert_eq!(documents[1].origin, "f.yaml, document 4");
     }
 
