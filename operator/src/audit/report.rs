@@ -350,8 +350,9 @@ impl Summary {
         } else {
             String::new()
         };
+        let plural = if self.objects == 1 { "" } else { "s" };
         format!(
-            "{} objects: {} confined, {} unconfined, {} mixed, {} not applicable{rejected}; {} violating a policy",
+            "{} object{plural}: {} confined, {} unconfined, {} mixed, {} not applicable{rejected}; {} violating a policy",
             self.objects, self.confined, self.unconfined, self.mixed, self.not_applicable, self.violating
         )
     }
@@ -575,5 +576,17 @@ mod tests {
                 .expect("row")
                 .ends_with("c=Unconfined(None)")
         );
+    }
+
+    #[test]
+    fn the_summary_line_counts_one_object_in_the_singular() {
+        let one = Summary {
+            objects: 1,
+            unconfined: 1,
+            ..Default::default()
+        };
+        assert!(one.line().starts_with("1 object: "), "{}", one.line());
+        let two = Summary { objects: 2, ..one };
+        assert!(two.line().starts_with("2 objects: "), "{}", two.line());
     }
 }
