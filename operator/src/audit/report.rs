@@ -105,10 +105,8 @@ pub fn subjects(document: &Value) -> Result<Vec<AuditSubject>, NotAudited> {
     }
     let metadata: ObjectMeta = document
         .get("metadata")
-        .cloned()
-        .map(serde_json::from_value)
-        .transpose()
-        .map_err(|e| NotAudited::Invalid(format!("metadata: {e}")))?
+        .map(|m| decode(m, "metadata"))
+        .transpose()?
         .unwrap_or_default();
     let name = metadata
         .name
@@ -117,8 +115,7 @@ pub fn subjects(document: &Value) -> Result<Vec<AuditSubject>, NotAudited> {
         .unwrap_or_default();
     let namespace = metadata.namespace.clone().unwrap_or_else(|| "default".into());
     if kind == "Pod" && api_version == "v1" {
-        let pod: Pod =
-            serde_json::from_value(document.clone()).map_err(|e| NotAudited::Invalid(e.to_string()))?;
+        let pod: Pod = decode(document, "")?;
         return Ok(vec![AuditSubject {
             kind: kind.into(),
             name,
@@ -135,8 +132,7 @@ pub fn subjects(document: &Value) -> Result<Vec<AuditSubject>, NotAudited> {
     let Some(template) = template else {
         return Err(NotAudited::Invalid(format!("{kind} without {}", path.join("."))));
     };
-    let template: PodTemplateSpec = serde_json::from_value(template.clone())
-        .map_err(|e| NotAudited::Invalid(format!("pod template: {e}")))?;
+    let template: PodTemplateSpec = decode(template, &path.join("."))?;
     let mut pod_meta = template.metadata.unwrap_or_default();
     pod_meta.name = Some(name.clone());
     pod_meta.namespace = Some(namespace.clone());
@@ -153,6 +149,26 @@ pub fn subjects(document: &Value) -> Result<Vec<AuditSubject>, NotAudited> {
         pod,
         admission: SubjectAdmission::NotSimulated,
     }])
+}
+
+/// Decodes `value`, found at `prefix` in its manifest; an error names the field that does not
+/// decode (`spec.template.spec.containers[0].ports`), not just what was wrong with it.
+fn decode<T: serde::de::DeserializeOwned>(value: &Value, prefix: &str) -> Result<T, NotAudited> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = e.path().to_string();
+        let path = match (prefix, inner.as_str()) {
+            (prefix, ".") => prefix.to_string(),
+            ("", inner) => inner.to_string(),
+            (prefix, inner) if inner.starts_with('[') => format!("{prefix}{inner}"),
+            (prefix, inner) => format!("{prefix}.{inner}"),
+        };
+        let message = e.into_inner();
+        if path.is_empty() {
+            NotAudited::Invalid(message.to_string())
+        } else {
+            NotAudited::Invalid(format!("{path}: {message}"))
+        }
+    })
 }
 
 /// The facts the audit assumes, and the policies it judges by.
@@ -541,6 +557,30 @@ mod tests {
             subjects(&json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "d" } })),
             Err(NotAudited::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn a_field_that_does_not_decode_is_named_by_its_path() {
+        let invalid = |document: Value| match subjects(&document) {
+            Err(NotAudited::Invalid(why)) => why,
+            other => panic!("expected Invalid, got {other:?}"),
+        };
+        let pod = json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "p" },
+            "spec": { "containers": "abc" } });
+        let why = invalid(pod);
+        assert!(why.starts_with("spec.containers: invalid type"), "{why}");
+        let deployment = json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "d" },
+            "spec": { "template": { "spec": { "containers": [{ "name": "c", "ports": "80" }] } } } });
+        let why = invalid(deployment);
+        assert!(
+            why.starts_with("spec.template.spec.containers[0].ports: invalid type"),
+            "{why}"
+        );
+        let list = json!({ "apiVersion": "v1", "kind": "List", "items": [
+            { "apiVersion": "v1", "kind": "Pod", "metadata": { "name": 7 } }
+        ]});
+        let why = invalid(list);
+        assert!(why.starts_with("item 0: metadata.name: invalid type"), "{why}");
     }
 
     use kube::ResourceExt;
