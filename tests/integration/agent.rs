@@ -297,6 +297,48 @@ async fn the_agent_records_what_the_kernel_enforces() {
         after_restart.status.as_ref().and_then(|s| s.runtime.as_ref())
     );
 
+    // "side" restarts, now with a filter: its finding changes and is written; "app"'s does not,
+    // and keeps the time it was first observed at.
+    let app_observed = after_restart
+        .status
+        .as_ref()
+        .and_then(|s| s.runtime_of("app"))
+        .map(|r| r.observed_at.clone())
+        .expect("app's observation");
+    std::fs::remove_dir_all(root.path().join(plain.pid().to_string())).expect("unlink side");
+    drop(plain);
+    let side_again = Helper::start("filter");
+    link_process(
+        root.path(),
+        side_again.pid(),
+        &format!("0::{slice}/crio-{ID_PLAIN}.scope\n"),
+    );
+    let restarted = wait_for(
+        "the restarted side's finding",
+        Duration::from_secs(60),
+        || async {
+            let s = statuses.get("web").await.ok()?.status?;
+            let side = s.runtime_of("side")?;
+            (side.pid == Some(i64::from(side_again.pid()))).then_some(s)
+        },
+    )
+    .await;
+    let side = restarted.runtime_of("side").expect("side");
+    assert_eq!(
+        (side.seccomp_mode, side.agrees_with_effective),
+        (SeccompMode::Filter, true)
+    );
+    assert!(
+        side.observed_at > app_observed,
+        "{:?} / {app_observed:?}",
+        side.observed_at
+    );
+    assert_eq!(
+        restarted.runtime_of("app").map(|r| &r.observed_at),
+        Some(&app_observed),
+        "app's finding did not change, nor should its time"
+    );
+
     // A status deleted by hand is made again by the controller, and the agent, which had
     // nothing new to say, writes its findings into the new object as well.
     statuses

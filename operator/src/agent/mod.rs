@@ -112,16 +112,7 @@ struct Written {
 impl Written {
     fn of(observations: &[RuntimeObservation], condition: &Condition) -> Written {
         Written {
-            containers: observations
-                .iter()
-                .map(|o| Seen {
-                    name: o.name.clone(),
-                    mode: o.seccomp_mode,
-                    filters: o.filters,
-                    pid: o.pid,
-                    agrees: o.agrees_with_effective,
-                })
-                .collect(),
+            containers: observations.iter().map(Seen::of).collect(),
             condition: (condition.status.clone(), condition.message.clone()),
         }
     }
@@ -129,11 +120,29 @@ impl Written {
     /// What a stored SeccompStatus holds of the agent's findings (`status.runtime.containers`
     /// and the `RuntimeVerified` condition); `None` when it holds none or they cannot be read.
     fn stored(status: &StatusWire) -> Option<Written> {
-        let observations: Vec<RuntimeObservation> =
-            serde_json::from_value(status.runtime()?.get("containers")?.clone()).ok()?;
+        let observations = stored_observations(status)?;
         let condition: Condition =
             serde_json::from_value(status.conditions_of_type(RUNTIME_VERIFIED).next()?.clone()).ok()?;
         Some(Written::of(&observations, &condition))
+    }
+}
+
+/// The per-container findings a stored SeccompStatus holds (`status.runtime.containers`); `None`
+/// when it holds none or they cannot be read.
+fn stored_observations(status: &StatusWire) -> Option<Vec<RuntimeObservation>> {
+    serde_json::from_value(status.runtime()?.get("containers")?.clone()).ok()
+}
+
+/// Gives each observation the time of the stored one when that container's finding has not
+/// changed, so `observedAt` says since when a finding holds: another container's change (or a
+/// container added, e.g. an ephemeral one) rewrites the list, not the times of the others.
+fn keep_unchanged_times(observations: &mut [RuntimeObservation], stored: &[RuntimeObservation]) {
+    for observation in observations {
+        let seen = Seen::of(observation);
+        let unchanged = stored.iter().find(|s| Seen::of(s) == seen);
+        if let Some(unchanged) = unchanged {
+            observation.observed_at = unchanged.observed_at.clone();
+        }
     }
 }
 
@@ -153,6 +162,18 @@ struct Seen {
     filters: Option<u32>,
     pid: Option<i64>,
     agrees: bool,
+}
+
+impl Seen {
+    fn of(observation: &RuntimeObservation) -> Seen {
+        Seen {
+            name: observation.name.clone(),
+            mode: observation.seccomp_mode,
+            filters: observation.filters,
+            pid: observation.pid,
+            agrees: observation.agrees_with_effective,
+        }
+    }
 }
 
 /// One pass over the node's pods: what to write for each.
@@ -262,6 +283,9 @@ fn report_for(
     }
     if observations.is_empty() {
         return None;
+    }
+    if let Some(stored) = stored_observations(status) {
+        keep_unchanged_times(&mut observations, &stored);
     }
     let condition = if mismatches.is_empty() {
         status::condition(
@@ -792,6 +816,31 @@ mod tests {
             serde_json::from_value(json!({ "status": { "conditions": [] } })).expect("status");
         assert_eq!(Written::stored(&fresh), None);
         assert!(fresh.profile_files().is_empty());
+    }
+
+    #[test]
+    fn a_finding_that_did_not_change_keeps_its_time() {
+        let observation = |name: &str, mode, pid, at: i64| RuntimeObservation {
+            name: name.into(),
+            seccomp_mode: mode,
+            filters: Some(1),
+            pid: Some(pid),
+            observed_at: Time(k8s_openapi::jiff::Timestamp::from_second(at).expect("time")),
+            agrees_with_effective: true,
+        };
+        let stored = [
+            observation("app", SeccompMode::Filter, 10, 100),
+            observation("side", SeccompMode::Filter, 11, 100),
+        ];
+        // "side" restarted (a new process), "debug" was added; "app" is as it was.
+        let mut now = [
+            observation("app", SeccompMode::Filter, 10, 200),
+            observation("side", SeccompMode::Filter, 12, 200),
+            observation("debug", SeccompMode::Filter, 13, 200),
+        ];
+        keep_unchanged_times(&mut now, &stored);
+        let times: Vec<i64> = now.iter().map(|o| o.observed_at.0.as_second()).collect();
+        assert_eq!(times, [100, 200, 200]);
     }
 
     #[test]

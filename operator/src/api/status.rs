@@ -561,7 +561,8 @@ pub struct RuntimeObservation {
     /// The process the agent read, as the node sees it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<i64>,
-    /// When the agent read it; rewritten only when the finding changes.
+    /// When the agent first saw this finding. It stays while the container's finding stays the
+    /// same, whatever changes in the other containers.
     pub observed_at: Time,
     /// The kernel agrees with the container's effective profile: a confined container's process
     /// runs with seccomp (Filter or Strict). An unconfined one always agrees: its process may
