@@ -301,6 +301,44 @@ async fn the_three_views_agree_for_every_profile_kind() {
         }
     }
 
+    // The one-shot live audit sees each pod as the operator does; in particular it takes node b's
+    // kubelet seccompDefault from its agent, not from --kubelet-seccomp-default (false here).
+    let kubeconfig = ctx.cluster.kubeconfig().display().to_string();
+    let audit = std::process::Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
+        .args(["audit", "--kubeconfig", &kubeconfig, "-n", &ctx.ns, "-o", "json"])
+        .args(["--kubelet-seccomp-default", "false"])
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("run seccomp-sentinel audit");
+    assert!(
+        audit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
+    let audited: serde_json::Value = serde_json::from_slice(&audit.stdout).expect("audit json");
+    for want in &expected {
+        let item = audited["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|i| i["metadata"]["name"] == want.pod)
+            .unwrap_or_else(|| panic!("{}: not in the audit {audited}", want.pod));
+        let container = item["status"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["name"] == want.container)
+            .unwrap_or_else(|| panic!("{}/{}: not in {item}", want.pod, want.container));
+        let operator = entry(&statuses.get(want.pod).await.expect("status"), want.container).clone();
+        assert_eq!(
+            (&container["profile"]["type"], &container["source"]),
+            (&json!(operator.profile.type_), &json!(operator.source)),
+            "{}/{}: the audit and the operator",
+            want.pod,
+            want.container
+        );
+    }
+
     // The Localhost profile really refuses what it denies.
     let localhost = pods.get("localhost").await.expect("pod");
     let log = wait_for("the Localhost container's probe", TIMEOUT, || async {

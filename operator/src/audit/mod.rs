@@ -11,7 +11,7 @@ use std::{
 };
 
 use k8s_openapi::{
-    api::core::v1::{Namespace, Node, Pod},
+    api::core::v1::{Namespace, Pod},
     jiff::Timestamp,
 };
 use kube::{
@@ -28,6 +28,7 @@ use crate::{
     api::{KubeletSeccompDefault, SeccompPolicy, SeccompStatus},
     client::Brief,
     engine::{Facts, NodeFacts, SccDefaults, kubelet_minor},
+    lean::{Decoded, node::NodeWire},
     policy::{self, CompiledPolicy},
 };
 
@@ -69,7 +70,8 @@ pub struct AuditArgs {
     #[arg(long = "policy")]
     pub policies: Vec<PathBuf>,
 
-    /// Whether the kubelets run with `seccompDefault: true`.
+    /// Whether the kubelets run with `seccompDefault: true`. Live, a node whose node agent
+    /// reported its kubelet's setting is judged by that report instead.
     #[arg(long, default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub kubelet_seccomp_default: bool,
 
@@ -955,32 +957,25 @@ async fn live(
         Err(_) => BTreeMap::new(),
     };
     let default = seccomp_default(args);
-    let nodes: BTreeMap<String, NodeFacts> = match Api::<Node>::all(client.clone())
+    // Each node as the controller sees it: the node agent's report of the kubelet's
+    // seccompDefault beats --kubelet-seccomp-default, which decides for nodes without one.
+    let nodes: BTreeMap<String, NodeFacts> = match Api::<Decoded<NodeWire>>::all(client.clone())
         .list(&ListParams::default())
         .await
     {
         Ok(list) => list
             .items
-            .iter()
-            .map(|node| {
-                let info = node.status.as_ref().and_then(|s| s.node_info.as_ref());
-                let windows = node
-                    .labels()
-                    .get("kubernetes.io/os")
-                    .is_some_and(|os| os == "windows")
-                    || info.is_some_and(|i| i.operating_system.eq_ignore_ascii_case("windows"));
-                let version = match &args.kubernetes_version {
-                    Some(v) => kubelet_minor(v),
-                    None => info.and_then(|i| kubelet_minor(&i.kubelet_version)),
-                };
-                (
-                    node.name_any(),
-                    NodeFacts {
-                        windows,
-                        kubelet_minor: version,
-                        seccomp_default: default,
-                    },
-                )
+            .into_iter()
+            .filter_map(|node| match node {
+                Decoded::Ok(node, meta) => Some((meta.name?, node)),
+                Decoded::Invalid(_) => None,
+            })
+            .map(|(name, node)| {
+                let mut facts = node.facts(|_| default);
+                if let Some(v) = &args.kubernetes_version {
+                    facts.kubelet_minor = kubelet_minor(v);
+                }
+                (name, facts)
             })
             .collect(),
         Err(_) => BTreeMap::new(),

@@ -4,10 +4,7 @@ use std::{collections::BTreeMap, num::NonZeroU32, str::FromStr};
 
 use crate::lean::node::NodeWire;
 
-use crate::{
-    api::KubeletSeccompDefault,
-    engine::{NodeFacts, kubelet_minor},
-};
+use crate::{api::KubeletSeccompDefault, engine::NodeFacts};
 
 /// Flags (and environment variables) of the controller.
 #[derive(clap::Args, Debug, Clone)]
@@ -119,39 +116,13 @@ impl ControllerConfig {
         }
     }
 
-    /// The facts the operator holds about a node: from the Node object, and `seccompDefault`
-    /// from configuration.
+    /// The facts the operator holds about a node: from the Node object (the node agent's report
+    /// included), and `seccompDefault` from configuration where the agent has not reported it.
     pub fn node_facts(&self, node: &NodeWire) -> NodeFacts {
-        let labels = &node.metadata.meta.labels;
-        let info = node.status.as_ref().and_then(|s| s.node_info.as_ref());
-        let windows = labels.get("kubernetes.io/os").is_some_and(|os| os == "windows")
-            || info.is_some_and(|i| i.operating_system.eq_ignore_ascii_case("windows"));
-        // What the node agent read from the kubelet's configuration beats configuration here, if
-        // the agent wrote it: the annotation's field manager is the agent's (which, by the shipped
-        // admission policy, can only annotate its own node).
-        let key = crate::agent::KUBELET_DEFAULT_ANNOTATION;
-        let by_agent = node.annotation_owners(key).contains(&crate::agent::AGENT_MANAGER);
-        let reported = node
-            .metadata
-            .meta
-            .annotations
-            .get(key)
-            .filter(|_| by_agent)
-            .and_then(|v| match v {
-                "true" => Some(KubeletSeccompDefault::True),
-                "false" => Some(KubeletSeccompDefault::False),
-                _ => None,
-            });
-        let seccomp_default = match (&reported, &self.kubelet_seccomp_default_nodes) {
-            (Some(reported), _) => *reported,
-            (None, Some(selector)) if selector.matches(labels) => KubeletSeccompDefault::True,
-            (None, _) => self.kubelet_seccomp_default,
-        };
-        NodeFacts {
-            windows,
-            kubelet_minor: info.and_then(|i| kubelet_minor(&i.kubelet_version)),
-            seccomp_default,
-        }
+        node.facts(|labels| match &self.kubelet_seccomp_default_nodes {
+            Some(selector) if selector.matches(labels) => KubeletSeccompDefault::True,
+            _ => self.kubelet_seccomp_default,
+        })
     }
 
     /// What to assume for pods not (yet) on a known node.

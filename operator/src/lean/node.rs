@@ -1,10 +1,17 @@
 //! A Node as the operator reads it: labels, its OS and kubelet version, and the node agent's
 //! annotations with who wrote them (the field manager that owns each, from `managedFields`).
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::ClusterResourceScope;
 use serde::Deserialize;
 
 use super::{KeepAnnotations, Meta, decoded::WatchedKind};
+use crate::{
+    agent::{AGENT_MANAGER, KUBELET_DEFAULT_ANNOTATION},
+    api::KubeletSeccompDefault,
+    engine::{NodeFacts, kubelet_minor},
+};
 
 /// The annotations of a Node that the operator reads: the node agent's.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -62,6 +69,44 @@ pub struct NodeInfoWire {
 }
 
 impl NodeWire {
+    /// What the node tells of itself: Windows or not (the `kubernetes.io/os` label or
+    /// `status.nodeInfo`), its kubelet's version and, if its node agent reported it, the kubelet's
+    /// `seccompDefault`. `configured` decides that default (from the node's labels) where the agent
+    /// has not reported it. The controller and the live audit both read nodes through this.
+    pub fn facts(
+        &self,
+        configured: impl FnOnce(&BTreeMap<String, String>) -> KubeletSeccompDefault,
+    ) -> NodeFacts {
+        let labels = &self.metadata.meta.labels;
+        let info = self.status.as_ref().and_then(|s| s.node_info.as_ref());
+        let windows = labels.get("kubernetes.io/os").is_some_and(|os| os == "windows")
+            || info.is_some_and(|i| i.operating_system.eq_ignore_ascii_case("windows"));
+        NodeFacts {
+            windows,
+            kubelet_minor: info.and_then(|i| kubelet_minor(&i.kubelet_version)),
+            seccomp_default: self
+                .agent_reported_seccomp_default()
+                .unwrap_or_else(|| configured(labels)),
+        }
+    }
+
+    /// The kubelet's `seccompDefault` as the node agent read it from the kubelet's configuration:
+    /// the annotation counts only when the agent's field manager wrote it (by the shipped
+    /// admission policy, an agent can annotate only its own node).
+    fn agent_reported_seccomp_default(&self) -> Option<KubeletSeccompDefault> {
+        if !self
+            .annotation_owners(KUBELET_DEFAULT_ANNOTATION)
+            .contains(&AGENT_MANAGER)
+        {
+            return None;
+        }
+        match self.metadata.meta.annotations.get(KUBELET_DEFAULT_ANNOTATION) {
+            Some("true") => Some(KubeletSeccompDefault::True),
+            Some("false") => Some(KubeletSeccompDefault::False),
+            _ => None,
+        }
+    }
+
     /// The field managers that own annotation `key` (from `managedFields`).
     pub fn annotation_owners(&self, key: &str) -> Vec<&str> {
         let field = format!("f:{key}");
