@@ -144,6 +144,15 @@ fn write_status(f: &mut std::fmt::Formatter<'_>, status: &kube::core::Status) ->
     Ok(())
 }
 
+/// Whether the API server serves `plural` in `group_version` (false when discovery fails).
+pub async fn serves(client: &kube::Client, group_version: &str, plural: &str) -> bool {
+    client
+        .list_api_group_resources(group_version)
+        .await
+        .map(|list| list.resources.iter().any(|r| r.name == plural))
+        .unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -399,6 +399,50 @@ async fn live_mode_audits_the_cluster() {
     let unreachable = audit(&["--kubeconfig", "/nonexistent/kubeconfig"], None);
     assert_eq!(unreachable.code, 2);
 
+    // A pod that names its own SCC, on a cluster that is not OpenShift (no ClusterVersion API),
+    // buys no SCC exemption by default, as in the controller; trusted on request, it does.
+    let claims: Pod = serde_json::from_value(json!({ "metadata": { "name": "claims-privileged",
+        "labels": { "team": "b" }, "annotations": { "openshift.io/scc": "privileged" } },
+        "spec": { "containers": [{ "name": "app", "image": "registry.invalid/app:1" }] } }))
+    .expect("pod");
+    ctx.api::<Pod>()
+        .create(&PostParams::default(), &claims)
+        .await
+        .expect("create pod");
+    let policy_dir = tempfile::tempdir().expect("tempdir");
+    let exempting = policy_dir.path().join("exempt-privileged.yaml");
+    std::fs::write(
+        &exempting,
+        "apiVersion: seccomp.sentinel.dev/v1alpha1\nkind: SeccompPolicy\nmetadata: {name: confined}\n\
+         spec:\n  allowedProfiles: [RuntimeDefault]\n  exemptions:\n  - {reason: platform, sccs: [privileged]}\n",
+    )
+    .expect("policy");
+    let judged = |trust: &str| {
+        let run = audit(
+            &[
+                "--kubeconfig",
+                &kubeconfig,
+                "-n",
+                &ctx.ns,
+                "-l",
+                "team=b",
+                "--policy",
+                &exempting.display().to_string(),
+                "--trust-scc-annotation",
+                trust,
+                "-o",
+                "json",
+            ],
+            None,
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let list: Value = serde_json::from_str(&run.stdout).expect("json");
+        let status = &list["items"][0]["status"];
+        (status["scc"].clone(), status["verdict"].clone())
+    };
+    assert_eq!(judged("auto"), (Value::Null, json!("Violating")));
+    assert_eq!(judged("true"), (json!("privileged"), json!("Exempt")));
+
     // A refusal is told in the API server's words, in one short line (kube's own text adds the
     // whole Status in Debug form).
     let mut refused = kube::config::Kubeconfig::read_from(ctx.cluster.kubeconfig()).expect("kubeconfig");

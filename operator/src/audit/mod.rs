@@ -86,6 +86,12 @@ pub struct AuditArgs {
     #[arg(long = "scc-file")]
     pub scc_files: Vec<PathBuf>,
 
+    /// Live cluster: whether pods' `openshift.io/scc` may decide anything (SCC attribution, SCC
+    /// exemptions), as the controller's flag: `auto` trusts it on OpenShift only, where SCC
+    /// admission writes it. A pod template's is never used: admission sets it on each pod.
+    #[arg(long, default_value = "auto", value_parser = crate::controller::config::parse_trust)]
+    pub trust_scc_annotation: crate::controller::config::TrustScc,
+
     /// SCCs the workloads' service accounts may use in the admission simulation, comma-separated,
     /// or `all`; SCCs also count as usable when their own users or groups lists grant them.
     /// Default: restricted-v2, which OpenShift grants to every authenticated user.
@@ -912,7 +918,18 @@ async fn live(
         (Some(ns), false) => Api::namespaced(client.clone(), ns),
         _ => Api::all(client.clone()),
     };
-    let pods = pods_api.list(&params).await.map_err(cluster)?.items;
+    let mut pods = pods_api.list(&params).await.map_err(cluster)?.items;
+    // As in the controller: outside OpenShift anyone who creates a pod can write
+    // `openshift.io/scc`, so by default it decides nothing there (no attribution, no exemption).
+    let scc_served =
+        crate::client::serves(&client, "security.openshift.io/v1", "securitycontextconstraints").await;
+    if !args.trust_scc_annotation.resolve(&client, scc_served).await {
+        for pod in &mut pods {
+            if let Some(annotations) = pod.metadata.annotations.as_mut() {
+                annotations.remove(crate::engine::SCC_ANNOTATION);
+            }
+        }
+    }
 
     let policies = if args.policies.is_empty() {
         match Api::<SeccompPolicy>::all(client.clone())

@@ -134,6 +134,12 @@ pub fn subjects(document: &Value) -> Result<Vec<AuditSubject>, NotAudited> {
     };
     let template: PodTemplateSpec = decode(template, &path.join("."))?;
     let mut pod_meta = template.metadata.unwrap_or_default();
+    // SCC admission writes `openshift.io/scc` on each pod it admits, over whatever the template
+    // says: a template's own value is no SCC's decision (it would buy an SCC exemption, and skip
+    // the admission simulation).
+    if let Some(annotations) = pod_meta.annotations.as_mut() {
+        annotations.remove(crate::engine::SCC_ANNOTATION);
+    }
     pod_meta.name = Some(name.clone());
     pod_meta.namespace = Some(namespace.clone());
     let pod = Pod {
@@ -557,6 +563,25 @@ mod tests {
             subjects(&json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "d" } })),
             Err(NotAudited::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn a_pod_templates_own_scc_annotation_is_no_admission() {
+        let deployment = json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "d" },
+            "spec": { "template": {
+                "metadata": { "annotations": { "openshift.io/scc": "privileged", "team": "a" } },
+                "spec": { "containers": [{ "name": "c", "image": "i" }] } } } });
+        let subject = subjects(&deployment).expect("subjects").remove(0);
+        let annotations = subject.pod.metadata.annotations.expect("annotations");
+        assert_eq!(annotations.keys().collect::<Vec<_>>(), ["team"]);
+        let status = audit_one(deployment).remove(0).status.expect("status");
+        assert_eq!(status.scc, None);
+        // A Pod read back from a cluster was admitted: its annotation stays.
+        let pod = json!({ "apiVersion": "v1", "kind": "Pod",
+            "metadata": { "name": "p", "annotations": { "openshift.io/scc": "restricted-v2" } },
+            "spec": { "containers": [{ "name": "c", "image": "i" }] } });
+        let status = audit_one(pod).remove(0).status.expect("status");
+        assert_eq!(status.scc.as_deref(), Some("restricted-v2"));
     }
 
     #[test]

@@ -88,7 +88,22 @@ pub enum TrustScc {
     False,
 }
 
-fn parse_trust(value: &str) -> Result<TrustScc, String> {
+impl TrustScc {
+    /// Whether pods' `openshift.io/scc` may decide anything on the cluster of `client`: `auto`
+    /// trusts it on OpenShift only (the SCC API, `scc_served`, and the ClusterVersion API are
+    /// served), where SCC admission writes it on every pod it admits.
+    pub async fn resolve(self, client: &kube::Client, scc_served: bool) -> bool {
+        match self {
+            TrustScc::True => true,
+            TrustScc::False => false,
+            TrustScc::Auto => {
+                scc_served && crate::client::serves(client, "config.openshift.io/v1", "clusterversions").await
+            }
+        }
+    }
+}
+
+pub(crate) fn parse_trust(value: &str) -> Result<TrustScc, String> {
     match value.to_ascii_lowercase().as_str() {
         "auto" => Ok(TrustScc::Auto),
         "true" => Ok(TrustScc::True),

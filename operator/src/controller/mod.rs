@@ -27,6 +27,7 @@ use tracing::{debug, info};
 pub use config::ControllerConfig;
 use state::{PodKey, State};
 
+use crate::client::serves;
 use crate::lean::{
     Decoded,
     cluster::{
@@ -182,14 +183,6 @@ pub async fn run(
 }
 
 /// Whether the cluster serves a group/version with a resource of this plural.
-async fn serves(client: &Client, group_version: &str, plural: &str) -> bool {
-    client
-        .list_api_group_resources(group_version)
-        .await
-        .map(|list| list.resources.iter().any(|r| r.name == plural))
-        .unwrap_or(false)
-}
-
 const SPO_GROUP_VERSION: &str = "security-profiles-operator.x-k8s.io/v1beta1";
 /// How often a cluster without SeccompProfiles is asked again.
 const SPO_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
@@ -244,13 +237,7 @@ async fn start(ctx: Arc<Context>, workers: &mut Vec<tokio::task::JoinHandle<()>>
     let client = ctx.client.clone();
     // OpenShift's SCC admission writes `openshift.io/scc`; elsewhere anyone creating a pod can.
     let scc_served = serves(&client, "security.openshift.io/v1", "securitycontextconstraints").await;
-    let trust = match ctx.config.trust_scc_annotation {
-        config::TrustScc::True => true,
-        config::TrustScc::False => false,
-        config::TrustScc::Auto => {
-            scc_served && serves(&client, "config.openshift.io/v1", "clusterversions").await
-        }
-    };
+    let trust = ctx.config.trust_scc_annotation.resolve(&client, scc_served).await;
     ctx.trust_scc.store(trust, Ordering::Release);
     info!(
         scc_api = scc_served,
