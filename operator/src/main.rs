@@ -339,3 +339,29 @@ fn print_crds(out_dir: Option<PathBuf>) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// `--help` is for users: no Rust item names (`Type::method`) or rustdoc links in any flag's text.
+    #[test]
+    fn flag_help_names_no_rust_items() {
+        super::Cli::command().debug_assert();
+        let mut commands = vec![super::Cli::command()];
+        while let Some(command) = commands.pop() {
+            for arg in command.get_arguments() {
+                for text in [arg.get_help(), arg.get_long_help()].into_iter().flatten() {
+                    let text = text.to_string();
+                    assert!(
+                        !text.contains("::") && !text.contains("[`"),
+                        "{} --{}: {text}",
+                        command.get_name(),
+                        arg.get_id()
+                    );
+                }
+            }
+            commands.extend(command.get_subcommands().cloned());
+        }
+    }
+}

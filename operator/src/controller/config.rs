@@ -32,8 +32,9 @@ pub struct ControllerConfig {
     #[arg(long, env = "SENTINEL_WRITE_BURST", default_value = "100")]
     pub write_burst: NonZeroU32,
 
-    /// Pods reconciled at the same time; by default 16, or a tenth of --max-writes-per-second when
-    /// that is more (see `ControllerConfig::workers`).
+    /// Pods reconciled at the same time; by default a tenth of --max-writes-per-second, at least 16
+    /// and at most 256 (enough writes in flight to keep the write limit while the API server
+    /// takes 100 ms a write).
     #[arg(long, env = "SENTINEL_CONCURRENCY")]
     pub concurrency: Option<u16>,
 
