@@ -264,6 +264,41 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
     assert!(row("deny-list").contains("DenyList"), "{wide}");
     assert!(row("log-only").contains("LogOnly"), "{wide}");
     assert!(row("missing").contains("Missing"), "{wide}");
+
+    // The one-shot live audit grades each profile as the operator does, from the same reports
+    // of the node agent (kept in the pods' SeccompStatuses).
+    let kubeconfig = ctx.cluster.kubeconfig().display().to_string();
+    let audit = std::process::Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
+        .args(["audit", "--kubeconfig", &kubeconfig, "-n", &ctx.ns, "-o", "json"])
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("run seccomp-sentinel audit");
+    assert!(
+        audit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
+    let audited: serde_json::Value = serde_json::from_slice(&audit.stdout).expect("audit json");
+    let items = audited["items"].as_array().expect("items");
+    assert_eq!(items.len(), 8, "{audited}");
+    for item in items {
+        let name = item["metadata"]["name"].as_str().expect("name");
+        let stored = statuses.get(name).await.expect("status");
+        let app = stored
+            .status
+            .as_ref()
+            .and_then(|s| s.containers.iter().find(|c| c.name == "app"))
+            .expect("app");
+        let audited_app = &item["status"]["containers"][0];
+        assert_eq!(
+            (&audited_app["strength"], &audited_app["strengthSource"]),
+            (
+                &serde_json::json!(app.strength),
+                &serde_json::json!(app.strength_source)
+            ),
+            "{name}: the audit and the operator"
+        );
+    }
     operator.stop().await;
 }
 

@@ -28,7 +28,7 @@ use crate::{
     api::{KubeletSeccompDefault, SeccompPolicy, SeccompStatus},
     client::Brief,
     engine::{Facts, NodeFacts, SccDefaults, kubelet_minor},
-    lean::{Decoded, node::NodeWire},
+    lean::{Decoded, node::NodeWire, status::StatusWire},
     policy::{self, CompiledPolicy},
 };
 
@@ -460,6 +460,47 @@ struct Setting {
     nodes: BTreeMap<String, NodeFacts>,
     default_node: NodeFacts,
     profiles_dir: Option<PathBuf>,
+    /// Live: the node agent's reports of profile files, by pod (namespace, name).
+    node_reports: BTreeMap<(String, String), NodeReports>,
+}
+
+/// What a pod's SeccompStatus holds of the node agent's profile file reports.
+struct NodeReports {
+    /// The pod the status was written for, and the node the files were read on.
+    pod_uid: String,
+    node: Option<String>,
+    files: Vec<(Box<str>, crate::api::ProfileFile)>,
+}
+
+impl NodeReports {
+    fn of(status: &StatusWire) -> Option<NodeReports> {
+        let files: Vec<_> = status
+            .profile_files()
+            .into_iter()
+            .map(|f| (f.name.into_boxed_str(), f.file))
+            .collect();
+        if files.is_empty() {
+            return None;
+        }
+        Some(NodeReports {
+            pod_uid: status.pod_uid()?.to_string(),
+            node: status
+                .status
+                .as_ref()
+                .and_then(|s| s.get("node"))
+                .and_then(Value::as_str)
+                .map(String::from),
+            files,
+        })
+    }
+
+    /// The files, if they were read for `pod` on the node it runs on (as the controller takes
+    /// them).
+    fn for_pod(&self, pod: &Pod) -> Option<&[(Box<str>, crate::api::ProfileFile)]> {
+        let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
+        (pod.metadata.uid.as_deref() == Some(self.pod_uid.as_str()) && self.node.as_deref() == node)
+            .then_some(self.files.as_slice())
+    }
 }
 
 /// Every `localhostProfile` the subjects name (fields and legacy annotations), read once each
@@ -513,6 +554,10 @@ fn audit_all(subjects: &[AuditSubject], setting: &Setting, now: Timestamp) -> Ve
                 namespace_labels: &setting.namespace_labels,
                 now,
                 profile_files: profile_files.as_ref(),
+                node_reports: setting
+                    .node_reports
+                    .get(&(subject.namespace.clone(), subject.name.clone()))
+                    .and_then(|r| r.for_pod(&subject.pod)),
             };
             let item = report::audit(subject, &ctx);
             progress.tick(i + 1);
@@ -645,6 +690,7 @@ async fn offline(
         sccs: scc_defaults_from(&scc_all),
         namespace_labels: namespace_labels_from(&documents),
         nodes: BTreeMap::new(),
+        node_reports: BTreeMap::new(),
         default_node: NodeFacts {
             windows: false,
             kubelet_minor: Some(minor),
@@ -919,6 +965,27 @@ async fn live(
         _ => Api::all(client.clone()),
     };
     let mut pods = pods_api.list(&params).await.map_err(cluster)?.items;
+    // The node agent's reports of Localhost profile files, kept in the pods' SeccompStatuses: the
+    // strength of those profiles as the controller judges it. None where the operator does not run.
+    let statuses_api: Api<Decoded<StatusWire>> = match (&args.namespace, args.all_namespaces) {
+        (Some(ns), false) => Api::namespaced(client.clone(), ns),
+        _ => Api::all(client.clone()),
+    };
+    let node_reports: BTreeMap<(String, String), NodeReports> =
+        match statuses_api.list(&ListParams::default()).await {
+            Ok(list) => list
+                .items
+                .into_iter()
+                .filter_map(|item| match item {
+                    Decoded::Ok(status, meta) => Some((
+                        (meta.namespace.clone()?, meta.name.clone()?),
+                        NodeReports::of(&status)?,
+                    )),
+                    Decoded::Invalid(_) => None,
+                })
+                .collect(),
+            Err(_) => BTreeMap::new(),
+        };
     // As in the controller: outside OpenShift anyone who creates a pod can write
     // `openshift.io/scc`, so by default it decides nothing there (no attribution, no exemption).
     let scc_served =
@@ -1022,6 +1089,7 @@ async fn live(
         sccs,
         namespace_labels,
         nodes,
+        node_reports,
         default_node: NodeFacts {
             windows: false,
             kubelet_minor: Some(cluster_minor),

@@ -186,6 +186,9 @@ pub struct AuditContext<'a> {
     pub now: Timestamp,
     /// Profile files read from `--profiles-dir`, by `localhostProfile`.
     pub profile_files: Option<&'a BTreeMap<String, crate::api::ProfileFile>>,
+    /// Live: what the node agent read of this pod's Localhost profile files on its node, by
+    /// container (from the pod's SeccompStatus). `--profiles-dir` goes first.
+    pub node_reports: Option<&'a [(Box<str>, crate::api::ProfileFile)]>,
 }
 
 /// The SeccompStatus the controller would write for `subject`.
@@ -251,9 +254,10 @@ fn evaluated_status(subject: &AuditSubject, ctx: &AuditContext<'_>) -> SeccompSt
     if let SubjectAdmission::Admitted { written, .. } = &subject.admission {
         attribute_admitted(&mut evaluation, written);
     }
-    let files = match ctx.profile_files {
-        Some(files) => FileReports::Dir(files),
-        None => FileReports::None,
+    let files = match (ctx.profile_files, ctx.node_reports) {
+        (Some(files), _) => FileReports::Dir(files),
+        (None, Some(reports)) => FileReports::Node(reports),
+        (None, None) => FileReports::None,
     };
     strength::assess(
         &mut evaluation,
@@ -493,6 +497,7 @@ mod tests {
             namespace_labels: &BTreeMap::new(),
             now: Timestamp::UNIX_EPOCH,
             profile_files: None,
+            node_reports: None,
         };
         subjects(&document)
             .expect("audited")
