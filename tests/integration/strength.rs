@@ -267,18 +267,7 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
 
     // The one-shot live audit grades each profile as the operator does, from the same reports
     // of the node agent (kept in the pods' SeccompStatuses).
-    let kubeconfig = ctx.cluster.kubeconfig().display().to_string();
-    let audit = std::process::Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
-        .args(["audit", "--kubeconfig", &kubeconfig, "-n", &ctx.ns, "-o", "json"])
-        .env_remove("KUBECONFIG")
-        .output()
-        .expect("run seccomp-sentinel audit");
-    assert!(
-        audit.status.success(),
-        "{}",
-        String::from_utf8_lossy(&audit.stderr)
-    );
-    let audited: serde_json::Value = serde_json::from_slice(&audit.stdout).expect("audit json");
+    let audited = live_audit(&ctx);
     let items = audited["items"].as_array().expect("items");
     assert_eq!(items.len(), 8, "{audited}");
     for item in items {
@@ -416,6 +405,22 @@ async fn security_profiles_operator_objects_classify_profiles_without_a_node() {
             );
         }
     }
+    // The live audit grades them from the same objects.
+    let audited = live_audit(&ctx);
+    for (name, strength) in [("strict", "AllowList"), ("logging", "LogOnly")] {
+        let app = audited["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|i| i["metadata"]["name"] == *name)
+            .map(|i| &i["status"]["containers"][0])
+            .unwrap_or_else(|| panic!("{name}: not in {audited}"));
+        assert_eq!(
+            (&app["strength"], &app["strengthSource"]),
+            (&json!(strength), &json!("SeccompProfile")),
+            "{name}: {app}"
+        );
+    }
     // Deleting the object takes its knowledge with it.
     ctx.kubectl(&["delete", "seccompprofile", &format!("logging-{suffix}")]);
     let (_, app) = assessed(&statuses, "logging", |c| {
@@ -432,4 +437,20 @@ async fn security_profiles_operator_objects_classify_profiles_without_a_node() {
         ]);
     }
     operator.stop().await;
+}
+
+/// `seccomp-sentinel audit` of the test's namespace on the live cluster, as JSON.
+fn live_audit(ctx: &crate::support::TestContext) -> serde_json::Value {
+    let kubeconfig = ctx.cluster.kubeconfig().display().to_string();
+    let audit = std::process::Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
+        .args(["audit", "--kubeconfig", &kubeconfig, "-n", &ctx.ns, "-o", "json"])
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("run seccomp-sentinel audit");
+    assert!(
+        audit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
+    serde_json::from_slice(&audit.stdout).expect("audit json")
 }

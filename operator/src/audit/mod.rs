@@ -28,7 +28,7 @@ use crate::{
     api::{KubeletSeccompDefault, SeccompPolicy, SeccompStatus},
     client::Brief,
     engine::{Facts, NodeFacts, SccDefaults, kubelet_minor},
-    lean::{Decoded, node::NodeWire, status::StatusWire},
+    lean::{Decoded, WatchedKind, cluster::SeccompProfileWire, node::NodeWire, status::StatusWire},
     policy::{self, CompiledPolicy},
 };
 
@@ -462,6 +462,33 @@ struct Setting {
     profiles_dir: Option<PathBuf>,
     /// Live: the node agent's reports of profile files, by pod (namespace, name).
     node_reports: BTreeMap<(String, String), NodeReports>,
+    /// Live: the Security Profiles Operator's SeccompProfiles, by `localhostProfile`.
+    catalog: Option<crate::profile::strength::ProfileCatalog>,
+}
+
+/// The Security Profiles Operator's SeccompProfiles, classified as the controller does; `None`
+/// where its API is not served or cannot be listed.
+async fn profile_catalog(client: &Client) -> Option<crate::profile::strength::ProfileCatalog> {
+    let group_version = format!("{}/{}", SeccompProfileWire::GROUP, SeccompProfileWire::VERSION);
+    if !crate::client::serves(client, &group_version, SeccompProfileWire::PLURAL).await {
+        return None;
+    }
+    let list = Api::<Decoded<SeccompProfileWire>>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .ok()?;
+    Some(
+        list.items
+            .into_iter()
+            .filter_map(|item| match item {
+                Decoded::Ok(profile, meta) => Some(profile.catalog_entry(
+                    meta.namespace.as_deref().unwrap_or_default(),
+                    meta.name.as_deref()?,
+                )),
+                Decoded::Invalid(_) => None,
+            })
+            .collect(),
+    )
 }
 
 /// What a pod's SeccompStatus holds of the node agent's profile file reports.
@@ -558,6 +585,7 @@ fn audit_all(subjects: &[AuditSubject], setting: &Setting, now: Timestamp) -> Ve
                     .node_reports
                     .get(&(subject.namespace.clone(), subject.name.clone()))
                     .and_then(|r| r.for_pod(&subject.pod)),
+                catalog: setting.catalog.as_ref(),
             };
             let item = report::audit(subject, &ctx);
             progress.tick(i + 1);
@@ -691,6 +719,7 @@ async fn offline(
         namespace_labels: namespace_labels_from(&documents),
         nodes: BTreeMap::new(),
         node_reports: BTreeMap::new(),
+        catalog: None,
         default_node: NodeFacts {
             windows: false,
             kubelet_minor: Some(minor),
@@ -986,6 +1015,7 @@ async fn live(
                 .collect(),
             Err(_) => BTreeMap::new(),
         };
+    let catalog = profile_catalog(&client).await;
     // As in the controller: outside OpenShift anyone who creates a pod can write
     // `openshift.io/scc`, so by default it decides nothing there (no attribution, no exemption).
     let scc_served =
@@ -1090,6 +1120,7 @@ async fn live(
         namespace_labels,
         nodes,
         node_reports,
+        catalog,
         default_node: NodeFacts {
             windows: false,
             kubelet_minor: Some(cluster_minor),

@@ -189,6 +189,8 @@ pub struct AuditContext<'a> {
     /// Live: what the node agent read of this pod's Localhost profile files on its node, by
     /// container (from the pod's SeccompStatus). `--profiles-dir` goes first.
     pub node_reports: Option<&'a [(Box<str>, crate::api::ProfileFile)]>,
+    /// Live: the cluster's Security Profiles Operator `SeccompProfile` objects.
+    pub catalog: Option<&'a crate::profile::strength::ProfileCatalog>,
 }
 
 /// The SeccompStatus the controller would write for `subject`.
@@ -263,6 +265,7 @@ fn evaluated_status(subject: &AuditSubject, ctx: &AuditContext<'_>) -> SeccompSt
         &mut evaluation,
         &ProfileFacts {
             files,
+            catalog: ctx.catalog,
             ..ProfileFacts::default()
         },
     );
@@ -498,6 +501,7 @@ mod tests {
             now: Timestamp::UNIX_EPOCH,
             profile_files: None,
             node_reports: None,
+            catalog: None,
         };
         subjects(&document)
             .expect("audited")

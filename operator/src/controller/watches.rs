@@ -33,7 +33,6 @@ use crate::{
         pod::PodWire,
         status::StatusWire,
     },
-    profile::strength::CatalogEntry,
     status::{self, StoredStatus},
 };
 
@@ -446,18 +445,7 @@ impl Handler<SeccompProfileWire> for SeccompProfiles {
         (!name.is_empty()).then(|| (namespace.to_string(), name.to_string()))
     }
     fn apply(&mut self, state: &mut State, key: &Self::Key, profile: SeccompProfileWire) -> Vec<PodKey> {
-        let path = profile.localhost_profile();
-        let object = if key.0.is_empty() {
-            key.1.clone()
-        } else {
-            format!("{}/{}", key.0, key.1)
-        };
-        let entry = CatalogEntry::new(
-            object,
-            &profile.spec.default_action,
-            profile.spec.syscalls.iter().map(String::as_str),
-            Some(profile.spec.base_profile_name.as_str()).filter(|b| !b.is_empty()),
-        );
+        let (path, entry) = profile.catalog_entry(&key.0, &key.1);
         if let Some(old) = self.paths.insert(key.clone(), path.clone())
             && old != path
         {

@@ -8,7 +8,7 @@ use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope};
 use serde::Deserialize;
 
 use super::{KeepAnnotations, Meta, decoded::WatchedKind, pod::PodTemplateWire};
-use crate::api::SeccompPolicySpec;
+use crate::{api::SeccompPolicySpec, profile::strength::CatalogEntry};
 
 #[derive(Deserialize, Clone, Debug, Default)]
 #[serde(default)]
@@ -90,6 +90,23 @@ impl SeccompProfileWire {
             Some(ns) => format!("operator/{ns}/{file}"),
             None => format!("operator/{file}"),
         }
+    }
+
+    /// What this profile blocks, as a catalog entry naming the object (`namespace/name`, or
+    /// `name`), with the `localhostProfile` it is used by.
+    pub fn catalog_entry(&self, namespace: &str, name: &str) -> (String, CatalogEntry) {
+        let object = if namespace.is_empty() {
+            name.to_string()
+        } else {
+            format!("{namespace}/{name}")
+        };
+        let entry = CatalogEntry::new(
+            object,
+            &self.spec.default_action,
+            self.spec.syscalls.iter().map(String::as_str),
+            Some(self.spec.base_profile_name.as_str()).filter(|b| !b.is_empty()),
+        );
+        (self.localhost_profile(), entry)
     }
 }
 
