@@ -491,6 +491,24 @@ async fn profile_catalog(client: &Client) -> Option<crate::profile::strength::Pr
     )
 }
 
+/// The node agent's reports of Localhost profile files, kept in the pods' SeccompStatuses, by pod
+/// (namespace, name); none where the operator does not run or its statuses cannot be listed.
+async fn node_reports(statuses: &Api<Decoded<StatusWire>>) -> BTreeMap<(String, String), NodeReports> {
+    let Ok(list) = statuses.list(&ListParams::default()).await else {
+        return BTreeMap::new();
+    };
+    list.items
+        .into_iter()
+        .filter_map(|item| match item {
+            Decoded::Ok(status, meta) => Some((
+                (meta.namespace.clone()?, meta.name.clone()?),
+                NodeReports::of(&status)?,
+            )),
+            Decoded::Invalid(_) => None,
+        })
+        .collect()
+}
+
 /// What a pod's SeccompStatus holds of the node agent's profile file reports.
 struct NodeReports {
     /// The pod the status was written for, and the node the files were read on.
@@ -994,27 +1012,11 @@ async fn live(
         _ => Api::all(client.clone()),
     };
     let mut pods = pods_api.list(&params).await.map_err(cluster)?.items;
-    // The node agent's reports of Localhost profile files, kept in the pods' SeccompStatuses: the
-    // strength of those profiles as the controller judges it. None where the operator does not run.
     let statuses_api: Api<Decoded<StatusWire>> = match (&args.namespace, args.all_namespaces) {
         (Some(ns), false) => Api::namespaced(client.clone(), ns),
         _ => Api::all(client.clone()),
     };
-    let node_reports: BTreeMap<(String, String), NodeReports> =
-        match statuses_api.list(&ListParams::default()).await {
-            Ok(list) => list
-                .items
-                .into_iter()
-                .filter_map(|item| match item {
-                    Decoded::Ok(status, meta) => Some((
-                        (meta.namespace.clone()?, meta.name.clone()?),
-                        NodeReports::of(&status)?,
-                    )),
-                    Decoded::Invalid(_) => None,
-                })
-                .collect(),
-            Err(_) => BTreeMap::new(),
-        };
+    let node_reports = node_reports(&statuses_api).await;
     let catalog = profile_catalog(&client).await;
     // As in the controller: outside OpenShift anyone who creates a pod can write
     // `openshift.io/scc`, so by default it decides nothing there (no attribution, no exemption).
