@@ -1111,7 +1111,7 @@ async fn fields_written_by_someone_else_are_removed() {
     apply_as(
         "seccomp-sentinel-agent",
         json!({ "conditions": [{ "type": "RuntimeVerified", "status": "True", "reason": "Agrees",
-            "message": "1 running containers match their effective profile", "lastTransitionTime": "2026-12-01T00:00:00Z" }] }),
+            "message": "1 running container matches its effective profile", "lastTransitionTime": "2026-12-01T00:00:00Z" }] }),
     )
     .await;
     apply_as(

@@ -176,6 +176,16 @@ impl Seen {
     }
 }
 
+/// The `RuntimeVerified=True` message. For several containers it is the text earlier releases
+/// wrote for any count, so an upgraded agent rewrites only single-container pods' conditions.
+fn agreement_message(running: usize) -> String {
+    if running == 1 {
+        "1 running container matches its effective profile".into()
+    } else {
+        format!("{running} running containers match their effective profile")
+    }
+}
+
 /// One pass over the node's pods: what to write for each.
 struct PodReport {
     namespace: String,
@@ -292,10 +302,7 @@ fn report_for(
             RUNTIME_VERIFIED,
             "True",
             "Agrees",
-            format!(
-                "{} running containers match their effective profile",
-                observations.len()
-            ),
+            agreement_message(observations.len()),
             previous,
             now,
         )
@@ -841,6 +848,18 @@ mod tests {
         keep_unchanged_times(&mut now, &stored);
         let times: Vec<i64> = now.iter().map(|o| o.observed_at.0.as_second()).collect();
         assert_eq!(times, [100, 200, 200]);
+    }
+
+    #[test]
+    fn the_agreement_message_counts_in_words() {
+        assert_eq!(
+            agreement_message(1),
+            "1 running container matches its effective profile"
+        );
+        assert_eq!(
+            agreement_message(3),
+            "3 running containers match their effective profile"
+        );
     }
 
     #[test]

@@ -80,6 +80,13 @@ fn skip(reason: &'static str, message: impl Into<String>) -> EvictionVerdict {
 /// The reason of a [`EvictionVerdict::Later`] before the warm-up ends: nothing is decided yet.
 pub const WARMING_UP: &str = "WarmingUp";
 
+fn evictions(count: usize) -> String {
+    match count {
+        1 => "1 eviction".into(),
+        n => format!("{n} evictions"),
+    }
+}
+
 fn later(reason: &'static str, message: impl Into<String>, retry_after: Duration) -> EvictionVerdict {
     EvictionVerdict::Later {
         reason,
@@ -553,7 +560,7 @@ pub fn eviction_verdict(
     if used >= limits.max_per_minute as usize {
         return later(
             "RateLimited",
-            format!("{used} evictions in the last minute (maxPerMinute)"),
+            format!("{} in the last minute (maxPerMinute)", evictions(used)),
             free_in,
         );
     }
@@ -562,7 +569,7 @@ pub fn eviction_verdict(
         if used >= max as usize {
             return later(
                 "RateLimited",
-                format!("{used} evictions in {} in the last minute", facts.namespace),
+                format!("{} in {} in the last minute", evictions(used), facts.namespace),
                 free_in,
             );
         }

@@ -535,10 +535,13 @@ fn rates_cooldowns_and_the_loop_guard() {
         owner_uid: Some("rs-2"),
         ..facts()
     };
-    assert_eq!(
-        reason(&eviction_verdict(&other, &limits, &ledger, at(10))),
-        "RateLimited"
-    );
+    match eviction_verdict(&other, &limits, &ledger, at(10)) {
+        EvictionVerdict::Later { reason, message, .. } => assert_eq!(
+            (reason, message.as_str()),
+            ("RateLimited", "1 eviction in shop in the last minute")
+        ),
+        other => panic!("{other:?}"),
+    }
     let elsewhere = EvictionFacts {
         owner_uid: Some("rs-3"),
         namespace: "blog",
@@ -557,10 +560,13 @@ fn rates_cooldowns_and_the_loop_guard() {
     };
     match eviction_verdict(&third, &limits, &ledger, at(20)) {
         EvictionVerdict::Later {
-            reason, retry_after, ..
+            reason,
+            retry_after,
+            message,
         } => {
             assert_eq!(reason, "RateLimited");
             assert_eq!(retry_after, Duration::from_secs(40));
+            assert_eq!(message, "2 evictions in the last minute (maxPerMinute)");
         }
         other => panic!("{other:?}"),
     }
