@@ -417,26 +417,16 @@ async fn live_mode_audits_the_cluster() {
          spec:\n  allowedProfiles: [RuntimeDefault]\n  exemptions:\n  - {reason: platform, sccs: [privileged]}\n",
     )
     .expect("policy");
+    let policy = exempting.display().to_string();
     let judged = |trust: &str| {
-        let run = audit(
-            &[
-                "--kubeconfig",
-                &kubeconfig,
-                "-n",
-                &ctx.ns,
-                "-l",
-                "team=b",
-                "--policy",
-                &exempting.display().to_string(),
-                "--trust-scc-annotation",
-                trust,
-                "-o",
-                "json",
-            ],
-            None,
-        );
-        assert_eq!(run.code, 0, "{}", run.stderr);
-        let list: Value = serde_json::from_str(&run.stdout).expect("json");
+        let list = ctx.live_audit(&[
+            "-l",
+            "team=b",
+            "--policy",
+            &policy,
+            "--trust-scc-annotation",
+            trust,
+        ]);
         let status = &list["items"][0]["status"];
         (status["scc"].clone(), status["verdict"].clone())
     };

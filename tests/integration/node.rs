@@ -303,19 +303,7 @@ async fn the_three_views_agree_for_every_profile_kind() {
 
     // The one-shot live audit sees each pod as the operator does; in particular it takes node b's
     // kubelet seccompDefault from its agent, not from --kubelet-seccomp-default (false here).
-    let kubeconfig = ctx.cluster.kubeconfig().display().to_string();
-    let audit = std::process::Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
-        .args(["audit", "--kubeconfig", &kubeconfig, "-n", &ctx.ns, "-o", "json"])
-        .args(["--kubelet-seccomp-default", "false"])
-        .env_remove("KUBECONFIG")
-        .output()
-        .expect("run seccomp-sentinel audit");
-    assert!(
-        audit.status.success(),
-        "{}",
-        String::from_utf8_lossy(&audit.stderr)
-    );
-    let audited: serde_json::Value = serde_json::from_slice(&audit.stdout).expect("audit json");
+    let audited = ctx.live_audit(&["--kubelet-seccomp-default", "false"]);
     for want in &expected {
         let item = audited["items"]
             .as_array()

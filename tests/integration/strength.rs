@@ -267,7 +267,7 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
 
     // The one-shot live audit grades each profile as the operator does, from the same reports
     // of the node agent (kept in the pods' SeccompStatuses).
-    let audited = live_audit(&ctx);
+    let audited = ctx.live_audit(&[]);
     let items = audited["items"].as_array().expect("items");
     assert_eq!(items.len(), 8, "{audited}");
     for item in items {
@@ -406,7 +406,7 @@ async fn security_profiles_operator_objects_classify_profiles_without_a_node() {
         }
     }
     // The live audit grades them from the same objects.
-    let audited = live_audit(&ctx);
+    let audited = ctx.live_audit(&[]);
     for (name, strength) in [("strict", "AllowList"), ("logging", "LogOnly")] {
         let app = audited["items"]
             .as_array()
@@ -437,20 +437,4 @@ async fn security_profiles_operator_objects_classify_profiles_without_a_node() {
         ]);
     }
     operator.stop().await;
-}
-
-/// `seccomp-sentinel audit` of the test's namespace on the live cluster, as JSON.
-fn live_audit(ctx: &crate::support::TestContext) -> serde_json::Value {
-    let kubeconfig = ctx.cluster.kubeconfig().display().to_string();
-    let audit = std::process::Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
-        .args(["audit", "--kubeconfig", &kubeconfig, "-n", &ctx.ns, "-o", "json"])
-        .env_remove("KUBECONFIG")
-        .output()
-        .expect("run seccomp-sentinel audit");
-    assert!(
-        audit.status.success(),
-        "{}",
-        String::from_utf8_lossy(&audit.stderr)
-    );
-    serde_json::from_slice(&audit.stdout).expect("audit json")
 }

@@ -176,6 +176,24 @@ impl TestContext {
     {
         Api::namespaced(self.client.clone(), &self.ns)
     }
+
+    /// `seccomp-sentinel audit -o json` of this test's namespace on the live cluster, with `extra`
+    /// flags; it must succeed.
+    pub fn live_audit(&self, extra: &[&str]) -> serde_json::Value {
+        let kubeconfig = self.cluster.kubeconfig().display().to_string();
+        let audit = std::process::Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
+            .args(["audit", "--kubeconfig", &kubeconfig, "-n", &self.ns, "-o", "json"])
+            .args(extra)
+            .env_remove("KUBECONFIG")
+            .output()
+            .expect("run seccomp-sentinel audit");
+        assert!(
+            audit.status.success(),
+            "{}",
+            String::from_utf8_lossy(&audit.stderr)
+        );
+        serde_json::from_slice(&audit.stdout).expect("audit json")
+    }
 }
 
 impl Drop for TestContext {
