@@ -258,8 +258,14 @@ pub fn plan(input: &PassInput<'_>) -> PodPlan {
                     )),
                 ),
                 None => {
-                    let decision =
-                        evict_decision(input, p, &subject, template_evaluation.as_ref(), &mut halt);
+                    let decision = evict_decision(
+                        input,
+                        p,
+                        &subject,
+                        template_evaluation.as_ref(),
+                        &judgement.message,
+                        &mut halt,
+                    );
                     if let Some(retry) = decision.retry {
                         defer(retry);
                     }
@@ -317,6 +323,8 @@ fn evict_decision(
     p: &CompiledPolicy,
     subject: &Subject<'_>,
     template: Option<&SeccompStatusStatus>,
+    // What the pod was judged for (the message the decision's note is joined to).
+    pod_judged: &str,
     halt: &mut Option<Halt>,
 ) -> EvictDecision {
     let pod = &input.pod;
@@ -386,10 +394,15 @@ fn evict_decision(
             },
             Some(j) if j.verdict == Verdict::Violating => EvictDecision {
                 action: PolicyAction::EvictionSkipped,
-                note: format!(
-                    "TemplateUnconfined: the template itself is unconfined: fix the workload ({})",
-                    j.message
-                ),
+                // The template's own reasons, unless they are the pod's (already in the message).
+                note: if j.message == pod_judged {
+                    "TemplateUnconfined: the template itself is unconfined: fix the workload".into()
+                } else {
+                    format!(
+                        "TemplateUnconfined: the template itself is unconfined: fix the workload ({})",
+                        j.message
+                    )
+                },
                 retry: None,
                 evict: false,
                 waits_for_warm_up: false,
@@ -857,6 +870,9 @@ mod tests {
         };
         let plan = world.plan_evict(&pod, &unconfined_template, true);
         skipped(&plan, "the template itself is unconfined");
+        // The template fails for the pod's own reason: said once, not again in brackets.
+        let message = &only_result(&plan).message;
+        assert_eq!(message.matches("not allowed: app").count(), 1, "{message}");
         let plan = world.plan(&pod, None, None, &[evict()], true, ProfileFacts::default());
         skipped(&plan, "BarePod");
         // A weak Localhost profile: the template asks for the same file.
