@@ -124,6 +124,17 @@ impl StoredStatus {
             resource_version: meta.resource_version_number(),
         }
     }
+
+    /// The node agent's profile file reports, if they were read for the pod `pod_uid` on the node
+    /// it runs on (`node`): reports for an earlier pod of the same name, or from another node,
+    /// say nothing of this one.
+    pub fn profile_reports_for(&self, pod_uid: &str, node: Option<&str>) -> &[(Box<str>, ProfileFile)] {
+        if self.owner_uid.as_deref() == Some(pod_uid) && self.profile_node.as_deref() == node {
+            &self.profile_files
+        } else {
+            &[]
+        }
+    }
 }
 
 /// What each policy did to the pod, as a stored SeccompStatus records it (`status.policies`):
@@ -473,6 +484,28 @@ mod tests {
         assert!(!needs_write(Some(&stored), "u", &desired));
         assert!(stored.runtime_mismatch);
         assert!(stored.conditions.iter().all(|c| c.type_ != RUNTIME_VERIFIED));
+    }
+
+    #[test]
+    fn profile_reports_count_for_their_pod_on_their_node() {
+        let mut status = evaluated(true);
+        status.node = Some("node-a".into());
+        status.runtime = Some(RuntimeStatus {
+            containers: vec![],
+            profile_files: vec![crate::api::ContainerProfileFile {
+                name: "app".into(),
+                file: ProfileFile {
+                    path: "p.json".into(),
+                    ..Default::default()
+                },
+            }],
+        });
+        let stored = stored_from(&status, "u");
+        assert_eq!(stored.profile_reports_for("u", Some("node-a")).len(), 1);
+        // A pod of the same name made again, or moved to another node: not its reports.
+        assert!(stored.profile_reports_for("u2", Some("node-a")).is_empty());
+        assert!(stored.profile_reports_for("u", Some("node-b")).is_empty());
+        assert!(stored.profile_reports_for("u", None).is_empty());
     }
 
     #[test]

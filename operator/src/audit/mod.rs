@@ -30,6 +30,7 @@ use crate::{
     engine::{Facts, NodeFacts, SccDefaults, kubelet_minor},
     lean::{Decoded, WatchedKind, cluster::SeccompProfileWire, node::NodeWire, status::StatusWire},
     policy::{self, CompiledPolicy},
+    status::StoredStatus,
 };
 
 /// Newest Kubernetes minor version this release knows (the default for `--kubernetes-version`).
@@ -460,8 +461,9 @@ struct Setting {
     nodes: BTreeMap<String, NodeFacts>,
     default_node: NodeFacts,
     profiles_dir: Option<PathBuf>,
-    /// Live: the node agent's reports of profile files, by pod (namespace, name).
-    node_reports: BTreeMap<(String, String), NodeReports>,
+    /// Live: the stored statuses with the node agent's reports of profile files, by pod
+    /// (namespace, name).
+    node_reports: BTreeMap<(String, String), StoredStatus>,
     /// Live: the Security Profiles Operator's SeccompProfiles, by `localhostProfile`.
     catalog: Option<crate::profile::strength::ProfileCatalog>,
 }
@@ -491,61 +493,24 @@ async fn profile_catalog(client: &Client) -> Option<crate::profile::strength::Pr
     )
 }
 
-/// The node agent's reports of Localhost profile files, kept in the pods' SeccompStatuses, by pod
-/// (namespace, name); none where the operator does not run or its statuses cannot be listed.
-async fn node_reports(statuses: &Api<Decoded<StatusWire>>) -> BTreeMap<(String, String), NodeReports> {
+/// The pods' SeccompStatuses that hold the node agent's reports of Localhost profile files, by
+/// pod (namespace, name), read as the controller reads them; none where the operator does not run
+/// or its statuses cannot be listed.
+async fn node_reports(statuses: &Api<Decoded<StatusWire>>) -> BTreeMap<(String, String), StoredStatus> {
     let Ok(list) = statuses.list(&ListParams::default()).await else {
         return BTreeMap::new();
     };
     list.items
         .into_iter()
         .filter_map(|item| match item {
-            Decoded::Ok(status, meta) => Some((
-                (meta.namespace.clone()?, meta.name.clone()?),
-                NodeReports::of(&status)?,
-            )),
+            Decoded::Ok(status, meta) => {
+                let stored = StoredStatus::from_wire(&status);
+                (!stored.profile_files.is_empty())
+                    .then_some(((meta.namespace.clone()?, meta.name.clone()?), stored))
+            }
             Decoded::Invalid(_) => None,
         })
         .collect()
-}
-
-/// What a pod's SeccompStatus holds of the node agent's profile file reports.
-struct NodeReports {
-    /// The pod the status was written for, and the node the files were read on.
-    pod_uid: String,
-    node: Option<String>,
-    files: Vec<(Box<str>, crate::api::ProfileFile)>,
-}
-
-impl NodeReports {
-    fn of(status: &StatusWire) -> Option<NodeReports> {
-        let files: Vec<_> = status
-            .profile_files()
-            .into_iter()
-            .map(|f| (f.name.into_boxed_str(), f.file))
-            .collect();
-        if files.is_empty() {
-            return None;
-        }
-        Some(NodeReports {
-            pod_uid: status.pod_uid()?.to_string(),
-            node: status
-                .status
-                .as_ref()
-                .and_then(|s| s.get("node"))
-                .and_then(Value::as_str)
-                .map(String::from),
-            files,
-        })
-    }
-
-    /// The files, if they were read for `pod` on the node it runs on (as the controller takes
-    /// them).
-    fn for_pod(&self, pod: &Pod) -> Option<&[(Box<str>, crate::api::ProfileFile)]> {
-        let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
-        (pod.metadata.uid.as_deref() == Some(self.pod_uid.as_str()) && self.node.as_deref() == node)
-            .then_some(self.files.as_slice())
-    }
 }
 
 /// Every `localhostProfile` the subjects name (fields and legacy annotations), read once each
@@ -602,7 +567,12 @@ fn audit_all(subjects: &[AuditSubject], setting: &Setting, now: Timestamp) -> Ve
                 node_reports: setting
                     .node_reports
                     .get(&(subject.namespace.clone(), subject.name.clone()))
-                    .and_then(|r| r.for_pod(&subject.pod)),
+                    .map(|stored| {
+                        stored.profile_reports_for(
+                            subject.pod.metadata.uid.as_deref().unwrap_or_default(),
+                            subject.pod.spec.as_ref().and_then(|s| s.node_name.as_deref()),
+                        )
+                    }),
                 catalog: setting.catalog.as_ref(),
             };
             let item = report::audit(subject, &ctx);

@@ -126,11 +126,7 @@ fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
     // The agent's reports count for the pod they were read for, on the node it runs on.
     let reports = stored
         .as_ref()
-        .filter(|s| {
-            s.owner_uid.as_deref() == Some(&*pod.uid)
-                && s.profile_node.as_deref() == pod.view.node_name.as_deref()
-        })
-        .map(|s| &*s.profile_files)
+        .map(|s| s.profile_reports_for(&pod.uid, pod.view.node_name.as_deref()))
         .unwrap_or_default();
     let labels = pod.labels.to_map();
     let input = PassInput {
