@@ -82,14 +82,15 @@ pub struct AuditArgs {
     pub kubernetes_version: Option<String>,
 
     /// SecurityContextConstraints manifests (live: read from the cluster). With SCCs known, the
-    /// audit of manifests simulates OpenShift's SCC admission for every pod and pod template that
-    /// has not been admitted yet (no `openshift.io/scc` annotation).
+    /// audit of manifests simulates OpenShift's SCC admission for every pod template, and every
+    /// pod not admitted yet (no `openshift.io/scc` annotation, or no UID: never stored).
     #[arg(long = "scc-file")]
     pub scc_files: Vec<PathBuf>,
 
     /// Live cluster: whether pods' `openshift.io/scc` may decide anything (SCC attribution, SCC
     /// exemptions), as the controller's flag: `auto` trusts it on OpenShift only, where SCC
-    /// admission writes it. A pod template's is never used: admission sets it on each pod.
+    /// admission writes it. In manifests, a pod template's never counts, nor does that of a pod
+    /// never stored (no UID): admission sets it on each pod.
     #[arg(long, default_value = "auto", value_parser = crate::controller::config::parse_trust)]
     pub trust_scc_annotation: crate::controller::config::TrustScc,
 

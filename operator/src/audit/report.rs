@@ -115,7 +115,12 @@ pub fn subjects(document: &Value) -> Result<Vec<AuditSubject>, NotAudited> {
         .unwrap_or_default();
     let namespace = metadata.namespace.clone().unwrap_or_else(|| "default".into());
     if kind == "Pod" && api_version == "v1" {
-        let pod: Pod = decode(document, "")?;
+        let mut pod: Pod = decode(document, "")?;
+        // A pod read back from a cluster (it has a UID) carries what SCC admission wrote; one
+        // that was never stored carries only what its author wrote.
+        if pod.metadata.uid.is_none() {
+            drop_scc_annotation(&mut pod.metadata);
+        }
         return Ok(vec![AuditSubject {
             kind: kind.into(),
             name,
@@ -134,12 +139,7 @@ pub fn subjects(document: &Value) -> Result<Vec<AuditSubject>, NotAudited> {
     };
     let template: PodTemplateSpec = decode(template, &path.join("."))?;
     let mut pod_meta = template.metadata.unwrap_or_default();
-    // SCC admission writes `openshift.io/scc` on each pod it admits, over whatever the template
-    // says: a template's own value is no SCC's decision (it would buy an SCC exemption, and skip
-    // the admission simulation).
-    if let Some(annotations) = pod_meta.annotations.as_mut() {
-        annotations.remove(crate::engine::SCC_ANNOTATION);
-    }
+    drop_scc_annotation(&mut pod_meta);
     pod_meta.name = Some(name.clone());
     pod_meta.namespace = Some(namespace.clone());
     let pod = Pod {
@@ -155,6 +155,15 @@ pub fn subjects(document: &Value) -> Result<Vec<AuditSubject>, NotAudited> {
         pod,
         admission: SubjectAdmission::NotSimulated,
     }])
+}
+
+/// SCC admission writes `openshift.io/scc` on each pod it admits, over whatever the manifest says:
+/// a value in a pod template, or in a pod never stored, is no SCC's decision (it would buy an SCC
+/// exemption, and skip the admission simulation).
+fn drop_scc_annotation(meta: &mut ObjectMeta) {
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(crate::engine::SCC_ANNOTATION);
+    }
 }
 
 /// Decodes `value`, found at `prefix` in its manifest; an error names the field that does not
@@ -575,7 +584,7 @@ mod tests {
     }
 
     #[test]
-    fn a_pod_templates_own_scc_annotation_is_no_admission() {
+    fn an_scc_annotation_counts_only_on_a_stored_pod() {
         let deployment = json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "d" },
             "spec": { "template": {
                 "metadata": { "annotations": { "openshift.io/scc": "privileged", "team": "a" } },
@@ -585,12 +594,17 @@ mod tests {
         assert_eq!(annotations.keys().collect::<Vec<_>>(), ["team"]);
         let status = audit_one(deployment).remove(0).status.expect("status");
         assert_eq!(status.scc, None);
-        // A Pod read back from a cluster was admitted: its annotation stays.
-        let pod = json!({ "apiVersion": "v1", "kind": "Pod",
-            "metadata": { "name": "p", "annotations": { "openshift.io/scc": "restricted-v2" } },
-            "spec": { "containers": [{ "name": "c", "image": "i" }] } });
-        let status = audit_one(pod).remove(0).status.expect("status");
-        assert_eq!(status.scc.as_deref(), Some("restricted-v2"));
+        // A Pod read back from a cluster (it has a UID) was admitted: its annotation stays. One
+        // never stored is only its author's word.
+        let pod = |uid: Option<&str>| {
+            json!({ "apiVersion": "v1", "kind": "Pod",
+                "metadata": { "name": "p", "uid": uid, "annotations": { "openshift.io/scc": "restricted-v2" } },
+                "spec": { "containers": [{ "name": "c", "image": "i" }] } })
+        };
+        let stored = audit_one(pod(Some("u-1"))).remove(0).status.expect("status");
+        assert_eq!(stored.scc.as_deref(), Some("restricted-v2"));
+        let written = audit_one(pod(None)).remove(0).status.expect("status");
+        assert_eq!(written.scc, None);
     }
 
     #[test]
