@@ -144,6 +144,16 @@ fn write_status(f: &mut std::fmt::Formatter<'_>, status: &kube::core::Status) ->
     Ok(())
 }
 
+/// Whether the API server serves the resource of watched kind `K`.
+pub async fn serves_kind<K: crate::lean::WatchedKind>(client: &kube::Client) -> bool {
+    let group_version = if K::GROUP.is_empty() {
+        K::VERSION.to_string()
+    } else {
+        format!("{}/{}", K::GROUP, K::VERSION)
+    };
+    serves(client, &group_version, K::PLURAL).await
+}
+
 /// Whether the API server serves `plural` in `group_version` (false when discovery fails).
 pub async fn serves(client: &kube::Client, group_version: &str, plural: &str) -> bool {
     client

@@ -117,13 +117,13 @@ impl Written {
         }
     }
 
-    /// What a stored SeccompStatus holds of the agent's findings (`status.runtime.containers`
-    /// and the `RuntimeVerified` condition); `None` when it holds none or they cannot be read.
-    fn stored(status: &StatusWire) -> Option<Written> {
-        let observations = stored_observations(status)?;
+    /// What a stored SeccompStatus holds of the agent's findings: its `observations` (read once
+    /// with [`stored_observations`]) and the `RuntimeVerified` condition; `None` when the
+    /// condition is missing or cannot be read.
+    fn stored(status: &StatusWire, observations: &[RuntimeObservation]) -> Option<Written> {
         let condition: Condition =
             serde_json::from_value(status.conditions_of_type(RUNTIME_VERIFIED).next()?.clone()).ok()?;
-        Some(Written::of(&observations, &condition))
+        Some(Written::of(observations, &condition))
     }
 }
 
@@ -294,8 +294,9 @@ fn report_for(
     if observations.is_empty() {
         return None;
     }
-    if let Some(stored) = stored_observations(status) {
-        keep_unchanged_times(&mut observations, &stored);
+    let stored_observations = stored_observations(status);
+    if let Some(stored) = &stored_observations {
+        keep_unchanged_times(&mut observations, stored);
     }
     let condition = if mismatches.is_empty() {
         status::condition(
@@ -316,7 +317,7 @@ fn report_for(
             now,
         )
     };
-    let stored = Written::stored(status);
+    let stored = stored_observations.and_then(|o| Written::stored(status, &o));
     Some(PodReport {
         namespace: key.0.clone(),
         name: key.1.clone(),
@@ -804,7 +805,8 @@ mod tests {
                     "profileFiles": [{ "name": "app", "path": "a.json", "state": "Missing" }] } }
         }))
         .expect("status");
-        let stored = Written::stored(&status).expect("findings");
+        let observations = stored_observations(&status).expect("observations");
+        let stored = Written::stored(&status, &observations).expect("findings");
         assert_eq!(
             stored.containers,
             vec![Seen {
@@ -821,7 +823,12 @@ mod tests {
         // A status the agent has not written to yet holds nothing of it.
         let fresh: StatusWire =
             serde_json::from_value(json!({ "status": { "conditions": [] } })).expect("status");
-        assert_eq!(Written::stored(&fresh), None);
+        assert_eq!(stored_observations(&fresh), None);
+        assert_eq!(
+            Written::stored(&fresh, &observations),
+            None,
+            "no RuntimeVerified condition"
+        );
         assert!(fresh.profile_files().is_empty());
     }
 

@@ -28,7 +28,7 @@ use crate::{
     api::{KubeletSeccompDefault, SeccompPolicy, SeccompStatus},
     client::Brief,
     engine::{Facts, NodeFacts, SccDefaults, kubelet_minor},
-    lean::{Decoded, WatchedKind, cluster::SeccompProfileWire, node::NodeWire, status::StatusWire},
+    lean::{Decoded, cluster::SeccompProfileWire, node::NodeWire, status::StatusWire},
     policy::{self, CompiledPolicy},
     status::StoredStatus,
 };
@@ -472,8 +472,7 @@ struct Setting {
 /// The Security Profiles Operator's SeccompProfiles, classified as the controller does; `None`
 /// where its API is not served or cannot be listed.
 async fn profile_catalog(client: &Client) -> Option<crate::profile::strength::ProfileCatalog> {
-    let group_version = format!("{}/{}", SeccompProfileWire::GROUP, SeccompProfileWire::VERSION);
-    if !crate::client::serves(client, &group_version, SeccompProfileWire::PLURAL).await {
+    if !crate::client::serves_kind::<SeccompProfileWire>(client).await {
         return None;
     }
     let list = Api::<Decoded<SeccompProfileWire>>::all(client.clone())
@@ -995,9 +994,7 @@ async fn live(
         crate::client::serves(&client, "security.openshift.io/v1", "securitycontextconstraints").await;
     if !args.trust_scc_annotation.resolve(&client, scc_served).await {
         for pod in &mut pods {
-            if let Some(annotations) = pod.metadata.annotations.as_mut() {
-                annotations.remove(crate::engine::SCC_ANNOTATION);
-            }
+            report::drop_scc_annotation(&mut pod.metadata);
         }
     }
 

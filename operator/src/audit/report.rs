@@ -157,10 +157,11 @@ pub fn subjects(document: &Value) -> Result<Vec<AuditSubject>, NotAudited> {
     }])
 }
 
-/// SCC admission writes `openshift.io/scc` on each pod it admits, over whatever the manifest says:
-/// a value in a pod template, or in a pod never stored, is no SCC's decision (it would buy an SCC
+/// Forgets a pod's `openshift.io/scc` where SCC admission did not write it. It writes its choice on
+/// each pod it admits, over whatever the manifest says: a value in a pod template, in a pod never
+/// stored, or on a cluster without SCC admission is no SCC's decision (it would buy an SCC
 /// exemption, and skip the admission simulation).
-fn drop_scc_annotation(meta: &mut ObjectMeta) {
+pub(crate) fn drop_scc_annotation(meta: &mut ObjectMeta) {
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.remove(crate::engine::SCC_ANNOTATION);
     }

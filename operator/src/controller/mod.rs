@@ -27,7 +27,7 @@ use tracing::{debug, info};
 pub use config::ControllerConfig;
 use state::{PodKey, State};
 
-use crate::client::serves;
+use crate::client::{serves, serves_kind};
 use crate::lean::{
     Decoded,
     cluster::{
@@ -182,8 +182,6 @@ pub async fn run(
     .await
 }
 
-/// Whether the cluster serves a group/version with a resource of this plural.
-const SPO_GROUP_VERSION: &str = "security-profiles-operator.x-k8s.io/v1beta1";
 /// How often a cluster without SeccompProfiles is asked again.
 const SPO_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -348,7 +346,7 @@ async fn start(ctx: Arc<Context>, workers: &mut Vec<tokio::task::JoinHandle<()>>
     }
     // The Security Profiles Operator's SeccompProfiles tell Localhost profiles' strength without
     // node access; it may be installed later, so it is looked for again now and then.
-    if serves(&client, SPO_GROUP_VERSION, "seccompprofiles").await {
+    if serves_kind::<SeccompProfileWire>(&client).await {
         info!("watching SeccompProfiles (Security Profiles Operator)");
         ready.push(("seccompprofiles", spawn_seccomp_profiles(&ctx, page.clone())));
     } else {
@@ -357,7 +355,7 @@ async fn start(ctx: Arc<Context>, workers: &mut Vec<tokio::task::JoinHandle<()>>
         ctx.spawn(async move {
             loop {
                 tokio::time::sleep(SPO_RECHECK).await;
-                if serves(&task_ctx.client, SPO_GROUP_VERSION, "seccompprofiles").await {
+                if serves_kind::<SeccompProfileWire>(&task_ctx.client).await {
                     info!("SeccompProfiles appeared: watching them");
                     drop(spawn_seccomp_profiles(&task_ctx, page));
                     break;
