@@ -489,6 +489,15 @@ async fn an_evicted_pod_comes_back_confined_on_the_node() {
     })
     .await;
     assert_eq!(operator.evictions(), 1);
+    // The evicted pod took its grace period to go, watched by the operator all along: its
+    // deletion is no news (no Warning that it "is already being deleted").
+    let announced = |reason: &str| crate::policies::events(&ctx, reason);
+    assert!(
+        announced("Evicted").contains("event/web-old."),
+        "{}",
+        announced("Evicted")
+    );
+    assert_eq!(announced("EvictionSkipped"), "", "a Warning after the eviction");
     operator.stop().await;
     let _ = policies.delete(&policy_name, &Default::default()).await;
 }

@@ -18,6 +18,8 @@ use crate::{
     status::{self, ConditionMark},
 };
 
+/// The note of a policy whose eviction of the pod went through.
+const EVICTED: &str = "evicted: the workload's template is confined";
 /// Planned again this long after an exemption of the pod runs out.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(1);
 /// The furthest ahead a pass is planned for an exemption's expiry.
@@ -301,6 +303,11 @@ pub fn plan(input: &PassInput<'_>) -> PodPlan {
         now: input.now,
     };
     plan.finish(results);
+    // A pod being deleted is past every action: announcing one (a skip because it is being
+    // deleted, a label) on it is noise on each rollout.
+    if pod.terminating {
+        plan.announcements.clear();
+    }
     if undecided {
         plan.hold = true;
         plan.announcements.clear();
@@ -328,6 +335,22 @@ fn evict_decision(
     halt: &mut Option<Halt>,
 ) -> EvictDecision {
     let pod = &input.pod;
+    // The pod this policy evicted is on its way out: it stays Evicted, with the message its
+    // eviction wrote, instead of turning into a skip for being deleted (a Warning and a write).
+    if pod.terminating
+        && input
+            .previous
+            .iter()
+            .any(|o| *o.policy == *p.name && o.action == PolicyAction::Evicted)
+    {
+        return EvictDecision {
+            action: PolicyAction::Evicted,
+            note: EVICTED.into(),
+            retry: None,
+            evict: false,
+            waits_for_warm_up: false,
+        };
+    }
     let owner_uid = pod.owner.map(|o| o.1);
     // Loop guard: a pod of a workload created after one of its pods was evicted, and still
     // violating, means evicting does not help.
@@ -506,11 +529,7 @@ impl PodPlan {
             return;
         };
         let (action, note, retry) = match result {
-            EvictionResult::Evicted => (
-                PolicyAction::Evicted,
-                "evicted: the workload's template is confined".to_string(),
-                None,
-            ),
+            EvictionResult::Evicted => (PolicyAction::Evicted, EVICTED.to_string(), None),
             EvictionResult::NotReserved(EvictionVerdict::Later {
                 reason,
                 message,
@@ -632,6 +651,7 @@ mod tests {
         namespace_labels: BTreeMap<String, String>,
         ledger: EvictionLedger,
         previous: Vec<Outcome>,
+        terminating: bool,
     }
 
     impl World {
@@ -647,6 +667,7 @@ mod tests {
                 namespace_labels: BTreeMap::new(),
                 ledger: EvictionLedger::default(),
                 previous: Vec::new(),
+                terminating: false,
             }
         }
 
@@ -676,7 +697,7 @@ mod tests {
                     owner: owner.map(|kind| (kind, "rs-uid", "ReplicaSet web")),
                     created: Some(now - Duration::from_secs(3600)),
                     mirror: false,
-                    terminating: false,
+                    terminating: self.terminating,
                     terminal: false,
                 },
                 facts: &facts,
@@ -855,6 +876,35 @@ mod tests {
         let expired = plan("2027-01-15T07:00:00Z");
         assert_eq!(only_result(&expired).verdict, Verdict::Violating);
         assert_eq!(expired.requeue, None, "nothing left to wait for");
+    }
+
+    #[test]
+    fn an_evicted_pod_stays_evicted_while_it_terminates_and_nothing_is_announced() {
+        let mut world = World::new();
+        let pod = view(json!({}));
+        let template = view(json!({ "seccompProfile": { "type": "RuntimeDefault" } }));
+        let mut evicting = world.plan_evict(&pod, &template, true);
+        evicting.eviction_result(&EvictionResult::Evicted);
+        assert_eq!(only_result(&evicting).action, PolicyAction::Evicted);
+        assert_eq!(evicting.announcements.len(), 1, "{:?}", evicting.announcements);
+
+        // The next pass sees the pod being deleted: the stored result stands (no write), no
+        // Warning that it "is already being deleted".
+        world.previous = evicting.outcomes.clone();
+        world.terminating = true;
+        let leaving = world.plan_evict(&pod, &template, true);
+        assert_eq!(leaving.status.policies, evicting.status.policies);
+        assert_eq!(leaving.status.action, Some(PolicyAction::Evicted));
+        assert!(leaving.eviction.is_none());
+        assert!(leaving.announcements.is_empty(), "{:?}", leaving.announcements);
+
+        // A pod deleted by someone else (a rollout) is skipped, quietly.
+        world.previous = Vec::new();
+        let rolled = world.plan_evict(&pod, &template, true);
+        let result = only_result(&rolled);
+        assert_eq!(result.action, PolicyAction::EvictionSkipped);
+        assert!(result.message.contains("Terminating: "), "{}", result.message);
+        assert!(rolled.announcements.is_empty(), "{:?}", rolled.announcements);
     }
 
     #[test]
