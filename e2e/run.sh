@@ -54,6 +54,12 @@ export KUBECONFIG=$kubeconfig
 export SENTINEL_TRUST_SCC_ANNOTATION=${SENTINEL_TRUST_SCC_ANNOTATION:-true}
 
 "$kubectl" apply -f config/samples/demo-workloads.yaml
+# /metrics answers a bearer token allowed to get it: a service account bound to the shipped
+# reader role, as a scraper would be.
+"$kubectl" apply -f config/rbac/metrics_reader_role.yaml
+"$kubectl" create serviceaccount metrics-demo -n default
+"$kubectl" create clusterrolebinding seccomp-sentinel-metrics-demo \
+  --clusterrole=seccomp-sentinel-metrics-reader --serviceaccount=default:metrics-demo
 namespaces=(seccomp-demo)
 if [ ${#node_args[@]} -gt 0 ]; then
   "$kubectl" apply -f config/samples/demo-node-workloads.yaml
@@ -80,5 +86,6 @@ echo
 echo "run: the operator is running on the local control plane. In another shell:"
 echo "  export KUBECONFIG=$kubeconfig"
 echo "  $kubectl get seccompstatus -A -o wide     # or: kubectl get seccomp -A"
+echo "  curl -s -H \"Authorization: Bearer \$($kubectl create token metrics-demo -n default)\" localhost:8080/metrics"
 echo "Ctrl-C stops the operator, the nodes and the control plane."
 wait "${pids[1]}"
