@@ -54,19 +54,28 @@ pub fn crds()
     }
     let mut crds = vec![status, SeccompPolicy::crd()];
     for crd in &mut crds {
-        unwrap_descriptions(crd);
+        tidy_schemas(crd);
     }
     crds
 }
 
 /// Joins the lines of each paragraph of every description in `crd`: doc comments are wrapped at
-/// 100 columns, and `kubectl explain`, which wraps text itself, would keep those breaks too.
-fn unwrap_descriptions(
+/// 100 columns, and `kubectl explain`, which wraps text itself, would keep those breaks too. And
+/// an optional enum (an `Option` field) offers no `null`: absent already means none, and
+/// `kubectl explain` lists a `null` value as `<no value>`. (Without `nullable`, the API server
+/// drops a `null` a client sends, which is absent again.)
+fn tidy_schemas(
     crd: &mut k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 ) {
     fn walk(value: &mut serde_json::Value) {
         match value {
             serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::Array(values)) = map.get_mut("enum")
+                    && values.iter().any(serde_json::Value::is_null)
+                {
+                    values.retain(|v| !v.is_null());
+                    map.remove("nullable");
+                }
                 for (key, value) in map.iter_mut() {
                     match value {
                         serde_json::Value::String(text) if key == "description" => {
@@ -232,6 +241,27 @@ mod tests {
             wrapped.is_empty(),
             "descriptions wrapped mid-paragraph: {wrapped:#?}"
         );
+    }
+
+    #[test]
+    fn an_optional_enum_offers_no_null() {
+        let offered: Vec<String> = every_property()
+            .into_iter()
+            .filter(|(_, _, schema)| {
+                schema["enum"]
+                    .as_array()
+                    .is_some_and(|values| values.iter().any(serde_json::Value::is_null))
+            })
+            .map(|(kind, path, _)| format!("{kind}{path}"))
+            .collect();
+        // `kubectl explain` shows it as `<no value>`; absent means none already.
+        assert!(offered.is_empty(), "enums offering null: {offered:?}");
+        let status = &seccomp_status_schema()["properties"]["status"]["properties"];
+        assert_eq!(
+            status["verdict"]["enum"],
+            serde_json::json!(["Compliant", "Exempt", "Violating"])
+        );
+        assert_eq!(status["verdict"].get("nullable"), None);
     }
 
     #[test]
