@@ -15,14 +15,17 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 kubectl=${SENTINEL_KUBERNETES_BIN:-$PWD/e2e/bin}/kubectl
 operator_args=(run "$@")
 
-cargo build --locked --quiet --workspace --bin seccomp-sentinel --bin sentinel-testenv
 sentinel=$CARGO_TARGET_DIR/debug/seccomp-sentinel
+build() { cargo build --locked --quiet --workspace --bin seccomp-sentinel --bin sentinel-testenv; }
 
 if [ -n "${KUBECONFIG:-}" ] && "$kubectl" get --raw /readyz --request-timeout=5s >/dev/null 2>&1; then
   echo "run: using the cluster of KUBECONFIG=$KUBECONFIG"
-  "$kubectl" apply --server-side --field-manager=seccomp-sentinel-install -f crds/
+  # SENTINEL_BIN: an operator binary built already (the tests pass theirs); else it is built here.
+  if [ -n "${SENTINEL_BIN:-}" ]; then sentinel=$SENTINEL_BIN; else build; fi
+  "$kubectl" apply --server-side --field-manager=seccomp-sentinel-install -k crds/
   exec "$sentinel" "${operator_args[@]}"
 fi
+build
 
 # Real nodes need root and the Debian packages of e2e/node/prereqs.sh.
 node_args=()

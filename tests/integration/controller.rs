@@ -741,6 +741,72 @@ async fn a_large_first_sync_closes_the_status_watch_and_repairs_what_changed_mea
     operator.stop().await;
 }
 
+/// `make run` with `KUBECONFIG` pointing at a reachable cluster (e2e/run.sh, as a user runs it):
+/// installs the CRDs there and runs the operator against it.
+#[tokio::test]
+async fn make_run_runs_the_operator_on_the_cluster_of_kubeconfig() {
+    let ctx = support::context("ctl-make-run").await;
+    create_pod(
+        &ctx,
+        json!({ "metadata": { "name": "web", "namespace": ctx.ns },
+                "spec": { "containers": [container("app", json!({ "seccompProfile": { "type": "RuntimeDefault" } }))] } }),
+    )
+    .await;
+    let root = sentinel_testenv::repository_root();
+    let log = tempfile::NamedTempFile::new().expect("temporary file");
+    let output = || std::fs::read_to_string(log.path()).unwrap_or_default();
+    // stdout and stderr both append: neither writes over the other.
+    let appending = || {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(log.path())
+            .expect("log")
+    };
+    let mut run = std::process::Command::new("bash")
+        .arg(root.join("e2e/run.sh"))
+        // Flags after `--` in `make run ARGS=...`: this test's namespace only, no fixed ports.
+        .args([
+            "--namespaces",
+            &ctx.ns,
+            "--health-addr=127.0.0.1:0",
+            "--metrics-addr=127.0.0.1:0",
+        ])
+        .arg(format!("--policy-selector={}={}", support::POLICY_LABEL, ctx.ns))
+        .env("KUBECONFIG", ctx.cluster.kubeconfig())
+        .env("SENTINEL_BIN", env!("CARGO_BIN_EXE_seccomp-sentinel"))
+        .stdin(std::process::Stdio::null())
+        .stdout(appending())
+        .stderr(appending())
+        .spawn()
+        .expect("bash e2e/run.sh");
+    let statuses: Api<SeccompStatus> = ctx.api();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Ok(Some(exit)) = run.try_wait() {
+            panic!("make run stopped ({exit}):\n{}", output());
+        }
+        if let Ok(Some(status)) = statuses.get_opt("web").await
+            && status.status.is_some()
+        {
+            break status;
+        }
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "no SeccompStatus from make run within {TIMEOUT:?}:\n{}",
+            output()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let _ = run.kill();
+    let _ = run.wait();
+    assert_eq!(summary(&status), (PodProfile::RuntimeDefault, "1/1".to_string()));
+    assert!(
+        output().contains("run: using the cluster of KUBECONFIG="),
+        "{}",
+        output()
+    );
+}
+
 /// The quick start's table in README.md, for the Pending samples of
 /// `config/samples/demo-workloads.yaml`, is what the operator writes for them with the settings
 /// of `make run` (e2e/run.sh trusts the samples' `openshift.io/scc`, standing in for SCC
