@@ -77,6 +77,9 @@ pub struct StoredStatus {
     /// UID in the pod ownerReference: the pod the status was computed for. None as well when
     /// `spec.podUID` names another pod (or none), so such an object is written again.
     pub owner_uid: Option<Box<str>>,
+    /// The pod the object names (in `spec.podUID`, else in the owner reference) when that is not
+    /// `owner_uid`: see [`written_for_another_pod`].
+    pub named_pod: Option<Box<str>>,
     pub profile_label: Option<Box<str>>,
     /// Fingerprint of the canonical controller-owned content of `status` (see [`fingerprint`]).
     pub fingerprint: u64,
@@ -110,13 +113,16 @@ impl StoredStatus {
         let profile_node = (!profile_files.is_empty())
             .then(|| object.node().map(Into::into))
             .flatten();
+        let spec_pod = object.spec.pod_uid.as_ref().and_then(Value::as_str);
+        let owner_uid = object.pod_uid().filter(|uid| spec_pod == Some(*uid));
         StoredStatus {
             profile_files,
             profile_node,
-            owner_uid: object
-                .pod_uid()
-                .filter(|uid| object.spec.pod_uid.as_ref().and_then(Value::as_str) == Some(*uid))
-                .map(Into::into),
+            named_pod: owner_uid
+                .is_none()
+                .then(|| spec_pod.or(object.pod_uid()).map(Into::into))
+                .flatten(),
+            owner_uid: owner_uid.map(Into::into),
             profile_label: meta.labels.get(PROFILE_LABEL).map(|v| v.as_str().into()),
             fingerprint: status.map_or(0, fingerprint_value),
             conditions,
@@ -159,6 +165,18 @@ pub fn stored_outcomes(object: &StatusWire) -> Vec<Outcome> {
             })
         })
         .collect()
+}
+
+/// Whether the stored SeccompStatus is that of another pod of the same name (one recreated, as a
+/// StatefulSet's are): what the node agent wrote in it, under its own field manager, is that
+/// pod's, and an apply cannot remove another manager's fields.
+pub fn written_for_another_pod(stored: Option<&StoredStatus>, pod_uid: &str) -> bool {
+    stored.is_some_and(|s| {
+        s.owner_uid
+            .as_deref()
+            .or(s.named_pod.as_deref())
+            .is_some_and(|named| named != pod_uid)
+    })
 }
 
 /// Whether the stored SeccompStatus (if any) differs from the desired one: label, owner (the pod's
@@ -437,6 +455,31 @@ mod tests {
         let desired = with_conditions(evaluated(true), &[], &time(1));
         let stored = stored_from(&desired, "old-uid");
         assert!(needs_write(Some(&stored), "new-uid", &desired));
+    }
+
+    #[test]
+    fn the_status_of_an_earlier_pod_of_the_same_name_is_known_as_such() {
+        let desired = with_conditions(evaluated(true), &[], &time(1));
+        let written = object("ns", "p", "old-uid", &desired);
+        let read = |object: &Value| {
+            let wire: StatusWire = serde_json::from_value(object.clone()).expect("wire");
+            StoredStatus::from_wire(&wire)
+        };
+        assert!(written_for_another_pod(Some(&read(&written)), "new-uid"));
+        assert!(!written_for_another_pod(Some(&read(&written)), "old-uid"));
+        assert!(!written_for_another_pod(None, "new-uid"));
+        // Orphaned (`kubectl delete --cascade=orphan` takes the owner reference away): the spec
+        // still names the earlier pod.
+        let mut orphaned = written.clone();
+        orphaned["metadata"]["ownerReferences"] = json!([]);
+        assert!(written_for_another_pod(Some(&read(&orphaned)), "new-uid"));
+        // Naming this pod, or none, it is only incomplete: an apply completes it.
+        assert!(!written_for_another_pod(Some(&read(&orphaned)), "old-uid"));
+        let mut unnamed = orphaned.clone();
+        unnamed["spec"] = json!({});
+        assert!(!written_for_another_pod(Some(&read(&unnamed)), "new-uid"));
+        // The usual case keeps nothing more.
+        assert_eq!(read(&written).named_pod, None);
     }
 
     #[test]

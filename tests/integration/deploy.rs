@@ -351,6 +351,33 @@ async fn the_operator_works_with_exactly_the_shipped_rbac() {
         events.contains("event"),
         "an Evicted event written by the service account"
     );
+    // A pod recreated under its name: the earlier pod's status goes first (delete).
+    let lone: Pod = serde_json::from_value(json!({ "metadata": { "name": "lone" },
+        "spec": { "containers": [{ "name": "app", "image": "registry.invalid/app:1" }] } }))
+    .expect("pod");
+    let earlier = pods.create(&PostParams::default(), &lone).await.expect("pod");
+    let status_for = |uid: Option<String>| {
+        let statuses = statuses.clone();
+        async move {
+            wait_for("the pod's status", TIMEOUT, || async {
+                let s = statuses.get_opt("lone").await.ok()??;
+                (Some(s.spec.pod_uid.clone()) == uid).then_some(())
+            })
+            .await
+        }
+    };
+    status_for(earlier.uid()).await;
+    let orphan = kube::api::DeleteParams {
+        propagation_policy: Some(kube::api::PropagationPolicy::Orphan),
+        ..Default::default()
+    };
+    pods.delete("lone", &orphan).await.expect("delete");
+    wait_for("the earlier pod gone", TIMEOUT, || async {
+        pods.get_opt("lone").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let recreated = pods.create(&PostParams::default(), &lone).await.expect("pod");
+    status_for(recreated.uid()).await;
     assert_eq!(
         operator_ctx
             .stats

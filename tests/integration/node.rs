@@ -502,6 +502,70 @@ async fn an_evicted_pod_comes_back_confined_on_the_node() {
     let _ = policies.delete(&policy_name, &Default::default()).await;
 }
 
+/// A pod recreated under the same name (as a StatefulSet's is) gets a status of its own: nothing
+/// the node agent found in the earlier pod's containers stays in it, although the new pod never
+/// runs where the agent could look at it again.
+#[tokio::test]
+async fn a_recreated_pod_does_not_inherit_the_earlier_pods_runtime_findings() {
+    let nodes = nodes::nodes();
+    let ctx = node_context("recreated").await;
+    let pods: Api<Pod> = ctx.api();
+    let statuses: Api<SeccompStatus> = ctx.api();
+    let operator = Operator::for_namespace(&ctx).await;
+    let confined = json!({ "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } } });
+    let first = pod("web", &nodes.a.name, REPORT, confined.clone());
+    pods.create(&PostParams::default(), &first).await.expect("pod");
+    let first = wait_running(&pods, "web").await;
+    wait_for("the agent's findings", TIMEOUT, || async {
+        let s = statuses.get_opt("web").await.ok()??.status?;
+        let agrees = s.runtime_verified().is_some_and(|c| c.reason == "Agrees");
+        (agrees && s.runtime.is_some_and(|r| !r.containers.is_empty())).then_some(())
+    })
+    .await;
+    // Gone without taking its status along (the owner reference goes instead), so that the
+    // garbage collector cannot remove the status before the new pod's pass.
+    pods.delete(
+        "web",
+        &kube::api::DeleteParams {
+            grace_period_seconds: Some(0),
+            propagation_policy: Some(kube::api::PropagationPolicy::Orphan),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("delete");
+    wait_for("the first pod gone", TIMEOUT, || async {
+        let current = pods.get_opt("web").await.ok()?;
+        current.is_none_or(|p| p.uid() != first.uid()).then_some(())
+    })
+    .await;
+    // Its replacement waits for a node that does not exist.
+    let mut second = pod(
+        "web",
+        &nodes.a.name,
+        REPORT,
+        merge_into(
+            confined,
+            json!({ "nodeSelector": { "seccomp.sentinel.dev/nowhere": "x" } }),
+        ),
+    );
+    if let Some(spec) = second.spec.as_mut() {
+        spec.node_name = None;
+    }
+    let second = pods.create(&PostParams::default(), &second).await.expect("pod");
+    let second_uid = second.uid().expect("uid");
+    let status = wait_for("the new pod's status", TIMEOUT, || async {
+        let s = statuses.get_opt("web").await.ok()??;
+        (s.pod_uid() == Some(second_uid.as_str()) && s.spec.pod_uid == second_uid).then_some(s)
+    })
+    .await;
+    let content = status.status.expect("status");
+    assert_eq!(content.runtime, None, "the earlier pod's findings: {content:?}");
+    assert!(content.runtime_verified().is_none(), "{:?}", content.conditions);
+    assert_eq!(content.node, None);
+    operator.stop().await;
+}
+
 #[tokio::test]
 async fn the_agent_follows_a_kubelet_restart_and_flags_pods_started_before_it() {
     let ctx = node_context("kubelet-restart").await;

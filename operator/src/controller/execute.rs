@@ -112,6 +112,8 @@ fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
     let entry = state.pods.get(key)?;
     let pod = entry.pod()?;
     let stored = entry.stored();
+    // An earlier pod's status (see `delete_earlier_status`) says nothing of this pod's conditions.
+    let earlier = status::written_for_another_pod(stored.as_ref(), &pod.uid);
     let empty = BTreeMap::new();
     let namespace_labels = state.namespace_labels.get(&*key.namespace).unwrap_or(&empty);
     let facts = state.facts(
@@ -153,6 +155,7 @@ fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
         previous: &entry.outcomes,
         stored_conditions: stored
             .as_ref()
+            .filter(|_| !earlier)
             .map(|s| s.conditions.as_slice())
             .unwrap_or_default(),
         warmed_up: state.listed,
@@ -256,6 +259,12 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
     }
 
     if !plan.hold && status::needs_write(stored.as_ref(), &uid, &plan.status) {
+        if let Some(earlier) = stored
+            .as_ref()
+            .filter(|s| status::written_for_another_pod(Some(s), &uid))
+        {
+            delete_earlier_status(ctx, key, earlier).await?;
+        }
         let body = status::object(&key.namespace, &key.name, &uid, &plan.status);
         ctx.writes.until_ready().await;
         let api: Api<Decoded<StatusWire>> = Api::namespaced(ctx.client.clone(), &key.namespace);
@@ -530,6 +539,37 @@ pub(super) async fn persist_ledger(ctx: &Context, policy_name: &str, now: Timest
         Err(e) => return Err(e.into()),
     }
     ctx.metrics.write("ledger");
+    Ok(())
+}
+
+/// Deletes the SeccompStatus of an earlier pod of the same name (a StatefulSet's pod, recreated),
+/// as the garbage collector does once it gets to it, before this pod's is written: an apply would
+/// keep what the node agent found in the earlier pod's containers and profile files, under the
+/// agent's own field manager, until the agent looks at the new pod, which it never does while
+/// that pod is not running on its node. The delete holds only if the object is still the one
+/// read (else it fails and the pass is tried again).
+async fn delete_earlier_status(ctx: &Context, key: &PodKey, earlier: &StoredStatus) -> Result<(), Error> {
+    ctx.writes.until_ready().await;
+    let api: Api<Decoded<StatusWire>> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    let params = kube::api::DeleteParams {
+        preconditions: earlier.resource_version.map(|version| kube::api::Preconditions {
+            resource_version: Some(version.to_string()),
+            uid: None,
+        }),
+        ..Default::default()
+    };
+    match api.delete(&key.name, &params).await {
+        Ok(_) => {
+            ctx.stats
+                .status_writes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ctx.metrics.write("status");
+        }
+        // The garbage collector was first.
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => return Err(e.into()),
+    }
+    debug!(pod = %key, "the SeccompStatus of an earlier pod of the same name deleted");
     Ok(())
 }
 

@@ -439,10 +439,18 @@ impl State {
         }
     }
 
-    pub fn delete_status(&mut self, key: &PodKey) -> bool {
+    /// The pod's SeccompStatus was deleted (at resourceVersion `version`). A deletion older than
+    /// the status held (an earlier object's, the controller wrote this one since) changes nothing.
+    pub fn delete_status(&mut self, key: &PodKey, version: Option<u64>) -> bool {
         let (had_pod, previous) = match self.pods.get_mut(key) {
             Some(entry) => {
                 let previous = entry.stored();
+                if let (Some(deleted), Some(held)) =
+                    (version, previous.as_ref().and_then(|s| s.resource_version))
+                    && deleted < held
+                {
+                    return false;
+                }
                 entry.set_stored(None);
                 (previous.is_some() && entry.has_pod(), previous)
             }
@@ -532,7 +540,7 @@ impl State {
                 gone.push(key.clone());
             }
         }
-        gone.into_iter().filter(|k| self.delete_status(k)).collect()
+        gone.into_iter().filter(|k| self.delete_status(k, None)).collect()
     }
 
     /// A pod's pass ended, its outcomes recorded (or it failed: one failing pod must not hold
@@ -778,6 +786,7 @@ mod tests {
     fn stored(rv: u64) -> StoredStatus {
         StoredStatus {
             owner_uid: Some("u".into()),
+            named_pod: None,
             profile_label: None,
             fingerprint: rv,
             conditions: Vec::new(),
@@ -808,7 +817,11 @@ mod tests {
         // Gone when both the pod and its status are.
         state.delete_pod(&key);
         assert!(state.pods.contains_key(&key));
-        state.delete_status(&key);
+        // The deletion of an earlier object (its event late, after this one was written) is not
+        // this one's.
+        state.delete_status(&key, Some(4));
+        assert!(state.pods[&key].has_stored());
+        state.delete_status(&key, Some(6));
         assert!(!state.pods.contains_key(&key));
     }
 

@@ -46,7 +46,8 @@ pub(super) trait Handler<W>: Send + 'static {
         true
     }
     fn apply(&mut self, state: &mut State, key: &Self::Key, object: W) -> Vec<PodKey>;
-    fn delete(&mut self, state: &mut State, key: &Self::Key) -> Vec<PodKey>;
+    /// The object is gone; `version` is the resourceVersion it was deleted at.
+    fn delete(&mut self, state: &mut State, key: &Self::Key, version: Option<u64>) -> Vec<PodKey>;
     /// A (re)list begins.
     fn relist_began(&mut self) {}
     fn relisted(&mut self, state: &mut State, listed: &HashSet<Self::Key>) -> Vec<PodKey>;
@@ -228,7 +229,7 @@ where
                             let Some(key) = key_of(&handler, &mut state, &decoded) else {
                                 continue;
                             };
-                            handler.delete(&mut state, &key)
+                            handler.delete(&mut state, &key, decoded.resource_version_number())
                         }
                     }
                 };
@@ -307,7 +308,7 @@ impl Handler<PodWire> for Pods {
             None => Vec::new(),
         }
     }
-    fn delete(&mut self, state: &mut State, key: &PodKey) -> Vec<PodKey> {
+    fn delete(&mut self, state: &mut State, key: &PodKey, _version: Option<u64>) -> Vec<PodKey> {
         state.delete_pod(key);
         Vec::new()
     }
@@ -363,9 +364,9 @@ impl Handler<StatusWire> for Statuses {
         dirty.extend(state.take_profile_changes());
         dirty
     }
-    fn delete(&mut self, state: &mut State, key: &PodKey) -> Vec<PodKey> {
+    fn delete(&mut self, state: &mut State, key: &PodKey, version: Option<u64>) -> Vec<PodKey> {
         // Deleted while its pod lives: write it again.
-        let mut dirty = if state.delete_status(key) {
+        let mut dirty = if state.delete_status(key, version) {
             vec![key.clone()]
         } else {
             Vec::new()
@@ -398,7 +399,7 @@ impl Handler<NodeWire> for Nodes {
         let facts = self.ctx.config.node_facts(&node);
         state.apply_node(key, Some(facts))
     }
-    fn delete(&mut self, state: &mut State, key: &String) -> Vec<PodKey> {
+    fn delete(&mut self, state: &mut State, key: &String, _version: Option<u64>) -> Vec<PodKey> {
         state.apply_node(key, None)
     }
     fn relisted(&mut self, state: &mut State, listed: &HashSet<String>) -> Vec<PodKey> {
@@ -417,7 +418,7 @@ impl Handler<SccWire> for Sccs {
     fn apply(&mut self, state: &mut State, key: &String, scc: SccWire) -> Vec<PodKey> {
         state.apply_scc(key, Some(scc.seccomp_profiles))
     }
-    fn delete(&mut self, state: &mut State, key: &String) -> Vec<PodKey> {
+    fn delete(&mut self, state: &mut State, key: &String, _version: Option<u64>) -> Vec<PodKey> {
         state.apply_scc(key, None)
     }
     fn relisted(&mut self, state: &mut State, listed: &HashSet<String>) -> Vec<PodKey> {
@@ -454,7 +455,7 @@ impl Handler<SeccompProfileWire> for SeccompProfiles {
         state.apply_catalog(&path, Some(entry));
         state.take_profile_changes()
     }
-    fn delete(&mut self, state: &mut State, key: &Self::Key) -> Vec<PodKey> {
+    fn delete(&mut self, state: &mut State, key: &Self::Key, _version: Option<u64>) -> Vec<PodKey> {
         if let Some(path) = self.paths.remove(key) {
             state.apply_catalog(&path, None);
         }
@@ -487,7 +488,7 @@ impl Handler<NamespaceWire> for Namespaces {
     fn apply(&mut self, state: &mut State, key: &String, namespace: NamespaceWire) -> Vec<PodKey> {
         state.apply_namespace(key, Some(namespace.metadata.labels))
     }
-    fn delete(&mut self, state: &mut State, key: &String) -> Vec<PodKey> {
+    fn delete(&mut self, state: &mut State, key: &String, _version: Option<u64>) -> Vec<PodKey> {
         state.apply_namespace(key, None)
     }
     fn relisted(&mut self, state: &mut State, listed: &HashSet<String>) -> Vec<PodKey> {
@@ -516,7 +517,7 @@ impl Handler<PolicyWire> for Policies {
         }
         dirty
     }
-    fn delete(&mut self, state: &mut State, key: &String) -> Vec<PodKey> {
+    fn delete(&mut self, state: &mut State, key: &String, _version: Option<u64>) -> Vec<PodKey> {
         state.apply_policy(key, None)
     }
     fn relisted(&mut self, state: &mut State, listed: &HashSet<String>) -> Vec<PodKey> {
@@ -570,7 +571,7 @@ impl<K: WorkloadKind + Default + Send + Sync + 'static> Handler<WorkloadWire<K>>
         let template = workload.spec.template.as_ref().map(PodView::from_template);
         state.apply_workload(key, template)
     }
-    fn delete(&mut self, state: &mut State, key: &String) -> Vec<PodKey> {
+    fn delete(&mut self, state: &mut State, key: &String, _version: Option<u64>) -> Vec<PodKey> {
         self.uids.retain(|_, uid| uid != key);
         state.apply_workload(key, None)
     }
