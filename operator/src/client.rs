@@ -133,7 +133,22 @@ impl std::fmt::Display for BriefWatch<'_> {
     }
 }
 
+/// The resource's CRD is not installed, or is being deleted: the API server has no such resource
+/// (its 404 then is a plain-text "page not found", not a `Status`; kube makes one up, with the
+/// reason "Failed to parse error data"), or refuses to create any while the CRD terminates.
+pub fn crd_unavailable(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if is_not_served(status)
+        || (status.code == 403 && status.message.contains("while custom resource definition is terminating")))
+}
+
+fn is_not_served(status: &kube::core::Status) -> bool {
+    status.code == 404 && status.reason == "Failed to parse error data"
+}
+
 fn write_status(f: &mut std::fmt::Formatter<'_>, status: &kube::core::Status) -> std::fmt::Result {
+    if is_not_served(status) {
+        return f.write_str("404: the API server does not serve this resource (is its CRD installed?)");
+    }
     write!(f, "{}", status.code)?;
     if !status.reason.is_empty() {
         write!(f, " {}", status.reason)?;
@@ -227,5 +242,33 @@ mod tests {
         );
         let other = kube::runtime::watcher::Error::NoResourceVersion;
         assert_eq!(BriefWatch(&other).to_string(), other.to_string());
+    }
+
+    #[test]
+    fn a_resource_the_api_server_does_not_serve_is_told_so() {
+        // What kube makes of the plain-text answer for a path no API serves (a CRD not installed).
+        let status =
+            kube::core::Status::failure("404 page not found", "Failed to parse error data").with_code(404);
+        let error = kube::Error::Api(Box::new(status));
+        assert!(crd_unavailable(&error));
+        assert_eq!(
+            Brief(&error).to_string(),
+            "404: the API server does not serve this resource (is its CRD installed?)"
+        );
+        // An object that is not there is another 404.
+        let missing = kube::core::Status::failure("pods \"web\" not found", "NotFound").with_code(404);
+        let error = kube::Error::Api(Box::new(missing));
+        assert!(!crd_unavailable(&error));
+        assert_eq!(Brief(&error).to_string(), "404 NotFound: pods \"web\" not found");
+        // While the CRD is deleted, creating is refused first.
+        let terminating = kube::core::Status::failure(
+            "seccompstatuses.seccomp.sentinel.dev \"p\" is forbidden: create not allowed while custom resource definition is terminating",
+            "Forbidden",
+        )
+        .with_code(403);
+        assert!(crd_unavailable(&kube::Error::Api(Box::new(terminating))));
+        let forbidden =
+            kube::core::Status::failure("pods is forbidden: User cannot list", "Forbidden").with_code(403);
+        assert!(!crd_unavailable(&kube::Error::Api(Box::new(forbidden))));
     }
 }

@@ -2,8 +2,9 @@
 //! goes away while the watch misses changes (and etcd compacted meanwhile, so the watch must list
 //! again), an operator killed mid first sync, a leader killed right after evicting, shutdown
 //! while the first list hangs, a write whose answer is lost, a write made while the status watch
-//! lists again, secrets that must never reach the logs, and the trust boundaries
-//! (someone else's fields in a status, an `openshift.io/scc` set by a pod's creator).
+//! lists again, the CRDs deleted and installed again, secrets that must never reach the logs, and
+//! the trust boundaries (someone else's fields in a status, an `openshift.io/scc` set by a pod's
+//! creator).
 use std::{
     collections::BTreeMap,
     path::Path,
@@ -1212,4 +1213,55 @@ async fn a_port_already_taken_is_a_start_up_error() {
         );
     }
     drop(taken);
+}
+
+/// The CRDs deleted while the operator runs (an uninstall stopped half-way, a mistaken `kubectl
+/// delete`), on a control plane of the test's own: one warning that names the cause stands for
+/// every pod's failing pass, and once the CRDs are installed again every status comes back.
+#[tokio::test]
+async fn crds_deleted_while_running_are_one_warning_and_installed_again_every_status_returns() {
+    let ctx = support::context("fault-crds").await;
+    let binaries = sentinel_testenv::Binaries::locate().expect("binaries");
+    let plane = sentinel_testenv::ControlPlane::start(&binaries).expect("a control plane of the test's own");
+    sentinel_testenv::install_apis(&binaries, plane.kubeconfig()).expect("the CRDs");
+    plane
+        .kubectl(&["create", "namespace", &ctx.ns])
+        .expect("namespace");
+    let client = client_for(plane.kubeconfig()).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ctx.ns);
+    for i in 0..12 {
+        pods.create(&PostParams::default(), &pod(&format!("p{i:02}"), None))
+            .await
+            .expect("create pod");
+    }
+    let statuses: Api<SeccompStatus> = Api::namespaced(client, &ctx.ns);
+    let all_written = || async {
+        let listed = statuses.list(&ListParams::default()).await.ok()?.items;
+        (listed.len() == 12).then_some(())
+    };
+    let operator = Process::start(&ctx, plane.kubeconfig(), &[], &[]);
+    wait_for("every status", TIMEOUT, all_written).await;
+
+    plane
+        .kubectl(&["delete", "crd", "seccompstatuses.seccomp.sentinel.dev"])
+        .expect("the CRD deleted");
+    // Each pod's pass fails and is tried again at 0.5, 1, 2, 4 and 8 s: about 60 failures.
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    let log = operator.log();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("reconcile failed"))
+        .collect();
+    assert!(
+        (1..=2).contains(&warnings.len()),
+        "one warning for all pods (at most one per 30 s): {warnings:#?}"
+    );
+    assert!(
+        warnings[0].contains("until the SeccompStatus CRD is installed again"),
+        "the cause, named: {}",
+        warnings[0]
+    );
+
+    sentinel_testenv::install_apis(&binaries, plane.kubeconfig()).expect("the CRDs again");
+    wait_for_explained("every status, back", TIMEOUT, all_written, || operator.log()).await;
 }

@@ -80,7 +80,13 @@ pub(super) async fn worker(ctx: Arc<Context>) {
                 let delay = Duration::from_millis(500)
                     .saturating_mul(1u32 << u32::from(attempts.min(7)))
                     .min(Duration::from_secs(60));
-                warn!(pod = %key, error = %error, category = error.category(), attempts, retry_in = ?delay, "reconcile failed");
+                if !error.crd_unavailable() {
+                    warn!(pod = %key, error = %error, category = error.category(), attempts, retry_in = ?delay, "reconcile failed");
+                } else if ctx.warn_crd_unavailable(Duration::from_secs(30)) {
+                    warn!(pod = %key, error = %error, retry_in = ?delay, "reconcile failed, for every pod alike until the SeccompStatus CRD is installed again (kubectl apply --server-side -k config/crd); retrying");
+                } else {
+                    debug!(pod = %key, error = %error, attempts, retry_in = ?delay, "reconcile failed");
+                }
                 ctx.queue.add_after(key.clone(), delay);
             }
         }

@@ -61,6 +61,12 @@ impl Error {
             Error::Watch(..) => "watch",
         }
     }
+
+    /// The SeccompStatus CRD is not installed or is being deleted
+    /// ([`crate::client::crd_unavailable`]): every pod's pass fails alike until it is back.
+    pub fn crd_unavailable(&self) -> bool {
+        matches!(self, Error::Kube(e) if crate::client::crd_unavailable(e))
+    }
 }
 
 /// Counters of what the controller did, for metrics and tests.
@@ -100,6 +106,9 @@ pub struct Context {
     /// Background tasks of a run (watches, writers), stopped with the controller.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     pub stats: Stats,
+    /// When a failed pass last warned that the SeccompStatus CRD is unavailable: one warning
+    /// stands for every pod's while it lasts.
+    crd_unavailable_warned: Mutex<Option<std::time::Instant>>,
 }
 
 impl Context {
@@ -127,7 +136,21 @@ impl Context {
             trust_scc: AtomicBool::new(false),
             tasks: Mutex::default(),
             stats: Stats::default(),
+            crd_unavailable_warned: Mutex::default(),
         }
+    }
+
+    /// Whether a failed pass should warn that the CRD is unavailable: at most once in `interval`.
+    fn warn_crd_unavailable(&self, interval: std::time::Duration) -> bool {
+        let mut last = self
+            .crd_unavailable_warned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let due = last.is_none_or(|t| t.elapsed() >= interval);
+        if due {
+            *last = Some(std::time::Instant::now());
+        }
+        due
     }
 
     /// The state, locked (never across an await).
