@@ -369,12 +369,15 @@ async fn a_pod_whose_template_is_unconfined_is_not_evicted() {
     let ctx = support::context("pol-template").await;
     adopted_pod(&ctx, "api", None, None, json!({})).await;
     let operator = Operator::for_namespace(&ctx).await;
-    let policy = create_policy(&ctx, "evict", evict_quickly(json!({}))).await;
+    // The pod is younger than the age limit: evicting would not help, and that is said at once,
+    // not in ten minutes.
+    let policy = create_policy(&ctx, "evict", evict_quickly(json!({ "minUnconfinedAge": "10m" }))).await;
 
     let result = policy_result(&ctx, "api-old", &policy, |r| {
         r.action == PolicyAction::EvictionSkipped
     })
     .await;
+    assert_eq!(events(&ctx, "EvictionPending"), "", "no wait announced");
     assert!(
         result
             .message

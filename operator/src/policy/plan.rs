@@ -388,7 +388,35 @@ fn evict_decision(
             waits_for_warm_up: false,
         };
     }
-    match eviction_verdict(&facts, &p.eviction, input.ledger, input.now) {
+    let verdict = eviction_verdict(&facts, &p.eviction, input.ledger, input.now);
+    let template_judged = template.map(|t| p.judge(subject, t, input.now));
+    // Evicting cannot help while the template is unconfined: that is said at once, rather than
+    // after an age limit or a cooldown runs out (one state, one Event, not a wait that ends in a
+    // skip). Not before the warm-up, which decides nothing.
+    let waits_for_warm_up =
+        matches!(&verdict, EvictionVerdict::Later { reason, .. } if *reason == WARMING_UP);
+    if let Some(j) = template_judged.as_ref()
+        && j.verdict == Verdict::Violating
+        && !waits_for_warm_up
+        && !matches!(verdict, EvictionVerdict::Skip { .. })
+    {
+        return EvictDecision {
+            action: PolicyAction::EvictionSkipped,
+            // The template's own reasons, unless they are the pod's (already in the message).
+            note: if j.message == pod_judged {
+                "TemplateUnconfined: the template itself is unconfined: fix the workload".into()
+            } else {
+                format!(
+                    "TemplateUnconfined: the template itself is unconfined: fix the workload ({})",
+                    j.message
+                )
+            },
+            retry: None,
+            evict: false,
+            waits_for_warm_up: false,
+        };
+    }
+    match verdict {
         EvictionVerdict::Skip { reason, message } => EvictDecision {
             action: PolicyAction::EvictionSkipped,
             note: format!("{reason}: {message}"),
@@ -407,7 +435,7 @@ fn evict_decision(
             evict: false,
             waits_for_warm_up: reason == WARMING_UP,
         },
-        EvictionVerdict::Proceed => match template.map(|t| p.judge(subject, t, input.now)) {
+        EvictionVerdict::Proceed => match template_judged {
             None => EvictDecision {
                 action: PolicyAction::EvictionPending,
                 note: "WorkloadUnknown: the pod's workload is not (yet) known".into(),
@@ -415,21 +443,7 @@ fn evict_decision(
                 evict: false,
                 waits_for_warm_up: false,
             },
-            Some(j) if j.verdict == Verdict::Violating => EvictDecision {
-                action: PolicyAction::EvictionSkipped,
-                // The template's own reasons, unless they are the pod's (already in the message).
-                note: if j.message == pod_judged {
-                    "TemplateUnconfined: the template itself is unconfined: fix the workload".into()
-                } else {
-                    format!(
-                        "TemplateUnconfined: the template itself is unconfined: fix the workload ({})",
-                        j.message
-                    )
-                },
-                retry: None,
-                evict: false,
-                waits_for_warm_up: false,
-            },
+            // Violating templates were answered above.
             Some(_) if p.eviction.dry_run => EvictDecision {
                 action: PolicyAction::WouldEvict,
                 note: "dry run: the pod would be evicted and come back confined".into(),
@@ -905,6 +919,41 @@ mod tests {
         assert_eq!(result.action, PolicyAction::EvictionSkipped);
         assert!(result.message.contains("Terminating: "), "{}", result.message);
         assert!(rolled.announcements.is_empty(), "{:?}", rolled.announcements);
+    }
+
+    #[test]
+    fn an_unconfined_template_is_said_at_once_not_after_the_age_limit() {
+        let world = World::new();
+        // The pod is an hour old; this policy evicts at two.
+        let patient = policy(
+            "evict",
+            json!({ "action": "Evict", "eviction": { "minUnconfinedAge": "2h" } }),
+        );
+        let pod = view(json!({}));
+        let plan_with = |template: &PodView| {
+            world.plan(
+                &pod,
+                Some(OwnerKind::ReplicaSet),
+                Some(template),
+                std::slice::from_ref(&patient),
+                true,
+                ProfileFacts::default(),
+            )
+        };
+        let unconfined = plan_with(&view(json!({})));
+        let result = only_result(&unconfined);
+        assert_eq!(result.action, PolicyAction::EvictionSkipped, "{result:?}");
+        assert!(
+            result.message.contains("TemplateUnconfined"),
+            "{}",
+            result.message
+        );
+        assert_eq!(unconfined.requeue, None, "nothing to wait for");
+        // Where evicting would help, the age limit holds.
+        let confined = plan_with(&view(json!({ "seccompProfile": { "type": "RuntimeDefault" } })));
+        let result = only_result(&confined);
+        assert_eq!(result.action, PolicyAction::EvictionPending, "{result:?}");
+        assert!(result.message.contains("TooYoung"), "{}", result.message);
     }
 
     #[test]
