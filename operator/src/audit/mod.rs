@@ -374,9 +374,24 @@ fn policies_from(documents: &[Document], errors: &mut Vec<String>) -> Vec<Compil
         .iter()
         .filter(|d| d.value.get("kind").and_then(Value::as_str) == Some("SeccompPolicy"))
         .filter_map(|d| {
-            let parsed: Result<SeccompPolicy, _> = serde_json::from_value(d.value.clone());
+            // A field the API does not have is refused as kubectl would refuse it (its default
+            // validation is strict): a misspelt `allowedProfiles` would otherwise judge by the
+            // default without a word.
+            let mut unknown = Vec::new();
+            let parsed: Result<SeccompPolicy, _> = serde_ignored::deserialize(d.value.clone(), |path| {
+                // The type reads these two itself, without fields of its own.
+                let path = field_path(&path);
+                if path != "apiVersion" && path != "kind" {
+                    unknown.push(path);
+                }
+            });
             match parsed
                 .map_err(|e| e.to_string())
+                .and_then(|p| match unknown.as_slice() {
+                    [] => Ok(p),
+                    [one] => Err(format!("unknown field {one:?}")),
+                    many => Err(format!("unknown fields {many:?}")),
+                })
                 .and_then(|p| policy::compile_policy(&p).map_err(|e| e.to_string()))
             {
                 Ok(p) => Some(p),
@@ -387,6 +402,22 @@ fn policies_from(documents: &[Document], errors: &mut Vec<String>) -> Vec<Compil
             }
         })
         .collect()
+}
+
+/// A field's path as kubectl writes it: `spec.exemptions[0].namespace`.
+fn field_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        Path::Map { parent, key } => match field_path(parent) {
+            parent if parent.is_empty() => key.clone(),
+            parent => format!("{parent}.{key}"),
+        },
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+            field_path(parent)
+        }
+    }
 }
 
 fn scc_defaults_from(documents: &[Document]) -> SccDefaults {
@@ -1142,6 +1173,39 @@ mod tests {
         assert!(errors[0].contains("line 5"), "{errors:?}");
         assert!(!errors[0].contains("error:"), "{errors:?}");
         assert_eq!(documents[1].origin, "f.yaml, document 4");
+    }
+
+    #[test]
+    fn a_misspelt_policy_field_is_an_error_not_a_default() {
+        let text = "apiVersion: seccomp.sentinel.dev/v1alpha1\nkind: SeccompPolicy\nmetadata: {name: p}\n\
+                    spec:\n  allowedProfile: [RuntimeDefault]\n  exemptions:\n  - {reason: r, namespace: [a]}\n";
+        let (mut documents, mut errors) = (Vec::new(), Vec::new());
+        read_source("p.yaml", text, &mut documents, &mut errors);
+        assert!(policies_from(&documents, &mut errors).is_empty());
+        assert_eq!(
+            errors,
+            vec![
+                r#"p.yaml, document 1: invalid SeccompPolicy: unknown fields ["spec.allowedProfile", "spec.exemptions[0].namespace"]"#
+                    .to_string()
+            ]
+        );
+        // Every shipped sample reads without one.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for sample in [
+            "policy-label-production.yaml",
+            "policy-evict-payments.yaml",
+            "policy-audit-all.yaml",
+        ] {
+            let (mut documents, mut errors) = (Vec::new(), Vec::new());
+            let text = std::fs::read_to_string(root.join("config/samples").join(sample)).expect("sample");
+            read_source(sample, &text, &mut documents, &mut errors);
+            assert_eq!(
+                policies_from(&documents, &mut errors).len(),
+                1,
+                "{sample}: {errors:?}"
+            );
+            assert!(errors.is_empty(), "{sample}: {errors:?}");
+        }
     }
 
     #[test]
