@@ -78,7 +78,7 @@ pub struct StoredStatus {
     /// `spec.podUID` names another pod (or none), so such an object is written again.
     pub owner_uid: Option<Box<str>>,
     /// The pod the object names (in `spec.podUID`, else in the owner reference) when that is not
-    /// `owner_uid`: see [`written_for_another_pod`].
+    /// `owner_uid`: see [`StoredStatus::written_for_another_pod`].
     pub named_pod: Option<Box<str>>,
     pub profile_label: Option<Box<str>>,
     /// Fingerprint of the canonical controller-owned content of `status` (see [`fingerprint`]).
@@ -131,6 +131,16 @@ impl StoredStatus {
         }
     }
 
+    /// Whether this is the status of another pod of the same name (one recreated, as a
+    /// StatefulSet's are) than `pod_uid`: what the node agent wrote in it, under its own field
+    /// manager, is that pod's, and an apply cannot remove another manager's fields.
+    pub fn written_for_another_pod(&self, pod_uid: &str) -> bool {
+        self.owner_uid
+            .as_deref()
+            .or(self.named_pod.as_deref())
+            .is_some_and(|named| named != pod_uid)
+    }
+
     /// The node agent's profile file reports, if they were read for the pod `pod_uid` on the node
     /// it runs on (`node`): reports for an earlier pod of the same name, or from another node,
     /// say nothing of this one.
@@ -165,18 +175,6 @@ pub fn stored_outcomes(object: &StatusWire) -> Vec<Outcome> {
             })
         })
         .collect()
-}
-
-/// Whether the stored SeccompStatus is that of another pod of the same name (one recreated, as a
-/// StatefulSet's are): what the node agent wrote in it, under its own field manager, is that
-/// pod's, and an apply cannot remove another manager's fields.
-pub fn written_for_another_pod(stored: Option<&StoredStatus>, pod_uid: &str) -> bool {
-    stored.is_some_and(|s| {
-        s.owner_uid
-            .as_deref()
-            .or(s.named_pod.as_deref())
-            .is_some_and(|named| named != pod_uid)
-    })
 }
 
 /// Whether the stored SeccompStatus (if any) differs from the desired one: label, owner (the pod's
@@ -465,19 +463,18 @@ mod tests {
             let wire: StatusWire = serde_json::from_value(object.clone()).expect("wire");
             StoredStatus::from_wire(&wire)
         };
-        assert!(written_for_another_pod(Some(&read(&written)), "new-uid"));
-        assert!(!written_for_another_pod(Some(&read(&written)), "old-uid"));
-        assert!(!written_for_another_pod(None, "new-uid"));
+        assert!(read(&written).written_for_another_pod("new-uid"));
+        assert!(!read(&written).written_for_another_pod("old-uid"));
         // Orphaned (`kubectl delete --cascade=orphan` takes the owner reference away): the spec
         // still names the earlier pod.
         let mut orphaned = written.clone();
         orphaned["metadata"]["ownerReferences"] = json!([]);
-        assert!(written_for_another_pod(Some(&read(&orphaned)), "new-uid"));
+        assert!(read(&orphaned).written_for_another_pod("new-uid"));
         // Naming this pod, or none, it is only incomplete: an apply completes it.
-        assert!(!written_for_another_pod(Some(&read(&orphaned)), "old-uid"));
+        assert!(!read(&orphaned).written_for_another_pod("old-uid"));
         let mut unnamed = orphaned.clone();
         unnamed["spec"] = json!({});
-        assert!(!written_for_another_pod(Some(&read(&unnamed)), "new-uid"));
+        assert!(!read(&unnamed).written_for_another_pod("new-uid"));
         // The usual case keeps nothing more.
         assert_eq!(read(&written).named_pod, None);
     }

@@ -119,7 +119,9 @@ fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
     let pod = entry.pod()?;
     let stored = entry.stored();
     // An earlier pod's status (see `delete_earlier_status`) says nothing of this pod's conditions.
-    let earlier = status::written_for_another_pod(stored.as_ref(), &pod.uid);
+    let earlier = stored
+        .as_ref()
+        .is_some_and(|s| s.written_for_another_pod(&pod.uid));
     let empty = BTreeMap::new();
     let namespace_labels = state.namespace_labels.get(&*key.namespace).unwrap_or(&empty);
     let facts = state.facts(
@@ -265,10 +267,7 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
     }
 
     if !plan.hold && status::needs_write(stored.as_ref(), &uid, &plan.status) {
-        if let Some(earlier) = stored
-            .as_ref()
-            .filter(|s| status::written_for_another_pod(Some(s), &uid))
-        {
+        if let Some(earlier) = stored.as_ref().filter(|s| s.written_for_another_pod(&uid)) {
             delete_earlier_status(ctx, key, earlier).await?;
         }
         let body = status::object(&key.namespace, &key.name, &uid, &plan.status);
@@ -293,10 +292,7 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
                 return Err(error.into());
             }
         };
-        ctx.stats
-            .status_writes
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        ctx.metrics.write("status");
+        ctx.status_written();
         if let Decoded::Ok(written, _) = written {
             let record = StoredStatus::from_wire(&written);
             // Someone else's fields in the controller's part (server-side apply cannot remove
@@ -565,12 +561,7 @@ async fn delete_earlier_status(ctx: &Context, key: &PodKey, earlier: &StoredStat
         ..Default::default()
     };
     match api.delete(&key.name, &params).await {
-        Ok(_) => {
-            ctx.stats
-                .status_writes
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            ctx.metrics.write("status");
-        }
+        Ok(_) => ctx.status_written(),
         // The garbage collector was first.
         Err(kube::Error::Api(s)) if s.code == 404 => {}
         Err(e) => return Err(e.into()),

@@ -140,6 +140,14 @@ impl Context {
         }
     }
 
+    /// Counts one SeccompStatus write (an apply or a delete), for the tests' stats and the metrics.
+    fn status_written(&self) {
+        self.stats
+            .status_writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.write("status");
+    }
+
     /// Whether a failed pass should warn that the CRD is unavailable: at most once in `interval`.
     fn warn_crd_unavailable(&self, interval: std::time::Duration) -> bool {
         let mut last = self

@@ -315,6 +315,12 @@ pub struct State {
 /// worth scanning after every drop).
 const MIN_NAMES_TO_PRUNE: usize = 64;
 
+/// A watch event at resourceVersion `event` is older than the status held (the controller wrote
+/// or saw a newer one since): it changes nothing.
+fn older_than_held(event: Option<u64>, held: Option<&StoredStatus>) -> bool {
+    matches!((event, held.and_then(|s| s.resource_version)), (Some(event), Some(held)) if event < held)
+}
+
 impl State {
     /// The shared copy of a namespace name.
     pub fn intern(&mut self, namespace: &str) -> Arc<str> {
@@ -416,11 +422,7 @@ impl State {
     pub fn apply_status(&mut self, key: &PodKey, stored: StoredStatus) -> bool {
         let entry = self.entry(key);
         let previous = entry.stored();
-        let stale = matches!(
-            (stored.resource_version, previous.as_ref().and_then(|s| s.resource_version)),
-            (Some(event), Some(held)) if event < held
-        );
-        if stale || previous.as_ref() == Some(&stored) {
+        if older_than_held(stored.resource_version, previous.as_ref()) || previous.as_ref() == Some(&stored) {
             return false;
         }
         entry.set_stored(Some(&stored));
@@ -445,10 +447,7 @@ impl State {
         let (had_pod, previous) = match self.pods.get_mut(key) {
             Some(entry) => {
                 let previous = entry.stored();
-                if let (Some(deleted), Some(held)) =
-                    (version, previous.as_ref().and_then(|s| s.resource_version))
-                    && deleted < held
-                {
+                if older_than_held(version, previous.as_ref()) {
                     return false;
                 }
                 entry.set_stored(None);

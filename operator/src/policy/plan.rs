@@ -389,16 +389,20 @@ fn evict_decision(
         };
     }
     let verdict = eviction_verdict(&facts, &p.eviction, input.ledger, input.now);
-    let template_judged = template.map(|t| p.judge(subject, t, input.now));
     // Evicting cannot help while the template is unconfined: that is said at once, rather than
     // after an age limit or a cooldown runs out (one state, one Event, not a wait that ends in a
-    // skip). Not before the warm-up, which decides nothing.
-    let waits_for_warm_up =
-        matches!(&verdict, EvictionVerdict::Later { reason, .. } if *reason == WARMING_UP);
+    // skip). Not for pods never evicted, nor before the warm-up, which decides nothing: the
+    // template is judged only where the verdict may use it.
+    let template_counts = match &verdict {
+        EvictionVerdict::Skip { .. } => false,
+        EvictionVerdict::Later { reason, .. } => *reason != WARMING_UP,
+        EvictionVerdict::Proceed => true,
+    };
+    let template_judged = template
+        .filter(|_| template_counts)
+        .map(|t| p.judge(subject, t, input.now));
     if let Some(j) = template_judged.as_ref()
         && j.verdict == Verdict::Violating
-        && !waits_for_warm_up
-        && !matches!(verdict, EvictionVerdict::Skip { .. })
     {
         return EvictDecision {
             action: PolicyAction::EvictionSkipped,
