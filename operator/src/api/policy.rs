@@ -5,6 +5,32 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// CEL: a pod selector does not read the labels the operator sets from its verdicts
+/// (`crate::policy::OUTCOME_LABELS`; the controller refuses them too, for policies stored before).
+const OUTCOME_LABELS_UNSELECTED: &str = "(!has(self.matchLabels) || !('seccomp.sentinel.dev/profile' in self.matchLabels || 'seccomp.sentinel.dev/violation' in self.matchLabels)) && (!has(self.matchExpressions) || !self.matchExpressions.exists(e, e.key in ['seccomp.sentinel.dev/profile', 'seccomp.sentinel.dev/violation']))";
+const OUTCOME_LABELS_MESSAGE: &str = "seccomp.sentinel.dev/profile and seccomp.sentinel.dev/violation are set by seccomp-sentinel from the verdicts: select on the pods' own labels";
+
+/// Bounds a pod selector's expressions (32, keys of at most 317 characters: a 253-character
+/// prefix, `/`, a 63-character name), so that the API server can afford the CEL rule above on
+/// the policy and on each of its 64 exemptions.
+fn bounded_pod_selector(schema: &mut schemars::Schema) {
+    if let Some(expressions) = schema
+        .get_mut("properties")
+        .and_then(|p| p.get_mut("matchExpressions"))
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        expressions.insert("maxItems".into(), 32.into());
+        if let Some(key) = expressions
+            .get_mut("items")
+            .and_then(|i| i.get_mut("properties"))
+            .and_then(|p| p.get_mut("key"))
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            key.insert("maxLength".into(), 317.into());
+        }
+    }
+}
+
 /// Which pods a policy selects, what it allows, and what it does about violations.
 // clippy reads the repeated `printcolumn(type_ = ...)` arguments as duplicated attributes.
 #[allow(clippy::duplicated_attributes)]
@@ -48,6 +74,8 @@ pub struct SeccompPolicySpec {
 
     /// Pods the policy selects, by their labels. Absent or empty: all pods of the namespaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(OUTCOME_LABELS_UNSELECTED).message(OUTCOME_LABELS_MESSAGE))]
+    #[schemars(transform = bounded_pod_selector)]
     pub pod_selector: Option<LabelSelector>,
 
     /// The profiles a container may run with: RuntimeDefault and/or Localhost. Default: both.
@@ -147,6 +175,8 @@ pub struct Exemption {
 
     /// Pods that are exempt, by their labels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(OUTCOME_LABELS_UNSELECTED).message(OUTCOME_LABELS_MESSAGE))]
+    #[schemars(transform = bounded_pod_selector)]
     pub pod_selector: Option<LabelSelector>,
 
     /// Container names exempt in the selected pods.

@@ -93,11 +93,45 @@ pub struct CompiledPolicy {
     pub uses_namespace_labels: bool,
 }
 
+/// The labels the operator sets on pods from its verdicts. A pod selector that reads them would
+/// make a verdict depend on itself: the label set by one pass changes what the next selects, and
+/// the pod is labelled and unlabelled for ever.
+pub const OUTCOME_LABELS: [&str; 2] = [PROFILE_LABEL, VIOLATION_LABEL];
+
 fn selector(field: &str, selector: Option<&LabelSelector>) -> Result<Option<Selector>, PolicyError> {
     let Some(selector) = selector else { return Ok(None) };
     validate_selector(field, selector)?;
     let parsed = Selector::try_from(selector.clone()).map_err(|e| invalid(field, e.to_string()))?;
     Ok((!parsed.selects_all()).then_some(parsed))
+}
+
+/// A selector of pods: [`selector`], refusing the labels the operator itself sets.
+fn pod_selector(
+    field: &str,
+    selector_of_pods: Option<&LabelSelector>,
+) -> Result<Option<Selector>, PolicyError> {
+    let Some(pods) = selector_of_pods else {
+        return Ok(None);
+    };
+    let label_keys = pods
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(key, _)| (format!("{field}.matchLabels"), key));
+    let expression_keys = pods
+        .match_expressions
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, e)| (format!("{field}.matchExpressions[{i}].key"), &e.key));
+    let mut keys = label_keys.chain(expression_keys);
+    if let Some((at, key)) = keys.find(|(_, key)| OUTCOME_LABELS.contains(&key.as_str())) {
+        return Err(invalid(
+            at,
+            format!("{key} is set by seccomp-sentinel from the verdicts: select on the pods' own labels"),
+        ));
+    }
+    selector(field, selector_of_pods)
 }
 
 /// What the API server checks of a label selector in built-in objects, and not in a CRD's:
@@ -248,7 +282,7 @@ pub fn compile(
             let compiled = CompiledExemption {
                 reason: e.reason.trim().to_string(),
                 namespaces: e.namespaces.clone().unwrap_or_default(),
-                pod_selector: selector(&format!("{field}.podSelector"), e.pod_selector.as_ref())?,
+                pod_selector: pod_selector(&format!("{field}.podSelector"), e.pod_selector.as_ref())?,
                 containers: e.containers.clone().unwrap_or_default(),
                 sccs: e.sccs.clone().unwrap_or_default(),
                 expires: match e.expires.as_deref().map(crate::lean::LenientTime::parse) {
@@ -316,7 +350,7 @@ pub fn compile(
         generation,
         uses_namespace_labels: namespace_selector.is_some(),
         namespace_selector,
-        pod_selector: selector("spec.podSelector", spec.pod_selector.as_ref())?,
+        pod_selector: pod_selector("spec.podSelector", spec.pod_selector.as_ref())?,
         allow_runtime_default,
         allow_localhost,
         localhost_globs,

@@ -809,6 +809,39 @@ fn selectors_are_checked_as_the_api_server_checks_them_for_built_in_objects() {
     assert!(compile_policy(&policy(good)).is_ok());
 }
 
+#[test]
+fn pod_selectors_may_not_read_the_labels_the_operator_sets() {
+    // Selecting on a label that the verdict sets would label and unlabel the pod for ever.
+    let bad = [
+        (
+            json!({ "podSelector": { "matchExpressions": [{ "key": VIOLATION_LABEL, "operator": "DoesNotExist" }] } }),
+            "spec.podSelector.matchExpressions[0].key",
+        ),
+        (
+            json!({ "podSelector": { "matchLabels": { "app": "web", PROFILE_LABEL: "Unconfined" } } }),
+            "spec.podSelector.matchLabels",
+        ),
+        (
+            json!({ "exemptions": [{ "reason": "r", "podSelector": { "matchLabels": { VIOLATION_LABEL: "true" } } }] }),
+            "spec.exemptions[0].podSelector.matchLabels",
+        ),
+    ];
+    for (spec, field) in bad {
+        match compile_policy(&policy(spec.clone())) {
+            Err(PolicyError::Invalid { field: f, message }) => {
+                assert_eq!(f, field, "{spec}");
+                assert!(message.contains("select on the pods' own labels"), "{message}");
+            }
+            Ok(_) => panic!("accepted: {spec}"),
+        }
+    }
+    // The user's own labels of the project's prefix, and namespaces' labels, stay selectable.
+    let opt_out = json!({ "podSelector": { "matchExpressions": [
+        { "key": "seccomp.sentinel.dev/opt-out", "operator": "DoesNotExist" }] },
+        "namespaceSelector": { "matchLabels": { PROFILE_LABEL: "x" } } });
+    assert!(compile_policy(&policy(opt_out)).is_ok());
+}
+
 fn with_strength(mut c: ContainerSeccomp, strength: crate::api::ProfileStrength) -> ContainerSeccomp {
     c.strength = Some(strength);
     c
