@@ -100,6 +100,12 @@ pub fn apply_as(manager: &str) -> kube::api::PatchParams {
     kube::api::PatchParams::apply(manager).force().validation_ignore()
 }
 
+/// Server-side apply as `manager` that a field another manager set to another value refuses
+/// (409 Conflict, naming that manager) instead of taking over.
+pub fn apply_unforced(manager: &str) -> kube::api::PatchParams {
+    kube::api::PatchParams::apply(manager).validation_ignore()
+}
+
 /// A kube error in one short line: an API server's refusal as its code, reason and message. kube's
 /// own text appends the whole `Status` in its Debug form (over a kilobyte for one 422), which
 /// buried the one sentence that matters in every log line and status message.

@@ -1265,3 +1265,64 @@ async fn crds_deleted_while_running_are_one_warning_and_installed_again_every_st
     sentinel_testenv::install_apis(&binaries, plane.kubeconfig()).expect("the CRDs again");
     wait_for_explained("every status, back", TIMEOUT, all_written, || operator.log()).await;
 }
+
+/// Two operators sharded by `--namespaces` that share a policy count different pods. Each forced
+/// its counts over the other's every two seconds, for ever (found on `make run`). Now the first
+/// to write keeps the status; the other leaves it, says so once, and writes nothing more.
+#[tokio::test]
+async fn shards_sharing_a_policy_leave_its_status_to_one_instead_of_rewriting_it() {
+    let ctx = support::context("fault-shards").await;
+    let other_ns = format!("{}-b", ctx.ns);
+    ctx.kubectl(&["create", "namespace", &other_ns]);
+    create_pods(&ctx, ["a1".to_string(), "a2".to_string()], None).await;
+    Api::<Pod>::namespaced(ctx.client.clone(), &other_ns)
+        .create(&PostParams::default(), &pod("b1", None))
+        .await
+        .expect("create pod");
+    let kubeconfig = ctx.cluster.kubeconfig().to_path_buf();
+    let first = Process::start(&ctx, &kubeconfig, &[], &[]);
+    let name = format!("{}-shared", ctx.ns);
+    let policy: SeccompPolicy = serde_json::from_value(json!({
+        "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompPolicy",
+        "metadata": { "name": name, "labels": { POLICY_LABEL: ctx.ns } },
+        "spec": { "namespaceSelector": { "matchExpressions": [{ "key": "kubernetes.io/metadata.name",
+            "operator": "In", "values": [ctx.ns, other_ns] }] } },
+    }))
+    .expect("policy");
+    let policies: Api<SeccompPolicy> = Api::all(ctx.client.clone());
+    policies
+        .create(&PostParams::default(), &policy)
+        .await
+        .expect("create policy");
+    let matched = || async {
+        let p = policies.get(&name).await.ok()?;
+        Some((p.status?.matched_pods, p.metadata.resource_version?))
+    };
+    wait_for("the first shard's count", TIMEOUT, || async {
+        matched().await.filter(|(n, _)| *n == 2)
+    })
+    .await;
+    // Its --namespaces are this namespace and the other one: it counts 3 pods.
+    let second = Process::start(&ctx, &kubeconfig, &["--namespaces", &other_ns], &[]);
+    wait_for_explained(
+        "the second shard to leave the status",
+        TIMEOUT,
+        || async { second.log().contains("keeps this policy's status").then_some(()) },
+        || second.log(),
+    )
+    .await;
+    let (count, version) = matched().await.expect("the policy's status");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(
+        matched().await,
+        Some((count, version.clone())),
+        "the status was written again (it had {count} pods at resourceVersion {version})"
+    );
+    assert_eq!(count, 2, "the first shard's count stands");
+    let warnings = second.log().matches("keeps this policy's status").count();
+    assert_eq!(warnings, 1, "said once:\n{}", second.log());
+    drop(first);
+    drop(second);
+    delete_policy(&ctx, &name).await;
+    ctx.kubectl(&["delete", "namespace", &other_ns, "--wait=false"]);
+}

@@ -4,7 +4,7 @@
 //! annotation, or because the workload is gone); an Event for each lift; and the container gauges.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeSet, HashMap, HashSet},
     sync::{Arc, atomic::Ordering},
     time::Duration,
 };
@@ -16,7 +16,7 @@ use tracing::warn;
 
 use super::{Context, Error, execute::persist_ledger, state::PolicyEntry};
 use crate::{
-    api::{CONTROLLER_MANAGER, PolicyAction, SeccompPolicyStatus, Verdict},
+    api::{PolicyAction, SeccompPolicyStatus, Verdict},
     events::Notice,
     lean::{Decoded, cluster::PolicyWire},
     status::{ConditionMark, condition},
@@ -27,7 +27,10 @@ pub(super) fn spawn(ctx: Arc<Context>) {
     task_ctx.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut written: HashMap<String, WrittenStatus> = HashMap::new();
+        let mut written = Writes {
+            manager: StatusManager::for_namespaces(&ctx.config.namespaces),
+            ..Writes::default()
+        };
         loop {
             tick.tick().await;
             refresh_gauges(&ctx);
@@ -139,6 +142,104 @@ struct Counts {
     labeled: u32,
 }
 
+/// Who writes policy statuses, and how. An operator limited by `--namespaces` (one shard of
+/// several) counts only its namespaces' pods: two shards that forced their counts over each other
+/// wrote one policy's status for ever. So each shard applies under a name of its own
+/// (`seccomp-sentinel-policy-status-<hash of its namespaces>`) without forcing, and leaves a
+/// status another seccomp-sentinel keeps; the operator of every namespace, whose counts are the
+/// whole, forces (`seccomp-sentinel-policy-status`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct StatusManager {
+    name: String,
+    shard: bool,
+}
+
+/// The field manager of policy statuses of the operator that watches every namespace; shards
+/// add a suffix.
+const POLICY_STATUS_MANAGER: &str = "seccomp-sentinel-policy-status";
+
+impl Default for StatusManager {
+    fn default() -> Self {
+        StatusManager::for_namespaces(&[])
+    }
+}
+
+impl StatusManager {
+    pub(super) fn for_namespaces(namespaces: &[String]) -> Self {
+        if namespaces.is_empty() {
+            return StatusManager {
+                name: POLICY_STATUS_MANAGER.into(),
+                shard: false,
+            };
+        }
+        use sha2::Digest;
+        let scope: BTreeSet<&str> = namespaces.iter().map(String::as_str).collect();
+        let digest = sha2::Sha256::digest(scope.into_iter().collect::<Vec<_>>().join(",").as_bytes());
+        let hash: String = digest[..5].iter().map(|b| format!("{b:02x}")).collect();
+        StatusManager {
+            name: format!("{POLICY_STATUS_MANAGER}-{hash}"),
+            shard: true,
+        }
+    }
+
+    fn params(&self) -> kube::api::PatchParams {
+        if self.shard {
+            crate::client::apply_unforced(&self.name)
+        } else {
+            crate::client::apply_as(&self.name)
+        }
+    }
+}
+
+/// What a shard does when its apply of a policy status conflicts with `managers`' fields: leave
+/// the status to another seccomp-sentinel that keeps it (named), or take over from anyone else (a
+/// person's edit, or this operator's release before field managers were per shard, which wrote
+/// as plain `seccomp-sentinel`).
+fn keeper_of<'a>(own: &str, managers: &[&'a str]) -> Option<&'a str> {
+    managers
+        .iter()
+        .copied()
+        .find(|m| *m != own && m.starts_with(POLICY_STATUS_MANAGER))
+}
+
+/// The field managers a server-side apply conflict names, in its message (`conflict with "NAME"
+/// ...`, or `conflicts with "NAME" ...` for several fields of one manager) and in its causes.
+fn conflicting_managers<'a>(messages: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut managers = Vec::new();
+    for message in messages {
+        for pattern in ["conflict with \"", "conflicts with \""] {
+            for rest in message.split(pattern).skip(1) {
+                if let Some((name, _)) = rest.split_once('"')
+                    && !managers.contains(&name)
+                {
+                    managers.push(name);
+                }
+            }
+        }
+    }
+    managers
+}
+
+/// This process's policy-status writes.
+#[derive(Default)]
+struct Writes {
+    manager: StatusManager,
+    /// Per policy, its last write.
+    statuses: HashMap<String, WrittenStatus>,
+    /// Per policy a shard leaves to another operator: the policy object as it was then (its uid and
+    /// resourceVersion) and the status this shard wanted; tried again when either changes.
+    left: HashMap<String, LeftStatus>,
+    /// Policies (name, uid) whose keeper was named in a warning: once each.
+    warned: HashSet<(String, Option<String>)>,
+}
+
+#[derive(Debug)]
+struct LeftStatus {
+    uid: Option<String>,
+    resource_version: Option<u64>,
+    status: SeccompPolicyStatus,
+}
+
 /// A policy status this process wrote: for which policy object, and the resourceVersion the
 /// write returned.
 #[derive(Debug)]
@@ -191,12 +292,9 @@ impl LastKnown<'_> {
     }
 }
 
-async fn write_policy_statuses(
-    ctx: &Context,
-    written: &mut HashMap<String, WrittenStatus>,
-) -> Result<(), Error> {
+async fn write_policy_statuses(ctx: &Context, writes: &mut Writes) -> Result<(), Error> {
     let now = Timestamp::now();
-    type Desired = (String, Option<String>, SeccompPolicyStatus, bool);
+    type Desired = (String, Option<String>, Option<u64>, SeccompPolicyStatus, bool);
     let (desired, ledgers): (Vec<Desired>, Vec<String>) = {
         let mut state = ctx.state();
         if state.listed {
@@ -209,7 +307,21 @@ async fn write_policy_statuses(
             state.ledger_dirty.extend(pruned);
         }
         // Policies gone, or replaced by another object of the same name, are forgotten.
+        let Writes {
+            statuses: written,
+            left,
+            ..
+        } = writes;
         written.retain(|name, w| state.policies.get(name).is_some_and(|e| e.uid == w.uid));
+        writes
+            .warned
+            .retain(|(name, uid)| state.policies.get(name).is_some_and(|e| &e.uid == uid));
+        left.retain(|name, l| {
+            state
+                .policies
+                .get(name)
+                .is_some_and(|e| e.uid == l.uid && e.resource_version == l.resource_version)
+        });
         let complete = state.outcomes_complete();
         let mut counts: HashMap<&str, Counts> = HashMap::new();
         for entry in state.pods.values().filter(|e| e.has_pod()) {
@@ -241,8 +353,16 @@ async fn write_policy_statuses(
                     last.own_write(),
                     now,
                 );
-                let unchanged = last.same_as(&status);
-                (name.clone(), entry.uid.clone(), status, unchanged)
+                // Left to another operator: not tried again until the policy or this status changes.
+                let unchanged =
+                    last.same_as(&status) || left.get(name).is_some_and(|l| same_status(&l.status, &status));
+                (
+                    name.clone(),
+                    entry.uid.clone(),
+                    entry.resource_version,
+                    status,
+                    unchanged,
+                )
             })
             .collect();
         let ledgers = state.ledger_dirty.drain().collect();
@@ -251,7 +371,7 @@ async fn write_policy_statuses(
     for policy in ledgers {
         persist_ledger(ctx, &policy, now).await?;
     }
-    for (name, uid, status, unchanged) in desired {
+    for (name, uid, resource_version, status, unchanged) in desired {
         if unchanged {
             continue;
         }
@@ -261,17 +381,46 @@ async fn write_policy_statuses(
             "metadata": { "name": name }, "status": status,
         });
         ctx.writes.until_ready().await;
-        match api
-            .patch_status(
-                &name,
-                &crate::client::apply_as(CONTROLLER_MANAGER),
-                &Patch::Apply(&body),
-            )
-            .await
+        let mut params = writes.manager.params();
+        let mut outcome = api.patch_status(&name, &params, &Patch::Apply(&body)).await;
+        if let Err(kube::Error::Api(refusal)) = &outcome
+            && refusal.code == 409
         {
+            let causes = refusal.details.iter().flat_map(|d| &d.causes);
+            let managers = conflicting_managers(
+                std::iter::once(refusal.message.as_str()).chain(causes.map(|c| c.message.as_str())),
+            );
+            if let Some(keeper) = keeper_of(&writes.manager.name, &managers) {
+                let first = writes.warned.insert((name.clone(), uid.clone()));
+                if first {
+                    warn!(
+                        policy = %name,
+                        keeper,
+                        own = %writes.manager.name,
+                        "another seccomp-sentinel (watching other namespaces) keeps this policy's status; \
+                         its counts are that operator's and this one leaves them: give each shard its own \
+                         policies (--policy-selector) to have every policy counted whole"
+                    );
+                }
+                writes.left.insert(
+                    name,
+                    LeftStatus {
+                        uid,
+                        resource_version,
+                        status,
+                    },
+                );
+                continue;
+            }
+            // Someone else's edit: taken over, as the operator of every namespace does.
+            params = params.force();
+            ctx.writes.until_ready().await;
+            outcome = api.patch_status(&name, &params, &Patch::Apply(&body)).await;
+        }
+        match outcome {
             Ok(stored) => {
                 ctx.metrics.write("policy_status");
-                written.insert(
+                writes.statuses.insert(
                     name,
                     WrittenStatus {
                         uid,
@@ -426,6 +575,45 @@ mod tests {
             status,
             resume: Ok(None),
         }
+    }
+
+    #[test]
+    fn shards_write_under_names_of_their_own_and_leave_a_status_another_sentinel_keeps() {
+        let whole = StatusManager::for_namespaces(&[]);
+        assert_eq!((whole.name.as_str(), whole.shard), (POLICY_STATUS_MANAGER, false));
+        let shard = StatusManager::for_namespaces(&["b".into(), "a".into()]);
+        // The order and repeats of --namespaces do not make another shard.
+        assert_eq!(
+            shard,
+            StatusManager::for_namespaces(&["a".into(), "b".into(), "a".into()])
+        );
+        let other = StatusManager::for_namespaces(&["c".into()]);
+        assert!(shard.shard && shard.name != other.name, "{shard:?} {other:?}");
+        assert!(
+            shard.name.len() <= 128,
+            "a field manager name is at most 128 bytes"
+        );
+        // As the API server words conflicts (Kubernetes 1.37, captured on `make run`): one
+        // manager with several fields, and another in a cause.
+        let message = format!(
+            "Apply failed with 3 conflicts: conflicts with \"{}\" with subresource \"status\":\n\
+             - .status.compliantPods\n- .status.matchedPods",
+            other.name
+        );
+        let cause = "conflict with \"kubectl-edit\" with subresource \"status\"";
+        let managers = conflicting_managers([message.as_str(), cause, cause]);
+        assert_eq!(managers, [other.name.as_str(), "kubectl-edit"]);
+        assert_eq!(keeper_of(&shard.name, &managers), Some(other.name.as_str()));
+        assert_eq!(
+            keeper_of(&shard.name, &[POLICY_STATUS_MANAGER]),
+            Some(POLICY_STATUS_MANAGER)
+        );
+        // A person's edit, or this operator's earlier release (plain `seccomp-sentinel`), is taken over.
+        assert_eq!(
+            keeper_of(&shard.name, &["kubectl-edit", "seccomp-sentinel"]),
+            None
+        );
+        assert_eq!(keeper_of(&shard.name, &[shard.name.as_str()]), None);
     }
 
     #[test]
