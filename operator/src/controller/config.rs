@@ -151,7 +151,7 @@ impl ControllerConfig {
     }
 
     /// The namespaces to watch (empty entries, as from `SENTINEL_NAMESPACES=`, do not count).
-    fn namespace_list(&self) -> impl Iterator<Item = &str> {
+    pub fn namespace_list(&self) -> impl Iterator<Item = &str> {
         self.namespaces.iter().map(|n| n.trim()).filter(|n| !n.is_empty())
     }
 

@@ -28,7 +28,7 @@ pub(super) fn spawn(ctx: Arc<Context>) {
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut written = Writes {
-            manager: StatusManager::for_namespaces(&ctx.config.namespaces),
+            manager: StatusManager::for_config(&ctx.config),
             ..Writes::default()
         };
         loop {
@@ -160,20 +160,24 @@ const POLICY_STATUS_MANAGER: &str = "seccomp-sentinel-policy-status";
 
 impl Default for StatusManager {
     fn default() -> Self {
-        StatusManager::for_namespaces(&[])
+        StatusManager::for_namespaces([])
     }
 }
 
 impl StatusManager {
-    pub(super) fn for_namespaces(namespaces: &[String]) -> Self {
-        if namespaces.is_empty() {
+    fn for_config(config: &super::config::ControllerConfig) -> Self {
+        StatusManager::for_namespaces(config.namespace_list())
+    }
+
+    fn for_namespaces<'a>(namespaces: impl IntoIterator<Item = &'a str>) -> Self {
+        let scope: BTreeSet<&str> = namespaces.into_iter().collect();
+        if scope.is_empty() {
             return StatusManager {
                 name: POLICY_STATUS_MANAGER.into(),
                 shard: false,
             };
         }
         use sha2::Digest;
-        let scope: BTreeSet<&str> = namespaces.iter().map(String::as_str).collect();
         let digest = sha2::Sha256::digest(scope.into_iter().collect::<Vec<_>>().join(",").as_bytes());
         let hash: String = digest[..5].iter().map(|b| format!("{b:02x}")).collect();
         StatusManager {
@@ -579,15 +583,18 @@ mod tests {
 
     #[test]
     fn shards_write_under_names_of_their_own_and_leave_a_status_another_sentinel_keeps() {
-        let whole = StatusManager::for_namespaces(&[]);
+        let whole = StatusManager::for_namespaces([]);
         assert_eq!((whole.name.as_str(), whole.shard), (POLICY_STATUS_MANAGER, false));
-        let shard = StatusManager::for_namespaces(&["b".into(), "a".into()]);
+        // `SENTINEL_NAMESPACES=` (empty) is every namespace, not a shard.
+        let from_env = super::super::config::ControllerConfig {
+            namespaces: vec![String::new(), " ".into()],
+            ..Default::default()
+        };
+        assert_eq!(StatusManager::for_config(&from_env), whole);
+        let shard = StatusManager::for_namespaces(["b", "a"]);
         // The order and repeats of --namespaces do not make another shard.
-        assert_eq!(
-            shard,
-            StatusManager::for_namespaces(&["a".into(), "b".into(), "a".into()])
-        );
-        let other = StatusManager::for_namespaces(&["c".into()]);
+        assert_eq!(shard, StatusManager::for_namespaces(["a", "b", "a"]));
+        let other = StatusManager::for_namespaces(["c"]);
         assert!(shard.shard && shard.name != other.name, "{shard:?} {other:?}");
         assert!(
             shard.name.len() <= 128,
