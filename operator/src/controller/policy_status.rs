@@ -27,7 +27,7 @@ pub(super) fn spawn(ctx: Arc<Context>) {
     task_ctx.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut written = Writes {
+        let mut writes = Writes {
             manager: StatusManager::for_config(&ctx.config),
             ..Writes::default()
         };
@@ -36,7 +36,7 @@ pub(super) fn spawn(ctx: Arc<Context>) {
             refresh_gauges(&ctx);
             report_drift(&ctx).await;
             report_resumed(&ctx).await;
-            if let Err(e) = write_policy_statuses(&ctx, &mut written).await {
+            if let Err(e) = write_policy_statuses(&ctx, &mut writes).await {
                 warn!(error = %e, "policy status update failed");
             }
         }
