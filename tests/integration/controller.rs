@@ -592,6 +592,28 @@ async fn node_facts_decide_and_their_changes_reevaluate_exactly_the_pods_on_the_
         "the other node's pod is untouched"
     );
 
+    // The Node deleted while its pod still runs (a reclaimed instance; the pod garbage collector
+    // deletes such pods 40 s later): its kubelet's seccompDefault is still known, and the status
+    // is not rewritten with the configured guess (it was: Unconfined, "assumed off").
+    let hardened_version = current_status(&ctx, "on-new").await.resource_version();
+    nodes
+        .delete(&new_node, &DeleteParams::default())
+        .await
+        .expect("delete node");
+    for _ in 0..16 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = current_status(&ctx, "on-new").await;
+        assert_eq!(
+            (now.resource_version(), decided(&now, "app")),
+            (
+                hardened_version.clone(),
+                (ProfileType::RuntimeDefault, ProfileSource::KubeletDefault)
+            ),
+            "rewritten after its Node was deleted: {:?}",
+            now.status
+        );
+    }
+
     operator.stop().await;
     for node in [&old_node, &new_node] {
         let _ = nodes.delete(node, &DeleteParams::default()).await;

@@ -273,6 +273,11 @@ pub struct State {
     dropped_since_prune: usize,
     pub namespace_labels: HashMap<Arc<str>, BTreeMap<String, String>>,
     pub nodes: HashMap<String, NodeFacts>,
+    /// Deleted Nodes whose facts are kept while pods still run on them, with how many do: a Node
+    /// object deleted before its pods (a reclaimed instance; the pod garbage collector deletes
+    /// them a minute later) turned its kubelet's known `seccompDefault` into the configured
+    /// guess, and its pods' statuses (and labels) were rewritten with it just before they went.
+    gone_nodes: HashMap<String, usize>,
     scc_lists: HashMap<String, Vec<String>>,
     pub sccs: SccDefaults,
     pub policies: BTreeMap<String, PolicyEntry>,
@@ -371,17 +376,29 @@ impl State {
     /// A pod added or changed; returns whether it must be planned again.
     pub fn apply_pod(&mut self, key: &PodKey, pod: LeanPod) -> bool {
         let entry = self.entry(key);
-        let changed = entry.pod.is_none() || entry.pod_fingerprint != pod.fingerprint;
-        if entry.pod.is_none() {
+        let arrived = entry.pod.is_none();
+        let changed = arrived || entry.pod_fingerprint != pod.fingerprint;
+        if arrived {
             // A pass that ran before the pod arrived (for its stored status) did not see it.
             entry.recorded = false;
         }
         entry.pod_fingerprint = pod.fingerprint;
         entry.pod = Some(Packed::pack(&pod));
+        if arrived && !self.gone_nodes.is_empty() {
+            self.count_on_gone_node(pod.view.node_name.as_deref(), true);
+        }
         changed
     }
 
     pub fn delete_pod(&mut self, key: &PodKey) {
+        if !self.gone_nodes.is_empty() {
+            let node = self
+                .pods
+                .get(key)
+                .and_then(|e| e.pod())
+                .and_then(|p| p.view.node_name);
+            self.count_on_gone_node(node.as_deref(), false);
+        }
         if let Some(entry) = self.pods.get_mut(key) {
             entry.pod = None;
             entry.outcomes = Box::default();
@@ -580,11 +597,26 @@ impl State {
             .collect()
     }
 
-    /// A node's facts; returns the pods on it when they changed.
+    /// A node's facts (None: the Node is deleted); returns the pods on it when they changed. A
+    /// deleted Node's facts stay while pods run on it (see `gone_nodes`).
     pub fn apply_node(&mut self, name: &str, facts: Option<NodeFacts>) -> Vec<PodKey> {
         let changed = match facts {
-            Some(facts) => self.nodes.insert(name.to_string(), facts.clone()).as_ref() != Some(&facts),
-            None => self.nodes.remove(name).is_some(),
+            Some(facts) => {
+                self.gone_nodes.remove(name);
+                self.nodes.insert(name.to_string(), facts.clone()).as_ref() != Some(&facts)
+            }
+            None if self.nodes.contains_key(name) => {
+                let on_node = self
+                    .pods_where(|_, p| p.view.node_name.as_deref() == Some(name))
+                    .len();
+                if on_node > 0 {
+                    self.gone_nodes.insert(name.to_string(), on_node);
+                    return Vec::new();
+                }
+                self.forget_node(name);
+                false
+            }
+            None => false,
         };
         if !changed {
             return Vec::new();
@@ -592,11 +624,33 @@ impl State {
         self.pods_where(|_, p| p.view.node_name.as_deref() == Some(name))
     }
 
+    fn forget_node(&mut self, name: &str) {
+        self.nodes.remove(name);
+        self.gone_nodes.remove(name);
+    }
+
+    /// A pod arrived on, or left, a deleted Node whose facts are kept: at the last pod's going,
+    /// they go too.
+    fn count_on_gone_node(&mut self, node: Option<&str>, arrived: bool) {
+        let Some(node) = node else { return };
+        let Some(count) = self.gone_nodes.get_mut(node) else {
+            return;
+        };
+        if arrived {
+            *count += 1;
+        } else {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.forget_node(node);
+            }
+        }
+    }
+
     pub fn nodes_relisted(&mut self, listed: &HashSet<String>) -> Vec<PodKey> {
         let gone: Vec<String> = self
             .nodes
             .keys()
-            .filter(|n| !listed.contains(*n))
+            .filter(|n| !listed.contains(*n) && !self.gone_nodes.contains_key(*n))
             .cloned()
             .collect();
         gone.iter().flat_map(|n| self.apply_node(n, None)).collect()
@@ -1059,5 +1113,44 @@ mod tests {
         let facts = NodeFacts::default();
         assert_eq!(state.apply_node("node-1", Some(facts.clone())), vec![a]);
         assert!(state.apply_node("node-1", Some(facts)).is_empty(), "unchanged");
+    }
+
+    #[test]
+    fn a_deleted_nodes_facts_stay_while_its_pods_run_and_go_with_the_last() {
+        let mut state = State::default();
+        let (a, b, c) = (state.key("n", "a"), state.key("n", "b"), state.key("n", "c"));
+        state.apply_pod(&a, pod("ua", "node-1"));
+        state.apply_pod(&b, pod("ub", "node-1"));
+        let hardened = NodeFacts {
+            seccomp_default: crate::api::KubeletSeccompDefault::True,
+            ..NodeFacts::default()
+        };
+        assert_eq!(state.apply_node("node-1", Some(hardened.clone())).len(), 2);
+        // Deleted before its pods: nothing to judge again, the facts stay.
+        assert!(state.apply_node("node-1", None).is_empty());
+        assert_eq!(state.nodes.get("node-1"), Some(&hardened));
+        // A relist that lacks it keeps them too.
+        assert!(state.nodes_relisted(&HashSet::new()).is_empty());
+        assert_eq!(state.nodes.get("node-1"), Some(&hardened));
+        // A pod bound to it afterwards counts as well.
+        state.apply_pod(&c, pod("uc", "node-1"));
+        state.delete_pod(&a);
+        state.delete_pod(&b);
+        assert!(state.nodes.contains_key("node-1"), "c still runs there");
+        state.delete_pod(&c);
+        assert!(!state.nodes.contains_key("node-1") && state.gone_nodes.is_empty());
+        // A Node without pods goes at once; one registered again is an ordinary node.
+        state.apply_node("node-2", Some(NodeFacts::default()));
+        assert!(state.apply_node("node-2", None).is_empty());
+        assert!(!state.nodes.contains_key("node-2"));
+        state.apply_pod(&a, pod("ua2", "node-3"));
+        state.apply_node("node-3", Some(NodeFacts::default()));
+        state.apply_node("node-3", None);
+        assert_eq!(state.apply_node("node-3", Some(hardened)), vec![a.clone()]);
+        state.delete_pod(&a);
+        assert!(
+            state.nodes.contains_key("node-3"),
+            "registered again: no longer kept for its pods alone"
+        );
     }
 }
