@@ -82,6 +82,8 @@ pub struct Stats {
     pub first_sync_watch_pauses: AtomicU64,
     /// Watches that list in pages because the API server refused to stream their initial list.
     pub lists_in_pages: AtomicU64,
+    /// Watches the API server ended with 410 (expired), listed again without counting an error.
+    pub watches_expired: AtomicU64,
     /// Profile paths whose drift between nodes went to the Event publisher (which adds no Event
     /// when an earlier process recorded it).
     pub drift_reports: AtomicU64,
