@@ -139,6 +139,13 @@ impl std::fmt::Display for BriefWatch<'_> {
     }
 }
 
+/// A watch the API server ended with 410 Gone/Expired ("too old resource version": etcd
+/// compacted, or the resource's watch cache started again, as when a CRD's schema changes). The
+/// watcher lists again by design: worth an info line, not a warning.
+pub fn watch_expired(error: &kube::runtime::watcher::Error) -> bool {
+    matches!(error, kube::runtime::watcher::Error::WatchError(status) if status.code == 410)
+}
+
 /// The resource's CRD is not installed, or is being deleted: the API server has no such resource
 /// (its 404 then is a plain-text "page not found", not a `Status`; kube makes one up, with the
 /// reason "Failed to parse error data"), or refuses to create any while the CRD terminates.
@@ -187,6 +194,24 @@ pub async fn serves(client: &kube::Client, group_version: &str, plural: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_expired_watch_is_told_from_other_watch_errors() {
+        use kube::runtime::watcher::Error as WatchError;
+        let ended = |code: u16| {
+            WatchError::WatchError(
+                kube::core::Status {
+                    code,
+                    message: "too old resource version: 484 (486)".into(),
+                    ..kube::core::Status::default()
+                }
+                .into(),
+            )
+        };
+        assert!(watch_expired(&ended(410)));
+        assert!(!watch_expired(&ended(500)));
+        assert!(!watch_expired(&WatchError::NoResourceVersion));
+    }
 
     fn config(url: &str) -> kube::Config {
         kube::Config::new(url.parse().expect("a valid URL"))

@@ -468,6 +468,10 @@ fn spawn_watch<W>(
                     Ok(watcher::Event::Delete(d)) => {
                         current.remove(&key_of(&d));
                     }
+                    Err(e) if crate::client::watch_expired(&e) => {
+                        info!(resource = W::PLURAL, "watch expired (410): listing again");
+                        continue;
+                    }
                     Err(e) => {
                         warn!(error = %crate::client::BriefWatch(&e), resource = W::PLURAL, "watch failed; retrying");
                         continue;

@@ -137,6 +137,10 @@ pub(super) fn spawn(ctx: Arc<Context>) {
                     applied && ds.metadata.generation != applied_generation
                 }
                 Ok(_) => false,
+                Err(e) if crate::client::watch_expired(&e) => {
+                    info!("agent DaemonSet watch expired (410): listing again");
+                    false
+                }
                 Err(e) => {
                     warn!(error = %BriefWatch(&e), "agent DaemonSet watch failed; retrying");
                     false

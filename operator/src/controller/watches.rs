@@ -168,7 +168,7 @@ where
                         list_in_pages = true;
                         break;
                     }
-                    Err(e) if watch_expired(&e) => {
+                    Err(e) if crate::client::watch_expired(&e) => {
                         // The API server's watch cache has moved past this watch (a CRD's schema
                         // changed, as at every upgrade; a long disconnection): the watcher lists
                         // again, as it is built to. Not a fault to warn or count.
@@ -272,11 +272,6 @@ where
 
 /// A streaming list the API server refused as a request it does not accept (`sendInitialEvents`
 /// with its WatchList feature off: 422, or 400 from an older one).
-/// A watch the API server ended with 410 Gone/Expired ("too old resource version").
-fn watch_expired(error: &watcher::Error) -> bool {
-    matches!(error, watcher::Error::WatchError(status) if status.code == 410)
-}
-
 fn streaming_refused(config: &watcher::Config, error: &watcher::Error) -> bool {
     config.initial_list_strategy == watcher::InitialListStrategy::StreamingList
         && matches!(error, watcher::Error::WatchStartFailed(kube::Error::Api(status))
