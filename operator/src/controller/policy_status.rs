@@ -403,7 +403,8 @@ async fn write_policy_statuses(ctx: &Context, writes: &mut Writes) -> Result<(),
                         own = %writes.manager.name,
                         "another seccomp-sentinel (watching other namespaces) keeps this policy's status; \
                          its counts are that operator's and this one leaves them: give each shard its own \
-                         policies (--policy-selector) to have every policy counted whole"
+                         policies (--policy-selector) to have every policy counted whole; if that operator \
+                         no longer runs, hand the status over by clearing the policy's managed fields"
                     );
                 }
                 writes.left.insert(
