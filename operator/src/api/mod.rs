@@ -12,6 +12,13 @@ pub const VERSION: &str = "v1alpha1";
 
 /// Label on every SeccompStatus (and, with `action: Label`, on the pod): the pod's summary profile.
 pub const PROFILE_LABEL: &str = "seccomp.sentinel.dev/profile";
+/// Label set to "true" on pods that violate a `Label` or `Evict` policy.
+pub const VIOLATION_LABEL: &str = "seccomp.sentinel.dev/violation";
+/// The labels the operator sets on pods from its verdicts. A pod selector that reads them would
+/// make a verdict depend on itself: the label set by one pass changes what the next selects, and
+/// the pod is labelled and unlabelled for ever. The CRD refuses them (a CEL rule) and the
+/// controller too (for policies stored before that rule).
+pub const OUTCOME_LABELS: [&str; 2] = [PROFILE_LABEL, VIOLATION_LABEL];
 /// The field manager of the controller's writes.
 pub const CONTROLLER_MANAGER: &str = "seccomp-sentinel";
 

@@ -5,10 +5,26 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// CEL: a pod selector does not read the labels the operator sets from its verdicts
-/// (`crate::policy::OUTCOME_LABELS`; the controller refuses them too, for policies stored before).
-const OUTCOME_LABELS_UNSELECTED: &str = "(!has(self.matchLabels) || !('seccomp.sentinel.dev/profile' in self.matchLabels || 'seccomp.sentinel.dev/violation' in self.matchLabels)) && (!has(self.matchExpressions) || !self.matchExpressions.exists(e, e.key in ['seccomp.sentinel.dev/profile', 'seccomp.sentinel.dev/violation']))";
-const OUTCOME_LABELS_MESSAGE: &str = "seccomp.sentinel.dev/profile and seccomp.sentinel.dev/violation are set by seccomp-sentinel from the verdicts: select on the pods' own labels";
+/// CEL: a pod selector reads none of [`super::OUTCOME_LABELS`].
+fn outcome_labels_unselected() -> String {
+    let quoted: Vec<String> = super::OUTCOME_LABELS.iter().map(|l| format!("'{l}'")).collect();
+    let in_labels: Vec<String> = quoted
+        .iter()
+        .map(|l| format!("{l} in self.matchLabels"))
+        .collect();
+    format!(
+        "(!has(self.matchLabels) || !({})) && (!has(self.matchExpressions) || !self.matchExpressions.exists(e, e.key in [{}]))",
+        in_labels.join(" || "),
+        quoted.join(", ")
+    )
+}
+
+fn outcome_labels_message() -> String {
+    format!(
+        "{} are set by seccomp-sentinel from the verdicts: select on the pods' own labels",
+        super::OUTCOME_LABELS.join(" and ")
+    )
+}
 
 /// Bounds a pod selector's expressions (32, keys of at most 317 characters: a 253-character
 /// prefix, `/`, a 63-character name), so that the API server can afford the CEL rule above on
@@ -74,7 +90,7 @@ pub struct SeccompPolicySpec {
 
     /// Pods the policy selects, by their labels. Absent or empty: all pods of the namespaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new(OUTCOME_LABELS_UNSELECTED).message(OUTCOME_LABELS_MESSAGE))]
+    #[x_kube(validation = Rule::new(outcome_labels_unselected()).message(kube::core::Message::Message(outcome_labels_message())))]
     #[schemars(transform = bounded_pod_selector)]
     pub pod_selector: Option<LabelSelector>,
 
@@ -175,7 +191,7 @@ pub struct Exemption {
 
     /// Pods that are exempt, by their labels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new(OUTCOME_LABELS_UNSELECTED).message(OUTCOME_LABELS_MESSAGE))]
+    #[x_kube(validation = Rule::new(outcome_labels_unselected()).message(kube::core::Message::Message(outcome_labels_message())))]
     #[schemars(transform = bounded_pod_selector)]
     pub pod_selector: Option<LabelSelector>,
 

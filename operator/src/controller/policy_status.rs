@@ -27,10 +27,7 @@ pub(super) fn spawn(ctx: Arc<Context>) {
     task_ctx.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut writes = Writes {
-            manager: StatusManager::for_config(&ctx.config),
-            ..Writes::default()
-        };
+        let mut writes = Writes::new(StatusManager::for_config(&ctx.config));
         loop {
             tick.tick().await;
             refresh_gauges(&ctx);
@@ -158,12 +155,6 @@ pub(super) struct StatusManager {
 /// add a suffix.
 const POLICY_STATUS_MANAGER: &str = "seccomp-sentinel-policy-status";
 
-impl Default for StatusManager {
-    fn default() -> Self {
-        StatusManager::for_namespaces([])
-    }
-}
-
 impl StatusManager {
     fn for_config(config: &super::config::ControllerConfig) -> Self {
         StatusManager::for_namespaces(config.namespace_list())
@@ -225,7 +216,6 @@ fn conflicting_managers<'a>(messages: impl IntoIterator<Item = &'a str>) -> Vec<
 }
 
 /// This process's policy-status writes.
-#[derive(Default)]
 struct Writes {
     manager: StatusManager,
     /// Per policy, its last write.
@@ -235,6 +225,31 @@ struct Writes {
     left: HashMap<String, LeftStatus>,
     /// Policies (name, uid) whose keeper was named in a warning: once each.
     warned: HashSet<(String, Option<String>)>,
+}
+
+impl Writes {
+    /// Policies gone, or replaced by another object of the same name, are forgotten; a status
+    /// left to another operator is tried again once the policy changed.
+    fn forget_gone(&mut self, policies: &std::collections::BTreeMap<String, PolicyEntry>) {
+        let same_object =
+            |name: &str, uid: &Option<String>| policies.get(name).is_some_and(|e| &e.uid == uid);
+        self.statuses.retain(|name, w| same_object(name, &w.uid));
+        self.warned.retain(|(name, uid)| same_object(name, uid));
+        self.left.retain(|name, l| {
+            policies
+                .get(name)
+                .is_some_and(|e| e.uid == l.uid && e.resource_version == l.resource_version)
+        });
+    }
+
+    fn new(manager: StatusManager) -> Self {
+        Writes {
+            manager,
+            statuses: HashMap::new(),
+            left: HashMap::new(),
+            warned: HashSet::new(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -298,7 +313,6 @@ impl LastKnown<'_> {
 
 async fn write_policy_statuses(ctx: &Context, writes: &mut Writes) -> Result<(), Error> {
     let now = Timestamp::now();
-    type Desired = (String, Option<String>, Option<u64>, SeccompPolicyStatus, bool);
     let (desired, ledgers): (Vec<Desired>, Vec<String>) = {
         let mut state = ctx.state();
         if state.listed {
@@ -310,22 +324,8 @@ async fn write_policy_statuses(ctx: &Context, writes: &mut Writes) -> Result<(),
                 .forget_halts_of_gone_workloads(|uid| workloads.contains_key(uid));
             state.ledger_dirty.extend(pruned);
         }
-        // Policies gone, or replaced by another object of the same name, are forgotten.
-        let Writes {
-            statuses: written,
-            left,
-            ..
-        } = writes;
-        written.retain(|name, w| state.policies.get(name).is_some_and(|e| e.uid == w.uid));
-        writes
-            .warned
-            .retain(|(name, uid)| state.policies.get(name).is_some_and(|e| &e.uid == uid));
-        left.retain(|name, l| {
-            state
-                .policies
-                .get(name)
-                .is_some_and(|e| e.uid == l.uid && e.resource_version == l.resource_version)
-        });
+        writes.forget_gone(&state.policies);
+        let (written, left) = (&writes.statuses, &writes.left);
         let complete = state.outcomes_complete();
         let mut counts: HashMap<&str, Counts> = HashMap::new();
         for entry in state.pods.values().filter(|e| e.has_pod()) {
@@ -360,13 +360,13 @@ async fn write_policy_statuses(ctx: &Context, writes: &mut Writes) -> Result<(),
                 // Left to another operator: not tried again until the policy or this status changes.
                 let unchanged =
                     last.same_as(&status) || left.get(name).is_some_and(|l| same_status(&l.status, &status));
-                (
-                    name.clone(),
-                    entry.uid.clone(),
-                    entry.resource_version,
+                Desired {
+                    name: name.clone(),
+                    uid: entry.uid.clone(),
+                    resource_version: entry.resource_version,
                     status,
                     unchanged,
-                )
+                }
             })
             .collect();
         let ledgers = state.ledger_dirty.drain().collect();
@@ -375,28 +375,31 @@ async fn write_policy_statuses(ctx: &Context, writes: &mut Writes) -> Result<(),
     for policy in ledgers {
         persist_ledger(ctx, &policy, now).await?;
     }
-    for (name, uid, resource_version, status, unchanged) in desired {
+    for Desired {
+        name,
+        uid,
+        resource_version,
+        status,
+        unchanged,
+    } in desired
+    {
         if unchanged {
             continue;
         }
-        let api: Api<Decoded<PolicyWire>> = Api::all(ctx.client.clone());
-        let body = json!({
-            "apiVersion": format!("{}/{}", crate::api::GROUP, crate::api::VERSION), "kind": "SeccompPolicy",
-            "metadata": { "name": name }, "status": status,
-        });
-        ctx.writes.until_ready().await;
-        let mut params = writes.manager.params();
-        let mut outcome = api.patch_status(&name, &params, &Patch::Apply(&body)).await;
-        if let Err(kube::Error::Api(refusal)) = &outcome
-            && refusal.code == 409
-        {
-            let causes = refusal.details.iter().flat_map(|d| &d.causes);
-            let managers = conflicting_managers(
-                std::iter::once(refusal.message.as_str()).chain(causes.map(|c| c.message.as_str())),
-            );
-            if let Some(keeper) = keeper_of(&writes.manager.name, &managers) {
-                let first = writes.warned.insert((name.clone(), uid.clone()));
-                if first {
+        match apply_policy_status(ctx, &writes.manager, &name, &status).await {
+            Ok(Applied::Stored(resource_version)) => {
+                ctx.metrics.write("policy_status");
+                writes.statuses.insert(
+                    name,
+                    WrittenStatus {
+                        uid,
+                        resource_version,
+                        status,
+                    },
+                );
+            }
+            Ok(Applied::LeftTo(keeper)) => {
+                if writes.warned.insert((name.clone(), uid.clone())) {
                     warn!(
                         policy = %name,
                         keeper,
@@ -415,30 +418,66 @@ async fn write_policy_statuses(ctx: &Context, writes: &mut Writes) -> Result<(),
                         status,
                     },
                 );
-                continue;
-            }
-            // Someone else's edit: taken over, as the operator of every namespace does.
-            params = params.force();
-            ctx.writes.until_ready().await;
-            outcome = api.patch_status(&name, &params, &Patch::Apply(&body)).await;
-        }
-        match outcome {
-            Ok(stored) => {
-                ctx.metrics.write("policy_status");
-                writes.statuses.insert(
-                    name,
-                    WrittenStatus {
-                        uid,
-                        resource_version: stored.resource_version_number(),
-                        status,
-                    },
-                );
             }
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => return Err(e.into()),
         }
     }
     Ok(())
+}
+
+/// A policy's status this pass would write.
+struct Desired {
+    name: String,
+    uid: Option<String>,
+    /// The policy's, as read.
+    resource_version: Option<u64>,
+    status: SeccompPolicyStatus,
+    /// The same as what is stored, or as what was left to another operator.
+    unchanged: bool,
+}
+
+/// What became of an apply of a policy's status.
+enum Applied {
+    /// Written; the resourceVersion it returned.
+    Stored(Option<u64>),
+    /// Not written: another seccomp-sentinel (this field manager) keeps it.
+    LeftTo(String),
+}
+
+/// Applies `status` to policy `name` as `manager`. A shard's apply that conflicts with another
+/// seccomp-sentinel's fields leaves the status to it ([`keeper_of`]); one that conflicts with
+/// anyone else's is made again, forced.
+async fn apply_policy_status(
+    ctx: &Context,
+    manager: &StatusManager,
+    name: &str,
+    status: &SeccompPolicyStatus,
+) -> Result<Applied, kube::Error> {
+    let api: Api<Decoded<PolicyWire>> = Api::all(ctx.client.clone());
+    let body = json!({
+        "apiVersion": format!("{}/{}", crate::api::GROUP, crate::api::VERSION), "kind": "SeccompPolicy",
+        "metadata": { "name": name }, "status": status,
+    });
+    let mut params = manager.params();
+    loop {
+        ctx.writes.until_ready().await;
+        match api.patch_status(name, &params, &Patch::Apply(&body)).await {
+            Ok(stored) => return Ok(Applied::Stored(stored.resource_version_number())),
+            Err(kube::Error::Api(refusal)) if refusal.code == 409 && !params.force => {
+                let causes = refusal.details.iter().flat_map(|d| &d.causes);
+                let managers = conflicting_managers(
+                    std::iter::once(refusal.message.as_str()).chain(causes.map(|c| c.message.as_str())),
+                );
+                if let Some(keeper) = keeper_of(&manager.name, &managers) {
+                    return Ok(Applied::LeftTo(keeper.to_string()));
+                }
+                // Someone else's edit: taken over, as the operator of every namespace does.
+                params = params.force();
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Until every pod listed at start has had a pass (`outcomes_complete`), the counts are a part of

@@ -25,10 +25,8 @@ use crate::api::{
 /// The reason of a verdict whose only violations are profiles weaker than the policy's minimum.
 pub const WEAK_PROFILE: &str = "WeakProfile";
 
-/// Label set on pods by `action: Label` and `action: Evict` policies: the pod's summary profile.
-pub use crate::api::PROFILE_LABEL;
-/// Label set to "true" on pods that violate a `Label` or `Evict` policy.
-pub const VIOLATION_LABEL: &str = "seccomp.sentinel.dev/violation";
+/// Labels set on pods by `action: Label` and `action: Evict` policies.
+pub use crate::api::{OUTCOME_LABELS, PROFILE_LABEL, VIOLATION_LABEL};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PolicyError {
@@ -93,57 +91,39 @@ pub struct CompiledPolicy {
     pub uses_namespace_labels: bool,
 }
 
-/// The labels the operator sets on pods from its verdicts. A pod selector that reads them would
-/// make a verdict depend on itself: the label set by one pass changes what the next selects, and
-/// the pod is labelled and unlabelled for ever.
-pub const OUTCOME_LABELS: [&str; 2] = [PROFILE_LABEL, VIOLATION_LABEL];
-
-fn selector(field: &str, selector: Option<&LabelSelector>) -> Result<Option<Selector>, PolicyError> {
+/// `selector`, validated, with none of the `refused` label keys (pod selectors refuse
+/// [`OUTCOME_LABELS`]).
+fn selector(
+    field: &str,
+    selector: Option<&LabelSelector>,
+    refused: &[&str],
+) -> Result<Option<Selector>, PolicyError> {
     let Some(selector) = selector else { return Ok(None) };
-    validate_selector(field, selector)?;
+    validate_selector(field, selector, refused)?;
     let parsed = Selector::try_from(selector.clone()).map_err(|e| invalid(field, e.to_string()))?;
     Ok((!parsed.selects_all()).then_some(parsed))
 }
 
-/// A selector of pods: [`selector`], refusing the labels the operator itself sets.
-fn pod_selector(
-    field: &str,
-    selector_of_pods: Option<&LabelSelector>,
-) -> Result<Option<Selector>, PolicyError> {
-    let Some(pods) = selector_of_pods else {
-        return Ok(None);
-    };
-    let label_keys = pods
-        .match_labels
-        .iter()
-        .flatten()
-        .map(|(key, _)| (format!("{field}.matchLabels"), key));
-    let expression_keys = pods
-        .match_expressions
-        .iter()
-        .flatten()
-        .enumerate()
-        .map(|(i, e)| (format!("{field}.matchExpressions[{i}].key"), &e.key));
-    let mut keys = label_keys.chain(expression_keys);
-    if let Some((at, key)) = keys.find(|(_, key)| OUTCOME_LABELS.contains(&key.as_str())) {
-        return Err(invalid(
-            at,
-            format!("{key} is set by seccomp-sentinel from the verdicts: select on the pods' own labels"),
-        ));
-    }
-    selector(field, selector_of_pods)
-}
-
 /// What the API server checks of a label selector in built-in objects, and not in a CRD's:
 /// label keys and values, operators, and values only where the operator takes them.
-fn validate_selector(field: &str, selector: &LabelSelector) -> Result<(), PolicyError> {
+fn validate_selector(field: &str, selector: &LabelSelector, refused: &[&str]) -> Result<(), PolicyError> {
+    let key_of = |at: String, key: &str| {
+        label_key(&at, key)?;
+        if refused.contains(&key) {
+            return Err(invalid(
+                at,
+                format!("{key} is set by seccomp-sentinel from the verdicts: select on the pods' own labels"),
+            ));
+        }
+        Ok(())
+    };
     for (key, value) in selector.match_labels.iter().flatten() {
-        label_key(&format!("{field}.matchLabels"), key)?;
+        key_of(format!("{field}.matchLabels"), key)?;
         label_value(&format!("{field}.matchLabels[{key}]"), value)?;
     }
     for (i, e) in selector.match_expressions.iter().flatten().enumerate() {
         let at = format!("{field}.matchExpressions[{i}]");
-        label_key(&format!("{at}.key"), &e.key)?;
+        key_of(format!("{at}.key"), &e.key)?;
         let values = e.values.as_deref().unwrap_or_default();
         match e.operator.as_str() {
             "In" | "NotIn" if values.is_empty() => {
@@ -282,7 +262,11 @@ pub fn compile(
             let compiled = CompiledExemption {
                 reason: e.reason.trim().to_string(),
                 namespaces: e.namespaces.clone().unwrap_or_default(),
-                pod_selector: pod_selector(&format!("{field}.podSelector"), e.pod_selector.as_ref())?,
+                pod_selector: selector(
+                    &format!("{field}.podSelector"),
+                    e.pod_selector.as_ref(),
+                    &OUTCOME_LABELS,
+                )?,
                 containers: e.containers.clone().unwrap_or_default(),
                 sccs: e.sccs.clone().unwrap_or_default(),
                 expires: match e.expires.as_deref().map(crate::lean::LenientTime::parse) {
@@ -344,13 +328,13 @@ pub fn compile(
             defaults.workload_cooldown,
         )?,
     };
-    let namespace_selector = selector("spec.namespaceSelector", spec.namespace_selector.as_ref())?;
+    let namespace_selector = selector("spec.namespaceSelector", spec.namespace_selector.as_ref(), &[])?;
     Ok(CompiledPolicy {
         name: name.to_string(),
         generation,
         uses_namespace_labels: namespace_selector.is_some(),
         namespace_selector,
-        pod_selector: pod_selector("spec.podSelector", spec.pod_selector.as_ref())?,
+        pod_selector: selector("spec.podSelector", spec.pod_selector.as_ref(), &OUTCOME_LABELS)?,
         allow_runtime_default,
         allow_localhost,
         localhost_globs,
