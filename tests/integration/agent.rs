@@ -83,7 +83,9 @@ fn link_process(root: &Path, pid: u32, cgroup: &str) {
     let dir = root.join(pid.to_string());
     std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(dir.join("cgroup"), cgroup).expect("cgroup");
-    std::os::unix::fs::symlink(format!("/proc/{pid}/status"), dir.join("status")).expect("status link");
+    for file in ["status", "stat"] {
+        std::os::unix::fs::symlink(format!("/proc/{pid}/{file}"), dir.join(file)).expect("link");
+    }
 }
 
 #[tokio::test]

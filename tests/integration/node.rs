@@ -566,6 +566,94 @@ async fn a_recreated_pod_does_not_inherit_the_earlier_pods_runtime_findings() {
     operator.stop().await;
 }
 
+/// The processes of the container whose init is `init`, other than the init: every host
+/// process in the same cgroup.
+fn others_in_cgroup_of(init: u32) -> Vec<u32> {
+    let cgroup = |pid: &str| std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok();
+    let Some(own) = cgroup(&init.to_string()) else {
+        return Vec::new();
+    };
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != init && cgroup(&pid.to_string()).as_ref() == Some(&own))
+        .collect()
+}
+
+fn set_last_pid(pid: u32) {
+    std::fs::write("/proc/sys/kernel/ns_last_pid", pid.to_string())
+        .expect("write /proc/sys/kernel/ns_last_pid (the node tests run as root)");
+}
+
+/// PIDs wrap (at 32,768 on many nodes): a process a container starts after the wrap has a lower
+/// PID than the container's init. The agent still reads the init, the process the runtime
+/// names (`crictl inspect` → `.info.pid`), not the container's lowest PID.
+#[tokio::test]
+async fn the_agent_reads_the_containers_init_after_the_pids_wrap() {
+    let nodes = nodes::nodes();
+    let ctx = node_context("pid-wrap").await;
+    let pods: Api<Pod> = ctx.api();
+    let statuses: Api<SeccompStatus> = ctx.api();
+    let operator = Operator::for_namespace(&ctx).await;
+    let signal = tempfile::tempdir().expect("signal dir");
+    let mut app = container(
+        "app",
+        "while [ ! -e /signal/go ]; do sleep 1; done; sleep 3600 & wait",
+    );
+    app["volumeMounts"] = json!([{ "name": "signal", "mountPath": "/signal" }]);
+    let spec = pod(
+        "wrap",
+        &nodes.a.name,
+        REPORT,
+        json!({
+            "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } },
+            "volumes": [{ "name": "signal", "hostPath": { "path": signal.path() } }],
+            "containers": [app],
+        }),
+    );
+    // The init gets a PID in the upper half of the range, whatever the host's counter is at.
+    let pid_max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .expect("pid_max")
+        .trim()
+        .parse()
+        .expect("pid_max");
+    set_last_pid(pid_max / 2);
+    pods.create(&PostParams::default(), &spec).await.expect("pod");
+    let running = wait_running(&pods, "wrap").await;
+    let init = kernel_view(&nodes.a, &container_id(&running, "app"))
+        .pid
+        .expect("the container's init");
+    let agent_pid = |s: SeccompStatus| observed(&s, "app").and_then(|r| r.pid);
+    wait_for("the agent's reading of the init", TIMEOUT, || async {
+        let s = statuses.get_opt("wrap").await.ok()??;
+        (agent_pid(s) == Some(i64::from(init))).then_some(())
+    })
+    .await;
+
+    // The wrap, then the container starts a process.
+    set_last_pid(300);
+    std::fs::write(signal.path().join("go"), "").expect("signal");
+    let child = wait_for("the container's second process", TIMEOUT, || async {
+        let others = others_in_cgroup_of(init);
+        others.iter().copied().find(|pid| *pid < init)
+    })
+    .await;
+    // A pod change makes the agent look again at once; its scans come every 3 s besides.
+    ctx.kubectl(&["annotate", "pod", "-n", &ctx.ns, "wrap", "looked-at=again"]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(12);
+    while tokio::time::Instant::now() < deadline {
+        let s = statuses.get("wrap").await.expect("status");
+        assert_eq!(
+            agent_pid(s),
+            Some(i64::from(init)),
+            "the agent took process {child}, started after the wrap, for the init {init}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    operator.stop().await;
+}
+
 #[tokio::test]
 async fn the_agent_follows_a_kubelet_restart_and_flags_pods_started_before_it() {
     let ctx = node_context("kubelet-restart").await;

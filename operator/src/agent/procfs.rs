@@ -67,10 +67,29 @@ pub fn container_of(cgroup_text: &str) -> Option<String> {
     None
 }
 
-/// Processes found in a proc tree, by container ID.
+/// When a process started (`starttime`, clock ticks since boot) and its parent, from a
+/// `/proc/<pid>/stat` text. The command name may hold spaces and parentheses: the fields follow
+/// its last `)`.
+pub fn parse_stat(text: &str) -> Option<ProcessStart> {
+    let (_, rest) = text.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    // After the name: state, ppid, ... and starttime, the 20th.
+    let parent = fields.nth(1)?.parse().ok()?;
+    let started = fields.nth(17)?.parse().ok()?;
+    Some(ProcessStart { started, parent })
+}
+
+/// The fields of `/proc/<pid>/stat` that order a container's processes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessStart {
+    pub started: u64,
+    pub parent: u32,
+}
+
+/// Processes found in a proc tree, by container ID, with each container's main process.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProcessIndex {
-    by_container: HashMap<String, Vec<u32>>,
+    main_by_container: HashMap<String, u32>,
 }
 
 impl ProcessIndex {
@@ -89,24 +108,44 @@ impl ProcessIndex {
                 by_container.entry(id).or_default().push(pid);
             }
         }
-        for pids in by_container.values_mut() {
-            pids.sort_unstable();
-        }
-        Ok(ProcessIndex { by_container })
+        let main_by_container = by_container
+            .into_iter()
+            .filter_map(|(id, mut pids)| Some((id, main_of(proc_root, &mut pids)?)))
+            .collect();
+        Ok(ProcessIndex { main_by_container })
     }
 
-    /// The container's main process: the lowest PID in its cgroup (its init; later processes
-    /// are its descendants or `exec`s).
+    /// The container's main process (its init: later processes are its descendants or `exec`s).
     pub fn main_process(&self, container_id: &str) -> Option<u32> {
-        self.by_container
+        self.main_by_container
             .iter()
             .find(|(id, _)| id.starts_with(container_id) || container_id.starts_with(id.as_str()))
-            .and_then(|(_, pids)| pids.first().copied())
+            .map(|(_, pid)| *pid)
     }
 
     pub fn containers(&self) -> usize {
-        self.by_container.len()
+        self.main_by_container.len()
     }
+}
+
+/// The first process of a container: the earliest started, and within one clock tick the one
+/// whose parent is outside the container (the runtime's shim). Not the lowest PID: PIDs wrap
+/// (at 32,768 on many nodes), so a process started after the wrap can have a lower PID than the
+/// init, and it may have filters of its own (a browser's sandboxed renderers, sshd's children).
+fn main_of(proc_root: &Path, pids: &mut [u32]) -> Option<u32> {
+    if let [only] = pids {
+        return Some(*only);
+    }
+    pids.sort_unstable();
+    pids.iter()
+        .filter_map(|&pid| {
+            let stat = fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok();
+            // A process that has gone since its cgroup was read is no candidate.
+            let start = stat.as_deref().and_then(parse_stat)?;
+            Some((start.started, pids.binary_search(&start.parent).is_ok(), pid))
+        })
+        .min()
+        .map(|(_, _, pid)| pid)
 }
 
 /// Reads the seccomp state of `pid` under `proc_root`.
@@ -229,26 +268,87 @@ mod tests {
         assert_eq!(container_of(""), None);
     }
 
+    fn write_process(root: &Path, pid: u32, parent: u32, started: u64, cgroup: &str, seccomp: &str) {
+        let dir = root.join(pid.to_string());
+        fs::create_dir_all(&dir).expect("dir");
+        fs::write(dir.join("cgroup"), cgroup).expect("cgroup");
+        fs::write(
+            dir.join("status"),
+            format!("Name:\tp{pid}\nSeccomp:\t{seccomp}\nSeccomp_filters:\t1\n"),
+        )
+        .expect("status");
+        fs::write(
+            dir.join("stat"),
+            format!("{pid} (p{pid}) S {parent} {pid} {pid} 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 {started} 1000 100\n"),
+        )
+        .expect("stat");
+    }
+
+    #[test]
+    fn stat_lines() {
+        let text =
+            "4100 (sleep) S 900 4100 4100 0 -1 4194560 110 0 0 0 0 0 0 0 20 0 1 0 73125 1531904 32 rest\n";
+        assert_eq!(
+            parse_stat(text),
+            Some(ProcessStart {
+                started: 73125,
+                parent: 900
+            })
+        );
+        // A command name with spaces and a closing parenthesis of its own.
+        let odd = "77 (a) b (c) R 12 77 77 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 999 0 0\n";
+        assert_eq!(
+            parse_stat(odd),
+            Some(ProcessStart {
+                started: 999,
+                parent: 12
+            })
+        );
+        assert_eq!(parse_stat("77 (cut short) S 12 77"), None);
+        assert_eq!(parse_stat(""), None);
+    }
+
+    /// After the PIDs wrapped, a process the init started later has the lower PID: the main
+    /// process is still the init, by start time; within one clock tick, by its parent being
+    /// outside the container.
+    #[test]
+    fn the_main_process_is_the_first_started_not_the_lowest_pid() {
+        let (_, cgroup) = layouts().remove(0);
+        let root = tempfile::tempdir().expect("tempdir");
+        write_process(root.path(), 30100, 900, 5000, &cgroup, "0");
+        write_process(root.path(), 300, 30100, 9000, &cgroup, "2");
+        write_process(root.path(), 301, 300, 9001, &cgroup, "2");
+        let index = ProcessIndex::scan(root.path()).expect("scan");
+        assert_eq!(index.main_process(ID), Some(30100));
+
+        let same_tick = tempfile::tempdir().expect("tempdir");
+        write_process(same_tick.path(), 30100, 900, 5000, &cgroup, "0");
+        write_process(same_tick.path(), 400, 30100, 5000, &cgroup, "2");
+        let index = ProcessIndex::scan(same_tick.path()).expect("scan");
+        assert_eq!(index.main_process(ID), Some(30100));
+
+        // One process whose stat cannot be read (gone meanwhile) is no candidate.
+        let gone = tempfile::tempdir().expect("tempdir");
+        write_process(gone.path(), 30100, 900, 5000, &cgroup, "0");
+        write_process(gone.path(), 300, 30100, 9000, &cgroup, "2");
+        fs::remove_file(gone.path().join("30100").join("stat")).expect("remove");
+        let index = ProcessIndex::scan(gone.path()).expect("scan");
+        assert_eq!(index.main_process(ID), Some(300));
+    }
+
     /// A fixture proc tree: the sandbox (pause) process has its own cgroup and is never taken
-    /// for a container; the main process is the container's lowest PID.
+    /// for a container; the main process is the container's first process.
     #[test]
     fn a_fixture_tree_maps_containers_to_their_main_process() {
         for (layout, cgroup) in layouts() {
             let root = tempfile::tempdir().expect("tempdir");
-            let write = |pid: u32, cgroup: &str, seccomp: &str| {
-                let dir = root.path().join(pid.to_string());
-                fs::create_dir_all(&dir).expect("dir");
-                fs::write(dir.join("cgroup"), cgroup).expect("cgroup");
-                fs::write(
-                    dir.join("status"),
-                    format!("Name:\tp{pid}\nSeccomp:\t{seccomp}\nSeccomp_filters:\t1\n"),
-                )
-                .expect("status");
+            let write = |pid: u32, parent: u32, started: u64, cgroup: &str, seccomp: &str| {
+                write_process(root.path(), pid, parent, started, cgroup, seccomp);
             };
-            write(4100, &cgroup, "2"); // the container's init
-            write(4200, &cgroup, "2"); // a process it started
-            write(4000, &cgroup.replace(ID, OTHER), "2"); // the pod's sandbox
-            write(1, "0::/init.scope\n", "0");
+            write(4100, 900, 5000, &cgroup, "2"); // the container's init, started by the shim
+            write(4200, 4100, 5100, &cgroup, "2"); // a process it started
+            write(4000, 900, 4900, &cgroup.replace(ID, OTHER), "2"); // the pod's sandbox
+            write(1, 0, 1, "0::/init.scope\n", "0");
             fs::create_dir_all(root.path().join("self")).expect("not a pid");
             let index = ProcessIndex::scan(root.path()).expect("scan");
             assert_eq!(index.main_process(ID), Some(4100), "{layout}");
