@@ -291,6 +291,118 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
     operator.stop().await;
 }
 
+/// The runtime reads a Localhost profile when it creates the container: a file changed on the
+/// node afterwards is not what the container runs. The agent says so, the strength is Unknown
+/// (not the new file's class), and the container, probing once a second, still enforces the
+/// content it started with; a file removed while the container runs is not "cannot start".
+#[tokio::test]
+async fn a_profile_file_changed_after_the_start_is_not_taken_for_what_runs() {
+    let nodes = nodes::nodes();
+    let ctx = node_context("strength-changed").await;
+    let a = &nodes.a;
+    let dir = format!("sentinel-{}", ctx.ns);
+    let profiles = a.seccomp_dir().join(&dir);
+    std::fs::create_dir_all(&profiles).expect("profile dir");
+    let path = profiles.join("deny-mkdir.json");
+    std::fs::write(&path, DENY_MKDIR).expect("profile");
+    let operator = Operator::for_namespace(&ctx).await;
+    let pods: Api<Pod> = ctx.api();
+    let repeating = "i=0; while true; do i=$((i+1)); mkdir /tmp/probe$i && echo mkdir=allowed || echo mkdir=refused; sleep 1; done";
+    let spec = pod(
+        "changed",
+        &a.name,
+        repeating,
+        json!({ "securityContext": { "seccompProfile": { "type": "Localhost", "localhostProfile": format!("{dir}/deny-mkdir.json") } } }),
+    );
+    pods.create(&PostParams::default(), &spec).await.expect("pod");
+    let running = nodes::wait_running(&pods, "changed").await;
+    let statuses: Api<SeccompStatus> = ctx.api();
+    let (before, _) = assessed(&statuses, "changed", |c| {
+        c.strength == Some(ProfileStrength::DenyList)
+    })
+    .await;
+    let before = file_of(&before).expect("the agent's report").clone();
+    assert!(!before.changed_after_start, "{before:?}");
+
+    // Past the start's second, the file is replaced as configuration tools do (a new file
+    // renamed over it): it now allows mkdir.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let replacement = profiles.join("deny-mkdir.json.new");
+    std::fs::write(&replacement, ALLOW_ALL).expect("new profile");
+    std::fs::rename(&replacement, &path).expect("rename");
+    let (status, app) = assessed(&statuses, "changed", |c| {
+        c.strength == Some(ProfileStrength::Unknown)
+    })
+    .await;
+    let now = file_of(&status).expect("the agent's report");
+    assert!(now.changed_after_start, "{now:?}");
+    assert_ne!(
+        now.sha256, before.sha256,
+        "the report is of the file as it is now"
+    );
+    assert!(
+        now.message
+            .as_deref()
+            .is_some_and(|m| m.contains("after the container started")),
+        "{now:?}"
+    );
+    assert!(
+        app.warnings
+            .iter()
+            .any(|w| w.contains("is not what the container runs")),
+        "{:?}",
+        app.warnings
+    );
+    assert_eq!(
+        condition(&status, "ProfilesEnforcing"),
+        ("Unknown".to_string(), "StrengthUnknown".to_string())
+    );
+    // The kernel still enforces the content the container started with (mkdir's own complaint
+    // on stderr may come between the probes' lines).
+    let probes = |log: &str| {
+        log.lines()
+            .filter_map(|l| l.rsplit_once(' ').map(|(_, word)| word.to_string()))
+            .filter(|word| word.starts_with("mkdir="))
+            .collect::<Vec<_>>()
+    };
+    let probed_before = probes(&nodes::log_of(a, &running, "app")).len();
+    let after = wait_for("two more probes", TIMEOUT, || async {
+        let probed = probes(&nodes::log_of(a, &running, "app"));
+        (probed.len() >= probed_before + 2).then_some(probed)
+    })
+    .await;
+    assert_eq!(
+        after.last().map(String::as_str),
+        Some("mkdir=refused"),
+        "{after:?}"
+    );
+
+    // Removed while the container runs: the container has run with it, so it is not Missing.
+    std::fs::remove_file(&path).expect("remove");
+    let status = wait_for("the report of the removed file", TIMEOUT, || async {
+        let status = statuses.get_opt("changed").await.ok()??;
+        let file = file_of(&status)?;
+        (file.state == ProfileFileState::Missing).then_some(status)
+    })
+    .await;
+    assert!(
+        file_of(&status).is_some_and(|f| f.changed_after_start),
+        "{status:?}"
+    );
+    let (_, app) = assessed(&statuses, "changed", |c| {
+        c.strength == Some(ProfileStrength::Unknown)
+    })
+    .await;
+    assert_eq!(app.strength, Some(ProfileStrength::Unknown));
+    let status = statuses.get("changed").await.expect("status");
+    assert_eq!(
+        condition(&status, "ProfilesEnforcing"),
+        ("Unknown".to_string(), "StrengthUnknown".to_string()),
+        "not ProfileUnusable: the container runs"
+    );
+    operator.stop().await;
+}
+
 #[tokio::test]
 async fn a_weak_profile_violates_a_minimum_strength_but_is_never_evicted() {
     let nodes = nodes::nodes();

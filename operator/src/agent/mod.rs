@@ -30,7 +30,9 @@ use tracing::{debug, info, warn};
 
 use self::procfs::{ProcessIndex, SeccompState};
 use crate::{
-    api::{ContainerProfileFile, ProfileFile, ProfileType, RuntimeObservation, SeccompMode},
+    api::{
+        ContainerProfileFile, ProfileFile, ProfileFileState, ProfileType, RuntimeObservation, SeccompMode,
+    },
     events::Notice,
     lean::{Decoded, node::NodeWire, pod::PodWire, status::StatusWire},
     profile::ProfileRoot,
@@ -213,19 +215,29 @@ struct ProfileReport {
 /// not (a missing file is exactly why a container never starts). Each path is read once a scan.
 fn profiles_for(
     key: &(String, String),
+    pod: &PodWire,
     status: &StatusWire,
     root: &ProfileRoot,
-    cache: &mut HashMap<String, ProfileFile>,
+    cache: &mut HashMap<String, (ProfileFile, Option<Timestamp>)>,
 ) -> Option<ProfileReport> {
+    let started = |container: &str| {
+        pod.status
+            .as_ref()?
+            .all()
+            .find(|c| c.name == container)?
+            .started_at()
+    };
     let files: Vec<ContainerProfileFile> = status
         .localhost_profiles()
         .into_iter()
-        .map(|(container, path)| ContainerProfileFile {
-            name: container.to_string(),
-            file: cache
+        .map(|(container, path)| {
+            let (file, changed) = cache
                 .entry(path.to_string())
-                .or_insert_with(|| root.read(path))
-                .clone(),
+                .or_insert_with(|| root.read_with_change_time(path));
+            ContainerProfileFile {
+                name: container.to_string(),
+                file: as_started_with(file.clone(), *changed, started(container)),
+            }
         })
         .collect();
     let stored = status.profile_files() == files;
@@ -235,6 +247,41 @@ fn profiles_for(
         files,
         stored,
     })
+}
+
+/// A profile file as it concerns a container: for one that runs (started at `started`, in whole
+/// seconds), marked when the file is not what the runtime read when it created the container, as
+/// it changed (`changed`: its change time) after the start or is gone. Only a change from the
+/// second after the start counts: the start time is cut to the second.
+fn as_started_with(
+    mut file: ProfileFile,
+    changed: Option<Timestamp>,
+    started: Option<Timestamp>,
+) -> ProfileFile {
+    let Some(started) = started else {
+        return file;
+    };
+    let second = |t: Timestamp| Timestamp::from_second(t.as_second()).unwrap_or(t);
+    let note = match (file.state, changed) {
+        (ProfileFileState::Missing, _) => format!(
+            "the container has run with it since {}: it was removed after the start, or the agent \
+             reads another directory than the kubelet's (--seccomp-dir)",
+            second(started)
+        ),
+        (_, Some(changed)) if changed.as_second() > started.as_second() => format!(
+            "changed on the node at {}, after the container started ({}): the container runs \
+             the earlier content until it restarts",
+            second(changed),
+            second(started)
+        ),
+        _ => return file,
+    };
+    file.changed_after_start = true;
+    file.message = Some(match file.message.take() {
+        Some(message) => format!("{message}; {note}"),
+        None => note,
+    });
+    file
 }
 
 fn profile_type(name: &str) -> Option<ProfileType> {
@@ -583,7 +630,7 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
                 };
                 live.insert(stored.key.clone());
                 if let Some(root) = &profile_root
-                    && let Some(report) = profiles_for(key, status, root, &mut read_profiles)
+                    && let Some(report) = profiles_for(key, pod, status, root, &mut read_profiles)
                 {
                     profile_reports.push((stored.clone(), report));
                 }
@@ -859,6 +906,62 @@ mod tests {
         keep_unchanged_times(&mut now, &stored);
         let times: Vec<i64> = now.iter().map(|o| o.observed_at.0.as_second()).collect();
         assert_eq!(times, [100, 200, 200]);
+    }
+
+    #[test]
+    fn a_profile_file_is_marked_when_it_is_not_what_a_running_container_started_with() {
+        let at = |s: i64, nanos: i32| Timestamp::new(s, nanos).expect("time");
+        let present = ProfileFile {
+            path: "p.json".into(),
+            state: ProfileFileState::Present,
+            message: Some("a note on its class".into()),
+            ..ProfileFile::default()
+        };
+        let started = Some(at(1_000, 0));
+        // Not running: the file is what the container would start with.
+        assert_eq!(
+            as_started_with(present.clone(), Some(at(2_000, 0)), None),
+            present
+        );
+        // Changed before the start, or within its second (the start is cut to the second).
+        assert_eq!(
+            as_started_with(present.clone(), Some(at(999, 0)), started),
+            present
+        );
+        assert_eq!(
+            as_started_with(present.clone(), Some(at(1_000, 900_000_000)), started),
+            present
+        );
+        let changed = as_started_with(present.clone(), Some(at(1_001, 5)), started);
+        assert!(changed.changed_after_start);
+        assert_eq!(
+            changed.message.as_deref(),
+            Some(
+                "a note on its class; changed on the node at 1970-01-01T00:16:41Z, after the \
+                 container started (1970-01-01T00:16:40Z): the container runs the earlier content \
+                 until it restarts"
+            )
+        );
+        // Gone while the container runs: it started with something.
+        let missing = ProfileFile {
+            path: "p.json".into(),
+            state: ProfileFileState::Missing,
+            message: Some("no such file on the node".into()),
+            ..ProfileFile::default()
+        };
+        let gone = as_started_with(missing.clone(), None, started);
+        assert!(gone.changed_after_start);
+        assert!(
+            gone.message.as_deref().is_some_and(
+                |m| m.starts_with("no such file on the node; the container has run with it since")
+            ),
+            "{gone:?}"
+        );
+        assert_eq!(
+            as_started_with(missing.clone(), None, None),
+            missing,
+            "it never started"
+        );
     }
 
     #[test]

@@ -417,6 +417,11 @@ pub struct ProfileFile {
     /// Why the file was not read or is not a profile; for a Present file, a note on its class.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// For a running container: the file is not what the container started with (it changed or
+    /// went after the start), so the container runs the earlier content until it restarts, and
+    /// this entry does not describe it. The message says when.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub changed_after_start: bool,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, Default, KubeSchema)]

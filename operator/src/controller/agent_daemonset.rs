@@ -55,7 +55,7 @@ pub fn agent_daemonset(
                     "containers": [{
                         "name": "agent",
                         "image": image,
-                        "args": ["agent", "--proc-root=/host/proc", "--scan-interval=30s"],
+                        "args": ["agent", "--proc-root=/host/proc"],
                         "env": [{ "name": "NODE_NAME", "valueFrom": { "fieldRef": { "fieldPath": "spec.nodeName" } } }],
                         "securityContext": {
                             "runAsUser": 0,

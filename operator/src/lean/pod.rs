@@ -4,7 +4,7 @@
 //! skipped while reading.
 
 use k8s_openapi::NamespaceResourceScope;
-use serde::{Deserialize, de::IgnoredAny};
+use serde::Deserialize;
 
 use super::{KeepAnnotations, Meta, decoded::WatchedKind};
 
@@ -123,13 +123,27 @@ impl ContainerStatusWire {
     pub fn running(&self) -> bool {
         self.state.as_ref().is_some_and(|s| s.running.is_some())
     }
+
+    /// When the running container started (`state.running.startedAt`, whole seconds); None when
+    /// it does not run or the time does not read as one.
+    pub fn started_at(&self) -> Option<k8s_openapi::jiff::Timestamp> {
+        let running = self.state.as_ref()?.running.as_ref()?;
+        running.started_at.as_deref()?.parse().ok()
+    }
 }
 
 #[derive(Deserialize, Clone, Debug, Default)]
 #[serde(default)]
 pub struct ContainerStateWire {
     pub waiting: Option<WaitingWire>,
-    pub running: Option<IgnoredAny>,
+    pub running: Option<RunningWire>,
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RunningWire {
+    /// Kept as text: a value that is not a time must not fail the pod's decoding.
+    pub started_at: Option<String>,
 }
 
 #[derive(Deserialize, Clone, Debug, Default)]

@@ -6,6 +6,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use k8s_openapi::jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
 use super::{Entry, MAX_PROFILE_BYTES, ProfileRoot, Refusal, hex, lexical_path, resolve, summarize};
@@ -23,13 +24,20 @@ impl ProfileRoot {
     /// file is opened at its resolved path, not following a link there (one appearing now was
     /// swapped in), and devices, FIFOs and files over [`MAX_PROFILE_BYTES`] are not read.
     pub fn read(&self, relative: &str) -> ProfileFile {
+        self.read_with_change_time(relative).0
+    }
+
+    /// [`ProfileRoot::read`], with the time the file read last changed (its inode's change time,
+    /// which no tool sets back, unlike the modification time `cp -p` and `rsync -t` keep), when
+    /// it was read.
+    pub fn read_with_change_time(&self, relative: &str) -> (ProfileFile, Option<Timestamp>) {
         let report = |state, message: Option<String>| ProfileFile {
             path: relative.to_string(),
             state,
             message,
             ..ProfileFile::default()
         };
-        let refused = |why: Refusal| report(ProfileFileState::Refused, Some(why.to_string()));
+        let refused = |why: Refusal| (report(ProfileFileState::Refused, Some(why.to_string())), None);
         let node_path = match lexical_path(&self.seccomp_dir, relative) {
             Ok(path) => path,
             Err(why) => return refused(why),
@@ -44,7 +52,7 @@ impl ProfileRoot {
         };
         let resolved = match resolve(&node_path, &mut lookup) {
             Ok(resolved) => resolved,
-            Err(why) => return report(ProfileFileState::Unreadable, Some(why)),
+            Err(why) => return (report(ProfileFileState::Unreadable, Some(why)), None),
         };
         let inside = resolved.starts_with(&self.seccomp_dir)
             || self.trusted_link_targets.iter().any(|t| resolved.starts_with(t));
@@ -52,26 +60,31 @@ impl ProfileRoot {
             return refused(Refusal::Escapes);
         }
         match read_bounded(&self.on_host(&resolved)) {
-            Ok(content) => match summarize(&content) {
-                Ok(summary) => ProfileFile {
-                    path: relative.to_string(),
-                    state: ProfileFileState::Present,
-                    sha256: Some(summary.sha256),
-                    default_action: Some(summary.default_action),
-                    syscall_rules: Some(summary.syscall_rules),
-                    class: Some(summary.class),
-                    message: summary.note,
-                },
-                Err(why) => ProfileFile {
-                    sha256: Some(hex(&Sha256::digest(&content))),
-                    ..report(ProfileFileState::Invalid, Some(why))
-                },
-            },
-            Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                report(ProfileFileState::Missing, Some("no such file on the node".into()))
+            Ok((content, changed)) => {
+                let file = match summarize(&content) {
+                    Ok(summary) => ProfileFile {
+                        path: relative.to_string(),
+                        state: ProfileFileState::Present,
+                        sha256: Some(summary.sha256),
+                        default_action: Some(summary.default_action),
+                        syscall_rules: Some(summary.syscall_rules),
+                        class: Some(summary.class),
+                        message: summary.note,
+                        changed_after_start: false,
+                    },
+                    Err(why) => ProfileFile {
+                        sha256: Some(hex(&Sha256::digest(&content))),
+                        ..report(ProfileFileState::Invalid, Some(why))
+                    },
+                };
+                (file, changed)
             }
+            Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => (
+                report(ProfileFileState::Missing, Some("no such file on the node".into())),
+                None,
+            ),
             Err(ReadError::Refused(why)) => refused(why),
-            Err(ReadError::Io(e)) => report(ProfileFileState::Unreadable, Some(e.to_string())),
+            Err(ReadError::Io(e)) => (report(ProfileFileState::Unreadable, Some(e.to_string())), None),
         }
     }
 }
@@ -82,8 +95,9 @@ enum ReadError {
 }
 
 /// Opens without following a last symbolic link and without blocking on a FIFO, then reads at
-/// most the limit.
-fn read_bounded(path: &Path) -> Result<Vec<u8>, ReadError> {
+/// most the limit; with the file's change time.
+fn read_bounded(path: &Path) -> Result<(Vec<u8>, Option<Timestamp>), ReadError> {
+    use std::os::unix::fs::MetadataExt;
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -107,7 +121,10 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, ReadError> {
     if content.len() as u64 > MAX_PROFILE_BYTES {
         return Err(ReadError::Refused(Refusal::TooLarge));
     }
-    Ok(content)
+    let changed = i32::try_from(metadata.ctime_nsec())
+        .ok()
+        .and_then(|nanos| Timestamp::new(metadata.ctime(), nanos).ok());
+    Ok((content, changed))
 }
 
 #[cfg(test)]

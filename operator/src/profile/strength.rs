@@ -199,6 +199,18 @@ fn localhost(
     }
     let mut warning = None;
     if let Some((file, source)) = facts.file(container, path) {
+        // What the file says now is not what the running container enforces.
+        if file.changed_after_start {
+            let why = file
+                .message
+                .as_deref()
+                .unwrap_or("it changed after the container started");
+            return (
+                ProfileStrength::Unknown,
+                Some(source),
+                Some(format!("{path} is not what the container runs: {why}")),
+            );
+        }
         match (file.state, file.class) {
             (ProfileFileState::Present, Some(class)) => return (class.into(), Some(source), None),
             (ProfileFileState::Missing, _) => return (ProfileStrength::Missing, Some(source), None),
@@ -377,6 +389,41 @@ mod tests {
         let (status, reason, message) = enforcing_condition(&s).expect("a Localhost pod");
         assert_eq!((status, reason), ("False", "NotEnforcing"));
         assert!(message.contains("app (LogOnly)"), "{message}");
+    }
+
+    /// The node agent marks a file that changed or went after the container started: what it
+    /// says now is not what runs, whatever its class or state.
+    #[test]
+    fn a_file_changed_after_the_start_says_nothing_of_the_running_container() {
+        for (state, class) in [
+            (ProfileFileState::Present, Some(ProfileClass::AllowList)),
+            (ProfileFileState::Missing, None),
+        ] {
+            let mut changed = file("a.json", state, class, "aa");
+            changed.changed_after_start = true;
+            changed.message = Some("changed on the node at T".into());
+            let reports: Vec<(Box<str>, ProfileFile)> = vec![("app".into(), changed)];
+            let mut s = status(vec![container("app", ProfileType::Localhost, Some("a.json"))]);
+            assess(
+                &mut s,
+                &ProfileFacts {
+                    files: FileReports::Node(&reports),
+                    ..ProfileFacts::default()
+                },
+            );
+            let app = &s.containers[0];
+            assert_eq!(
+                (app.strength, app.strength_source),
+                (Some(ProfileStrength::Unknown), Some(StrengthSource::Node)),
+                "{state:?}"
+            );
+            assert_eq!(
+                app.warnings,
+                ["a.json is not what the container runs: changed on the node at T"]
+            );
+            let (status, reason, _) = enforcing_condition(&s).expect("a Localhost pod");
+            assert_eq!((status, reason), ("Unknown", "StrengthUnknown"), "{state:?}");
+        }
     }
 
     #[test]
