@@ -391,6 +391,20 @@ mod tests {
         assert!(message.contains("app (LogOnly)"), "{message}");
     }
 
+    /// A pod of one container `app` using `a.json`, assessed with the node agent's report `file`.
+    fn assessed_with(file: ProfileFile) -> SeccompStatusStatus {
+        let reports: Vec<(Box<str>, ProfileFile)> = vec![("app".into(), file)];
+        let mut s = status(vec![container("app", ProfileType::Localhost, Some("a.json"))]);
+        assess(
+            &mut s,
+            &ProfileFacts {
+                files: FileReports::Node(&reports),
+                ..ProfileFacts::default()
+            },
+        );
+        s
+    }
+
     /// The node agent marks a file that changed or went after the container started: what it
     /// says now is not what runs, whatever its class or state.
     #[test]
@@ -402,15 +416,7 @@ mod tests {
             let mut changed = file("a.json", state, class, "aa");
             changed.changed_after_start = true;
             changed.message = Some("changed on the node at T".into());
-            let reports: Vec<(Box<str>, ProfileFile)> = vec![("app".into(), changed)];
-            let mut s = status(vec![container("app", ProfileType::Localhost, Some("a.json"))]);
-            assess(
-                &mut s,
-                &ProfileFacts {
-                    files: FileReports::Node(&reports),
-                    ..ProfileFacts::default()
-                },
-            );
+            let s = assessed_with(changed);
             let app = &s.containers[0];
             assert_eq!(
                 (app.strength, app.strength_source),
@@ -429,16 +435,7 @@ mod tests {
     #[test]
     fn the_condition_orders_unusable_weak_unknown_and_enforcing() {
         let assessed = |file_state: ProfileFileState, class: Option<ProfileClass>| {
-            let reports: Vec<(Box<str>, ProfileFile)> =
-                vec![("app".into(), file("a.json", file_state, class, "aa"))];
-            let mut s = status(vec![container("app", ProfileType::Localhost, Some("a.json"))]);
-            assess(
-                &mut s,
-                &ProfileFacts {
-                    files: FileReports::Node(&reports),
-                    ..ProfileFacts::default()
-                },
-            );
+            let s = assessed_with(file("a.json", file_state, class, "aa"));
             enforcing_condition(&s).map(|(status, reason, _)| (status, reason))
         };
         assert_eq!(
