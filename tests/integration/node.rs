@@ -699,8 +699,11 @@ async fn the_agent_follows_a_kubelet_restart_and_flags_pods_started_before_it() 
         Some(0)
     );
 
-    // The kubelet comes back with seccompDefault on; the agent, not restarted, notices.
-    node.restart_kubelet(true).expect("kubelet restart");
+    // The kubelet comes back with seccompDefault on, written `yes` as many configuration tools
+    // do (the kubelet reads YAML 1.1 booleans: the pod started after it shows that it means on);
+    // the agent, not restarted, notices.
+    node.restart_kubelet_spelled(true, Some("yes"))
+        .expect("kubelet restart");
     wait_node_facts(&ctx.client, &handle.name, true).await;
     let same_agent = agent_pods.get(&agent.name_any()).await.expect("agent pod");
     assert_eq!(same_agent.uid(), agent.uid());

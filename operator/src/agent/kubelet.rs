@@ -63,10 +63,13 @@ pub fn parse_command_line(cmdline: &[u8]) -> KubeletCommandLine {
             "config" => parsed.config = value(),
             "config-dir" => parsed.config_dir = value(),
             "root-dir" => parsed.root_dir = value(),
-            // A boolean flag: `--seccomp-default` alone means true.
+            // A boolean flag: `--seccomp-default` alone means true; a value is read as Go's
+            // strconv.ParseBool reads it (a value it refuses stops the kubelet at start).
             "seccomp-default" => {
-                parsed.seccomp_default_flag =
-                    Some(inline.as_deref().is_none_or(|v| v.eq_ignore_ascii_case("true")))
+                parsed.seccomp_default_flag = match inline.as_deref() {
+                    None => Some(true),
+                    Some(value) => go_flag_bool(value),
+                }
             }
             _ => {}
         }
@@ -75,7 +78,18 @@ pub fn parse_command_line(cmdline: &[u8]) -> KubeletCommandLine {
     parsed
 }
 
-/// `seccompDefault` of one configuration document (YAML or JSON), if it sets it.
+/// A boolean flag's value as Go's `strconv.ParseBool` reads it.
+fn go_flag_bool(value: &str) -> Option<bool> {
+    match value {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// `seccompDefault` of one configuration document (YAML or JSON), if it sets it. The kubelet
+/// turns YAML into JSON with YAML 1.1's rules (sigs.k8s.io/yaml), under which an unquoted `yes`,
+/// `on` or `y` is true; the YAML parser here reads those words as booleans too.
 pub fn seccomp_default_in(text: &str) -> Option<bool> {
     let config: serde_json::Value = serde_saphyr::from_str(text).ok()?;
     config.get("seccompDefault").and_then(serde_json::Value::as_bool)
@@ -261,6 +275,42 @@ mod tests {
             Some(false)
         );
         assert_eq!(parse_command_line(b""), KubeletCommandLine::default());
+        // Go's ParseBool: 1 and t are true; a value it refuses stops the kubelet.
+        for (value, expected) in [
+            ("1", Some(true)),
+            ("t", Some(true)),
+            ("0", Some(false)),
+            ("F", Some(false)),
+            ("yes", None),
+        ] {
+            let flag = format!("--seccomp-default={value}");
+            assert_eq!(
+                parse_command_line(&cmdline(&["kubelet", &flag])).seccomp_default_flag,
+                expected,
+                "{flag}"
+            );
+        }
+    }
+
+    #[test]
+    fn configuration_booleans_are_read_as_the_kubelet_reads_them() {
+        for (value, expected) in [
+            ("true", Some(true)),
+            ("yes", Some(true)),
+            ("on", Some(true)),
+            ("Y", Some(true)),
+            ("off", Some(false)),
+            ("no", Some(false)),
+            ("false", Some(false)),
+            ("maybe", None),
+            ("1", None),
+            // Quoted, a string: the kubelet refuses the file and does not run.
+            ("\"yes\"", None),
+        ] {
+            let text = format!("kind: KubeletConfiguration\nseccompDefault: {value}\n");
+            assert_eq!(seccomp_default_in(&text), expected, "{value}");
+        }
+        assert_eq!(seccomp_default_in(r#"{"seccompDefault": true}"#), Some(true));
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub struct NodeConfig {
     pub name: String,
     /// The kubelet's `seccompDefault`.
     pub seccomp_default: bool,
+    /// How `seccompDefault` is written in the kubelet's YAML when not `true`/`false` (e.g. `yes`,
+    /// which the kubelet reads with YAML 1.1's rules).
+    pub seccomp_default_spelling: Option<String>,
     pub max_pods: u32,
     /// Image archives to import into containerd.
     pub images: Vec<PathBuf>,
@@ -368,7 +371,11 @@ maxPods: {max_pods}
 shutdownGracePeriod: 0s
 ",
             cgroup_root = self.cgroup_root,
-            seccomp_default = self.config.seccomp_default,
+            seccomp_default = self
+                .config
+                .seccomp_default_spelling
+                .clone()
+                .unwrap_or_else(|| self.config.seccomp_default.to_string()),
             port = self.kubelet_port,
             healthz = self.healthz_port,
             logs = d("pod-logs"),
@@ -490,10 +497,17 @@ shutdownGracePeriod: 0s
     /// Restarts the kubelet with another `seccompDefault` (running containers keep theirs) and
     /// waits until the node is Ready again.
     pub fn restart_kubelet(&mut self, seccomp_default: bool) -> Result<()> {
+        self.restart_kubelet_spelled(seccomp_default, None)
+    }
+
+    /// [`Node::restart_kubelet`], with `seccompDefault` written as `spelling` (which must mean
+    /// `seccomp_default` to the kubelet: the test checks what it does).
+    pub fn restart_kubelet_spelled(&mut self, seccomp_default: bool, spelling: Option<&str>) -> Result<()> {
         if let Some(kubelet) = self.kubelet.take() {
             kubelet.stop();
         }
         self.config.seccomp_default = seccomp_default;
+        self.config.seccomp_default_spelling = spelling.map(str::to_string);
         self.start_kubelet()?;
         self.wait_ready()
     }
@@ -858,6 +872,7 @@ pub fn start_nodes(
                 let config = NodeConfig {
                     name: format!("{NODE_PREFIX}{name}"),
                     seccomp_default: *seccomp_default,
+                    seccomp_default_spelling: None,
                     max_pods: 110,
                     images: images.clone(),
                 };
