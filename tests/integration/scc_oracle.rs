@@ -124,14 +124,42 @@ impl Answer {
     }
 }
 
-#[test]
-fn scc_admission_simulation_agrees_with_openshifts_admission_plugin() {
+fn oracle_binary() -> PathBuf {
     let oracle = root().join("e2e/bin/scc-oracle");
     assert!(
         oracle.exists(),
         "{} is missing: run `make testenv` (it builds OpenShift's SCC admission oracle from e2e/openshift)",
         oracle.display()
     );
+    oracle
+}
+
+/// OpenShift's admission of every case of `input`, one answer each, in order.
+fn run_oracle(oracle: &Path, input: &Value) -> Vec<Value> {
+    let mut child = Command::new(oracle)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run scc-oracle");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.to_string().as_bytes())
+        .expect("write the corpus to the oracle");
+    let output = child.wait_with_output().expect("oracle output");
+    assert!(
+        output.status.success(),
+        "scc-oracle failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the oracle's JSON")
+}
+
+#[test]
+fn scc_admission_simulation_agrees_with_openshifts_admission_plugin() {
+    let oracle = oracle_binary();
     let mut scc_objects = documents(&root().join("e2e/openshift/sccs.yaml"));
     scc_objects.extend(documents(&root().join("tests/openshift/sccs-custom.yaml")));
     let sccs: Vec<Scc> = scc_objects
@@ -174,25 +202,7 @@ fn scc_admission_simulation_agrees_with_openshifts_admission_plugin() {
         // For debugging: the oracle's input, to run it by hand.
         std::fs::write(path, input.to_string()).expect("write the oracle input");
     }
-    let mut child = Command::new(&oracle)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run scc-oracle");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.to_string().as_bytes())
-        .expect("write the corpus to the oracle");
-    let output = child.wait_with_output().expect("oracle output");
-    assert!(
-        output.status.success(),
-        "scc-oracle failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let results: Vec<Value> = serde_json::from_slice(&output.stdout).expect("the oracle's JSON");
+    let results = run_oracle(&oracle, &input);
     assert_eq!(results.len(), cases.len());
 
     let mut disagreements = Vec::new();
@@ -274,4 +284,134 @@ fn scc_admission_simulation_agrees_with_openshifts_admission_plugin() {
         "{admitted} admitted, {refused} refused"
     );
     assert!(chosen.len() >= 8, "SCCs chosen: {chosen:?}");
+}
+
+/// The shipped OpenShift install (`config/openshift`), as OpenShift's own SCC admission sees it:
+/// the manager's pod is admitted under restricted-v2 (which every authenticated user may use), the
+/// node agent's under the SCC the install ships for it (its ClusterRole grants `use` to the
+/// agent's service account), and every container of both runs with the runtime's default profile.
+#[test]
+fn openshifts_admission_admits_the_pods_of_the_shipped_openshift_install() {
+    let oracle = oracle_binary();
+    let kubectl = root().join("e2e/bin/kubectl");
+    let rendered = Command::new(&kubectl)
+        .args([
+            "kustomize",
+            &root().join("config/openshift").display().to_string(),
+        ])
+        .output()
+        .expect("kubectl kustomize");
+    assert!(
+        rendered.status.success(),
+        "kubectl kustomize config/openshift: {}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let objects: Vec<Value> = serde_saphyr::from_multiple(&String::from_utf8_lossy(&rendered.stdout))
+        .expect("the rendered install");
+    let of_kind = |kind: &'static str| objects.iter().filter(move |o| o["kind"] == kind);
+    let shipped_sccs: Vec<Value> = of_kind("SecurityContextConstraints").cloned().collect();
+    assert!(!shipped_sccs.is_empty(), "config/openshift ships an SCC");
+    // The SCCs the install lets a service account use, from its ClusterRoles and their bindings.
+    let usable_by = |account: &str| -> Vec<String> {
+        let roles: BTreeSet<&str> = of_kind("ClusterRoleBinding")
+            .filter(|b| {
+                b["subjects"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|s| s["kind"] == "ServiceAccount" && s["name"] == account)
+            })
+            .filter_map(|b| b["roleRef"]["name"].as_str())
+            .collect();
+        of_kind("ClusterRole")
+            .filter(|r| r["metadata"]["name"].as_str().is_some_and(|n| roles.contains(n)))
+            .flat_map(|r| r["rules"].as_array().cloned().unwrap_or_default())
+            .filter(|rule| {
+                rule["resources"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|r| r == "securitycontextconstraints"))
+                    && rule["verbs"]
+                        .as_array()
+                        .is_some_and(|v| v.iter().any(|v| v == "use"))
+            })
+            .flat_map(|rule| rule["resourceNames"].as_array().cloned().unwrap_or_default())
+            .filter_map(|n| n.as_str().map(String::from))
+            .collect()
+    };
+    let mut cases = Vec::new();
+    for workload in of_kind("Deployment").chain(of_kind("DaemonSet")) {
+        let template = &workload["spec"]["template"];
+        let namespace = workload["metadata"]["namespace"].as_str().expect("a namespace");
+        let account = template["spec"]["serviceAccountName"]
+            .as_str()
+            .unwrap_or("default");
+        let mut allow = vec!["restricted-v2".to_string()];
+        allow.extend(usable_by(account));
+        let name = workload["metadata"]["name"].as_str().expect("a name").to_string();
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": { "name": name, "namespace": namespace, "labels": template["metadata"]["labels"] },
+            "spec": template["spec"],
+        });
+        cases.push((name, namespace.to_string(), allow, pod));
+    }
+    let names: Vec<&str> = cases.iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(
+        names,
+        ["seccomp-sentinel", "seccomp-sentinel-agent"],
+        "the manager and the agent"
+    );
+
+    let mut scc_objects = documents(&root().join("e2e/openshift/sccs.yaml"));
+    scc_objects.extend(shipped_sccs);
+    let mut scc_defaults = SccDefaults::default();
+    let sccs: Vec<Scc> = scc_objects
+        .iter()
+        .map(|o| Scc::parse(o).expect("a valid SCC"))
+        .collect();
+    for scc in &sccs {
+        scc_defaults.insert(scc.name(), &scc.seccomp_profiles);
+    }
+    let namespaces: BTreeSet<&str> = cases.iter().map(|c| c.1.as_str()).collect();
+    let input = json!({
+        "sccs": scc_objects,
+        "namespaces": namespaces.iter().map(|n| {
+            let allocation = NamespaceAllocation::effective(n, None);
+            json!({ "apiVersion": "v1", "kind": "Namespace",
+                    "metadata": { "name": n, "annotations": allocation.annotations } })
+        }).collect::<Vec<_>>(),
+        "cases": cases.iter().map(|(name, _, allow, pod)| json!({ "name": name, "allow": allow, "pod": pod })).collect::<Vec<_>>(),
+    });
+    let results = run_oracle(&oracle, &input);
+    let answers: Vec<(String, String, Vec<String>)> = results
+        .iter()
+        .map(|result| {
+            assert_eq!(
+                result["admitted"], true,
+                "{}: refused by OpenShift's admission: {} {}",
+                result["name"], result["stage"], result["reason"]
+            );
+            let pod: Pod = serde_json::from_value(result["pod"].clone()).expect("the oracle's pod");
+            (
+                result["name"].as_str().unwrap_or_default().to_string(),
+                result["scc"].as_str().unwrap_or_default().to_string(),
+                profiles(&pod, &scc_defaults),
+            )
+        })
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            (
+                "seccomp-sentinel".to_string(),
+                "restricted-v2".to_string(),
+                vec!["manager=RuntimeDefault".to_string()]
+            ),
+            (
+                "seccomp-sentinel-agent".to_string(),
+                "seccomp-sentinel-agent".to_string(),
+                vec!["agent=RuntimeDefault".to_string()]
+            ),
+        ]
+    );
 }
