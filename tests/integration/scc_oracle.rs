@@ -286,8 +286,8 @@ fn scc_admission_simulation_agrees_with_openshifts_admission_plugin() {
     assert!(chosen.len() >= 8, "SCCs chosen: {chosen:?}");
 }
 
-/// The shipped OpenShift install (`config/openshift`), as OpenShift's own SCC admission sees it:
-/// the manager's pod is admitted under restricted-v2 (which every authenticated user may use), the
+/// The shipped OpenShift install (`config/openshift`, and the bundle's manager), as OpenShift's
+/// own SCC admission sees it: the manager's pod is admitted under restricted-v2 (which every authenticated user may use), the
 /// node agent's under the SCC the install ships for it (its ClusterRole grants `use` to the
 /// agent's service account), and every container of both runs with the runtime's default profile.
 #[test]
@@ -355,11 +355,35 @@ fn openshifts_admission_admits_the_pods_of_the_shipped_openshift_install() {
         });
         cases.push((name, namespace.to_string(), allow, pod));
     }
+    // Under OLM the manager's Deployment comes from the bundle's CSV (and the agent's DaemonSet
+    // from the operator, the same as config/agent's: a unit test compares them).
+    let csv: Value = documents(&root().join("bundle/manifests/seccomp-sentinel.clusterserviceversion.yaml"))
+        .into_iter()
+        .next()
+        .expect("the CSV");
+    for deployment in csv["spec"]["install"]["spec"]["deployments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let template = &deployment["spec"]["template"];
+        let name = format!("olm-{}", deployment["name"].as_str().expect("a name"));
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": { "name": name, "namespace": "seccomp-sentinel", "labels": template["metadata"]["labels"] },
+            "spec": template["spec"],
+        });
+        cases.push((name, "seccomp-sentinel".into(), vec!["restricted-v2".into()], pod));
+    }
     let names: Vec<&str> = cases.iter().map(|c| c.0.as_str()).collect();
     assert_eq!(
         names,
-        ["seccomp-sentinel", "seccomp-sentinel-agent"],
-        "the manager and the agent"
+        [
+            "seccomp-sentinel",
+            "seccomp-sentinel-agent",
+            "olm-seccomp-sentinel"
+        ],
+        "the manager and the agent, and the manager of the bundle"
     );
 
     let mut scc_objects = documents(&root().join("e2e/openshift/sccs.yaml"));
@@ -411,6 +435,11 @@ fn openshifts_admission_admits_the_pods_of_the_shipped_openshift_install() {
                 "seccomp-sentinel-agent".to_string(),
                 "seccomp-sentinel-agent".to_string(),
                 vec!["agent=RuntimeDefault".to_string()]
+            ),
+            (
+                "olm-seccomp-sentinel".to_string(),
+                "restricted-v2".to_string(),
+                vec!["manager=RuntimeDefault".to_string()]
             ),
         ]
     );
