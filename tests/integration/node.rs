@@ -602,21 +602,22 @@ async fn the_agent_reads_the_containers_init_after_the_pids_wrap() {
     let statuses: Api<SeccompStatus> = ctx.api();
     let operator = Operator::for_namespace(&ctx).await;
     let signal = tempfile::tempdir().expect("signal dir");
-    let mut app = container(
-        "app",
-        "while [ ! -e /signal/go ]; do sleep 1; done; sleep 3600 & wait",
-    );
-    app["volumeMounts"] = json!([{ "name": "signal", "mountPath": "/signal" }]);
-    let spec = pod(
+    let mut spec = pod(
         "wrap",
         &nodes.a.name,
-        REPORT,
+        "while [ ! -e /signal/go ]; do sleep 1; done; sleep 3600 & wait",
         json!({
             "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } },
             "volumes": [{ "name": "signal", "hostPath": { "path": signal.path() } }],
-            "containers": [app],
         }),
     );
+    if let Some(app) = spec.spec.as_mut().and_then(|s| s.containers.first_mut()) {
+        app.volume_mounts = Some(vec![k8s_openapi::api::core::v1::VolumeMount {
+            name: "signal".into(),
+            mount_path: "/signal".into(),
+            ..Default::default()
+        }]);
+    }
     // The init gets a PID in the upper half of the range, whatever the host's counter is at.
     let pid_max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
         .expect("pid_max")

@@ -124,6 +124,19 @@ impl Answer {
     }
 }
 
+/// The SCCs of `objects`, and the seccomp profile each defaults to.
+fn parse_sccs(objects: &[Value]) -> (Vec<Scc>, SccDefaults) {
+    let sccs: Vec<Scc> = objects
+        .iter()
+        .map(|o| Scc::parse(o).expect("a valid SCC"))
+        .collect();
+    let mut defaults = SccDefaults::default();
+    for scc in &sccs {
+        defaults.insert(scc.name(), &scc.seccomp_profiles);
+    }
+    (sccs, defaults)
+}
+
 fn oracle_binary() -> PathBuf {
     let oracle = root().join("e2e/bin/scc-oracle");
     assert!(
@@ -162,14 +175,7 @@ fn scc_admission_simulation_agrees_with_openshifts_admission_plugin() {
     let oracle = oracle_binary();
     let mut scc_objects = documents(&root().join("e2e/openshift/sccs.yaml"));
     scc_objects.extend(documents(&root().join("tests/openshift/sccs-custom.yaml")));
-    let sccs: Vec<Scc> = scc_objects
-        .iter()
-        .map(|o| Scc::parse(o).expect("a valid SCC"))
-        .collect();
-    let mut scc_defaults = SccDefaults::default();
-    for scc in &sccs {
-        scc_defaults.insert(scc.name(), &scc.seccomp_profiles);
-    }
+    let (sccs, scc_defaults) = parse_sccs(&scc_objects);
     let written: BTreeMap<String, NamespaceAllocation> =
         documents(&root().join("tests/openshift/namespaces.yaml"))
             .iter()
@@ -287,13 +293,16 @@ fn scc_admission_simulation_agrees_with_openshifts_admission_plugin() {
 }
 
 /// The shipped OpenShift install (`config/openshift`, and the bundle's manager), as OpenShift's
-/// own SCC admission sees it: the manager's pod is admitted under restricted-v2 (which every authenticated user may use), the
-/// node agent's under the SCC the install ships for it (its ClusterRole grants `use` to the
-/// agent's service account), and every container of both runs with the runtime's default profile.
+/// own SCC admission sees it: the manager's pod is admitted under restricted-v2 (which every
+/// authenticated user may use), the node agent's under the SCC the install ships for it (its
+/// ClusterRole grants `use` to the agent's service account), and every container of both runs
+/// with the runtime's default profile.
 #[test]
 fn openshifts_admission_admits_the_pods_of_the_shipped_openshift_install() {
     let oracle = oracle_binary();
-    let kubectl = root().join("e2e/bin/kubectl");
+    let kubectl = sentinel_testenv::Binaries::locate()
+        .expect("the Kubernetes binaries: run `make testenv`")
+        .kubectl();
     let rendered = Command::new(&kubectl)
         .args([
             "kustomize",
@@ -388,14 +397,7 @@ fn openshifts_admission_admits_the_pods_of_the_shipped_openshift_install() {
 
     let mut scc_objects = documents(&root().join("e2e/openshift/sccs.yaml"));
     scc_objects.extend(shipped_sccs);
-    let mut scc_defaults = SccDefaults::default();
-    let sccs: Vec<Scc> = scc_objects
-        .iter()
-        .map(|o| Scc::parse(o).expect("a valid SCC"))
-        .collect();
-    for scc in &sccs {
-        scc_defaults.insert(scc.name(), &scc.seccomp_profiles);
-    }
+    let (_, scc_defaults) = parse_sccs(&scc_objects);
     let namespaces: BTreeSet<&str> = cases.iter().map(|c| c.1.as_str()).collect();
     let input = json!({
         "sccs": scc_objects,

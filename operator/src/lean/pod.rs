@@ -6,7 +6,7 @@
 use k8s_openapi::NamespaceResourceScope;
 use serde::Deserialize;
 
-use super::{KeepAnnotations, Meta, decoded::WatchedKind};
+use super::{KeepAnnotations, LenientTime, Meta, decoded::WatchedKind};
 
 /// Annotation keys the operator reads on pods.
 pub const SCC_ANNOTATION: &str = "openshift.io/scc";
@@ -127,8 +127,7 @@ impl ContainerStatusWire {
     /// When the running container started (`state.running.startedAt`, whole seconds); None when
     /// it does not run or the time does not read as one.
     pub fn started_at(&self) -> Option<k8s_openapi::jiff::Timestamp> {
-        let running = self.state.as_ref()?.running.as_ref()?;
-        running.started_at.as_deref()?.parse().ok()
+        self.state.as_ref()?.running.as_ref()?.started_at.timestamp()
     }
 }
 
@@ -142,8 +141,8 @@ pub struct ContainerStateWire {
 #[derive(Deserialize, Clone, Debug, Default)]
 #[serde(rename_all = "camelCase", default)]
 pub struct RunningWire {
-    /// Kept as text: a value that is not a time must not fail the pod's decoding.
-    pub started_at: Option<String>,
+    /// Read leniently: a value that is not a time must not fail the pod's decoding.
+    pub started_at: LenientTime,
 }
 
 #[derive(Deserialize, Clone, Debug, Default)]
