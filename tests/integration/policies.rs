@@ -417,6 +417,104 @@ async fn a_pod_whose_template_is_unconfined_is_not_evicted() {
     operator.stop().await;
 }
 
+/// `kubectl debug --profile=sysadmin` adds a privileged (so unconfined) ephemeral container to a
+/// confined pod of a confined workload. No template has ephemeral containers, so the replacement
+/// would "come back confined": before, the pod was evicted in its next pass (its age was long
+/// past `minUnconfinedAge`), ending the debugging session it was added for.
+#[tokio::test]
+async fn a_pod_being_debugged_is_labelled_not_evicted() {
+    let ctx = support::context("pol-debug").await;
+    adopted_pod(
+        &ctx,
+        "dbg",
+        Some("RuntimeDefault"),
+        Some("RuntimeDefault"),
+        json!({}),
+    )
+    .await;
+    let operator = Operator::for_namespace(&ctx).await;
+    let policy = create_policy(&ctx, "evict", evict_quickly(json!({}))).await;
+    policy_result(&ctx, "dbg-old", &policy, |r| r.verdict == Verdict::Compliant).await;
+    let uid = ctx
+        .api::<Pod>()
+        .get("dbg-old")
+        .await
+        .expect("pod")
+        .uid()
+        .expect("uid");
+
+    ctx.kubectl(&[
+        "debug",
+        "-n",
+        &ctx.ns,
+        "dbg-old",
+        "--image=registry.invalid/debug:1",
+        "--profile=sysadmin",
+        "--container=debugger",
+    ]);
+    let result = policy_result(&ctx, "dbg-old", &policy, |r| r.action != PolicyAction::None).await;
+    assert_eq!(
+        (result.verdict, result.action),
+        (Verdict::Violating, PolicyAction::EvictionSkipped),
+        "{}",
+        result.message
+    );
+    assert!(
+        result.message.contains("debugger (Unconfined)")
+            && result
+                .message
+                .contains("EphemeralContainers: only ephemeral containers"),
+        "{}",
+        result.message
+    );
+    // Labelled as violating, as any violator of an Evict policy is.
+    let labelled = ctx.kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        &ctx.ns,
+        "-l",
+        "seccomp.sentinel.dev/violation=true",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(labelled.trim(), "pod/dbg-old");
+    // Longer than a pass or two: still the same pod, never evicted.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let pod = ctx.api::<Pod>().get_opt("dbg-old").await.expect("get");
+    assert_eq!(
+        pod.and_then(|p| p.uid()),
+        Some(uid),
+        "the debugged pod was evicted"
+    );
+    assert_eq!(operator.evictions(), 0);
+    assert!(events(&ctx, "EvictionSkipped").contains("event"));
+
+    // What the README points to for keeping such containers out: admission. Pod Security
+    // checks the ephemeral containers kubectl debug adds.
+    ctx.kubectl(&[
+        "label",
+        "namespace",
+        &ctx.ns,
+        "pod-security.kubernetes.io/enforce=baseline",
+    ]);
+    let refused = ctx
+        .cluster
+        .try_kubectl(&[
+            "debug",
+            "-n",
+            &ctx.ns,
+            "dbg-old",
+            "--image=registry.invalid/debug:1",
+            "--profile=sysadmin",
+            "--container=debugger-2",
+        ])
+        .expect_err("Pod Security admits a privileged debug container");
+    assert!(refused.to_string().contains("privileged"), "{refused}");
+    delete_policy(&ctx, &policy).await;
+    operator.stop().await;
+}
+
 #[tokio::test]
 async fn a_disruption_budget_blocks_the_eviction_until_it_allows_it() {
     let ctx = support::context("pol-pdb").await;

@@ -18,12 +18,15 @@ pub use eviction::{
 };
 
 use crate::api::{
-    ContainerSeccomp, PolicyAction, PolicyActionMode, PolicyResult, ProfileStrength, ProfileType,
-    SeccompPolicy, SeccompPolicySpec, SeccompStatusStatus, Verdict,
+    ContainerKind, ContainerSeccomp, PolicyAction, PolicyActionMode, PolicyResult, ProfileStrength,
+    ProfileType, SeccompPolicy, SeccompPolicySpec, SeccompStatusStatus, Verdict,
 };
 
 /// The reason of a verdict whose only violations are profiles weaker than the policy's minimum.
 pub const WEAK_PROFILE: &str = "WeakProfile";
+/// The reason an Evict policy gives for not evicting a pod that only its ephemeral containers
+/// make violate.
+pub const EPHEMERAL_ONLY: &str = "EphemeralContainers";
 
 /// Labels set on pods by `action: Label` and `action: Evict` policies.
 pub use crate::api::{OUTCOME_LABELS, PROFILE_LABEL, VIOLATION_LABEL};
@@ -360,6 +363,8 @@ pub struct Judgement {
     pub verdict: Verdict,
     pub reason: String,
     pub message: String,
+    /// Violating, and every violating container is an ephemeral one (`kubectl debug`).
+    pub ephemeral_only: bool,
 }
 
 impl Judgement {
@@ -450,10 +455,12 @@ impl CompiledPolicy {
                 verdict: Verdict::Exempt,
                 reason: "Exempted".into(),
                 message: pod_wide.reason.clone(),
+                ephemeral_only: false,
             };
         }
         let mut violations: Vec<(&str, &'static str)> = Vec::new();
         let mut exempted: Vec<(&str, &str)> = Vec::new();
+        let mut ephemeral_only = true;
         for container in &evaluation.containers {
             if let Err(why) = self.allows(container) {
                 match exemptions
@@ -461,7 +468,10 @@ impl CompiledPolicy {
                     .find(|e| e.containers.iter().any(|c| c == &container.name))
                 {
                     Some(e) => exempted.push((container.name.as_str(), e.reason.as_str())),
-                    None => violations.push((container.name.as_str(), why)),
+                    None => {
+                        ephemeral_only &= container.kind == ContainerKind::EphemeralContainer;
+                        violations.push((container.name.as_str(), why));
+                    }
                 }
             }
         }
@@ -483,11 +493,13 @@ impl CompiledPolicy {
                         "profile strength not known (no node agent report, no SeccompProfile): {}",
                         unknown.join(", ")
                     ),
+                    ephemeral_only: false,
                 },
                 [] => Judgement {
                     verdict: Verdict::Compliant,
                     reason: "Allowed".into(),
                     message: String::new(),
+                    ephemeral_only: false,
                 },
                 _ => Judgement {
                     verdict: Verdict::Exempt,
@@ -497,6 +509,7 @@ impl CompiledPolicy {
                         .map(|(c, why)| format!("{c}: {why}"))
                         .collect::<Vec<_>>()
                         .join("; "),
+                    ephemeral_only: false,
                 },
             };
         }
@@ -535,6 +548,7 @@ impl CompiledPolicy {
             verdict: Verdict::Violating,
             reason: reason.into(),
             message,
+            ephemeral_only,
         }
     }
 }

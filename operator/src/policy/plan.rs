@@ -259,6 +259,17 @@ pub fn plan(input: &PassInput<'_>) -> PodPlan {
                         super::WEAK_PROFILE
                     )),
                 ),
+                // `kubectl debug` adds ephemeral containers to a running pod; no template has
+                // them, so a replacement would always "come back confined", and evicting would
+                // end the debugging session (and the state being looked at) within a pass.
+                None if judgement.ephemeral_only => (
+                    PolicyAction::EvictionSkipped,
+                    Some(format!(
+                        "{}: only ephemeral containers (kubectl debug) violate; no replacement \
+                         would have them, and evicting would only end the debugging",
+                        super::EPHEMERAL_ONLY
+                    )),
+                ),
                 None => {
                     let decision = evict_decision(
                         input,
@@ -771,6 +782,49 @@ mod tests {
             plan.announcements.is_empty(),
             "announced with the eviction's result"
         );
+    }
+
+    /// A pod of `web` whose `app` container has `app_context`, debugged with `kubectl debug
+    /// --profile=sysadmin` (a privileged ephemeral container).
+    fn debugged(app_context: serde_json::Value) -> PodView {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": { "name": "web-1", "namespace": "shop" },
+            "spec": { "nodeName": "n1",
+                      "containers": [{ "name": "app", "image": "app", "securityContext": app_context }],
+                      "ephemeralContainers": [{ "name": "debugger-x7k2", "image": "busybox",
+                                                "securityContext": { "privileged": true } }] }
+        }))
+        .expect("pod");
+        PodView::from_pod(&pod)
+    }
+
+    #[test]
+    fn a_pod_that_only_its_debug_container_makes_violate_is_labelled_not_evicted() {
+        let world = World::new();
+        let confined = json!({ "seccompProfile": { "type": "RuntimeDefault" } });
+        let template = view(confined.clone());
+        let plan = world.plan_evict(&debugged(confined), &template, true);
+        assert_eq!(plan.eviction, None);
+        let result = only_result(&plan);
+        assert_eq!(
+            (result.verdict, result.action),
+            (Verdict::Violating, PolicyAction::EvictionSkipped)
+        );
+        assert!(
+            result
+                .message
+                .contains("EphemeralContainers: only ephemeral containers"),
+            "{}",
+            result.message
+        );
+        let LabelChange::Set(labels) = &plan.labels else {
+            panic!("labels: {:?}", plan.labels)
+        };
+        assert_eq!(labels.get(VIOLATION_LABEL).map(String::as_str), Some("true"));
+
+        // Its own container unconfined as well: the template is the fix, as without the debugger.
+        let plan = world.plan_evict(&debugged(json!({})), &template, true);
+        assert_eq!(plan.eviction.map(|e| e.owner_uid), Some("rs-uid".to_string()));
     }
 
     #[test]
