@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test nodes need when they are missing: containerd and runc (the
 # container runtime), containernetworking-plugins (the loopback CNI plugin that makes a node
-# Ready) and busybox-static (the shell of the test image). Runs as root only (CI does); otherwise it
+# Ready) and busybox-static (the shell of the test image); and libfaketime, with which a test runs
+# the operator on a clock ahead of the API server's. Runs as root only (CI does); otherwise it
 # names what is missing, and the node tests fail with the same message until it is installed.
 # With --check: prints what is missing (nothing when all is there), installs nothing.
 set -euo pipefail
@@ -15,6 +16,8 @@ missing=()
 for package in containerd runc containernetworking-plugins busybox-static; do
   [ -e "${files[$package]}" ] || missing+=("$package")
 done
+# Its directory is the machine's multiarch triplet.
+compgen -G "/usr/lib/*/faketime/libfaketimeMT.so.1" >/dev/null || missing+=(libfaketime)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "${1:-}" = --check ]; then
   echo "missing Debian packages: ${missing[*]}"

@@ -280,7 +280,7 @@ proptest! {
             {
                 prop_assert!(ledger.halted("rs-1").is_none());
             }
-            let _ = ledger.is_replacement("rs-1", now);
+            let _ = ledger.is_replacement("rs-1", "pod-1", now);
             let _ = ledger.to_status("p", now);
         }
     }

@@ -2,7 +2,8 @@
 //! goes away while the watch misses changes (and etcd compacted meanwhile, so the watch must list
 //! again), an operator killed mid first sync, a leader killed right after evicting, shutdown
 //! while the first list hangs, a write whose answer is lost, a write made while the status watch
-//! lists again, the CRDs deleted and installed again, secrets that must never reach the logs, and
+//! lists again, the CRDs deleted and installed again, secrets that must never reach the logs, an
+//! operator whose clock runs ahead of the API server's, and
 //! the trust boundaries (someone else's fields in a status, an `openshift.io/scc` set by a pod's
 //! creator).
 use std::{
@@ -1058,6 +1059,104 @@ async fn the_eviction_rate_holds_across_a_leader_failover() {
     assert_eq!(ledger.recent.len(), 2, "{ledger:?}");
     delete_policy(&ctx, &policy).await;
     ctx.kubectl(&["delete", "namespace", &operator_ns, "--wait=false"]);
+}
+
+/// libfaketime's library (Debian's `libfaketime`, installed by `make node-prereqs`).
+fn libfaketime() -> std::path::PathBuf {
+    std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|dir| dir.path().join("faketime/libfaketimeMT.so.1"))
+        .find(|lib| lib.exists())
+        .unwrap_or_else(|| {
+            panic!("libfaketime is missing: run `make node-prereqs` as root (apt-get install libfaketime)")
+        })
+}
+
+/// The operator's clock runs 10 s ahead of the API server's (a node whose time drifted). It
+/// evicts a pod whose replacement comes back unconfined (the SCC trick of the loop guard's
+/// test): the replacement is created a moment after the eviction by the API server's clock, so
+/// "10 s before it" by the operator's. The loop guard told replacements by their creation time
+/// alone, missed it, and evicted every replacement in turn, one per `workloadCooldown`.
+#[tokio::test]
+async fn the_loop_guard_holds_when_the_operators_clock_runs_ahead() {
+    let ctx = support::context("fault-skew").await;
+    adopted_pod(
+        &ctx,
+        "legacy",
+        None,
+        None,
+        json!({ "openshift.io/scc": "restricted-v2" }),
+    )
+    .await;
+    let kubeconfig = ctx.cluster.kubeconfig().to_path_buf();
+    let lib = libfaketime();
+    let skewed = [
+        ("LD_PRELOAD", lib.to_str().expect("a UTF-8 path")),
+        ("FAKETIME", "+10s"),
+        // Timers run on the monotonic clock: only the wall clock is ahead.
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+    ];
+    let operator = Process::start(&ctx, &kubeconfig, &["--trust-scc-annotation=true"], &skewed);
+    let policy = create_policy(&ctx, "evict", evict_quickly(json!({}))).await;
+
+    wait_for("the first eviction", TIMEOUT, || async {
+        let pods = crate::policies::pods_of(&ctx, "legacy").await;
+        (pods.len() == 1 && pods[0].name_any() != "legacy-old").then_some(())
+    })
+    .await;
+    let replacement = crate::policies::pods_of(&ctx, "legacy").await.remove(0);
+    let statuses: Api<SeccompStatus> = ctx.api();
+    let halted = wait_for_explained(
+        "the replacement to be taken for one",
+        TIMEOUT,
+        || async {
+            let status = statuses.get_opt(&replacement.name_any()).await.ok()??.status?;
+            status
+                .policies
+                .into_iter()
+                .find(|r| r.name == policy && r.message.contains("ReplacementUnconfined"))
+        },
+        || {
+            let pods = ctx.kubectl(&["get", "pods", "-n", &ctx.ns, "-l", "app=legacy", "-o", "name"]);
+            let log = operator.log();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            format!(
+                "the pods of the workload now: {pods}\nthe operator's last log lines:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            )
+        },
+    )
+    .await;
+    assert_eq!(halted.action, PolicyAction::EvictionSkipped, "{}", halted.message);
+    let ledger = || async {
+        Api::<SeccompPolicy>::all(ctx.client.clone())
+            .get(&policy)
+            .await
+            .expect("policy")
+            .status
+            .and_then(|s| s.evictions)
+            .expect("ledger")
+    };
+    // The operator's clock was ahead: its ledger says so (else this test shows nothing).
+    let evicted_at: k8s_openapi::jiff::Timestamp = ledger().await.recent[0].at.parse().expect("a time");
+    let created = replacement.creation_timestamp().expect("created").0;
+    assert!(
+        evicted_at.as_second() > created.as_second() + 5,
+        "evicted at {evicted_at} (operator's clock), replacement created at {created}"
+    );
+    // Well past the 1 s cooldown: the replacement is still there.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let pods = crate::policies::pods_of(&ctx, "legacy").await;
+    assert_eq!(
+        pods.iter().map(|p| p.uid()).collect::<Vec<_>>(),
+        vec![replacement.uid()],
+        "the replacement was evicted"
+    );
+    let ledger = ledger().await;
+    assert_eq!(ledger.recent.len(), 1, "{ledger:?}");
+    delete_policy(&ctx, &policy).await;
 }
 
 /// A pod skipped because its workload's template was unconfined is evicted once the template is

@@ -444,7 +444,14 @@ async fn evict(
             warmed_up: warm,
         };
         match policy::reserve_eviction(&eviction_facts, &limits, &mut state.ledger, now) {
-            (_, Some(reservation)) => reservation,
+            (_, Some(reservation)) => {
+                // Its replacements are then told by what was here before, not by clocks.
+                if let Some(workload) = owner_uid {
+                    let known = state.pods_of_workload(&key.namespace, workload);
+                    state.ledger.witness(&reservation, known);
+                }
+                reservation
+            }
             (EvictionVerdict::Proceed, None) => {
                 return Ok(EvictionResult::NotReserved(EvictionVerdict::Proceed));
             }

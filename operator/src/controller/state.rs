@@ -327,6 +327,17 @@ fn older_than_held(event: Option<u64>, held: Option<&StoredStatus>) -> bool {
 }
 
 impl State {
+    /// The UIDs of the cached pods in `namespace` whose controlling owner is `workload`.
+    pub fn pods_of_workload(&self, namespace: &str, workload: &str) -> Vec<String> {
+        self.pods
+            .iter()
+            .filter(|(key, _)| &*key.namespace == namespace)
+            .filter_map(|(_, entry)| entry.pod())
+            .filter(|pod| pod.owner.as_ref().is_some_and(|o| &*o.uid == workload))
+            .map(|pod| pod.uid.into())
+            .collect()
+    }
+
     /// The shared copy of a namespace name.
     pub fn intern(&mut self, namespace: &str) -> Arc<str> {
         if let Some(existing) = self.namespaces.get(namespace) {

@@ -3,7 +3,7 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::EvictionLimits;
 
@@ -101,6 +101,17 @@ fn later(reason: &'static str, message: impl Into<String>, retry_after: Duration
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EvictionLedger {
     policies: HashMap<String, PolicyLedger>,
+    /// What this process knew of each workload when it evicted one of its pods (in memory only).
+    witnesses: Vec<Witness>,
+}
+
+/// The pods of a workload the controller knew when it reserved the eviction of one of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Witness {
+    workload: String,
+    at: Timestamp,
+    /// Pod UIDs, sorted.
+    pods: Vec<String>,
 }
 
 /// One policy's part of the ledger.
@@ -178,8 +189,12 @@ fn lifted_by(at: Timestamp, resumed: Timestamp) -> bool {
     at <= resumed
 }
 
+/// How long ago `then` was; zero for a time ahead of `now`. Times come from other clocks (a
+/// pod's creation from the API server's, an eviction from an earlier leader's): a time ahead is
+/// taken as just now, never as long ago, so a pod created "in the future" is young and an
+/// eviction recorded "in the future" counts for the rate and the cooldown.
 fn since(now: Timestamp, then: Timestamp) -> Duration {
-    now.duration_since(then).unsigned_abs()
+    now.duration_since(then).max(SignedDuration::ZERO).unsigned_abs()
 }
 
 /// Evictions in the last minute, and when the oldest of them leaves the window.
@@ -237,6 +252,9 @@ impl EvictionLedger {
 
     /// Takes back a recorded eviction that did not happen.
     pub fn release(&mut self, reservation: Reservation) {
+        self.witnesses.retain(|w| {
+            w.at != reservation.record.at || Some(&w.workload) != reservation.record.workload.as_ref()
+        });
         if let Some(ledger) = self.policies.get_mut(&reservation.policy)
             && let Some(i) = ledger.recent.iter().rposition(|r| *r == reservation.record)
         {
@@ -256,13 +274,31 @@ impl EvictionLedger {
             .max()
     }
 
-    /// Whether a pod created at `created` replaces one evicted from `workload`. Creation times
-    /// have whole seconds, so a pod created in the second of the eviction counts as a
-    /// replacement (the cautious side: it stops evictions rather than repeats them). Evictions
-    /// at or before their policy's resume time do not count: the pods they brought are what the
-    /// user looked at before lifting the halt.
-    pub fn is_replacement(&self, workload: &str, created: Timestamp) -> bool {
-        self.policies
+    /// Remembers the pods of the reservation's workload that this process knows (`pods`, their
+    /// UIDs) as it evicts one of them: any other pod of the workload came after the eviction,
+    /// whatever the clocks say (see [`EvictionLedger::is_replacement`]).
+    pub fn witness(&mut self, reservation: &Reservation, mut pods: Vec<String>) {
+        let Some(workload) = reservation.record.workload.clone() else {
+            return;
+        };
+        let at = reservation.record.at;
+        pods.sort_unstable();
+        self.witnesses.retain(|w| since(at, w.at) < KEPT);
+        self.witnesses.push(Witness { workload, at, pods });
+    }
+
+    /// Whether the pod `uid`, created at `created`, replaces one evicted from `workload` (the
+    /// latest eviction of it counts). Where this process made that eviction, a replacement is a
+    /// pod of the workload it did not know then: no clock is compared. Otherwise (another
+    /// leader's eviction, or this process's before a restart) it is a pod created at or after
+    /// the eviction's second: a creation time, from the API server's clock, against the
+    /// evicting operator's. Creation times have whole seconds, so a pod created in the second of
+    /// the eviction counts (the cautious side: it stops evictions rather than repeats them).
+    /// Evictions at or before their policy's resume time do not count: the pods they brought
+    /// are what the user looked at before lifting the halt.
+    pub fn is_replacement(&self, workload: &str, uid: &str, created: Timestamp) -> bool {
+        let Some(evicted) = self
+            .policies
             .values()
             .flat_map(|p| {
                 p.recent
@@ -272,7 +308,17 @@ impl EvictionLedger {
             .filter(|r| r.workload.as_deref() == Some(workload))
             .map(|r| r.at)
             .max()
-            .is_some_and(|evicted| created.as_second() >= evicted.as_second())
+        else {
+            return false;
+        };
+        match self
+            .witnesses
+            .iter()
+            .find(|w| w.at == evicted && w.workload == workload)
+        {
+            Some(witness) => witness.pods.binary_search_by(|p| p.as_str().cmp(uid)).is_err(),
+            None => created.as_second() >= evicted.as_second(),
+        }
     }
 
     /// Stops evicting a workload for good (its replacements come back unconfined); true when

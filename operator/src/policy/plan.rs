@@ -367,7 +367,7 @@ fn evict_decision(
     // violating, means evicting does not help.
     if let (Some((_, uid, owner_name)), Some(created), false) = (pod.owner, pod.created, pod.terminating)
         && input.ledger.halted(uid).is_none()
-        && input.ledger.is_replacement(uid, created)
+        && input.ledger.is_replacement(uid, pod.uid, created)
     {
         *halt = Some(Halt {
             policy: p.name.as_str().into(),

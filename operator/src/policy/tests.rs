@@ -595,9 +595,13 @@ fn rates_cooldowns_and_the_loop_guard() {
     );
     assert_eq!(ledger.halted_count(), 1);
     // A pod created in the second of an eviction, or later, replaces an evicted one.
-    assert!(ledger.is_replacement("rs-1", t0));
-    assert!(!ledger.is_replacement("rs-1", Timestamp::from_second(1_800_000_000 - 1).expect("t")));
-    assert!(!ledger.is_replacement("rs-9", t0));
+    assert!(ledger.is_replacement("rs-1", "pod-new", t0));
+    assert!(!ledger.is_replacement(
+        "rs-1",
+        "pod-old",
+        Timestamp::from_second(1_800_000_000 - 1).expect("t")
+    ));
+    assert!(!ledger.is_replacement("rs-9", "pod-new", t0));
     // Dry runs ignore rates and cooldowns: they evict nothing.
     let dry = EvictionLimits {
         dry_run: true,
@@ -607,6 +611,53 @@ fn rates_cooldowns_and_the_loop_guard() {
         reason(&eviction_verdict(&other, &dry, &ledger, at(10))),
         "Proceed"
     );
+}
+
+/// The API server stamps creation times with its clock and the operator its evictions with its
+/// own: the two need not agree.
+#[test]
+fn clocks_that_disagree_neither_age_a_pod_nor_hide_a_replacement() {
+    let at = |secs: i64| Timestamp::from_second(1_800_000_000 + secs).expect("t");
+    let limits = EvictionLimits::default();
+    let ledger = EvictionLedger::default();
+    // Created "ten minutes from now" by the operator's clock: young, not ten minutes old.
+    let ahead = EvictionFacts {
+        created: Some(at(600)),
+        ..facts()
+    };
+    match eviction_verdict(&ahead, &limits, &ledger, now()) {
+        EvictionVerdict::Later {
+            reason, retry_after, ..
+        } => assert_eq!((reason, retry_after), ("TooYoung", limits.min_age)),
+        other => panic!("{other:?}"),
+    }
+    // An eviction recorded ahead (by a leader whose clock was ahead) counts for the rate and the
+    // cooldown, rather than as long past.
+    let mut earlier_leader = EvictionLedger::default();
+    earlier_leader.record(facts().policy, "shop", Some("rs-1"), at(90));
+    assert_eq!(
+        reason(&eviction_verdict(&facts(), &limits, &earlier_leader, now())),
+        "WorkloadCooldown"
+    );
+
+    // This operator's clock runs 5 s ahead of the API server's: it evicts at (its) 5 s; the
+    // ReplicaSet's replacement is created at (the server's) 1 s, "before" the eviction.
+    let mut ledger = EvictionLedger::default();
+    let (_, reservation) = reserve_eviction(&facts(), &limits, &mut ledger, at(5));
+    let reservation = reservation.expect("reserved");
+    // Without what it knew of the workload, only the clocks can tell: the replacement is missed.
+    assert!(!ledger.is_replacement("rs-1", "replacement", at(1)));
+    ledger.witness(&reservation, vec!["evicted".into(), "sibling".into()]);
+    assert!(ledger.is_replacement("rs-1", "replacement", at(1)));
+    // The pods that were there are not replacements, whenever the server says they were created
+    // (a clock behind the server's would take a sibling created "after" for one).
+    assert!(!ledger.is_replacement("rs-1", "sibling", at(9)));
+    assert!(!ledger.is_replacement("rs-1", "evicted", at(-100)));
+    // Another workload's eviction says nothing of this one.
+    assert!(!ledger.is_replacement("rs-2", "replacement", at(1)));
+    // A reservation taken back takes its witness with it: the clocks decide again.
+    ledger.release(reservation);
+    assert!(!ledger.is_replacement("rs-1", "replacement", at(1)));
 }
 
 #[test]
@@ -636,7 +687,7 @@ fn a_released_reservation_does_not_come_back_with_the_ledger_written_ahead() {
     ledger.release(reservation.expect("reserved"));
     ledger.load(facts().policy, Some(&json!({ "evictions": written_ahead })));
     assert_eq!(ledger.last_eviction("rs-1"), None);
-    assert!(!ledger.is_replacement("rs-1", now()));
+    assert!(!ledger.is_replacement("rs-1", "pod-new", now()));
     // Another process's eviction in the same status is still taken in.
     let mut other = EvictionLedger::default();
     other.record(facts().policy, "ns", Some("rs-9"), now());
@@ -653,7 +704,7 @@ fn a_resume_time_lifts_the_halts_recorded_before_it_and_lets_the_workload_be_evi
     let policy = facts().policy;
     let mut ledger = EvictionLedger::default();
     ledger.record(policy, "shop", Some("rs-1"), at(0));
-    assert!(ledger.is_replacement("rs-1", at(5)));
+    assert!(ledger.is_replacement("rs-1", "pod-5", at(5)));
     assert!(ledger.halt_for(policy, "rs-1", "shop/web", "came back unconfined".into(), at(10)));
     let status = json!({ "evictions": ledger.to_status(policy, at(20)) });
 
@@ -663,7 +714,7 @@ fn a_resume_time_lifts_the_halts_recorded_before_it_and_lets_the_workload_be_evi
     assert_eq!(lifted.len(), 1, "{lifted:?}");
     assert_eq!(lifted[0].name, "shop/web");
     assert_eq!(ledger.halted("rs-1"), None);
-    assert!(!ledger.is_replacement("rs-1", at(5)));
+    assert!(!ledger.is_replacement("rs-1", "pod-5", at(5)));
     // The cooldown still counts the eviction: it happened.
     assert_eq!(ledger.last_eviction("rs-1"), Some(at(0)));
     // The status written before the resume (a watch event arriving late, or a restart) does not
@@ -678,7 +729,7 @@ fn a_resume_time_lifts_the_halts_recorded_before_it_and_lets_the_workload_be_evi
 
     // The next eviction, after the resume, counts for the loop guard again, and a new halt stays.
     ledger.record(policy, "shop", Some("rs-1"), at(200));
-    assert!(ledger.is_replacement("rs-1", at(205)));
+    assert!(ledger.is_replacement("rs-1", "pod-205", at(205)));
     assert!(ledger.halt_for(policy, "rs-1", "shop/web", "again".into(), at(210)));
     assert!(ledger.resume(policy, Some(at(30))).is_empty());
     assert_eq!(ledger.halted("rs-1"), Some("again"));
