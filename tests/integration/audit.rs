@@ -494,6 +494,7 @@ fn profiles_dir_classifies_the_localhost_profiles() {
     let list = json!({ "apiVersion": "v1", "kind": "List", "items": [
         pod("strict", "profiles/strict.json"), pod("log", "profiles/log.json"),
         pod("link", "profiles/link.json"), pod("gone", "profiles/gone.json"),
+        pod("dotted", "./profiles//log.json"),
     ] });
     let policy = scratch.path().join("policy.yaml");
     std::fs::write(
@@ -520,6 +521,12 @@ fn profiles_dir_classifies_the_localhost_profiles() {
     assert_eq!(app("strict")["strength"], "AllowList");
     assert_eq!(app("strict")["strengthSource"], "ProfilesDir");
     assert_eq!(app("log")["strength"], "LogOnly");
+    // The file the kubelet would open (it cleans the path), as the policy judges it too.
+    assert_eq!(app("dotted")["strength"], "LogOnly");
+    assert_eq!(
+        app("dotted")["profile"]["localhostProfile"],
+        "./profiles//log.json"
+    );
     assert_eq!(app("gone")["strength"], "Missing");
     assert_eq!(
         app("link")["strength"],

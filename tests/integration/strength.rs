@@ -458,6 +458,57 @@ async fn a_weak_profile_violates_a_minimum_strength_but_is_never_evicted() {
     operator.stop().await;
 }
 
+/// `localhostProfile: ./<dir>//deny-mkdir.json` passes the API server's checks (relative, no
+/// `..`), and the kubelet opens `<dir>/deny-mkdir.json` (Go's `filepath.Join` cleans it). A policy
+/// allowing `<dir>/*.json` took the spelling for another file: `LocalhostProfileNotAllowed` for
+/// a container running an allowed profile.
+#[tokio::test]
+async fn a_localhost_path_is_judged_as_the_file_the_kubelet_opens() {
+    let nodes = nodes::nodes();
+    let ctx = node_context("strength-path").await;
+    let a = &nodes.a;
+    let dir = format!("sentinel-{}", ctx.ns);
+    let profiles = a.seccomp_dir().join(&dir);
+    std::fs::create_dir_all(&profiles).expect("profile dir");
+    std::fs::write(profiles.join("deny-mkdir.json"), DENY_MKDIR).expect("profile");
+    let operator = Operator::for_namespace(&ctx).await;
+    let pods: Api<Pod> = ctx.api();
+    pods.create(
+        &PostParams::default(),
+        &localhost("dotted", &a.name, &format!("./{dir}//deny-mkdir.json")),
+    )
+    .await
+    .expect("create pod");
+    // The kubelet ran the file: the probe is refused.
+    assert!(probe_result(&pods, a, "dotted").await.contains("mkdir=refused"));
+    let policy = create_policy(
+        &ctx,
+        "paths",
+        json!({ "allowedProfiles": ["Localhost"], "allowedLocalhostProfiles": [format!("{dir}/*.json")],
+                "minimumProfileStrength": "DenyList" }),
+    )
+    .await;
+    let result = policy_result(&ctx, "dotted", &policy, |r| {
+        r.verdict != Verdict::Compliant || r.reason == "Allowed"
+    })
+    .await;
+    assert_eq!(
+        (result.verdict, result.reason.as_str()),
+        (Verdict::Compliant, "Allowed"),
+        "{}",
+        result.message
+    );
+    // Graded from the agent's reading of the same file.
+    let statuses: Api<SeccompStatus> = ctx.api();
+    let (_, app) = assessed(&statuses, "dotted", |c| c.strength.is_some()).await;
+    assert_eq!(
+        (app.strength, app.strength_source),
+        (Some(ProfileStrength::DenyList), Some(StrengthSource::Node))
+    );
+    delete_policy(&ctx, &policy).await;
+    operator.stop().await;
+}
+
 /// With the Security Profiles Operator's API served (its CRD from the pinned module), its
 /// SeccompProfile objects classify the profiles pods name, with no node involved.
 #[tokio::test]
@@ -499,9 +550,19 @@ async fn security_profiles_operator_objects_classify_profiles_without_a_node() {
             .await
             .expect("create pod");
     }
+    // The same object, named as the kubelet would open it after cleaning the path.
+    let dotted: Pod = serde_json::from_value(json!({ "metadata": { "name": "strict-dotted" },
+        "spec": { "securityContext": { "seccompProfile": { "type": "Localhost",
+                      "localhostProfile": format!("./operator//strict-{suffix}.json") } },
+                  "containers": [{ "name": "app", "image": "registry.invalid/app:1" }] } }))
+    .expect("pod");
+    pods.create(&PostParams::default(), &dotted)
+        .await
+        .expect("create pod");
     let statuses: Api<SeccompStatus> = ctx.api();
     for (name, strength) in [
         ("strict", ProfileStrength::AllowList),
+        ("strict-dotted", ProfileStrength::AllowList),
         ("logging", ProfileStrength::LogOnly),
         ("based", ProfileStrength::Unknown),
     ] {

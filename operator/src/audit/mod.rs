@@ -558,7 +558,12 @@ fn read_profiles(subjects: &[AuditSubject], dir: &Path) -> BTreeMap<String, crat
     let mut paths = std::collections::BTreeSet::new();
     for subject in subjects {
         let view = PodView::from_pod(&subject.pod);
-        paths.extend(view.localhost_paths());
+        // Keyed as they are looked up: cleaned, as the kubelet opens them.
+        paths.extend(
+            view.localhost_paths()
+                .iter()
+                .map(|p| crate::profile::clean_localhost_path(p).into_owned()),
+        );
     }
     paths
         .into_iter()

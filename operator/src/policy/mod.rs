@@ -436,7 +436,11 @@ impl CompiledPolicy {
             ProfileType::Localhost if !self.allow_localhost => Err("ProfileNotAllowed"),
             ProfileType::Localhost => match (&self.localhost_globs, &profile.localhost_profile) {
                 (None, _) => Ok(()),
-                (Some(globs), Some(path)) if globs.is_match(path) => Ok(()),
+                (Some(globs), Some(path))
+                    if globs.is_match(crate::profile::clean_localhost_path(path).as_ref()) =>
+                {
+                    Ok(())
+                }
                 _ => Err("LocalhostProfileNotAllowed"),
             },
         }

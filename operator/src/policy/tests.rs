@@ -133,6 +133,13 @@ fn verdicts_on_profiles() {
             Verdict::Violating,
             "ProfileNotAllowed",
         ),
+        // The kubelet cleans the path: the same file, allowed.
+        (
+            &localhost_only,
+            vec![container("a", L, Some("./profiles//app.json"))],
+            Verdict::Compliant,
+            "Allowed",
+        ),
         (
             &localhost_only,
             vec![container("a", L, Some("profiles/app.json"))],

@@ -165,6 +165,24 @@ pub fn lexical_path(root: &Path, relative: &str) -> Result<PathBuf, Refusal> {
     Ok(root.join(path))
 }
 
+/// A `localhostProfile` as the kubelet opens it: it joins the path to its seccomp directory with
+/// Go's `filepath.Join`, which cleans it, so `./profiles//app.json` is the file
+/// `profiles/app.json`. Empty and `.` segments go (the API server refuses `..`). Policies match,
+/// and the audit's profile directory and SeccompProfile objects are looked up, by this form; a
+/// path with nothing left (`.`) stays as it is.
+pub fn clean_localhost_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let cleaned: Vec<&str> = path
+        .split('/')
+        .filter(|segment| !segment.is_empty() && *segment != ".")
+        .collect();
+    let cleaned = cleaned.join("/");
+    if cleaned == path || cleaned.is_empty() {
+        std::borrow::Cow::Borrowed(path)
+    } else {
+        std::borrow::Cow::Owned(cleaned)
+    }
+}
+
 /// Where the profile files of a node are, as the agent sees them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProfileRoot {
@@ -335,5 +353,24 @@ mod tests {
                 .expect_err("a loop")
                 .contains("symbolic links")
         );
+    }
+
+    #[test]
+    fn a_localhost_path_is_cleaned_as_the_kubelet_joins_it() {
+        for (spelled, opened) in [
+            ("profiles/app.json", "profiles/app.json"),
+            ("./profiles//app.json", "profiles/app.json"),
+            ("profiles/./app.json", "profiles/app.json"),
+            ("profiles/app.json/", "profiles/app.json"),
+            ("app.json", "app.json"),
+            (".", "."),
+            ("", ""),
+        ] {
+            assert_eq!(clean_localhost_path(spelled), opened, "{spelled:?}");
+        }
+        assert!(matches!(
+            clean_localhost_path("operator/ns/p.json"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 }

@@ -144,7 +144,9 @@ impl ProfileFacts<'_> {
                 .iter()
                 .find(|(c, f)| &**c == container && f.path == path)
                 .map(|(_, f)| (f, StrengthSource::Node)),
-            FileReports::Dir(files) => files.get(path).map(|f| (f, StrengthSource::ProfilesDir)),
+            FileReports::Dir(files) => files
+                .get(super::clean_localhost_path(path).as_ref())
+                .map(|f| (f, StrengthSource::ProfilesDir)),
         }
     }
 }
@@ -228,7 +230,10 @@ fn localhost(
             }
         }
     }
-    match facts.catalog.and_then(|c| c.get(path)) {
+    match facts
+        .catalog
+        .and_then(|c| c.get(super::clean_localhost_path(path).as_ref()))
+    {
         Some(CatalogEntry {
             class: Some(class), ..
         }) => ((*class).into(), Some(StrengthSource::SeccompProfile), warning),
