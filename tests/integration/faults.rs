@@ -1082,14 +1082,7 @@ fn libfaketime() -> std::path::PathBuf {
 #[tokio::test]
 async fn the_loop_guard_holds_when_the_operators_clock_runs_ahead() {
     let ctx = support::context("fault-skew").await;
-    adopted_pod(
-        &ctx,
-        "legacy",
-        None,
-        None,
-        json!({ "openshift.io/scc": "restricted-v2" }),
-    )
-    .await;
+    crate::policies::adopted_pod_whose_replacements_come_back_unconfined(&ctx, "legacy").await;
     let kubeconfig = ctx.cluster.kubeconfig().to_path_buf();
     let lib = libfaketime();
     let skewed = [

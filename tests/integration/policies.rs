@@ -98,6 +98,21 @@ pub(crate) async fn adopted_pod(
     .await;
 }
 
+/// A pod of the ReplicaSet `app` whose template carries the SCC annotation but no profile: the
+/// operator (trusting the annotation) expects restricted-v2 to default it, as SCC admission would
+/// on OpenShift. This control plane has no SCC admission, so a replacement comes back unconfined:
+/// the prediction was wrong, which the loop guard must catch.
+pub(crate) async fn adopted_pod_whose_replacements_come_back_unconfined(ctx: &TestContext, app: &str) {
+    adopted_pod(
+        ctx,
+        app,
+        None,
+        None,
+        json!({ "openshift.io/scc": "restricted-v2" }),
+    )
+    .await;
+}
+
 /// Waits until kube-controller-manager's pod cache holds the pods labelled `app: {app}`. The
 /// ReplicaSet controller adopts an existing pod only if its cache holds the pod when it first
 /// syncs the ReplicaSet; otherwise it creates a replica of its own, adopts the pod later and
@@ -443,15 +458,20 @@ async fn a_pod_being_debugged_is_labelled_not_evicted() {
         .uid()
         .expect("uid");
 
-    ctx.kubectl(&[
-        "debug",
-        "-n",
-        &ctx.ns,
-        "dbg-old",
-        "--image=registry.invalid/debug:1",
-        "--profile=sysadmin",
-        "--container=debugger",
-    ]);
+    // What `kubectl debug --profile=sysadmin` does to the pod (it returns once the container is
+    // in the spec; nothing attaches).
+    let debug = |container: &str| {
+        ctx.cluster.try_kubectl(&[
+            "debug",
+            "-n",
+            &ctx.ns,
+            "dbg-old",
+            "--image=registry.invalid/debug:1",
+            "--profile=sysadmin",
+            &format!("--container={container}"),
+        ])
+    };
+    debug("debugger").expect("kubectl debug");
     let result = policy_result(&ctx, "dbg-old", &policy, |r| r.action != PolicyAction::None).await;
     assert_eq!(
         (result.verdict, result.action),
@@ -498,18 +518,7 @@ async fn a_pod_being_debugged_is_labelled_not_evicted() {
         &ctx.ns,
         "pod-security.kubernetes.io/enforce=baseline",
     ]);
-    let refused = ctx
-        .cluster
-        .try_kubectl(&[
-            "debug",
-            "-n",
-            &ctx.ns,
-            "dbg-old",
-            "--image=registry.invalid/debug:1",
-            "--profile=sysadmin",
-            "--container=debugger-2",
-        ])
-        .expect_err("Pod Security admits a privileged debug container");
+    let refused = debug("debugger-2").expect_err("Pod Security admits a privileged debug container");
     assert!(refused.to_string().contains("privileged"), "{refused}");
     delete_policy(&ctx, &policy).await;
     operator.stop().await;
@@ -914,17 +923,7 @@ async fn an_exemption_that_expires_stops_exempting_without_anything_else_changin
 #[tokio::test]
 async fn evictions_stop_when_the_replacement_comes_back_unconfined_until_the_halt_is_lifted() {
     let ctx = support::context("pol-loop").await;
-    // The template carries the SCC annotation but no profile: the operator expects restricted-v2
-    // to default it, as SCC admission would on OpenShift. This control plane has no SCC
-    // admission, so the replacement comes back unconfined: the prediction was wrong.
-    adopted_pod(
-        &ctx,
-        "legacy",
-        None,
-        None,
-        json!({ "openshift.io/scc": "restricted-v2" }),
-    )
-    .await;
+    adopted_pod_whose_replacements_come_back_unconfined(&ctx, "legacy").await;
     // Trusted as it would be on OpenShift (this cluster runs no SCC admission).
     let mut config = support::namespace_config(&ctx);
     config.trust_scc_annotation = seccomp_sentinel::controller::config::TrustScc::True;

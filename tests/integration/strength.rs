@@ -39,6 +39,18 @@ fn localhost(name: &str, node: &str, path: &str) -> Pod {
     )
 }
 
+/// Writes `files` (name, content) into a directory of this test's own under the node's seccomp
+/// directory; returns the directory, relative to it (as a `localhostProfile` names it).
+fn profile_dir(node: &sentinel_testenv::node::NodeHandle, namespace: &str, files: &[(&str, &str)]) -> String {
+    let dir = format!("sentinel-{namespace}");
+    let profiles = node.seccomp_dir().join(&dir);
+    std::fs::create_dir_all(&profiles).expect("profile dir");
+    for (name, content) in files {
+        std::fs::write(profiles.join(name), content).expect("profile");
+    }
+    dir
+}
+
 /// The container `app` of `pod` once the operator has assessed what the agent reported.
 async fn assessed(
     statuses: &Api<SeccompStatus>,
@@ -408,10 +420,7 @@ async fn a_weak_profile_violates_a_minimum_strength_but_is_never_evicted() {
     let nodes = nodes::nodes();
     let ctx = node_context("strength-policy").await;
     let a = &nodes.a;
-    let dir = format!("sentinel-{}", ctx.ns);
-    let profiles = a.seccomp_dir().join(&dir);
-    std::fs::create_dir_all(&profiles).expect("profile dir");
-    std::fs::write(profiles.join("log-only.json"), LOG_ONLY).expect("profile");
+    let dir = profile_dir(a, &ctx.ns, &[("log-only.json", LOG_ONLY)]);
     let operator = Operator::for_namespace(&ctx).await;
     // A workload (so eviction would be possible) whose template asks for the weak profile.
     let template = json!({
@@ -467,10 +476,7 @@ async fn a_localhost_path_is_judged_as_the_file_the_kubelet_opens() {
     let nodes = nodes::nodes();
     let ctx = node_context("strength-path").await;
     let a = &nodes.a;
-    let dir = format!("sentinel-{}", ctx.ns);
-    let profiles = a.seccomp_dir().join(&dir);
-    std::fs::create_dir_all(&profiles).expect("profile dir");
-    std::fs::write(profiles.join("deny-mkdir.json"), DENY_MKDIR).expect("profile");
+    let dir = profile_dir(a, &ctx.ns, &[("deny-mkdir.json", DENY_MKDIR)]);
     let operator = Operator::for_namespace(&ctx).await;
     let pods: Api<Pod> = ctx.api();
     pods.create(
