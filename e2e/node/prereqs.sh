@@ -27,6 +27,6 @@ if [ "$(id -u)" != 0 ]; then
   echo "testenv: the test nodes need the Debian packages ${missing[*]}; as root: apt-get install ${missing[*]}" >&2
   exit 0
 fi
-echo "testenv: installing ${missing[*]} for the test nodes"
+echo "testenv: installing ${missing[*]} for the tests"
 apt-get update -q >/dev/null
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,6 +1,7 @@
 //! On real nodes: what the operator reports, what the container runtime was asked for (`crictl
 //! inspect` → `.info.runtimeSpec.linux.seccomp`) and what the kernel enforces (`Seccomp` of
-//! `/proc/<pid>/status`, and the node agent's reading of it) agree, for every kind of profile.
+//! `/proc/<pid>/status`, and the node agent's reading of it) agree, for every kind of profile and
+//! container (init, sidecar, and the ephemeral ones `kubectl debug` adds).
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -56,6 +57,7 @@ fn container_id(pod: &Pod, container: &str) -> String {
         .iter()
         .flatten()
         .chain(status.container_statuses.iter().flatten())
+        .chain(status.ephemeral_container_statuses.iter().flatten())
         .find(|c| c.name == container)
         .and_then(|c| c.container_id.clone())
         .unwrap_or_else(|| panic!("no container ID for {container}"))
@@ -174,10 +176,41 @@ async fn the_three_views_agree_for_every_profile_kind() {
                     ] }),
         ),
     ];
+    // Pods whose one container asks for RuntimeDefault, the pod nothing: what `kubectl debug`
+    // adds to them inherits the pod's (none), so the kubelet's default decides; with
+    // `--profile=sysadmin` it is privileged.
+    let container_only = json!({ "containers": [merge_into(container("app", REPORT),
+        json!({ "securityContext": { "seccompProfile": runtime_default } }))] });
+    let specs: Vec<Pod> = specs
+        .into_iter()
+        .chain([
+            pod("debugged-off", &a.name, REPORT, container_only.clone()),
+            pod("debugged-on", &b.name, REPORT, container_only),
+        ])
+        .collect();
     for spec in &specs {
         pods.create(&PostParams::default(), spec)
             .await
             .expect("create pod");
+    }
+    for debugged in ["debugged-off", "debugged-on"] {
+        wait_running(&pods, debugged).await;
+        for (name, profile) in [("dbg", "general"), ("admin", "sysadmin")] {
+            ctx.kubectl(&[
+                "debug",
+                "-n",
+                &ctx.ns,
+                debugged,
+                &format!("--image={}", sentinel_testenv::image::BUSYBOX_IMAGE),
+                "--image-pull-policy=Never",
+                &format!("--profile={profile}"),
+                &format!("--container={name}"),
+                "--",
+                "sh",
+                "-c",
+                REPORT,
+            ]);
+        }
     }
     let expected = [
         (
@@ -211,6 +244,16 @@ async fn the_three_views_agree_for_every_profile_kind() {
             Some("SCMP_ACT_ERRNO"),
             false,
         ),
+        ("debugged-off", "dbg", ProfileType::Unconfined, None, false),
+        (
+            "debugged-on",
+            "dbg",
+            ProfileType::RuntimeDefault,
+            Some("SCMP_ACT_ERRNO"),
+            false,
+        ),
+        ("debugged-off", "admin", ProfileType::Unconfined, None, false),
+        ("debugged-on", "admin", ProfileType::Unconfined, None, false),
         ("init-and-sidecar", "init", ProfileType::Unconfined, None, true),
         (
             "init-and-sidecar",
@@ -237,8 +280,9 @@ async fn the_three_views_agree_for_every_profile_kind() {
 
     let statuses: Api<SeccompStatus> = ctx.api();
     for want in &expected {
-        let node = if want.pod == "unset-default-on" { b } else { a };
-        let running = wait_running(&pods, want.pod).await;
+        let on_b = matches!(want.pod, "unset-default-on" | "debugged-on");
+        let node = if on_b { b } else { a };
+        wait_running(&pods, want.pod).await;
         let what = format!("{}/{}", want.pod, want.container);
         // The operator's view, with the agent's reading of the kernel for running containers.
         let status = wait_for(
@@ -253,6 +297,8 @@ async fn the_three_views_agree_for_every_profile_kind() {
             },
         )
         .await;
+        // Read now: an ephemeral container's ID is in the pod's status once it runs.
+        let running = pods.get(want.pod).await.expect("pod");
         let reported = entry(&status, want.container);
         let confined = matches!(want.profile, ProfileType::RuntimeDefault | ProfileType::Localhost);
         assert_eq!(reported.confined, confined, "{what}: {reported:?}");
@@ -297,7 +343,7 @@ async fn the_three_views_agree_for_every_profile_kind() {
                 );
             }
         }
-        if want.pod == "unset-default-on" {
+        if on_b && want.profile == ProfileType::RuntimeDefault {
             assert_eq!(
                 reported.source,
                 seccomp_sentinel::api::ProfileSource::KubeletDefault,
