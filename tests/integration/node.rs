@@ -556,6 +556,124 @@ async fn an_evicted_pod_comes_back_confined_on_the_node() {
 /// A pod recreated under the same name (as a StatefulSet's is) gets a status of its own: nothing
 /// the node agent found in the earlier pod's containers stays in it, although the new pod never
 /// runs where the agent could look at it again.
+/// A StatefulSet whose template is fixed rolls its pods itself, one at a time, each waiting for
+/// the one before to be Ready. Here the new revision never gets Ready (a readiness probe that
+/// fails, as a bad release would), so the rollout stops after replacing `rolling-1`, with
+/// `rolling-0` still unconfined and serving. Before, the operator evicted `rolling-0` too (the
+/// template was confined): both pods down at once, which the rollout exists to prevent. A
+/// partition holds `held-0` at the earlier revision, to which a replacement would return. With
+/// `OnDelete`, evicting is how a pod gets the template: `manual-0` is evicted.
+#[tokio::test]
+async fn a_statefulset_rolling_or_holding_its_pods_is_left_to_it() {
+    let nodes = nodes::nodes();
+    let ctx = node_context("evict-sts").await;
+    let pods: Api<Pod> = ctx.api();
+    let sets: Api<k8s_openapi::api::apps::v1::StatefulSet> = ctx.api();
+    let spec_on_a = |extra: serde_json::Value| pod("t", &nodes.a.name, REPORT, extra).spec.expect("spec");
+    let cases = [
+        ("rolling", 2, json!({ "type": "RollingUpdate" })),
+        (
+            "held",
+            1,
+            json!({ "type": "RollingUpdate", "rollingUpdate": { "partition": 1 } }),
+        ),
+        ("manual", 1, json!({ "type": "OnDelete" })),
+    ];
+    for (name, replicas, strategy) in &cases {
+        let set: k8s_openapi::api::apps::v1::StatefulSet = serde_json::from_value(json!({
+            "metadata": { "name": name },
+            "spec": { "replicas": replicas, "serviceName": name, "updateStrategy": strategy,
+                      "selector": { "matchLabels": { "app": name } },
+                      "template": { "metadata": { "labels": { "app": name } }, "spec": spec_on_a(json!({})) } } }))
+        .expect("statefulset");
+        sets.create(&PostParams::default(), &set)
+            .await
+            .expect("statefulset");
+    }
+    let ready = |name: String| {
+        let pods = pods.clone();
+        async move {
+            wait_for(&format!("{name} ready"), TIMEOUT, || async {
+                let pod = pods.get(&name).await.ok()?;
+                let ready = pod
+                    .status
+                    .as_ref()?
+                    .conditions
+                    .as_ref()?
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True");
+                ready.then(|| pod.uid()).flatten()
+            })
+            .await
+        }
+    };
+    let before: std::collections::BTreeMap<&str, String> = [
+        ("rolling-0", ready("rolling-0".into()).await),
+        ("rolling-1", ready("rolling-1".into()).await),
+        ("held-0", ready("held-0".into()).await),
+        ("manual-0", ready("manual-0".into()).await),
+    ]
+    .into();
+    let operator = Operator::for_namespace(&ctx).await;
+    let policy =
+        crate::policies::create_policy(&ctx, "evict", crate::policies::evict_quickly(json!({}))).await;
+    crate::policies::policy_result(&ctx, "rolling-0", &policy, |r| {
+        r.message.contains("TemplateUnconfined")
+    })
+    .await;
+
+    // The fix: RuntimeDefault. The rolling StatefulSet's new revision never gets Ready.
+    let confined = json!({ "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } } });
+    let never_ready = json!({ "containers": [{ "name": "app",
+        "readinessProbe": { "exec": { "command": ["false"] }, "periodSeconds": 1 } }] });
+    for (name, _, _) in &cases {
+        let mut template = spec_on_a(confined.clone());
+        if *name == "rolling" {
+            let probe = never_ready["containers"][0]["readinessProbe"].clone();
+            template.containers[0].readiness_probe = Some(serde_json::from_value(probe).expect("probe"));
+        }
+        let patch = json!({ "spec": { "template": { "spec": template } } });
+        sets.patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .expect("patch the template");
+    }
+    for (pod_name, reason) in [("rolling-0", "StatefulSetRollout"), ("held-0", "PartitionHeld")] {
+        let result =
+            crate::policies::policy_result(&ctx, pod_name, &policy, |r| r.message.contains(reason)).await;
+        assert_eq!(
+            result.action,
+            seccomp_sentinel::api::PolicyAction::EvictionSkipped,
+            "{pod_name}: {}",
+            result.message
+        );
+    }
+    // The OnDelete StatefulSet's pod is evicted and comes back with the template.
+    wait_for("manual-0 evicted and back", TIMEOUT, || async {
+        let pod = pods.get("manual-0").await.ok()?;
+        (pod.uid().as_deref() != Some(before["manual-0"].as_str())).then_some(())
+    })
+    .await;
+    // The rollout replaced rolling-1 itself and waits for it; nothing else went.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for kept in ["rolling-0", "held-0"] {
+        let uid = pods.get(kept).await.expect("pod").uid().expect("uid");
+        assert_eq!(uid, before[kept], "{kept} was evicted");
+    }
+    let rolling_1 = pods.get("rolling-1").await.expect("pod");
+    assert_ne!(
+        rolling_1.uid().as_deref(),
+        Some(before["rolling-1"].as_str()),
+        "the rollout did not start"
+    );
+    assert_eq!(operator.evictions(), 1);
+    crate::policies::delete_policy(&ctx, &policy).await;
+    operator.stop().await;
+}
+
 #[tokio::test]
 async fn a_recreated_pod_does_not_inherit_the_earlier_pods_runtime_findings() {
     let nodes = nodes::nodes();

@@ -128,11 +128,9 @@ fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
         pod.view.node_name.as_deref(),
         ctx.config.unknown_node_seccomp_default(),
     );
-    let template = pod
-        .owner
-        .as_ref()
-        .and_then(|o| state.workloads.get(&*o.uid))
-        .map(|w| &w.template);
+    let workload = pod.owner.as_ref().and_then(|o| state.workloads.get(&*o.uid));
+    let template = workload.map(|w| &w.template);
+    let rollout = workload.and_then(|w| w.rollout.as_ref());
     // The agent's reports count for the pod they were read for, on the node it runs on.
     let reports = stored
         .as_ref()
@@ -169,6 +167,7 @@ fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
         warmed_up: state.listed,
         ledger: &state.ledger,
         template,
+        rollout,
         operator_namespace: ctx.config.operator_namespace.as_deref(),
         now,
     };

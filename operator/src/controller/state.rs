@@ -261,6 +261,8 @@ fn policy_bases_of(status: Option<&serde_json::Value>) -> PolicyCounters {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkloadEntry {
     pub template: PodView,
+    /// A StatefulSet's rollout of its template (`None` for other workloads).
+    pub rollout: Option<crate::policy::StatefulRollout>,
 }
 
 /// See the module documentation.
@@ -722,13 +724,10 @@ impl State {
         gone.iter().flat_map(|n| self.apply_namespace(n, None)).collect()
     }
 
-    /// A workload's template (None: deleted); returns its pods when it changed.
-    pub fn apply_workload(&mut self, uid: &str, template: Option<PodView>) -> Vec<PodKey> {
-        let changed = match template {
-            Some(template) => {
-                let entry = WorkloadEntry { template };
-                self.workloads.insert(uid.into(), entry.clone()).as_ref() != Some(&entry)
-            }
+    /// A workload's template and rollout (None: deleted); returns its pods when it changed.
+    pub fn apply_workload(&mut self, uid: &str, workload: Option<WorkloadEntry>) -> Vec<PodKey> {
+        let changed = match workload {
+            Some(entry) => self.workloads.insert(uid.into(), entry.clone()).as_ref() != Some(&entry),
             None => self.workloads.remove(uid).is_some(),
         };
         if !changed {

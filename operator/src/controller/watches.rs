@@ -579,7 +579,11 @@ impl<K: WorkloadKind + Default + Send + Sync + 'static> Handler<WorkloadWire<K>>
             key.clone(),
         );
         let template = workload.spec.template.as_ref().map(PodView::from_template);
-        state.apply_workload(key, template)
+        let rollout = workload.stateful_rollout();
+        state.apply_workload(
+            key,
+            template.map(|template| super::state::WorkloadEntry { template, rollout }),
+        )
     }
     fn delete(&mut self, state: &mut State, key: &String, _version: Option<u64>) -> Vec<PodKey> {
         self.uids.retain(|_, uid| uid != key);

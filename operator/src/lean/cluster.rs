@@ -177,6 +177,7 @@ impl WorkloadKind for ReplicationControllerKind {
 pub struct WorkloadWire<K: Default> {
     pub metadata: Meta,
     pub spec: WorkloadSpecWire,
+    pub status: WorkloadStatusWire,
     #[serde(skip)]
     kind: PhantomData<K>,
 }
@@ -186,15 +187,75 @@ impl<K: Default> Clone for WorkloadWire<K> {
         WorkloadWire {
             metadata: self.metadata.clone(),
             spec: self.spec.clone(),
+            status: self.status.clone(),
             kind: PhantomData,
         }
     }
 }
 
 #[derive(Deserialize, Clone, Debug, Default)]
-#[serde(default)]
+#[serde(default, rename_all = "camelCase")]
 pub struct WorkloadSpecWire {
     pub template: Option<PodTemplateWire>,
+    /// StatefulSets only.
+    pub update_strategy: Option<UpdateStrategyWire>,
+    /// StatefulSets only.
+    pub ordinals: Option<OrdinalsWire>,
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct UpdateStrategyWire {
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
+    pub rolling_update: Option<RollingUpdateWire>,
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(default)]
+pub struct RollingUpdateWire {
+    /// An int32 for StatefulSets (a Deployment's would be an int or a percentage: not read).
+    pub partition: Option<i64>,
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(default)]
+pub struct OrdinalsWire {
+    pub start: Option<i64>,
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct WorkloadStatusWire {
+    /// StatefulSets only.
+    pub update_revision: Option<String>,
+    pub observed_generation: Option<i64>,
+}
+
+impl<K: Default> WorkloadWire<K> {
+    /// What a StatefulSet's controller does with pods of earlier revisions; `None` for other
+    /// workloads, and before the StatefulSet's controller has written its revision.
+    pub fn stateful_rollout(&self) -> Option<crate::policy::StatefulRollout> {
+        let update_revision = self.status.update_revision.clone().filter(|r| !r.is_empty())?;
+        let strategy = self.spec.update_strategy.clone().unwrap_or_default();
+        // The API server defaults the type to RollingUpdate (and its partition to 0).
+        let kind = strategy.type_.as_deref().unwrap_or("RollingUpdate");
+        let start = self.spec.ordinals.as_ref().and_then(|o| o.start).unwrap_or(0);
+        let held_below = match (kind, strategy.rolling_update.and_then(|r| r.partition)) {
+            ("RollingUpdate", Some(partition)) => start.saturating_add(partition),
+            _ => i64::MIN,
+        };
+        Some(crate::policy::StatefulRollout {
+            // Until its controller has seen the latest spec, `updateRevision` is the earlier
+            // template's.
+            settled: self.status.observed_generation.is_some()
+                && self.status.observed_generation >= self.metadata.generation,
+            update_revision,
+            // Recreate (alpha) deletes every pod of an earlier revision itself, too.
+            replaces_earlier: kind != "OnDelete",
+            held_below,
+        })
+    }
 }
 
 impl<K: WorkloadKind + Default> WatchedKind for WorkloadWire<K> {

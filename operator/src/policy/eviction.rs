@@ -36,6 +36,70 @@ impl OwnerKind {
     }
 }
 
+/// What a StatefulSet's own controller does with its pods when its template changes (read from
+/// the StatefulSet: `spec.updateStrategy`, `spec.ordinals.start`, `status.updateRevision`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct StatefulRollout {
+    /// The StatefulSet's controller has seen its latest spec (`status.observedGeneration`):
+    /// `update_revision` is the current template's.
+    pub settled: bool,
+    /// The revision of the current template (`status.updateRevision`).
+    pub update_revision: String,
+    /// `RollingUpdate` (or `Recreate`): the controller replaces the pods of earlier revisions
+    /// itself; `OnDelete`: only when someone deletes them.
+    pub replaces_earlier: bool,
+    /// Ordinals below this (`ordinals.start` + `rollingUpdate.partition`) stay at, and come back
+    /// at, the earlier revision.
+    pub held_below: i64,
+}
+
+/// The label with a StatefulSet pod's revision, and the one with its ordinal.
+pub const REVISION_LABEL: &str = "controller-revision-hash";
+pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
+
+/// Whether a StatefulSet's own controller has a pod of an earlier revision in hand, so that
+/// evicting it would help nothing or add a second disruption to a rolling update: `Some` skip
+/// when it does. `labels` and `name` are the pod's (the ordinal is its `pod-index` label, or the
+/// name's last number).
+pub fn stateful_rollout_verdict(
+    rollout: &StatefulRollout,
+    labels: &std::collections::BTreeMap<String, String>,
+    name: &str,
+) -> Option<EvictionVerdict> {
+    // A template just changed: the controller is about to start its own rollout.
+    if !rollout.settled {
+        return Some(later(
+            "StatefulSetUpdating",
+            "the StatefulSet's controller has not taken in its latest spec yet",
+            Duration::from_secs(5),
+        ));
+    }
+    let revision = labels.get(REVISION_LABEL).map(String::as_str).unwrap_or_default();
+    if revision == rollout.update_revision {
+        return None;
+    }
+    let ordinal = labels
+        .get(POD_INDEX_LABEL)
+        .map(String::as_str)
+        .or_else(|| name.rsplit_once('-').map(|(_, n)| n))
+        .and_then(|n| n.parse::<i64>().ok());
+    match ordinal {
+        // The controller creates it again at the earlier revision: evicting changes nothing.
+        Some(ordinal) if ordinal < rollout.held_below => Some(skip(
+            "PartitionHeld",
+            "the StatefulSet's partition keeps this pod at an earlier revision, and a replacement \
+             would be too: lower the partition",
+        )),
+        _ if rollout.replaces_earlier => Some(skip(
+            "StatefulSetRollout",
+            "the StatefulSet's rolling update replaces this pod with its template itself; evicting \
+             it as well would take a second pod down",
+        )),
+        // OnDelete: deleting the pod is how it gets the template.
+        _ => None,
+    }
+}
+
 /// What the safety rules look at.
 #[derive(Clone, Copy, Debug)]
 pub struct EvictionFacts<'a> {

@@ -12,9 +12,9 @@ use kube::core::{Selector, SelectorExt};
 pub mod plan;
 
 pub use eviction::{
-    EvictionFacts, EvictionLedger, EvictionRecord, EvictionVerdict, HaltRecord, OwnerKind, PolicyLedger,
-    RESUME_ANNOTATION, Reservation, SYSTEM_NAMESPACES, WARMING_UP, eviction_verdict, reserve_eviction,
-    resume_time,
+    EvictionFacts, EvictionLedger, EvictionRecord, EvictionVerdict, HaltRecord, OwnerKind, POD_INDEX_LABEL,
+    PolicyLedger, RESUME_ANNOTATION, REVISION_LABEL, Reservation, SYSTEM_NAMESPACES, StatefulRollout,
+    WARMING_UP, eviction_verdict, reserve_eviction, resume_time, stateful_rollout_verdict,
 };
 
 use crate::api::{

@@ -9,7 +9,8 @@ use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 
 use super::{
     CompiledPolicy, EvictionFacts, EvictionLedger, EvictionVerdict, Judgement, OwnerKind, PROFILE_LABEL,
-    Subject, VIOLATION_LABEL, WARMING_UP, desired_labels, eviction_verdict,
+    StatefulRollout, Subject, VIOLATION_LABEL, WARMING_UP, desired_labels, eviction_verdict,
+    stateful_rollout_verdict,
 };
 use crate::{
     api::{PolicyAction, PolicyActionMode, PolicyResult, SeccompStatusStatus, Verdict},
@@ -67,6 +68,8 @@ pub struct PassInput<'a> {
     pub ledger: &'a EvictionLedger,
     /// The pod template of the pod's workload, as cached (`None`: not known).
     pub template: Option<&'a PodView>,
+    /// The rollout of the pod's StatefulSet (`None`: not a StatefulSet's pod, or not known).
+    pub rollout: Option<&'a StatefulRollout>,
     pub operator_namespace: Option<&'a str>,
     /// What is known of the Localhost profiles' content.
     pub profiles: ProfileFacts<'a>,
@@ -400,6 +403,17 @@ fn evict_decision(
         };
     }
     let verdict = eviction_verdict(&facts, &p.eviction, input.ledger, input.now);
+    // A StatefulSet replacing its pods itself, or holding them at an earlier revision, decides
+    // (once warm: before, nothing is decided).
+    let verdict = match (&verdict, input.rollout) {
+        (EvictionVerdict::Proceed, Some(rollout)) => {
+            stateful_rollout_verdict(rollout, pod.labels, pod.name).unwrap_or(verdict)
+        }
+        (EvictionVerdict::Later { reason, .. }, Some(rollout)) if *reason != WARMING_UP => {
+            stateful_rollout_verdict(rollout, pod.labels, pod.name).unwrap_or(verdict)
+        }
+        _ => verdict,
+    };
     // Evicting cannot help while the template is unconfined: that is said at once, rather than
     // after an age limit or a cooldown runs out (one state, one Event, not a wait that ends in a
     // skip). Not for pods never evicted, nor before the warm-up, which decides nothing: the
@@ -736,6 +750,7 @@ mod tests {
                 warmed_up,
                 ledger: &self.ledger,
                 template,
+                rollout: None,
                 operator_namespace: Some("seccomp-sentinel"),
                 profiles,
                 now,

@@ -946,3 +946,125 @@ fn a_minimum_strength_flags_weak_localhost_profiles_but_never_unknown_ones() {
     );
     assert!(!mixed.weak_profiles_only(), "{mixed:?}");
 }
+
+/// A StatefulSet as the API server stores it, read the way the controller reads it.
+fn stateful_set(strategy: serde_json::Value, ordinals_start: Option<i64>) -> StatefulRollout {
+    let mut spec = json!({ "updateStrategy": strategy,
+                           "template": { "spec": { "containers": [{ "name": "db", "image": "db" }] } } });
+    if let Some(start) = ordinals_start {
+        spec["ordinals"] = json!({ "start": start });
+    }
+    let workload: crate::lean::cluster::WorkloadWire<crate::lean::cluster::StatefulSetKind> =
+        serde_json::from_value(json!({
+            "metadata": { "name": "db", "namespace": "shop", "uid": "sts-1", "generation": 4 },
+            "spec": spec,
+            "status": { "currentRevision": "db-old", "updateRevision": "db-new", "replicas": 3,
+                        "observedGeneration": 4 }
+        }))
+        .expect("statefulset");
+    workload.stateful_rollout().expect("a rollout")
+}
+
+fn stateful_pod(revision: &str, index: Option<&str>) -> BTreeMap<String, String> {
+    let mut labels = labels(&[(REVISION_LABEL, revision)]);
+    if let Some(index) = index {
+        labels.insert(POD_INDEX_LABEL.into(), index.into());
+    }
+    labels
+}
+
+#[test]
+fn a_statefulset_that_replaces_or_holds_its_pods_itself_decides() {
+    let skip_reason = |v: Option<EvictionVerdict>| match v {
+        Some(EvictionVerdict::Skip { reason, .. }) => Some(reason),
+        None => None,
+        other => panic!("{other:?}"),
+    };
+    let rolling = stateful_set(
+        json!({ "type": "RollingUpdate", "rollingUpdate": { "partition": 0 } }),
+        None,
+    );
+    assert_eq!(rolling.held_below, 0);
+    // A pod of the earlier revision: the rolling update will replace it.
+    assert_eq!(
+        skip_reason(stateful_rollout_verdict(
+            &rolling,
+            &stateful_pod("db-old", Some("0")),
+            "db-0"
+        )),
+        Some("StatefulSetRollout")
+    );
+    // A pod of the template's revision: the template decides, as for any workload.
+    assert_eq!(
+        skip_reason(stateful_rollout_verdict(
+            &rolling,
+            &stateful_pod("db-new", Some("0")),
+            "db-0"
+        )),
+        None
+    );
+    // A partition holds the ordinals below it (counted from ordinals.start) at the earlier
+    // revision; the ordinal comes from the pod-index label, else from the name.
+    let partitioned = stateful_set(
+        json!({ "type": "RollingUpdate", "rollingUpdate": { "partition": 2 } }),
+        Some(10),
+    );
+    assert_eq!(
+        skip_reason(stateful_rollout_verdict(
+            &partitioned,
+            &stateful_pod("db-old", Some("11")),
+            "db-11"
+        )),
+        Some("PartitionHeld")
+    );
+    assert_eq!(
+        skip_reason(stateful_rollout_verdict(
+            &partitioned,
+            &stateful_pod("db-old", None),
+            "db-11"
+        )),
+        Some("PartitionHeld")
+    );
+    assert_eq!(
+        skip_reason(stateful_rollout_verdict(
+            &partitioned,
+            &stateful_pod("db-old", None),
+            "db-12"
+        )),
+        Some("StatefulSetRollout")
+    );
+    // OnDelete: deleting is how a pod gets the template; Recreate (alpha) replaces them itself.
+    let on_delete = stateful_set(json!({ "type": "OnDelete" }), None);
+    assert_eq!(
+        skip_reason(stateful_rollout_verdict(
+            &on_delete,
+            &stateful_pod("db-old", Some("0")),
+            "db-0"
+        )),
+        None
+    );
+    let recreate = stateful_set(json!({ "type": "Recreate" }), None);
+    assert_eq!(
+        skip_reason(stateful_rollout_verdict(
+            &recreate,
+            &stateful_pod("db-old", Some("0")),
+            "db-0"
+        )),
+        Some("StatefulSetRollout")
+    );
+    // A template changed a moment ago: the controller has not taken it in (its updateRevision
+    // is still the earlier one); wait for it rather than judge by the stale revision.
+    let stale: crate::lean::cluster::WorkloadWire<crate::lean::cluster::StatefulSetKind> =
+        serde_json::from_value(json!({ "metadata": { "name": "db", "generation": 5 }, "spec": {},
+            "status": { "updateRevision": "db-old", "observedGeneration": 4 } }))
+        .expect("statefulset");
+    let stale = stale.stateful_rollout().expect("a rollout");
+    match stateful_rollout_verdict(&stale, &stateful_pod("db-old", Some("0")), "db-0") {
+        Some(EvictionVerdict::Later { reason, .. }) => assert_eq!(reason, "StatefulSetUpdating"),
+        other => panic!("{other:?}"),
+    }
+    // No revision written yet: nothing known, nothing decided here.
+    let fresh: crate::lean::cluster::WorkloadWire<crate::lean::cluster::StatefulSetKind> =
+        serde_json::from_value(json!({ "metadata": { "name": "db" }, "spec": {} })).expect("statefulset");
+    assert_eq!(fresh.stateful_rollout(), None);
+}
