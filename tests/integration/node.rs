@@ -670,6 +670,9 @@ async fn a_statefulset_rolling_or_holding_its_pods_is_left_to_it() {
         "the rollout did not start"
     );
     assert_eq!(operator.evictions(), 1);
+    // The moment between the template's change and the controller taking it in is no news: no
+    // Event per pod on every rollout.
+    assert_eq!(crate::policies::events(&ctx, "EvictionPending"), "");
     crate::policies::delete_policy(&ctx, &policy).await;
     operator.stop().await;
 }

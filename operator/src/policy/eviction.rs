@@ -66,12 +66,13 @@ pub fn stateful_rollout_verdict(
     labels: &std::collections::BTreeMap<String, String>,
     name: &str,
 ) -> Option<EvictionVerdict> {
-    // A template just changed: the controller is about to start its own rollout.
+    // A template just changed: the controller is about to start its own rollout. A skip, not a
+    // wait: the StatefulSet's status catching up plans its pods again, and a skip between two
+    // skips announces nothing (a rollout of many pods is not an Event per pod).
     if !rollout.settled {
-        return Some(later(
+        return Some(skip(
             "StatefulSetUpdating",
             "the StatefulSet's controller has not taken in its latest spec yet",
-            Duration::from_secs(5),
         ));
     }
     let revision = labels.get(REVISION_LABEL).map(String::as_str).unwrap_or_default();

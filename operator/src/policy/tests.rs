@@ -1060,7 +1060,7 @@ fn a_statefulset_that_replaces_or_holds_its_pods_itself_decides() {
         .expect("statefulset");
     let stale = stale.stateful_rollout().expect("a rollout");
     match stateful_rollout_verdict(&stale, &stateful_pod("db-old", Some("0")), "db-0") {
-        Some(EvictionVerdict::Later { reason, .. }) => assert_eq!(reason, "StatefulSetUpdating"),
+        Some(EvictionVerdict::Skip { reason, .. }) => assert_eq!(reason, "StatefulSetUpdating"),
         other => panic!("{other:?}"),
     }
     // No revision written yet: nothing known, nothing decided here.
