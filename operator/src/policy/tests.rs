@@ -985,73 +985,39 @@ fn a_statefulset_that_replaces_or_holds_its_pods_itself_decides() {
         None,
     );
     assert_eq!(rolling.held_below, 0);
-    // A pod of the earlier revision: the rolling update will replace it.
-    assert_eq!(
-        skip_reason(stateful_rollout_verdict(
-            &rolling,
-            &stateful_pod("db-old", Some("0")),
-            "db-0"
-        )),
-        Some("StatefulSetRollout")
-    );
-    // A pod of the template's revision: the template decides, as for any workload.
-    assert_eq!(
-        skip_reason(stateful_rollout_verdict(
-            &rolling,
-            &stateful_pod("db-new", Some("0")),
-            "db-0"
-        )),
-        None
-    );
     // A partition holds the ordinals below it (counted from ordinals.start) at the earlier
-    // revision; the ordinal comes from the pod-index label, else from the name.
+    // revision.
     let partitioned = stateful_set(
         json!({ "type": "RollingUpdate", "rollingUpdate": { "partition": 2 } }),
         Some(10),
     );
-    assert_eq!(
-        skip_reason(stateful_rollout_verdict(
-            &partitioned,
-            &stateful_pod("db-old", Some("11")),
-            "db-11"
-        )),
-        Some("PartitionHeld")
-    );
-    assert_eq!(
-        skip_reason(stateful_rollout_verdict(
-            &partitioned,
-            &stateful_pod("db-old", None),
-            "db-11"
-        )),
-        Some("PartitionHeld")
-    );
-    assert_eq!(
-        skip_reason(stateful_rollout_verdict(
-            &partitioned,
-            &stateful_pod("db-old", None),
-            "db-12"
-        )),
-        Some("StatefulSetRollout")
-    );
-    // OnDelete: deleting is how a pod gets the template; Recreate (alpha) replaces them itself.
     let on_delete = stateful_set(json!({ "type": "OnDelete" }), None);
-    assert_eq!(
-        skip_reason(stateful_rollout_verdict(
-            &on_delete,
-            &stateful_pod("db-old", Some("0")),
-            "db-0"
-        )),
-        None
-    );
     let recreate = stateful_set(json!({ "type": "Recreate" }), None);
-    assert_eq!(
-        skip_reason(stateful_rollout_verdict(
-            &recreate,
-            &stateful_pod("db-old", Some("0")),
-            "db-0"
-        )),
-        Some("StatefulSetRollout")
-    );
+    // (rollout, the pod's revision, its pod-index label, its name, the verdict)
+    let cases = [
+        // A pod of the earlier revision: the rolling update will replace it.
+        (&rolling, "db-old", Some("0"), "db-0", Some("StatefulSetRollout")),
+        // A pod of the template's revision: the template decides, as for any workload.
+        (&rolling, "db-new", Some("0"), "db-0", None),
+        (&partitioned, "db-old", Some("11"), "db-11", Some("PartitionHeld")),
+        // Without the label, the ordinal is the name's last number.
+        (&partitioned, "db-old", None, "db-11", Some("PartitionHeld")),
+        (&partitioned, "db-old", None, "db-12", Some("StatefulSetRollout")),
+        // OnDelete: deleting is how a pod gets the template; Recreate (alpha) replaces them.
+        (&on_delete, "db-old", Some("0"), "db-0", None),
+        (&recreate, "db-old", Some("0"), "db-0", Some("StatefulSetRollout")),
+    ];
+    for (rollout, revision, index, name, expected) in cases {
+        assert_eq!(
+            skip_reason(stateful_rollout_verdict(
+                rollout,
+                &stateful_pod(revision, index),
+                name
+            )),
+            expected,
+            "{name} at {revision} of {rollout:?}"
+        );
+    }
     // A template changed a moment ago: the controller has not taken it in (its updateRevision
     // is still the earlier one); wait for it rather than judge by the stale revision.
     let stale: crate::lean::cluster::WorkloadWire<crate::lean::cluster::StatefulSetKind> =
