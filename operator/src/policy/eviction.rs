@@ -38,7 +38,7 @@ impl OwnerKind {
 
 /// What a StatefulSet's own controller does with its pods when its template changes (read from
 /// the StatefulSet: `spec.updateStrategy`, `spec.ordinals.start`, `status.updateRevision`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatefulRollout {
     /// The StatefulSet's controller has seen its latest spec (`status.observedGeneration`):
     /// `update_revision` is the current template's.
