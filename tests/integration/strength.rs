@@ -312,11 +312,9 @@ async fn a_profile_file_changed_after_the_start_is_not_taken_for_what_runs() {
     let nodes = nodes::nodes();
     let ctx = node_context("strength-changed").await;
     let a = &nodes.a;
-    let dir = format!("sentinel-{}", ctx.ns);
+    let dir = profile_dir(a, &ctx.ns, &[("deny-mkdir.json", DENY_MKDIR)]);
     let profiles = a.seccomp_dir().join(&dir);
-    std::fs::create_dir_all(&profiles).expect("profile dir");
     let path = profiles.join("deny-mkdir.json");
-    std::fs::write(&path, DENY_MKDIR).expect("profile");
     let operator = Operator::for_namespace(&ctx).await;
     let pods: Api<Pod> = ctx.api();
     let repeating = "i=0; while true; do i=$((i+1)); mkdir /tmp/probe$i && echo mkdir=allowed || echo mkdir=refused; sleep 1; done";

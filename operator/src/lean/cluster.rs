@@ -237,19 +237,26 @@ impl<K: Default> WorkloadWire<K> {
     /// workloads, and before the StatefulSet's controller has written its revision.
     pub fn stateful_rollout(&self) -> Option<crate::policy::StatefulRollout> {
         let update_revision = self.status.update_revision.clone().filter(|r| !r.is_empty())?;
-        let strategy = self.spec.update_strategy.clone().unwrap_or_default();
-        // The API server defaults the type to RollingUpdate (and its partition to 0).
-        let kind = strategy.type_.as_deref().unwrap_or("RollingUpdate");
+        let strategy = self.spec.update_strategy.as_ref();
+        // The API server defaults the type to RollingUpdate.
+        let kind = strategy
+            .and_then(|s| s.type_.as_deref())
+            .unwrap_or("RollingUpdate");
+        let partition = strategy
+            .and_then(|s| s.rolling_update.as_ref())
+            .and_then(|r| r.partition);
         let start = self.spec.ordinals.as_ref().and_then(|o| o.start).unwrap_or(0);
-        let held_below = match (kind, strategy.rolling_update.and_then(|r| r.partition)) {
+        let held_below = match (kind, partition) {
             ("RollingUpdate", Some(partition)) => start.saturating_add(partition),
             _ => i64::MIN,
         };
         Some(crate::policy::StatefulRollout {
             // Until its controller has seen the latest spec, `updateRevision` is the earlier
             // template's.
-            settled: self.status.observed_generation.is_some()
-                && self.status.observed_generation >= self.metadata.generation,
+            settled: self
+                .status
+                .observed_generation
+                .is_some_and(|seen| self.metadata.generation.is_none_or(|latest| seen >= latest)),
             update_revision,
             // Recreate (alpha) deletes every pod of an earlier revision itself, too.
             replaces_earlier: kind != "OnDelete",

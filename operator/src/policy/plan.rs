@@ -402,29 +402,26 @@ fn evict_decision(
             waits_for_warm_up: false,
         };
     }
+    // Whether what the workload would do next still counts: not for pods never evicted, nor
+    // before the warm-up, which decides nothing.
+    let open = |verdict: &EvictionVerdict| match verdict {
+        EvictionVerdict::Skip { .. } => false,
+        EvictionVerdict::Later { reason, .. } => *reason != WARMING_UP,
+        EvictionVerdict::Proceed => true,
+    };
     let verdict = eviction_verdict(&facts, &p.eviction, input.ledger, input.now);
-    // A StatefulSet replacing its pods itself, or holding them at an earlier revision, decides
-    // (once warm: before, nothing is decided).
-    let verdict = match (&verdict, input.rollout) {
-        (EvictionVerdict::Proceed, Some(rollout)) => {
-            stateful_rollout_verdict(rollout, pod.labels, pod.name).unwrap_or(verdict)
-        }
-        (EvictionVerdict::Later { reason, .. }, Some(rollout)) if *reason != WARMING_UP => {
+    // A StatefulSet replacing its pods itself, or holding them at an earlier revision, decides.
+    let verdict = match input.rollout {
+        Some(rollout) if open(&verdict) => {
             stateful_rollout_verdict(rollout, pod.labels, pod.name).unwrap_or(verdict)
         }
         _ => verdict,
     };
     // Evicting cannot help while the template is unconfined: that is said at once, rather than
     // after an age limit or a cooldown runs out (one state, one Event, not a wait that ends in a
-    // skip). Not for pods never evicted, nor before the warm-up, which decides nothing: the
-    // template is judged only where the verdict may use it.
-    let template_counts = match &verdict {
-        EvictionVerdict::Skip { .. } => false,
-        EvictionVerdict::Later { reason, .. } => *reason != WARMING_UP,
-        EvictionVerdict::Proceed => true,
-    };
+    // skip). The template is judged only where the verdict may use it.
     let template_judged = template
-        .filter(|_| template_counts)
+        .filter(|_| open(&verdict))
         .map(|t| p.judge(subject, t, input.now));
     if let Some(j) = template_judged.as_ref()
         && j.verdict == Verdict::Violating
