@@ -713,6 +713,10 @@ async fn offline(
         match report::subjects(&d.value) {
             Ok(mut found) => subjects.append(&mut found),
             Err(NotAudited::UnknownKind(kind)) => eprintln!("note: {}: skipped {kind} (no pods)", d.origin),
+            Err(NotAudited::NotAPodTemplate { kind, why }) => eprintln!(
+                "note: {}: skipped {kind}: its spec.template is not a pod template ({why})",
+                d.origin
+            ),
             Err(NotAudited::Invalid(why)) => errors.push(format!("{}: {why}", d.origin)),
         }
     }

@@ -49,8 +49,11 @@ pub enum SubjectAdmission {
 /// Why a document yields nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotAudited {
-    /// A kind without pods (a note, not an error).
+    /// A kind without pods (a note, not an error): its `apiVersion kind`.
     UnknownKind(String),
+    /// A kind this audit does not know whose `spec.template` looks like a pod template but is
+    /// not one (a note, not an error): its `apiVersion kind`, and why.
+    NotAPodTemplate { kind: String, why: String },
     /// The document is not a usable object.
     Invalid(String),
 }
@@ -66,6 +69,28 @@ fn template_path(api_version: &str, kind: &str) -> Option<&'static [&'static str
         ("batch", "CronJob") => Some(&["spec", "jobTemplate", "spec", "template"]),
         ("", "PodTemplate") => Some(&["template"]),
         _ => None,
+    }
+}
+
+/// The pod template of a kind this audit does not know, when it keeps one where the built-in
+/// workloads do (`spec.template` with `spec.containers`): Argo Rollouts, OpenKruise CloneSets
+/// and many other operators' workloads, which a CI gate must not pass over. A `spec.template`
+/// that holds containers but does not decode as a pod template (Knative's containers may be
+/// nameless) leaves the kind skipped, with the reason.
+fn inferred_template(document: &Value, kind: &str) -> Result<PodTemplateSpec, NotAudited> {
+    let template = document.pointer("/spec/template");
+    let has_containers = template
+        .and_then(|t| t.pointer("/spec/containers"))
+        .is_some_and(Value::is_array);
+    match template {
+        Some(template) if has_containers => decode(template, "spec.template").map_err(|why| match why {
+            NotAudited::Invalid(why) => NotAudited::NotAPodTemplate {
+                kind: kind.to_string(),
+                why,
+            },
+            other => other,
+        }),
+        _ => Err(NotAudited::UnknownKind(kind.to_string())),
     }
 }
 
@@ -97,7 +122,7 @@ pub fn subjects(document: &Value) -> Result<Vec<AuditSubject>, NotAudited> {
             }
             match subjects(&item) {
                 Ok(mut s) => found.append(&mut s),
-                Err(NotAudited::UnknownKind(_)) => {}
+                Err(NotAudited::UnknownKind(_) | NotAudited::NotAPodTemplate { .. }) => {}
                 Err(NotAudited::Invalid(why)) => return Err(NotAudited::Invalid(format!("item {i}: {why}"))),
             }
         }
@@ -130,14 +155,15 @@ pub fn subjects(document: &Value) -> Result<Vec<AuditSubject>, NotAudited> {
             admission: SubjectAdmission::NotSimulated,
         }]);
     }
-    let Some(path) = template_path(api_version, kind) else {
-        return Err(NotAudited::UnknownKind(format!("{api_version} {kind}")));
+    let template = match template_path(api_version, kind) {
+        Some(path) => {
+            let Some(template) = path.iter().try_fold(document, |v, key| v.get(*key)) else {
+                return Err(NotAudited::Invalid(format!("{kind} without {}", path.join("."))));
+            };
+            decode::<PodTemplateSpec>(template, &path.join("."))?
+        }
+        None => inferred_template(document, &format!("{api_version} {kind}"))?,
     };
-    let template = path.iter().try_fold(document, |v, key| v.get(*key));
-    let Some(template) = template else {
-        return Err(NotAudited::Invalid(format!("{kind} without {}", path.join("."))));
-    };
-    let template: PodTemplateSpec = decode(template, &path.join("."))?;
     let mut pod_meta = template.metadata.unwrap_or_default();
     drop_scc_annotation(&mut pod_meta);
     pod_meta.name = Some(name.clone());
@@ -536,6 +562,9 @@ mod tests {
             json!({ "apiVersion": "batch/v1", "kind": "Job", "metadata": { "name": "d" }, "spec": { "template": template("RuntimeDefault") } }),
             json!({ "apiVersion": "batch/v1", "kind": "CronJob", "metadata": { "name": "d" }, "spec": { "jobTemplate": { "spec": { "template": template("RuntimeDefault") } } } }),
             json!({ "apiVersion": "apps.openshift.io/v1", "kind": "DeploymentConfig", "metadata": { "name": "d" }, "spec": { "template": template("RuntimeDefault") } }),
+            // Kinds the audit does not know, with a pod template where the built-in ones keep it.
+            json!({ "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": { "name": "d" }, "spec": { "template": template("RuntimeDefault") } }),
+            json!({ "apiVersion": "apps.kruise.io/v1alpha1", "kind": "CloneSet", "metadata": { "name": "d" }, "spec": { "template": template("RuntimeDefault") } }),
         ];
         for case in cases {
             let items = audit_one(case.clone());
@@ -574,6 +603,34 @@ mod tests {
             subjects(&json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": "s" } })).err(),
             Some(NotAudited::UnknownKind("v1 Service".into()))
         );
+        // A template of something else (no containers), and one whose containers are not a
+        // pod's: notes, not errors, and nothing audited.
+        assert_eq!(
+            subjects(
+                &json!({ "apiVersion": "example.com/v1", "kind": "Mailer", "metadata": { "name": "m" },
+                "spec": { "template": { "subject": "hello" } } })
+            )
+            .err(),
+            Some(NotAudited::UnknownKind("example.com/v1 Mailer".into()))
+        );
+        let odd = json!({ "apiVersion": "example.com/v1", "kind": "Runner", "metadata": { "name": "r" },
+            "spec": { "template": { "spec": { "containers": ["busybox"] } } } });
+        assert!(
+            matches!(
+                subjects(&odd).err(),
+                Some(NotAudited::NotAPodTemplate { ref kind, ref why })
+                    if kind == "example.com/v1 Runner" && why.contains("spec.template.spec.containers[0]")
+            ),
+            "{:?}",
+            subjects(&odd).err()
+        );
+        let in_list = json!({ "apiVersion": "v1", "kind": "List", "items": [odd] });
+        assert!(audit_one(in_list).is_empty());
+        // Knative's containers may be nameless: still a pod spec, and audited.
+        let knative = json!({ "apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": { "name": "k" },
+            "spec": { "template": { "spec": { "containers": [{ "image": "i" }] } } } });
+        let status = audit_one(knative).remove(0).status.expect("status");
+        assert_eq!(status.profile, PodProfile::Unconfined);
         assert!(matches!(
             subjects(&json!({ "metadata": {} })),
             Err(NotAudited::Invalid(_))
