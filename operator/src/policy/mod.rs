@@ -24,6 +24,8 @@ use crate::api::{
 
 /// The reason of a verdict whose only violations are profiles weaker than the policy's minimum.
 pub const WEAK_PROFILE: &str = "WeakProfile";
+/// The reason of a judgement with an unconfined container among its violations.
+pub const UNCONFINED: &str = "Unconfined";
 /// The reason an Evict policy gives for not evicting a pod that only its ephemeral containers
 /// make violate.
 pub const EPHEMERAL_ONLY: &str = "EphemeralContainers";
@@ -430,7 +432,7 @@ impl CompiledPolicy {
     fn allows_type(&self, profile: &crate::api::EffectiveProfile) -> Result<(), &'static str> {
         match profile.type_ {
             ProfileType::NotApplicable => Ok(()),
-            ProfileType::Unconfined => Err("Unconfined"),
+            ProfileType::Unconfined => Err(UNCONFINED),
             ProfileType::RuntimeDefault if self.allow_runtime_default => Ok(()),
             ProfileType::RuntimeDefault => Err("ProfileNotAllowed"),
             ProfileType::Localhost if !self.allow_localhost => Err("ProfileNotAllowed"),
@@ -517,8 +519,8 @@ impl CompiledPolicy {
                 },
             };
         }
-        let reason = if violations.iter().any(|(_, why)| *why == "Unconfined") {
-            "Unconfined"
+        let reason = if violations.iter().any(|(_, why)| *why == UNCONFINED) {
+            UNCONFINED
         } else {
             // A weak profile is the reason only when nothing else violates.
             violations

@@ -9,7 +9,7 @@ use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 
 use super::{
     CompiledPolicy, EvictionFacts, EvictionLedger, EvictionVerdict, Judgement, OwnerKind, PROFILE_LABEL,
-    StatefulRollout, Subject, VIOLATION_LABEL, WARMING_UP, desired_labels, eviction_verdict,
+    StatefulRollout, Subject, UNCONFINED, VIOLATION_LABEL, WARMING_UP, desired_labels, eviction_verdict,
     stateful_rollout_verdict,
 };
 use crate::{
@@ -426,16 +426,20 @@ fn evict_decision(
     if let Some(j) = template_judged.as_ref()
         && j.verdict == Verdict::Violating
     {
+        // Said as what it is: a template confined by a profile the policy does not allow is
+        // not "unconfined".
+        let what = if j.reason == UNCONFINED {
+            "TemplateUnconfined: the template itself is unconfined"
+        } else {
+            "TemplateViolates: the template itself violates the policy"
+        };
         return EvictDecision {
             action: PolicyAction::EvictionSkipped,
             // The template's own reasons, unless they are the pod's (already in the message).
             note: if j.message == pod_judged {
-                "TemplateUnconfined: the template itself is unconfined: fix the workload".into()
+                format!("{what}: fix the workload")
             } else {
-                format!(
-                    "TemplateUnconfined: the template itself is unconfined: fix the workload ({})",
-                    j.message
-                )
+                format!("{what}: fix the workload ({})", j.message)
             },
             retry: None,
             evict: false,
@@ -1044,6 +1048,26 @@ mod tests {
         assert_eq!(message.matches("not allowed: app").count(), 1, "{message}");
         let plan = world.plan(&pod, None, None, &[evict()], true, ProfileFacts::default());
         skipped(&plan, "BarePod");
+        // A template that is confined, by a profile the policy does not allow, is not called
+        // unconfined.
+        let localhost_only = policy(
+            "evict",
+            json!({ "action": "Evict", "allowedProfiles": ["Localhost"], "eviction": { "minUnconfinedAge": "0s" } }),
+        );
+        let runtime_default = view(json!({ "seccompProfile": { "type": "RuntimeDefault" } }));
+        let plan = world.plan(
+            &runtime_default,
+            Some(OwnerKind::ReplicaSet),
+            Some(&runtime_default),
+            &[localhost_only],
+            true,
+            ProfileFacts::default(),
+        );
+        skipped(
+            &plan,
+            "TemplateViolates: the template itself violates the policy: fix the workload",
+        );
+        assert!(!only_result(&plan).message.contains("unconfined"), "{plan:?}");
         // A weak Localhost profile: the template asks for the same file.
         let weak = view(localhost("log.json"));
         let reports: Vec<(Box<str>, ProfileFile)> = vec![(
