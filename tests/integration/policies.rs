@@ -758,13 +758,12 @@ async fn an_invalid_policy_is_stalled_and_takes_no_action() {
     let ctx = support::context("pol-invalid").await;
     create_pod(&ctx, pod_json("open", "web", None, json!({}))).await;
     let operator = Operator::for_namespace(&ctx).await;
-    // Admission cannot check label selector operators; the operator can.
+    // Admission checks a duration's spelling, not its size; the operator finds that it does
+    // not fit (as it finds whatever a policy stored under an earlier CRD got past admission).
     let policy = create_policy(
         &ctx,
         "broken",
-        json!({
-        "podSelector": { "matchExpressions": [{ "key": "app", "operator": "Resembles", "values": ["web"] }] },
-        "action": "Label" }),
+        json!({ "action": "Evict", "eviction": { "minUnconfinedAge": "99999999999999999999h" } }),
     )
     .await;
     let stalled = policy_status(&ctx, &policy, |p| condition(p, "Stalled").is_some()).await;
@@ -789,7 +788,7 @@ async fn an_invalid_policy_is_stalled_and_takes_no_action() {
         .find(|c| c.type_ == "Ready")
         .expect("ready")
         .message;
-    assert!(message.contains("spec.podSelector"), "{message}");
+    assert!(message.contains("spec.eviction.minUnconfinedAge"), "{message}");
 
     tokio::time::sleep(Duration::from_secs(3)).await;
     let pod = ctx.api::<Pod>().get("open").await.expect("pod");

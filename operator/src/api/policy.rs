@@ -26,24 +26,137 @@ fn outcome_labels_message() -> String {
     )
 }
 
-/// Bounds a pod selector's expressions (32, keys of at most 317 characters: a 253-character
-/// prefix, `/`, a 63-character name), so that the API server can afford the CEL rule above on
-/// the policy and on each of its 64 exemptions.
-fn bounded_pod_selector(schema: &mut schemars::Schema) {
-    if let Some(expressions) = schema
+/// A label name, and a label key (an optional DNS-subdomain prefix and `/`, then a name), as RE2
+/// for CEL (`[.]` rather than an escaped dot: CEL strings have no `\.`).
+const LABEL_NAME_RE: &str = "[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?";
+const DNS_LABEL_RE: &str = "[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?";
+
+fn label_key_rule(key: &str) -> String {
+    format!(
+        "{key}.matches('^({DNS_LABEL_RE}([.]{DNS_LABEL_RE})*/)?{LABEL_NAME_RE}$') && {key}.lastIndexOf('/') <= 253"
+    )
+}
+
+fn label_value_rule(value: &str) -> String {
+    format!("{value}.matches('^({LABEL_NAME_RE})?$')")
+}
+
+const LABEL_KEY_MESSAGE: &str = "label keys are a name of at most 63 characters (letters, digits, '-', '_', '.', alphanumeric at both ends), optionally after a DNS subdomain and '/'";
+const LABEL_VALUE_MESSAGE: &str = "label values are empty or at most 63 characters: letters, digits, '-', '_', '.', alphanumeric at both ends";
+
+fn rule(rule: String, message: &str) -> serde_json::Value {
+    serde_json::json!({ "rule": rule, "message": message })
+}
+
+/// A rule whose error names `field_path` (relative to the object the rule is on).
+fn rule_at(field_path: &str, rule: String, message: &str) -> serde_json::Value {
+    serde_json::json!({ "rule": rule, "message": message, "fieldPath": field_path })
+}
+
+/// [`checked_selector`] of the policy's own selectors: 32 expressions of up to 64 values.
+fn checked_policy_selector(schema: &mut schemars::Schema) {
+    checked_selector(schema, 32, 64);
+}
+
+/// [`checked_selector`] of an exemption's pod selector: 16 expressions of up to 16 values, so
+/// that the API server can afford the rules on each of 64 exemptions (with 32 and 64 the
+/// estimated cost of the values rule is 4.5 times its budget).
+fn checked_exemption_selector(schema: &mut schemars::Schema) {
+    checked_selector(schema, 16, 16);
+}
+
+/// What the API server checks of a label selector in built-in objects (Deployments, PDBs) and
+/// not in a CRD's, checked at admission here: operators, values only where the operator takes
+/// them, label keys and values. Bounded (`expressions` of up to `values` each, 64 labels; keys of
+/// at most 317 characters: a 253-character prefix, `/`, a 63-character name) so that the API
+/// server can afford these rules and the outcome-label rule. The controller checks the same (a
+/// policy stored before is `Stalled`).
+fn checked_selector(schema: &mut schemars::Schema, expressions_max: u32, values_max: u32) {
+    let Some(properties) = schema
         .get_mut("properties")
-        .and_then(|p| p.get_mut("matchExpressions"))
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return;
+    };
+    if let Some(expressions) = properties
+        .get_mut("matchExpressions")
         .and_then(serde_json::Value::as_object_mut)
     {
-        expressions.insert("maxItems".into(), 32.into());
-        if let Some(key) = expressions
+        expressions.insert("maxItems".into(), expressions_max.into());
+        if let Some(item) = expressions
             .get_mut("items")
-            .and_then(|i| i.get_mut("properties"))
-            .and_then(|p| p.get_mut("key"))
             .and_then(serde_json::Value::as_object_mut)
         {
-            key.insert("maxLength".into(), 317.into());
+            if let Some(fields) = item
+                .get_mut("properties")
+                .and_then(serde_json::Value::as_object_mut)
+            {
+                if let Some(key) = fields.get_mut("key").and_then(serde_json::Value::as_object_mut) {
+                    key.insert("maxLength".into(), 317.into());
+                }
+                if let Some(operator) = fields
+                    .get_mut("operator")
+                    .and_then(serde_json::Value::as_object_mut)
+                {
+                    operator.insert(
+                        "enum".into(),
+                        serde_json::json!(["In", "NotIn", "Exists", "DoesNotExist"]),
+                    );
+                }
+                if let Some(values) = fields
+                    .get_mut("values")
+                    .and_then(serde_json::Value::as_object_mut)
+                {
+                    values.insert("maxItems".into(), values_max.into());
+                    if let Some(value) = values.get_mut("items").and_then(serde_json::Value::as_object_mut) {
+                        value.insert("maxLength".into(), 63.into());
+                    }
+                }
+            }
+            item.insert(
+                "x-kubernetes-validations".into(),
+                serde_json::json!([
+                    rule_at(".key", label_key_rule("self.key"), LABEL_KEY_MESSAGE),
+                    rule_at(
+                        ".values",
+                        "!(self.operator in ['In', 'NotIn']) || (has(self.values) && size(self.values) > 0)".into(),
+                        "In and NotIn need at least one value",
+                    ),
+                    rule_at(
+                        ".values",
+                        "!(self.operator in ['Exists', 'DoesNotExist']) || !has(self.values) || size(self.values) == 0".into(),
+                        "Exists and DoesNotExist take no values",
+                    ),
+                    rule_at(
+                        ".values",
+                        format!("!has(self.values) || self.values.all(v, {})", label_value_rule("v")),
+                        LABEL_VALUE_MESSAGE,
+                    ),
+                ]),
+            );
         }
+    }
+    if let Some(labels) = properties
+        .get_mut("matchLabels")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        labels.insert("maxProperties".into(), 64.into());
+        if let Some(value) = labels
+            .get_mut("additionalProperties")
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            value.insert("maxLength".into(), 63.into());
+        }
+        labels.insert(
+            "x-kubernetes-validations".into(),
+            serde_json::json!([
+                rule(format!("self.all(k, {})", label_key_rule("k")), LABEL_KEY_MESSAGE),
+                rule(
+                    format!("self.all(k, {})", label_value_rule("self[k]")),
+                    LABEL_VALUE_MESSAGE
+                ),
+            ]),
+        );
     }
 }
 
@@ -86,12 +199,13 @@ fn bounded_pod_selector(schema: &mut schemars::Schema) {
 pub struct SeccompPolicySpec {
     /// Namespaces whose pods the policy selects, by their labels. Absent or empty: all namespaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = checked_policy_selector)]
     pub namespace_selector: Option<LabelSelector>,
 
     /// Pods the policy selects, by their labels. Absent or empty: all pods of the namespaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(outcome_labels_unselected()).message(kube::core::Message::Message(outcome_labels_message())))]
-    #[schemars(transform = bounded_pod_selector)]
+    #[schemars(transform = checked_policy_selector)]
     pub pod_selector: Option<LabelSelector>,
 
     /// The profiles a container may run with: RuntimeDefault and/or Localhost. Default: both.
@@ -192,7 +306,7 @@ pub struct Exemption {
     /// Pods that are exempt, by their labels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(outcome_labels_unselected()).message(kube::core::Message::Message(outcome_labels_message())))]
-    #[schemars(transform = bounded_pod_selector)]
+    #[schemars(transform = checked_exemption_selector)]
     pub pod_selector: Option<LabelSelector>,
 
     /// Container names exempt in the selected pods.

@@ -109,8 +109,9 @@ fn selector(
     Ok((!parsed.selects_all()).then_some(parsed))
 }
 
-/// What the API server checks of a label selector in built-in objects, and not in a CRD's:
-/// label keys and values, operators, and values only where the operator takes them.
+/// What the API server checks of a label selector in built-in objects: label keys and values,
+/// operators, and values only where the operator takes them. The CRD's rules check the same at
+/// admission; this refuses a policy stored before they did (an earlier CRD).
 fn validate_selector(field: &str, selector: &LabelSelector, refused: &[&str]) -> Result<(), PolicyError> {
     let key_of = |at: String, key: &str| {
         label_key(&at, key)?;
