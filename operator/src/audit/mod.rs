@@ -122,6 +122,11 @@ pub struct AuditArgs {
     #[arg(long, default_value = "64Mi", value_parser = parse_size)]
     pub max_input_bytes: u64,
 
+    /// Live cluster: objects per list request, as kubectl's `--chunk-size` (0: all in one).
+    /// Pages keep a large cluster's pods from arriving, and sitting in memory, as one response.
+    #[arg(long, default_value_t = 500)]
+    pub chunk_size: u32,
+
     /// A copy of a node's seccomp directory (`/var/lib/kubelet/seccomp`): the Localhost profiles
     /// the pods name are read from it and classified, with the node agent's rules (links must
     /// stay inside it). Without it, a Localhost profile's strength is Unknown.
@@ -527,21 +532,47 @@ async fn profile_catalog(client: &Client) -> Option<crate::profile::strength::Pr
 /// The pods' SeccompStatuses that hold the node agent's reports of Localhost profile files, by
 /// pod (namespace, name), read as the controller reads them; none where the operator does not run
 /// or its statuses cannot be listed.
-async fn node_reports(statuses: &Api<Decoded<StatusWire>>) -> BTreeMap<(String, String), StoredStatus> {
-    let Ok(list) = statuses.list(&ListParams::default()).await else {
-        return BTreeMap::new();
+async fn node_reports(
+    statuses: &Api<Decoded<StatusWire>>,
+    chunk_size: u32,
+) -> BTreeMap<(String, String), StoredStatus> {
+    let reports = list_paged(statuses, ListParams::default(), chunk_size, |item| match item {
+        Decoded::Ok(status, meta) => {
+            let stored = StoredStatus::from_wire(&status);
+            (!stored.profile_files.is_empty())
+                .then_some(((meta.namespace.clone()?, meta.name.clone()?), stored))
+        }
+        Decoded::Invalid(_) => None,
+    })
+    .await;
+    reports.map(|r| r.into_iter().collect()).unwrap_or_default()
+}
+
+/// Lists every object of `api` in pages of `chunk_size` (0: one request), keeping what `keep`
+/// makes of each as each page arrives.
+async fn list_paged<K, T>(
+    api: &Api<K>,
+    params: ListParams,
+    chunk_size: u32,
+    mut keep: impl FnMut(K) -> Option<T>,
+) -> Result<Vec<T>, kube::Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut params = if chunk_size == 0 {
+        params
+    } else {
+        params.limit(chunk_size)
     };
-    list.items
-        .into_iter()
-        .filter_map(|item| match item {
-            Decoded::Ok(status, meta) => {
-                let stored = StoredStatus::from_wire(&status);
-                (!stored.profile_files.is_empty())
-                    .then_some(((meta.namespace.clone()?, meta.name.clone()?), stored))
-            }
-            Decoded::Invalid(_) => None,
-        })
-        .collect()
+    let mut kept = Vec::new();
+    loop {
+        let page = api.list(&params).await?;
+        kept.extend(page.items.into_iter().filter_map(&mut keep));
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+            _ => return Ok(kept),
+        }
+    }
 }
 
 /// Every `localhostProfile` the subjects name (fields and legacy annotations), read once each
@@ -1021,12 +1052,18 @@ async fn live(
         (Some(ns), false) => Api::namespaced(client.clone(), ns),
         _ => Api::all(client.clone()),
     };
-    let mut pods = pods_api.list(&params).await.map_err(cluster)?.items;
+    // Only what the audit reads is kept of each pod: managed fields are often a third of it.
+    let mut pods = list_paged(&pods_api, params, args.chunk_size, |mut pod: Pod| {
+        pod.metadata.managed_fields = None;
+        Some(pod)
+    })
+    .await
+    .map_err(cluster)?;
     let statuses_api: Api<Decoded<StatusWire>> = match (&args.namespace, args.all_namespaces) {
         (Some(ns), false) => Api::namespaced(client.clone(), ns),
         _ => Api::all(client.clone()),
     };
-    let node_reports = node_reports(&statuses_api).await;
+    let node_reports = node_reports(&statuses_api, args.chunk_size).await;
     let catalog = profile_catalog(&client).await;
     // As in the controller: outside OpenShift anyone who creates a pod can write
     // `openshift.io/scc`, so by default it decides nothing there (no attribution, no exemption).

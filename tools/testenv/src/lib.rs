@@ -57,13 +57,17 @@ const CONTROLLERS: &[&str] = &[
 
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// Audit only the operator's and the agent's service accounts (namespace seccomp-sentinel).
+/// Audit the operator's and the agent's service accounts (namespace seccomp-sentinel), and
+/// lists of pods by anyone (how the audit command pages them).
 const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
 rules:
 - level: Metadata
   userGroups: [\"system:serviceaccounts:seccomp-sentinel\"]
+- level: Metadata
+  verbs: [list]
+  resources: [{group: \"\", resources: [pods]}]
 - level: None
 ";
 
