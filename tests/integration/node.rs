@@ -677,6 +677,88 @@ async fn a_statefulset_rolling_or_holding_its_pods_is_left_to_it() {
     operator.stop().await;
 }
 
+/// A replacement that never gets ready (its template names a Localhost profile the node does
+/// not have, so the kubelet cannot create its container) stops the evictions of its workload:
+/// one pod down, not all of them one cooldown after the other.
+#[tokio::test]
+async fn a_replacement_that_never_gets_ready_stops_the_evictions_of_its_workload() {
+    let nodes = nodes::nodes();
+    let ctx = node_context("evict-unready").await;
+    let pods: Api<Pod> = ctx.api();
+    let sets: Api<k8s_openapi::api::apps::v1::StatefulSet> = ctx.api();
+    let spec_on_a = |extra: serde_json::Value| pod("t", &nodes.a.name, REPORT, extra).spec.expect("spec");
+    let set: k8s_openapi::api::apps::v1::StatefulSet = serde_json::from_value(json!({
+        "metadata": { "name": "db" },
+        "spec": { "replicas": 3, "serviceName": "db", "podManagementPolicy": "Parallel",
+                  "updateStrategy": { "type": "OnDelete" },
+                  "selector": { "matchLabels": { "app": "db" } },
+                  "template": { "metadata": { "labels": { "app": "db" } }, "spec": spec_on_a(json!({})) } } }))
+    .expect("statefulset");
+    sets.create(&PostParams::default(), &set)
+        .await
+        .expect("statefulset");
+    let mut before = std::collections::BTreeMap::new();
+    for name in ["db-0", "db-1", "db-2"] {
+        before.insert(name, wait_running(&pods, name).await.uid().expect("uid"));
+    }
+    // The "fix" names a profile file no node has.
+    let missing = json!({ "securityContext": { "seccompProfile": {
+        "type": "Localhost", "localhostProfile": "sentinel-test/missing.json" } } });
+    let patch = json!({ "spec": { "template": { "spec": spec_on_a(missing) } } });
+    sets.patch(
+        "db",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .expect("patch the template");
+    let operator = Operator::for_namespace(&ctx).await;
+    let policy =
+        crate::policies::create_policy(&ctx, "evict", crate::policies::evict_quickly(json!({}))).await;
+    // One pod is evicted; its replacement cannot start.
+    let evicted = wait_for("one pod evicted", TIMEOUT, || async {
+        for name in ["db-0", "db-1", "db-2"] {
+            let pod = pods.get(name).await.ok()?;
+            if pod.uid().as_deref() != Some(before[name].as_str()) {
+                return Some(name);
+            }
+        }
+        None
+    })
+    .await;
+    wait_for(
+        &format!("{evicted}'s replacement failing to start"),
+        TIMEOUT,
+        || async {
+            let pod = pods.get(evicted).await.ok()?;
+            let waiting = pod.status?.container_statuses?.first()?.state.clone()?.waiting?;
+            waiting.reason.filter(|r| r.starts_with("CreateContainer"))
+        },
+    )
+    .await;
+    // The others wait for it, well past the 1 s cooldown, and say why.
+    for name in ["db-0", "db-1", "db-2"].into_iter().filter(|n| *n != evicted) {
+        let result = crate::policies::policy_result(&ctx, name, &policy, |r| {
+            r.message.contains("WorkloadUnavailable")
+        })
+        .await;
+        assert_eq!(
+            result.action,
+            seccomp_sentinel::api::PolicyAction::EvictionPending,
+            "{name}: {}",
+            result.message
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    for name in ["db-0", "db-1", "db-2"].into_iter().filter(|n| *n != evicted) {
+        let pod = pods.get(name).await.expect("pod");
+        assert_eq!(pod.uid(), Some(before[name].clone()), "{name} was evicted too");
+    }
+    assert_eq!(operator.evictions(), 1);
+    crate::policies::delete_policy(&ctx, &policy).await;
+    operator.stop().await;
+}
+
 #[tokio::test]
 async fn a_recreated_pod_does_not_inherit_the_earlier_pods_runtime_findings() {
     let nodes = nodes::nodes();

@@ -430,6 +430,7 @@ async fn evict(
             return Ok(EvictionResult::PodChanged);
         };
         let warm = state.listed;
+        let workload_down = owner_uid.map(|w| state.unavailable_of_workload(&key.namespace, w, uid));
         let eviction_facts = EvictionFacts {
             policy: policy_name,
             namespace: &key.namespace,
@@ -441,6 +442,7 @@ async fn evict(
             terminal: facts.terminal,
             created: facts.created,
             warmed_up: warm,
+            workload_down,
         };
         match policy::reserve_eviction(&eviction_facts, &limits, &mut state.ledger, now) {
             (_, Some(reservation)) => {

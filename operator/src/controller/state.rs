@@ -79,6 +79,9 @@ pub struct LeanPod {
     pub terminating: bool,
     /// Phase Succeeded or Failed.
     pub terminal: bool,
+    /// The `Ready` condition is `True`. Not in the fingerprint: readiness alone re-plans nothing;
+    /// it is read when an eviction of another pod of the workload is reserved.
+    pub ready: bool,
     pub view: PodView,
     /// Changes whenever anything the controller reads changes (not for other status updates).
     pub fingerprint: u64,
@@ -115,6 +118,7 @@ impl LeanPod {
                 .is_some(),
             terminating: meta.deletion_timestamp.is_some(),
             terminal,
+            ready: pod.status.as_ref().is_some_and(|s| s.ready()),
             view,
             fingerprint: 0,
         };
@@ -338,6 +342,19 @@ impl State {
             .filter(|pod| pod.owner.as_ref().is_some_and(|o| &*o.uid == workload))
             .map(|pod| pod.uid.into())
             .collect()
+    }
+
+    /// How many pods of the workload `workload` (a UID) other than `except` (a pod UID) are down:
+    /// not ready, or being deleted. Finished pods do not count (their workload has replaced them).
+    pub fn unavailable_of_workload(&self, namespace: &str, workload: &str, except: &str) -> usize {
+        self.pods
+            .iter()
+            .filter(|(key, _)| &*key.namespace == namespace)
+            .filter_map(|(_, entry)| entry.pod())
+            .filter(|pod| pod.owner.as_ref().is_some_and(|o| &*o.uid == workload))
+            .filter(|pod| &*pod.uid != except && !pod.terminal)
+            .filter(|pod| pod.terminating || !pod.ready)
+            .count()
     }
 
     /// The shared copy of a namespace name.

@@ -95,12 +95,29 @@ pub struct ContainerWire {
 #[serde(rename_all = "camelCase", default)]
 pub struct PodStatusWire {
     pub phase: Option<String>,
+    pub conditions: Vec<PodConditionWire>,
     pub container_statuses: Vec<ContainerStatusWire>,
     pub init_container_statuses: Vec<ContainerStatusWire>,
     pub ephemeral_container_statuses: Vec<ContainerStatusWire>,
 }
 
+/// A pod condition's type and status (nothing else of it is read).
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(default)]
+pub struct PodConditionWire {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+}
+
 impl PodStatusWire {
+    /// The pod's `Ready` condition is `True`: it serves.
+    pub fn ready(&self) -> bool {
+        self.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    }
+
     /// Init, regular and ephemeral container statuses.
     pub fn all(&self) -> impl Iterator<Item = &ContainerStatusWire> {
         self.init_container_statuses

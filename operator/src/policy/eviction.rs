@@ -118,6 +118,9 @@ pub struct EvictionFacts<'a> {
     pub created: Option<Timestamp>,
     /// Every cache has listed once (the warm-up is over).
     pub warmed_up: bool,
+    /// How many other pods of the workload are down (not ready, or being deleted), when counted:
+    /// only when the eviction is reserved, as it needs a look at every pod of the namespace.
+    pub workload_down: Option<usize>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -684,6 +687,16 @@ pub fn eviction_verdict(
                 free_in,
             );
         }
+    }
+    // One pod of a workload down at a time, by the operator's hand or anyone's: a replacement
+    // that never gets ready (a Localhost profile missing on its node, a bad image) stops the
+    // evictions of its workload before they take every pod of it down.
+    if facts.workload_down.is_some_and(|down| down > 0) {
+        return later(
+            "WorkloadUnavailable",
+            "another pod of the workload is not ready or is being replaced: evicting waits until every pod of it is ready",
+            Duration::from_secs(30),
+        );
     }
     EvictionVerdict::Proceed
 }

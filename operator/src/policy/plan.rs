@@ -392,6 +392,8 @@ fn evict_decision(
         terminal: pod.terminal,
         created: pod.created,
         warmed_up: input.warmed_up,
+        // Counted when the eviction is reserved, not in every pass.
+        workload_down: None,
     };
     if let Some(halted) = halt.as_ref() {
         return EvictDecision {

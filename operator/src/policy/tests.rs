@@ -375,6 +375,7 @@ fn facts() -> EvictionFacts<'static> {
         terminal: false,
         created: Some(Timestamp::from_second(1_799_990_000).expect("time")),
         warmed_up: true,
+        workload_down: Some(0),
     }
 }
 
@@ -467,6 +468,22 @@ fn pods_that_are_never_evicted() {
     assert_eq!(
         check(EvictionFacts {
             owner: OwnerKind::ReplicationController,
+            ..facts()
+        }),
+        "Proceed"
+    );
+    // Another pod of the workload down (not ready, or being replaced): not now, and not in the
+    // plan's pass, which does not count them.
+    assert_eq!(
+        check(EvictionFacts {
+            workload_down: Some(1),
+            ..facts()
+        }),
+        "WorkloadUnavailable"
+    );
+    assert_eq!(
+        check(EvictionFacts {
+            workload_down: None,
             ..facts()
         }),
         "Proceed"
