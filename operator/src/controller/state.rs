@@ -267,6 +267,16 @@ pub struct WorkloadEntry {
     pub template: PodView,
     /// A StatefulSet's rollout of its template (`None` for other workloads).
     pub rollout: Option<crate::policy::StatefulRollout>,
+    /// The pods it wants (`spec.replicas`). A change of it alone plans nothing again: it is read
+    /// when an eviction of one of its pods is reserved.
+    pub replicas: i32,
+}
+
+impl WorkloadEntry {
+    /// What the plans of its pods read: the template and the rollout.
+    fn plans_alike(&self, other: &WorkloadEntry) -> bool {
+        self.template == other.template && self.rollout == other.rollout
+    }
 }
 
 /// See the module documentation.
@@ -345,16 +355,30 @@ impl State {
     }
 
     /// How many pods of the workload `workload` (a UID) other than `except` (a pod UID) are down:
-    /// not ready, or being deleted. Finished pods do not count (their workload has replaced them).
+    /// not ready, being deleted, or not there (fewer live pods than its `replicas`: a StatefulSet
+    /// makes a pod's replacement only once the pod is gone). Finished pods do not count (their
+    /// workload has replaced them).
     pub fn unavailable_of_workload(&self, namespace: &str, workload: &str, except: &str) -> usize {
-        self.pods
+        let (mut live, mut down) = (0usize, 0usize);
+        let pods = self
+            .pods
             .iter()
             .filter(|(key, _)| &*key.namespace == namespace)
             .filter_map(|(_, entry)| entry.pod())
-            .filter(|pod| pod.owner.as_ref().is_some_and(|o| &*o.uid == workload))
-            .filter(|pod| &*pod.uid != except && !pod.terminal)
-            .filter(|pod| pod.terminating || !pod.ready)
-            .count()
+            .filter(|pod| pod.owner.as_ref().is_some_and(|o| &*o.uid == workload) && !pod.terminal);
+        for pod in pods {
+            if !pod.terminating {
+                live += 1;
+            }
+            if &*pod.uid != except && (pod.terminating || !pod.ready) {
+                down += 1;
+            }
+        }
+        let wanted = self
+            .workloads
+            .get(workload)
+            .map_or(0, |w| usize::try_from(w.replicas).unwrap_or_default());
+        down.max(wanted.saturating_sub(live))
     }
 
     /// The shared copy of a namespace name.
@@ -744,7 +768,10 @@ impl State {
     /// A workload's template and rollout (None: deleted); returns its pods when it changed.
     pub fn apply_workload(&mut self, uid: &str, workload: Option<WorkloadEntry>) -> Vec<PodKey> {
         let changed = match workload {
-            Some(entry) => self.workloads.insert(uid.into(), entry.clone()).as_ref() != Some(&entry),
+            Some(entry) => self
+                .workloads
+                .insert(uid.into(), entry.clone())
+                .is_none_or(|old| !old.plans_alike(&entry)),
             None => self.workloads.remove(uid).is_some(),
         };
         if !changed {
@@ -875,6 +902,107 @@ mod tests {
             profile_files: Box::default(),
             profile_node: None,
         }
+    }
+
+    /// A pod of workload `w1`: its readiness, and whether it is being deleted or finished.
+    fn workload_pod(uid: &str, ready: bool, deleting: bool, phase: &str) -> LeanPod {
+        let mut metadata = serde_json::json!({ "name": uid, "namespace": "n", "uid": uid,
+            "ownerReferences": [{ "apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db",
+                                  "uid": "w1", "controller": true }] });
+        if deleting {
+            metadata["deletionTimestamp"] = "2026-12-05T00:00:00Z".into();
+        }
+        let wire: PodWire = serde_json::from_value(serde_json::json!({
+            "metadata": metadata,
+            "spec": { "containers": [{ "name": "app" }] },
+            "status": { "phase": phase, "conditions": [{ "type": "Ready", "status": if ready { "True" } else { "False" } }] }
+        }))
+        .expect("pod");
+        LeanPod::from_wire(&wire, true).expect("lean")
+    }
+
+    fn put(state: &mut State, name: &str, pod: Option<LeanPod>) {
+        let key = state.key("n", name);
+        match pod {
+            Some(pod) => {
+                state.apply_pod(&key, pod);
+            }
+            None => state.delete_pod(&key),
+        }
+    }
+
+    #[test]
+    fn a_workload_is_down_while_a_pod_other_than_the_candidate_is_unready_deleted_or_missing() {
+        let mut state = State::default();
+        let workload = |replicas| WorkloadEntry {
+            template: PodView::default(),
+            rollout: None,
+            replicas,
+        };
+        state.apply_workload("w1", Some(workload(3)));
+        put(
+            &mut state,
+            "db-0",
+            Some(workload_pod("u0", true, false, "Running")),
+        );
+        put(
+            &mut state,
+            "db-1",
+            Some(workload_pod("u1", true, false, "Running")),
+        );
+        put(
+            &mut state,
+            "db-2",
+            Some(workload_pod("u2", false, false, "Running")),
+        );
+        // The candidate's own readiness does not count.
+        assert_eq!(state.unavailable_of_workload("n", "w1", "u2"), 0);
+        assert_eq!(
+            state.unavailable_of_workload("n", "w1", "u0"),
+            1,
+            "db-2 is not ready"
+        );
+        assert_eq!(
+            state.unavailable_of_workload("other", "w1", "u0"),
+            3,
+            "no pod of it there"
+        );
+        // Being deleted, then gone before its replacement comes.
+        put(
+            &mut state,
+            "db-1",
+            Some(workload_pod("u1", true, true, "Running")),
+        );
+        assert_eq!(
+            state.unavailable_of_workload("n", "w1", "u2"),
+            1,
+            "db-1 is being deleted"
+        );
+        put(&mut state, "db-1", None);
+        assert_eq!(
+            state.unavailable_of_workload("n", "w1", "u2"),
+            1,
+            "db-1 is missing"
+        );
+        // A finished pod is no pod of it; its ready replacement makes it whole.
+        put(
+            &mut state,
+            "db-1-old",
+            Some(workload_pod("u1-old", false, false, "Failed")),
+        );
+        put(
+            &mut state,
+            "db-1",
+            Some(workload_pod("u1b", true, false, "Running")),
+        );
+        assert_eq!(state.unavailable_of_workload("n", "w1", "u2"), 0);
+        // A scale change alone plans nothing again, and counts.
+        assert!(state.apply_workload("w1", Some(workload(4))).is_empty());
+        assert_eq!(
+            state.unavailable_of_workload("n", "w1", "u2"),
+            1,
+            "one more wanted"
+        );
     }
 
     #[test]

@@ -580,9 +580,14 @@ impl<K: WorkloadKind + Default + Send + Sync + 'static> Handler<WorkloadWire<K>>
         );
         let template = workload.spec.template.as_ref().map(PodView::from_template);
         let rollout = workload.stateful_rollout();
+        let replicas = workload.spec.replicas.unwrap_or(1);
         state.apply_workload(
             key,
-            template.map(|template| super::state::WorkloadEntry { template, rollout }),
+            template.map(|template| super::state::WorkloadEntry {
+                template,
+                rollout,
+                replicas,
+            }),
         )
     }
     fn delete(&mut self, state: &mut State, key: &String, _version: Option<u64>) -> Vec<PodKey> {

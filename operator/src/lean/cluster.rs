@@ -196,6 +196,8 @@ impl<K: Default> Clone for WorkloadWire<K> {
 #[derive(Deserialize, Clone, Debug, Default)]
 #[serde(default, rename_all = "camelCase")]
 pub struct WorkloadSpecWire {
+    /// The pods the workload wants (the API server defaults it to 1).
+    pub replicas: Option<i32>,
     pub template: Option<PodTemplateWire>,
     /// StatefulSets only.
     pub update_strategy: Option<UpdateStrategyWire>,
