@@ -101,13 +101,30 @@ pub struct PodStatusWire {
     pub ephemeral_container_statuses: Vec<ContainerStatusWire>,
 }
 
-/// A pod condition's type and status (nothing else of it is read).
+/// Whether a pod condition is `Ready: True` (nothing else of it is read, and nothing of it is
+/// allocated: every pod event decodes its conditions).
 #[derive(Deserialize, Clone, Debug, Default)]
 #[serde(default)]
 pub struct PodConditionWire {
     #[serde(rename = "type")]
-    pub type_: String,
-    pub status: String,
+    pub type_: ConditionTypeWire,
+    pub status: ConditionStatusWire,
+}
+
+#[derive(Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConditionTypeWire {
+    Ready,
+    #[default]
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConditionStatusWire {
+    True,
+    #[default]
+    #[serde(other)]
+    Other,
 }
 
 impl PodStatusWire {
@@ -115,7 +132,7 @@ impl PodStatusWire {
     pub fn ready(&self) -> bool {
         self.conditions
             .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
+            .any(|c| c.type_ == ConditionTypeWire::Ready && c.status == ConditionStatusWire::True)
     }
 
     /// Init, regular and ephemeral container statuses.
