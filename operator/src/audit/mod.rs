@@ -741,14 +741,21 @@ async fn offline(
         ) {
             continue;
         }
-        match report::subjects(&d.value) {
+        let mut skipped = Vec::new();
+        match report::subjects_noting(&d.value, &mut skipped) {
             Ok(mut found) => subjects.append(&mut found),
-            Err(NotAudited::UnknownKind(kind)) => eprintln!("note: {}: skipped {kind} (no pods)", d.origin),
-            Err(NotAudited::NotAPodTemplate { kind, why }) => eprintln!(
-                "note: {}: skipped {kind}: its spec.template is not a pod template ({why})",
-                d.origin
-            ),
             Err(NotAudited::Invalid(why)) => errors.push(format!("{}: {why}", d.origin)),
+            Err(note) => skipped.push(note),
+        }
+        for note in skipped {
+            match note {
+                NotAudited::UnknownKind(kind) => eprintln!("note: {}: skipped {kind} (no pods)", d.origin),
+                NotAudited::NotAPodTemplate { kind, why } => eprintln!(
+                    "note: {}: skipped {kind}: its spec.template is not a pod template ({why})",
+                    d.origin
+                ),
+                NotAudited::Invalid(_) => {}
+            }
         }
     }
     let mut all_policies = policies_from(&documents, errors);

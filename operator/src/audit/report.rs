@@ -96,6 +96,17 @@ fn inferred_template(document: &Value, kind: &str) -> Result<PodTemplateSpec, No
 
 /// The pods and pod templates in one document (a List yields its items).
 pub fn subjects(document: &Value) -> Result<Vec<AuditSubject>, NotAudited> {
+    subjects_noting(document, &mut Vec::new())
+}
+
+/// As [`subjects`], and adds to `skipped` the items of a List that look like workloads but are
+/// not audited (a `spec.template` that is not a pod template), so a List from `kubectl get -o
+/// yaml` says what it passed over as a single document does. Items of kinds without pods (the
+/// Services of `kubectl get all`) are left out without a word.
+pub fn subjects_noting(
+    document: &Value,
+    skipped: &mut Vec<NotAudited>,
+) -> Result<Vec<AuditSubject>, NotAudited> {
     let kind = document.get("kind").and_then(Value::as_str).unwrap_or_default();
     let api_version = document
         .get("apiVersion")
@@ -120,9 +131,13 @@ pub fn subjects(document: &Value) -> Result<Vec<AuditSubject>, NotAudited> {
                 obj.entry("apiVersion")
                     .or_insert_with(|| Value::String(api_version.to_string()));
             }
-            match subjects(&item) {
+            match subjects_noting(&item, skipped) {
                 Ok(mut s) => found.append(&mut s),
-                Err(NotAudited::UnknownKind(_) | NotAudited::NotAPodTemplate { .. }) => {}
+                Err(NotAudited::UnknownKind(_)) => {}
+                Err(NotAudited::NotAPodTemplate { kind, why }) => skipped.push(NotAudited::NotAPodTemplate {
+                    kind: format!("{kind} (item {i})"),
+                    why,
+                }),
                 Err(NotAudited::Invalid(why)) => return Err(NotAudited::Invalid(format!("item {i}: {why}"))),
             }
         }
@@ -624,8 +639,20 @@ mod tests {
             "{:?}",
             subjects(&odd).err()
         );
-        let in_list = json!({ "apiVersion": "v1", "kind": "List", "items": [odd] });
-        assert!(audit_one(in_list).is_empty());
+        // In a List it is a note too, naming the item.
+        let in_list = json!({ "apiVersion": "v1", "kind": "List", "items": [
+            { "apiVersion": "v1", "kind": "Service", "metadata": { "name": "s" } }, odd] });
+        let mut skipped = Vec::new();
+        assert!(
+            subjects_noting(&in_list, &mut skipped)
+                .expect("a list")
+                .is_empty()
+        );
+        assert!(
+            matches!(skipped.as_slice(), [NotAudited::NotAPodTemplate { kind, .. }]
+                if kind == "example.com/v1 Runner (item 1)"),
+            "{skipped:?}"
+        );
         // Knative's containers may be nameless: still a pod spec, and audited.
         let knative = json!({ "apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": { "name": "k" },
             "spec": { "template": { "spec": { "containers": [{ "image": "i" }] } } } });
