@@ -491,6 +491,7 @@ async fn evict(
         .await
     {
         Ok(_) => {
+            ctx.state().ledger.settle(reservation);
             ctx.stats
                 .evictions
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

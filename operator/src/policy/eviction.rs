@@ -171,6 +171,9 @@ pub struct EvictionLedger {
     policies: HashMap<String, PolicyLedger>,
     /// What this process knew of each workload when it evicted one of its pods (in memory only).
     witnesses: Vec<Witness>,
+    /// Reserved evictions whose Eviction request has not been answered yet (in memory only: a
+    /// reservation read back after a restart counts as an eviction, the safe side).
+    in_flight: Vec<EvictionRecord>,
 }
 
 /// The pods of a workload the controller knew when it reserved the eviction of one of them.
@@ -217,6 +220,9 @@ pub struct HaltRecord {
 }
 
 const WINDOW: Duration = Duration::from_secs(60);
+/// Longer than an Eviction request takes but on a stalled connection; past it a reservation
+/// still unanswered reads as an eviction (a cooldown for its workload), the safe side.
+const IN_FLIGHT_AT_MOST: Duration = Duration::from_secs(120);
 /// How long evictions are remembered: the rate window, workload cooldowns, and the time a
 /// replacement needs to show whether it comes back confined.
 pub const KEPT: Duration = Duration::from_secs(600);
@@ -318,8 +324,44 @@ impl EvictionLedger {
         }
     }
 
+    /// Records an eviction about to be requested: it counts at once, and until it is settled or
+    /// released the other pods of its workload are told it is under way, not done.
+    pub fn reserve(
+        &mut self,
+        policy: &str,
+        namespace: &str,
+        workload: Option<&str>,
+        now: Timestamp,
+    ) -> Reservation {
+        let reservation = self.record(policy, namespace, workload, now);
+        self.in_flight.retain(|r| since(now, r.at) < IN_FLIGHT_AT_MOST);
+        self.in_flight.push(reservation.record.clone());
+        reservation
+    }
+
+    /// The eviction of a reservation happened: it stays recorded and is no longer under way.
+    pub fn settle(&mut self, reservation: Reservation) {
+        self.forget_in_flight(&reservation.record);
+    }
+
+    fn forget_in_flight(&mut self, record: &EvictionRecord) {
+        if let Some(i) = self.in_flight.iter().position(|r| r == record) {
+            self.in_flight.swap_remove(i);
+        }
+    }
+
+    /// Whether an eviction of a pod of `workload` has been reserved and not yet answered. One
+    /// left behind by a request that never came back (a reconcile cancelled mid-way) stops
+    /// counting after [`IN_FLIGHT_AT_MOST`], and is then an eviction like any other.
+    pub fn eviction_in_flight(&self, workload: &str, now: Timestamp) -> bool {
+        self.in_flight
+            .iter()
+            .any(|r| r.workload.as_deref() == Some(workload) && since(now, r.at) < IN_FLIGHT_AT_MOST)
+    }
+
     /// Takes back a recorded eviction that did not happen.
     pub fn release(&mut self, reservation: Reservation) {
+        self.forget_in_flight(&reservation.record);
         self.witnesses.retain(|w| {
             w.at != reservation.record.at || Some(&w.workload) != reservation.record.workload.as_ref()
         });
@@ -577,7 +619,7 @@ pub fn reserve_eviction(
 ) -> (EvictionVerdict, Option<Reservation>) {
     let verdict = eviction_verdict(facts, limits, ledger, now);
     let reservation = (verdict == EvictionVerdict::Proceed && !limits.dry_run)
-        .then(|| ledger.record(facts.policy, facts.namespace, facts.owner_uid, now));
+        .then(|| ledger.reserve(facts.policy, facts.namespace, facts.owner_uid, now));
     (verdict, reservation)
 }
 
@@ -654,6 +696,16 @@ pub fn eviction_verdict(
     }
     if limits.dry_run {
         return EvictionVerdict::Proceed;
+    }
+    // Another reconcile is evicting a pod of the workload right now: whether that eviction
+    // happens (a cooldown then) or is refused (a budget; then this pod may go) is known within
+    // a request's time, so look again soon rather than wait a cooldown for nothing.
+    if facts.owner_uid.is_some_and(|w| ledger.eviction_in_flight(w, now)) {
+        return later(
+            "EvictionInProgress",
+            "another pod of this workload is being evicted now",
+            Duration::from_secs(5),
+        );
     }
     if let Some(last) = facts.owner_uid.and_then(|w| ledger.last_eviction(w)) {
         let elapsed = since(now, last);

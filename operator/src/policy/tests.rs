@@ -815,8 +815,37 @@ fn reservations_count_at_once_and_can_be_released() {
         reason(&reserve_eviction(&other, &limits, &mut ledger, now()).0),
         "RateLimited"
     );
+    // Another pod of the same workload is told the eviction is under way, not that it is done
+    // (a cooldown), and looks again soon.
+    let sibling = EvictionFacts {
+        created: Some(Timestamp::from_second(1_799_990_001).expect("time")),
+        ..facts()
+    };
+    match eviction_verdict(&sibling, &limits, &ledger, now()) {
+        EvictionVerdict::Later {
+            reason, retry_after, ..
+        } => assert_eq!(
+            (reason, retry_after),
+            ("EvictionInProgress", Duration::from_secs(5))
+        ),
+        other => panic!("{other:?}"),
+    }
+    // One never answered (its reconcile cancelled) reads as an eviction after two minutes.
+    let long_cooldown = EvictionLimits {
+        workload_cooldown: Duration::from_secs(600),
+        ..limits.clone()
+    };
+    let later_on = Timestamp::from_second(1_800_000_121).expect("t");
+    assert_eq!(
+        reason(&eviction_verdict(&sibling, &long_cooldown, &ledger, later_on)),
+        "WorkloadCooldown"
+    );
     // The eviction did not happen (e.g. a budget refused it): the budget is free again.
     ledger.release(reservation);
+    assert_eq!(
+        reason(&eviction_verdict(&sibling, &limits, &ledger, now())),
+        "Proceed"
+    );
     assert_eq!(ledger.last_eviction("rs-1"), None);
     assert_eq!(
         reason(&reserve_eviction(&other, &limits, &mut ledger, now()).0),
@@ -839,6 +868,14 @@ fn reservations_count_at_once_and_can_be_released() {
         now(),
     );
     assert_eq!((verdict, reservation.is_none()), (EvictionVerdict::Proceed, true));
+    // An eviction that happened: the workload's other pods wait out its cooldown.
+    let mut ledger = EvictionLedger::default();
+    let done = ledger.reserve("p", "shop", Some("rs-1"), now());
+    ledger.settle(done);
+    assert_eq!(
+        reason(&eviction_verdict(&sibling, &limits, &ledger, now())),
+        "WorkloadCooldown"
+    );
 }
 
 #[test]
