@@ -408,8 +408,12 @@ async fn sync_labels(
     Ok(())
 }
 
-/// Reserves the eviction in the ledger (the limits are checked again, atomically), writes the
-/// ledger to the policy, then evicts through the Eviction API with the pod's UID as precondition.
+/// Asks the Eviction API first as a dry run, which the API server answers from the pod's
+/// PodDisruptionBudget without writing anything; then reserves the eviction in the ledger (the
+/// limits are checked again, atomically), writes the ledger to the policy, and evicts for real
+/// with the pod's UID as precondition. A budget that keeps refusing (a database under
+/// `maxUnavailable: 0`) so costs one request per look, where it cost two writes of the policy
+/// (the reservation written ahead, then taken back), each an event to every watcher of it.
 async fn evict(
     ctx: &Context,
     key: &PodKey,
@@ -419,6 +423,9 @@ async fn evict(
     facts: &EvictionFactsOwned,
     now: Timestamp,
 ) -> Result<EvictionResult, Error> {
+    if let Err(refused) = request_eviction(ctx, key, uid, true).await? {
+        return Ok(refused);
+    }
     let reservation = {
         let mut state = ctx.state();
         let Some(limits) = state
@@ -464,33 +471,8 @@ async fn evict(
         ctx.state().ledger.release(reservation);
         return Err(e);
     }
-    let eviction = Eviction {
-        metadata: ObjectMeta {
-            name: Some(key.name.to_string()),
-            namespace: Some(key.namespace.to_string()),
-            ..Default::default()
-        },
-        delete_options: Some(DeleteOptions {
-            preconditions: Some(Preconditions {
-                uid: Some(uid.to_string()),
-                resource_version: None,
-            }),
-            ..Default::default()
-        }),
-    };
-    ctx.writes.until_ready().await;
-    let pods: Api<Decoded<crate::lean::pod::PodWire>> =
-        Api::namespaced(ctx.eviction_client.clone(), &key.namespace);
-    let result = match pods
-        .create_subresource::<Eviction, kube::core::Status>(
-            "eviction",
-            &key.name,
-            &PostParams::default(),
-            &eviction,
-        )
-        .await
-    {
-        Ok(_) => {
+    let result = match request_eviction(ctx, key, uid, false).await {
+        Ok(Ok(())) => {
             ctx.state().ledger.settle(reservation);
             ctx.stats
                 .evictions
@@ -504,9 +486,8 @@ async fn evict(
             info!(pod = %key, policy = %policy_name, "evicted");
             return Ok(EvictionResult::Evicted);
         }
-        Err(kube::Error::Api(s)) if s.code == 429 => EvictionResult::Blocked,
-        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => EvictionResult::PodChanged,
-        Err(kube::Error::Api(s)) if s.code == 500 => EvictionResult::Refused(s.message),
+        // The budget changed between the dry run and now, or the pod did.
+        Ok(Err(refused)) => refused,
         Err(e) => {
             ctx.state().ledger.release(reservation);
             return Err(e.into());
@@ -522,6 +503,50 @@ async fn evict(
         ctx.state().ledger_dirty.insert(policy_name.to_string());
     }
     Ok(result)
+}
+
+/// One request to the Eviction API for the pod with this UID, `dry_run` or for real (under the
+/// write rate limit either way: a dry run costs the API server nearly what an eviction does).
+/// `Ok(Err(..))` is the API server's refusal.
+async fn request_eviction(
+    ctx: &Context,
+    key: &PodKey,
+    uid: &str,
+    dry_run: bool,
+) -> Result<Result<(), EvictionResult>, kube::Error> {
+    let eviction = Eviction {
+        metadata: ObjectMeta {
+            name: Some(key.name.to_string()),
+            namespace: Some(key.namespace.to_string()),
+            ..Default::default()
+        },
+        delete_options: Some(DeleteOptions {
+            preconditions: Some(Preconditions {
+                uid: Some(uid.to_string()),
+                resource_version: None,
+            }),
+            dry_run: dry_run.then(|| vec!["All".to_string()]),
+            ..Default::default()
+        }),
+    };
+    ctx.writes.until_ready().await;
+    let pods: Api<Decoded<crate::lean::pod::PodWire>> =
+        Api::namespaced(ctx.eviction_client.clone(), &key.namespace);
+    let params = PostParams {
+        dry_run,
+        ..PostParams::default()
+    };
+    match pods
+        .create_subresource::<Eviction, kube::core::Status>("eviction", &key.name, &params, &eviction)
+        .await
+    {
+        Ok(_) => Ok(Ok(())),
+        Err(kube::Error::Api(s)) if s.code == 429 => Ok(Err(EvictionResult::Blocked)),
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(Err(EvictionResult::PodChanged)),
+        // More than one budget selects the pod, which the Eviction API does not support.
+        Err(kube::Error::Api(s)) if s.code == 500 => Ok(Err(EvictionResult::Refused(s.message))),
+        Err(e) => Err(e),
+    }
 }
 
 /// Writes the policy's part of the eviction ledger into its status (own field manager, so the
