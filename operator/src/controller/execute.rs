@@ -251,7 +251,9 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
         }
     }
 
+    let mut blocked_in_a_row = 0;
     if let Some(candidate) = plan.eviction.clone() {
+        let blocked_before = ctx.state().pods.get(key).map_or(0, |e| e.blocked_in_a_row);
         let result = evict(
             ctx,
             key,
@@ -262,7 +264,10 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
             now,
         )
         .await?;
-        plan.eviction_result(&result);
+        plan.eviction_result(&result, blocked_before);
+        if result == EvictionResult::Blocked {
+            blocked_in_a_row = blocked_before.saturating_add(1);
+        }
     }
 
     if !plan.hold && status::needs_write(stored.as_ref(), &uid, &plan.status) {
@@ -347,6 +352,7 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
     };
     // A pod newly blocked by a budget counts once per episode, when the pass is recorded.
     let newly_blocked = plan.newly_blocked();
+    entry.blocked_in_a_row = blocked_in_a_row;
     entry.outcomes = std::mem::take(&mut plan.outcomes).into_boxed_slice();
     entry.containers = plan
         .status
@@ -424,6 +430,7 @@ async fn evict(
     now: Timestamp,
 ) -> Result<EvictionResult, Error> {
     if let Err(refused) = request_eviction(ctx, key, uid, true).await? {
+        debug!(pod = %key, policy = %policy_name, ?refused, "eviction refused in a dry run");
         return Ok(refused);
     }
     let reservation = {

@@ -156,6 +156,8 @@ pub struct PodEntry {
     pub containers: Box<[(ProfileType, ProfileSource)]>,
     /// Failed passes in a row (for the backoff).
     pub failures: u8,
+    /// Evictions a PodDisruptionBudget refused in a row (for their backoff).
+    pub blocked_in_a_row: u8,
     /// A pass that began with this pod present has ended since the pod arrived, so `outcomes`
     /// are this process's own (the policies' counts are complete once every pod's are).
     recorded: bool,

@@ -298,7 +298,8 @@ impl EvictionLedger {
         self.policies.values().flat_map(|p| p.recent.iter())
     }
 
-    pub fn record(
+    /// Records an eviction as made (what [`EvictionLedger::reserve`] builds on).
+    pub(crate) fn record(
         &mut self,
         policy: &str,
         namespace: &str,

@@ -51,6 +51,14 @@ pub struct PodFacts<'a> {
     pub terminal: bool,
 }
 
+/// When to try again an eviction a PodDisruptionBudget refused, after `blocked_before` refusals
+/// in a row: 20 s, then twice as long each time up to 160 s. A budget that refuses for good (a
+/// single replica under `minAvailable: 1`) so costs a request every few minutes per pod, not
+/// three a minute, and one that allows again is still seen within minutes.
+pub fn blocked_retry(blocked_before: u8) -> Duration {
+    Duration::from_secs(20) * (1u32 << blocked_before.min(3))
+}
+
 /// Everything a pass depends on.
 #[derive(Clone, Copy)]
 pub struct PassInput<'a> {
@@ -569,8 +577,9 @@ impl PodPlan {
     }
 
     /// The plan once its eviction has been tried: the policy's action and message, the
-    /// Events and when to look again follow the result.
-    pub fn eviction_result(&mut self, result: &EvictionResult) {
+    /// Events and when to look again follow the result. `blocked_before`: how many attempts in
+    /// a row a PodDisruptionBudget refused before this one.
+    pub fn eviction_result(&mut self, result: &EvictionResult, blocked_before: u8) {
         let Some(candidate) = self.eviction.take() else {
             return;
         };
@@ -598,7 +607,7 @@ impl PodPlan {
             EvictionResult::Blocked => (
                 PolicyAction::EvictionBlocked,
                 "DisruptionBudget: a PodDisruptionBudget does not allow the eviction now".into(),
-                Some(Duration::from_secs(20)),
+                Some(blocked_retry(blocked_before)),
             ),
             EvictionResult::PodChanged => (
                 PolicyAction::EvictionPending,
@@ -852,15 +861,23 @@ mod tests {
         let template = view(json!({ "seccompProfile": { "type": "RuntimeDefault" } }));
         let blocked_pass = |world: &World| {
             let mut plan = world.plan_evict(&pod, &template, true);
-            plan.eviction_result(&EvictionResult::Blocked);
+            plan.eviction_result(&EvictionResult::Blocked, 0);
             plan
         };
         let first = blocked_pass(&world);
         assert_eq!(only_result(&first).action, PolicyAction::EvictionBlocked);
         assert_eq!(first.newly_blocked(), vec![Arc::<str>::from("evict")]);
+        assert_eq!(first.requeue, Some(Duration::from_secs(20)));
         // Blocked in the outcomes the next pass starts from: the same episode.
         world.previous = first.outcomes.clone();
         assert!(blocked_pass(&world).newly_blocked().is_empty());
+        // Refused again and again: looked at less often, up to every 160 s.
+        let mut again = world.plan_evict(&pod, &template, true);
+        again.eviction_result(&EvictionResult::Blocked, 2);
+        assert_eq!(again.requeue, Some(Duration::from_secs(80)));
+        let retries: Vec<u64> = (0..6).map(|n| blocked_retry(n).as_secs()).collect();
+        assert_eq!(retries, [20, 40, 80, 160, 160, 160]);
+        assert_eq!(blocked_retry(u8::MAX).as_secs(), 160);
     }
 
     #[test]
@@ -974,7 +991,7 @@ mod tests {
         let pod = view(json!({}));
         let template = view(json!({ "seccompProfile": { "type": "RuntimeDefault" } }));
         let mut evicting = world.plan_evict(&pod, &template, true);
-        evicting.eviction_result(&EvictionResult::Evicted);
+        evicting.eviction_result(&EvictionResult::Evicted, 0);
         assert_eq!(only_result(&evicting).action, PolicyAction::Evicted);
         assert_eq!(evicting.announcements.len(), 1, "{:?}", evicting.announcements);
 
