@@ -99,6 +99,8 @@ struct Prepared {
     plan: PodPlan,
     uid: String,
     labels: BTreeMap<String, String>,
+    /// The fingerprint of the pod the plan was made from.
+    fingerprint: u64,
     owner_uid: Option<String>,
     facts_owned: EvictionFactsOwned,
     stored: Option<StoredStatus>,
@@ -175,6 +177,7 @@ fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
     let prepared = Prepared {
         uid: pod.uid.to_string(),
         labels,
+        fingerprint: pod.fingerprint,
         owner_uid: pod.owner.as_ref().map(|o| o.uid.to_string()),
         facts_owned: EvictionFactsOwned {
             owner: pod.owner.as_ref().map_or(policy::OwnerKind::None, |o| o.kind),
@@ -224,6 +227,7 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
         mut plan,
         uid,
         labels,
+        fingerprint,
         owner_uid,
         facts_owned,
         stored,
@@ -235,7 +239,9 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
         });
     };
 
-    sync_labels(ctx, key, &labels, &plan.labels).await?;
+    if let Some(written) = sync_labels(ctx, key, &labels, &plan.labels).await? {
+        ctx.state().apply_own_labels(key, fingerprint, &written);
+    }
 
     if let Some(halt) = plan.halt.clone() {
         let recorded = ctx.state().ledger.halt_for(
@@ -370,20 +376,21 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
     Ok(passed)
 }
 
-/// Sets or removes the pod's profile and violation labels (only those two keys).
+/// Sets or removes the pod's profile and violation labels (only those two keys); returns them as
+/// written, if a write was made.
 async fn sync_labels(
     ctx: &Context,
     key: &PodKey,
     current: &BTreeMap<String, String>,
     change: &LabelChange,
-) -> Result<(), Error> {
+) -> Result<Option<BTreeMap<String, String>>, Error> {
     let labels = match change {
-        LabelChange::Keep => return Ok(()),
+        LabelChange::Keep => return Ok(None),
         LabelChange::Set(labels) => labels.clone(),
         LabelChange::Remove
             if !current.contains_key(PROFILE_LABEL) && !current.contains_key(VIOLATION_LABEL) =>
         {
-            return Ok(());
+            return Ok(None);
         }
         LabelChange::Remove => BTreeMap::new(),
     };
@@ -403,7 +410,7 @@ async fn sync_labels(
     {
         Ok(_) => {}
         // The pod went away meanwhile: nothing to label.
-        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
         Err(e) => return Err(e.into()),
     }
     ctx.stats
@@ -411,7 +418,7 @@ async fn sync_labels(
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     ctx.metrics.write("label");
     debug!(pod = %key, ?labels, "labels updated");
-    Ok(())
+    Ok(Some(labels))
 }
 
 /// Asks the Eviction API first as a dry run, which the API server answers from the pod's

@@ -446,6 +446,36 @@ impl State {
         changed
     }
 
+    /// After the operator wrote its labels on a pod (`written`: its two keys as they now are),
+    /// the cached pod carries them at once, unless the watch has brought a newer pod since the
+    /// pass read the one with `seen_fingerprint`. Until the watch brings the labelled pod, another
+    /// pass (a re-plan of every pod, a requeue) read the labels from before the write and wrote
+    /// them again. The fingerprint stays the read pod's: the labelled pod, when it comes, is
+    /// planned again as before.
+    pub fn apply_own_labels(
+        &mut self,
+        key: &PodKey,
+        seen_fingerprint: u64,
+        written: &BTreeMap<String, String>,
+    ) {
+        let Some(entry) = self.pods.get_mut(key) else {
+            return;
+        };
+        if entry.pod_fingerprint != seen_fingerprint {
+            return;
+        }
+        let Some(mut pod) = entry.pod() else {
+            return;
+        };
+        let mut labels = pod.labels.to_map();
+        for own in crate::api::OUTCOME_LABELS {
+            labels.remove(own);
+        }
+        labels.extend(written.iter().map(|(k, v)| (k.clone(), v.clone())));
+        pod.labels = Labels::from_map(&labels);
+        entry.pod = Some(Packed::pack(&pod));
+    }
+
     pub fn delete_pod(&mut self, key: &PodKey) {
         if !self.gone_nodes.is_empty() {
             let node = self
@@ -904,6 +934,47 @@ mod tests {
             profile_files: Box::default(),
             profile_node: None,
         }
+    }
+
+    #[test]
+    fn the_labels_the_operator_wrote_are_read_before_the_watch_brings_them() {
+        use crate::api::{PROFILE_LABEL, VIOLATION_LABEL};
+        let mut state = State::default();
+        let key = state.key("n", "p");
+        let mut read = pod("u1", "node-a");
+        read.labels = Labels::from_map(&BTreeMap::from([
+            ("app".to_string(), "web".to_string()),
+            (VIOLATION_LABEL.to_string(), "true".to_string()),
+        ]));
+        state.apply_pod(&key, read.clone());
+        let written = BTreeMap::from([(PROFILE_LABEL.to_string(), "RuntimeDefault".to_string())]);
+        state.apply_own_labels(&key, read.fingerprint, &written);
+        let labels = state.pods[&key]
+            .pod()
+            .map(|p| p.labels.to_map())
+            .unwrap_or_default();
+        assert_eq!(
+            labels,
+            BTreeMap::from([
+                ("app".to_string(), "web".to_string()),
+                (PROFILE_LABEL.to_string(), "RuntimeDefault".to_string()),
+            ]),
+            "the violation label the write took away is gone, the pod's own label stays"
+        );
+        // The labelled pod from the watch is still a change (planned again, as before).
+        let labelled = LeanPod::from_wire(
+            &serde_json::from_value(serde_json::json!({
+                "metadata": { "name": "p", "namespace": "n", "uid": "u1", "labels": labels },
+                "spec": { "nodeName": "node-a", "containers": [{ "name": "app" }] }
+            }))
+            .expect("pod"),
+            true,
+        )
+        .expect("lean");
+        assert!(state.apply_pod(&key, labelled.clone()));
+        // A newer pod came meanwhile (someone else's change): it is kept as the watch brought it.
+        state.apply_own_labels(&key, read.fingerprint, &BTreeMap::new());
+        assert_eq!(state.pods[&key].pod().map(|p| p.labels), Some(labelled.labels));
     }
 
     /// A pod of workload `w1`: its readiness, and whether it is being deleted or finished.
