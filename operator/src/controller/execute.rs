@@ -23,7 +23,7 @@ use crate::{
     events::Notice,
     lean::{Decoded, cluster::PolicyWire, status::StatusWire},
     policy::{
-        self, EvictionFacts, EvictionVerdict, PROFILE_LABEL, VIOLATION_LABEL,
+        self, EvictionFacts, EvictionVerdict, PROFILE_LABEL, Reservation, VIOLATION_LABEL,
         plan::{EvictionResult, LabelChange, PassInput, PodFacts, PodPlan},
     },
     profile::strength::{FileReports, ProfileFacts},
@@ -101,7 +101,6 @@ struct Prepared {
     labels: BTreeMap<String, String>,
     /// The fingerprint of the pod the plan was made from.
     fingerprint: u64,
-    owner_uid: Option<String>,
     facts_owned: EvictionFactsOwned,
     stored: Option<StoredStatus>,
 }
@@ -109,6 +108,8 @@ struct Prepared {
 /// The eviction facts of the pod, owned (checked again, atomically, when reserving).
 struct EvictionFactsOwned {
     owner: policy::OwnerKind,
+    /// The UID of the pod's workload.
+    owner_uid: Option<String>,
     mirror: bool,
     terminating: bool,
     terminal: bool,
@@ -178,9 +179,9 @@ fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
         uid: pod.uid.to_string(),
         labels,
         fingerprint: pod.fingerprint,
-        owner_uid: pod.owner.as_ref().map(|o| o.uid.to_string()),
         facts_owned: EvictionFactsOwned {
             owner: pod.owner.as_ref().map_or(policy::OwnerKind::None, |o| o.kind),
+            owner_uid: pod.owner.as_ref().map(|o| o.uid.to_string()),
             mirror: pod.mirror,
             terminating: pod.terminating,
             terminal: pod.terminal,
@@ -228,7 +229,6 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
         uid,
         labels,
         fingerprint,
-        owner_uid,
         facts_owned,
         stored,
     }) = prepare(ctx, key, now)
@@ -260,16 +260,7 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
     let mut blocked_in_a_row = 0;
     if let Some(candidate) = plan.eviction.clone() {
         let blocked_before = ctx.state().pods.get(key).map_or(0, |e| e.blocked_in_a_row);
-        let result = evict(
-            ctx,
-            key,
-            &uid,
-            &candidate.policy,
-            owner_uid.as_deref(),
-            &facts_owned,
-            now,
-        )
-        .await?;
+        let result = evict(ctx, key, &uid, &candidate.policy, &facts_owned, now).await?;
         plan.eviction_result(&result, blocked_before);
         if result == EvictionResult::Blocked {
             blocked_in_a_row = blocked_before.saturating_add(1);
@@ -421,64 +412,34 @@ async fn sync_labels(
     Ok(Some(labels))
 }
 
-/// Asks the Eviction API first as a dry run, which the API server answers from the pod's
-/// PodDisruptionBudget without writing anything; then reserves the eviction in the ledger (the
-/// limits are checked again, atomically), writes the ledger to the policy, and evicts for real
-/// with the pod's UID as precondition. A budget that keeps refusing (a database under
-/// `maxUnavailable: 0`) so costs one request per look, where it cost two writes of the policy
-/// (the reservation written ahead, then taken back), each an event to every watcher of it.
+/// Checks the limits with the pod's workload counted (who else is down), then asks the Eviction
+/// API as a dry run, which the API server answers from the pod's PodDisruptionBudget without
+/// writing anything; then reserves the eviction in the ledger (the limits are checked again,
+/// atomically), writes the ledger to the policy, and evicts for real with the pod's UID as
+/// precondition. A budget that keeps refusing (a database under `maxUnavailable: 0`) so costs one
+/// request per look, where it cost two writes of the policy (the reservation written ahead, then
+/// taken back), each an event to every watcher of it; a workload with a pod down costs none.
 async fn evict(
     ctx: &Context,
     key: &PodKey,
     uid: &str,
     policy_name: &str,
-    owner_uid: Option<&str>,
     facts: &EvictionFactsOwned,
     now: Timestamp,
 ) -> Result<EvictionResult, Error> {
+    let gate = |reserve| eviction_gate(ctx, key, uid, policy_name, facts, now, reserve);
+    if let Err(not_now) = gate(false) {
+        return Ok(not_now);
+    }
     if let Err(refused) = request_eviction(ctx, key, uid, true).await? {
         debug!(pod = %key, policy = %policy_name, ?refused, "eviction refused in a dry run");
         return Ok(refused);
     }
-    let reservation = {
-        let mut state = ctx.state();
-        let Some(limits) = state
-            .valid_policies
-            .iter()
-            .find(|p| p.name == policy_name)
-            .map(|p| p.eviction.clone())
-        else {
-            return Ok(EvictionResult::PodChanged);
-        };
-        let warm = state.listed;
-        let workload_down = owner_uid.map(|w| state.unavailable_of_workload(&key.namespace, w, uid));
-        let eviction_facts = EvictionFacts {
-            policy: policy_name,
-            namespace: &key.namespace,
-            operator_namespace: ctx.config.operator_namespace.as_deref(),
-            owner: facts.owner,
-            owner_uid,
-            mirror: facts.mirror,
-            terminating: facts.terminating,
-            terminal: facts.terminal,
-            created: facts.created,
-            warmed_up: warm,
-            workload_down,
-        };
-        match policy::reserve_eviction(&eviction_facts, &limits, &mut state.ledger, now) {
-            (_, Some(reservation)) => {
-                // Its replacements are then told by what was here before, not by clocks.
-                if let Some(workload) = owner_uid {
-                    let known = state.pods_of_workload(&key.namespace, workload);
-                    state.ledger.witness(&reservation, known);
-                }
-                reservation
-            }
-            (EvictionVerdict::Proceed, None) => {
-                return Ok(EvictionResult::NotReserved(EvictionVerdict::Proceed));
-            }
-            (verdict, None) => return Ok(EvictionResult::NotReserved(verdict)),
-        }
+    // Again: other reconciles may have reserved or evicted during the dry run.
+    let reservation = match gate(true) {
+        Ok(Some(reservation)) => reservation,
+        Ok(None) => return Ok(EvictionResult::NotReserved(EvictionVerdict::Proceed)),
+        Err(not_now) => return Ok(not_now),
     };
     // Written ahead: a leader that dies now leaves the eviction counted for the next one.
     if let Err(e) = persist_ledger(ctx, policy_name, now).await {
@@ -517,6 +478,61 @@ async fn evict(
         ctx.state().ledger_dirty.insert(policy_name.to_string());
     }
     Ok(result)
+}
+
+/// The eviction verdict with every fact of the pod and its workload, under the state's lock;
+/// with `reserve`, a verdict to proceed is also recorded in the ledger at once (`None`: proceed
+/// without a reservation, as a dry-run policy does). `Err`: why not now.
+fn eviction_gate(
+    ctx: &Context,
+    key: &PodKey,
+    uid: &str,
+    policy_name: &str,
+    facts: &EvictionFactsOwned,
+    now: Timestamp,
+    reserve: bool,
+) -> Result<Option<Reservation>, EvictionResult> {
+    let mut state = ctx.state();
+    let owner_uid = facts.owner_uid.as_deref();
+    let Some(limits) = state
+        .valid_policies
+        .iter()
+        .find(|p| p.name == policy_name)
+        .map(|p| p.eviction.clone())
+    else {
+        return Err(EvictionResult::PodChanged);
+    };
+    let eviction_facts = EvictionFacts {
+        policy: policy_name,
+        namespace: &key.namespace,
+        operator_namespace: ctx.config.operator_namespace.as_deref(),
+        owner: facts.owner,
+        owner_uid,
+        mirror: facts.mirror,
+        terminating: facts.terminating,
+        terminal: facts.terminal,
+        created: facts.created,
+        warmed_up: state.listed,
+        workload_down: owner_uid.map(|w| state.unavailable_of_workload(&key.namespace, w, uid)),
+    };
+    if !reserve {
+        return match policy::eviction_verdict(&eviction_facts, &limits, &state.ledger, now) {
+            EvictionVerdict::Proceed => Ok(None),
+            verdict => Err(EvictionResult::NotReserved(verdict)),
+        };
+    }
+    match policy::reserve_eviction(&eviction_facts, &limits, &mut state.ledger, now) {
+        (_, Some(reservation)) => {
+            // Its replacements are then told by what was here before, not by clocks.
+            if let Some(workload) = owner_uid {
+                let known = state.pods_of_workload(&key.namespace, workload);
+                state.ledger.witness(&reservation, known);
+            }
+            Ok(Some(reservation))
+        }
+        (EvictionVerdict::Proceed, None) => Ok(None),
+        (verdict, None) => Err(EvictionResult::NotReserved(verdict)),
+    }
 }
 
 /// One request to the Eviction API for the pod with this UID, `dry_run` or for real (under the
