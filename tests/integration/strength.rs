@@ -306,7 +306,8 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
 /// The runtime reads a Localhost profile when it creates the container: a file changed on the
 /// node afterwards is not what the container runs. The agent says so, the strength is Unknown
 /// (not the new file's class), and the container, probing once a second, still enforces the
-/// content it started with; a file removed while the container runs is not "cannot start".
+/// content it started with; a file removed while the container runs is not "cannot start"; the
+/// file put back as it was when the container started is what the container runs again.
 #[tokio::test]
 async fn a_profile_file_changed_after_the_start_is_not_taken_for_what_runs() {
     let nodes = nodes::nodes();
@@ -409,6 +410,25 @@ async fn a_profile_file_changed_after_the_start_is_not_taken_for_what_runs() {
         condition(&status, "ProfilesEnforcing"),
         ("Unknown".to_string(), "StrengthUnknown".to_string()),
         "not ProfileUnusable: the container runs"
+    );
+
+    // Put back with the content the container started with (a configuration tool restoring it):
+    // that is what runs, though the file is newer than the start.
+    std::fs::write(&replacement, DENY_MKDIR).expect("the first profile again");
+    std::fs::rename(&replacement, &path).expect("rename");
+    let (status, app) = assessed(&statuses, "changed", |c| {
+        c.strength == Some(ProfileStrength::DenyList)
+    })
+    .await;
+    let restored = file_of(&status).expect("the agent's report");
+    assert!(!restored.changed_after_start, "{restored:?}");
+    assert_eq!(restored.sha256, before.sha256);
+    assert!(
+        !app.warnings
+            .iter()
+            .any(|w| w.contains("is not what the container runs")),
+        "{:?}",
+        app.warnings
     );
     operator.stop().await;
 }

@@ -219,7 +219,9 @@ fn profiles_for(
     status: &StatusWire,
     root: &ProfileRoot,
     cache: &mut HashMap<String, (ProfileFile, Option<Timestamp>)>,
+    started_with: &mut StartedWith,
 ) -> Option<ProfileReport> {
+    let pod_uid = pod.metadata.uid.as_deref().unwrap_or_default();
     let started = |container: &str| {
         pod.status
             .as_ref()?
@@ -234,9 +236,18 @@ fn profiles_for(
             let (file, changed) = cache
                 .entry(path.to_string())
                 .or_insert_with(|| root.read_with_change_time(path));
+            let started = started(container);
+            let file = match started {
+                Some(at) => {
+                    let start = StartKey::new(pod_uid, container, path, at);
+                    started_with.remember(&start, file, *changed);
+                    as_started_with(file.clone(), *changed, started, started_with.content(&start))
+                }
+                None => file.clone(),
+            };
             ContainerProfileFile {
                 name: container.to_string(),
-                file: as_started_with(file.clone(), *changed, started(container)),
+                file,
             }
         })
         .collect();
@@ -249,26 +260,84 @@ fn profiles_for(
     })
 }
 
+/// One start of one container with a Localhost profile: the pod's UID, the container, the
+/// profile's path and the start (whole seconds; a restart is a new start).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct StartKey {
+    pod_uid: String,
+    container: String,
+    path: String,
+    started: i64,
+}
+
+impl StartKey {
+    fn new(pod_uid: &str, container: &str, path: &str, started: Timestamp) -> StartKey {
+        StartKey {
+            pod_uid: pod_uid.to_string(),
+            container: container.to_string(),
+            path: path.to_string(),
+            started: started.as_second(),
+        }
+    }
+}
+
+/// The content (SHA-256) of each running container's profile file as the container started with
+/// it, as far as this agent process has seen: recorded when the file is read with a change time
+/// before the start's second. A file written again after the start with the same content (a
+/// configuration tool's run, a file restored) is then still what the container runs. An agent that
+/// starts after such a write cannot tell, and reports the file as changed.
+#[derive(Debug, Default)]
+struct StartedWith {
+    content: HashMap<StartKey, String>,
+    /// The starts looked at since the last `keep_only_seen`.
+    seen: HashSet<StartKey>,
+}
+
+impl StartedWith {
+    /// Records `file`'s content for `start` when it is provably what the container started with.
+    fn remember(&mut self, start: &StartKey, file: &ProfileFile, changed: Option<Timestamp>) {
+        self.seen.insert(start.clone());
+        let before_start = changed.is_some_and(|c| c.as_second() < start.started);
+        if let (true, Some(sha256)) = (before_start, &file.sha256) {
+            self.content.insert(start.clone(), sha256.clone());
+        }
+    }
+
+    fn content(&self, start: &StartKey) -> Option<&str> {
+        self.content.get(start).map(String::as_str)
+    }
+
+    /// Forgets the starts not looked at since the last call (pods gone, containers restarted).
+    fn keep_only_seen(&mut self) {
+        let seen = std::mem::take(&mut self.seen);
+        self.content.retain(|start, _| seen.contains(start));
+    }
+}
+
 /// A profile file as it concerns a container: for one that runs (started at `started`, in whole
 /// seconds), marked when the file is not what the runtime read when it created the container, as
 /// it changed (`changed`: its change time) after the start or is gone. Only a change from the
-/// second after the start counts: the start time is cut to the second.
+/// second after the start counts: the start time is cut to the second. A changed file whose
+/// content is the one the container is known to have started with (`started_with`, its SHA-256)
+/// is what the container runs.
 fn as_started_with(
     mut file: ProfileFile,
     changed: Option<Timestamp>,
     started: Option<Timestamp>,
+    started_with: Option<&str>,
 ) -> ProfileFile {
     let Some(started) = started else {
         return file;
     };
     let second = |t: Timestamp| Timestamp::from_second(t.as_second()).unwrap_or(t);
+    let same_content = file.sha256.is_some() && file.sha256.as_deref() == started_with;
     let note = match (file.state, changed) {
         (ProfileFileState::Missing, _) => format!(
             "the container has run with it since {}: it was removed after the start, or the agent \
              reads another directory than the kubelet's (--seccomp-dir)",
             second(started)
         ),
-        (_, Some(changed)) if changed.as_second() > started.as_second() => format!(
+        (_, Some(changed)) if changed.as_second() > started.as_second() && !same_content => format!(
             "changed on the node at {}, after the container started ({}): the container runs \
              the earlier content until it restarts",
             second(changed),
@@ -425,6 +494,8 @@ struct Agent {
     written: tokio::sync::Mutex<OwnWrites>,
     /// The agent's own writes of profile files.
     profiles_written: tokio::sync::Mutex<OwnWrites>,
+    /// What the node's running containers started with, by start.
+    started_with: std::sync::Mutex<StartedWith>,
 }
 
 /// The resourceVersion each of the agent's writes produced, by the SeccompStatus's UID. The agent
@@ -544,6 +615,7 @@ pub async fn run(
         statuses: Default::default(),
         written: Default::default(),
         profiles_written: Default::default(),
+        started_with: Default::default(),
     });
     // Any change of a pod or status on this node triggers a scan; otherwise every interval.
     let (kick_tx, mut kick_rx) = tokio::sync::mpsc::channel::<()>(1);
@@ -616,7 +688,9 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
     let reports: Vec<(StoredView, PodReport)> = {
         let pods = agent.pods.lock().unwrap_or_else(|e| e.into_inner());
         let statuses = agent.statuses.lock().unwrap_or_else(|e| e.into_inner());
-        pods.iter()
+        let mut started_with = agent.started_with.lock().unwrap_or_else(|e| e.into_inner());
+        let reports = pods
+            .iter()
             .filter_map(|(key, pod)| {
                 let status = statuses.get(key)?;
                 let uid = pod.metadata.uid.clone()?;
@@ -630,7 +704,8 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
                 };
                 live.insert(stored.key.clone());
                 if let Some(root) = &profile_root
-                    && let Some(report) = profiles_for(key, pod, status, root, &mut read_profiles)
+                    && let Some(report) =
+                        profiles_for(key, pod, status, root, &mut read_profiles, &mut started_with)
                 {
                     profile_reports.push((stored.clone(), report));
                 }
@@ -638,7 +713,12 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
                 let report = report_for(key, pod, status, &index, proc_root, &now, &previous)?;
                 Some((stored, report))
             })
-            .collect()
+            .collect();
+        // A pass that read no files knows nothing of which starts are gone.
+        if profile_root.is_some() {
+            started_with.keep_only_seen();
+        }
+        reports
     };
     write_profile_reports(agent, profile_reports, &live).await;
     let mut written = agent.written.lock().await;
@@ -920,19 +1000,19 @@ mod tests {
         let started = Some(at(1_000, 0));
         // Not running: the file is what the container would start with.
         assert_eq!(
-            as_started_with(present.clone(), Some(at(2_000, 0)), None),
+            as_started_with(present.clone(), Some(at(2_000, 0)), None, None),
             present
         );
         // Changed before the start, or within its second (the start is cut to the second).
         assert_eq!(
-            as_started_with(present.clone(), Some(at(999, 0)), started),
+            as_started_with(present.clone(), Some(at(999, 0)), started, None),
             present
         );
         assert_eq!(
-            as_started_with(present.clone(), Some(at(1_000, 900_000_000)), started),
+            as_started_with(present.clone(), Some(at(1_000, 900_000_000)), started, None),
             present
         );
-        let changed = as_started_with(present.clone(), Some(at(1_001, 5)), started);
+        let changed = as_started_with(present.clone(), Some(at(1_001, 5)), started, None);
         assert!(changed.changed_after_start);
         assert_eq!(
             changed.message.as_deref(),
@@ -949,7 +1029,7 @@ mod tests {
             message: Some("no such file on the node".into()),
             ..ProfileFile::default()
         };
-        let gone = as_started_with(missing.clone(), None, started);
+        let gone = as_started_with(missing.clone(), None, started, None);
         assert!(gone.changed_after_start);
         assert!(
             gone.message.as_deref().is_some_and(
@@ -958,10 +1038,51 @@ mod tests {
             "{gone:?}"
         );
         assert_eq!(
-            as_started_with(missing.clone(), None, None),
+            as_started_with(missing.clone(), None, None, None),
             missing,
             "it never started"
         );
+    }
+
+    #[test]
+    fn a_file_written_again_with_the_content_the_container_started_with_is_what_it_runs() {
+        let at = |s: i64| Timestamp::new(s, 0).expect("time");
+        let file = |sha: &str| ProfileFile {
+            path: "p.json".into(),
+            state: ProfileFileState::Present,
+            sha256: Some(sha.into()),
+            ..ProfileFile::default()
+        };
+        let start = StartKey::new("uid", "app", "p.json", at(1_000));
+        let mut started_with = StartedWith::default();
+        // Read after the start, unchanged since before it: that content is what runs.
+        started_with.remember(&start, &file("aaa"), Some(at(900)));
+        // Written again later with the same content, then with another.
+        let same = as_started_with(
+            file("aaa"),
+            Some(at(1_500)),
+            Some(at(1_000)),
+            started_with.content(&start),
+        );
+        assert_eq!(same, file("aaa"));
+        let other = as_started_with(
+            file("bbb"),
+            Some(at(1_600)),
+            Some(at(1_000)),
+            started_with.content(&start),
+        );
+        assert!(other.changed_after_start);
+        // A file read changed after the start (or within its second) teaches nothing.
+        let restarted = StartKey::new("uid", "app", "p.json", at(2_000));
+        started_with.remember(&restarted, &file("bbb"), Some(at(2_100)));
+        started_with.remember(&restarted, &file("bbb"), Some(at(2_000)));
+        assert_eq!(started_with.content(&restarted), None);
+        // Starts not looked at in a pass are forgotten.
+        started_with.keep_only_seen();
+        started_with.remember(&restarted, &file("bbb"), Some(at(1_900)));
+        started_with.keep_only_seen();
+        assert_eq!(started_with.content(&start), None);
+        assert_eq!(started_with.content(&restarted), Some("bbb"));
     }
 
     #[test]
