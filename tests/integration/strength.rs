@@ -71,6 +71,17 @@ async fn assessed(
     .await
 }
 
+/// Waits until the node agent has seen `app` of `pod` run (its observation is in the status):
+/// from then on the agent knows the content the container started with.
+async fn seen_running(statuses: &Api<SeccompStatus>, pod: &str) {
+    wait_for(&format!("the agent's observation of {pod}"), TIMEOUT, || async {
+        let status = statuses.get_opt(pod).await.ok()??;
+        let runtime = status.status?.runtime?;
+        runtime.containers.iter().any(|c| c.name == "app").then_some(())
+    })
+    .await
+}
+
 /// The node agent's report of `app`'s profile file.
 fn file_of(status: &SeccompStatus) -> Option<&ProfileFile> {
     status.status.as_ref()?.profile_file_of("app")
@@ -335,6 +346,7 @@ async fn a_profile_file_changed_after_the_start_is_not_taken_for_what_runs() {
     let before = file_of(&before).expect("the agent's report").clone();
     assert!(!before.changed_after_start, "{before:?}");
 
+    seen_running(&statuses, "changed").await;
     // Past the start's second, the file is replaced as configuration tools do (a new file
     // renamed over it): it now allows mkdir.
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -423,6 +435,82 @@ async fn a_profile_file_changed_after_the_start_is_not_taken_for_what_runs() {
     let restored = file_of(&status).expect("the agent's report");
     assert!(!restored.changed_after_start, "{restored:?}");
     assert_eq!(restored.sha256, before.sha256);
+    assert!(
+        !app.warnings
+            .iter()
+            .any(|w| w.contains("is not what the container runs")),
+        "{:?}",
+        app.warnings
+    );
+    operator.stop().await;
+}
+
+/// A link pointed at another file (`ln -sfn`, atomically: a new link renamed over the old one)
+/// changes what the path opens, though the file it now opens is older than the container: the
+/// link's own change counts. Pointed back, the path opens what the container started with.
+#[tokio::test]
+async fn a_profile_link_pointed_elsewhere_after_the_start_is_not_taken_for_what_runs() {
+    let nodes = nodes::nodes();
+    let ctx = node_context("strength-relinked").await;
+    let a = &nodes.a;
+    let dir = profile_dir(
+        a,
+        &ctx.ns,
+        &[("deny-mkdir.json", DENY_MKDIR), ("allow-all.json", ALLOW_ALL)],
+    );
+    let profiles = a.seccomp_dir().join(&dir);
+    let point_at = |target: &str| {
+        let next = profiles.join("current.json.next");
+        symlink(target, &next).expect("link");
+        std::fs::rename(&next, profiles.join("current.json")).expect("rename");
+    };
+    point_at("deny-mkdir.json");
+    let operator = Operator::for_namespace(&ctx).await;
+    let pods: Api<Pod> = ctx.api();
+    pods.create(
+        &PostParams::default(),
+        &localhost("relinked", &a.name, &format!("{dir}/current.json")),
+    )
+    .await
+    .expect("pod");
+    assert!(
+        probe_result(&pods, a, "relinked").await.contains("mkdir=refused"),
+        "the runtime followed the link"
+    );
+    let statuses: Api<SeccompStatus> = ctx.api();
+    let (before, _) = assessed(&statuses, "relinked", |c| {
+        c.strength == Some(ProfileStrength::DenyList)
+    })
+    .await;
+    let before = file_of(&before).expect("the agent's report").clone();
+    assert!(!before.changed_after_start, "{before:?}");
+
+    seen_running(&statuses, "relinked").await;
+    // Past the start's second, the link is pointed at the permissive file, written before the pod.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    point_at("allow-all.json");
+    let (status, _) = assessed(&statuses, "relinked", |c| {
+        c.strength == Some(ProfileStrength::Unknown)
+    })
+    .await;
+    let now = file_of(&status).expect("the agent's report");
+    assert!(now.changed_after_start, "{now:?}");
+    assert!(
+        now.message
+            .as_deref()
+            .is_some_and(|m| m.contains("after the container started")),
+        "the link's change time: {now:?}"
+    );
+
+    // Pointed back: the content the container started with.
+    point_at("deny-mkdir.json");
+    let (status, app) = assessed(&statuses, "relinked", |c| {
+        c.strength == Some(ProfileStrength::DenyList)
+    })
+    .await;
+    let back = file_of(&status).expect("the agent's report");
+    assert!(!back.changed_after_start, "{back:?}");
+    assert_eq!(back.sha256, before.sha256);
     assert!(
         !app.warnings
             .iter()

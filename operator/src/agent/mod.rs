@@ -299,7 +299,10 @@ impl StartedWith {
         self.seen.insert(start.clone());
         let before_start = changed.is_some_and(|c| c.as_second() < start.started);
         if let (true, Some(sha256)) = (before_start, &file.sha256) {
-            self.content.insert(start.clone(), sha256.clone());
+            // The first proof stands: a path that later leads to an older file proves nothing.
+            self.content
+                .entry(start.clone())
+                .or_insert_with(|| sha256.clone());
         }
     }
 
@@ -317,9 +320,9 @@ impl StartedWith {
 /// A profile file as it concerns a container: for one that runs (started at `started`, in whole
 /// seconds), marked when the file is not what the runtime read when it created the container, as
 /// it changed (`changed`: its change time) after the start or is gone. Only a change from the
-/// second after the start counts: the start time is cut to the second. A changed file whose
-/// content is the one the container is known to have started with (`started_with`, its SHA-256)
-/// is what the container runs.
+/// second after the start counts: the start time is cut to the second. Where the content the
+/// container started with is known (`started_with`, its SHA-256), the content decides: the same
+/// content is what the container runs, whenever written; another is not, however old.
 fn as_started_with(
     mut file: ProfileFile,
     changed: Option<Timestamp>,
@@ -330,17 +333,29 @@ fn as_started_with(
         return file;
     };
     let second = |t: Timestamp| Timestamp::from_second(t.as_second()).unwrap_or(t);
-    let same_content = file.sha256.is_some() && file.sha256.as_deref() == started_with;
-    let note = match (file.state, changed) {
-        (ProfileFileState::Missing, _) => format!(
+    // Whether the content is the one the container started with, where that is known.
+    let same_content = match (started_with, file.sha256.as_deref()) {
+        (Some(then), Some(now)) => Some(then == now),
+        _ => None,
+    };
+    let note = match (file.state, changed, same_content) {
+        (ProfileFileState::Missing, _, _) => format!(
             "the container has run with it since {}: it was removed after the start, or the agent \
              reads another directory than the kubelet's (--seccomp-dir)",
             second(started)
         ),
-        (_, Some(changed)) if changed.as_second() > started.as_second() && !same_content => format!(
+        (_, _, Some(true)) => return file,
+        (_, Some(changed), _) if changed.as_second() > started.as_second() => format!(
             "changed on the node at {}, after the container started ({}): the container runs \
              the earlier content until it restarts",
             second(changed),
+            second(started)
+        ),
+        // Older than the start, yet another content: the path leads elsewhere since (a
+        // directory on it renamed or swapped).
+        (_, _, Some(false)) => format!(
+            "not the content the container started with ({}): the path leads to another file \
+             since; the container runs the earlier content until it restarts",
             second(started)
         ),
         _ => return file,
@@ -1072,6 +1087,24 @@ mod tests {
             started_with.content(&start),
         );
         assert!(other.changed_after_start);
+        // Another content behind an old change time (a directory on the path swapped): not what
+        // runs either, and the first proof of what started stays.
+        started_with.remember(&start, &file("ccc"), Some(at(800)));
+        let swapped = as_started_with(
+            file("ccc"),
+            Some(at(800)),
+            Some(at(1_000)),
+            started_with.content(&start),
+        );
+        assert!(swapped.changed_after_start);
+        assert!(
+            swapped
+                .message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("not the content the container started with")),
+            "{swapped:?}"
+        );
+        assert_eq!(started_with.content(&start), Some("aaa"));
         // A file read changed after the start (or within its second) teaches nothing.
         let restarted = StartKey::new("uid", "app", "p.json", at(2_000));
         started_with.remember(&restarted, &file("bbb"), Some(at(2_100)));

@@ -28,8 +28,8 @@ impl ProfileRoot {
     }
 
     /// [`ProfileRoot::read`], with the time the file read last changed (its inode's change time,
-    /// which no tool sets back, unlike the modification time `cp -p` and `rsync -t` keep), when
-    /// it was read.
+    /// which no tool sets back, unlike the modification time `cp -p` and `rsync -t` keep), or a
+    /// link followed to it, when later; when it was read.
     pub fn read_with_change_time(&self, relative: &str) -> (ProfileFile, Option<Timestamp>) {
         let report = |state, message: Option<String>| ProfileFile {
             path: relative.to_string(),
@@ -42,9 +42,15 @@ impl ProfileRoot {
             Ok(path) => path,
             Err(why) => return refused(why),
         };
+        // A link pointed elsewhere (`ln -sfn`) changes what the path opens without changing the
+        // file: the latest change of a link followed counts as the file's.
+        let mut links_changed: Option<Timestamp> = None;
         let mut lookup = |p: &Path| match std::fs::symlink_metadata(self.on_host(p)) {
             Ok(m) if m.file_type().is_symlink() => match std::fs::read_link(self.on_host(p)) {
-                Ok(target) => Entry::Link(target),
+                Ok(target) => {
+                    links_changed = links_changed.max(change_time(&m));
+                    Entry::Link(target)
+                }
                 Err(_) => Entry::Other,
             },
             Ok(_) => Entry::Other,
@@ -77,7 +83,7 @@ impl ProfileRoot {
                         ..report(ProfileFileState::Invalid, Some(why))
                     },
                 };
-                (file, changed)
+                (file, changed.max(links_changed))
             }
             Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => (
                 report(ProfileFileState::Missing, Some("no such file on the node".into())),
@@ -97,7 +103,6 @@ enum ReadError {
 /// Opens without following a last symbolic link and without blocking on a FIFO, then reads at
 /// most the limit; with the file's change time.
 fn read_bounded(path: &Path) -> Result<(Vec<u8>, Option<Timestamp>), ReadError> {
-    use std::os::unix::fs::MetadataExt;
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -121,10 +126,15 @@ fn read_bounded(path: &Path) -> Result<(Vec<u8>, Option<Timestamp>), ReadError> 
     if content.len() as u64 > MAX_PROFILE_BYTES {
         return Err(ReadError::Refused(Refusal::TooLarge));
     }
-    let changed = i32::try_from(metadata.ctime_nsec())
+    Ok((content, change_time(&metadata)))
+}
+
+/// The inode's change time.
+fn change_time(metadata: &std::fs::Metadata) -> Option<Timestamp> {
+    use std::os::unix::fs::MetadataExt;
+    i32::try_from(metadata.ctime_nsec())
         .ok()
-        .and_then(|nanos| Timestamp::new(metadata.ctime(), nanos).ok());
-    Ok((content, changed))
+        .and_then(|nanos| Timestamp::new(metadata.ctime(), nanos).ok())
 }
 
 #[cfg(test)]
@@ -180,6 +190,28 @@ mod tests {
             ProfileFileState::Refused,
             "a directory"
         );
+    }
+
+    #[test]
+    fn a_link_pointed_at_an_older_file_changes_the_change_time() {
+        use std::os::unix::fs::MetadataExt;
+        let (host, root) = node();
+        put(&host, "var/lib/kubelet/seccomp/profiles/v2.json", ALLOW_LIST);
+        let seccomp = host.path().join("var/lib/kubelet/seccomp");
+        // Inode times come from a clock that ticks every few milliseconds.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        symlink("profiles/v2.json", seccomp.join("current.json")).expect("link");
+        let link = std::fs::symlink_metadata(seccomp.join("current.json")).expect("link");
+        let target = std::fs::metadata(seccomp.join("profiles/v2.json")).expect("file");
+        assert!(
+            (link.ctime(), link.ctime_nsec()) > (target.ctime(), target.ctime_nsec()),
+            "the link is newer than its target"
+        );
+        let (file, changed) = root.read_with_change_time("current.json");
+        assert_eq!(file.state, ProfileFileState::Present);
+        assert_eq!(changed, change_time(&link), "the link's change, not the file's");
+        let (_, direct) = root.read_with_change_time("profiles/v2.json");
+        assert_eq!(direct, change_time(&target));
     }
 
     #[test]
