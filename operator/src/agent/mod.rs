@@ -219,9 +219,7 @@ fn profiles_for(
     status: &StatusWire,
     root: &ProfileRoot,
     cache: &mut HashMap<String, (ProfileFile, Option<Timestamp>)>,
-    started_with: &mut StartedWith,
 ) -> Option<ProfileReport> {
-    let pod_uid = pod.metadata.uid.as_deref().unwrap_or_default();
     let started = |container: &str| {
         pod.status
             .as_ref()?
@@ -236,18 +234,9 @@ fn profiles_for(
             let (file, changed) = cache
                 .entry(path.to_string())
                 .or_insert_with(|| root.read_with_change_time(path));
-            let started = started(container);
-            let file = match started {
-                Some(at) => {
-                    let start = StartKey::new(pod_uid, container, path, at);
-                    started_with.remember(&start, file, *changed);
-                    as_started_with(file.clone(), *changed, started, started_with.content(&start))
-                }
-                None => file.clone(),
-            };
             ContainerProfileFile {
                 name: container.to_string(),
-                file,
+                file: as_started_with(file.clone(), *changed, started(container)),
             }
         })
         .collect();
@@ -260,102 +249,29 @@ fn profiles_for(
     })
 }
 
-/// One start of one container with a Localhost profile: the pod's UID, the container, the
-/// profile's path and the start (whole seconds; a restart is a new start).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct StartKey {
-    pod_uid: String,
-    container: String,
-    path: String,
-    started: i64,
-}
-
-impl StartKey {
-    fn new(pod_uid: &str, container: &str, path: &str, started: Timestamp) -> StartKey {
-        StartKey {
-            pod_uid: pod_uid.to_string(),
-            container: container.to_string(),
-            path: path.to_string(),
-            started: started.as_second(),
-        }
-    }
-}
-
-/// The content (SHA-256) of each running container's profile file as the container started with
-/// it, as far as this agent process has seen: recorded when the file is read with a change time
-/// before the start's second. A file written again after the start with the same content (a
-/// configuration tool's run, a file restored) is then still what the container runs. An agent that
-/// starts after such a write cannot tell, and reports the file as changed.
-#[derive(Debug, Default)]
-struct StartedWith {
-    content: HashMap<StartKey, String>,
-    /// The starts looked at since the last `keep_only_seen`.
-    seen: HashSet<StartKey>,
-}
-
-impl StartedWith {
-    /// Records `file`'s content for `start` when it is provably what the container started with.
-    fn remember(&mut self, start: &StartKey, file: &ProfileFile, changed: Option<Timestamp>) {
-        self.seen.insert(start.clone());
-        let before_start = changed.is_some_and(|c| c.as_second() < start.started);
-        if let (true, Some(sha256)) = (before_start, &file.sha256) {
-            // The first proof stands: a path that later leads to an older file proves nothing.
-            self.content
-                .entry(start.clone())
-                .or_insert_with(|| sha256.clone());
-        }
-    }
-
-    fn content(&self, start: &StartKey) -> Option<&str> {
-        self.content.get(start).map(String::as_str)
-    }
-
-    /// Forgets the starts not looked at since the last call (pods gone, containers restarted).
-    fn keep_only_seen(&mut self) {
-        let seen = std::mem::take(&mut self.seen);
-        self.content.retain(|start, _| seen.contains(start));
-    }
-}
-
 /// A profile file as it concerns a container: for one that runs (started at `started`, in whole
 /// seconds), marked when the file is not what the runtime read when it created the container, as
 /// it changed (`changed`: its change time) after the start or is gone. Only a change from the
-/// second after the start counts: the start time is cut to the second. Where the content the
-/// container started with is known (`started_with`, its SHA-256), the content decides: the same
-/// content is what the container runs, whenever written; another is not, however old.
+/// second after the start counts: the start time is cut to the second.
 fn as_started_with(
     mut file: ProfileFile,
     changed: Option<Timestamp>,
     started: Option<Timestamp>,
-    started_with: Option<&str>,
 ) -> ProfileFile {
     let Some(started) = started else {
         return file;
     };
     let second = |t: Timestamp| Timestamp::from_second(t.as_second()).unwrap_or(t);
-    // Whether the content is the one the container started with, where that is known.
-    let same_content = match (started_with, file.sha256.as_deref()) {
-        (Some(then), Some(now)) => Some(then == now),
-        _ => None,
-    };
-    let note = match (file.state, changed, same_content) {
-        (ProfileFileState::Missing, _, _) => format!(
+    let note = match (file.state, changed) {
+        (ProfileFileState::Missing, _) => format!(
             "the container has run with it since {}: it was removed after the start, or the agent \
              reads another directory than the kubelet's (--seccomp-dir)",
             second(started)
         ),
-        (_, _, Some(true)) => return file,
-        (_, Some(changed), _) if changed.as_second() > started.as_second() => format!(
+        (_, Some(changed)) if changed.as_second() > started.as_second() => format!(
             "changed on the node at {}, after the container started ({}): the container runs \
              the earlier content until it restarts",
             second(changed),
-            second(started)
-        ),
-        // Older than the start, yet another content: the path leads elsewhere since (a
-        // directory on it renamed or swapped).
-        (_, _, Some(false)) => format!(
-            "not the content the container started with ({}): the path leads to another file \
-             since; the container runs the earlier content until it restarts",
             second(started)
         ),
         _ => return file,
@@ -509,8 +425,6 @@ struct Agent {
     written: tokio::sync::Mutex<OwnWrites>,
     /// The agent's own writes of profile files.
     profiles_written: tokio::sync::Mutex<OwnWrites>,
-    /// What the node's running containers started with, by start.
-    started_with: std::sync::Mutex<StartedWith>,
 }
 
 /// The resourceVersion each of the agent's writes produced, by the SeccompStatus's UID. The agent
@@ -630,7 +544,6 @@ pub async fn run(
         statuses: Default::default(),
         written: Default::default(),
         profiles_written: Default::default(),
-        started_with: Default::default(),
     });
     // Any change of a pod or status on this node triggers a scan; otherwise every interval.
     let (kick_tx, mut kick_rx) = tokio::sync::mpsc::channel::<()>(1);
@@ -703,9 +616,7 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
     let reports: Vec<(StoredView, PodReport)> = {
         let pods = agent.pods.lock().unwrap_or_else(|e| e.into_inner());
         let statuses = agent.statuses.lock().unwrap_or_else(|e| e.into_inner());
-        let mut started_with = agent.started_with.lock().unwrap_or_else(|e| e.into_inner());
-        let reports = pods
-            .iter()
+        pods.iter()
             .filter_map(|(key, pod)| {
                 let status = statuses.get(key)?;
                 let uid = pod.metadata.uid.clone()?;
@@ -719,8 +630,7 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
                 };
                 live.insert(stored.key.clone());
                 if let Some(root) = &profile_root
-                    && let Some(report) =
-                        profiles_for(key, pod, status, root, &mut read_profiles, &mut started_with)
+                    && let Some(report) = profiles_for(key, pod, status, root, &mut read_profiles)
                 {
                     profile_reports.push((stored.clone(), report));
                 }
@@ -728,12 +638,7 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
                 let report = report_for(key, pod, status, &index, proc_root, &now, &previous)?;
                 Some((stored, report))
             })
-            .collect();
-        // A pass that read no files knows nothing of which starts are gone.
-        if profile_root.is_some() {
-            started_with.keep_only_seen();
-        }
-        reports
+            .collect()
     };
     write_profile_reports(agent, profile_reports, &live).await;
     let mut written = agent.written.lock().await;
@@ -1015,19 +920,19 @@ mod tests {
         let started = Some(at(1_000, 0));
         // Not running: the file is what the container would start with.
         assert_eq!(
-            as_started_with(present.clone(), Some(at(2_000, 0)), None, None),
+            as_started_with(present.clone(), Some(at(2_000, 0)), None),
             present
         );
         // Changed before the start, or within its second (the start is cut to the second).
         assert_eq!(
-            as_started_with(present.clone(), Some(at(999, 0)), started, None),
+            as_started_with(present.clone(), Some(at(999, 0)), started),
             present
         );
         assert_eq!(
-            as_started_with(present.clone(), Some(at(1_000, 900_000_000)), started, None),
+            as_started_with(present.clone(), Some(at(1_000, 900_000_000)), started),
             present
         );
-        let changed = as_started_with(present.clone(), Some(at(1_001, 5)), started, None);
+        let changed = as_started_with(present.clone(), Some(at(1_001, 5)), started);
         assert!(changed.changed_after_start);
         assert_eq!(
             changed.message.as_deref(),
@@ -1044,7 +949,7 @@ mod tests {
             message: Some("no such file on the node".into()),
             ..ProfileFile::default()
         };
-        let gone = as_started_with(missing.clone(), None, started, None);
+        let gone = as_started_with(missing.clone(), None, started);
         assert!(gone.changed_after_start);
         assert!(
             gone.message.as_deref().is_some_and(
@@ -1053,69 +958,10 @@ mod tests {
             "{gone:?}"
         );
         assert_eq!(
-            as_started_with(missing.clone(), None, None, None),
+            as_started_with(missing.clone(), None, None),
             missing,
             "it never started"
         );
-    }
-
-    #[test]
-    fn a_file_written_again_with_the_content_the_container_started_with_is_what_it_runs() {
-        let at = |s: i64| Timestamp::new(s, 0).expect("time");
-        let file = |sha: &str| ProfileFile {
-            path: "p.json".into(),
-            state: ProfileFileState::Present,
-            sha256: Some(sha.into()),
-            ..ProfileFile::default()
-        };
-        let start = StartKey::new("uid", "app", "p.json", at(1_000));
-        let mut started_with = StartedWith::default();
-        // Read after the start, unchanged since before it: that content is what runs.
-        started_with.remember(&start, &file("aaa"), Some(at(900)));
-        // Written again later with the same content, then with another.
-        let same = as_started_with(
-            file("aaa"),
-            Some(at(1_500)),
-            Some(at(1_000)),
-            started_with.content(&start),
-        );
-        assert_eq!(same, file("aaa"));
-        let other = as_started_with(
-            file("bbb"),
-            Some(at(1_600)),
-            Some(at(1_000)),
-            started_with.content(&start),
-        );
-        assert!(other.changed_after_start);
-        // Another content behind an old change time (a directory on the path swapped): not what
-        // runs either, and the first proof of what started stays.
-        started_with.remember(&start, &file("ccc"), Some(at(800)));
-        let swapped = as_started_with(
-            file("ccc"),
-            Some(at(800)),
-            Some(at(1_000)),
-            started_with.content(&start),
-        );
-        assert!(swapped.changed_after_start);
-        assert!(
-            swapped
-                .message
-                .as_deref()
-                .is_some_and(|m| m.starts_with("not the content the container started with")),
-            "{swapped:?}"
-        );
-        assert_eq!(started_with.content(&start), Some("aaa"));
-        // A file read changed after the start (or within its second) teaches nothing.
-        let restarted = StartKey::new("uid", "app", "p.json", at(2_000));
-        started_with.remember(&restarted, &file("bbb"), Some(at(2_100)));
-        started_with.remember(&restarted, &file("bbb"), Some(at(2_000)));
-        assert_eq!(started_with.content(&restarted), None);
-        // Starts not looked at in a pass are forgotten.
-        started_with.keep_only_seen();
-        started_with.remember(&restarted, &file("bbb"), Some(at(1_900)));
-        started_with.keep_only_seen();
-        assert_eq!(started_with.content(&start), None);
-        assert_eq!(started_with.content(&restarted), Some("bbb"));
     }
 
     #[test]
