@@ -538,6 +538,7 @@ mod tests {
                     path: "p.json".into(),
                     ..Default::default()
                 },
+                started_with: None,
             }],
         });
         let stored = stored_from(&status, "u");

@@ -71,6 +71,18 @@ async fn assessed(
     .await
 }
 
+/// Waits until the node agent has recorded in the status the content `app` of `pod` started with;
+/// returns its SHA-256.
+async fn started_with(statuses: &Api<SeccompStatus>, pod: &str) -> String {
+    wait_for(&format!("the content {pod} started with"), TIMEOUT, || async {
+        let status = statuses.get_opt(pod).await.ok()??;
+        let runtime = status.status?.runtime?;
+        let entry = runtime.profile_files.into_iter().find(|f| f.name == "app")?;
+        Some(entry.started_with?.sha256)
+    })
+    .await
+}
+
 /// The node agent's report of `app`'s profile file.
 fn file_of(status: &SeccompStatus) -> Option<&ProfileFile> {
     status.status.as_ref()?.profile_file_of("app")
@@ -306,7 +318,8 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
 /// The runtime reads a Localhost profile when it creates the container: a file changed on the
 /// node afterwards is not what the container runs. The agent says so, the strength is Unknown
 /// (not the new file's class), and the container, probing once a second, still enforces the
-/// content it started with; a file removed while the container runs is not "cannot start".
+/// content it started with; a file removed while the container runs is not "cannot start"; the
+/// file put back as it was when the container started is what the container runs again.
 #[tokio::test]
 async fn a_profile_file_changed_after_the_start_is_not_taken_for_what_runs() {
     let nodes = nodes::nodes();
@@ -315,6 +328,9 @@ async fn a_profile_file_changed_after_the_start_is_not_taken_for_what_runs() {
     let dir = profile_dir(a, &ctx.ns, &[("deny-mkdir.json", DENY_MKDIR)]);
     let profiles = a.seccomp_dir().join(&dir);
     let path = profiles.join("deny-mkdir.json");
+    // A file written in the second the container starts could be older or newer than the start:
+    // only a file older than that second proves what the container started with.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let operator = Operator::for_namespace(&ctx).await;
     let pods: Api<Pod> = ctx.api();
     let repeating = "i=0; while true; do i=$((i+1)); mkdir /tmp/probe$i && echo mkdir=allowed || echo mkdir=refused; sleep 1; done";
@@ -333,6 +349,7 @@ async fn a_profile_file_changed_after_the_start_is_not_taken_for_what_runs() {
     .await;
     let before = file_of(&before).expect("the agent's report").clone();
     assert!(!before.changed_after_start, "{before:?}");
+    assert_eq!(Some(started_with(&statuses, "changed").await), before.sha256);
 
     // Past the start's second, the file is replaced as configuration tools do (a new file
     // renamed over it): it now allows mkdir.
@@ -410,12 +427,31 @@ async fn a_profile_file_changed_after_the_start_is_not_taken_for_what_runs() {
         ("Unknown".to_string(), "StrengthUnknown".to_string()),
         "not ProfileUnusable: the container runs"
     );
+
+    // Put back with the content the container started with (a configuration tool restoring it):
+    // that is what runs, though the file is newer than the start.
+    std::fs::write(&replacement, DENY_MKDIR).expect("the first profile again");
+    std::fs::rename(&replacement, &path).expect("rename");
+    let (status, app) = assessed(&statuses, "changed", |c| {
+        c.strength == Some(ProfileStrength::DenyList)
+    })
+    .await;
+    let restored = file_of(&status).expect("the agent's report");
+    assert!(!restored.changed_after_start, "{restored:?}");
+    assert_eq!(restored.sha256, before.sha256);
+    assert!(
+        !app.warnings
+            .iter()
+            .any(|w| w.contains("is not what the container runs")),
+        "{:?}",
+        app.warnings
+    );
     operator.stop().await;
 }
 
 /// A link pointed at another file (`ln -sfn`, atomically: a new link renamed over the old one)
 /// changes what the path opens, though the file it now opens is older than the container: the
-/// link's own change counts.
+/// link's own change counts. Pointed back, the path opens what the container started with.
 #[tokio::test]
 async fn a_profile_link_pointed_elsewhere_after_the_start_is_not_taken_for_what_runs() {
     let nodes = nodes::nodes();
@@ -433,6 +469,9 @@ async fn a_profile_link_pointed_elsewhere_after_the_start_is_not_taken_for_what_
         std::fs::rename(&next, profiles.join("current.json")).expect("rename");
     };
     point_at("deny-mkdir.json");
+    // A file written in the second the container starts could be older or newer than the start:
+    // only a file older than that second proves what the container started with.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let operator = Operator::for_namespace(&ctx).await;
     let pods: Api<Pod> = ctx.api();
     pods.create(
@@ -452,6 +491,7 @@ async fn a_profile_link_pointed_elsewhere_after_the_start_is_not_taken_for_what_
     .await;
     let before = file_of(&before).expect("the agent's report").clone();
     assert!(!before.changed_after_start, "{before:?}");
+    assert_eq!(Some(started_with(&statuses, "relinked").await), before.sha256);
 
     // Past the start's second, the link is pointed at the permissive file, written before the pod.
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -467,6 +507,23 @@ async fn a_profile_link_pointed_elsewhere_after_the_start_is_not_taken_for_what_
             .as_deref()
             .is_some_and(|m| m.contains("after the container started")),
         "the link's change time: {now:?}"
+    );
+
+    // Pointed back: the content the container started with.
+    point_at("deny-mkdir.json");
+    let (status, app) = assessed(&statuses, "relinked", |c| {
+        c.strength == Some(ProfileStrength::DenyList)
+    })
+    .await;
+    let back = file_of(&status).expect("the agent's report");
+    assert!(!back.changed_after_start, "{back:?}");
+    assert_eq!(back.sha256, before.sha256);
+    assert!(
+        !app.warnings
+            .iter()
+            .any(|w| w.contains("is not what the container runs")),
+        "{:?}",
+        app.warnings
     );
     operator.stop().await;
 }

@@ -32,6 +32,7 @@ use self::procfs::{ProcessIndex, SeccompState};
 use crate::{
     api::{
         ContainerProfileFile, ProfileFile, ProfileFileState, ProfileType, RuntimeObservation, SeccompMode,
+        StartedContent,
     },
     events::Notice,
     lean::{Decoded, node::NodeWire, pod::PodWire, status::StatusWire},
@@ -227,6 +228,7 @@ fn profiles_for(
             .find(|c| c.name == container)?
             .started_at()
     };
+    let reported = status.profile_files();
     let files: Vec<ContainerProfileFile> = status
         .localhost_profiles()
         .into_iter()
@@ -234,13 +236,26 @@ fn profiles_for(
             let (file, changed) = cache
                 .entry(path.to_string())
                 .or_insert_with(|| root.read_with_change_time(path));
+            let started = started(container);
+            let reported = reported
+                .iter()
+                .find(|r| r.name == container && r.file.path == path);
+            let started_with = started.and_then(|at| {
+                started_content(reported.and_then(|r| r.started_with.as_ref()), file, *changed, at)
+            });
             ContainerProfileFile {
                 name: container.to_string(),
-                file: as_started_with(file.clone(), *changed, started(container)),
+                file: as_started_with(
+                    file.clone(),
+                    *changed,
+                    started,
+                    started_with.as_ref().map(|s| s.sha256.as_str()),
+                ),
+                started_with,
             }
         })
         .collect();
-    let stored = status.profile_files() == files;
+    let stored = reported == files;
     (!files.is_empty()).then(|| ProfileReport {
         namespace: key.0.clone(),
         name: key.1.clone(),
@@ -249,29 +264,66 @@ fn profiles_for(
     })
 }
 
+/// The content a container that started at `started` started with, where it is known: as the
+/// status says for that start (whichever agent proved it), else the file read now when it has not
+/// changed since before the start's second. Held in the status, not in the agent's memory, so
+/// every agent on the node, and an agent restarted, comes to the same answer.
+fn started_content(
+    reported: Option<&StartedContent>,
+    file: &ProfileFile,
+    changed: Option<Timestamp>,
+    started: Timestamp,
+) -> Option<StartedContent> {
+    let start = started.as_second();
+    if let Some(known) = reported.filter(|r| r.container_started.0.as_second() == start) {
+        return Some(known.clone());
+    }
+    let unchanged_since_before = changed.is_some_and(|c| c.as_second() < start);
+    Some(StartedContent {
+        container_started: Time(Timestamp::from_second(start).ok()?),
+        sha256: file.sha256.clone().filter(|_| unchanged_since_before)?,
+    })
+}
+
 /// A profile file as it concerns a container: for one that runs (started at `started`, in whole
 /// seconds), marked when the file is not what the runtime read when it created the container, as
 /// it changed (`changed`: its change time) after the start or is gone. Only a change from the
-/// second after the start counts: the start time is cut to the second.
+/// second after the start counts: the start time is cut to the second. Where the content the
+/// container started with is known (`started_with`, its SHA-256), the content decides: the same
+/// content is what the container runs, whenever written; another is not, however old.
 fn as_started_with(
     mut file: ProfileFile,
     changed: Option<Timestamp>,
     started: Option<Timestamp>,
+    started_with: Option<&str>,
 ) -> ProfileFile {
     let Some(started) = started else {
         return file;
     };
     let second = |t: Timestamp| Timestamp::from_second(t.as_second()).unwrap_or(t);
-    let note = match (file.state, changed) {
-        (ProfileFileState::Missing, _) => format!(
+    // Whether the content is the one the container started with, where that is known.
+    let same_content = match (started_with, file.sha256.as_deref()) {
+        (Some(then), Some(now)) => Some(then == now),
+        _ => None,
+    };
+    let note = match (file.state, changed, same_content) {
+        (ProfileFileState::Missing, _, _) => format!(
             "the container has run with it since {}: it was removed after the start, or the agent \
              reads another directory than the kubelet's (--seccomp-dir)",
             second(started)
         ),
-        (_, Some(changed)) if changed.as_second() > started.as_second() => format!(
+        (_, _, Some(true)) => return file,
+        (_, Some(changed), _) if changed.as_second() > started.as_second() => format!(
             "changed on the node at {}, after the container started ({}): the container runs \
              the earlier content until it restarts",
             second(changed),
+            second(started)
+        ),
+        // Older than the start, yet another content: the path leads elsewhere since (a
+        // directory on it renamed or swapped).
+        (_, _, Some(false)) => format!(
+            "not the content the container started with ({}): the path leads to another file \
+             since; the container runs the earlier content until it restarts",
             second(started)
         ),
         _ => return file,
@@ -920,19 +972,19 @@ mod tests {
         let started = Some(at(1_000, 0));
         // Not running: the file is what the container would start with.
         assert_eq!(
-            as_started_with(present.clone(), Some(at(2_000, 0)), None),
+            as_started_with(present.clone(), Some(at(2_000, 0)), None, None),
             present
         );
         // Changed before the start, or within its second (the start is cut to the second).
         assert_eq!(
-            as_started_with(present.clone(), Some(at(999, 0)), started),
+            as_started_with(present.clone(), Some(at(999, 0)), started, None),
             present
         );
         assert_eq!(
-            as_started_with(present.clone(), Some(at(1_000, 900_000_000)), started),
+            as_started_with(present.clone(), Some(at(1_000, 900_000_000)), started, None),
             present
         );
-        let changed = as_started_with(present.clone(), Some(at(1_001, 5)), started);
+        let changed = as_started_with(present.clone(), Some(at(1_001, 5)), started, None);
         assert!(changed.changed_after_start);
         assert_eq!(
             changed.message.as_deref(),
@@ -949,7 +1001,7 @@ mod tests {
             message: Some("no such file on the node".into()),
             ..ProfileFile::default()
         };
-        let gone = as_started_with(missing.clone(), None, started);
+        let gone = as_started_with(missing.clone(), None, started, None);
         assert!(gone.changed_after_start);
         assert!(
             gone.message.as_deref().is_some_and(
@@ -958,10 +1010,56 @@ mod tests {
             "{gone:?}"
         );
         assert_eq!(
-            as_started_with(missing.clone(), None, None),
+            as_started_with(missing.clone(), None, None, None),
             missing,
             "it never started"
         );
+    }
+
+    #[test]
+    fn the_content_a_container_started_with_decides_once_known() {
+        let at = |s: i64| Timestamp::new(s, 0).expect("time");
+        let file = |sha: &str| ProfileFile {
+            path: "p.json".into(),
+            state: ProfileFileState::Present,
+            sha256: Some(sha.into()),
+            ..ProfileFile::default()
+        };
+        let started = at(1_000);
+        // Read unchanged since before the start: that content is what runs.
+        let known = started_content(None, &file("aaa"), Some(at(900)), started).expect("proved");
+        assert_eq!(known.sha256, "aaa");
+        assert_eq!(known.container_started.0, started);
+        // A change within the start's second or after it proves nothing.
+        assert_eq!(
+            started_content(None, &file("aaa"), Some(at(1_000)), started),
+            None
+        );
+        assert_eq!(started_content(None, &file("aaa"), None, started), None);
+        // Once in the status, it holds for that start whatever the file is now ...
+        let later = started_content(Some(&known), &file("bbb"), Some(at(800)), started);
+        assert_eq!(later.as_ref(), Some(&known));
+        // ... and not for another start.
+        let restarted = started_content(Some(&known), &file("bbb"), Some(at(1_500)), at(2_000));
+        assert_eq!(restarted.map(|k| k.sha256).as_deref(), Some("bbb"));
+
+        // Written again later with the same content: what runs. With another: not.
+        let same = as_started_with(file("aaa"), Some(at(1_500)), Some(started), Some("aaa"));
+        assert_eq!(same, file("aaa"));
+        let other = as_started_with(file("bbb"), Some(at(1_600)), Some(started), Some("aaa"));
+        assert!(other.changed_after_start);
+        // Another content behind an old change time (a directory on the path swapped).
+        let swapped = as_started_with(file("ccc"), Some(at(800)), Some(started), Some("aaa"));
+        assert!(swapped.changed_after_start);
+        assert!(
+            swapped
+                .message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("not the content the container started with")),
+            "{swapped:?}"
+        );
+        // Not known: times decide, as before.
+        assert!(as_started_with(file("aaa"), Some(at(1_500)), Some(started), None).changed_after_start);
     }
 
     #[test]

@@ -235,6 +235,21 @@ pub struct ContainerProfileFile {
     pub name: String,
     #[serde(flatten)]
     pub file: ProfileFile,
+    /// For a running container: the content it started with, where the agent read the file
+    /// unchanged since before the start. Kept with that start, so the file written again with
+    /// this content, or put back, is known to be what the container runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_with: Option<StartedContent>,
+}
+
+/// The content of a Localhost profile a container started with.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StartedContent {
+    /// The container's start (`startedAt`) this content is for.
+    pub container_started: Time,
+    /// SHA-256 of the content, hex.
+    pub sha256: String,
 }
 
 /// The effective profile of one container and why.
