@@ -538,7 +538,6 @@ mod tests {
                     path: "p.json".into(),
                     ..Default::default()
                 },
-                started_with: None,
             }],
         });
         let stored = stored_from(&status, "u");

@@ -78,9 +78,17 @@ async fn started_with(statuses: &Api<SeccompStatus>, pod: &str) -> String {
         let status = statuses.get_opt(pod).await.ok()??;
         let runtime = status.status?.runtime?;
         let entry = runtime.profile_files.into_iter().find(|f| f.name == "app")?;
-        Some(entry.started_with?.sha256)
+        Some(entry.file.started_with?.sha256)
     })
     .await
+}
+
+/// Whether the operator says the container's profile file is not what it runs.
+fn not_what_runs(container: &ContainerSeccomp) -> bool {
+    container
+        .warnings
+        .iter()
+        .any(|w| w.contains("is not what the container runs"))
 }
 
 /// The node agent's report of `app`'s profile file.
@@ -316,10 +324,10 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
 }
 
 /// The runtime reads a Localhost profile when it creates the container: a file changed on the
-/// node afterwards is not what the container runs. The agent says so, the strength is Unknown
-/// (not the new file's class), and the container, probing once a second, still enforces the
-/// content it started with; a file removed while the container runs is not "cannot start"; the
-/// file put back as it was when the container started is what the container runs again.
+/// node afterwards is not what the container runs. The agent says so, the strength is that of the
+/// content the container started with (not the new file's class), and the container, probing
+/// once a second, still enforces that content; a file removed while the container runs is not
+/// "cannot start"; the file put back as it was is what the container runs again.
 #[tokio::test]
 async fn a_profile_file_changed_after_the_start_is_not_taken_for_what_runs() {
     let nodes = nodes::nodes();
@@ -357,10 +365,7 @@ async fn a_profile_file_changed_after_the_start_is_not_taken_for_what_runs() {
     let replacement = profiles.join("deny-mkdir.json.new");
     std::fs::write(&replacement, ALLOW_ALL).expect("new profile");
     std::fs::rename(&replacement, &path).expect("rename");
-    let (status, app) = assessed(&statuses, "changed", |c| {
-        c.strength == Some(ProfileStrength::Unknown)
-    })
-    .await;
+    let (status, app) = assessed(&statuses, "changed", not_what_runs).await;
     let now = file_of(&status).expect("the agent's report");
     assert!(now.changed_after_start, "{now:?}");
     assert_ne!(
@@ -373,16 +378,18 @@ async fn a_profile_file_changed_after_the_start_is_not_taken_for_what_runs() {
             .is_some_and(|m| m.contains("after the container started")),
         "{now:?}"
     );
+    // The strength is that of the content the container started with, not the new file's.
+    assert_eq!(app.strength, Some(ProfileStrength::DenyList), "{app:?}");
     assert!(
         app.warnings
             .iter()
-            .any(|w| w.contains("is not what the container runs")),
+            .any(|w| w.contains("it runs the content it started with (DenyList")),
         "{:?}",
         app.warnings
     );
     assert_eq!(
         condition(&status, "ProfilesEnforcing"),
-        ("Unknown".to_string(), "StrengthUnknown".to_string())
+        ("True".to_string(), "Enforcing".to_string())
     );
     // The kernel still enforces the content the container started with (mkdir's own complaint
     // on stderr may come between the probes' lines).
@@ -416,15 +423,16 @@ async fn a_profile_file_changed_after_the_start_is_not_taken_for_what_runs() {
         file_of(&status).is_some_and(|f| f.changed_after_start),
         "{status:?}"
     );
-    let (_, app) = assessed(&statuses, "changed", |c| {
-        c.strength == Some(ProfileStrength::Unknown)
+    let (status, app) = assessed(&statuses, "changed", |c| {
+        c.warnings
+            .iter()
+            .any(|w| w.contains("the container has run with it since"))
     })
     .await;
-    assert_eq!(app.strength, Some(ProfileStrength::Unknown));
-    let status = statuses.get("changed").await.expect("status");
+    assert_eq!(app.strength, Some(ProfileStrength::DenyList), "{app:?}");
     assert_eq!(
         condition(&status, "ProfilesEnforcing"),
-        ("Unknown".to_string(), "StrengthUnknown".to_string()),
+        ("True".to_string(), "Enforcing".to_string()),
         "not ProfileUnusable: the container runs"
     );
 
@@ -432,20 +440,11 @@ async fn a_profile_file_changed_after_the_start_is_not_taken_for_what_runs() {
     // that is what runs, though the file is newer than the start.
     std::fs::write(&replacement, DENY_MKDIR).expect("the first profile again");
     std::fs::rename(&replacement, &path).expect("rename");
-    let (status, app) = assessed(&statuses, "changed", |c| {
-        c.strength == Some(ProfileStrength::DenyList)
-    })
-    .await;
+    let (status, app) = assessed(&statuses, "changed", |c| !not_what_runs(c)).await;
     let restored = file_of(&status).expect("the agent's report");
     assert!(!restored.changed_after_start, "{restored:?}");
     assert_eq!(restored.sha256, before.sha256);
-    assert!(
-        !app.warnings
-            .iter()
-            .any(|w| w.contains("is not what the container runs")),
-        "{:?}",
-        app.warnings
-    );
+    assert_eq!(app.strength, Some(ProfileStrength::DenyList));
     operator.stop().await;
 }
 
@@ -496,10 +495,12 @@ async fn a_profile_link_pointed_elsewhere_after_the_start_is_not_taken_for_what_
     // Past the start's second, the link is pointed at the permissive file, written before the pod.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     point_at("allow-all.json");
-    let (status, _) = assessed(&statuses, "relinked", |c| {
-        c.strength == Some(ProfileStrength::Unknown)
-    })
-    .await;
+    let (status, app) = assessed(&statuses, "relinked", not_what_runs).await;
+    assert_eq!(
+        app.strength,
+        Some(ProfileStrength::DenyList),
+        "what runs: {app:?}"
+    );
     let now = file_of(&status).expect("the agent's report");
     assert!(now.changed_after_start, "{now:?}");
     assert!(
@@ -511,20 +512,11 @@ async fn a_profile_link_pointed_elsewhere_after_the_start_is_not_taken_for_what_
 
     // Pointed back: the content the container started with.
     point_at("deny-mkdir.json");
-    let (status, app) = assessed(&statuses, "relinked", |c| {
-        c.strength == Some(ProfileStrength::DenyList)
-    })
-    .await;
+    let (status, app) = assessed(&statuses, "relinked", |c| !not_what_runs(c)).await;
     let back = file_of(&status).expect("the agent's report");
     assert!(!back.changed_after_start, "{back:?}");
     assert_eq!(back.sha256, before.sha256);
-    assert!(
-        !app.warnings
-            .iter()
-            .any(|w| w.contains("is not what the container runs")),
-        "{:?}",
-        app.warnings
-    );
+    assert_eq!(app.strength, Some(ProfileStrength::DenyList));
     operator.stop().await;
 }
 

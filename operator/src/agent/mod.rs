@@ -241,17 +241,23 @@ fn profiles_for(
                 .iter()
                 .find(|r| r.name == container && r.file.path == path);
             let started_with = started.and_then(|at| {
-                started_content(reported.and_then(|r| r.started_with.as_ref()), file, *changed, at)
+                started_content(
+                    reported.and_then(|r| r.file.started_with.as_ref()),
+                    file,
+                    *changed,
+                    at,
+                )
             });
+            let mut file = as_started_with(
+                file.clone(),
+                *changed,
+                started,
+                started_with.as_ref().map(|s| s.sha256.as_str()),
+            );
+            file.started_with = started_with;
             ContainerProfileFile {
                 name: container.to_string(),
-                file: as_started_with(
-                    file.clone(),
-                    *changed,
-                    started,
-                    started_with.as_ref().map(|s| s.sha256.as_str()),
-                ),
-                started_with,
+                file,
             }
         })
         .collect();
@@ -282,6 +288,7 @@ fn started_content(
     Some(StartedContent {
         container_started: Time(Timestamp::from_second(start).ok()?),
         sha256: file.sha256.clone().filter(|_| unchanged_since_before)?,
+        class: file.class,
     })
 }
 

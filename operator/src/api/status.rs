@@ -235,11 +235,6 @@ pub struct ContainerProfileFile {
     pub name: String,
     #[serde(flatten)]
     pub file: ProfileFile,
-    /// For a running container: the content it started with, where the agent read the file
-    /// unchanged since before the start. Kept with that start, so the file written again with
-    /// this content, or put back, is known to be what the container runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub started_with: Option<StartedContent>,
 }
 
 /// The content of a Localhost profile a container started with.
@@ -250,6 +245,18 @@ pub struct StartedContent {
     pub container_started: Time,
     /// SHA-256 of the content, hex.
     pub sha256: String,
+    /// The content's class, when it was a profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<ProfileClass>,
+}
+
+// `Time` has no `Hash`; its timestamp does.
+impl std::hash::Hash for StartedContent {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.container_started.0.hash(state);
+        self.sha256.hash(state);
+        self.class.hash(state);
+    }
 }
 
 /// The effective profile of one container and why.
@@ -405,8 +412,8 @@ impl ContainerSeccomp {
     }
 }
 
-/// A Localhost profile's file on a node, as the node agent found it. Holds no time, so it is
-/// written only when the file changes.
+/// A Localhost profile's file on a node, as the node agent found it. Holds no time but the start
+/// of the container it concerns, so it is written only when the file or that start changes.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, Default, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProfileFile {
@@ -437,6 +444,12 @@ pub struct ProfileFile {
     /// this entry does not describe it. The message says when.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub changed_after_start: bool,
+    /// For a running container: the content it started with, where the agent read the file
+    /// unchanged since before the start. Kept with that start, so the file written again with
+    /// this content, or put back, is known to be what the container runs, and a file changed
+    /// since does not hide the class of what runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_with: Option<StartedContent>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, Default, KubeSchema)]

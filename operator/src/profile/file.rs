@@ -77,6 +77,7 @@ impl ProfileRoot {
                         class: Some(summary.class),
                         message: summary.note,
                         changed_after_start: false,
+                        started_with: None,
                     },
                     Err(why) => ProfileFile {
                         sha256: Some(hex(&Sha256::digest(&content))),

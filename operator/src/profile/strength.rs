@@ -201,17 +201,29 @@ fn localhost(
     }
     let mut warning = None;
     if let Some((file, source)) = facts.file(container, path) {
-        // What the file says now is not what the running container enforces.
+        // What the file says now is not what the running container enforces; what it started
+        // with is, when the agent read that.
         if file.changed_after_start {
             let why = file
                 .message
                 .as_deref()
                 .unwrap_or("it changed after the container started");
-            return (
-                ProfileStrength::Unknown,
-                Some(source),
-                Some(format!("{path} is not what the container runs: {why}")),
-            );
+            let warning = format!("{path} is not what the container runs: {why}");
+            return match file
+                .started_with
+                .as_ref()
+                .and_then(|s| Some((s.class?, &s.sha256)))
+            {
+                Some((class, sha256)) => (
+                    class.into(),
+                    Some(source),
+                    Some(format!(
+                        "{warning}; it runs the content it started with ({class:?}, sha256 {})",
+                        sha256.chars().take(12).collect::<String>()
+                    )),
+                ),
+                None => (ProfileStrength::Unknown, Some(source), Some(warning)),
+            };
         }
         match (file.state, file.class) {
             (ProfileFileState::Present, Some(class)) => return (class.into(), Some(source), None),
@@ -435,6 +447,45 @@ mod tests {
             let (status, reason, _) = enforcing_condition(&s).expect("a Localhost pod");
             assert_eq!((status, reason), ("Unknown", "StrengthUnknown"), "{state:?}");
         }
+    }
+
+    /// Where the agent read the content the container started with, its class is what runs.
+    #[test]
+    fn a_file_changed_after_the_start_leaves_the_class_the_container_started_with() {
+        let mut changed = file(
+            "a.json",
+            ProfileFileState::Present,
+            Some(ProfileClass::Permissive),
+            "bb",
+        );
+        changed.changed_after_start = true;
+        changed.message = Some("changed on the node at T".into());
+        changed.started_with = Some(crate::api::StartedContent {
+            container_started: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ),
+            sha256: "0123456789abcdef".into(),
+            class: Some(ProfileClass::DenyList),
+        });
+        let s = assessed_with(changed.clone());
+        let app = &s.containers[0];
+        assert_eq!(
+            (app.strength, app.strength_source),
+            (Some(ProfileStrength::DenyList), Some(StrengthSource::Node))
+        );
+        assert_eq!(
+            app.warnings,
+            [
+                "a.json is not what the container runs: changed on the node at T; it runs the content \
+              it started with (DenyList, sha256 0123456789ab)"
+            ]
+        );
+        // A content that was not a profile has no class: not known.
+        if let Some(started) = changed.started_with.as_mut() {
+            started.class = None;
+        }
+        let s = assessed_with(changed);
+        assert_eq!(s.containers[0].strength, Some(ProfileStrength::Unknown));
     }
 
     #[test]
