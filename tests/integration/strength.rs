@@ -383,7 +383,7 @@ async fn a_profile_file_changed_after_the_start_is_not_taken_for_what_runs() {
     assert!(
         app.warnings
             .iter()
-            .any(|w| w.contains("it runs the content it started with (DenyList")),
+            .any(|w| w.contains("the content it started with is DenyList")),
         "{:?}",
         app.warnings
     );

@@ -218,7 +218,7 @@ fn localhost(
                     class.into(),
                     Some(source),
                     Some(format!(
-                        "{warning}; it runs the content it started with ({class:?}, sha256 {})",
+                        "{warning}; the content it started with is {class:?} (sha256 {})",
                         sha256.chars().take(12).collect::<String>()
                     )),
                 ),
@@ -476,8 +476,8 @@ mod tests {
         assert_eq!(
             app.warnings,
             [
-                "a.json is not what the container runs: changed on the node at T; it runs the content \
-              it started with (DenyList, sha256 0123456789ab)"
+                "a.json is not what the container runs: changed on the node at T; the content it \
+                 started with is DenyList (sha256 0123456789ab)"
             ]
         );
         // A content that was not a profile has no class: not known.
