@@ -91,6 +91,16 @@ fn not_what_runs(container: &ContainerSeccomp) -> bool {
         .any(|w| w.contains("is not what the container runs"))
 }
 
+/// Waits until `app` of `pod` is no longer said to run something else than its file, and checks
+/// that the file is again the `DenyList` one first reported (`first`).
+async fn what_it_started_with_again(statuses: &Api<SeccompStatus>, pod: &str, first: &ProfileFile) {
+    let (status, app) = assessed(statuses, pod, |c| !not_what_runs(c)).await;
+    let now = file_of(&status).expect("the agent's report");
+    assert!(!now.changed_after_start, "{now:?}");
+    assert_eq!(now.sha256, first.sha256);
+    assert_eq!(app.strength, Some(ProfileStrength::DenyList));
+}
+
 /// The node agent's report of `app`'s profile file.
 fn file_of(status: &SeccompStatus) -> Option<&ProfileFile> {
     status.status.as_ref()?.profile_file_of("app")
@@ -440,11 +450,7 @@ async fn a_profile_file_changed_after_the_start_is_not_taken_for_what_runs() {
     // that is what runs, though the file is newer than the start.
     std::fs::write(&replacement, DENY_MKDIR).expect("the first profile again");
     std::fs::rename(&replacement, &path).expect("rename");
-    let (status, app) = assessed(&statuses, "changed", |c| !not_what_runs(c)).await;
-    let restored = file_of(&status).expect("the agent's report");
-    assert!(!restored.changed_after_start, "{restored:?}");
-    assert_eq!(restored.sha256, before.sha256);
-    assert_eq!(app.strength, Some(ProfileStrength::DenyList));
+    what_it_started_with_again(&statuses, "changed", &before).await;
     operator.stop().await;
 }
 
@@ -512,11 +518,7 @@ async fn a_profile_link_pointed_elsewhere_after_the_start_is_not_taken_for_what_
 
     // Pointed back: the content the container started with.
     point_at("deny-mkdir.json");
-    let (status, app) = assessed(&statuses, "relinked", |c| !not_what_runs(c)).await;
-    let back = file_of(&status).expect("the agent's report");
-    assert!(!back.changed_after_start, "{back:?}");
-    assert_eq!(back.sha256, before.sha256);
-    assert_eq!(app.strength, Some(ProfileStrength::DenyList));
+    what_it_started_with_again(&statuses, "relinked", &before).await;
     operator.stop().await;
 }
 
