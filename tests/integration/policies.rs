@@ -597,6 +597,13 @@ async fn a_disruption_budget_blocks_the_eviction_until_it_allows_it() {
             .then_some(())
     })
     .await;
+    // Evicted by the real request, not by the dry run asked before it (that would leave the real
+    // one a 404, and the eviction uncounted).
+    wait_for("the eviction counted", TIMEOUT, || async {
+        let policy = policies.get_opt(&policy).await.ok()??;
+        (policy.status?.evicted_pods == 1).then_some(())
+    })
+    .await;
     delete_policy(&ctx, &policy).await;
     operator.stop().await;
 }

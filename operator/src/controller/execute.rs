@@ -555,13 +555,13 @@ async fn request_eviction(
                 uid: Some(uid.to_string()),
                 resource_version: None,
             }),
-            dry_run: dry_run.then(|| vec!["All".to_string()]),
             ..Default::default()
         }),
     };
     ctx.writes.until_ready().await;
     let pods: Api<Decoded<crate::lean::pod::PodWire>> =
         Api::namespaced(ctx.eviction_client.clone(), &key.namespace);
+    // The API server copies the request's dryRun into the eviction's delete options.
     let params = PostParams {
         dry_run,
         ..PostParams::default()

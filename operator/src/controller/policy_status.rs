@@ -59,7 +59,7 @@ async fn report_drift(ctx: &Context) {
         let shown: Vec<String> = digests
             .iter()
             .take(5)
-            .map(|(node, sha)| format!("{} on {node}", sha.chars().take(12).collect::<String>()))
+            .map(|(node, sha)| format!("{} on {node}", crate::profile::short_digest(sha)))
             .collect();
         let note = format!("profile {path} differs between nodes: {}", shown.join(", "));
         let regarding = k8s_openapi::api::core::v1::ObjectReference {

@@ -172,7 +172,7 @@ pub fn assess(status: &mut SeccompStatusStatus, facts: &ProfileFacts<'_>) {
                     let shown: Vec<String> = drift
                         .iter()
                         .take(SHOWN)
-                        .map(|(node, sha)| format!("{} on {node}", sha.chars().take(12).collect::<String>()))
+                        .map(|(node, sha)| format!("{} on {node}", super::short_digest(sha)))
                         .collect();
                     let more = drift.len().saturating_sub(SHOWN);
                     let mut warning = format!("{path} differs between nodes: {}", shown.join(", "));
@@ -219,7 +219,7 @@ fn localhost(
                     Some(source),
                     Some(format!(
                         "{warning}; the content it started with is {class:?} (sha256 {})",
-                        sha256.chars().take(12).collect::<String>()
+                        super::short_digest(sha256)
                     )),
                 ),
                 None => (ProfileStrength::Unknown, Some(source), Some(warning)),
