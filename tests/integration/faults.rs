@@ -1317,6 +1317,8 @@ async fn a_port_already_taken_is_a_start_up_error() {
 /// The CRDs deleted while the operator runs (an uninstall stopped half-way, a mistaken `kubectl
 /// delete`), on a control plane of the test's own: one warning that names the cause stands for
 /// every pod's failing pass, and once the CRDs are installed again every status comes back.
+/// Pods created while the CRD is gone make sure passes fail: the statuses' deletions alone may
+/// not reach the operator (on a busy machine the API server closed the watch first).
 #[tokio::test]
 async fn crds_deleted_while_running_are_one_warning_and_installed_again_every_status_returns() {
     let ctx = support::context("fault-crds").await;
@@ -1334,17 +1336,25 @@ async fn crds_deleted_while_running_are_one_warning_and_installed_again_every_st
             .expect("create pod");
     }
     let statuses: Api<SeccompStatus> = Api::namespaced(client, &ctx.ns);
-    let all_written = || async {
-        let listed = statuses.list(&ListParams::default()).await.ok()?.items;
-        (listed.len() == 12).then_some(())
+    let written = |count: usize| {
+        let statuses = statuses.clone();
+        async move {
+            let listed = statuses.list(&ListParams::default()).await.ok()?.items;
+            (listed.len() == count).then_some(())
+        }
     };
     let operator = Process::start(&ctx, plane.kubeconfig(), &[], &[]);
-    wait_for("every status", TIMEOUT, all_written).await;
+    wait_for("every status", TIMEOUT, || written(12)).await;
 
     plane
         .kubectl(&["delete", "crd", "seccompstatuses.seccomp.sentinel.dev"])
         .expect("the CRD deleted");
-    // Each pod's pass fails and is tried again at 0.5, 1, 2, 4 and 8 s: about 60 failures.
+    for i in 0..12 {
+        pods.create(&PostParams::default(), &pod(&format!("q{i:02}"), None))
+            .await
+            .expect("create pod");
+    }
+    // Each pod's pass fails and is tried again at 0.5, 1, 2, 4 and 8 s: over a hundred failures.
     tokio::time::sleep(Duration::from_secs(16)).await;
     let log = operator.log();
     let warnings: Vec<&str> = log
@@ -1362,7 +1372,7 @@ async fn crds_deleted_while_running_are_one_warning_and_installed_again_every_st
     );
 
     sentinel_testenv::install_apis(&binaries, plane.kubeconfig()).expect("the CRDs again");
-    wait_for_explained("every status, back", TIMEOUT, all_written, || operator.log()).await;
+    wait_for_explained("every status, back", TIMEOUT, || written(24), || operator.log()).await;
 }
 
 /// Two operators sharded by `--namespaces` that share a policy count different pods. Each forced

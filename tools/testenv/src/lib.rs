@@ -17,9 +17,12 @@ pub mod node;
 pub mod olm;
 
 use std::{
+    collections::BTreeSet,
     fs,
+    hash::{BuildHasher, RandomState},
     io::{Read, Write},
     net::{Ipv4Addr, TcpListener, TcpStream},
+    ops::RangeInclusive,
     path::{Path, PathBuf},
     process::{Child, ChildStdin, Command, Stdio},
     sync::Mutex,
@@ -841,9 +844,70 @@ pub fn apply_and_wait_established(kubectl: &Path, kubeconfig: &Path, paths: &[&P
     Ok(())
 }
 
-/// Binds `N` loopback ports and releases them, returning their numbers. Another process could take
-/// one in between; on a test machine that is rare enough, and a clash fails loudly at start-up.
+/// The lowest port `free_ports` hands out: above the registered services most machines run.
+const FIRST_TEST_PORT: u16 = 10_000;
+
+/// Picks `N` loopback ports that are free now and returns their numbers, never one this process
+/// handed out before. They come from outside the kernel's ephemeral range: a port released there
+/// is the next one an outgoing connection may take, and the kubelet of a test node once lost its
+/// port to one in the seconds between the pick and its bind ("bind: address already in use").
+/// Each process starts at its own random place, so parallel test processes rarely meet.
 pub fn free_ports<const N: usize>() -> Result<[u16; N]> {
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let candidates = ports_outside(ephemeral_ports());
+    if candidates.len() < 1_000 {
+        // The ephemeral range covers (almost) every port: let the kernel pick.
+        return kernel_picked_ports();
+    }
+    let start = RandomState::new().hash_one(std::process::id()) as usize;
+    let mut ports = [0u16; N];
+    let mut held = Vec::with_capacity(N);
+    let mut tried = 0;
+    for slot in &mut ports {
+        loop {
+            if tried == candidates.len() {
+                return Err(TestenvError::Unsupported(format!(
+                    "no free loopback port outside the ephemeral range {:?}",
+                    ephemeral_ports()
+                )));
+            }
+            let port = candidates[(start + tried) % candidates.len()];
+            tried += 1;
+            if handed_out.contains(&port) {
+                continue;
+            }
+            // Held until all are chosen, so the N ports differ from one another.
+            if let Ok(listener) = TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
+                held.push(listener);
+                handed_out.insert(port);
+                *slot = port;
+                break;
+            }
+        }
+    }
+    Ok(ports)
+}
+
+/// The kernel's range for the local ports of outgoing connections, from procfs; Linux's default
+/// when it cannot be read.
+fn ephemeral_ports() -> RangeInclusive<u16> {
+    let configured = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut bounds = text.split_whitespace().map(|n| n.parse::<u16>().ok());
+            Some(bounds.next()??..=bounds.next()??)
+        });
+    configured.unwrap_or(32_768..=60_999)
+}
+
+fn ports_outside(ephemeral: RangeInclusive<u16>) -> Vec<u16> {
+    (FIRST_TEST_PORT..=u16::MAX)
+        .filter(|port| !ephemeral.contains(port))
+        .collect()
+}
+
+fn kernel_picked_ports<const N: usize>() -> Result<[u16; N]> {
     let listeners = (0..N)
         .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
         .collect::<std::io::Result<Vec<_>>>()
@@ -1097,12 +1161,27 @@ mod tests {
     }
 
     #[test]
-    fn free_ports_are_distinct() {
-        let ports = free_ports::<3>().expect("ports");
-        assert!(
-            ports[0] != ports[1] && ports[1] != ports[2] && ports[0] != ports[2],
-            "{ports:?}"
-        );
+    fn free_ports_are_distinct_and_outside_the_ephemeral_range() {
+        let mut seen = BTreeSet::new();
+        let ephemeral = ephemeral_ports();
+        for _ in 0..20 {
+            for port in free_ports::<3>().expect("ports") {
+                assert!(seen.insert(port), "{port} handed out twice");
+                assert!(
+                    !ephemeral.contains(&port),
+                    "{port} is in the ephemeral range {ephemeral:?}, where a connection may take it"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ports_outside_skip_the_ephemeral_range() {
+        let ports = ports_outside(32_768..=60_999);
+        assert_eq!(ports.first(), Some(&FIRST_TEST_PORT));
+        assert!(ports.contains(&32_767) && ports.contains(&61_000));
+        assert!(!ports.contains(&32_768) && !ports.contains(&60_999));
+        assert!(ports_outside(1_024..=65_535).is_empty());
     }
 
     #[test]
