@@ -137,6 +137,8 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
         std::fs::write(profiles.join("log-only.json"), LOG_ONLY).expect("profile");
         std::fs::write(profiles.join("allow-all.json"), ALLOW_ALL).expect("profile");
         std::fs::write(profiles.join("broken.json"), "{ not a profile").expect("profile");
+        // What mounting a profile that was not there yet leaves.
+        std::fs::create_dir_all(profiles.join("mounted.json")).expect("a directory");
         // The same path with other content on each node.
         std::fs::write(profiles.join("drift.json"), content).expect("profile");
         // A link out of the seccomp directory: the runtime would follow it, the agent does not.
@@ -152,6 +154,7 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
         localhost("permissive", &a.name, &path("allow-all.json")),
         localhost("missing", &a.name, &path("not-there.json")),
         localhost("invalid", &a.name, &path("broken.json")),
+        localhost("directory", &a.name, &path("mounted.json")),
         localhost("escape", &a.name, &path("escape.json")),
         localhost("drift-a", &a.name, &path("drift.json")),
         localhost("drift-b", &b.name, &path("drift.json")),
@@ -202,6 +205,7 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
     for (name, strength) in [
         ("missing", ProfileStrength::Missing),
         ("invalid", ProfileStrength::Invalid),
+        ("directory", ProfileStrength::Invalid),
     ] {
         let (status, app) = assessed(&statuses, name, |c| c.strength == Some(strength)).await;
         assert_eq!(
@@ -311,7 +315,7 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
     // of the node agent (kept in the pods' SeccompStatuses).
     let audited = ctx.live_audit(&[]);
     let items = audited["items"].as_array().expect("items");
-    assert_eq!(items.len(), 8, "{audited}");
+    assert_eq!(items.len(), 9, "{audited}");
     for item in items {
         let name = item["metadata"]["name"].as_str().expect("name");
         let stored = statuses.get(name).await.expect("status");

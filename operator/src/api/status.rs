@@ -388,9 +388,9 @@ pub enum ProfileFileState {
     Present,
     #[default]
     Missing,
-    /// Read, and not a seccomp profile.
+    /// Not a seccomp profile: a file that does not parse, or a directory.
     Invalid,
-    /// Not read: its path leaves the profile directory, or it is not a regular file, or too large.
+    /// Not read: its path leaves the profile directory, or it is a device or FIFO, or too large.
     Refused,
     /// Could not be read (permissions, I/O).
     Unreadable,
@@ -419,8 +419,9 @@ impl ContainerSeccomp {
 pub struct ProfileFile {
     /// The `localhostProfile`, relative to the kubelet's seccomp directory.
     pub path: String,
-    /// Present (read and parsed), Missing, Invalid (not a seccomp profile), Refused (not read: it
-    /// leaves the profile directory, is not a regular file, or is too large) or Unreadable.
+    /// Present (read and parsed), Missing, Invalid (not a seccomp profile: it does not parse, or
+    /// is a directory), Refused (not read: it leaves the profile directory, is a device or FIFO,
+    /// or is too large) or Unreadable.
     pub state: ProfileFileState,
     /// SHA-256 of the file's content, hex.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -90,6 +90,15 @@ impl ProfileRoot {
                 report(ProfileFileState::Missing, Some("no such file on the node".into())),
                 None,
             ),
+            // What a mount of a file that was not there yet leaves (Docker, kind's extraMounts):
+            // the runtime fails to read it ("is a directory"), so the container cannot start.
+            Err(ReadError::Directory) => (
+                report(
+                    ProfileFileState::Invalid,
+                    Some("a directory, not a profile file: the container runtime cannot load it".into()),
+                ),
+                None,
+            ),
             Err(ReadError::Refused(why)) => refused(why),
             Err(ReadError::Io(e)) => (report(ProfileFileState::Unreadable, Some(e.to_string())), None),
         }
@@ -97,6 +106,7 @@ impl ProfileRoot {
 }
 
 enum ReadError {
+    Directory,
     Refused(Refusal),
     Io(std::io::Error),
 }
@@ -114,6 +124,9 @@ fn read_bounded(path: &Path) -> Result<(Vec<u8>, Option<Timestamp>), ReadError> 
             _ => ReadError::Io(e),
         })?;
     let metadata = file.metadata().map_err(ReadError::Io)?;
+    if metadata.is_dir() {
+        return Err(ReadError::Directory);
+    }
     if !metadata.is_file() {
         return Err(ReadError::Refused(Refusal::NotAFile));
     }
@@ -186,11 +199,22 @@ mod tests {
         let big = "x".repeat(usize::try_from(MAX_PROFILE_BYTES).expect("fits") + 1);
         put(&host, "var/lib/kubelet/seccomp/big.json", &big);
         assert_eq!(root.read("big.json").state, ProfileFileState::Refused);
-        assert_eq!(
-            root.read("profiles").state,
-            ProfileFileState::Refused,
-            "a directory"
+    }
+
+    #[test]
+    fn a_directory_is_a_profile_the_runtime_cannot_load() {
+        let (host, root) = node();
+        put(&host, "var/lib/kubelet/seccomp/profiles/a.json", ALLOW_LIST);
+        let directory = root.read("profiles");
+        assert_eq!(directory.state, ProfileFileState::Invalid);
+        assert!(
+            directory
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains("a directory")),
+            "{directory:?}"
         );
+        assert!(directory.sha256.is_none(), "nothing is read");
     }
 
     #[test]
