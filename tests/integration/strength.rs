@@ -29,6 +29,10 @@ const DENY_MKDIR: &str = r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"n
 const LOG_ONLY: &str = r#"{"defaultAction": "SCMP_ACT_LOG"}"#;
 const ALLOW_ALL: &str =
     r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_LOG"}]}"#;
+/// Denying rules that name no call: one with `names` empty, two in Docker's `name` field, which
+/// containerd does not read. mkdir stays allowed.
+const DENIES_NOTHING: &str = r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": [], "action": "SCMP_ACT_ERRNO"},
+    {"name": "mkdir", "action": "SCMP_ACT_ERRNO"}, {"name": "mkdirat", "action": "SCMP_ACT_ERRNO"}]}"#;
 
 fn localhost(name: &str, node: &str, path: &str) -> Pod {
     pod(
@@ -136,6 +140,7 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
         std::fs::write(profiles.join("deny-mkdir.json"), DENY_MKDIR).expect("profile");
         std::fs::write(profiles.join("log-only.json"), LOG_ONLY).expect("profile");
         std::fs::write(profiles.join("allow-all.json"), ALLOW_ALL).expect("profile");
+        std::fs::write(profiles.join("denies-nothing.json"), DENIES_NOTHING).expect("profile");
         std::fs::write(profiles.join("broken.json"), "{ not a profile").expect("profile");
         // What mounting a profile that was not there yet leaves.
         std::fs::create_dir_all(profiles.join("mounted.json")).expect("a directory");
@@ -152,6 +157,7 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
         localhost("deny-list", &a.name, &path("deny-mkdir.json")),
         localhost("log-only", &a.name, &path("log-only.json")),
         localhost("permissive", &a.name, &path("allow-all.json")),
+        localhost("denies-nothing", &a.name, &path("denies-nothing.json")),
         localhost("missing", &a.name, &path("not-there.json")),
         localhost("invalid", &a.name, &path("broken.json")),
         localhost("directory", &a.name, &path("mounted.json")),
@@ -188,6 +194,7 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
     for (name, strength) in [
         ("log-only", ProfileStrength::LogOnly),
         ("permissive", ProfileStrength::Permissive),
+        ("denies-nothing", ProfileStrength::Permissive),
     ] {
         let (status, _) = assessed(&statuses, name, |c| c.strength == Some(strength)).await;
         assert_eq!(
@@ -200,6 +207,15 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
             "{name}"
         );
     }
+
+    // Its rules are there, and why they deny nothing is said.
+    let (_, app) = assessed(&statuses, "denies-nothing", |c| !c.warnings.is_empty()).await;
+    let warning = app.warnings.join("; ");
+    assert!(
+        warning.contains("1 rule names no system call")
+            && warning.contains("2 rules name their calls only in Docker's `name` field"),
+        "{warning}"
+    );
 
     // Missing and invalid files: the container never starts, and the status says why.
     for (name, strength) in [
@@ -315,7 +331,7 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
     // of the node agent (kept in the pods' SeccompStatuses).
     let audited = ctx.live_audit(&[]);
     let items = audited["items"].as_array().expect("items");
-    assert_eq!(items.len(), 9, "{audited}");
+    assert_eq!(items.len(), 10, "{audited}");
     for item in items {
         let name = item["metadata"]["name"].as_str().expect("name");
         let stored = statuses.get(name).await.expect("status");

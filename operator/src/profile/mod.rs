@@ -5,7 +5,7 @@
 //! | class | default action | confines |
 //! |---|---|---|
 //! | `AllowList` | denies (ERRNO, KILL*, TRAP, TRACE) | everything not listed |
-//! | `DenyList` | ALLOW, with rules that deny | only what is listed |
+//! | `DenyList` | ALLOW, with rules that deny calls they name in `names` | only what is listed |
 //! | `LogOnly` | LOG | nothing by default: calls are recorded, not blocked |
 //! | `Permissive` | ALLOW, no rule that denies | nothing |
 //!
@@ -49,6 +49,22 @@ struct ProfileDocument {
 struct RuleDocument {
     #[serde(default)]
     action: Option<String>,
+    /// The calls the rule applies to: the runtime-spec's field, which every runtime reads.
+    #[serde(default)]
+    names: Option<Vec<String>>,
+    /// Docker's older one-call field: CRI-O reads it, containerd (runtime-spec) does not.
+    #[serde(default)]
+    name: Option<String>,
+}
+
+impl RuleDocument {
+    fn names_a_call(&self) -> bool {
+        self.names.as_ref().is_some_and(|names| !names.is_empty())
+    }
+
+    fn names_a_call_the_docker_way(&self) -> bool {
+        !self.names_a_call() && self.name.as_ref().is_some_and(|name| !name.is_empty())
+    }
 }
 
 /// How an action treats a system call.
@@ -117,16 +133,49 @@ pub fn summarize(content: &[u8]) -> Result<ProfileSummary, String> {
         .filter(|a| !a.is_empty())
         .ok_or_else(|| "not a seccomp profile: no defaultAction".to_string())?;
     let rules = document.syscalls.unwrap_or_default();
-    let (class, note) = classify(
+    // The runtime rejects an unknown action in any rule, whatever the rule names.
+    classify(
         &default_action,
         rules.iter().map(|r| r.action.as_deref().unwrap_or_default()),
     )?;
+    // Only rules that name a call in `names` filter a call on every runtime: a rule naming none
+    // applies to none, and containerd ignores Docker's `name` (a "deny list" of such rules denies
+    // nothing there). The class never counts on what some runtime may not apply.
+    let (class, note) = classify(
+        &default_action,
+        rules
+            .iter()
+            .filter(|r| r.names_a_call())
+            .map(|r| r.action.as_deref().unwrap_or_default()),
+    )?;
+    let docker_named = rules.iter().filter(|r| r.names_a_call_the_docker_way()).count();
+    let unnamed = rules
+        .iter()
+        .filter(|r| !r.names_a_call() && !r.names_a_call_the_docker_way())
+        .count();
+    let notes: Vec<String> = note
+        .into_iter()
+        .chain((docker_named > 0).then(|| {
+            let rules = match docker_named {
+                1 => "1 rule names its call".to_string(),
+                n => format!("{n} rules name their calls"),
+            };
+            format!(
+                "{rules} only in Docker's `name` field, which containerd ignores (CRI-O applies \
+                 it): the class counts without them; list calls in `names`"
+            )
+        }))
+        .chain((unnamed > 0).then(|| match unnamed {
+            1 => "1 rule names no system call and applies to none".to_string(),
+            n => format!("{n} rules name no system call and apply to none"),
+        }))
+        .collect();
     Ok(ProfileSummary {
         sha256,
         default_action,
         syscall_rules: u32::try_from(rules.len()).unwrap_or(u32::MAX),
         class,
-        note,
+        note: (!notes.is_empty()).then(|| notes.join("; ")),
     })
 }
 
@@ -317,6 +366,63 @@ mod tests {
                 .contains("not a seccomp profile")
         );
         assert!(summarize(br#"{"defaultAction":""}"#).is_err());
+    }
+
+    #[test]
+    fn rules_that_name_no_call_in_names_deny_nothing() {
+        // containerd loads these and mkdir stays allowed (strength::each_profile_class_… checks
+        // it on a node): neither is a deny list.
+        let unnamed = summarize(
+            br#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":[],"action":"SCMP_ACT_ERRNO"}]}"#,
+        )
+        .expect("valid");
+        assert_eq!(unnamed.class, ProfileClass::Permissive);
+        assert_eq!(unnamed.syscall_rules, 1);
+        assert!(
+            unnamed
+                .note
+                .as_deref()
+                .is_some_and(|n| n.contains("1 rule names no system call")),
+            "{unnamed:?}"
+        );
+        let docker = summarize(
+            br#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"name":"mkdir","action":"SCMP_ACT_ERRNO"},{"name":"mkdirat","action":"SCMP_ACT_ERRNO"}]}"#,
+        )
+        .expect("valid");
+        assert_eq!(docker.class, ProfileClass::Permissive);
+        assert!(
+            docker
+                .note
+                .as_deref()
+                .is_some_and(|n| n.contains("2 rules name their calls only in Docker's `name` field")),
+            "{docker:?}"
+        );
+        // One rule that names its calls in `names` makes it a deny list again.
+        let mixed = summarize(
+            br#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"name":"mkdir","action":"SCMP_ACT_ERRNO"},{"names":["ptrace"],"action":"SCMP_ACT_ERRNO"}]}"#,
+        )
+        .expect("valid");
+        assert_eq!(mixed.class, ProfileClass::DenyList);
+        assert!(mixed.note.is_some(), "the ignored rule is still named");
+        // An unknown action is refused by the runtime whatever the rule names.
+        assert!(
+            summarize(
+                br#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":[],"action":"SCMP_ACT_NO"}]}"#
+            )
+            .is_err()
+        );
+        // A deny-by-default profile with such rules still denies every other call.
+        let allow_list = summarize(
+            br#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"name":"read","action":"SCMP_ACT_ALLOW"}]}"#,
+        )
+        .expect("valid");
+        assert_eq!(allow_list.class, ProfileClass::AllowList);
+        assert!(clean_summary().note.is_none());
+    }
+
+    fn clean_summary() -> ProfileSummary {
+        summarize(br#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#)
+            .expect("valid")
     }
 
     #[test]

@@ -226,7 +226,11 @@ fn localhost(
             };
         }
         match (file.state, file.class) {
-            (ProfileFileState::Present, Some(class)) => return (class.into(), Some(source), None),
+            // The file's note says what the class leaves out (rules no runtime applies, a
+            // listener deciding).
+            (ProfileFileState::Present, Some(class)) => {
+                return (class.into(), Some(source), file.message.clone());
+            }
             (ProfileFileState::Missing, _) => return (ProfileStrength::Missing, Some(source), None),
             (ProfileFileState::Invalid, _) => {
                 return (ProfileStrength::Invalid, Some(source), file.message.clone());
@@ -420,6 +424,21 @@ mod tests {
             },
         );
         s
+    }
+
+    #[test]
+    fn the_note_of_a_present_file_is_the_containers_warning() {
+        let mut noted = file(
+            "a.json",
+            ProfileFileState::Present,
+            Some(ProfileClass::Permissive),
+            "aa",
+        );
+        noted.message = Some("1 rule names no system call and applies to none".into());
+        let s = assessed_with(noted);
+        let app = &s.containers[0];
+        assert_eq!(app.strength, Some(ProfileStrength::Permissive));
+        assert_eq!(app.warnings, ["1 rule names no system call and applies to none"]);
     }
 
     /// The node agent marks a file that changed or went after the container started: what it
