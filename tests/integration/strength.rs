@@ -654,6 +654,11 @@ async fn security_profiles_operator_objects_classify_profiles_without_a_node() {
             json!({ "defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{ "action": "SCMP_ACT_ALLOW", "names": ["read"] }] }),
         ),
         ("logging", json!({ "defaultAction": "SCMP_ACT_LOG" })),
+        // The CRD lets a rule name no call; the runtime applies it to none.
+        (
+            "unnamed",
+            json!({ "defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{ "action": "SCMP_ACT_ERRNO", "names": [] }] }),
+        ),
         (
             "based",
             json!({ "defaultAction": "SCMP_ACT_ALLOW", "baseProfileName": "runc-v1.2.0" }),
@@ -697,6 +702,7 @@ async fn security_profiles_operator_objects_classify_profiles_without_a_node() {
         ("strict", ProfileStrength::AllowList),
         ("strict-dotted", ProfileStrength::AllowList),
         ("logging", ProfileStrength::LogOnly),
+        ("unnamed", ProfileStrength::Permissive),
         ("based", ProfileStrength::Unknown),
     ] {
         let (_, app) = assessed(&statuses, name, |c| {
