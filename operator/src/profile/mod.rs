@@ -156,13 +156,13 @@ pub fn summarize(content: &[u8]) -> Result<ProfileSummary, String> {
     let notes: Vec<String> = note
         .into_iter()
         .chain((docker_named > 0).then(|| {
-            let rules = match docker_named {
-                1 => "1 rule names its call".to_string(),
-                n => format!("{n} rules name their calls"),
+            let (rules, them) = match docker_named {
+                1 => ("1 rule names its call".to_string(), "it"),
+                n => (format!("{n} rules name their calls"), "them"),
             };
             format!(
                 "{rules} only in Docker's `name` field, which containerd ignores (CRI-O applies \
-                 it): the class counts without them; list calls in `names`"
+                 it): the class counts without {them}; list calls in `names`"
             )
         }))
         .chain((unnamed > 0).then(|| match unnamed {
@@ -403,7 +403,13 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(mixed.class, ProfileClass::DenyList);
-        assert!(mixed.note.is_some(), "the ignored rule is still named");
+        assert!(
+            mixed
+                .note
+                .as_deref()
+                .is_some_and(|n| n.contains("1 rule names its call") && n.contains("counts without it;")),
+            "the ignored rule is still named: {mixed:?}"
+        );
         // An unknown action is refused by the runtime whatever the rule names.
         assert!(
             summarize(
