@@ -111,14 +111,17 @@ impl SeccompProfileWire {
 }
 
 /// The `action` of each rule that names a call (rules that are not objects count as no action).
-/// The CRD lets `names` be empty; the Security Profiles Operator writes such a rule into the file
-/// as it is, and the runtime applies it to no call.
+/// The CRD lets `names` be empty or name anything; the Security Profiles Operator writes such a
+/// rule into the file as it is, and the runtime applies it to no call.
 fn rule_actions<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
     let value = Option::<Vec<serde_json::Value>>::deserialize(deserializer)?;
     let names_no_call = |rule: &serde_json::Value| {
-        rule.get("names")
-            .and_then(|n| n.as_array())
-            .is_some_and(|names| names.is_empty())
+        rule.get("names").and_then(|n| n.as_array()).is_some_and(|names| {
+            !names
+                .iter()
+                .filter_map(|n| n.as_str())
+                .any(crate::profile::known_system_call)
+        })
     };
     Ok(value
         .unwrap_or_default()

@@ -58,13 +58,51 @@ struct RuleDocument {
 }
 
 impl RuleDocument {
+    /// Whether the rule names a system call in `names` that some architecture has: runc skips
+    /// the names libseccomp does not know (a typo, a made-up call) without an error.
     fn names_a_call(&self) -> bool {
-        self.names.as_ref().is_some_and(|names| !names.is_empty())
+        self.names.iter().flatten().any(|name| known_system_call(name))
+    }
+
+    fn unknown_names(&self) -> impl Iterator<Item = &str> {
+        self.names
+            .iter()
+            .flatten()
+            .map(String::as_str)
+            .filter(|name| !known_system_call(name))
     }
 
     fn names_a_call_the_docker_way(&self) -> bool {
-        !self.names_a_call() && self.name.as_ref().is_some_and(|name| !name.is_empty())
+        !self.names_a_call() && self.name.as_deref().is_some_and(known_system_call)
     }
+}
+
+/// ARM's private calls, which libseccomp names too; the tables below number them apart.
+const ARM_PRIVATE_CALLS: [&str; 5] = ["breakpoint", "cacheflush", "usr26", "usr32", "set_tls"];
+
+/// Whether `name` is a system call of some Linux architecture (libseccomp resolves a name for
+/// every architecture; a node runs one of them).
+pub(crate) fn known_system_call(name: &str) -> bool {
+    use std::str::FromStr;
+    macro_rules! on_any_architecture {
+        ($($arch:ident),*) => { false $(|| syscalls::$arch::Sysno::from_str(name).is_ok())* };
+    }
+    on_any_architecture!(
+        x86_64,
+        x86,
+        aarch64,
+        arm,
+        powerpc,
+        powerpc64,
+        s390x,
+        riscv32,
+        riscv64,
+        mips,
+        mips64,
+        loongarch64,
+        sparc,
+        sparc64
+    ) || ARM_PRIVATE_CALLS.contains(&name)
 }
 
 /// How an action treats a system call.
@@ -153,6 +191,9 @@ pub fn summarize(content: &[u8]) -> Result<ProfileSummary, String> {
         .iter()
         .filter(|r| !r.names_a_call() && !r.names_a_call_the_docker_way())
         .count();
+    let mut unknown: Vec<&str> = rules.iter().flat_map(RuleDocument::unknown_names).collect();
+    unknown.sort_unstable();
+    unknown.dedup();
     let notes: Vec<String> = note
         .into_iter()
         .chain((docker_named > 0).then(|| {
@@ -164,6 +205,16 @@ pub fn summarize(content: &[u8]) -> Result<ProfileSummary, String> {
                 "{rules} only in Docker's `name` field, which containerd ignores (CRI-O applies \
                  it): the class counts without {them}; list calls in `names`"
             )
+        }))
+        .chain((!unknown.is_empty()).then(|| {
+            let shown = unknown.iter().take(3).copied().collect::<Vec<_>>().join(", ");
+            let more = unknown.len().saturating_sub(3);
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            format!("not system calls of any architecture, which the runtime skips: {shown}{more}")
         }))
         .chain((unnamed > 0).then(|| match unnamed {
             1 => "1 rule names no system call and applies to none".to_string(),
@@ -424,6 +475,44 @@ mod tests {
         .expect("valid");
         assert_eq!(allow_list.class, ProfileClass::AllowList);
         assert!(clean_summary().note.is_none());
+    }
+
+    #[test]
+    fn names_no_architecture_has_are_skipped_like_the_runtime_does() {
+        let typos = summarize(
+            br#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdri","mkdiratt"],"action":"SCMP_ACT_ERRNO"}]}"#,
+        )
+        .expect("valid");
+        assert_eq!(typos.class, ProfileClass::Permissive);
+        assert!(
+            typos
+                .note
+                .as_deref()
+                .is_some_and(|n| n.contains("which the runtime skips: mkdiratt, mkdri")),
+            "{typos:?}"
+        );
+        // One real name keeps the rule; the typo is still named.
+        let partly = summarize(
+            br#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdri","ptrace"],"action":"SCMP_ACT_ERRNO"}]}"#,
+        )
+        .expect("valid");
+        assert_eq!(partly.class, ProfileClass::DenyList);
+        assert!(partly.note.is_some_and(|n| n.contains("mkdri")));
+        // Names of other architectures than this one are calls too (mkdir is not aarch64's,
+        // _llseek and set_tls are 32-bit ARM's).
+        for name in [
+            "mkdir",
+            "mkdirat",
+            "_llseek",
+            "set_tls",
+            "breakpoint",
+            "s390_runtime_instr",
+            "file_getattr",
+        ] {
+            assert!(known_system_call(name), "{name}");
+        }
+        assert!(!known_system_call("mkdri"));
+        assert!(!known_system_call(""));
     }
 
     fn clean_summary() -> ProfileSummary {
