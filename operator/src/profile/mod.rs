@@ -176,9 +176,10 @@ pub fn summarize(content: &[u8]) -> Result<ProfileSummary, String> {
         &default_action,
         rules.iter().map(|r| r.action.as_deref().unwrap_or_default()),
     )?;
-    // Only rules that name a call in `names` filter a call on every runtime: a rule naming none
-    // applies to none, and containerd ignores Docker's `name` (a "deny list" of such rules denies
-    // nothing there). The class never counts on what some runtime may not apply.
+    // Only rules that name a system call in `names` filter a call on every runtime: a rule naming
+    // none applies to none, runc skips names that are no system call, and containerd ignores
+    // Docker's `name` (a "deny list" of such rules denies nothing there). The class never counts
+    // on what some runtime may not apply.
     let (class, note) = classify(
         &default_action,
         rules
@@ -186,6 +187,18 @@ pub fn summarize(content: &[u8]) -> Result<ProfileSummary, String> {
             .filter(|r| r.names_a_call())
             .map(|r| r.action.as_deref().unwrap_or_default()),
     )?;
+    let notes: Vec<String> = note.into_iter().chain(notes_on_left_out_rules(&rules)).collect();
+    Ok(ProfileSummary {
+        sha256,
+        default_action,
+        syscall_rules: u32::try_from(rules.len()).unwrap_or(u32::MAX),
+        class,
+        note: (!notes.is_empty()).then(|| notes.join("; ")),
+    })
+}
+
+/// What the class leaves out of `rules` and why, for the file's note.
+fn notes_on_left_out_rules(rules: &[RuleDocument]) -> Vec<String> {
     let docker_named = rules.iter().filter(|r| r.names_a_call_the_docker_way()).count();
     let unnamed = rules
         .iter()
@@ -194,18 +207,18 @@ pub fn summarize(content: &[u8]) -> Result<ProfileSummary, String> {
     let mut unknown: Vec<&str> = rules.iter().flat_map(RuleDocument::unknown_names).collect();
     unknown.sort_unstable();
     unknown.dedup();
-    let notes: Vec<String> = note
+    let docker = (docker_named > 0).then(|| {
+        let (rules, them) = match docker_named {
+            1 => ("1 rule names its call".to_string(), "it"),
+            n => (format!("{n} rules name their calls"), "them"),
+        };
+        format!(
+            "{rules} only in Docker's `name` field, which containerd ignores (CRI-O applies \
+             it): the class counts without {them}; list calls in `names`"
+        )
+    });
+    let notes = docker
         .into_iter()
-        .chain((docker_named > 0).then(|| {
-            let (rules, them) = match docker_named {
-                1 => ("1 rule names its call".to_string(), "it"),
-                n => (format!("{n} rules name their calls"), "them"),
-            };
-            format!(
-                "{rules} only in Docker's `name` field, which containerd ignores (CRI-O applies \
-                 it): the class counts without {them}; list calls in `names`"
-            )
-        }))
         .chain((!unknown.is_empty()).then(|| {
             let shown = unknown.iter().take(3).copied().collect::<Vec<_>>().join(", ");
             let more = unknown.len().saturating_sub(3);
@@ -219,15 +232,8 @@ pub fn summarize(content: &[u8]) -> Result<ProfileSummary, String> {
         .chain((unnamed > 0).then(|| match unnamed {
             1 => "1 rule names no system call and applies to none".to_string(),
             n => format!("{n} rules name no system call and apply to none"),
-        }))
-        .collect();
-    Ok(ProfileSummary {
-        sha256,
-        default_action,
-        syscall_rules: u32::try_from(rules.len()).unwrap_or(u32::MAX),
-        class,
-        note: (!notes.is_empty()).then(|| notes.join("; ")),
-    })
+        }));
+    notes.collect()
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -430,10 +436,7 @@ mod tests {
         assert_eq!(unnamed.class, ProfileClass::Permissive);
         assert_eq!(unnamed.syscall_rules, 1);
         assert!(
-            unnamed
-                .note
-                .as_deref()
-                .is_some_and(|n| n.contains("1 rule names no system call")),
+            note_of(&unnamed).contains("1 rule names no system call"),
             "{unnamed:?}"
         );
         let docker = summarize(
@@ -442,10 +445,7 @@ mod tests {
         .expect("valid");
         assert_eq!(docker.class, ProfileClass::Permissive);
         assert!(
-            docker
-                .note
-                .as_deref()
-                .is_some_and(|n| n.contains("2 rules name their calls only in Docker's `name` field")),
+            note_of(&docker).contains("2 rules name their calls only in Docker's `name` field"),
             "{docker:?}"
         );
         // One rule that names its calls in `names` makes it a deny list again.
@@ -455,10 +455,8 @@ mod tests {
         .expect("valid");
         assert_eq!(mixed.class, ProfileClass::DenyList);
         assert!(
-            mixed
-                .note
-                .as_deref()
-                .is_some_and(|n| n.contains("1 rule names its call") && n.contains("counts without it;")),
+            note_of(&mixed).contains("1 rule names its call")
+                && note_of(&mixed).contains("counts without it;"),
             "the ignored rule is still named: {mixed:?}"
         );
         // An unknown action is refused by the runtime whatever the rule names.
@@ -485,10 +483,7 @@ mod tests {
         .expect("valid");
         assert_eq!(typos.class, ProfileClass::Permissive);
         assert!(
-            typos
-                .note
-                .as_deref()
-                .is_some_and(|n| n.contains("which the runtime skips: mkdiratt, mkdri")),
+            note_of(&typos).contains("which the runtime skips: mkdiratt, mkdri"),
             "{typos:?}"
         );
         // One real name keeps the rule; the typo is still named.
@@ -497,7 +492,7 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(partly.class, ProfileClass::DenyList);
-        assert!(partly.note.is_some_and(|n| n.contains("mkdri")));
+        assert!(note_of(&partly).contains("mkdri"));
         // Names of other architectures than this one are calls too (mkdir is not aarch64's,
         // _llseek and set_tls are 32-bit ARM's).
         for name in [
@@ -513,6 +508,10 @@ mod tests {
         }
         assert!(!known_system_call("mkdri"));
         assert!(!known_system_call(""));
+    }
+
+    fn note_of(summary: &ProfileSummary) -> &str {
+        summary.note.as_deref().unwrap_or_default()
     }
 
     fn clean_summary() -> ProfileSummary {
