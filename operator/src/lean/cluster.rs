@@ -110,29 +110,18 @@ impl SeccompProfileWire {
     }
 }
 
-/// The `action` of each rule that names a call (rules that are not objects count as no action).
-/// The CRD lets `names` be empty or name anything; the Security Profiles Operator writes such a
-/// rule into the file as it is, and the runtime applies it to no call.
+/// The `action` of each rule that every runtime applies to some call
+/// ([`crate::profile::Rule::applies`]): the CRD lets `names` be empty or name anything, and the
+/// Security Profiles Operator writes such a rule into the file as it is. A rule that does not
+/// decode counts as naming nothing.
 fn rule_actions<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
     let value = Option::<Vec<serde_json::Value>>::deserialize(deserializer)?;
-    let names_no_call = |rule: &serde_json::Value| {
-        rule.get("names").and_then(|n| n.as_array()).is_some_and(|names| {
-            !names
-                .iter()
-                .filter_map(|n| n.as_str())
-                .any(crate::profile::known_system_call)
-        })
-    };
     Ok(value
         .unwrap_or_default()
         .into_iter()
-        .filter(|rule| !names_no_call(rule))
-        .map(|v| {
-            v.get("action")
-                .and_then(|a| a.as_str())
-                .unwrap_or_default()
-                .to_string()
-        })
+        .map(|rule| serde_json::from_value::<crate::profile::Rule>(rule).unwrap_or_default())
+        .filter(crate::profile::Rule::applies)
+        .map(|rule| rule.action().to_string())
         .collect())
 }
 

@@ -42,11 +42,12 @@ pub struct ProfileSummary {
 struct ProfileDocument {
     default_action: Option<String>,
     #[serde(default)]
-    syscalls: Option<Vec<RuleDocument>>,
+    syscalls: Option<Vec<Rule>>,
 }
 
-#[derive(Deserialize)]
-struct RuleDocument {
+/// A rule of a profile's `syscalls`, as far as its class goes.
+#[derive(Deserialize, Default)]
+pub(crate) struct Rule {
     #[serde(default)]
     action: Option<String>,
     /// The calls the rule applies to: the runtime-spec's field, which every runtime reads.
@@ -57,11 +58,36 @@ struct RuleDocument {
     name: Option<String>,
 }
 
-impl RuleDocument {
-    /// Whether the rule names a system call in `names` that some architecture has: runc skips
-    /// the names libseccomp does not know (a typo, a made-up call) without an error.
-    fn names_a_call(&self) -> bool {
-        self.names.iter().flatten().any(|name| known_system_call(name))
+/// What a rule reaches, as runtimes read it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// A system call in `names`: every runtime applies the rule.
+    Names,
+    /// Only Docker's `name`: CRI-O applies it, containerd does not.
+    DockerName,
+    /// No system call: `names` empty, or only names no architecture has (runc skips the names
+    /// libseccomp does not know, a typo or a made-up call, without an error).
+    Nothing,
+}
+
+impl Rule {
+    fn reach(&self) -> Reach {
+        if self.names.iter().flatten().any(|name| known_system_call(name)) {
+            Reach::Names
+        } else if self.name.as_deref().is_some_and(known_system_call) {
+            Reach::DockerName
+        } else {
+            Reach::Nothing
+        }
+    }
+
+    /// Whether every runtime applies the rule to some call: only such rules count for a class.
+    pub(crate) fn applies(&self) -> bool {
+        self.reach() == Reach::Names
+    }
+
+    pub(crate) fn action(&self) -> &str {
+        self.action.as_deref().unwrap_or_default()
     }
 
     fn unknown_names(&self) -> impl Iterator<Item = &str> {
@@ -71,10 +97,6 @@ impl RuleDocument {
             .map(String::as_str)
             .filter(|name| !known_system_call(name))
     }
-
-    fn names_a_call_the_docker_way(&self) -> bool {
-        !self.names_a_call() && self.name.as_deref().is_some_and(known_system_call)
-    }
 }
 
 /// ARM's private calls, which libseccomp names too; the tables below number them apart.
@@ -82,7 +104,7 @@ const ARM_PRIVATE_CALLS: [&str; 5] = ["breakpoint", "cacheflush", "usr26", "usr3
 
 /// Whether `name` is a system call of some Linux architecture (libseccomp resolves a name for
 /// every architecture; a node runs one of them).
-pub(crate) fn known_system_call(name: &str) -> bool {
+fn known_system_call(name: &str) -> bool {
     use std::str::FromStr;
     macro_rules! on_any_architecture {
         ($($arch:ident),*) => { false $(|| syscalls::$arch::Sysno::from_str(name).is_ok())* };
@@ -172,22 +194,22 @@ pub fn summarize(content: &[u8]) -> Result<ProfileSummary, String> {
         .ok_or_else(|| "not a seccomp profile: no defaultAction".to_string())?;
     let rules = document.syscalls.unwrap_or_default();
     // The runtime rejects an unknown action in any rule, whatever the rule names.
-    classify(
-        &default_action,
-        rules.iter().map(|r| r.action.as_deref().unwrap_or_default()),
-    )?;
-    // Only rules that name a system call in `names` filter a call on every runtime: a rule naming
-    // none applies to none, runc skips names that are no system call, and containerd ignores
-    // Docker's `name` (a "deny list" of such rules denies nothing there). The class never counts
-    // on what some runtime may not apply.
+    classify(&default_action, rules.iter().map(Rule::action))?;
+    // The class never counts on what some runtime may not apply (a "deny list" of rules that
+    // reach no call there denies nothing).
+    let reaches: Vec<Reach> = rules.iter().map(Rule::reach).collect();
     let (class, note) = classify(
         &default_action,
         rules
             .iter()
-            .filter(|r| r.names_a_call())
-            .map(|r| r.action.as_deref().unwrap_or_default()),
+            .zip(&reaches)
+            .filter(|(_, reach)| **reach == Reach::Names)
+            .map(|(rule, _)| rule.action()),
     )?;
-    let notes: Vec<String> = note.into_iter().chain(notes_on_left_out_rules(&rules)).collect();
+    let notes: Vec<String> = note
+        .into_iter()
+        .chain(notes_on_left_out_rules(&rules, &reaches))
+        .collect();
     Ok(ProfileSummary {
         sha256,
         default_action,
@@ -197,14 +219,11 @@ pub fn summarize(content: &[u8]) -> Result<ProfileSummary, String> {
     })
 }
 
-/// What the class leaves out of `rules` and why, for the file's note.
-fn notes_on_left_out_rules(rules: &[RuleDocument]) -> Vec<String> {
-    let docker_named = rules.iter().filter(|r| r.names_a_call_the_docker_way()).count();
-    let unnamed = rules
-        .iter()
-        .filter(|r| !r.names_a_call() && !r.names_a_call_the_docker_way())
-        .count();
-    let mut unknown: Vec<&str> = rules.iter().flat_map(RuleDocument::unknown_names).collect();
+/// What the class leaves out of `rules` (each with its reach) and why, for the file's note.
+fn notes_on_left_out_rules(rules: &[Rule], reaches: &[Reach]) -> Vec<String> {
+    let count = |wanted: Reach| reaches.iter().filter(|reach| **reach == wanted).count();
+    let (docker_named, unnamed) = (count(Reach::DockerName), count(Reach::Nothing));
+    let mut unknown: Vec<&str> = rules.iter().flat_map(Rule::unknown_names).collect();
     unknown.sort_unstable();
     unknown.dedup();
     let docker = (docker_named > 0).then(|| {
@@ -217,23 +236,17 @@ fn notes_on_left_out_rules(rules: &[RuleDocument]) -> Vec<String> {
              it): the class counts without {them}; list calls in `names`"
         )
     });
-    let notes = docker
-        .into_iter()
-        .chain((!unknown.is_empty()).then(|| {
-            let shown = unknown.iter().take(3).copied().collect::<Vec<_>>().join(", ");
-            let more = unknown.len().saturating_sub(3);
-            let more = if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            };
-            format!("not system calls of any architecture, which the runtime skips: {shown}{more}")
-        }))
-        .chain((unnamed > 0).then(|| match unnamed {
-            1 => "1 rule names no system call and applies to none".to_string(),
-            n => format!("{n} rules name no system call and apply to none"),
-        }));
-    notes.collect()
+    let unknown = (!unknown.is_empty()).then(|| {
+        format!(
+            "not system calls of any architecture, which the runtime skips: {}",
+            crate::status::summarize_names(&unknown)
+        )
+    });
+    let unnamed = (unnamed > 0).then(|| match unnamed {
+        1 => "1 rule names no system call and applies to none".to_string(),
+        n => format!("{n} rules name no system call and apply to none"),
+    });
+    docker.into_iter().chain(unknown).chain(unnamed).collect()
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -425,40 +438,65 @@ mod tests {
         assert!(summarize(br#"{"defaultAction":""}"#).is_err());
     }
 
+    /// Rules as runtimes read them: the class and the note (every fragment in it; none: no note).
     #[test]
-    fn rules_that_name_no_call_in_names_deny_nothing() {
-        // containerd loads these and mkdir stays allowed (strength::each_profile_class_… checks
-        // it on a node): neither is a deny list.
-        let unnamed = summarize(
-            br#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":[],"action":"SCMP_ACT_ERRNO"}]}"#,
-        )
-        .expect("valid");
-        assert_eq!(unnamed.class, ProfileClass::Permissive);
-        assert_eq!(unnamed.syscall_rules, 1);
-        assert!(
-            note_of(&unnamed).contains("1 rule names no system call"),
-            "{unnamed:?}"
-        );
-        let docker = summarize(
-            br#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"name":"mkdir","action":"SCMP_ACT_ERRNO"},{"name":"mkdirat","action":"SCMP_ACT_ERRNO"}]}"#,
-        )
-        .expect("valid");
-        assert_eq!(docker.class, ProfileClass::Permissive);
-        assert!(
-            note_of(&docker).contains("2 rules name their calls only in Docker's `name` field"),
-            "{docker:?}"
-        );
-        // One rule that names its calls in `names` makes it a deny list again.
-        let mixed = summarize(
-            br#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"name":"mkdir","action":"SCMP_ACT_ERRNO"},{"names":["ptrace"],"action":"SCMP_ACT_ERRNO"}]}"#,
-        )
-        .expect("valid");
-        assert_eq!(mixed.class, ProfileClass::DenyList);
-        assert!(
-            note_of(&mixed).contains("1 rule names its call")
-                && note_of(&mixed).contains("counts without it;"),
-            "the ignored rule is still named: {mixed:?}"
-        );
+    fn rules_count_only_for_the_calls_every_runtime_applies_them_to() {
+        let allow_with =
+            |rules: &str| format!(r#"{{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{rules}]}}"#);
+        let deny = |field: &str, names: &str| format!(r#"{{"{field}":{names},"action":"SCMP_ACT_ERRNO"}}"#);
+        let cases = [
+            // containerd loads these and mkdir stays allowed (strength::each_profile_class_…
+            // checks it on a node): none is a deny list.
+            (
+                allow_with(&deny("names", "[]")),
+                ProfileClass::Permissive,
+                vec!["1 rule names no system call"],
+            ),
+            (
+                allow_with(&format!("{},{}", deny("name", r#""mkdir""#), deny("name", r#""mkdirat""#))),
+                ProfileClass::Permissive,
+                vec!["2 rules name their calls only in Docker's `name` field"],
+            ),
+            (
+                allow_with(&deny("names", r#"["mkdri","mkdiratt"]"#)),
+                ProfileClass::Permissive,
+                vec!["which the runtime skips: mkdiratt, mkdri"],
+            ),
+            // One rule that names a call in `names` makes it a deny list again; what is left out
+            // is still named.
+            (
+                allow_with(&format!("{},{}", deny("name", r#""mkdir""#), deny("names", r#"["ptrace"]"#))),
+                ProfileClass::DenyList,
+                vec!["1 rule names its call", "counts without it;"],
+            ),
+            (
+                allow_with(&deny("names", r#"["mkdri","ptrace"]"#)),
+                ProfileClass::DenyList,
+                vec!["mkdri"],
+            ),
+            (allow_with(&deny("names", r#"["mkdir"]"#)), ProfileClass::DenyList, vec![]),
+            // A deny-by-default profile with such rules still denies every other call.
+            (
+                r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"name":"read","action":"SCMP_ACT_ALLOW"}]}"#.to_string(),
+                ProfileClass::AllowList,
+                vec!["Docker's `name` field"],
+            ),
+        ];
+        for (profile, class, note) in cases {
+            let summary = summarize(profile.as_bytes()).expect("valid");
+            assert_eq!(summary.class, class, "{profile}");
+            assert_eq!(
+                summary.syscall_rules as usize,
+                profile.matches(r#""action""#).count()
+            );
+            match summary.note.as_deref() {
+                Some(text) => assert!(
+                    !note.is_empty() && note.iter().all(|f| text.contains(f)),
+                    "{profile}: {text}"
+                ),
+                None => assert!(note.is_empty(), "{profile}: no note"),
+            }
+        }
         // An unknown action is refused by the runtime whatever the rule names.
         assert!(
             summarize(
@@ -466,35 +504,11 @@ mod tests {
             )
             .is_err()
         );
-        // A deny-by-default profile with such rules still denies every other call.
-        let allow_list = summarize(
-            br#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"name":"read","action":"SCMP_ACT_ALLOW"}]}"#,
-        )
-        .expect("valid");
-        assert_eq!(allow_list.class, ProfileClass::AllowList);
-        assert!(clean_summary().note.is_none());
     }
 
     #[test]
-    fn names_no_architecture_has_are_skipped_like_the_runtime_does() {
-        let typos = summarize(
-            br#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdri","mkdiratt"],"action":"SCMP_ACT_ERRNO"}]}"#,
-        )
-        .expect("valid");
-        assert_eq!(typos.class, ProfileClass::Permissive);
-        assert!(
-            note_of(&typos).contains("which the runtime skips: mkdiratt, mkdri"),
-            "{typos:?}"
-        );
-        // One real name keeps the rule; the typo is still named.
-        let partly = summarize(
-            br#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdri","ptrace"],"action":"SCMP_ACT_ERRNO"}]}"#,
-        )
-        .expect("valid");
-        assert_eq!(partly.class, ProfileClass::DenyList);
-        assert!(note_of(&partly).contains("mkdri"));
-        // Names of other architectures than this one are calls too (mkdir is not aarch64's,
-        // _llseek and set_tls are 32-bit ARM's).
+    fn names_of_every_architecture_are_system_calls() {
+        // mkdir is not aarch64's, _llseek and set_tls are 32-bit ARM's.
         for name in [
             "mkdir",
             "mkdirat",
@@ -508,15 +522,6 @@ mod tests {
         }
         assert!(!known_system_call("mkdri"));
         assert!(!known_system_call(""));
-    }
-
-    fn note_of(summary: &ProfileSummary) -> &str {
-        summary.note.as_deref().unwrap_or_default()
-    }
-
-    fn clean_summary() -> ProfileSummary {
-        summarize(br#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#)
-            .expect("valid")
     }
 
     #[test]

@@ -851,16 +851,17 @@ const FIRST_TEST_PORT: u16 = 10_000;
 /// handed out before. They come from outside the kernel's ephemeral range: a port released there
 /// is the next one an outgoing connection may take, and the kubelet of a test node once lost its
 /// port to one in the seconds between the pick and its bind ("bind: address already in use").
-/// Each process starts at its own random place, so parallel test processes rarely meet.
+/// Each pick starts at a random place, so parallel test processes rarely meet.
 pub fn free_ports<const N: usize>() -> Result<[u16; N]> {
     static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let candidates = ports_outside(ephemeral_ports());
+    let ephemeral = ephemeral_ports();
+    let candidates = ports_outside(ephemeral.clone());
     if candidates.len() < 1_000 {
         // The ephemeral range covers (almost) every port: let the kernel pick.
         return kernel_picked_ports();
     }
-    let start = RandomState::new().hash_one(std::process::id()) as usize;
+    let start = RandomState::new().hash_one(()) as usize;
     let mut ports = [0u16; N];
     let mut held = Vec::with_capacity(N);
     let mut tried = 0;
@@ -868,8 +869,7 @@ pub fn free_ports<const N: usize>() -> Result<[u16; N]> {
         loop {
             if tried == candidates.len() {
                 return Err(TestenvError::Unsupported(format!(
-                    "no free loopback port outside the ephemeral range {:?}",
-                    ephemeral_ports()
+                    "no free loopback port outside the ephemeral range {ephemeral:?}"
                 )));
             }
             let port = candidates[(start + tried) % candidates.len()];
