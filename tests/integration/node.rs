@@ -553,6 +553,118 @@ async fn an_evicted_pod_comes_back_confined_on_the_node() {
     let _ = policies.delete(&policy_name, &Default::default()).await;
 }
 
+/// A template that asks for no profile is confined only where the kubelet runs with
+/// `seccompDefault`. The pod runs unconfined on node b, whose kubelet has it, and its ReplicaSet's
+/// template (edited since) asks for nothing: judged on node b alone, the template looked confined
+/// and the pod was evicted, although the scheduler may start the replacement on node a, whose
+/// kubelet does not confine it. Once the template selects node b only, the pod is evicted and its
+/// replacement starts there, confined by the kubelet's default.
+#[tokio::test]
+async fn a_template_confined_only_by_some_nodes_kubelet_default_is_not_trusted_elsewhere() {
+    let nodes = nodes::nodes();
+    let ctx = node_context("evict-default").await;
+    let pods: Api<Pod> = ctx.api();
+    let mut old = pod(
+        "web-old",
+        &nodes.b.name,
+        REPORT,
+        json!({ "securityContext": { "seccompProfile": { "type": "Unconfined" } } }),
+    );
+    old.metadata.labels = Some([("app".to_string(), "web".to_string())].into());
+    pods.create(&PostParams::default(), &old).await.expect("pod");
+    wait_running(&pods, "web-old").await;
+    // Asks for no profile; may start on either test node (the scheduler places it).
+    let template = |selector: serde_json::Value| {
+        let mut spec =
+            serde_json::to_value(pod("t", "", REPORT, json!({})).spec.expect("spec")).expect("spec");
+        let spec = spec.as_object_mut().expect("object");
+        spec.remove("nodeName");
+        spec.insert("nodeSelector".into(), selector);
+        spec.insert(
+            "tolerations".into(),
+            json!([{ "key": "seccomp.sentinel.dev/test-node", "operator": "Exists", "effect": "NoSchedule" }]),
+        );
+        json!({ "metadata": { "labels": { "app": "web" } }, "spec": spec })
+    };
+    let rs: k8s_openapi::api::apps::v1::ReplicaSet = serde_json::from_value(json!({
+        "metadata": { "name": "web" },
+        "spec": { "replicas": 1, "selector": { "matchLabels": { "app": "web" } },
+                  "template": template(json!({ "seccomp.sentinel.dev/test-node": "true" })) } }))
+    .expect("rs");
+    let sets: Api<k8s_openapi::api::apps::v1::ReplicaSet> = ctx.api();
+    sets.create(&PostParams::default(), &rs).await.expect("rs");
+    wait_for("adoption", TIMEOUT, || async {
+        let p = pods.get("web-old").await.ok()?;
+        p.owner_references()
+            .iter()
+            .any(|o| o.kind == "ReplicaSet")
+            .then_some(())
+    })
+    .await;
+    let policy_name = format!("{}-evict", ctx.ns);
+    let policy: seccomp_sentinel::api::SeccompPolicy = serde_json::from_value(json!({
+        "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompPolicy",
+        "metadata": { "name": policy_name, "labels": { support::POLICY_LABEL: ctx.ns } },
+        "spec": { "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ctx.ns } },
+                  "action": "Evict", "eviction": { "minUnconfinedAge": "0s", "workloadCooldown": "1s" } } }))
+    .expect("policy");
+    let policies: Api<seccomp_sentinel::api::SeccompPolicy> = Api::all(ctx.client.clone());
+    policies
+        .create(&PostParams::default(), &policy)
+        .await
+        .expect("policy");
+    let operator = Operator::for_namespace(&ctx).await;
+
+    let skipped = crate::policies::policy_result(&ctx, "web-old", &policy_name, |r| {
+        r.action == seccomp_sentinel::api::PolicyAction::EvictionSkipped
+    })
+    .await;
+    assert!(
+        skipped.message.contains("TemplateUnconfined")
+            && skipped.message.contains(&format!("node {}", nodes.a.name)),
+        "{}",
+        skipped.message
+    );
+    assert_eq!(operator.evictions(), 0);
+
+    // The template now selects node b only: the replacement starts where the default confines it.
+    let only_b = json!({ "spec": { "template": template(json!({
+        "seccomp.sentinel.dev/test-node": "true", "kubernetes.io/hostname": nodes.b.name })) } });
+    sets.patch(
+        "web",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&only_b),
+    )
+    .await
+    .expect("patch the template");
+    let replacement = wait_for("the eviction and a running replacement", TIMEOUT, || async {
+        let list = pods.list(&Default::default()).await.ok()?.items;
+        let [only] = list.as_slice() else { return None };
+        let running = only.status.as_ref()?.phase.as_deref() == Some("Running");
+        (only.name_any() != "web-old" && running).then(|| only.clone())
+    })
+    .await;
+    assert_eq!(
+        replacement.spec.as_ref().and_then(|s| s.node_name.as_deref()),
+        Some(nodes.b.name.as_str())
+    );
+    let statuses: Api<SeccompStatus> = ctx.api();
+    wait_for(
+        "the replacement's status, confined by the kubelet's default",
+        TIMEOUT,
+        || async {
+            let s = statuses.get_opt(&replacement.name_any()).await.ok()??.status?;
+            (s.source == Some(seccomp_sentinel::api::ProfileSource::KubeletDefault)
+                && s.profile == seccomp_sentinel::api::PodProfile::RuntimeDefault)
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(operator.evictions(), 1);
+    operator.stop().await;
+    let _ = policies.delete(&policy_name, &Default::default()).await;
+}
+
 /// A pod recreated under the same name (as a StatefulSet's is) gets a status of its own: nothing
 /// the node agent found in the earlier pod's containers stays in it, although the new pod never
 /// runs where the agent could look at it again.

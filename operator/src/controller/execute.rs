@@ -133,6 +133,12 @@ fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
     );
     let workload = pod.owner.as_ref().and_then(|o| state.workloads.get(&*o.uid));
     let template = workload.map(|w| &w.template);
+    let replacement_node_without_default = || {
+        let placement = &workload?.placement;
+        state
+            .replacement_node_without_seccomp_default(placement)
+            .map(|(name, facts)| (name.to_string(), facts.clone()))
+    };
     let rollout = workload.and_then(|w| w.rollout.as_ref());
     // The agent's reports count for the pod they were read for, on the node it runs on.
     let reports = stored
@@ -170,6 +176,7 @@ fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
         warmed_up: state.listed,
         ledger: &state.ledger,
         template,
+        replacement_node_without_default: &replacement_node_without_default,
         rollout,
         operator_namespace: ctx.config.operator_namespace.as_deref(),
         now,

@@ -14,11 +14,14 @@ use k8s_openapi::jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    api::{KubeletSeccompDefault, ProfileSource, ProfileType},
+    api::{KubeletSeccompDefault, PolicyAction, ProfileSource, ProfileType},
     engine::{Facts, NodeFacts, PodView, SccDefaults},
     lean::{cluster::PolicyWire, pod::PodWire},
     packed::Packed,
-    policy::{CompiledPolicy, EvictionLedger, HaltRecord, OwnerKind, plan::Outcome},
+    policy::{
+        CompiledPolicy, EvictionLedger, HaltRecord, NodePlacement, OwnerKind, TemplatePlacement,
+        plan::Outcome,
+    },
     profile::strength::{CatalogEntry, NodeDigest, ProfileCatalog, ProfileIndex},
     status::StoredStatus,
 };
@@ -263,10 +266,28 @@ fn policy_bases_of(status: Option<&serde_json::Value>) -> PolicyCounters {
     }
 }
 
+/// A node as the controller knows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KnownNode {
+    /// What the engine reads of the node its pods run on.
+    pub facts: NodeFacts,
+    /// Whether new pods may start there.
+    pub placement: NodePlacement,
+}
+
+impl KnownNode {
+    /// What decides whether a replacement pod started there is confined by default.
+    fn where_pods_start(&self) -> (&NodePlacement, bool, KubeletSeccompDefault) {
+        (&self.placement, self.facts.windows, self.facts.seccomp_default)
+    }
+}
+
 /// A workload's pod template.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkloadEntry {
     pub template: PodView,
+    /// Where its pods may start.
+    pub placement: TemplatePlacement,
     /// A StatefulSet's rollout of its template (`None` for other workloads).
     pub rollout: Option<crate::policy::StatefulRollout>,
     /// The pods it wants (`spec.replicas`). A change of it alone plans nothing again: it is read
@@ -277,7 +298,7 @@ pub struct WorkloadEntry {
 impl WorkloadEntry {
     /// What the plans of its pods read: the template and the rollout.
     fn plans_alike(&self, other: &WorkloadEntry) -> bool {
-        self.template == other.template && self.rollout == other.rollout
+        self.template == other.template && self.rollout == other.rollout && self.placement == other.placement
     }
 }
 
@@ -290,7 +311,7 @@ pub struct State {
     /// Pod entries dropped since the interned names were last pruned.
     dropped_since_prune: usize,
     pub namespace_labels: HashMap<Arc<str>, BTreeMap<String, String>>,
-    pub nodes: HashMap<String, NodeFacts>,
+    pub nodes: HashMap<String, KnownNode>,
     /// Deleted Nodes whose facts are kept while pods still run on them, with how many do: a Node
     /// object deleted before its pods (a reclaimed instance; the pod garbage collector deletes
     /// them a minute later) turned its kubelet's known `seccompDefault` into the configured
@@ -683,13 +704,20 @@ impl State {
             .collect()
     }
 
-    /// A node's facts (None: the Node is deleted); returns the pods on it when they changed. A
-    /// deleted Node's facts stay while pods run on it (see `gone_nodes`).
-    pub fn apply_node(&mut self, name: &str, facts: Option<NodeFacts>) -> Vec<PodKey> {
-        let changed = match facts {
-            Some(facts) => {
+    /// A node's facts (None: the Node is deleted); returns the pods on it when they changed, and
+    /// when where new pods may start changed, the pods whose eviction that decides (see
+    /// [`State::replacement_node_without_seccomp_default`]). A deleted Node's facts stay while
+    /// pods run on it (see `gone_nodes`), but no new pod starts there.
+    pub fn apply_node(&mut self, name: &str, node: Option<KnownNode>) -> Vec<PodKey> {
+        let before = self
+            .nodes
+            .get(name)
+            .filter(|_| !self.gone_nodes.contains_key(name))
+            .cloned();
+        let changed = match node {
+            Some(node) => {
                 self.gone_nodes.remove(name);
-                self.nodes.insert(name.to_string(), facts.clone()).as_ref() != Some(&facts)
+                self.nodes.insert(name.to_string(), node.clone()).as_ref() != Some(&node)
             }
             None if self.nodes.contains_key(name) => {
                 let on_node = self
@@ -697,17 +725,58 @@ impl State {
                     .len();
                 if on_node > 0 {
                     self.gone_nodes.insert(name.to_string(), on_node);
-                    return Vec::new();
+                } else {
+                    self.forget_node(name);
                 }
-                self.forget_node(name);
-                false
+                // Its pods keep their facts; evictions elsewhere may depend on it.
+                return self.pods_planned_on_placement();
             }
             None => false,
         };
         if !changed {
             return Vec::new();
         }
-        self.pods_where(|_, p| p.view.node_name.as_deref() == Some(name))
+        let after = self.nodes.get(name);
+        let mut pods = self.pods_where(|_, p| p.view.node_name.as_deref() == Some(name));
+        let placement_changed =
+            before.as_ref().map(KnownNode::where_pods_start) != after.map(KnownNode::where_pods_start);
+        if placement_changed {
+            pods.extend(self.pods_planned_on_placement());
+            pods.sort_unstable();
+            pods.dedup();
+        }
+        pods
+    }
+
+    /// Pods whose last pass decided an eviction from where a replacement may start: skipped, or
+    /// evicted in a dry run. (Pods waiting for an eviction are planned again anyway.)
+    fn pods_planned_on_placement(&self) -> Vec<PodKey> {
+        self.pods
+            .iter()
+            .filter(|(_, e)| {
+                e.has_pod()
+                    && e.outcomes
+                        .iter()
+                        .any(|o| matches!(o.action, PolicyAction::EvictionSkipped | PolicyAction::WouldEvict))
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// The first node (by name) where a new pod of a workload with `template` may start and whose
+    /// kubelet does not confine pods that ask for nothing. Deleted nodes whose pods still run are
+    /// not such places.
+    pub fn replacement_node_without_seccomp_default(
+        &self,
+        template: &TemplatePlacement,
+    ) -> Option<(&str, &NodeFacts)> {
+        crate::policy::node_without_seccomp_default(
+            self.nodes
+                .iter()
+                .filter(|(name, _)| !self.gone_nodes.contains_key(*name))
+                .map(|(name, node)| (name.as_str(), &node.facts, &node.placement)),
+            template,
+        )
     }
 
     fn forget_node(&mut self, name: &str) {
@@ -901,7 +970,7 @@ impl State {
         unknown_node_seccomp_default: KubeletSeccompDefault,
     ) -> Facts<'_> {
         Facts {
-            node: node.and_then(|n| self.nodes.get(n)),
+            node: node.and_then(|n| self.nodes.get(n)).map(|n| &n.facts),
             unknown_node_seccomp_default,
             sccs: &self.sccs,
         }
@@ -1009,6 +1078,7 @@ mod tests {
         let mut state = State::default();
         let workload = |replicas| WorkloadEntry {
             template: PodView::default(),
+            placement: TemplatePlacement::default(),
             rollout: None,
             replicas,
         };
@@ -1332,6 +1402,88 @@ mod tests {
         assert!(state.outcomes_complete());
     }
 
+    fn known(facts: NodeFacts) -> KnownNode {
+        KnownNode {
+            facts,
+            placement: NodePlacement::default(),
+        }
+    }
+
+    #[test]
+    fn where_new_pods_may_start_plans_again_the_pods_whose_eviction_it_decided() {
+        use crate::api::{KubeletSeccompDefault::True, Verdict};
+        let mut state = State::default();
+        let (skipped, other) = (state.key("n", "skipped"), state.key("n", "other"));
+        state.apply_pod(&skipped, pod("us", "node-1"));
+        state.apply_pod(&other, pod("uo", "node-1"));
+        let outcome = |action| {
+            vec![Outcome {
+                policy: "evict".into(),
+                verdict: Verdict::Violating,
+                action,
+            }]
+            .into_boxed_slice()
+        };
+        state.pods.get_mut(&skipped).expect("pod").outcomes = outcome(PolicyAction::EvictionSkipped);
+        state.pods.get_mut(&other).expect("pod").outcomes = outcome(PolicyAction::Labeled);
+        let hardened = known(NodeFacts {
+            seccomp_default: True,
+            ..NodeFacts::default()
+        });
+        let plain = KnownNode::default();
+        let any = TemplatePlacement::default();
+        state.apply_node("node-1", Some(hardened.clone()));
+        assert_eq!(state.replacement_node_without_seccomp_default(&any), None);
+        // A node where the kubelet confines nothing by default joins: the skipped pod elsewhere
+        // is planned again; the other only as far as it runs on the node.
+        assert_eq!(
+            state.apply_node("node-2", Some(plain.clone())),
+            vec![skipped.clone()]
+        );
+        assert_eq!(
+            state
+                .replacement_node_without_seccomp_default(&any)
+                .map(|(n, _)| n),
+            Some("node-2")
+        );
+        // Only its labels change, which no template selects on: where pods start changed.
+        let labelled = KnownNode {
+            placement: NodePlacement {
+                labels: BTreeMap::from([("pool".into(), "batch".into())]),
+                ..NodePlacement::default()
+            },
+            ..plain.clone()
+        };
+        assert_eq!(state.apply_node("node-2", Some(labelled)), vec![skipped.clone()]);
+        // Cordoned: no replacement starts there.
+        let cordoned = KnownNode {
+            placement: NodePlacement {
+                cordoned: true,
+                ..NodePlacement::default()
+            },
+            ..plain
+        };
+        state.apply_node("node-2", Some(cordoned.clone()));
+        assert_eq!(state.replacement_node_without_seccomp_default(&any), None);
+        // A deleted node whose pods still run keeps its facts for them, not as a place to start.
+        state.apply_node("node-3", Some(KnownNode::default()));
+        let on_3 = state.key("n", "on-3");
+        state.apply_pod(&on_3, pod("u3", "node-3"));
+        assert_eq!(state.apply_node("node-3", None), vec![skipped]);
+        assert!(state.nodes.contains_key("node-3"));
+        assert_eq!(state.replacement_node_without_seccomp_default(&any), None);
+        // Kubelet facts alone (its version) do not change where pods start: nothing runs on
+        // node-2, and nothing else is planned again.
+        let newer = KnownNode {
+            facts: NodeFacts {
+                kubelet_minor: Some(37),
+                ..NodeFacts::default()
+            },
+            ..cordoned
+        };
+        assert!(state.apply_node("node-2", Some(newer)).is_empty());
+    }
+
     #[test]
     fn node_changes_name_exactly_the_pods_on_the_node() {
         let mut state = State::default();
@@ -1339,8 +1491,11 @@ mod tests {
         state.apply_pod(&a, pod("ua", "node-1"));
         state.apply_pod(&b, pod("ub", "node-2"));
         let facts = NodeFacts::default();
-        assert_eq!(state.apply_node("node-1", Some(facts.clone())), vec![a]);
-        assert!(state.apply_node("node-1", Some(facts)).is_empty(), "unchanged");
+        assert_eq!(state.apply_node("node-1", Some(known(facts.clone()))), vec![a]);
+        assert!(
+            state.apply_node("node-1", Some(known(facts))).is_empty(),
+            "unchanged"
+        );
     }
 
     #[test]
@@ -1353,13 +1508,13 @@ mod tests {
             seccomp_default: crate::api::KubeletSeccompDefault::True,
             ..NodeFacts::default()
         };
-        assert_eq!(state.apply_node("node-1", Some(hardened.clone())).len(), 2);
+        assert_eq!(state.apply_node("node-1", Some(known(hardened.clone()))).len(), 2);
         // Deleted before its pods: nothing to judge again, the facts stay.
         assert!(state.apply_node("node-1", None).is_empty());
-        assert_eq!(state.nodes.get("node-1"), Some(&hardened));
+        assert_eq!(state.nodes.get("node-1").map(|n| &n.facts), Some(&hardened));
         // A relist that lacks it keeps them too.
         assert!(state.nodes_relisted(&HashSet::new()).is_empty());
-        assert_eq!(state.nodes.get("node-1"), Some(&hardened));
+        assert_eq!(state.nodes.get("node-1").map(|n| &n.facts), Some(&hardened));
         // A pod bound to it afterwards counts as well.
         state.apply_pod(&c, pod("uc", "node-1"));
         state.delete_pod(&a);
@@ -1368,13 +1523,13 @@ mod tests {
         state.delete_pod(&c);
         assert!(!state.nodes.contains_key("node-1") && state.gone_nodes.is_empty());
         // A Node without pods goes at once; one registered again is an ordinary node.
-        state.apply_node("node-2", Some(NodeFacts::default()));
+        state.apply_node("node-2", Some(KnownNode::default()));
         assert!(state.apply_node("node-2", None).is_empty());
         assert!(!state.nodes.contains_key("node-2"));
         state.apply_pod(&a, pod("ua2", "node-3"));
-        state.apply_node("node-3", Some(NodeFacts::default()));
+        state.apply_node("node-3", Some(KnownNode::default()));
         state.apply_node("node-3", None);
-        assert_eq!(state.apply_node("node-3", Some(hardened)), vec![a.clone()]);
+        assert_eq!(state.apply_node("node-3", Some(known(hardened))), vec![a.clone()]);
         state.delete_pod(&a);
         assert!(
             state.nodes.contains_key("node-3"),

@@ -30,7 +30,7 @@ use crate::{
         Decoded, InvalidObject, WatchedKind,
         cluster::{NamespaceWire, PolicyWire, SccWire, SeccompProfileWire, WorkloadKind, WorkloadWire},
         node::NodeWire,
-        pod::PodWire,
+        pod::{PodSpecWire, PodWire},
         status::StatusWire,
     },
     status::{self, StoredStatus},
@@ -406,8 +406,11 @@ impl Handler<NodeWire> for Nodes {
         (!name.is_empty()).then(|| name.to_string())
     }
     fn apply(&mut self, state: &mut State, key: &String, node: NodeWire) -> Vec<PodKey> {
-        let facts = self.ctx.config.node_facts(&node);
-        state.apply_node(key, Some(facts))
+        let known = super::state::KnownNode {
+            facts: self.ctx.config.node_facts(&node),
+            placement: node.placement(),
+        };
+        state.apply_node(key, Some(known))
     }
     fn delete(&mut self, state: &mut State, key: &String, _version: Option<u64>) -> Vec<PodKey> {
         state.apply_node(key, None)
@@ -578,13 +581,17 @@ impl<K: WorkloadKind + Default + Send + Sync + 'static> Handler<WorkloadWire<K>>
             ),
             key.clone(),
         );
-        let template = workload.spec.template.as_ref().map(PodView::from_template);
+        let template = workload.spec.template.as_ref().map(|t| {
+            let placement = t.spec.as_ref().map(PodSpecWire::placement).unwrap_or_default();
+            (PodView::from_template(t), placement)
+        });
         let rollout = workload.stateful_rollout();
         let replicas = workload.spec.replicas.unwrap_or(1);
         state.apply_workload(
             key,
-            template.map(|template| super::state::WorkloadEntry {
+            template.map(|(template, placement)| super::state::WorkloadEntry {
                 template,
+                placement,
                 rollout,
                 replicas,
             }),

@@ -11,6 +11,7 @@ use crate::{
     agent::{AGENT_MANAGER, KUBELET_DEFAULT_ANNOTATION},
     api::KubeletSeccompDefault,
     engine::{NodeFacts, kubelet_minor},
+    policy::NodePlacement,
 };
 
 /// The annotations of a Node that the operator reads: the node agent's.
@@ -27,7 +28,21 @@ impl KeepAnnotations for NodeAnnotations {
 #[serde(default)]
 pub struct NodeWire {
     pub metadata: NodeMeta,
+    pub spec: Option<NodeSpecWire>,
     pub status: Option<NodeStatusWire>,
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(default)]
+pub struct NodeSpecWire {
+    pub unschedulable: bool,
+    pub taints: Vec<TaintWire>,
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(default)]
+pub struct TaintWire {
+    pub effect: String,
 }
 
 impl WatchedKind for NodeWire {
@@ -90,6 +105,21 @@ impl NodeWire {
         }
     }
 
+    /// Whether new pods may start on the node: its labels, cordon and taints.
+    pub fn placement(&self) -> NodePlacement {
+        let spec = self.spec.as_ref();
+        NodePlacement {
+            labels: self.metadata.meta.labels.clone(),
+            cordoned: spec.is_some_and(|s| s.unschedulable),
+            // PreferNoSchedule keeps no pod away.
+            tainted: spec.is_some_and(|s| {
+                s.taints
+                    .iter()
+                    .any(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
+            }),
+        }
+    }
+
     /// The kubelet's `seccompDefault` as the node agent read it from the kubelet's configuration:
     /// the annotation counts only when the agent's field manager wrote it (by the shipped
     /// admission policy, an agent can annotate only its own node).
@@ -130,6 +160,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_taints_that_keep_pods_away_count_and_a_cordon_does() {
+        let placement = |spec: serde_json::Value| {
+            serde_json::from_value::<NodeWire>(
+                serde_json::json!({ "metadata": { "name": "n" }, "spec": spec }),
+            )
+            .expect("node")
+            .placement()
+        };
+        let taint = |effect: &str| serde_json::json!({ "taints": [{ "key": "k", "effect": effect }] });
+        assert!(placement(taint("NoSchedule")).tainted);
+        assert!(placement(taint("NoExecute")).tainted);
+        assert!(!placement(taint("PreferNoSchedule")).tainted);
+        assert!(placement(serde_json::json!({ "unschedulable": true })).cordoned);
+        assert_eq!(placement(serde_json::json!({})), NodePlacement::default());
+    }
+
+    #[test]
     fn annotations_come_with_their_owners() {
         let node: NodeWire = serde_json::from_value(serde_json::json!({
             "metadata": {
@@ -151,6 +198,12 @@ mod tests {
             vec!["seccomp-sentinel-agent"]
         );
         assert!(node.annotation_owners("seccomp.sentinel.dev/other").is_empty());
+        let placement = node.placement();
+        assert!(placement.tainted && !placement.cordoned);
+        assert_eq!(
+            placement.labels.get("kubernetes.io/os").map(String::as_str),
+            Some("linux")
+        );
         assert_eq!(
             node.status
                 .and_then(|s| s.node_info)

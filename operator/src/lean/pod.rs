@@ -52,6 +52,21 @@ pub struct PodSpecWire {
     pub containers: Vec<ContainerWire>,
     pub init_containers: Vec<ContainerWire>,
     pub ephemeral_containers: Vec<ContainerWire>,
+    /// Read for templates: where their pods may start (see [`crate::policy::TemplatePlacement`]).
+    pub node_selector: std::collections::BTreeMap<String, String>,
+    /// Only whether there are any: each is skipped while reading.
+    pub tolerations: Vec<serde::de::IgnoredAny>,
+}
+
+impl PodSpecWire {
+    /// Where new pods of this spec may start, as far as the operator reads it.
+    pub fn placement(&self) -> crate::policy::TemplatePlacement {
+        crate::policy::TemplatePlacement {
+            node_name: self.node_name.clone().filter(|n| !n.is_empty()),
+            node_selector: self.node_selector.clone(),
+            tolerates: !self.tolerations.is_empty(),
+        }
+    }
 }
 
 #[derive(Deserialize, Clone, Debug, Default)]
@@ -197,6 +212,27 @@ pub struct PodTemplateWire {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_templates_placement_is_its_node_its_selector_and_whether_it_tolerates() {
+        let spec = |spec: serde_json::Value| {
+            serde_json::from_value::<PodSpecWire>(spec)
+                .expect("spec")
+                .placement()
+        };
+        let placed = spec(serde_json::json!({
+            "nodeSelector": { "pool": "app" },
+            "tolerations": [{ "key": "dedicated", "operator": "Exists", "effect": "NoSchedule" }],
+            "affinity": { "nodeAffinity": {} },
+            "containers": [{ "name": "app" }]
+        }));
+        assert_eq!(placed.node_selector.get("pool").map(String::as_str), Some("app"));
+        assert!(placed.tolerates && placed.node_name.is_none());
+        let pinned = spec(serde_json::json!({ "nodeName": "n1", "tolerations": [] }));
+        assert_eq!(pinned.node_name.as_deref(), Some("n1"));
+        assert!(!pinned.tolerates);
+        assert_eq!(spec(serde_json::json!({ "nodeName": "" })).node_name, None);
+    }
 
     #[test]
     fn a_pod_is_read_without_what_the_operator_does_not_use() {

@@ -2,6 +2,7 @@
 //! eviction is safe. Pure: no Kubernetes I/O; time is an argument.
 
 mod eviction;
+mod placement;
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -16,6 +17,7 @@ pub use eviction::{
     PolicyLedger, RESUME_ANNOTATION, REVISION_LABEL, Reservation, SYSTEM_NAMESPACES, StatefulRollout,
     WARMING_UP, eviction_verdict, reserve_eviction, resume_time, stateful_rollout_verdict,
 };
+pub use placement::{NodePlacement, TemplatePlacement, node_without_seccomp_default};
 
 use crate::api::{
     ContainerKind, ContainerSeccomp, PolicyAction, PolicyActionMode, PolicyResult, ProfileStrength,

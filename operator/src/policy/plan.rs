@@ -13,8 +13,8 @@ use super::{
     stateful_rollout_verdict,
 };
 use crate::{
-    api::{PolicyAction, PolicyActionMode, PolicyResult, SeccompStatusStatus, Verdict},
-    engine::{self, Facts, PodView},
+    api::{PolicyAction, PolicyActionMode, PolicyResult, ProfileSource, SeccompStatusStatus, Verdict},
+    engine::{self, Facts, NodeFacts, PodView},
     profile::strength::{self, ProfileFacts},
     status::{self, ConditionMark},
 };
@@ -76,6 +76,10 @@ pub struct PassInput<'a> {
     pub ledger: &'a EvictionLedger,
     /// The pod template of the pod's workload, as cached (`None`: not known).
     pub template: Option<&'a PodView>,
+    /// The first node (by name) a new pod of the workload may start on whose kubelet does not
+    /// confine pods that ask for nothing, with its facts. Asked only when an eviction depends on
+    /// it: a template confined by the pod's node's `seccompDefault` alone.
+    pub replacement_node_without_default: &'a dyn Fn() -> Option<(String, NodeFacts)>,
     /// The rollout of the pod's StatefulSet (`None`: not a StatefulSet's pod, or not known).
     pub rollout: Option<&'a StatefulRollout>,
     pub operator_namespace: Option<&'a str>,
@@ -226,7 +230,7 @@ pub fn plan(input: &PassInput<'_>) -> PodPlan {
     let labelled = target.1.is_some() && (current == target || input.warmed_up);
 
     // The template, judged with the same facts, by the policies that judge the pod.
-    let template_evaluation = input.template.map(|template| {
+    let template_view = input.template.map(|template| {
         let mut view = template.clone();
         view.node_name = input.view.node_name.clone();
         view.scc = input.view.scc.clone();
@@ -238,7 +242,41 @@ pub fn plan(input: &PassInput<'_>) -> PodPlan {
                 .and_then(|s| input.facts.sccs.default_of(s))
                 .cloned();
         }
-        engine::evaluate(&view, input.facts)
+        view
+    });
+    let template_evaluation = template_view
+        .as_ref()
+        .map(|view| engine::evaluate(view, input.facts));
+    // A template confined only by this node's kubelet default is confined on the nodes that have
+    // it: the replacement may start elsewhere. Looked at only when some Evict policy may use it.
+    let evicting = judged
+        .iter()
+        .any(|(p, j)| p.action == PolicyActionMode::Evict && j.verdict == Verdict::Violating);
+    let template_elsewhere = match (&template_view, &template_evaluation) {
+        (Some(view), Some(here))
+            if evicting
+                && here
+                    .containers
+                    .iter()
+                    .any(|c| c.source == ProfileSource::KubeletDefault) =>
+        {
+            (input.replacement_node_without_default)()
+                .filter(|(node, _)| input.view.node_name.as_deref() != Some(node.as_str()))
+                .map(|(node, facts)| {
+                    let on_node = Facts {
+                        node: Some(&facts),
+                        ..*input.facts
+                    };
+                    let mut view = view.clone();
+                    view.node_name = Some(node.clone());
+                    (node, engine::evaluate(&view, &on_node))
+                })
+        }
+        _ => None,
+    };
+    let template = template_evaluation.as_ref().map(|here| TemplateEvaluation {
+        here,
+        elsewhere: template_elsewhere.as_ref().map(|(n, e)| (n.as_str(), e)),
     });
 
     let mut results = Vec::with_capacity(judged.len());
@@ -286,7 +324,7 @@ pub fn plan(input: &PassInput<'_>) -> PodPlan {
                         input,
                         p,
                         &subject,
-                        template_evaluation.as_ref(),
+                        template.as_ref(),
                         &judgement.message,
                         &mut halt,
                     );
@@ -338,6 +376,15 @@ pub fn plan(input: &PassInput<'_>) -> PodPlan {
     plan
 }
 
+/// The workload's template, evaluated as a replacement of the pod would run.
+struct TemplateEvaluation<'t> {
+    /// On the pod's node.
+    here: &'t SeccompStatusStatus,
+    /// On the first node a replacement may start on whose kubelet does not confine by default,
+    /// where that changes anything.
+    elsewhere: Option<(&'t str, &'t SeccompStatusStatus)>,
+}
+
 struct EvictDecision {
     action: PolicyAction,
     note: String,
@@ -351,7 +398,7 @@ fn evict_decision(
     input: &PassInput<'_>,
     p: &CompiledPolicy,
     subject: &Subject<'_>,
-    template: Option<&SeccompStatusStatus>,
+    template: Option<&TemplateEvaluation<'_>>,
     // What the pod was judged for (the message the decision's note is joined to).
     pod_judged: &str,
     halt: &mut Option<Halt>,
@@ -430,9 +477,8 @@ fn evict_decision(
     // Evicting cannot help while the template is unconfined: that is said at once, rather than
     // after an age limit or a cooldown runs out (one state, one Event, not a wait that ends in a
     // skip). The template is judged only where the verdict may use it.
-    let template_judged = template
-        .filter(|_| open(&verdict))
-        .map(|t| p.judge(subject, t, input.now));
+    let template = template.filter(|_| open(&verdict));
+    let template_judged = template.map(|t| p.judge(subject, t.here, input.now));
     if let Some(j) = template_judged.as_ref()
         && j.verdict == Verdict::Violating
     {
@@ -451,6 +497,23 @@ fn evict_decision(
             } else {
                 format!("{what}: fix the workload ({})", j.message)
             },
+            retry: None,
+            evict: false,
+            waits_for_warm_up: false,
+        };
+    }
+    // Confined here by the kubelet's default, and not on a node the replacement may start on.
+    if let Some((node, _)) = template
+        .and_then(|t| t.elsewhere)
+        .filter(|(_, elsewhere)| p.judge(subject, elsewhere, input.now).verdict == Verdict::Violating)
+    {
+        return EvictDecision {
+            action: PolicyAction::EvictionSkipped,
+            note: format!(
+                "TemplateUnconfined: the template is confined only by the kubelet's seccomp \
+                 default, which node {node} does not apply, and a replacement may start there: set \
+                 a profile in the template"
+            ),
             retry: None,
             evict: false,
             waits_for_warm_up: false,
@@ -707,6 +770,10 @@ mod tests {
         ledger: EvictionLedger,
         previous: Vec<Outcome>,
         terminating: bool,
+        /// What the cluster's other nodes say to the template (see `PassInput`).
+        node_without_default: Option<(String, NodeFacts)>,
+        /// How often a plan asked for it.
+        asked_for_nodes: std::cell::Cell<u32>,
     }
 
     impl World {
@@ -723,6 +790,8 @@ mod tests {
                 ledger: EvictionLedger::default(),
                 previous: Vec::new(),
                 terminating: false,
+                node_without_default: None,
+                asked_for_nodes: std::cell::Cell::new(0),
             }
         }
 
@@ -762,6 +831,10 @@ mod tests {
                 warmed_up,
                 ledger: &self.ledger,
                 template,
+                replacement_node_without_default: &|| {
+                    self.asked_for_nodes.set(self.asked_for_nodes.get() + 1);
+                    self.node_without_default.clone()
+                },
                 rollout: None,
                 operator_namespace: Some("seccomp-sentinel"),
                 profiles,
@@ -808,6 +881,61 @@ mod tests {
         assert!(
             plan.announcements.is_empty(),
             "announced with the eviction's result"
+        );
+    }
+
+    #[test]
+    fn a_template_confined_by_the_kubelet_default_alone_is_confined_where_every_node_has_it() {
+        let mut world = World::new();
+        world.node.seccomp_default = KubeletSeccompDefault::True;
+        // Explicitly unconfined, on a node whose kubelet confines pods that ask for nothing; the
+        // template (edited since, or stripped by a webhook) asks for nothing.
+        let pod = view(json!({ "seccompProfile": { "type": "Unconfined" } }));
+        let asks_nothing = view(json!({}));
+        // Every node the replacement may start on has the default: evicted.
+        let plan = world.plan_evict(&pod, &asks_nothing, true);
+        assert!(plan.eviction.is_some(), "{:?}", only_result(&plan));
+        assert_eq!(world.asked_for_nodes.get(), 1);
+        // One has not: a replacement started there would be unconfined.
+        world.node_without_default = Some((
+            "plain-node".into(),
+            NodeFacts {
+                seccomp_default: KubeletSeccompDefault::False,
+                ..world.node.clone()
+            },
+        ));
+        let plan = world.plan_evict(&pod, &asks_nothing, true);
+        assert_eq!(plan.eviction, None);
+        let result = only_result(&plan);
+        assert_eq!(result.action, PolicyAction::EvictionSkipped);
+        assert!(
+            result.message.contains("TemplateUnconfined")
+                && result.message.contains("plain-node")
+                && result.message.contains("set a profile in the template"),
+            "{}",
+            result.message
+        );
+        // A template that names its profile is confined wherever it starts, and the nodes are not
+        // looked at; nor are they for a pod no Evict policy judges violating.
+        let asked = world.asked_for_nodes.get();
+        let names_it = view(json!({ "seccompProfile": { "type": "RuntimeDefault" } }));
+        assert!(world.plan_evict(&pod, &names_it, true).eviction.is_some());
+        assert!(
+            world
+                .plan_evict(&names_it, &asks_nothing, true)
+                .eviction
+                .is_none()
+        );
+        assert_eq!(world.asked_for_nodes.get(), asked);
+        // The pod's own node is the one without the default: the template is unconfined here.
+        world.node.seccomp_default = KubeletSeccompDefault::False;
+        let plan = world.plan_evict(&pod, &asks_nothing, true);
+        assert!(
+            only_result(&plan)
+                .message
+                .contains("TemplateUnconfined: the template itself is unconfined"),
+            "{}",
+            only_result(&plan).message
         );
     }
 
