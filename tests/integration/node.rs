@@ -468,6 +468,62 @@ async fn a_localhost_profile_missing_on_the_node_is_a_clear_warning() {
     operator.stop().await;
 }
 
+/// Creates ReplicaSet `web` (one replica, pods labelled `app: web`) with `template`, and waits
+/// until it has adopted the running pod `web-old`.
+async fn adopt_web_old(ctx: &support::TestContext, template: serde_json::Value) {
+    let rs: k8s_openapi::api::apps::v1::ReplicaSet = serde_json::from_value(json!({
+        "metadata": { "name": "web" },
+        "spec": { "replicas": 1, "selector": { "matchLabels": { "app": "web" } }, "template": template } }))
+    .expect("rs");
+    ctx.api::<k8s_openapi::api::apps::v1::ReplicaSet>()
+        .create(&PostParams::default(), &rs)
+        .await
+        .expect("rs");
+    let pods: Api<Pod> = ctx.api();
+    wait_for("adoption", TIMEOUT, || async {
+        let p = pods.get("web-old").await.ok()?;
+        p.owner_references()
+            .iter()
+            .any(|o| o.kind == "ReplicaSet")
+            .then_some(())
+    })
+    .await;
+}
+
+/// An Evict policy for the test's namespace that acts at once; returns its name.
+async fn create_evict_policy(ctx: &support::TestContext) -> String {
+    let policy_name = format!("{}-evict", ctx.ns);
+    let policy: seccomp_sentinel::api::SeccompPolicy = serde_json::from_value(json!({
+        "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompPolicy",
+        "metadata": { "name": policy_name, "labels": { support::POLICY_LABEL: ctx.ns } },
+        "spec": { "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ctx.ns } },
+                  "action": "Evict", "eviction": { "minUnconfinedAge": "0s", "workloadCooldown": "1s" } } }))
+    .expect("policy");
+    Api::<seccomp_sentinel::api::SeccompPolicy>::all(ctx.client.clone())
+        .create(&PostParams::default(), &policy)
+        .await
+        .expect("policy");
+    policy_name
+}
+
+async fn delete_policy(ctx: &support::TestContext, name: &str) {
+    let _ = Api::<seccomp_sentinel::api::SeccompPolicy>::all(ctx.client.clone())
+        .delete(name, &Default::default())
+        .await;
+}
+
+/// Waits until `web-old` is gone and the only pod is its running replacement.
+async fn running_replacement(pods: &Api<Pod>) -> Pod {
+    let replacement = wait_for("the eviction and a running replacement", TIMEOUT, || async {
+        let list = pods.list(&Default::default()).await.ok()?.items;
+        let [only] = list.as_slice() else { return None };
+        let running = only.status.as_ref()?.phase.as_deref() == Some("Running");
+        (only.name_any() != "web-old" && running).then(|| only.clone())
+    })
+    .await;
+    wait_running(pods, &replacement.name_any()).await
+}
+
 #[tokio::test]
 async fn an_evicted_pod_comes_back_confined_on_the_node() {
     let nodes = nodes::nodes();
@@ -486,45 +542,15 @@ async fn an_evicted_pod_comes_back_confined_on_the_node() {
     )
     .spec
     .expect("spec");
-    let rs: k8s_openapi::api::apps::v1::ReplicaSet = serde_json::from_value(json!({
-        "metadata": { "name": "web" },
-        "spec": { "replicas": 1, "selector": { "matchLabels": { "app": "web" } },
-            "template": { "metadata": { "labels": { "app": "web" } }, "spec": template_spec } } }))
-    .expect("rs");
-    ctx.api::<k8s_openapi::api::apps::v1::ReplicaSet>()
-        .create(&PostParams::default(), &rs)
-        .await
-        .expect("rs");
-    wait_for("adoption", TIMEOUT, || async {
-        let p = pods.get("web-old").await.ok()?;
-        p.owner_references()
-            .iter()
-            .any(|o| o.kind == "ReplicaSet")
-            .then_some(())
-    })
+    adopt_web_old(
+        &ctx,
+        json!({ "metadata": { "labels": { "app": "web" } }, "spec": template_spec }),
+    )
     .await;
-    let policy_name = format!("{}-evict", ctx.ns);
-    let policy: seccomp_sentinel::api::SeccompPolicy = serde_json::from_value(json!({
-        "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompPolicy",
-        "metadata": { "name": policy_name, "labels": { support::POLICY_LABEL: ctx.ns } },
-        "spec": { "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ctx.ns } },
-                  "action": "Evict", "eviction": { "minUnconfinedAge": "0s", "workloadCooldown": "1s" } } }))
-    .expect("policy");
-    let policies: Api<seccomp_sentinel::api::SeccompPolicy> = Api::all(ctx.client.clone());
-    policies
-        .create(&PostParams::default(), &policy)
-        .await
-        .expect("policy");
+    let policy_name = create_evict_policy(&ctx).await;
     let operator = Operator::for_namespace(&ctx).await;
 
-    let replacement = wait_for("the eviction and a running replacement", TIMEOUT, || async {
-        let list = pods.list(&Default::default()).await.ok()?.items;
-        let [only] = list.as_slice() else { return None };
-        let running = only.status.as_ref()?.phase.as_deref() == Some("Running");
-        (only.name_any() != "web-old" && running).then(|| only.clone())
-    })
-    .await;
-    let replacement = wait_running(&pods, &replacement.name_any()).await;
+    let replacement = running_replacement(&pods).await;
     let view = kernel_view(&nodes.a, &container_id(&replacement, "app"));
     assert_eq!(
         view.proc_seccomp,
@@ -550,7 +576,7 @@ async fn an_evicted_pod_comes_back_confined_on_the_node() {
     );
     assert_eq!(announced("EvictionSkipped"), "", "a Warning after the eviction");
     operator.stop().await;
-    let _ = policies.delete(&policy_name, &Default::default()).await;
+    delete_policy(&ctx, &policy_name).await;
 }
 
 /// A template that asks for no profile is confined only where the kubelet runs with
@@ -586,33 +612,12 @@ async fn a_template_confined_only_by_some_nodes_kubelet_default_is_not_trusted_e
         );
         json!({ "metadata": { "labels": { "app": "web" } }, "spec": spec })
     };
-    let rs: k8s_openapi::api::apps::v1::ReplicaSet = serde_json::from_value(json!({
-        "metadata": { "name": "web" },
-        "spec": { "replicas": 1, "selector": { "matchLabels": { "app": "web" } },
-                  "template": template(json!({ "seccomp.sentinel.dev/test-node": "true" })) } }))
-    .expect("rs");
-    let sets: Api<k8s_openapi::api::apps::v1::ReplicaSet> = ctx.api();
-    sets.create(&PostParams::default(), &rs).await.expect("rs");
-    wait_for("adoption", TIMEOUT, || async {
-        let p = pods.get("web-old").await.ok()?;
-        p.owner_references()
-            .iter()
-            .any(|o| o.kind == "ReplicaSet")
-            .then_some(())
-    })
+    adopt_web_old(
+        &ctx,
+        template(json!({ "seccomp.sentinel.dev/test-node": "true" })),
+    )
     .await;
-    let policy_name = format!("{}-evict", ctx.ns);
-    let policy: seccomp_sentinel::api::SeccompPolicy = serde_json::from_value(json!({
-        "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompPolicy",
-        "metadata": { "name": policy_name, "labels": { support::POLICY_LABEL: ctx.ns } },
-        "spec": { "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ctx.ns } },
-                  "action": "Evict", "eviction": { "minUnconfinedAge": "0s", "workloadCooldown": "1s" } } }))
-    .expect("policy");
-    let policies: Api<seccomp_sentinel::api::SeccompPolicy> = Api::all(ctx.client.clone());
-    policies
-        .create(&PostParams::default(), &policy)
-        .await
-        .expect("policy");
+    let policy_name = create_evict_policy(&ctx).await;
     let operator = Operator::for_namespace(&ctx).await;
 
     let skipped = crate::policies::policy_result(&ctx, "web-old", &policy_name, |r| {
@@ -630,20 +635,15 @@ async fn a_template_confined_only_by_some_nodes_kubelet_default_is_not_trusted_e
     // The template now selects node b only: the replacement starts where the default confines it.
     let only_b = json!({ "spec": { "template": template(json!({
         "seccomp.sentinel.dev/test-node": "true", "kubernetes.io/hostname": nodes.b.name })) } });
-    sets.patch(
-        "web",
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(&only_b),
-    )
-    .await
-    .expect("patch the template");
-    let replacement = wait_for("the eviction and a running replacement", TIMEOUT, || async {
-        let list = pods.list(&Default::default()).await.ok()?.items;
-        let [only] = list.as_slice() else { return None };
-        let running = only.status.as_ref()?.phase.as_deref() == Some("Running");
-        (only.name_any() != "web-old" && running).then(|| only.clone())
-    })
-    .await;
+    ctx.api::<k8s_openapi::api::apps::v1::ReplicaSet>()
+        .patch(
+            "web",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&only_b),
+        )
+        .await
+        .expect("patch the template");
+    let replacement = running_replacement(&pods).await;
     assert_eq!(
         replacement.spec.as_ref().and_then(|s| s.node_name.as_deref()),
         Some(nodes.b.name.as_str())
@@ -662,7 +662,7 @@ async fn a_template_confined_only_by_some_nodes_kubelet_default_is_not_trusted_e
     .await;
     assert_eq!(operator.evictions(), 1);
     operator.stop().await;
-    let _ = policies.delete(&policy_name, &Default::default()).await;
+    delete_policy(&ctx, &policy_name).await;
 }
 
 /// A pod recreated under the same name (as a StatefulSet's is) gets a status of its own: nothing

@@ -72,18 +72,11 @@ mod tests {
         }
     }
 
-    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
     #[test]
     fn the_replacement_may_start_on_any_node_the_template_reaches() {
         use KubeletSeccompDefault::{False, True, Unknown};
         let pool = |pool: &str| NodePlacement {
-            labels: labels(&[("pool", pool)]),
+            labels: BTreeMap::from([("pool".to_string(), pool.to_string())]),
             ..NodePlacement::default()
         };
         let hardened = node(True);
@@ -104,7 +97,7 @@ mod tests {
         };
         let any = TemplatePlacement::default();
         let app_pool = TemplatePlacement {
-            node_selector: labels(&[("pool", "app")]),
+            node_selector: BTreeMap::from([("pool".to_string(), "app".to_string())]),
             ..TemplatePlacement::default()
         };
         let tolerating = TemplatePlacement {
