@@ -11,7 +11,7 @@ use crate::{
     agent::{AGENT_MANAGER, KUBELET_DEFAULT_ANNOTATION},
     api::KubeletSeccompDefault,
     engine::{NodeFacts, kubelet_minor},
-    policy::NodePlacement,
+    policy::{NodePlacement, Taint},
 };
 
 /// The annotations of a Node that the operator reads: the node agent's.
@@ -36,13 +36,7 @@ pub struct NodeWire {
 #[serde(default)]
 pub struct NodeSpecWire {
     pub unschedulable: bool,
-    pub taints: Vec<TaintWire>,
-}
-
-#[derive(Deserialize, Clone, Debug, Default)]
-#[serde(default)]
-pub struct TaintWire {
-    pub effect: String,
+    pub taints: Vec<Taint>,
 }
 
 impl WatchedKind for NodeWire {
@@ -112,11 +106,15 @@ impl NodeWire {
             labels: self.metadata.meta.labels.clone(),
             cordoned: spec.is_some_and(|s| s.unschedulable),
             // PreferNoSchedule keeps no pod away.
-            tainted: spec.is_some_and(|s| {
-                s.taints
-                    .iter()
-                    .any(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
-            }),
+            taints: spec
+                .map(|s| {
+                    s.taints
+                        .iter()
+                        .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 
@@ -169,9 +167,16 @@ mod tests {
             .placement()
         };
         let taint = |effect: &str| serde_json::json!({ "taints": [{ "key": "k", "effect": effect }] });
-        assert!(placement(taint("NoSchedule")).tainted);
-        assert!(placement(taint("NoExecute")).tainted);
-        assert!(!placement(taint("PreferNoSchedule")).tainted);
+        assert_eq!(
+            placement(taint("NoSchedule")).taints,
+            vec![Taint {
+                key: "k".into(),
+                value: String::new(),
+                effect: "NoSchedule".into()
+            }]
+        );
+        assert_eq!(placement(taint("NoExecute")).taints.len(), 1);
+        assert!(placement(taint("PreferNoSchedule")).taints.is_empty());
         assert!(placement(serde_json::json!({ "unschedulable": true })).cordoned);
         assert_eq!(placement(serde_json::json!({})), NodePlacement::default());
     }
@@ -199,7 +204,8 @@ mod tests {
         );
         assert!(node.annotation_owners("seccomp.sentinel.dev/other").is_empty());
         let placement = node.placement();
-        assert!(placement.tainted && !placement.cordoned);
+        assert_eq!(placement.taints.len(), 1);
+        assert!(!placement.cordoned);
         assert_eq!(
             placement.labels.get("kubernetes.io/os").map(String::as_str),
             Some("linux")

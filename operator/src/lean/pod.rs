@@ -54,8 +54,8 @@ pub struct PodSpecWire {
     pub ephemeral_containers: Vec<ContainerWire>,
     /// Read for templates: where their pods may start (see [`crate::policy::TemplatePlacement`]).
     pub node_selector: std::collections::BTreeMap<String, String>,
-    /// Only whether there are any: each is skipped while reading.
-    pub tolerations: Vec<serde::de::IgnoredAny>,
+    /// Read for templates, as `node_selector`.
+    pub tolerations: Vec<crate::policy::Toleration>,
 }
 
 impl PodSpecWire {
@@ -64,7 +64,7 @@ impl PodSpecWire {
         crate::policy::TemplatePlacement {
             node_name: self.node_name.clone().filter(|n| !n.is_empty()),
             node_selector: self.node_selector.clone(),
-            tolerates: !self.tolerations.is_empty(),
+            tolerations: self.tolerations.clone(),
         }
     }
 }
@@ -227,10 +227,12 @@ mod tests {
             "containers": [{ "name": "app" }]
         }));
         assert_eq!(placed.node_selector.get("pool").map(String::as_str), Some("app"));
-        assert!(placed.tolerates && placed.node_name.is_none());
+        assert_eq!(placed.tolerations.len(), 1);
+        assert_eq!(placed.tolerations[0].key, "dedicated");
+        assert!(placed.node_name.is_none());
         let pinned = spec(serde_json::json!({ "nodeName": "n1", "tolerations": [] }));
         assert_eq!(pinned.node_name.as_deref(), Some("n1"));
-        assert!(!pinned.tolerates);
+        assert!(pinned.tolerations.is_empty());
         assert_eq!(spec(serde_json::json!({ "nodeName": "" })).node_name, None);
     }
 

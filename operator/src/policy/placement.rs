@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
+
 use crate::{api::KubeletSeccompDefault, engine::NodeFacts};
 
 /// What decides whether the scheduler may start a new pod on a node.
@@ -12,8 +14,41 @@ pub struct NodePlacement {
     pub labels: BTreeMap<String, String>,
     /// `spec.unschedulable` (cordoned): no new pod of a workload starts there.
     pub cordoned: bool,
-    /// Carries a `NoSchedule` or `NoExecute` taint: only pods tolerating it start there.
-    pub tainted: bool,
+    /// Its `NoSchedule` and `NoExecute` taints: only pods tolerating each start there.
+    pub taints: Vec<Taint>,
+}
+
+/// A node's taint.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Taint {
+    pub key: String,
+    pub value: String,
+    pub effect: String,
+}
+
+/// A pod's toleration.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Toleration {
+    pub key: String,
+    pub operator: String,
+    pub value: String,
+    pub effect: String,
+}
+
+impl Toleration {
+    /// Matched as the scheduler matches them: an empty effect or key matches any, `Exists` any
+    /// value, `Equal` (the default) the same value. An operator this code does not know (a newer
+    /// release's) is taken to tolerate: a template then reaches more nodes, never fewer.
+    pub fn tolerates(&self, taint: &Taint) -> bool {
+        (self.effect.is_empty() || self.effect == taint.effect)
+            && (self.key.is_empty() || self.key == taint.key)
+            && match self.operator.as_str() {
+                "" | "Equal" => self.value == taint.value,
+                _ => true,
+            }
+    }
 }
 
 /// What of a pod template narrows the nodes its pods may start on.
@@ -23,9 +58,8 @@ pub struct TemplatePlacement {
     pub node_name: Option<String>,
     /// `spec.nodeSelector`.
     pub node_selector: BTreeMap<String, String>,
-    /// The template tolerates some taint. Tolerations are not matched one by one: such a template
-    /// is taken to reach every tainted node, which can only hold back an eviction.
-    pub tolerates: bool,
+    /// `spec.tolerations`.
+    pub tolerations: Vec<Toleration>,
 }
 
 impl TemplatePlacement {
@@ -37,7 +71,10 @@ impl TemplatePlacement {
         }
         !node.windows
             && !placement.cordoned
-            && (self.tolerates || !placement.tainted)
+            && placement
+                .taints
+                .iter()
+                .all(|taint| self.tolerations.iter().any(|t| t.tolerates(taint)))
             && self
                 .node_selector
                 .iter()
@@ -72,6 +109,43 @@ mod tests {
         }
     }
 
+    fn taint(key: &str, value: &str, effect: &str) -> Taint {
+        Taint {
+            key: key.into(),
+            value: value.into(),
+            effect: effect.into(),
+        }
+    }
+
+    fn toleration(key: &str, operator: &str, value: &str, effect: &str) -> Toleration {
+        Toleration {
+            key: key.into(),
+            operator: operator.into(),
+            value: value.into(),
+            effect: effect.into(),
+        }
+    }
+
+    #[test]
+    fn tolerations_match_taints_as_the_scheduler_matches_them() {
+        let db = taint("dedicated", "db", "NoSchedule");
+        let cases = [
+            (toleration("dedicated", "Equal", "db", "NoSchedule"), true),
+            (toleration("dedicated", "", "db", ""), true),
+            (toleration("dedicated", "Equal", "web", "NoSchedule"), false),
+            (toleration("dedicated", "Exists", "", "NoSchedule"), true),
+            (toleration("dedicated", "Exists", "", "NoExecute"), false),
+            (toleration("other", "Exists", "", ""), false),
+            // An empty key with Exists tolerates every taint.
+            (toleration("", "Exists", "", ""), true),
+            // An operator of a later release: taken to tolerate.
+            (toleration("dedicated", "Gt", "1", ""), true),
+        ];
+        for (t, expected) in cases {
+            assert_eq!(t.tolerates(&db), expected, "{t:?}");
+        }
+    }
+
     #[test]
     fn the_replacement_may_start_on_any_node_the_template_reaches() {
         use KubeletSeccompDefault::{False, True, Unknown};
@@ -92,7 +166,7 @@ mod tests {
             ..pool("app")
         };
         let tainted = NodePlacement {
-            tainted: true,
+            taints: vec![taint("dedicated", "db", "NoSchedule")],
             ..pool("app")
         };
         let any = TemplatePlacement::default();
@@ -101,7 +175,11 @@ mod tests {
             ..TemplatePlacement::default()
         };
         let tolerating = TemplatePlacement {
-            tolerates: true,
+            tolerations: vec![toleration("dedicated", "Exists", "", "")],
+            ..app_pool.clone()
+        };
+        let tolerating_other = TemplatePlacement {
+            tolerations: vec![toleration("gpu", "Exists", "", "")],
             ..app_pool.clone()
         };
         let pinned = TemplatePlacement {
@@ -164,10 +242,16 @@ mod tests {
                 None,
             ),
             (
-                "tainted, some toleration",
+                "tainted, tolerated",
                 vec![("a", &hardened, &app), ("b", &plain, &tainted)],
                 &tolerating,
                 Some("b"),
+            ),
+            (
+                "tainted, another taint tolerated",
+                vec![("a", &hardened, &app), ("b", &plain, &tainted)],
+                &tolerating_other,
+                None,
             ),
             (
                 "windows",
