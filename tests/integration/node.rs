@@ -583,8 +583,8 @@ async fn an_evicted_pod_comes_back_confined_on_the_node() {
 /// `seccompDefault`. The pod runs unconfined on node b, whose kubelet has it, and its ReplicaSet's
 /// template (edited since) asks for nothing: judged on node b alone, the template looked confined
 /// and the pod was evicted, although the scheduler may start the replacement on node a, whose
-/// kubelet does not confine it. Once the template selects node b only, the pod is evicted and its
-/// replacement starts there, confined by the kubelet's default.
+/// kubelet does not confine it. Once the template's required node affinity keeps it off node a, the
+/// pod is evicted and its replacement starts on node b, confined by the kubelet's default.
 #[tokio::test]
 async fn a_template_confined_only_by_some_nodes_kubelet_default_is_not_trusted_elsewhere() {
     let nodes = nodes::nodes();
@@ -600,23 +600,23 @@ async fn a_template_confined_only_by_some_nodes_kubelet_default_is_not_trusted_e
     pods.create(&PostParams::default(), &old).await.expect("pod");
     wait_running(&pods, "web-old").await;
     // Asks for no profile; may start on either test node (the scheduler places it).
-    let template = |selector: serde_json::Value| {
+    let template = |affinity: serde_json::Value| {
         let mut spec =
             serde_json::to_value(pod("t", "", REPORT, json!({})).spec.expect("spec")).expect("spec");
         let spec = spec.as_object_mut().expect("object");
         spec.remove("nodeName");
-        spec.insert("nodeSelector".into(), selector);
+        spec.insert(
+            "nodeSelector".into(),
+            json!({ "seccomp.sentinel.dev/test-node": "true" }),
+        );
+        spec.insert("affinity".into(), affinity);
         spec.insert(
             "tolerations".into(),
             json!([{ "key": "seccomp.sentinel.dev/test-node", "operator": "Exists", "effect": "NoSchedule" }]),
         );
         json!({ "metadata": { "labels": { "app": "web" } }, "spec": spec })
     };
-    adopt_web_old(
-        &ctx,
-        template(json!({ "seccomp.sentinel.dev/test-node": "true" })),
-    )
-    .await;
+    adopt_web_old(&ctx, template(json!({}))).await;
     let policy_name = create_evict_policy(&ctx).await;
     let operator = Operator::for_namespace(&ctx).await;
 
@@ -632,9 +632,11 @@ async fn a_template_confined_only_by_some_nodes_kubelet_default_is_not_trusted_e
     );
     assert_eq!(operator.evictions(), 0);
 
-    // The template now selects node b only: the replacement starts where the default confines it.
-    let only_b = json!({ "spec": { "template": template(json!({
-        "seccomp.sentinel.dev/test-node": "true", "kubernetes.io/hostname": nodes.b.name })) } });
+    // The template now keeps off node a: the replacement starts where the default confines it.
+    let only_b = json!({ "spec": { "template": template(json!({ "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": { "nodeSelectorTerms": [
+            { "matchExpressions": [{ "key": "kubernetes.io/hostname", "operator": "NotIn", "values": [nodes.a.name] }] }
+        ] } } })) } });
     ctx.api::<k8s_openapi::api::apps::v1::ReplicaSet>()
         .patch(
             "web",

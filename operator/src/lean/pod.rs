@@ -56,6 +56,26 @@ pub struct PodSpecWire {
     pub node_selector: std::collections::BTreeMap<String, String>,
     /// Read for templates, as `node_selector`.
     pub tolerations: Vec<crate::policy::Toleration>,
+    /// Read for templates, as `node_selector`: only the required node affinity.
+    pub affinity: Option<AffinityWire>,
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AffinityWire {
+    pub node_affinity: Option<NodeAffinityWire>,
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct NodeAffinityWire {
+    pub required_during_scheduling_ignored_during_execution: Option<NodeSelectorWire>,
+}
+
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct NodeSelectorWire {
+    pub node_selector_terms: Vec<crate::policy::NodeSelectorTerm>,
 }
 
 impl PodSpecWire {
@@ -65,6 +85,15 @@ impl PodSpecWire {
             node_name: self.node_name.clone().filter(|n| !n.is_empty()),
             node_selector: self.node_selector.clone(),
             tolerations: self.tolerations.clone(),
+            // The API refuses a required affinity without terms; were one stored, it is read as
+            // none, which reaches more nodes.
+            required_terms: self
+                .affinity
+                .as_ref()
+                .and_then(|a| a.node_affinity.as_ref())
+                .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref())
+                .map(|r| r.node_selector_terms.clone())
+                .filter(|terms| !terms.is_empty()),
         }
     }
 }
@@ -223,16 +252,20 @@ mod tests {
         let placed = spec(serde_json::json!({
             "nodeSelector": { "pool": "app" },
             "tolerations": [{ "key": "dedicated", "operator": "Exists", "effect": "NoSchedule" }],
-            "affinity": { "nodeAffinity": {} },
+            "affinity": { "nodeAffinity": { "requiredDuringSchedulingIgnoredDuringExecution": { "nodeSelectorTerms": [
+                { "matchExpressions": [{ "key": "zone", "operator": "In", "values": ["a"] }] }] } },
+                          "podAntiAffinity": { "requiredDuringSchedulingIgnoredDuringExecution": [] } },
             "containers": [{ "name": "app" }]
         }));
         assert_eq!(placed.node_selector.get("pool").map(String::as_str), Some("app"));
         assert_eq!(placed.tolerations.len(), 1);
         assert_eq!(placed.tolerations[0].key, "dedicated");
         assert!(placed.node_name.is_none());
+        let terms = placed.required_terms.expect("terms");
+        assert_eq!(terms[0].match_expressions[0].values, ["a"]);
         let pinned = spec(serde_json::json!({ "nodeName": "n1", "tolerations": [] }));
         assert_eq!(pinned.node_name.as_deref(), Some("n1"));
-        assert!(pinned.tolerations.is_empty());
+        assert!(pinned.tolerations.is_empty() && pinned.required_terms.is_none());
         assert_eq!(spec(serde_json::json!({ "nodeName": "" })).node_name, None);
     }
 

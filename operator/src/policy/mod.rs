@@ -17,7 +17,10 @@ pub use eviction::{
     PolicyLedger, RESUME_ANNOTATION, REVISION_LABEL, Reservation, SYSTEM_NAMESPACES, StatefulRollout,
     WARMING_UP, eviction_verdict, reserve_eviction, resume_time, stateful_rollout_verdict,
 };
-pub use placement::{NodePlacement, Taint, TemplatePlacement, Toleration, node_without_seccomp_default};
+pub use placement::{
+    NodePlacement, NodeSelectorRequirement, NodeSelectorTerm, Taint, TemplatePlacement, Toleration,
+    node_without_seccomp_default,
+};
 
 use crate::api::{
     ContainerKind, ContainerSeccomp, PolicyAction, PolicyActionMode, PolicyResult, ProfileStrength,

@@ -51,6 +51,59 @@ impl Toleration {
     }
 }
 
+/// One term of `requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct NodeSelectorTerm {
+    pub match_expressions: Vec<NodeSelectorRequirement>,
+    pub match_fields: Vec<NodeSelectorRequirement>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct NodeSelectorRequirement {
+    pub key: String,
+    pub operator: String,
+    pub values: Vec<String>,
+}
+
+impl NodeSelectorRequirement {
+    /// Whether `value` (the label's or field's, if the node has it) satisfies the requirement, as
+    /// the scheduler reads it. An operator this code does not know is taken to match.
+    fn matches(&self, value: Option<&str>) -> bool {
+        let number = |v: &str| v.parse::<i64>().ok();
+        let bound = || match self.values.as_slice() {
+            [only] => number(only),
+            _ => None,
+        };
+        match self.operator.as_str() {
+            "In" => value.is_some_and(|v| self.values.iter().any(|x| x == v)),
+            "NotIn" => value.is_none_or(|v| self.values.iter().all(|x| x != v)),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            "Gt" => matches!((value.and_then(number), bound()), (Some(v), Some(b)) if v > b),
+            "Lt" => matches!((value.and_then(number), bound()), (Some(v), Some(b)) if v < b),
+            _ => true,
+        }
+    }
+}
+
+impl NodeSelectorTerm {
+    /// All its requirements hold; a term that requires nothing matches no node. Fields other than
+    /// `metadata.name` are not known to the scheduler: such a requirement is taken to match.
+    fn matches(&self, name: &str, labels: &BTreeMap<String, String>) -> bool {
+        (!self.match_expressions.is_empty() || !self.match_fields.is_empty())
+            && self
+                .match_expressions
+                .iter()
+                .all(|r| r.matches(labels.get(&r.key).map(String::as_str)))
+            && self
+                .match_fields
+                .iter()
+                .all(|r| r.key != "metadata.name" || r.matches(Some(name)))
+    }
+}
+
 /// What of a pod template narrows the nodes its pods may start on.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TemplatePlacement {
@@ -58,13 +111,16 @@ pub struct TemplatePlacement {
     pub node_name: Option<String>,
     /// `spec.nodeSelector`.
     pub node_selector: BTreeMap<String, String>,
+    /// The required node affinity's terms (one must match), if it has any.
+    pub required_terms: Option<Vec<NodeSelectorTerm>>,
     /// `spec.tolerations`.
     pub tolerations: Vec<Toleration>,
 }
 
 impl TemplatePlacement {
-    /// Whether a new pod of the template may start on a node. Required node affinity is not read:
-    /// a template is taken to reach more nodes than it does, never fewer.
+    /// Whether a new pod of the template may start on a node: the filters of the scheduler that
+    /// read the node's labels, name, cordon and taints. Where in doubt, it may: a template is
+    /// taken to reach more nodes than it does, never fewer.
     pub fn may_start_on(&self, name: &str, node: &NodeFacts, placement: &NodePlacement) -> bool {
         if let Some(pinned) = &self.node_name {
             return pinned == name;
@@ -79,6 +135,10 @@ impl TemplatePlacement {
                 .node_selector
                 .iter()
                 .all(|(key, value)| placement.labels.get(key) == Some(value))
+            && self
+                .required_terms
+                .as_ref()
+                .is_none_or(|terms| terms.iter().any(|t| t.matches(name, &placement.labels)))
     }
 }
 
@@ -144,6 +204,84 @@ mod tests {
         for (t, expected) in cases {
             assert_eq!(t.tolerates(&db), expected, "{t:?}");
         }
+    }
+
+    fn requirement(key: &str, operator: &str, values: &[&str]) -> NodeSelectorRequirement {
+        NodeSelectorRequirement {
+            key: key.into(),
+            operator: operator.into(),
+            values: values.iter().map(|v| v.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn required_node_affinity_is_read_as_the_scheduler_reads_it() {
+        let labels = BTreeMap::from([
+            ("zone".to_string(), "a".to_string()),
+            ("cores".to_string(), "8".to_string()),
+        ]);
+        let expressions = |r: Vec<NodeSelectorRequirement>| NodeSelectorTerm {
+            match_expressions: r,
+            match_fields: Vec::new(),
+        };
+        let cases = [
+            (expressions(vec![requirement("zone", "In", &["a", "b"])]), true),
+            (expressions(vec![requirement("zone", "In", &["b"])]), false),
+            (expressions(vec![requirement("pool", "In", &["b"])]), false),
+            (expressions(vec![requirement("zone", "NotIn", &["b"])]), true),
+            (expressions(vec![requirement("pool", "NotIn", &["b"])]), true),
+            (expressions(vec![requirement("zone", "Exists", &[])]), true),
+            (expressions(vec![requirement("zone", "DoesNotExist", &[])]), false),
+            (expressions(vec![requirement("cores", "Gt", &["4"])]), true),
+            (expressions(vec![requirement("cores", "Lt", &["4"])]), false),
+            (expressions(vec![requirement("zone", "Gt", &["4"])]), false),
+            (expressions(vec![requirement("zone", "Unknown", &[])]), true),
+            // Every requirement of a term must hold.
+            (
+                expressions(vec![
+                    requirement("zone", "In", &["a"]),
+                    requirement("cores", "Lt", &["4"]),
+                ]),
+                false,
+            ),
+            // A term that requires nothing matches no node.
+            (expressions(Vec::new()), false),
+            (
+                NodeSelectorTerm {
+                    match_expressions: Vec::new(),
+                    match_fields: vec![requirement("metadata.name", "In", &["n1"])],
+                },
+                true,
+            ),
+            (
+                NodeSelectorTerm {
+                    match_expressions: Vec::new(),
+                    match_fields: vec![requirement("metadata.name", "NotIn", &["n1"])],
+                },
+                false,
+            ),
+        ];
+        for (term, expected) in cases {
+            assert_eq!(term.matches("n1", &labels), expected, "{term:?}");
+        }
+        // One of the terms must match.
+        let template = TemplatePlacement {
+            required_terms: Some(vec![
+                expressions(vec![requirement("zone", "In", &["b"])]),
+                expressions(vec![requirement("zone", "In", &["a"])]),
+            ]),
+            ..TemplatePlacement::default()
+        };
+        let placement = NodePlacement {
+            labels,
+            ..NodePlacement::default()
+        };
+        assert!(template.may_start_on("n1", &NodeFacts::default(), &placement));
+        let elsewhere = TemplatePlacement {
+            required_terms: Some(vec![expressions(vec![requirement("zone", "In", &["b"])])]),
+            ..TemplatePlacement::default()
+        };
+        assert!(!elsewhere.may_start_on("n1", &NodeFacts::default(), &placement));
     }
 
     #[test]
