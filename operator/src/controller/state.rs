@@ -709,37 +709,36 @@ impl State {
     /// [`State::replacement_node_without_seccomp_default`]). A deleted Node's facts stay while
     /// pods run on it (see `gone_nodes`), but no new pod starts there.
     pub fn apply_node(&mut self, name: &str, node: Option<KnownNode>) -> Vec<PodKey> {
-        let before = self
-            .nodes
-            .get(name)
-            .filter(|_| !self.gone_nodes.contains_key(name))
-            .cloned();
-        let changed = match node {
-            Some(node) => {
-                self.gone_nodes.remove(name);
-                self.nodes.insert(name.to_string(), node.clone()).as_ref() != Some(&node)
+        let Some(node) = node else {
+            if !self.nodes.contains_key(name) {
+                return Vec::new();
             }
-            None if self.nodes.contains_key(name) => {
-                let on_node = self
-                    .pods_where(|_, p| p.view.node_name.as_deref() == Some(name))
-                    .len();
-                if on_node > 0 {
-                    self.gone_nodes.insert(name.to_string(), on_node);
-                } else {
-                    self.forget_node(name);
-                }
-                // Its pods keep their facts; evictions elsewhere may depend on it.
-                return self.pods_planned_on_placement();
+            let on_node = self
+                .pods_where(|_, p| p.view.node_name.as_deref() == Some(name))
+                .len();
+            if on_node > 0 {
+                self.gone_nodes.insert(name.to_string(), on_node);
+            } else {
+                self.forget_node(name);
             }
-            None => false,
+            // Its pods keep their facts; evictions elsewhere may depend on it.
+            return self.pods_planned_on_placement();
         };
-        if !changed {
-            return Vec::new();
-        }
-        let after = self.nodes.get(name);
-        let mut pods = self.pods_where(|_, p| p.view.node_name.as_deref() == Some(name));
-        let placement_changed =
-            before.as_ref().map(KnownNode::where_pods_start) != after.map(KnownNode::where_pods_start);
+        // A node kept only for its pods was no place for new ones.
+        let was_gone = self.gone_nodes.remove(name).is_some();
+        let (changed, placement_changed) = match self.nodes.get(name) {
+            Some(old) => (
+                *old != node,
+                was_gone || old.where_pods_start() != node.where_pods_start(),
+            ),
+            None => (true, true),
+        };
+        self.nodes.insert(name.to_string(), node);
+        let mut pods = if changed {
+            self.pods_where(|_, p| p.view.node_name.as_deref() == Some(name))
+        } else {
+            Vec::new()
+        };
         if placement_changed {
             pods.extend(self.pods_planned_on_placement());
             pods.sort_unstable();
@@ -1469,9 +1468,21 @@ mod tests {
         state.apply_node("node-3", Some(KnownNode::default()));
         let on_3 = state.key("n", "on-3");
         state.apply_pod(&on_3, pod("u3", "node-3"));
-        assert_eq!(state.apply_node("node-3", None), vec![skipped]);
+        assert_eq!(state.apply_node("node-3", None), vec![skipped.clone()]);
         assert!(state.nodes.contains_key("node-3"));
         assert_eq!(state.replacement_node_without_seccomp_default(&any), None);
+        // Registered again as it was: its pods have nothing new, the skipped pod has.
+        assert_eq!(
+            state.apply_node("node-3", Some(KnownNode::default())),
+            vec![skipped]
+        );
+        assert_eq!(
+            state
+                .replacement_node_without_seccomp_default(&any)
+                .map(|(n, _)| n),
+            Some("node-3")
+        );
+        state.apply_node("node-3", None);
         // Kubelet facts alone (its version) do not change where pods start: nothing runs on
         // node-2, and nothing else is planned again.
         let newer = KnownNode {
