@@ -511,8 +511,8 @@ fn evict_decision(
             action: PolicyAction::EvictionSkipped,
             note: format!(
                 "TemplateUnconfined: the template is confined only by the kubelet's seccomp \
-                 default, which node {node} does not apply, and a replacement may start there: set \
-                 a profile in the template"
+                 default, which the kubelet of node {node} does not set, and a replacement may \
+                 start there: set a profile in the template"
             ),
             retry: None,
             evict: false,
