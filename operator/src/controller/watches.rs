@@ -30,7 +30,7 @@ use crate::{
         Decoded, InvalidObject, WatchedKind,
         cluster::{NamespaceWire, PolicyWire, SccWire, SeccompProfileWire, WorkloadKind, WorkloadWire},
         node::NodeWire,
-        pod::{PodSpecWire, PodWire},
+        pod::{PodWire, TemplateSpecWire},
         status::StatusWire,
     },
     status::{self, StoredStatus},
@@ -582,7 +582,11 @@ impl<K: WorkloadKind + Default + Send + Sync + 'static> Handler<WorkloadWire<K>>
             key.clone(),
         );
         let template = workload.spec.template.as_ref().map(|t| {
-            let placement = t.spec.as_ref().map(PodSpecWire::placement).unwrap_or_default();
+            let placement = t
+                .spec
+                .as_ref()
+                .map(TemplateSpecWire::placement)
+                .unwrap_or_default();
             (PodView::from_template(t), placement)
         });
         let rollout = workload.stateful_rollout();

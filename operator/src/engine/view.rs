@@ -125,7 +125,11 @@ impl PodView {
 
     /// The view of a workload's pod template (no node, no status).
     pub fn from_template(template: &PodTemplateWire) -> Self {
-        Self::build(&template.metadata.annotations, template.spec.as_ref(), None)
+        Self::build(
+            &template.metadata.annotations,
+            template.spec.as_ref().map(|s| &s.pod),
+            None,
+        )
     }
 
     fn build(

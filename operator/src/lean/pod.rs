@@ -52,12 +52,39 @@ pub struct PodSpecWire {
     pub containers: Vec<ContainerWire>,
     pub init_containers: Vec<ContainerWire>,
     pub ephemeral_containers: Vec<ContainerWire>,
-    /// Read for templates: where their pods may start (see [`crate::policy::TemplatePlacement`]).
+}
+
+/// A template's spec: what the pods read, and where new pods may start. Pods skip the latter while
+/// reading (it is read for templates only, whose pods are not placed yet).
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TemplateSpecWire {
+    #[serde(flatten)]
+    pub pod: PodSpecWire,
     pub node_selector: std::collections::BTreeMap<String, String>,
-    /// Read for templates, as `node_selector`.
     pub tolerations: Vec<crate::policy::Toleration>,
-    /// Read for templates, as `node_selector`: only the required node affinity.
+    /// Only the required node affinity is read.
     pub affinity: Option<AffinityWire>,
+}
+
+impl TemplateSpecWire {
+    /// Where new pods of this template may start, as far as the operator reads it.
+    pub fn placement(&self) -> crate::policy::TemplatePlacement {
+        crate::policy::TemplatePlacement {
+            node_name: self.pod.node_name.clone().filter(|n| !n.is_empty()),
+            node_selector: self.node_selector.clone(),
+            tolerations: self.tolerations.clone(),
+            // The API refuses a required affinity without terms; were one stored, it is read as
+            // none, which reaches more nodes.
+            required_terms: self
+                .affinity
+                .as_ref()
+                .and_then(|a| a.node_affinity.as_ref())
+                .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref())
+                .map(|r| r.node_selector_terms.clone())
+                .filter(|terms| !terms.is_empty()),
+        }
+    }
 }
 
 #[derive(Deserialize, Clone, Debug, Default)]
@@ -76,26 +103,6 @@ pub struct NodeAffinityWire {
 #[serde(rename_all = "camelCase", default)]
 pub struct NodeSelectorWire {
     pub node_selector_terms: Vec<crate::policy::NodeSelectorTerm>,
-}
-
-impl PodSpecWire {
-    /// Where new pods of this spec may start, as far as the operator reads it.
-    pub fn placement(&self) -> crate::policy::TemplatePlacement {
-        crate::policy::TemplatePlacement {
-            node_name: self.node_name.clone().filter(|n| !n.is_empty()),
-            node_selector: self.node_selector.clone(),
-            tolerations: self.tolerations.clone(),
-            // The API refuses a required affinity without terms; were one stored, it is read as
-            // none, which reaches more nodes.
-            required_terms: self
-                .affinity
-                .as_ref()
-                .and_then(|a| a.node_affinity.as_ref())
-                .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref())
-                .map(|r| r.node_selector_terms.clone())
-                .filter(|terms| !terms.is_empty()),
-        }
-    }
 }
 
 #[derive(Deserialize, Clone, Debug, Default)]
@@ -235,7 +242,7 @@ pub struct WaitingWire {
 #[serde(default)]
 pub struct PodTemplateWire {
     pub metadata: Meta<PodAnnotations>,
-    pub spec: Option<PodSpecWire>,
+    pub spec: Option<TemplateSpecWire>,
 }
 
 #[cfg(test)]
@@ -245,10 +252,26 @@ mod tests {
     #[test]
     fn a_templates_placement_is_its_node_its_selector_and_whether_it_tolerates() {
         let spec = |spec: serde_json::Value| {
-            serde_json::from_value::<PodSpecWire>(spec)
+            serde_json::from_value::<TemplateSpecWire>(spec)
                 .expect("spec")
                 .placement()
         };
+        // Pods are placed already: they do not read where they may start, so nothing there can
+        // make one undecodable.
+        let pod: PodWire = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "p" },
+            "spec": { "tolerations": "odd", "affinity": 1, "nodeSelector": [], "containers": [{ "name": "app" }] }
+        }))
+        .expect("a pod skips placement fields");
+        assert_eq!(pod.spec.map(|s| s.containers.len()), Some(1));
+        let template: TemplateSpecWire = serde_json::from_value(serde_json::json!({
+            "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } },
+            "nodeSelector": { "pool": "app" },
+            "containers": [{ "name": "app" }]
+        }))
+        .expect("template");
+        assert_eq!(template.pod.containers.len(), 1);
+        assert!(template.pod.security_context.is_some());
         let placed = spec(serde_json::json!({
             "nodeSelector": { "pool": "app" },
             "tolerations": [{ "key": "dedicated", "operator": "Exists", "effect": "NoSchedule" }],
