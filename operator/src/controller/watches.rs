@@ -581,16 +581,15 @@ impl<K: WorkloadKind + Default + Send + Sync + 'static> Handler<WorkloadWire<K>>
             ),
             key.clone(),
         );
-        let template = workload.spec.template.as_ref().map(|t| {
-            let placement = t
-                .spec
-                .as_ref()
-                .map(TemplateSpecWire::placement)
-                .unwrap_or_default();
-            (PodView::from_template(t), placement)
-        });
         let rollout = workload.stateful_rollout();
         let replicas = workload.spec.replicas.unwrap_or(1);
+        let template = workload.spec.template.map(|t| {
+            let view = PodView::from_template(&t);
+            (
+                view,
+                t.spec.map(TemplateSpecWire::into_placement).unwrap_or_default(),
+            )
+        });
         state.apply_workload(
             key,
             template.map(|(template, placement)| super::state::WorkloadEntry {

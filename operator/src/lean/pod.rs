@@ -69,19 +69,18 @@ pub struct TemplateSpecWire {
 
 impl TemplateSpecWire {
     /// Where new pods of this template may start, as far as the operator reads it.
-    pub fn placement(&self) -> crate::policy::TemplatePlacement {
+    pub fn into_placement(self) -> crate::policy::TemplatePlacement {
         crate::policy::TemplatePlacement {
-            node_name: self.pod.node_name.clone().filter(|n| !n.is_empty()),
-            node_selector: self.node_selector.clone(),
-            tolerations: self.tolerations.clone(),
+            node_name: self.pod.node_name.filter(|n| !n.is_empty()),
+            node_selector: self.node_selector,
+            tolerations: self.tolerations,
             // The API refuses a required affinity without terms; were one stored, it is read as
             // none, which reaches more nodes.
             required_terms: self
                 .affinity
-                .as_ref()
-                .and_then(|a| a.node_affinity.as_ref())
-                .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref())
-                .map(|r| r.node_selector_terms.clone())
+                .and_then(|a| a.node_affinity)
+                .and_then(|n| n.required_during_scheduling_ignored_during_execution)
+                .map(|r| r.node_selector_terms)
                 .filter(|terms| !terms.is_empty()),
         }
     }
@@ -254,7 +253,7 @@ mod tests {
         let spec = |spec: serde_json::Value| {
             serde_json::from_value::<TemplateSpecWire>(spec)
                 .expect("spec")
-                .placement()
+                .into_placement()
         };
         // Pods are placed already: they do not read where they may start, so nothing there can
         // make one undecodable.

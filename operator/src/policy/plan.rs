@@ -260,17 +260,15 @@ pub fn plan(input: &PassInput<'_>) -> PodPlan {
                     .iter()
                     .any(|c| c.source == ProfileSource::KubeletDefault) =>
         {
-            (input.replacement_node_without_default)()
-                .filter(|(node, _)| input.view.node_name.as_deref() != Some(node.as_str()))
-                .map(|(node, facts)| {
-                    let on_node = Facts {
-                        node: Some(&facts),
-                        ..*input.facts
-                    };
-                    let mut view = view.clone();
-                    view.node_name = Some(node.clone());
-                    (node, engine::evaluate(&view, &on_node))
-                })
+            // Never the pod's node: that one confines by default. Only the node's facts differ
+            // (the view's node name is not judged).
+            (input.replacement_node_without_default)().map(|(node, facts)| {
+                let on_node = Facts {
+                    node: Some(&facts),
+                    ..*input.facts
+                };
+                (node, engine::evaluate(view, &on_node))
+            })
         }
         _ => None,
     };
