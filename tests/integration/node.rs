@@ -1030,14 +1030,7 @@ async fn the_agent_follows_a_kubelet_restart_and_flags_pods_started_before_it() 
     let handle = node.handle();
     wait_node_facts(&ctx.client, &handle.name, false).await;
     let agent_pods: Api<Pod> = Api::namespaced(ctx.client.clone(), nodes::AGENT_NAMESPACE);
-    let agent = wait_for("the agent on the new node", TIMEOUT, || async {
-        let list = agent_pods.list(&Default::default()).await.ok()?.items;
-        list.into_iter().find(|p| {
-            p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(handle.name.as_str())
-                && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-        })
-    })
-    .await;
+    let agent = running_agent_of(&ctx.client, &handle.name, None).await;
 
     let mut config = support::namespace_config(&ctx);
     config.kubelet_seccomp_default = seccomp_sentinel::api::KubeletSeccompDefault::Unknown;
@@ -1119,6 +1112,189 @@ async fn the_agent_follows_a_kubelet_restart_and_flags_pods_started_before_it() 
         kernel_view(&handle, &container_id(&after, "app")).proc_seccomp,
         Some(2)
     );
+    operator.stop().await;
+    node.stop();
+}
+
+/// The running node agent pod of `node`, other than `not` (one deleted).
+async fn running_agent_of(client: &kube::Client, node: &str, not: Option<&str>) -> Pod {
+    let agent_pods: Api<Pod> = Api::namespaced(client.clone(), nodes::AGENT_NAMESPACE);
+    wait_for(&format!("the agent on {node}"), TIMEOUT, || async {
+        let list = agent_pods.list(&Default::default()).await.ok()?.items;
+        list.into_iter().find(|p| {
+            p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)
+                && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                && p.metadata.deletion_timestamp.is_none()
+                && p.metadata.uid.as_deref() != not
+        })
+    })
+    .await
+}
+
+/// The kubelet reads its configuration when it starts, so a file edited since says what its next
+/// start runs with. The agent keeps reporting what it read for this start of the kubelet (an agent
+/// started after the edit too, from the Node), and says `unknown` where nobody read it before the
+/// edit; a pod that asks for nothing is then not taken for confined by a default its kubelet
+/// does not apply.
+#[tokio::test]
+async fn a_kubelet_configuration_edited_without_a_restart_is_not_what_the_kubelet_runs() {
+    use seccomp_sentinel::{
+        agent::{KUBELET_DEFAULT_ANNOTATION, KUBELET_STARTED_ANNOTATION},
+        api::{KubeletSeccompDefault, ProfileSource},
+    };
+    let ctx = node_context("kubelet-edit").await;
+    let mut node = nodes::own_node("edit", false);
+    let handle = node.handle();
+    wait_node_facts(&ctx.client, &handle.name, false).await;
+    let node_api: Api<k8s_openapi::api::core::v1::Node> = Api::all(ctx.client.clone());
+    let annotation = |key: &'static str| {
+        let node_api = node_api.clone();
+        let name = handle.name.clone();
+        async move {
+            let node = node_api.get(&name).await.expect("node");
+            node.annotations().get(key).cloned()
+        }
+    };
+    let started = annotation(KUBELET_STARTED_ANNOTATION)
+        .await
+        .expect("the kubelet's start is reported");
+
+    let mut config = support::namespace_config(&ctx);
+    config.kubelet_seccomp_default = KubeletSeccompDefault::False;
+    let operator = Operator::start(ctx.client.clone(), config).await;
+    let pods: Api<Pod> = ctx.api();
+    let statuses: Api<SeccompStatus> = ctx.api();
+    // A pod's status once the agent has verified it (in a pass that read the kubelet's files
+    // again: it reports the node before it scans).
+    let verified = |name: &'static str| {
+        let statuses = statuses.clone();
+        async move {
+            wait_for(&format!("{name}: verified by the agent"), TIMEOUT, || async {
+                let s = statuses.get_opt(name).await.ok()??;
+                let reason = s.status.as_ref()?.runtime_verified()?.reason.clone();
+                (reason == "Agrees" || reason == "Mismatch").then_some(s)
+            })
+            .await
+        }
+    };
+    let assert_unconfined = |s: &SeccompStatus, default: KubeletSeccompDefault| {
+        let app = entry(s, "app");
+        assert_eq!(
+            (app.profile.type_, app.source),
+            (ProfileType::Unconfined, ProfileSource::None),
+            "{s:?}"
+        );
+        assert_eq!(
+            s.status.as_ref().map(|s| s.kubelet_seccomp_default),
+            Some(default)
+        );
+        assert_eq!(
+            s.status
+                .as_ref()
+                .and_then(|s| s.runtime_verified())
+                .map(|c| c.reason.as_str()),
+            Some("Agrees"),
+            "the kernel agrees: {s:?}"
+        );
+    };
+
+    // seccompDefault turned on in the file; the kubelet is not restarted.
+    let path = node.kubelet_config();
+    let text = std::fs::read_to_string(&path).expect("kubelet configuration");
+    assert!(text.contains("seccompDefault: false"), "{text}");
+    std::fs::write(
+        &path,
+        text.replace("seccompDefault: false", "seccompDefault: true"),
+    )
+    .expect("edit the kubelet configuration");
+    pods.create(
+        &PostParams::default(),
+        &pod("edited", &handle.name, REPORT, json!({})),
+    )
+    .await
+    .expect("pod");
+    let edited = wait_running(&pods, "edited").await;
+    assert_eq!(
+        kernel_view(&handle, &container_id(&edited, "app")).proc_seccomp,
+        Some(0),
+        "the kubelet runs with the setting it started with"
+    );
+    let status = verified("edited").await;
+    assert_unconfined(&status, KubeletSeccompDefault::False);
+    assert_eq!(
+        annotation(KUBELET_DEFAULT_ANNOTATION).await.as_deref(),
+        Some("false")
+    );
+
+    // An agent started after the edit reports what the one before it read for this start.
+    let agent = running_agent_of(&ctx.client, &handle.name, None).await;
+    let agent_pods: Api<Pod> = Api::namespaced(ctx.client.clone(), nodes::AGENT_NAMESPACE);
+    let restart_agent = |agent: Pod| {
+        let agent_pods = agent_pods.clone();
+        let client = ctx.client.clone();
+        let node = handle.name.clone();
+        async move {
+            agent_pods
+                .delete(&agent.name_any(), &Default::default())
+                .await
+                .expect("delete the agent pod");
+            // Gone, so what follows is the new agent's doing.
+            wait_for("the agent pod gone", TIMEOUT, || async {
+                agent_pods
+                    .get_opt(&agent.name_any())
+                    .await
+                    .ok()?
+                    .is_none()
+                    .then_some(())
+            })
+            .await;
+            running_agent_of(&client, &node, agent.metadata.uid.as_deref()).await
+        }
+    };
+    restart_agent(agent).await;
+    pods.create(
+        &PostParams::default(),
+        &pod("after-agent", &handle.name, REPORT, json!({})),
+    )
+    .await
+    .expect("pod");
+    wait_running(&pods, "after-agent").await;
+    assert_unconfined(&verified("after-agent").await, KubeletSeccompDefault::False);
+    assert_eq!(
+        annotation(KUBELET_DEFAULT_ANNOTATION).await.as_deref(),
+        Some("false"),
+        "the new agent reports the setting read before the edit"
+    );
+    assert_eq!(
+        annotation(KUBELET_STARTED_ANNOTATION).await,
+        Some(started.clone())
+    );
+
+    // Nobody's reading left (the annotations removed, the agent started again): not known.
+    ctx.kubectl(&[
+        "annotate",
+        "node",
+        &handle.name,
+        &format!("{KUBELET_DEFAULT_ANNOTATION}-"),
+        &format!("{KUBELET_STARTED_ANNOTATION}-"),
+    ]);
+    let agent = running_agent_of(&ctx.client, &handle.name, None).await;
+    restart_agent(agent).await;
+    wait_for("the kubelet's setting reported unknown", TIMEOUT, || async {
+        (annotation(KUBELET_DEFAULT_ANNOTATION).await.as_deref() == Some("unknown")).then_some(())
+    })
+    .await;
+    let unknown = wait_for("edited: judged with the setting unknown", TIMEOUT, || async {
+        let s = statuses.get_opt("edited").await.ok()??;
+        (s.status.as_ref()?.kubelet_seccomp_default == KubeletSeccompDefault::Unknown).then_some(s)
+    })
+    .await;
+    assert_unconfined(&unknown, KubeletSeccompDefault::Unknown);
+
+    // The kubelet restarted reads the file: on, for its new start.
+    node.restart_kubelet(true).expect("kubelet restart");
+    wait_node_facts(&ctx.client, &handle.name, true).await;
+    assert_ne!(annotation(KUBELET_STARTED_ANNOTATION).await, Some(started));
     operator.stop().await;
     node.stop();
 }

@@ -3,12 +3,18 @@
 //! configuration file (`--config`) and drop-in directory (`--config-dir`, files in lexical order,
 //! later ones override), each read through the kubelet's own root (`/proc/<pid>/root`). Read again
 //! on every scan, so a kubelet restarted with another setting is noticed without restarting the
-//! agent. The parsing is pure; the reading is the few functions at the end.
+//! agent. The kubelet reads those files only when it starts: files changed since then may not be
+//! what it runs with, so the agent also reads when the kubelet process started and when its
+//! files last changed. The parsing is pure; the reading is the few functions at the end.
 
 use std::{
     fs,
+    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
+    time::{Duration, SystemTime},
 };
+
+use k8s_openapi::jiff::Timestamp;
 
 /// Where the agent's answer came from, for logs and the Node annotation's companion.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -167,16 +173,36 @@ pub fn discover(proc_root: &Path, node_name: &str) -> Option<KubeletSeccompDefau
     ))
 }
 
-/// What a found kubelet runs with.
+/// What a found kubelet's configuration says now.
 pub fn seccomp_default_of(proc_root: &Path, kubelet: &FoundKubelet) -> KubeletSeccompDefault {
+    read_configuration(proc_root, kubelet).setting
+}
+
+/// What a kubelet's configuration says now, and when it last changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KubeletConfiguration {
+    pub setting: KubeletSeccompDefault,
+    /// The latest change time (ctime: a copy that keeps the modification time still gets a new
+    /// one) of the `--config` file (and of the link to it, if it is one), the `--config-dir`
+    /// directory (drop-ins added or removed) and its drop-ins; `None` when none of them exists.
+    pub last_change: Option<SystemTime>,
+}
+
+/// Reads a found kubelet's configuration files, through its root.
+pub fn read_configuration(proc_root: &Path, kubelet: &FoundKubelet) -> KubeletConfiguration {
     let (pid, command_line) = (kubelet.0, &kubelet.1);
     let mut documents = Vec::new();
+    let mut last_change = None;
     if let Some(config) = &command_line.config {
-        let text = fs::read_to_string(through_process(proc_root, pid, config)).unwrap_or_default();
+        let path = through_process(proc_root, pid, config);
+        last_change = last_change.max(changed_at(&path));
+        let text = fs::read_to_string(path).unwrap_or_default();
         documents.push((config.clone(), text));
     }
     if let Some(dir) = &command_line.config_dir {
-        let mut files: Vec<PathBuf> = fs::read_dir(through_process(proc_root, pid, dir))
+        let dir_path = through_process(proc_root, pid, dir);
+        last_change = last_change.max(changed_at(&dir_path));
+        let mut files: Vec<PathBuf> = fs::read_dir(dir_path)
             .into_iter()
             .flatten()
             .flatten()
@@ -185,6 +211,7 @@ pub fn seccomp_default_of(proc_root: &Path, kubelet: &FoundKubelet) -> KubeletSe
             .collect();
         files.sort();
         for file in files {
+            last_change = last_change.max(changed_at(&file));
             let text = fs::read_to_string(&file).unwrap_or_default();
             let name = format!(
                 "{dir}/{}",
@@ -193,7 +220,99 @@ pub fn seccomp_default_of(proc_root: &Path, kubelet: &FoundKubelet) -> KubeletSe
             documents.push((name, text));
         }
     }
-    resolve(command_line, &documents)
+    KubeletConfiguration {
+        setting: resolve(command_line, &documents),
+        last_change,
+    }
+}
+
+/// The change time of a path and, when it is a link, of the link itself (a link pointed
+/// elsewhere changes what is read without changing either file).
+pub fn changed_at(path: &Path) -> Option<SystemTime> {
+    let ctime = |m: fs::Metadata| {
+        let since_epoch = Duration::new(
+            u64::try_from(m.ctime()).ok()?,
+            u32::try_from(m.ctime_nsec()).ok()?,
+        );
+        SystemTime::UNIX_EPOCH.checked_add(since_epoch)
+    };
+    let link = fs::symlink_metadata(path).ok().and_then(ctime);
+    let target = fs::metadata(path).ok().and_then(ctime);
+    link.max(target)
+}
+
+/// When a kubelet process started, as `/proc` tells.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KubeletStart {
+    /// To within some 20 ms: now, less the time since boot (`/proc/uptime`, in hundredths of a
+    /// second), plus the process's start since boot (`starttime` of its `stat`, in clock ticks).
+    pub at: SystemTime,
+    /// The same start from the boot time in whole seconds (`btime` of `/proc/stat`), as RFC 3339:
+    /// the same text on every read and for every agent, so it names this start of the kubelet.
+    pub name: String,
+}
+
+/// A change of the configuration this long after the kubelet process started may be one it read:
+/// it reads its files in its first moments, after the process started (from the `exec` of a
+/// wrapper, even). Later changes are not what it runs with.
+pub const READ_MARGIN: Duration = Duration::from_secs(1);
+
+impl KubeletStart {
+    /// From the `starttime` of the process (clock ticks since boot), the host's clock ticks per
+    /// second, its time since boot and boot time (whole seconds since the epoch), and now.
+    pub fn from_parts(
+        started_ticks: u64,
+        ticks_per_second: u64,
+        uptime: Duration,
+        boot_time: u64,
+        now: SystemTime,
+    ) -> Option<KubeletStart> {
+        let ticks_per_second = ticks_per_second.max(1);
+        let since_boot = Duration::from_secs(started_ticks / ticks_per_second)
+            + Duration::from_secs(started_ticks % ticks_per_second) / u32::try_from(ticks_per_second).ok()?;
+        // Both are rounded down: a process just started can look a little younger than 0 s.
+        let age = uptime.saturating_sub(since_boot);
+        let name = Timestamp::from_second(i64::try_from(boot_time + started_ticks / ticks_per_second).ok()?)
+            .ok()?
+            .to_string();
+        Some(KubeletStart {
+            at: now.checked_sub(age)?,
+            name,
+        })
+    }
+
+    /// Whether the configuration changed after the kubelet read it (see [`READ_MARGIN`]).
+    pub fn changed_since(&self, last_change: Option<SystemTime>) -> bool {
+        last_change.is_some_and(|changed| changed > self.at + READ_MARGIN)
+    }
+}
+
+/// Seconds since boot from a `/proc/uptime` text (`"12345.67 23456.78"`).
+pub fn parse_uptime(text: &str) -> Option<Duration> {
+    let seconds: f64 = text.split_whitespace().next()?.parse().ok()?;
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
+/// The boot time (seconds since the epoch) from a `/proc/stat` text (its `btime` line).
+pub fn parse_boot_time(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix("btime "))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// When the kubelet process `pid` started, from the host's `/proc`.
+pub fn start_of(proc_root: &Path, pid: u32) -> Option<KubeletStart> {
+    let stat = fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
+    let started = super::procfs::parse_stat(&stat)?.started;
+    let uptime = parse_uptime(&fs::read_to_string(proc_root.join("uptime")).ok()?)?;
+    let boot_time = parse_boot_time(&fs::read_to_string(proc_root.join("stat")).ok()?)?;
+    KubeletStart::from_parts(
+        started,
+        rustix::param::clock_ticks_per_second(),
+        uptime,
+        boot_time,
+        SystemTime::now(),
+    )
 }
 
 /// The kubelet's default `--root-dir`.
@@ -387,10 +506,134 @@ mod tests {
             None,
             "two kubelets, none named node-c"
         );
+        // Its start: 40,050 ticks after a boot at 1,800,000,000 s (clock ticks are 100 a second
+        // on Linux).
+        let stat = format!("11 (kubelet) S 1{}", " 0".repeat(17) + " 40050 0 0");
+        fs::write(mine.join("stat"), stat).expect("stat");
+        fs::write(root.path().join("uptime"), "1000.25 10.00\n").expect("uptime");
+        fs::write(root.path().join("stat"), "cpu 1\nbtime 1800000000\n").expect("stat");
+        assert_eq!(
+            start_of(root.path(), 11).map(|s| s.name),
+            Some("2027-01-15T08:06:40Z".to_string())
+        );
+        assert_eq!(start_of(root.path(), 10), None, "no stat");
         fs::remove_dir_all(other).expect("remove");
         assert!(
             discover(root.path(), "node-c").expect("the only kubelet").enabled,
             "a single kubelet is this node's"
+        );
+    }
+    #[test]
+    fn a_kubelet_start_from_proc() {
+        let boot = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        // Up 1,000.25 s; the process started 400.5 s after boot (40,050 ticks at 100 a second).
+        let now = boot + Duration::from_millis(1_000_250);
+        let start =
+            KubeletStart::from_parts(40_050, 100, Duration::from_millis(1_000_250), 1_800_000_000, now)
+                .expect("start");
+        assert_eq!(start.at, boot + Duration::from_millis(400_500));
+        assert_eq!(
+            start.name, "2027-01-15T08:06:40Z",
+            "boot time + 400 s, whole seconds"
+        );
+        // Another read, a moment later, names the same start.
+        let later = KubeletStart::from_parts(
+            40_050,
+            100,
+            Duration::from_millis(1_030_000),
+            1_800_000_000,
+            now + Duration::from_millis(29_750),
+        )
+        .expect("start");
+        assert_eq!(later, start);
+        // Rounding can make a process just started look younger than the clock: it started now.
+        let fresh = KubeletStart::from_parts(100_001, 100, Duration::from_secs(1_000), 1_800_000_000, now)
+            .expect("start");
+        assert_eq!(fresh.at, now);
+
+        assert!(!start.changed_since(None), "no file: nothing changed");
+        assert!(!start.changed_since(Some(start.at - Duration::from_secs(60))));
+        assert!(
+            !start.changed_since(Some(start.at + Duration::from_millis(900))),
+            "a change in the kubelet's first moments may be one it read"
+        );
+        assert!(start.changed_since(Some(start.at + Duration::from_millis(1_100))));
+
+        assert_eq!(
+            parse_uptime("1000.25 3999.10\n"),
+            Some(Duration::from_millis(1_000_250))
+        );
+        assert_eq!(parse_uptime("x"), None);
+        assert_eq!(
+            parse_boot_time("cpu  1 2 3\nintr 5\nbtime 1800000000\nprocesses 9\n"),
+            Some(1_800_000_000)
+        );
+        assert_eq!(parse_boot_time("cpu 1\n"), None);
+    }
+
+    #[test]
+    fn the_configuration_changes_that_count_are_those_of_every_file_the_kubelet_read() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("7");
+        fs::create_dir_all(dir.join("root/etc/kubelet.conf.d")).expect("dir");
+        fs::write(dir.join("root/etc/kubelet.yaml"), "seccompDefault: false\n").expect("config");
+        fs::write(
+            dir.join("root/etc/kubelet.conf.d/10-a.conf"),
+            "seccompDefault: true\n",
+        )
+        .expect("drop-in");
+        let kubelet: FoundKubelet = (
+            7,
+            KubeletCommandLine {
+                config: Some("/etc/kubelet.yaml".into()),
+                config_dir: Some("/etc/kubelet.conf.d".into()),
+                ..Default::default()
+            },
+        );
+        let read = || read_configuration(root.path(), &kubelet);
+        let first = read();
+        assert!(first.setting.enabled, "the drop-in wins");
+        let mut last = first.last_change.expect("changed at");
+        // Change times have the kernel's coarse clock: let it move before each change.
+        let tick = || std::thread::sleep(Duration::from_millis(30));
+        let changes: [(&str, &dyn Fn()); 4] = [
+            ("the main file rewritten", &|| {
+                fs::write(dir.join("root/etc/kubelet.yaml"), "seccompDefault: true\n").expect("write")
+            }),
+            ("a drop-in rewritten", &|| {
+                fs::write(
+                    dir.join("root/etc/kubelet.conf.d/10-a.conf"),
+                    "seccompDefault: false\n",
+                )
+                .expect("write")
+            }),
+            ("a drop-in added", &|| {
+                fs::write(dir.join("root/etc/kubelet.conf.d/20-b.conf"), "{}\n").expect("write")
+            }),
+            ("a drop-in removed", &|| {
+                fs::remove_file(dir.join("root/etc/kubelet.conf.d/20-b.conf")).expect("remove")
+            }),
+        ];
+        for (what, change) in changes {
+            tick();
+            change();
+            let now = read().last_change.expect("changed at");
+            assert!(now > last, "{what}: {now:?} after {last:?}");
+            last = now;
+        }
+        tick();
+        assert_eq!(read().last_change, Some(last), "reading changes nothing");
+        // The main file as a link, pointed elsewhere: a change, though no file was written.
+        fs::write(dir.join("root/etc/other.yaml"), "seccompDefault: false\n").expect("write");
+        fs::rename(dir.join("root/etc/kubelet.yaml"), dir.join("root/etc/first.yaml")).expect("rename");
+        std::os::unix::fs::symlink("first.yaml", dir.join("root/etc/kubelet.yaml")).expect("link");
+        let linked = read().last_change.expect("changed at");
+        tick();
+        fs::remove_file(dir.join("root/etc/kubelet.yaml")).expect("remove");
+        std::os::unix::fs::symlink("other.yaml", dir.join("root/etc/kubelet.yaml")).expect("link");
+        assert!(
+            read().last_change.expect("changed at") > linked,
+            "the link pointed elsewhere"
         );
     }
 }

@@ -51,10 +51,20 @@ pub const AGENT_PROFILES_MANAGER: &str = "seccomp-sentinel-agent-profiles";
 /// Where the Security Profiles Operator keeps the profiles its `operator/` link leads to.
 pub const SPO_PROFILE_DIR: &str = "/var/lib/security-profiles-operator";
 /// Node annotation: the kubelet's `seccompDefault`, as the agent read it from the kubelet's
-/// configuration file (`true`/`false`).
+/// configuration file (`true`/`false`), or `unknown` when the files changed after the kubelet
+/// started and the agent never read them as they were then.
 pub const KUBELET_DEFAULT_ANNOTATION: &str = "seccomp.sentinel.dev/kubelet-seccomp-default";
+/// Node annotation: when the kubelet process whose setting is reported started (RFC 3339, whole
+/// seconds), so a restarted agent knows what was read for this start.
+pub const KUBELET_STARTED_ANNOTATION: &str = "seccomp.sentinel.dev/kubelet-started";
 /// Node annotation: whether the node's kernel supports seccomp (`true`/`false`).
 pub const KERNEL_SECCOMP_ANNOTATION: &str = "seccomp.sentinel.dev/kernel-seccomp";
+/// Every Node annotation the agent writes.
+const NODE_ANNOTATIONS: [&str; 3] = [
+    KUBELET_DEFAULT_ANNOTATION,
+    KUBELET_STARTED_ANNOTATION,
+    KERNEL_SECCOMP_ANNOTATION,
+];
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct AgentArgs {
@@ -436,7 +446,7 @@ fn report_for(
 }
 
 /// The node facts the agent reports as Node annotations. A kubelet not found (e.g. restarting)
-/// keeps the value last reported.
+/// keeps the values last reported.
 fn node_facts(
     args: &AgentArgs,
     found: Option<&kubelet::FoundKubelet>,
@@ -449,25 +459,96 @@ fn node_facts(
         .and_then(procfs::parse_status)
         .is_some();
     annotations.insert(KERNEL_SECCOMP_ANNOTATION.into(), json!(kernel.to_string()));
-    let kubelet = match &args.kubelet_config {
-        Some(path) => kubelet::from_file(path),
-        None => found.map(|k| kubelet::seccomp_default_of(&args.proc_root, k)),
+    let configuration = match (&args.kubelet_config, found) {
+        (Some(path), _) => kubelet::from_file(path).map(|setting| kubelet::KubeletConfiguration {
+            setting,
+            last_change: kubelet::changed_at(path),
+        }),
+        (None, Some(k)) => Some(kubelet::read_configuration(&args.proc_root, k)),
+        (None, None) => None,
     };
-    match kubelet {
-        Some(found) => {
-            debug!(enabled = found.enabled, source = %found.source, "kubelet seccompDefault");
-            annotations.insert(
-                KUBELET_DEFAULT_ANNOTATION.into(),
-                json!(found.enabled.to_string()),
+    let start = found.and_then(|(pid, _)| kubelet::start_of(&args.proc_root, *pid));
+    let last_value = |key: &str| last.and_then(|l| l.get(key)).and_then(|v| v.as_str());
+    let reported = reported_kubelet_default(
+        configuration.as_ref(),
+        start.as_ref(),
+        last_value(KUBELET_DEFAULT_ANNOTATION),
+        last_value(KUBELET_STARTED_ANNOTATION),
+    );
+    if let Some(configuration) = &configuration {
+        debug!(enabled = configuration.setting.enabled, source = %configuration.setting.source, "kubelet seccompDefault");
+        let news = reported.default.as_deref() != last_value(KUBELET_DEFAULT_ANNOTATION);
+        if news
+            && start
+                .as_ref()
+                .is_some_and(|s| s.changed_since(configuration.last_change))
+        {
+            warn!(
+                source = %configuration.setting.source,
+                kubelet_started = start.as_ref().map(|s| s.name.as_str()).unwrap_or_default(),
+                reported = reported.default.as_deref().unwrap_or_default(),
+                "the kubelet's configuration changed after the kubelet started: it runs with what \
+                 the files said then; reporting that where this agent read it, else unknown, \
+                 until the kubelet restarts"
             );
         }
-        None => {
-            if let Some(previous) = last.and_then(|l| l.get(KUBELET_DEFAULT_ANNOTATION)) {
-                annotations.insert(KUBELET_DEFAULT_ANNOTATION.into(), previous.clone());
-            }
+    }
+    for (key, value) in [
+        (KUBELET_DEFAULT_ANNOTATION, reported.default),
+        (KUBELET_STARTED_ANNOTATION, reported.started),
+    ] {
+        if let Some(value) = value {
+            annotations.insert(key.into(), json!(value));
         }
     }
     annotations
+}
+
+/// The kubelet annotations to report.
+#[derive(Debug, PartialEq, Eq)]
+struct ReportedKubeletDefault {
+    default: Option<String>,
+    started: Option<String>,
+}
+
+/// What to report of the kubelet's `seccompDefault`, from its configuration as read now, when the
+/// kubelet started, and what was reported before (by this agent, or one before it on the node).
+/// The kubelet reads its configuration when it starts: files changed since then say what its next
+/// start will run with, not what it runs with. Then the value reported for this same start still
+/// holds (it was read before the change), and without one the setting is `unknown`.
+fn reported_kubelet_default(
+    configuration: Option<&kubelet::KubeletConfiguration>,
+    start: Option<&kubelet::KubeletStart>,
+    last_default: Option<&str>,
+    last_started: Option<&str>,
+) -> ReportedKubeletDefault {
+    let Some(configuration) = configuration else {
+        return ReportedKubeletDefault {
+            default: last_default.map(str::to_string),
+            started: last_started.map(str::to_string),
+        };
+    };
+    let read = configuration.setting.enabled.to_string();
+    let Some(start) = start else {
+        // No start to compare with (the kubelet's stat unreadable): the files as they are.
+        return ReportedKubeletDefault {
+            default: Some(read),
+            started: None,
+        };
+    };
+    let default = if !start.changed_since(configuration.last_change) {
+        read
+    } else if last_started == Some(start.name.as_str())
+        && let Some(known @ ("true" | "false")) = last_default
+    {
+        known.to_string()
+    } else {
+        "unknown".to_string()
+    };
+    ReportedKubeletDefault {
+        default: Some(default),
+        started: Some(start.name.clone()),
+    }
 }
 
 /// Objects of the agent's node, by namespace and name.
@@ -624,7 +705,9 @@ pub async fn run(
     let mut shutdown = std::pin::pin!(shutdown);
     // The node facts are read again on every pass (a kubelet may be restarted with another
     // seccompDefault) and written when they differ from what was last reported.
-    let mut reported: Option<serde_json::Map<String, serde_json::Value>> = None;
+    // What an agent before this one reported counts as reported: a kubelet setting read before
+    // the kubelet's files changed still holds for the same kubelet start.
+    let mut reported = reported_before(&agent).await;
     // The Node is read again now and then, so annotations someone removed come back.
     let mut verified = tokio::time::Instant::now();
     loop {
@@ -820,6 +903,28 @@ async fn apply_status(
 }
 
 /// Annotates the node with the facts the agent can see, writing only what differs.
+/// The node facts on this agent's Node that the agent's field manager wrote.
+async fn reported_before(agent: &Agent) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let nodes: Api<Decoded<NodeWire>> = Api::all(agent.client.clone());
+    let node = match nodes.get(&agent.args.node_name).await {
+        Ok(Decoded::Ok(node, _)) => node,
+        Ok(_) => return None,
+        Err(e) => {
+            warn!(error = %crate::client::Brief(&e), "could not read the node's earlier reports");
+            return None;
+        }
+    };
+    let reported: serde_json::Map<String, serde_json::Value> = NODE_ANNOTATIONS
+        .into_iter()
+        .filter(|key| node.annotation_owners(key).contains(&AGENT_MANAGER))
+        .filter_map(|key| {
+            let value = node.metadata.meta.annotations.get(key)?;
+            Some((key.to_string(), json!(value)))
+        })
+        .collect();
+    (!reported.is_empty()).then_some(reported)
+}
+
 async fn report_node(
     agent: &Agent,
     annotations: &serde_json::Map<String, serde_json::Value>,
@@ -827,12 +932,15 @@ async fn report_node(
     let nodes: Api<Decoded<NodeWire>> = Api::all(agent.client.clone());
     if let Decoded::Ok(node, _) = nodes.get(&agent.args.node_name).await? {
         let current = &node.metadata.meta.annotations;
-        let same = annotations.iter().all(|(k, v)| current.get(k) == v.as_str());
-        // Only what the agent itself wrote counts as reported.
-        let ours = annotations
-            .keys()
-            .all(|k| node.annotation_owners(k).contains(&AGENT_MANAGER));
-        if same && ours {
+        // Only what the agent itself wrote counts as reported; what it no longer reports goes.
+        let same = NODE_ANNOTATIONS.iter().all(|key| {
+            let ours = node.annotation_owners(key).contains(&AGENT_MANAGER);
+            match annotations.get(*key) {
+                Some(value) => ours && current.get(key) == value.as_str(),
+                None => !ours,
+            }
+        });
+        if same {
             return Ok(());
         }
     }
@@ -1100,5 +1208,85 @@ mod tests {
         assert_eq!(enabled(&on), Some(true));
         assert_eq!(enabled(&absent), Some(false));
         assert_eq!(enabled(&dir.path().join("missing.yaml")), None);
+    }
+    #[test]
+    fn the_kubelet_setting_reported_is_the_one_the_kubelet_started_with() {
+        use std::time::SystemTime;
+        let start = kubelet::KubeletStart {
+            at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            name: "2027-01-15T08:00:00Z".into(),
+        };
+        let configuration = |enabled: bool, changed_after: i64| kubelet::KubeletConfiguration {
+            setting: kubelet::KubeletSeccompDefault {
+                enabled,
+                source: "/etc/kubelet.yaml".into(),
+            },
+            last_change: Some(
+                SystemTime::UNIX_EPOCH
+                    + Duration::from_secs(1_800_000_000_u64.saturating_add_signed(changed_after)),
+            ),
+        };
+        let report = |c: Option<&kubelet::KubeletConfiguration>,
+                      start: Option<&kubelet::KubeletStart>,
+                      last: Option<&str>,
+                      last_started: Option<&str>| {
+            let r = reported_kubelet_default(c, start, last, last_started);
+            (r.default, r.started)
+        };
+        let this_start = Some("2027-01-15T08:00:00Z".to_string());
+        let s = |v: &str| Some(v.to_string());
+        // Unchanged since the start: the files say it.
+        assert_eq!(
+            report(Some(&configuration(true, -60)), Some(&start), None, None),
+            (s("true"), this_start.clone())
+        );
+        assert_eq!(
+            report(
+                Some(&configuration(false, -60)),
+                Some(&start),
+                s("true").as_deref(),
+                Some("2027-01-14T00:00:00Z")
+            ),
+            (s("false"), this_start.clone()),
+            "a kubelet restarted since reads its files again"
+        );
+        // Changed after the start: what was read for this start, else unknown.
+        assert_eq!(
+            report(
+                Some(&configuration(true, 60)),
+                Some(&start),
+                Some("false"),
+                this_start.as_deref()
+            ),
+            (s("false"), this_start.clone())
+        );
+        for (last, last_started) in [
+            (None, None),
+            (Some("false"), Some("2027-01-14T00:00:00Z")),
+            (Some("false"), None),
+            (Some("unknown"), this_start.as_deref()),
+            (Some("yes"), this_start.as_deref()),
+        ] {
+            assert_eq!(
+                report(Some(&configuration(true, 60)), Some(&start), last, last_started),
+                (s("unknown"), this_start.clone()),
+                "{last:?} for {last_started:?}"
+            );
+        }
+        // No start to compare with: the files. No kubelet found: what was reported stays.
+        assert_eq!(
+            report(
+                Some(&configuration(true, 60)),
+                None,
+                Some("false"),
+                this_start.as_deref()
+            ),
+            (s("true"), None)
+        );
+        assert_eq!(
+            report(None, None, Some("false"), this_start.as_deref()),
+            (s("false"), this_start.clone())
+        );
+        assert_eq!(report(None, None, None, None), (None, None));
     }
 }

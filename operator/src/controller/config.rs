@@ -359,20 +359,35 @@ mod tests {
         assert_eq!(facts.seccomp_default, KubeletSeccompDefault::False);
         // A node agent's report wins over configuration; the same annotation from anyone else
         // does not count.
-        let annotated = |manager: &str| -> NodeWire {
+        let annotated_with = |manager: &str, value: &str| -> NodeWire {
             serde_json::from_value(serde_json::json!({
                 "metadata": { "name": "n", "labels": { "pool": "hardened" },
-                    "annotations": { crate::agent::KUBELET_DEFAULT_ANNOTATION: "false" },
+                    "annotations": { crate::agent::KUBELET_DEFAULT_ANNOTATION: value },
                     "managedFields": [{ "manager": manager, "operation": "Apply",
                         "fieldsV1": { "f:metadata": { "f:annotations": { format!("f:{}", crate::agent::KUBELET_DEFAULT_ANNOTATION): {} } } } }] }
             }))
             .expect("node")
         };
+        let annotated = |manager: &str| annotated_with(manager, "false");
         assert_eq!(
             config
                 .node_facts(&annotated(crate::agent::AGENT_MANAGER))
                 .seccomp_default,
             KubeletSeccompDefault::False
+        );
+        // The agent cannot tell what the kubelet started with: not what the pool is said to have.
+        assert_eq!(
+            config
+                .node_facts(&annotated_with(crate::agent::AGENT_MANAGER, "unknown"))
+                .seccomp_default,
+            KubeletSeccompDefault::Unknown
+        );
+        assert_eq!(
+            config
+                .node_facts(&annotated_with(crate::agent::AGENT_MANAGER, "maybe"))
+                .seccomp_default,
+            KubeletSeccompDefault::True,
+            "a value the agent never writes: the configuration decides"
         );
         assert_eq!(
             config.node_facts(&annotated("kubectl-annotate")).seccomp_default,

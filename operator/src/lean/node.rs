@@ -118,8 +118,8 @@ impl NodeWire {
         }
     }
 
-    /// The kubelet's `seccompDefault` as the node agent read it from the kubelet's configuration:
-    /// the annotation counts only when the agent's field manager wrote it (by the shipped
+    /// The kubelet's `seccompDefault` as the node agent read it from the kubelet's configuration
+    /// (`unknown` when it cannot tell what the kubelet started with): the annotation counts only when the agent's field manager wrote it (by the shipped
     /// admission policy, an agent can annotate only its own node).
     fn agent_reported_seccomp_default(&self) -> Option<KubeletSeccompDefault> {
         if !self
@@ -131,6 +131,9 @@ impl NodeWire {
         match self.metadata.meta.annotations.get(KUBELET_DEFAULT_ANNOTATION) {
             Some("true") => Some(KubeletSeccompDefault::True),
             Some("false") => Some(KubeletSeccompDefault::False),
+            // The kubelet's files changed after it started: the agent knows it does not know,
+            // which beats what the configuration assumes.
+            Some("unknown") => Some(KubeletSeccompDefault::Unknown),
             _ => None,
         }
     }
