@@ -283,7 +283,8 @@ impl KubeletStart {
 
     /// Whether the configuration changed after the kubelet read it (see [`READ_MARGIN`]).
     pub fn changed_since(&self, last_change: Option<SystemTime>) -> bool {
-        last_change.is_some_and(|changed| changed > self.at + READ_MARGIN)
+        let read_by = self.at.checked_add(READ_MARGIN);
+        last_change.is_some_and(|changed| read_by.is_some_and(|read_by| changed > read_by))
     }
 }
 
