@@ -451,6 +451,7 @@ fn node_facts(
     args: &AgentArgs,
     found: Option<&kubelet::FoundKubelet>,
     last: Option<&serde_json::Map<String, serde_json::Value>>,
+    warned_change: &mut Option<std::time::SystemTime>,
 ) -> serde_json::Map<String, serde_json::Value> {
     let mut annotations = serde_json::Map::new();
     let kernel = std::fs::read_to_string("/proc/self/status")
@@ -477,20 +478,21 @@ fn node_facts(
     );
     if let Some(configuration) = &configuration {
         debug!(enabled = configuration.setting.enabled, source = %configuration.setting.source, "kubelet seccompDefault");
-        let news = reported.default.as_deref() != last_value(KUBELET_DEFAULT_ANNOTATION);
-        if news
-            && start
-                .as_ref()
-                .is_some_and(|s| s.changed_since(configuration.last_change))
-        {
+        let unapplied = start
+            .as_ref()
+            .is_some_and(|s| s.changed_since(configuration.last_change));
+        // Said once for each change seen.
+        if unapplied && *warned_change != configuration.last_change {
             warn!(
                 source = %configuration.setting.source,
+                files_say = configuration.setting.enabled,
                 kubelet_started = start.as_ref().map(|s| s.name.as_str()).unwrap_or_default(),
                 reported = reported.default.as_deref().unwrap_or_default(),
                 "the kubelet's configuration changed after the kubelet started: it runs with what \
-                 the files said then; reporting that where this agent read it, else unknown, \
+                 the files said then, so that is reported where an agent read it, else unknown, \
                  until the kubelet restarts"
             );
+            *warned_change = configuration.last_change;
         }
     }
     for (key, value) in [
@@ -708,12 +710,19 @@ pub async fn run(
     // What an agent before this one reported counts as reported: a kubelet setting read before
     // the kubelet's files changed still holds for the same kubelet start.
     let mut reported = reported_before(&agent).await;
+    // The last change of the kubelet's files warned about, as not what the kubelet runs.
+    let mut warned_change = None;
     // The Node is read again now and then, so annotations someone removed come back.
     let mut verified = tokio::time::Instant::now();
     loop {
         // One look for the kubelet a pass: its settings and its seccomp directory both come from it.
         let kubelet = kubelet::find_kubelet(&agent.args.proc_root, &agent.args.node_name);
-        let facts = node_facts(&agent.args, kubelet.as_ref(), reported.as_ref());
+        let facts = node_facts(
+            &agent.args,
+            kubelet.as_ref(),
+            reported.as_ref(),
+            &mut warned_change,
+        );
         if reported.as_ref() != Some(&facts) || verified.elapsed() >= NODE_RECHECK {
             match report_node(&agent, &facts).await {
                 Ok(()) => {
