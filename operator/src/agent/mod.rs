@@ -911,7 +911,6 @@ async fn apply_status(
     }
 }
 
-/// Annotates the node with the facts the agent can see, writing only what differs.
 /// The node facts on this agent's Node that the agent's field manager wrote.
 async fn reported_before(agent: &Agent) -> Option<serde_json::Map<String, serde_json::Value>> {
     let nodes: Api<Decoded<NodeWire>> = Api::all(agent.client.clone());
@@ -934,6 +933,7 @@ async fn reported_before(agent: &Agent) -> Option<serde_json::Map<String, serde_
     (!reported.is_empty()).then_some(reported)
 }
 
+/// Annotates the node with the facts the agent can see, writing only what differs.
 async fn report_node(
     agent: &Agent,
     annotations: &serde_json::Map<String, serde_json::Value>,
@@ -1218,6 +1218,7 @@ mod tests {
         assert_eq!(enabled(&absent), Some(false));
         assert_eq!(enabled(&dir.path().join("missing.yaml")), None);
     }
+
     #[test]
     fn the_kubelet_setting_reported_is_the_one_the_kubelet_started_with() {
         use std::time::SystemTime;
