@@ -524,6 +524,7 @@ mod tests {
             "a single kubelet is this node's"
         );
     }
+
     #[test]
     fn a_kubelet_start_from_proc() {
         let boot = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
