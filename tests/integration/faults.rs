@@ -3,8 +3,8 @@
 //! again), an operator killed mid first sync, a leader killed right after evicting, shutdown
 //! while the first list hangs, a write whose answer is lost, a write made while the status watch
 //! lists again, the CRDs deleted and installed again, secrets that must never reach the logs, an
-//! operator whose clock runs ahead of the API server's, and
-//! the trust boundaries (someone else's fields in a status, an `openshift.io/scc` set by a pod's
+//! operator whose clock runs ahead of the API server's, a node agent that cannot read its Node at
+//! first, and the trust boundaries (someone else's fields in a status, an `openshift.io/scc` set by a pod's
 //! creator).
 use std::{
     collections::BTreeMap,
@@ -608,6 +608,164 @@ async fn lost_answer(as_server_error: bool) {
     );
     assert_written_once(&ctx).await;
     operator.stop().await;
+}
+
+/// Refuses the first `remaining` reads (GET) of one Node, as an API server not answering yet
+/// would; everything else passes.
+#[derive(Clone)]
+struct RefuseNodeReads {
+    path: String,
+    remaining: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Fault for RefuseNodeReads {
+    fn call<B, RB: Send + 'static>(
+        &self,
+        request: http::Request<B>,
+        forward: impl FnOnce(http::Request<B>) -> Answer<RB>,
+    ) -> Answer<EndAfterInitialEvents<RB>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let refuse = request.method() == http::Method::GET
+            && request.uri().path() == self.path
+            && self
+                .remaining
+                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        if refuse {
+            return Box::pin(async { Err("connection refused (node reads are down on purpose)".into()) });
+        }
+        let answer = forward(request);
+        Box::pin(async move { Ok(answer.await?.map(|body| EndAfterInitialEvents::new(body, None))) })
+    }
+}
+
+/// A node agent started while it cannot read its Node yet (an API server restarting with the
+/// node) reports nothing until it has read what the agent before it reported: the kubelet's files
+/// changed after the kubelet started, and that agent's reading of them, made before the change,
+/// is the only one that says what the kubelet runs with.
+#[tokio::test]
+async fn an_agent_that_cannot_read_its_node_at_first_keeps_the_kubelet_setting_read_before() {
+    use seccomp_sentinel::agent::{
+        self, AGENT_MANAGER, AgentArgs, KERNEL_SECCOMP_ANNOTATION, KUBELET_DEFAULT_ANNOTATION,
+        KUBELET_STARTED_ANNOTATION,
+    };
+    let ctx = support::context("fault-agent-node").await;
+    let node_name = unique_name("edited-kubelet");
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(ctx.client.clone());
+    nodes
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({ "metadata": { "name": node_name }, "spec": { "unschedulable": true } }),
+            )
+            .expect("node"),
+        )
+        .await
+        .expect("create node");
+
+    // A proc tree with this node's kubelet, started an hour ago (up 10,000 s, started 6,400 s
+    // after boot), whose configuration file, written now, turns seccompDefault on.
+    let root = tempfile::tempdir().expect("proc root");
+    let kubelet = root.path().join("4242");
+    std::fs::create_dir_all(kubelet.join("root/etc")).expect("dirs");
+    std::fs::write(kubelet.join("comm"), "kubelet\n").expect("comm");
+    let cmdline = format!("kubelet\0--hostname-override={node_name}\0--config=/etc/kubelet.yaml\0");
+    std::fs::write(kubelet.join("cmdline"), cmdline).expect("cmdline");
+    let ticks = 6_400 * clock_ticks_per_second();
+    std::fs::write(
+        kubelet.join("stat"),
+        format!("4242 (kubelet) S 1{} {ticks} 0 0", " 0".repeat(17)),
+    )
+    .expect("stat");
+    let boot = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        - 10_000;
+    std::fs::write(root.path().join("uptime"), "10000.00 0.00\n").expect("uptime");
+    std::fs::write(root.path().join("stat"), format!("cpu 1\nbtime {boot}\n")).expect("stat");
+    std::fs::write(kubelet.join("root/etc/kubelet.yaml"), "seccompDefault: true\n").expect("config");
+    let start = agent::kubelet::start_of(root.path(), 4242).expect("the kubelet's start");
+    assert!(
+        start.changed_since(Some(std::time::SystemTime::now())),
+        "the file changed after the kubelet started"
+    );
+    // What the agent before this one reported for that start, from before the edit.
+    let before = json!({ "apiVersion": "v1", "kind": "Node", "metadata": { "name": node_name,
+        "annotations": { KUBELET_DEFAULT_ANNOTATION: "false", KUBELET_STARTED_ANNOTATION: start.name } } });
+    nodes
+        .patch(
+            &node_name,
+            &PatchParams::apply(AGENT_MANAGER).force(),
+            &Patch::Apply(&before),
+        )
+        .await
+        .expect("the earlier agent's report");
+
+    let remaining = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(3));
+    let layer = tower::layer::layer_fn(|inner| Injected {
+        inner,
+        fault: RefuseNodeReads {
+            path: format!("/api/v1/nodes/{node_name}"),
+            remaining: remaining.clone(),
+        },
+    });
+    let client = kube::client::ClientBuilder::try_from(ctx.cluster.config().await)
+        .expect("client builder")
+        .with_layer(&layer)
+        .build();
+    let args = AgentArgs {
+        node_name: node_name.clone(),
+        proc_root: root.path().to_path_buf(),
+        scan_interval: Duration::from_millis(300),
+        kubelet_config: None,
+        seccomp_dir: None,
+        trusted_profile_links: Vec::new(),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(agent::run(client, args, async move {
+        let _ = stopped.await;
+    }));
+    // The agent's first report adds the kernel's fact.
+    let reported = wait_for("the new agent's report", TIMEOUT, || async {
+        let node = nodes.get(&node_name).await.ok()?;
+        node.annotations()
+            .contains_key(KERNEL_SECCOMP_ANNOTATION)
+            .then_some(node)
+    })
+    .await;
+    assert_eq!(
+        remaining.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the node reads were refused first"
+    );
+    assert_eq!(
+        reported
+            .annotations()
+            .get(KUBELET_DEFAULT_ANNOTATION)
+            .map(String::as_str),
+        Some("false"),
+        "what was read before the edit, not unknown"
+    );
+    assert_eq!(
+        reported.annotations().get(KUBELET_STARTED_ANNOTATION),
+        Some(&start.name)
+    );
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    nodes
+        .delete(&node_name, &DeleteParams::default())
+        .await
+        .expect("delete node");
+}
+
+/// The clock ticks per second that `/proc` counts process start times in.
+fn clock_ticks_per_second() -> u64 {
+    let out = Command::new("getconf").arg("CLK_TCK").output().expect("getconf");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("CLK_TCK")
 }
 
 /// Where [`HoldRelist`] is in its one relist of SeccompStatuses.

@@ -708,8 +708,10 @@ pub async fn run(
     // The node facts are read again on every pass (a kubelet may be restarted with another
     // seccompDefault) and written when they differ from what was last reported.
     // What an agent before this one reported counts as reported: a kubelet setting read before
-    // the kubelet's files changed still holds for the same kubelet start.
-    let mut reported = reported_before(&agent).await;
+    // the kubelet's files changed still holds for the same kubelet start. Nothing is reported
+    // before that is known (an API server not answering yet would otherwise cost that reading).
+    let mut reported = None;
+    let mut seeded = false;
     // The last change of the kubelet's files warned about, as not what the kubelet runs.
     let mut warned_change = None;
     // The Node is read again now and then, so annotations someone removed come back.
@@ -717,13 +719,21 @@ pub async fn run(
     loop {
         // One look for the kubelet a pass: its settings and its seccomp directory both come from it.
         let kubelet = kubelet::find_kubelet(&agent.args.proc_root, &agent.args.node_name);
+        if !seeded {
+            match reported_before(&agent).await {
+                Ok(before) => (reported, seeded) = (before, true),
+                Err(e) => {
+                    warn!(error = %crate::client::Brief(&e), "could not read the node's earlier reports")
+                }
+            }
+        }
         let facts = node_facts(
             &agent.args,
             kubelet.as_ref(),
             reported.as_ref(),
             &mut warned_change,
         );
-        if reported.as_ref() != Some(&facts) || verified.elapsed() >= NODE_RECHECK {
+        if seeded && (reported.as_ref() != Some(&facts) || verified.elapsed() >= NODE_RECHECK) {
             match report_node(&agent, &facts).await {
                 Ok(()) => {
                     reported = Some(facts);
@@ -912,15 +922,13 @@ async fn apply_status(
 }
 
 /// The node facts on this agent's Node that the agent's field manager wrote.
-async fn reported_before(agent: &Agent) -> Option<serde_json::Map<String, serde_json::Value>> {
+async fn reported_before(
+    agent: &Agent,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, kube::Error> {
     let nodes: Api<Decoded<NodeWire>> = Api::all(agent.client.clone());
-    let node = match nodes.get(&agent.args.node_name).await {
-        Ok(Decoded::Ok(node, _)) => node,
-        Ok(_) => return None,
-        Err(e) => {
-            warn!(error = %crate::client::Brief(&e), "could not read the node's earlier reports");
-            return None;
-        }
+    let Decoded::Ok(node, _) = nodes.get(&agent.args.node_name).await? else {
+        // A Node this agent cannot read holds nothing it reported.
+        return Ok(None);
     };
     let reported: serde_json::Map<String, serde_json::Value> = NODE_ANNOTATIONS
         .into_iter()
@@ -930,7 +938,7 @@ async fn reported_before(agent: &Agent) -> Option<serde_json::Map<String, serde_
             Some((key.to_string(), json!(value)))
         })
         .collect();
-    (!reported.is_empty()).then_some(reported)
+    Ok((!reported.is_empty()).then_some(reported))
 }
 
 /// Annotates the node with the facts the agent can see, writing only what differs.
