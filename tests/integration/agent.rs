@@ -376,3 +376,127 @@ async fn the_agent_records_what_the_kernel_enforces() {
     operator.stop().await;
     let _ = nodes.delete(&node_name, &DeleteParams::default()).await;
 }
+
+/// PID of the kubelet in [`kubelet_edited_after_its_start`]'s proc tree.
+pub const EDITED_KUBELET_PID: u32 = 4242;
+
+/// A proc tree with `node_name`'s kubelet, started an hour ago (up 10,000 s, started 6,400 s
+/// after boot), whose configuration file (`<pid>/root/etc/kubelet.yaml`), written now, turns
+/// seccompDefault on; and that kubelet's start, as the agent reads it.
+pub fn kubelet_edited_after_its_start(node_name: &str) -> (tempfile::TempDir, agent::kubelet::KubeletStart) {
+    let root = tempfile::tempdir().expect("proc root");
+    let kubelet = root.path().join(EDITED_KUBELET_PID.to_string());
+    std::fs::create_dir_all(kubelet.join("root/etc")).expect("dirs");
+    std::fs::write(kubelet.join("comm"), "kubelet\n").expect("comm");
+    let cmdline = format!("kubelet\0--hostname-override={node_name}\0--config=/etc/kubelet.yaml\0");
+    std::fs::write(kubelet.join("cmdline"), cmdline).expect("cmdline");
+    let clock_ticks: u64 = String::from_utf8_lossy(
+        &Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .expect("getconf")
+            .stdout,
+    )
+    .trim()
+    .parse()
+    .expect("CLK_TCK");
+    std::fs::write(
+        kubelet.join("stat"),
+        format!(
+            "{EDITED_KUBELET_PID} (kubelet) S 1{} {} 0 0",
+            " 0".repeat(17),
+            6_400 * clock_ticks
+        ),
+    )
+    .expect("stat");
+    let boot = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        - 10_000;
+    std::fs::write(root.path().join("uptime"), "10000.00 0.00\n").expect("uptime");
+    std::fs::write(root.path().join("stat"), format!("cpu 1\nbtime {boot}\n")).expect("stat");
+    std::fs::write(kubelet.join("root/etc/kubelet.yaml"), "seccompDefault: true\n").expect("config");
+    let start = agent::kubelet::start_of(root.path(), EDITED_KUBELET_PID).expect("the kubelet's start");
+    assert!(
+        start.changed_since(Some(std::time::SystemTime::now())),
+        "the file changed after the kubelet started"
+    );
+    (root, start)
+}
+
+/// `--kubelet-config` naming a copy of the kubelet's configuration (a ConfigMap's, say) is read
+/// as it says: a copy's change times say nothing of what the kubelet read. Naming the kubelet's
+/// own file, an edit made after the kubelet started counts.
+#[tokio::test]
+async fn a_kubelet_configuration_given_as_a_copy_is_read_as_it_is() {
+    let ctx = support::context("agent-config-copy").await;
+    let node_name = unique_name("copied-config");
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    let node: Node = serde_json::from_value(
+        json!({ "metadata": { "name": node_name }, "spec": { "unschedulable": true } }),
+    )
+    .expect("node");
+    nodes
+        .create(&PostParams::default(), &node)
+        .await
+        .expect("create node");
+    let (root, _) = kubelet_edited_after_its_start(&node_name);
+    let copy = tempfile::NamedTempFile::new().expect("copy");
+    std::fs::write(copy.path(), "seccompDefault: true\n").expect("copy");
+    let own = root
+        .path()
+        .join(EDITED_KUBELET_PID.to_string())
+        .join("root/etc/kubelet.yaml");
+    let reported = |config: &Path| {
+        let args = AgentArgs {
+            node_name: node_name.clone(),
+            proc_root: root.path().to_path_buf(),
+            scan_interval: Duration::from_millis(300),
+            kubelet_config: Some(config.to_path_buf()),
+            seccomp_dir: None,
+            trusted_profile_links: Vec::new(),
+        };
+        let client = ctx.client.clone();
+        let nodes = nodes.clone();
+        let node_name = node_name.clone();
+        async move {
+            // The Node's facts cleared, then the agent's first report.
+            let cleared = json!({ "metadata": { "annotations": {
+                agent::KUBELET_DEFAULT_ANNOTATION: null, agent::KUBELET_STARTED_ANNOTATION: null,
+                agent::KERNEL_SECCOMP_ANNOTATION: null } } });
+            nodes
+                .patch(&node_name, &PatchParams::default(), &Patch::Merge(&cleared))
+                .await
+                .expect("clear the node's facts");
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(agent::run(client, args, async move {
+                let _ = stopped.await;
+            }));
+            let node = wait_for("the agent's report", Duration::from_secs(60), || async {
+                let node = nodes.get(&node_name).await.ok()?;
+                node.annotations()
+                    .contains_key(agent::KERNEL_SECCOMP_ANNOTATION)
+                    .then_some(node)
+            })
+            .await;
+            let _ = stop.send(());
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+            node.annotations().get(agent::KUBELET_DEFAULT_ANNOTATION).cloned()
+        }
+    };
+    assert_eq!(
+        reported(copy.path()).await.as_deref(),
+        Some("true"),
+        "a copy, as it says"
+    );
+    assert_eq!(
+        reported(&own).await.as_deref(),
+        Some("unknown"),
+        "the kubelet's own file, edited after its start, with no earlier reading"
+    );
+    nodes
+        .delete(&node_name, &DeleteParams::default())
+        .await
+        .expect("delete node");
+}

@@ -663,33 +663,7 @@ async fn an_agent_that_cannot_read_its_node_at_first_keeps_the_kubelet_setting_r
         .await
         .expect("create node");
 
-    // A proc tree with this node's kubelet, started an hour ago (up 10,000 s, started 6,400 s
-    // after boot), whose configuration file, written now, turns seccompDefault on.
-    let root = tempfile::tempdir().expect("proc root");
-    let kubelet = root.path().join("4242");
-    std::fs::create_dir_all(kubelet.join("root/etc")).expect("dirs");
-    std::fs::write(kubelet.join("comm"), "kubelet\n").expect("comm");
-    let cmdline = format!("kubelet\0--hostname-override={node_name}\0--config=/etc/kubelet.yaml\0");
-    std::fs::write(kubelet.join("cmdline"), cmdline).expect("cmdline");
-    let ticks = 6_400 * clock_ticks_per_second();
-    std::fs::write(
-        kubelet.join("stat"),
-        format!("4242 (kubelet) S 1{} {ticks} 0 0", " 0".repeat(17)),
-    )
-    .expect("stat");
-    let boot = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-        - 10_000;
-    std::fs::write(root.path().join("uptime"), "10000.00 0.00\n").expect("uptime");
-    std::fs::write(root.path().join("stat"), format!("cpu 1\nbtime {boot}\n")).expect("stat");
-    std::fs::write(kubelet.join("root/etc/kubelet.yaml"), "seccompDefault: true\n").expect("config");
-    let start = agent::kubelet::start_of(root.path(), 4242).expect("the kubelet's start");
-    assert!(
-        start.changed_since(Some(std::time::SystemTime::now())),
-        "the file changed after the kubelet started"
-    );
+    let (root, start) = crate::agent::kubelet_edited_after_its_start(&node_name);
     // What the agent before this one reported for that start, from before the edit.
     let before = json!({ "apiVersion": "v1", "kind": "Node", "metadata": { "name": node_name,
         "annotations": { KUBELET_DEFAULT_ANNOTATION: "false", KUBELET_STARTED_ANNOTATION: start.name } } });
@@ -757,15 +731,6 @@ async fn an_agent_that_cannot_read_its_node_at_first_keeps_the_kubelet_setting_r
         .delete(&node_name, &DeleteParams::default())
         .await
         .expect("delete node");
-}
-
-/// The clock ticks per second that `/proc` counts process start times in.
-fn clock_ticks_per_second() -> u64 {
-    let out = Command::new("getconf").arg("CLK_TCK").output().expect("getconf");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("CLK_TCK")
 }
 
 /// Where [`HoldRelist`] is in its one relist of SeccompStatuses.

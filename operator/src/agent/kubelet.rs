@@ -226,6 +226,17 @@ pub fn read_configuration(proc_root: &Path, kubelet: &FoundKubelet) -> KubeletCo
     }
 }
 
+/// Whether `path` is the kubelet's own `--config` file (the same file, through its root), not a
+/// copy of it.
+pub fn is_config_of(proc_root: &Path, kubelet: &FoundKubelet, path: &Path) -> bool {
+    let Some(config) = &kubelet.1.config else {
+        return false;
+    };
+    let identity = |p: &Path| fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let own = identity(&through_process(proc_root, kubelet.0, config));
+    own.is_some() && own == identity(path)
+}
+
 /// The change time of a path and, when it is a link, of the link itself (a link pointed
 /// elsewhere changes what is read without changing either file).
 pub fn changed_at(path: &Path) -> Option<SystemTime> {
@@ -518,6 +529,16 @@ mod tests {
             Some("2027-01-15T08:06:40Z".to_string())
         );
         assert_eq!(start_of(root.path(), 10), None, "no stat");
+        // A file given to the agent is the kubelet's own only when it is the same file.
+        let found = find_kubelet(root.path(), "node-a").expect("kubelet");
+        assert!(is_config_of(
+            root.path(),
+            &found,
+            &mine.join("root/etc/kubelet.yaml")
+        ));
+        let copy = root.path().join("copy.yaml");
+        fs::copy(mine.join("root/etc/kubelet.yaml"), &copy).expect("copy");
+        assert!(!is_config_of(root.path(), &found, &copy), "a copy");
         fs::remove_dir_all(other).expect("remove");
         assert!(
             discover(root.path(), "node-c").expect("the only kubelet").enabled,

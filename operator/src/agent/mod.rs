@@ -468,7 +468,15 @@ fn node_facts(
         (None, Some(k)) => Some(kubelet::read_configuration(&args.proc_root, k)),
         (None, None) => None,
     };
-    let start = found.and_then(|(pid, _)| kubelet::start_of(&args.proc_root, *pid));
+    // The start counts for a file given with --kubelet-config only when it is the kubelet's own
+    // (a hostPath of it): a copy's change times say nothing of what the kubelet read.
+    let start = found
+        .filter(|k| {
+            args.kubelet_config
+                .as_deref()
+                .is_none_or(|path| kubelet::is_config_of(&args.proc_root, k, path))
+        })
+        .and_then(|(pid, _)| kubelet::start_of(&args.proc_root, *pid));
     let last_value = |key: &str| last.and_then(|l| l.get(key)).and_then(|v| v.as_str());
     let reported = reported_kubelet_default(
         configuration.as_ref(),
