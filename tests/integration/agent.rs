@@ -92,16 +92,7 @@ fn link_process(root: &Path, pid: u32, cgroup: &str) {
 async fn the_agent_records_what_the_kernel_enforces() {
     let ctx = support::context("agent").await;
     let node_name = unique_name("agent-node");
-    let nodes: Api<Node> = Api::all(ctx.client.clone());
-    // Unschedulable: a hand-made Node without a kubelet.
-    let node: Node = serde_json::from_value(
-        json!({ "metadata": { "name": node_name }, "spec": { "unschedulable": true } }),
-    )
-    .expect("node");
-    nodes
-        .create(&PostParams::default(), &node)
-        .await
-        .expect("create node");
+    let nodes = create_node_without_kubelet(&ctx.client, &node_name).await;
     let operator = Operator::for_namespace(&ctx).await;
 
     let pod: Pod = serde_json::from_value(json!({ "metadata": { "name": "web" }, "spec": {
@@ -377,6 +368,19 @@ async fn the_agent_records_what_the_kernel_enforces() {
     let _ = nodes.delete(&node_name, &DeleteParams::default()).await;
 }
 
+/// Creates a hand-made Node `name` without a kubelet (unschedulable, so nothing is placed there).
+pub async fn create_node_without_kubelet(client: &kube::Client, name: &str) -> Api<Node> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node: Node =
+        serde_json::from_value(json!({ "metadata": { "name": name }, "spec": { "unschedulable": true } }))
+            .expect("node");
+    nodes
+        .create(&PostParams::default(), &node)
+        .await
+        .expect("create node");
+    nodes
+}
+
 /// PID of the kubelet in [`kubelet_edited_after_its_start`]'s proc tree.
 pub const EDITED_KUBELET_PID: u32 = 4242;
 
@@ -432,15 +436,7 @@ pub fn kubelet_edited_after_its_start(node_name: &str) -> (tempfile::TempDir, ag
 async fn a_kubelet_configuration_given_as_a_copy_is_read_as_it_is() {
     let ctx = support::context("agent-config-copy").await;
     let node_name = unique_name("copied-config");
-    let nodes: Api<Node> = Api::all(ctx.client.clone());
-    let node: Node = serde_json::from_value(
-        json!({ "metadata": { "name": node_name }, "spec": { "unschedulable": true } }),
-    )
-    .expect("node");
-    nodes
-        .create(&PostParams::default(), &node)
-        .await
-        .expect("create node");
+    let nodes = create_node_without_kubelet(&ctx.client, &node_name).await;
     let (root, _) = kubelet_edited_after_its_start(&node_name);
     let copy = tempfile::NamedTempFile::new().expect("copy");
     std::fs::write(copy.path(), "seccompDefault: true\n").expect("copy");

@@ -651,18 +651,7 @@ async fn an_agent_that_cannot_read_its_node_at_first_keeps_the_kubelet_setting_r
     };
     let ctx = support::context("fault-agent-node").await;
     let node_name = unique_name("edited-kubelet");
-    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(ctx.client.clone());
-    nodes
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(
-                json!({ "metadata": { "name": node_name }, "spec": { "unschedulable": true } }),
-            )
-            .expect("node"),
-        )
-        .await
-        .expect("create node");
-
+    let nodes = crate::agent::create_node_without_kubelet(&ctx.client, &node_name).await;
     let (root, start) = crate::agent::kubelet_edited_after_its_start(&node_name);
     // What the agent before this one reported for that start, from before the edit.
     let before = json!({ "apiVersion": "v1", "kind": "Node", "metadata": { "name": node_name,
