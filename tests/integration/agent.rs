@@ -423,7 +423,7 @@ pub fn kubelet_edited_after_its_start(node_name: &str) -> (tempfile::TempDir, ag
     std::fs::write(kubelet.join("root/etc/kubelet.yaml"), "seccompDefault: true\n").expect("config");
     let start = agent::kubelet::start_of(root.path(), EDITED_KUBELET_PID).expect("the kubelet's start");
     assert!(
-        start.changed_since(Some(std::time::SystemTime::now())),
+        start.changed_since(Some(k8s_openapi::jiff::Timestamp::now())),
         "the file changed after the kubelet started"
     );
     (root, start)

@@ -11,10 +11,12 @@ use std::{
     fs,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
 use k8s_openapi::jiff::Timestamp;
+
+use crate::profile::change_time;
 
 /// Where the agent's answer came from, for logs and the Node annotation's companion.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -167,15 +169,7 @@ pub type FoundKubelet = (u32, KubeletCommandLine);
 
 /// Reads what the kubelet of `node_name` runs with, or `None` when no kubelet is found.
 pub fn discover(proc_root: &Path, node_name: &str) -> Option<KubeletSeccompDefault> {
-    Some(seccomp_default_of(
-        proc_root,
-        &find_kubelet(proc_root, node_name)?,
-    ))
-}
-
-/// What a found kubelet's configuration says now.
-pub fn seccomp_default_of(proc_root: &Path, kubelet: &FoundKubelet) -> KubeletSeccompDefault {
-    read_configuration(proc_root, kubelet).setting
+    Some(read_configuration(proc_root, &find_kubelet(proc_root, node_name)?).setting)
 }
 
 /// What a kubelet's configuration says now, and when it last changed.
@@ -185,7 +179,7 @@ pub struct KubeletConfiguration {
     /// The latest change time (ctime: a copy that keeps the modification time still gets a new
     /// one) of the `--config` file (and of the link to it, if it is one), the `--config-dir`
     /// directory (drop-ins added or removed) and its drop-ins; `None` when none of them exists.
-    pub last_change: Option<SystemTime>,
+    pub last_change: Option<Timestamp>,
 }
 
 /// Reads a found kubelet's configuration files, through its root.
@@ -239,16 +233,9 @@ pub fn is_config_of(proc_root: &Path, kubelet: &FoundKubelet, path: &Path) -> bo
 
 /// The change time of a path and, when it is a link, of the link itself (a link pointed
 /// elsewhere changes what is read without changing either file).
-pub fn changed_at(path: &Path) -> Option<SystemTime> {
-    let ctime = |m: fs::Metadata| {
-        let since_epoch = Duration::new(
-            u64::try_from(m.ctime()).ok()?,
-            u32::try_from(m.ctime_nsec()).ok()?,
-        );
-        SystemTime::UNIX_EPOCH.checked_add(since_epoch)
-    };
-    let link = fs::symlink_metadata(path).ok().and_then(ctime);
-    let target = fs::metadata(path).ok().and_then(ctime);
+pub fn changed_at(path: &Path) -> Option<Timestamp> {
+    let link = fs::symlink_metadata(path).ok().and_then(|m| change_time(&m));
+    let target = fs::metadata(path).ok().and_then(|m| change_time(&m));
     link.max(target)
 }
 
@@ -257,7 +244,7 @@ pub fn changed_at(path: &Path) -> Option<SystemTime> {
 pub struct KubeletStart {
     /// To within some 20 ms: now, less the time since boot (`/proc/uptime`, in hundredths of a
     /// second), plus the process's start since boot (`starttime` of its `stat`, in clock ticks).
-    pub at: SystemTime,
+    pub at: Timestamp,
     /// The same start from the boot time in whole seconds (`btime` of `/proc/stat`), as RFC 3339:
     /// the same text on every read and for every agent, so it names this start of the kubelet.
     pub name: String,
@@ -276,7 +263,7 @@ impl KubeletStart {
         ticks_per_second: u64,
         uptime: Duration,
         boot_time: u64,
-        now: SystemTime,
+        now: Timestamp,
     ) -> Option<KubeletStart> {
         let ticks_per_second = ticks_per_second.max(1);
         let since_boot = Duration::from_secs(started_ticks / ticks_per_second)
@@ -287,15 +274,15 @@ impl KubeletStart {
             .ok()?
             .to_string();
         Some(KubeletStart {
-            at: now.checked_sub(age)?,
+            at: now.checked_sub(age).ok()?,
             name,
         })
     }
 
     /// Whether the configuration changed after the kubelet read it (see [`READ_MARGIN`]).
-    pub fn changed_since(&self, last_change: Option<SystemTime>) -> bool {
+    pub fn changed_since(&self, last_change: Option<Timestamp>) -> bool {
         let read_by = self.at.checked_add(READ_MARGIN);
-        last_change.is_some_and(|changed| read_by.is_some_and(|read_by| changed > read_by))
+        last_change.is_some_and(|changed| read_by.is_ok_and(|read_by| changed > read_by))
     }
 }
 
@@ -323,7 +310,7 @@ pub fn start_of(proc_root: &Path, pid: u32) -> Option<KubeletStart> {
         rustix::param::clock_ticks_per_second(),
         uptime,
         boot_time,
-        SystemTime::now(),
+        Timestamp::now(),
     )
 }
 
@@ -548,7 +535,7 @@ mod tests {
 
     #[test]
     fn a_kubelet_start_from_proc() {
-        let boot = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let boot = Timestamp::from_second(1_800_000_000).expect("time");
         // Up 1,000.25 s; the process started 400.5 s after boot (40,050 ticks at 100 a second).
         let now = boot + Duration::from_millis(1_000_250);
         let start =

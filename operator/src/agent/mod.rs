@@ -451,7 +451,7 @@ fn node_facts(
     args: &AgentArgs,
     found: Option<&kubelet::FoundKubelet>,
     last: Option<&serde_json::Map<String, serde_json::Value>>,
-    warned_change: &mut Option<std::time::SystemTime>,
+    warned_change: &mut Option<Timestamp>,
 ) -> serde_json::Map<String, serde_json::Value> {
     let mut annotations = serde_json::Map::new();
     let kernel = std::fs::read_to_string("/proc/self/status")
@@ -929,46 +929,41 @@ async fn apply_status(
     }
 }
 
-/// The node facts on this agent's Node that the agent's field manager wrote.
-async fn reported_before(
-    agent: &Agent,
-) -> Result<Option<serde_json::Map<String, serde_json::Value>>, kube::Error> {
-    let nodes: Api<Decoded<NodeWire>> = Api::all(agent.client.clone());
-    let Decoded::Ok(node, _) = nodes.get(&agent.args.node_name).await? else {
-        // A Node this agent cannot read holds nothing it reported.
-        return Ok(None);
-    };
-    let reported: serde_json::Map<String, serde_json::Value> = NODE_ANNOTATIONS
+/// What the agent's field manager wrote among a Node's annotations (a value someone else set
+/// does not count as reported).
+fn agent_reports(node: &NodeWire) -> serde_json::Map<String, serde_json::Value> {
+    NODE_ANNOTATIONS
         .into_iter()
         .filter(|key| node.annotation_owners(key).contains(&AGENT_MANAGER))
         .filter_map(|key| {
             let value = node.metadata.meta.annotations.get(key)?;
             Some((key.to_string(), json!(value)))
         })
-        .collect();
-    Ok((!reported.is_empty()).then_some(reported))
+        .collect()
 }
 
-/// Annotates the node with the facts the agent can see, writing only what differs.
+/// [`agent_reports`] of this agent's Node, as the API server has it now (`None`: a Node the
+/// agent cannot decode holds nothing it reported).
+async fn reported_before(
+    agent: &Agent,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, kube::Error> {
+    let nodes: Api<Decoded<NodeWire>> = Api::all(agent.client.clone());
+    Ok(match nodes.get(&agent.args.node_name).await? {
+        Decoded::Ok(node, _) => Some(agent_reports(&node)),
+        _ => None,
+    })
+}
+
+/// Annotates the node with the facts the agent can see, writing only what differs (what it no
+/// longer reports goes).
 async fn report_node(
     agent: &Agent,
     annotations: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), AgentError> {
-    let nodes: Api<Decoded<NodeWire>> = Api::all(agent.client.clone());
-    if let Decoded::Ok(node, _) = nodes.get(&agent.args.node_name).await? {
-        let current = &node.metadata.meta.annotations;
-        // Only what the agent itself wrote counts as reported; what it no longer reports goes.
-        let same = NODE_ANNOTATIONS.iter().all(|key| {
-            let ours = node.annotation_owners(key).contains(&AGENT_MANAGER);
-            match annotations.get(*key) {
-                Some(value) => ours && current.get(key) == value.as_str(),
-                None => !ours,
-            }
-        });
-        if same {
-            return Ok(());
-        }
+    if reported_before(agent).await?.as_ref() == Some(annotations) {
+        return Ok(());
     }
+    let nodes: Api<Decoded<NodeWire>> = Api::all(agent.client.clone());
     let patch = json!({ "apiVersion": "v1", "kind": "Node", "metadata": { "name": agent.args.node_name, "annotations": annotations } });
     nodes
         .patch(
@@ -1237,9 +1232,8 @@ mod tests {
 
     #[test]
     fn the_kubelet_setting_reported_is_the_one_the_kubelet_started_with() {
-        use std::time::SystemTime;
         let start = kubelet::KubeletStart {
-            at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            at: Timestamp::from_second(1_800_000_000).expect("time"),
             name: "2027-01-15T08:00:00Z".into(),
         };
         let configuration = |enabled: bool, changed_after: i64| kubelet::KubeletConfiguration {
@@ -1247,10 +1241,7 @@ mod tests {
                 enabled,
                 source: "/etc/kubelet.yaml".into(),
             },
-            last_change: Some(
-                SystemTime::UNIX_EPOCH
-                    + Duration::from_secs(1_800_000_000_u64.saturating_add_signed(changed_after)),
-            ),
+            last_change: Timestamp::from_second(1_800_000_000 + changed_after).ok(),
         };
         let report = |c: Option<&kubelet::KubeletConfiguration>,
                       start: Option<&kubelet::KubeletStart>,

@@ -144,7 +144,7 @@ fn read_bounded(path: &Path) -> Result<(Vec<u8>, Option<Timestamp>), ReadError> 
 }
 
 /// The inode's change time.
-fn change_time(metadata: &std::fs::Metadata) -> Option<Timestamp> {
+pub(crate) fn change_time(metadata: &std::fs::Metadata) -> Option<Timestamp> {
     use std::os::unix::fs::MetadataExt;
     i32::try_from(metadata.ctime_nsec())
         .ok()

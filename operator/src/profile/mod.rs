@@ -16,6 +16,9 @@
 mod file;
 pub mod strength;
 
+/// A file's change time, as the profile reports use it (the node agent's kubelet reading too).
+pub(crate) use file::change_time;
+
 use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
