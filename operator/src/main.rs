@@ -86,7 +86,8 @@ enum Command {
     /// (KUBECONFIG, ~/.kube/config, or the in-cluster service account).
     Run(RunArgs),
     /// One-shot report of effective seccomp profiles for manifests or a live cluster. Exit codes:
-    /// 0 clean, 1 findings (with --fail-on), 2 input or connection errors.
+    /// 0 clean, 1 findings (with --fail-on), 2 input or connection errors, or a --fail-on that
+    /// cannot be answered.
     Audit(audit::AuditArgs),
     /// Node agent (one per node): reads the seccomp mode the kernel enforces for each running
     /// container from /proc and records it in the pod's SeccompStatus.

@@ -463,6 +463,178 @@ async fn live_mode_audits_the_cluster() {
     );
 }
 
+/// A user allowed to list the pods of one namespace and nothing more (a team's CI account, say)
+/// gets its pods' profiles, a note for each piece of cluster context it may not read, and exit
+/// code 2 where `--fail-on violation` would otherwise pass on a guess: without the cluster's
+/// policies, or without the labels a policy's namespace selector reads.
+#[tokio::test]
+async fn a_live_audit_by_a_user_who_may_only_list_pods_says_what_it_could_not_read() {
+    use k8s_openapi::api::{
+        authentication::v1::TokenRequest,
+        core::v1::{Namespace, ServiceAccount},
+        rbac::v1::{Role, RoleBinding},
+    };
+    use kube::api::{DeleteParams, Patch, PatchParams};
+    use seccomp_sentinel::api::SeccompPolicy;
+    let ctx = support::context("audit-pods-only").await;
+    let open: Pod = serde_json::from_value(json!({ "metadata": { "name": "open" },
+        "spec": { "containers": [{ "name": "app", "image": "registry.invalid/app:1" }] } }))
+    .expect("pod");
+    ctx.api::<Pod>()
+        .create(&PostParams::default(), &open)
+        .await
+        .expect("create pod");
+    let account: ServiceAccount =
+        serde_json::from_value(json!({ "metadata": { "name": "ci" } })).expect("service account");
+    ctx.api::<ServiceAccount>()
+        .create(&PostParams::default(), &account)
+        .await
+        .expect("create service account");
+    let role: Role = serde_json::from_value(json!({ "metadata": { "name": "pod-reader" },
+        "rules": [{ "apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"] }] }))
+    .expect("role");
+    ctx.api::<Role>()
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("create role");
+    let binding: RoleBinding = serde_json::from_value(json!({ "metadata": { "name": "ci" },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader" },
+        "subjects": [{ "kind": "ServiceAccount", "name": "ci", "namespace": ctx.ns }] }))
+    .expect("role binding");
+    ctx.api::<RoleBinding>()
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("create role binding");
+    let request: TokenRequest =
+        serde_json::from_value(json!({ "spec": { "audiences": [], "expirationSeconds": 3600 } }))
+            .expect("token request");
+    let token = ctx
+        .api::<ServiceAccount>()
+        .create_token_request("ci", &PostParams::default(), &request)
+        .await
+        .expect("token")
+        .status
+        .expect("token status")
+        .token;
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let ci_kubeconfig = scratch.path().join("ci.kubeconfig");
+    std::fs::write(&ci_kubeconfig, ctx.cluster.kubeconfig_with_token(&token)).expect("write");
+    let ci_kubeconfig = ci_kubeconfig.display().to_string();
+    let admin_kubeconfig = ctx.cluster.kubeconfig().display().to_string();
+    let as_user = |kubeconfig: &str, extra: &[&str]| {
+        let mut args = vec!["--kubeconfig", kubeconfig, "-n", &ctx.ns, "-o", "json"];
+        args.extend_from_slice(extra);
+        audit(&args, None)
+    };
+    let profiles = |run: &Run| -> Vec<(String, String)> {
+        let list: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stderr));
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| {
+                (
+                    i["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+                    i["status"]["profile"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    let open_unconfined = vec![("open".to_string(), "Unconfined".to_string())];
+
+    // A cluster policy that only this namespace's pods come under.
+    let policy: SeccompPolicy = serde_json::from_value(json!({
+        "metadata": { "name": ctx.ns, "labels": { support::POLICY_LABEL: ctx.ns } },
+        "spec": { "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ctx.ns } },
+                  "allowedProfiles": ["RuntimeDefault"] } }))
+    .expect("policy");
+    let policies: kube::Api<SeccompPolicy> = kube::Api::all(ctx.client.clone());
+    policies
+        .create(&PostParams::default(), &policy)
+        .await
+        .expect("create policy");
+    let admin = as_user(&admin_kubeconfig, &["--fail-on", "violation"]);
+    assert_eq!(
+        admin.code, 1,
+        "the pod violates the cluster's policy: {}",
+        admin.stderr
+    );
+
+    let user = as_user(&ci_kubeconfig, &[]);
+    assert_eq!(user.code, 0, "{}", user.stderr);
+    assert_eq!(profiles(&user), open_unconfined);
+    for note in [
+        "note: not allowed to list SeccompPolicies: no policy is judged",
+        "note: not allowed to list nodes: every node is judged by the cluster's version and --kubelet-seccomp-default=false",
+        "note: not allowed to list SeccompStatuses: ",
+    ] {
+        assert!(user.stderr.contains(note), "{note:?} in {}", user.stderr);
+    }
+    let gate = as_user(&ci_kubeconfig, &["--fail-on", "violation"]);
+    assert_eq!(gate.code, 2, "{}", gate.stderr);
+    assert!(
+        gate.stderr.contains(
+            "error: --fail-on violation cannot be answered without the cluster's SeccompPolicies: give them with --policy FILE"
+        ),
+        "{}",
+        gate.stderr
+    );
+    assert_eq!(profiles(&gate), open_unconfined, "the report is still printed");
+    // Unconfined pods need no policy: that gate is answered.
+    assert_eq!(as_user(&ci_kubeconfig, &["--fail-on", "unconfined"]).code, 1);
+    policies
+        .delete(&ctx.ns, &DeleteParams::default())
+        .await
+        .expect("delete policy");
+
+    // A policy given as a file, selecting namespaces by a label the user cannot read.
+    let namespaces: kube::Api<Namespace> = kube::Api::all(ctx.client.clone());
+    namespaces
+        .patch(
+            &ctx.ns,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "labels": { "audit-team": "payments" } } })),
+        )
+        .await
+        .expect("label namespace");
+    let by_label = scratch.path().join("by-label.yaml");
+    std::fs::write(
+        &by_label,
+        "apiVersion: seccomp.sentinel.dev/v1alpha1\nkind: SeccompPolicy\nmetadata: {name: payments}\n\
+         spec:\n  namespaceSelector: {matchLabels: {audit-team: payments}}\n  allowedProfiles: [RuntimeDefault]\n",
+    )
+    .expect("policy file");
+    let by_label = by_label.display().to_string();
+    let admin = as_user(
+        &admin_kubeconfig,
+        &["--policy", &by_label, "--fail-on", "violation"],
+    );
+    assert_eq!(admin.code, 1, "{}", admin.stderr);
+    let gate = as_user(&ci_kubeconfig, &["--policy", &by_label, "--fail-on", "violation"]);
+    assert_eq!(gate.code, 2, "{}", gate.stderr);
+    for line in [
+        "note: not allowed to list namespaces: the namespace selectors of payments see each namespace's kubernetes.io/metadata.name label and no other",
+        "error: --fail-on violation cannot be answered without the cluster's namespaces: run it as a user allowed to list namespaces",
+    ] {
+        assert!(gate.stderr.contains(line), "{line:?} in {}", gate.stderr);
+    }
+    // A policy that selects by no namespace label is answered without them.
+    let everywhere = scratch.path().join("everywhere.yaml");
+    std::fs::write(
+        &everywhere,
+        "apiVersion: seccomp.sentinel.dev/v1alpha1\nkind: SeccompPolicy\nmetadata: {name: everywhere}\n\
+         spec:\n  allowedProfiles: [RuntimeDefault]\n",
+    )
+    .expect("policy file");
+    let everywhere = everywhere.display().to_string();
+    let gate = as_user(
+        &ci_kubeconfig,
+        &["--policy", &everywhere, "--fail-on", "violation"],
+    );
+    assert_eq!(gate.code, 1, "{}", gate.stderr);
+    assert!(!gate.stderr.contains("namespaces"), "{}", gate.stderr);
+}
+
 /// `--profiles-dir`: the Localhost profiles the manifests name are read from a directory and
 /// classified; a link out of it is refused; a policy's minimum strength judges by them.
 #[test]

@@ -130,12 +130,8 @@ async fn as_service_account(ctx: &TestContext, no_retry: bool) -> Client {
         .status
         .expect("token status")
         .token;
-    let admin = std::fs::read_to_string(ctx.cluster.kubeconfig()).expect("kubeconfig");
-    let cluster = admin.split("users:").next().expect("clusters part");
-    let kubeconfig = format!(
-        "{cluster}users:\n- name: sa\n  user:\n    token: {token}\ncontexts:\n- name: sa\n  context:\n    cluster: sentinel-testenv\n    user: sa\ncurrent-context: sa\n"
-    );
-    let kubeconfig: Kubeconfig = serde_saphyr::from_str(&kubeconfig).expect("service account kubeconfig");
+    let kubeconfig: Kubeconfig = serde_saphyr::from_str(&ctx.cluster.kubeconfig_with_token(&token))
+        .expect("service account kubeconfig");
     let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .expect("config");

@@ -1512,12 +1512,8 @@ async fn an_agent_token_reaches_only_its_own_node() {
         .status
         .expect("token")
         .token;
-    let admin = std::fs::read_to_string(ctx.cluster.kubeconfig()).expect("kubeconfig");
-    let cluster_part = admin.split("users:").next().expect("clusters");
-    let kubeconfig = format!(
-        "{cluster_part}users:\n- name: agent\n  user:\n    token: {token}\ncontexts:\n- name: agent\n  context:\n    cluster: sentinel-testenv\n    user: agent\ncurrent-context: agent\n"
-    );
-    let kubeconfig: kube::config::Kubeconfig = serde_saphyr::from_str(&kubeconfig).expect("kubeconfig");
+    let kubeconfig: kube::config::Kubeconfig =
+        serde_saphyr::from_str(&ctx.cluster.kubeconfig_with_token(&token)).expect("kubeconfig");
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .expect("config");

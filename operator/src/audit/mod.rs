@@ -1,6 +1,7 @@
 //! `seccomp-sentinel audit`: a one-shot report of effective seccomp profiles, for manifests
 //! (files, directories, stdin) or a live cluster, with the engine and policy code of the
-//! controller. Exit codes: 0 clean, 1 findings (with `--fail-on`), 2 input or connection errors.
+//! controller. Exit codes: 0 clean, 1 findings (with `--fail-on`), 2 input or connection errors, or a
+//! `--fail-on` that cannot be answered.
 
 pub mod report;
 
@@ -506,16 +507,17 @@ struct Setting {
 }
 
 /// The Security Profiles Operator's SeccompProfiles, classified as the controller does; `None`
-/// where its API is not served or cannot be listed.
-async fn profile_catalog(client: &Client) -> Option<crate::profile::strength::ProfileCatalog> {
+/// where its API is not served.
+async fn profile_catalog(
+    client: &Client,
+) -> Result<Option<crate::profile::strength::ProfileCatalog>, kube::Error> {
     if !crate::client::serves_kind::<SeccompProfileWire>(client).await {
-        return None;
+        return Ok(None);
     }
     let list = Api::<Decoded<SeccompProfileWire>>::all(client.clone())
         .list(&ListParams::default())
-        .await
-        .ok()?;
-    Some(
+        .await?;
+    Ok(Some(
         list.items
             .into_iter()
             .filter_map(|item| match item {
@@ -526,16 +528,16 @@ async fn profile_catalog(client: &Client) -> Option<crate::profile::strength::Pr
                 Decoded::Invalid(_) => None,
             })
             .collect(),
-    )
+    ))
 }
 
 /// The pods' SeccompStatuses that hold the node agent's reports of Localhost profile files, by
-/// pod (namespace, name), read as the controller reads them; none where the operator does not run
-/// or its statuses cannot be listed.
+/// pod (namespace, name), read as the controller reads them; none where the operator is not
+/// installed (no SeccompStatus API).
 async fn node_reports(
     statuses: &Api<Decoded<StatusWire>>,
     chunk_size: u32,
-) -> BTreeMap<(String, String), StoredStatus> {
+) -> Result<BTreeMap<(String, String), StoredStatus>, kube::Error> {
     let reports = list_paged(statuses, ListParams::default(), chunk_size, |item| match item {
         Decoded::Ok(status, meta) => {
             let stored = StoredStatus::from_wire(&status);
@@ -545,7 +547,43 @@ async fn node_reports(
         Decoded::Invalid(_) => None,
     })
     .await;
-    reports.map(|r| r.into_iter().collect()).unwrap_or_default()
+    match reports {
+        Ok(reports) => Ok(reports.into_iter().collect()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(BTreeMap::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Context the cluster would not let the live audit read (a user allowed to list pods and no
+/// more, say): the report goes on without it, with a note on stderr that says what the report
+/// lacks, and an error (exit code 2) where it would make `--fail-on` pass on a guess.
+struct Unread<'a> {
+    fail_on: Option<FailOn>,
+    errors: &'a mut Vec<String>,
+}
+
+impl Unread<'_> {
+    /// Notes that `what` could not be listed and what the report does without it.
+    fn note(&self, what: &str, error: &kube::Error, without: &str) {
+        match error {
+            // The API server's message only names the user and the resource again.
+            kube::Error::Api(status) if status.code == 403 => {
+                eprintln!("note: not allowed to list {what}: {without}")
+            }
+            other => eprintln!("note: cannot list {what} ({}): {without}", Brief(other)),
+        }
+    }
+
+    /// [`Unread::note`], and an error where `--fail-on violation` was asked for: without `what`
+    /// a pod that violates a policy can read as compliant.
+    fn note_for_violations(&mut self, what: &str, error: &kube::Error, without: &str, remedy: &str) {
+        self.note(what, error, without);
+        if self.fail_on == Some(FailOn::Violation) {
+            self.errors.push(format!(
+                "--fail-on violation cannot be answered without the cluster's {what}: {remedy}"
+            ));
+        }
+    }
 }
 
 /// Lists every object of `api` in pages of `chunk_size` (0: one request), keeping what `keep`
@@ -1070,8 +1108,28 @@ async fn live(
         (Some(ns), false) => Api::namespaced(client.clone(), ns),
         _ => Api::all(client.clone()),
     };
-    let node_reports = node_reports(&statuses_api, args.chunk_size).await;
-    let catalog = profile_catalog(&client).await;
+    let mut unread = Unread {
+        fail_on: args.fail_on,
+        errors,
+    };
+    let node_reports = node_reports(&statuses_api, args.chunk_size)
+        .await
+        .unwrap_or_else(|e| {
+            unread.note(
+                "SeccompStatuses",
+                &e,
+                "Localhost profiles are graded without the node agent's reports of their files",
+            );
+            BTreeMap::new()
+        });
+    let catalog = profile_catalog(&client).await.unwrap_or_else(|e| {
+        unread.note(
+            "SeccompProfiles",
+            &e,
+            "Localhost profiles are graded without the Security Profiles Operator's profiles",
+        );
+        None
+    });
     // As in the controller: outside OpenShift anyone who creates a pod can write
     // `openshift.io/scc`, so by default it decides nothing there (no attribution, no exemption).
     let scc_served =
@@ -1099,18 +1157,34 @@ async fn live(
                 })
                 .collect(),
             Err(kube::Error::Api(s)) if s.code == 404 => Vec::new(),
-            Err(e) => return Err(cluster(e)),
+            Err(e) => {
+                unread.note_for_violations(
+                    "SeccompPolicies",
+                    &e,
+                    "no policy is judged",
+                    "give them with --policy FILE",
+                );
+                Vec::new()
+            }
         }
     } else {
-        let documents = read_inputs(&args.policies, args.max_input_bytes, errors);
-        policies_from(&documents, errors)
+        let documents = read_inputs(&args.policies, args.max_input_bytes, unread.errors);
+        policies_from(&documents, unread.errors)
     };
 
     let sccs = if args.scc_files.is_empty() {
-        // Not an OpenShift cluster, or not allowed to read SCCs: no SCC attribution.
-        scc_defaults_from(&cluster_sccs(&client).await.unwrap_or_default())
+        // Not an OpenShift cluster (no SCC API): no SCC attribution.
+        let documents = cluster_sccs(&client).await.unwrap_or_else(|e| {
+            unread.note(
+                "SecurityContextConstraints",
+                &e,
+                "no profile is attributed to an SCC's default; give them with --scc-file FILE",
+            );
+            Vec::new()
+        });
+        scc_defaults_from(&documents)
     } else {
-        scc_defaults_from(&read_inputs(&args.scc_files, args.max_input_bytes, errors))
+        scc_defaults_from(&read_inputs(&args.scc_files, args.max_input_bytes, unread.errors))
     };
 
     let namespace_labels = match Api::<Namespace>::all(client.clone())
@@ -1122,7 +1196,27 @@ async fn live(
             .into_iter()
             .map(|n| (n.name_any(), n.metadata.labels.unwrap_or_default()))
             .collect(),
-        Err(_) => BTreeMap::new(),
+        Err(e) => {
+            // Only a namespace selector reads them; each namespace's name label is known anyway.
+            let selecting: Vec<&str> = policies
+                .iter()
+                .filter(|p| p.uses_namespace_labels)
+                .map(|p| p.name.as_str())
+                .collect();
+            if !selecting.is_empty() {
+                unread.note_for_violations(
+                    "namespaces",
+                    &e,
+                    &format!(
+                        "the namespace selectors of {} see each namespace's {} label and no other",
+                        selecting.join(", "),
+                        "kubernetes.io/metadata.name"
+                    ),
+                    "run it as a user allowed to list namespaces",
+                );
+            }
+            BTreeMap::new()
+        }
     };
     let default = seccomp_default(args);
     // Each node as the controller sees it: the node agent's report of the kubelet's
@@ -1146,7 +1240,17 @@ async fn live(
                 (name, facts)
             })
             .collect(),
-        Err(_) => BTreeMap::new(),
+        Err(e) => {
+            unread.note(
+                "nodes",
+                &e,
+                &format!(
+                    "every node is judged by the cluster's version and --kubelet-seccomp-default={}",
+                    args.kubelet_seccomp_default
+                ),
+            );
+            BTreeMap::new()
+        }
     };
     let cluster_minor = match &args.kubernetes_version {
         Some(_) => version_minor(args)?,
