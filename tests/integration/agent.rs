@@ -369,6 +369,121 @@ async fn the_agent_records_what_the_kernel_enforces() {
 }
 
 /// Creates a hand-made Node `name` without a kubelet (unschedulable, so nothing is placed there).
+/// A running container whose process the agent cannot find (an agent outside the host's PID
+/// namespace finds none) reads `RuntimeVerified=Unknown`, reason `ProcessNotFound`, once it has
+/// been missing for a grace period, and `Agrees` again once its process is found: before, such a
+/// container was left out without a word, and an agent that could see nothing looked like an
+/// agent with nothing to report.
+#[tokio::test]
+async fn a_running_container_whose_process_the_agent_cannot_find_reads_unknown() {
+    let ctx = support::context("agent-unfound").await;
+    let node_name = unique_name("agent-unfound");
+    let _nodes = create_node_without_kubelet(&ctx.client, &node_name).await;
+    let _operator = Operator::for_namespace(&ctx).await;
+    let pod: Pod = serde_json::from_value(json!({ "metadata": { "name": "web" }, "spec": {
+        "nodeName": node_name,
+        "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } },
+        "containers": [{ "name": "seen", "image": "registry.invalid/app:1" },
+            { "name": "hidden", "image": "registry.invalid/app:1" }] } }))
+    .expect("pod");
+    let pods: Api<Pod> = ctx.api();
+    let pod = pods
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("create pod");
+    let uid = pod.uid().expect("uid").replace('-', "_");
+    let running = |name: &str, id: &str| {
+        json!({ "name": name, "containerID": format!("containerd://{id}"), "ready": true, "restartCount": 0,
+        "image": "registry.invalid/app:1", "imageID": "", "state": { "running": { "startedAt": "2026-11-01T00:00:00Z" } } })
+    };
+    let status = json!({ "status": { "phase": "Running", "containerStatuses": [
+        running("seen", ID_FILTERED), running("hidden", ID_PLAIN) ] } });
+    pods.patch_status("web", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("pod status");
+    let statuses: Api<SeccompStatus> = ctx.api();
+    wait_for("the controller's status", Duration::from_secs(60), || async {
+        statuses.get_opt("web").await.ok()?.and_then(|s| s.status)
+    })
+    .await;
+
+    // Only "seen" has a process in the proc tree.
+    let seen = Helper::start("filter");
+    let root = tempfile::tempdir().expect("proc root");
+    let slice = format!("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{uid}.slice");
+    link_process(
+        root.path(),
+        seen.pid(),
+        &format!("0::{slice}/cri-containerd-{ID_FILTERED}.scope\n"),
+    );
+    let args = AgentArgs {
+        node_name: node_name.clone(),
+        proc_root: root.path().to_path_buf(),
+        scan_interval: Duration::from_secs(1),
+        kubelet_config: None,
+        seccomp_dir: None,
+        trusted_profile_links: Vec::new(),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let agent_task = tokio::spawn(agent::run(ctx.client.clone(), args, async move {
+        let _ = stopped.await;
+    }));
+    let condition = |wanted: &'static str| {
+        let statuses = statuses.clone();
+        async move {
+            let s = statuses.get("web").await.ok()?.status?;
+            let c = s.runtime_verified()?.clone();
+            (c.reason == wanted).then_some((c, s))
+        }
+    };
+    // Within the grace period, what was found is reported.
+    let (first, _) = wait_for("RuntimeVerified", Duration::from_secs(30), || condition("Agrees")).await;
+    assert_eq!(first.message, "1 running container matches its effective profile");
+    let (unknown, s) = wait_for("ProcessNotFound", Duration::from_secs(60), || {
+        condition(agent::PROCESS_NOT_FOUND)
+    })
+    .await;
+    assert_eq!(unknown.status, "Unknown");
+    assert!(
+        unknown
+            .message
+            .starts_with("no process of hidden in the agent's /proc")
+            && unknown.message.contains("hostPID")
+            && unknown
+                .message
+                .ends_with("; 1 running container matches its effective profile"),
+        "{}",
+        unknown.message
+    );
+    assert!(s.runtime_of("seen").is_some() && s.runtime_of("hidden").is_none());
+    let wide = ctx.kubectl(&[
+        "get",
+        "seccompstatus",
+        "web",
+        "-n",
+        &ctx.ns,
+        "-o",
+        "wide",
+        "--no-headers",
+    ]);
+    assert!(wide.contains("ProcessNotFound"), "{wide}");
+
+    // Its process is found: both agree.
+    let hidden = Helper::start("filter");
+    link_process(
+        root.path(),
+        hidden.pid(),
+        &format!("0::{slice}/cri-containerd-{ID_PLAIN}.scope\n"),
+    );
+    let (agreed, _) = wait_for("Agrees again", Duration::from_secs(30), || condition("Agrees")).await;
+    assert_eq!(
+        agreed.message,
+        "2 running containers match their effective profile"
+    );
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), agent_task).await;
+}
+
 pub async fn create_node_without_kubelet(client: &kube::Client, name: &str) -> Api<Node> {
     let nodes: Api<Node> = Api::all(client.clone());
     let node: Node =

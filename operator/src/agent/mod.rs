@@ -213,6 +213,66 @@ struct PodReport {
     stored_mismatch: bool,
 }
 
+/// How long a running container may go without a process the agent can find before its
+/// `RuntimeVerified` says so: the kubelet reports a container's exit a moment after it happens.
+const PROCESS_GRACE: Duration = Duration::from_secs(10);
+
+/// The reason of `RuntimeVerified=Unknown` for running containers without a process the agent
+/// can find.
+pub const PROCESS_NOT_FOUND: &str = "ProcessNotFound";
+
+/// Running containers (by container ID) whose process the agent has not found, since when. An
+/// agent outside the host's PID namespace, or beside a runtime that isolates containers in VMs,
+/// finds none: that is said in the status rather than left as no finding at all.
+#[derive(Debug, Default)]
+struct Unfound {
+    since: HashMap<String, std::time::Instant>,
+    this_scan: HashSet<String>,
+    /// How many containers the last warning counted (0: none given, or all found since).
+    warned: usize,
+}
+
+impl Unfound {
+    /// Records that `id`'s process was not found at `at`; whether it has been missing for
+    /// [`PROCESS_GRACE`] since the first scan that missed it.
+    fn missing(&mut self, id: &str, at: std::time::Instant) -> bool {
+        self.this_scan.insert(id.to_string());
+        let since = *self.since.entry(id.to_string()).or_insert(at);
+        at.saturating_duration_since(since) >= PROCESS_GRACE
+    }
+
+    /// Forgets the containers this scan did not miss; returns the count to warn about, when it
+    /// changed: `unseen` containers are past their grace now.
+    fn end_scan(&mut self, unseen: usize) -> Option<usize> {
+        let missed = std::mem::take(&mut self.this_scan);
+        self.since.retain(|id, _| missed.contains(id));
+        let warn = (unseen > 0 && unseen != self.warned).then_some(unseen);
+        self.warned = unseen;
+        warn
+    }
+}
+
+/// The node's processes as one scan finds them.
+struct Processes<'a> {
+    index: &'a ProcessIndex,
+    proc_root: &'a Path,
+    unfound: &'a mut Unfound,
+    at: std::time::Instant,
+}
+
+/// The `RuntimeVerified=Unknown` message for running containers without a process.
+fn unseen_message(unseen: &[String], running: usize) -> String {
+    let mut message = format!(
+        "no process of {} in the agent's /proc: the agent needs the host's PID namespace (hostPID), and cannot see into VM-isolated sandboxes",
+        unseen.join(", ")
+    );
+    if running > 0 {
+        message.push_str("; ");
+        message.push_str(&agreement_message(running));
+    }
+    message
+}
+
 /// The profile files one pod's Localhost containers name, as read on this node.
 struct ProfileReport {
     namespace: String,
@@ -361,8 +421,7 @@ fn report_for(
     key: &(String, String),
     pod: &PodWire,
     status: &StatusWire,
-    index: &ProcessIndex,
-    proc_root: &Path,
+    processes: &mut Processes<'_>,
     now: &Time,
     previous: &[ConditionMark],
 ) -> Option<PodReport> {
@@ -374,6 +433,7 @@ fn report_for(
         .collect();
     let mut observations = Vec::new();
     let mut mismatches = Vec::new();
+    let mut unseen = Vec::new();
     for container in pod_status.all() {
         let running = container.running();
         let Some(id) = container.container_id.as_deref().and_then(procfs::container_id) else {
@@ -385,10 +445,14 @@ fn report_for(
         if !running || *effective == ProfileType::NotApplicable {
             continue;
         }
-        let Some(pid) = index.main_process(id) else {
-            continue;
-        };
-        let Some(SeccompState { mode, filters }) = procfs::seccomp_of(proc_root, pid) else {
+        let found = processes
+            .index
+            .main_process(id)
+            .and_then(|pid| Some((pid, procfs::seccomp_of(processes.proc_root, pid)?)));
+        let Some((pid, SeccompState { mode, filters })) = found else {
+            if processes.unfound.missing(id, processes.at) {
+                unseen.push(container.name.clone());
+            }
             continue;
         };
         let agree = agrees(*effective, mode);
@@ -407,28 +471,37 @@ fn report_for(
             agrees_with_effective: agree,
         });
     }
-    if observations.is_empty() {
+    if observations.is_empty() && unseen.is_empty() {
         return None;
     }
     let stored_observations = stored_observations(status);
     if let Some(stored) = &stored_observations {
         keep_unchanged_times(&mut observations, stored);
     }
-    let condition = if mismatches.is_empty() {
+    let condition = if !mismatches.is_empty() {
         status::condition(
             RUNTIME_VERIFIED,
-            "True",
-            "Agrees",
-            agreement_message(observations.len()),
+            "False",
+            "Mismatch",
+            mismatches.join("; "),
+            previous,
+            now,
+        )
+    } else if !unseen.is_empty() {
+        status::condition(
+            RUNTIME_VERIFIED,
+            "Unknown",
+            PROCESS_NOT_FOUND,
+            unseen_message(&unseen, observations.len()),
             previous,
             now,
         )
     } else {
         status::condition(
             RUNTIME_VERIFIED,
-            "False",
-            "Mismatch",
-            mismatches.join("; "),
+            "True",
+            "Agrees",
+            agreement_message(observations.len()),
             previous,
             now,
         )
@@ -575,6 +648,8 @@ struct Agent {
     written: tokio::sync::Mutex<OwnWrites>,
     /// The agent's own writes of profile files.
     profiles_written: tokio::sync::Mutex<OwnWrites>,
+    /// Running containers whose process is not found.
+    unfound: std::sync::Mutex<Unfound>,
 }
 
 /// The resourceVersion each of the agent's writes produced, by the SeccompStatus's UID. The agent
@@ -694,6 +769,7 @@ pub async fn run(
         statuses: Default::default(),
         written: Default::default(),
         profiles_written: Default::default(),
+        unfound: Default::default(),
     });
     // Any change of a pod or status on this node triggers a scan; otherwise every interval.
     let (kick_tx, mut kick_rx) = tokio::sync::mpsc::channel::<()>(1);
@@ -785,7 +861,15 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
     let reports: Vec<(StoredView, PodReport)> = {
         let pods = agent.pods.lock().unwrap_or_else(|e| e.into_inner());
         let statuses = agent.statuses.lock().unwrap_or_else(|e| e.into_inner());
-        pods.iter()
+        let mut unfound = agent.unfound.lock().unwrap_or_else(|e| e.into_inner());
+        let mut processes = Processes {
+            index: &index,
+            proc_root,
+            unfound: &mut unfound,
+            at: std::time::Instant::now(),
+        };
+        let reports: Vec<(StoredView, PodReport)> = pods
+            .iter()
             .filter_map(|(key, pod)| {
                 let status = statuses.get(key)?;
                 let uid = pod.metadata.uid.clone()?;
@@ -804,10 +888,21 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
                     profile_reports.push((stored.clone(), report));
                 }
                 let previous = ConditionMark::read_all(status.status.as_ref());
-                let report = report_for(key, pod, status, &index, proc_root, &now, &previous)?;
+                let report = report_for(key, pod, status, &mut processes, &now, &previous)?;
                 Some((stored, report))
             })
-            .collect()
+            .collect();
+        let unseen = reports
+            .iter()
+            .filter(|(_, r)| r.condition.reason == PROCESS_NOT_FOUND)
+            .count();
+        if let Some(pods) = unfound.end_scan(unseen) {
+            warn!(
+                pods,
+                "running containers without a process in the proc root: the agent needs the host's PID namespace (hostPID: true) and its /proc"
+            );
+        }
+        reports
     };
     write_profile_reports(agent, profile_reports, &live).await;
     let mut written = agent.written.lock().await;
@@ -1206,6 +1301,42 @@ mod tests {
         assert_eq!(
             agreement_message(3),
             "3 running containers match their effective profile"
+        );
+    }
+
+    #[test]
+    fn a_container_counts_as_unfound_after_the_grace_of_missing_scans_in_a_row() {
+        let start = std::time::Instant::now();
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        let mut unfound = Unfound::default();
+        // Missing from the first scan on: unfound once the grace has passed since that scan.
+        assert!(!unfound.missing("a", at(0)));
+        assert_eq!(unfound.end_scan(0), None);
+        assert!(!unfound.missing("a", at(9)));
+        assert_eq!(unfound.end_scan(0), None);
+        assert!(unfound.missing("a", at(10)));
+        assert_eq!(unfound.end_scan(1), Some(1), "warned once");
+        assert!(unfound.missing("a", at(20)));
+        assert_eq!(unfound.end_scan(1), None, "not again for the same count");
+        // Found in one scan (not missed): the grace starts again.
+        assert_eq!(unfound.end_scan(0), None);
+        assert!(!unfound.missing("a", at(30)));
+        assert!(!unfound.missing("b", at(30)));
+        assert_eq!(unfound.end_scan(0), None);
+        assert!(unfound.missing("a", at(40)) && unfound.missing("b", at(40)));
+        assert_eq!(unfound.end_scan(2), Some(2), "a new count is warned about");
+    }
+
+    #[test]
+    fn the_unfound_message_names_the_containers_and_counts_the_others() {
+        assert_eq!(
+            unseen_message(&["a".into(), "b".into()], 0),
+            "no process of a, b in the agent's /proc: the agent needs the host's PID namespace \
+             (hostPID), and cannot see into VM-isolated sandboxes"
+        );
+        assert!(
+            unseen_message(&["a".into()], 2)
+                .ends_with("; 2 running containers match their effective profile")
         );
     }
 
