@@ -369,8 +369,8 @@ async fn the_agent_records_what_the_kernel_enforces() {
 }
 
 /// Creates a hand-made Node `name` without a kubelet (unschedulable, so nothing is placed there).
-/// A running container whose process the agent cannot find (an agent outside the host's PID
-/// namespace finds none) reads `RuntimeVerified=Unknown`, reason `ProcessNotFound`, once it has
+/// A running container whose process the agent cannot find (an agent given its own /proc
+/// rather than the host's finds none) reads `RuntimeVerified=Unknown`, reason `ProcessNotFound`, once it has
 /// been missing for a grace period, and `Agrees` again once its process is found: before, such a
 /// container was left out without a word, and an agent that could see nothing looked like an
 /// agent with nothing to report.
@@ -447,8 +447,8 @@ async fn a_running_container_whose_process_the_agent_cannot_find_reads_unknown()
     assert!(
         unknown
             .message
-            .starts_with("no process of hidden in the agent's /proc")
-            && unknown.message.contains("hostPID")
+            .starts_with("no process of hidden in the agent's proc root")
+            && unknown.message.contains("the host's /proc")
             && unknown
                 .message
                 .ends_with("; 1 running container matches its effective profile"),

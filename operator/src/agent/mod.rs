@@ -222,8 +222,8 @@ const PROCESS_GRACE: Duration = Duration::from_secs(10);
 pub const PROCESS_NOT_FOUND: &str = "ProcessNotFound";
 
 /// Running containers (by container ID) whose process the agent has not found, since when. An
-/// agent outside the host's PID namespace, or beside a runtime that isolates containers in VMs,
-/// finds none: that is said in the status rather than left as no finding at all.
+/// agent without the host's /proc, or beside a runtime that isolates containers in VMs, finds
+/// none: that is said in the status rather than left as no finding at all.
 #[derive(Debug, Default)]
 struct Unfound {
     since: HashMap<String, std::time::Instant>,
@@ -263,7 +263,7 @@ struct Processes<'a> {
 /// The `RuntimeVerified=Unknown` message for running containers without a process.
 fn unseen_message(unseen: &[String], running: usize) -> String {
     let mut message = format!(
-        "no process of {} in the agent's /proc: the agent needs the host's PID namespace (hostPID), and cannot see into VM-isolated sandboxes",
+        "no process of {} in the agent's proc root: the agent needs the host's /proc (at --proc-root, or hostPID), and cannot see into containers a runtime isolates in a VM (Kata) or a user-space kernel (gVisor)",
         unseen.join(", ")
     );
     if running > 0 {
@@ -899,7 +899,7 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
         if let Some(pods) = unfound.end_scan(unseen) {
             warn!(
                 pods,
-                "running containers without a process in the proc root: the agent needs the host's PID namespace (hostPID: true) and its /proc"
+                "running containers without a process in the proc root: the agent needs the host's /proc (at --proc-root, or hostPID: true)"
             );
         }
         reports
@@ -1331,8 +1331,9 @@ mod tests {
     fn the_unfound_message_names_the_containers_and_counts_the_others() {
         assert_eq!(
             unseen_message(&["a".into(), "b".into()], 0),
-            "no process of a, b in the agent's /proc: the agent needs the host's PID namespace \
-             (hostPID), and cannot see into VM-isolated sandboxes"
+            "no process of a, b in the agent's proc root: the agent needs the host's /proc (at \
+             --proc-root, or hostPID), and cannot see into containers a runtime isolates in a VM \
+             (Kata) or a user-space kernel (gVisor)"
         );
         assert!(
             unseen_message(&["a".into()], 2)
