@@ -88,6 +88,34 @@ fn link_process(root: &Path, pid: u32, cgroup: &str) {
     }
 }
 
+/// Marks `containers` (name, container ID with its runtime's prefix) of the pod `name` running,
+/// as its kubelet would, and waits for the controller's SeccompStatus of the pod.
+async fn mark_running(
+    ctx: &support::TestContext,
+    name: &str,
+    containers: &[(&str, String)],
+) -> Api<SeccompStatus> {
+    let statuses: Vec<_> = containers
+        .iter()
+        .map(|(container, id)| {
+            json!({ "name": container, "containerID": id, "ready": true, "restartCount": 0,
+                "image": "registry.invalid/app:1", "imageID": "",
+                "state": { "running": { "startedAt": "2026-11-01T00:00:00Z" } } })
+        })
+        .collect();
+    let status = json!({ "status": { "phase": "Running", "containerStatuses": statuses } });
+    ctx.api::<Pod>()
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("pod status");
+    let seccomp_statuses: Api<SeccompStatus> = ctx.api();
+    wait_for("the controller's status", Duration::from_secs(60), || async {
+        seccomp_statuses.get_opt(name).await.ok()?.and_then(|s| s.status)
+    })
+    .await;
+    seccomp_statuses
+}
+
 #[tokio::test]
 async fn the_agent_records_what_the_kernel_enforces() {
     let ctx = support::context("agent").await;
@@ -109,19 +137,14 @@ async fn the_agent_records_what_the_kernel_enforces() {
         .await
         .expect("create pod");
     let uid = pod.uid().expect("uid").replace('-', "_");
-    let running = |name: &str, id: &str| {
-        json!({ "name": name, "containerID": id, "ready": true, "restartCount": 0,
-        "image": "registry.invalid/app:1", "imageID": "", "state": { "running": { "startedAt": "2026-11-01T00:00:00Z" } } })
-    };
-    let status = json!({ "status": { "phase": "Running", "containerStatuses": [
-        running("app", &format!("containerd://{ID_FILTERED}")), running("side", &format!("cri-o://{ID_PLAIN}")) ] } });
-    pods.patch_status("web", &PatchParams::default(), &Patch::Merge(&status))
-        .await
-        .expect("pod status");
-    let statuses: Api<SeccompStatus> = ctx.api();
-    wait_for("the controller's status", Duration::from_secs(60), || async {
-        statuses.get_opt("web").await.ok()?.and_then(|s| s.status)
-    })
+    let statuses = mark_running(
+        &ctx,
+        "web",
+        &[
+            ("app", format!("containerd://{ID_FILTERED}")),
+            ("side", format!("cri-o://{ID_PLAIN}")),
+        ],
+    )
     .await;
 
     // A proc tree whose entries point at real processes: "app" runs with a filter, "side" without
@@ -392,19 +415,14 @@ async fn a_running_container_whose_process_the_agent_cannot_find_reads_unknown()
         .await
         .expect("create pod");
     let uid = pod.uid().expect("uid").replace('-', "_");
-    let running = |name: &str, id: &str| {
-        json!({ "name": name, "containerID": format!("containerd://{id}"), "ready": true, "restartCount": 0,
-        "image": "registry.invalid/app:1", "imageID": "", "state": { "running": { "startedAt": "2026-11-01T00:00:00Z" } } })
-    };
-    let status = json!({ "status": { "phase": "Running", "containerStatuses": [
-        running("seen", ID_FILTERED), running("hidden", ID_PLAIN) ] } });
-    pods.patch_status("web", &PatchParams::default(), &Patch::Merge(&status))
-        .await
-        .expect("pod status");
-    let statuses: Api<SeccompStatus> = ctx.api();
-    wait_for("the controller's status", Duration::from_secs(60), || async {
-        statuses.get_opt("web").await.ok()?.and_then(|s| s.status)
-    })
+    let statuses = mark_running(
+        &ctx,
+        "web",
+        &[
+            ("seen", format!("containerd://{ID_FILTERED}")),
+            ("hidden", format!("containerd://{ID_PLAIN}")),
+        ],
+    )
     .await;
 
     // Only "seen" has a process in the proc tree.
