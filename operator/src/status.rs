@@ -87,6 +87,9 @@ pub struct StoredStatus {
     pub conditions: Vec<ConditionMark>,
     /// The node agent found the kernel disagreeing with the effective profile.
     pub runtime_mismatch: bool,
+    /// The node agent could not find the process of a running container (`RuntimeVerified`
+    /// `Unknown`).
+    pub runtime_unverified: bool,
     /// The node agent's reports of Localhost profile files, by container (usually none).
     #[serde(with = "crate::packed::as_json")]
     pub profile_files: Box<[(Box<str>, ProfileFile)]>,
@@ -105,6 +108,7 @@ impl StoredStatus {
             .into_iter()
             .partition(|c| c.type_ == RUNTIME_VERIFIED);
         let runtime_mismatch = agents.iter().any(|c| c.status == "False");
+        let runtime_unverified = agents.iter().any(|c| c.status == "Unknown");
         let profile_files: Box<[(Box<str>, ProfileFile)]> = object
             .profile_files()
             .into_iter()
@@ -127,6 +131,7 @@ impl StoredStatus {
             fingerprint: status.map_or(0, fingerprint_value),
             conditions,
             runtime_mismatch,
+            runtime_unverified,
             resource_version: meta.resource_version_number(),
         }
     }

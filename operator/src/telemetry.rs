@@ -102,6 +102,7 @@ pub struct Metrics {
     pub is_leader: Gauge,
     containers: GaugeTable<ContainerLabels>,
     runtime_mismatches: Gauge,
+    runtime_unverified: Gauge,
     halted_workloads: GaugeTable<PolicyLabels>,
     undecodable: Family<ResourceLabels, Counter>,
     /// Policies whose `actions_total` series exist (at zero or more).
@@ -122,6 +123,7 @@ impl Default for Metrics {
             is_leader: Gauge::default(),
             containers: GaugeTable::new(),
             runtime_mismatches: Gauge::default(),
+            runtime_unverified: Gauge::default(),
             halted_workloads: GaugeTable::new(),
             undecodable: Family::default(),
             known_action_series: Default::default(),
@@ -164,6 +166,11 @@ impl Default for Metrics {
             "runtime_mismatches",
             "Pods whose node agent found the kernel disagreeing with the effective profile",
             metrics.runtime_mismatches.clone(),
+        );
+        registry.register(
+            "runtime_unverified",
+            "Pods with a running container whose process the node agent cannot find (RuntimeVerified=Unknown)",
+            metrics.runtime_unverified.clone(),
         );
         registry.register(
             "halted_workloads",
@@ -345,6 +352,11 @@ impl Metrics {
         }
         self.containers.replace_all(counts);
         self.runtime_mismatches.set(runtime_mismatches as i64);
+    }
+
+    /// Sets the count of pods whose node agent cannot find a running container's process.
+    pub fn set_runtime_unverified(&self, pods: usize) {
+        self.runtime_unverified.set(pods as i64);
     }
 
     /// Sets the halted-workload gauge of each policy with halts; policies without any have no
@@ -649,6 +661,9 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("seccomp_sentinel_runtime_mismatches 1"), "{text}");
+        assert!(text.contains("seccomp_sentinel_runtime_unverified 0"), "{text}");
+        m.set_runtime_unverified(3);
+        assert!(m.encode().contains("seccomp_sentinel_runtime_unverified 3"));
         assert!(text.trim_end().ends_with("# EOF"));
         m.set_containers(pods[1..].iter().copied(), 0);
         assert!(m.encode().contains(

@@ -402,7 +402,12 @@ async fn a_running_container_whose_process_the_agent_cannot_find_reads_unknown()
     let ctx = support::context("agent-unfound").await;
     let node_name = unique_name("agent-unfound");
     let _nodes = create_node_without_kubelet(&ctx.client, &node_name).await;
-    let _operator = Operator::for_namespace(&ctx).await;
+    let operator = Operator::for_namespace(&ctx).await;
+    let gauge = |value: u32| {
+        let line = format!("seccomp_sentinel_runtime_unverified {value}\n");
+        let metrics = operator.ctx.metrics.clone();
+        async move { metrics.encode().contains(&line).then_some(()) }
+    };
     let pod: Pod = serde_json::from_value(json!({ "metadata": { "name": "web" }, "spec": {
         "nodeName": node_name,
         "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } },
@@ -485,6 +490,8 @@ async fn a_running_container_whose_process_the_agent_cannot_find_reads_unknown()
         "--no-headers",
     ]);
     assert!(wide.contains("ProcessNotFound"), "{wide}");
+    // The operator counts the pod for the SeccompRuntimeUnverified alert.
+    wait_for("the unverified gauge at 1", Duration::from_secs(30), || gauge(1)).await;
 
     // Its process is found: both agree.
     let hidden = Helper::start("filter");
@@ -498,6 +505,7 @@ async fn a_running_container_whose_process_the_agent_cannot_find_reads_unknown()
         agreed.message,
         "2 running containers match their effective profile"
     );
+    wait_for("the unverified gauge at 0", Duration::from_secs(30), || gauge(0)).await;
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), agent_task).await;
 }

@@ -120,6 +120,8 @@ fn refresh_gauges(ctx: &Context) {
     let mismatches = state.pods.values().filter(|e| e.runtime_mismatch()).count();
     ctx.metrics.set_containers(pods, mismatches);
     ctx.metrics
+        .set_runtime_unverified(state.pods.values().filter(|e| e.runtime_unverified()).count());
+    ctx.metrics
         .known_policies(state.policies.keys().map(String::as_str));
     ctx.metrics.set_halted(
         state

@@ -153,6 +153,8 @@ pub struct PodEntry {
     /// The stored status's node agent found the kernel disagreeing with the effective profile
     /// (false without a stored status).
     runtime_mismatch: bool,
+    /// The stored status's node agent could not find a running container's process.
+    runtime_unverified: bool,
     /// What each policy did in the last pass.
     pub outcomes: Box<[Outcome]>,
     /// Effective profile and source per container, from the last pass (for the gauges).
@@ -196,8 +198,14 @@ impl PodEntry {
         self.pod.is_some() && self.runtime_mismatch
     }
 
+    /// A pod whose stored status says the node agent could not find a running container's process.
+    pub fn runtime_unverified(&self) -> bool {
+        self.pod.is_some() && self.runtime_unverified
+    }
+
     fn set_stored(&mut self, stored: Option<&StoredStatus>) {
         self.runtime_mismatch = stored.is_some_and(|s| s.runtime_mismatch);
+        self.runtime_unverified = stored.is_some_and(|s| s.runtime_unverified);
         self.stored = stored.map(Packed::pack);
     }
 }
@@ -998,6 +1006,7 @@ mod tests {
             fingerprint: rv,
             conditions: Vec::new(),
             runtime_mismatch: false,
+            runtime_unverified: false,
             resource_version: Some(rv),
             profile_files: Box::default(),
             profile_node: None,
