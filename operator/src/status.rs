@@ -85,11 +85,8 @@ pub struct StoredStatus {
     pub fingerprint: u64,
     /// The controller-owned conditions, for their `lastTransitionTime`.
     pub conditions: Vec<ConditionMark>,
-    /// The node agent found the kernel disagreeing with the effective profile.
-    pub runtime_mismatch: bool,
-    /// The node agent could not find the process of a running container (`RuntimeVerified`
-    /// `Unknown`).
-    pub runtime_unverified: bool,
+    /// What the node agent's `RuntimeVerified` condition says.
+    pub runtime: RuntimeFinding,
     /// The node agent's reports of Localhost profile files, by container (usually none).
     #[serde(with = "crate::packed::as_json")]
     pub profile_files: Box<[(Box<str>, ProfileFile)]>,
@@ -97,6 +94,31 @@ pub struct StoredStatus {
     pub profile_node: Option<Box<str>>,
     /// The object's resourceVersion, when it is a number (as etcd's are).
     pub resource_version: Option<u64>,
+}
+
+/// What the node agent's `RuntimeVerified` condition says of a pod, for the gauges.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RuntimeFinding {
+    /// No condition (no agent, or the pod has not run on its node).
+    #[default]
+    None,
+    /// `True`: the kernel agrees with the effective profile.
+    Agrees,
+    /// `False`: the kernel disagrees (`Mismatch`).
+    Mismatch,
+    /// `Unknown`: a running container's process was not found (`ProcessNotFound`).
+    Unverified,
+}
+
+impl RuntimeFinding {
+    fn of(condition_status: &str) -> RuntimeFinding {
+        match condition_status {
+            "True" => RuntimeFinding::Agrees,
+            "False" => RuntimeFinding::Mismatch,
+            "Unknown" => RuntimeFinding::Unverified,
+            _ => RuntimeFinding::None,
+        }
+    }
 }
 
 impl StoredStatus {
@@ -107,8 +129,9 @@ impl StoredStatus {
         let (agents, conditions): (Vec<ConditionMark>, Vec<ConditionMark>) = ConditionMark::read_all(status)
             .into_iter()
             .partition(|c| c.type_ == RUNTIME_VERIFIED);
-        let runtime_mismatch = agents.iter().any(|c| c.status == "False");
-        let runtime_unverified = agents.iter().any(|c| c.status == "Unknown");
+        let runtime = agents
+            .first()
+            .map_or(RuntimeFinding::None, |c| RuntimeFinding::of(&c.status));
         let profile_files: Box<[(Box<str>, ProfileFile)]> = object
             .profile_files()
             .into_iter()
@@ -130,8 +153,7 @@ impl StoredStatus {
             profile_label: meta.labels.get(PROFILE_LABEL).map(|v| v.as_str().into()),
             fingerprint: status.map_or(0, fingerprint_value),
             conditions,
-            runtime_mismatch,
-            runtime_unverified,
+            runtime,
             resource_version: meta.resource_version_number(),
         }
     }
@@ -527,7 +549,7 @@ mod tests {
         assert_eq!(fingerprint(&desired), fingerprint(&with_agent));
         let stored = stored_from(&with_agent, "u");
         assert!(!needs_write(Some(&stored), "u", &desired));
-        assert!(stored.runtime_mismatch);
+        assert_eq!(stored.runtime, RuntimeFinding::Mismatch);
         assert!(stored.conditions.iter().all(|c| c.type_ != RUNTIME_VERIFIED));
     }
 

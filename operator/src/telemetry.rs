@@ -316,11 +316,10 @@ impl Metrics {
     }
 
     /// Sets the container gauges from every pod's (namespace, effective profile and source of
-    /// each container), and the count of pods whose runtime disagrees.
+    /// each container).
     pub fn set_containers<'a>(
         &self,
         pods: impl Iterator<Item = (&'a str, &'a [(ProfileType, ProfileSource)])> + Clone,
-        runtime_mismatches: usize,
     ) {
         let mut namespaces: BTreeMap<&str, usize> = BTreeMap::new();
         for (ns, _) in pods.clone() {
@@ -351,12 +350,13 @@ impl Metrics {
             }
         }
         self.containers.replace_all(counts);
-        self.runtime_mismatches.set(runtime_mismatches as i64);
     }
 
-    /// Sets the count of pods whose node agent cannot find a running container's process.
-    pub fn set_runtime_unverified(&self, pods: usize) {
-        self.runtime_unverified.set(pods as i64);
+    /// Sets the counts of pods whose node agent finds the kernel disagreeing with the effective
+    /// profile, and of pods with a running container whose process it cannot find.
+    pub fn set_runtime_findings(&self, mismatches: usize, unverified: usize) {
+        self.runtime_mismatches.set(mismatches as i64);
+        self.runtime_unverified.set(unverified as i64);
     }
 
     /// Sets the halted-workload gauge of each policy with halts; policies without any have no
@@ -568,7 +568,7 @@ mod tests {
         let m = Metrics::default();
         let unconfined = [(ProfileType::Unconfined, ProfileSource::None)];
         let refresh = || {
-            m.set_containers([("shop", &unconfined[..])].into_iter(), 0);
+            m.set_containers([("shop", &unconfined[..])].into_iter());
             m.set_halted([("payments", 1)].into_iter());
         };
         refresh();
@@ -639,7 +639,8 @@ mod tests {
         ];
         let b = [(ProfileType::Unconfined, ProfileSource::None)];
         let pods = [("shop", &a[..]), ("shop", &b[..])];
-        m.set_containers(pods.iter().copied(), 1);
+        m.set_containers(pods.iter().copied());
+        m.set_runtime_findings(1, 0);
         let text = m.encode();
         assert!(text.contains("seccomp_sentinel_reconcile_total 1"), "{text}");
         assert!(
@@ -662,10 +663,10 @@ mod tests {
         );
         assert!(text.contains("seccomp_sentinel_runtime_mismatches 1"), "{text}");
         assert!(text.contains("seccomp_sentinel_runtime_unverified 0"), "{text}");
-        m.set_runtime_unverified(3);
+        m.set_runtime_findings(1, 3);
         assert!(m.encode().contains("seccomp_sentinel_runtime_unverified 3"));
         assert!(text.trim_end().ends_with("# EOF"));
-        m.set_containers(pods[1..].iter().copied(), 0);
+        m.set_containers(pods[1..].iter().copied());
         assert!(m.encode().contains(
             r#"seccomp_sentinel_containers{namespace="shop",profile="Unconfined",source="None"} 1"#
         ));
@@ -678,7 +679,7 @@ mod tests {
         let names: Vec<String> = (0..(MAX_NAMESPACE_LABELS + 10))
             .map(|i| format!("ns{i:04}"))
             .collect();
-        m.set_containers(names.iter().map(|n| (n.as_str(), &containers[..])), 0);
+        m.set_containers(names.iter().map(|n| (n.as_str(), &containers[..])));
         let text = m.encode();
         let series = text
             .lines()

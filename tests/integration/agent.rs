@@ -184,21 +184,11 @@ async fn the_agent_records_what_the_kernel_enforces() {
     .expect("kubelet config");
 
     let args = AgentArgs {
-        node_name: node_name.clone(),
-        proc_root: root.path().to_path_buf(),
-        scan_interval: Duration::from_secs(1),
         kubelet_config: Some(kubelet_config),
         seccomp_dir: Some(seccomp_dir.path().to_path_buf()),
-        trusted_profile_links: Vec::new(),
+        ..agent_args(&node_name, root.path(), Duration::from_secs(1))
     };
-    let start_agent = |args: AgentArgs| {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(agent::run(ctx.client.clone(), args, async move {
-            let _ = stopped.await;
-        }));
-        (stop, task)
-    };
-    let (stop, agent_task) = start_agent(args.clone());
+    let running = InProcessAgent::start(ctx.client.clone(), args.clone());
 
     let verified = wait_for("runtime observations", Duration::from_secs(60), || async {
         let s = statuses.get("web").await.ok()?.status?;
@@ -301,9 +291,8 @@ async fn the_agent_records_what_the_kernel_enforces() {
 
     // A restarted agent (a DaemonSet rollout, a node reboot) finds its findings already there:
     // nothing to write, although it has written nothing yet itself.
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), agent_task).await;
-    let (stop, agent_task) = start_agent(args.clone());
+    running.stop().await;
+    let running = InProcessAgent::start(ctx.client.clone(), args.clone());
     tokio::time::sleep(Duration::from_secs(5)).await;
     let after_restart = statuses.get("web").await.expect("status");
     assert_eq!(
@@ -385,8 +374,7 @@ async fn the_agent_records_what_the_kernel_enforces() {
         Some(SeccompMode::Filter)
     );
 
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), agent_task).await;
+    running.stop().await;
     operator.stop().await;
     let _ = nodes.delete(&node_name, &DeleteParams::default()).await;
 }
@@ -439,18 +427,10 @@ async fn a_running_container_whose_process_the_agent_cannot_find_reads_unknown()
         seen.pid(),
         &format!("0::{slice}/cri-containerd-{ID_FILTERED}.scope\n"),
     );
-    let args = AgentArgs {
-        node_name: node_name.clone(),
-        proc_root: root.path().to_path_buf(),
-        scan_interval: Duration::from_secs(1),
-        kubelet_config: None,
-        seccomp_dir: None,
-        trusted_profile_links: Vec::new(),
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agent_task = tokio::spawn(agent::run(ctx.client.clone(), args, async move {
-        let _ = stopped.await;
-    }));
+    let running = InProcessAgent::start(
+        ctx.client.clone(),
+        agent_args(&node_name, root.path(), Duration::from_secs(1)),
+    );
     let condition = |wanted: &'static str| {
         let statuses = statuses.clone();
         async move {
@@ -506,8 +486,42 @@ async fn a_running_container_whose_process_the_agent_cannot_find_reads_unknown()
         "2 running containers match their effective profile"
     );
     wait_for("the unverified gauge at 0", Duration::from_secs(30), || gauge(0)).await;
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), agent_task).await;
+    running.stop().await;
+}
+
+/// The agent's settings for `node_name` with the proc tree at `proc_root`, scanning every
+/// `scan_interval`, with no kubelet configuration or seccomp directory given.
+pub fn agent_args(node_name: &str, proc_root: &Path, scan_interval: Duration) -> AgentArgs {
+    AgentArgs {
+        node_name: node_name.to_string(),
+        proc_root: proc_root.to_path_buf(),
+        scan_interval,
+        kubelet_config: None,
+        seccomp_dir: None,
+        trusted_profile_links: Vec::new(),
+    }
+}
+
+/// A node agent running in this test's process, as its DaemonSet's pod would run it.
+pub struct InProcessAgent {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), agent::AgentError>>,
+}
+
+impl InProcessAgent {
+    pub fn start(client: kube::Client, args: AgentArgs) -> InProcessAgent {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(agent::run(client, args, async move {
+            let _ = stopped.await;
+        }));
+        InProcessAgent { stop, task }
+    }
+
+    /// Stops it as a pod's termination would, and waits (10 s at most) until it has.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
 }
 
 pub async fn create_node_without_kubelet(client: &kube::Client, name: &str) -> Api<Node> {
@@ -587,12 +601,8 @@ async fn a_kubelet_configuration_given_as_a_copy_is_read_as_it_is() {
         .join("root/etc/kubelet.yaml");
     let reported = |config: &Path| {
         let args = AgentArgs {
-            node_name: node_name.clone(),
-            proc_root: root.path().to_path_buf(),
-            scan_interval: Duration::from_millis(300),
             kubelet_config: Some(config.to_path_buf()),
-            seccomp_dir: None,
-            trusted_profile_links: Vec::new(),
+            ..agent_args(&node_name, root.path(), Duration::from_millis(300))
         };
         let client = ctx.client.clone();
         let nodes = nodes.clone();
@@ -606,10 +616,7 @@ async fn a_kubelet_configuration_given_as_a_copy_is_read_as_it_is() {
                 .patch(&node_name, &PatchParams::default(), &Patch::Merge(&cleared))
                 .await
                 .expect("clear the node's facts");
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let task = tokio::spawn(agent::run(client, args, async move {
-                let _ = stopped.await;
-            }));
+            let running = InProcessAgent::start(client, args);
             let node = wait_for("the agent's report", Duration::from_secs(60), || async {
                 let node = nodes.get(&node_name).await.ok()?;
                 node.annotations()
@@ -617,8 +624,7 @@ async fn a_kubelet_configuration_given_as_a_copy_is_read_as_it_is() {
                     .then_some(node)
             })
             .await;
-            let _ = stop.send(());
-            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+            running.stop().await;
             node.annotations().get(agent::KUBELET_DEFAULT_ANNOTATION).cloned()
         }
     };

@@ -470,7 +470,6 @@ async fn live_mode_audits_the_cluster() {
 #[tokio::test]
 async fn a_live_audit_by_a_user_who_may_only_list_pods_says_what_it_could_not_read() {
     use k8s_openapi::api::{
-        authentication::v1::TokenRequest,
         core::v1::{Namespace, ServiceAccount},
         rbac::v1::{Role, RoleBinding},
     };
@@ -505,17 +504,7 @@ async fn a_live_audit_by_a_user_who_may_only_list_pods_says_what_it_could_not_re
         .create(&PostParams::default(), &binding)
         .await
         .expect("create role binding");
-    let request: TokenRequest =
-        serde_json::from_value(json!({ "spec": { "audiences": [], "expirationSeconds": 3600 } }))
-            .expect("token request");
-    let token = ctx
-        .api::<ServiceAccount>()
-        .create_token_request("ci", &PostParams::default(), &request)
-        .await
-        .expect("token")
-        .status
-        .expect("token status")
-        .token;
+    let token = ctx.cluster.service_account_token(&ctx.ns, "ci").await;
     let scratch = tempfile::tempdir().expect("tempdir");
     let ci_kubeconfig = scratch.path().join("ci.kubeconfig");
     std::fs::write(&ci_kubeconfig, ctx.cluster.kubeconfig_with_token(&token)).expect("write");

@@ -118,18 +118,10 @@ async fn the_default_install_is_accepted_and_the_manager_passes_restricted() {
 /// A client authenticated as the operator's service account, with a token from the TokenRequest
 /// API (so the API server's audit log records the service account itself).
 async fn as_service_account(ctx: &TestContext, no_retry: bool) -> Client {
-    use k8s_openapi::api::{authentication::v1::TokenRequest, core::v1::ServiceAccount};
-    let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), "seccomp-sentinel");
-    let request: TokenRequest =
-        serde_json::from_value(json!({ "spec": { "audiences": [], "expirationSeconds": 3600 } }))
-            .expect("token request");
-    let token = accounts
-        .create_token_request("seccomp-sentinel", &PostParams::default(), &request)
-        .await
-        .expect("token")
-        .status
-        .expect("token status")
-        .token;
+    let token = ctx
+        .cluster
+        .service_account_token("seccomp-sentinel", "seccomp-sentinel")
+        .await;
     let kubeconfig: Kubeconfig = serde_saphyr::from_str(&ctx.cluster.kubeconfig_with_token(&token))
         .expect("service account kubeconfig");
     let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())

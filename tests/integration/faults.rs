@@ -646,8 +646,7 @@ impl Fault for RefuseNodeReads {
 #[tokio::test]
 async fn an_agent_that_cannot_read_its_node_at_first_keeps_the_kubelet_setting_read_before() {
     use seccomp_sentinel::agent::{
-        self, AGENT_MANAGER, AgentArgs, KERNEL_SECCOMP_ANNOTATION, KUBELET_DEFAULT_ANNOTATION,
-        KUBELET_STARTED_ANNOTATION,
+        AGENT_MANAGER, KERNEL_SECCOMP_ANNOTATION, KUBELET_DEFAULT_ANNOTATION, KUBELET_STARTED_ANNOTATION,
     };
     let ctx = support::context("fault-agent-node").await;
     let node_name = unique_name("edited-kubelet");
@@ -677,18 +676,10 @@ async fn an_agent_that_cannot_read_its_node_at_first_keeps_the_kubelet_setting_r
         .expect("client builder")
         .with_layer(&layer)
         .build();
-    let args = AgentArgs {
-        node_name: node_name.clone(),
-        proc_root: root.path().to_path_buf(),
-        scan_interval: Duration::from_millis(300),
-        kubelet_config: None,
-        seccomp_dir: None,
-        trusted_profile_links: Vec::new(),
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(agent::run(client, args, async move {
-        let _ = stopped.await;
-    }));
+    let running = crate::agent::InProcessAgent::start(
+        client,
+        crate::agent::agent_args(&node_name, root.path(), Duration::from_millis(300)),
+    );
     // The agent's first report adds the kernel's fact.
     let reported = wait_for("the new agent's report", TIMEOUT, || async {
         let node = nodes.get(&node_name).await.ok()?;
@@ -714,8 +705,7 @@ async fn an_agent_that_cannot_read_its_node_at_first_keeps_the_kubelet_setting_r
         reported.annotations().get(KUBELET_STARTED_ANNOTATION),
         Some(&start.name)
     );
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    running.stop().await;
     nodes
         .delete(&node_name, &DeleteParams::default())
         .await

@@ -228,7 +228,7 @@ pub const PROCESS_NOT_FOUND: &str = "ProcessNotFound";
 struct Unfound {
     since: HashMap<String, std::time::Instant>,
     this_scan: HashSet<String>,
-    /// How many containers the last warning counted (0: none given, or all found since).
+    /// How many pods the last warning counted (0: none given, or all found since).
     warned: usize,
 }
 
@@ -242,7 +242,7 @@ impl Unfound {
     }
 
     /// Forgets the containers this scan did not miss; returns the count to warn about, when it
-    /// changed: `unseen` containers are past their grace now.
+    /// changed: `unseen` pods have containers past their grace now.
     fn end_scan(&mut self, unseen: usize) -> Option<usize> {
         let missed = std::mem::take(&mut self.this_scan);
         self.since.retain(|id, _| missed.contains(id));

@@ -1208,9 +1208,8 @@ async fn live(
                     "namespaces",
                     &e,
                     &format!(
-                        "the namespace selectors of {} see each namespace's {} label and no other",
-                        selecting.join(", "),
-                        "kubernetes.io/metadata.name"
+                        "the namespace selectors of {} see each namespace's kubernetes.io/metadata.name label and no other",
+                        selecting.join(", ")
                     ),
                     "run it as a user allowed to list namespaces",
                 );

@@ -19,7 +19,7 @@ use crate::{
     api::{PolicyAction, SeccompPolicyStatus, Verdict},
     events::Notice,
     lean::{Decoded, cluster::PolicyWire},
-    status::{ConditionMark, condition},
+    status::{ConditionMark, RuntimeFinding, condition},
 };
 
 pub(super) fn spawn(ctx: Arc<Context>) {
@@ -117,10 +117,10 @@ fn refresh_gauges(ctx: &Context) {
         .iter()
         .filter(|(_, e)| e.has_pod())
         .map(|(k, e)| (&*k.namespace, &*e.containers));
-    let mismatches = state.pods.values().filter(|e| e.runtime_mismatch()).count();
-    ctx.metrics.set_containers(pods, mismatches);
+    ctx.metrics.set_containers(pods);
+    let count = |finding| state.pods.values().filter(|e| e.runtime() == finding).count();
     ctx.metrics
-        .set_runtime_unverified(state.pods.values().filter(|e| e.runtime_unverified()).count());
+        .set_runtime_findings(count(RuntimeFinding::Mismatch), count(RuntimeFinding::Unverified));
     ctx.metrics
         .known_policies(state.policies.keys().map(String::as_str));
     ctx.metrics.set_halted(

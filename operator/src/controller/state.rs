@@ -23,7 +23,7 @@ use crate::{
         plan::Outcome,
     },
     profile::strength::{CatalogEntry, NodeDigest, ProfileCatalog, ProfileIndex},
-    status::StoredStatus,
+    status::{RuntimeFinding, StoredStatus},
 };
 
 /// A pod: namespace and name. Cheap to clone (shared strings): the work queue holds these.
@@ -150,11 +150,8 @@ pub struct PodEntry {
     /// The pod's fingerprint, to tell a change without reading the pod.
     pod_fingerprint: u64,
     stored: Option<Packed<StoredStatus>>,
-    /// The stored status's node agent found the kernel disagreeing with the effective profile
-    /// (false without a stored status).
-    runtime_mismatch: bool,
-    /// The stored status's node agent could not find a running container's process.
-    runtime_unverified: bool,
+    /// What the stored status's node agent found (`None` without a stored status).
+    runtime: RuntimeFinding,
     /// What each policy did in the last pass.
     pub outcomes: Box<[Outcome]>,
     /// Effective profile and source per container, from the last pass (for the gauges).
@@ -193,19 +190,17 @@ impl PodEntry {
         self.stored.as_ref().map(Packed::unpack)
     }
 
-    /// A pod whose stored status says the kernel disagrees with its effective profile.
-    pub fn runtime_mismatch(&self) -> bool {
-        self.pod.is_some() && self.runtime_mismatch
-    }
-
-    /// A pod whose stored status says the node agent could not find a running container's process.
-    pub fn runtime_unverified(&self) -> bool {
-        self.pod.is_some() && self.runtime_unverified
+    /// What the node agent found of a pod that exists (a deleted pod's status says nothing now).
+    pub fn runtime(&self) -> RuntimeFinding {
+        if self.pod.is_some() {
+            self.runtime
+        } else {
+            RuntimeFinding::None
+        }
     }
 
     fn set_stored(&mut self, stored: Option<&StoredStatus>) {
-        self.runtime_mismatch = stored.is_some_and(|s| s.runtime_mismatch);
-        self.runtime_unverified = stored.is_some_and(|s| s.runtime_unverified);
+        self.runtime = stored.map_or(RuntimeFinding::None, |s| s.runtime);
         self.stored = stored.map(Packed::pack);
     }
 }
@@ -1005,8 +1000,7 @@ mod tests {
             profile_label: None,
             fingerprint: rv,
             conditions: Vec::new(),
-            runtime_mismatch: false,
-            runtime_unverified: false,
+            runtime: RuntimeFinding::None,
             resource_version: Some(rv),
             profile_files: Box::default(),
             profile_node: None,

@@ -126,6 +126,24 @@ impl TestCluster {
         self.plane.as_ref()
     }
 
+    /// A token of the service account `namespace/account`, from the TokenRequest API, valid
+    /// for an hour.
+    pub async fn service_account_token(&self, namespace: &str, account: &str) -> String {
+        use k8s_openapi::api::authentication::v1::TokenRequest;
+        let accounts: Api<ServiceAccount> = Api::namespaced(self.client().await, namespace);
+        let request: TokenRequest = serde_json::from_value(
+            serde_json::json!({ "spec": { "audiences": [], "expirationSeconds": 3600 } }),
+        )
+        .expect("token request");
+        accounts
+            .create_token_request(account, &PostParams::default(), &request)
+            .await
+            .expect("token")
+            .status
+            .expect("token status")
+            .token
+    }
+
     /// A kubeconfig (YAML) for this cluster that authenticates with `token` alone.
     pub fn kubeconfig_with_token(&self, token: &str) -> String {
         let admin = std::fs::read_to_string(&self.kubeconfig).expect("kubeconfig");
