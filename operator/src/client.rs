@@ -154,6 +154,13 @@ pub fn crd_unavailable(error: &kube::Error) -> bool {
         || (status.code == 403 && status.message.contains("while custom resource definition is terminating")))
 }
 
+/// The namespace is being deleted: the API server creates nothing more in it (a create, an
+/// eviction, an Event), and says so in a cause of its 403 rather than only in the message.
+pub fn namespace_terminating(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 403
+        && status.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating")))
+}
+
 fn is_not_served(status: &kube::core::Status) -> bool {
     status.code == 404 && status.reason == "Failed to parse error data"
 }
@@ -301,5 +308,27 @@ mod tests {
         let forbidden =
             kube::core::Status::failure("pods is forbidden: User cannot list", "Forbidden").with_code(403);
         assert!(!crd_unavailable(&kube::Error::Api(Box::new(forbidden))));
+    }
+
+    #[test]
+    fn a_create_refused_in_a_namespace_being_deleted_is_told_from_other_refusals() {
+        // The body kube-apiserver 1.37 answers a create in a terminating namespace with.
+        let body = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",
+            "message":"seccompstatuses.seccomp.sentinel.dev \"p\" is forbidden: unable to create new content in namespace ns because it is being terminated",
+            "reason":"Forbidden","details":{"name":"p","group":"seccomp.sentinel.dev","kind":"seccompstatuses",
+            "causes":[{"reason":"NamespaceTerminating","message":"namespace ns is being terminated","field":"metadata.namespace"}]},"code":403}"#;
+        let status: kube::core::Status = serde_json::from_str(body).expect("a Status");
+        assert!(namespace_terminating(&kube::Error::Api(Box::new(status.clone()))));
+        // The same words without the cause (a webhook's message) are another refusal.
+        let without_cause = kube::core::Status {
+            details: None,
+            ..status.clone()
+        };
+        assert!(!namespace_terminating(&kube::Error::Api(Box::new(without_cause))));
+        let not_forbidden = kube::core::Status { code: 409, ..status };
+        assert!(!namespace_terminating(&kube::Error::Api(Box::new(not_forbidden))));
+        let forbidden =
+            kube::core::Status::failure("pods is forbidden: User cannot list", "Forbidden").with_code(403);
+        assert!(!namespace_terminating(&kube::Error::Api(Box::new(forbidden))));
     }
 }

@@ -103,6 +103,9 @@ impl Publisher {
         match api.create(&PostParams::default(), &event).await {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 409 => debug!(%reason, "event recorded before"),
+            Err(e) if crate::client::namespace_terminating(&e) => {
+                debug!(%reason, %namespace, "no event: the namespace is being deleted");
+            }
             Err(e) => warn!(error = %crate::client::Brief(&e), %reason, "could not record an event"),
         }
     }

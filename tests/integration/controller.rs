@@ -403,6 +403,77 @@ async fn a_deleted_pod_takes_its_status_with_it_and_a_recreated_one_gets_a_new_s
     operator.stop().await;
 }
 
+#[tokio::test]
+async fn a_pod_outliving_its_status_in_a_namespace_being_deleted_is_no_failure() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let ctx = support::context("ctl-ns-deleted").await;
+    let operator = Operator::for_namespace(&ctx).await;
+    // A finalizer keeps the pod past its namespace's deletion, as a grace period does.
+    create_pod(
+        &ctx,
+        json!({ "metadata": { "name": "held", "finalizers": ["seccomp.sentinel.dev/test-hold"] },
+        "spec": { "containers": [container("app", json!({}))] } }),
+    )
+    .await;
+    current_status(&ctx, "held").await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(ctx.client.clone());
+    namespaces
+        .delete(&ctx.ns, &DeleteParams::background())
+        .await
+        .expect("delete the namespace");
+    let pods: Api<Pod> = ctx.api();
+    wait_for("the namespace controller to delete the pod", TIMEOUT, || async {
+        pods.get("held")
+            .await
+            .ok()?
+            .metadata
+            .deletion_timestamp
+            .map(|_| ())
+    })
+    .await;
+    // Kubernetes 1.33 and later delete a namespace's pods before the rest; an earlier namespace
+    // controller deletes the status alongside, as this does by hand.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stats = &operator.ctx.stats;
+    let (errors, writes, passes) = (
+        stats.errors.load(Relaxed),
+        stats.status_writes.load(Relaxed),
+        stats.reconciles.load(Relaxed),
+    );
+    let statuses: Api<SeccompStatus> = ctx.api();
+    statuses
+        .delete("held", &DeleteParams::default())
+        .await
+        .expect("delete the status");
+    wait_for("a pass over the pod whose status went", TIMEOUT, || async {
+        (stats.reconciles.load(Relaxed) > passes).then_some(())
+    })
+    .await;
+    // Room for the retries a failed pass would make (0.5 s, then 1 s).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        stats.errors.load(Relaxed),
+        errors,
+        "a create the API server refuses in a terminating namespace is not a failure to retry"
+    );
+    assert_eq!(stats.status_writes.load(Relaxed), writes);
+    assert!(statuses.get_opt("held").await.expect("get").is_none());
+
+    pods.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "metadata": { "finalizers": null } })),
+    )
+    .await
+    .expect("let the pod go");
+    wait_for("the namespace to go", TIMEOUT, || async {
+        namespaces.get_opt(&ctx.ns).await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert_eq!(stats.errors.load(Relaxed), errors);
+    operator.stop().await;
+}
+
 fn resource_versions(list: &[SeccompStatus]) -> BTreeMap<String, String> {
     list.iter()
         .map(|s| (s.name_any(), s.resource_version().unwrap_or_default()))

@@ -64,6 +64,11 @@ pub(super) async fn worker(ctx: Arc<Context>) {
                     ctx.queue.add_after(key.clone(), delay);
                 }
             }
+            // Its namespace is being deleted, and the pod with it: nothing to retry, nothing wrong.
+            // (Kept apart from the state's view of namespaces, which may lag the API server's.)
+            Err(error) if error.namespace_terminating() => {
+                debug!(pod = %key, error = %error, "pass ended: the namespace is being deleted");
+            }
             Err(error) => {
                 ctx.stats
                     .errors
@@ -103,6 +108,8 @@ struct Prepared {
     fingerprint: u64,
     facts_owned: EvictionFactsOwned,
     stored: Option<StoredStatus>,
+    /// The pod's namespace is being deleted: a status it lacks can no longer be created.
+    namespace_terminating: bool,
 }
 
 /// The eviction facts of the pod, owned (checked again, atomically, when reserving).
@@ -195,6 +202,7 @@ fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
             created: pod.created,
         },
         stored,
+        namespace_terminating: state.terminating_namespaces.contains(&*key.namespace),
         plan,
     };
     Some(prepared)
@@ -238,6 +246,7 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
         fingerprint,
         facts_owned,
         stored,
+        namespace_terminating,
     }) = prepare(ctx, key, now)
     else {
         return Ok(Passed {
@@ -274,7 +283,11 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
         }
     }
 
-    if !plan.hold && status::needs_write(stored.as_ref(), &uid, &plan.status) {
+    // Only an update of its own status is let into a namespace being deleted.
+    let creates = stored.as_ref().is_none_or(|s| s.written_for_another_pod(&uid));
+    if creates && namespace_terminating {
+        debug!(pod = %key, "no SeccompStatus created: the namespace is being deleted");
+    } else if !plan.hold && status::needs_write(stored.as_ref(), &uid, &plan.status) {
         if let Some(earlier) = stored.as_ref().filter(|s| s.written_for_another_pod(&uid)) {
             delete_earlier_status(ctx, key, earlier).await?;
         }

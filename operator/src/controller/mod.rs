@@ -67,6 +67,12 @@ impl Error {
     pub fn crd_unavailable(&self) -> bool {
         matches!(self, Error::Kube(e) if crate::client::crd_unavailable(e))
     }
+
+    /// The pod's namespace is being deleted ([`crate::client::namespace_terminating`]): whatever
+    /// the pass wanted to create there, the namespace's deletion removes the pod anyway.
+    pub fn namespace_terminating(&self) -> bool {
+        matches!(self, Error::Kube(e) if crate::client::namespace_terminating(e))
+    }
 }
 
 /// Counters of what the controller did, for metrics and tests.

@@ -314,6 +314,11 @@ pub struct State {
     /// Pod entries dropped since the interned names were last pruned.
     dropped_since_prune: usize,
     pub namespace_labels: HashMap<Arc<str>, BTreeMap<String, String>>,
+    /// Namespaces being deleted. The API server creates nothing more in them, so a pod there
+    /// whose status is gone gets none: before ordered namespace deletion (on by default from
+    /// Kubernetes 1.33) the namespace controller deletes statuses and pods together, and pods
+    /// often outlive their statuses by their grace period.
+    pub terminating_namespaces: HashSet<Arc<str>>,
     pub nodes: HashMap<String, KnownNode>,
     /// Deleted Nodes whose facts are kept while pods still run on them, with how many do: a Node
     /// object deleted before its pods (a reclaimed instance; the pod garbage collector deletes
@@ -844,6 +849,9 @@ impl State {
     /// namespace labels.
     pub fn apply_namespace(&mut self, name: &str, labels: Option<BTreeMap<String, String>>) -> Vec<PodKey> {
         let key = self.intern(name);
+        if labels.is_none() {
+            self.terminating_namespaces.remove(name);
+        }
         let changed = match labels {
             Some(labels) => self.namespace_labels.insert(key, labels.clone()) != Some(labels),
             None => self.namespace_labels.remove(name).is_some(),
@@ -856,6 +864,17 @@ impl State {
             .filter(|(k, e)| e.has_pod() && &*k.namespace == name)
             .map(|(k, _)| k.clone())
             .collect()
+    }
+
+    /// Whether a namespace is being deleted (its `deletionTimestamp`); nothing is planned again:
+    /// a pod's plan does not depend on it, only whether its status can still be created.
+    pub fn namespace_terminating(&mut self, name: &str, terminating: bool) {
+        if terminating {
+            let key = self.intern(name);
+            self.terminating_namespaces.insert(key);
+        } else {
+            self.terminating_namespaces.remove(name);
+        }
     }
 
     pub fn namespaces_relisted(&mut self, listed: &HashSet<String>) -> Vec<PodKey> {
@@ -1202,6 +1221,25 @@ mod tests {
             );
         }
         assert!(Arc::ptr_eq(&state.key("kept", "q").namespace, &kept.namespace));
+    }
+
+    #[test]
+    fn a_namespace_being_deleted_is_known_until_it_is_gone() {
+        let mut state = State::default();
+        let labels = || BTreeMap::from([("team".to_string(), "a".to_string())]);
+        state.namespace_terminating("shop", false);
+        state.apply_namespace("shop", Some(labels()));
+        assert!(state.terminating_namespaces.is_empty());
+        state.namespace_terminating("shop", true);
+        state.apply_namespace("shop", Some(labels()));
+        assert!(state.terminating_namespaces.contains("shop"));
+        // Deleted while the watch was down: the relist lets it go.
+        state.namespaces_relisted(&HashSet::new());
+        assert!(state.terminating_namespaces.is_empty());
+        state.namespace_terminating("ci-1", true);
+        state.apply_namespace("ci-1", Some(labels()));
+        state.apply_namespace("ci-1", None);
+        assert!(state.terminating_namespaces.is_empty());
     }
 
     #[test]

@@ -499,6 +499,7 @@ impl Handler<NamespaceWire> for Namespaces {
         (!name.is_empty()).then(|| name.to_string())
     }
     fn apply(&mut self, state: &mut State, key: &String, namespace: NamespaceWire) -> Vec<PodKey> {
+        state.namespace_terminating(key, namespace.metadata.deletion_timestamp.is_some());
         state.apply_namespace(key, Some(namespace.metadata.labels))
     }
     fn delete(&mut self, state: &mut State, key: &String, _version: Option<u64>) -> Vec<PodKey> {
