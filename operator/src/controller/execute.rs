@@ -65,7 +65,8 @@ pub(super) async fn worker(ctx: Arc<Context>) {
                 }
             }
             // Its namespace is being deleted, and the pod with it: nothing to retry, nothing wrong.
-            // (Kept apart from the state's view of namespaces, which may lag the API server's.)
+            // Seen here when the namespaces' watch has not shown the deletion yet, or for a
+            // refused eviction.
             Err(error) if error.namespace_terminating() => {
                 debug!(pod = %key, error = %error, "pass ended: the namespace is being deleted");
             }
