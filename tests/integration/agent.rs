@@ -88,6 +88,26 @@ fn link_process(root: &Path, pid: u32, cgroup: &str) {
     }
 }
 
+/// Creates the pod `web` on `node_name`, RuntimeDefault by its pod field, with `containers`;
+/// returns its UID as the kubelet's cgroup paths spell it.
+async fn create_web_pod(
+    ctx: &support::TestContext,
+    node_name: &str,
+    containers: serde_json::Value,
+) -> String {
+    let pod: Pod = serde_json::from_value(json!({ "metadata": { "name": "web" }, "spec": {
+        "nodeName": node_name,
+        "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } },
+        "containers": containers } }))
+    .expect("pod");
+    let pod = ctx
+        .api::<Pod>()
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("create pod");
+    pod.uid().expect("uid").replace('-', "_")
+}
+
 /// Marks `containers` (name, container ID with its runtime's prefix) of the pod `name` running,
 /// as its kubelet would, and waits for the controller's SeccompStatus of the pod.
 async fn mark_running(
@@ -123,20 +143,15 @@ async fn the_agent_records_what_the_kernel_enforces() {
     let nodes = create_node_without_kubelet(&ctx.client, &node_name).await;
     let operator = Operator::for_namespace(&ctx).await;
 
-    let pod: Pod = serde_json::from_value(json!({ "metadata": { "name": "web" }, "spec": {
-        "nodeName": node_name,
-        "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } },
-        "containers": [{ "name": "app", "image": "registry.invalid/app:1" }, { "name": "side", "image": "registry.invalid/side:1" },
+    let uid = create_web_pod(
+        &ctx,
+        &node_name,
+        json!([{ "name": "app", "image": "registry.invalid/app:1" }, { "name": "side", "image": "registry.invalid/side:1" },
             // Not running (no container status): only its profile file is reported.
             { "name": "prof", "image": "registry.invalid/prof:1",
-              "securityContext": { "seccompProfile": { "type": "Localhost", "localhostProfile": "log.json" } } }] } }))
-    .expect("pod");
-    let pods: Api<Pod> = ctx.api();
-    let pod = pods
-        .create(&PostParams::default(), &pod)
-        .await
-        .expect("create pod");
-    let uid = pod.uid().expect("uid").replace('-', "_");
+              "securityContext": { "seccompProfile": { "type": "Localhost", "localhostProfile": "log.json" } } }]),
+    )
+    .await;
     let statuses = mark_running(
         &ctx,
         "web",
@@ -396,18 +411,13 @@ async fn a_running_container_whose_process_the_agent_cannot_find_reads_unknown()
         let metrics = operator.ctx.metrics.clone();
         async move { metrics.encode().contains(&line).then_some(()) }
     };
-    let pod: Pod = serde_json::from_value(json!({ "metadata": { "name": "web" }, "spec": {
-        "nodeName": node_name,
-        "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } },
-        "containers": [{ "name": "seen", "image": "registry.invalid/app:1" },
-            { "name": "hidden", "image": "registry.invalid/app:1" }] } }))
-    .expect("pod");
-    let pods: Api<Pod> = ctx.api();
-    let pod = pods
-        .create(&PostParams::default(), &pod)
-        .await
-        .expect("create pod");
-    let uid = pod.uid().expect("uid").replace('-', "_");
+    let uid = create_web_pod(
+        &ctx,
+        &node_name,
+        json!([{ "name": "seen", "image": "registry.invalid/app:1" },
+            { "name": "hidden", "image": "registry.invalid/app:1" }]),
+    )
+    .await;
     let statuses = mark_running(
         &ctx,
         "web",

@@ -516,17 +516,9 @@ async fn a_live_audit_by_a_user_who_may_only_list_pods_says_what_it_could_not_re
         audit(&args, None)
     };
     let profiles = |run: &Run| -> Vec<(String, String)> {
-        let list: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stderr));
-        list["items"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .map(|i| {
-                (
-                    i["metadata"]["name"].as_str().unwrap_or_default().to_string(),
-                    i["status"]["profile"].as_str().unwrap_or_default().to_string(),
-                )
-            })
+        rows_by_name(run)
+            .into_iter()
+            .map(|(name, (profile, ..))| (name, profile))
             .collect()
     };
     let open_unconfined = vec![("open".to_string(), "Unconfined".to_string())];
@@ -712,7 +704,8 @@ fn profiles_dir_classifies_the_localhost_profiles() {
 
 /// The rows of a JSON report, by name: profile, source, SCC, and the Admitted condition.
 fn rows_by_name(run: &Run) -> std::collections::BTreeMap<String, (String, String, String, String)> {
-    let list: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
+    let list: Value =
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr));
     list["items"]
         .as_array()
         .expect("items")

@@ -260,10 +260,13 @@ struct Processes<'a> {
     at: std::time::Instant,
 }
 
+/// What the agent needs to find containers' processes; said in the status and the log alike.
+const PROC_ROOT_NEEDED: &str = "the agent needs the host's /proc (at --proc-root, or hostPID)";
+
 /// The `RuntimeVerified=Unknown` message for running containers without a process.
 fn unseen_message(unseen: &[String], running: usize) -> String {
     let mut message = format!(
-        "no process of {} in the agent's proc root: the agent needs the host's /proc (at --proc-root, or hostPID), and cannot see into containers a runtime isolates in a VM (Kata) or a user-space kernel (gVisor)",
+        "no process of {} in the agent's proc root: {PROC_ROOT_NEEDED}, and cannot see into containers a runtime isolates in a VM (Kata) or a user-space kernel (gVisor)",
         unseen.join(", ")
     );
     if running > 0 {
@@ -899,7 +902,7 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
         if let Some(pods) = unfound.end_scan(unseen) {
             warn!(
                 pods,
-                "running containers without a process in the proc root: the agent needs the host's /proc (at --proc-root, or hostPID: true)"
+                "running containers without a process in the proc root: {PROC_ROOT_NEEDED}"
             );
         }
         reports

@@ -133,8 +133,7 @@ fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
     let earlier = stored
         .as_ref()
         .is_some_and(|s| s.written_for_another_pod(&pod.uid));
-    let empty = BTreeMap::new();
-    let namespace_labels = state.namespace_labels.get(&*key.namespace).unwrap_or(&empty);
+    let namespace_labels = state.namespace_labels(&key.namespace);
     let facts = state.facts(
         pod.view.node_name.as_deref(),
         ctx.config.unknown_node_seccomp_default(),
@@ -203,7 +202,7 @@ fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
             created: pod.created,
         },
         stored,
-        namespace_terminating: state.terminating_namespaces.contains(&*key.namespace),
+        namespace_terminating: state.namespace_terminating(&key.namespace),
         plan,
     };
     Some(prepared)

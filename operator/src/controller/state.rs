@@ -305,6 +305,20 @@ impl WorkloadEntry {
     }
 }
 
+/// A namespace, as the pods' passes read it.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct KnownNamespace {
+    pub labels: BTreeMap<String, String>,
+    /// Being deleted (its `deletionTimestamp`). The API server creates nothing more in it, so a
+    /// pod there whose status is gone gets none: before ordered namespace deletion (on by
+    /// default from Kubernetes 1.33) the namespace controller deletes statuses and pods together,
+    /// and pods often outlive their statuses by their grace period.
+    pub terminating: bool,
+}
+
+/// The labels of a namespace not (yet) seen.
+static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
+
 /// See the module documentation.
 #[derive(Default)]
 pub struct State {
@@ -313,12 +327,7 @@ pub struct State {
     namespaces: HashSet<Arc<str>>,
     /// Pod entries dropped since the interned names were last pruned.
     dropped_since_prune: usize,
-    pub namespace_labels: HashMap<Arc<str>, BTreeMap<String, String>>,
-    /// Namespaces being deleted. The API server creates nothing more in them, so a pod there
-    /// whose status is gone gets none: before ordered namespace deletion (on by default from
-    /// Kubernetes 1.33) the namespace controller deletes statuses and pods together, and pods
-    /// often outlive their statuses by their grace period.
-    pub terminating_namespaces: HashSet<Arc<str>>,
+    known_namespaces: HashMap<Arc<str>, KnownNamespace>,
     pub nodes: HashMap<String, KnownNode>,
     /// Deleted Nodes whose facts are kept while pods still run on them, with how many do: a Node
     /// object deleted before its pods (a reclaimed instance; the pod garbage collector deletes
@@ -845,16 +854,31 @@ impl State {
         gone.iter().flat_map(|n| self.apply_scc(n, None)).collect()
     }
 
-    /// A namespace's labels; returns its pods when they changed and some policy selects by
-    /// namespace labels.
-    pub fn apply_namespace(&mut self, name: &str, labels: Option<BTreeMap<String, String>>) -> Vec<PodKey> {
-        let key = self.intern(name);
-        if labels.is_none() {
-            self.terminating_namespaces.remove(name);
-        }
-        let changed = match labels {
-            Some(labels) => self.namespace_labels.insert(key, labels.clone()) != Some(labels),
-            None => self.namespace_labels.remove(name).is_some(),
+    /// A namespace's labels (empty for one not seen).
+    pub fn namespace_labels(&self, name: &str) -> &BTreeMap<String, String> {
+        self.known_namespaces.get(name).map_or(&NO_LABELS, |n| &n.labels)
+    }
+
+    /// Whether a namespace is being deleted.
+    pub fn namespace_terminating(&self, name: &str) -> bool {
+        self.known_namespaces.get(name).is_some_and(|n| n.terminating)
+    }
+
+    /// A namespace added, changed or deleted (None); returns its pods when its labels changed and
+    /// some policy selects by namespace labels (its deletion changes no plan, only whether a
+    /// status can still be created there).
+    pub fn apply_namespace(&mut self, name: &str, namespace: Option<KnownNamespace>) -> Vec<PodKey> {
+        let changed = match namespace {
+            Some(namespace) => {
+                let changed = self
+                    .known_namespaces
+                    .get(name)
+                    .is_none_or(|known| known.labels != namespace.labels);
+                let key = self.intern(name);
+                self.known_namespaces.insert(key, namespace);
+                changed
+            }
+            None => self.known_namespaces.remove(name).is_some(),
         };
         if !changed || !self.valid_policies.iter().any(|p| p.uses_namespace_labels) {
             return Vec::new();
@@ -866,20 +890,9 @@ impl State {
             .collect()
     }
 
-    /// Whether a namespace is being deleted (its `deletionTimestamp`); nothing is planned again:
-    /// a pod's plan does not depend on it, only whether its status can still be created.
-    pub fn namespace_terminating(&mut self, name: &str, terminating: bool) {
-        if terminating {
-            let key = self.intern(name);
-            self.terminating_namespaces.insert(key);
-        } else {
-            self.terminating_namespaces.remove(name);
-        }
-    }
-
     pub fn namespaces_relisted(&mut self, listed: &HashSet<String>) -> Vec<PodKey> {
         let gone: Vec<String> = self
-            .namespace_labels
+            .known_namespaces
             .keys()
             .filter(|n| !listed.contains(&***n))
             .map(|n| n.to_string())
@@ -940,7 +953,6 @@ impl State {
             .filter(|p| p.name == name)
             .cloned()
             .collect();
-        let empty = BTreeMap::new();
         self.pods
             .iter()
             .filter(|(key, entry)| {
@@ -956,7 +968,7 @@ impl State {
                     p.selects(&crate::policy::Subject {
                         namespace: &key.namespace,
                         labels: &labels,
-                        namespace_labels: self.namespace_labels.get(&*key.namespace).unwrap_or(&empty),
+                        namespace_labels: self.namespace_labels(&key.namespace),
                         scc: pod.view.scc.as_deref(),
                     })
                 })
@@ -1226,20 +1238,22 @@ mod tests {
     #[test]
     fn a_namespace_being_deleted_is_known_until_it_is_gone() {
         let mut state = State::default();
-        let labels = || BTreeMap::from([("team".to_string(), "a".to_string())]);
-        state.namespace_terminating("shop", false);
-        state.apply_namespace("shop", Some(labels()));
-        assert!(state.terminating_namespaces.is_empty());
-        state.namespace_terminating("shop", true);
-        state.apply_namespace("shop", Some(labels()));
-        assert!(state.terminating_namespaces.contains("shop"));
+        let namespace = |terminating| KnownNamespace {
+            labels: BTreeMap::from([("team".to_string(), "a".to_string())]),
+            terminating,
+        };
+        state.apply_namespace("shop", Some(namespace(false)));
+        assert!(!state.namespace_terminating("shop"));
+        state.apply_namespace("shop", Some(namespace(true)));
+        assert!(state.namespace_terminating("shop"));
+        assert_eq!(state.namespace_labels("shop"), &namespace(true).labels);
         // Deleted while the watch was down: the relist lets it go.
         state.namespaces_relisted(&HashSet::new());
-        assert!(state.terminating_namespaces.is_empty());
-        state.namespace_terminating("ci-1", true);
-        state.apply_namespace("ci-1", Some(labels()));
+        assert!(!state.namespace_terminating("shop"));
+        state.apply_namespace("ci-1", Some(namespace(true)));
         state.apply_namespace("ci-1", None);
-        assert!(state.terminating_namespaces.is_empty());
+        assert!(!state.namespace_terminating("ci-1"));
+        assert!(state.namespace_labels("ci-1").is_empty());
     }
 
     #[test]

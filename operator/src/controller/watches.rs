@@ -21,7 +21,7 @@ use tracing::{debug, info, warn};
 
 use super::{
     Context,
-    state::{LeanPod, PodKey, PolicyEntry, State},
+    state::{KnownNamespace, LeanPod, PodKey, PolicyEntry, State},
 };
 use crate::{
     client::BriefWatch,
@@ -499,8 +499,14 @@ impl Handler<NamespaceWire> for Namespaces {
         (!name.is_empty()).then(|| name.to_string())
     }
     fn apply(&mut self, state: &mut State, key: &String, namespace: NamespaceWire) -> Vec<PodKey> {
-        state.namespace_terminating(key, namespace.metadata.deletion_timestamp.is_some());
-        state.apply_namespace(key, Some(namespace.metadata.labels))
+        let terminating = namespace.metadata.deletion_timestamp.is_some();
+        state.apply_namespace(
+            key,
+            Some(KnownNamespace {
+                labels: namespace.metadata.labels,
+                terminating,
+            }),
+        )
     }
     fn delete(&mut self, state: &mut State, key: &String, _version: Option<u64>) -> Vec<PodKey> {
         state.apply_namespace(key, None)
