@@ -129,8 +129,13 @@ pub fn resolve(command_line: &KubeletCommandLine, documents: &[(String, String)]
 
 /// The kubelet of `node_name` among the processes of `proc_root`: the one whose
 /// `--hostname-override` names the node, else the only kubelet there is.
+///
+/// A process the kubelet forks to run a command (`iptables`, `mount`) has its name and command line
+/// until it execs, then ends, and its `/proc/<pid>/root` with it: such a child is never the
+/// kubelet, even when listed first (its PID wrapped below the kubelet's).
 pub fn find_kubelet(proc_root: &Path, node_name: &str) -> Option<FoundKubelet> {
-    let mut kubelets = Vec::new();
+    // (pid, parent pid, command line) of every process named kubelet.
+    let mut candidates = Vec::new();
     for entry in fs::read_dir(proc_root).ok()?.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
@@ -142,8 +147,19 @@ pub fn find_kubelet(proc_root: &Path, node_name: &str) -> Option<FoundKubelet> {
         let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
             continue;
         };
-        kubelets.push((pid, parse_command_line(&cmdline)));
+        let parent = fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .as_deref()
+            .and_then(super::procfs::parse_stat)
+            .map(|stat| stat.parent);
+        candidates.push((pid, parent, parse_command_line(&cmdline)));
     }
+    let pids: Vec<u32> = candidates.iter().map(|(pid, _, _)| *pid).collect();
+    let mut kubelets: Vec<FoundKubelet> = candidates
+        .into_iter()
+        .filter(|(_, parent, _)| parent.is_none_or(|parent| !pids.contains(&parent)))
+        .map(|(pid, _, command_line)| (pid, command_line))
+        .collect();
     let named = kubelets
         .iter()
         .position(|(_, c)| c.hostname_override.as_deref() == Some(node_name));
@@ -531,6 +547,30 @@ mod tests {
             discover(root.path(), "node-c").expect("the only kubelet").enabled,
             "a single kubelet is this node's"
         );
+    }
+
+    #[test]
+    fn a_child_the_kubelet_forked_is_not_the_kubelet() {
+        let process = |root: &Path, pid: u32, parent: u32, args: &[&str]| {
+            let dir = root.join(pid.to_string());
+            fs::create_dir_all(&dir).expect("dir");
+            fs::write(dir.join("comm"), "kubelet\n").expect("comm");
+            fs::write(dir.join("cmdline"), cmdline(args)).expect("cmdline");
+            let stat = format!("{pid} (kubelet) S {parent}{}", " 0".repeat(17) + " 40050 0 0");
+            fs::write(dir.join("stat"), stat).expect("stat");
+        };
+        for args in [
+            &["kubelet", "--hostname-override=node-a"][..],
+            // Without --hostname-override, the kubelet and its child are still one kubelet.
+            &["kubelet", "--config=/etc/kubelet.yaml"][..],
+        ] {
+            let root = tempfile::tempdir().expect("tempdir");
+            process(root.path(), 300, 1, args);
+            // The child's PID wrapped below its parent's: /proc would list it first.
+            process(root.path(), 20, 300, args);
+            let found = find_kubelet(root.path(), "node-a").map(|(pid, _)| pid);
+            assert_eq!(found, Some(300), "{args:?}");
+        }
     }
 
     #[test]
