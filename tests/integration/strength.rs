@@ -97,10 +97,14 @@ fn not_what_runs(container: &ContainerSeccomp) -> bool {
         .any(|w| w.contains("is not what the container runs"))
 }
 
-/// Waits until `app` of `pod` is no longer said to run something else than its file, and checks
-/// that the file is again the `DenyList` one first reported (`first`).
+/// Waits until `app` of `pod` is no longer said to run something else than its file (nor its file
+/// said unreadable), and checks that the file is again the `DenyList` one first reported
+/// (`first`).
 async fn what_it_started_with_again(statuses: &Api<SeccompStatus>, pod: &str, first: &ProfileFile) {
-    let (status, app) = assessed(statuses, pod, |c| !not_what_runs(c)).await;
+    let (status, app) = assessed(statuses, pod, |c| {
+        !not_what_runs(c) && !c.warnings.iter().any(|w| w.contains("not read"))
+    })
+    .await;
     let now = file_of(&status).expect("the agent's report");
     assert!(!now.changed_after_start, "{now:?}");
     assert_eq!(now.sha256, first.sha256);
@@ -467,6 +471,30 @@ async fn a_profile_file_changed_after_the_start_is_not_taken_for_what_runs() {
         condition(&status, "ProfilesEnforcing"),
         ("True".to_string(), "Enforcing".to_string()),
         "not ProfileUnusable: the container runs"
+    );
+
+    // A FIFO in its place, which the agent does not read: the content the container started
+    // with, read before, is still what runs.
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .expect("mkfifo");
+    assert!(fifo.success(), "mkfifo {}", path.display());
+    let (status, app) = assessed(&statuses, "changed", |c| {
+        c.warnings.iter().any(|w| w.contains("not read (Refused)"))
+    })
+    .await;
+    assert_eq!(app.strength, Some(ProfileStrength::DenyList), "{app:?}");
+    assert!(
+        app.warnings
+            .iter()
+            .any(|w| w.contains("the content it started with is DenyList")),
+        "{:?}",
+        app.warnings
+    );
+    assert_eq!(
+        condition(&status, "ProfilesEnforcing"),
+        ("True".to_string(), "Enforcing".to_string())
     );
 
     // Put back with the content the container started with (a configuration tool restoring it):

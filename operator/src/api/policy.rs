@@ -236,8 +236,8 @@ pub struct SeccompPolicySpec {
     /// The weakest profile a container may run with: `DenyList` (the profile must block some
     /// system calls: log-only and permissive Localhost profiles violate, and so do files missing
     /// or invalid on the node) or `AllowList` (it must block every call it does not list;
-    /// RuntimeDefault is one). A profile whose strength is not known (no node agent report, no
-    /// SeccompProfile object) does not violate; the verdict says so. Such violations are
+    /// RuntimeDefault is one). A profile whose strength is not known (the node agent has not read
+    /// the file, no SeccompProfile object describes it) does not violate; the verdict says so. Such violations are
     /// labelled, never evicted: a replacement would run the same file. Absent: not checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minimum_profile_strength: Option<MinimumProfileStrength>,

@@ -316,7 +316,8 @@ pub enum ProfileStrength {
     LogOnly,
     /// A user-space listener decides (`SCMP_ACT_NOTIFY` by default).
     Delegated,
-    /// Not known: no node agent report and no SeccompProfile object for the path.
+    /// Not known: the node agent has not read the file (or cannot) and no SeccompProfile object
+    /// describes the path.
     Unknown,
     /// The profile allows every system call but those it lists.
     DenyList,

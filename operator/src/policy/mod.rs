@@ -502,7 +502,7 @@ impl CompiledPolicy {
                     verdict: Verdict::Compliant,
                     reason: "StrengthUnknown".into(),
                     message: format!(
-                        "profile strength not known (no node agent report, no SeccompProfile): {}",
+                        "profile strength not known (the node agent has not read the file, no SeccompProfile describes it): {}",
                         unknown.join(", ")
                     ),
                     ephemeral_only: false,

@@ -236,13 +236,30 @@ fn localhost(
                 return (ProfileStrength::Invalid, Some(source), file.message.clone());
             }
             (state, _) => {
-                warning = Some(format!(
+                let not_read = format!(
                     "profile file not read ({state:?}){}",
                     file.message
                         .as_deref()
                         .map(|m| format!(": {m}"))
                         .unwrap_or_default()
-                ))
+                );
+                // Unreadable now (swapped for a FIFO, grown too large, linked out of the
+                // directory): the content read before the start is still what runs.
+                if let Some((class, sha256)) = file
+                    .started_with
+                    .as_ref()
+                    .and_then(|s| Some((s.class?, &s.sha256)))
+                {
+                    return (
+                        class.into(),
+                        Some(source),
+                        Some(format!(
+                            "{not_read}; the content it started with is {class:?} (sha256 {})",
+                            super::short_digest(sha256)
+                        )),
+                    );
+                }
+                warning = Some(not_read);
             }
         }
     }
@@ -505,6 +522,46 @@ mod tests {
         }
         let s = assessed_with(changed);
         assert_eq!(s.containers[0].strength, Some(ProfileStrength::Unknown));
+    }
+
+    /// A file the agent can no longer read (a FIFO swapped in, grown too large) says nothing new
+    /// of the running container: the content it started with, read before, is still what runs.
+    #[test]
+    fn a_file_unreadable_since_the_start_leaves_the_class_the_container_started_with() {
+        for state in [ProfileFileState::Refused, ProfileFileState::Unreadable] {
+            let mut unread = file("a.json", state, None, "aa");
+            unread.sha256 = None;
+            unread.message = Some("not a regular file".into());
+            unread.started_with = Some(crate::api::StartedContent {
+                container_started: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+                ),
+                sha256: "0123456789abcdef".into(),
+                class: Some(ProfileClass::DenyList),
+            });
+            let s = assessed_with(unread.clone());
+            let app = &s.containers[0];
+            assert_eq!(
+                (app.strength, app.strength_source),
+                (Some(ProfileStrength::DenyList), Some(StrengthSource::Node)),
+                "{state:?}"
+            );
+            assert_eq!(
+                app.warnings,
+                [format!(
+                    "profile file not read ({state:?}): not a regular file; the content it started \
+                     with is DenyList (sha256 0123456789ab)"
+                )]
+            );
+            // Never read before: not known.
+            unread.started_with = None;
+            let s = assessed_with(unread);
+            assert_eq!(
+                s.containers[0].strength,
+                Some(ProfileStrength::Unknown),
+                "{state:?}"
+            );
+        }
     }
 
     #[test]
