@@ -148,6 +148,7 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
         std::fs::write(profiles.join("allow-all.json"), ALLOW_ALL).expect("profile");
         std::fs::write(profiles.join("denies-nothing.json"), DENIES_NOTHING).expect("profile");
         std::fs::write(profiles.join("broken.json"), "{ not a profile").expect("profile");
+        std::fs::write(profiles.join("empty-object.json"), "{}").expect("profile");
         // What mounting a profile that was not there yet leaves.
         std::fs::create_dir_all(profiles.join("mounted.json")).expect("a directory");
         // The same path with other content on each node.
@@ -164,6 +165,7 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
         localhost("log-only", &a.name, &path("log-only.json")),
         localhost("permissive", &a.name, &path("allow-all.json")),
         localhost("denies-nothing", &a.name, &path("denies-nothing.json")),
+        localhost("no-filter", &a.name, &path("empty-object.json")),
         localhost("missing", &a.name, &path("not-there.json")),
         localhost("invalid", &a.name, &path("broken.json")),
         localhost("directory", &a.name, &path("mounted.json")),
@@ -201,6 +203,7 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
         ("log-only", ProfileStrength::LogOnly),
         ("permissive", ProfileStrength::Permissive),
         ("denies-nothing", ProfileStrength::Permissive),
+        ("no-filter", ProfileStrength::Permissive),
     ] {
         let (status, _) = assessed(&statuses, name, |c| c.strength == Some(strength)).await;
         assert_eq!(
@@ -223,6 +226,23 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
             && warning.contains("2 rules name their calls only in Docker's `name` field"),
         "{warning}"
     );
+
+    // `{}`: the runtime installs no filter at all (it is no invalid file: the container runs).
+    let (status, app) = assessed(&statuses, "no-filter", |c| !c.warnings.is_empty()).await;
+    assert!(
+        app.warnings.iter().any(|w| w.contains("installs no filter")),
+        "{:?}",
+        app.warnings
+    );
+    assert_eq!(file_of(&status).and_then(|f| f.default_action.clone()), None);
+    let running = nodes::wait_running(&pods, "no-filter").await;
+    let id = running
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref()?.first()?.container_id.clone())
+        .expect("container ID");
+    let view = nodes::kernel_view(a, &id);
+    assert_eq!(view.proc_seccomp, Some(0), "seccomp disabled: {view:?}");
 
     // Missing and invalid files: the container never starts, and the status says why.
     for (name, strength) in [
@@ -338,7 +358,7 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
     // of the node agent (kept in the pods' SeccompStatuses).
     let audited = ctx.live_audit(&[]);
     let items = audited["items"].as_array().expect("items");
-    assert_eq!(items.len(), 10, "{audited}");
+    assert_eq!(items.len(), 11, "{audited}");
     for item in items {
         let name = item["metadata"]["name"].as_str().expect("name");
         let stored = statuses.get(name).await.expect("status");

@@ -72,7 +72,7 @@ impl ProfileRoot {
                         path: relative.to_string(),
                         state: ProfileFileState::Present,
                         sha256: Some(summary.sha256),
-                        default_action: Some(summary.default_action),
+                        default_action: summary.default_action,
                         syscall_rules: Some(summary.syscall_rules),
                         class: Some(summary.class),
                         message: summary.note,

@@ -33,14 +33,20 @@ pub const MAX_PROFILE_BYTES: u64 = 1024 * 1024;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProfileSummary {
     pub sha256: String,
-    pub default_action: String,
+    /// `None` for a profile that installs no filter ([`NO_FILTER_NOTE`]).
+    pub default_action: Option<String>,
     pub syscall_rules: u32,
     pub class: ProfileClass,
     /// Something the class does not show (e.g. a user-space listener decides).
     pub note: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// What a profile with neither a default action nor rules does: runc (under containerd) and
+/// containers/common (under CRI-O) read it as "no seccomp", so the container runs unconfined.
+pub const NO_FILTER_NOTE: &str = "no defaultAction and no rules: the runtime installs no filter, \
+     the container runs unconfined (seccomp disabled)";
+
+#[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct ProfileDocument {
     default_action: Option<String>,
@@ -189,13 +195,24 @@ pub fn classify<'a>(
 /// Parses and classifies the content of a profile file.
 pub fn summarize(content: &[u8]) -> Result<ProfileSummary, String> {
     let sha256 = hex(&Sha256::digest(content));
-    let document: ProfileDocument =
+    // JSON `null` decodes, in Go, into an empty profile.
+    let document: Option<ProfileDocument> =
         serde_json::from_slice(content).map_err(|e| format!("not a seccomp profile: {e}"))?;
-    let default_action = document
-        .default_action
-        .filter(|a| !a.is_empty())
-        .ok_or_else(|| "not a seccomp profile: no defaultAction".to_string())?;
+    let document = document.unwrap_or_default();
     let rules = document.syscalls.unwrap_or_default();
+    let Some(default_action) = document.default_action.filter(|a| !a.is_empty()) else {
+        if rules.is_empty() {
+            return Ok(ProfileSummary {
+                sha256,
+                default_action: None,
+                syscall_rules: 0,
+                class: ProfileClass::Permissive,
+                note: Some(NO_FILTER_NOTE.to_string()),
+            });
+        }
+        // With rules, the runtime refuses the empty default action: the container cannot start.
+        return Err("not a seccomp profile: no defaultAction".to_string());
+    };
     // The runtime rejects an unknown action in any rule, whatever the rule names.
     classify(&default_action, rules.iter().map(Rule::action))?;
     // The class never counts on what some runtime may not apply (a "deny list" of rules that
@@ -215,7 +232,7 @@ pub fn summarize(content: &[u8]) -> Result<ProfileSummary, String> {
         .collect();
     Ok(ProfileSummary {
         sha256,
-        default_action,
+        default_action: Some(default_action),
         syscall_rules: u32::try_from(rules.len()).unwrap_or(u32::MAX),
         class,
         note: (!notes.is_empty()).then(|| notes.join("; ")),
@@ -426,19 +443,38 @@ mod tests {
                 .expect("valid");
         assert_eq!(summary.class, ProfileClass::AllowList);
         assert_eq!(summary.syscall_rules, 1);
-        assert_eq!(summary.default_action, "SCMP_ACT_ERRNO");
+        assert_eq!(summary.default_action.as_deref(), Some("SCMP_ACT_ERRNO"));
         assert_eq!(summary.sha256.len(), 64);
-        assert!(
-            summarize(b"{}")
-                .expect_err("no default")
-                .contains("no defaultAction")
-        );
         assert!(
             summarize(b"not json")
                 .expect_err("garbage")
                 .contains("not a seccomp profile")
         );
-        assert!(summarize(br#"{"defaultAction":""}"#).is_err());
+        assert!(summarize(b"").is_err(), "empty: the runtime fails to decode it");
+        // With rules, an empty default action is refused by the runtime.
+        assert!(
+            summarize(br#"{"syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#)
+                .expect_err("rules without a default")
+                .contains("no defaultAction")
+        );
+    }
+
+    /// Neither a default action nor rules: the runtime installs no filter at all.
+    #[test]
+    fn a_profile_without_default_action_or_rules_installs_no_filter() {
+        for content in [
+            &b"{}"[..],
+            b"null",
+            br#"{"defaultAction":""}"#,
+            br#"{"syscalls":[]}"#,
+            br#"{"architectures":["SCMP_ARCH_X86_64"]}"#,
+        ] {
+            let summary = summarize(content).expect("a profile the runtime accepts");
+            let shown = String::from_utf8_lossy(content);
+            assert_eq!(summary.class, ProfileClass::Permissive, "{shown}");
+            assert_eq!(summary.default_action, None, "{shown}");
+            assert_eq!(summary.note.as_deref(), Some(NO_FILTER_NOTE), "{shown}");
+        }
     }
 
     /// Rules as runtimes read them: the class and the note (every fragment in it; none: no note).
