@@ -98,11 +98,15 @@ fn not_what_runs(container: &ContainerSeccomp) -> bool {
 }
 
 /// Waits until `app` of `pod` is no longer said to run something else than its file (nor its file
-/// said unreadable), and checks that the file is again the `DenyList` one first reported
+/// said unreadable or unusable), and checks that the file is again the `DenyList` one first reported
 /// (`first`).
 async fn what_it_started_with_again(statuses: &Api<SeccompStatus>, pod: &str, first: &ProfileFile) {
     let (status, app) = assessed(statuses, pod, |c| {
-        !not_what_runs(c) && !c.warnings.iter().any(|w| w.contains("not read"))
+        !not_what_runs(c)
+            && !c
+                .warnings
+                .iter()
+                .any(|w| w.contains("not read") || w.contains("not usable"))
     })
     .await;
     let now = file_of(&status).expect("the agent's report");
@@ -149,6 +153,9 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
         std::fs::write(profiles.join("denies-nothing.json"), DENIES_NOTHING).expect("profile");
         std::fs::write(profiles.join("broken.json"), "{ not a profile").expect("profile");
         std::fs::write(profiles.join("empty-object.json"), "{}").expect("profile");
+        // Two links to each other.
+        let _ = symlink("loop-b.json", profiles.join("loop-a.json"));
+        let _ = symlink("loop-a.json", profiles.join("loop-b.json"));
         // What mounting a profile that was not there yet leaves.
         std::fs::create_dir_all(profiles.join("mounted.json")).expect("a directory");
         // The same path with other content on each node.
@@ -166,6 +173,7 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
         localhost("permissive", &a.name, &path("allow-all.json")),
         localhost("denies-nothing", &a.name, &path("denies-nothing.json")),
         localhost("no-filter", &a.name, &path("empty-object.json")),
+        localhost("link-loop", &a.name, &path("loop-a.json")),
         localhost("missing", &a.name, &path("not-there.json")),
         localhost("invalid", &a.name, &path("broken.json")),
         localhost("directory", &a.name, &path("mounted.json")),
@@ -249,6 +257,7 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
         ("missing", ProfileStrength::Missing),
         ("invalid", ProfileStrength::Invalid),
         ("directory", ProfileStrength::Invalid),
+        ("link-loop", ProfileStrength::Invalid),
     ] {
         let (status, app) = assessed(&statuses, name, |c| c.strength == Some(strength)).await;
         assert_eq!(
@@ -358,7 +367,7 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
     // of the node agent (kept in the pods' SeccompStatuses).
     let audited = ctx.live_audit(&[]);
     let items = audited["items"].as_array().expect("items");
-    assert_eq!(items.len(), 11, "{audited}");
+    assert_eq!(items.len(), 12, "{audited}");
     for item in items {
         let name = item["metadata"]["name"].as_str().expect("name");
         let stored = statuses.get(name).await.expect("status");
@@ -516,6 +525,22 @@ async fn a_profile_file_changed_after_the_start_is_not_taken_for_what_runs() {
         condition(&status, "ProfilesEnforcing"),
         ("True".to_string(), "Enforcing".to_string())
     );
+
+    // A directory in its place (what a bind mount of a file not there leaves): no runtime could
+    // use it now, yet the container runs the content it started with.
+    std::fs::remove_file(&path).expect("remove the FIFO");
+    std::fs::create_dir(&path).expect("a directory");
+    let (status, app) = assessed(&statuses, "changed", |c| {
+        c.warnings.iter().any(|w| w.contains("not usable (Invalid)"))
+    })
+    .await;
+    assert_eq!(app.strength, Some(ProfileStrength::DenyList), "{app:?}");
+    assert_eq!(
+        condition(&status, "ProfilesEnforcing"),
+        ("True".to_string(), "Enforcing".to_string()),
+        "not ProfileUnusable: the container runs"
+    );
+    std::fs::remove_dir(&path).expect("remove the directory");
 
     // Put back with the content the container started with (a configuration tool restoring it):
     // that is what runs, though the file is newer than the start.

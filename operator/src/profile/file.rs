@@ -58,7 +58,16 @@ impl ProfileRoot {
         };
         let resolved = match resolve(&node_path, &mut lookup) {
             Ok(resolved) => resolved,
-            Err(why) => return (report(ProfileFileState::Unreadable, Some(why)), None),
+            // A loop of links: the runtime's open fails the same way, so the container cannot start.
+            Err(why) => {
+                return (
+                    report(
+                        ProfileFileState::Invalid,
+                        Some(format!("{why}: the container runtime cannot open it")),
+                    ),
+                    None,
+                );
+            }
         };
         let inside = resolved.starts_with(&self.seccomp_dir)
             || self.trusted_link_targets.iter().any(|t| resolved.starts_with(t));

@@ -201,6 +201,11 @@ fn localhost(
     }
     let mut warning = None;
     if let Some((file, source)) = facts.file(container, path) {
+        // The class of the content the running container started with, where the agent read it.
+        let started = file
+            .started_with
+            .as_ref()
+            .and_then(|s| Some((s.class?, super::short_digest(&s.sha256))));
         // What the file says now is not what the running container enforces; what it started
         // with is, when the agent read that.
         if file.changed_after_start {
@@ -209,58 +214,49 @@ fn localhost(
                 .as_deref()
                 .unwrap_or("it changed after the container started");
             let warning = format!("{path} is not what the container runs: {why}");
-            return match file
-                .started_with
-                .as_ref()
-                .and_then(|s| Some((s.class?, &s.sha256)))
-            {
+            return match started {
                 Some((class, sha256)) => (
                     class.into(),
                     Some(source),
                     Some(format!(
-                        "{warning}; the content it started with is {class:?} (sha256 {})",
-                        super::short_digest(sha256)
+                        "{warning}; the content it started with is {class:?} (sha256 {sha256})"
                     )),
                 ),
                 None => (ProfileStrength::Unknown, Some(source), Some(warning)),
             };
         }
-        match (file.state, file.class) {
+        let message = file
+            .message
+            .as_deref()
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
+        match (file.state, file.class, started) {
             // The file's note says what the class leaves out (rules no runtime applies, a
             // listener deciding).
-            (ProfileFileState::Present, Some(class)) => {
+            (ProfileFileState::Present, Some(class), _) => {
                 return (class.into(), Some(source), file.message.clone());
             }
-            (ProfileFileState::Missing, _) => return (ProfileStrength::Missing, Some(source), None),
-            (ProfileFileState::Invalid, _) => {
+            (ProfileFileState::Missing, _, _) => return (ProfileStrength::Missing, Some(source), None),
+            // Not usable or not readable now (a directory, a FIFO, a loop of links in its place):
+            // the content read before the start is still what runs.
+            (state, _, Some((class, sha256))) => {
+                let now = match state {
+                    ProfileFileState::Invalid => "not usable",
+                    _ => "not read",
+                };
+                return (
+                    class.into(),
+                    Some(source),
+                    Some(format!(
+                        "profile file {now} ({state:?}){message}; the content it started with is \
+                         {class:?} (sha256 {sha256})"
+                    )),
+                );
+            }
+            (ProfileFileState::Invalid, _, None) => {
                 return (ProfileStrength::Invalid, Some(source), file.message.clone());
             }
-            (state, _) => {
-                let not_read = format!(
-                    "profile file not read ({state:?}){}",
-                    file.message
-                        .as_deref()
-                        .map(|m| format!(": {m}"))
-                        .unwrap_or_default()
-                );
-                // Unreadable now (swapped for a FIFO, grown too large, linked out of the
-                // directory): the content read before the start is still what runs.
-                if let Some((class, sha256)) = file
-                    .started_with
-                    .as_ref()
-                    .and_then(|s| Some((s.class?, &s.sha256)))
-                {
-                    return (
-                        class.into(),
-                        Some(source),
-                        Some(format!(
-                            "{not_read}; the content it started with is {class:?} (sha256 {})",
-                            super::short_digest(sha256)
-                        )),
-                    );
-                }
-                warning = Some(not_read);
-            }
+            (state, _, None) => warning = Some(format!("profile file not read ({state:?}){message}")),
         }
     }
     match facts
@@ -524,22 +520,27 @@ mod tests {
         assert_eq!(s.containers[0].strength, Some(ProfileStrength::Unknown));
     }
 
-    /// A file the agent can no longer read (a FIFO swapped in, grown too large) says nothing new
-    /// of the running container: the content it started with, read before, is still what runs.
+    /// A file the agent can no longer read or use (a FIFO or a directory in its place, grown too
+    /// large) says nothing new of the running container: the content it started with, read
+    /// before, is still what runs.
     #[test]
-    fn a_file_unreadable_since_the_start_leaves_the_class_the_container_started_with() {
-        for state in [ProfileFileState::Refused, ProfileFileState::Unreadable] {
-            let mut unread = file("a.json", state, None, "aa");
-            unread.sha256 = None;
-            unread.message = Some("not a regular file".into());
-            unread.started_with = Some(crate::api::StartedContent {
+    fn a_file_unusable_since_the_start_leaves_the_class_the_container_started_with() {
+        for (state, now) in [
+            (ProfileFileState::Refused, "not read"),
+            (ProfileFileState::Unreadable, "not read"),
+            (ProfileFileState::Invalid, "not usable"),
+        ] {
+            let mut unusable = file("a.json", state, None, "aa");
+            unusable.sha256 = None;
+            unusable.message = Some("not a regular file".into());
+            unusable.started_with = Some(crate::api::StartedContent {
                 container_started: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
                     k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
                 ),
                 sha256: "0123456789abcdef".into(),
                 class: Some(ProfileClass::DenyList),
             });
-            let s = assessed_with(unread.clone());
+            let s = assessed_with(unusable.clone());
             let app = &s.containers[0];
             assert_eq!(
                 (app.strength, app.strength_source),
@@ -549,18 +550,21 @@ mod tests {
             assert_eq!(
                 app.warnings,
                 [format!(
-                    "profile file not read ({state:?}): not a regular file; the content it started \
+                    "profile file {now} ({state:?}): not a regular file; the content it started \
                      with is DenyList (sha256 0123456789ab)"
                 )]
             );
-            // Never read before: not known.
-            unread.started_with = None;
-            let s = assessed_with(unread);
-            assert_eq!(
-                s.containers[0].strength,
-                Some(ProfileStrength::Unknown),
-                "{state:?}"
-            );
+            let (status, reason, _) = enforcing_condition(&s).expect("a Localhost pod");
+            assert_eq!((status, reason), ("True", "Enforcing"), "{state:?}");
+            // Never read before: not known, or for an invalid file, one the container cannot
+            // start with.
+            unusable.started_with = None;
+            let s = assessed_with(unusable);
+            let expected = match state {
+                ProfileFileState::Invalid => ProfileStrength::Invalid,
+                _ => ProfileStrength::Unknown,
+            };
+            assert_eq!(s.containers[0].strength, Some(expected), "{state:?}");
         }
     }
 
