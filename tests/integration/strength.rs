@@ -115,6 +115,26 @@ async fn what_it_started_with_again(statuses: &Api<SeccompStatus>, pod: &str, fi
     assert_eq!(app.strength, Some(ProfileStrength::DenyList));
 }
 
+/// Waits until `app` of `pod` has a warning containing `marker` (its file changed, went, or is
+/// not usable now), and checks that it is judged by the `DenyList` content it started with, said
+/// so, and enforcing (not `ProfileUnusable`: the container runs).
+async fn still_runs_what_it_started_with(statuses: &Api<SeccompStatus>, pod: &str, marker: &str) {
+    let (status, app) = assessed(statuses, pod, |c| c.warnings.iter().any(|w| w.contains(marker))).await;
+    assert_eq!(app.strength, Some(ProfileStrength::DenyList), "{marker}: {app:?}");
+    assert!(
+        app.warnings
+            .iter()
+            .any(|w| w.contains("the content it started with is DenyList")),
+        "{marker}: {:?}",
+        app.warnings
+    );
+    assert_eq!(
+        condition(&status, "ProfilesEnforcing"),
+        ("True".to_string(), "Enforcing".to_string()),
+        "{marker}"
+    );
+}
+
 /// The node agent's report of `app`'s profile file.
 fn file_of(status: &SeccompStatus) -> Option<&ProfileFile> {
     status.status.as_ref()?.profile_file_of("app")
@@ -489,18 +509,7 @@ async fn a_profile_file_changed_after_the_start_is_not_taken_for_what_runs() {
         file_of(&status).is_some_and(|f| f.changed_after_start),
         "{status:?}"
     );
-    let (status, app) = assessed(&statuses, "changed", |c| {
-        c.warnings
-            .iter()
-            .any(|w| w.contains("the container has run with it since"))
-    })
-    .await;
-    assert_eq!(app.strength, Some(ProfileStrength::DenyList), "{app:?}");
-    assert_eq!(
-        condition(&status, "ProfilesEnforcing"),
-        ("True".to_string(), "Enforcing".to_string()),
-        "not ProfileUnusable: the container runs"
-    );
+    still_runs_what_it_started_with(&statuses, "changed", "the container has run with it since").await;
 
     // A FIFO in its place, which the agent does not read: the content the container started
     // with, read before, is still what runs.
@@ -509,37 +518,13 @@ async fn a_profile_file_changed_after_the_start_is_not_taken_for_what_runs() {
         .status()
         .expect("mkfifo");
     assert!(fifo.success(), "mkfifo {}", path.display());
-    let (status, app) = assessed(&statuses, "changed", |c| {
-        c.warnings.iter().any(|w| w.contains("not read (Refused)"))
-    })
-    .await;
-    assert_eq!(app.strength, Some(ProfileStrength::DenyList), "{app:?}");
-    assert!(
-        app.warnings
-            .iter()
-            .any(|w| w.contains("the content it started with is DenyList")),
-        "{:?}",
-        app.warnings
-    );
-    assert_eq!(
-        condition(&status, "ProfilesEnforcing"),
-        ("True".to_string(), "Enforcing".to_string())
-    );
+    still_runs_what_it_started_with(&statuses, "changed", "not read (Refused)").await;
 
     // A directory in its place (what a bind mount of a file not there leaves): no runtime could
     // use it now, yet the container runs the content it started with.
     std::fs::remove_file(&path).expect("remove the FIFO");
     std::fs::create_dir(&path).expect("a directory");
-    let (status, app) = assessed(&statuses, "changed", |c| {
-        c.warnings.iter().any(|w| w.contains("not usable (Invalid)"))
-    })
-    .await;
-    assert_eq!(app.strength, Some(ProfileStrength::DenyList), "{app:?}");
-    assert_eq!(
-        condition(&status, "ProfilesEnforcing"),
-        ("True".to_string(), "Enforcing".to_string()),
-        "not ProfileUnusable: the container runs"
-    );
+    still_runs_what_it_started_with(&statuses, "changed", "not usable (Invalid)").await;
     std::fs::remove_dir(&path).expect("remove the directory");
 
     // Put back with the content the container started with (a configuration tool restoring it):

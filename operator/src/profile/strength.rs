@@ -481,6 +481,17 @@ mod tests {
         }
     }
 
+    /// The agent's record of a container that started with a `DenyList` content.
+    fn started_deny_list() -> crate::api::StartedContent {
+        crate::api::StartedContent {
+            container_started: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ),
+            sha256: "0123456789abcdef".into(),
+            class: Some(ProfileClass::DenyList),
+        }
+    }
+
     /// Where the agent read the content the container started with, its class is what runs.
     #[test]
     fn a_file_changed_after_the_start_leaves_the_class_the_container_started_with() {
@@ -492,13 +503,7 @@ mod tests {
         );
         changed.changed_after_start = true;
         changed.message = Some("changed on the node at T".into());
-        changed.started_with = Some(crate::api::StartedContent {
-            container_started: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
-            ),
-            sha256: "0123456789abcdef".into(),
-            class: Some(ProfileClass::DenyList),
-        });
+        changed.started_with = Some(started_deny_list());
         let s = assessed_with(changed.clone());
         let app = &s.containers[0];
         assert_eq!(
@@ -533,13 +538,7 @@ mod tests {
             let mut unusable = file("a.json", state, None, "aa");
             unusable.sha256 = None;
             unusable.message = Some("not a regular file".into());
-            unusable.started_with = Some(crate::api::StartedContent {
-                container_started: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                    k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
-                ),
-                sha256: "0123456789abcdef".into(),
-                class: Some(ProfileClass::DenyList),
-            });
+            unusable.started_with = Some(started_deny_list());
             let s = assessed_with(unusable.clone());
             let app = &s.containers[0];
             assert_eq!(
