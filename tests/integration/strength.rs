@@ -271,6 +271,18 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
         .expect("container ID");
     let view = nodes::kernel_view(a, &id);
     assert_eq!(view.proc_seccomp, Some(0), "seccomp disabled: {view:?}");
+    // The node agent's check says so, and why.
+    let verified = wait_for("no-filter's runtime check", TIMEOUT, || async {
+        let status = statuses.get_opt("no-filter").await.ok()??;
+        let condition = status
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "RuntimeVerified" && c.reason == "Mismatch")?;
+        Some(condition.message)
+    })
+    .await;
+    assert!(verified.contains("the runtime installed no filter"), "{verified}");
 
     // Missing and invalid files: the container never starts, and the status says why.
     for (name, strength) in [

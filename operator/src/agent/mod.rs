@@ -416,6 +416,27 @@ fn as_started_with(
     file
 }
 
+/// Why a running container's kernel state is not what its effective profile says. A Localhost
+/// profile with neither a default action nor rules is one reason the file explains: the runtime
+/// installed no filter (while the file is still what the container started with).
+fn mismatch_message(
+    container: &str,
+    effective: ProfileType,
+    mode: SeccompMode,
+    file: Option<&ProfileFile>,
+) -> String {
+    let installs_no_filter = effective == ProfileType::Localhost
+        && mode == SeccompMode::Disabled
+        && file.is_some_and(|f| {
+            f.state == ProfileFileState::Present && !f.changed_after_start && f.default_action.is_none()
+        });
+    let mut message = format!("{container} is {effective:?} but the kernel shows seccomp {mode:?}");
+    if installs_no_filter {
+        message.push_str(" (its profile has no defaultAction and no rules: the runtime installed no filter)");
+    }
+    message
+}
+
 fn profile_type(name: &str) -> Option<ProfileType> {
     serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
 }
@@ -424,6 +445,7 @@ fn report_for(
     key: &(String, String),
     pod: &PodWire,
     status: &StatusWire,
+    profile_files: &[ContainerProfileFile],
     processes: &mut Processes<'_>,
     now: &Time,
     previous: &[ConditionMark],
@@ -460,10 +482,11 @@ fn report_for(
         };
         let agree = agrees(*effective, mode);
         if !agree {
-            mismatches.push(format!(
-                "{} is {effective:?} but the kernel shows seccomp {mode:?}",
-                container.name
-            ));
+            let file = profile_files
+                .iter()
+                .find(|f| f.name == container.name)
+                .map(|f| &f.file);
+            mismatches.push(mismatch_message(&container.name, *effective, mode, file));
         }
         observations.push(RuntimeObservation {
             name: container.name.clone(),
@@ -885,13 +908,16 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
                     resource_version: status.metadata.resource_version_number(),
                 };
                 live.insert(stored.key.clone());
-                if let Some(root) = &profile_root
-                    && let Some(report) = profiles_for(key, pod, status, root, &mut read_profiles)
-                {
-                    profile_reports.push((stored.clone(), report));
-                }
+                let profile_report = profile_root
+                    .as_ref()
+                    .and_then(|root| profiles_for(key, pod, status, root, &mut read_profiles));
                 let previous = ConditionMark::read_all(status.status.as_ref());
-                let report = report_for(key, pod, status, &mut processes, &now, &previous)?;
+                let profile_files = profile_report.as_ref().map_or(&[][..], |r| &r.files[..]);
+                let report = report_for(key, pod, status, profile_files, &mut processes, &now, &previous);
+                if let Some(profile_report) = profile_report {
+                    profile_reports.push((stored.clone(), profile_report));
+                }
+                let report = report?;
                 Some((stored, report))
             })
             .collect();
@@ -1077,6 +1103,40 @@ async fn report_node(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mismatch_names_a_profile_that_installs_no_filter() {
+        let no_filter = ProfileFile {
+            path: "p.json".into(),
+            state: ProfileFileState::Present,
+            class: Some(crate::api::ProfileClass::Permissive),
+            ..ProfileFile::default()
+        };
+        let hint = "the runtime installed no filter";
+        let message = |file: &ProfileFile| {
+            mismatch_message("app", ProfileType::Localhost, SeccompMode::Disabled, Some(file))
+        };
+        assert_eq!(
+            message(&no_filter),
+            "app is Localhost but the kernel shows seccomp Disabled (its profile has no \
+             defaultAction and no rules: the runtime installed no filter)"
+        );
+        // A file with a default action, or one changed since the start, explains nothing.
+        let with_default = ProfileFile {
+            default_action: Some("SCMP_ACT_ALLOW".into()),
+            ..no_filter.clone()
+        };
+        assert!(!message(&with_default).contains(hint));
+        let changed = ProfileFile {
+            changed_after_start: true,
+            ..no_filter.clone()
+        };
+        assert!(!message(&changed).contains(hint));
+        assert_eq!(
+            mismatch_message("app", ProfileType::RuntimeDefault, SeccompMode::Disabled, None),
+            "app is RuntimeDefault but the kernel shows seccomp Disabled"
+        );
+    }
 
     #[test]
     fn agreement() {
