@@ -83,8 +83,8 @@ fn the_real_kernel_shows_filter_and_disabled() {
 /// wrapped below the kubelet's, `/proc` lists it first. Played with real processes in a PID
 /// namespace of their own, whose next PIDs are set through `ns_last_pid`: a "kubelet" (a copy of
 /// bash by that name) at PID 5000 forks a child that gets PID 100.
-#[test]
-fn a_child_the_kubelet_forked_is_not_taken_for_it() {
+#[tokio::test]
+async fn a_child_the_kubelet_forked_is_not_taken_for_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let kubelet = dir.path().join("kubelet");
     std::fs::copy("/bin/bash", &kubelet).expect("a copy of bash named kubelet");
@@ -114,12 +114,20 @@ fn a_child_the_kubelet_forked_is_not_taken_for_it() {
             .spawn()
             .expect("unshare (util-linux), run as root"),
     );
-    let first_pid = wait_until("the namespace's first process", || {
-        let children =
-            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", namespace.pid())).ok()?;
-        children.split_whitespace().next()?.parse::<u32>().ok()
-    });
-    wait_until("the kubelet's child", || ready.exists().then_some(()));
+    let first_pid = wait_for(
+        "the namespace's first process",
+        Duration::from_secs(10),
+        || async {
+            let children =
+                std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", namespace.pid())).ok()?;
+            children.split_whitespace().next()?.parse::<u32>().ok()
+        },
+    )
+    .await;
+    wait_for("the kubelet's child", Duration::from_secs(10), || async {
+        ready.exists().then_some(())
+    })
+    .await;
     // The namespace's own /proc, as an agent on that namespace's host would read it.
     let proc_root = Path::new("/proc").join(first_pid.to_string()).join("root/proc");
     let comm = |pid: u32| std::fs::read_to_string(proc_root.join(format!("{pid}/comm"))).unwrap_or_default();
@@ -131,17 +139,6 @@ fn a_child_the_kubelet_forked_is_not_taken_for_it() {
     assert_eq!(listed, vec![100, 5000], "the child first, both named kubelet");
     let found = agent::kubelet::find_kubelet(&proc_root, "node-a").map(|(pid, _)| pid);
     assert_eq!(found, Some(5000));
-}
-
-/// Polls `probe` every 50 ms for up to 10 s.
-fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..200 {
-        if let Some(found) = probe() {
-            return found;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what}: not there within 10 s");
 }
 
 fn link_process(root: &Path, pid: u32, cgroup: &str) {

@@ -12,7 +12,9 @@ use serde_json::json;
 
 use crate::support::{
     self, Operator,
-    nodes::{self, container, kernel_view, log_of, node_context, pod, wait_node_facts, wait_running},
+    nodes::{
+        self, container, container_id, kernel_view, log_of, node_context, pod, wait_node_facts, wait_running,
+    },
     wait_for,
 };
 
@@ -48,19 +50,6 @@ fn observed<'a>(
     container: &str,
 ) -> Option<&'a seccomp_sentinel::api::RuntimeObservation> {
     status.status.as_ref()?.runtime_of(container)
-}
-
-fn container_id(pod: &Pod, container: &str) -> String {
-    let status = pod.status.as_ref().expect("pod status");
-    status
-        .init_container_statuses
-        .iter()
-        .flatten()
-        .chain(status.container_statuses.iter().flatten())
-        .chain(status.ephemeral_container_statuses.iter().flatten())
-        .find(|c| c.name == container)
-        .and_then(|c| c.container_id.clone())
-        .unwrap_or_else(|| panic!("no container ID for {container}"))
 }
 
 /// The API server, both kubelets and kubectl are one Kubernetes release: the one whose binaries

@@ -116,22 +116,27 @@ async fn what_it_started_with_again(statuses: &Api<SeccompStatus>, pod: &str, fi
 }
 
 /// Waits until `app` of `pod` has a warning containing `marker` (its file changed, went, or is
-/// not usable now), and checks that it is judged by the `DenyList` content it started with, said
-/// so, and enforcing (not `ProfileUnusable`: the container runs).
+/// not usable now), and checks [`judged_by_its_start`].
 async fn still_runs_what_it_started_with(statuses: &Api<SeccompStatus>, pod: &str, marker: &str) {
     let (status, app) = assessed(statuses, pod, |c| c.warnings.iter().any(|w| w.contains(marker))).await;
-    assert_eq!(app.strength, Some(ProfileStrength::DenyList), "{marker}: {app:?}");
+    judged_by_its_start(&status, &app, marker);
+}
+
+/// `app` is judged by the `DenyList` content it started with, not by its file now: said so, and
+/// enforcing (not `ProfileUnusable`: the container runs).
+fn judged_by_its_start(status: &SeccompStatus, app: &ContainerSeccomp, phase: &str) {
+    assert_eq!(app.strength, Some(ProfileStrength::DenyList), "{phase}: {app:?}");
     assert!(
         app.warnings
             .iter()
             .any(|w| w.contains("the content it started with is DenyList")),
-        "{marker}: {:?}",
+        "{phase}: {:?}",
         app.warnings
     );
     assert_eq!(
-        condition(&status, "ProfilesEnforcing"),
+        condition(status, "ProfilesEnforcing"),
         ("True".to_string(), "Enforcing".to_string()),
-        "{marker}"
+        "{phase}"
     );
 }
 
@@ -264,12 +269,7 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
     );
     assert_eq!(file_of(&status).and_then(|f| f.default_action.clone()), None);
     let running = nodes::wait_running(&pods, "no-filter").await;
-    let id = running
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref()?.first()?.container_id.clone())
-        .expect("container ID");
-    let view = nodes::kernel_view(a, &id);
+    let view = nodes::kernel_view(a, &nodes::container_id(&running, "app"));
     assert_eq!(view.proc_seccomp, Some(0), "seccomp disabled: {view:?}");
     // The node agent's check says so, and why.
     let verified = wait_for("no-filter's runtime check", TIMEOUT, || async {
@@ -477,18 +477,7 @@ async fn a_profile_file_changed_after_the_start_is_not_taken_for_what_runs() {
         "{now:?}"
     );
     // The strength is that of the content the container started with, not the new file's.
-    assert_eq!(app.strength, Some(ProfileStrength::DenyList), "{app:?}");
-    assert!(
-        app.warnings
-            .iter()
-            .any(|w| w.contains("the content it started with is DenyList")),
-        "{:?}",
-        app.warnings
-    );
-    assert_eq!(
-        condition(&status, "ProfilesEnforcing"),
-        ("True".to_string(), "Enforcing".to_string())
-    );
+    judged_by_its_start(&status, &app, "replaced");
     // The kernel still enforces the content the container started with (mkdir's own complaint
     // on stderr may come between the probes' lines).
     let probes = |log: &str| {

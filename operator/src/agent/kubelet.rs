@@ -559,14 +559,16 @@ mod tests {
             let stat = format!("{pid} (kubelet) S {parent}{}", " 0".repeat(17) + " 40050 0 0");
             fs::write(dir.join("stat"), stat).expect("stat");
         };
+        // A prepared tree lists in the file system's order, not by PID: the named case holds
+        // whatever the order (tests/integration/agent.rs has the real /proc, child first); without
+        // --hostname-override, the kubelet and its child must still make one kubelet.
         for args in [
             &["kubelet", "--hostname-override=node-a"][..],
-            // Without --hostname-override, the kubelet and its child are still one kubelet.
             &["kubelet", "--config=/etc/kubelet.yaml"][..],
         ] {
             let root = tempfile::tempdir().expect("tempdir");
             process(root.path(), 300, 1, args);
-            // The child's PID wrapped below its parent's: /proc would list it first.
+            // The child's PID wrapped below its parent's.
             process(root.path(), 20, 300, args);
             let found = find_kubelet(root.path(), "node-a").map(|(pid, _)| pid);
             assert_eq!(found, Some(300), "{args:?}");

@@ -237,8 +237,9 @@ pub struct SeccompPolicySpec {
     /// system calls: log-only and permissive Localhost profiles violate, and so do files missing
     /// or invalid on the node) or `AllowList` (it must block every call it does not list;
     /// RuntimeDefault is one). A profile whose strength is not known (the node agent has not read
-    /// the file, no SeccompProfile object describes it) does not violate; the verdict says so. Such violations are
-    /// labelled, never evicted: a replacement would run the same file. Absent: not checked.
+    /// the file, no SeccompProfile object describes it) does not violate; the verdict says so.
+    /// Such violations are labelled, never evicted: a replacement would run the same file.
+    /// Absent: not checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minimum_profile_strength: Option<MinimumProfileStrength>,
 

@@ -284,11 +284,12 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
     }
 
     // Only an update of its own status is let into a namespace being deleted.
-    let creates = stored.as_ref().is_none_or(|s| s.written_for_another_pod(&uid));
+    let earlier = stored.as_ref().filter(|s| s.written_for_another_pod(&uid));
+    let creates = stored.is_none() || earlier.is_some();
     if creates && namespace_terminating {
         debug!(pod = %key, "no SeccompStatus created: the namespace is being deleted");
     } else if !plan.hold && status::needs_write(stored.as_ref(), &uid, &plan.status) {
-        if let Some(earlier) = stored.as_ref().filter(|s| s.written_for_another_pod(&uid)) {
+        if let Some(earlier) = earlier {
             delete_earlier_status(ctx, key, earlier).await?;
         }
         let body = status::object(&key.namespace, &key.name, &uid, &plan.status);

@@ -181,6 +181,20 @@ pub struct KernelView {
     pub pid: Option<u32>,
 }
 
+/// The runtime's ID of a container (init, regular or ephemeral) of `pod`, as its status gives it.
+pub fn container_id(pod: &Pod, container: &str) -> String {
+    let status = pod.status.as_ref().expect("pod status");
+    status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten())
+        .chain(status.ephemeral_container_statuses.iter().flatten())
+        .find(|c| c.name == container)
+        .and_then(|c| c.container_id.clone())
+        .unwrap_or_else(|| panic!("no container ID for {container}"))
+}
+
 /// Reads the runtime's and the kernel's view of a container by its ID (`containerd://...`).
 pub fn kernel_view(node: &NodeHandle, container_id: &str) -> KernelView {
     let id = container_id.split_once("://").map_or(container_id, |(_, id)| id);
