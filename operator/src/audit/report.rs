@@ -156,6 +156,7 @@ pub fn subjects_noting(
     let namespace = metadata.namespace.clone().unwrap_or_else(|| "default".into());
     if kind == "Pod" && api_version == "v1" {
         let mut pod: Pod = decode(document, "")?;
+        needs_containers(pod.spec.as_ref(), "spec")?;
         // A pod read back from a cluster (it has a UID) carries what SCC admission wrote; one
         // that was never stored carries only what its author wrote.
         if pod.metadata.uid.is_none() {
@@ -179,6 +180,10 @@ pub fn subjects_noting(
         }
         None => inferred_template(document, &format!("{api_version} {kind}"))?,
     };
+    let spec_path = template_path(api_version, kind).map_or("spec.template.spec".to_string(), |path| {
+        format!("{}.spec", path.join("."))
+    });
+    needs_containers(template.spec.as_ref(), &spec_path)?;
     let mut pod_meta = template.metadata.unwrap_or_default();
     drop_scc_annotation(&mut pod_meta);
     pod_meta.name = Some(name.clone());
@@ -196,6 +201,23 @@ pub fn subjects_noting(
         pod,
         admission: SubjectAdmission::NotSimulated,
     }])
+}
+
+/// A pod spec without containers is refused by the API server, so it has no profile to report:
+/// read as one, it would be unconfined and confined at once (0 of 0 containers).
+fn needs_containers(
+    spec: Option<&k8s_openapi::api::core::v1::PodSpec>,
+    path: &str,
+) -> Result<(), NotAudited> {
+    match spec {
+        Some(spec) if !spec.containers.is_empty() => Ok(()),
+        Some(_) => Err(NotAudited::Invalid(format!(
+            "{path}.containers: no containers (Kubernetes refuses a pod without one)"
+        ))),
+        None => Err(NotAudited::Invalid(format!(
+            "{path}: no pod spec (Kubernetes refuses a pod without one)"
+        ))),
+    }
 }
 
 /// Forgets a pod's `openshift.io/scc` where SCC admission did not write it. It writes its choice on
@@ -708,6 +730,30 @@ mod tests {
         assert!(
             why.starts_with("spec.template.spec.containers[0].ports: invalid type"),
             "{why}"
+        );
+        // No containers, or no spec: the API refuses such a pod, so there is no profile to report.
+        let pod = json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "p" },
+            "spec": { "containers": [] } });
+        assert_eq!(
+            invalid(pod),
+            "spec.containers: no containers (Kubernetes refuses a pod without one)"
+        );
+        let pod = json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "p" } });
+        assert_eq!(
+            invalid(pod),
+            "spec: no pod spec (Kubernetes refuses a pod without one)"
+        );
+        let cron_job = json!({ "apiVersion": "batch/v1", "kind": "CronJob", "metadata": { "name": "c" },
+            "spec": { "jobTemplate": { "spec": { "template": { "spec": { "containers": [] } } } } } });
+        assert_eq!(
+            invalid(cron_job),
+            "spec.jobTemplate.spec.template.spec.containers: no containers (Kubernetes refuses a pod without one)"
+        );
+        let rollout = json!({ "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": { "name": "r" },
+            "spec": { "template": { "spec": { "containers": [] } } } });
+        assert_eq!(
+            invalid(rollout),
+            "spec.template.spec.containers: no containers (Kubernetes refuses a pod without one)"
         );
         let list = json!({ "apiVersion": "v1", "kind": "List", "items": [
             { "apiVersion": "v1", "kind": "Pod", "metadata": { "name": 7 } }
