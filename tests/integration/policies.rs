@@ -350,6 +350,66 @@ async fn a_label_policy_labels_violators_reports_and_cleans_up_when_deleted() {
     operator.stop().await;
 }
 
+/// The operator's label write goes to the pod it was decided for, and to no other: a pod
+/// recreated under the same name meanwhile (a StatefulSet's) keeps its own labels, and a pod
+/// deleted meanwhile is no error.
+#[tokio::test]
+async fn labels_reach_only_the_pod_they_were_decided_for() {
+    use seccomp_sentinel::controller::{PodLabels, apply_pod_labels};
+    let ctx = support::context("pol-label-uid").await;
+    let violating: std::collections::BTreeMap<String, String> = [
+        (
+            "seccomp.sentinel.dev/profile".to_string(),
+            "Unconfined".to_string(),
+        ),
+        ("seccomp.sentinel.dev/violation".to_string(), "true".to_string()),
+    ]
+    .into();
+    let pods: Api<Pod> = ctx.api();
+    create_pod(&ctx, pod_json("web-0", "web", None, json!({}))).await;
+    let first = pods.get("web-0").await.expect("first pod").uid().expect("uid");
+
+    // The pod it was decided for gets the labels.
+    let written = apply_pod_labels(&ctx.client, &ctx.ns, "web-0", &first, &violating).await;
+    assert_eq!(written.expect("label the pod"), PodLabels::Written);
+    let labels = pods.get("web-0").await.expect("pod").labels().clone();
+    assert_eq!(
+        labels.get("seccomp.sentinel.dev/violation").map(String::as_str),
+        Some("true")
+    );
+
+    // Replaced by a confined pod of the same name: the write decided for the first is not made.
+    pods.delete("web-0", &DeleteParams::default().grace_period(0))
+        .await
+        .expect("delete the first pod");
+    wait_for("the first pod to go", TIMEOUT, || async {
+        pods.get_opt("web-0").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    create_pod(&ctx, pod_json("web-0", "web", Some("RuntimeDefault"), json!({}))).await;
+    let second = pods.get("web-0").await.expect("second pod").uid().expect("uid");
+    assert_ne!(first, second);
+    let written = apply_pod_labels(&ctx.client, &ctx.ns, "web-0", &first, &violating).await;
+    assert_eq!(written.expect("no error for a replaced pod"), PodLabels::PodGone);
+    let labels = pods.get("web-0").await.expect("pod").labels().clone();
+    assert!(
+        !labels.contains_key("seccomp.sentinel.dev/violation"),
+        "the replacement got the first pod's labels: {labels:?}"
+    );
+
+    // Deleted and not replaced: nothing to label, and no error.
+    pods.delete("web-0", &DeleteParams::default().grace_period(0))
+        .await
+        .expect("delete the second pod");
+    wait_for("the second pod to go", TIMEOUT, || async {
+        pods.get_opt("web-0").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let written = apply_pod_labels(&ctx.client, &ctx.ns, "web-0", &second, &violating).await;
+    assert_eq!(written.expect("no error for a deleted pod"), PodLabels::PodGone);
+    assert!(pods.get_opt("web-0").await.expect("get").is_none());
+}
+
 #[tokio::test]
 async fn a_pod_whose_template_is_confined_is_evicted_and_comes_back_confined() {
     let ctx = support::context("pol-evict").await;

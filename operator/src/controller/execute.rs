@@ -255,7 +255,7 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
         });
     };
 
-    if let Some(written) = sync_labels(ctx, key, &labels, &plan.labels).await? {
+    if let Some(written) = sync_labels(ctx, key, &uid, &labels, &plan.labels).await? {
         ctx.state().apply_own_labels(key, fingerprint, &written);
     }
 
@@ -393,6 +393,7 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
 async fn sync_labels(
     ctx: &Context,
     key: &PodKey,
+    uid: &str,
     current: &BTreeMap<String, String>,
     change: &LabelChange,
 ) -> Result<Option<BTreeMap<String, String>>, Error> {
@@ -406,24 +407,13 @@ async fn sync_labels(
         }
         LabelChange::Remove => BTreeMap::new(),
     };
-    let patch = json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": { "name": &*key.name, "namespace": &*key.namespace, "labels": labels },
-    });
     ctx.writes.until_ready().await;
-    let pods: Api<Decoded<crate::lean::pod::PodWire>> = Api::namespaced(ctx.client.clone(), &key.namespace);
-    match pods
-        .patch(
-            &key.name,
-            &crate::client::apply_as(LABEL_MANAGER),
-            &Patch::Apply(&patch),
-        )
-        .await
-    {
-        Ok(_) => {}
-        // The pod went away meanwhile: nothing to label.
-        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
-        Err(e) => return Err(e.into()),
+    match apply_pod_labels(&ctx.client, &key.namespace, &key.name, uid, &labels).await? {
+        PodLabels::Written => {}
+        PodLabels::PodGone => {
+            debug!(pod = %key, %uid, "not labelled: the pod is gone or was replaced");
+            return Ok(None);
+        }
     }
     ctx.stats
         .label_writes
@@ -431,6 +421,46 @@ async fn sync_labels(
     ctx.metrics.write("label");
     debug!(pod = %key, ?labels, "labels updated");
     Ok(Some(labels))
+}
+
+/// What became of a write of a pod's labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodLabels {
+    Written,
+    /// The pod the labels were decided for is gone, or another pod now has its name.
+    PodGone,
+}
+
+/// Applies the operator's labels (`labels`: the profile and violation keys, or none to remove
+/// them) to the pod `namespace/name` only if it is still the pod `uid`. Without the UID, an
+/// apply to a pod deleted meanwhile is a create (refused: a pod needs containers), and one to a
+/// pod recreated under the same name (a StatefulSet's) labels it with what was decided for
+/// the pod before it.
+pub async fn apply_pod_labels(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+    labels: &BTreeMap<String, String>,
+) -> Result<PodLabels, kube::Error> {
+    let patch = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": name, "namespace": namespace, "uid": uid, "labels": labels },
+    });
+    let pods: Api<Decoded<crate::lean::pod::PodWire>> = Api::namespaced(client.clone(), namespace);
+    match pods
+        .patch(
+            name,
+            &crate::client::apply_as(LABEL_MANAGER),
+            &Patch::Apply(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(PodLabels::Written),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(PodLabels::PodGone),
+        Err(e) if crate::client::uid_mismatch(&e) => Ok(PodLabels::PodGone),
+        Err(e) => Err(e),
+    }
 }
 
 /// Checks the limits with the pod's workload counted (who else is down), then asks the Eviction
