@@ -196,12 +196,19 @@ struct Document {
 
 /// Splits a YAML stream into documents (at `---` lines) so one bad document does not hide the
 /// others. Each document comes with the number of lines before it, so a syntax error can name its
-/// line in the file rather than in the document.
+/// line in the file rather than in the document. What comes before a file's first `---` is a
+/// document only if it holds more than blank lines and comments (a licence header is not one), so
+/// that documents are numbered as a reader counts them.
 fn split_documents(text: &str) -> Vec<(u64, String)> {
     let mut documents = vec![(0, String::new())];
+    let mut marked = false;
     for (index, line) in text.lines().enumerate() {
         let trimmed = line.trim_end();
         if trimmed == "---" || trimmed.starts_with("--- ") {
+            if !marked && is_blank_document(&documents[0].1) {
+                documents.clear();
+            }
+            marked = true;
             documents.push((index as u64 + 1, String::new()));
         } else if trimmed == "..." {
             continue;
@@ -239,7 +246,10 @@ fn read_source(name: &str, text: &str, documents: &mut Vec<Document>, errors: &m
                     snippets: serde_saphyr::SnippetMode::Off,
                     line_offset: *lines_before,
                 });
-                errors.push(format!("{origin}: {}", first_line(&message)))
+                errors.push(format!(
+                    "{origin}: {}",
+                    without_parser_advice(first_line(&message))
+                ))
             }
         }
     }
@@ -256,6 +266,12 @@ pub(crate) fn read_source_for_fuzzing(
     let mut read = Vec::new();
     read_source(name, text, &mut read, errors);
     documents.extend(read.into_iter().map(|d| d.value));
+}
+
+/// The parser's message without the advice it gives its own callers: a duplicate key is an error
+/// for kubectl too, and its author has no parser option to set.
+fn without_parser_advice(message: &str) -> String {
+    message.replace(", set DuplicateKeyPolicy in Options if acceptable", "")
 }
 
 fn first_line(text: &str) -> &str {
@@ -1329,6 +1345,46 @@ mod tests {
         assert!(errors[0].contains("line 5"), "{errors:?}");
         assert!(!errors[0].contains("error:"), "{errors:?}");
         assert_eq!(documents[1].origin, "f.yaml, document 4");
+    }
+
+    #[test]
+    fn documents_are_numbered_from_the_first_one_a_reader_sees() {
+        // A file opening with `---`, or with comments and then `---`: its first document is the
+        // one after that line.
+        for text in [
+            "---\nkind: [unclosed\n",
+            "# Copyright the authors\n\n---\nkind: [unclosed\n",
+        ] {
+            let (mut documents, mut errors) = (Vec::new(), Vec::new());
+            read_source("f.yaml", text, &mut documents, &mut errors);
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert!(errors[0].starts_with("f.yaml, document 1: "), "{errors:?}");
+        }
+        // After that, a document of comments alone is a document.
+        let text = "---\n# nothing yet\n---\n- a list\n";
+        let (mut documents, mut errors) = (Vec::new(), Vec::new());
+        read_source("f.yaml", text, &mut documents, &mut errors);
+        assert_eq!(errors, ["f.yaml, document 2: not a Kubernetes object"]);
+        // Content before the first `---` is the first document, and an empty document between
+        // two `---` lines counts.
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\n---\n- a list\n";
+        let (mut documents, mut errors) = (Vec::new(), Vec::new());
+        read_source("f.yaml", text, &mut documents, &mut errors);
+        assert_eq!(documents[0].origin, "f.yaml, document 1");
+        assert_eq!(errors, ["f.yaml, document 3: not a Kubernetes object"]);
+    }
+
+    #[test]
+    fn a_duplicate_key_is_named_without_the_parsers_advice() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: a, name: b}\n";
+        let (mut documents, mut errors) = (Vec::new(), Vec::new());
+        read_source("f.yaml", text, &mut documents, &mut errors);
+        assert!(documents.is_empty());
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("f.yaml, document 1: duplicate mapping key: name at line 3"),
+            "{errors:?}"
+        );
     }
 
     #[test]
