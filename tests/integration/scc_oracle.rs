@@ -170,8 +170,17 @@ fn run_oracle(oracle: &Path, input: &Value) -> Vec<Value> {
     serde_json::from_slice(&output.stdout).expect("the oracle's JSON")
 }
 
-#[test]
-fn scc_admission_simulation_agrees_with_openshifts_admission_plugin() {
+/// What the audit's simulation and OpenShift's admission said of a set of cases.
+struct Comparison {
+    disagreements: Vec<String>,
+    admitted: usize,
+    refused: usize,
+    chosen: BTreeSet<String>,
+}
+
+/// Admits every case with OpenShift's plugin (the oracle) and with the audit's simulation, and
+/// compares the answers: admitted or refused, the SCC, every container's profile.
+fn compare_with_openshift(cases: &[Case]) -> Comparison {
     let oracle = oracle_binary();
     let mut scc_objects = documents(&root().join("e2e/openshift/sccs.yaml"));
     scc_objects.extend(documents(&root().join("tests/openshift/sccs-custom.yaml")));
@@ -182,7 +191,6 @@ fn scc_admission_simulation_agrees_with_openshifts_admission_plugin() {
             .filter_map(NamespaceAllocation::from_object)
             .map(|n| (n.name.clone(), n))
             .collect();
-    let cases = corpus();
     let namespaces: BTreeSet<String> = cases
         .iter()
         .filter_map(|c| c.pod.metadata.namespace.clone())
@@ -270,6 +278,23 @@ fn scc_admission_simulation_agrees_with_openshifts_admission_plugin() {
             ));
         }
     }
+    Comparison {
+        disagreements,
+        admitted,
+        refused,
+        chosen,
+    }
+}
+
+#[test]
+fn scc_admission_simulation_agrees_with_openshifts_admission_plugin() {
+    let cases = corpus();
+    let Comparison {
+        disagreements,
+        admitted,
+        refused,
+        chosen,
+    } = compare_with_openshift(&cases);
     eprintln!(
         "scc oracle: {} cases, {admitted} admitted by {} SCCs, {refused} refused, {} disagreements",
         cases.len(),
@@ -290,6 +315,302 @@ fn scc_admission_simulation_agrees_with_openshifts_admission_plugin() {
         "{admitted} admitted, {refused} refused"
     );
     assert!(chosen.len() >= 8, "SCCs chosen: {chosen:?}");
+}
+
+/// Random pods, from a fixed seed (`SENTINEL_ORACLE_SEED` picks another), through OpenShift's
+/// plugin and the audit's simulation: combinations of user and group IDs, SELinux levels,
+/// privilege, capabilities, host namespaces and ports, volumes, sysctls, user namespaces, seccomp
+/// fields and annotations at both levels, init and sidecar containers, service accounts,
+/// `openshift.io/required-scc` and the SCCs a case may use, that a hand-written corpus does not
+/// cross. Left out by construction: what Kubernetes' pod validation refuses for reasons other than
+/// seccomp (privileged without privilege escalation, host namespaces without user namespaces,
+/// sysctls beside host namespaces, a host port that is not the container's port), which the audit
+/// does not simulate.
+#[test]
+fn random_pods_are_admitted_as_openshift_admits_them() {
+    let seed: u64 = std::env::var("SENTINEL_ORACLE_SEED")
+        .ok()
+        .map(|s| s.parse().expect("SENTINEL_ORACLE_SEED: a number"))
+        .unwrap_or(5);
+    let cases = random_cases(seed, 600);
+    let Comparison {
+        disagreements,
+        admitted,
+        refused,
+        chosen,
+    } = compare_with_openshift(&cases);
+    eprintln!(
+        "scc oracle, seed {seed}: {} random cases, {admitted} admitted by {} SCCs, {refused} refused",
+        cases.len(),
+        chosen.len()
+    );
+    assert!(
+        disagreements.is_empty(),
+        "seed {seed}: {} of {} random cases disagree:\n{}",
+        disagreements.len(),
+        cases.len(),
+        disagreements.join("\n")
+    );
+    assert!(
+        admitted >= 80 && refused >= 80 && chosen.len() >= 12,
+        "seed {seed}: {admitted} admitted by {chosen:?}, {refused} refused: the generator no longer covers both outcomes"
+    );
+}
+
+const RANDOM_SCCS: [&str; 22] = [
+    "anyuid",
+    "hostaccess",
+    "hostmount-anyuid",
+    "hostnetwork",
+    "hostnetwork-v2",
+    "nonroot",
+    "nonroot-v2",
+    "privileged",
+    "restricted",
+    "restricted-v2",
+    "custom-localhost",
+    "custom-docker-default",
+    "custom-glob",
+    "custom-star-runtime",
+    "custom-priority",
+    "custom-readonly",
+    "custom-fixed",
+    "custom-sysctl",
+    "custom-default-add",
+    "custom-userns",
+    "custom-flex",
+    "custom-builder",
+];
+
+/// `count` random cases from `seed` (see [`random_pods_are_admitted_as_openshift_admits_them`]).
+fn random_cases(seed: u64, count: usize) -> Vec<Case> {
+    use proptest::{
+        prelude::RngExt,
+        test_runner::{RngAlgorithm, TestRng},
+    };
+    let mut seed_bytes = [0u8; 32];
+    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    let mut rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes);
+    let rng = &mut rng;
+    fn pick<T: Clone>(rng: &mut TestRng, items: &[T]) -> T {
+        items[rng.random_range(0..items.len())].clone()
+    }
+    fn chance(rng: &mut TestRng, p: f64) -> bool {
+        rng.random_bool(p)
+    }
+    fn profile(rng: &mut TestRng) -> Value {
+        match rng.random_range(0..3) {
+            0 => json!({ "type": "RuntimeDefault" }),
+            1 => json!({ "type": "Unconfined" }),
+            _ => json!({ "type": "Localhost",
+                "localhostProfile": pick(rng, &["profiles/a.json", "b.json", "custom.json", "nested/x.json"]) }),
+        }
+    }
+    fn annotation(rng: &mut TestRng) -> &'static str {
+        pick(
+            rng,
+            &[
+                "runtime/default",
+                "docker/default",
+                "unconfined",
+                "localhost/profiles/a.json",
+                "localhost/b.json",
+            ],
+        )
+    }
+    // A container's or the pod's securityContext.
+    fn security_context(rng: &mut TestRng, container: bool) -> Value {
+        let mut context = serde_json::Map::new();
+        if chance(rng, 0.3) {
+            context.insert(
+                "runAsUser".into(),
+                json!(pick(rng, &[0, 1000, 1000680000, 1000689999, 65534])),
+            );
+        }
+        if chance(rng, 0.2) {
+            context.insert("runAsNonRoot".into(), json!(chance(rng, 0.5)));
+        }
+        if chance(rng, 0.15) {
+            context.insert("runAsGroup".into(), json!(pick(rng, &[0, 1000, 1000680000])));
+        }
+        if chance(rng, 0.15) {
+            context.insert(
+                "seLinuxOptions".into(),
+                json!({ "level": pick(rng, &["s0:c26,c15", "s0:c1,c2", "s0"]) }),
+            );
+        }
+        if chance(rng, 0.35) {
+            context.insert("seccompProfile".into(), profile(rng));
+        }
+        if container {
+            let privileged = chance(rng, 0.15).then(|| chance(rng, 0.5));
+            if let Some(privileged) = privileged {
+                context.insert("privileged".into(), json!(privileged));
+            }
+            // Kubernetes refuses privileged without privilege escalation.
+            if chance(rng, 0.2) {
+                let escalation = privileged == Some(true) || chance(rng, 0.5);
+                context.insert("allowPrivilegeEscalation".into(), json!(escalation));
+            }
+            if chance(rng, 0.25) {
+                let mut capabilities = serde_json::Map::new();
+                if chance(rng, 0.6) {
+                    capabilities.insert(
+                        "drop".into(),
+                        json!(pick(rng, &[vec!["ALL"], vec!["KILL", "MKNOD"], vec!["NET_RAW"]])),
+                    );
+                }
+                if chance(rng, 0.5) {
+                    let add = pick(
+                        rng,
+                        &[
+                            vec!["NET_BIND_SERVICE"],
+                            vec!["NET_ADMIN"],
+                            vec!["SYS_ADMIN"],
+                            vec!["SYS_CHROOT"],
+                            vec!["CHOWN", "SETUID"],
+                        ],
+                    );
+                    capabilities.insert("add".into(), json!(add));
+                }
+                context.insert("capabilities".into(), Value::Object(capabilities));
+            }
+            if chance(rng, 0.1) {
+                context.insert("readOnlyRootFilesystem".into(), json!(chance(rng, 0.5)));
+            }
+        } else {
+            if chance(rng, 0.15) {
+                context.insert("fsGroup".into(), json!(pick(rng, &[0, 1000, 1000680000])));
+            }
+            if chance(rng, 0.1) {
+                context.insert(
+                    "supplementalGroups".into(),
+                    json!([pick(rng, &[1000, 1000680000, 0])]),
+                );
+            }
+            if chance(rng, 0.08) {
+                let name = pick(
+                    rng,
+                    &[
+                        "kernel.shm_rmid_forced",
+                        "net.ipv4.ip_forward",
+                        "kernel.msgmax",
+                        "net.ipv4.ping_group_range",
+                    ],
+                );
+                context.insert("sysctls".into(), json!([{ "name": name, "value": "1" }]));
+            }
+        }
+        Value::Object(context)
+    }
+    fn container(rng: &mut TestRng, name: &str, host_port: bool, sidecar: bool) -> Value {
+        let mut container = json!({ "name": name, "image": "registry.example/app:1" });
+        let context = security_context(rng, true);
+        if context.as_object().is_some_and(|c| !c.is_empty()) {
+            container["securityContext"] = context;
+        }
+        if host_port && chance(rng, 0.08) {
+            // The same port inside and out: Kubernetes refuses others under hostNetwork.
+            let port = pick(rng, &[80, 8080]);
+            container["ports"] = json!([{ "containerPort": port, "hostPort": port }]);
+        }
+        if sidecar {
+            container["restartPolicy"] = json!("Always");
+        }
+        container
+    }
+
+    (0..count)
+        .map(|i| {
+            let name = format!("random-{seed}-{i}");
+            let namespace = pick(rng, &["default", "team-a", "team-b", "bare"]);
+            let mut allow: BTreeSet<String> = (0..pick(rng, &[1, 1, 2, 3, 5]))
+                .map(|_| pick(rng, &RANDOM_SCCS).to_string())
+                .collect();
+            if chance(rng, 0.3) {
+                allow.insert("restricted-v2".into());
+            }
+            if chance(rng, 0.1) {
+                allow = ["all".to_string()].into();
+            }
+            let mut annotations = serde_json::Map::new();
+            let mut containers = vec![container(rng, "app", true, false)];
+            if chance(rng, 0.3) {
+                containers.push(container(rng, "second", false, false));
+            }
+            let mut init_containers = Vec::new();
+            if chance(rng, 0.25) {
+                init_containers.push(container(rng, "init", false, false));
+            }
+            if chance(rng, 0.15) {
+                init_containers.push(container(rng, "side", false, true));
+            }
+            let mut spec = json!({ "containers": containers });
+            if !init_containers.is_empty() {
+                spec["initContainers"] = json!(init_containers);
+            }
+            if chance(rng, 0.3) {
+                annotations.insert("seccomp.security.alpha.kubernetes.io/pod".into(), json!(annotation(rng)));
+            }
+            if chance(rng, 0.25) {
+                let target = pick(rng, &["app", "init", "side", "second"]);
+                annotations.insert(
+                    format!("container.seccomp.security.alpha.kubernetes.io/{target}"),
+                    json!(annotation(rng)),
+                );
+            }
+            if chance(rng, 0.06) {
+                annotations.insert("openshift.io/required-scc".into(), json!(pick(rng, &RANDOM_SCCS)));
+            }
+            let mut host_namespaces = false;
+            for field in ["hostNetwork", "hostPID", "hostIPC"] {
+                if chance(rng, 0.07) {
+                    spec[field] = json!(true);
+                    host_namespaces = true;
+                }
+            }
+            // Kubernetes refuses host namespaces in a user namespace, and sysctls beside them.
+            if !host_namespaces && chance(rng, 0.06) {
+                spec["hostUsers"] = json!(false);
+            }
+            let mut pod_context = security_context(rng, false);
+            if host_namespaces && let Some(context) = pod_context.as_object_mut() {
+                context.remove("sysctls");
+            }
+            if pod_context.as_object().is_some_and(|c| !c.is_empty()) {
+                spec["securityContext"] = pod_context;
+            }
+            if chance(rng, 0.15) {
+                let volume = pick(
+                    rng,
+                    &[
+                        json!({ "name": "v", "hostPath": { "path": "/tmp" } }),
+                        json!({ "name": "v", "emptyDir": {} }),
+                        json!({ "name": "v", "configMap": { "name": "x" } }),
+                        json!({ "name": "v", "csi": { "driver": "d" } }),
+                        json!({ "name": "v", "ephemeral": { "volumeClaimTemplate": { "spec": {
+                            "accessModes": ["ReadWriteOnce"], "resources": { "requests": { "storage": "1Gi" } } } } } }),
+                        json!({ "name": "v", "flexVolume": { "driver": "example/flex" } }),
+                    ],
+                );
+                spec["volumes"] = json!([volume]);
+            }
+            if chance(rng, 0.1) {
+                spec["serviceAccountName"] = json!(pick(rng, &["builder", "agent", "default", "special"]));
+            }
+            let pod: Pod = serde_json::from_value(json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": { "name": name, "namespace": namespace, "annotations": annotations },
+                "spec": spec,
+            }))
+            .expect("a random pod");
+            Case {
+                name,
+                allow: allow.into_iter().collect(),
+                pod,
+            }
+        })
+        .collect()
 }
 
 /// The shipped OpenShift install (`config/openshift`, and the bundle's manager), as OpenShift's
