@@ -1,5 +1,7 @@
 //! Every invalid policy of `tests/policies/invalid/` is rejected by the real API server with a
-//! message a person understands; every sample in `config/samples/` is accepted.
+//! message a person understands; every sample in `config/samples/`, and every policy of
+//! `tests/policies/valid/`, is accepted. The audit reads both directories the same way
+//! (`operator/src/audit/mod.rs`).
 use std::path::{Path, PathBuf};
 
 use crate::support;
@@ -39,11 +41,13 @@ fn invalid_policies_are_rejected_at_admission() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The samples, and the valid policies at the edges of every rule (`tests/policies/valid/`, which
+/// the audit accepts too).
 #[test]
-fn sample_policies_are_accepted() {
+fn sample_and_edge_policies_are_accepted() {
     let cluster = support::cluster();
-    let dir = sentinel_testenv::repository_root().join("config/samples");
-    let policies: Vec<PathBuf> = yaml_files(&dir)
+    let root = sentinel_testenv::repository_root();
+    let mut policies: Vec<PathBuf> = yaml_files(&root.join("config/samples"))
         .into_iter()
         .filter(|p| {
             p.file_name()
@@ -51,6 +55,9 @@ fn sample_policies_are_accepted() {
         })
         .collect();
     assert!(policies.len() >= 3);
+    let edges = yaml_files(&root.join("tests/policies/valid"));
+    assert!(edges.len() >= 3);
+    policies.extend(edges);
     for file in policies {
         let path = file.display().to_string();
         let out = cluster.kubectl(&["create", "--dry-run=server", "-f", &path, "-o", "name"]);

@@ -19,7 +19,7 @@ fn outcome_labels_unselected() -> String {
     )
 }
 
-fn outcome_labels_message() -> String {
+pub(crate) fn outcome_labels_message() -> String {
     format!(
         "{} are set by seccomp-sentinel from the verdicts: select on the pods' own labels",
         super::OUTCOME_LABELS.join(" and ")
@@ -41,8 +41,8 @@ fn label_value_rule(value: &str) -> String {
     format!("{value}.matches('^({LABEL_NAME_RE})?$')")
 }
 
-const LABEL_KEY_MESSAGE: &str = "label keys are a name of at most 63 characters (letters, digits, '-', '_', '.', alphanumeric at both ends), optionally after a DNS subdomain and '/'";
-const LABEL_VALUE_MESSAGE: &str = "label values are empty or at most 63 characters: letters, digits, '-', '_', '.', alphanumeric at both ends";
+pub(crate) const LABEL_KEY_MESSAGE: &str = "label keys are a name of at most 63 characters (letters, digits, '-', '_', '.', alphanumeric at both ends), optionally after a DNS subdomain and '/'";
+pub(crate) const LABEL_VALUE_MESSAGE: &str = "label values are empty or at most 63 characters: letters, digits, '-', '_', '.', alphanumeric at both ends";
 
 fn rule(rule: String, message: &str) -> serde_json::Value {
     serde_json::json!({ "rule": rule, "message": message })

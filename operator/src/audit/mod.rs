@@ -1387,6 +1387,71 @@ mod tests {
         );
     }
 
+    /// The policies of `tests/policies/invalid/`, which the API server refuses (each with the words
+    /// of its `# expect:` line; `tests/integration/policy_admission.rs`), are refused by the audit
+    /// too, in the same words: a CI gate is never judged by a policy that cannot be applied. Those
+    /// of `tests/policies/valid/`, which it admits, the audit reads.
+    /// Refused as the policy is decoded (a wrong type, an unknown enum value, a missing field), in
+    /// the decoder's words rather than the API server's schema errors.
+    const DECODE_REFUSED: [&str; 4] = [
+        "rate-as-text.yaml",
+        "selector-as-string.yaml",
+        "unknown-action.yaml",
+        "exemption-without-reason.yaml",
+    ];
+
+    #[test]
+    fn the_audit_refuses_the_policies_the_api_server_refuses_and_reads_the_others() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/policies/invalid");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .expect("the invalid policies")
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        assert!(files.len() >= 20, "{} policies", files.len());
+        let mut accepted = Vec::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("readable");
+            let expected = text
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("# expect: "))
+                .expect("an '# expect: ' first line");
+            let (mut documents, mut errors) = (Vec::new(), Vec::new());
+            let name = file.display().to_string();
+            read_source(&name, &text, &mut documents, &mut errors);
+            let compiled = policies_from(&documents, &mut errors);
+            let file_name = file.file_name().unwrap_or_default().to_string_lossy();
+            let same_words = !DECODE_REFUSED.contains(&file_name.as_ref());
+            if !compiled.is_empty()
+                || errors.is_empty()
+                || (same_words && !errors.iter().any(|e| e.contains(expected)))
+            {
+                accepted.push(format!("{name}: expected {expected:?}, got {errors:?}"));
+            }
+        }
+        assert!(accepted.is_empty(), "{}", accepted.join("\n"));
+
+        // And the policies at the edges of every rule, which the API server admits, are read.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/policies/valid");
+        let mut read = 0;
+        for file in std::fs::read_dir(&dir).expect("the valid policies").flatten() {
+            let text = std::fs::read_to_string(file.path()).expect("readable");
+            let (mut documents, mut errors) = (Vec::new(), Vec::new());
+            let name = file.path().display().to_string();
+            read_source(&name, &text, &mut documents, &mut errors);
+            assert_eq!(
+                policies_from(&documents, &mut errors).len(),
+                1,
+                "{name}: {errors:?}"
+            );
+            assert!(errors.is_empty(), "{name}: {errors:?}");
+            read += 1;
+        }
+        assert!(read >= 3, "{read} valid policies");
+    }
+
     #[test]
     fn a_misspelt_policy_field_is_an_error_not_a_default() {
         let text = "apiVersion: seccomp.sentinel.dev/v1alpha1\nkind: SeccompPolicy\nmetadata: {name: p}\n\

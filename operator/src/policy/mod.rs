@@ -121,10 +121,7 @@ fn validate_selector(field: &str, selector: &LabelSelector, refused: &[&str]) ->
     let key_of = |at: String, key: &str| {
         label_key(&at, key)?;
         if refused.contains(&key) {
-            return Err(invalid(
-                at,
-                format!("{key} is set by seccomp-sentinel from the verdicts: select on the pods' own labels"),
-            ));
+            return Err(invalid(at, crate::api::outcome_labels_message()));
         }
         Ok(())
     };
@@ -140,7 +137,7 @@ fn validate_selector(field: &str, selector: &LabelSelector, refused: &[&str]) ->
             "In" | "NotIn" if values.is_empty() => {
                 return Err(invalid(
                     format!("{at}.values"),
-                    format!("{} needs at least one value", e.operator),
+                    "In and NotIn need at least one value",
                 ));
             }
             "In" | "NotIn" => {
@@ -151,14 +148,16 @@ fn validate_selector(field: &str, selector: &LabelSelector, refused: &[&str]) ->
             "Exists" | "DoesNotExist" if !values.is_empty() => {
                 return Err(invalid(
                     format!("{at}.values"),
-                    format!("{} takes no values", e.operator),
+                    "Exists and DoesNotExist take no values",
                 ));
             }
             "Exists" | "DoesNotExist" => {}
             other => {
                 return Err(invalid(
                     format!("{at}.operator"),
-                    format!("{other:?} is not In, NotIn, Exists or DoesNotExist"),
+                    format!(
+                        "Unsupported value: {other:?}: supported values: \"In\", \"NotIn\", \"Exists\", \"DoesNotExist\""
+                    ),
                 ));
             }
         }
@@ -199,7 +198,10 @@ fn label_key(field: &str, key: &str) -> Result<(), PolicyError> {
     if prefix_ok && label_name_ok(name) {
         Ok(())
     } else {
-        Err(invalid(field, format!("{key:?} is not a valid label key")))
+        Err(invalid(
+            field,
+            format!("{key:?}: {}", crate::api::LABEL_KEY_MESSAGE),
+        ))
     }
 }
 
@@ -207,7 +209,10 @@ fn label_value(field: &str, value: &str) -> Result<(), PolicyError> {
     if value.is_empty() || label_name_ok(value) {
         Ok(())
     } else {
-        Err(invalid(field, format!("{value:?} is not a valid label value")))
+        Err(invalid(
+            field,
+            format!("{value:?}: {}", crate::api::LABEL_VALUE_MESSAGE),
+        ))
     }
 }
 
@@ -215,6 +220,171 @@ fn duration(field: &str, value: Option<&str>, default: Duration) -> Result<Durat
     value.map_or(Ok(default), |v| {
         humantime::parse_duration(v).map_err(|e| invalid(field, format!("{v:?}: {e}")))
     })
+}
+
+/// The CRD's admission rules (its schema's bounds and CEL rules, `crate::api::policy`), in their
+/// words, for a policy the API server has not seen: the audit's `--policy` files, and a policy
+/// stored under an earlier CRD. `tests/policies/invalid/` holds a policy breaking each, which both
+/// the API server and this refuse. Label selectors are checked by [`validate_selector`].
+fn admission_rules(spec: &SeccompPolicySpec) -> Result<(), PolicyError> {
+    let profiles = &spec.allowed_profiles;
+    if profiles.len() > 2 {
+        return Err(invalid("spec.allowedProfiles", "must have at most 2 items"));
+    }
+    if profiles.iter().any(|p| p == "Unconfined") {
+        return Err(invalid(
+            "spec.allowedProfiles",
+            "Unconfined cannot be an allowed profile: list the confined profiles the policy accepts, and exempt workloads that must run unconfined",
+        ));
+    }
+    if let Some((i, duplicate)) = profiles
+        .iter()
+        .enumerate()
+        .find(|(i, p)| profiles[..*i].contains(p))
+    {
+        return Err(invalid(
+            format!("spec.allowedProfiles[{i}]"),
+            format!("Duplicate value: {duplicate:?}"),
+        ));
+    }
+    let globs = &spec.allowed_localhost_profiles;
+    let field = "spec.allowedLocalhostProfiles";
+    if globs.len() > 32 {
+        return Err(invalid(field, "must have at most 32 items"));
+    }
+    for glob in globs {
+        let message = if glob.is_empty() || glob.chars().count() > 253 {
+            "allowedLocalhostProfiles entries must be 1 to 253 characters long"
+        } else if glob.starts_with('/') {
+            "allowedLocalhostProfiles are relative to the kubelet's seccomp directory: no leading '/'"
+        } else if glob.contains("..") {
+            "allowedLocalhostProfiles may not contain '..'"
+        } else if !glob
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._/*?-".contains(&b))
+        {
+            "allowedLocalhostProfiles may use letters, digits, '.', '_', '-', '/' and the wildcards '*' and '?'"
+        } else {
+            continue;
+        };
+        return Err(invalid(field, message));
+    }
+    if !globs.is_empty() && !profiles.is_empty() && !profiles.iter().any(|p| p == "Localhost") {
+        return Err(invalid(
+            "spec",
+            "allowedLocalhostProfiles needs Localhost in allowedProfiles",
+        ));
+    }
+    if spec.exemptions.len() > 64 {
+        return Err(invalid("spec.exemptions", "must have at most 64 items"));
+    }
+    let dns_label = |name: &str| {
+        let b = name.as_bytes();
+        !b.is_empty()
+            && b.len() <= 63
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+            && b[0] != b'-'
+            && b[b.len() - 1] != b'-'
+    };
+    for (i, exemption) in spec.exemptions.iter().enumerate() {
+        let at = format!("spec.exemptions[{i}]");
+        // The API server counts characters, not bytes.
+        if exemption.reason.chars().count() > 1024 {
+            return Err(invalid(format!("{at}.reason"), "may not be more than 1024 bytes"));
+        }
+        let lists = [
+            ("namespaces", &exemption.namespaces, 64),
+            ("containers", &exemption.containers, 64),
+            ("sccs", &exemption.sccs, 32),
+        ];
+        for (name, list, most) in lists {
+            if list.as_ref().is_some_and(|l| l.len() > most) {
+                return Err(invalid(
+                    format!("{at}.{name}"),
+                    format!("must have at most {most} items"),
+                ));
+            }
+        }
+        if !exemption.namespaces.iter().flatten().all(|n| dns_label(n)) {
+            return Err(invalid(
+                format!("{at}.namespaces"),
+                "exemption namespaces must be namespace names",
+            ));
+        }
+        if !exemption.containers.iter().flatten().all(|c| dns_label(c)) {
+            return Err(invalid(
+                format!("{at}.containers"),
+                "exemption containers must be container names",
+            ));
+        }
+        if !exemption
+            .sccs
+            .iter()
+            .flatten()
+            .all(|s| !s.is_empty() && s.chars().count() <= 253)
+        {
+            return Err(invalid(format!("{at}.sccs"), "exemption sccs must be SCC names"));
+        }
+        // Read as the controller reads it (leniently: the API server's date-time takes forms a
+        // strict RFC 3339 parser does not); what cannot be read is refused in `compile`.
+        let far = match exemption.expires.as_deref().map(crate::lean::LenientTime::parse) {
+            Some(crate::lean::LenientTime::At(at)) => at >= Timestamp::constant(253_402_128_000, 0),
+            Some(crate::lean::LenientTime::FarFuture) => true,
+            _ => false,
+        };
+        if far {
+            return Err(invalid(
+                format!("{at}.expires"),
+                "expires must be before 9999-12-30",
+            ));
+        }
+    }
+    if let Some(eviction) = &spec.eviction {
+        if eviction.max_per_minute.is_some_and(|n| n > 600) {
+            return Err(invalid(
+                "spec.eviction.maxPerMinute",
+                "maxPerMinute may be at most 600",
+            ));
+        }
+        let durations = [
+            ("minUnconfinedAge", &eviction.min_unconfined_age),
+            ("workloadCooldown", &eviction.workload_cooldown),
+        ];
+        for (name, value) in durations {
+            if value.as_deref().is_some_and(|v| !admitted_duration(v)) {
+                return Err(invalid(
+                    format!("spec.eviction.{name}"),
+                    format!("{name} must be a duration such as 90s, 10m or 1h30m"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A duration as the CRD admits it (`^([0-9]+(ms|s|m|h))+$`): `90s`, `10m`, `1h30m`, `500ms`.
+fn admitted_duration(text: &str) -> bool {
+    let mut rest = text.as_bytes();
+    if rest.is_empty() || rest.len() > 32 {
+        return false;
+    }
+    while !rest.is_empty() {
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 {
+            return false;
+        }
+        rest = &rest[digits..];
+        let unit = if rest.starts_with(b"ms") {
+            2
+        } else if rest.starts_with(b"s") || rest.starts_with(b"m") || rest.starts_with(b"h") {
+            1
+        } else {
+            return false;
+        };
+        rest = &rest[unit..];
+    }
+    true
 }
 
 /// [`compile`] of a policy object.
@@ -233,16 +403,17 @@ pub fn compile(
     generation: Option<i64>,
     spec: &SeccompPolicySpec,
 ) -> Result<CompiledPolicy, PolicyError> {
+    admission_rules(spec)?;
     let mut allow_runtime_default = spec.allowed_profiles.is_empty();
     let mut allow_localhost = spec.allowed_profiles.is_empty();
     for profile in &spec.allowed_profiles {
         match profile.as_str() {
             "RuntimeDefault" => allow_runtime_default = true,
             "Localhost" => allow_localhost = true,
-            other => {
+            _ => {
                 return Err(invalid(
                     "spec.allowedProfiles",
-                    format!("{other:?} is not RuntimeDefault or Localhost"),
+                    "allowedProfiles may contain only RuntimeDefault and Localhost",
                 ));
             }
         }
@@ -285,7 +456,10 @@ pub fn compile(
                     Some(crate::lean::LenientTime::At(at)) => Some(at),
                     Some(crate::lean::LenientTime::FarPast) => Some(Timestamp::MIN),
                     Some(crate::lean::LenientTime::Unreadable) => {
-                        return Err(invalid(format!("{field}.expires"), "must be an RFC 3339 time"));
+                        return Err(invalid(
+                            format!("{field}.expires"),
+                            "must be an RFC 3339 date-time",
+                        ));
                     }
                 },
             };
@@ -315,7 +489,10 @@ pub fn compile(
     let defaults = EvictionLimits::default();
     let positive = |field: &str, v: Option<i32>| -> Result<Option<u32>, PolicyError> {
         match v {
-            Some(n) if n < 1 => Err(invalid(field, "must be at least 1")),
+            Some(n) if n < 1 => {
+                let name = field.rsplit('.').next().unwrap_or(field);
+                Err(invalid(field, format!("{name} must be at least 1")))
+            }
             Some(n) => Ok(Some(n as u32)),
             None => Ok(None),
         }
