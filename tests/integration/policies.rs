@@ -410,6 +410,68 @@ async fn labels_reach_only_the_pod_they_were_decided_for() {
     assert!(pods.get_opt("web-0").await.expect("get").is_none());
 }
 
+/// The operator's two label keys are its own: a `violation=true` that came with the pod (copied
+/// into its template) or that someone else set later goes from a compliant pod, and every such
+/// label goes, whoever set it, once no policy labels the pod.
+#[tokio::test]
+async fn labels_someone_else_put_on_the_operators_keys_are_corrected() {
+    const PROFILE: &str = "seccomp.sentinel.dev/profile";
+    const VIOLATION: &str = "seccomp.sentinel.dev/violation";
+    let ctx = support::context("pol-label-foreign").await;
+    let mut good = pod_json("good", "web", Some("RuntimeDefault"), json!({}));
+    good["metadata"]["labels"][VIOLATION] = json!("true");
+    good["metadata"]["labels"][PROFILE] = json!("Unconfined");
+    create_pod(&ctx, good).await;
+    create_pod(&ctx, pod_json("bad", "web", None, json!({}))).await;
+    let operator = Operator::for_namespace(&ctx).await;
+    let policy = create_policy(&ctx, "label", json!({ "action": "Label" })).await;
+    let pods: Api<Pod> = ctx.api();
+    let ours = |pod: &Pod| {
+        (
+            pod.labels().get(PROFILE).cloned(),
+            pod.labels().get(VIOLATION).cloned(),
+        )
+    };
+    let labels_become = |name: &'static str, want: (Option<&'static str>, Option<&'static str>)| {
+        let pods = pods.clone();
+        async move {
+            let want = (want.0.map(String::from), want.1.map(String::from));
+            wait_for(&format!("{name}'s labels to be {want:?}"), TIMEOUT, || async {
+                let pod = pods.get(name).await.ok()?;
+                (ours(&pod) == want).then_some(())
+            })
+            .await;
+        }
+    };
+    labels_become("good", (Some("RuntimeDefault"), None)).await;
+    labels_become("bad", (Some("Unconfined"), Some("true"))).await;
+
+    // Someone else marks the compliant pod as violating, and co-owns the mark on the other.
+    let mark = |name: &'static str| {
+        let pods = pods.clone();
+        async move {
+            let body = json!({ "apiVersion": "v1", "kind": "Pod",
+                "metadata": { "name": name, "labels": { VIOLATION: "true" } } });
+            pods.patch(
+                name,
+                &PatchParams::apply("someone-else").force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .expect("someone else's label");
+        }
+    };
+    mark("good").await;
+    mark("bad").await;
+    labels_become("good", (Some("RuntimeDefault"), None)).await;
+
+    // No policy labels them any more: the operator's keys go from both, whoever set them.
+    delete_policy(&ctx, &policy).await;
+    labels_become("good", (None, None)).await;
+    labels_become("bad", (None, None)).await;
+    operator.stop().await;
+}
+
 #[tokio::test]
 async fn a_pod_whose_template_is_confined_is_evicted_and_comes_back_confined() {
     let ctx = support::context("pol-evict").await;

@@ -431,11 +431,12 @@ pub enum PodLabels {
     PodGone,
 }
 
-/// Applies the operator's labels (`labels`: the profile and violation keys, or none to remove
-/// them) to the pod `namespace/name` only if it is still the pod `uid`. Without the UID, an
-/// apply to a pod deleted meanwhile is a create (refused: a pod needs containers), and one to a
-/// pod recreated under the same name (a StatefulSet's) labels it with what was decided for
-/// the pod before it.
+/// Sets the operator's labels on the pod `namespace/name` to exactly `labels` (the profile and
+/// violation keys; a key not in it is removed, whoever set it) only if it is still the pod `uid`.
+/// A merge patch, not an apply: an apply removes only what its own manager set, so a
+/// `violation=true` copied into a pod template or set by hand stayed on a compliant pod. The UID
+/// in the body makes the write conditional: a pod recreated under the same name (a
+/// StatefulSet's) is not labelled with what was decided for the pod before it.
 pub async fn apply_pod_labels(
     client: &kube::Client,
     namespace: &str,
@@ -443,19 +444,22 @@ pub async fn apply_pod_labels(
     uid: &str,
     labels: &BTreeMap<String, String>,
 ) -> Result<PodLabels, kube::Error> {
-    let patch = json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": { "name": name, "namespace": namespace, "uid": uid, "labels": labels },
-    });
+    let exactly: serde_json::Map<String, serde_json::Value> = crate::api::OUTCOME_LABELS
+        .iter()
+        .map(|key| {
+            (
+                key.to_string(),
+                labels.get(*key).map_or(serde_json::Value::Null, |v| json!(v)),
+            )
+        })
+        .collect();
+    let patch = json!({ "metadata": { "uid": uid, "labels": exactly } });
     let pods: Api<Decoded<crate::lean::pod::PodWire>> = Api::namespaced(client.clone(), namespace);
-    match pods
-        .patch(
-            name,
-            &crate::client::apply_as(LABEL_MANAGER),
-            &Patch::Apply(&patch),
-        )
-        .await
-    {
+    let params = kube::api::PatchParams {
+        field_manager: Some(LABEL_MANAGER.to_string()),
+        ..Default::default()
+    };
+    match pods.patch(name, &params, &Patch::Merge(&patch)).await {
         Ok(_) => Ok(PodLabels::Written),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(PodLabels::PodGone),
         Err(e) if crate::client::uid_mismatch(&e) => Ok(PodLabels::PodGone),
