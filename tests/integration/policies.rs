@@ -472,6 +472,54 @@ async fn labels_someone_else_put_on_the_operators_keys_are_corrected() {
     operator.stop().await;
 }
 
+/// A ReplicaSet whose selector reads one of the operator's labels: changing the label on its pod
+/// would take the pod from it, and it would start another, whose label would be changed in turn,
+/// without end (before this was guarded: 62 pods within 10 s). Its pods keep their labels; the
+/// verdict says why they are not labelled.
+#[tokio::test]
+async fn pods_whose_workload_selects_by_the_operators_labels_keep_them() {
+    const PROFILE: &str = "seccomp.sentinel.dev/profile";
+    let ctx = support::context("pol-label-selector").await;
+    let operator = Operator::for_namespace(&ctx).await;
+    let policy = create_policy(&ctx, "label", json!({ "action": "Label" })).await;
+    // Its pods say RuntimeDefault, and run unconfined.
+    let labels = json!({ "app": "churn", PROFILE: "RuntimeDefault" });
+    let rs: ReplicaSet = serde_json::from_value(json!({
+        "metadata": { "name": "churn" },
+        "spec": { "replicas": 1, "selector": { "matchLabels": labels },
+                  "template": { "metadata": { "labels": labels },
+                                "spec": { "containers": [{ "name": "app", "image": "registry.invalid/app:1" }] } } }
+    }))
+    .expect("replicaset");
+    ctx.api::<ReplicaSet>()
+        .create(&PostParams::default(), &rs)
+        .await
+        .expect("create replicaset");
+    let pod = wait_for("the ReplicaSet's pod", TIMEOUT, || async {
+        pods_of(&ctx, "churn").await.into_iter().next()
+    })
+    .await;
+    let name = pod.name_any();
+    let result = policy_result(&ctx, &name, &policy, |r| r.message.contains("NotLabelled")).await;
+    assert_eq!(
+        (result.verdict, result.action),
+        (Verdict::Violating, PolicyAction::None)
+    );
+    // Long enough for a label change, an orphaned pod and its replacement (they took under 1 s).
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let pods = pods_of(&ctx, "churn").await;
+    let seen: Vec<(String, Option<String>)> = pods
+        .iter()
+        .map(|p| (p.name_any(), p.labels().get(PROFILE).cloned()))
+        .collect();
+    assert_eq!(
+        seen,
+        [(name, Some("RuntimeDefault".to_string()))],
+        "the ReplicaSet's pods and their profile labels"
+    );
+    operator.stop().await;
+}
+
 #[tokio::test]
 async fn a_pod_whose_template_is_confined_is_evicted_and_comes_back_confined() {
     let ctx = support::context("pol-evict").await;

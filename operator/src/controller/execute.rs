@@ -185,6 +185,7 @@ fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
         template,
         replacement_node_without_default: &replacement_node_without_default,
         rollout,
+        owner_selects_outcome_labels: workload.is_some_and(|w| w.selects_outcome_labels),
         operator_namespace: ctx.config.operator_namespace.as_deref(),
         now,
     };

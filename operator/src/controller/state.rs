@@ -296,12 +296,17 @@ pub struct WorkloadEntry {
     /// The pods it wants (`spec.replicas`). A change of it alone plans nothing again: it is read
     /// when an eviction of one of its pods is reserved.
     pub replicas: i32,
+    /// Its selector reads the operator's own pod labels, which are then left alone on its pods.
+    pub selects_outcome_labels: bool,
 }
 
 impl WorkloadEntry {
     /// What the plans of its pods read: the template and the rollout.
     fn plans_alike(&self, other: &WorkloadEntry) -> bool {
-        self.template == other.template && self.rollout == other.rollout && self.placement == other.placement
+        self.template == other.template
+            && self.rollout == other.rollout
+            && self.placement == other.placement
+            && self.selects_outcome_labels == other.selects_outcome_labels
     }
 }
 
@@ -1114,6 +1119,7 @@ mod tests {
             placement: TemplatePlacement::default(),
             rollout: None,
             replicas,
+            selects_outcome_labels: false,
         };
         state.apply_workload("w1", Some(workload(3)));
         put(

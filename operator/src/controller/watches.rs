@@ -590,6 +590,7 @@ impl<K: WorkloadKind + Default + Send + Sync + 'static> Handler<WorkloadWire<K>>
         );
         let rollout = workload.stateful_rollout();
         let replicas = workload.spec.replicas.unwrap_or(1);
+        let selects_outcome_labels = workload.selects_outcome_labels();
         let template = workload.spec.template.map(|t| {
             let view = PodView::from_template(&t);
             (
@@ -604,6 +605,7 @@ impl<K: WorkloadKind + Default + Send + Sync + 'static> Handler<WorkloadWire<K>>
                 placement,
                 rollout,
                 replicas,
+                selects_outcome_labels,
             }),
         )
     }

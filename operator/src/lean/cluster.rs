@@ -203,6 +203,58 @@ pub struct WorkloadSpecWire {
     pub update_strategy: Option<UpdateStrategyWire>,
     /// StatefulSets only.
     pub ordinals: Option<OrdinalsWire>,
+    /// A label selector (ReplicaSets, StatefulSets) or a plain map (ReplicationControllers): only
+    /// the label keys it reads are kept ([`WorkloadWire::selects_outcome_labels`]).
+    pub selector: Option<SelectorKeys>,
+}
+
+/// The label keys a workload's selector reads, in either form it takes.
+#[derive(Clone, Debug, Default)]
+pub struct SelectorKeys(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for SelectorKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize, Default)]
+        #[serde(default, rename_all = "camelCase")]
+        struct Expression {
+            key: String,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            LabelSelector {
+                #[serde(default, rename = "matchLabels")]
+                match_labels: Option<std::collections::BTreeMap<String, serde::de::IgnoredAny>>,
+                #[serde(default, rename = "matchExpressions")]
+                match_expressions: Option<Vec<Expression>>,
+            },
+            Map(std::collections::BTreeMap<String, serde::de::IgnoredAny>),
+        }
+        let value = serde_json::Value::deserialize(deserializer)?;
+        // A map whose keys are only matchLabels/matchExpressions is a label selector.
+        let label_selector = value
+            .as_object()
+            .is_some_and(|o| o.keys().all(|k| k == "matchLabels" || k == "matchExpressions"));
+        let keys = if label_selector {
+            match serde_json::from_value(value).unwrap_or(Form::Map(Default::default())) {
+                Form::LabelSelector {
+                    match_labels,
+                    match_expressions,
+                } => match_labels
+                    .into_iter()
+                    .flat_map(|m| m.into_keys())
+                    .chain(match_expressions.into_iter().flatten().map(|e| e.key))
+                    .collect(),
+                Form::Map(map) => map.into_keys().collect(),
+            }
+        } else {
+            value
+                .as_object()
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default()
+        };
+        Ok(SelectorKeys(keys))
+    }
 }
 
 #[derive(Deserialize, Clone, Debug, Default)]
@@ -235,6 +287,16 @@ pub struct WorkloadStatusWire {
 }
 
 impl<K: Default> WorkloadWire<K> {
+    /// Its selector reads one of the operator's own pod labels
+    /// ([`crate::api::OUTCOME_LABELS`]): changing that label on one of its pods would take the
+    /// pod from it, and it would start another.
+    pub fn selects_outcome_labels(&self) -> bool {
+        self.spec.selector.as_ref().is_some_and(|s| {
+            s.0.iter()
+                .any(|k| crate::api::OUTCOME_LABELS.contains(&k.as_str()))
+        })
+    }
+
     /// What a StatefulSet's controller does with pods of earlier revisions; `None` for other
     /// workloads, and before the StatefulSet's controller has written its revision.
     pub fn stateful_rollout(&self) -> Option<crate::policy::StatefulRollout> {
@@ -301,4 +363,37 @@ impl WatchedKind for PolicyWire {
     const KIND: &'static str = "SeccompPolicy";
     const PLURAL: &'static str = "seccomppolicies";
     type Scope = ClusterResourceScope;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn selects(kind_selector: serde_json::Value) -> bool {
+        let workload: WorkloadWire<ReplicaSetKind> =
+            serde_json::from_value(serde_json::json!({ "spec": { "selector": kind_selector } }))
+                .expect("decodes");
+        workload.selects_outcome_labels()
+    }
+
+    #[test]
+    fn a_selector_reading_the_operators_labels_is_seen_in_either_form() {
+        // A label selector (ReplicaSets, StatefulSets), by label or by expression.
+        assert!(selects(
+            serde_json::json!({ "matchLabels": { "app": "a", "seccomp.sentinel.dev/profile": "RuntimeDefault" } })
+        ));
+        assert!(selects(serde_json::json!({ "matchExpressions": [
+            { "key": "seccomp.sentinel.dev/violation", "operator": "DoesNotExist" }] })));
+        assert!(!selects(serde_json::json!({ "matchLabels": { "app": "a" },
+            "matchExpressions": [{ "key": "tier", "operator": "Exists" }] })));
+        // A ReplicationController's plain map.
+        assert!(selects(
+            serde_json::json!({ "app": "a", "seccomp.sentinel.dev/violation": "true" })
+        ));
+        assert!(!selects(serde_json::json!({ "app": "a" })));
+        // Nothing, or something unreadable: no such key.
+        assert!(!selects(serde_json::json!(null)));
+        assert!(!selects(serde_json::json!("app=a")));
+        assert!(!selects(serde_json::json!({ "matchLabels": "odd" })));
+    }
 }

@@ -82,11 +82,19 @@ pub struct PassInput<'a> {
     pub replacement_node_without_default: &'a dyn Fn() -> Option<(String, NodeFacts)>,
     /// The rollout of the pod's StatefulSet (`None`: not a StatefulSet's pod, or not known).
     pub rollout: Option<&'a StatefulRollout>,
+    /// The pod's workload selects its pods by one of the operator's labels: changing that label
+    /// would take the pod from it (and it would start another, whose label would be changed
+    /// again), so they are left as they are.
+    pub owner_selects_outcome_labels: bool,
     pub operator_namespace: Option<&'a str>,
     /// What is known of the Localhost profiles' content.
     pub profiles: ProfileFacts<'a>,
     pub now: Timestamp,
 }
+
+/// Why a violating pod is not labelled: its workload's selector reads the operator's labels.
+pub const LABELS_LEFT_ALONE: &str = "NotLabelled: the pod's workload selects its pods by seccomp-sentinel's labels; \
+     changing them would take the pod from it, and it would start another";
 
 /// The labels to have on the pod (only the operator's two keys are ever touched).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -214,7 +222,8 @@ pub fn plan(input: &PassInput<'_>) -> PodPlan {
     let target = wanted.as_ref().map(ours).unwrap_or((None, None));
     // Some action waits for the warm-up.
     let mut undecided = false;
-    let labels = if current == target {
+    let left_alone = input.owner_selects_outcome_labels;
+    let labels = if current == target || left_alone {
         LabelChange::Keep
     } else if !input.warmed_up {
         defer(Duration::from_secs(2));
@@ -227,7 +236,7 @@ pub fn plan(input: &PassInput<'_>) -> PodPlan {
         }
     };
     // The pod carries the violation label, or gets it in this pass.
-    let labelled = target.1.is_some() && (current == target || input.warmed_up);
+    let labelled = target.1.is_some() && (current == target || (input.warmed_up && !left_alone));
 
     // The template, judged with the same facts, by the policies that judge the pod.
     let template_view = input.template.map(|template| {
@@ -286,13 +295,10 @@ pub fn plan(input: &PassInput<'_>) -> PodPlan {
             (_, Verdict::Compliant | Verdict::Exempt) | (PolicyActionMode::Audit, _) => {
                 (PolicyAction::None, None)
             }
+            (PolicyActionMode::Label, Verdict::Violating) if labelled => (PolicyAction::Labeled, None),
             (PolicyActionMode::Label, Verdict::Violating) => (
-                if labelled {
-                    PolicyAction::Labeled
-                } else {
-                    PolicyAction::None
-                },
-                None,
+                PolicyAction::None,
+                left_alone.then(|| LABELS_LEFT_ALONE.to_string()),
             ),
             (PolicyActionMode::Evict, Verdict::Violating) => match &eviction {
                 Some(by) => (
@@ -772,6 +778,7 @@ mod tests {
         node_without_default: Option<(String, NodeFacts)>,
         /// How often a plan asked for it.
         asked_for_nodes: std::cell::Cell<u32>,
+        owner_selects_outcome_labels: bool,
     }
 
     impl World {
@@ -790,6 +797,7 @@ mod tests {
                 terminating: false,
                 node_without_default: None,
                 asked_for_nodes: std::cell::Cell::new(0),
+                owner_selects_outcome_labels: false,
             }
         }
 
@@ -834,6 +842,7 @@ mod tests {
                     self.node_without_default.clone()
                 },
                 rollout: None,
+                owner_selects_outcome_labels: self.owner_selects_outcome_labels,
                 operator_namespace: Some("seccomp-sentinel"),
                 profiles,
                 now,
@@ -1079,6 +1088,43 @@ mod tests {
         assert_eq!(labelled.labels, LabelChange::Keep);
         assert!(!labelled.hold);
         assert_eq!(only_result(&labelled).action, PolicyAction::Labeled);
+    }
+
+    #[test]
+    fn the_labels_of_a_pod_whose_workload_selects_by_them_are_left_alone() {
+        let mut world = World::new();
+        world.owner_selects_outcome_labels = true;
+        // Its template says RuntimeDefault; the pod runs unconfined.
+        world.labels.insert(PROFILE_LABEL.into(), "RuntimeDefault".into());
+        let pod = view(json!({}));
+        let label = [policy("label", json!({ "action": "Label" }))];
+        let plan = world.plan(
+            &pod,
+            Some(OwnerKind::ReplicaSet),
+            None,
+            &label,
+            true,
+            ProfileFacts::default(),
+        );
+        assert_eq!(plan.labels, LabelChange::Keep);
+        let result = only_result(&plan);
+        assert_eq!(
+            (result.verdict, result.action),
+            (Verdict::Violating, PolicyAction::None)
+        );
+        assert!(result.message.contains(LABELS_LEFT_ALONE), "{}", result.message);
+        // Without such a selector, the same pod is relabelled.
+        world.owner_selects_outcome_labels = false;
+        let plan = world.plan(
+            &pod,
+            Some(OwnerKind::ReplicaSet),
+            None,
+            &label,
+            true,
+            ProfileFacts::default(),
+        );
+        assert!(matches!(plan.labels, LabelChange::Set(_)), "{:?}", plan.labels);
+        assert_eq!(only_result(&plan).action, PolicyAction::Labeled);
     }
 
     #[test]
