@@ -286,28 +286,40 @@ fn compare_with_openshift(cases: &[Case]) -> Comparison {
     }
 }
 
-#[test]
-fn scc_admission_simulation_agrees_with_openshifts_admission_plugin() {
-    let cases = corpus();
+/// [`compare_with_openshift`], which must find no disagreement; `what` names the cases.
+fn agreeing_with_openshift(what: &str, cases: &[Case]) -> Comparison {
+    let comparison = compare_with_openshift(cases);
     let Comparison {
         disagreements,
         admitted,
         refused,
         chosen,
-    } = compare_with_openshift(&cases);
+    } = &comparison;
     eprintln!(
-        "scc oracle: {} cases, {admitted} admitted by {} SCCs, {refused} refused, {} disagreements",
+        "scc oracle, {what}: {} cases, {admitted} admitted by {} SCCs, {refused} refused, {} disagreements",
         cases.len(),
         chosen.len(),
         disagreements.len()
     );
     assert!(
         disagreements.is_empty(),
-        "{} of {} cases disagree:\n{}",
+        "{what}: {} of {} cases disagree:\n{}",
         disagreements.len(),
         cases.len(),
         disagreements.join("\n")
     );
+    comparison
+}
+
+#[test]
+fn scc_admission_simulation_agrees_with_openshifts_admission_plugin() {
+    let cases = corpus();
+    let Comparison {
+        admitted,
+        refused,
+        chosen,
+        ..
+    } = agreeing_with_openshift("the corpus", &cases);
     // The corpus must keep exercising both outcomes and many SCCs.
     assert!(cases.len() >= 60, "the corpus has only {} cases", cases.len());
     assert!(
@@ -334,53 +346,35 @@ fn random_pods_are_admitted_as_openshift_admits_them() {
         .unwrap_or(5);
     let cases = random_cases(seed, 600);
     let Comparison {
-        disagreements,
         admitted,
         refused,
         chosen,
-    } = compare_with_openshift(&cases);
-    eprintln!(
-        "scc oracle, seed {seed}: {} random cases, {admitted} admitted by {} SCCs, {refused} refused",
-        cases.len(),
-        chosen.len()
-    );
-    assert!(
-        disagreements.is_empty(),
-        "seed {seed}: {} of {} random cases disagree:\n{}",
-        disagreements.len(),
-        cases.len(),
-        disagreements.join("\n")
-    );
+        ..
+    } = agreeing_with_openshift(&format!("seed {seed}"), &cases);
     assert!(
         admitted >= 80 && refused >= 80 && chosen.len() >= 12,
         "seed {seed}: {admitted} admitted by {chosen:?}, {refused} refused: the generator no longer covers both outcomes"
     );
 }
 
-const RANDOM_SCCS: [&str; 22] = [
-    "anyuid",
-    "hostaccess",
-    "hostmount-anyuid",
-    "hostnetwork",
-    "hostnetwork-v2",
-    "nonroot",
-    "nonroot-v2",
-    "privileged",
-    "restricted",
-    "restricted-v2",
-    "custom-localhost",
-    "custom-docker-default",
-    "custom-glob",
-    "custom-star-runtime",
-    "custom-priority",
-    "custom-readonly",
-    "custom-fixed",
-    "custom-sysctl",
-    "custom-default-add",
-    "custom-userns",
-    "custom-flex",
-    "custom-builder",
-];
+/// The SCCs a random case may be allowed: OpenShift's own and the corpus's custom ones.
+fn random_sccs() -> Vec<&'static str> {
+    let custom = [
+        "custom-localhost",
+        "custom-docker-default",
+        "custom-glob",
+        "custom-star-runtime",
+        "custom-priority",
+        "custom-readonly",
+        "custom-fixed",
+        "custom-sysctl",
+        "custom-default-add",
+        "custom-userns",
+        "custom-flex",
+        "custom-builder",
+    ];
+    scc::STANDARD_SCCS.iter().copied().chain(custom).collect()
+}
 
 /// `count` random cases from `seed` (see [`random_pods_are_admitted_as_openshift_admits_them`]).
 fn random_cases(seed: u64, count: usize) -> Vec<Case> {
@@ -392,6 +386,7 @@ fn random_cases(seed: u64, count: usize) -> Vec<Case> {
     seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
     let mut rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes);
     let rng = &mut rng;
+    let sccs = random_sccs();
     fn pick<T: Clone>(rng: &mut TestRng, items: &[T]) -> T {
         items[rng.random_range(0..items.len())].clone()
     }
@@ -525,7 +520,7 @@ fn random_cases(seed: u64, count: usize) -> Vec<Case> {
             let name = format!("random-{seed}-{i}");
             let namespace = pick(rng, &["default", "team-a", "team-b", "bare"]);
             let mut allow: BTreeSet<String> = (0..pick(rng, &[1, 1, 2, 3, 5]))
-                .map(|_| pick(rng, &RANDOM_SCCS).to_string())
+                .map(|_| pick(rng, &sccs[..]).to_string())
                 .collect();
             if chance(rng, 0.3) {
                 allow.insert("restricted-v2".into());
@@ -560,7 +555,7 @@ fn random_cases(seed: u64, count: usize) -> Vec<Case> {
                 );
             }
             if chance(rng, 0.06) {
-                annotations.insert("openshift.io/required-scc".into(), json!(pick(rng, &RANDOM_SCCS)));
+                annotations.insert("openshift.io/required-scc".into(), json!(pick(rng, &sccs[..])));
             }
             let mut host_namespaces = false;
             for field in ["hostNetwork", "hostPID", "hostIPC"] {

@@ -1098,14 +1098,17 @@ mod tests {
         world.labels.insert(PROFILE_LABEL.into(), "RuntimeDefault".into());
         let pod = view(json!({}));
         let label = [policy("label", json!({ "action": "Label" }))];
-        let plan = world.plan(
-            &pod,
-            Some(OwnerKind::ReplicaSet),
-            None,
-            &label,
-            true,
-            ProfileFacts::default(),
-        );
+        let plan_of = |world: &World| {
+            world.plan(
+                &pod,
+                Some(OwnerKind::ReplicaSet),
+                None,
+                &label,
+                true,
+                ProfileFacts::default(),
+            )
+        };
+        let plan = plan_of(&world);
         assert_eq!(plan.labels, LabelChange::Keep);
         let result = only_result(&plan);
         assert_eq!(
@@ -1115,14 +1118,7 @@ mod tests {
         assert!(result.message.contains(LABELS_LEFT_ALONE), "{}", result.message);
         // Without such a selector, the same pod is relabelled.
         world.owner_selects_outcome_labels = false;
-        let plan = world.plan(
-            &pod,
-            Some(OwnerKind::ReplicaSet),
-            None,
-            &label,
-            true,
-            ProfileFacts::default(),
-        );
+        let plan = plan_of(&world);
         assert!(matches!(plan.labels, LabelChange::Set(_)), "{:?}", plan.labels);
         assert_eq!(only_result(&plan).action, PolicyAction::Labeled);
     }
