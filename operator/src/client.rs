@@ -161,13 +161,12 @@ pub fn namespace_terminating(error: &kube::Error) -> bool {
         && status.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating")))
 }
 
-/// A write whose body names a UID met another object, or none: the API server answers 409
-/// ("uid mismatch", when no object has the name) or 422 with a cause on `metadata.uid` (another
-/// object has it: the UID is immutable).
+/// A patch whose body names a UID met another object of the name: the UID is immutable, so the
+/// API server answers 422 with a cause on `metadata.uid`. (With no object of the name, a patch is
+/// a 404.)
 pub fn uid_mismatch(error: &kube::Error) -> bool {
-    matches!(error, kube::Error::Api(status)
-        if (status.code == 409 && status.message.contains("uid mismatch"))
-        || (status.code == 422 && status.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.field == "metadata.uid"))))
+    matches!(error, kube::Error::Api(status) if status.code == 422
+        && status.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.field == "metadata.uid")))
 }
 
 fn is_not_served(status: &kube::core::Status) -> bool {

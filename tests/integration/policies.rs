@@ -355,7 +355,7 @@ async fn a_label_policy_labels_violators_reports_and_cleans_up_when_deleted() {
 /// deleted meanwhile is no error.
 #[tokio::test]
 async fn labels_reach_only_the_pod_they_were_decided_for() {
-    use seccomp_sentinel::controller::{PodLabels, apply_pod_labels};
+    use seccomp_sentinel::controller::{PodLabels, write_pod_labels};
     let ctx = support::context("pol-label-uid").await;
     let violating: std::collections::BTreeMap<String, String> = [
         (
@@ -370,7 +370,7 @@ async fn labels_reach_only_the_pod_they_were_decided_for() {
     let first = pods.get("web-0").await.expect("first pod").uid().expect("uid");
 
     // The pod it was decided for gets the labels.
-    let written = apply_pod_labels(&ctx.client, &ctx.ns, "web-0", &first, &violating).await;
+    let written = write_pod_labels(&ctx.client, &ctx.ns, "web-0", &first, &violating).await;
     assert_eq!(written.expect("label the pod"), PodLabels::Written);
     let labels = pods.get("web-0").await.expect("pod").labels().clone();
     assert_eq!(
@@ -389,7 +389,7 @@ async fn labels_reach_only_the_pod_they_were_decided_for() {
     create_pod(&ctx, pod_json("web-0", "web", Some("RuntimeDefault"), json!({}))).await;
     let second = pods.get("web-0").await.expect("second pod").uid().expect("uid");
     assert_ne!(first, second);
-    let written = apply_pod_labels(&ctx.client, &ctx.ns, "web-0", &first, &violating).await;
+    let written = write_pod_labels(&ctx.client, &ctx.ns, "web-0", &first, &violating).await;
     assert_eq!(written.expect("no error for a replaced pod"), PodLabels::PodGone);
     let labels = pods.get("web-0").await.expect("pod").labels().clone();
     assert!(
@@ -405,7 +405,7 @@ async fn labels_reach_only_the_pod_they_were_decided_for() {
         pods.get_opt("web-0").await.ok()?.is_none().then_some(())
     })
     .await;
-    let written = apply_pod_labels(&ctx.client, &ctx.ns, "web-0", &second, &violating).await;
+    let written = write_pod_labels(&ctx.client, &ctx.ns, "web-0", &second, &violating).await;
     assert_eq!(written.expect("no error for a deleted pod"), PodLabels::PodGone);
     assert!(pods.get_opt("web-0").await.expect("get").is_none());
 }

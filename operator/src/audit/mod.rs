@@ -1387,10 +1387,6 @@ mod tests {
         );
     }
 
-    /// The policies of `tests/policies/invalid/`, which the API server refuses (each with the words
-    /// of its `# expect:` line; `tests/integration/policy_admission.rs`), are refused by the audit
-    /// too, in the same words: a CI gate is never judged by a policy that cannot be applied. Those
-    /// of `tests/policies/valid/`, which it admits, the audit reads.
     /// Refused as the policy is decoded (a wrong type, an unknown enum value, a missing field), in
     /// the decoder's words rather than the API server's schema errors.
     const DECODE_REFUSED: [&str; 4] = [
@@ -1400,6 +1396,10 @@ mod tests {
         "exemption-without-reason.yaml",
     ];
 
+    /// The policies of `tests/policies/invalid/`, which the API server refuses (each with the words
+    /// of its `# expect:` line; `tests/integration/policy_admission.rs`), are refused by the audit
+    /// too, in the same words: a CI gate is never judged by a policy that cannot be applied. Those
+    /// of `tests/policies/valid/`, which it admits, the audit reads.
     #[test]
     fn the_audit_refuses_the_policies_the_api_server_refuses_and_reads_the_others() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/policies/invalid");

@@ -171,19 +171,20 @@ pub fn subjects_noting(
             admission: SubjectAdmission::NotSimulated,
         }]);
     }
-    let template = match template_path(api_version, kind) {
+    let (template, template_at) = match template_path(api_version, kind) {
         Some(path) => {
+            let at = path.join(".");
             let Some(template) = path.iter().try_fold(document, |v, key| v.get(*key)) else {
-                return Err(NotAudited::Invalid(format!("{kind} without {}", path.join("."))));
+                return Err(NotAudited::Invalid(format!("{kind} without {at}")));
             };
-            decode::<PodTemplateSpec>(template, &path.join("."))?
+            (decode::<PodTemplateSpec>(template, &at)?, at)
         }
-        None => inferred_template(document, &format!("{api_version} {kind}"))?,
+        None => (
+            inferred_template(document, &format!("{api_version} {kind}"))?,
+            "spec.template".to_string(),
+        ),
     };
-    let spec_path = template_path(api_version, kind).map_or("spec.template.spec".to_string(), |path| {
-        format!("{}.spec", path.join("."))
-    });
-    needs_containers(template.spec.as_ref(), &spec_path)?;
+    needs_containers(template.spec.as_ref(), &format!("{template_at}.spec"))?;
     let mut pod_meta = template.metadata.unwrap_or_default();
     drop_scc_annotation(&mut pod_meta);
     pod_meta.name = Some(name.clone());

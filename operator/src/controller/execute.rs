@@ -409,7 +409,7 @@ async fn sync_labels(
         LabelChange::Remove => BTreeMap::new(),
     };
     ctx.writes.until_ready().await;
-    match apply_pod_labels(&ctx.client, &key.namespace, &key.name, uid, &labels).await? {
+    match write_pod_labels(&ctx.client, &key.namespace, &key.name, uid, &labels).await? {
         PodLabels::Written => {}
         PodLabels::PodGone => {
             debug!(pod = %key, %uid, "not labelled: the pod is gone or was replaced");
@@ -438,7 +438,7 @@ pub enum PodLabels {
 /// `violation=true` copied into a pod template or set by hand stayed on a compliant pod. The UID
 /// in the body makes the write conditional: a pod recreated under the same name (a
 /// StatefulSet's) is not labelled with what was decided for the pod before it.
-pub async fn apply_pod_labels(
+pub async fn write_pod_labels(
     client: &kube::Client,
     namespace: &str,
     name: &str,

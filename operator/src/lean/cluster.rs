@@ -203,57 +203,46 @@ pub struct WorkloadSpecWire {
     pub update_strategy: Option<UpdateStrategyWire>,
     /// StatefulSets only.
     pub ordinals: Option<OrdinalsWire>,
-    /// A label selector (ReplicaSets, StatefulSets) or a plain map (ReplicationControllers): only
-    /// the label keys it reads are kept ([`WorkloadWire::selects_outcome_labels`]).
-    pub selector: Option<SelectorKeys>,
+    /// Whether its selector reads one of the operator's own pod labels
+    /// ([`WorkloadWire::selects_outcome_labels`]); nothing else of the selector is kept.
+    pub selector: SelectsOutcomeLabels,
 }
 
-/// The label keys a workload's selector reads, in either form it takes.
-#[derive(Clone, Debug, Default)]
-pub struct SelectorKeys(pub Vec<String>);
+/// Whether a workload's selector, a label selector (ReplicaSets, StatefulSets) or a plain map
+/// (ReplicationControllers), reads one of [`crate::api::OUTCOME_LABELS`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SelectsOutcomeLabels(pub bool);
 
-impl<'de> Deserialize<'de> for SelectorKeys {
+impl<'de> Deserialize<'de> for SelectsOutcomeLabels {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize, Default)]
-        #[serde(default, rename_all = "camelCase")]
-        struct Expression {
-            key: String,
-        }
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Form {
-            LabelSelector {
-                #[serde(default, rename = "matchLabels")]
-                match_labels: Option<std::collections::BTreeMap<String, serde::de::IgnoredAny>>,
-                #[serde(default, rename = "matchExpressions")]
-                match_expressions: Option<Vec<Expression>>,
-            },
-            Map(std::collections::BTreeMap<String, serde::de::IgnoredAny>),
-        }
         let value = serde_json::Value::deserialize(deserializer)?;
-        // A map whose keys are only matchLabels/matchExpressions is a label selector.
-        let label_selector = value
-            .as_object()
-            .is_some_and(|o| o.keys().all(|k| k == "matchLabels" || k == "matchExpressions"));
-        let keys = if label_selector {
-            match serde_json::from_value(value).unwrap_or(Form::Map(Default::default())) {
-                Form::LabelSelector {
-                    match_labels,
-                    match_expressions,
-                } => match_labels
-                    .into_iter()
-                    .flat_map(|m| m.into_keys())
-                    .chain(match_expressions.into_iter().flatten().map(|e| e.key))
-                    .collect(),
-                Form::Map(map) => map.into_keys().collect(),
-            }
-        } else {
-            value
-                .as_object()
-                .map(|o| o.keys().cloned().collect())
-                .unwrap_or_default()
+        let Some(selector) = value.as_object() else {
+            return Ok(SelectsOutcomeLabels(false));
         };
-        Ok(SelectorKeys(keys))
+        let ours = |key: &str| crate::api::OUTCOME_LABELS.contains(&key);
+        // A map with no keys but these two is a label selector; any other is a plain map.
+        let label_selector = selector
+            .keys()
+            .all(|k| k == "matchLabels" || k == "matchExpressions");
+        let reads = if label_selector {
+            let by_label = selector
+                .get("matchLabels")
+                .and_then(serde_json::Value::as_object)
+                .is_some_and(|labels| labels.keys().any(|k| ours(k)));
+            let by_expression = selector
+                .get("matchExpressions")
+                .and_then(serde_json::Value::as_array)
+                .is_some_and(|expressions| {
+                    expressions
+                        .iter()
+                        .filter_map(|e| e.get("key")?.as_str())
+                        .any(ours)
+                });
+            by_label || by_expression
+        } else {
+            selector.keys().any(|k| ours(k))
+        };
+        Ok(SelectsOutcomeLabels(reads))
     }
 }
 
@@ -291,10 +280,7 @@ impl<K: Default> WorkloadWire<K> {
     /// ([`crate::api::OUTCOME_LABELS`]): changing that label on one of its pods would take the
     /// pod from it, and it would start another.
     pub fn selects_outcome_labels(&self) -> bool {
-        self.spec.selector.as_ref().is_some_and(|s| {
-            s.0.iter()
-                .any(|k| crate::api::OUTCOME_LABELS.contains(&k.as_str()))
-        })
+        self.spec.selector.0
     }
 
     /// What a StatefulSet's controller does with pods of earlier revisions; `None` for other

@@ -202,10 +202,14 @@ fn localhost(
     let mut warning = None;
     if let Some((file, source)) = facts.file(container, path) {
         // The class of the content the running container started with, where the agent read it.
-        let started = file
-            .started_with
-            .as_ref()
-            .and_then(|s| Some((s.class?, super::short_digest(&s.sha256))));
+        let started = file.started_with.as_ref().and_then(|s| {
+            let class = s.class?;
+            let note = format!(
+                "the content it started with is {class:?} (sha256 {})",
+                super::short_digest(&s.sha256)
+            );
+            Some((class, note))
+        });
         // What the file says now is not what the running container enforces; what it started
         // with is, when the agent read that.
         if file.changed_after_start {
@@ -215,13 +219,7 @@ fn localhost(
                 .unwrap_or("it changed after the container started");
             let warning = format!("{path} is not what the container runs: {why}");
             return match started {
-                Some((class, sha256)) => (
-                    class.into(),
-                    Some(source),
-                    Some(format!(
-                        "{warning}; the content it started with is {class:?} (sha256 {sha256})"
-                    )),
-                ),
+                Some((class, started)) => (class.into(), Some(source), Some(format!("{warning}; {started}"))),
                 None => (ProfileStrength::Unknown, Some(source), Some(warning)),
             };
         }
@@ -239,7 +237,7 @@ fn localhost(
             (ProfileFileState::Missing, _, _) => return (ProfileStrength::Missing, Some(source), None),
             // Not usable or not readable now (a directory, a FIFO, a loop of links in its place):
             // the content read before the start is still what runs.
-            (state, _, Some((class, sha256))) => {
+            (state, _, Some((class, started))) => {
                 let now = match state {
                     ProfileFileState::Invalid => "not usable",
                     _ => "not read",
@@ -247,10 +245,7 @@ fn localhost(
                 return (
                     class.into(),
                     Some(source),
-                    Some(format!(
-                        "profile file {now} ({state:?}){message}; the content it started with is \
-                         {class:?} (sha256 {sha256})"
-                    )),
+                    Some(format!("profile file {now} ({state:?}){message}; {started}")),
                 );
             }
             (ProfileFileState::Invalid, _, None) => {
