@@ -932,6 +932,57 @@ async fn evictions_respect_the_rate() {
     operator.stop().await;
 }
 
+/// Each policy's `maxPerMinute` alone would let a policy per team multiply the cluster's rate:
+/// the operator bounds all policies together.
+#[tokio::test]
+async fn evictions_by_all_policies_together_respect_the_operators_bound() {
+    let ctx = support::context("pol-rate-all").await;
+    let workloads: Vec<String> = (0..5).map(|i| format!("w{i}")).collect();
+    for app in &workloads {
+        adopted_pod(&ctx, app, None, Some("RuntimeDefault"), json!({})).await;
+    }
+    let operator = Operator::start(
+        ctx.client.clone(),
+        seccomp_sentinel::controller::ControllerConfig {
+            max_evictions_per_minute: std::num::NonZeroU32::new(2).expect("2"),
+            ..support::namespace_config(&ctx)
+        },
+    )
+    .await;
+    let team = |apps: &[&str]| {
+        let mut spec = evict_quickly(json!({}));
+        spec["podSelector"] =
+            json!({ "matchExpressions": [{ "key": "app", "operator": "In", "values": apps }] });
+        spec
+    };
+    let first = create_policy(&ctx, "team-a", team(&["w0", "w1", "w2"])).await;
+    let second = create_policy(&ctx, "team-b", team(&["w3", "w4"])).await;
+    let statuses: Api<SeccompStatus> = ctx.api();
+    let explain = || format!("{} evictions", operator.evictions());
+    let waiting = || async {
+        let mut bounded = 0;
+        for app in &workloads {
+            let status = statuses
+                .get_opt(&format!("{app}-old"))
+                .await
+                .ok()
+                .flatten()
+                .and_then(|s| s.status);
+            if status.is_some_and(|s| s.policies.iter().any(|r| r.message.contains("by all policies"))) {
+                bounded += 1;
+            }
+        }
+        (operator.evictions() == 2 && bounded == 3).then_some(())
+    };
+    let what = "two evictions and three pods waiting for the operator's bound";
+    support::wait_for_explained(what, TIMEOUT, waiting, explain).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(operator.evictions(), 2, "no more within the minute");
+    delete_policy(&ctx, &first).await;
+    delete_policy(&ctx, &second).await;
+    operator.stop().await;
+}
+
 #[tokio::test]
 async fn an_invalid_policy_is_stalled_and_takes_no_action() {
     let ctx = support::context("pol-invalid").await;

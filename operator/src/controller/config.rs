@@ -32,6 +32,11 @@ pub struct ControllerConfig {
     #[arg(long, env = "SENTINEL_WRITE_BURST", default_value = "100")]
     pub write_burst: NonZeroU32,
 
+    /// Evictions per minute by all SeccompPolicies together, on top of each policy's own
+    /// `maxPerMinute` (a policy per team would otherwise multiply the cluster's rate).
+    #[arg(long, env = "SENTINEL_MAX_EVICTIONS_PER_MINUTE", default_value = "10")]
+    pub max_evictions_per_minute: NonZeroU32,
+
     /// Pods reconciled at the same time; by default a tenth of --max-writes-per-second, at least 16
     /// and at most 256 (enough writes in flight to keep the write limit while the API server
     /// takes 100 ms a write).
@@ -180,6 +185,7 @@ impl Default for ControllerConfig {
             max_writes_per_second: NonZeroU32::new(50).unwrap_or(NonZeroU32::MIN),
             write_burst: NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN),
             concurrency: None,
+            max_evictions_per_minute: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
             policy_selector: None,
             agent_image: None,
             agent_service_account: "seccomp-sentinel-agent".into(),

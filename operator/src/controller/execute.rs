@@ -554,7 +554,10 @@ fn eviction_gate(
         .valid_policies
         .iter()
         .find(|p| p.name == policy_name)
-        .map(|p| p.eviction.clone())
+        .map(|p| policy::EvictionLimits {
+            all_policies_per_minute: Some(ctx.config.max_evictions_per_minute.get()),
+            ..p.eviction.clone()
+        })
     else {
         return Err(EvictionResult::PodChanged);
     };

@@ -741,6 +741,20 @@ pub fn eviction_verdict(
             );
         }
     }
+    // Each policy's rate alone lets a cluster with a policy per team evict that many times more.
+    if let Some(max) = limits.all_policies_per_minute {
+        let (used, free_in) = window_use(ledger.all(), now);
+        if used >= max as usize {
+            return later(
+                "RateLimited",
+                format!(
+                    "{} in the last minute by all policies (the operator's --max-evictions-per-minute)",
+                    evictions(used)
+                ),
+                free_in,
+            );
+        }
+    }
     // One pod of a workload down at a time, by the operator's hand or anyone's: a replacement
     // that never gets ready (a Localhost profile missing on its node, a bad image) stops the
     // evictions of its workload before they take every pod of it down.

@@ -59,6 +59,9 @@ pub struct EvictionLimits {
     pub max_per_minute: u32,
     pub max_per_namespace_per_minute: Option<u32>,
     pub workload_cooldown: Duration,
+    /// The operator's bound over the evictions of every policy together
+    /// (`--max-evictions-per-minute`): not a policy's setting, the controller adds it.
+    pub all_policies_per_minute: Option<u32>,
 }
 
 impl Default for EvictionLimits {
@@ -69,6 +72,7 @@ impl Default for EvictionLimits {
             max_per_minute: 5,
             max_per_namespace_per_minute: None,
             workload_cooldown: Duration::from_secs(120),
+            all_policies_per_minute: None,
         }
     }
 }
@@ -515,6 +519,7 @@ pub fn compile(
             settings.workload_cooldown.as_deref(),
             defaults.workload_cooldown,
         )?,
+        all_policies_per_minute: None,
     };
     let namespace_selector = selector("spec.namespaceSelector", spec.namespace_selector.as_ref(), &[])?;
     Ok(CompiledPolicy {

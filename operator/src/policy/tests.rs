@@ -328,6 +328,7 @@ fn eviction_limits_and_defaults() {
             max_per_minute: 2,
             max_per_namespace_per_minute: Some(1),
             workload_cooldown: Duration::from_secs(90),
+            all_policies_per_minute: None,
         }
     );
     assert_eq!(
@@ -609,6 +610,35 @@ fn rates_cooldowns_and_the_loop_guard() {
         "Proceed"
     );
     assert_eq!(ledger.last_eviction("rs-1"), Some(t0));
+    // ... unless the operator's bound over all policies is used up: the two of "p" count for "q".
+    let bounded = EvictionLimits {
+        all_policies_per_minute: Some(2),
+        ..limits.clone()
+    };
+    match eviction_verdict(&EvictionFacts { policy: "q", ..third }, &bounded, &ledger, at(20)) {
+        EvictionVerdict::Later {
+            reason,
+            retry_after,
+            message,
+        } => {
+            assert_eq!(reason, "RateLimited");
+            assert_eq!(retry_after, Duration::from_secs(40));
+            assert_eq!(
+                message,
+                "2 evictions in the last minute by all policies (the operator's --max-evictions-per-minute)"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        reason(&eviction_verdict(
+            &EvictionFacts { policy: "q", ..third },
+            &bounded,
+            &ledger,
+            at(61)
+        )),
+        "Proceed"
+    );
 
     // The loop guard stops a workload for good, dry run or not.
     assert!(ledger.halt("rs-1", "replacement came back unconfined".into()));
