@@ -1,6 +1,8 @@
 //! Property-based fuzzing of the parts that read untrusted input: the audit's manifest reading
 //! (any text), the lean decoding of watched objects (any JSON, with the right and the wrong types
-//! in every field the operator reads) and the engine and plan on whatever that decoding yields.
+//! in every field the operator reads) and the engine and plan on whatever that decoding yields;
+//! what the node agent reads on a node (`/proc` texts, the kubelet's command line and
+//! configuration, profile files) and policies of any shape.
 //! None may panic. `make test` runs a few hundred cases of each; `make fuzz` runs many more
 //! (`PROPTEST_CASES`).
 
@@ -295,6 +297,77 @@ proptest! {
             let stored = crate::status::StoredStatus::from_wire(&wire);
             let _ = crate::status::needs_write(Some(&stored), "p", &Default::default());
             let _ = wire.container_profiles();
+        }
+    }
+}
+
+/// Any number, the edges often.
+fn edgy_u64() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        Just(0),
+        Just(u64::MAX),
+        Just(i64::MAX as u64),
+        0..200u64,
+        any::<u64>()
+    ]
+}
+
+/// A profile-shaped document whose fields hold any JSON.
+fn profile_like() -> impl Strategy<Value = Value> {
+    (any_json(), any_json(), any_json(), any_json(), any_json()).prop_map(
+        |(default, names, name, action, extra)| {
+            json!({ "defaultAction": default, "architectures": extra,
+                "syscalls": [{ "names": names, "name": name, "action": action }, extra] })
+        },
+    )
+}
+
+proptest! {
+    #[test]
+    fn node_side_inputs_of_any_content_never_panic(
+        text in "(?s).{0,300}",
+        bytes in prop::collection::vec(any::<u8>(), 0..300),
+        profile in prop_oneof![profile_like(), any_json()],
+        ticks in edgy_u64(), per_second in edgy_u64(), uptime in edgy_u64(), boot in edgy_u64(),
+    ) {
+        let _ = crate::agent::procfs::parse_status(&text);
+        let _ = crate::agent::procfs::container_of(&text);
+        let _ = crate::agent::procfs::parse_stat(&text);
+        let _ = crate::agent::procfs::container_id(&text);
+        let command_line = crate::agent::kubelet::parse_command_line(&bytes);
+        let _ = crate::agent::kubelet::resolve(&command_line, &[("f".into(), text.clone())]);
+        let _ = crate::agent::kubelet::parse_uptime(&text);
+        let _ = crate::agent::kubelet::parse_boot_time(&text);
+        let _ = crate::agent::kubelet::KubeletStart::from_parts(
+            ticks, per_second, std::time::Duration::from_secs(uptime), boot, k8s_openapi::jiff::Timestamp::now());
+        for content in [bytes.as_slice(), text.as_bytes(), profile.to_string().as_bytes()] {
+            if let Ok(summary) = crate::profile::summarize(content) {
+                prop_assert_eq!(summary.sha256.len(), 64);
+            }
+        }
+        let cleaned = crate::profile::clean_localhost_path(&text);
+        let _ = crate::profile::lexical_path(std::path::Path::new("/seccomp"), &cleaned);
+    }
+
+    #[test]
+    fn policies_of_any_shape_compile_or_are_refused(
+        selector in any_json(), profiles in any_json(), globs in any_json(),
+        exemption in any_json(), eviction in any_json(), action in any_json(),
+        glob in "[ -~]{0,40}", duration in "[0-9a-z .]{0,12}",
+    ) {
+        let specs = [
+            json!({ "namespaceSelector": selector, "podSelector": selector, "allowedProfiles": profiles,
+                    "allowedLocalhostProfiles": globs, "exemptions": [exemption], "eviction": eviction, "action": action }),
+            json!({ "allowedProfiles": ["Localhost"], "allowedLocalhostProfiles": [glob],
+                    "exemptions": [{ "reason": "r", "containers": ["a"], "expires": duration }],
+                    "action": "Evict", "eviction": { "minUnconfinedAge": duration, "workloadCooldown": duration } }),
+        ];
+        for spec in specs {
+            let object = json!({ "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompPolicy",
+                                 "metadata": { "name": "p", "generation": 1 }, "spec": spec });
+            if let Ok(policy) = serde_json::from_value::<crate::api::SeccompPolicy>(object) {
+                let _ = crate::policy::compile_policy(&policy);
+            }
         }
     }
 }

@@ -286,7 +286,8 @@ impl KubeletStart {
             + Duration::from_secs(started_ticks % ticks_per_second) / u32::try_from(ticks_per_second).ok()?;
         // Both are rounded down: a process just started can look a little younger than 0 s.
         let age = uptime.saturating_sub(since_boot);
-        let name = Timestamp::from_second(i64::try_from(boot_time + started_ticks / ticks_per_second).ok()?)
+        let started_at = boot_time.checked_add(started_ticks / ticks_per_second)?;
+        let name = Timestamp::from_second(i64::try_from(started_at).ok()?)
             .ok()?
             .to_string();
         Some(KubeletStart {
@@ -602,6 +603,11 @@ mod tests {
         let fresh = KubeletStart::from_parts(100_001, 100, Duration::from_secs(1_000), 1_800_000_000, now)
             .expect("start");
         assert_eq!(fresh.at, now);
+        // A boot time no clock can hold is no start (it overflowed before).
+        assert_eq!(
+            KubeletStart::from_parts(100, 1, Duration::from_secs(1_000), u64::MAX, now),
+            None
+        );
 
         assert!(!start.changed_since(None), "no file: nothing changed");
         assert!(!start.changed_since(Some(start.at - Duration::from_secs(60))));
