@@ -214,6 +214,85 @@ pub fn needs_write(stored: Option<&StoredStatus>, pod_uid: &str, desired: &Secco
         || stored.fingerprint != fingerprint(desired)
 }
 
+/// The most of a `localhostProfile` a status repeats: no longer path can be opened on a node
+/// (Linux's `PATH_MAX`; containerd then fails the container, "file name too long").
+pub const SHOWN_PATH_BYTES: usize = 4096;
+/// JSON bytes of `containers` a status holds at most. The API server stores objects up to
+/// 1.5 MiB; a pod may be about that large and have thousands of containers, each of which costs
+/// far more bytes in its status than in its spec.
+pub const CONTAINERS_BUDGET: usize = 256 * 1024;
+
+/// `status` as it can be stored: each `localhostProfile` cut to [`SHOWN_PATH_BYTES`] (with a
+/// warning), and `containers` to [`CONTAINERS_BUDGET`] bytes, unconfined containers first, the
+/// others counted in `unlistedContainers`. Counts, conditions and verdicts were made from every
+/// container before. Unchanged (borrowed) for any pod of a usual size.
+pub fn within_size(status: &SeccompStatusStatus) -> std::borrow::Cow<'_, SeccompStatusStatus> {
+    let long_path = |c: &crate::api::ContainerSeccomp| {
+        c.profile
+            .localhost_profile
+            .as_ref()
+            .is_some_and(|p| p.len() > SHOWN_PATH_BYTES)
+    };
+    let sizes = |containers: &[crate::api::ContainerSeccomp]| -> Vec<usize> {
+        containers.iter().map(json_size).collect()
+    };
+    let fits = |sizes: &[usize]| sizes.iter().sum::<usize>() <= CONTAINERS_BUDGET;
+    if !status.containers.iter().any(long_path) && fits(&sizes(&status.containers)) {
+        return std::borrow::Cow::Borrowed(status);
+    }
+    let mut bounded = status.clone();
+    for c in bounded.containers.iter_mut().filter(|c| long_path(c)) {
+        if let Some(path) = c.profile.localhost_profile.as_mut() {
+            let length = path.len();
+            let mut end = SHOWN_PATH_BYTES;
+            while !path.is_char_boundary(end) {
+                end -= 1;
+            }
+            path.truncate(end);
+            c.warnings.push(format!(
+                "localhostProfile is {length} bytes long, shown cut to {end}: no node can open a path longer than {SHOWN_PATH_BYTES} bytes, so the container does not start"
+            ));
+        }
+    }
+    let sizes = sizes(&bounded.containers);
+    if !fits(&sizes) {
+        // Unconfined containers first, then the others, each in the pod's order.
+        let mut order: Vec<usize> = (0..bounded.containers.len()).collect();
+        order.sort_by_key(|&i| bounded.containers[i].confined);
+        let mut listed = vec![false; sizes.len()];
+        let mut used = 0;
+        for i in order {
+            if used + sizes[i] <= CONTAINERS_BUDGET {
+                used += sizes[i];
+                listed[i] = true;
+            }
+        }
+        let mut listed = listed.into_iter();
+        bounded.containers.retain(|_| listed.next().unwrap_or(false));
+        bounded.unlisted_containers =
+            u32::try_from(sizes.len() - bounded.containers.len()).unwrap_or(u32::MAX);
+    }
+    std::borrow::Cow::Owned(bounded)
+}
+
+/// Bytes of `value` as JSON, plus its comma in a list.
+fn json_size(value: &impl serde::Serialize) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(1);
+    // Writing into a counter cannot fail; a value that does not serialize counts what it wrote.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
+}
+
 /// The whole SeccompStatus of a pod, as one server-side apply body.
 pub fn object(namespace: &str, name: &str, pod_uid: &str, status: &SeccompStatusStatus) -> Value {
     json!({
@@ -609,6 +688,77 @@ mod tests {
         assert_eq!(
             with.conditions[0].message,
             "unconfined: app, extra0, extra1, extra2, extra3 and 3 more"
+        );
+    }
+
+    /// A pod with thousands of containers (8,000 here), or a long Localhost path repeated for
+    /// each of them, made a status larger than the API server stores: it was refused ("request
+    /// is too large") on every try, and the pod had no status at all.
+    #[test]
+    fn a_status_is_cut_to_what_the_api_server_stores() {
+        let usual = with_conditions(evaluated(false), &[], &time(1));
+        assert!(matches!(within_size(&usual), std::borrow::Cow::Borrowed(_)));
+
+        let mut many = evaluated(true);
+        many.containers = (0..8_000)
+            .map(|i| ContainerSeccomp {
+                name: format!("c{i}"),
+                confined: i % 1_000 != 999,
+                warnings: vec![
+                    "no profile set and the node's kubelet seccompDefault is unknown: assumed off".into(),
+                ],
+                ..many.containers[0].clone()
+            })
+            .collect();
+        let bounded = within_size(&many);
+        let listed = bounded.containers.len();
+        assert!((1_000..8_000).contains(&listed), "{listed}");
+        assert_eq!(bounded.unlisted_containers as usize, 8_000 - listed);
+        assert!(json_size(&bounded.containers) <= CONTAINERS_BUDGET);
+        // The 8 unconfined ones are listed, and the pod's order is kept.
+        let unconfined: Vec<&str> = bounded
+            .containers
+            .iter()
+            .filter(|c| !c.confined)
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(
+            unconfined,
+            [
+                "c999", "c1999", "c2999", "c3999", "c4999", "c5999", "c6999", "c7999"
+            ]
+        );
+        assert_eq!(bounded.containers[0].name, "c0");
+        // What is stored reads back as what was meant: nothing to write again.
+        let stored = stored_from(&bounded, "u");
+        assert!(!needs_write(Some(&stored), "u", &within_size(&many)));
+        assert!(
+            serde_json::to_vec(&object("ns", "p", "u", &bounded))
+                .expect("json")
+                .len()
+                < 1_000_000
+        );
+
+        let mut long = evaluated(true);
+        long.containers[0].profile = EffectiveProfile {
+            type_: crate::api::ProfileType::Localhost,
+            localhost_profile: Some(format!("{}é", "a".repeat(SHOWN_PATH_BYTES - 1))),
+        };
+        let bounded = within_size(&long);
+        let shown = bounded.containers[0]
+            .profile
+            .localhost_profile
+            .as_deref()
+            .unwrap_or_default();
+        assert_eq!(shown.len(), SHOWN_PATH_BYTES - 1, "cut where a character starts");
+        assert_eq!(bounded.unlisted_containers, 0);
+        assert_eq!(
+            bounded.containers[0].warnings,
+            [format!(
+                "localhostProfile is {} bytes long, shown cut to {}: no node can open a path longer than {SHOWN_PATH_BYTES} bytes, so the container does not start",
+                SHOWN_PATH_BYTES + 1,
+                SHOWN_PATH_BYTES - 1
+            )]
         );
     }
 }

@@ -722,6 +722,33 @@ async fn odd_pods_get_a_status_and_do_not_disturb_others() {
         json!({ "metadata": { "name": "plain" }, "spec": { "containers": [container("app", json!({}))] } }),
     )
     .await;
+    // Each container's warning repeats the pod's annotation: both pods' statuses were larger
+    // than the API server stores ("etcdserver: request is too large"), so they had none.
+    let thousands: Vec<Value> = (0..8_000)
+        .map(|i| {
+            let profile = if i == 7_999 {
+                json!({})
+            } else {
+                json!({ "seccompProfile": { "type": "RuntimeDefault" } })
+            };
+            container(&format!("c{i}"), profile)
+        })
+        .collect();
+    let ignored = json!({ "seccomp.security.alpha.kubernetes.io/pod": "localhost/profiles/x.json" });
+    create_pod(
+        &ctx,
+        json!({ "metadata": { "name": "thousands", "annotations": ignored }, "spec": { "containers": thousands } }),
+    )
+    .await;
+    let long_annotation = format!("localhost/{}.json", "a/".repeat(120_000));
+    let eight: Vec<Value> = (0..8).map(|i| container(&format!("c{i}"), json!({}))).collect();
+    create_pod(
+        &ctx,
+        json!({ "metadata": { "name": "long-annotation",
+        "annotations": { "seccomp.security.alpha.kubernetes.io/pod": long_annotation } },
+        "spec": { "containers": eight } }),
+    )
+    .await;
 
     let many = current_status(&ctx, "two-hundred").await;
     assert_eq!(summary(&many), (PodProfile::Mixed, "50/200".into()));
@@ -736,6 +763,21 @@ async fn odd_pods_get_a_status_and_do_not_disturb_others() {
         summary(&current_status(&ctx, "plain").await),
         (PodProfile::Unconfined, "0/1".into())
     );
+    let thousands = current_status(&ctx, "thousands").await;
+    assert_eq!(summary(&thousands), (PodProfile::Mixed, "7999/8000".into()));
+    let listed = thousands.status.as_ref().expect("status");
+    assert!(
+        listed.unlisted_containers > 0
+            && listed.containers.len() + listed.unlisted_containers as usize == 8_000
+    );
+    assert!(
+        listed.containers.iter().any(|c| c.name == "c7999" && !c.confined),
+        "the unconfined one is listed"
+    );
+    let long = current_status(&ctx, "long-annotation").await;
+    let long = long.status.as_ref().expect("status");
+    assert_eq!((long.containers.len(), long.unlisted_containers), (8, 0));
+    assert!(long.containers[7].warnings[0].contains(&format!("({} bytes)", long_annotation.len())));
     assert_eq!(
         operator
             .ctx

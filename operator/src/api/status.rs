@@ -132,6 +132,12 @@ pub struct SeccompStatusStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Atomic)]
     pub containers: Vec<ContainerSeccomp>,
+    /// Containers left out of `containers` so that the object stays within what the API server
+    /// stores (a pod with thousands of containers); the unconfined ones are listed first. The
+    /// counts, conditions and verdicts cover every container.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(extend("format" = "int32"))]
+    pub unlisted_containers: u32,
     /// The verdict of every SeccompPolicy that selects the pod.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Atomic)]
@@ -146,6 +152,10 @@ pub struct SeccompStatusStatus {
     /// What the node agent found on the pod's node; written by the agent only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<RuntimeStatus>,
+}
+
+fn is_zero(count: &u32) -> bool {
+    *count == 0
 }
 
 /// Keeps every `Option<enum>` field's own description, at any depth of the status: kube's rewrite

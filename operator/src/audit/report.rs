@@ -367,6 +367,10 @@ fn evaluated_status(subject: &AuditSubject, ctx: &AuditContext<'_>) -> SeccompSt
     evaluation.verdict = evaluation.policies.iter().map(|r| r.verdict).max();
     evaluation.action = evaluation.policies.iter().map(|r| r.action).max();
     let mut status = crate::status::with_conditions(evaluation, &[], &Time(ctx.now));
+    // As the controller stores it.
+    if let std::borrow::Cow::Owned(bounded) = crate::status::within_size(&status) {
+        status = bounded;
+    }
     if let SubjectAdmission::Admitted { scc, .. } = &subject.admission {
         status.conditions.push(crate::status::condition(
             crate::status::ADMITTED,

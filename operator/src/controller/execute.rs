@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 
 use super::{Context, Error, state::PodKey};
 use crate::{
-    api::PolicyAction,
+    api::{PolicyAction, SeccompStatusStatus},
     events::Notice,
     lean::{Decoded, cluster::PolicyWire, status::StatusWire},
     policy::{
@@ -287,13 +287,14 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
     // Only an update of its own status is let into a namespace being deleted.
     let earlier = stored.as_ref().filter(|s| s.written_for_another_pod(&uid));
     let creates = stored.is_none() || earlier.is_some();
+    let desired = status::within_size(&plan.status);
     if creates && namespace_terminating {
         debug!(pod = %key, "no SeccompStatus created: the namespace is being deleted");
-    } else if !plan.hold && status::needs_write(stored.as_ref(), &uid, &plan.status) {
+    } else if !plan.hold && status::needs_write(stored.as_ref(), &uid, &desired) {
         if let Some(earlier) = earlier {
             delete_earlier_status(ctx, key, earlier).await?;
         }
-        let body = status::object(&key.namespace, &key.name, &uid, &plan.status);
+        let body = status::object(&key.namespace, &key.name, &uid, &desired);
         ctx.writes.until_ready().await;
         let api: Api<Decoded<StatusWire>> = Api::namespaced(ctx.client.clone(), &key.namespace);
         let written = match api
@@ -320,8 +321,8 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
             let record = StoredStatus::from_wire(&written);
             // Someone else's fields in the controller's part (server-side apply cannot remove
             // what another manager owns): replace the controller's part whole.
-            if record.fingerprint != status::fingerprint(&plan.status) {
-                remove_foreign_fields(ctx, key, &plan, &written).await?;
+            if record.fingerprint != status::fingerprint(&desired) {
+                remove_foreign_fields(ctx, key, &desired, &written).await?;
             }
             ctx.state().apply_status(key, record);
         }
@@ -700,10 +701,10 @@ async fn delete_earlier_status(ctx: &Context, key: &PodKey, earlier: &StoredStat
 async fn remove_foreign_fields(
     ctx: &Context,
     key: &PodKey,
-    plan: &PodPlan,
+    desired: &SeccompStatusStatus,
     written: &StatusWire,
 ) -> Result<(), Error> {
-    let mut status = serde_json::to_value(&plan.status).unwrap_or_default();
+    let mut status = serde_json::to_value(desired).unwrap_or_default();
     let agents: Vec<serde_json::Value> = written
         .conditions_of_type(status::RUNTIME_VERIFIED)
         .cloned()
@@ -725,6 +726,7 @@ async fn remove_foreign_fields(
         "verdict",
         "action",
         "containers",
+        "unlistedContainers",
         "policies",
         "conditions",
     ] {

@@ -211,7 +211,8 @@ impl Rules<'_> {
             }
             RequestedProfile::Unknown(type_) => {
                 warnings.push(format!(
-                    "unknown seccompProfile type {type_:?}: the kubelet runs the container Unconfined"
+                    "unknown seccompProfile type {}: the kubelet runs the container Unconfined",
+                    quoted(type_)
                 ));
                 EffectiveProfile {
                     type_: ProfileType::Unconfined,
@@ -271,7 +272,8 @@ impl Rules<'_> {
         let value = value?;
         let Some(parsed) = RequestedProfile::from_annotation(value) else {
             warnings.push(format!(
-                "invalid {level} seccomp annotation value {value:?}: ignored"
+                "invalid {level} seccomp annotation value {}: ignored",
+                quoted(value)
             ));
             return None;
         };
@@ -280,16 +282,29 @@ impl Rules<'_> {
         }
         if field.as_ref() != Some(&parsed) {
             warnings.push(format!(
-                "{level} seccomp annotation {value:?} is ignored by kubelets 1.25 and newer; use the seccompProfile field"
+                "{level} seccomp annotation {} is ignored by kubelets 1.25 and newer; use the seccompProfile field",
+                quoted(value)
             ));
         }
         None
     }
 }
 
+/// Characters of a pod's own text (an annotation, a path) a warning repeats at most: a warning
+/// is repeated for every container, and a pod's annotations may hold 256 KiB.
+const QUOTED_LIMIT: usize = 256;
+
+/// `value` quoted, cut to [`QUOTED_LIMIT`] characters.
+fn quoted(value: &str) -> String {
+    match value.char_indices().nth(QUOTED_LIMIT) {
+        Some((end, _)) => format!("{:?}… ({} bytes)", &value[..end], value.len()),
+        None => format!("{value:?}"),
+    }
+}
+
 fn describe(profile: &EffectiveProfile) -> String {
     match (&profile.type_, &profile.localhost_profile) {
-        (ProfileType::Localhost, Some(path)) => format!("Localhost {path:?}"),
+        (ProfileType::Localhost, Some(path)) => format!("Localhost {}", quoted(path)),
         (t, _) => format!("{t:?}"),
     }
 }

@@ -383,6 +383,39 @@ fn invalid_annotations_are_ignored_with_a_warning() {
     }
 }
 
+/// A pod's annotation may hold 256 KiB and its warning is repeated for every container: eight
+/// containers made a status larger than the API server stores (1.5 MiB), and the pod had none.
+#[test]
+fn warnings_repeat_at_most_a_few_hundred_characters_of_the_pods_own_text() {
+    let long = format!("localhost/{}.json", "a".repeat(240_000));
+    let containers = (0..8)
+        .map(|i| {
+            let mut c = container(&format!("c{i}"), Container, None);
+            c.privileged = i == 0;
+            c.profile = (i == 0).then(|| RequestedProfile::Localhost("b".repeat(100_000)));
+            c
+        })
+        .collect();
+    let mut annotated = pod(None, containers);
+    annotated.annotation = Some(long.clone());
+    let status = eval(&annotated, &node(OFF, 33));
+    for c in &status.containers {
+        let longest = c.warnings.iter().map(String::len).max().unwrap_or_default();
+        assert!((100..600).contains(&longest), "{}: {:?}", c.name, c.warnings);
+    }
+    let ignored = &warnings(&status, "c1")[0];
+    assert!(
+        ignored.starts_with(r#"pod seccomp annotation "localhost/aaaa"#)
+            && ignored.contains(&format!("… ({} bytes)", long.len())),
+        "{ignored}"
+    );
+    assert!(
+        warnings(&status, "c0")
+            .iter()
+            .any(|w| w.contains("privileged containers always run Unconfined"))
+    );
+}
+
 #[test]
 fn empty_localhost_profile_warns_that_the_container_cannot_start() {
     let status = eval(
