@@ -685,7 +685,7 @@ impl CompiledPolicy {
                     reason: "StrengthUnknown".into(),
                     message: format!(
                         "profile strength not known (the node agent has not read the file, no SeccompProfile describes it): {}",
-                        unknown.join(", ")
+                        crate::status::summarize_names(&unknown)
                     ),
                     ephemeral_only: false,
                 },
@@ -698,11 +698,18 @@ impl CompiledPolicy {
                 _ => Judgement {
                     verdict: Verdict::Exempt,
                     reason: "ContainersExempted".into(),
-                    message: exempted
-                        .iter()
-                        .map(|(c, why)| format!("{c}: {why}"))
-                        .collect::<Vec<_>>()
-                        .join("; "),
+                    // The first few, as for violations: a status must stay small whatever the pod.
+                    message: {
+                        let shown: Vec<String> = exempted
+                            .iter()
+                            .take(5)
+                            .map(|(c, why)| format!("{c}: {why}"))
+                            .collect();
+                        match exempted.len().saturating_sub(5) {
+                            0 => shown.join("; "),
+                            more => format!("{} and {more} more", shown.join("; ")),
+                        }
+                    },
                     ephemeral_only: false,
                 },
             };

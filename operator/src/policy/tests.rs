@@ -247,6 +247,22 @@ fn exemptions_by_namespace_selector_container_and_scc() {
         j.message
     );
 
+    // A message names the first few containers: 64 exemptions of 64 containers each, with
+    // reasons of 1,024 characters, would otherwise make a status of megabytes.
+    let names: Vec<String> = (0..64).map(|i| format!("c{i}")).collect();
+    let many = compiled(json!({ "exemptions": [{ "reason": "r".repeat(1024), "containers": names }] }));
+    let j = verdict(
+        &many,
+        &Pod::new(),
+        names.iter().map(|n| container(n, U, None)).collect(),
+    );
+    assert_eq!(j.verdict, Verdict::Exempt);
+    assert!(
+        j.message.len() < 6_000 && j.message.ends_with(" and 59 more"),
+        "{}",
+        j.message.len()
+    );
+
     // Every criterion of an exemption must match: SCC and namespace.
     let mut agent = Pod::new();
     agent.scc = Some("privileged");
