@@ -169,6 +169,30 @@ pub fn uid_mismatch(error: &kube::Error) -> bool {
         && status.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.field == "metadata.uid")))
 }
 
+/// A refusal the API server will give again (an admission policy or webhook that denies, RBAC, a
+/// request it finds invalid): a 4xx other than not found, conflict, gone, timeout, throttling or
+/// an expired token. Its message, cut to a few hundred characters.
+pub fn refusal(error: &kube::Error) -> Option<String> {
+    const PASSING: [u16; 6] = [401, 404, 408, 409, 410, 429];
+    const LIMIT: usize = 500;
+    let kube::Error::Api(status) = error else {
+        return None;
+    };
+    if !(400..500).contains(&status.code) || PASSING.contains(&status.code) {
+        return None;
+    }
+    let text = if status.message.is_empty() {
+        &status.reason
+    } else {
+        &status.message
+    };
+    let mut message: String = text.chars().take(LIMIT).collect();
+    if message.len() < text.len() {
+        message.push('…');
+    }
+    Some(message)
+}
+
 fn is_not_served(status: &kube::core::Status) -> bool {
     status.code == 404 && status.reason == "Failed to parse error data"
 }
@@ -226,6 +250,27 @@ mod tests {
         assert!(watch_expired(&ended(410)));
         assert!(!watch_expired(&ended(500)));
         assert!(!watch_expired(&WatchError::NoResourceVersion));
+    }
+
+    #[test]
+    fn refusals_are_told_from_what_passes() {
+        let error = |code: u16, message: String| {
+            kube::Error::Api(
+                kube::core::Status {
+                    code,
+                    message,
+                    ..kube::core::Status::default()
+                }
+                .into(),
+            )
+        };
+        assert_eq!(refusal(&error(403, "denied".into())).as_deref(), Some("denied"));
+        assert_eq!(refusal(&error(422, "invalid".into())).as_deref(), Some("invalid"));
+        for passing in [401, 404, 409, 410, 429, 500, 503] {
+            assert_eq!(refusal(&error(passing, "x".into())), None, "{passing}");
+        }
+        let long = refusal(&error(400, "w".repeat(2_000))).unwrap_or_default();
+        assert_eq!(long.chars().count(), 501, "cut, with an ellipsis");
     }
 
     fn config(url: &str) -> kube::Config {

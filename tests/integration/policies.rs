@@ -983,6 +983,121 @@ async fn evictions_by_all_policies_together_respect_the_operators_bound() {
     operator.stop().await;
 }
 
+/// Refuses, in the test's namespace, what the operator's actions write: the violation label on a
+/// pod, and every eviction (a cluster's own admission rules, a policy engine's webhook).
+async fn refuse_the_operators_actions(ctx: &TestContext) -> String {
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    let name = format!("{}-refuses-actions", ctx.ns);
+    let only_here = json!({ "matchLabels": { "kubernetes.io/metadata.name": ctx.ns } });
+    let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": { "namespaceSelector": only_here, "resourceRules": [
+                { "apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["pods"] },
+                { "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods/eviction"] }] },
+            "validations": [{
+                "expression": "has(request.subResource) && request.subResource == 'eviction' ? false : !has(object.metadata.labels) || !('seccomp.sentinel.dev/violation' in object.metadata.labels)",
+                "message": "not on this cluster's pods" }]
+        }
+    }))
+    .expect("admission policy");
+    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "spec": { "policyName": name, "validationActions": ["Deny"], "matchResources": { "namespaceSelector": only_here } }
+    }))
+    .expect("binding");
+    Api::<ValidatingAdmissionPolicy>::all(ctx.client.clone())
+        .create(&PostParams::default(), &policy)
+        .await
+        .expect("create the admission policy");
+    Api::<ValidatingAdmissionPolicyBinding>::all(ctx.client.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("create its binding");
+    // The API server takes the policy in within a moment: until a marked pod is refused.
+    create_pod(ctx, pod_json("probe", "probe", Some("RuntimeDefault"), json!({}))).await;
+    let pods: Api<Pod> = ctx.api();
+    let mark = json!({ "metadata": { "labels": { "seccomp.sentinel.dev/violation": "true" } } });
+    wait_for("the admission policy to refuse a marked pod", TIMEOUT, || async {
+        pods.patch("probe", &PatchParams::default(), &Patch::Merge(&mark))
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    name
+}
+
+/// What the API server refuses to the operator's actions does not keep a pod from its status:
+/// before, each pass ended at the refused label write or eviction, so the pod had no status at
+/// all and the policy did not count it.
+#[tokio::test]
+async fn actions_the_api_server_refuses_leave_the_status_written_and_say_why() {
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    let ctx = support::context("pol-refused").await;
+    adopted_pod(&ctx, "evictee", None, Some("RuntimeDefault"), json!({})).await;
+    let refusing = refuse_the_operators_actions(&ctx).await;
+    create_pod(&ctx, pod_json("marked", "marked", None, json!({}))).await;
+    let operator = Operator::for_namespace(&ctx).await;
+    let mut label = json!({ "action": "Label" });
+    label["podSelector"] = json!({ "matchLabels": { "app": "marked" } });
+    let label = create_policy(&ctx, "label", label).await;
+    let mut evict = evict_quickly(json!({}));
+    evict["podSelector"] = json!({ "matchLabels": { "app": "evictee" } });
+    let evict = create_policy(&ctx, "evict", evict).await;
+
+    let refused = policy_result(&ctx, "marked", &label, |r| r.message.contains("LabelRefused")).await;
+    assert_eq!(
+        (refused.verdict, refused.action),
+        (Verdict::Violating, PolicyAction::None)
+    );
+    assert!(
+        refused.message.contains("not on this cluster's pods") && refused.message.contains("LabelRefused"),
+        "{}",
+        refused.message
+    );
+    let blocked = policy_result(&ctx, "evictee-old", &evict, |r| {
+        r.action == PolicyAction::EvictionBlocked
+    })
+    .await;
+    assert!(
+        blocked.message.contains("EvictionRefused") && blocked.message.contains("not on this cluster's pods"),
+        "{}",
+        blocked.message
+    );
+    assert_eq!(operator.evictions(), 0);
+    let pods: Api<Pod> = ctx.api();
+    let marked = pods.get("marked").await.expect("pod");
+    assert!(!marked.labels().contains_key("seccomp.sentinel.dev/violation"));
+    let counted = |s: &SeccompPolicy| {
+        s.status
+            .as_ref()
+            .map(|st| (st.matched_pods, st.violating_pods, st.labeled_pods))
+    };
+    let policies: Api<SeccompPolicy> = Api::all(ctx.client.clone());
+    wait_for(
+        "the label policy to count the pod, unlabelled",
+        TIMEOUT,
+        || async { (counted(&policies.get(&label).await.ok()?)? == (1, 1, 0)).then_some(()) },
+    )
+    .await;
+
+    delete_policy(&ctx, &label).await;
+    delete_policy(&ctx, &evict).await;
+    let _ = Api::<ValidatingAdmissionPolicyBinding>::all(ctx.client.clone())
+        .delete(&refusing, &DeleteParams::default())
+        .await;
+    let _ = Api::<ValidatingAdmissionPolicy>::all(ctx.client.clone())
+        .delete(&refusing, &DeleteParams::default())
+        .await;
+    operator.stop().await;
+}
+
 #[tokio::test]
 async fn an_invalid_policy_is_stalled_and_takes_no_action() {
     let ctx = support::context("pol-invalid").await;

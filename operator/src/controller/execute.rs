@@ -256,8 +256,14 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
         });
     };
 
-    if let Some(written) = sync_labels(ctx, key, &uid, &labels, &plan.labels).await? {
-        ctx.state().apply_own_labels(key, fingerprint, &written);
+    match sync_labels(ctx, key, &uid, &labels, &plan.labels).await? {
+        LabelSync::Written(written) => ctx.state().apply_own_labels(key, fingerprint, &written),
+        // The status still tells what the policies found; the label is tried again later.
+        LabelSync::Refused(why) => {
+            warn!(pod = %key, %why, "the API server refused the pod's labels");
+            plan.labels_refused(&why);
+        }
+        LabelSync::Unchanged => {}
     }
 
     if let Some(halt) = plan.halt.clone() {
@@ -390,22 +396,30 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
     Ok(passed)
 }
 
-/// Sets or removes the pod's profile and violation labels (only those two keys); returns them as
-/// written, if a write was made.
+/// What a pass did to the pod's labels.
+enum LabelSync {
+    Unchanged,
+    /// Written: the labels as written.
+    Written(BTreeMap<String, String>),
+    /// The API server refused the write (its message).
+    Refused(String),
+}
+
+/// Sets or removes the pod's profile and violation labels (only those two keys).
 async fn sync_labels(
     ctx: &Context,
     key: &PodKey,
     uid: &str,
     current: &BTreeMap<String, String>,
     change: &LabelChange,
-) -> Result<Option<BTreeMap<String, String>>, Error> {
+) -> Result<LabelSync, Error> {
     let labels = match change {
-        LabelChange::Keep => return Ok(None),
+        LabelChange::Keep => return Ok(LabelSync::Unchanged),
         LabelChange::Set(labels) => labels.clone(),
         LabelChange::Remove
             if !current.contains_key(PROFILE_LABEL) && !current.contains_key(VIOLATION_LABEL) =>
         {
-            return Ok(None);
+            return Ok(LabelSync::Unchanged);
         }
         LabelChange::Remove => BTreeMap::new(),
     };
@@ -414,23 +428,26 @@ async fn sync_labels(
         PodLabels::Written => {}
         PodLabels::PodGone => {
             debug!(pod = %key, %uid, "not labelled: the pod is gone or was replaced");
-            return Ok(None);
+            return Ok(LabelSync::Unchanged);
         }
+        PodLabels::Refused(why) => return Ok(LabelSync::Refused(why)),
     }
     ctx.stats
         .label_writes
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     ctx.metrics.write("label");
     debug!(pod = %key, ?labels, "labels updated");
-    Ok(Some(labels))
+    Ok(LabelSync::Written(labels))
 }
 
 /// What became of a write of a pod's labels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PodLabels {
     Written,
     /// The pod the labels were decided for is gone, or another pod now has its name.
     PodGone,
+    /// The API server refused it for good (an admission policy or webhook, RBAC): its message.
+    Refused(String),
 }
 
 /// Sets the operator's labels on the pod `namespace/name` to exactly `labels` (the profile and
@@ -465,7 +482,10 @@ pub async fn write_pod_labels(
         Ok(_) => Ok(PodLabels::Written),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(PodLabels::PodGone),
         Err(e) if crate::client::uid_mismatch(&e) => Ok(PodLabels::PodGone),
-        Err(e) => Err(e),
+        Err(e) => match crate::client::refusal(&e) {
+            Some(message) => Ok(PodLabels::Refused(message)),
+            None => Err(e),
+        },
     }
 }
 
@@ -635,7 +655,10 @@ async fn request_eviction(
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(Err(EvictionResult::PodChanged)),
         // More than one budget selects the pod, which the Eviction API does not support.
         Err(kube::Error::Api(s)) if s.code == 500 => Ok(Err(EvictionResult::Refused(s.message))),
-        Err(e) => Err(e),
+        Err(e) => match crate::client::refusal(&e) {
+            Some(message) => Ok(Err(EvictionResult::Refused(message))),
+            None => Err(e),
+        },
     }
 }
 

@@ -152,6 +152,8 @@ pub struct PodPlan {
     /// back a moment later, and a first sync writes each such pod once, with its action, instead
     /// of twice. The warm-up is the caches' first lists, so the wait is seconds.
     pub hold: bool,
+    /// The pod carried the violation label before the pass (whatever becomes of a label write).
+    marked_before: bool,
     previous: Vec<Outcome>,
     stored_conditions: Vec<ConditionMark>,
     now: Timestamp,
@@ -237,6 +239,7 @@ pub fn plan(input: &PassInput<'_>) -> PodPlan {
     };
     // The pod carries the violation label, or gets it in this pass.
     let labelled = target.1.is_some() && (current == target || (input.warmed_up && !left_alone));
+    let marked_before = current.1.is_some() && current.1 == target.1;
 
     // The template, judged with the same facts, by the policies that judge the pod.
     let template_view = input.template.map(|template| {
@@ -362,6 +365,7 @@ pub fn plan(input: &PassInput<'_>) -> PodPlan {
         announcements: Vec::new(),
         requeue,
         hold: false,
+        marked_before,
         previous: input.previous.to_vec(),
         stored_conditions: input.stored_conditions.to_vec(),
         now: input.now,
@@ -713,6 +717,46 @@ impl PodPlan {
         self.finish(results);
     }
 }
+
+impl PodPlan {
+    /// The plan once the API server refused its label write (`why`: an admission policy or
+    /// webhook, RBAC): the Label policies that found the pod violating did not label it, unless
+    /// it carried the violation label already. Their action is `None` with `LabelRefused` and the
+    /// API server's message; a Warning Event says so when that is new; the pod is looked at
+    /// again in a minute. The status is written all the same: what the pod runs is known.
+    pub fn labels_refused(&mut self, why: &str) {
+        if self.marked_before {
+            return;
+        }
+        let note = format!("{LABEL_REFUSED}: {why}");
+        let mut refused = Vec::new();
+        for (outcome, result) in self.outcomes.iter_mut().zip(self.status.policies.iter_mut()) {
+            if outcome.action == PolicyAction::Labeled {
+                outcome.action = PolicyAction::None;
+                result.action = PolicyAction::None;
+                result.message = join(&result.message, &note);
+                if !self.previous.contains(outcome) {
+                    refused.push(outcome.policy.clone());
+                }
+            }
+        }
+        let retry = Duration::from_secs(60);
+        self.requeue = Some(self.requeue.map_or(retry, |r| r.min(retry)));
+        let results = std::mem::take(&mut self.status.policies);
+        self.finish(results);
+        self.announcements
+            .extend(refused.into_iter().map(|policy| Announcement {
+                policy,
+                reason: LABEL_REFUSED,
+                warning: true,
+                action: "Label",
+                note: note.clone(),
+            }));
+    }
+}
+
+/// Why a Label policy did not label a violating pod: the API server refused the write.
+pub const LABEL_REFUSED: &str = "LabelRefused";
 
 fn join(judgement: &str, note: &str) -> String {
     if judgement.is_empty() {
@@ -1088,6 +1132,44 @@ mod tests {
         assert_eq!(labelled.labels, LabelChange::Keep);
         assert!(!labelled.hold);
         assert_eq!(only_result(&labelled).action, PolicyAction::Labeled);
+    }
+
+    #[test]
+    fn a_label_the_api_server_refuses_is_reported_not_claimed() {
+        let mut world = World::new();
+        let pod = view(json!({}));
+        let label = [policy("label", json!({ "action": "Label" }))];
+        let mut plan = world.plan(&pod, None, None, &label, true, ProfileFacts::default());
+        assert!(matches!(plan.labels, LabelChange::Set(_)));
+        plan.labels_refused("denied by policy");
+        let result = only_result(&plan);
+        assert_eq!(
+            (result.verdict, result.action),
+            (Verdict::Violating, PolicyAction::None)
+        );
+        assert!(
+            result.message.ends_with("; LabelRefused: denied by policy"),
+            "{}",
+            result.message
+        );
+        assert_eq!(plan.outcomes[0].action, PolicyAction::None);
+        let reasons: Vec<(&str, bool)> = plan.announcements.iter().map(|a| (a.reason, a.warning)).collect();
+        assert_eq!(reasons, [(LABEL_REFUSED, true)]);
+        assert!(plan.requeue.is_some_and(|r| r <= Duration::from_secs(60)));
+        assert!(!plan.hold, "the status is written all the same");
+        // Refused again in the next pass: nothing new to announce.
+        world.previous = plan.outcomes.clone();
+        let mut again = world.plan(&pod, None, None, &label, true, ProfileFacts::default());
+        again.labels_refused("denied by policy");
+        assert!(again.announcements.is_empty(), "{:?}", again.announcements);
+        // A pod marked already (only its profile label to change) stays labelled.
+        world.previous.clear();
+        world.labels.insert(PROFILE_LABEL.into(), "Mixed".into());
+        world.labels.insert(VIOLATION_LABEL.into(), "true".into());
+        let mut marked = world.plan(&pod, None, None, &label, true, ProfileFacts::default());
+        assert!(matches!(marked.labels, LabelChange::Set(_)));
+        marked.labels_refused("denied by policy");
+        assert_eq!(only_result(&marked).action, PolicyAction::Labeled);
     }
 
     #[test]
