@@ -1098,6 +1098,72 @@ async fn actions_the_api_server_refuses_leave_the_status_written_and_say_why() {
     operator.stop().await;
 }
 
+/// A webhook on pod updates that does not answer (its service down, `failurePolicy: Fail`): each
+/// label write fails with a 500 for as long as it is down. The status must not wait for it:
+/// before, every pass ended at the failed write, so the pods under a Label policy had no status.
+#[tokio::test]
+async fn a_webhook_that_is_down_delays_the_labels_not_the_status() {
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+    let ctx = support::context("pol-webhook-down").await;
+    let name = format!("{}-down", ctx.ns);
+    // Nothing listens on port 1 of the loopback address: the API server cannot call it.
+    let webhook: ValidatingWebhookConfiguration = serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "webhooks": [{
+            "name": "down.seccomp.sentinel.dev", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+            "failurePolicy": "Fail", "timeoutSeconds": 2,
+            "clientConfig": { "url": "https://127.0.0.1:1/validate" },
+            "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ctx.ns } },
+            "rules": [{ "apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["pods"] }]
+        }]
+    }))
+    .expect("webhook");
+    let webhooks: Api<ValidatingWebhookConfiguration> = Api::all(ctx.client.clone());
+    webhooks
+        .create(&PostParams::default(), &webhook)
+        .await
+        .expect("create the webhook");
+    create_pod(&ctx, pod_json("marked", "marked", None, json!({}))).await;
+    let pods: Api<Pod> = ctx.api();
+    let mark = json!({ "metadata": { "labels": { "probe": "1" } } });
+    wait_for("the API server to call the webhook", TIMEOUT, || async {
+        pods.patch("marked", &PatchParams::default(), &Patch::Merge(&mark))
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    let operator = Operator::for_namespace(&ctx).await;
+    let label = create_policy(&ctx, "label", json!({ "action": "Label" })).await;
+
+    let waiting = policy_result(&ctx, "marked", &label, |r| r.message.contains("not written yet")).await;
+    assert_eq!(
+        (waiting.verdict, waiting.action),
+        (Verdict::Violating, PolicyAction::None)
+    );
+    assert!(
+        waiting.message.contains("failed calling webhook"),
+        "{}",
+        waiting.message
+    );
+    // Back up: labelled at the next try.
+    webhooks
+        .delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete the webhook");
+    policy_result(&ctx, "marked", &label, |r| r.action == PolicyAction::Labeled).await;
+    let marked = pods.get("marked").await.expect("pod");
+    assert_eq!(
+        marked
+            .labels()
+            .get("seccomp.sentinel.dev/violation")
+            .map(String::as_str),
+        Some("true")
+    );
+    delete_policy(&ctx, &label).await;
+    operator.stop().await;
+}
+
 #[tokio::test]
 async fn an_invalid_policy_is_stalled_and_takes_no_action() {
     let ctx = support::context("pol-invalid").await;

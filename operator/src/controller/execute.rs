@@ -256,14 +256,21 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
         });
     };
 
-    match sync_labels(ctx, key, &uid, &labels, &plan.labels).await? {
-        LabelSync::Written(written) => ctx.state().apply_own_labels(key, fingerprint, &written),
-        // The status still tells what the policies found; the label is tried again later.
-        LabelSync::Refused(why) => {
+    // What the actions came to is part of the status, not a condition for it: an action the API
+    // server refuses is an outcome, and one that fails for a moment (a webhook down, the API
+    // server busy) is tried again after the status is written with the rest of the pass.
+    let mut action_failed: Option<Error> = None;
+    match sync_labels(ctx, key, &uid, &labels, &plan.labels).await {
+        Ok(LabelSync::Written(written)) => ctx.state().apply_own_labels(key, fingerprint, &written),
+        Ok(LabelSync::Refused(why)) => {
             warn!(pod = %key, %why, "the API server refused the pod's labels");
             plan.labels_refused(&why);
         }
-        LabelSync::Unchanged => {}
+        Ok(LabelSync::Unchanged) => {}
+        Err(error) => {
+            plan.labels_refused(&format!("not written yet: {error}"));
+            action_failed = Some(error);
+        }
     }
 
     if let Some(halt) = plan.halt.clone() {
@@ -276,17 +283,28 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
         );
         if recorded {
             warn!(pod = %key, workload = %halt.workload, "eviction loop guard tripped");
-            persist_ledger(ctx, &halt.policy, now).await?;
+            if let Err(error) = persist_ledger(ctx, &halt.policy, now).await {
+                // The policy status tick writes it again; the halt holds in memory meanwhile.
+                ctx.state().ledger_dirty.insert(halt.policy.to_string());
+                action_failed.get_or_insert(error);
+            }
         }
     }
 
     let mut blocked_in_a_row = 0;
     if let Some(candidate) = plan.eviction.clone() {
         let blocked_before = ctx.state().pods.get(key).map_or(0, |e| e.blocked_in_a_row);
-        let result = evict(ctx, key, &uid, &candidate.policy, &facts_owned, now).await?;
-        plan.eviction_result(&result, blocked_before);
-        if result == EvictionResult::Blocked {
-            blocked_in_a_row = blocked_before.saturating_add(1);
+        // Failed for a moment: the pod stays EvictionPending.
+        match evict(ctx, key, &uid, &candidate.policy, &facts_owned, now).await {
+            Ok(result) => {
+                plan.eviction_result(&result, blocked_before);
+                if result == EvictionResult::Blocked {
+                    blocked_in_a_row = blocked_before.saturating_add(1);
+                }
+            }
+            Err(error) => {
+                action_failed.get_or_insert(error);
+            }
         }
     }
 
@@ -374,7 +392,7 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
     };
     let mut state = ctx.state();
     let Some(entry) = state.pods.get_mut(key) else {
-        return Ok(passed);
+        return action_failed.map_or(Ok(passed), Err);
     };
     // A pod newly blocked by a budget counts once per episode, when the pass is recorded.
     let newly_blocked = plan.newly_blocked();
@@ -393,7 +411,7 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
             .or_default()
             .blocked += 1;
     }
-    Ok(passed)
+    action_failed.map_or(Ok(passed), Err)
 }
 
 /// What a pass did to the pod's labels.
