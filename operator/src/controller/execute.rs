@@ -24,7 +24,7 @@ use crate::{
     lean::{Decoded, cluster::PolicyWire, status::StatusWire},
     policy::{
         self, EvictionFacts, EvictionVerdict, PROFILE_LABEL, Reservation, VIOLATION_LABEL,
-        plan::{EvictionResult, LabelChange, PassInput, PodFacts, PodPlan},
+        plan::{self, EvictionResult, LabelChange, PassInput, PodFacts, PodPlan},
     },
     profile::strength::{FileReports, ProfileFacts},
     status::{self, StoredStatus},
@@ -263,8 +263,13 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
     match sync_labels(ctx, key, &uid, &labels, &plan.labels).await {
         Ok(LabelSync::Written(written)) => ctx.state().apply_own_labels(key, fingerprint, &written),
         Ok(LabelSync::Refused(why)) => {
-            warn!(pod = %key, %why, "the API server refused the pod's labels");
             plan.labels_refused(&why);
+            // Once per refusal, as its Event; then at each minute's try only in debug.
+            if plan.announcements.iter().any(|a| a.reason == plan::LABEL_REFUSED) {
+                warn!(pod = %key, %why, "the API server refused the pod's labels");
+            } else {
+                debug!(pod = %key, %why, "the API server refused the pod's labels again");
+            }
         }
         Ok(LabelSync::Unchanged) => {}
         Err(error) => {
