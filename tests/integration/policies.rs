@@ -893,6 +893,25 @@ async fn a_first_sync_under_label_and_evict_policies_writes_each_status_once() {
     operator.stop().await;
 }
 
+/// How many of the workloads' first pods (`<app>-old`) have a policy result whose message says
+/// `text`.
+async fn pods_whose_results_say(ctx: &TestContext, workloads: &[String], text: &str) -> usize {
+    let statuses: Api<SeccompStatus> = ctx.api();
+    let mut count = 0;
+    for app in workloads {
+        let status = statuses
+            .get_opt(&format!("{app}-old"))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|s| s.status);
+        if status.is_some_and(|s| s.policies.iter().any(|r| r.message.contains(text))) {
+            count += 1;
+        }
+    }
+    count
+}
+
 #[tokio::test]
 async fn evictions_respect_the_rate() {
     let ctx = support::context("pol-rate").await;
@@ -909,20 +928,8 @@ async fn evictions_respect_the_rate() {
     )
     .await;
     // Two go at once; the others wait for the rest of the minute.
-    let statuses: Api<SeccompStatus> = ctx.api();
     wait_for("two evictions and three rate-limited pods", TIMEOUT, || async {
-        let mut pending = 0;
-        for app in &workloads {
-            let status = statuses
-                .get_opt(&format!("{app}-old"))
-                .await
-                .ok()
-                .flatten()
-                .and_then(|s| s.status);
-            if status.is_some_and(|s| s.policies.iter().any(|r| r.message.contains("RateLimited"))) {
-                pending += 1;
-            }
-        }
+        let pending = pods_whose_results_say(&ctx, &workloads, "RateLimited").await;
         (operator.evictions() == 2 && pending == 3).then_some(())
     })
     .await;
@@ -957,21 +964,9 @@ async fn evictions_by_all_policies_together_respect_the_operators_bound() {
     };
     let first = create_policy(&ctx, "team-a", team(&["w0", "w1", "w2"])).await;
     let second = create_policy(&ctx, "team-b", team(&["w3", "w4"])).await;
-    let statuses: Api<SeccompStatus> = ctx.api();
     let explain = || format!("{} evictions", operator.evictions());
     let waiting = || async {
-        let mut bounded = 0;
-        for app in &workloads {
-            let status = statuses
-                .get_opt(&format!("{app}-old"))
-                .await
-                .ok()
-                .flatten()
-                .and_then(|s| s.status);
-            if status.is_some_and(|s| s.policies.iter().any(|r| r.message.contains("by all policies"))) {
-                bounded += 1;
-            }
-        }
+        let bounded = pods_whose_results_say(&ctx, &workloads, "by all policies").await;
         (operator.evictions() == 2 && bounded == 3).then_some(())
     };
     let what = "two evictions and three pods waiting for the operator's bound";

@@ -555,6 +555,18 @@ fn pods_that_are_evicted_later() {
     }
 }
 
+/// A verdict to wait: its reason, how long, and its message.
+fn waits(verdict: EvictionVerdict) -> (&'static str, Duration, String) {
+    match verdict {
+        EvictionVerdict::Later {
+            reason,
+            retry_after,
+            message,
+        } => (reason, retry_after, message),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn rates_cooldowns_and_the_loop_guard() {
     let limits = EvictionLimits {
@@ -599,18 +611,14 @@ fn rates_cooldowns_and_the_loop_guard() {
         namespace: "wiki",
         ..facts()
     };
-    match eviction_verdict(&third, &limits, &ledger, at(20)) {
-        EvictionVerdict::Later {
-            reason,
-            retry_after,
-            message,
-        } => {
-            assert_eq!(reason, "RateLimited");
-            assert_eq!(retry_after, Duration::from_secs(40));
-            assert_eq!(message, "2 evictions in the last minute (maxPerMinute)");
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(
+        waits(eviction_verdict(&third, &limits, &ledger, at(20))),
+        (
+            "RateLimited",
+            Duration::from_secs(40),
+            "2 evictions in the last minute (maxPerMinute)".into()
+        )
+    );
     // ... and free again after it; another policy has its own budget.
     assert_eq!(
         reason(&eviction_verdict(&third, &limits, &ledger, at(61))),
@@ -631,21 +639,20 @@ fn rates_cooldowns_and_the_loop_guard() {
         all_policies_per_minute: Some(2),
         ..limits.clone()
     };
-    match eviction_verdict(&EvictionFacts { policy: "q", ..third }, &bounded, &ledger, at(20)) {
-        EvictionVerdict::Later {
-            reason,
-            retry_after,
-            message,
-        } => {
-            assert_eq!(reason, "RateLimited");
-            assert_eq!(retry_after, Duration::from_secs(40));
-            assert_eq!(
-                message,
-                "2 evictions in the last minute by all policies (the operator's --max-evictions-per-minute)"
-            );
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(
+        waits(eviction_verdict(
+            &EvictionFacts { policy: "q", ..third },
+            &bounded,
+            &ledger,
+            at(20)
+        )),
+        (
+            "RateLimited",
+            Duration::from_secs(40),
+            "2 evictions in the last minute by all policies (the operator's --max-evictions-per-minute)"
+                .into()
+        )
+    );
     assert_eq!(
         reason(&eviction_verdict(
             &EvictionFacts { policy: "q", ..third },
