@@ -1537,3 +1537,84 @@ async fn shards_sharing_a_policy_leave_its_status_to_one_instead_of_rewriting_it
     delete_policy(&ctx, &name).await;
     ctx.kubectl(&["delete", "namespace", &other_ns, "--wait=false"]);
 }
+
+/// A status the cluster refuses for good (here a ValidatingAdmissionPolicy refusing every
+/// SeccompStatus of the namespace; elsewhere an object-count quota, or a webhook requiring labels
+/// on every object) fails at every try, a minute apart once the backoff is at its longest. Each
+/// pod's failures are warnings less and less often (the 1st, 2nd, 4th, ...), the rest debug lines.
+/// Before, every try was a warning: one a minute for each such pod, for ever.
+#[tokio::test]
+async fn a_status_the_cluster_refuses_for_good_is_warned_about_less_and_less() {
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    let ctx = support::context("fault-refused").await;
+    let name = format!("{}-no-statuses", ctx.ns);
+    let only_here = json!({ "matchLabels": { "kubernetes.io/metadata.name": ctx.ns } });
+    let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": { "namespaceSelector": only_here, "resourceRules": [{
+                "apiGroups": ["seccomp.sentinel.dev"], "apiVersions": ["*"], "operations": ["CREATE"],
+                "resources": ["seccompstatuses"] }] },
+            "validations": [{ "expression": "false", "message": "no reports in this namespace" }]
+        }
+    }))
+    .expect("admission policy");
+    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "spec": { "policyName": name, "validationActions": ["Deny"], "matchResources": { "namespaceSelector": only_here } }
+    }))
+    .expect("binding");
+    let policies: Api<ValidatingAdmissionPolicy> = Api::all(ctx.client.clone());
+    let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(ctx.client.clone());
+    policies
+        .create(&PostParams::default(), &policy)
+        .await
+        .expect("admission policy");
+    bindings
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("binding");
+    let statuses: Api<SeccompStatus> = ctx.api();
+    let probe: SeccompStatus = serde_json::from_value(json!({
+        "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompStatus",
+        "metadata": { "name": "probe" }, "spec": {} }))
+    .expect("status");
+    wait_for("the admission policy to refuse statuses", TIMEOUT, || async {
+        match statuses.create(&PostParams::default(), &probe).await {
+            Ok(_) => {
+                let _ = statuses.delete("probe", &DeleteParams::default()).await;
+                None
+            }
+            Err(_) => Some(()),
+        }
+    })
+    .await;
+    create_pods(&ctx, ["refused".to_string()], None).await;
+    let kubeconfig = ctx.cluster.kubeconfig().to_path_buf();
+    let operator = Process::start(
+        &ctx,
+        &kubeconfig,
+        &[],
+        &[("SENTINEL_LOG", "info,seccomp_sentinel=debug")],
+    );
+    // Tries at about 0, 1, 3, 7 and 15 s (0.5 s doubled from the 2nd on): five in 20 s.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let log = operator.log();
+    let failed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("reconcile failed") && l.contains("refused"))
+        .collect();
+    let warned = failed.iter().filter(|l| l.contains("WARN")).count();
+    assert!(failed.len() >= 5, "{failed:#?}");
+    assert_eq!(warned, 3, "the 1st, 2nd and 4th: {failed:#?}");
+    assert!(
+        failed[0].contains("no reports in this namespace"),
+        "{}",
+        failed[0]
+    );
+    let _ = bindings.delete(&name, &DeleteParams::default()).await;
+    let _ = policies.delete(&name, &DeleteParams::default()).await;
+}

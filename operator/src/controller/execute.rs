@@ -86,9 +86,9 @@ pub(super) async fn worker(ctx: Arc<Context>) {
                 let delay = Duration::from_millis(500)
                     .saturating_mul(1u32 << u32::from(attempts.min(7)))
                     .min(Duration::from_secs(60));
-                if !error.crd_unavailable() {
+                if !error.crd_unavailable() && worth_a_warning(attempts) {
                     warn!(pod = %key, error = %error, category = error.category(), attempts, retry_in = ?delay, "reconcile failed");
-                } else if ctx.warn_crd_unavailable(Duration::from_secs(30)) {
+                } else if error.crd_unavailable() && ctx.warn_crd_unavailable(Duration::from_secs(30)) {
                     warn!(pod = %key, error = %error, retry_in = ?delay, "reconcile failed, for every pod alike until the SeccompStatus CRD is installed again (kubectl apply --server-side -k config/crd); retrying");
                 } else {
                     debug!(pod = %key, error = %error, attempts, retry_in = ?delay, "reconcile failed");
@@ -226,6 +226,16 @@ async fn confirm_unconfirmed_write(ctx: &Context, key: &PodKey) -> Result<(), Er
         entry.write_unconfirmed = false;
     }
     Ok(())
+}
+
+/// Whether the `attempts`-th failure in a row of a pod's pass is logged as a warning (the others
+/// go to debug; every one is counted in `seccomp_sentinel_reconcile_errors_total`, which the
+/// `SeccompSentinelReconcileErrors` alert watches): the 1st, 2nd, 4th, ... 128th. A write the
+/// cluster refuses for good (an object-count quota, a webhook requiring labels on every object)
+/// fails once a minute for each pod it touches: a warning a minute for each, for ever, would
+/// bury every other line.
+fn worth_a_warning(attempts: u8) -> bool {
+    attempts.is_power_of_two()
 }
 
 /// How a pass ended.
@@ -817,5 +827,18 @@ pub(super) fn policy_reference(name: &str) -> ObjectReference {
         kind: Some("SeccompPolicy".into()),
         name: Some(name.to_string()),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worth_a_warning;
+
+    #[test]
+    fn a_failure_that_lasts_is_a_warning_less_and_less_often() {
+        let warned: Vec<u8> = (1..=u8::MAX).filter(|&a| worth_a_warning(a)).collect();
+        // At most a minute apart from the 7th on: about two hours with 8 warnings, where there
+        // were 255 (and one a minute after that).
+        assert_eq!(warned, [1, 2, 4, 8, 16, 32, 64, 128]);
     }
 }
