@@ -264,10 +264,21 @@ struct Processes<'a> {
 const PROC_ROOT_NEEDED: &str = "the agent needs the host's /proc (at --proc-root, or hostPID)";
 
 /// The `RuntimeVerified=Unknown` message for running containers without a process.
+/// The first few mismatches and how many more: a condition's message stays short whatever the
+/// pod (a status must stay within what the API server stores).
+fn first_few(mismatches: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut message = mismatches[..mismatches.len().min(SHOWN)].join("; ");
+    if mismatches.len() > SHOWN {
+        message.push_str(&format!("; and {} more", mismatches.len() - SHOWN));
+    }
+    message
+}
+
 fn unseen_message(unseen: &[String], running: usize) -> String {
     let mut message = format!(
         "no process of {} in the agent's proc root: {PROC_ROOT_NEEDED}, and cannot see into containers a runtime isolates in a VM (Kata) or a user-space kernel (gVisor)",
-        unseen.join(", ")
+        status::summarize_names(&unseen.iter().map(String::as_str).collect::<Vec<_>>())
     );
     if running > 0 {
         message.push_str("; ");
@@ -509,7 +520,7 @@ fn report_for(
             RUNTIME_VERIFIED,
             "False",
             "Mismatch",
-            mismatches.join("; "),
+            first_few(&mismatches),
             previous,
             now,
         )
@@ -1402,6 +1413,17 @@ mod tests {
             unseen_message(&["a".into()], 2)
                 .ends_with("; 2 running containers match their effective profile")
         );
+        // The first few, whatever the pod.
+        let many: Vec<String> = (0..2_000).map(|i| format!("c{i}")).collect();
+        assert!(unseen_message(&many, 0).starts_with("no process of c0, c1, c2, c3, c4 and 1995 more in"));
+        let mismatches: Vec<String> = (0..2_000)
+            .map(|i| format!("c{i} runs without a filter"))
+            .collect();
+        assert_eq!(
+            first_few(&mismatches[..2]),
+            "c0 runs without a filter; c1 runs without a filter"
+        );
+        assert!(first_few(&mismatches).ends_with("c4 runs without a filter; and 1995 more"));
     }
 
     #[test]
