@@ -1545,38 +1545,17 @@ async fn shards_sharing_a_policy_leave_its_status_to_one_instead_of_rewriting_it
 /// Before, every try was a warning: one a minute for each such pod, for ever.
 #[tokio::test]
 async fn a_status_the_cluster_refuses_for_good_is_warned_about_less_and_less() {
-    use k8s_openapi::api::admissionregistration::v1::{
-        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
-    };
     let ctx = support::context("fault-refused").await;
-    let name = format!("{}-no-statuses", ctx.ns);
-    let only_here = json!({ "matchLabels": { "kubernetes.io/metadata.name": ctx.ns } });
-    let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
-        "metadata": { "name": name },
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": { "namespaceSelector": only_here, "resourceRules": [{
-                "apiGroups": ["seccomp.sentinel.dev"], "apiVersions": ["*"], "operations": ["CREATE"],
-                "resources": ["seccompstatuses"] }] },
-            "validations": [{ "expression": "false", "message": "no reports in this namespace" }]
-        }
-    }))
-    .expect("admission policy");
-    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
-        "metadata": { "name": name },
-        "spec": { "policyName": name, "validationActions": ["Deny"], "matchResources": { "namespaceSelector": only_here } }
-    }))
-    .expect("binding");
-    let policies: Api<ValidatingAdmissionPolicy> = Api::all(ctx.client.clone());
-    let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(ctx.client.clone());
-    policies
-        .create(&PostParams::default(), &policy)
-        .await
-        .expect("admission policy");
-    bindings
-        .create(&PostParams::default(), &binding)
-        .await
-        .expect("binding");
+    let rules = json!([{ "apiGroups": ["seccomp.sentinel.dev"], "apiVersions": ["*"], "operations": ["CREATE"],
+        "resources": ["seccompstatuses"] }]);
+    let refusing = support::AdmissionRule::create(
+        &ctx,
+        "no-statuses",
+        rules,
+        "false",
+        "no reports in this namespace",
+    )
+    .await;
     let statuses: Api<SeccompStatus> = ctx.api();
     let probe: SeccompStatus = serde_json::from_value(json!({
         "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompStatus",
@@ -1615,6 +1594,5 @@ async fn a_status_the_cluster_refuses_for_good_is_warned_about_less_and_less() {
         "{}",
         failed[0]
     );
-    let _ = bindings.delete(&name, &DeleteParams::default()).await;
-    let _ = policies.delete(&name, &DeleteParams::default()).await;
+    refusing.remove(&ctx).await;
 }

@@ -10,7 +10,7 @@ use kube::{
 use seccomp_sentinel::api::{PolicyAction, SeccompPolicy, SeccompStatus, Verdict};
 use serde_json::{Value, json};
 
-use crate::support::{self, Operator, POLICY_LABEL, TestContext, wait_for};
+use crate::support::{self, AdmissionRule, Operator, POLICY_LABEL, TestContext, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -980,38 +980,18 @@ async fn evictions_by_all_policies_together_respect_the_operators_bound() {
 
 /// Refuses, in the test's namespace, what the operator's actions write: the violation label on a
 /// pod, and every eviction (a cluster's own admission rules, a policy engine's webhook).
-async fn refuse_the_operators_actions(ctx: &TestContext) -> String {
-    use k8s_openapi::api::admissionregistration::v1::{
-        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
-    };
-    let name = format!("{}-refuses-actions", ctx.ns);
-    let only_here = json!({ "matchLabels": { "kubernetes.io/metadata.name": ctx.ns } });
-    let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
-        "metadata": { "name": name },
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": { "namespaceSelector": only_here, "resourceRules": [
-                { "apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["pods"] },
-                { "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods/eviction"] }] },
-            "validations": [{
-                "expression": "has(request.subResource) && request.subResource == 'eviction' ? false : !has(object.metadata.labels) || !('seccomp.sentinel.dev/violation' in object.metadata.labels)",
-                "message": "not on this cluster's pods" }]
-        }
-    }))
-    .expect("admission policy");
-    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
-        "metadata": { "name": name },
-        "spec": { "policyName": name, "validationActions": ["Deny"], "matchResources": { "namespaceSelector": only_here } }
-    }))
-    .expect("binding");
-    Api::<ValidatingAdmissionPolicy>::all(ctx.client.clone())
-        .create(&PostParams::default(), &policy)
-        .await
-        .expect("create the admission policy");
-    Api::<ValidatingAdmissionPolicyBinding>::all(ctx.client.clone())
-        .create(&PostParams::default(), &binding)
-        .await
-        .expect("create its binding");
+async fn refuse_the_operators_actions(ctx: &TestContext) -> AdmissionRule {
+    let rules = json!([
+        { "apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["pods"] },
+        { "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods/eviction"] }]);
+    let refusing = AdmissionRule::create(
+        ctx,
+        "refuses-actions",
+        rules,
+        "has(request.subResource) && request.subResource == 'eviction' ? false : !has(object.metadata.labels) || !('seccomp.sentinel.dev/violation' in object.metadata.labels)",
+        "not on this cluster's pods",
+    )
+    .await;
     // The API server takes the policy in within a moment: until a marked pod is refused.
     create_pod(ctx, pod_json("probe", "probe", Some("RuntimeDefault"), json!({}))).await;
     let pods: Api<Pod> = ctx.api();
@@ -1023,7 +1003,7 @@ async fn refuse_the_operators_actions(ctx: &TestContext) -> String {
             .then_some(())
     })
     .await;
-    name
+    refusing
 }
 
 /// What the API server refuses to the operator's actions does not keep a pod from its status:
@@ -1031,9 +1011,6 @@ async fn refuse_the_operators_actions(ctx: &TestContext) -> String {
 /// all and the policy did not count it.
 #[tokio::test]
 async fn actions_the_api_server_refuses_leave_the_status_written_and_say_why() {
-    use k8s_openapi::api::admissionregistration::v1::{
-        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
-    };
     let ctx = support::context("pol-refused").await;
     adopted_pod(&ctx, "evictee", None, Some("RuntimeDefault"), json!({})).await;
     let refusing = refuse_the_operators_actions(&ctx).await;
@@ -1084,12 +1061,7 @@ async fn actions_the_api_server_refuses_leave_the_status_written_and_say_why() {
 
     delete_policy(&ctx, &label).await;
     delete_policy(&ctx, &evict).await;
-    let _ = Api::<ValidatingAdmissionPolicyBinding>::all(ctx.client.clone())
-        .delete(&refusing, &DeleteParams::default())
-        .await;
-    let _ = Api::<ValidatingAdmissionPolicy>::all(ctx.client.clone())
-        .delete(&refusing, &DeleteParams::default())
-        .await;
+    refusing.remove(&ctx).await;
     operator.stop().await;
 }
 

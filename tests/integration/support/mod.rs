@@ -375,3 +375,64 @@ pub fn namespace_config(ctx: &TestContext) -> seccomp_sentinel::controller::Cont
         ..Default::default()
     }
 }
+
+/// A ValidatingAdmissionPolicy of the API server, bound to the test's namespace only, that
+/// refuses the requests of `resource_rules` for which `expression` is false, with `message`:
+/// what a cluster's own admission rules (or a policy engine's webhook) do to the operator's
+/// writes. Deleted with [`AdmissionRule::remove`]. The API server takes it in within a moment:
+/// wait for a request it refuses before relying on it.
+pub struct AdmissionRule {
+    name: String,
+}
+
+impl AdmissionRule {
+    pub async fn create(
+        ctx: &TestContext,
+        suffix: &str,
+        resource_rules: serde_json::Value,
+        expression: &str,
+        message: &str,
+    ) -> AdmissionRule {
+        use k8s_openapi::api::admissionregistration::v1::{
+            ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+        };
+        let name = format!("{}-{suffix}", ctx.ns);
+        let only_here = serde_json::json!({ "matchLabels": { "kubernetes.io/metadata.name": ctx.ns } });
+        let policy: ValidatingAdmissionPolicy = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": name },
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": { "namespaceSelector": only_here, "resourceRules": resource_rules },
+                "validations": [{ "expression": expression, "message": message }]
+            }
+        }))
+        .expect("admission policy");
+        let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": name },
+            "spec": { "policyName": name, "validationActions": ["Deny"], "matchResources": { "namespaceSelector": only_here } }
+        }))
+        .expect("binding");
+        Api::<ValidatingAdmissionPolicy>::all(ctx.client.clone())
+            .create(&PostParams::default(), &policy)
+            .await
+            .expect("create the admission policy");
+        Api::<ValidatingAdmissionPolicyBinding>::all(ctx.client.clone())
+            .create(&PostParams::default(), &binding)
+            .await
+            .expect("create its binding");
+        AdmissionRule { name }
+    }
+
+    pub async fn remove(self, ctx: &TestContext) {
+        use k8s_openapi::api::admissionregistration::v1::{
+            ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+        };
+        let params = kube::api::DeleteParams::default();
+        let _ = Api::<ValidatingAdmissionPolicyBinding>::all(ctx.client.clone())
+            .delete(&self.name, &params)
+            .await;
+        let _ = Api::<ValidatingAdmissionPolicy>::all(ctx.client.clone())
+            .delete(&self.name, &params)
+            .await;
+    }
+}
