@@ -186,11 +186,7 @@ pub fn refusal(error: &kube::Error) -> Option<String> {
     } else {
         &status.message
     };
-    let mut message: String = text.chars().take(LIMIT).collect();
-    if message.len() < text.len() {
-        message.push('…');
-    }
-    Some(message)
+    Some(crate::status::cut(text, LIMIT))
 }
 
 fn is_not_served(status: &kube::core::Status) -> bool {

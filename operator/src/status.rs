@@ -427,12 +427,40 @@ pub fn with_conditions(
 
 /// The first few names and how many more: condition messages stay short whatever the count.
 pub fn summarize_names(names: &[&str]) -> String {
+    first_few(names.iter(), ", ")
+}
+
+/// The first five items joined by `separator`, and how many more: a message that names the
+/// containers of a pod stays short whatever the pod (a status must fit what the API server
+/// stores).
+pub fn first_few<T: std::fmt::Display>(items: impl ExactSizeIterator<Item = T>, separator: &str) -> String {
     const SHOWN: usize = 5;
-    let mut text = names.iter().take(SHOWN).copied().collect::<Vec<_>>().join(", ");
-    if names.len() > SHOWN {
-        text.push_str(&format!(" and {} more", names.len() - SHOWN));
+    let more = items.len().saturating_sub(SHOWN);
+    let mut text = items
+        .take(SHOWN)
+        .map(|item| item.to_string())
+        .collect::<Vec<_>>()
+        .join(separator);
+    if more > 0 {
+        text.push_str(&format!(" and {more} more"));
     }
     text
+}
+
+/// The first `limit` characters of `text`, and whether that is all of it.
+pub fn first_chars(text: &str, limit: usize) -> (&str, bool) {
+    match text.char_indices().nth(limit) {
+        Some((end, _)) => (&text[..end], false),
+        None => (text, true),
+    }
+}
+
+/// `text` cut to `limit` characters, with an ellipsis where it was cut.
+pub fn cut(text: &str, limit: usize) -> String {
+    match first_chars(text, limit) {
+        (whole, true) => whole.to_string(),
+        (start, false) => format!("{start}…"),
+    }
 }
 
 /// A condition whose `lastTransitionTime` is kept from `previous` while its status stays (a

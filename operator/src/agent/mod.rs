@@ -264,21 +264,10 @@ struct Processes<'a> {
 const PROC_ROOT_NEEDED: &str = "the agent needs the host's /proc (at --proc-root, or hostPID)";
 
 /// The `RuntimeVerified=Unknown` message for running containers without a process.
-/// The first few mismatches and how many more: a condition's message stays short whatever the
-/// pod (a status must stay within what the API server stores).
-fn first_few(mismatches: &[String]) -> String {
-    const SHOWN: usize = 5;
-    let mut message = mismatches[..mismatches.len().min(SHOWN)].join("; ");
-    if mismatches.len() > SHOWN {
-        message.push_str(&format!("; and {} more", mismatches.len() - SHOWN));
-    }
-    message
-}
-
 fn unseen_message(unseen: &[String], running: usize) -> String {
     let mut message = format!(
         "no process of {} in the agent's proc root: {PROC_ROOT_NEEDED}, and cannot see into containers a runtime isolates in a VM (Kata) or a user-space kernel (gVisor)",
-        status::summarize_names(&unseen.iter().map(String::as_str).collect::<Vec<_>>())
+        status::first_few(unseen.iter(), ", ")
     );
     if running > 0 {
         message.push_str("; ");
@@ -520,7 +509,7 @@ fn report_for(
             RUNTIME_VERIFIED,
             "False",
             "Mismatch",
-            first_few(&mismatches),
+            status::first_few(mismatches.iter(), "; "),
             previous,
             now,
         )
@@ -1420,10 +1409,12 @@ mod tests {
             .map(|i| format!("c{i} runs without a filter"))
             .collect();
         assert_eq!(
-            first_few(&mismatches[..2]),
+            status::first_few(mismatches[..2].iter(), "; "),
             "c0 runs without a filter; c1 runs without a filter"
         );
-        assert!(first_few(&mismatches).ends_with("c4 runs without a filter; and 1995 more"));
+        assert!(
+            status::first_few(mismatches.iter(), "; ").ends_with("c4 runs without a filter and 1995 more")
+        );
     }
 
     #[test]

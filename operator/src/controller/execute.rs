@@ -86,9 +86,10 @@ pub(super) async fn worker(ctx: Arc<Context>) {
                 let delay = Duration::from_millis(500)
                     .saturating_mul(1u32 << u32::from(attempts.min(7)))
                     .min(Duration::from_secs(60));
-                if !error.crd_unavailable() && worth_a_warning(attempts) {
+                let crd_gone = error.crd_unavailable();
+                if !crd_gone && worth_a_warning(attempts) {
                     warn!(pod = %key, error = %error, category = error.category(), attempts, retry_in = ?delay, "reconcile failed");
-                } else if error.crd_unavailable() && ctx.warn_crd_unavailable(Duration::from_secs(30)) {
+                } else if crd_gone && ctx.warn_crd_unavailable(Duration::from_secs(30)) {
                     warn!(pod = %key, error = %error, retry_in = ?delay, "reconcile failed, for every pod alike until the SeccompStatus CRD is installed again (kubectl apply --server-side -k config/crd); retrying");
                 } else {
                     debug!(pod = %key, error = %error, attempts, retry_in = ?delay, "reconcile failed");

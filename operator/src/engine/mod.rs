@@ -296,9 +296,9 @@ const QUOTED_LIMIT: usize = 256;
 
 /// `value` quoted, cut to [`QUOTED_LIMIT`] characters.
 fn quoted(value: &str) -> String {
-    match value.char_indices().nth(QUOTED_LIMIT) {
-        Some((end, _)) => format!("{:?}… ({} bytes)", &value[..end], value.len()),
-        None => format!("{value:?}"),
+    match crate::status::first_chars(value, QUOTED_LIMIT) {
+        (whole, true) => format!("{whole:?}"),
+        (start, false) => format!("{start:?}… ({} bytes)", value.len()),
     }
 }
 

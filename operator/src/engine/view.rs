@@ -216,13 +216,8 @@ fn seccomp_start_errors(status: &PodStatusWire) -> Vec<(&str, String)> {
                 reason,
                 "CreateContainerError" | "CreateContainerConfigError" | "RunContainerError"
             );
-            (refused && full.to_ascii_lowercase().contains("seccomp")).then(|| {
-                let mut message: String = full.chars().take(START_ERROR_LIMIT).collect();
-                if message.len() < full.len() {
-                    message.push('…');
-                }
-                (c.name.as_str(), message)
-            })
+            (refused && full.to_ascii_lowercase().contains("seccomp"))
+                .then(|| (c.name.as_str(), crate::status::cut(full, START_ERROR_LIMIT)))
         })
         .collect()
 }

@@ -169,6 +169,18 @@ fn validate_selector(field: &str, selector: &LabelSelector, refused: &[&str]) ->
     Ok(())
 }
 
+/// A DNS label (RFC 1123), as namespace and container names and each part of a label key's
+/// prefix are: 1 to 63 lowercase letters, digits and `-`, alphanumeric at both ends.
+fn dns_label(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
 /// A label name: 1 to 63 characters, alphanumeric at both ends, `-`, `_`, `.` inside.
 fn label_name_ok(name: &str) -> bool {
     let bytes = name.as_bytes();
@@ -186,19 +198,7 @@ fn label_key(field: &str, key: &str) -> Result<(), PolicyError> {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),
     };
-    let prefix_ok = prefix.is_none_or(|p| {
-        !p.is_empty()
-            && p.len() <= 253
-            && p.split('.').all(|label| {
-                let b = label.as_bytes();
-                !b.is_empty()
-                    && b.len() <= 63
-                    && b[0].is_ascii_lowercase() | b[0].is_ascii_digit()
-                    && (b[b.len() - 1].is_ascii_lowercase() || b[b.len() - 1].is_ascii_digit())
-                    && b.iter()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-            })
-    });
+    let prefix_ok = prefix.is_none_or(|p| !p.is_empty() && p.len() <= 253 && p.split('.').all(dns_label));
     if prefix_ok && label_name_ok(name) {
         Ok(())
     } else {
@@ -282,15 +282,6 @@ fn admission_rules(spec: &SeccompPolicySpec) -> Result<(), PolicyError> {
     if spec.exemptions.len() > 64 {
         return Err(invalid("spec.exemptions", "must have at most 64 items"));
     }
-    let dns_label = |name: &str| {
-        let b = name.as_bytes();
-        !b.is_empty()
-            && b.len() <= 63
-            && b.iter()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-            && b[0] != b'-'
-            && b[b.len() - 1] != b'-'
-    };
     for (i, exemption) in spec.exemptions.iter().enumerate() {
         let at = format!("spec.exemptions[{i}]");
         // The API server counts characters, not bytes.
@@ -698,18 +689,10 @@ impl CompiledPolicy {
                 _ => Judgement {
                     verdict: Verdict::Exempt,
                     reason: "ContainersExempted".into(),
-                    // The first few, as for violations: a status must stay small whatever the pod.
-                    message: {
-                        let shown: Vec<String> = exempted
-                            .iter()
-                            .take(5)
-                            .map(|(c, why)| format!("{c}: {why}"))
-                            .collect();
-                        match exempted.len().saturating_sub(5) {
-                            0 => shown.join("; "),
-                            more => format!("{} and {more} more", shown.join("; ")),
-                        }
-                    },
+                    message: crate::status::first_few(
+                        exempted.iter().map(|(c, why)| format!("{c}: {why}")),
+                        "; ",
+                    ),
                     ephemeral_only: false,
                 },
             };
@@ -724,27 +707,19 @@ impl CompiledPolicy {
                 .find(|why| *why != WEAK_PROFILE)
                 .unwrap_or(WEAK_PROFILE)
         };
-        let shown: Vec<String> = violations
-            .iter()
-            .take(5)
-            .map(|(c, why)| {
-                let strength = evaluation
-                    .containers
-                    .iter()
-                    .find(|k| k.name == *c)
-                    .and_then(|k| k.strength)
-                    .filter(|_| *why == WEAK_PROFILE);
-                match strength {
-                    Some(s) => format!("{c} ({why}: {})", s.as_str()),
-                    None => format!("{c} ({why})"),
-                }
-            })
-            .collect();
-        let more = violations.len().saturating_sub(5);
-        let mut message = format!("not allowed: {}", shown.join(", "));
-        if more > 0 {
-            message.push_str(&format!(" and {more} more"));
-        }
+        let named = violations.iter().map(|(c, why)| {
+            let strength = evaluation
+                .containers
+                .iter()
+                .find(|k| k.name == *c)
+                .and_then(|k| k.strength)
+                .filter(|_| *why == WEAK_PROFILE);
+            match strength {
+                Some(s) => format!("{c} ({why}: {})", s.as_str()),
+                None => format!("{c} ({why})"),
+            }
+        });
+        let message = format!("not allowed: {}", crate::status::first_few(named, ", "));
         Judgement {
             verdict: Verdict::Violating,
             reason: reason.into(),

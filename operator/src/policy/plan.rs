@@ -711,14 +711,12 @@ impl PodPlan {
             }
         }
         if let Some(retry) = retry {
-            self.requeue = Some(self.requeue.map_or(retry, |r| r.min(retry)));
+            self.plan_again_within(retry);
         }
         let results = std::mem::take(&mut self.status.policies);
         self.finish(results);
     }
-}
 
-impl PodPlan {
     /// The plan once the API server refused its label write (`why`: an admission policy or
     /// webhook, RBAC): the Label policies that found the pod violating did not label it, unless
     /// it carried the violation label already. Their action is `None` with `LabelRefused` and the
@@ -740,8 +738,7 @@ impl PodPlan {
                 }
             }
         }
-        let retry = Duration::from_secs(60);
-        self.requeue = Some(self.requeue.map_or(retry, |r| r.min(retry)));
+        self.plan_again_within(Duration::from_secs(60));
         let results = std::mem::take(&mut self.status.policies);
         self.finish(results);
         self.announcements
@@ -752,6 +749,11 @@ impl PodPlan {
                 action: "Label",
                 note: note.clone(),
             }));
+    }
+
+    /// Plans the pod again after `delay` at the latest.
+    fn plan_again_within(&mut self, delay: Duration) {
+        self.requeue = Some(self.requeue.map_or(delay, |r| r.min(delay)));
     }
 }
 
