@@ -1542,7 +1542,8 @@ async fn shards_sharing_a_policy_leave_its_status_to_one_instead_of_rewriting_it
 /// SeccompStatus of the namespace; elsewhere an object-count quota, or a webhook requiring labels
 /// on every object) fails at every try, a minute apart once the backoff is at its longest. Each
 /// pod's failures are warnings less and less often (the 1st, 2nd, 4th, ...), the rest debug lines.
-/// Before, every try was a warning: one a minute for each such pod, for ever.
+/// Before, every try was a warning: one a minute for each such pod, for ever. The pod carries one
+/// Warning Event that says why it has no status (before, only the operator's log said so).
 #[tokio::test]
 async fn a_status_the_cluster_refuses_for_good_is_warned_about_less_and_less() {
     let ctx = support::context("fault-refused").await;
@@ -1593,6 +1594,25 @@ async fn a_status_the_cluster_refuses_for_good_is_warned_about_less_and_less() {
         failed[0].contains("no reports in this namespace"),
         "{}",
         failed[0]
+    );
+    // The pod says why it has no status, once for all those tries.
+    let told = ctx.kubectl(&[
+        "get",
+        "events",
+        "-n",
+        &ctx.ns,
+        "--field-selector",
+        "reason=StatusRefused,involvedObject.name=refused",
+        "-o",
+        "jsonpath={range .items[*]}{.type}: {.message}{\"\\n\"}{end}",
+    ]);
+    let told: Vec<&str> = told.lines().collect();
+    assert_eq!(told.len(), 1, "one Event on the pod: {told:#?}");
+    assert!(
+        told[0].starts_with("Warning: the API server refused the pod's SeccompStatus")
+            && told[0].contains("no reports in this namespace"),
+        "{}",
+        told[0]
     );
     refusing.remove(&ctx).await;
 }

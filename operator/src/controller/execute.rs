@@ -239,6 +239,39 @@ fn worth_a_warning(attempts: u8) -> bool {
     attempts.is_power_of_two()
 }
 
+/// Event reason on a pod whose SeccompStatus the API server refuses.
+pub const STATUS_REFUSED: &str = "StatusRefused";
+
+/// Tells the pod's owners, on the pod, why it has no SeccompStatus when the API server refuses it
+/// for good (an admission rule, an object-count quota): otherwise only the operator's log says
+/// so. At the failures that are also warnings in the log, and once per pod and message while
+/// the API server keeps the Event, so a refusal a minute costs no Event a minute.
+async fn announce_status_refused(ctx: &Context, key: &PodKey, uid: &str, error: &kube::Error) {
+    let Some(why) = crate::client::refusal(error) else {
+        return;
+    };
+    if crate::client::namespace_terminating(error) {
+        return;
+    }
+    let failures = ctx.state().pods.get(key).map_or(0, |e| e.failures);
+    if !worth_a_warning(failures.saturating_add(1)) {
+        return;
+    }
+    let note = format!("the API server refused the pod's SeccompStatus: {why}");
+    ctx.events
+        .publish_once(
+            Notice {
+                regarding: pod_reference(key, uid),
+                warning: true,
+                reason: STATUS_REFUSED,
+                action: "Record",
+                note: &note,
+            },
+            (uid, STATUS_REFUSED, &why),
+        )
+        .await;
+}
+
 /// How a pass ended.
 struct Passed {
     /// Plan the pod again after this long.
@@ -353,6 +386,7 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
                 if !refused && let Some(entry) = ctx.state().pods.get_mut(key) {
                     entry.write_unconfirmed = true;
                 }
+                announce_status_refused(ctx, key, &uid, &error).await;
                 return Err(error.into());
             }
         };
