@@ -221,11 +221,20 @@ pub const SHOWN_PATH_BYTES: usize = 4096;
 /// 1.5 MiB; a pod may be about that large and have thousands of containers, each of which costs
 /// far more bytes in its status than in its spec.
 pub const CONTAINERS_BUDGET: usize = 256 * 1024;
+/// JSON bytes of `policies` a status holds before their messages are cut to
+/// [`SHORT_POLICY_MESSAGE`] characters. A policy's message names up to five containers with
+/// their exemption reasons (up to 1,024 characters each): some three hundred such policies
+/// selecting one pod made a status larger than the API server stores.
+pub const POLICIES_BUDGET: usize = 256 * 1024;
+/// Characters of a policy result's message kept once `policies` is over its budget.
+pub const SHORT_POLICY_MESSAGE: usize = 200;
 
 /// `status` as it can be stored: each `localhostProfile` cut to [`SHOWN_PATH_BYTES`] (with a
 /// warning), and `containers` to [`CONTAINERS_BUDGET`] bytes, unconfined containers first, the
-/// others counted in `unlistedContainers`. Counts, conditions and verdicts were made from every
-/// container before. Unchanged (borrowed) for any pod of a usual size.
+/// others counted in `unlistedContainers`; and, when `policies` is over [`POLICIES_BUDGET`]
+/// bytes, each policy's message to [`SHORT_POLICY_MESSAGE`] characters (its verdict, action and
+/// reason stay). Counts, conditions and verdicts were made from every container and policy
+/// before. Unchanged (borrowed) for any pod of a usual size.
 pub fn within_size(status: &SeccompStatusStatus) -> std::borrow::Cow<'_, SeccompStatusStatus> {
     let long_path = |c: &crate::api::ContainerSeccomp| {
         c.profile
@@ -237,10 +246,16 @@ pub fn within_size(status: &SeccompStatusStatus) -> std::borrow::Cow<'_, Seccomp
         containers.iter().map(json_size).collect()
     };
     let fits = |sizes: &[usize]| sizes.iter().sum::<usize>() <= CONTAINERS_BUDGET;
-    if !status.containers.iter().any(long_path) && fits(&sizes(&status.containers)) {
+    let policies_fit = json_size(&status.policies) <= POLICIES_BUDGET;
+    if policies_fit && !status.containers.iter().any(long_path) && fits(&sizes(&status.containers)) {
         return std::borrow::Cow::Borrowed(status);
     }
     let mut bounded = status.clone();
+    if !policies_fit {
+        for result in &mut bounded.policies {
+            result.message = cut(&result.message, SHORT_POLICY_MESSAGE);
+        }
+    }
     for c in bounded.containers.iter_mut().filter(|c| long_path(c)) {
         if let Some(path) = c.profile.localhost_profile.as_mut() {
             let length = path.len();
@@ -780,6 +795,7 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(shown.len(), SHOWN_PATH_BYTES - 1, "cut where a character starts");
         assert_eq!(bounded.unlisted_containers, 0);
+        assert!(bounded.policies.is_empty());
         assert_eq!(
             bounded.containers[0].warnings,
             [format!(
@@ -788,5 +804,58 @@ mod tests {
                 SHOWN_PATH_BYTES - 1
             )]
         );
+    }
+
+    /// Each policy selecting a pod adds its result, and an exemption's message names up to five
+    /// containers with their reasons of up to 1,024 characters: 320 such policies made a status
+    /// of about 1.7 MB, which the API server refused on every try.
+    #[test]
+    fn the_results_of_hundreds_of_policies_are_cut_to_what_the_api_server_stores() {
+        let reason = "r".repeat(1_024);
+        let message = (0..5)
+            .map(|i| format!("c{i}: {reason}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let result = |i: usize| crate::api::PolicyResult {
+            name: format!("team-{i}"),
+            verdict: if i.is_multiple_of(2) {
+                Verdict::Exempt
+            } else {
+                Verdict::Violating
+            },
+            action: crate::api::PolicyAction::None,
+            reason: "ContainersExempted".into(),
+            message: message.clone(),
+        };
+        let mut few = evaluated(true);
+        few.policies = (0..40).map(result).collect();
+        assert!(
+            matches!(within_size(&few), std::borrow::Cow::Borrowed(_)),
+            "40 policies fit as they are"
+        );
+
+        let mut many = evaluated(true);
+        many.policies = (0..320).map(result).collect();
+        assert!(
+            json_size(&many.policies) > 1_572_864,
+            "more than the API server stores"
+        );
+        let bounded = within_size(&many);
+        assert_eq!(bounded.policies.len(), 320);
+        for (cut, whole) in bounded.policies.iter().zip(&many.policies) {
+            assert_eq!(
+                cut.message.chars().count(),
+                SHORT_POLICY_MESSAGE + 1,
+                "cut, with an ellipsis"
+            );
+            assert!(whole.message.starts_with(cut.message.trim_end_matches('…')));
+            assert_eq!(
+                (&cut.name, cut.verdict, cut.action, &cut.reason),
+                (&whole.name, whole.verdict, whole.action, &whole.reason)
+            );
+        }
+        assert!(json_size(&bounded.policies) <= POLICIES_BUDGET);
+        let stored = stored_from(&bounded, "u");
+        assert!(!needs_write(Some(&stored), "u", &within_size(&many)));
     }
 }

@@ -2,6 +2,7 @@
 //! evicted pods, disruption budgets are computed): verdicts, labels, evictions and their safety.
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Pod, policy::v1::PodDisruptionBudget};
 use kube::{
     Api, ResourceExt,
@@ -10,7 +11,9 @@ use kube::{
 use seccomp_sentinel::api::{PolicyAction, SeccompPolicy, SeccompStatus, Verdict};
 use serde_json::{Value, json};
 
-use crate::support::{self, AdmissionRule, Operator, POLICY_LABEL, TestContext, wait_for};
+use crate::support::{
+    self, AdmissionRule, Operator, POLICY_LABEL, TestContext, wait_for, wait_for_explained,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -1129,6 +1132,68 @@ async fn a_webhook_that_is_down_delays_the_labels_not_the_status() {
     );
     delete_policy(&ctx, &label).await;
     operator.stop().await;
+}
+
+/// Each policy selecting a pod adds its result to the pod's status, and an exemption's message
+/// names up to five containers with their reasons (up to 1,024 characters each): 320 such
+/// policies made a status of about 1.7 MB, which the API server refused on every try, so the pod
+/// kept the status of fewer policies, or none. The messages are cut once the results grow that
+/// large; every policy's verdict stays.
+#[tokio::test]
+async fn a_pod_selected_by_hundreds_of_policies_keeps_its_status() {
+    const POLICIES: usize = 320;
+    let ctx = support::context("pol-many").await;
+    let names: Vec<String> = (0..6).map(|i| format!("c{i}")).collect();
+    let containers: Vec<Value> = names
+        .iter()
+        .map(|name| json!({ "name": name, "image": "registry.invalid/app:1" }))
+        .collect();
+    create_pod(
+        &ctx,
+        json!({ "metadata": { "name": "shared", "labels": { "app": "shared" } }, "spec": { "containers": containers } }),
+    )
+    .await;
+    let spec = json!({ "exemptions": [{ "reason": "r".repeat(1_024), "containers": names }] });
+    let policies: Vec<String> = futures::stream::iter(0..POLICIES)
+        .map(|i| {
+            let (ctx, spec) = (&ctx, spec.clone());
+            async move { create_policy(ctx, &format!("team-{i}"), spec).await }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let operator = Operator::for_namespace(&ctx).await;
+    let statuses: Api<SeccompStatus> = ctx.api();
+    let status = wait_for_explained(
+        "the status with every policy's result",
+        Duration::from_secs(180),
+        || async {
+            let status = statuses.get_opt("shared").await.ok()??.status?;
+            (status.policies.len() == POLICIES).then_some(status)
+        },
+        || {
+            let failed = operator
+                .ctx
+                .stats
+                .errors
+                .load(std::sync::atomic::Ordering::Relaxed);
+            format!("{failed} passes failed (a status larger than the API server stores is refused)")
+        },
+    )
+    .await;
+    assert_eq!(status.verdict, Some(Verdict::Exempt));
+    for result in &status.policies {
+        assert_eq!(result.verdict, Verdict::Exempt, "{result:?}");
+        assert!(
+            result.message.starts_with("c0: rrr") && result.message.ends_with('…'),
+            "{}",
+            result.message
+        );
+        assert!(result.message.chars().count() <= 201, "{}", result.message);
+    }
+    futures::stream::iter(&policies)
+        .for_each_concurrent(16, |name| delete_policy(&ctx, name))
+        .await;
 }
 
 #[tokio::test]
