@@ -923,6 +923,67 @@ async fn a_recreated_pod_does_not_inherit_the_earlier_pods_runtime_findings() {
     operator.stop().await;
 }
 
+/// A container that stopped keeps the agent's last finding: here an unconfined init container
+/// that finished before the app container started. Before, the agent rewrote the findings of
+/// the running containers only, so the app's first finding took the init container's away (and
+/// a container waiting to restart, or an ephemeral one that exited, lost its finding the same
+/// way), while a pod whose containers had all stopped kept every finding.
+#[tokio::test]
+async fn a_finished_init_container_keeps_what_the_agent_read() {
+    let nodes = nodes::nodes();
+    let ctx = node_context("init-kept").await;
+    let pods: Api<Pod> = ctx.api();
+    let statuses: Api<SeccompStatus> = ctx.api();
+    let operator = Operator::for_namespace(&ctx).await;
+    let unconfined = json!({ "seccompProfile": { "type": "Unconfined" } });
+    let mut init = container("init", "sleep 8");
+    init["securityContext"] = unconfined;
+    let spec = pod(
+        "web",
+        &nodes.a.name,
+        REPORT,
+        json!({ "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } }, "initContainers": [init] }),
+    );
+    pods.create(&PostParams::default(), &spec).await.expect("pod");
+    // Read while it runs (the agent scans every 3 s here, and when the pod changes).
+    let while_running = wait_for("the agent's finding for the init container", TIMEOUT, || async {
+        let s = statuses.get_opt("web").await.ok()??;
+        observed(&s, "init").cloned()
+    })
+    .await;
+    assert_eq!(while_running.seccomp_mode, SeccompMode::Disabled);
+    wait_running(&pods, "web").await;
+    let status = wait_for("the agent's finding for the app container", TIMEOUT, || async {
+        let s = statuses.get_opt("web").await.ok()??;
+        observed(&s, "app").is_some().then_some(s)
+    })
+    .await;
+    assert_eq!(
+        observed(&status, "app").map(|o| o.seccomp_mode),
+        Some(SeccompMode::Filter)
+    );
+    assert_eq!(
+        observed(&status, "init"),
+        Some(&while_running),
+        "the finished init container's finding, as it was read: {:?}",
+        status.status.as_ref().and_then(|s| s.runtime.as_ref())
+    );
+    let verified = status
+        .status
+        .as_ref()
+        .and_then(|s| s.runtime_verified())
+        .map(|c| (c.reason.clone(), c.message.clone()));
+    assert_eq!(
+        verified,
+        Some((
+            "Agrees".into(),
+            "1 running container matches its effective profile".into()
+        )),
+        "the condition speaks of the running containers"
+    );
+    operator.stop().await;
+}
+
 /// The processes of the container whose init is `init`, other than the init: every host
 /// process in the same cgroup.
 fn others_in_cgroup_of(init: u32) -> Vec<u32> {

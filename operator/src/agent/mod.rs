@@ -532,6 +532,17 @@ fn report_for(
             now,
         )
     };
+    // A container that stopped keeps its last finding: an init container that finished, an
+    // ephemeral one that exited, one waiting to restart. What it ran with stays on record, as
+    // it does for a pod whose containers all finished (which gets no report at all). The
+    // condition speaks of the running ones only.
+    if let Some(stored) = &stored_observations {
+        let stopped = |name: &str| pod_status.all().any(|c| c.name == name && !c.running());
+        // (Only running containers were observed, so none of these is there already.)
+        observations.extend(stored.iter().filter(|s| stopped(&s.name)).cloned());
+        let order = |name: &str| pod_status.all().position(|c| c.name == name);
+        observations.sort_by_key(|o| order(&o.name));
+    }
     let stored = stored_observations.and_then(|o| Written::stored(status, &o));
     Some(PodReport {
         namespace: key.0.clone(),
