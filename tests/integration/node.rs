@@ -1690,21 +1690,74 @@ async fn an_agent_token_reaches_only_its_own_node() {
         matches!(&other, Err(kube::Error::Api(s)) if s.code == 422 || s.code == 403),
         "another node's pod: {other:?}"
     );
-    // Every field the controller decides, each forged on its own.
-    for forged in [
-        json!({ "status": { "profile": "RuntimeDefault" } }),
-        json!({ "status": { "verdict": "Compliant" } }),
-        json!({ "status": { "confinedContainers": 7, "totalContainers": 9 } }),
-        json!({ "spec": { "podUID": "forged" } }),
-        json!({ "status": { "conditions": [{ "type": "Confined", "status": "True", "reason": "AllConfined", "message": "", "lastTransitionTime": "2026-12-01T00:00:00Z" }] } }),
-        json!({ "status": { "containers": [{ "name": "app", "profile": { "type": "RuntimeDefault" }, "source": "PodField", "confined": true }] } }),
-        json!({ "metadata": { "ownerReferences": [{ "apiVersion": "v1", "kind": "Pod", "name": "other", "uid": "forged" }] } }),
-    ] {
+    // Every field the controller decides, each forged on its own: every property of `status`
+    // in the CRD but the agent's `runtime` (a field added later without its line in the admission
+    // policy is caught here), and the spec, owner and labels.
+    let other_node = nodes.b.name.clone();
+    let forged_status = [
+        ("action", json!("Labeled")),
+        (
+            "conditions",
+            json!([{ "type": "Confined", "status": "True", "reason": "AllConfined", "message": "", "lastTransitionTime": "2026-12-01T00:00:00Z" }]),
+        ),
+        ("confined", json!("9/9")),
+        ("confinedContainers", json!(7)),
+        (
+            "containers",
+            json!([{ "name": "app", "profile": { "type": "RuntimeDefault" }, "source": "PodField", "confined": true }]),
+        ),
+        ("kubeletSeccompDefault", json!("true")),
+        ("node", json!(other_node)),
+        (
+            "policies",
+            json!([{ "name": "forged", "verdict": "Compliant", "action": "None" }]),
+        ),
+        ("profile", json!("RuntimeDefault")),
+        ("scc", json!("privileged")),
+        ("source", json!("PodField")),
+        ("strength", json!("AllowList")),
+        ("totalContainers", json!(9)),
+        ("unlistedContainers", json!(3)),
+        ("verdict", json!("Compliant")),
+    ];
+    let crd = <SeccompStatus as kube::CustomResourceExt>::crd();
+    let schema_fields: std::collections::BTreeSet<String> = crd.spec.versions[0]
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .and_then(|s| s.properties.as_ref()?.get("status")?.properties.as_ref())
+        .expect("the status schema")
+        .keys()
+        .filter(|k| *k != "runtime")
+        .cloned()
+        .collect();
+    let forged_fields: std::collections::BTreeSet<String> =
+        forged_status.iter().map(|(k, _)| k.to_string()).collect();
+    assert_eq!(
+        forged_fields, schema_fields,
+        "one forged value for each field the controller writes"
+    );
+    let forged_all = forged_status
+        .into_iter()
+        .map(|(field, value)| json!({ "status": { field: value } }))
+        .chain([
+            json!({ "spec": { "podUID": "forged" } }),
+            json!({ "metadata": { "ownerReferences": [{ "apiVersion": "v1", "kind": "Pod", "name": "other", "uid": "forged" }] } }),
+            json!({ "metadata": { "labels": { "seccomp.sentinel.dev/profile": "RuntimeDefault" } } }),
+        ]);
+    for forged in forged_all {
         let mut body = json!({ "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompStatus", "metadata": { "name": "on-a" } });
-        body.as_object_mut()
-            .expect("object")
-            .extend(forged.as_object().expect("object").clone());
-        body["metadata"]["name"] = json!("on-a");
+        for (key, value) in forged.as_object().expect("object") {
+            match (
+                body.get_mut(key).and_then(|b| b.as_object_mut()),
+                value.as_object(),
+            ) {
+                (Some(part), Some(value)) => part.extend(value.clone()),
+                _ => {
+                    body[key] = value.clone();
+                }
+            }
+        }
         let result = status_api
             .patch(
                 "on-a",
@@ -1712,8 +1765,10 @@ async fn an_agent_token_reaches_only_its_own_node() {
                 &kube::api::Patch::Apply(&body),
             )
             .await;
+        // Refused by the agent's admission policy, not by the schema (a forged value the schema
+        // refuses would prove nothing).
         assert!(
-            matches!(&result, Err(kube::Error::Api(s)) if s.code == 422 || s.code == 403),
+            matches!(&result, Err(kube::Error::Api(s)) if s.message.contains("the node agent may change only")),
             "the controller's fields ({forged}): {result:?}"
         );
     }
