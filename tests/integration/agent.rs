@@ -715,3 +715,126 @@ async fn a_kubelet_configuration_given_as_a_copy_is_read_as_it_is() {
         .await
         .expect("delete node");
 }
+
+/// An agent whose writes the API server refuses (here its role lacks `patch` on SeccompStatuses,
+/// as in an install that missed a rule) says so with the API server's reason, in warnings less
+/// and less often. Before, a 403 was taken for a status of another node and dropped without a
+/// word: the agent ran, found the container, and neither wrote nor said anything.
+#[tokio::test]
+async fn an_agent_whose_writes_are_refused_says_why() {
+    use k8s_openapi::api::{
+        authentication::v1::TokenRequest,
+        core::v1::ServiceAccount,
+        rbac::v1::{ClusterRole, ClusterRoleBinding},
+    };
+    let ctx = support::context("agent-refused").await;
+    let node_name = unique_name("agent-node");
+    let nodes = create_node_without_kubelet(&ctx.client, &node_name).await;
+    let operator = Operator::for_namespace(&ctx).await;
+    let uid = create_web_pod(
+        &ctx,
+        &node_name,
+        json!([{ "name": "app", "image": "registry.invalid/app:1" }]),
+    )
+    .await;
+    let statuses = mark_running(&ctx, "web", &[("app", format!("containerd://{ID_FILTERED}"))]).await;
+    let filtered = Helper::start("filter");
+    let root = tempfile::tempdir().expect("proc root");
+    let slice = format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid}.slice");
+    link_process(
+        root.path(),
+        filtered.pid(),
+        &format!("0::{slice}/cri-containerd-{ID_FILTERED}.scope\n"),
+    );
+
+    // The agent's role, but for `patch` on SeccompStatuses (and on Nodes).
+    let name = ctx.ns.clone();
+    let role: ClusterRole = serde_json::from_value(json!({ "metadata": { "name": name }, "rules": [
+        { "apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"] },
+        { "apiGroups": [""], "resources": ["nodes"], "verbs": ["get"] },
+        { "apiGroups": ["seccomp.sentinel.dev"], "resources": ["seccompstatuses"], "verbs": ["list", "watch"] },
+        { "apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"] }] }))
+    .expect("role");
+    Api::<ClusterRole>::all(ctx.client.clone())
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("role");
+    let binding: ClusterRoleBinding = serde_json::from_value(json!({ "metadata": { "name": name },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name },
+        "subjects": [{ "kind": "ServiceAccount", "name": "limited-agent", "namespace": ctx.ns }] }))
+    .expect("binding");
+    Api::<ClusterRoleBinding>::all(ctx.client.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("binding");
+    let accounts: Api<ServiceAccount> = ctx.api();
+    let account: ServiceAccount =
+        serde_json::from_value(json!({ "metadata": { "name": "limited-agent" } })).expect("account");
+    accounts
+        .create(&PostParams::default(), &account)
+        .await
+        .expect("account");
+    let request: TokenRequest =
+        serde_json::from_value(json!({ "spec": { "audiences": [], "expirationSeconds": 3600 } }))
+            .expect("request");
+    let token = accounts
+        .create_token_request("limited-agent", &PostParams::default(), &request)
+        .await
+        .expect("token")
+        .status
+        .expect("token")
+        .token;
+    let kubeconfig = root.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, ctx.cluster.kubeconfig_with_token(&token)).expect("kubeconfig");
+
+    let log_path = root.path().join("agent.log");
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
+        .args(["agent", "--node-name", &node_name, "--scan-interval", "1s"])
+        .arg("--proc-root")
+        .arg(root.path())
+        .env("KUBECONFIG", &kubeconfig)
+        .env("SENTINEL_LOG", "info,seccomp_sentinel=debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).expect("log"))
+        .spawn()
+        .expect("start the agent");
+    wait_for(
+        "the agent to tell its refused writes",
+        Duration::from_secs(60),
+        || async {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            log.contains("runtime observations not written").then_some(())
+        },
+    )
+    .await;
+    // Some eight scans more (one a second): warnings at the 1st, 2nd, 4th, 8th ... in a row.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let told: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("runtime observations not written"))
+        .collect();
+    let warned: Vec<&str> = told.iter().copied().filter(|l| l.contains("WARN")).collect();
+    let scans = told.len();
+    assert!(scans >= 4, "{told:#?}");
+    let powers_of_two = (0..).take_while(|p| 1usize << p <= scans).count();
+    assert_eq!(warned.len(), powers_of_two, "{scans} failing scans: {warned:#?}");
+    assert!(
+        warned[0].contains("403") && warned[0].contains("cannot patch resource \"seccompstatuses\""),
+        "the API server's reason: {}",
+        warned[0]
+    );
+    let status = statuses.get("web").await.expect("status").status.expect("status");
+    assert!(status.runtime.is_none(), "nothing written: {:?}", status.runtime);
+
+    operator.stop().await;
+    let _ = Api::<ClusterRoleBinding>::all(ctx.client.clone())
+        .delete(&name, &DeleteParams::default())
+        .await;
+    let _ = Api::<ClusterRole>::all(ctx.client.clone())
+        .delete(&name, &DeleteParams::default())
+        .await;
+    let _ = nodes.delete(&node_name, &DeleteParams::default()).await;
+}

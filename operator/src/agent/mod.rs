@@ -687,6 +687,33 @@ struct Agent {
     profiles_written: tokio::sync::Mutex<OwnWrites>,
     /// Running containers whose process is not found.
     unfound: std::sync::Mutex<Unfound>,
+    /// Scans in a row with a write of runtime observations that failed, and with a profile file
+    /// report that failed ([`tell_failed_writes`]).
+    failing_scans: std::sync::atomic::AtomicU32,
+    failing_profile_scans: std::sync::atomic::AtomicU32,
+}
+
+/// Tells the writes of one scan that failed, with the first one's error: a warning at the 1st,
+/// 2nd, 4th, 8th, ... scan in a row that has some, a debug line at the others. A cluster that
+/// refuses them for good (the agent's role lacks a rule, an admission policy of the cluster)
+/// is told why, without a line every scan. `in_a_row` is reset by a scan without failures.
+fn tell_failed_writes(
+    in_a_row: &std::sync::atomic::AtomicU32,
+    failed: usize,
+    first: Option<&AgentError>,
+    what: &str,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let Some(error) = first else {
+        in_a_row.store(0, Relaxed);
+        return;
+    };
+    let scans = in_a_row.fetch_add(1, Relaxed).saturating_add(1);
+    if scans.is_power_of_two() {
+        warn!(failed, scans_in_a_row = scans, error = %error, "{what} not written (retried next pass)");
+    } else {
+        debug!(failed, scans_in_a_row = scans, error = %error, "{what} not written (retried next pass)");
+    }
 }
 
 /// The resourceVersion each of the agent's writes produced, by the SeccompStatus's UID. The agent
@@ -807,6 +834,8 @@ pub async fn run(
         written: Default::default(),
         profiles_written: Default::default(),
         unfound: Default::default(),
+        failing_scans: Default::default(),
+        failing_profile_scans: Default::default(),
     });
     // Any change of a pod or status on this node triggers a scan; otherwise every interval.
     let (kick_tx, mut kick_rx) = tokio::sync::mpsc::channel::<()>(1);
@@ -947,7 +976,7 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
     write_profile_reports(agent, profile_reports, &live).await;
     let mut written = agent.written.lock().await;
     written.keep_only(&live);
-    let mut failed = 0;
+    let (mut failed, mut first_error) = (0, None);
     for (stored, report) in reports {
         if report.stored || written.not_seen_yet(&stored) {
             continue;
@@ -958,6 +987,7 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
             Err(e) => {
                 failed += 1;
                 debug!(pod = %format!("{}/{}", report.namespace, report.name), error = %e, "could not write the runtime observations");
+                first_error.get_or_insert(e);
                 continue;
             }
         };
@@ -983,9 +1013,12 @@ async fn scan(agent: &Agent, kubelet: Option<&kubelet::FoundKubelet>) -> Result<
                 .await;
         }
     }
-    if failed > 0 {
-        warn!(failed, "runtime observations not written (retried next pass)");
-    }
+    tell_failed_writes(
+        &agent.failing_scans,
+        failed,
+        first_error.as_ref(),
+        "runtime observations",
+    );
     debug!(containers = index.containers(), "scan complete");
     Ok(())
 }
@@ -998,7 +1031,7 @@ async fn write_profile_reports(
 ) {
     let mut written = agent.profiles_written.lock().await;
     written.keep_only(live);
-    let mut failed = 0;
+    let (mut failed, mut first_error) = (0, None);
     for (stored, report) in &reports {
         if report.stored || written.not_seen_yet(stored) {
             continue;
@@ -1017,12 +1050,16 @@ async fn write_profile_reports(
             Err(e) => {
                 failed += 1;
                 debug!(pod = %format!("{}/{}", report.namespace, report.name), error = %e, "could not report the profile files");
+                first_error.get_or_insert(e);
             }
         }
     }
-    if failed > 0 {
-        warn!(failed, "profile files not reported (retried next pass)");
-    }
+    tell_failed_writes(
+        &agent.failing_profile_scans,
+        failed,
+        first_error.as_ref(),
+        "profile file reports",
+    );
 }
 
 /// The runtime fields of one pod's SeccompStatus, under the agent's own field manager; returns
@@ -1036,8 +1073,10 @@ async fn write(agent: &Agent, report: &PodReport) -> Result<Option<u64>, AgentEr
 }
 
 /// Applies `status` fields of one SeccompStatus as `manager`. The agent may not create
-/// SeccompStatuses (no `create` in its RBAC): a status that is gone (404) or refused to it (403,
-/// another node's) is done with. Returns the resourceVersion written, if there was a write.
+/// SeccompStatuses (no `create` in its RBAC): a status that is gone (404) is done with. A refusal
+/// (403: the agent's role, an admission policy) is an error to tell: the agent watches only the
+/// statuses of its own node's pods, so it is never one it should not have tried. Returns the
+/// resourceVersion written, if there was a write.
 async fn apply_status(
     agent: &Agent,
     namespace: &str,
@@ -1059,7 +1098,7 @@ async fn apply_status(
             debug!(pod = %format!("{namespace}/{name}"), manager, "written");
             Ok(written.resource_version_number())
         }
-        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 403 => Ok(None),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
