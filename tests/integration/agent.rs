@@ -141,6 +141,11 @@ async fn a_child_the_kubelet_forked_is_not_taken_for_it() {
     assert_eq!(found, Some(5000));
 }
 
+/// The systemd cgroup slice of a Burstable pod, as the kubelet names it (`uid` with `_`).
+fn pod_slice(uid: &str) -> String {
+    format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid}.slice")
+}
+
 fn link_process(root: &Path, pid: u32, cgroup: &str) {
     let dir = root.join(pid.to_string());
     std::fs::create_dir_all(&dir).expect("dir");
@@ -229,7 +234,7 @@ async fn the_agent_records_what_the_kernel_enforces() {
     let filtered = Helper::start("filter");
     let plain = Helper::start("plain");
     let root = tempfile::tempdir().expect("proc root");
-    let slice = format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid}.slice");
+    let slice = pod_slice(&uid);
     link_process(
         root.path(),
         filtered.pid(),
@@ -740,7 +745,7 @@ async fn an_agent_whose_writes_are_refused_says_why() {
     let statuses = mark_running(&ctx, "web", &[("app", format!("containerd://{ID_FILTERED}"))]).await;
     let filtered = Helper::start("filter");
     let root = tempfile::tempdir().expect("proc root");
-    let slice = format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid}.slice");
+    let slice = pod_slice(&uid);
     link_process(
         root.path(),
         filtered.pid(),
