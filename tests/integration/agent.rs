@@ -721,9 +721,9 @@ async fn a_kubelet_configuration_given_as_a_copy_is_read_as_it_is() {
         .expect("delete node");
 }
 
-/// An agent whose writes the API server refuses (here its role lacks `patch` on SeccompStatuses,
-/// as in an install that missed a rule) says so with the API server's reason, in warnings less
-/// and less often. Before, a 403 was taken for a status of another node and dropped without a
+/// An agent whose writes the API server refuses (here its role lacks `patch` on SeccompStatuses
+/// and Nodes, as in an install that missed a rule) says so with the API server's reason, in
+/// warnings less and less often. Before, a 403 was taken for a status of another node and dropped without a
 /// word: the agent ran, found the container, and neither wrote nor said anything.
 #[tokio::test]
 async fn an_agent_whose_writes_are_refused_says_why() {
@@ -824,8 +824,26 @@ async fn an_agent_whose_writes_are_refused_says_why() {
     let warned: Vec<&str> = told.iter().copied().filter(|l| l.contains("WARN")).collect();
     let scans = told.len();
     assert!(scans >= 4, "{told:#?}");
-    let powers_of_two = (0..).take_while(|p| 1usize << p <= scans).count();
-    assert_eq!(warned.len(), powers_of_two, "{scans} failing scans: {warned:#?}");
+    let powers_of_two = |n: usize| (0..).take_while(|p| 1usize << p <= n).count();
+    assert_eq!(
+        warned.len(),
+        powers_of_two(scans),
+        "{scans} failing scans: {warned:#?}"
+    );
+    // Its role has no `patch` on Nodes either: the node's annotations are refused at each pass,
+    // told the same way.
+    let annotations: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("could not annotate the node"))
+        .collect();
+    let annotations_warned = annotations.iter().filter(|l| l.contains("WARN")).count();
+    assert!(annotations.len() >= 4, "{annotations:#?}");
+    assert_eq!(
+        annotations_warned,
+        powers_of_two(annotations.len()),
+        "{annotations:#?}"
+    );
+    assert!(annotations[0].contains("403"), "{}", annotations[0]);
     assert!(
         warned[0].contains("403") && warned[0].contains("cannot patch resource \"seccompstatuses\""),
         "the API server's reason: {}",

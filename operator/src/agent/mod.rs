@@ -866,6 +866,7 @@ pub async fn run(
     let mut warned_change = None;
     // The Node is read again now and then, so annotations someone removed come back.
     let mut verified = tokio::time::Instant::now();
+    let mut annotation_failures: u32 = 0;
     loop {
         // One look for the kubelet a pass: its settings and its seccomp directory both come from it.
         let kubelet = kubelet::find_kubelet(&agent.args.proc_root, &agent.args.node_name);
@@ -888,8 +889,17 @@ pub async fn run(
                 Ok(()) => {
                     reported = Some(facts);
                     verified = tokio::time::Instant::now();
+                    annotation_failures = 0;
                 }
-                Err(e) => warn!(error = %e, "could not annotate the node"),
+                // Tried again every pass: a warning at the 1st, 2nd, 4th, ... failure in a row.
+                Err(e) => {
+                    annotation_failures = annotation_failures.saturating_add(1);
+                    if annotation_failures.is_power_of_two() {
+                        warn!(error = %e, failures_in_a_row = annotation_failures, "could not annotate the node");
+                    } else {
+                        debug!(error = %e, failures_in_a_row = annotation_failures, "could not annotate the node");
+                    }
+                }
             }
         }
         if let Err(e) = scan(&agent, kubelet.as_ref()).await {
