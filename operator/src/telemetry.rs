@@ -244,6 +244,14 @@ const COUNTED_ACTIONS: [PolicyAction; 6] = [
     PolicyAction::Evicted,
 ];
 
+/// Whether the `failures_in_a_row`-th failure in a row of something retried is logged as a
+/// warning (the others go to debug): the 1st, 2nd, 4th, 8th, ... A write the cluster refuses for
+/// good (an object-count quota, an admission policy, a role missing a rule) fails at every retry:
+/// a warning each time, for ever, would bury every other line.
+pub fn worth_a_warning(failures_in_a_row: u32) -> bool {
+    failures_in_a_row.is_power_of_two()
+}
+
 fn label<T: serde::Serialize>(value: T) -> String {
     serde_json::to_value(value)
         .ok()

@@ -709,7 +709,7 @@ fn tell_failed_writes(
         return;
     };
     let scans = in_a_row.fetch_add(1, Relaxed).saturating_add(1);
-    if scans.is_power_of_two() {
+    if crate::telemetry::worth_a_warning(scans) {
         warn!(failed, scans_in_a_row = scans, error = %error, "{what} not written (retried next pass)");
     } else {
         debug!(failed, scans_in_a_row = scans, error = %error, "{what} not written (retried next pass)");
@@ -894,7 +894,7 @@ pub async fn run(
                 // Tried again every pass: a warning at the 1st, 2nd, 4th, ... failure in a row.
                 Err(e) => {
                     annotation_failures = annotation_failures.saturating_add(1);
-                    if annotation_failures.is_power_of_two() {
+                    if crate::telemetry::worth_a_warning(annotation_failures) {
                         warn!(error = %e, failures_in_a_row = annotation_failures, "could not annotate the node");
                     } else {
                         debug!(error = %e, failures_in_a_row = annotation_failures, "could not annotate the node");

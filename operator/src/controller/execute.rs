@@ -229,14 +229,11 @@ async fn confirm_unconfirmed_write(ctx: &Context, key: &PodKey) -> Result<(), Er
     Ok(())
 }
 
-/// Whether the `attempts`-th failure in a row of a pod's pass is logged as a warning (the others
-/// go to debug; every one is counted in `seccomp_sentinel_reconcile_errors_total`, which the
-/// `SeccompSentinelReconcileErrors` alert watches): the 1st, 2nd, 4th, ... 128th. A write the
-/// cluster refuses for good (an object-count quota, a webhook requiring labels on every object)
-/// fails once a minute for each pod it touches: a warning a minute for each, for ever, would
-/// bury every other line.
+/// [`crate::telemetry::worth_a_warning`] for a pod's pass (every failure is counted in
+/// `seccomp_sentinel_reconcile_errors_total`, which the `SeccompSentinelReconcileErrors` alert
+/// watches).
 fn worth_a_warning(attempts: u8) -> bool {
-    attempts.is_power_of_two()
+    crate::telemetry::worth_a_warning(u32::from(attempts))
 }
 
 /// Event reason on a pod whose SeccompStatus the API server refuses.
