@@ -25,7 +25,7 @@ use kube::{Api, Client, runtime::watcher};
 use tracing::{debug, info};
 
 pub use config::ControllerConfig;
-pub use execute::{PodLabels, write_pod_labels};
+pub use execute::{LABEL_MANAGER, PodLabels, write_pod_labels};
 use state::{PodKey, State};
 
 use crate::client::{serves, serves_kind};
