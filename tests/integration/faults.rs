@@ -1416,6 +1416,56 @@ async fn a_port_already_taken_is_a_start_up_error() {
     drop(taken);
 }
 
+/// Watches the CRD `name` (from before this returns) until it is deleted; the task's result is
+/// every reason its `Terminating` condition had meanwhile.
+async fn crd_deletion_reasons(client: Client, name: &str) -> tokio::task::JoinHandle<Vec<String>> {
+    use futures::StreamExt;
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let api = Api::<CustomResourceDefinition>::all(client);
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let (listed, ready) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let mut listed = Some(listed);
+        let mut reasons: Vec<String> = Vec::new();
+        let stream = watcher(api, config).default_backoff();
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(watcher::Event::InitDone) => {
+                    if let Some(listed) = listed.take() {
+                        let _ = listed.send(());
+                    }
+                }
+                Ok(watcher::Event::Apply(crd) | watcher::Event::InitApply(crd)) => {
+                    terminating_reasons(crd, &mut reasons);
+                }
+                Ok(watcher::Event::Delete(crd)) => {
+                    terminating_reasons(crd, &mut reasons);
+                    return reasons;
+                }
+                _ => {}
+            }
+        }
+        reasons
+    });
+    ready.await.expect("the CRD listed");
+    task
+}
+
+fn terminating_reasons(
+    crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    reasons: &mut Vec<String>,
+) {
+    let conditions = crd.status.and_then(|s| s.conditions).unwrap_or_default();
+    for c in conditions.into_iter().filter(|c| c.type_ == "Terminating") {
+        let reason = c.reason.unwrap_or_default();
+        if reasons.last() != Some(&reason) {
+            reasons.push(reason);
+        }
+    }
+}
+
 /// The CRDs deleted while the operator runs (an uninstall stopped half-way, a mistaken `kubectl
 /// delete`), on a control plane of the test's own: one warning that names the cause stands for
 /// every pod's failing pass, and once the CRDs are installed again every status comes back.
@@ -1437,7 +1487,7 @@ async fn crds_deleted_while_running_are_one_warning_and_installed_again_every_st
             .await
             .expect("create pod");
     }
-    let statuses: Api<SeccompStatus> = Api::namespaced(client, &ctx.ns);
+    let statuses: Api<SeccompStatus> = Api::namespaced(client.clone(), &ctx.ns);
     let written = |count: usize| {
         let statuses = statuses.clone();
         async move {
@@ -1448,9 +1498,27 @@ async fn crds_deleted_while_running_are_one_warning_and_installed_again_every_st
     let operator = Process::start(&ctx, plane.kubeconfig(), &[], &[]);
     wait_for("every status", TIMEOUT, || written(12)).await;
 
+    let deletion = crd_deletion_reasons(client, "seccompstatuses.seccomp.sentinel.dev").await;
     plane
         .kubectl(&["delete", "crd", "seccompstatuses.seccomp.sentinel.dev"])
         .expect("the CRD deleted");
+    let reasons = tokio::time::timeout(TIMEOUT, deletion)
+        .await
+        .expect("the CRD's deletion seen")
+        .expect("the CRD watch");
+    // Before Kubernetes 1.34 an apply may create a status while the CRD is being deleted; the
+    // API server, finding one left, says InstanceDeletionCheck and tries again a minute later.
+    assert!(
+        reasons.contains(&"InstanceDeletionInProgress".to_string())
+            && !reasons.contains(&"InstanceDeletionCheck".to_string()),
+        "the statuses went in one round: {reasons:?}\n{}",
+        operator.log()
+    );
+    assert!(
+        operator.log().contains("the SeccompStatus CRD is being deleted"),
+        "{}",
+        operator.log()
+    );
     for i in 0..12 {
         pods.create(&PostParams::default(), &pod(&format!("q{i:02}"), None))
             .await

@@ -358,7 +358,14 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
     let earlier = stored.as_ref().filter(|s| s.written_for_another_pod(&uid));
     let creates = stored.is_none() || earlier.is_some();
     let desired = status::within_size(&plan.status);
-    if creates && namespace_terminating {
+    if ctx
+        .status_crd_terminating
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
+        // Its deletion waits until no status is left: this one goes too, and the pod is passed
+        // again when the CRD is established again.
+        debug!(pod = %key, "no SeccompStatus written: its CRD is being deleted");
+    } else if creates && namespace_terminating {
         debug!(pod = %key, "no SeccompStatus created: the namespace is being deleted");
     } else if !plan.hold && status::needs_write(stored.as_ref(), &uid, &desired) {
         if let Some(earlier) = earlier {

@@ -10,6 +10,7 @@ mod execute;
 mod policy_status;
 pub mod queue;
 pub mod state;
+mod status_crd;
 mod watches;
 
 use std::{
@@ -118,6 +119,8 @@ pub struct Context {
     /// When a failed pass last warned that the SeccompStatus CRD is unavailable: one warning
     /// stands for every pod's while it lasts.
     crd_unavailable_warned: Mutex<Option<std::time::Instant>>,
+    /// The SeccompStatus CRD is being deleted ([`status_crd`]): no status is written.
+    status_crd_terminating: AtomicBool,
 }
 
 impl Context {
@@ -146,6 +149,7 @@ impl Context {
             tasks: Mutex::default(),
             stats: Stats::default(),
             crd_unavailable_warned: Mutex::default(),
+            status_crd_terminating: AtomicBool::new(false),
         }
     }
 
@@ -290,6 +294,7 @@ async fn start(ctx: Arc<Context>, workers: &mut Vec<tokio::task::JoinHandle<()>>
     let page = watcher::Config::default()
         .page_size(ctx.config.list_page_size)
         .streaming_lists();
+    status_crd::spawn(&ctx);
     let (close_status_watch, pause_status_watch) = tokio::sync::oneshot::channel();
     let pods_listed = watches::spawn(
         &ctx,

@@ -670,6 +670,19 @@ impl State {
         }
     }
 
+    /// Pods whose SeccompStatus is not known to be stored, their failures forgotten: the
+    /// SeccompStatus CRD is back, and their next pass is not a retry.
+    pub fn pods_without_status_afresh(&mut self) -> Vec<PodKey> {
+        self.pods
+            .iter_mut()
+            .filter(|(_, entry)| !entry.has_stored())
+            .map(|(key, entry)| {
+                entry.failures = 0;
+                key.clone()
+            })
+            .collect()
+    }
+
     /// After a relist of SeccompStatuses: the records not listed are gone. Returns the pods whose
     /// record went. `newest_listed` is the highest resourceVersion the list held: a record at or
     /// below it was deleted before the list was taken, but one above it (the controller's own

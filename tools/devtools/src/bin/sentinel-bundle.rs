@@ -94,8 +94,18 @@ fn main() -> anyhow::Result<()> {
         .context("the agent's service account name")?
         .to_string();
     let agent_rules = one(&root.join("config/agent/role.yaml"))?["rules"].clone();
-    if cluster_rules.to_string().contains("customresourcedefinitions") {
-        bail!("the manager must not be able to create CRDs");
+    // OLM owns the CRDs: the manager may only read its own SeccompStatus CRD, by name.
+    for rule in cluster_rules.as_array().into_iter().flatten() {
+        if !rule.to_string().contains("customresourcedefinitions") {
+            continue;
+        }
+        let read_only = rule["verbs"]
+            .as_array()
+            .is_some_and(|verbs| verbs.iter().all(|v| v == "list" || v == "watch" || v == "get"));
+        let by_name = rule["resourceNames"].as_array().is_some_and(|n| !n.is_empty());
+        if !(read_only && by_name) {
+            bail!("the manager may only read CRDs named in resourceNames: {rule}");
+        }
     }
     csv["spec"]["install"] = json!({
         "strategy": "deployment",
