@@ -1336,6 +1336,21 @@ mod tests {
     }
 
     #[test]
+    fn the_pods_without_a_status_are_passed_afresh_when_the_crd_returns() {
+        let mut state = State::default();
+        let (stored_one, missing) = (state.key("n", "stored"), state.key("n", "missing"));
+        state.apply_pod(&stored_one, pod("us", "x"));
+        state.apply_pod(&missing, pod("um", "x"));
+        state.apply_status(&stored_one, stored(3));
+        for key in [&stored_one, &missing] {
+            state.pods.get_mut(key).expect("entry").failures = 6;
+        }
+        assert_eq!(state.pods_without_status_afresh(), vec![missing.clone()]);
+        assert_eq!(state.pods[&missing].failures, 0, "not a retry: no backoff");
+        assert_eq!(state.pods[&stored_one].failures, 6, "its own failures stand");
+    }
+
+    #[test]
     fn a_status_newer_than_a_relist_is_read_back_not_written_again() {
         let mut state = State::default();
         let (old, new, gone) = (
