@@ -146,6 +146,18 @@ pub fn watch_expired(error: &kube::runtime::watcher::Error) -> bool {
     matches!(error, kube::runtime::watcher::Error::WatchError(status) if status.code == 410)
 }
 
+/// A watch its client may not make (403 on its list or watch): no retry will change that.
+pub fn watch_forbidden(error: &kube::runtime::watcher::Error) -> bool {
+    use kube::runtime::watcher::Error as WatchError;
+    matches!(
+        error,
+        WatchError::InitialListFailed(kube::Error::Api(status))
+            | WatchError::WatchStartFailed(kube::Error::Api(status))
+            | WatchError::WatchFailed(kube::Error::Api(status))
+            if status.code == 403
+    )
+}
+
 /// The resource's CRD is not installed, or is being deleted: the API server has no such resource
 /// (its 404 then is a plain-text "page not found", not a `Status`; kube makes one up, with the
 /// reason "Failed to parse error data"), or refuses to create any while the CRD terminates.
@@ -246,6 +258,22 @@ mod tests {
         assert!(watch_expired(&ended(410)));
         assert!(!watch_expired(&ended(500)));
         assert!(!watch_expired(&WatchError::NoResourceVersion));
+    }
+
+    #[test]
+    fn a_forbidden_watch_is_told_from_other_watch_errors() {
+        use kube::runtime::watcher::Error as WatchError;
+        let api = |code: u16| {
+            kube::Error::Api(Box::new(
+                kube::core::Status::failure("customresourcedefinitions is forbidden", "Forbidden")
+                    .with_code(code),
+            ))
+        };
+        assert!(watch_forbidden(&WatchError::InitialListFailed(api(403))));
+        assert!(watch_forbidden(&WatchError::WatchStartFailed(api(403))));
+        assert!(!watch_forbidden(&WatchError::InitialListFailed(api(404))));
+        assert!(!watch_forbidden(&WatchError::WatchStartFailed(api(500))));
+        assert!(!watch_forbidden(&WatchError::NoResourceVersion));
     }
 
     #[test]

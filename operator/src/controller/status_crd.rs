@@ -35,14 +35,6 @@ pub(super) fn spawn(ctx: &Arc<Context>) {
         // Whether statuses could be written at the last event (`None` before the first).
         let mut was_live: Option<bool> = None;
         while let Some(event) = stream.next().await {
-            let deleting = |crd: &CustomResourceDefinition| crd.metadata.deletion_timestamp.is_some();
-            // Served: established (its API server handler answers) and not being deleted.
-            let served = |crd: &CustomResourceDefinition| {
-                !deleting(crd)
-                    && crd.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| {
-                        c.iter().any(|c| c.type_ == "Established" && c.status == "True")
-                    })
-            };
             // (being deleted, served)
             let (terminating, live) = match event {
                 Ok(watcher::Event::Init) => {
@@ -51,13 +43,13 @@ pub(super) fn spawn(ctx: &Arc<Context>) {
                 }
                 Ok(watcher::Event::InitApply(crd)) => {
                     listed = true;
-                    (deleting(&crd), served(&crd))
+                    (being_deleted(&crd), served(&crd))
                 }
                 Ok(watcher::Event::InitDone) if !listed => (false, false),
                 Ok(watcher::Event::InitDone) => continue,
-                Ok(watcher::Event::Apply(crd)) => (deleting(&crd), served(&crd)),
+                Ok(watcher::Event::Apply(crd)) => (being_deleted(&crd), served(&crd)),
                 Ok(watcher::Event::Delete(_)) => (false, false),
-                Err(error) if forbidden(&error) => {
+                Err(error) if crate::client::watch_forbidden(&error) => {
                     warn!(crd = SeccompStatus::crd_name(), "cannot watch the SeccompStatus CRD (its role lacks `list` and `watch` on it): a deletion of the CRD is not noticed, and statuses are written while it goes");
                     return;
                 }
@@ -81,12 +73,16 @@ pub(super) fn spawn(ctx: &Arc<Context>) {
     });
 }
 
-fn forbidden(error: &watcher::Error) -> bool {
-    matches!(
-        error,
-        watcher::Error::InitialListFailed(kube::Error::Api(status))
-            | watcher::Error::WatchStartFailed(kube::Error::Api(status))
-            | watcher::Error::WatchFailed(kube::Error::Api(status))
-            if status.code == 403
-    )
+fn being_deleted(crd: &CustomResourceDefinition) -> bool {
+    crd.metadata.deletion_timestamp.is_some()
+}
+
+/// Established (the API server's handler for it answers) and not being deleted.
+fn served(crd: &CustomResourceDefinition) -> bool {
+    !being_deleted(crd)
+        && crd
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Established" && c.status == "True"))
 }

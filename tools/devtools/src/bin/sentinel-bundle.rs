@@ -96,7 +96,10 @@ fn main() -> anyhow::Result<()> {
     let agent_rules = one(&root.join("config/agent/role.yaml"))?["rules"].clone();
     // OLM owns the CRDs: the manager may only read its own SeccompStatus CRD, by name.
     for rule in cluster_rules.as_array().into_iter().flatten() {
-        if !rule.to_string().contains("customresourcedefinitions") {
+        let on_crds = rule["resources"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r == "customresourcedefinitions" || r == "*"));
+        if !on_crds {
             continue;
         }
         let read_only = rule["verbs"]
