@@ -33,7 +33,7 @@ fn bench(c: &mut Criterion) {
     let mut sccs = SccDefaults::default();
     sccs.insert("restricted-v2", &["runtime/default".to_string()]);
     let node = NodeFacts {
-        windows: false,
+        os: seccomp_sentinel::engine::NodeOs::Linux,
         kubelet_minor: Some(33),
         seccomp_default: KubeletSeccompDefault::False,
     };

@@ -225,7 +225,7 @@ proptest! {
             prop_assert_eq!(status.containers.len(), view.containers.len());
             let stored = crate::status::within_size(&status);
             prop_assert_eq!(stored.containers.len() + stored.unlisted_containers as usize, view.containers.len());
-            let node = NodeFacts { windows: false, kubelet_minor: Some(36), seccomp_default: KubeletSeccompDefault::True };
+            let node = NodeFacts { os: crate::engine::NodeOs::Linux, kubelet_minor: Some(36), seccomp_default: KubeletSeccompDefault::True };
             let on_node = Facts { node: Some(&node), ..facts(&sccs) };
             let _ = engine::evaluate(&view, &on_node);
             if let Some(lean) = crate::controller::state::LeanPod::from_wire(&wire, true) {

@@ -170,11 +170,16 @@ async fn the_three_views_agree_for_every_profile_kind() {
     // `--profile=sysadmin` it is privileged.
     let container_only = json!({ "containers": [merge_into(container("app", REPORT),
         json!({ "securityContext": { "seccompProfile": runtime_default } }))] });
+    let host_process = json!({ "securityContext": { "windowsOptions": { "hostProcess": true } } });
     let specs: Vec<Pod> = specs
         .into_iter()
         .chain([
             pod("debugged-off", &a.name, REPORT, container_only.clone()),
             pod("debugged-on", &b.name, REPORT, container_only),
+            // `hostProcess` without `spec.os`: the API server admits it (with `hostNetwork`), and
+            // a Linux kubelet ignores `windowsOptions`: the containers are Linux containers.
+            pod("host-process-off", &a.name, REPORT, host_process.clone()),
+            pod("host-process-on", &b.name, REPORT, host_process),
         ])
         .collect();
     for spec in &specs {
@@ -243,6 +248,14 @@ async fn the_three_views_agree_for_every_profile_kind() {
         ),
         ("debugged-off", "admin", ProfileType::Unconfined, None, false),
         ("debugged-on", "admin", ProfileType::Unconfined, None, false),
+        ("host-process-off", "app", ProfileType::Unconfined, None, false),
+        (
+            "host-process-on",
+            "app",
+            ProfileType::RuntimeDefault,
+            Some("SCMP_ACT_ERRNO"),
+            false,
+        ),
         ("init-and-sidecar", "init", ProfileType::Unconfined, None, true),
         (
             "init-and-sidecar",
@@ -269,7 +282,7 @@ async fn the_three_views_agree_for_every_profile_kind() {
 
     let statuses: Api<SeccompStatus> = ctx.api();
     for want in &expected {
-        let on_b = matches!(want.pod, "unset-default-on" | "debugged-on");
+        let on_b = matches!(want.pod, "unset-default-on" | "debugged-on" | "host-process-on");
         let node = if on_b { b } else { a };
         wait_running(&pods, want.pod).await;
         let what = format!("{}/{}", want.pod, want.container);

@@ -81,7 +81,7 @@ fn corpus() -> Vec<Case> {
 /// Every container's effective profile, as the engine reads an admitted pod.
 fn profiles(pod: &Pod, sccs: &SccDefaults) -> Vec<String> {
     let node = NodeFacts {
-        windows: false,
+        os: seccomp_sentinel::engine::NodeOs::Linux,
         kubelet_minor: Some(33),
         seccomp_default: KubeletSeccompDefault::False,
     };

@@ -28,7 +28,7 @@ use crate::scc::{self, AdmissionRequest, NamespaceAllocation, OpenShiftVersion, 
 use crate::{
     api::{KubeletSeccompDefault, SeccompPolicy, SeccompStatus},
     client::Brief,
-    engine::{Facts, NodeFacts, SccDefaults, kubelet_minor},
+    engine::{Facts, NodeFacts, NodeOs, SccDefaults, kubelet_minor},
     lean::{Decoded, cluster::SeccompProfileWire, node::NodeWire, status::StatusWire},
     policy::{self, CompiledPolicy},
     status::StoredStatus,
@@ -841,7 +841,8 @@ async fn offline(
         node_reports: BTreeMap::new(),
         catalog: None,
         default_node: NodeFacts {
-            windows: false,
+            // Not a node read from the cluster: its operating system is not known.
+            os: NodeOs::Unknown,
             kubelet_minor: Some(minor),
             seccomp_default: seccomp_default(args),
         },
@@ -1295,7 +1296,8 @@ async fn live(
         node_reports,
         catalog,
         default_node: NodeFacts {
-            windows: false,
+            // Not a node read from the cluster: its operating system is not known.
+            os: NodeOs::Unknown,
             kubelet_minor: Some(cluster_minor),
             seccomp_default: default,
         },

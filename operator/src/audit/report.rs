@@ -564,7 +564,7 @@ mod tests {
     fn audit_one(document: Value) -> Vec<SeccompStatus> {
         let sccs = SccDefaults::default();
         let node = NodeFacts {
-            windows: false,
+            os: crate::engine::NodeOs::Linux,
             kubelet_minor: Some(33),
             seccomp_default: KubeletSeccompDefault::False,
         };

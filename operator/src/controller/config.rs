@@ -343,7 +343,7 @@ mod tests {
         assert_eq!(
             config.node_facts(&node),
             NodeFacts {
-                windows: false,
+                os: crate::engine::NodeOs::Linux,
                 kubelet_minor: Some(24),
                 seccomp_default: KubeletSeccompDefault::Unknown
             }
@@ -361,8 +361,13 @@ mod tests {
         let mut windows = node.clone();
         windows.metadata.meta.labels = labels(&[("kubernetes.io/os", "windows")]);
         let facts = config.node_facts(&windows);
-        assert!(facts.windows);
+        assert_eq!(facts.os, crate::engine::NodeOs::Windows);
         assert_eq!(facts.seccomp_default, KubeletSeccompDefault::False);
+        // A Node that says neither (made by hand, its kubelet never reported).
+        let mut bare = node.clone();
+        bare.metadata.meta.labels = labels(&[]);
+        bare.status = None;
+        assert_eq!(config.node_facts(&bare).os, crate::engine::NodeOs::Unknown);
         // A node agent's report wins over configuration; the same annotation from anyone else
         // does not count.
         let annotated_with = |manager: &str, value: &str| -> NodeWire {

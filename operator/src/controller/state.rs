@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     api::{KubeletSeccompDefault, PolicyAction, ProfileSource, ProfileType},
-    engine::{Facts, NodeFacts, PodView, SccDefaults},
+    engine::{Facts, NodeFacts, NodeOs, PodView, SccDefaults},
     lean::{cluster::PolicyWire, pod::PodWire},
     packed::Packed,
     policy::{
@@ -280,8 +280,8 @@ pub struct KnownNode {
 
 impl KnownNode {
     /// What decides whether a replacement pod started there is confined by default.
-    fn where_pods_start(&self) -> (&NodePlacement, bool, KubeletSeccompDefault) {
-        (&self.placement, self.facts.windows, self.facts.seccomp_default)
+    fn where_pods_start(&self) -> (&NodePlacement, NodeOs, KubeletSeccompDefault) {
+        (&self.placement, self.facts.os, self.facts.seccomp_default)
     }
 }
 

@@ -4,7 +4,8 @@
 //! (admission, the API server's old annotation/field sync and OpenShift's SCC defaulting have
 //! already happened by then):
 //!
-//! 1. Windows (pod `spec.os.name`, node OS, `hostProcess`) → `NotApplicable`.
+//! 1. Windows (pod `spec.os.name`, node OS; `hostProcess` unless the node is known to run Linux,
+//!    whose kubelet ignores it) → `NotApplicable`.
 //! 2. Container field, else pod field (kubelets ≤ 1.24 also read the legacy annotations:
 //!    container field > container annotation > pod field > pod annotation), else the kubelet's
 //!    `seccompDefault` (RuntimeDefault) or nothing (Unconfined).
@@ -27,11 +28,21 @@ use crate::api::{
     SeccompStatusStatus,
 };
 
+/// The operating system a node runs: its `kubernetes.io/os` label or
+/// `status.nodeInfo.operatingSystem`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum NodeOs {
+    Linux,
+    Windows,
+    /// Neither says (a Node object made by hand), or the node is assumed (the audit's manifests).
+    #[default]
+    Unknown,
+}
+
 /// What the operator knows about the node a pod runs on.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeFacts {
-    /// The node runs Windows (`kubernetes.io/os` label or `status.nodeInfo.operatingSystem`).
-    pub windows: bool,
+    pub os: NodeOs,
     /// Minor version of the node's kubelet (Kubernetes 1.x), when known.
     pub kubelet_minor: Option<u32>,
     pub seccomp_default: KubeletSeccompDefault,
@@ -90,12 +101,15 @@ pub fn evaluate(pod: &PodView, facts: &Facts<'_>) -> SeccompStatusStatus {
     let seccomp_default = facts
         .node
         .map_or(facts.unknown_node_seccomp_default, |n| n.seccomp_default);
+    // A Linux kubelet ignores `windowsOptions` (the API server lets a pod without `spec.os` ask
+    // for `hostProcess`) and runs the containers with the Linux seccomp settings as any other.
+    let linux_node = facts.node.is_some_and(|n| n.os == NodeOs::Linux);
     let windows_pod = pod
         .os
         .as_deref()
         .is_some_and(|os| os.eq_ignore_ascii_case("windows"))
-        || pod.host_process
-        || facts.node.is_some_and(|n| n.windows);
+        || (pod.host_process && !linux_node)
+        || facts.node.is_some_and(|n| n.os == NodeOs::Windows);
     // An unknown kubelet version is taken as a current one: every supported cluster is ≥ 1.33.
     let annotations_honoured = facts
         .node
@@ -106,6 +120,7 @@ pub fn evaluate(pod: &PodView, facts: &Facts<'_>) -> SeccompStatusStatus {
     let rules = Rules {
         pod,
         windows_pod,
+        linux_node,
         annotations_honoured,
         seccomp_default,
         scc_default,
@@ -117,6 +132,7 @@ pub fn evaluate(pod: &PodView, facts: &Facts<'_>) -> SeccompStatusStatus {
 struct Rules<'a> {
     pod: &'a PodView,
     windows_pod: bool,
+    linux_node: bool,
     annotations_honoured: bool,
     seccomp_default: KubeletSeccompDefault,
     scc_default: Option<&'a RequestedProfile>,
@@ -125,7 +141,7 @@ struct Rules<'a> {
 impl Rules<'_> {
     fn container(&self, c: &ContainerView) -> ContainerSeccomp {
         let mut warnings = Vec::new();
-        if self.windows_pod || c.host_process {
+        if self.windows_pod || (c.host_process && !self.linux_node) {
             return ContainerSeccomp {
                 name: c.name.clone(),
                 kind: c.kind,
@@ -140,6 +156,11 @@ impl Rules<'_> {
         }
 
         let pod = self.pod;
+        if c.host_process || pod.host_process {
+            warnings.push(
+                "windowsOptions.hostProcess is set, but the node runs Linux: its kubelet ignores it and applies the Linux seccomp settings".into(),
+            );
+        }
         let container_annotation =
             self.annotation(c.annotation.as_deref(), &c.profile, "container", &mut warnings);
         let pod_annotation = self.annotation(pod.annotation.as_deref(), &pod.profile, "pod", &mut warnings);

@@ -33,7 +33,7 @@ fn pod(profile: Option<RequestedProfile>, containers: Vec<ContainerView>) -> Pod
 
 fn node(seccomp_default: KubeletSeccompDefault, kubelet_minor: u32) -> NodeFacts {
     NodeFacts {
-        windows: false,
+        os: NodeOs::Linux,
         kubelet_minor: Some(kubelet_minor),
         seccomp_default,
     }
@@ -254,7 +254,7 @@ fn windows_pods_and_host_process_containers_are_not_applicable() {
 
     let on_windows_node = pod(rd(), vec![container("c", Container, None)]);
     let windows_node = NodeFacts {
-        windows: true,
+        os: NodeOs::Windows,
         ..node(OFF, 33)
     };
     assert_eq!(
@@ -262,12 +262,21 @@ fn windows_pods_and_host_process_containers_are_not_applicable() {
         (T::NotApplicable, None, S::Windows)
     );
 
+    // A hostProcess pod whose node is not known yet is one meant for Windows.
+    let sccs = SccDefaults::default();
+    let unscheduled = |p: &PodView| {
+        evaluate(
+            p,
+            &Facts {
+                node: None,
+                unknown_node_seccomp_default: ON,
+                sccs: &sccs,
+            },
+        )
+    };
     let mut host = container("host", Container, None);
     host.host_process = true;
-    let status = eval(
-        &pod(rd(), vec![host, container("other", Container, None)]),
-        &node(OFF, 33),
-    );
+    let status = unscheduled(&pod(rd(), vec![host, container("other", Container, None)]));
     assert_eq!(decided(&status, "host"), (T::NotApplicable, None, S::Windows));
     assert_eq!(decided(&status, "other"), (T::RuntimeDefault, None, S::PodField));
     assert_eq!(status.confined, "1/1");
@@ -277,9 +286,54 @@ fn windows_pods_and_host_process_containers_are_not_applicable() {
         ..pod(None, vec![container("c", Container, None)])
     };
     assert_eq!(
-        decided(&eval(&pod_host_process, &node(OFF, 33)), "c"),
+        decided(&unscheduled(&pod_host_process), "c"),
         (T::NotApplicable, None, S::Windows)
     );
+    assert_eq!(
+        decided(&eval(&pod_host_process, &windows_node), "c"),
+        (T::NotApplicable, None, S::Windows)
+    );
+    let unknown_os = NodeFacts {
+        os: NodeOs::Unknown,
+        ..node(OFF, 33)
+    };
+    assert_eq!(
+        decided(&eval(&pod_host_process, &unknown_os), "c"),
+        (T::NotApplicable, None, S::Windows)
+    );
+}
+
+#[test]
+fn a_host_process_pod_on_a_linux_node_runs_with_the_linux_settings() {
+    // The API server admits `hostProcess` on a pod without `spec.os`; a Linux kubelet ignores
+    // `windowsOptions`, so the containers run as any other there: unconfined unless asked.
+    let pod_host_process = PodView {
+        host_process: true,
+        ..pod(None, vec![container("c", Container, None)])
+    };
+    let status = eval(&pod_host_process, &node(OFF, 33));
+    assert_eq!(decided(&status, "c"), (T::Unconfined, None, S::None));
+    assert_eq!(status.profile, PodProfile::Unconfined);
+    assert!(
+        warnings(&status, "c")
+            .iter()
+            .any(|w| w.contains("hostProcess") && w.contains("Linux")),
+        "{:?}",
+        warnings(&status, "c")
+    );
+    assert_eq!(
+        decided(&eval(&pod_host_process, &node(ON, 33)), "c"),
+        (T::RuntimeDefault, None, S::KubeletDefault)
+    );
+
+    let mut host = container("host", Container, localhost("p.json"));
+    host.host_process = true;
+    let status = eval(&pod(None, vec![host]), &node(OFF, 33));
+    assert_eq!(
+        decided(&status, "host"),
+        (T::Localhost, Some("p.json".into()), S::ContainerField)
+    );
+    assert_eq!(status.confined, "1/1");
 }
 
 #[test]
@@ -720,23 +774,31 @@ fn pod_view() -> impl Strategy<Value = PodView> {
 }
 
 fn node_facts() -> impl Strategy<Value = NodeFacts> {
-    (prop::bool::weighted(0.1), prop::option::of(20u32..37), 0..3usize).prop_map(
-        |(windows, kubelet_minor, d)| NodeFacts {
-            windows,
-            kubelet_minor,
-            seccomp_default: [ON, OFF, UNKNOWN][d],
+    (0..10usize, prop::option::of(20u32..37), 0..3usize).prop_map(|(os, kubelet_minor, d)| NodeFacts {
+        // Mostly Linux, some Windows, some not known.
+        os: match os {
+            0 => NodeOs::Windows,
+            1 => NodeOs::Unknown,
+            _ => NodeOs::Linux,
         },
-    )
+        kubelet_minor,
+        seccomp_default: [ON, OFF, UNKNOWN][d],
+    })
 }
 
 proptest! {
     #[test]
-    fn invariants(p in pod_view(), n in node_facts()) {
-        let status = eval_on(&p, &n, &openshift_sccs());
+    fn invariants(p in pod_view(), n in prop::option::of(node_facts())) {
+        let sccs = openshift_sccs();
+        let status = evaluate(&p, &Facts { node: n.as_ref(), unknown_node_seccomp_default: UNKNOWN, sccs: &sccs });
         prop_assert_eq!(status.containers.len(), p.containers.len());
-        let windows_pod = p.os.as_deref() == Some("windows") || p.host_process || n.windows;
+        // hostProcess counts where the node is not known to run Linux.
+        let host_process_counts = n.as_ref().is_none_or(|n| n.os != NodeOs::Linux);
+        let windows_pod = p.os.as_deref() == Some("windows")
+            || (p.host_process && host_process_counts)
+            || n.as_ref().is_some_and(|n| n.os == NodeOs::Windows);
         for (view, c) in p.containers.iter().zip(&status.containers) {
-            let windows = windows_pod || view.host_process;
+            let windows = windows_pod || (view.host_process && host_process_counts);
             // NotApplicable exactly for Windows.
             prop_assert_eq!(c.profile.type_ == T::NotApplicable, windows);
             prop_assert_eq!(c.source == S::Windows, windows);

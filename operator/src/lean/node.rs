@@ -10,7 +10,7 @@ use super::{KeepAnnotations, Meta, decoded::WatchedKind};
 use crate::{
     agent::{AGENT_MANAGER, KUBELET_DEFAULT_ANNOTATION},
     api::KubeletSeccompDefault,
-    engine::{NodeFacts, kubelet_minor},
+    engine::{NodeFacts, NodeOs, kubelet_minor},
     policy::{NodePlacement, Taint},
 };
 
@@ -88,10 +88,19 @@ impl NodeWire {
     ) -> NodeFacts {
         let labels = &self.metadata.meta.labels;
         let info = self.status.as_ref().and_then(|s| s.node_info.as_ref());
-        let windows = labels.get("kubernetes.io/os").is_some_and(|os| os == "windows")
-            || info.is_some_and(|i| i.operating_system.eq_ignore_ascii_case("windows"));
+        let says = |name: &str| {
+            labels.get("kubernetes.io/os").is_some_and(|os| os == name)
+                || info.is_some_and(|i| i.operating_system.eq_ignore_ascii_case(name))
+        };
+        let os = if says("windows") {
+            NodeOs::Windows
+        } else if says("linux") {
+            NodeOs::Linux
+        } else {
+            NodeOs::Unknown
+        };
         NodeFacts {
-            windows,
+            os,
             kubelet_minor: info.and_then(|i| kubelet_minor(&i.kubelet_version)),
             seccomp_default: self
                 .agent_reported_seccomp_default()

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::{api::KubeletSeccompDefault, engine::NodeFacts};
+use crate::{
+    api::KubeletSeccompDefault,
+    engine::{NodeFacts, NodeOs},
+};
 
 /// What decides whether the scheduler may start a new pod on a node.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -125,7 +128,7 @@ impl TemplatePlacement {
         if let Some(pinned) = &self.node_name {
             return pinned == name;
         }
-        !node.windows
+        node.os != NodeOs::Windows
             && !placement.cordoned
             && placement
                 .taints
@@ -295,7 +298,7 @@ mod tests {
         let plain = node(False);
         let unknown = node(Unknown);
         let windows = NodeFacts {
-            windows: true,
+            os: NodeOs::Windows,
             ..node(False)
         };
         let (app, batch) = (pool("app"), pool("batch"));

@@ -831,7 +831,7 @@ mod tests {
         fn new() -> World {
             World {
                 node: NodeFacts {
-                    windows: false,
+                    os: crate::engine::NodeOs::Linux,
                     kubelet_minor: Some(36),
                     seccomp_default: KubeletSeccompDefault::False,
                 },

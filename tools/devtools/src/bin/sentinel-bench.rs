@@ -477,7 +477,7 @@ fn engine_rate() -> f64 {
         .collect();
     let sccs = SccDefaults::default();
     let node = NodeFacts {
-        windows: false,
+        os: seccomp_sentinel::engine::NodeOs::Linux,
         kubelet_minor: Some(33),
         seccomp_default: KubeletSeccompDefault::False,
     };
