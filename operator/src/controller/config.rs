@@ -358,15 +358,23 @@ mod tests {
             config.unknown_node_seccomp_default(),
             KubeletSeccompDefault::Unknown
         );
-        let mut windows = node.clone();
-        windows.metadata.meta.labels = labels(&[("kubernetes.io/os", "windows")]);
-        let facts = config.node_facts(&windows);
-        assert_eq!(facts.os, crate::engine::NodeOs::Windows);
+        // The kubelet's report of its OS decides: a label saying otherwise (set by hand) does not.
+        let mut mislabelled = node.clone();
+        mislabelled.metadata.meta.labels = labels(&[("kubernetes.io/os", "windows")]);
+        let facts = config.node_facts(&mislabelled);
+        assert_eq!(facts.os, crate::engine::NodeOs::Linux);
         assert_eq!(facts.seccomp_default, KubeletSeccompDefault::False);
-        // A Node that says neither (made by hand, its kubelet never reported).
-        let mut bare = node.clone();
+        let mut windows = mislabelled.clone();
+        if let Some(info) = windows.status.as_mut().and_then(|s| s.node_info.as_mut()) {
+            info.operating_system = "windows".into();
+        }
+        assert_eq!(config.node_facts(&windows).os, crate::engine::NodeOs::Windows);
+        // Before the kubelet reports, the label stands in; a Node that says neither is not known.
+        let mut unreported = mislabelled.clone();
+        unreported.status = None;
+        assert_eq!(config.node_facts(&unreported).os, crate::engine::NodeOs::Windows);
+        let mut bare = unreported.clone();
         bare.metadata.meta.labels = labels(&[]);
-        bare.status = None;
         assert_eq!(config.node_facts(&bare).os, crate::engine::NodeOs::Unknown);
         // A node agent's report wins over configuration; the same annotation from anyone else
         // does not count.

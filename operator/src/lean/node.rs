@@ -78,8 +78,8 @@ pub struct NodeInfoWire {
 }
 
 impl NodeWire {
-    /// What the node tells of itself: Windows or not (the `kubernetes.io/os` label or
-    /// `status.nodeInfo`), its kubelet's version and, if its node agent reported it, the kubelet's
+    /// What the node tells of itself: its OS (`status.nodeInfo`, else the `kubernetes.io/os`
+    /// label), its kubelet's version and, if its node agent reported it, the kubelet's
     /// `seccompDefault`. `configured` decides that default (from the node's labels) where the agent
     /// has not reported it. The controller and the live audit both read nodes through this.
     pub fn facts(
@@ -88,16 +88,15 @@ impl NodeWire {
     ) -> NodeFacts {
         let labels = &self.metadata.meta.labels;
         let info = self.status.as_ref().and_then(|s| s.node_info.as_ref());
-        let says = |name: &str| {
-            labels.get("kubernetes.io/os").is_some_and(|os| os == name)
-                || info.is_some_and(|i| i.operating_system.eq_ignore_ascii_case(name))
-        };
-        let os = if says("windows") {
-            NodeOs::Windows
-        } else if says("linux") {
-            NodeOs::Linux
-        } else {
-            NodeOs::Unknown
+        // The kubelet's own report (the OS its binary was built for) decides; the label, which
+        // whoever may label nodes can change, stands in only until the kubelet has reported.
+        let reported = info
+            .map(|i| i.operating_system.as_str())
+            .filter(|os| !os.is_empty());
+        let os = match reported.or_else(|| labels.get("kubernetes.io/os").map(String::as_str)) {
+            Some(os) if os.eq_ignore_ascii_case("windows") => NodeOs::Windows,
+            Some(os) if os.eq_ignore_ascii_case("linux") => NodeOs::Linux,
+            _ => NodeOs::Unknown,
         };
         NodeFacts {
             os,
