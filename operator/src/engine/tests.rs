@@ -289,18 +289,15 @@ fn windows_pods_and_host_process_containers_are_not_applicable() {
         decided(&unscheduled(&pod_host_process), "c"),
         (T::NotApplicable, None, S::Windows)
     );
-    assert_eq!(
-        decided(&eval(&pod_host_process, &windows_node), "c"),
-        (T::NotApplicable, None, S::Windows)
-    );
-    let unknown_os = NodeFacts {
-        os: NodeOs::Unknown,
-        ..node(OFF, 33)
-    };
-    assert_eq!(
-        decided(&eval(&pod_host_process, &unknown_os), "c"),
-        (T::NotApplicable, None, S::Windows)
-    );
+    // So is one on a node whose OS is Windows or not known.
+    for os in [NodeOs::Windows, NodeOs::Unknown] {
+        let facts = NodeFacts { os, ..node(OFF, 33) };
+        assert_eq!(
+            decided(&eval(&pod_host_process, &facts), "c"),
+            (T::NotApplicable, None, S::Windows),
+            "{os:?}"
+        );
+    }
 }
 
 #[test]
