@@ -1094,11 +1094,42 @@ async fn the_agent_follows_a_kubelet_restart_and_flags_pods_started_before_it() 
     wait_node_facts(&ctx.client, &handle.name, false).await;
     let agent_pods: Api<Pod> = Api::namespaced(ctx.client.clone(), nodes::AGENT_NAMESPACE);
     let agent = running_agent_of(&ctx.client, &handle.name, None).await;
+    let pods: Api<Pod> = ctx.api();
+
+    // A pod meant for the shared test nodes (it tolerates their taint, as an operator another
+    // test installs does) is not scheduled here, where it would go with this test's kubelet.
+    let stray = json!({
+        "nodeName": null,
+        "tolerations": [{ "key": sentinel_testenv::node::NODE_TAINT, "operator": "Exists" }],
+        "affinity": { "nodeAffinity": { "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{ "matchExpressions": [
+                { "key": "kubernetes.io/hostname", "operator": "In", "values": [handle.name] }] }] } } },
+    });
+    pods.create(&PostParams::default(), &pod("stray", "", REPORT, stray))
+        .await
+        .expect("pod");
+    let refused = wait_for("the stray pod's scheduling verdict", TIMEOUT, || async {
+        let p = pods.get("stray").await.ok()?;
+        let node = p.spec.as_ref().and_then(|s| s.node_name.clone());
+        let scheduled = p
+            .status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "PodScheduled")?;
+        Some((node, scheduled.status, scheduled.message.unwrap_or_default()))
+    })
+    .await;
+    assert_eq!(
+        (refused.0.as_deref(), refused.1.as_str()),
+        (None, "False"),
+        "{refused:?}"
+    );
+    assert!(refused.2.contains("untolerated taint"), "{refused:?}");
+    pods.delete("stray", &Default::default()).await.expect("delete");
 
     let mut config = support::namespace_config(&ctx);
     config.kubelet_seccomp_default = seccomp_sentinel::api::KubeletSeccompDefault::Unknown;
     let operator = Operator::start(ctx.client.clone(), config).await;
-    let pods: Api<Pod> = ctx.api();
     let statuses: Api<SeccompStatus> = ctx.api();
     let condition = |s: &SeccompStatus| {
         s.status

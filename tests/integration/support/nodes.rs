@@ -78,20 +78,20 @@ pub fn stop() {
 }
 
 /// A node of one test's own (e.g. to restart its kubelet), stopped when dropped. The agent
-/// DaemonSet runs on it too.
+/// DaemonSet runs on it too; an operator another test installs does not (`OWN_NODE_TAINT`).
 pub fn own_node(name: &str, seccomp_default: bool) -> node::Node {
     nodes();
     let cluster = cluster();
     let plane = cluster.plane().expect("the local control plane");
     let binaries = Binaries::locate().expect("binaries");
-    let mut started = node::start_nodes(
+    node::start_own_node(
         plane,
         &binaries,
         Path::new(env!("CARGO_BIN_EXE_seccomp-sentinel")),
-        &[(name, seccomp_default)],
+        name,
+        seccomp_default,
     )
-    .unwrap_or_else(|e| panic!("starting node {name}: {e}"));
-    started.remove(0)
+    .unwrap_or_else(|e| panic!("starting node {name}: {e}"))
 }
 
 /// A kustomize overlay of a directory of the repository, in the control plane's directory.

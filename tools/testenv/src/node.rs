@@ -35,6 +35,12 @@ const JANITOR: &str = include_str!("node-janitor.sh");
 /// there; DaemonSets that tolerate every taint do.
 pub const NODE_TAINT: &str = "seccomp.sentinel.dev/test-node";
 
+/// The second taint (`NoSchedule`) of a node one test starts for itself (and stops, or restarts
+/// the kubelet of): pods scheduled for the shared test nodes (an operator installed by a test,
+/// which tolerates [`NODE_TAINT`]) must not land on it and go with it. Pods that name it, and
+/// DaemonSets that tolerate every taint, run there.
+pub const OWN_NODE_TAINT: &str = "seccomp.sentinel.dev/own-node";
+
 /// Prefix of every test node's name: the test cluster's guard lets only opted-in namespaces run
 /// pods on nodes with this prefix.
 pub const NODE_PREFIX: &str = "sentinel-node-";
@@ -61,6 +67,8 @@ pub struct NodeConfig {
     pub max_pods: u32,
     /// Image archives to import into containerd.
     pub images: Vec<PathBuf>,
+    /// One test's own node: tainted with [`OWN_NODE_TAINT`] too.
+    pub own: bool,
 }
 
 /// Checks that this process can run a node: root, and the Debian packages installed.
@@ -366,7 +374,7 @@ registerNode: true
 # Only pods that tolerate this are scheduled here (or name the node): the scheduler passes over the
 # test nodes for every other pod at once, instead of retrying to bind it.
 registerWithTaints:
-- {{key: {NODE_TAINT}, value: \"true\", effect: NoSchedule}}
+- {{key: {NODE_TAINT}, value: \"true\", effect: NoSchedule}}{own_taint}
 maxPods: {max_pods}
 shutdownGracePeriod: 0s
 ",
@@ -380,6 +388,11 @@ shutdownGracePeriod: 0s
             healthz = self.healthz_port,
             logs = d("pod-logs"),
             max_pods = self.config.max_pods,
+            own_taint = if self.config.own {
+                format!("\n- {{key: {OWN_NODE_TAINT}, value: \"true\", effect: NoSchedule}}")
+            } else {
+                String::new()
+            },
         );
         fs::write(self.kubelet_config(), config).map_err(io_context("writing the kubelet configuration"))
     }
@@ -829,6 +842,30 @@ pub fn start_nodes(
     operator_binary: &Path,
     nodes: &[(&str, bool)],
 ) -> Result<Vec<Node>> {
+    start(plane, binaries, operator_binary, nodes, false)
+}
+
+/// Starts one test's own node (see [`OWN_NODE_TAINT`]), as [`start_nodes`] does.
+pub fn start_own_node(
+    plane: &crate::ControlPlane,
+    binaries: &Binaries,
+    operator_binary: &Path,
+    name: &str,
+    seccomp_default: bool,
+) -> Result<Node> {
+    let mut started = start(plane, binaries, operator_binary, &[(name, seccomp_default)], true)?;
+    started
+        .pop()
+        .ok_or_else(|| TestenvError::Unsupported(format!("node {name} was not started")))
+}
+
+fn start(
+    plane: &crate::ControlPlane,
+    binaries: &Binaries,
+    operator_binary: &Path,
+    nodes: &[(&str, bool)],
+    own: bool,
+) -> Result<Vec<Node>> {
     check_prerequisites()?;
     let images_dir = plane.data_dir().join("images");
     let images = crate::image::build_test_images(&images_dir, operator_binary)?;
@@ -875,6 +912,7 @@ pub fn start_nodes(
                     seccomp_default_spelling: None,
                     max_pods: 110,
                     images: images.clone(),
+                    own,
                 };
                 scope.spawn(move || Node::start(binaries, plane.kubeconfig(), config))
             })
