@@ -30,7 +30,7 @@ use crate::api::{
 
 /// The operating system a node runs: its `kubernetes.io/os` label or
 /// `status.nodeInfo.operatingSystem`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum NodeOs {
     Linux,
     Windows,

@@ -372,7 +372,8 @@ evictionHard:
   imagefs.available: 1%
 registerNode: true
 # Only pods that tolerate this are scheduled here (or name the node): the scheduler passes over the
-# test nodes for every other pod at once, instead of retrying to bind it.
+# test nodes for every other pod at once, instead of retrying to bind it. A test's own node has a
+# second taint, so that nothing meant for the shared nodes lands on it.
 registerWithTaints:
 - {{key: {NODE_TAINT}, value: \"true\", effect: NoSchedule}}{own_taint}
 maxPods: {max_pods}
