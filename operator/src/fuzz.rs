@@ -337,7 +337,7 @@ proptest! {
         let _ = crate::agent::procfs::parse_stat(&text);
         let _ = crate::agent::procfs::container_id(&text);
         let command_line = crate::agent::kubelet::parse_command_line(&bytes);
-        let _ = crate::agent::kubelet::resolve(&command_line, &[("f".into(), text.clone())]);
+        let _ = crate::agent::kubelet::resolve_setting(&command_line, &[("f".into(), text.clone())]);
         let _ = crate::agent::kubelet::parse_uptime(&text);
         let _ = crate::agent::kubelet::parse_boot_time(&text);
         let _ = crate::agent::kubelet::KubeletStart::from_parts(

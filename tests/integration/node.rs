@@ -1155,11 +1155,27 @@ async fn the_agent_follows_a_kubelet_restart_and_flags_pods_started_before_it() 
         Some(0)
     );
 
-    // The kubelet comes back with seccompDefault on, written `yes` as many configuration tools
-    // do (the kubelet reads YAML 1.1 booleans: the pod started after it shows that it means on);
-    // the agent, not restarted, notices.
-    node.restart_kubelet_spelled(true, Some("yes"))
-        .expect("kubelet restart");
+    // The kubelet comes back with seccompDefault on, laid out as some installers do: its
+    // `--config` an absolute link (which the agent, in its container, must follow in the node's
+    // root) to a file that says off, and a `--config-dir` whose drop-in in a subdirectory, read
+    // last, says `yes`, as many configuration tools write it (the kubelet reads YAML 1.1
+    // booleans; a file not named `*.conf` it does not read). The pod started after it shows what
+    // the kubelet made of that; the agent, not restarted, notices.
+    let drop_in = |value: &str| {
+        format!(
+            "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nseccompDefault: {value}\n"
+        )
+    };
+    let (off, on) = (drop_in("false"), drop_in("yes"));
+    node.restart_kubelet_with_drop_ins(
+        false,
+        &[
+            ("10-off.conf", &off),
+            ("later/20-on.conf", &on),
+            ("later/30-off.yaml", &off),
+        ],
+    )
+    .expect("kubelet restart");
     wait_node_facts(&ctx.client, &handle.name, true).await;
     let same_agent = agent_pods.get(&agent.name_any()).await.expect("agent pod");
     assert_eq!(same_agent.uid(), agent.uid());

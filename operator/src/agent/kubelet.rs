@@ -16,7 +16,7 @@ use std::{
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::profile::change_time;
+use crate::profile::{Entry, change_time, resolve};
 
 /// Where the agent's answer came from, for logs and the Node annotation's companion.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,7 +105,10 @@ pub fn seccomp_default_in(text: &str) -> Option<bool> {
 
 /// Combines the command line with the configuration texts (main file first, then the drop-ins in
 /// order): the flag wins, then the last document that sets it, else the kubelet's default (off).
-pub fn resolve(command_line: &KubeletCommandLine, documents: &[(String, String)]) -> KubeletSeccompDefault {
+pub fn resolve_setting(
+    command_line: &KubeletCommandLine,
+    documents: &[(String, String)],
+) -> KubeletSeccompDefault {
     if let Some(flag) = command_line.seccomp_default_flag {
         return KubeletSeccompDefault {
             enabled: flag,
@@ -170,28 +173,107 @@ pub fn find_kubelet(proc_root: &Path, node_name: &str) -> Option<FoundKubelet> {
     }
 }
 
-/// A path of the kubelet's, as seen through its `/proc/<pid>/root` (relative paths from its
-/// working directory).
-fn through_process(proc_root: &Path, pid: u32, path: &str) -> PathBuf {
-    let base = proc_root.join(pid.to_string());
-    match path.strip_prefix('/') {
-        Some(absolute) => base.join("root").join(absolute),
-        None => base.join("cwd").join(path),
+/// A path of the kubelet's, as the agent opens it.
+struct KubeletPath {
+    /// The path on the node, links followed.
+    node: PathBuf,
+    /// The same, through the kubelet's `/proc/<pid>/root`.
+    on_agent: PathBuf,
+    /// The latest change time of a link followed to it.
+    links_changed: Option<Timestamp>,
+}
+
+impl KubeletPath {
+    /// When the file, or a link followed to it, last changed.
+    fn changed_at(&self) -> Option<Timestamp> {
+        changed_at(&self.on_agent).max(self.links_changed)
     }
+}
+
+/// A path of the kubelet's, through its `/proc/<pid>/root` (relative paths from its working
+/// directory), with symbolic links followed against that root. The kernel would follow a link's
+/// absolute target from the agent's own root instead (`/proc/<pid>/root` is no chroot), where a
+/// configuration linked to, say, `/etc/kubernetes/kubelet.yaml` is not.
+fn through_process(proc_root: &Path, pid: u32, path: &str) -> KubeletPath {
+    let base = proc_root.join(pid.to_string());
+    let root = base.join("root");
+    let on_agent = |node: &Path| root.join(node.strip_prefix("/").unwrap_or(node));
+    let node = if path.starts_with('/') {
+        PathBuf::from(path)
+    } else {
+        match fs::read_link(base.join("cwd")) {
+            Ok(cwd) if cwd.is_absolute() => cwd.join(path),
+            // Where the working directory is on the node is not known: through the link.
+            _ => {
+                let through_cwd = base.join("cwd").join(path);
+                return KubeletPath {
+                    node: through_cwd.clone(),
+                    on_agent: through_cwd,
+                    links_changed: None,
+                };
+            }
+        }
+    };
+    let mut links_changed: Option<Timestamp> = None;
+    let mut lookup = |p: &Path| match fs::symlink_metadata(on_agent(p)) {
+        Ok(m) if m.file_type().is_symlink() => match fs::read_link(on_agent(p)) {
+            Ok(target) => {
+                links_changed = links_changed.max(change_time(&m));
+                Entry::Link(target)
+            }
+            Err(_) => Entry::Other,
+        },
+        Ok(_) => Entry::Other,
+        Err(_) => Entry::Missing,
+    };
+    // A loop of links stays as it is: reading it fails, as it would for the kubelet.
+    let node = resolve(&node, &mut lookup).unwrap_or(node);
+    KubeletPath {
+        on_agent: on_agent(&node),
+        node,
+        links_changed,
+    }
+}
+
+/// The drop-ins of a `--config-dir` (as the agent reaches it), as the kubelet reads them: every
+/// file named `*.conf` in it and its subdirectories (links to directories not followed), each
+/// directory's entries in byte order; with the directories' latest change (a drop-in added or
+/// removed).
+fn drop_in_files(dir: &Path) -> std::io::Result<(Vec<PathBuf>, Option<Timestamp>)> {
+    fn walk(
+        dir: &Path,
+        relative: &Path,
+        files: &mut Vec<PathBuf>,
+        changed: &mut Option<Timestamp>,
+    ) -> std::io::Result<()> {
+        let here = dir.join(relative);
+        *changed = (*changed).max(changed_at(&here));
+        let mut entries = fs::read_dir(&here)?.collect::<Result<Vec<_>, _>>()?;
+        entries.sort_by_key(fs::DirEntry::file_name);
+        for entry in entries {
+            let path = relative.join(entry.file_name());
+            if entry.file_type()?.is_dir() {
+                walk(dir, &path, files, changed)?;
+            } else if entry.file_name().as_encoded_bytes().ends_with(b".conf") {
+                files.push(path);
+            }
+        }
+        Ok(())
+    }
+    let (mut files, mut changed) = (Vec::new(), None);
+    walk(dir, Path::new(""), &mut files, &mut changed)?;
+    Ok((files, changed))
 }
 
 /// A kubelet process: its PID and what its command line says.
 pub type FoundKubelet = (u32, KubeletCommandLine);
 
-/// Reads what the kubelet of `node_name` runs with, or `None` when no kubelet is found.
-pub fn discover(proc_root: &Path, node_name: &str) -> Option<KubeletSeccompDefault> {
-    Some(read_configuration(proc_root, &find_kubelet(proc_root, node_name)?).setting)
-}
-
 /// What a kubelet's configuration says now, and when it last changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KubeletConfiguration {
-    pub setting: KubeletSeccompDefault,
+    /// What the files say, or why one the kubelet read cannot be read now (its start ended
+    /// with them all read): then what it runs with is not known.
+    pub setting: Result<KubeletSeccompDefault, String>,
     /// The latest change time (ctime: a copy that keeps the modification time still gets a new
     /// one) of the `--config` file (and of the link to it, if it is one), the `--config-dir`
     /// directory (drop-ins added or removed) and its drop-ins; `None` when none of them exists.
@@ -203,37 +285,47 @@ pub fn read_configuration(proc_root: &Path, kubelet: &FoundKubelet) -> KubeletCo
     let (pid, command_line) = (kubelet.0, &kubelet.1);
     let mut documents = Vec::new();
     let mut last_change = None;
+    // The first file the kubelet read that cannot be read now.
+    let mut unreadable: Option<String> = None;
+    let mut read = |name: String, path: &KubeletPath, last_change: &mut Option<Timestamp>| {
+        *last_change = (*last_change).max(path.changed_at());
+        match fs::read_to_string(&path.on_agent) {
+            Ok(text) => documents.push((name, text)),
+            Err(e) => {
+                unreadable.get_or_insert_with(|| format!("{name}: {e}"));
+            }
+        }
+    };
     if let Some(config) = &command_line.config {
-        let path = through_process(proc_root, pid, config);
-        last_change = last_change.max(changed_at(&path));
-        let text = fs::read_to_string(path).unwrap_or_default();
-        documents.push((config.clone(), text));
+        read(
+            config.clone(),
+            &through_process(proc_root, pid, config),
+            &mut last_change,
+        );
     }
     if let Some(dir) = &command_line.config_dir {
         let dir_path = through_process(proc_root, pid, dir);
-        last_change = last_change.max(changed_at(&dir_path));
-        let mut files: Vec<PathBuf> = fs::read_dir(dir_path)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "conf"))
-            .collect();
-        files.sort();
-        for file in files {
-            last_change = last_change.max(changed_at(&file));
-            let text = fs::read_to_string(&file).unwrap_or_default();
-            let name = format!(
-                "{dir}/{}",
-                file.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
-            );
-            documents.push((name, text));
+        last_change = last_change.max(dir_path.links_changed);
+        match drop_in_files(&dir_path.on_agent) {
+            Ok((files, changed)) => {
+                last_change = last_change.max(changed);
+                for file in files {
+                    let node = dir_path.node.join(&file);
+                    let path = through_process(proc_root, pid, &node.to_string_lossy());
+                    read(format!("{dir}/{}", file.display()), &path, &mut last_change);
+                }
+            }
+            Err(e) => {
+                unreadable.get_or_insert_with(|| format!("{dir}: {e}"));
+            }
         }
     }
-    KubeletConfiguration {
-        setting: resolve(command_line, &documents),
-        last_change,
-    }
+    // The flag wins over every file, read or not.
+    let setting = match unreadable {
+        Some(why) if command_line.seccomp_default_flag.is_none() => Err(why),
+        _ => Ok(resolve_setting(command_line, &documents)),
+    };
+    KubeletConfiguration { setting, last_change }
 }
 
 /// Whether `path` is the kubelet's own `--config` file (the same file, through its root), not a
@@ -243,7 +335,7 @@ pub fn is_config_of(proc_root: &Path, kubelet: &FoundKubelet, path: &Path) -> bo
         return false;
     };
     let identity = |p: &Path| fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
-    let own = identity(&through_process(proc_root, kubelet.0, config));
+    let own = identity(&through_process(proc_root, kubelet.0, config).on_agent);
     own.is_some() && own == identity(path)
 }
 
@@ -375,6 +467,12 @@ pub fn from_file(path: &Path) -> Option<KubeletSeccompDefault> {
 mod tests {
     use super::*;
 
+    /// What the files of the kubelet of `node_name` say, or `None` when no kubelet is found.
+    fn discover(proc_root: &Path, node_name: &str) -> Option<KubeletSeccompDefault> {
+        let configuration = read_configuration(proc_root, &find_kubelet(proc_root, node_name)?);
+        Some(configuration.setting.expect("readable"))
+    }
+
     fn cmdline(args: &[&str]) -> Vec<u8> {
         args.iter()
             .flat_map(|a| a.bytes().chain(std::iter::once(0)))
@@ -454,30 +552,30 @@ mod tests {
         let off = "seccompDefault: false\n".to_string();
         let silent = "kind: KubeletConfiguration\nmaxPods: 20\n".to_string();
         let none = KubeletCommandLine::default();
-        assert!(resolve(&none, &[("main".into(), on.clone())]).enabled);
-        let later = resolve(
+        assert!(resolve_setting(&none, &[("main".into(), on.clone())]).enabled);
+        let later = resolve_setting(
             &none,
             &[("main".into(), on.clone()), ("10-off.conf".into(), off.clone())],
         );
         assert_eq!((later.enabled, later.source.as_str()), (false, "10-off.conf"));
         // A drop-in that does not set it leaves the main file's value.
         assert!(
-            resolve(
+            resolve_setting(
                 &none,
                 &[("main".into(), on.clone()), ("20.conf".into(), silent.clone())]
             )
             .enabled
         );
         assert!(
-            !resolve(&none, &[("main".into(), silent)]).enabled,
+            !resolve_setting(&none, &[("main".into(), silent)]).enabled,
             "the kubelet's default is off"
         );
-        assert!(!resolve(&none, &[("main".into(), "{not yaml".into())]).enabled);
+        assert!(!resolve_setting(&none, &[("main".into(), "{not yaml".into())]).enabled);
         let flag = KubeletCommandLine {
             seccomp_default_flag: Some(false),
             ..Default::default()
         };
-        assert!(!resolve(&flag, &[("main".into(), on)]).enabled);
+        assert!(!resolve_setting(&flag, &[("main".into(), on)]).enabled);
     }
 
     #[test]
@@ -650,7 +748,7 @@ mod tests {
         );
         let read = || read_configuration(root.path(), &kubelet);
         let first = read();
-        assert!(first.setting.enabled, "the drop-in wins");
+        assert!(first.setting.expect("read").enabled, "the drop-in wins");
         let mut last = first.last_change.expect("changed at");
         // Change times have the kernel's coarse clock: let it move before each change.
         let tick = || std::thread::sleep(Duration::from_millis(30));
@@ -692,6 +790,74 @@ mod tests {
         assert!(
             read().last_change.expect("changed at") > linked,
             "the link pointed elsewhere"
+        );
+    }
+
+    #[test]
+    fn links_are_followed_in_the_kubelets_root_and_drop_ins_in_subdirectories_count() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let kubelet_root = root.path().join("7/root");
+        let node = |path: &str| kubelet_root.join(path);
+        fs::create_dir_all(node("etc/kubernetes/conf.d/late")).expect("dirs");
+        fs::create_dir_all(node("opt/config")).expect("dirs");
+        // An absolute link: followed from the agent's root, it leads nowhere (or to the agent's
+        // own file of that name).
+        fs::write(node("opt/config/kubelet.yaml"), "seccompDefault: true\n").expect("config");
+        std::os::unix::fs::symlink("/opt/config/kubelet.yaml", node("etc/kubernetes/kubelet.yaml"))
+            .expect("link");
+        let kubelet = |config_dir: Option<&str>| -> FoundKubelet {
+            (
+                7,
+                KubeletCommandLine {
+                    config: Some("/etc/kubernetes/kubelet.yaml".into()),
+                    config_dir: config_dir.map(str::to_string),
+                    ..Default::default()
+                },
+            )
+        };
+        let read = |k: &FoundKubelet| read_configuration(root.path(), k).setting;
+        assert_eq!(
+            read(&kubelet(None)),
+            Ok(KubeletSeccompDefault {
+                enabled: true,
+                source: "/etc/kubernetes/kubelet.yaml".into()
+            })
+        );
+        // Drop-ins: `20.conf` sorts before `late/`, whose own drop-in comes last; files not named
+        // `*.conf` are not read; a drop-in may be a link too.
+        fs::write(node("etc/kubernetes/conf.d/20.conf"), "seccompDefault: false\n").expect("drop-in");
+        fs::write(node("etc/kubernetes/conf.d/90.yaml"), "seccompDefault: true\n").expect("other");
+        let with_drop_ins = kubelet(Some("/etc/kubernetes/conf.d"));
+        let source = |k: &FoundKubelet| read(k).map(|s| (s.enabled, s.source));
+        assert_eq!(
+            source(&with_drop_ins),
+            Ok((false, "/etc/kubernetes/conf.d/20.conf".into()))
+        );
+        fs::write(node("opt/config/on.conf"), "seccompDefault: true\n").expect("config");
+        std::os::unix::fs::symlink("/opt/config/on.conf", node("etc/kubernetes/conf.d/late/30.conf"))
+            .expect("link");
+        assert_eq!(
+            source(&with_drop_ins),
+            Ok((true, "/etc/kubernetes/conf.d/late/30.conf".into()))
+        );
+        // A file the kubelet read that is not there now: not known, unless a flag decides.
+        fs::remove_file(node("opt/config/on.conf")).expect("remove");
+        let unreadable = read(&with_drop_ins).expect_err("a drop-in gone");
+        assert!(
+            unreadable.starts_with("/etc/kubernetes/conf.d/late/30.conf: "),
+            "{unreadable}"
+        );
+        let mut flagged = with_drop_ins.clone();
+        flagged.1.seccomp_default_flag = Some(true);
+        assert_eq!(
+            source(&flagged),
+            Ok((true, "kubelet flag --seccomp-default".into()))
+        );
+        fs::remove_file(node("opt/config/kubelet.yaml")).expect("remove");
+        assert!(read(&kubelet(None)).is_err(), "the main file gone");
+        assert!(
+            read(&kubelet(Some("/etc/kubernetes/missing.d"))).is_err(),
+            "the drop-in directory gone"
         );
     }
 }

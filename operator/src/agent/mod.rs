@@ -555,13 +555,22 @@ fn report_for(
     })
 }
 
+/// What the agent has warned about the kubelet's configuration, so each is said once.
+#[derive(Debug, Default)]
+struct ConfigurationWarnings {
+    /// The last change of the kubelet's files, as not what the kubelet runs.
+    change: Option<Timestamp>,
+    /// Why a file the kubelet read cannot be read.
+    unreadable: Option<String>,
+}
+
 /// The node facts the agent reports as Node annotations. A kubelet not found (e.g. restarting)
 /// keeps the values last reported.
 fn node_facts(
     args: &AgentArgs,
     found: Option<&kubelet::FoundKubelet>,
     last: Option<&serde_json::Map<String, serde_json::Value>>,
-    warned_change: &mut Option<Timestamp>,
+    warned: &mut ConfigurationWarnings,
 ) -> serde_json::Map<String, serde_json::Value> {
     let mut annotations = serde_json::Map::new();
     let kernel = std::fs::read_to_string("/proc/self/status")
@@ -572,7 +581,7 @@ fn node_facts(
     annotations.insert(KERNEL_SECCOMP_ANNOTATION.into(), json!(kernel.to_string()));
     let configuration = match (&args.kubelet_config, found) {
         (Some(path), _) => kubelet::from_file(path).map(|setting| kubelet::KubeletConfiguration {
-            setting,
+            setting: Ok(setting),
             last_change: kubelet::changed_at(path),
         }),
         (None, Some(k)) => Some(kubelet::read_configuration(&args.proc_root, k)),
@@ -594,23 +603,36 @@ fn node_facts(
         last_value(KUBELET_DEFAULT_ANNOTATION),
         last_value(KUBELET_STARTED_ANNOTATION),
     );
-    if let Some(configuration) = &configuration {
-        debug!(enabled = configuration.setting.enabled, source = %configuration.setting.source, "kubelet seccompDefault");
-        let unapplied = start
-            .as_ref()
-            .is_some_and(|s| s.changed_since(configuration.last_change));
-        // Said once for each change seen.
-        if unapplied && *warned_change != configuration.last_change {
+    let read = configuration.as_ref().map(|c| (&c.setting, c.last_change));
+    if let Some((Err(why), _)) = read {
+        // Said once for each reason.
+        if warned.unreadable.as_deref() != Some(why.as_str()) {
             warn!(
-                source = %configuration.setting.source,
-                files_say = configuration.setting.enabled,
+                error = %why,
+                reported = reported.default.as_deref().unwrap_or_default(),
+                "a file the kubelet read its configuration from cannot be read: its seccompDefault \
+                 is reported as read before for this kubelet start, else unknown"
+            );
+            warned.unreadable = Some(why.clone());
+        }
+    } else {
+        warned.unreadable = None;
+    }
+    if let Some((Ok(setting), last_change)) = read {
+        debug!(enabled = setting.enabled, source = %setting.source, "kubelet seccompDefault");
+        let unapplied = start.as_ref().is_some_and(|s| s.changed_since(last_change));
+        // Said once for each change seen.
+        if unapplied && warned.change != last_change {
+            warn!(
+                source = %setting.source,
+                files_say = setting.enabled,
                 kubelet_started = start.as_ref().map(|s| s.name.as_str()).unwrap_or_default(),
                 reported = reported.default.as_deref().unwrap_or_default(),
                 "the kubelet's configuration changed after the kubelet started: it runs with what \
                  the files said then, so that is reported where an agent read it, else unknown, \
                  until the kubelet restarts"
             );
-            *warned_change = configuration.last_change;
+            warned.change = last_change;
         }
     }
     for (key, value) in [
@@ -635,7 +657,8 @@ struct ReportedKubeletDefault {
 /// kubelet started, and what was reported before (by this agent, or one before it on the node).
 /// The kubelet reads its configuration when it starts: files changed since then say what its next
 /// start will run with, not what it runs with. Then the value reported for this same start still
-/// holds (it was read before the change), and without one the setting is `unknown`.
+/// holds (it was read before the change), and without one the setting is `unknown`. So it is when
+/// a file the kubelet read cannot be read now.
 fn reported_kubelet_default(
     configuration: Option<&kubelet::KubeletConfiguration>,
     start: Option<&kubelet::KubeletStart>,
@@ -648,15 +671,16 @@ fn reported_kubelet_default(
             started: last_started.map(str::to_string),
         };
     };
-    let read = configuration.setting.enabled.to_string();
+    // The files as they are, unless one cannot be read.
+    let read = configuration.setting.as_ref().ok().map(|s| s.enabled.to_string());
     let Some(start) = start else {
-        // No start to compare with (the kubelet's stat unreadable): the files as they are.
+        // No start to compare with (the kubelet's stat unreadable).
         return ReportedKubeletDefault {
-            default: Some(read),
+            default: Some(read.unwrap_or_else(|| "unknown".into())),
             started: None,
         };
     };
-    let default = if !start.changed_since(configuration.last_change) {
+    let default = if let Some(read) = read.filter(|_| !start.changed_since(configuration.last_change)) {
         read
     } else if last_started == Some(start.name.as_str())
         && let Some(known @ ("true" | "false")) = last_default
@@ -862,8 +886,7 @@ pub async fn run(
     // before that is known (an API server not answering yet would otherwise cost that reading).
     let mut reported = None;
     let mut seeded = false;
-    // The last change of the kubelet's files warned about, as not what the kubelet runs.
-    let mut warned_change = None;
+    let mut warned = ConfigurationWarnings::default();
     // The Node is read again now and then, so annotations someone removed come back.
     let mut verified = tokio::time::Instant::now();
     let mut annotation_failures: u32 = 0;
@@ -878,12 +901,7 @@ pub async fn run(
                 }
             }
         }
-        let facts = node_facts(
-            &agent.args,
-            kubelet.as_ref(),
-            reported.as_ref(),
-            &mut warned_change,
-        );
+        let facts = node_facts(&agent.args, kubelet.as_ref(), reported.as_ref(), &mut warned);
         if seeded && (reported.as_ref() != Some(&facts) || verified.elapsed() >= NODE_RECHECK) {
             match report_node(&agent, &facts).await {
                 Ok(()) => {
@@ -1505,10 +1523,10 @@ mod tests {
             name: "2027-01-15T08:00:00Z".into(),
         };
         let configuration = |enabled: bool, changed_after: i64| kubelet::KubeletConfiguration {
-            setting: kubelet::KubeletSeccompDefault {
+            setting: Ok(kubelet::KubeletSeccompDefault {
                 enabled,
                 source: "/etc/kubelet.yaml".into(),
-            },
+            }),
             last_change: Timestamp::from_second(1_800_000_000 + changed_after).ok(),
         };
         let report = |c: Option<&kubelet::KubeletConfiguration>,
@@ -1573,5 +1591,31 @@ mod tests {
             (s("false"), this_start.clone())
         );
         assert_eq!(report(None, None, None, None), (None, None));
+        // A file the kubelet read that cannot be read now: what was read for this start, else
+        // unknown; never the kubelet's default of false.
+        let unreadable = kubelet::KubeletConfiguration {
+            setting: Err("/etc/kubelet.yaml: No such file or directory".into()),
+            last_change: None,
+        };
+        assert_eq!(
+            report(
+                Some(&unreadable),
+                Some(&start),
+                Some("true"),
+                this_start.as_deref()
+            ),
+            (s("true"), this_start.clone())
+        );
+        for (last, last_started) in [(None, None), (Some("true"), Some("2027-01-14T00:00:00Z"))] {
+            assert_eq!(
+                report(Some(&unreadable), Some(&start), last, last_started),
+                (s("unknown"), this_start.clone()),
+                "{last:?} for {last_started:?}"
+            );
+        }
+        assert_eq!(
+            report(Some(&unreadable), None, Some("true"), this_start.as_deref()),
+            (s("unknown"), None)
+        );
     }
 }

@@ -61,9 +61,6 @@ pub struct NodeConfig {
     pub name: String,
     /// The kubelet's `seccompDefault`.
     pub seccomp_default: bool,
-    /// How `seccompDefault` is written in the kubelet's YAML when not `true`/`false` (e.g. `yes`,
-    /// which the kubelet reads with YAML 1.1's rules).
-    pub seccomp_default_spelling: Option<String>,
     pub max_pods: u32,
     /// Image archives to import into containerd.
     pub images: Vec<PathBuf>,
@@ -117,6 +114,9 @@ pub struct Node {
     containerd: Option<Component>,
     kubelet: Option<Component>,
     janitor: Option<Component>,
+    /// Drop-ins of the kubelet's `--config-dir` (path in it, content), with its `--config` an
+    /// absolute link to the file; `None`: the plain file alone.
+    drop_ins: Option<Vec<(String, String)>>,
 }
 
 impl Node {
@@ -156,6 +156,7 @@ impl Node {
             containerd: None,
             kubelet: None,
             janitor: None,
+            drop_ins: None,
         };
         // The janitor first: from here on, whatever happens, it cleans up.
         node.janitor = Some(node.start_janitor()?);
@@ -380,11 +381,7 @@ maxPods: {max_pods}
 shutdownGracePeriod: 0s
 ",
             cgroup_root = self.cgroup_root,
-            seccomp_default = self
-                .config
-                .seccomp_default_spelling
-                .clone()
-                .unwrap_or_else(|| self.config.seccomp_default.to_string()),
+            seccomp_default = self.config.seccomp_default,
             port = self.kubelet_port,
             healthz = self.healthz_port,
             logs = d("pod-logs"),
@@ -395,7 +392,30 @@ shutdownGracePeriod: 0s
                 String::new()
             },
         );
-        fs::write(self.kubelet_config(), config).map_err(io_context("writing the kubelet configuration"))
+        let Some(drop_ins) = &self.drop_ins else {
+            return fs::write(self.kubelet_config(), config)
+                .map_err(io_context("writing the kubelet configuration"));
+        };
+        let target = self.dir.join("kubelet-config.target.yaml");
+        fs::write(&target, config).map_err(io_context("writing the kubelet configuration"))?;
+        let _ = fs::remove_file(self.kubelet_config());
+        std::os::unix::fs::symlink(&target, self.kubelet_config())
+            .map_err(io_context("linking the kubelet configuration"))?;
+        let dir = self.drop_in_dir();
+        let _ = fs::remove_dir_all(&dir);
+        for (path, content) in drop_ins {
+            let file = dir.join(path);
+            if let Some(parent) = file.parent() {
+                fs::create_dir_all(parent).map_err(io_context("creating the drop-in directory"))?;
+            }
+            fs::write(file, content).map_err(io_context("writing a kubelet drop-in"))?;
+        }
+        Ok(())
+    }
+
+    /// The kubelet's `--config-dir`, when it has one.
+    fn drop_in_dir(&self) -> PathBuf {
+        self.dir.join("kubelet.conf.d")
     }
 
     fn start_kubelet(&mut self) -> Result<()> {
@@ -456,6 +476,11 @@ shutdownGracePeriod: 0s
             ])
             .arg(self.binaries.path("kubelet"))
             .arg(format!("--config={}", self.kubelet_config().display()))
+            .args(
+                self.drop_ins
+                    .as_ref()
+                    .map(|_| format!("--config-dir={}", self.drop_in_dir().display())),
+            )
             .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
             .arg(format!("--root-dir={}", kubelet_root.display()))
             .arg(format!("--cert-dir={}", self.dir.join("kubelet-pki").display()))
@@ -511,19 +536,30 @@ shutdownGracePeriod: 0s
     /// Restarts the kubelet with another `seccompDefault` (running containers keep theirs) and
     /// waits until the node is Ready again.
     pub fn restart_kubelet(&mut self, seccomp_default: bool) -> Result<()> {
-        self.restart_kubelet_spelled(seccomp_default, None)
-    }
-
-    /// [`Node::restart_kubelet`], with `seccompDefault` written as `spelling` (which must mean
-    /// `seccomp_default` to the kubelet: the test checks what it does).
-    pub fn restart_kubelet_spelled(&mut self, seccomp_default: bool, spelling: Option<&str>) -> Result<()> {
         if let Some(kubelet) = self.kubelet.take() {
             kubelet.stop();
         }
         self.config.seccomp_default = seccomp_default;
-        self.config.seccomp_default_spelling = spelling.map(str::to_string);
         self.start_kubelet()?;
         self.wait_ready()
+    }
+
+    /// [`Node::restart_kubelet`], laid out as some installers do: the `--config` file (which says
+    /// `seccomp_default`, and what [`Node::seccomp_default`] then tells) an absolute symbolic link
+    /// to the real file, and a `--config-dir` holding `drop_ins` (path in the directory,
+    /// content), which the kubelet reads after it.
+    pub fn restart_kubelet_with_drop_ins(
+        &mut self,
+        seccomp_default: bool,
+        drop_ins: &[(&str, &str)],
+    ) -> Result<()> {
+        self.drop_ins = Some(
+            drop_ins
+                .iter()
+                .map(|(path, content)| (path.to_string(), content.to_string()))
+                .collect(),
+        );
+        self.restart_kubelet(seccomp_default)
     }
 
     /// Stops the kubelet, removes every pod sandbox, stops containerd, and lets the janitor remove
@@ -910,7 +946,6 @@ fn start(
                 let config = NodeConfig {
                     name: format!("{NODE_PREFIX}{name}"),
                     seccomp_default: *seccomp_default,
-                    seccomp_default_spelling: None,
                     max_pods: 110,
                     images: images.clone(),
                     own,
