@@ -604,6 +604,50 @@ async fn a_profile_link_pointed_elsewhere_after_the_start_is_not_taken_for_what_
     operator.stop().await;
 }
 
+/// A node whose seccomp directory is a link to where the profiles really are (as where the
+/// kubelet's root was moved to a larger disk and linked back): the runtime opens the profiles
+/// through it, and the agent reads them there rather than refusing them as links out of the
+/// directory.
+#[tokio::test]
+async fn profiles_in_a_seccomp_directory_behind_a_link_are_read() {
+    let ctx = node_context("strength-linked-dir").await;
+    let mut node = nodes::own_node("seclink", false);
+    let handle = node.handle();
+    let seccomp = handle.seccomp_dir();
+    let elsewhere = seccomp.with_file_name("seccomp-elsewhere");
+    std::fs::create_dir_all(&elsewhere).expect("profile dir");
+    let _ = std::fs::remove_dir_all(&seccomp);
+    symlink(&elsewhere, &seccomp).expect("link");
+    let dir = profile_dir(&handle, &ctx.ns, &[("deny-mkdir.json", DENY_MKDIR)]);
+    assert!(
+        elsewhere.join(&dir).join("deny-mkdir.json").is_file(),
+        "written through the link"
+    );
+    let operator = Operator::for_namespace(&ctx).await;
+    let pods: Api<Pod> = ctx.api();
+    pods.create(
+        &PostParams::default(),
+        &localhost("linked-dir", &handle.name, &format!("{dir}/deny-mkdir.json")),
+    )
+    .await
+    .expect("pod");
+    assert!(
+        probe_result(&pods, &handle, "linked-dir")
+            .await
+            .contains("mkdir=refused"),
+        "the runtime loaded the profile through the link"
+    );
+    let statuses: Api<SeccompStatus> = ctx.api();
+    let (status, _) = assessed(&statuses, "linked-dir", |c| {
+        c.strength == Some(ProfileStrength::DenyList)
+    })
+    .await;
+    let file = file_of(&status).expect("the agent's report");
+    assert_eq!(file.state, ProfileFileState::Present, "{file:?}");
+    operator.stop().await;
+    node.stop();
+}
+
 #[tokio::test]
 async fn a_weak_profile_violates_a_minimum_strength_but_is_never_evicted() {
     let nodes = nodes::nodes();

@@ -69,8 +69,13 @@ impl ProfileRoot {
                 );
             }
         };
-        let inside = resolved.starts_with(&self.seccomp_dir)
-            || self.trusted_link_targets.iter().any(|t| resolved.starts_with(t));
+        // The directories themselves may be links (a kubelet root moved to a larger disk and
+        // linked back): the path resolved is compared with where they lead as well.
+        let mut within = |dir: &Path| {
+            resolved.starts_with(dir)
+                || resolve(dir, &mut lookup).is_ok_and(|real| resolved.starts_with(real))
+        };
+        let inside = within(&self.seccomp_dir) || self.trusted_link_targets.iter().any(|t| within(t));
         if !inside {
             return refused(Refusal::Escapes);
         }
@@ -265,6 +270,31 @@ mod tests {
             assert!(file.sha256.is_none(), "nothing of {escaping} is read");
         }
         assert_eq!(root.read("../secret").state, ProfileFileState::Refused);
+    }
+
+    #[test]
+    fn a_kubelet_root_behind_a_link_holds_its_profiles() {
+        let host = tempfile::tempdir().expect("tempdir");
+        let path = |p: &str| host.path().join(p);
+        for dir in ["data/kubelet/seccomp", "var/lib", "data/spo"] {
+            std::fs::create_dir_all(path(dir)).expect("dirs");
+        }
+        // The kubelet's root and the trusted directory moved elsewhere, linked back.
+        symlink("/data/kubelet", path("var/lib/kubelet")).expect("link");
+        symlink("/data/spo", path("var/lib/spo")).expect("link");
+        put(&host, "data/kubelet/seccomp/a.json", ALLOW_LIST);
+        put(&host, "data/spo/p.json", ALLOW_LIST);
+        put(&host, "secret", ALLOW_LIST);
+        symlink("/var/lib/spo", path("data/kubelet/seccomp/operator")).expect("link");
+        symlink("/secret", path("data/kubelet/seccomp/escape.json")).expect("link");
+        let root = ProfileRoot {
+            host_root: host.path().to_path_buf(),
+            seccomp_dir: PathBuf::from("/var/lib/kubelet/seccomp"),
+            trusted_link_targets: vec![PathBuf::from("/var/lib/spo")],
+        };
+        assert_eq!(root.read("a.json").state, ProfileFileState::Present);
+        assert_eq!(root.read("operator/p.json").state, ProfileFileState::Present);
+        assert_eq!(root.read("escape.json").state, ProfileFileState::Refused);
     }
 
     #[test]
