@@ -1222,6 +1222,31 @@ async fn the_agent_follows_a_kubelet_restart_and_flags_pods_started_before_it() 
         kernel_view(&handle, &container_id(&after, "app")).proc_seccomp,
         Some(2)
     );
+
+    // A drop-in that sets it to null (`seccompDefault:` with nothing after it, as a template
+    // with an empty value writes it) takes back what an earlier one set: the kubelet merges its
+    // drop-ins as JSON merge patches, and the pod started next runs without a filter.
+    let reset = on.replace("seccompDefault: yes", "seccompDefault:");
+    node.restart_kubelet_with_drop_ins(false, &[("10-on.conf", &on), ("20-reset.conf", &reset)])
+        .expect("kubelet restart");
+    wait_node_facts(&ctx.client, &handle.name, false).await;
+    pods.create(
+        &PostParams::default(),
+        &pod("reset", &handle.name, REPORT, json!({})),
+    )
+    .await
+    .expect("pod");
+    let reset = wait_running(&pods, "reset").await;
+    assert_eq!(
+        kernel_view(&handle, &container_id(&reset, "app")).proc_seccomp,
+        Some(0)
+    );
+    wait_for("reset: Unconfined, verified", TIMEOUT, || async {
+        let s = statuses.get_opt("reset").await.ok()??;
+        let unconfined = entry(&s, "app").profile.type_ == ProfileType::Unconfined;
+        (unconfined && condition(&s).as_deref() == Some("Agrees")).then_some(())
+    })
+    .await;
     operator.stop().await;
     node.stop();
 }

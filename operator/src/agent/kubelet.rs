@@ -97,10 +97,15 @@ fn go_flag_bool(value: &str) -> Option<bool> {
 
 /// `seccompDefault` of one configuration document (YAML or JSON), if it sets it. The kubelet
 /// turns YAML into JSON with YAML 1.1's rules (sigs.k8s.io/yaml), under which an unquoted `yes`,
-/// `on` or `y` is true; the YAML parser here reads those words as booleans too.
+/// `on` or `y` is true; the YAML parser here reads those words as booleans too. A null
+/// (`seccompDefault:` with nothing after it, `~`) sets it back to the default, off: the kubelet
+/// merges its drop-ins as JSON merge patches, where null removes what earlier files set.
 pub fn seccomp_default_in(text: &str) -> Option<bool> {
     let config: serde_json::Value = serde_saphyr::from_str(text).ok()?;
-    config.get("seccompDefault").and_then(serde_json::Value::as_bool)
+    match config.get("seccompDefault")? {
+        serde_json::Value::Null => Some(false),
+        value => value.as_bool(),
+    }
 }
 
 /// Combines the command line with the configuration texts (main file first, then the drop-ins in
@@ -539,11 +544,16 @@ mod tests {
             ("1", None),
             // Quoted, a string: the kubelet refuses the file and does not run.
             ("\"yes\"", None),
+            // Null: back to the default.
+            ("", Some(false)),
+            ("~", Some(false)),
+            ("null", Some(false)),
         ] {
             let text = format!("kind: KubeletConfiguration\nseccompDefault: {value}\n");
             assert_eq!(seccomp_default_in(&text), expected, "{value}");
         }
         assert_eq!(seccomp_default_in(r#"{"seccompDefault": true}"#), Some(true));
+        assert_eq!(seccomp_default_in("kind: KubeletConfiguration\n"), None);
     }
 
     #[test]
@@ -558,6 +568,15 @@ mod tests {
             &[("main".into(), on.clone()), ("10-off.conf".into(), off.clone())],
         );
         assert_eq!((later.enabled, later.source.as_str()), (false, "10-off.conf"));
+        // A drop-in that sets it to null takes it back to the default.
+        let reset = resolve_setting(
+            &none,
+            &[
+                ("main".into(), on.clone()),
+                ("30-reset.conf".into(), "seccompDefault:\n".into()),
+            ],
+        );
+        assert_eq!((reset.enabled, reset.source.as_str()), (false, "30-reset.conf"));
         // A drop-in that does not set it leaves the main file's value.
         assert!(
             resolve_setting(
