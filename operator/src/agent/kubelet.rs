@@ -16,7 +16,7 @@ use std::{
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::profile::{Entry, change_time, resolve};
+use crate::profile::{change_time, look_up_on_host, resolve};
 
 /// Where the agent's answer came from, for logs and the Node annotation's companion.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -220,17 +220,7 @@ fn through_process(proc_root: &Path, pid: u32, path: &str) -> KubeletPath {
         }
     };
     let mut links_changed: Option<Timestamp> = None;
-    let mut lookup = |p: &Path| match fs::symlink_metadata(on_agent(p)) {
-        Ok(m) if m.file_type().is_symlink() => match fs::read_link(on_agent(p)) {
-            Ok(target) => {
-                links_changed = links_changed.max(change_time(&m));
-                Entry::Link(target)
-            }
-            Err(_) => Entry::Other,
-        },
-        Ok(_) => Entry::Other,
-        Err(_) => Entry::Missing,
-    };
+    let mut lookup = |p: &Path| look_up_on_host(&root, p, &mut links_changed);
     // A loop of links stays as it is: reading it fails, as it would for the kubelet.
     let node = resolve(&node, &mut lookup).unwrap_or(node);
     KubeletPath {

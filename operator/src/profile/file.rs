@@ -45,17 +45,7 @@ impl ProfileRoot {
         // A link pointed elsewhere (`ln -sfn`) changes what the path opens without changing the
         // file: the latest change of a link followed counts as the file's.
         let mut links_changed: Option<Timestamp> = None;
-        let mut lookup = |p: &Path| match std::fs::symlink_metadata(self.on_host(p)) {
-            Ok(m) if m.file_type().is_symlink() => match std::fs::read_link(self.on_host(p)) {
-                Ok(target) => {
-                    links_changed = links_changed.max(change_time(&m));
-                    Entry::Link(target)
-                }
-                Err(_) => Entry::Other,
-            },
-            Ok(_) => Entry::Other,
-            Err(_) => Entry::Missing,
-        };
+        let mut lookup = |p: &Path| look_up_on_host(&self.host_root, p, &mut links_changed);
         let resolved = match resolve(&node_path, &mut lookup) {
             Ok(resolved) => resolved,
             // A loop of links: the runtime's open fails the same way, so the container cannot start.
@@ -158,6 +148,27 @@ fn read_bounded(path: &Path) -> Result<(Vec<u8>, Option<Timestamp>), ReadError> 
 }
 
 /// The inode's change time.
+/// What a path on the node is, as [`resolve`] asks it, read through `host_root` (the node's root
+/// as the agent reaches it); the latest change time of a link found goes to `links_changed`.
+pub(crate) fn look_up_on_host(
+    host_root: &Path,
+    node_path: &Path,
+    links_changed: &mut Option<Timestamp>,
+) -> Entry {
+    let on_host = host_root.join(node_path.strip_prefix("/").unwrap_or(node_path));
+    match std::fs::symlink_metadata(&on_host) {
+        Ok(m) if m.file_type().is_symlink() => match std::fs::read_link(&on_host) {
+            Ok(target) => {
+                *links_changed = (*links_changed).max(change_time(&m));
+                Entry::Link(target)
+            }
+            Err(_) => Entry::Other,
+        },
+        Ok(_) => Entry::Other,
+        Err(_) => Entry::Missing,
+    }
+}
+
 pub(crate) fn change_time(metadata: &std::fs::Metadata) -> Option<Timestamp> {
     use std::os::unix::fs::MetadataExt;
     i32::try_from(metadata.ctime_nsec())
