@@ -1247,6 +1247,24 @@ async fn the_agent_follows_a_kubelet_restart_and_flags_pods_started_before_it() 
         (unconfined && condition(&s).as_deref() == Some("Agrees")).then_some(())
     })
     .await;
+
+    // Lines appended to a file that already sets them (`echo ... >> config.yaml`): the kubelet's
+    // strict decoding refuses the duplicate keys, its lenient decoding keeps the last values, and
+    // the pod started next runs with the runtime's filter.
+    node.restart_kubelet_appending(false, "seccompDefault: true\nmaxPods: 110\n")
+        .expect("kubelet restart");
+    wait_node_facts(&ctx.client, &handle.name, true).await;
+    pods.create(
+        &PostParams::default(),
+        &pod("appended", &handle.name, REPORT, json!({})),
+    )
+    .await
+    .expect("pod");
+    let appended = wait_running(&pods, "appended").await;
+    assert_eq!(
+        kernel_view(&handle, &container_id(&appended, "app")).proc_seccomp,
+        Some(2)
+    );
     operator.stop().await;
     node.stop();
 }

@@ -100,8 +100,12 @@ fn go_flag_bool(value: &str) -> Option<bool> {
 /// `on` or `y` is true; the YAML parser here reads those words as booleans too. A null
 /// (`seccompDefault:` with nothing after it, `~`) sets it back to the default, off: the kubelet
 /// merges its drop-ins as JSON merge patches, where null removes what earlier files set.
+///
+/// A key given twice (a line appended with `echo >>`) is not an error: the kubelet's strict decoding
+/// fails on it, and its lenient decoding, which it then uses, keeps the last value.
 pub fn seccomp_default_in(text: &str) -> Option<bool> {
-    let config: serde_json::Value = serde_saphyr::from_str(text).ok()?;
+    let options = serde_saphyr::options! { duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins };
+    let config: serde_json::Value = serde_saphyr::from_str_with_options(text, options).ok()?;
     match config.get("seccompDefault")? {
         serde_json::Value::Null => Some(false),
         value => value.as_bool(),
@@ -544,6 +548,15 @@ mod tests {
         }
         assert_eq!(seccomp_default_in(r#"{"seccompDefault": true}"#), Some(true));
         assert_eq!(seccomp_default_in("kind: KubeletConfiguration\n"), None);
+        // Keys given twice: the last one counts, whichever key it is.
+        assert_eq!(
+            seccomp_default_in("seccompDefault: false\nmaxPods: 10\nseccompDefault: true\n"),
+            Some(true)
+        );
+        assert_eq!(
+            seccomp_default_in("seccompDefault: true\nmaxPods: 10\nmaxPods: 20\n"),
+            Some(true)
+        );
     }
 
     #[test]

@@ -117,6 +117,8 @@ pub struct Node {
     /// Drop-ins of the kubelet's `--config-dir` (path in it, content), with its `--config` an
     /// absolute link to the file; `None`: the plain file alone.
     drop_ins: Option<Vec<(String, String)>>,
+    /// Lines appended to the kubelet's configuration file (empty: none).
+    appended: String,
 }
 
 impl Node {
@@ -157,6 +159,7 @@ impl Node {
             kubelet: None,
             janitor: None,
             drop_ins: None,
+            appended: String::new(),
         };
         // The janitor first: from here on, whatever happens, it cleans up.
         node.janitor = Some(node.start_janitor()?);
@@ -392,6 +395,7 @@ shutdownGracePeriod: 0s
                 String::new()
             },
         );
+        let config = config + &self.appended;
         let Some(drop_ins) = &self.drop_ins else {
             return fs::write(self.kubelet_config(), config)
                 .map_err(io_context("writing the kubelet configuration"));
@@ -559,6 +563,15 @@ shutdownGracePeriod: 0s
                 .map(|(path, content)| (path.to_string(), content.to_string()))
                 .collect(),
         );
+        self.appended.clear();
+        self.restart_kubelet(seccomp_default)
+    }
+
+    /// [`Node::restart_kubelet`] with `lines` appended to its configuration file (which says
+    /// `seccomp_default` before them), as `echo ... >> config.yaml` does, and no drop-ins.
+    pub fn restart_kubelet_appending(&mut self, seccomp_default: bool, lines: &str) -> Result<()> {
+        self.drop_ins = None;
+        self.appended = lines.to_string();
         self.restart_kubelet(seccomp_default)
     }
 
