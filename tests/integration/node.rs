@@ -1137,13 +1137,7 @@ async fn the_agent_follows_a_kubelet_restart_and_flags_pods_started_before_it() 
             .and_then(|s| s.runtime_verified())
             .map(|c| c.reason.clone())
     };
-    pods.create(
-        &PostParams::default(),
-        &pod("before", &handle.name, REPORT, json!({})),
-    )
-    .await
-    .expect("pod");
-    let before = wait_running(&pods, "before").await;
+    let before = started_asking_nothing(&pods, &handle.name, "before").await;
     wait_for("before: Unconfined, verified", TIMEOUT, || async {
         let s = statuses.get_opt("before").await.ok()??;
         let unconfined = entry(&s, "app").profile.type_ == ProfileType::Unconfined;
@@ -1205,13 +1199,7 @@ async fn the_agent_follows_a_kubelet_restart_and_flags_pods_started_before_it() 
         Some(SeccompMode::Disabled)
     );
     // A pod started now gets the runtime's default filter, and agrees.
-    pods.create(
-        &PostParams::default(),
-        &pod("after", &handle.name, REPORT, json!({})),
-    )
-    .await
-    .expect("pod");
-    let after = wait_running(&pods, "after").await;
+    let after = started_asking_nothing(&pods, &handle.name, "after").await;
     wait_for("after: RuntimeDefault, verified", TIMEOUT, || async {
         let s = statuses.get_opt("after").await.ok()??;
         let default = entry(&s, "app").source == seccomp_sentinel::api::ProfileSource::KubeletDefault;
@@ -1230,13 +1218,7 @@ async fn the_agent_follows_a_kubelet_restart_and_flags_pods_started_before_it() 
     node.restart_kubelet_with_drop_ins(false, &[("10-on.conf", &on), ("20-reset.conf", &reset)])
         .expect("kubelet restart");
     wait_node_facts(&ctx.client, &handle.name, false).await;
-    pods.create(
-        &PostParams::default(),
-        &pod("reset", &handle.name, REPORT, json!({})),
-    )
-    .await
-    .expect("pod");
-    let reset = wait_running(&pods, "reset").await;
+    let reset = started_asking_nothing(&pods, &handle.name, "reset").await;
     assert_eq!(
         kernel_view(&handle, &container_id(&reset, "app")).proc_seccomp,
         Some(0)
@@ -1254,19 +1236,21 @@ async fn the_agent_follows_a_kubelet_restart_and_flags_pods_started_before_it() 
     node.restart_kubelet_appending(false, "seccompDefault: true\nmaxPods: 110\n")
         .expect("kubelet restart");
     wait_node_facts(&ctx.client, &handle.name, true).await;
-    pods.create(
-        &PostParams::default(),
-        &pod("appended", &handle.name, REPORT, json!({})),
-    )
-    .await
-    .expect("pod");
-    let appended = wait_running(&pods, "appended").await;
+    let appended = started_asking_nothing(&pods, &handle.name, "appended").await;
     assert_eq!(
         kernel_view(&handle, &container_id(&appended, "app")).proc_seccomp,
         Some(2)
     );
     operator.stop().await;
     node.stop();
+}
+
+/// Creates a pod asking for no profile on `node`, and returns it once it runs.
+async fn started_asking_nothing(pods: &Api<Pod>, node: &str, name: &str) -> Pod {
+    pods.create(&PostParams::default(), &pod(name, node, REPORT, json!({})))
+        .await
+        .expect("pod");
+    wait_running(pods, name).await
 }
 
 /// The running node agent pod of `node`, other than `not` (one deleted).
