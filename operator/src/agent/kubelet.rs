@@ -16,7 +16,7 @@ use std::{
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::profile::{change_time, look_up_on_host, resolve};
+use crate::profile::{change_time, look_up_on_host, on_host, resolve};
 
 /// Where the agent's answer came from, for logs and the Node annotation's companion.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -203,12 +203,11 @@ impl KubeletPath {
 /// directory), with symbolic links followed against that root. The kernel would follow a link's
 /// absolute target from the agent's own root instead (`/proc/<pid>/root` is no chroot), where a
 /// configuration linked to, say, `/etc/kubernetes/kubelet.yaml` is not.
-fn through_process(proc_root: &Path, pid: u32, path: &str) -> KubeletPath {
+fn through_process(proc_root: &Path, pid: u32, path: &Path) -> KubeletPath {
     let base = proc_root.join(pid.to_string());
     let root = base.join("root");
-    let on_agent = |node: &Path| root.join(node.strip_prefix("/").unwrap_or(node));
-    let node = if path.starts_with('/') {
-        PathBuf::from(path)
+    let node = if path.is_absolute() {
+        path.to_path_buf()
     } else {
         match fs::read_link(base.join("cwd")) {
             Ok(cwd) if cwd.is_absolute() => cwd.join(path),
@@ -228,7 +227,7 @@ fn through_process(proc_root: &Path, pid: u32, path: &str) -> KubeletPath {
     // A loop of links stays as it is: reading it fails, as it would for the kubelet.
     let node = resolve(&node, &mut lookup).unwrap_or(node);
     KubeletPath {
-        on_agent: on_agent(&node),
+        on_agent: on_host(&root, &node),
         node,
         links_changed,
     }
@@ -298,19 +297,19 @@ pub fn read_configuration(proc_root: &Path, kubelet: &FoundKubelet) -> KubeletCo
     if let Some(config) = &command_line.config {
         read(
             config.clone(),
-            &through_process(proc_root, pid, config),
+            &through_process(proc_root, pid, Path::new(config)),
             &mut last_change,
         );
     }
     if let Some(dir) = &command_line.config_dir {
-        let dir_path = through_process(proc_root, pid, dir);
+        let dir_path = through_process(proc_root, pid, Path::new(dir));
         last_change = last_change.max(dir_path.links_changed);
         match drop_in_files(&dir_path.on_agent) {
             Ok((files, changed)) => {
                 last_change = last_change.max(changed);
                 for file in files {
-                    let node = dir_path.node.join(&file);
-                    let path = through_process(proc_root, pid, &node.to_string_lossy());
+                    // The drop-in itself may be a link.
+                    let path = through_process(proc_root, pid, &dir_path.node.join(&file));
                     read(format!("{dir}/{}", file.display()), &path, &mut last_change);
                 }
             }
@@ -334,7 +333,7 @@ pub fn is_config_of(proc_root: &Path, kubelet: &FoundKubelet, path: &Path) -> bo
         return false;
     };
     let identity = |p: &Path| fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
-    let own = identity(&through_process(proc_root, kubelet.0, config).on_agent);
+    let own = identity(&through_process(proc_root, kubelet.0, Path::new(config)).on_agent);
     own.is_some() && own == identity(path)
 }
 

@@ -13,12 +13,6 @@ use super::{Entry, MAX_PROFILE_BYTES, ProfileRoot, Refusal, hex, lexical_path, r
 use crate::api::{ProfileFile, ProfileFileState};
 
 impl ProfileRoot {
-    /// The agent's path of a path on the node.
-    fn on_host(&self, node_path: &Path) -> PathBuf {
-        self.host_root
-            .join(node_path.strip_prefix("/").unwrap_or(node_path))
-    }
-
     /// Reads the profile `relative` (a `localhostProfile`) and reports what it is. Links are
     /// followed only while the path stays in the seccomp directory or a trusted link target; the
     /// file is opened at its resolved path, not following a link there (one appearing now was
@@ -69,7 +63,7 @@ impl ProfileRoot {
         if !inside {
             return refused(Refusal::Escapes);
         }
-        match read_bounded(&self.on_host(&resolved)) {
+        match read_bounded(&on_host(&self.host_root, &resolved)) {
             Ok((content, changed)) => {
                 let file = match summarize(&content) {
                     Ok(summary) => ProfileFile {
@@ -147,7 +141,12 @@ fn read_bounded(path: &Path) -> Result<(Vec<u8>, Option<Timestamp>), ReadError> 
     Ok((content, change_time(&metadata)))
 }
 
-/// The inode's change time.
+/// A path on the node as the agent reaches it, through `host_root` (the node's root as the agent
+/// sees it: `/proc/<pid>/root`, or `/`).
+pub(crate) fn on_host(host_root: &Path, node_path: &Path) -> PathBuf {
+    host_root.join(node_path.strip_prefix("/").unwrap_or(node_path))
+}
+
 /// What a path on the node is, as [`resolve`] asks it, read through `host_root` (the node's root
 /// as the agent reaches it); the latest change time of a link found goes to `links_changed`.
 pub(crate) fn look_up_on_host(
@@ -155,9 +154,9 @@ pub(crate) fn look_up_on_host(
     node_path: &Path,
     links_changed: &mut Option<Timestamp>,
 ) -> Entry {
-    let on_host = host_root.join(node_path.strip_prefix("/").unwrap_or(node_path));
-    match std::fs::symlink_metadata(&on_host) {
-        Ok(m) if m.file_type().is_symlink() => match std::fs::read_link(&on_host) {
+    let agent_path = on_host(host_root, node_path);
+    match std::fs::symlink_metadata(&agent_path) {
+        Ok(m) if m.file_type().is_symlink() => match std::fs::read_link(&agent_path) {
             Ok(target) => {
                 *links_changed = (*links_changed).max(change_time(&m));
                 Entry::Link(target)
@@ -169,6 +168,7 @@ pub(crate) fn look_up_on_host(
     }
 }
 
+/// The inode's change time.
 pub(crate) fn change_time(metadata: &std::fs::Metadata) -> Option<Timestamp> {
     use std::os::unix::fs::MetadataExt;
     i32::try_from(metadata.ctime_nsec())

@@ -17,7 +17,7 @@ mod file;
 pub mod strength;
 
 /// A file's change time, as the profile reports use it (the node agent's kubelet reading too).
-pub(crate) use file::{change_time, look_up_on_host};
+pub(crate) use file::{change_time, look_up_on_host, on_host};
 
 use std::path::{Component, Path, PathBuf};
 

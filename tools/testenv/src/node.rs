@@ -396,17 +396,18 @@ shutdownGracePeriod: 0s
             },
         );
         let config = config + &self.appended;
+        // Whatever an earlier start laid out (a link, drop-ins) goes first.
+        let _ = fs::remove_file(self.kubelet_config());
+        let _ = fs::remove_dir_all(self.drop_in_dir());
         let Some(drop_ins) = &self.drop_ins else {
             return fs::write(self.kubelet_config(), config)
                 .map_err(io_context("writing the kubelet configuration"));
         };
         let target = self.dir.join("kubelet-config.target.yaml");
         fs::write(&target, config).map_err(io_context("writing the kubelet configuration"))?;
-        let _ = fs::remove_file(self.kubelet_config());
         std::os::unix::fs::symlink(&target, self.kubelet_config())
             .map_err(io_context("linking the kubelet configuration"))?;
         let dir = self.drop_in_dir();
-        let _ = fs::remove_dir_all(&dir);
         for (path, content) in drop_ins {
             let file = dir.join(path);
             if let Some(parent) = file.parent() {
