@@ -271,6 +271,23 @@ async fn the_operator_works_with_exactly_the_shipped_rbac() {
     })
     .await;
 
+    // The status of an earlier pod named `lone`, left behind (orphaned, `--cascade=orphan`), for
+    // a pod of that name created later. Made before the operator starts, so its first list has
+    // it, as it would have an old leftover (made just before the pod, the pod could come first
+    // and the operator apply over a status it had not seen yet: then no delete was used, seen
+    // once in CI). Made as the leftover it would be, with no owner, so the garbage collector has
+    // no part in it: deleting and orphaning a pod for real raced with the operator, which could
+    // put the owner back on the status of the terminating pod, after which the collector deleted
+    // it (seen once in CI).
+    let leftover: SeccompStatus = serde_json::from_value(json!({
+        "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompStatus",
+        "metadata": { "name": "lone" },
+        "spec": { "podUID": "00000000-0000-0000-0000-000000000001" } }))
+    .expect("status");
+    Api::<SeccompStatus>::namespaced(ctx.client.clone(), &ctx.ns)
+        .create(&PostParams::default(), &leftover)
+        .await
+        .expect("the earlier pod's status");
     // The operator, as its service account: statuses, labels, an eviction, events, policy status.
     let metrics = std::sync::Arc::new(seccomp_sentinel::telemetry::Metrics::default());
     let mut config = support::namespace_config(&ctx);
@@ -339,20 +356,8 @@ async fn the_operator_works_with_exactly_the_shipped_rbac() {
         events.contains("event"),
         "an Evicted event written by the service account"
     );
-    // A pod created under the name of an earlier one whose status was left behind (orphaned,
-    // `--cascade=orphan`): that status goes first (delete). Made here as the leftover it would
-    // be, with no owner, so the garbage collector has no part in it: deleting and orphaning a
-    // pod for real raced with the operator, which could put the owner back on the status of the
-    // terminating pod, after which the collector deleted it (seen once in CI).
-    let leftover: SeccompStatus = serde_json::from_value(json!({
-        "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompStatus",
-        "metadata": { "name": "lone" },
-        "spec": { "podUID": "00000000-0000-0000-0000-000000000001" } }))
-    .expect("status");
-    statuses
-        .create(&PostParams::default(), &leftover)
-        .await
-        .expect("the earlier pod's status");
+    // A pod created under the name of an earlier one whose status was left behind (see above):
+    // that status goes first (delete).
     let lone: Pod = serde_json::from_value(json!({ "metadata": { "name": "lone" },
         "spec": { "containers": [{ "name": "app", "image": "registry.invalid/app:1" }] } }))
     .expect("pod");
