@@ -426,6 +426,159 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
 /// content the container started with (not the new file's class), and the container, probing
 /// once a second, still enforces that content; a file removed while the container runs is not
 /// "cannot start"; the file put back as it was is what the container runs again.
+/// How the runtime refused to start `app` of `name`: its message, once the container is waiting
+/// for a create that failed (containerd's decoding) or has ended without starting (runc's checks).
+async fn runtime_refusal(pods: &Api<Pod>, name: &str) -> String {
+    wait_for(&format!("{name} to be refused"), TIMEOUT, || async {
+        let status = pods
+            .get(name)
+            .await
+            .ok()?
+            .status?
+            .container_statuses?
+            .into_iter()
+            .next()?;
+        let waiting = status.state.and_then(|s| s.waiting).filter(|w| {
+            w.reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("CreateContainer"))
+        });
+        let not_started = status
+            .last_state
+            .and_then(|s| s.terminated)
+            .filter(|t| t.reason.as_deref() == Some("StartError"));
+        waiting
+            .and_then(|w| w.message)
+            .or_else(|| not_started.and_then(|t| t.message))
+    })
+    .await
+}
+
+/// Profile files as containerd decodes them (Go's encoding/json: keys in any case, a repeated key
+/// decoding over the first, types checked in every field it knows) and as runc checks them
+/// (architectures, comparisons, flags, SCMP_ACT_NOTIFY): the class matches what the container
+/// does, and a file the runtime refuses is `Invalid`.
+#[tokio::test]
+async fn profiles_are_read_as_the_runtime_decodes_and_checks_them() {
+    let nodes = nodes::nodes();
+    let ctx = node_context("decoding").await;
+    let a = &nodes.a;
+    let deny = r#"[{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]"#;
+    let allow_but =
+        |extra: &str| format!(r#"{{"defaultAction": "SCMP_ACT_ALLOW", {extra}"syscalls": {deny}}}"#);
+    let files = [
+        (
+            "go-case",
+            r#"{"DefaultAction": "SCMP_ACT_ALLOW", "SYSCALLS": [{"Names": ["mkdir", "mkdirat"], "Action": "SCMP_ACT_ERRNO"}]}"#
+                .to_string(),
+        ),
+        ("long-s", format!(r#"{{"defaultAction": "SCMP_ACT_ALLOW", "ſyscalls": {deny}}}"#)),
+        (
+            "repeated",
+            format!(r#"{{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [], "defaultAction": "SCMP_ACT_ALLOW", "syscalls": {deny}}}"#),
+        ),
+        ("null-text", allow_but(r#""defaultAction": null, "#)),
+        ("null-list", format!(r#"{{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": {deny}, "syscalls": null}}"#)),
+        // Latin-1, not UTF-8, in a field containerd does not read.
+        ("odd-bytes", allow_but("\"comment\": \"caf\u{1}\", ")),
+        ("wrong-type", allow_but(r#""architectures": "SCMP_ARCH_X86_64", "#)),
+        (
+            "fraction",
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1.0}]}"#
+                .to_string(),
+        ),
+        ("array", r#"["SCMP_ACT_ALLOW"]"#.to_string()),
+        ("unknown-arch", allow_but(r#""architectures": ["SCMP_ARCH_NOPE"], "#)),
+        (
+            "unknown-op",
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_NOPE"}]}]}"#
+                .to_string(),
+        ),
+        ("flags", allow_but(r#""flags": ["SECCOMP_FILTER_FLAG_LOG"], "#)),
+        (
+            "notify-default",
+            r#"{"defaultAction": "SCMP_ACT_NOTIFY", "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}]}"#
+                .to_string(),
+        ),
+    ];
+    let profiles = a.seccomp_dir().join(format!("sentinel-{}", ctx.ns));
+    std::fs::create_dir_all(&profiles).expect("profile dir");
+    for (name, content) in &files {
+        let bytes: Vec<u8> = content.bytes().map(|b| if b == 1 { 0xe9 } else { b }).collect();
+        std::fs::write(profiles.join(format!("{name}.json")), bytes).expect("profile");
+    }
+    let _operator = Operator::for_namespace(&ctx).await;
+    let pods: Api<Pod> = ctx.api();
+    let statuses: Api<SeccompStatus> = ctx.api();
+    for (name, _) in &files {
+        let spec = localhost(name, &a.name, &format!("sentinel-{}/{name}.json", ctx.ns));
+        pods.create(&PostParams::default(), &spec)
+            .await
+            .expect("create pod");
+    }
+
+    // Decoded as containerd decodes them: they run, and the class is what they do.
+    for (name, strength, probe) in [
+        ("go-case", ProfileStrength::DenyList, "mkdir=refused"),
+        ("long-s", ProfileStrength::DenyList, "mkdir=refused"),
+        ("repeated", ProfileStrength::DenyList, "mkdir=refused"),
+        ("null-text", ProfileStrength::DenyList, "mkdir=refused"),
+        ("odd-bytes", ProfileStrength::DenyList, "mkdir=refused"),
+        ("null-list", ProfileStrength::Permissive, "mkdir=allowed"),
+    ] {
+        let (_, app) = assessed(&statuses, name, |c| {
+            c.strength.is_some_and(|s| s != ProfileStrength::Unknown)
+        })
+        .await;
+        assert_eq!(app.strength, Some(strength), "{name}: {app:?}");
+        assert!(probe_result(&pods, a, name).await.contains(probe), "{name}");
+    }
+
+    // Refused by containerd's decoding or by runc's checks: Invalid, as the runtime says.
+    for (name, runtime_says) in [
+        ("wrong-type", "cannot unmarshal string"),
+        ("fraction", "cannot unmarshal number 1.0"),
+        ("array", "cannot unmarshal array"),
+        ("unknown-arch", "not a valid arch"),
+        ("unknown-op", "not a valid operator"),
+    ] {
+        let (status, app) = assessed(&statuses, name, |c| {
+            c.strength.is_some_and(|s| s != ProfileStrength::Unknown)
+        })
+        .await;
+        assert_eq!(app.strength, Some(ProfileStrength::Invalid), "{name}: {app:?}");
+        assert_eq!(
+            condition(&status, "ProfilesEnforcing").1,
+            "ProfileUnusable",
+            "{name}"
+        );
+        let refusal = runtime_refusal(&pods, name).await;
+        assert!(refusal.contains(runtime_says), "{name}: {refusal}");
+    }
+
+    // Refused by this node's runc (1.1) but not by every runtime: the class stays, the note says
+    // why the container may not start.
+    for (name, strength, note, runtime_says) in [
+        (
+            "flags",
+            ProfileStrength::DenyList,
+            "runc before 1.2 refuses any flag",
+            "seccomp flags are not yet supported",
+        ),
+        (
+            "notify-default",
+            ProfileStrength::Delegated,
+            "runc refuses SCMP_ACT_NOTIFY as the default action",
+            "SCMP_ACT_NOTIFY cannot be used as default action",
+        ),
+    ] {
+        let (_, app) = assessed(&statuses, name, |c| c.warnings.iter().any(|w| w.contains(note))).await;
+        assert_eq!(app.strength, Some(strength), "{name}: {app:?}");
+        let refusal = runtime_refusal(&pods, name).await;
+        assert!(refusal.contains(runtime_says), "{name}: {refusal}");
+    }
+}
+
 #[tokio::test]
 async fn a_profile_file_changed_after_the_start_is_not_taken_for_what_runs() {
     let nodes = nodes::nodes();

@@ -13,6 +13,7 @@
 //! file under a node's seccomp directory without leaving it, and [`strength`] folds what is known
 //! into a pod's status.
 
+mod decode;
 mod file;
 pub mod strength;
 
@@ -21,7 +22,6 @@ pub(crate) use file::{change_time, look_up_on_host, on_host};
 
 use std::path::{Component, Path, PathBuf};
 
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::api::ProfileClass;
@@ -46,26 +46,7 @@ pub struct ProfileSummary {
 pub const NO_FILTER_NOTE: &str = "no defaultAction and no rules: the runtime installs no filter, \
      the container runs unconfined (seccomp disabled)";
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct ProfileDocument {
-    default_action: Option<String>,
-    #[serde(default)]
-    syscalls: Option<Vec<Rule>>,
-}
-
-/// A rule of a profile's `syscalls`, as far as its class goes.
-#[derive(Deserialize, Default)]
-pub(crate) struct Rule {
-    #[serde(default)]
-    action: Option<String>,
-    /// The calls the rule applies to: the runtime-spec's field, which every runtime reads.
-    #[serde(default)]
-    names: Option<Vec<String>>,
-    /// Docker's older one-call field: CRI-O reads it, containerd (runtime-spec) does not.
-    #[serde(default)]
-    name: Option<String>,
-}
+pub(crate) use decode::Rule;
 
 /// What a rule reaches, as runtimes read it.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -81,9 +62,9 @@ enum Reach {
 
 impl Rule {
     fn reach(&self) -> Reach {
-        if self.names.iter().flatten().any(|name| known_system_call(name)) {
+        if self.names.iter().any(|name| known_system_call(name)) {
             Reach::Names
-        } else if self.name.as_deref().is_some_and(known_system_call) {
+        } else if self.docker_name.0.as_deref().is_some_and(known_system_call) {
             Reach::DockerName
         } else {
             Reach::Nothing
@@ -96,13 +77,12 @@ impl Rule {
     }
 
     pub(crate) fn action(&self) -> &str {
-        self.action.as_deref().unwrap_or_default()
+        &self.action
     }
 
     fn unknown_names(&self) -> impl Iterator<Item = &str> {
         self.names
             .iter()
-            .flatten()
             .map(String::as_str)
             .filter(|name| !known_system_call(name))
     }
@@ -195,31 +175,23 @@ pub fn classify<'a>(
 /// Parses and classifies the content of a profile file.
 pub fn summarize(content: &[u8]) -> Result<ProfileSummary, String> {
     let sha256 = hex(&Sha256::digest(content));
-    // JSON `null` decodes, in Go, into an empty profile.
-    let document: Option<ProfileDocument> =
-        serde_json::from_slice(content).map_err(|e| format!("not a seccomp profile: {e}"))?;
-    let document = document.unwrap_or_default();
-    let rules = document.syscalls.unwrap_or_default();
-    let Some(default_action) = document.default_action.filter(|a| !a.is_empty()) else {
-        if rules.is_empty() {
-            return Ok(ProfileSummary {
-                sha256,
-                default_action: None,
-                syscall_rules: 0,
-                class: ProfileClass::Permissive,
-                note: Some(NO_FILTER_NOTE.to_string()),
-            });
-        }
-        // With rules, the runtime refuses the empty default action: the container cannot start.
-        return Err("not a seccomp profile: no defaultAction".to_string());
-    };
-    // The runtime rejects an unknown action in any rule, whatever the rule names.
-    classify(&default_action, rules.iter().map(Rule::action))?;
+    let profile = decode::decode(content).map_err(|e| format!("not a seccomp profile: {e}"))?;
+    let rules = &profile.syscalls;
+    if profile.default_action.is_empty() && rules.is_empty() {
+        return Ok(ProfileSummary {
+            sha256,
+            default_action: None,
+            syscall_rules: 0,
+            class: ProfileClass::Permissive,
+            note: Some(NO_FILTER_NOTE.to_string()),
+        });
+    }
+    refusal_by_runtime(&profile)?;
     // The class never counts on what some runtime may not apply (a "deny list" of rules that
     // reach no call there denies nothing).
     let reaches: Vec<Reach> = rules.iter().map(Rule::reach).collect();
     let (class, note) = classify(
-        &default_action,
+        &profile.default_action,
         rules
             .iter()
             .zip(&reaches)
@@ -228,15 +200,111 @@ pub fn summarize(content: &[u8]) -> Result<ProfileSummary, String> {
     )?;
     let notes: Vec<String> = note
         .into_iter()
-        .chain(notes_on_left_out_rules(&rules, &reaches))
+        .chain(notes_on_left_out_rules(rules, &reaches))
+        .chain(notes_on_runc(&profile))
         .collect();
     Ok(ProfileSummary {
         sha256,
-        default_action: Some(default_action),
         syscall_rules: u32::try_from(rules.len()).unwrap_or(u32::MAX),
         class,
         note: (!notes.is_empty()).then(|| notes.join("; ")),
+        default_action: Some(profile.default_action),
     })
+}
+
+/// The architectures runc knows (1.3; Debian 12's 1.1.5 lacks `SCMP_ARCH_RISCV64`); it refuses
+/// a profile that names another.
+const ARCHITECTURES: [&str; 17] = [
+    "SCMP_ARCH_X86",
+    "SCMP_ARCH_X86_64",
+    "SCMP_ARCH_X32",
+    "SCMP_ARCH_ARM",
+    "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_MIPS",
+    "SCMP_ARCH_MIPS64",
+    "SCMP_ARCH_MIPS64N32",
+    "SCMP_ARCH_MIPSEL",
+    "SCMP_ARCH_MIPSEL64",
+    "SCMP_ARCH_MIPSEL64N32",
+    "SCMP_ARCH_PPC",
+    "SCMP_ARCH_PPC64",
+    "SCMP_ARCH_PPC64LE",
+    "SCMP_ARCH_RISCV64",
+    "SCMP_ARCH_S390",
+    "SCMP_ARCH_S390X",
+];
+
+/// The argument comparisons runc knows.
+const OPERATORS: [&str; 7] = [
+    "SCMP_CMP_NE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
+    "SCMP_CMP_MASKED_EQ",
+];
+
+/// Why the runtime refuses a decoded profile that installs a filter, in the order runc checks:
+/// the architectures, the default action, every rule's action (whatever it names), and the
+/// comparisons of the rules that name some call (runc converts them once per name).
+fn refusal_by_runtime(profile: &decode::Profile) -> Result<(), String> {
+    if let Some(arch) = profile
+        .architectures
+        .iter()
+        .find(|arch| !ARCHITECTURES.contains(&arch.as_str()))
+    {
+        return Err(format!("unknown architecture {arch:?}"));
+    }
+    if profile.default_action.is_empty() {
+        return Err("not a seccomp profile: no defaultAction".to_string());
+    }
+    classify(&profile.default_action, profile.syscalls.iter().map(Rule::action))?;
+    let operator = profile
+        .syscalls
+        .iter()
+        .filter(|rule| !rule.names.is_empty())
+        .flat_map(|rule| &rule.args)
+        .find(|arg| !OPERATORS.contains(&arg.op.as_str()));
+    match operator {
+        Some(arg) => Err(format!("unknown argument operator {:?}", arg.op)),
+        None => Ok(()),
+    }
+}
+
+/// What keeps a profile from starting under some runc versions only, or under runc but perhaps
+/// not under another runtime: said in the note, the class stays.
+fn notes_on_runc(profile: &decode::Profile) -> Vec<String> {
+    let mut notes = Vec::new();
+    if !profile.flags.is_empty() {
+        notes.push(format!(
+            "sets flags ({}): runc before 1.2 refuses any flag, so the container cannot start \
+             there; later runc takes those the kernel supports",
+            profile.flags.join(", ")
+        ));
+    }
+    if profile.default_action == "SCMP_ACT_NOTIFY" {
+        notes.push(
+            "runc refuses SCMP_ACT_NOTIFY as the default action: the container cannot start \
+             where runc runs it"
+                .to_string(),
+        );
+    }
+    let notifies = profile
+        .syscalls
+        .iter()
+        .filter(|rule| rule.action == "SCMP_ACT_NOTIFY" && rule.applies());
+    if profile.listener_path.is_empty() && notifies.clone().next().is_some() {
+        notes.push(
+            "SCMP_ACT_NOTIFY rules without a listenerPath: runc refuses them, the container \
+             cannot start where runc runs it"
+                .to_string(),
+        );
+    }
+    if notifies.flat_map(|rule| &rule.names).any(|name| name == "write") {
+        notes.push("runc refuses SCMP_ACT_NOTIFY for write".to_string());
+    }
+    notes
 }
 
 /// What the class leaves out of `rules` (each with its reach) and why, for the file's note.
@@ -543,6 +611,81 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// What runc refuses (checked against containerd 1.6 and runc 1.1 on a node by
+    /// `strength::profiles_are_read_as_the_runtime_decodes_and_checks_them`), and what only some
+    /// runc versions refuse, said in the note.
+    #[test]
+    fn profiles_are_checked_as_runc_checks_them() {
+        let allow = |extra: &str, rules: &str| {
+            format!(r#"{{"defaultAction":"SCMP_ACT_ALLOW",{extra}"syscalls":[{rules}]}}"#)
+        };
+        let deny_mkdir = r#"{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}"#;
+        let refused = |profile: String| summarize(profile.as_bytes()).expect_err(&profile);
+        assert!(
+            refused(allow(
+                r#""architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_NOPE"],"#,
+                deny_mkdir
+            ))
+            .contains(r#"unknown architecture "SCMP_ARCH_NOPE""#)
+        );
+        assert!(
+            refused(allow(
+                "",
+                r#"{"names":["mkdir"],"action":"SCMP_ACT_ERRNO","args":[{"op":"SCMP_CMP_NOPE"}]}"#
+            ))
+            .contains(r#"unknown argument operator "SCMP_CMP_NOPE""#)
+        );
+        // runc converts comparisons once per name: a rule naming nothing is never looked at.
+        let summary = summarize(
+            allow(
+                "",
+                &format!(r#"{{"names":[],"action":"SCMP_ACT_ERRNO","args":[{{"op":"x"}}]}},{deny_mkdir}"#),
+            )
+            .as_bytes(),
+        )
+        .expect("runc skips the rule");
+        assert_eq!(summary.class, ProfileClass::DenyList);
+        let every_known = allow(
+            r#""architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86","SCMP_ARCH_X32","SCMP_ARCH_RISCV64"],"#,
+            r#"{"names":["mkdir"],"action":"SCMP_ACT_ERRNO","args":[{"index":1,"value":7,"op":"SCMP_CMP_MASKED_EQ"}]}"#,
+        );
+        assert_eq!(summarize(every_known.as_bytes()).map(|s| s.note), Ok(None));
+
+        let note = |profile: String| {
+            let summary = summarize(profile.as_bytes()).expect(&profile);
+            (summary.class, summary.note.unwrap_or_default())
+        };
+        let (class, text) = note(allow(r#""flags":["SECCOMP_FILTER_FLAG_LOG"],"#, deny_mkdir));
+        assert_eq!(class, ProfileClass::DenyList);
+        assert!(
+            text.contains("SECCOMP_FILTER_FLAG_LOG") && text.contains("runc before 1.2"),
+            "{text}"
+        );
+        let (class, text) = note(r#"{"defaultAction":"SCMP_ACT_NOTIFY"}"#.to_string());
+        assert_eq!(class, ProfileClass::Delegated);
+        assert!(
+            text.contains("runc refuses SCMP_ACT_NOTIFY as the default action"),
+            "{text}"
+        );
+        let notify = |names: &str| format!(r#"{{"names":{names},"action":"SCMP_ACT_NOTIFY"}}"#);
+        let (_, text) = note(allow("", &notify(r#"["mkdir","write"]"#)));
+        assert!(
+            text.contains("without a listenerPath") && text.contains("for write"),
+            "{text}"
+        );
+        let (_, text) = note(allow(
+            r#""listenerPath":"/run/agent.sock","#,
+            &notify(r#"["mkdir"]"#),
+        ));
+        assert!(
+            !text.contains("listenerPath") && !text.contains("write"),
+            "{text}"
+        );
+        // A NOTIFY rule naming no call puts no listener in the filter.
+        let (_, text) = note(allow("", &notify(r#"["mkdri"]"#)));
+        assert!(!text.contains("listenerPath"), "{text}");
     }
 
     #[test]
