@@ -1,6 +1,6 @@
 //! A profile file decoded as the runtimes decode it: Go's `encoding/json` into the runtime-spec's
-//! `LinuxSeccomp` (containerd's `seccomp.WithProfile`; CRI-O's type has the same fields and
-//! types). Where serde's derive would differ, Go's decoder
+//! `LinuxSeccomp` (containerd's `seccomp.WithProfile`; CRI-O's own type has these fields, with
+//! the same types). Where serde's derive would differ, Go's decoder
 //! - matches a key to a field whatever its case (`DefaultAction`, `SYSCALLS`, and the four
 //!   non-ASCII letters that fold to ASCII ones), and skips keys that match none;
 //! - lets a later copy of a key decode over the earlier one (a list element by element, then cut
