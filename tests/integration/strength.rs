@@ -455,9 +455,10 @@ async fn runtime_refusal(pods: &Api<Pod>, name: &str) -> String {
 }
 
 /// Profile files as containerd decodes them (Go's encoding/json: keys in any case, a repeated key
-/// decoding over the first, types checked in every field it knows) and as runc checks them
-/// (architectures, comparisons, flags, SCMP_ACT_NOTIFY): the class matches what the container
-/// does, and a file the runtime refuses is `Invalid`.
+/// decoding over the first, types checked in every field it knows) and as runc and libseccomp
+/// check them (architectures, comparisons, names, argument indexes, errno values, flags,
+/// SCMP_ACT_NOTIFY): the class matches what the container does, and a file the runtime refuses is
+/// `Invalid`.
 #[tokio::test]
 async fn profiles_are_read_as_the_runtime_decodes_and_checks_them() {
     let nodes = nodes::nodes();
@@ -494,6 +495,27 @@ async fn profiles_are_read_as_the_runtime_decodes_and_checks_them() {
             r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_NOPE"}]}]}"#
                 .to_string(),
         ),
+        (
+            "same-as-default",
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 7, "value": 1, "op": "SCMP_CMP_EQ"}]},
+                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 65537}]}"#
+                .to_string(),
+        ),
+        (
+            "empty-name",
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["", "mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}"#
+                .to_string(),
+        ),
+        (
+            "seventh-argument",
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 6, "value": 1, "op": "SCMP_CMP_EQ"}]}]}"#
+                .to_string(),
+        ),
+        (
+            "errno-too-large",
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 70000}]}"#
+                .to_string(),
+        ),
         ("flags", allow_but(r#""flags": ["SECCOMP_FILTER_FLAG_LOG"], "#)),
         (
             "notify-default",
@@ -524,6 +546,7 @@ async fn profiles_are_read_as_the_runtime_decodes_and_checks_them() {
         ("repeated", ProfileStrength::DenyList, "mkdir=refused"),
         ("null-text", ProfileStrength::DenyList, "mkdir=refused"),
         ("odd-bytes", ProfileStrength::DenyList, "mkdir=refused"),
+        ("same-as-default", ProfileStrength::DenyList, "mkdir=refused"),
         ("null-list", ProfileStrength::Permissive, "mkdir=allowed"),
     ] {
         let (_, app) = assessed(&statuses, name, |c| {
@@ -541,6 +564,13 @@ async fn profiles_are_read_as_the_runtime_decodes_and_checks_them() {
         ("array", "cannot unmarshal array"),
         ("unknown-arch", "not a valid arch"),
         ("unknown-op", "not a valid operator"),
+        ("empty-name", "empty string is not a valid syscall"),
+        ("seventh-argument", "syscalls only have up to 6 arguments"),
+        // libseccomp-golang words libseccomp's EINVAL so.
+        (
+            "errno-too-large",
+            "error adding seccomp filter rule for syscall mkdir",
+        ),
     ] {
         let (status, app) = assessed(&statuses, name, |c| {
             c.strength.is_some_and(|s| s != ProfileStrength::Unknown)

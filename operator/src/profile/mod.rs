@@ -266,9 +266,72 @@ fn refusal_by_runtime(profile: &decode::Profile) -> Result<(), String> {
         .filter(|rule| !rule.names.is_empty())
         .flat_map(|rule| &rule.args)
         .find(|arg| !OPERATORS.contains(&arg.op.as_str()));
-    match operator {
-        Some(arg) => Err(format!("unknown argument operator {:?}", arg.op)),
-        None => Ok(()),
+    if let Some(arg) = operator {
+        return Err(format!("unknown argument operator {:?}", arg.op));
+    }
+    refusal_by_libseccomp(profile)
+}
+
+/// What libseccomp refuses as runc builds the filter: the default action, then each call of each
+/// rule, where runc refuses an empty name, skips a rule whose action is the default's and a
+/// name libseccomp does not know, and lets libseccomp refuse an argument past the sixth and an
+/// errno it cannot return.
+fn refusal_by_libseccomp(profile: &decode::Profile) -> Result<(), String> {
+    let default = filter_action(&profile.default_action, profile.default_errno_ret);
+    if let FilterAction::Errno(code) = default
+        && code >= MAX_ERRNO
+    {
+        return Err(format!(
+            "defaultErrnoRet {code}: libseccomp returns errno values below {MAX_ERRNO} only"
+        ));
+    }
+    for rule in &profile.syscalls {
+        let action = filter_action(&rule.action, rule.errno_ret);
+        for name in &rule.names {
+            if name.is_empty() {
+                return Err("a rule names an empty system call".to_string());
+            }
+            if action == default || !known_system_call(name) {
+                continue;
+            }
+            if let Some(arg) = rule.args.iter().find(|arg| arg.index > 5) {
+                return Err(format!(
+                    "{name}: argument index {}, where system calls have arguments 0 to 5",
+                    arg.index
+                ));
+            }
+            if let FilterAction::Errno(code) = action
+                && code >= MAX_ERRNO
+            {
+                return Err(format!(
+                    "{name}: errnoRet {code}: libseccomp returns errno values below {MAX_ERRNO} only"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// libseccomp's bound on an errno a filter returns.
+const MAX_ERRNO: u16 = 4096;
+
+/// An action as runc hands it to libseccomp: KILL is KILL_THREAD, and ERRNO and TRACE carry their
+/// errno (EPERM unless set; Go's `int16` conversion keeps its low 16 bits).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FilterAction<'a> {
+    Errno(u16),
+    Trace(u16),
+    Other(&'a str),
+}
+
+fn filter_action(action: &str, errno: Option<u64>) -> FilterAction<'_> {
+    const EPERM: u16 = 1;
+    let code = errno.map_or(EPERM, |errno| (errno & 0xFFFF) as u16);
+    match action {
+        "SCMP_ACT_ERRNO" => FilterAction::Errno(code),
+        "SCMP_ACT_TRACE" => FilterAction::Trace(code),
+        "SCMP_ACT_KILL" => FilterAction::Other("SCMP_ACT_KILL_THREAD"),
+        other => FilterAction::Other(other),
     }
 }
 
@@ -652,6 +715,45 @@ mod tests {
             r#"{"names":["mkdir"],"action":"SCMP_ACT_ERRNO","args":[{"index":1,"value":7,"op":"SCMP_CMP_MASKED_EQ"}]}"#,
         );
         assert_eq!(summarize(every_known.as_bytes()).map(|s| s.note), Ok(None));
+
+        // As libseccomp builds the filter: an empty name, an argument past the sixth, an errno of
+        // 4096 or more (its low 16 bits, as runc converts it) are refused...
+        let deny = |extra: &str| format!(r#"{{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"{extra}}}"#);
+        assert!(
+            refused(allow("", r#"{"names":["","mkdir"],"action":"SCMP_ACT_ERRNO"}"#))
+                .contains("empty system call")
+        );
+        assert!(
+            refused(allow("", &deny(r#","args":[{"index":6,"op":"SCMP_CMP_EQ"}]"#)))
+                .contains("argument index 6")
+        );
+        assert!(refused(allow("", &deny(r#","errnoRet":70000"#))).contains("errnoRet 4464"));
+        assert!(
+            refused(r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":4096}"#.to_string())
+                .contains("defaultErrnoRet 4096")
+        );
+        // ... but not in a rule whose action is the default's (runc skips it), nor for a name
+        // libseccomp does not know, and two checks of one argument are fine.
+        for rules in [
+            format!(
+                r#"{{"names":["mkdir"],"action":"SCMP_ACT_ALLOW","args":[{{"index":7,"op":"SCMP_CMP_EQ"}}]}},{deny_mkdir}"#
+            ),
+            format!(
+                r#"{{"names":["mkdri"],"action":"SCMP_ACT_ERRNO","args":[{{"index":9,"op":"SCMP_CMP_EQ"}}]}},{deny_mkdir}"#
+            ),
+            deny(r#","errnoRet":65537"#),
+            deny(
+                r#","args":[{"index":1,"value":1,"op":"SCMP_CMP_GE"},{"index":1,"value":9,"op":"SCMP_CMP_LE"}]"#,
+            ),
+        ] {
+            let summary = summarize(allow("", &rules).as_bytes()).expect(&rules);
+            assert_eq!(summary.class, ProfileClass::DenyList, "{rules}");
+        }
+        let kill_as_default = r#"{"defaultAction":"SCMP_ACT_KILL_THREAD","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_KILL","args":[{"index":8,"op":"SCMP_CMP_EQ"}]}]}"#;
+        assert!(
+            summarize(kill_as_default.as_bytes()).is_ok(),
+            "KILL is KILL_THREAD: the rule is skipped"
+        );
 
         let note = |profile: String| {
             let summary = summarize(profile.as_bytes()).expect(&profile);
