@@ -1137,17 +1137,13 @@ async fn the_agent_follows_a_kubelet_restart_and_flags_pods_started_before_it() 
             .and_then(|s| s.runtime_verified())
             .map(|c| c.reason.clone())
     };
-    let before = started_asking_nothing(&pods, &handle.name, "before").await;
+    started_asking_nothing(&pods, &handle, "before", 0).await;
     wait_for("before: Unconfined, verified", TIMEOUT, || async {
         let s = statuses.get_opt("before").await.ok()??;
         let unconfined = entry(&s, "app").profile.type_ == ProfileType::Unconfined;
         (unconfined && condition(&s).as_deref() == Some("Agrees")).then_some(())
     })
     .await;
-    assert_eq!(
-        kernel_view(&handle, &container_id(&before, "app")).proc_seccomp,
-        Some(0)
-    );
 
     // The kubelet comes back with seccompDefault on, laid out as some installers do: its
     // `--config` an absolute link (which the agent, in its container, must follow in the node's
@@ -1199,17 +1195,13 @@ async fn the_agent_follows_a_kubelet_restart_and_flags_pods_started_before_it() 
         Some(SeccompMode::Disabled)
     );
     // A pod started now gets the runtime's default filter, and agrees.
-    let after = started_asking_nothing(&pods, &handle.name, "after").await;
+    started_asking_nothing(&pods, &handle, "after", 2).await;
     wait_for("after: RuntimeDefault, verified", TIMEOUT, || async {
         let s = statuses.get_opt("after").await.ok()??;
         let default = entry(&s, "app").source == seccomp_sentinel::api::ProfileSource::KubeletDefault;
         (default && condition(&s).as_deref() == Some("Agrees")).then_some(())
     })
     .await;
-    assert_eq!(
-        kernel_view(&handle, &container_id(&after, "app")).proc_seccomp,
-        Some(2)
-    );
 
     // A drop-in that sets it to null (`seccompDefault:` with nothing after it, as a template
     // with an empty value writes it) takes back what an earlier one set: the kubelet merges its
@@ -1218,11 +1210,7 @@ async fn the_agent_follows_a_kubelet_restart_and_flags_pods_started_before_it() 
     node.restart_kubelet_with_drop_ins(false, &[("10-on.conf", &on), ("20-reset.conf", &reset)])
         .expect("kubelet restart");
     wait_node_facts(&ctx.client, &handle.name, false).await;
-    let reset = started_asking_nothing(&pods, &handle.name, "reset").await;
-    assert_eq!(
-        kernel_view(&handle, &container_id(&reset, "app")).proc_seccomp,
-        Some(0)
-    );
+    started_asking_nothing(&pods, &handle, "reset", 0).await;
     wait_for("reset: Unconfined, verified", TIMEOUT, || async {
         let s = statuses.get_opt("reset").await.ok()??;
         let unconfined = entry(&s, "app").profile.type_ == ProfileType::Unconfined;
@@ -1236,21 +1224,29 @@ async fn the_agent_follows_a_kubelet_restart_and_flags_pods_started_before_it() 
     node.restart_kubelet_appending(false, "seccompDefault: true\nmaxPods: 110\n")
         .expect("kubelet restart");
     wait_node_facts(&ctx.client, &handle.name, true).await;
-    let appended = started_asking_nothing(&pods, &handle.name, "appended").await;
-    assert_eq!(
-        kernel_view(&handle, &container_id(&appended, "app")).proc_seccomp,
-        Some(2)
-    );
+    started_asking_nothing(&pods, &handle, "appended", 2).await;
     operator.stop().await;
     node.stop();
 }
 
-/// Creates a pod asking for no profile on `node`, and returns it once it runs.
-async fn started_asking_nothing(pods: &Api<Pod>, node: &str, name: &str) -> Pod {
-    pods.create(&PostParams::default(), &pod(name, node, REPORT, json!({})))
+/// Creates a pod asking for no profile on `node` and, once it runs, checks the `Seccomp:` line the
+/// kernel shows for its container: what the kubelet made of its configuration (0: no filter, 2:
+/// the runtime's default).
+async fn started_asking_nothing(
+    pods: &Api<Pod>,
+    node: &sentinel_testenv::node::NodeHandle,
+    name: &str,
+    proc_seccomp: u8,
+) {
+    pods.create(&PostParams::default(), &pod(name, &node.name, REPORT, json!({})))
         .await
         .expect("pod");
-    wait_running(pods, name).await
+    let running = wait_running(pods, name).await;
+    assert_eq!(
+        kernel_view(node, &container_id(&running, "app")).proc_seccomp,
+        Some(proc_seccomp),
+        "{name}"
+    );
 }
 
 /// The running node agent pod of `node`, other than `not` (one deleted).

@@ -426,6 +426,19 @@ async fn each_profile_class_is_reported_and_matches_what_the_container_can_do() 
 /// content the container started with (not the new file's class), and the container, probing
 /// once a second, still enforces that content; a file removed while the container runs is not
 /// "cannot start"; the file put back as it was is what the container runs again.
+/// Creates a pod on `node` running the Localhost profile `path`, and returns what its probe says.
+async fn started_probe(
+    pods: &Api<Pod>,
+    node: &sentinel_testenv::node::NodeHandle,
+    name: &str,
+    path: &str,
+) -> String {
+    pods.create(&PostParams::default(), &localhost(name, &node.name, path))
+        .await
+        .expect("create pod");
+    probe_result(pods, node, name).await
+}
+
 /// How the runtime refused to start `app` of `name`: its message, once the container is waiting
 /// for a create that failed (containerd's decoding) or has ended without starting (runc's checks).
 async fn runtime_refusal(pods: &Api<Pod>, name: &str) -> String {
@@ -744,14 +757,10 @@ async fn a_profile_link_pointed_elsewhere_after_the_start_is_not_taken_for_what_
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let operator = Operator::for_namespace(&ctx).await;
     let pods: Api<Pod> = ctx.api();
-    pods.create(
-        &PostParams::default(),
-        &localhost("relinked", &a.name, &format!("{dir}/current.json")),
-    )
-    .await
-    .expect("pod");
     assert!(
-        probe_result(&pods, a, "relinked").await.contains("mkdir=refused"),
+        started_probe(&pods, a, "relinked", &format!("{dir}/current.json"))
+            .await
+            .contains("mkdir=refused"),
         "the runtime followed the link"
     );
     let statuses: Api<SeccompStatus> = ctx.api();
@@ -808,14 +817,8 @@ async fn profiles_in_a_seccomp_directory_behind_a_link_are_read() {
     );
     let operator = Operator::for_namespace(&ctx).await;
     let pods: Api<Pod> = ctx.api();
-    pods.create(
-        &PostParams::default(),
-        &localhost("linked-dir", &handle.name, &format!("{dir}/deny-mkdir.json")),
-    )
-    .await
-    .expect("pod");
     assert!(
-        probe_result(&pods, &handle, "linked-dir")
+        started_probe(&pods, &handle, "linked-dir", &format!("{dir}/deny-mkdir.json"))
             .await
             .contains("mkdir=refused"),
         "the runtime loaded the profile through the link"
@@ -895,14 +898,9 @@ async fn a_localhost_path_is_judged_as_the_file_the_kubelet_opens() {
     let dir = profile_dir(a, &ctx.ns, &[("deny-mkdir.json", DENY_MKDIR)]);
     let operator = Operator::for_namespace(&ctx).await;
     let pods: Api<Pod> = ctx.api();
-    pods.create(
-        &PostParams::default(),
-        &localhost("dotted", &a.name, &format!("./{dir}//deny-mkdir.json")),
-    )
-    .await
-    .expect("create pod");
     // The kubelet ran the file: the probe is refused.
-    assert!(probe_result(&pods, a, "dotted").await.contains("mkdir=refused"));
+    let probe = started_probe(&pods, a, "dotted", &format!("./{dir}//deny-mkdir.json")).await;
+    assert!(probe.contains("mkdir=refused"));
     let policy = create_policy(
         &ctx,
         "paths",

@@ -69,9 +69,9 @@ pub(crate) trait GoValue: Default {
 }
 
 /// Decodes the next value into `.0`.
-struct Into<'a, T>(&'a mut T);
+struct DecodeInto<'a, T>(&'a mut T);
 
-impl<'de, T: GoValue> DeserializeSeed<'de> for Into<'_, T> {
+impl<'de, T: GoValue> DeserializeSeed<'de> for DecodeInto<'_, T> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -121,9 +121,6 @@ impl<T: GoValue> GoValue for Vec<T> {
                 self.0.clear();
                 Ok(())
             }
-            fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-                self.visit_none()
-            }
             fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
                 deserializer.deserialize_seq(self)
             }
@@ -133,7 +130,10 @@ impl<T: GoValue> GoValue for Vec<T> {
                     if count == self.0.len() {
                         self.0.push(T::default());
                     }
-                    if elements.next_element_seed(Into(&mut self.0[count]))?.is_none() {
+                    if elements
+                        .next_element_seed(DecodeInto(&mut self.0[count]))?
+                        .is_none()
+                    {
                         break;
                     }
                     count += 1;
@@ -194,74 +194,18 @@ pub(crate) struct DockerName(pub Option<String>);
 
 impl GoValue for DockerName {
     fn decode<'de, D: Deserializer<'de>>(&mut self, deserializer: D) -> Result<(), D::Error> {
-        struct Any<'a>(&'a mut DockerName);
-        impl<'de> Visitor<'de> for Any<'_> {
-            type Value = ();
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any value")
-            }
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<(), E> {
-                self.0.0 = Some(text.to_owned());
-                Ok(())
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-                Ok(())
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-                Ok(())
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-                Ok(())
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-                Ok(())
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-                Ok(())
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut elements: A) -> Result<(), A::Error> {
-                while elements.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(())
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<(), A::Error> {
-                while entries.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(())
-            }
+        if let serde_json::Value::String(name) = serde_json::Value::deserialize(deserializer)? {
+            self.0 = Some(name);
         }
-        deserializer.deserialize_any(Any(self))
-    }
-}
-
-/// An object key, as bytes (Go compares it after folding, and a key that is not UTF-8 matches
-/// nothing).
-struct Key(Vec<u8>);
-
-impl<'de> de::Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Bytes;
-        impl Visitor<'_> for Bytes {
-            type Value = Key;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<Key, E> {
-                Ok(Key(text.as_bytes().to_vec()))
-            }
-            fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Key, E> {
-                Ok(Key(bytes.to_vec()))
-            }
-        }
-        deserializer.deserialize_bytes(Bytes)
+        Ok(())
     }
 }
 
 /// Whether `key` names the field `name` (ASCII) for Go's decoder: equal once both are folded,
 /// ASCII letters to upper case and other characters to the upper case of their lower case, which
-/// makes `ſ` an `S`, the Kelvin sign a `K`, and `ı` and `İ` an `I`.
-fn names_field(key: &[u8], name: &str) -> bool {
-    let Ok(key) = std::str::from_utf8(key) else {
-        return false;
-    };
+/// makes `ſ` an `S`, the Kelvin sign a `K`, and `ı` and `İ` an `I`. A key that is not UTF-8 (read
+/// with U+FFFD) matches no field.
+fn names_field(key: &str, name: &str) -> bool {
     let fold = |c: char| match c {
         'ſ' => 'S',
         '\u{212A}' => 'K',
@@ -289,10 +233,10 @@ macro_rules! go_struct {
                         Ok(())
                     }
                     fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<(), A::Error> {
-                        while let Some(Key(key)) = entries.next_key()? {
+                        while let Some(Text(key)) = entries.next_key()? {
                             $(
                                 if names_field(&key, $key) {
-                                    entries.next_value_seed(Into(&mut self.0.$field))?;
+                                    entries.next_value_seed(DecodeInto(&mut self.0.$field))?;
                                     continue;
                                 }
                             )*
@@ -371,9 +315,9 @@ mod tests {
         assert_eq!(decoded(r#"{"ſyscalls":[{}]}"#).syscalls.len(), 1);
         assert_eq!(decoded(r#"{"lİstenerPath":"a"}"#).listener_path, "a");
         assert_eq!(decoded(r#"{"lıstenerPath":"a"}"#).listener_path, "a");
-        assert!(names_field("\u{212A}".as_bytes(), "k"));
-        assert!(!names_field("syscall".as_bytes(), "syscalls"));
-        assert!(!names_field(b"sysc\xffalls", "syscalls"));
+        assert!(names_field("\u{212A}", "k"));
+        assert!(!names_field("syscall", "syscalls"));
+        assert!(!names_field("sysc\u{FFFD}alls", "syscalls"));
     }
 
     #[test]

@@ -278,9 +278,7 @@ fn refusal_by_runtime(profile: &decode::Profile) -> Result<(), String> {
 /// errno it cannot return.
 fn refusal_by_libseccomp(profile: &decode::Profile) -> Result<(), String> {
     let default = filter_action(&profile.default_action, profile.default_errno_ret);
-    if let FilterAction::Errno(code) = default
-        && code >= MAX_ERRNO
-    {
+    if let Some(code) = default.errno_out_of_range() {
         return Err(format!(
             "defaultErrnoRet {code}: libseccomp returns errno values below {MAX_ERRNO} only"
         ));
@@ -300,9 +298,7 @@ fn refusal_by_libseccomp(profile: &decode::Profile) -> Result<(), String> {
                     arg.index
                 ));
             }
-            if let FilterAction::Errno(code) = action
-                && code >= MAX_ERRNO
-            {
+            if let Some(code) = action.errno_out_of_range() {
                 return Err(format!(
                     "{name}: errnoRet {code}: libseccomp returns errno values below {MAX_ERRNO} only"
                 ));
@@ -322,6 +318,16 @@ enum FilterAction<'a> {
     Errno(u16),
     Trace(u16),
     Other(&'a str),
+}
+
+impl FilterAction<'_> {
+    /// The errno of an ERRNO action that libseccomp cannot return.
+    fn errno_out_of_range(self) -> Option<u16> {
+        match self {
+            FilterAction::Errno(code) if code >= MAX_ERRNO => Some(code),
+            _ => None,
+        }
+    }
 }
 
 fn filter_action(action: &str, errno: Option<u64>) -> FilterAction<'_> {
