@@ -54,10 +54,12 @@ impl ProfileRoot {
             }
         };
         // The directories themselves may be links (a kubelet root moved to a larger disk and
-        // linked back): the path resolved is compared with where they lead as well.
-        let mut within = |dir: &Path| {
+        // linked back): the path resolved is compared with where they lead as well. Links met
+        // only here are not on the path opened, so their changes are not the file's.
+        let within = |dir: &Path| {
+            let mut lookup_only = |p: &Path| look_up_on_host(&self.host_root, p, &mut None);
             resolved.starts_with(dir)
-                || resolve(dir, &mut lookup).is_ok_and(|real| resolved.starts_with(real))
+                || resolve(dir, &mut lookup_only).is_ok_and(|real| resolved.starts_with(real))
         };
         let inside = within(&self.seccomp_dir) || self.trusted_link_targets.iter().any(|t| within(t));
         if !inside {
@@ -306,6 +308,33 @@ mod tests {
         assert_eq!(root.read("a.json").state, ProfileFileState::Present);
         assert_eq!(root.read("operator/p.json").state, ProfileFileState::Present);
         assert_eq!(root.read("escape.json").state, ProfileFileState::Refused);
+    }
+
+    #[test]
+    fn a_trusted_directory_not_on_the_path_does_not_change_the_change_time() {
+        let host = tempfile::tempdir().expect("tempdir");
+        let path = |p: &str| host.path().join(p);
+        for dir in ["var/lib/kubelet/seccomp", "var/lib/shared", "data/first"] {
+            std::fs::create_dir_all(path(dir)).expect("dirs");
+        }
+        put(&host, "var/lib/shared/p.json", ALLOW_LIST);
+        symlink("/var/lib/shared/p.json", path("var/lib/kubelet/seccomp/p.json")).expect("link");
+        let profile_link = std::fs::symlink_metadata(path("var/lib/kubelet/seccomp/p.json")).expect("link");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        // The first trusted directory is a link made later, which the profile does not go through.
+        symlink("/data/first", path("var/lib/first")).expect("link");
+        let root = ProfileRoot {
+            host_root: host.path().to_path_buf(),
+            seccomp_dir: PathBuf::from("/var/lib/kubelet/seccomp"),
+            trusted_link_targets: vec![PathBuf::from("/var/lib/first"), PathBuf::from("/var/lib/shared")],
+        };
+        let (file, changed) = root.read_with_change_time("p.json");
+        assert_eq!(file.state, ProfileFileState::Present);
+        assert_eq!(
+            changed,
+            change_time(&profile_link),
+            "the profile's own link, not /var/lib/first"
+        );
     }
 
     #[test]
