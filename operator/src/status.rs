@@ -4,7 +4,8 @@
 //! A SeccompStatus is written whole, in one server-side apply (object, label, owner and status:
 //! the CRD has no status subresource), and only when its canonical content differs from what is
 //! stored. Canonical content is the JSON the controller owns: everything in `status` but the node
-//! agent's `status.runtime`, without condition timestamps, with conditions in a fixed order. The
+//! agent's parts (`status.runtime`, each `containers[].runtime`, `RuntimeVerified`), without
+//! condition timestamps, with conditions in a fixed order. The
 //! stored side is read as plain JSON, so a value the client could not decode (a timestamp out of
 //! its range) cannot hide a difference, or stop the controller.
 
@@ -217,10 +218,14 @@ pub fn needs_write(stored: Option<&StoredStatus>, pod_uid: &str, desired: &Secco
 /// The most of a `localhostProfile` a status repeats: no longer path can be opened on a node
 /// (Linux's `PATH_MAX`; containerd then fails the container, "file name too long").
 pub const SHOWN_PATH_BYTES: usize = 4096;
-/// JSON bytes of `containers` a status holds at most. The API server stores objects up to
-/// 1.5 MiB; a pod may be about that large and have thousands of containers, each of which costs
-/// far more bytes in its status than in its spec.
+/// Bytes of `containers` a status holds at most, each entry counted with [`ENTRY_RESERVE`]. The
+/// API server stores objects up to 1.5 MiB; a pod may be about that large and have thousands of
+/// containers, each of which costs far more bytes in its status than in its spec.
 pub const CONTAINERS_BUDGET: usize = 256 * 1024;
+/// Bytes a listed container costs beyond its entry and twice its name: its keys in the managed
+/// fields of the controller (about 130 B) and of the node agent (about 40 B), and the agent's
+/// `runtime` (about 160 B).
+pub const ENTRY_RESERVE: usize = 384;
 /// JSON bytes of `policies` a status holds before their messages are cut to
 /// [`SHORT_POLICY_MESSAGE`] characters. A policy's message names up to five containers with
 /// their exemption reasons (up to 1,024 characters each): some three hundred such policies
@@ -243,7 +248,7 @@ pub fn within_size(status: &SeccompStatusStatus) -> std::borrow::Cow<'_, Seccomp
             .is_some_and(|p| p.len() > SHOWN_PATH_BYTES)
     };
     let sizes = |containers: &[crate::api::ContainerSeccomp]| -> Vec<usize> {
-        containers.iter().map(json_size).collect()
+        containers.iter().map(stored_cost).collect()
     };
     let fits = |sizes: &[usize]| sizes.iter().sum::<usize>() <= CONTAINERS_BUDGET;
     let policies_fit = json_size(&status.policies) <= POLICIES_BUDGET;
@@ -288,6 +293,12 @@ pub fn within_size(status: &SeccompStatusStatus) -> std::borrow::Cow<'_, Seccomp
             u32::try_from(sizes.len() - bounded.containers.len()).unwrap_or(u32::MAX);
     }
     std::borrow::Cow::Owned(bounded)
+}
+
+/// What a container's entry costs the stored object: its JSON, and what [`ENTRY_RESERVE`] holds
+/// for, where the name appears once more in each writer's managed-fields key.
+fn stored_cost(container: &crate::api::ContainerSeccomp) -> usize {
+    json_size(container) + 2 * container.name.len() + ENTRY_RESERVE
 }
 
 /// Bytes of `value` as JSON, plus its comma in a list.
@@ -340,7 +351,7 @@ pub fn fingerprint_value(status: &Value) -> u64 {
     hasher.finish()
 }
 
-/// The controller-owned content of a status: the agent's `runtime` and `RuntimeVerified`,
+/// The controller-owned content of a status: the agent's `runtime`s and `RuntimeVerified`,
 /// condition timestamps and empty lists removed, conditions ordered by type. (Maps are ordered by
 /// key in `serde_json::Value`.)
 fn canonical(mut status: Value) -> Value {
@@ -348,6 +359,17 @@ fn canonical(mut status: Value) -> Value {
         return status;
     };
     object.remove("runtime");
+    if let Some(Value::Array(containers)) = object.get_mut("containers") {
+        for container in containers.iter_mut() {
+            if let Some(c) = container.as_object_mut() {
+                c.remove("runtime");
+            }
+        }
+        // An entry holding nothing but its name is only the agent's (a finding for a container
+        // the controller no longer lists): the controller's apply cannot remove it, so it is no
+        // difference to write for.
+        containers.retain(|c| c.as_object().is_none_or(|c| c.keys().any(|k| k != "name")));
+    }
     if let Some(Value::Array(conditions)) = object.get_mut("conditions") {
         conditions.retain(|c| c.get("type").and_then(Value::as_str) != Some(RUNTIME_VERIFIED));
         for condition in conditions.iter_mut() {
@@ -645,16 +667,22 @@ mod tests {
     fn the_agents_fields_do_not_count() {
         let desired = with_conditions(evaluated(true), &[], &time(1));
         let mut with_agent = desired.clone();
+        let observation = RuntimeObservation {
+            seccomp_mode: SeccompMode::Filter,
+            filters: Some(1),
+            pid: Some(42),
+            observed_at: time(5),
+            agrees_with_effective: true,
+        };
+        assert!(!with_agent.containers.is_empty());
+        for container in &mut with_agent.containers {
+            container.runtime = Some(observation.clone());
+        }
         with_agent.runtime = Some(RuntimeStatus {
-            containers: vec![RuntimeObservation {
+            profile_files: vec![crate::api::ContainerProfileFile {
                 name: "app".into(),
-                seccomp_mode: SeccompMode::Filter,
-                filters: Some(1),
-                pid: Some(42),
-                observed_at: time(5),
-                agrees_with_effective: true,
+                file: ProfileFile::default(),
             }],
-            profile_files: vec![],
         });
         // Its condition sits among the controller's, in any place.
         with_agent.conditions.insert(
@@ -669,6 +697,13 @@ mod tests {
             ),
         );
         assert_eq!(fingerprint(&desired), fingerprint(&with_agent));
+        // A finding the agent wrote for a container the controller no longer lists is an entry
+        // of the agent's alone.
+        let mut stored = serde_json::to_value(&with_agent).expect("json");
+        if let Some(containers) = stored["containers"].as_array_mut() {
+            containers.push(json!({ "name": "gone", "runtime": observation }));
+        }
+        assert_eq!(fingerprint(&desired), fingerprint_value(&stored));
         let stored = stored_from(&with_agent, "u");
         assert!(!needs_write(Some(&stored), "u", &desired));
         assert_eq!(stored.runtime, RuntimeFinding::Mismatch);
@@ -680,7 +715,6 @@ mod tests {
         let mut status = evaluated(true);
         status.node = Some("node-a".into());
         status.runtime = Some(RuntimeStatus {
-            containers: vec![],
             profile_files: vec![crate::api::ContainerProfileFile {
                 name: "app".into(),
                 file: ProfileFile {
@@ -755,9 +789,10 @@ mod tests {
             .collect();
         let bounded = within_size(&many);
         let listed = bounded.containers.len();
-        assert!((1_000..8_000).contains(&listed), "{listed}");
+        assert!((300..8_000).contains(&listed), "{listed}");
         assert_eq!(bounded.unlisted_containers as usize, 8_000 - listed);
-        assert!(json_size(&bounded.containers) <= CONTAINERS_BUDGET);
+        let cost: usize = bounded.containers.iter().map(stored_cost).sum();
+        assert!(json_size(&bounded.containers) < cost && cost <= CONTAINERS_BUDGET);
         // The 8 unconfined ones are listed, and the pod's order is kept.
         let unconfined: Vec<&str> = bounded
             .containers

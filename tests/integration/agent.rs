@@ -329,6 +329,52 @@ async fn the_agent_records_what_the_kernel_enforces() {
         "--no-headers",
     ]);
     assert!(wide.contains("Mismatch") && wide.contains(&node_name), "{wide}");
+    // Where users and dashboards read it: each container's entry, under the agent's own field
+    // manager, which owns nothing else of the entries.
+    let modes = ctx.kubectl(&[
+        "get",
+        "seccompstatus",
+        "web",
+        "-n",
+        &ctx.ns,
+        "-o",
+        "jsonpath={range .status.containers[*]}{.name}={.runtime.seccompMode} {end}",
+    ]);
+    assert!(
+        modes.contains("app=Filter ") && modes.contains("side=Disabled "),
+        "{modes}"
+    );
+    let object: serde_json::Value = serde_json::from_str(&ctx.kubectl(&[
+        "get",
+        "seccompstatus",
+        "web",
+        "-n",
+        &ctx.ns,
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ]))
+    .expect("json");
+    let owned = |manager: &str| {
+        object["metadata"]["managedFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["manager"] == manager)
+            .map(|m| m["fieldsV1"]["f:status"]["f:containers"].clone())
+            .unwrap_or_default()
+    };
+    let agents = owned(agent::AGENT_MANAGER);
+    let app = &agents["k:{\"name\":\"app\"}"];
+    assert!(
+        app.get("f:runtime").is_some() && app.get("f:profile").is_none(),
+        "{agents}"
+    );
+    let controllers = owned(seccomp_sentinel::api::CONTROLLER_MANAGER);
+    assert!(
+        !controllers.to_string().contains("f:runtime"),
+        "the controller owns no runtime: {controllers}"
+    );
 
     // The node's facts as the agent saw them.
     let annotated = wait_for("node annotations", Duration::from_secs(30), || async {
@@ -381,7 +427,7 @@ async fn the_agent_records_what_the_kernel_enforces() {
         after_restart.resource_version(),
         settled.resource_version(),
         "a restarted agent rewrote unchanged findings: {:?}",
-        after_restart.status.as_ref().and_then(|s| s.runtime.as_ref())
+        after_restart.status.as_ref().map(|s| &s.containers)
     );
 
     // "side" restarts, now with a filter: its finding changes and is written; "app"'s does not,
@@ -850,7 +896,10 @@ async fn an_agent_whose_writes_are_refused_says_why() {
         warned[0]
     );
     let status = statuses.get("web").await.expect("status").status.expect("status");
-    assert!(status.runtime.is_none(), "nothing written: {:?}", status.runtime);
+    assert!(
+        status.runtime.is_none() && status.containers.iter().all(|c| c.runtime.is_none()),
+        "nothing written: {status:?}"
+    );
 
     operator.stop().await;
     let _ = Api::<ClusterRoleBinding>::all(ctx.client.clone())

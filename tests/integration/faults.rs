@@ -1309,23 +1309,34 @@ async fn fields_written_by_someone_else_are_removed() {
                 .expect(manager)
         }
     };
-    // The node agent's verdict, as the agent writes it (its field manager, its own condition).
+    // The node agent's verdict and finding, as the agent writes them (its field manager, its
+    // own condition, its container's `runtime`).
     apply_as(
         "seccomp-sentinel-agent",
         json!({ "conditions": [{ "type": "RuntimeVerified", "status": "True", "reason": "Agrees",
-            "message": "1 running container matches its effective profile", "lastTransitionTime": "2026-12-01T00:00:00Z" }] }),
+            "message": "1 running container matches its effective profile", "lastTransitionTime": "2026-12-01T00:00:00Z" }],
+            "containers": [{ "name": "app", "runtime": { "seccompMode": "Disabled", "pid": 7,
+                "observedAt": "2026-12-01T00:00:00Z", "agreesWithEffective": true } }] }),
     )
     .await;
     apply_as(
         "someone-else",
-        json!({ "verdict": "Compliant", "policies": [{ "name": "forged", "verdict": "Compliant", "action": "None" }] }),
+        json!({ "verdict": "Compliant", "policies": [{ "name": "forged", "verdict": "Compliant", "action": "None" }],
+            "containers": [{ "name": "app", "warnings": ["forged"] }] }),
     )
     .await;
     let cleaned = wait_for("the forged fields removed", TIMEOUT, || async {
         let s = statuses.get("web").await.ok()?.status?;
-        (s.verdict.is_none() && s.policies.is_empty()).then_some(s)
+        let app = s.containers.iter().find(|c| c.name == "app")?;
+        (s.verdict.is_none() && s.policies.is_empty() && app.warnings.is_empty()).then_some(s)
     })
     .await;
+    assert_eq!(
+        cleaned.runtime_of("app").map(|r| (r.seccomp_mode, r.pid)),
+        Some((seccomp_sentinel::api::SeccompMode::Disabled, Some(7))),
+        "the agent's finding is kept: {:?}",
+        cleaned.containers
+    );
     assert_eq!(cleaned.profile, seccomp_sentinel::api::PodProfile::Unconfined);
     assert_eq!(
         cleaned.runtime_verified().map(|c| c.reason.as_str()),

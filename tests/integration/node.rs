@@ -889,7 +889,7 @@ async fn a_recreated_pod_does_not_inherit_the_earlier_pods_runtime_findings() {
     wait_for("the agent's findings", TIMEOUT, || async {
         let s = statuses.get_opt("web").await.ok()??.status?;
         let agrees = s.runtime_verified().is_some_and(|c| c.reason == "Agrees");
-        (agrees && s.runtime.is_some_and(|r| !r.containers.is_empty())).then_some(())
+        (agrees && s.containers.iter().any(|c| c.runtime.is_some())).then_some(())
     })
     .await;
     // Gone without taking its status along (the owner reference goes instead), so that the
@@ -930,7 +930,11 @@ async fn a_recreated_pod_does_not_inherit_the_earlier_pods_runtime_findings() {
     })
     .await;
     let content = status.status.expect("status");
-    assert_eq!(content.runtime, None, "the earlier pod's findings: {content:?}");
+    assert_eq!(content.runtime, None, "the earlier pod's files: {content:?}");
+    assert!(
+        content.containers.iter().all(|c| c.runtime.is_none()),
+        "the earlier pod's findings: {content:?}"
+    );
     assert!(content.runtime_verified().is_none(), "{:?}", content.conditions);
     assert_eq!(content.node, None);
     operator.stop().await;
@@ -979,7 +983,7 @@ async fn a_finished_init_container_keeps_what_the_agent_read() {
         observed(&status, "init"),
         Some(&while_running),
         "the finished init container's finding, as it was read: {:?}",
-        status.status.as_ref().and_then(|s| s.runtime.as_ref())
+        status.status.as_ref().map(|s| &s.containers)
     );
     let verified = status
         .status
@@ -1738,7 +1742,7 @@ async fn an_agent_token_reaches_only_its_own_node() {
     let status_api: Api<SeccompStatus> = Api::namespaced(as_agent, &ctx.ns);
     let runtime = |name: &str| {
         json!({ "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompStatus", "metadata": { "name": name },
-            "status": { "runtime": { "containers": [{ "name": "app", "seccompMode": "Disabled", "observedAt": "2026-12-01T00:00:00Z", "agreesWithEffective": true }] },
+            "status": { "containers": [{ "name": "app", "runtime": { "seccompMode": "Disabled", "observedAt": "2026-12-01T00:00:00Z", "agreesWithEffective": true } }],
                 "conditions": [{ "type": "RuntimeVerified", "status": "True", "reason": "Agrees", "message": "", "lastTransitionTime": "2026-12-01T00:00:00Z" }] } })
     };
     let own = status_api
@@ -1820,9 +1824,47 @@ async fn an_agent_token_reaches_only_its_own_node() {
         forged_fields, schema_fields,
         "one forged value for each field the controller writes"
     );
+    // In its own entries too: each field of a container the controller decides, beside the
+    // agent's `runtime`; and an entry of the agent's making.
+    let observed =
+        json!({ "seccompMode": "Filter", "observedAt": "2026-12-01T00:00:00Z", "agreesWithEffective": true });
+    let forged_container = [
+        // (The pod asks for nothing on a node whose kubelet confines nothing by default.)
+        ("confined", json!(true)),
+        ("kind", json!("InitContainer")),
+        ("profile", json!({ "type": "RuntimeDefault" })),
+        ("source", json!("Privileged")),
+        ("sourceInferred", json!(true)),
+        ("strength", json!("DenyList")),
+        ("strengthSource", json!("SeccompProfile")),
+        ("warnings", json!(["forged"])),
+    ];
+    let container_fields: std::collections::BTreeSet<String> = serde_json::to_value(&crd)
+        .expect("json")["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+        ["properties"]["containers"]["items"]["properties"]
+        .as_object()
+        .expect("the container schema")
+        .keys()
+        .filter(|k| *k != "name" && *k != "runtime")
+        .cloned()
+        .collect();
+    assert_eq!(
+        forged_container
+            .iter()
+            .map(|(k, _)| k.to_string())
+            .collect::<std::collections::BTreeSet<_>>(),
+        container_fields,
+        "one forged value for each container field the controller writes"
+    );
+    let forged_entries = forged_container
+        .into_iter()
+        .map(|(field, value)| json!({ "name": "app", "runtime": observed, field: value }))
+        .chain([json!({ "name": "made-up", "runtime": observed })])
+        .map(|entry| json!({ "status": { "containers": [entry] } }));
     let forged_all = forged_status
         .into_iter()
         .map(|(field, value)| json!({ "status": { field: value } }))
+        .chain(forged_entries)
         .chain([
             json!({ "spec": { "podUID": "forged" } }),
             json!({ "metadata": { "ownerReferences": [{ "apiVersion": "v1", "kind": "Pod", "name": "other", "uid": "forged" }] } }),

@@ -1,7 +1,7 @@
 //! `seccomp-sentinel agent`: one per node. Maps the running containers of the node's pods to their
 //! host processes through `/proc`, reads the seccomp mode the kernel enforces, and writes it into
-//! each pod's SeccompStatus (`status.runtime.containers`, and the `RuntimeVerified` condition in
-//! `status.conditions`) with a field manager of its own, only when something changed. It also
+//! each pod's SeccompStatus (each container's `status.containers[].runtime`, and the
+//! `RuntimeVerified` condition in `status.conditions`) with a field manager of its own, only when something changed. It also
 //! reports the node facts it can see as Node annotations, which the controller prefers over its
 //! configuration.
 
@@ -122,8 +122,16 @@ struct Written {
     condition: (String, String),
 }
 
+/// One container's finding, as the agent writes it into the container's entry of
+/// `status.containers` (the name is the entry's key).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Observation {
+    name: String,
+    runtime: RuntimeObservation,
+}
+
 impl Written {
-    fn of(observations: &[RuntimeObservation], condition: &Condition) -> Written {
+    fn of(observations: &[Observation], condition: &Condition) -> Written {
         Written {
             containers: observations.iter().map(Seen::of).collect(),
             condition: (condition.status.clone(), condition.message.clone()),
@@ -133,28 +141,33 @@ impl Written {
     /// What a stored SeccompStatus holds of the agent's findings: its `observations` (read once
     /// with [`stored_observations`]) and the `RuntimeVerified` condition; `None` when the
     /// condition is missing or cannot be read.
-    fn stored(status: &StatusWire, observations: &[RuntimeObservation]) -> Option<Written> {
+    fn stored(status: &StatusWire, observations: &[Observation]) -> Option<Written> {
         let condition: Condition =
             serde_json::from_value(status.conditions_of_type(RUNTIME_VERIFIED).next()?.clone()).ok()?;
         Some(Written::of(observations, &condition))
     }
 }
 
-/// The per-container findings a stored SeccompStatus holds (`status.runtime.containers`); `None`
-/// when it holds none or they cannot be read.
-fn stored_observations(status: &StatusWire) -> Option<Vec<RuntimeObservation>> {
-    serde_json::from_value(status.runtime()?.get("containers")?.clone()).ok()
+/// The per-container findings a stored SeccompStatus holds (`status.containers[].runtime`), in
+/// its order; `None` when it holds none. An entry that does not read as one is no finding.
+fn stored_observations(status: &StatusWire) -> Option<Vec<Observation>> {
+    let stored: Vec<Observation> = status
+        .containers()
+        .filter(|c| c.get("runtime").is_some())
+        .filter_map(|c| serde_json::from_value(c.clone()).ok())
+        .collect();
+    (!stored.is_empty()).then_some(stored)
 }
 
 /// Gives each observation the time of the stored one when that container's finding has not
 /// changed, so `observedAt` says since when a finding holds: another container's change (or a
 /// container added, e.g. an ephemeral one) rewrites the list, not the times of the others.
-fn keep_unchanged_times(observations: &mut [RuntimeObservation], stored: &[RuntimeObservation]) {
+fn keep_unchanged_times(observations: &mut [Observation], stored: &[Observation]) {
     for observation in observations {
         let seen = Seen::of(observation);
         let unchanged = stored.iter().find(|s| Seen::of(s) == seen);
         if let Some(unchanged) = unchanged {
-            observation.observed_at = unchanged.observed_at.clone();
+            observation.runtime.observed_at = unchanged.runtime.observed_at.clone();
         }
     }
 }
@@ -178,13 +191,14 @@ struct Seen {
 }
 
 impl Seen {
-    fn of(observation: &RuntimeObservation) -> Seen {
+    fn of(observation: &Observation) -> Seen {
+        let runtime = &observation.runtime;
         Seen {
             name: observation.name.clone(),
-            mode: observation.seccomp_mode,
-            filters: observation.filters,
-            pid: observation.pid,
-            agrees: observation.agrees_with_effective,
+            mode: runtime.seccomp_mode,
+            filters: runtime.filters,
+            pid: runtime.pid,
+            agrees: runtime.agrees_with_effective,
         }
     }
 }
@@ -204,7 +218,8 @@ struct PodReport {
     namespace: String,
     name: String,
     pod_uid: String,
-    observations: Vec<RuntimeObservation>,
+    /// In the order of the status's `containers`, so that applying them keeps that order.
+    observations: Vec<Observation>,
     condition: Condition,
     /// The status holds these findings already (whoever wrote them, the agent before a restart
     /// included).
@@ -488,13 +503,15 @@ fn report_for(
                 .map(|f| &f.file);
             mismatches.push(mismatch_message(&container.name, *effective, mode, file));
         }
-        observations.push(RuntimeObservation {
+        observations.push(Observation {
             name: container.name.clone(),
-            seccomp_mode: mode,
-            filters,
-            pid: Some(i64::from(pid)),
-            observed_at: now.clone(),
-            agrees_with_effective: agree,
+            runtime: RuntimeObservation {
+                seccomp_mode: mode,
+                filters,
+                pid: Some(i64::from(pid)),
+                observed_at: now.clone(),
+                agrees_with_effective: agree,
+            },
         });
     }
     if observations.is_empty() && unseen.is_empty() {
@@ -540,9 +557,16 @@ fn report_for(
         let stopped = |name: &str| pod_status.all().any(|c| c.name == name && !c.running());
         // (Only running containers were observed, so none of these is there already.)
         observations.extend(stored.iter().filter(|s| stopped(&s.name)).cloned());
-        let order = |name: &str| pod_status.all().position(|c| c.name == name);
-        observations.sort_by_key(|o| order(&o.name));
     }
+    // The entries are the controller's, in its order: an apply listing them in another order
+    // would reorder them (and the controller's next apply back).
+    observations.retain(|o| effective.contains_key(o.name.as_str()));
+    let order: Vec<&str> = status
+        .container_profiles()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    observations.sort_by_key(|o| order.iter().position(|name| *name == o.name));
     let stored = stored_observations.and_then(|o| Written::stored(status, &o));
     Some(PodReport {
         namespace: key.0.clone(),
@@ -1095,8 +1119,7 @@ async fn write_profile_reports(
 async fn write(agent: &Agent, report: &PodReport) -> Result<Option<u64>, AgentError> {
     // `RuntimeVerified` goes beside the controller's conditions: each condition is owned whole by
     // its writer, so this apply touches no other.
-    let status =
-        json!({ "conditions": [report.condition], "runtime": { "containers": report.observations } });
+    let status = json!({ "conditions": [report.condition], "containers": report.observations });
     apply_status(agent, &report.namespace, &report.name, AGENT_MANAGER, status).await
 }
 
@@ -1273,9 +1296,12 @@ mod tests {
                     { "type": "RuntimeVerified", "status": "False", "reason": "Mismatch",
                       "message": "side is RuntimeDefault but the kernel shows seccomp Disabled",
                       "lastTransitionTime": "2026-12-01T00:00:00Z" }],
+                "containers": [
+                    { "name": "app", "kind": "Container", "profile": { "type": "Localhost", "localhostProfile": "a.json" } },
+                    { "name": "side", "kind": "Container", "profile": { "type": "RuntimeDefault" },
+                      "runtime": { "seccompMode": "Disabled", "filters": 0, "pid": 42,
+                                   "observedAt": "2026-12-01T00:00:00Z", "agreesWithEffective": false } }],
                 "runtime": {
-                    "containers": [{ "name": "side", "seccompMode": "Disabled", "filters": 0, "pid": 42,
-                                     "observedAt": "2026-12-01T00:00:00Z", "agreesWithEffective": false }],
                     "profileFiles": [{ "name": "app", "path": "a.json", "state": "Missing" }] } }
         }))
         .expect("status");
@@ -1308,13 +1334,15 @@ mod tests {
 
     #[test]
     fn a_finding_that_did_not_change_keeps_its_time() {
-        let observation = |name: &str, mode, pid, at: i64| RuntimeObservation {
+        let observation = |name: &str, mode, pid, at: i64| Observation {
             name: name.into(),
-            seccomp_mode: mode,
-            filters: Some(1),
-            pid: Some(pid),
-            observed_at: Time(k8s_openapi::jiff::Timestamp::from_second(at).expect("time")),
-            agrees_with_effective: true,
+            runtime: RuntimeObservation {
+                seccomp_mode: mode,
+                filters: Some(1),
+                pid: Some(pid),
+                observed_at: Time(k8s_openapi::jiff::Timestamp::from_second(at).expect("time")),
+                agrees_with_effective: true,
+            },
         };
         let stored = [
             observation("app", SeccompMode::Filter, 10, 100),
@@ -1327,7 +1355,7 @@ mod tests {
             observation("debug", SeccompMode::Filter, 13, 200),
         ];
         keep_unchanged_times(&mut now, &stored);
-        let times: Vec<i64> = now.iter().map(|o| o.observed_at.0.as_second()).collect();
+        let times: Vec<i64> = now.iter().map(|o| o.runtime.observed_at.0.as_second()).collect();
         assert_eq!(times, [100, 200, 200]);
     }
 

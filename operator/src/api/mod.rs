@@ -291,9 +291,31 @@ mod tests {
     fn every_status_list_is_owned_whole_and_the_agent_has_its_own_parts() {
         let crd = serde_json::to_value(&crds()[0]).expect("json");
         let status = &seccomp_status_schema()["properties"]["status"]["properties"];
-        // Owned whole by one field manager each: the controller's lists, and the agent's.
-        for list in ["containers", "policies"] {
-            assert_eq!(status[list]["x-kubernetes-list-type"], "atomic", "{list}");
+        // Owned whole by the controller.
+        assert_eq!(status["policies"]["x-kubernetes-list-type"], "atomic");
+        // Containers are keyed by name: the controller owns each entry's fields, the agent each
+        // entry's `runtime`, whole (as the controller owns `profile`).
+        let containers = &status["containers"];
+        assert_eq!(containers["x-kubernetes-list-type"], "map");
+        assert_eq!(
+            containers["x-kubernetes-list-map-keys"],
+            serde_json::json!(["name"])
+        );
+        let container = &containers["items"]["properties"];
+        for whole in ["runtime", "profile"] {
+            assert_eq!(container[whole]["x-kubernetes-map-type"], "atomic", "{whole}");
+        }
+        for field in [
+            "seccompMode",
+            "filters",
+            "pid",
+            "observedAt",
+            "agreesWithEffective",
+        ] {
+            assert!(
+                container["runtime"]["properties"].get(field).is_some(),
+                "runtime.{field}"
+            );
         }
         // Conditions are shared by type, each one owned whole by its writer.
         let conditions = &status["conditions"];
@@ -308,12 +330,8 @@ mod tests {
             runtime.get("conditions").is_none(),
             "RuntimeVerified is in status.conditions"
         );
-        for list in ["containers", "profileFiles"] {
-            assert_eq!(
-                runtime[list]["x-kubernetes-list-type"], "atomic",
-                "runtime.{list}"
-            );
-        }
+        assert!(runtime.get("containers").is_none(), "in containers[].runtime");
+        assert_eq!(runtime["profileFiles"]["x-kubernetes-list-type"], "atomic");
         // `status` itself merges field by field, so the agent's `runtime` survives the controller's
         // apply.
         assert!(status.get("runtime").is_some());

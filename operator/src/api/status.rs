@@ -125,12 +125,11 @@ pub struct SeccompStatusStatus {
     /// Strongest action over `policies`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<PolicyAction>,
-    // The controller's lists are atomic: it writes each whole, so the object records one owner
-    // per list instead of one per field of every entry (about half of what is stored).
+    // Keyed by name: the controller owns each entry's fields, the node agent each `runtime`.
     /// Every container of the pod (init, sidecar, regular and ephemeral), in the pod's order:
-    /// its effective profile and why.
+    /// its effective profile and why, and what the node agent found in the kernel.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[x_kube(merge_strategy = ListMerge::Atomic)]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub containers: Vec<ContainerSeccomp>,
     /// Containers left out of `containers` so that the object stays within what the API server
     /// stores (a pod with thousands of containers); the unconfined ones are listed first. The
@@ -149,7 +148,8 @@ pub struct SeccompStatusStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
-    /// What the node agent found on the pod's node; written by the agent only.
+    /// The Localhost profile files the node agent read on the pod's node; written by the agent
+    /// only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<RuntimeStatus>,
 }
@@ -190,11 +190,11 @@ pub fn applicable(containers: &[ContainerSeccomp]) -> impl Iterator<Item = &Cont
 impl SeccompStatusStatus {
     /// What the node agent read from the kernel for `container`.
     pub fn runtime_of(&self, container: &str) -> Option<&RuntimeObservation> {
-        self.runtime
-            .as_ref()?
-            .containers
+        self.containers
             .iter()
-            .find(|o| o.name == container)
+            .find(|c| c.name == container)?
+            .runtime
+            .as_ref()
     }
 
     /// The node agent's report of `container`'s Localhost profile file.
@@ -222,15 +222,11 @@ impl SeccompStatus {
     }
 }
 
-/// `status.runtime`: the node agent's findings. Two field managers of the agent own its parts
-/// (the kernel's view and the profile files), each list whole.
+/// `status.runtime`: the node agent's reports of profile files, under a field manager of their own
+/// (the kernel's view of each container is its `containers[].runtime`), the list owned whole.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RuntimeStatus {
-    /// The seccomp mode the kernel enforces on each running container's main process.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[x_kube(merge_strategy = ListMerge::Atomic)]
-    pub containers: Vec<RuntimeObservation>,
     /// The Localhost profiles' files on the node, by container, running or not.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Atomic)]
@@ -282,6 +278,7 @@ pub struct ContainerSeccomp {
     /// The profile the container runs with: what the runtime applies, after every default and
     /// override.
     #[serde(default)]
+    #[x_kube(merge_strategy = MapMerge::Atomic)]
     pub profile: EffectiveProfile,
     /// Where the effective profile comes from: the container's or the pod's `seccompProfile`
     /// (ContainerField, PodField), a legacy annotation (ContainerAnnotation, PodAnnotation), the
@@ -309,6 +306,11 @@ pub struct ContainerSeccomp {
     /// kubelet ignores, a profile overridden by `privileged`, an empty `localhostProfile`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The seccomp mode the kernel enforces on the container's main process, while it runs (and
+    /// the last one read after it stopped); written by the node agent only, owned whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(merge_strategy = MapMerge::Atomic)]
+    pub runtime: Option<RuntimeObservation>,
 }
 
 /// How much a container's seccomp profile blocks, weakest first.
@@ -595,8 +597,6 @@ pub enum PolicyAction {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RuntimeObservation {
-    /// The container's name.
-    pub name: String,
     /// The `Seccomp:` line of `/proc/<pid>/status`: Disabled (0), Strict (1) or Filter (2).
     pub seccomp_mode: SeccompMode,
     /// `Seccomp_filters` (Linux 5.9 and newer).

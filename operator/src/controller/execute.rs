@@ -790,16 +790,27 @@ async fn delete_earlier_status(ctx: &Context, key: &PodKey, earlier: &StoredStat
 }
 
 /// Replaces the controller-owned part of a SeccompStatus (a JSON merge patch: lists and fields
-/// written by another field manager go), keeping the node agent's `RuntimeVerified` condition of
-/// `written`, on condition that the object is still `written` (else the write fails and is
-/// tried again).
+/// written by another field manager go), keeping the node agent's `RuntimeVerified` condition and
+/// each listed container's `runtime` of `written`, on condition that the object is still
+/// `written` (else the write fails and is tried again).
 async fn remove_foreign_fields(
     ctx: &Context,
     key: &PodKey,
     desired: &SeccompStatusStatus,
     written: &StatusWire,
 ) -> Result<(), Error> {
-    let mut status = serde_json::to_value(desired).unwrap_or_default();
+    let mut desired = desired.clone();
+    let findings: Vec<(&str, &serde_json::Value)> = written
+        .containers()
+        .filter_map(|c| Some((c.get("name")?.as_str()?, c.get("runtime")?)))
+        .collect();
+    for container in &mut desired.containers {
+        container.runtime = findings
+            .iter()
+            .find(|(name, _)| *name == container.name)
+            .and_then(|(_, runtime)| serde_json::from_value((*runtime).clone()).ok());
+    }
+    let mut status = serde_json::to_value(&desired).unwrap_or_default();
     let agents: Vec<serde_json::Value> = written
         .conditions_of_type(status::RUNTIME_VERIFIED)
         .cloned()

@@ -278,6 +278,7 @@ impl Rules<'_> {
             warnings,
             strength: None,
             strength_source: None,
+            runtime: None,
         }
     }
 

@@ -69,7 +69,7 @@ impl StatusWire {
     }
 
     /// The `status.containers` entries, as plain JSON.
-    fn containers(&self) -> impl Iterator<Item = &serde_json::Value> {
+    pub fn containers(&self) -> impl Iterator<Item = &serde_json::Value> {
         self.status_list("containers")
     }
 
