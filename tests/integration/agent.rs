@@ -318,43 +318,22 @@ async fn the_agent_records_what_the_kernel_enforces() {
         events.contains("event").then_some(())
     })
     .await;
-    let wide = ctx.kubectl(&[
-        "get",
-        "seccompstatus",
-        "web",
-        "-n",
-        &ctx.ns,
-        "-o",
-        "wide",
-        "--no-headers",
-    ]);
+    let get_web = |output: &[&str]| {
+        let mut args = vec!["get", "seccompstatus", "web", "-n", &ctx.ns, "-o"];
+        args.extend_from_slice(output);
+        ctx.kubectl(&args)
+    };
+    let wide = get_web(&["wide", "--no-headers"]);
     assert!(wide.contains("Mismatch") && wide.contains(&node_name), "{wide}");
     // Where users and dashboards read it: each container's entry, under the agent's own field
     // manager, which owns nothing else of the entries.
-    let modes = ctx.kubectl(&[
-        "get",
-        "seccompstatus",
-        "web",
-        "-n",
-        &ctx.ns,
-        "-o",
-        "jsonpath={range .status.containers[*]}{.name}={.runtime.seccompMode} {end}",
-    ]);
+    let modes = get_web(&["jsonpath={range .status.containers[*]}{.name}={.runtime.seccompMode} {end}"]);
     assert!(
         modes.contains("app=Filter ") && modes.contains("side=Disabled "),
         "{modes}"
     );
-    let object: serde_json::Value = serde_json::from_str(&ctx.kubectl(&[
-        "get",
-        "seccompstatus",
-        "web",
-        "-n",
-        &ctx.ns,
-        "-o",
-        "json",
-        "--show-managed-fields",
-    ]))
-    .expect("json");
+    let object: serde_json::Value =
+        serde_json::from_str(&get_web(&["json", "--show-managed-fields"])).expect("json");
     let owned = |manager: &str| {
         object["metadata"]["managedFields"]
             .as_array()
