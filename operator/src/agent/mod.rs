@@ -124,7 +124,7 @@ struct Written {
 
 /// One container's finding, as the agent writes it into the container's entry of
 /// `status.containers` (the name is the entry's key).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 struct Observation {
     name: String,
     runtime: RuntimeObservation,
@@ -152,9 +152,13 @@ impl Written {
 /// its order; `None` when it holds none. An entry that does not read as one is no finding.
 fn stored_observations(status: &StatusWire) -> Option<Vec<Observation>> {
     let stored: Vec<Observation> = status
-        .containers()
-        .filter(|c| c.get("runtime").is_some())
-        .filter_map(|c| serde_json::from_value(c.clone()).ok())
+        .container_runtimes()
+        .filter_map(|(name, runtime)| {
+            Some(Observation {
+                name: name.to_string(),
+                runtime: serde_json::from_value(runtime.clone()).ok()?,
+            })
+        })
         .collect();
     (!stored.is_empty()).then_some(stored)
 }
@@ -466,10 +470,10 @@ fn report_for(
     previous: &[ConditionMark],
 ) -> Option<PodReport> {
     let pod_status = pod.status.as_ref()?;
-    let effective: HashMap<&str, ProfileType> = status
-        .container_profiles()
-        .into_iter()
-        .filter_map(|(name, profile)| Some((name, profile_type(profile)?)))
+    let listed = status.container_profiles();
+    let effective: HashMap<&str, ProfileType> = listed
+        .iter()
+        .filter_map(|&(name, profile)| Some((name, profile_type(profile)?)))
         .collect();
     let mut observations = Vec::new();
     let mut mismatches = Vec::new();
@@ -561,12 +565,7 @@ fn report_for(
     // The entries are the controller's, in its order: an apply listing them in another order
     // would reorder them (and the controller's next apply back).
     observations.retain(|o| effective.contains_key(o.name.as_str()));
-    let order: Vec<&str> = status
-        .container_profiles()
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect();
-    observations.sort_by_key(|o| order.iter().position(|name| *name == o.name));
+    observations.sort_by_key(|o| listed.iter().position(|(name, _)| *name == o.name));
     let stored = stored_observations.and_then(|o| Written::stored(status, &o));
     Some(PodReport {
         namespace: key.0.clone(),

@@ -799,18 +799,18 @@ async fn remove_foreign_fields(
     desired: &SeccompStatusStatus,
     written: &StatusWire,
 ) -> Result<(), Error> {
-    let mut desired = desired.clone();
-    let findings: Vec<(&str, &serde_json::Value)> = written
-        .containers()
-        .filter_map(|c| Some((c.get("name")?.as_str()?, c.get("runtime")?)))
-        .collect();
-    for container in &mut desired.containers {
-        container.runtime = findings
-            .iter()
-            .find(|(name, _)| *name == container.name)
-            .and_then(|(_, runtime)| serde_json::from_value((*runtime).clone()).ok());
+    let mut status = serde_json::to_value(desired).unwrap_or_default();
+    // The agent's findings as it wrote them, into the entries they belong to.
+    if let Some(containers) = status.get_mut("containers").and_then(|c| c.as_array_mut()) {
+        for (name, runtime) in written.container_runtimes() {
+            let entry = containers
+                .iter_mut()
+                .find(|c| c.get("name").and_then(|n| n.as_str()) == Some(name));
+            if let Some(serde_json::Value::Object(entry)) = entry {
+                entry.insert("runtime".into(), runtime.clone());
+            }
+        }
     }
-    let mut status = serde_json::to_value(&desired).unwrap_or_default();
     let agents: Vec<serde_json::Value> = written
         .conditions_of_type(status::RUNTIME_VERIFIED)
         .cloned()

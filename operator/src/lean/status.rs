@@ -69,8 +69,15 @@ impl StatusWire {
     }
 
     /// The `status.containers` entries, as plain JSON.
-    pub fn containers(&self) -> impl Iterator<Item = &serde_json::Value> {
+    fn containers(&self) -> impl Iterator<Item = &serde_json::Value> {
         self.status_list("containers")
+    }
+
+    /// The node agent's finding of each container that has one (`containers[].runtime`), by
+    /// name, as plain JSON.
+    pub fn container_runtimes(&self) -> impl Iterator<Item = (&str, &serde_json::Value)> {
+        self.containers()
+            .filter_map(|c| Some((c.get("name")?.as_str()?, c.get("runtime")?)))
     }
 
     /// The `status.conditions` entries of type `type_`, as plain JSON.

@@ -189,13 +189,23 @@ mod tests {
 
     /// A node root with its seccomp directory, and the root the agent would use.
     fn node() -> (tempfile::TempDir, ProfileRoot) {
+        node_with(
+            &["var/lib/kubelet/seccomp/profiles", "var/lib/spo"],
+            &["/var/lib/spo"],
+        )
+    }
+
+    /// A node root with these directories, and the root the agent would use with the kubelet's
+    /// default seccomp directory and these trusted link targets.
+    fn node_with(dirs: &[&str], trusted: &[&str]) -> (tempfile::TempDir, ProfileRoot) {
         let host = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir_all(host.path().join("var/lib/kubelet/seccomp/profiles")).expect("dirs");
-        std::fs::create_dir_all(host.path().join("var/lib/spo")).expect("dirs");
+        for dir in dirs {
+            std::fs::create_dir_all(host.path().join(dir)).expect("dirs");
+        }
         let root = ProfileRoot {
             host_root: host.path().to_path_buf(),
             seccomp_dir: PathBuf::from("/var/lib/kubelet/seccomp"),
-            trusted_link_targets: vec![PathBuf::from("/var/lib/spo")],
+            trusted_link_targets: trusted.iter().map(PathBuf::from).collect(),
         };
         (host, root)
     }
@@ -287,11 +297,11 @@ mod tests {
 
     #[test]
     fn a_kubelet_root_behind_a_link_holds_its_profiles() {
-        let host = tempfile::tempdir().expect("tempdir");
+        let (host, root) = node_with(
+            &["data/kubelet/seccomp", "var/lib", "data/spo"],
+            &["/var/lib/spo"],
+        );
         let path = |p: &str| host.path().join(p);
-        for dir in ["data/kubelet/seccomp", "var/lib", "data/spo"] {
-            std::fs::create_dir_all(path(dir)).expect("dirs");
-        }
         // The kubelet's root and the trusted directory moved elsewhere, linked back.
         symlink("/data/kubelet", path("var/lib/kubelet")).expect("link");
         symlink("/data/spo", path("var/lib/spo")).expect("link");
@@ -300,11 +310,6 @@ mod tests {
         put(&host, "secret", ALLOW_LIST);
         symlink("/var/lib/spo", path("data/kubelet/seccomp/operator")).expect("link");
         symlink("/secret", path("data/kubelet/seccomp/escape.json")).expect("link");
-        let root = ProfileRoot {
-            host_root: host.path().to_path_buf(),
-            seccomp_dir: PathBuf::from("/var/lib/kubelet/seccomp"),
-            trusted_link_targets: vec![PathBuf::from("/var/lib/spo")],
-        };
         assert_eq!(root.read("a.json").state, ProfileFileState::Present);
         assert_eq!(root.read("operator/p.json").state, ProfileFileState::Present);
         assert_eq!(root.read("escape.json").state, ProfileFileState::Refused);
@@ -312,22 +317,17 @@ mod tests {
 
     #[test]
     fn a_trusted_directory_not_on_the_path_does_not_change_the_change_time() {
-        let host = tempfile::tempdir().expect("tempdir");
+        // The first trusted directory is a link made later, which the profile does not go through.
+        let (host, root) = node_with(
+            &["var/lib/kubelet/seccomp", "var/lib/shared", "data/first"],
+            &["/var/lib/first", "/var/lib/shared"],
+        );
         let path = |p: &str| host.path().join(p);
-        for dir in ["var/lib/kubelet/seccomp", "var/lib/shared", "data/first"] {
-            std::fs::create_dir_all(path(dir)).expect("dirs");
-        }
         put(&host, "var/lib/shared/p.json", ALLOW_LIST);
         symlink("/var/lib/shared/p.json", path("var/lib/kubelet/seccomp/p.json")).expect("link");
         let profile_link = std::fs::symlink_metadata(path("var/lib/kubelet/seccomp/p.json")).expect("link");
         std::thread::sleep(std::time::Duration::from_millis(50));
-        // The first trusted directory is a link made later, which the profile does not go through.
         symlink("/data/first", path("var/lib/first")).expect("link");
-        let root = ProfileRoot {
-            host_root: host.path().to_path_buf(),
-            seccomp_dir: PathBuf::from("/var/lib/kubelet/seccomp"),
-            trusted_link_targets: vec![PathBuf::from("/var/lib/first"), PathBuf::from("/var/lib/shared")],
-        };
         let (file, changed) = root.read_with_change_time("p.json");
         assert_eq!(file.state, ProfileFileState::Present);
         assert_eq!(
