@@ -202,7 +202,7 @@ impl Default for Metrics {
 }
 
 /// The values of `category` on `reconcile_errors_total` (`controller::Error::category`).
-pub const ERROR_CATEGORIES: [&str; 8] = [
+pub const ERROR_CATEGORIES: [&str; 9] = [
     "conflict",
     "not_found",
     "throttled",
@@ -211,6 +211,9 @@ pub const ERROR_CATEGORIES: [&str; 8] = [
     "api",
     "transport",
     "watch",
+    // Not a failed request: a status this operator wrote, replaced under its field manager by
+    // another writer (`controller::overwrites`).
+    "overwritten",
 ];
 /// The values of `kind` on `writes_total`.
 pub const WRITE_KINDS: [&str; 6] = [

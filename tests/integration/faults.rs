@@ -203,7 +203,11 @@ impl Process {
         let child = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
             .args(["run", "--namespaces", &ctx.ns, "--kubelet-seccomp-default=false"])
             .args(["--health-addr=127.0.0.1:0", "--metrics-addr=127.0.0.1:0"])
-            .arg(format!("--policy-selector={POLICY_LABEL}={}", ctx.ns))
+            .args(
+                // This test's policies, unless `extra` says which.
+                (!extra.iter().any(|a| a.starts_with("--policy-selector")))
+                    .then(|| format!("--policy-selector={POLICY_LABEL}={}", ctx.ns)),
+            )
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
             .envs(env.iter().copied())
@@ -1346,6 +1350,74 @@ async fn fields_written_by_someone_else_are_removed() {
     );
     assert!(cleaned.conditions.iter().any(|c| c.type_ == "Confined"));
     operator.stop().await;
+}
+
+/// Two operators over one namespace that read different SeccompPolicies, each with a lease of its
+/// own (the README says to give each its own namespaces), write one pod's status with different
+/// `policies` under the same field manager. Each put back its own at once, for ever: about 50
+/// writes a second each, for one pod. Now a status replaced again and again is put back less and
+/// less often, and both operators say why.
+#[tokio::test]
+async fn two_operators_that_keep_replacing_one_status_back_off() {
+    let ctx = support::context("fault-two-writers").await;
+    create_pods(&ctx, ["web".to_string()], None).await;
+    let policies: Api<SeccompPolicy> = Api::all(ctx.client.clone());
+    for team in ["a", "b"] {
+        let policy: SeccompPolicy = serde_json::from_value(json!({
+            "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompPolicy",
+            "metadata": { "name": format!("{}-{team}", ctx.ns), "labels": { POLICY_LABEL: ctx.ns, "team": team } },
+            "spec": { "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ctx.ns } } },
+        }))
+        .expect("policy");
+        policies
+            .create(&PostParams::default(), &policy)
+            .await
+            .expect("create policy");
+    }
+    let kubeconfig = ctx.cluster.kubeconfig().to_path_buf();
+    let selector = |team: &str| format!("--policy-selector={POLICY_LABEL}={},team={team}", ctx.ns);
+    let (selector_a, selector_b) = (selector("a"), selector("b"));
+    let a = Process::start(&ctx, &kubeconfig, &[&selector_a], &[]);
+    let b = Process::start(&ctx, &kubeconfig, &[&selector_b], &[]);
+    const WARNING: &str = "another writer keeps replacing SeccompStatuses this operator writes";
+    wait_for_explained(
+        "both operators to say that their status is replaced",
+        TIMEOUT,
+        || async { (a.log().contains(WARNING) && b.log().contains(WARNING)).then_some(()) },
+        || format!("first operator:\n{}\nsecond operator:\n{}", a.log(), b.log()),
+    )
+    .await;
+    let generation = || async { generations(&ctx).await.get("web").copied().unwrap_or_default() };
+    let before = generation().await;
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let written = generation().await - before;
+    eprintln!("the status was written {written} times in 20 s");
+    // Each puts it back 2, 4, 8, 16 s after the other replaced it: a handful of writes. Each
+    // one's write rate alone allows 1,000 in these 20 s.
+    assert!(
+        written <= 10,
+        "the status was written {written} times in 20 s:\nfirst operator:\n{}\nsecond operator:\n{}",
+        a.log(),
+        b.log()
+    );
+    // Never without a status: one operator's results or the other's.
+    let statuses: Api<SeccompStatus> = ctx.api();
+    let status = statuses
+        .get("web")
+        .await
+        .expect("status")
+        .status
+        .expect("status written");
+    let judged: Vec<&str> = status.policies.iter().map(|p| p.name.as_str()).collect();
+    assert!(
+        judged == [format!("{}-a", ctx.ns)] || judged == [format!("{}-b", ctx.ns)],
+        "{judged:?}"
+    );
+    for team in ["a", "b"] {
+        let _ = policies
+            .delete(&format!("{}-{team}", ctx.ns), &DeleteParams::default())
+            .await;
+    }
 }
 
 /// On a cluster without SCC admission, `openshift.io/scc` is whatever the pod's creator wrote:

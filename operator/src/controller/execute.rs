@@ -372,7 +372,11 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
             delete_earlier_status(ctx, key, earlier).await?;
         }
         let body = status::object(&key.namespace, &key.name, &uid, &desired);
+        let fingerprint = status::fingerprint(&desired);
         ctx.writes.until_ready().await;
+        if let Some(entry) = ctx.state().pods.get_mut(key) {
+            entry.overwrites.writing(fingerprint, ctx.clock());
+        }
         let api: Api<Decoded<StatusWire>> = Api::namespaced(ctx.client.clone(), &key.namespace);
         let written = match api
             .patch(
@@ -399,7 +403,7 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
             let record = StoredStatus::from_wire(&written);
             // Someone else's fields in the controller's part (server-side apply cannot remove
             // what another manager owns): replace the controller's part whole.
-            if record.fingerprint != status::fingerprint(&desired) {
+            if record.fingerprint != fingerprint {
                 remove_foreign_fields(ctx, key, &desired, &written).await?;
             }
             ctx.state().apply_status(key, record);

@@ -7,6 +7,7 @@
 mod agent_daemonset;
 pub mod config;
 mod execute;
+mod overwrites;
 mod policy_status;
 pub mod queue;
 pub mod state;
@@ -95,6 +96,20 @@ pub struct Stats {
     /// Profile paths whose drift between nodes went to the Event publisher (which adds no Event
     /// when an earlier process recorded it).
     pub drift_reports: AtomicU64,
+    /// SeccompStatuses this controller wrote that someone else then replaced under its field
+    /// manager ([`overwrites`]).
+    pub status_overwrites: AtomicU64,
+}
+
+/// Whether something last done at `last` (`None`: never) is due again after `interval`; if so,
+/// it is done now.
+fn due(last: &Mutex<Option<std::time::Instant>>, interval: std::time::Duration) -> bool {
+    let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+    let due = last.is_none_or(|t| t.elapsed() >= interval);
+    if due {
+        *last = Some(std::time::Instant::now());
+    }
+    due
 }
 
 /// Shared state of the controller: clients, configuration, the state and the work queue.
@@ -119,8 +134,12 @@ pub struct Context {
     /// When a failed pass last warned that the SeccompStatus CRD is unavailable: one warning
     /// stands for every pod's while it lasts.
     crd_unavailable_warned: Mutex<Option<std::time::Instant>>,
+    /// When a replaced status last warned ([`Context::overwritten`]): at most once a minute.
+    overwrite_warned: Mutex<Option<std::time::Instant>>,
     /// The SeccompStatus CRD is being deleted ([`status_crd`]): no status is written.
     status_crd_terminating: AtomicBool,
+    /// When this controller started: its clock, in whole seconds ([`Context::clock`]).
+    started: std::time::Instant,
 }
 
 impl Context {
@@ -149,8 +168,18 @@ impl Context {
             tasks: Mutex::default(),
             stats: Stats::default(),
             crd_unavailable_warned: Mutex::default(),
+            overwrite_warned: Mutex::default(),
             status_crd_terminating: AtomicBool::new(false),
+            started: std::time::Instant::now(),
         }
+    }
+
+    /// Whole seconds since this controller started, from 1 (kept in each pod's entry; 136
+    /// years fit).
+    fn clock(&self) -> u32 {
+        u32::try_from(self.started.elapsed().as_secs())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1)
     }
 
     /// Counts one SeccompStatus write (an apply or a delete), for the tests' stats and the metrics.
@@ -163,15 +192,31 @@ impl Context {
 
     /// Whether a failed pass should warn that the CRD is unavailable: at most once in `interval`.
     fn warn_crd_unavailable(&self, interval: std::time::Duration) -> bool {
-        let mut last = self
-            .crd_unavailable_warned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let due = last.is_none_or(|t| t.elapsed() >= interval);
-        if due {
-            *last = Some(std::time::Instant::now());
+        due(&self.crd_unavailable_warned, interval)
+    }
+
+    /// Someone else replaced this controller's write of `key`'s SeccompStatus under its field
+    /// manager, `in_a_row` times in a row ([`overwrites`]). Counted as an error; a warning at
+    /// most once a minute for all pods alike, as a misconfiguration replaces many at once.
+    fn overwritten(&self, key: &PodKey, in_a_row: u8) {
+        self.stats
+            .status_overwrites
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.error("overwritten");
+        let put_back_in = overwrites::Overwrites::delay(in_a_row);
+        if put_back_in.is_some() && due(&self.overwrite_warned, std::time::Duration::from_secs(60)) {
+            tracing::warn!(
+                pod = %key,
+                in_a_row,
+                ?put_back_in,
+                "another writer keeps replacing SeccompStatuses this operator writes, under its field manager: \
+                 is another seccomp-sentinel with other SeccompPolicies (--policy-selector) and a lease of its \
+                 own watching the same namespaces? Give each its own --namespaces. Each such status is put back \
+                 less and less often, up to every 5 minutes (this warning: at most once a minute)"
+            );
+        } else {
+            tracing::debug!(pod = %key, in_a_row, ?put_back_in, "SeccompStatus replaced by another writer");
         }
-        due
     }
 
     /// The state, locked (never across an await).

@@ -13,6 +13,7 @@ use std::{
 use k8s_openapi::jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::overwrites::Overwrites;
 use crate::{
     api::{KubeletSeccompDefault, PolicyAction, ProfileSource, ProfileType},
     engine::{Facts, NodeFacts, NodeOs, PodView, SccDefaults},
@@ -166,6 +167,9 @@ pub struct PodEntry {
     /// A write of its SeccompStatus failed without an answer (the connection broke): it may have
     /// been stored all the same, so the next pass reads it back before deciding to write.
     pub write_unconfirmed: bool,
+    /// What became of the controller's last write of its SeccompStatus: replaced by another
+    /// writer of the same fields, again and again, it is put back less and less often.
+    pub overwrites: Overwrites,
 }
 
 impl PodEntry {
@@ -566,15 +570,31 @@ impl State {
     /// A SeccompStatus seen (or written); returns whether its pod must be planned again. A stale
     /// event (older than the record) is ignored.
     pub fn apply_status(&mut self, key: &PodKey, stored: StoredStatus) -> bool {
+        self.put_status(key, stored, None).0
+    }
+
+    /// A SeccompStatus from the watch, at `now` on the controller's clock: as
+    /// [`State::apply_status`], and also how many times in a row someone else has replaced
+    /// the controller's write of it ([`Overwrites::replaced`], 0 when this is not one).
+    pub fn apply_watched_status(&mut self, key: &PodKey, stored: StoredStatus, now: u32) -> (bool, u8) {
+        self.put_status(key, stored, Some(now))
+    }
+
+    fn put_status(&mut self, key: &PodKey, stored: StoredStatus, now: Option<u32>) -> (bool, u8) {
         let entry = self.entry(key);
         let previous = entry.stored();
         if older_than_held(stored.resource_version, previous.as_ref()) || previous.as_ref() == Some(&stored) {
-            return false;
+            return (false, 0);
         }
+        let overwrites = now.map_or(0, |now| {
+            entry
+                .overwrites
+                .replaced(previous.as_ref().map(|p| p.fingerprint), stored.fingerprint, now)
+        });
         entry.set_stored(Some(&stored));
         let planned = entry.has_pod();
         self.index_profiles(previous.as_ref(), Some(&stored));
-        planned
+        (planned, overwrites)
     }
 
     /// A pod that has had no pass in this process takes the outcomes its stored status records,
