@@ -1354,19 +1354,22 @@ async fn fields_written_by_someone_else_are_removed() {
 
 /// Two operators over one namespace that read different SeccompPolicies, each with a lease of its
 /// own (the README says to give each its own namespaces), write one pod's status with different
-/// `policies` under the same field manager. Each put back its own at once, for ever: about 50
-/// writes a second each, for one pod. Now a status replaced again and again is put back less and
-/// less often, and both operators say why.
+/// `policies` under the same field manager, and the one whose policy labels takes the labels
+/// off that the other put on. Each put back its own at once, for ever: about 50 writes a second
+/// each, for one pod. Now a pod whose status is replaced again and again is held, less and less
+/// often let through, both operators say why, and the one left alone puts everything right.
 #[tokio::test]
 async fn two_operators_that_keep_replacing_one_status_back_off() {
+    use seccomp_sentinel::api::VIOLATION_LABEL;
     let ctx = support::context("fault-two-writers").await;
     create_pods(&ctx, ["web".to_string()], None).await;
     let policies: Api<SeccompPolicy> = Api::all(ctx.client.clone());
-    for team in ["a", "b"] {
+    for (team, action) in [("a", "Label"), ("b", "Audit")] {
         let policy: SeccompPolicy = serde_json::from_value(json!({
             "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompPolicy",
             "metadata": { "name": format!("{}-{team}", ctx.ns), "labels": { POLICY_LABEL: ctx.ns, "team": team } },
-            "spec": { "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ctx.ns } } },
+            "spec": { "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ctx.ns } },
+                      "action": action },
         }))
         .expect("policy");
         policies
@@ -1379,26 +1382,41 @@ async fn two_operators_that_keep_replacing_one_status_back_off() {
     let (selector_a, selector_b) = (selector("a"), selector("b"));
     let a = Process::start(&ctx, &kubeconfig, &[&selector_a], &[]);
     let b = Process::start(&ctx, &kubeconfig, &[&selector_b], &[]);
+    let logs =
+        |a: &Process, b: &Process| format!("first operator:\n{}\nsecond operator:\n{}", a.log(), b.log());
     const WARNING: &str = "another writer keeps replacing SeccompStatuses this operator writes";
     wait_for_explained(
         "both operators to say that their status is replaced",
         TIMEOUT,
         || async { (a.log().contains(WARNING) && b.log().contains(WARNING)).then_some(()) },
-        || format!("first operator:\n{}\nsecond operator:\n{}", a.log(), b.log()),
+        || logs(&a, &b),
     )
     .await;
     let generation = || async { generations(&ctx).await.get("web").copied().unwrap_or_default() };
+    let pods: Api<Pod> = ctx.api();
+    let labelled = || async {
+        let pod = pods.get("web").await.expect("pod");
+        pod.labels().contains_key(VIOLATION_LABEL)
+    };
     let before = generation().await;
-    tokio::time::sleep(Duration::from_secs(20)).await;
+    let (mut label_flips, mut was_labelled) = (0, labelled().await);
+    let window = Instant::now();
+    while window.elapsed() < Duration::from_secs(20) {
+        let now_labelled = labelled().await;
+        label_flips += usize::from(now_labelled != was_labelled);
+        was_labelled = now_labelled;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let written = generation().await - before;
-    eprintln!("the status was written {written} times in 20 s");
+    eprintln!(
+        "in 20 s the status was written {written} times, and the labels were seen to change {label_flips} times"
+    );
     // Each puts it back 2, 4, 8, 16 s after the other replaced it: a handful of writes. Each
     // one's write rate alone allows 1,000 in these 20 s.
     assert!(
-        written <= 10,
-        "the status was written {written} times in 20 s:\nfirst operator:\n{}\nsecond operator:\n{}",
-        a.log(),
-        b.log()
+        written <= 10 && label_flips <= 10,
+        "in 20 s the status was written {written} times and the labels changed {label_flips} times:\n{}",
+        logs(&a, &b)
     );
     // Never without a status: one operator's results or the other's.
     let statuses: Api<SeccompStatus> = ctx.api();
@@ -1413,6 +1431,23 @@ async fn two_operators_that_keep_replacing_one_status_back_off() {
         judged == [format!("{}-a", ctx.ns)] || judged == [format!("{}-b", ctx.ns)],
         "{judged:?}"
     );
+    // The other operator goes: the one left puts its status and its labels back, and they agree.
+    drop(b);
+    let policy_a = format!("{}-a", ctx.ns);
+    wait_for_explained(
+        "the operator left alone to put its status and the pod's labels back",
+        TIMEOUT,
+        || async {
+            let status = statuses.get("web").await.ok()?.status?;
+            let labelled_by_a = status
+                .policies
+                .iter()
+                .any(|p| p.name == policy_a && p.action == PolicyAction::Labeled);
+            (status.policies.len() == 1 && labelled_by_a && labelled().await).then_some(())
+        },
+        || a.log(),
+    )
+    .await;
     for team in ["a", "b"] {
         let _ = policies
             .delete(&format!("{}-{team}", ctx.ns), &DeleteParams::default())

@@ -106,8 +106,8 @@ struct Prepared {
     plan: PodPlan,
     uid: String,
     labels: BTreeMap<String, String>,
-    /// The fingerprint of the pod the plan was made from.
-    fingerprint: u64,
+    /// Which pod the plan was made from ([`super::state::PodEntry::pod_seen`]).
+    pod_seen: u16,
     facts_owned: EvictionFactsOwned,
     stored: Option<StoredStatus>,
     /// The pod's namespace is being deleted: a status it lacks can no longer be created.
@@ -194,7 +194,7 @@ fn prepare(ctx: &Context, key: &PodKey, now: Timestamp) -> Option<Prepared> {
     let prepared = Prepared {
         uid: pod.uid.to_string(),
         labels,
-        fingerprint: pod.fingerprint,
+        pod_seen: entry.pod_seen(),
         facts_owned: EvictionFactsOwned {
             owner: pod.owner.as_ref().map_or(policy::OwnerKind::None, |o| o.kind),
             owner_uid: pod.owner.as_ref().map(|o| o.uid.to_string()),
@@ -273,19 +273,34 @@ async fn announce_status_refused(ctx: &Context, key: &PodKey, uid: &str, error: 
 struct Passed {
     /// Plan the pod again after this long.
     requeue: Option<Duration>,
-    /// An action waited for the warm-up, so nothing was written ([`PodPlan::hold`]).
+    /// An action waited for the warm-up, so nothing was written ([`PodPlan::hold`]), or the pod
+    /// is held for replacements of its status ([`super::overwrites`]).
     held: bool,
 }
 
 /// One pass over one pod.
 async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
+    // Another writer keeps replacing this pod's status: nothing is written (status or labels)
+    // until the hold is over.
+    let hold = ctx
+        .state()
+        .pods
+        .get(key)
+        .and_then(|e| e.overwrites.held(ctx.clock()));
+    if let Some(rest) = hold {
+        debug!(pod = %key, ?rest, "pass held: another writer keeps replacing the pod's SeccompStatus");
+        return Ok(Passed {
+            requeue: Some(rest),
+            held: true,
+        });
+    }
     confirm_unconfirmed_write(ctx, key).await?;
     let now = Timestamp::now();
     let Some(Prepared {
         mut plan,
         uid,
         labels,
-        fingerprint,
+        pod_seen,
         facts_owned,
         stored,
         namespace_terminating,
@@ -302,7 +317,7 @@ async fn pass(ctx: &Context, key: &PodKey) -> Result<Passed, Error> {
     // server busy) is tried again after the status is written with the rest of the pass.
     let mut action_failed: Option<Error> = None;
     match sync_labels(ctx, key, &uid, &labels, &plan.labels).await {
-        Ok(LabelSync::Written(written)) => ctx.state().apply_own_labels(key, fingerprint, &written),
+        Ok(LabelSync::Written(written)) => ctx.state().apply_own_labels(key, pod_seen, &written),
         Ok(LabelSync::Refused(why)) => {
             plan.labels_refused(&why);
             // Once per refusal, as its Event; then at each minute's try only in debug.

@@ -1,9 +1,10 @@
 //! Another writer of the controller's fields of a SeccompStatus. Two operators over one namespace
 //! that read different policies (`--policy-selector`), each with a lease of its own, write the
-//! same status under the same field manager with different `policies`: each undoes the other's
-//! write at once, and did so for ever, at up to both operators' write rates. A status this
-//! controller wrote, replaced by someone else again and again soon after, is put back less and
-//! less often, and the operator says so.
+//! same status under the same field manager with different `policies` (and one's Label policy
+//! labels the pod, the other's lack of one takes the labels off): each undid the other's write at
+//! once, and did so for ever, at up to both operators' write rates. A pod whose status this
+//! controller wrote is replaced by someone else again and again soon after is held: its passes
+//! (status and labels) wait, less and less often let through, and the operator says so.
 //!
 //! Pure: the controller's clock is whole seconds since it started, given by the caller.
 
@@ -14,7 +15,7 @@ const WINDOW_SECS: u32 = 600;
 /// The longest wait before a replaced status is put back.
 const LONGEST_DELAY_SECS: u64 = 300;
 
-/// What became of this controller's last write of one pod's status. 12 bytes, in every pod's
+/// What became of this controller's last write of one pod's status. 16 bytes, in every pod's
 /// entry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Overwrites {
@@ -22,6 +23,8 @@ pub struct Overwrites {
     own: u32,
     /// When it wrote it (the controller's clock; 0: never).
     own_at: u32,
+    /// The pod's passes wait until then (the controller's clock).
+    hold_until: u32,
     /// Its writes replaced by someone else's, in a row (see [`WINDOW_SECS`]).
     in_a_row: u8,
 }
@@ -52,7 +55,16 @@ impl Overwrites {
         } else {
             1
         };
+        if let Some(delay) = Self::delay(self.in_a_row) {
+            let delay = u32::try_from(delay.as_secs()).unwrap_or(u32::MAX);
+            self.hold_until = now.saturating_add(delay);
+        }
         self.in_a_row
+    }
+
+    /// How much longer the pod's passes wait, at `now`: `None` when they need not.
+    pub fn held(&self, now: u32) -> Option<Duration> {
+        (self.hold_until > now).then(|| Duration::from_secs(u64::from(self.hold_until - now)))
     }
 
     /// How long to wait before putting back a status replaced `in_a_row` times: at once the
@@ -80,17 +92,24 @@ mod tests {
         // Someone else's status replaced by another: not the controller's write.
         assert_eq!(overwrites.replaced(Some(3), 4, 11), 0);
         assert_eq!(overwrites.replaced(Some(7), 8, 11), 1);
+        // The first replacement is put right at once.
+        assert_eq!(overwrites.held(11), None);
         overwrites.writing(7, 12);
         assert_eq!(overwrites.replaced(Some(7), 8, 12), 2);
+        // The second: the pod's passes wait 2 s.
+        assert_eq!(overwrites.held(12), Some(Duration::from_secs(2)));
+        assert_eq!(overwrites.held(13), Some(Duration::from_secs(1)));
+        assert_eq!(overwrites.held(14), None);
         overwrites.writing(7, 14);
         assert_eq!(overwrites.replaced(Some(7), 8, 15), 3);
+        assert_eq!(overwrites.held(15), Some(Duration::from_secs(4)));
         // Long after its write: a new run, counted from one.
         overwrites.writing(7, 20);
         assert_eq!(overwrites.replaced(Some(7), 8, 20 + WINDOW_SECS + 1), 1);
         // Only the fingerprint's low bits are kept: a status sharing them is taken for its own.
         overwrites.writing(7, 1_000);
         assert_eq!(overwrites.replaced(Some(7), 7 | (1 << 40), 1_000), 0);
-        assert_eq!(std::mem::size_of::<Overwrites>(), 12);
+        assert_eq!(std::mem::size_of::<Overwrites>(), 16);
     }
 
     #[test]

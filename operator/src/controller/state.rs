@@ -150,6 +150,9 @@ pub struct PodEntry {
     pod: Option<Packed<LeanPod>>,
     /// The pod's fingerprint, to tell a change without reading the pod.
     pod_fingerprint: u64,
+    /// How many pods the watch brought for this entry (wrapping): tells the pod a pass read
+    /// from a later one with the same content (see [`State::apply_own_labels`]).
+    pod_seen: u16,
     stored: Option<Packed<StoredStatus>>,
     /// What the stored status's node agent found (`None` without a stored status).
     runtime: RuntimeFinding,
@@ -175,6 +178,11 @@ pub struct PodEntry {
 impl PodEntry {
     pub fn has_pod(&self) -> bool {
         self.pod.is_some()
+    }
+
+    /// Which of the pods the watch brought is cached ([`PodEntry::pod_seen`]).
+    pub fn pod_seen(&self) -> u16 {
+        self.pod_seen
     }
 
     /// Whether `policy` judged this pod in its latest pass.
@@ -486,6 +494,7 @@ impl State {
             entry.recorded = false;
         }
         entry.pod_fingerprint = pod.fingerprint;
+        entry.pod_seen = entry.pod_seen.wrapping_add(1);
         entry.pod = Some(Packed::pack(&pod));
         if arrived && !self.gone_nodes.is_empty() {
             self.count_on_gone_node(pod.view.node_name.as_deref(), true);
@@ -494,21 +503,19 @@ impl State {
     }
 
     /// After the operator wrote its labels on a pod (`written`: its two keys as they now are),
-    /// the cached pod carries them at once, unless the watch has brought a newer pod since the
-    /// pass read the one with `seen_fingerprint`. Until the watch brings the labelled pod, another
-    /// pass (a re-plan of every pod, a requeue) read the labels from before the write and wrote
-    /// them again. The fingerprint stays the read pod's: the labelled pod, when it comes, is
-    /// planned again as before.
-    pub fn apply_own_labels(
-        &mut self,
-        key: &PodKey,
-        seen_fingerprint: u64,
-        written: &BTreeMap<String, String>,
-    ) {
+    /// the cached pod carries them at once, unless the watch has brought another pod since the
+    /// pass read the one it saw as `seen` ([`PodEntry::pod_seen`]). Until the watch brings the
+    /// labelled pod, another pass (a re-plan of every pod, a requeue) read the labels from before
+    /// the write and wrote them again. The fingerprint stays the read pod's: the labelled pod,
+    /// when it comes, is planned again as before. Not the fingerprint to tell the read pod: the
+    /// labelled pod and then one with the labels taken off again (by someone else, before this
+    /// ran) has the read pod's fingerprint, and the cache then said "labelled" of a pod without
+    /// labels, for good.
+    pub fn apply_own_labels(&mut self, key: &PodKey, seen: u16, written: &BTreeMap<String, String>) {
         let Some(entry) = self.pods.get_mut(key) else {
             return;
         };
-        if entry.pod_fingerprint != seen_fingerprint {
+        if entry.pod_seen != seen {
             return;
         }
         let Some(mut pod) = entry.pod() else {
@@ -1087,8 +1094,9 @@ mod tests {
             (VIOLATION_LABEL.to_string(), "true".to_string()),
         ]));
         state.apply_pod(&key, read.clone());
+        let seen = state.pods[&key].pod_seen();
         let written = BTreeMap::from([(PROFILE_LABEL.to_string(), "RuntimeDefault".to_string())]);
-        state.apply_own_labels(&key, read.fingerprint, &written);
+        state.apply_own_labels(&key, seen, &written);
         let labels = state.pods[&key]
             .pod()
             .map(|p| p.labels.to_map())
@@ -1113,8 +1121,37 @@ mod tests {
         .expect("lean");
         assert!(state.apply_pod(&key, labelled.clone()));
         // A newer pod came meanwhile (someone else's change): it is kept as the watch brought it.
-        state.apply_own_labels(&key, read.fingerprint, &BTreeMap::new());
+        state.apply_own_labels(&key, seen, &BTreeMap::new());
         assert_eq!(state.pods[&key].pod().map(|p| p.labels), Some(labelled.labels));
+    }
+
+    #[test]
+    fn labels_taken_off_again_before_the_write_is_recorded_stay_off() {
+        use crate::api::VIOLATION_LABEL;
+        let with_labels = |labels: &BTreeMap<String, String>| {
+            let wire: PodWire = serde_json::from_value(serde_json::json!({
+                "metadata": { "name": "p", "namespace": "n", "uid": "u1", "labels": labels },
+                "spec": { "nodeName": "node-a", "containers": [{ "name": "app" }] }
+            }))
+            .expect("pod");
+            LeanPod::from_wire(&wire, true).expect("lean")
+        };
+        let mut state = State::default();
+        let key = state.key("n", "p");
+        let read = with_labels(&BTreeMap::new());
+        state.apply_pod(&key, read.clone());
+        let seen = state.pods[&key].pod_seen();
+        let written = BTreeMap::from([(VIOLATION_LABEL.to_string(), "true".to_string())]);
+        // The watch brings the labelled pod, then the pod with the label taken off by someone
+        // else (another operator, a person): the same content as the pod the pass read.
+        assert!(state.apply_pod(&key, with_labels(&written)));
+        assert!(state.apply_pod(&key, read.clone()));
+        state.apply_own_labels(&key, seen, &written);
+        assert_eq!(
+            state.pods[&key].pod().map(|p| p.labels.to_map()),
+            Some(BTreeMap::new()),
+            "the cache says what the pod has, so the next pass labels it again"
+        );
     }
 
     /// A pod of workload `w1`: its readiness, and whether it is being deleted or finished.

@@ -21,7 +21,6 @@ use tracing::{debug, info, warn};
 
 use super::{
     Context,
-    overwrites::Overwrites,
     state::{KnownNamespace, LeanPod, PodKey, PolicyEntry, State},
 };
 use crate::{
@@ -366,16 +365,13 @@ impl Handler<StatusWire> for Statuses {
         if let (Some(newest), Some(version)) = (&mut self.newest_listed, status.resource_version) {
             *newest = (*newest).max(version);
         }
+        // A pod held for replacements ([`super::overwrites`]) is planned all the same: its pass
+        // waits out the hold.
         let (planned, overwrites) = state.apply_watched_status(key, status, self.ctx.clock());
-        let mut dirty = Vec::new();
         if overwrites > 0 {
             self.ctx.overwritten(key, overwrites);
         }
-        match Overwrites::delay(overwrites).filter(|_| planned) {
-            Some(delay) => self.ctx.queue.add_after(key.clone(), delay),
-            None if planned => dirty.push(key.clone()),
-            None => {}
-        }
+        let mut dirty = if planned { vec![key.clone()] } else { Vec::new() };
         // Pods whose profile's nodes started or stopped disagreeing.
         dirty.extend(state.take_profile_changes());
         dirty
