@@ -2,9 +2,9 @@
 //! that read different policies (`--policy-selector`), each with a lease of its own, write the
 //! same status under the same field manager with different `policies` (and one's Label policy
 //! labels the pod, the other's lack of one takes the labels off): each undid the other's write at
-//! once, and did so for ever, at up to both operators' write rates. A pod whose status this
-//! controller wrote is replaced by someone else again and again soon after is held: its passes
-//! (status and labels) wait, less and less often let through, and the operator says so.
+//! once, and did so for ever, at up to both operators' write rates. When someone else replaces
+//! the status this controller wrote, again soon after each write, the pod is held: its passes
+//! (status, labels, actions) wait, each time longer, and the operator says so.
 //!
 //! Pure: the controller's clock is whole seconds since it started, given by the caller.
 
