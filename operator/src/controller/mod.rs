@@ -96,9 +96,6 @@ pub struct Stats {
     /// Profile paths whose drift between nodes went to the Event publisher (which adds no Event
     /// when an earlier process recorded it).
     pub drift_reports: AtomicU64,
-    /// SeccompStatuses this controller wrote that someone else then replaced under its field
-    /// manager ([`overwrites`]).
-    pub status_overwrites: AtomicU64,
 }
 
 /// Whether something last done at `last` (`None`: never) is due again after `interval`; if so,
@@ -199,9 +196,6 @@ impl Context {
     /// manager, `in_a_row` times in a row ([`overwrites`]). Counted as an error; a warning at
     /// most once a minute for all pods alike, as a misconfiguration replaces many at once.
     fn overwritten(&self, key: &PodKey, in_a_row: u8) {
-        self.stats
-            .status_overwrites
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.metrics.error("overwritten");
         let put_back_in = overwrites::Overwrites::delay(in_a_row);
         if put_back_in.is_some() && due(&self.overwrite_warned, std::time::Duration::from_secs(60)) {
