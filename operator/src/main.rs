@@ -167,6 +167,11 @@ async fn run(mut args: RunArgs) -> anyhow::Result<()> {
         client,
         without_retry: eviction_client,
     } = seccomp_sentinel::client::connect(kube_config).context("connecting to the cluster")?;
+    // Before the lease: a standby with a selector the API server refuses would fail only when
+    // it came to lead.
+    if let Some(selector) = &args.controller.policy_selector {
+        controller::check_policy_selector(&client, selector).await?;
+    }
 
     spawn_heap_trimmer();
     let stop = tokio_util::sync::CancellationToken::new();

@@ -1534,6 +1534,60 @@ async fn a_port_already_taken_is_a_start_up_error() {
     drop(taken);
 }
 
+/// The API server reads `--policy-selector`. One it refuses kept the policies' watch failing for
+/// good: the operator ran, wrote statuses without any policy, and only warned now and then. It is
+/// now a start-up error that quotes the API server, and a set-based selector it accepts still
+/// selects the policies it names.
+#[tokio::test]
+async fn a_policy_selector_the_api_server_refuses_is_a_start_up_error() {
+    let ctx = support::context("fault-bad-selector").await;
+    let kubeconfig = ctx.cluster.kubeconfig().to_path_buf();
+    for (selector, says) in [
+        ("a=b=c", "found '=', expected: ',' or 'end of string'"),
+        ("team in (a", "is not a label selector the API server accepts"),
+        ("team_in_(a)", "is not a label selector the API server accepts"),
+    ] {
+        let flag = format!("--policy-selector={selector}");
+        let mut operator = Process::start(&ctx, &kubeconfig, &[&flag], &[]);
+        let exited = operator.wait_exit(TIMEOUT);
+        let log = operator.log();
+        assert!(exited.is_some(), "{selector}: the operator kept running:\n{log}");
+        let status = operator.child.wait().expect("exit status");
+        assert!(!status.success(), "{selector}: {log}");
+        assert!(
+            log.contains(&format!("--policy-selector {selector:?}")) && log.contains(says),
+            "{selector}: {log}"
+        );
+    }
+
+    create_pods(&ctx, ["web".to_string()], None).await;
+    let policies: Api<SeccompPolicy> = Api::all(ctx.client.clone());
+    let name = format!("{}-set-based", ctx.ns);
+    let policy: SeccompPolicy = serde_json::from_value(json!({
+        "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompPolicy",
+        "metadata": { "name": name, "labels": { POLICY_LABEL: ctx.ns } },
+        "spec": { "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ctx.ns } } },
+    }))
+    .expect("policy");
+    policies
+        .create(&PostParams::default(), &policy)
+        .await
+        .expect("create policy");
+    let flag = format!("--policy-selector={POLICY_LABEL} in ({}, other),!legacy", ctx.ns);
+    let operator = Process::start(&ctx, &kubeconfig, &[&flag], &[]);
+    let statuses: Api<SeccompStatus> = ctx.api();
+    wait_for_explained(
+        "the set-based selector's policy to judge the pod",
+        TIMEOUT,
+        || async {
+            let status = statuses.get_opt("web").await.ok().flatten()?.status?;
+            status.policies.iter().any(|p| p.name == name).then_some(())
+        },
+        || operator.log(),
+    )
+    .await;
+}
+
 /// Watches the CRD `name` (from before this returns) until it is deleted; the task's result is
 /// every reason its `Terminating` condition had meanwhile.
 async fn crd_deletion_reasons(client: Client, name: &str) -> tokio::task::JoinHandle<Vec<String>> {

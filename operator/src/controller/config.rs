@@ -10,7 +10,7 @@ use crate::{api::KubeletSeccompDefault, engine::NodeFacts};
 #[derive(clap::Args, Debug, Clone)]
 pub struct ControllerConfig {
     /// Namespaces to watch, comma-separated; all namespaces when empty.
-    #[arg(long, env = "SENTINEL_NAMESPACES", value_delimiter = ',')]
+    #[arg(long, env = "SENTINEL_NAMESPACES", value_delimiter = ',', value_parser = parse_namespace)]
     pub namespaces: Vec<String>,
 
     /// The kubelets' `seccompDefault`, where the operator cannot see it: true, false or unknown
@@ -235,36 +235,63 @@ impl NodeSelector {
 impl FromStr for NodeSelector {
     type Err = String;
 
+    /// Keys and values are checked as Kubernetes checks labels: a term that is not one of the four
+    /// forms (`zone in (a,b)`, `size>3`, `a=b=c`) would otherwise read as a key or value no label
+    /// can have, and the selector would match no node without a word.
     fn from_str(text: &str) -> Result<Self, String> {
+        const FORMS: &str = "terms are key=value, key!=value, key or !key, comma-separated";
         let terms = text
             .split(',')
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .map(|term| {
-                let valid_key = |k: &str| !k.is_empty() && !k.contains(char::is_whitespace);
-                let term = if let Some((k, v)) = term.split_once("!=") {
+            .map(|text| {
+                let term = if let Some((k, v)) = text.split_once("!=") {
                     Term::NotEquals(k.trim().into(), v.trim().into())
-                } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
+                } else if let Some((k, v)) = text.split_once("==").or_else(|| text.split_once('=')) {
                     Term::Equals(k.trim().into(), v.trim().into())
-                } else if let Some(k) = term.strip_prefix('!') {
+                } else if let Some(k) = text.strip_prefix('!') {
                     Term::DoesNotExist(k.trim().into())
                 } else {
-                    Term::Exists(term.into())
+                    Term::Exists(text.into())
                 };
-                let key = match &term {
-                    Term::Equals(k, _) | Term::NotEquals(k, _) | Term::Exists(k) | Term::DoesNotExist(k) => k,
+                let (key, value) = match &term {
+                    Term::Equals(k, v) | Term::NotEquals(k, v) => (k, Some(v)),
+                    Term::Exists(k) | Term::DoesNotExist(k) => (k, None),
                 };
-                if valid_key(key) {
-                    Ok(term)
+                if !crate::policy::label_key_ok(key) {
+                    Err(format!(
+                        "{text:?}: {key:?} is not a label key ({}); {FORMS}",
+                        crate::api::LABEL_KEY_MESSAGE
+                    ))
+                } else if let Some(value) = value.filter(|v| !crate::policy::label_value_ok(v)) {
+                    Err(format!(
+                        "{text:?}: {value:?} is not a label value ({}); {FORMS}",
+                        crate::api::LABEL_VALUE_MESSAGE
+                    ))
                 } else {
-                    Err(format!("invalid selector term in {text:?}"))
+                    Ok(term)
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
         if terms.is_empty() {
-            return Err("empty node selector".into());
+            return Err(format!("empty node selector: {FORMS}"));
         }
         Ok(NodeSelector { terms })
+    }
+}
+
+/// One entry of `--namespaces`: a namespace's name, or nothing (`SENTINEL_NAMESPACES=`, a
+/// trailing comma). A name no namespace can have would be watched without a word, and nothing
+/// found in it.
+pub(crate) fn parse_namespace(value: &str) -> Result<String, String> {
+    let name = value.trim();
+    if name.is_empty() || crate::policy::dns_label(name) {
+        Ok(name.to_string())
+    } else {
+        Err(format!(
+            "{name:?} is not a namespace name: at most 63 lowercase letters, digits and '-', \
+             starting and ending with a letter or digit"
+        ))
     }
 }
 
@@ -326,6 +353,50 @@ mod tests {
         ])));
         assert!("".parse::<NodeSelector>().is_err());
         assert!("=x".parse::<NodeSelector>().is_err());
+    }
+
+    /// These read as keys or values no label can have, and matched no node without a word.
+    #[test]
+    fn node_selectors_other_than_the_four_forms_are_refused() {
+        for text in [
+            "zone in (a,b)",
+            "zone notin (a)",
+            "size>3",
+            "a=b=c",
+            "pool=hard ened",
+            "!!legacy",
+            "-pool=x",
+            "pool=-x",
+            "example.com/",
+        ] {
+            let refused = text.parse::<NodeSelector>().err();
+            assert!(
+                refused
+                    .as_deref()
+                    .is_some_and(|e| e.contains("key=value, key!=value")),
+                "{text}: {refused:?}"
+            );
+        }
+        assert!(
+            "pool=".parse::<NodeSelector>().is_ok(),
+            "an empty value is a value"
+        );
+        assert!("node-role.kubernetes.io/worker".parse::<NodeSelector>().is_ok());
+    }
+
+    #[test]
+    fn namespaces_are_names_or_nothing() {
+        assert_eq!(parse_namespace(" team-a ").as_deref(), Ok("team-a"));
+        assert_eq!(parse_namespace("").as_deref(), Ok(""));
+        for name in ["Team-a", "team_a", "-a", "a-", &"a".repeat(64), "a.b"] {
+            let refused = parse_namespace(name).err();
+            assert!(
+                refused
+                    .as_deref()
+                    .is_some_and(|e| e.contains("is not a namespace name")),
+                "{name}: {refused:?}"
+            );
+        }
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("watch of {0} failed before it was ready: {1}")]
     Watch(&'static str, String),
+    #[error("--policy-selector {selector:?} is not a label selector the API server accepts: {reason}")]
+    PolicySelector { selector: String, reason: String },
 }
 
 impl Error {
@@ -62,6 +64,7 @@ impl Error {
             Error::Kube(kube::Error::Api(_)) => "api",
             Error::Kube(_) => "transport",
             Error::Watch(..) => "watch",
+            Error::PolicySelector { .. } => "api",
         }
     }
 
@@ -263,6 +266,23 @@ pub async fn run(
         shutdown,
     )
     .await
+}
+
+/// The API server reads `--policy-selector` (the policies' watch sends it); one it refuses would
+/// keep that watch failing for good, so that no policy ever acted, with nothing but a warning
+/// now and then. It is asked once at start instead, and a refusal stops the start. Any other
+/// failure (the API server not there yet, the CRD not installed) is left to the watch, which
+/// retries.
+pub async fn check_policy_selector(client: &Client, selector: &str) -> Result<(), Error> {
+    let policies = Api::<Decoded<PolicyWire>>::all(client.clone());
+    let params = kube::api::ListParams::default().labels(selector).limit(1);
+    match policies.list_metadata(&params).await {
+        Err(kube::Error::Api(status)) if status.code == 400 => Err(Error::PolicySelector {
+            selector: selector.to_string(),
+            reason: status.message,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// How often a cluster without SeccompProfiles is asked again.

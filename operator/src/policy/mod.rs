@@ -171,7 +171,7 @@ fn validate_selector(field: &str, selector: &LabelSelector, refused: &[&str]) ->
 
 /// A DNS label (RFC 1123), as namespace and container names and each part of a label key's
 /// prefix are: 1 to 63 lowercase letters, digits and `-`, alphanumeric at both ends.
-fn dns_label(name: &str) -> bool {
+pub(crate) fn dns_label(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
         && b.len() <= 63
@@ -193,13 +193,23 @@ fn label_name_ok(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-fn label_key(field: &str, key: &str) -> Result<(), PolicyError> {
+/// A label key: a name, optionally after a DNS subdomain and `/`.
+pub(crate) fn label_key_ok(key: &str) -> bool {
     let (prefix, name) = match key.rsplit_once('/') {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),
     };
     let prefix_ok = prefix.is_none_or(|p| !p.is_empty() && p.len() <= 253 && p.split('.').all(dns_label));
-    if prefix_ok && label_name_ok(name) {
+    prefix_ok && label_name_ok(name)
+}
+
+/// A label value: empty, or a name.
+pub(crate) fn label_value_ok(value: &str) -> bool {
+    value.is_empty() || label_name_ok(value)
+}
+
+fn label_key(field: &str, key: &str) -> Result<(), PolicyError> {
+    if label_key_ok(key) {
         Ok(())
     } else {
         Err(invalid(
@@ -210,7 +220,7 @@ fn label_key(field: &str, key: &str) -> Result<(), PolicyError> {
 }
 
 fn label_value(field: &str, value: &str) -> Result<(), PolicyError> {
-    if value.is_empty() || label_name_ok(value) {
+    if label_value_ok(value) {
         Ok(())
     } else {
         Err(invalid(
