@@ -77,7 +77,7 @@ pub struct AgentArgs {
     pub proc_root: PathBuf,
 
     /// Time between two scans of /proc (e.g. 30s, 2m).
-    #[arg(long, env = "SENTINEL_SCAN_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "SENTINEL_SCAN_INTERVAL", default_value = "30s", value_parser = parse_scan_interval)]
     pub scan_interval: Duration,
 
     /// The kubelet's configuration file, if mounted, to report its seccompDefault. Without it the
@@ -103,6 +103,21 @@ pub enum AgentError {
     Kube(#[from] kube::Error),
     #[error("reading {0}: {1}")]
     Proc(PathBuf, std::io::Error),
+}
+
+/// Shortest time between two scans. `0s` made the agent scan /proc without a pause, a core of
+/// every node kept busy.
+const MIN_SCAN_INTERVAL: Duration = Duration::from_secs(1);
+
+fn parse_scan_interval(value: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(value).map_err(|e| format!("{value:?}: {e}"))?;
+    if interval < MIN_SCAN_INTERVAL {
+        return Err(format!(
+            "{value:?} is shorter than the shortest scan interval, {}",
+            humantime::format_duration(MIN_SCAN_INTERVAL)
+        ));
+    }
+    Ok(interval)
 }
 
 /// Whether what the kernel enforces agrees with the effective profile. A confined container must
@@ -1236,6 +1251,15 @@ mod tests {
             mismatch_message("app", ProfileType::RuntimeDefault, SeccompMode::Disabled, None),
             "app is RuntimeDefault but the kernel shows seccomp Disabled"
         );
+    }
+
+    #[test]
+    fn scans_are_at_least_a_second_apart() {
+        assert_eq!(parse_scan_interval("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_scan_interval("1s"), Ok(Duration::from_secs(1)));
+        for refused in ["0s", "0", "500ms", "soon"] {
+            assert!(parse_scan_interval(refused).is_err(), "{refused}");
+        }
     }
 
     #[test]
