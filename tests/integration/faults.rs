@@ -1588,6 +1588,141 @@ async fn a_policy_selector_the_api_server_refuses_is_a_start_up_error() {
     .await;
 }
 
+/// An operator given several namespaces watches each of them, not the whole cluster: it is sent
+/// their objects only, and runs with rights in those namespaces alone. Before, it watched pods,
+/// statuses and workloads across the cluster and dropped the rest; under such rights every one
+/// of those watches was refused and no pod got a status.
+#[tokio::test]
+async fn an_operator_of_several_namespaces_needs_rights_in_those_alone() {
+    use k8s_openapi::api::{
+        core::v1::ServiceAccount,
+        rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding},
+    };
+    let a = support::context("fault-shard-a").await;
+    let b = support::context("fault-shard-b").await;
+    let unlisted = support::context("fault-shard-c").await;
+    for ctx in [&a, &b, &unlisted] {
+        create_pods(ctx, ["web".to_string()], None).await;
+    }
+    let accounts: Api<ServiceAccount> = a.api();
+    let account: ServiceAccount =
+        serde_json::from_value(json!({ "metadata": { "name": "shard" } })).expect("service account");
+    accounts
+        .create(&PostParams::default(), &account)
+        .await
+        .expect("create service account");
+    let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| json!({ "apiGroups": groups, "resources": resources, "verbs": verbs });
+    let watch = ["list", "watch"];
+    // Cluster-wide: the cluster-scoped kinds, and nothing of pods, statuses or workloads.
+    let cluster_rules = json!([
+        rule(&[""], &["nodes", "namespaces"], &watch),
+        rule(&["apiextensions.k8s.io"], &["customresourcedefinitions"], &watch),
+        rule(&["seccomp.sentinel.dev"], &["seccomppolicies"], &watch),
+        rule(&["seccomp.sentinel.dev"], &["seccomppolicies/status"], &["patch"]),
+        rule(
+            &["security.openshift.io"],
+            &["securitycontextconstraints"],
+            &watch
+        ),
+        rule(
+            &["security-profiles-operator.x-k8s.io"],
+            &["seccompprofiles"],
+            &watch
+        ),
+        rule(&["events.k8s.io"], &["events"], &["create"]),
+    ]);
+    // In the operator's namespaces only (bound there by RoleBindings).
+    let namespaced_rules = json!([
+        rule(&[""], &["pods"], &["list", "watch", "patch"]),
+        rule(&[""], &["pods/eviction"], &["create"]),
+        rule(&["apps"], &["replicasets", "statefulsets"], &watch),
+        rule(&[""], &["replicationcontrollers"], &watch),
+        rule(
+            &["seccomp.sentinel.dev"],
+            &["seccompstatuses"],
+            &["list", "watch", "create", "patch", "delete"]
+        ),
+    ]);
+    let roles: Api<ClusterRole> = Api::all(a.client.clone());
+    let cluster_role = format!("{}-cluster", a.ns);
+    let namespaced_role = format!("{}-namespaced", a.ns);
+    for (name, rules) in [
+        (&cluster_role, cluster_rules),
+        (&namespaced_role, namespaced_rules),
+    ] {
+        let role: ClusterRole =
+            serde_json::from_value(json!({ "metadata": { "name": name }, "rules": rules })).expect("role");
+        roles
+            .create(&PostParams::default(), &role)
+            .await
+            .expect("create cluster role");
+    }
+    let subjects = json!([{ "kind": "ServiceAccount", "name": "shard", "namespace": a.ns }]);
+    let cluster_bindings: Api<ClusterRoleBinding> = Api::all(a.client.clone());
+    let binding: ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": { "name": cluster_role },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role },
+        "subjects": subjects,
+    }))
+    .expect("cluster role binding");
+    cluster_bindings
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("create cluster role binding");
+    for ctx in [&a, &b] {
+        let bindings: Api<RoleBinding> = ctx.api();
+        let binding: RoleBinding = serde_json::from_value(json!({
+            "metadata": { "name": "shard" },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": namespaced_role },
+            "subjects": subjects,
+        }))
+        .expect("role binding");
+        bindings
+            .create(&PostParams::default(), &binding)
+            .await
+            .expect("create role binding");
+    }
+
+    let token = a.cluster.service_account_token(&a.ns, "shard").await;
+    let kubeconfig = a
+        .cluster
+        .plane()
+        .expect("the local control plane")
+        .data_dir()
+        .join(format!("{}.kubeconfig", unique_name("shard")));
+    std::fs::write(&kubeconfig, a.cluster.kubeconfig_with_token(&token)).expect("write kubeconfig");
+    let operator = Process::start(
+        &a,
+        &kubeconfig,
+        &["--namespaces", &b.ns, "--metrics-auth=none"],
+        &[],
+    );
+    for ctx in [&a, &b] {
+        let statuses: Api<SeccompStatus> = ctx.api();
+        wait_for_explained(
+            &format!("a status in {}", ctx.ns),
+            TIMEOUT,
+            || async { statuses.get_opt("web").await.ok().flatten().map(|_| ()) },
+            || operator.log(),
+        )
+        .await;
+    }
+    let log = operator.log();
+    assert!(!log.contains("watch error"), "a watch was refused:\n{log}");
+    let statuses: Api<SeccompStatus> = unlisted.api();
+    assert!(
+        statuses.get_opt("web").await.expect("read").is_none(),
+        "a status outside the operator's namespaces"
+    );
+    drop(operator);
+    let _ = cluster_bindings
+        .delete(&cluster_role, &DeleteParams::default())
+        .await;
+    for name in [&cluster_role, &namespaced_role] {
+        let _ = roles.delete(name, &DeleteParams::default()).await;
+    }
+}
+
 /// Watches the CRD `name` (from before this returns) until it is deleted; the task's result is
 /// every reason its `Terminating` condition had meanwhile.
 async fn crd_deletion_reasons(client: Client, name: &str) -> tokio::task::JoinHandle<Vec<String>> {

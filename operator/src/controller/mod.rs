@@ -242,13 +242,23 @@ impl Context {
         }
     }
 
-    fn all_or_namespace<K>(&self) -> Api<K>
+    /// What to watch of a namespaced kind: each of `--namespaces`, else the whole cluster. One
+    /// watch per namespace, not one of the cluster filtered here: a shard given several
+    /// namespaces is then sent their objects only (and needs no cluster-wide role for them).
+    fn all_or_namespaces<K>(&self) -> Vec<Api<K>>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
     {
-        match self.config.watched_namespace() {
-            Some(ns) => Api::namespaced(self.client.clone(), ns),
-            None => Api::all(self.client.clone()),
+        let mut namespaces: Vec<&str> = self.config.namespace_list().collect();
+        namespaces.sort_unstable();
+        namespaces.dedup();
+        if namespaces.is_empty() {
+            vec![Api::all(self.client.clone())]
+        } else {
+            namespaces
+                .into_iter()
+                .map(|ns| Api::namespaced(self.client.clone(), ns))
+                .collect()
         }
     }
 }
@@ -291,7 +301,7 @@ const SPO_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
 fn spawn_seccomp_profiles(ctx: &Arc<Context>, page: watcher::Config) -> tokio::sync::oneshot::Receiver<()> {
     watches::spawn(
         ctx,
-        Api::<Decoded<SeccompProfileWire>>::all(ctx.client.clone()),
+        vec![Api::<Decoded<SeccompProfileWire>>::all(ctx.client.clone())],
         page,
         watches::SeccompProfiles::default(),
     )
@@ -357,7 +367,7 @@ async fn start(ctx: Arc<Context>, workers: &mut Vec<tokio::task::JoinHandle<()>>
     let (close_status_watch, pause_status_watch) = tokio::sync::oneshot::channel();
     let pods_listed = watches::spawn(
         &ctx,
-        ctx.all_or_namespace::<Decoded<PodWire>>(),
+        ctx.all_or_namespaces::<Decoded<PodWire>>(),
         page.clone(),
         watches::Pods {
             ctx: ctx.clone(),
@@ -369,7 +379,7 @@ async fn start(ctx: Arc<Context>, workers: &mut Vec<tokio::task::JoinHandle<()>>
             "seccompstatuses",
             watches::spawn_with_pause(
                 &ctx,
-                ctx.all_or_namespace::<Decoded<StatusWire>>(),
+                ctx.all_or_namespaces::<Decoded<StatusWire>>(),
                 page.clone(),
                 watches::Statuses::new(ctx.clone()),
                 Some(pause_status_watch),
@@ -379,7 +389,7 @@ async fn start(ctx: Arc<Context>, workers: &mut Vec<tokio::task::JoinHandle<()>>
             "nodes",
             watches::spawn(
                 &ctx,
-                Api::<Decoded<NodeWire>>::all(client.clone()),
+                vec![Api::<Decoded<NodeWire>>::all(client.clone())],
                 page.clone(),
                 watches::Nodes { ctx: ctx.clone() },
             ),
@@ -388,7 +398,7 @@ async fn start(ctx: Arc<Context>, workers: &mut Vec<tokio::task::JoinHandle<()>>
             "namespaces",
             watches::spawn(
                 &ctx,
-                Api::<Decoded<NamespaceWire>>::all(client.clone()),
+                vec![Api::<Decoded<NamespaceWire>>::all(client.clone())],
                 match ctx.config.watched_namespace() {
                     Some(ns) => page.clone().fields(&format!("metadata.name={ns}")),
                     None => page.clone(),
@@ -400,7 +410,7 @@ async fn start(ctx: Arc<Context>, workers: &mut Vec<tokio::task::JoinHandle<()>>
             "seccomppolicies",
             watches::spawn(
                 &ctx,
-                Api::<Decoded<PolicyWire>>::all(client.clone()),
+                vec![Api::<Decoded<PolicyWire>>::all(client.clone())],
                 match &ctx.config.policy_selector {
                     Some(selector) => page.clone().labels(selector),
                     None => page.clone(),
@@ -412,7 +422,7 @@ async fn start(ctx: Arc<Context>, workers: &mut Vec<tokio::task::JoinHandle<()>>
             "replicasets",
             watches::spawn(
                 &ctx,
-                ctx.all_or_namespace::<Decoded<WorkloadWire<ReplicaSetKind>>>(),
+                ctx.all_or_namespaces::<Decoded<WorkloadWire<ReplicaSetKind>>>(),
                 page.clone(),
                 watches::Workloads::new(ctx.clone()),
             ),
@@ -421,7 +431,7 @@ async fn start(ctx: Arc<Context>, workers: &mut Vec<tokio::task::JoinHandle<()>>
             "statefulsets",
             watches::spawn(
                 &ctx,
-                ctx.all_or_namespace::<Decoded<WorkloadWire<StatefulSetKind>>>(),
+                ctx.all_or_namespaces::<Decoded<WorkloadWire<StatefulSetKind>>>(),
                 page.clone(),
                 watches::Workloads::new(ctx.clone()),
             ),
@@ -430,7 +440,7 @@ async fn start(ctx: Arc<Context>, workers: &mut Vec<tokio::task::JoinHandle<()>>
             "replicationcontrollers",
             watches::spawn(
                 &ctx,
-                ctx.all_or_namespace::<Decoded<WorkloadWire<ReplicationControllerKind>>>(),
+                ctx.all_or_namespaces::<Decoded<WorkloadWire<ReplicationControllerKind>>>(),
                 page.clone(),
                 watches::Workloads::new(ctx.clone()),
             ),
@@ -442,7 +452,7 @@ async fn start(ctx: Arc<Context>, workers: &mut Vec<tokio::task::JoinHandle<()>>
             "securitycontextconstraints",
             watches::spawn(
                 &ctx,
-                Api::<Decoded<SccWire>>::all(client.clone()),
+                vec![Api::<Decoded<SccWire>>::all(client.clone())],
                 page.clone(),
                 watches::Sccs,
             ),

@@ -83,11 +83,11 @@ impl Undecodable {
     }
 }
 
-/// Drives the watch of `api` into the state with `handler`; signals `ready` after the first
-/// complete list.
+/// Drives the watches of `apis` (one per watched namespace, or one for the cluster) into the
+/// state with `handler`; signals `ready` once each has listed.
 pub(super) fn spawn<W, H>(
     ctx: &Arc<Context>,
-    api: Api<Decoded<W>>,
+    apis: Vec<Api<Decoded<W>>>,
     config: watcher::Config,
     handler: H,
 ) -> oneshot::Receiver<()>
@@ -97,7 +97,7 @@ where
     Decoded<W>:
         kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + Send + serde::de::DeserializeOwned,
 {
-    spawn_with_pause(ctx, api, config, handler, None)
+    spawn_with_pause(ctx, apis, config, handler, None)
 }
 
 /// The longest the watch of the controller's own objects stays closed during a first sync.
@@ -123,7 +123,7 @@ async fn first_sync_written(ctx: &Context) {
 /// list afterwards brings what others changed meanwhile (deletions, the node agent's fields).
 pub(super) fn spawn_with_pause<W, H>(
     ctx: &Arc<Context>,
-    api: Api<Decoded<W>>,
+    apis: Vec<Api<Decoded<W>>>,
     mut config: watcher::Config,
     mut handler: H,
     pause: Option<oneshot::Receiver<bool>>,
@@ -139,7 +139,7 @@ where
     ctx.spawn(async move {
         let ctx = task_ctx;
         let mut ready = Some(ready_tx);
-        let mut listed: Option<HashSet<H::Key>> = None;
+        let mut lists = Lists::new(apis.len());
         let mut undecodable = Undecodable {
             resource: W::PLURAL,
             since_warning: 0,
@@ -150,9 +150,14 @@ where
         loop {
             let mut closed_for_first_sync = false;
             let mut list_in_pages = false;
-            let stream = watcher(api.clone(), config.clone()).default_backoff();
-            let mut stream = std::pin::pin!(stream);
-            while let Some(event) = stream.next().await {
+            lists.restart();
+            let mut stream = futures::stream::select_all(apis.iter().enumerate().map(|(i, api)| {
+                watcher(api.clone(), config.clone())
+                    .default_backoff()
+                    .map(move |event| (i, event))
+                    .boxed()
+            }));
+            while let Some((i, event)) = stream.next().await {
                 let event = match event {
                     Ok(event) => event,
                     Err(e) if streaming_refused(&config, &e) => {
@@ -191,15 +196,16 @@ where
                     let mut state = ctx.state();
                     match event {
                         watcher::Event::Init => {
-                            listed = Some(HashSet::new());
-                            handler.relist_began();
+                            if lists.began(i) {
+                                handler.relist_began();
+                            }
                             Vec::new()
                         }
                         watcher::Event::InitApply(decoded) => {
                             let Some(key) = key_of(&handler, &mut state, &decoded) else {
                                 continue;
                             };
-                            listed.get_or_insert_with(HashSet::new).insert(key.clone());
+                            lists.listed(i, key.clone());
                             match decoded {
                                 Decoded::Ok(object, _) => handler.apply(&mut state, &key, object),
                                 Decoded::Invalid(invalid) => {
@@ -210,7 +216,10 @@ where
                             }
                         }
                         watcher::Event::InitDone => {
-                            let seen = listed.take().unwrap_or_default();
+                            // Nothing is taken for gone before every watch has listed once.
+                            let Some(seen) = lists.done(i) else {
+                                continue;
+                            };
                             let dirty = handler.relisted(&mut state, &seen);
                             debug!(
                                 watch = W::PLURAL,
@@ -227,6 +236,7 @@ where
                             let Some(key) = key_of(&handler, &mut state, &decoded) else {
                                 continue;
                             };
+                            lists.applied(i, &key);
                             match decoded {
                                 Decoded::Ok(object, _) => handler.apply(&mut state, &key, object),
                                 Decoded::Invalid(invalid) => {
@@ -239,6 +249,7 @@ where
                             let Some(key) = key_of(&handler, &mut state, &decoded) else {
                                 continue;
                             };
+                            lists.deleted(i, &key);
                             handler.delete(&mut state, &key, decoded.resource_version_number())
                         }
                     }
@@ -268,6 +279,79 @@ where
         }
     });
     ready_rx
+}
+
+/// The lists of the watches behind one handler: one watch per watched namespace, or one for the
+/// cluster. Each watch lists on its own (at start, after a watch error, after a 410), and a relist
+/// of one namespace must not take another's objects for gone; so with several watches the keys
+/// each one holds are kept, and what counts as listed is all of them. Until every watch has
+/// listed once nothing is taken for gone, and the handler hears of one list, not one per
+/// namespace (its first pass over the pods is one).
+struct Lists<K> {
+    several: bool,
+    /// The list each watch has under way.
+    listing: Vec<Option<HashSet<K>>>,
+    /// What each watch holds (with several watches only).
+    held: Vec<HashSet<K>>,
+    listed_once: Vec<bool>,
+}
+
+impl<K: Eq + Hash + Clone> Lists<K> {
+    fn new(watches: usize) -> Self {
+        Lists {
+            several: watches > 1,
+            listing: (0..watches).map(|_| None).collect(),
+            held: (0..watches).map(|_| HashSet::new()).collect(),
+            listed_once: vec![false; watches],
+        }
+    }
+
+    /// The watches start over: every list under way is broken off.
+    fn restart(&mut self) {
+        self.listing.iter_mut().for_each(|list| *list = None);
+    }
+
+    /// Watch `i` starts a list; true when no other list is under way (the handler's relist
+    /// begins).
+    fn began(&mut self, i: usize) -> bool {
+        let first = self.listing.iter().all(Option::is_none);
+        self.listing[i] = Some(HashSet::new());
+        first
+    }
+
+    fn listed(&mut self, i: usize, key: K) {
+        if self.several {
+            self.held[i].insert(key.clone());
+        }
+        self.listing[i].get_or_insert_with(HashSet::new).insert(key);
+    }
+
+    fn applied(&mut self, i: usize, key: &K) {
+        if self.several {
+            self.held[i].insert(key.clone());
+        }
+    }
+
+    fn deleted(&mut self, i: usize, key: &K) {
+        if self.several {
+            self.held[i].remove(key);
+        }
+    }
+
+    /// Watch `i` has listed: what all the watches hold now, or None while some watch has never
+    /// listed.
+    fn done(&mut self, i: usize) -> Option<HashSet<K>> {
+        let seen = self.listing[i].take().unwrap_or_default();
+        self.listed_once[i] = true;
+        if !self.several {
+            return Some(seen);
+        }
+        self.held[i] = seen;
+        self.listed_once
+            .iter()
+            .all(|once| *once)
+            .then(|| self.held.iter().flatten().cloned().collect())
+    }
 }
 
 /// A streaming list the API server refused as a request it does not accept (`sendInitialEvents`
@@ -626,5 +710,54 @@ impl<K: WorkloadKind + Default + Send + Sync + 'static> Handler<WorkloadWire<K>>
         gone.iter()
             .flat_map(|uid| state.apply_workload(uid, None))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(keys: &[&'static str]) -> HashSet<&'static str> {
+        keys.iter().copied().collect()
+    }
+
+    #[test]
+    fn one_watch_reports_each_list_as_it_is() {
+        let mut lists = Lists::new(1);
+        assert!(lists.began(0));
+        lists.listed(0, "a");
+        lists.listed(0, "b");
+        assert_eq!(lists.done(0), Some(set(&["a", "b"])));
+        assert!(lists.began(0));
+        assert_eq!(lists.done(0), Some(set(&[])), "everything went");
+    }
+
+    /// One watch per namespace: a relist of one namespace keeps the others' objects, and
+    /// nothing is taken for gone until both have listed.
+    #[test]
+    fn a_relist_of_one_namespace_keeps_the_others_objects() {
+        let mut lists = Lists::new(2);
+        assert!(lists.began(0));
+        assert!(!lists.began(1), "one relist of the handler for both first lists");
+        lists.listed(0, "a/web");
+        lists.listed(1, "b/web");
+        assert_eq!(lists.done(0), None, "b has not listed yet");
+        assert_eq!(lists.done(1), Some(set(&["a/web", "b/web"])));
+
+        // Namespace b's watch fails and lists again, while a's keeps going.
+        lists.applied(0, &"a/api");
+        assert!(lists.began(1));
+        lists.listed(1, "b/db");
+        assert_eq!(lists.done(1), Some(set(&["a/web", "a/api", "b/db"])));
+
+        lists.deleted(0, &"a/web");
+        assert!(lists.began(0));
+        lists.listed(0, "a/api");
+        assert_eq!(lists.done(0), Some(set(&["a/api", "b/db"])));
+
+        // Watches that start over (lists broken off) begin one relist again.
+        lists.began(1);
+        lists.restart();
+        assert!(lists.began(0));
     }
 }
