@@ -1604,13 +1604,11 @@ async fn an_operator_of_several_namespaces_needs_rights_in_those_alone() {
     for ctx in [&a, &b, &unlisted] {
         create_pods(ctx, ["web".to_string()], None).await;
     }
-    let accounts: Api<ServiceAccount> = a.api();
-    let account: ServiceAccount =
-        serde_json::from_value(json!({ "metadata": { "name": "shard" } })).expect("service account");
-    accounts
-        .create(&PostParams::default(), &account)
-        .await
-        .expect("create service account");
+    create_from_json(
+        &a.api::<ServiceAccount>(),
+        json!({ "metadata": { "name": "shard" } }),
+    )
+    .await;
     let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| json!({ "apiGroups": groups, "resources": resources, "verbs": verbs });
     let watch = ["list", "watch"];
     // Cluster-wide: the cluster-scoped kinds, and nothing of pods, statuses or workloads.
@@ -1650,37 +1648,19 @@ async fn an_operator_of_several_namespaces_needs_rights_in_those_alone() {
         (&cluster_role, cluster_rules),
         (&namespaced_role, namespaced_rules),
     ] {
-        let role: ClusterRole =
-            serde_json::from_value(json!({ "metadata": { "name": name }, "rules": rules })).expect("role");
-        roles
-            .create(&PostParams::default(), &role)
-            .await
-            .expect("create cluster role");
+        create_from_json(&roles, json!({ "metadata": { "name": name }, "rules": rules })).await;
     }
-    let subjects = json!([{ "kind": "ServiceAccount", "name": "shard", "namespace": a.ns }]);
+    let binding = |name: &str, role: &str| {
+        json!({
+            "metadata": { "name": name },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role },
+            "subjects": [{ "kind": "ServiceAccount", "name": "shard", "namespace": a.ns }],
+        })
+    };
     let cluster_bindings: Api<ClusterRoleBinding> = Api::all(a.client.clone());
-    let binding: ClusterRoleBinding = serde_json::from_value(json!({
-        "metadata": { "name": cluster_role },
-        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role },
-        "subjects": subjects,
-    }))
-    .expect("cluster role binding");
-    cluster_bindings
-        .create(&PostParams::default(), &binding)
-        .await
-        .expect("create cluster role binding");
+    create_from_json(&cluster_bindings, binding(&cluster_role, &cluster_role)).await;
     for ctx in [&a, &b] {
-        let bindings: Api<RoleBinding> = ctx.api();
-        let binding: RoleBinding = serde_json::from_value(json!({
-            "metadata": { "name": "shard" },
-            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": namespaced_role },
-            "subjects": subjects,
-        }))
-        .expect("role binding");
-        bindings
-            .create(&PostParams::default(), &binding)
-            .await
-            .expect("create role binding");
+        create_from_json(&ctx.api::<RoleBinding>(), binding("shard", &namespaced_role)).await;
     }
 
     let token = a.cluster.service_account_token(&a.ns, "shard").await;
@@ -1721,6 +1701,15 @@ async fn an_operator_of_several_namespaces_needs_rights_in_those_alone() {
     for name in [&cluster_role, &namespaced_role] {
         let _ = roles.delete(name, &DeleteParams::default()).await;
     }
+}
+
+/// Creates the object `json` describes.
+async fn create_from_json<K>(api: &Api<K>, json: serde_json::Value)
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let object: K = serde_json::from_value(json).expect("object");
+    api.create(&PostParams::default(), &object).await.expect("create");
 }
 
 /// Watches the CRD `name` (from before this returns) until it is deleted; the task's result is
