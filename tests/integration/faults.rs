@@ -134,20 +134,45 @@ async fn assert_written_once(ctx: &TestContext) {
 
 /// After a watch gap long enough for etcd to be compacted, the operator lists again (410 Gone)
 /// and puts right every change it missed: pods created, deleted, and recreated under the same
-/// name with a new UID and another profile.
+/// name with a new UID and another profile. The operator watches two namespaces, each with its
+/// own watches that list again on their own: neither relist takes the other namespace's pods
+/// for gone (a policy over both counts them all).
 #[tokio::test]
 async fn changes_during_a_watch_gap_are_reconciled_after_the_relist() {
     let ctx = support::context("fault-relist").await;
+    let other = support::context("fault-relist-b").await;
     let plane = ctx.cluster.plane().expect("the local control plane");
     let binaries = sentinel_testenv::Binaries::locate().expect("binaries");
     let mut second = plane.second_apiserver(&binaries).expect("a second API server");
-    let operator = Operator::start(
-        client_for(second.kubeconfig()).await,
-        support::namespace_config(&ctx),
+    let policies: Api<SeccompPolicy> = Api::all(ctx.client.clone());
+    create_from_json(
+        &policies,
+        json!({
+            "apiVersion": "seccomp.sentinel.dev/v1alpha1", "kind": "SeccompPolicy",
+            "metadata": { "name": ctx.ns, "labels": { POLICY_LABEL: ctx.ns } },
+            "spec": { "namespaceSelector": { "matchExpressions": [{
+                "key": "kubernetes.io/metadata.name", "operator": "In", "values": [ctx.ns, other.ns] }] } },
+        }),
     )
     .await;
+    let matched = || async {
+        let status = policies.get(&ctx.ns).await.ok()?.status?;
+        Some(status.matched_pods)
+    };
+    let mut config = support::namespace_config(&ctx);
+    config.namespaces.push(other.ns.clone());
+    let operator = Operator::start(client_for(second.kubeconfig()).await, config).await;
     create_pods(&ctx, (0..30).map(|i| format!("p{i:02}")), None).await;
+    create_pods(&other, (0..10).map(|i| format!("o{i:02}")), None).await;
     wait_for("every status", TIMEOUT, || all_correct(&ctx)).await;
+    wait_for("every status of the other namespace", TIMEOUT, || {
+        all_correct(&other)
+    })
+    .await;
+    wait_for("the policy to count both namespaces", TIMEOUT, || async {
+        (matched().await? == 40).then_some(())
+    })
+    .await;
 
     // The operator's API server goes; the cluster changes through the other one.
     second.stop();
@@ -164,6 +189,13 @@ async fn changes_during_a_watch_gap_are_reconciled_after_the_relist() {
     // Five come back under the same names, with new UIDs and another profile; twenty are new.
     create_pods(&ctx, (0..5).map(|i| format!("p{i:02}")), Some("RuntimeDefault")).await;
     create_pods(&ctx, (0..20).map(|i| format!("new{i:02}")), None).await;
+    let other_pods: Api<Pod> = other.api();
+    for i in 0..5 {
+        other_pods
+            .delete(&format!("o{i:02}"), &DeleteParams::default().grace_period(0))
+            .await
+            .expect("delete");
+    }
     let revision = plane.compact_etcd().expect("compaction");
     assert!(revision > 0);
     second.start().expect("the API server back");
@@ -171,6 +203,14 @@ async fn changes_during_a_watch_gap_are_reconciled_after_the_relist() {
     let reconciled = Instant::now();
     let count = wait_for("every change made during the gap", TIMEOUT, || all_correct(&ctx)).await;
     assert_eq!(count, 40);
+    let other_count = wait_for("the other namespace's changes", TIMEOUT, || all_correct(&other)).await;
+    assert_eq!(other_count, 5);
+    wait_for(
+        "the policy to count the pods of both namespaces",
+        TIMEOUT,
+        || async { (matched().await? == 45).then_some(()) },
+    )
+    .await;
     // The watches resumed from before the compaction were refused with 410 (expired) and listed
     // again: that is how a watch is meant to recover, not an error to warn about or count.
     let stats = &operator.ctx.stats;
