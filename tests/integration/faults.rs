@@ -228,6 +228,15 @@ async fn changes_during_a_watch_gap_are_reconciled_after_the_relist() {
     operator.stop().await;
 }
 
+/// A new file name in the local control plane's data directory.
+fn data_file(ctx: &TestContext, prefix: &str, extension: &str) -> std::path::PathBuf {
+    ctx.cluster
+        .plane()
+        .expect("the local control plane")
+        .data_dir()
+        .join(format!("{}.{extension}", unique_name(prefix)))
+}
+
 /// The operator's own process, with a log of its own.
 struct Process {
     child: Child,
@@ -236,12 +245,7 @@ struct Process {
 
 impl Process {
     fn start(ctx: &TestContext, kubeconfig: &Path, extra: &[&str], env: &[(&str, &str)]) -> Process {
-        let log = ctx
-            .cluster
-            .plane()
-            .expect("the local control plane")
-            .data_dir()
-            .join(format!("{}.log", unique_name("operator")));
+        let log = data_file(ctx, "operator", "log");
         let file = std::fs::File::create(&log).expect("log");
         let child = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
             .args(["run", "--namespaces", &ctx.ns, "--kubelet-seccomp-default=false"])
@@ -1707,12 +1711,7 @@ async fn an_operator_of_several_namespaces_needs_rights_in_those_alone() {
     }
 
     let token = a.cluster.service_account_token(&a.ns, "shard").await;
-    let kubeconfig = a
-        .cluster
-        .plane()
-        .expect("the local control plane")
-        .data_dir()
-        .join(format!("{}.kubeconfig", unique_name("shard")));
+    let kubeconfig = data_file(&a, "shard", "kubeconfig");
     std::fs::write(&kubeconfig, a.cluster.kubeconfig_with_token(&token)).expect("write kubeconfig");
     let operator = Process::start(
         &a,

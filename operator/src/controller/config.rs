@@ -1,6 +1,10 @@
 //! Configuration of `seccomp-sentinel run`.
 
-use std::{collections::BTreeMap, num::NonZeroU32, str::FromStr};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    num::NonZeroU32,
+    str::FromStr,
+};
 
 use crate::lean::node::NodeWire;
 
@@ -155,24 +159,24 @@ impl ControllerConfig {
         }
     }
 
-    /// The namespaces to watch (empty entries, as from `SENTINEL_NAMESPACES=`, do not count).
-    pub fn namespace_list(&self) -> impl Iterator<Item = &str> {
-        self.namespaces.iter().map(|n| n.trim()).filter(|n| !n.is_empty())
+    /// The namespaces to watch, each once (empty entries, as from `SENTINEL_NAMESPACES=`, do not
+    /// count); none: the whole cluster.
+    pub fn namespace_list(&self) -> BTreeSet<&str> {
+        self.namespaces
+            .iter()
+            .map(|n| n.trim())
+            .filter(|n| !n.is_empty())
+            .collect()
     }
 
-    /// The one namespace to watch, when exactly one is configured (then the watches are
-    /// namespaced; otherwise they are cluster-wide and filtered here).
+    /// The one namespace to watch, when exactly one is configured (the Namespace object is then
+    /// watched alone).
     pub fn watched_namespace(&self) -> Option<&str> {
-        let mut namespaces = self.namespace_list();
-        match (namespaces.next(), namespaces.next()) {
-            (Some(one), None) => Some(one),
+        let namespaces = self.namespace_list();
+        match namespaces.len() {
+            1 => namespaces.first().copied(),
             _ => None,
         }
-    }
-
-    pub fn watches(&self, namespace: &str) -> bool {
-        let mut namespaces = self.namespace_list().peekable();
-        namespaces.peek().is_none() || namespaces.any(|n| n == namespace)
     }
 }
 
@@ -492,10 +496,14 @@ mod tests {
             namespaces: namespaces.iter().map(|n| n.to_string()).collect(),
             ..Default::default()
         };
-        assert!(config(&[]).watches("any") && config(&[""]).watches("any"));
+        assert!(config(&[]).namespace_list().is_empty() && config(&[""]).namespace_list().is_empty());
         assert_eq!(config(&[""]).watched_namespace(), None);
         assert_eq!(config(&["a", ""]).watched_namespace(), Some("a"));
-        assert!(config(&["a", "b"]).watches("b") && !config(&["a", "b"]).watches("c"));
+        assert_eq!(
+            config(&["b", "a", "b"]).namespace_list(),
+            BTreeSet::from(["a", "b"])
+        );
+        assert_eq!(config(&["a", "a"]).watched_namespace(), Some("a"));
         assert_eq!(config(&["a", "b"]).watched_namespace(), None);
     }
 

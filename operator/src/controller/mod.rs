@@ -249,9 +249,7 @@ impl Context {
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
     {
-        let mut namespaces: Vec<&str> = self.config.namespace_list().collect();
-        namespaces.sort_unstable();
-        namespaces.dedup();
+        let namespaces = self.config.namespace_list();
         if namespaces.is_empty() {
             vec![Api::all(self.client.clone())]
         } else {
@@ -424,7 +422,7 @@ async fn start(ctx: Arc<Context>, workers: &mut Vec<tokio::task::JoinHandle<()>>
                 &ctx,
                 ctx.all_or_namespaces::<Decoded<WorkloadWire<ReplicaSetKind>>>(),
                 page.clone(),
-                watches::Workloads::new(ctx.clone()),
+                watches::Workloads::new(),
             ),
         ),
         (
@@ -433,7 +431,7 @@ async fn start(ctx: Arc<Context>, workers: &mut Vec<tokio::task::JoinHandle<()>>
                 &ctx,
                 ctx.all_or_namespaces::<Decoded<WorkloadWire<StatefulSetKind>>>(),
                 page.clone(),
-                watches::Workloads::new(ctx.clone()),
+                watches::Workloads::new(),
             ),
         ),
         (
@@ -442,7 +440,7 @@ async fn start(ctx: Arc<Context>, workers: &mut Vec<tokio::task::JoinHandle<()>>
                 &ctx,
                 ctx.all_or_namespaces::<Decoded<WorkloadWire<ReplicationControllerKind>>>(),
                 page.clone(),
-                watches::Workloads::new(ctx.clone()),
+                watches::Workloads::new(),
             ),
         ),
     ];

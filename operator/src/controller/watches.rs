@@ -41,10 +41,6 @@ pub(super) trait Handler<W>: Send + 'static {
     type Key: Eq + Hash + Clone + Send;
     /// The key of an object by its namespace and name (also for one that did not decode).
     fn key(&self, state: &mut State, namespace: &str, name: &str, object: Option<&W>) -> Option<Self::Key>;
-    /// Whether the object is in scope (e.g. a watched namespace).
-    fn watches(&self, _namespace: &str) -> bool {
-        true
-    }
     fn apply(&mut self, state: &mut State, key: &Self::Key, object: W) -> Vec<PodKey>;
     /// The object is gone; `version` is the resourceVersion it was deleted at.
     fn delete(&mut self, state: &mut State, key: &Self::Key, version: Option<u64>) -> Vec<PodKey>;
@@ -364,10 +360,9 @@ fn streaming_refused(config: &watcher::Config, error: &watcher::Error) -> bool {
 
 fn key_of<W, H: Handler<W>>(handler: &H, state: &mut State, decoded: &Decoded<W>) -> Option<H::Key> {
     let meta = decoded.meta();
+    // Namespaced kinds are watched in the configured namespaces only (one watch each), so
+    // every object is in scope.
     let namespace = meta.namespace.as_deref().unwrap_or_default();
-    if !handler.watches(namespace) {
-        return None;
-    }
     let object = match decoded {
         Decoded::Ok(object, _) => Some(object),
         Decoded::Invalid(_) => None,
@@ -386,9 +381,6 @@ impl Handler<PodWire> for Pods {
     type Key = PodKey;
     fn key(&self, state: &mut State, namespace: &str, name: &str, _: Option<&PodWire>) -> Option<PodKey> {
         (!name.is_empty()).then(|| state.key(namespace, name))
-    }
-    fn watches(&self, namespace: &str) -> bool {
-        self.ctx.config.watches(namespace)
     }
     fn apply(&mut self, state: &mut State, key: &PodKey, pod: PodWire) -> Vec<PodKey> {
         match LeanPod::from_wire(&pod, self.ctx.trust_scc()) {
@@ -439,9 +431,6 @@ impl Handler<StatusWire> for Statuses {
     type Key = PodKey;
     fn key(&self, state: &mut State, namespace: &str, name: &str, _: Option<&StatusWire>) -> Option<PodKey> {
         (!name.is_empty()).then(|| state.key(namespace, name))
-    }
-    fn watches(&self, namespace: &str) -> bool {
-        self.ctx.config.watches(namespace)
     }
     fn apply(&mut self, state: &mut State, key: &PodKey, status: StatusWire) -> Vec<PodKey> {
         state.seed_outcomes(key, || status::stored_outcomes(&status));
@@ -633,16 +622,14 @@ impl Handler<PolicyWire> for Policies {
 
 /// Workloads (ReplicaSets, StatefulSets, ReplicationControllers): their pod templates, by UID.
 pub(super) struct Workloads<K> {
-    pub ctx: Arc<Context>,
     pub kind: std::marker::PhantomData<K>,
     /// Namespace and name → UID, for deletions of objects that did not decode.
     uids: std::collections::HashMap<(String, String), String>,
 }
 
 impl<K> Workloads<K> {
-    pub fn new(ctx: Arc<Context>) -> Self {
+    pub fn new() -> Self {
         Workloads {
-            ctx,
             kind: std::marker::PhantomData,
             uids: Default::default(),
         }
@@ -662,9 +649,6 @@ impl<K: WorkloadKind + Default + Send + Sync + 'static> Handler<WorkloadWire<K>>
             Some(w) => w.metadata.uid.clone(),
             None => self.uids.get(&(namespace.to_string(), name.to_string())).cloned(),
         }
-    }
-    fn watches(&self, namespace: &str) -> bool {
-        self.ctx.config.watches(namespace)
     }
     fn apply(&mut self, state: &mut State, key: &String, workload: WorkloadWire<K>) -> Vec<PodKey> {
         self.uids.insert(
