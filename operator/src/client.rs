@@ -35,8 +35,51 @@ pub struct ApiClients {
     pub without_retry: kube::Client,
 }
 
-/// Builds the operator's clients for `config`.
-pub fn connect(config: kube::Config) -> Result<ApiClients, kube::Error> {
+/// The part of seccomp-sentinel that makes the requests, the last word of its User-Agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Component {
+    Controller,
+    Agent,
+    Audit,
+}
+
+impl Component {
+    fn as_str(self) -> &'static str {
+        match self {
+            Component::Controller => "controller",
+            Component::Agent => "agent",
+            Component::Audit => "audit",
+        }
+    }
+}
+
+/// The User-Agent of `component`'s requests, in the form of Kubernetes' own clients
+/// (`kubectl/v1.37.2 (linux/amd64) ...`): `seccomp-sentinel/0.1.0 (linux/x86_64) controller`.
+pub fn user_agent(component: Component) -> String {
+    format!(
+        "seccomp-sentinel/{} ({}/{}) {}",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS,
+        std::env::consts::ARCH,
+        component.as_str()
+    )
+}
+
+/// Names seccomp-sentinel in every request made with `config`. kube sends no User-Agent, so the
+/// API server's audit log showed none for the operator, and it recorded a write that names no
+/// field manager under the manager `unknown` (its name comes from the User-Agent's first word).
+pub fn identify(config: &mut kube::Config, component: Component) {
+    let value = axum::http::HeaderValue::from_str(&user_agent(component))
+        .unwrap_or_else(|_| axum::http::HeaderValue::from_static("seccomp-sentinel"));
+    config
+        .headers
+        .retain(|(name, _)| name != axum::http::header::USER_AGENT);
+    config.headers.push((axum::http::header::USER_AGENT, value));
+}
+
+/// Builds the clients of `component` for `config`.
+pub fn connect(mut config: kube::Config, component: Component) -> Result<ApiClients, kube::Error> {
+    identify(&mut config, component);
     if !pool_fits(&config) {
         let mut without_retry = config.clone();
         without_retry.default_retry = false;
@@ -407,5 +450,29 @@ mod tests {
         let forbidden =
             kube::core::Status::failure("pods is forbidden: User cannot list", "Forbidden").with_code(403);
         assert!(!namespace_terminating(&kube::Error::Api(Box::new(forbidden))));
+    }
+
+    #[test]
+    fn every_request_names_the_part_of_seccomp_sentinel_that_sends_it() {
+        let mut config = kube::Config::new("https://127.0.0.1:6443".parse().expect("url"));
+        config.headers.push((
+            axum::http::header::USER_AGENT,
+            axum::http::HeaderValue::from_static("other/1"),
+        ));
+        identify(&mut config, Component::Agent);
+        let agents: Vec<&str> = config
+            .headers
+            .iter()
+            .filter(|(name, _)| name == axum::http::header::USER_AGENT)
+            .filter_map(|(_, value)| value.to_str().ok())
+            .collect();
+        assert_eq!(agents, [user_agent(Component::Agent).as_str()]);
+        // The API server names a write without a field manager after the first word.
+        let agent = user_agent(Component::Agent);
+        assert_eq!(agent.split('/').next(), Some("seccomp-sentinel"));
+        assert!(agent.contains(env!("CARGO_PKG_VERSION")), "{agent}");
+        assert!(agent.ends_with(" agent"), "{agent}");
+        assert!(user_agent(Component::Controller).ends_with(" controller"));
+        assert!(user_agent(Component::Audit).ends_with(" audit"));
     }
 }

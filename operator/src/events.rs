@@ -100,7 +100,13 @@ impl Publisher {
             ..Default::default()
         };
         let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
-        match api.create(&PostParams::default(), &event).await {
+        // A create names no field manager by default; the API server would take one from the
+        // User-Agent.
+        let params = PostParams {
+            field_manager: Some(self.controller.into()),
+            ..PostParams::default()
+        };
+        match api.create(&params, &event).await {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 409 => debug!(%reason, "event recorded before"),
             Err(e) if crate::client::namespace_terminating(&e) => {

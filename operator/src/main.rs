@@ -2,7 +2,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use seccomp_sentinel::client::ApiClients;
+use seccomp_sentinel::client::{ApiClients, Component};
 use seccomp_sentinel::{agent, api, audit, controller, telemetry};
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
@@ -113,7 +113,7 @@ fn main() -> anyhow::Result<()> {
                 let config = kube::Config::infer()
                     .await
                     .context("finding the cluster (in-cluster or KUBECONFIG)")?;
-                let client = seccomp_sentinel::client::connect(config)
+                let client = seccomp_sentinel::client::connect(config, Component::Agent)
                     .context("connecting to the cluster")?
                     .client;
                 agent::run(client, args, shutdown_signal())
@@ -166,7 +166,8 @@ async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     let ApiClients {
         client,
         without_retry: eviction_client,
-    } = seccomp_sentinel::client::connect(kube_config).context("connecting to the cluster")?;
+    } = seccomp_sentinel::client::connect(kube_config, Component::Controller)
+        .context("connecting to the cluster")?;
     // Before the lease: a standby with a selector the API server refuses would fail only when
     // it came to lead.
     if let Some(selector) = &args.controller.policy_selector {

@@ -864,9 +864,25 @@ async fn a_live_audit_reads_the_cluster_in_pages() {
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .filter(|event| event["stage"] == "ResponseComplete" && event["verb"] == "list")
-        .filter_map(|event| event["requestURI"].as_str().map(str::to_string))
-        .filter(|uri| uri.starts_with(&format!("/api/v1/namespaces/{}/pods?", ctx.ns)))
+        .filter(|event| {
+            event["requestURI"]
+                .as_str()
+                .is_some_and(|uri| uri.starts_with(&format!("/api/v1/namespaces/{}/pods?", ctx.ns)))
+        })
         .collect::<Vec<_>>();
+    // Each names the audit as its sender (kube sends no User-Agent of its own).
+    let expected = seccomp_sentinel::client::user_agent(seccomp_sentinel::client::Component::Audit);
+    assert!(
+        pod_lists
+            .iter()
+            .all(|event| event["userAgent"] == expected.as_str()),
+        "User-Agents, expected {expected}: {:?}",
+        pod_lists.iter().map(|e| &e["userAgent"]).collect::<Vec<_>>()
+    );
+    let pod_lists: Vec<&str> = pod_lists
+        .iter()
+        .filter_map(|event| event["requestURI"].as_str())
+        .collect();
     assert_eq!(pod_lists.len(), 3, "{pod_lists:?}");
     assert!(
         pod_lists.iter().all(|uri| uri.contains("limit=2")),

@@ -64,7 +64,7 @@ async fn connections_of_a_burst_are_closed_once_idle() {
     let relay = Relay::start(authority).await;
     // Same host (the certificate is checked against it), the relay's port.
     config.cluster_url = format!("https://{}", relay.address).parse().expect("relay URL");
-    let client = seccomp_sentinel::client::connect(config)
+    let client = seccomp_sentinel::client::connect(config, seccomp_sentinel::client::Component::Controller)
         .expect("the operator's client")
         .client;
 

@@ -1635,6 +1635,77 @@ async fn a_policy_selector_the_api_server_refuses_is_a_start_up_error() {
     .await;
 }
 
+/// Every request of the operator names it in its User-Agent, as Kubernetes' own clients do, so
+/// the API server's audit log and anything reading it can tell its requests apart. kube sends no
+/// User-Agent: the operator's requests were logged with none.
+#[tokio::test]
+async fn the_operators_requests_carry_its_user_agent() {
+    use k8s_openapi::api::{core::v1::ServiceAccount, rbac::v1::ClusterRoleBinding};
+    let ctx = support::context("fault-user-agent").await;
+    let Some(audit_log) = ctx.cluster.audit_log() else {
+        panic!(
+            "this test reads the local control plane's audit log; an existing cluster \
+             (SENTINEL_TEST_KUBECONFIG) keeps none: run it on the control plane `make test` starts"
+        );
+    };
+    // The control plane audits the service accounts of the namespace seccomp-sentinel.
+    const AUDITED: &str = "seccomp-sentinel";
+    let _ = ctx.cluster.try_kubectl(&["create", "namespace", AUDITED]);
+    let account = format!("ua-{}", ctx.ns);
+    create_from_json(
+        &Api::<ServiceAccount>::namespaced(ctx.client.clone(), AUDITED),
+        json!({ "metadata": { "name": account } }),
+    )
+    .await;
+    let bindings: Api<ClusterRoleBinding> = Api::all(ctx.client.clone());
+    create_from_json(
+        &bindings,
+        json!({
+            "metadata": { "name": account },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin" },
+            "subjects": [{ "kind": "ServiceAccount", "name": account, "namespace": AUDITED }],
+        }),
+    )
+    .await;
+    let token = ctx.cluster.service_account_token(AUDITED, &account).await;
+    let kubeconfig = data_file(&ctx, "user-agent", "kubeconfig");
+    std::fs::write(&kubeconfig, ctx.cluster.kubeconfig_with_token(&token)).expect("write kubeconfig");
+    create_pods(&ctx, ["web".to_string()], None).await;
+    let operator = Process::start(&ctx, &kubeconfig, &["--metrics-auth=none"], &[]);
+    let statuses: Api<SeccompStatus> = ctx.api();
+    wait_for_explained(
+        "the status",
+        TIMEOUT,
+        || async { statuses.get_opt("web").await.ok().flatten().map(|_| ()) },
+        || operator.log(),
+    )
+    .await;
+    drop(operator);
+    let _ = bindings.delete(&account, &DeleteParams::default()).await;
+
+    let user = format!("system:serviceaccount:{AUDITED}:{account}");
+    let agents: BTreeMap<String, usize> = std::fs::read_to_string(&audit_log)
+        .expect("the audit log")
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["user"]["username"] == user.as_str())
+        .fold(BTreeMap::new(), |mut agents, event| {
+            let agent = event["userAgent"].as_str().unwrap_or("(none)").to_string();
+            *agents.entry(agent).or_default() += 1;
+            agents
+        });
+    let expected = seccomp_sentinel::client::user_agent(seccomp_sentinel::client::Component::Controller);
+    assert!(
+        expected.starts_with("seccomp-sentinel/") && expected.ends_with(" controller"),
+        "{expected}"
+    );
+    assert_eq!(
+        agents.keys().collect::<Vec<_>>(),
+        [&expected],
+        "the User-Agents of the operator's requests, with their counts: {agents:?}"
+    );
+}
+
 /// An operator given several namespaces watches each of them, not the whole cluster: it is sent
 /// their objects only, and runs with rights in those namespaces alone. Before, it watched pods,
 /// statuses and workloads across the cluster and dropped the rest; under such rights every one

@@ -348,6 +348,24 @@ async fn a_label_policy_labels_violators_reports_and_cleans_up_when_deleted() {
         events(&ctx, "Labeled").contains("event"),
         "a Labeled event on the pod"
     );
+    // Recorded under the controller's field manager (it was `unknown`: a create that names none
+    // is recorded under the first word of a User-Agent, and kube sends none).
+    let managers = ctx.kubectl(&[
+        "get",
+        "events",
+        "-n",
+        &ctx.ns,
+        "--field-selector",
+        "reason=Labeled",
+        "--show-managed-fields",
+        "-o",
+        "jsonpath={.items[*].metadata.managedFields[*].manager}",
+    ]);
+    assert_eq!(
+        managers.split_whitespace().collect::<Vec<_>>(),
+        ["seccomp-sentinel"],
+        "the Labeled event's field managers"
+    );
 
     // A restart with nothing changed: no label, status or policy write, no Event again.
     operator.stop().await;

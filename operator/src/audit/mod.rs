@@ -1096,6 +1096,8 @@ async fn client(args: &AuditArgs) -> Result<Client, AuditError> {
         },
     }
     .map_err(|e| AuditError::Cluster(e.to_string()))?;
+    let mut config = config;
+    crate::client::identify(&mut config, crate::client::Component::Audit);
     Client::try_from(config).map_err(|e| AuditError::Cluster(e.to_string()))
 }
 

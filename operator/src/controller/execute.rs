@@ -865,7 +865,10 @@ async fn remove_foreign_fields(
     let written = api
         .patch(
             &key.name,
-            &PatchParams::default(),
+            &PatchParams {
+                field_manager: Some(status::MANAGER.into()),
+                ..PatchParams::default()
+            },
             &Patch::Merge(&json!({
                 "metadata": { "resourceVersion": written.metadata.resource_version },
                 "status": status,

@@ -97,7 +97,11 @@ impl TestCluster {
 
     /// The operator's own client stack, so that every test also runs it.
     async fn clients(&self) -> seccomp_sentinel::client::ApiClients {
-        seccomp_sentinel::client::connect(self.config().await).expect("kube client")
+        seccomp_sentinel::client::connect(
+            self.config().await,
+            seccomp_sentinel::client::Component::Controller,
+        )
+        .expect("kube client")
     }
 
     /// The connection settings of the admin kubeconfig.
