@@ -110,6 +110,10 @@ fn main() -> anyhow::Result<()> {
             .build()
             .context("starting the async runtime")?
             .block_on(async {
+                info!(
+                    version = env!("CARGO_PKG_VERSION"),
+                    "seccomp-sentinel node agent starting"
+                );
                 let config = kube::Config::infer()
                     .await
                     .context("finding the cluster (in-cluster or KUBECONFIG)")?;
@@ -157,6 +161,10 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn run(mut args: RunArgs) -> anyhow::Result<()> {
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        "seccomp-sentinel controller starting"
+    );
     args.controller
         .apply_related_images(std::env::var("RELATED_IMAGE_AGENT").ok());
     let kube_config = kube::Config::infer()

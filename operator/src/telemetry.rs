@@ -131,6 +131,13 @@ impl Default for Metrics {
             shutting_down: AtomicBool::new(false),
             registry: Registry::default(),
         };
+        // `seccomp_sentinel_build_info{version="..."} 1`: which version each replica runs, in
+        // the middle of an upgrade too.
+        registry.register(
+            "build",
+            "The version of seccomp-sentinel this process runs",
+            prometheus_client::metrics::info::Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
         registry.register("reconcile", "Pod reconciles", metrics.reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -653,6 +660,13 @@ mod tests {
         m.set_containers(pods.iter().copied());
         m.set_runtime_findings(1, 0);
         let text = m.encode();
+        assert!(
+            text.contains(&format!(
+                "seccomp_sentinel_build_info{{version=\"{}\"}} 1",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{text}"
+        );
         assert!(text.contains("seccomp_sentinel_reconcile_total 1"), "{text}");
         assert!(
             text.contains(r#"seccomp_sentinel_reconcile_errors_total{category="conflict"} 1"#),
