@@ -54,13 +54,19 @@ impl Component {
 }
 
 /// The User-Agent of `component`'s requests, in the form of Kubernetes' own clients
-/// (`kubectl/v1.37.2 (linux/amd64) ...`): `seccomp-sentinel/0.1.0 (linux/x86_64) controller`.
+/// (`kubectl/v1.37.2 (linux/amd64) ...`): `seccomp-sentinel/0.1.0 (linux/amd64) controller`.
 pub fn user_agent(component: Component) -> String {
+    // Go's names for the architectures, as Kubernetes prints them.
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+        other => other,
+    };
     format!(
-        "seccomp-sentinel/{} ({}/{}) {}",
+        "seccomp-sentinel/{} ({}/{arch}) {}",
         env!("CARGO_PKG_VERSION"),
         std::env::consts::OS,
-        std::env::consts::ARCH,
         component.as_str()
     )
 }
@@ -472,6 +478,9 @@ mod tests {
         assert_eq!(agent.split('/').next(), Some("seccomp-sentinel"));
         assert!(agent.contains(env!("CARGO_PKG_VERSION")), "{agent}");
         assert!(agent.ends_with(" agent"), "{agent}");
+        if cfg!(target_arch = "x86_64") {
+            assert!(agent.contains(" (linux/amd64) "), "{agent}");
+        }
         assert!(user_agent(Component::Controller).ends_with(" controller"));
         assert!(user_agent(Component::Audit).ends_with(" audit"));
     }
