@@ -83,6 +83,26 @@ pub fn identify(config: &mut kube::Config, component: Component) {
     config.headers.push((axum::http::header::USER_AGENT, value));
 }
 
+/// A kubeconfig that cannot be used, in a line: kube's own text quotes its path twice
+/// (`'"/x"'`).
+pub fn kubeconfig_error(e: &kube::config::KubeconfigError) -> String {
+    match e {
+        kube::config::KubeconfigError::ReadConfig(source, path) => {
+            format!("reading {}: {source}", path.display())
+        }
+        other => other.to_string(),
+    }
+}
+
+/// No cluster could be inferred from the places `tried`. Outside a pod the kubeconfig's failure is
+/// the one that tells, so it is the one given.
+pub fn no_cluster(e: &kube::config::InferConfigError, tried: &str) -> String {
+    let why = std::error::Error::source(e)
+        .and_then(|source| source.downcast_ref::<kube::config::KubeconfigError>())
+        .map_or_else(|| e.to_string(), kubeconfig_error);
+    format!("no cluster found ({tried}): {why}")
+}
+
 /// Builds the clients of `component` for `config`.
 pub fn connect(mut config: kube::Config, component: Component) -> Result<ApiClients, kube::Error> {
     identify(&mut config, component);

@@ -114,9 +114,12 @@ fn main() -> anyhow::Result<()> {
                     version = env!("CARGO_PKG_VERSION"),
                     "seccomp-sentinel node agent starting"
                 );
-                let config = kube::Config::infer()
-                    .await
-                    .context("finding the cluster (in-cluster or KUBECONFIG)")?;
+                let config = kube::Config::infer().await.map_err(|e| {
+                    anyhow::anyhow!(seccomp_sentinel::client::no_cluster(
+                        &e,
+                        "in a pod, or KUBECONFIG"
+                    ))
+                })?;
                 let client = seccomp_sentinel::client::connect(config, Component::Agent)
                     .context("connecting to the cluster")?
                     .client;
@@ -167,9 +170,12 @@ async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     );
     args.controller
         .apply_related_images(std::env::var("RELATED_IMAGE_AGENT").ok());
-    let kube_config = kube::Config::infer()
-        .await
-        .context("finding the cluster (KUBECONFIG, ~/.kube/config or in-cluster)")?;
+    let kube_config = kube::Config::infer().await.map_err(|e| {
+        anyhow::anyhow!(seccomp_sentinel::client::no_cluster(
+            &e,
+            "KUBECONFIG, ~/.kube/config, or in a pod"
+        ))
+    })?;
     // Evictions must see a PodDisruptionBudget's 429 at once, not after kube's default retries.
     let ApiClients {
         client,

@@ -226,6 +226,32 @@ fn exit_codes() {
         "{}",
         broken.stdout
     );
+
+    // A cluster that cannot be found: one line that names the file, its path quoted by no one
+    // (kube's own text said `failed to read kubeconfig from '"/nowhere/config"'`, and `'""'`
+    // when the path came from KUBECONFIG).
+    let nowhere = audit(&["-A", "--kubeconfig", "/nowhere/config"], None);
+    assert_eq!(nowhere.code, 2, "{}", nowhere.stderr);
+    assert!(
+        nowhere
+            .stderr
+            .contains("error: cluster: reading /nowhere/config: No such file or directory"),
+        "{}",
+        nowhere.stderr
+    );
+    let inferred = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
+        .args(["audit", "-A"])
+        .env("KUBECONFIG", "/nowhere/config")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .expect("run seccomp-sentinel audit");
+    let stderr = String::from_utf8_lossy(&inferred.stderr);
+    assert_eq!(inferred.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no cluster found (--kubeconfig, KUBECONFIG, ~/.kube/config, or in a pod): reading /nowhere/config: No such file or directory"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("'\""), "{stderr}");
 }
 
 /// The JSON items are SeccompStatus objects the committed CRD schema accepts.

@@ -1581,6 +1581,34 @@ async fn a_port_already_taken_is_a_start_up_error() {
     drop(taken);
 }
 
+/// No cluster to be found: the controller and the node agent stop with one line that names the
+/// kubeconfig they tried. kube's own text, in a chain of three causes, quoted the path twice
+/// (`failed to read kubeconfig from '"/nowhere/config"'`).
+#[test]
+fn without_a_cluster_the_error_names_the_kubeconfig_tried() {
+    for (args, tried) in [
+        (&["run"][..], "KUBECONFIG, ~/.kube/config, or in a pod"),
+        (&["agent", "--node-name", "n"][..], "in a pod, or KUBECONFIG"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
+            .args(args)
+            .env("KUBECONFIG", "/nowhere/config")
+            .env("RUST_BACKTRACE", "0")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .expect("run seccomp-sentinel");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "Error: no cluster found ({tried}): reading /nowhere/config: No such file or directory"
+            )),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("Caused by"), "{args:?}: {stderr}");
+    }
+}
+
 /// The API server reads `--policy-selector`. One it refuses kept the policies' watch failing for
 /// good: the operator ran, wrote statuses without any policy, and only warned now and then. It is
 /// now a start-up error that quotes the API server, and a set-based selector it accepts still

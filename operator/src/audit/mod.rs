@@ -1075,28 +1075,31 @@ async fn cluster_grants(
 }
 
 async fn client(args: &AuditArgs) -> Result<Client, AuditError> {
+    use crate::client::kubeconfig_error;
     let options = KubeConfigOptions {
         context: args.context.clone(),
         ..Default::default()
     };
-    let config = match &args.kubeconfig {
+    let mut config = match &args.kubeconfig {
         Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .map_err(|e| AuditError::Cluster(format!("{}: {e}", path.display())))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &options).await
+            let kubeconfig = Kubeconfig::read_from(path).map_err(|e| kubeconfig_error(&e));
+            match kubeconfig {
+                Ok(kubeconfig) => kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                    .await
+                    .map_err(|e| format!("{}: {}", path.display(), kubeconfig_error(&e))),
+                Err(e) => Err(e),
+            }
         }
         None => match &args.context {
-            Some(_) => kube::Config::from_kubeconfig(&options).await,
+            Some(_) => kube::Config::from_kubeconfig(&options)
+                .await
+                .map_err(|e| kubeconfig_error(&e)),
             None => kube::Config::infer().await.map_err(|e| {
-                kube::config::KubeconfigError::ReadConfig(
-                    std::io::Error::other(e.to_string()),
-                    PathBuf::new(),
-                )
+                crate::client::no_cluster(&e, "--kubeconfig, KUBECONFIG, ~/.kube/config, or in a pod")
             }),
         },
     }
-    .map_err(|e| AuditError::Cluster(e.to_string()))?;
-    let mut config = config;
+    .map_err(AuditError::Cluster)?;
     crate::client::identify(&mut config, crate::client::Component::Audit);
     Client::try_from(config).map_err(|e| AuditError::Cluster(e.to_string()))
 }
