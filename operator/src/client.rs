@@ -300,11 +300,68 @@ pub async fn serves_kind<K: crate::lean::WatchedKind>(client: &kube::Client) -> 
 
 /// Whether the API server serves `plural` in `group_version` (false when discovery fails).
 pub async fn serves(client: &kube::Client, group_version: &str, plural: &str) -> bool {
-    client
-        .list_api_group_resources(group_version)
-        .await
-        .map(|list| list.resources.iter().any(|r| r.name == plural))
-        .unwrap_or(false)
+    discover(client, group_version, plural).await.unwrap_or(false)
+}
+
+/// Whether the API server serves `plural` in `group_version`, as it answers: `Ok(false)` for a
+/// group version it does not serve (404) or one without that resource; an error when it could
+/// not be asked (unreachable, starting, overloaded).
+pub async fn discover(client: &kube::Client, group_version: &str, plural: &str) -> Result<bool, kube::Error> {
+    match client.list_api_group_resources(group_version).await {
+        Ok(list) => Ok(list.resources.iter().any(|r| r.name == plural)),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The longest wait between two questions of [`discover_patiently`].
+const DISCOVERY_RETRY_LIMIT: Duration = Duration::from_secs(30);
+
+/// [`discover`], asked again until the API server answers. What the operator decides from it
+/// holds for the life of the process (whether it runs on OpenShift), so an API server that is away
+/// when the operator starts (a control-plane upgrade restarting both) must not pass for one that
+/// lacks the resource. A refusal (401, 403: discovery is normally open to every user) is taken
+/// for "not served", with a warning.
+pub async fn discover_patiently(client: &kube::Client, group_version: &str, plural: &str) -> bool {
+    let mut delay = Duration::from_secs(1);
+    let mut last_warning: Option<std::time::Instant> = None;
+    loop {
+        match discover(client, group_version, plural).await {
+            Ok(served) => {
+                if last_warning.is_some() {
+                    tracing::info!(
+                        group_version,
+                        resource = plural,
+                        served,
+                        "the API server answered"
+                    );
+                }
+                return served;
+            }
+            Err(kube::Error::Api(status)) if status.code == 401 || status.code == 403 => {
+                tracing::warn!(
+                    group_version,
+                    resource = plural,
+                    error = %Brief(&kube::Error::Api(status)),
+                    "discovery refused: taken as not served"
+                );
+                return false;
+            }
+            Err(e) => {
+                if last_warning.is_none_or(|t| t.elapsed() >= DISCOVERY_RETRY_LIMIT) {
+                    tracing::warn!(
+                        group_version,
+                        resource = plural,
+                        error = %Brief(&e),
+                        "cannot ask the API server whether it serves this resource: asking again"
+                    );
+                    last_warning = Some(std::time::Instant::now());
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(DISCOVERY_RETRY_LIMIT);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

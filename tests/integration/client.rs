@@ -1,57 +1,14 @@
 //! The operator's client stack (operator/src/client.rs) against the real API server: the
 //! connections a burst of requests opens are closed once they are idle, not kept for the API
 //! server to drop.
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::atomic::Ordering, time::Duration};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, api::WatchParams};
 use seccomp_sentinel::client::IDLE_CONNECTION_TIMEOUT;
-use tokio::net::{TcpListener, TcpStream};
 
-use crate::support::{self, wait_for_explained};
-
-/// A loopback TCP relay in front of the API server that counts the connections open through it.
-struct Relay {
-    address: std::net::SocketAddr,
-    open: Arc<AtomicUsize>,
-    opened: Arc<AtomicUsize>,
-}
-
-impl Relay {
-    async fn start(upstream: String) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the relay");
-        let address = listener.local_addr().expect("relay address");
-        let open = Arc::new(AtomicUsize::new(0));
-        let opened = Arc::new(AtomicUsize::new(0));
-        let (open_count, opened_count) = (open.clone(), opened.clone());
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let upstream = upstream.clone();
-                let open = open_count.clone();
-                opened_count.fetch_add(1, Ordering::SeqCst);
-                open.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                    open.fetch_sub(1, Ordering::SeqCst);
-                });
-            }
-        });
-        Relay {
-            address,
-            open,
-            opened,
-        }
-    }
-}
+use crate::support::{self, Relay, wait_for_explained};
 
 #[tokio::test]
 async fn connections_of_a_burst_are_closed_once_idle() {

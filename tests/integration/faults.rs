@@ -1581,6 +1581,75 @@ async fn a_port_already_taken_is_a_start_up_error() {
     drop(taken);
 }
 
+/// An API server that cannot be reached when the operator starts (a control-plane upgrade that
+/// restarts both) is waited for. Before, discovery that failed read as "SecurityContextConstraints
+/// are not served": the operator ran as off OpenShift for its whole life, with no SCC watch, so a
+/// pod's SCC default was reported as its own choice (and an `sccs` exemption could not match).
+#[tokio::test]
+async fn an_api_server_away_at_start_is_not_taken_for_a_cluster_without_sccs() {
+    use seccomp_sentinel::api::ProfileSource;
+    let ctx = support::context("fault-away-at-start").await;
+    let pods: Api<Pod> = ctx.api();
+    let restricted: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "restricted", "annotations": { "openshift.io/scc": "restricted-v2" } },
+        "spec": { "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } },
+                  "containers": [{ "name": "app", "image": "registry.invalid/app:1" }] } }))
+    .expect("pod");
+    pods.create(&PostParams::default(), &restricted)
+        .await
+        .expect("create pod");
+
+    // A kubeconfig for a port on the API server's host that nothing listens on yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("address")
+        .port();
+    let mut kubeconfig = Kubeconfig::read_from(ctx.cluster.kubeconfig()).expect("kubeconfig");
+    let cluster = kubeconfig.clusters[0].cluster.as_mut().expect("cluster");
+    let upstream = cluster
+        .server
+        .as_deref()
+        .and_then(|s| s.strip_prefix("https://"))
+        .expect("an https server")
+        .trim_end_matches('/')
+        .to_string();
+    cluster.server = Some(format!("https://127.0.0.1:{port}"));
+    let path = data_file(&ctx, "away", "kubeconfig");
+    std::fs::write(&path, serde_json::to_string(&kubeconfig).expect("json")).expect("write kubeconfig");
+    let operator = Process::start(&ctx, &path, &["--trust-scc-annotation=true"], &[]);
+    // Long enough for its first questions to find no API server.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // The API server comes back.
+    let _relay = support::Relay::start_at(&format!("127.0.0.1:{port}"), upstream).await;
+    let statuses: Api<SeccompStatus> = ctx.api();
+    let source = || async {
+        let status = statuses.get_opt("restricted").await.ok().flatten()?.status?;
+        status.containers.first().map(|c| c.source)
+    };
+    wait_for_explained(
+        "the status",
+        TIMEOUT,
+        || async { source().await.map(|_| ()) },
+        || operator.log(),
+    )
+    .await;
+    wait_for_explained(
+        "the SCC's default to be reported as such",
+        Duration::from_secs(15),
+        || async { (source().await == Some(ProfileSource::SccDefault)).then_some(()) },
+        || operator.log(),
+    )
+    .await;
+    let log = operator.log();
+    assert!(
+        log.contains("cannot ask the API server whether it serves this resource")
+            && log.contains("scc_api=true"),
+        "{log}"
+    );
+}
+
 /// No cluster to be found: the controller and the node agent stop with one line that names the
 /// kubeconfig they tried. kube's own text, in a chain of three causes, quoted the path twice
 /// (`failed to read kubeconfig from '"/nowhere/config"'`).

@@ -1154,9 +1154,35 @@ async fn live(
     });
     // As in the controller: outside OpenShift anyone who creates a pod can write
     // `openshift.io/scc`, so by default it decides nothing there (no attribution, no exemption).
-    let scc_served =
-        crate::client::serves(&client, "security.openshift.io/v1", "securitycontextconstraints").await;
-    if !args.trust_scc_annotation.resolve(&client, scc_served).await {
+    use crate::controller::config::TrustScc;
+    let trust_scc = match args.trust_scc_annotation {
+        TrustScc::True => true,
+        TrustScc::False => false,
+        TrustScc::Auto => {
+            let openshift = match crate::client::discover(
+                &client,
+                "security.openshift.io/v1",
+                "securitycontextconstraints",
+            )
+            .await
+            {
+                Ok(true) => {
+                    crate::client::discover(&client, "config.openshift.io/v1", "clusterversions").await
+                }
+                other => other,
+            };
+            // An API server that could not be asked is not taken for one off OpenShift in silence.
+            openshift.unwrap_or_else(|e| {
+                unread.note(
+                    "the API groups (discovery)",
+                    &e,
+                    "`openshift.io/scc` is not trusted, as off OpenShift (--trust-scc-annotation=true trusts it)",
+                );
+                false
+            })
+        }
+    };
+    if !trust_scc {
         for pod in &mut pods {
             report::drop_scc_annotation(&mut pod.metadata);
         }

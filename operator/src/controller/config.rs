@@ -107,7 +107,9 @@ impl TrustScc {
             TrustScc::True => true,
             TrustScc::False => false,
             TrustScc::Auto => {
-                scc_served && crate::client::serves(client, "config.openshift.io/v1", "clusterversions").await
+                scc_served
+                    && crate::client::discover_patiently(client, "config.openshift.io/v1", "clusterversions")
+                        .await
             }
         }
     }

@@ -30,7 +30,7 @@ pub use config::ControllerConfig;
 pub use execute::{LABEL_MANAGER, PodLabels, write_pod_labels};
 use state::{PodKey, State};
 
-use crate::client::{serves, serves_kind};
+use crate::client::serves_kind;
 use crate::lean::{
     Decoded,
     cluster::{
@@ -345,7 +345,9 @@ pub const FIRST_SYNC_PAUSE_ABOVE: usize = 256;
 async fn start(ctx: Arc<Context>, workers: &mut Vec<tokio::task::JoinHandle<()>>) -> Result<(), Error> {
     let client = ctx.client.clone();
     // OpenShift's SCC admission writes `openshift.io/scc`; elsewhere anyone creating a pod can.
-    let scc_served = serves(&client, "security.openshift.io/v1", "securitycontextconstraints").await;
+    let scc_served =
+        crate::client::discover_patiently(&client, "security.openshift.io/v1", "securitycontextconstraints")
+            .await;
     let trust = ctx.config.trust_scc_annotation.resolve(&client, scc_served).await;
     ctx.trust_scc.store(trust, Ordering::Release);
     info!(

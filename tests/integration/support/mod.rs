@@ -440,3 +440,51 @@ impl AdmissionRule {
             .await;
     }
 }
+
+/// A loopback TCP relay in front of the API server that counts the connections open through it.
+pub struct Relay {
+    pub address: std::net::SocketAddr,
+    pub open: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub opened: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Relay {
+    /// A relay on a port of its own to `upstream` (`host:port`).
+    pub async fn start(upstream: String) -> Relay {
+        Self::start_at("127.0.0.1:0", upstream).await
+    }
+
+    /// A relay listening on `address`.
+    pub async fn start_at(address: &str, upstream: String) -> Relay {
+        use std::sync::{
+            Arc,
+            atomic::{AtomicUsize, Ordering},
+        };
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .expect("bind the relay");
+        let address = listener.local_addr().expect("relay address");
+        let open = Arc::new(AtomicUsize::new(0));
+        let opened = Arc::new(AtomicUsize::new(0));
+        let (open_count, opened_count) = (open.clone(), opened.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let open = open_count.clone();
+                opened_count.fetch_add(1, Ordering::SeqCst);
+                open.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                    open.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Relay {
+            address,
+            open,
+            opened,
+        }
+    }
+}
