@@ -661,33 +661,108 @@ async fn lost_answer(as_server_error: bool) {
     operator.stop().await;
 }
 
-/// Refuses the first `remaining` reads (GET) of one Node, as an API server not answering yet
-/// would; everything else passes.
+/// Refuses the first `remaining` requests of `method` to one object's `path`, as an API server
+/// not answering yet would; everything else passes.
 #[derive(Clone)]
-struct RefuseNodeReads {
+struct RefuseRequests {
+    method: http::Method,
     path: String,
     remaining: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
-impl Fault for RefuseNodeReads {
+impl Fault for RefuseRequests {
     fn call<B, RB: Send + 'static>(
         &self,
         request: http::Request<B>,
         forward: impl FnOnce(http::Request<B>) -> Answer<RB>,
     ) -> Answer<EndAfterInitialEvents<RB>> {
         use std::sync::atomic::Ordering::SeqCst;
-        let refuse = request.method() == http::Method::GET
+        let refuse = request.method() == self.method
             && request.uri().path() == self.path
             && self
                 .remaining
                 .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
                 .is_ok();
         if refuse {
-            return Box::pin(async { Err("connection refused (node reads are down on purpose)".into()) });
+            return Box::pin(async { Err("connection refused (on purpose)".into()) });
         }
         let answer = forward(request);
         Box::pin(async move { Ok(answer.await?.map(|body| EndAfterInitialEvents::new(body, None))) })
     }
+}
+
+/// The admin's client, with the first `remaining` requests of `method` to `path` refused.
+async fn client_refusing(
+    ctx: &TestContext,
+    method: http::Method,
+    path: &str,
+    remaining: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> Client {
+    let fault = RefuseRequests {
+        method,
+        path: path.to_string(),
+        remaining: remaining.clone(),
+    };
+    let layer = tower::layer::layer_fn(move |inner| Injected {
+        inner,
+        fault: fault.clone(),
+    });
+    kube::client::ClientBuilder::try_from(ctx.cluster.config().await)
+        .expect("client builder")
+        .with_layer(&layer)
+        .build()
+}
+
+/// The node agent's DaemonSet is kept by the operator through requests that fail: one that
+/// cannot be created at first is created on a later try, and a disabled agent's DaemonSet goes
+/// even when the first reads of it fail. Before, a failed apply waited for a change of the
+/// DaemonSet that never came (no agent at all), and a failed read left a disabled agent running.
+#[tokio::test]
+async fn the_agent_daemonset_is_kept_through_failed_requests() {
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    const AGENT: &str = "seccomp-sentinel-agent";
+    let ctx = support::context("fault-agent-ds").await;
+    let path = format!("/apis/apps/v1/namespaces/{}/daemonsets/{AGENT}", ctx.ns);
+    let daemonsets: Api<DaemonSet> = ctx.api();
+    let mut config = support::namespace_config(&ctx);
+    config.operator_namespace = Some(ctx.ns.clone());
+
+    // Enabled: the first two applies (server-side apply: PATCH) fail.
+    let applies = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(2));
+    config.agent_image = Some("registry.invalid/seccomp-sentinel:v9".into());
+    let client = client_refusing(&ctx, http::Method::PATCH, &path, &applies).await;
+    let operator = Operator::start(client, config.clone()).await;
+    wait_for("the DaemonSet, on a later try", TIMEOUT, || async {
+        daemonsets.get_opt(AGENT).await.ok()?.map(|_| ())
+    })
+    .await;
+    assert_eq!(
+        applies.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "both refused first"
+    );
+    operator.stop().await;
+
+    // Disabled: the first two reads fail.
+    let reads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(2));
+    config.agent_image = None;
+    let client = client_refusing(&ctx, http::Method::GET, &path, &reads).await;
+    let operator = Operator::start(client, config).await;
+    wait_for("the DaemonSet to go", TIMEOUT, || async {
+        daemonsets
+            .get_opt(AGENT)
+            .await
+            .ok()?
+            .is_none_or(|d| d.metadata.deletion_timestamp.is_some())
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        reads.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "both refused first"
+    );
+    operator.stop().await;
 }
 
 /// A node agent started while it cannot read its Node yet (an API server restarting with the
@@ -718,7 +793,8 @@ async fn an_agent_that_cannot_read_its_node_at_first_keeps_the_kubelet_setting_r
     let remaining = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(3));
     let layer = tower::layer::layer_fn(|inner| Injected {
         inner,
-        fault: RefuseNodeReads {
+        fault: RefuseRequests {
+            method: http::Method::GET,
             path: format!("/api/v1/nodes/{node_name}"),
             remaining: remaining.clone(),
         },

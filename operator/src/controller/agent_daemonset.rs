@@ -2,7 +2,7 @@
 //! OLM bundle cannot ship a DaemonSet). Owned by the operator's Deployment, so uninstalling the
 //! operator removes it; removed by the operator when the agent is disabled.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
@@ -112,51 +112,113 @@ pub(super) fn spawn(ctx: Arc<Context>) {
     let task_ctx = ctx.clone();
     task_ctx.spawn(async move {
         let api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &namespace);
-        let Some(image) = ctx.config.agent_image.clone() else {
-            // Disabled: remove the DaemonSet this operator created, if any.
-            if let Ok(Some(ds)) = api.get_opt(AGENT_DAEMONSET).await
-                && ds.labels().get(MANAGED_BY).map(String::as_str) == Some(CONTROLLER_MANAGER)
-            {
-                match api.delete(AGENT_DAEMONSET, &DeleteParams::background()).await {
-                    Ok(_) => info!("node agent disabled: DaemonSet deleted"),
-                    Err(e) => warn!(error = %Brief(&e), "could not delete the agent DaemonSet"),
-                }
-            }
-            return;
-        };
-        let config = watcher::Config::default().fields(&format!("metadata.name={AGENT_DAEMONSET}"));
-        let mut events = watcher(api, config).default_backoff().boxed();
-        let mut applied = false;
-        // The spec's generation after the last apply: another one means someone changed it.
-        let mut applied_generation: Option<i64> = None;
-        while let Some(event) = events.next().await {
-            let missing = match event {
-                Ok(watcher::Event::InitDone) => !applied,
-                Ok(watcher::Event::Delete(_)) => true,
-                Ok(watcher::Event::Apply(ds) | watcher::Event::InitApply(ds)) => {
-                    applied && ds.metadata.generation != applied_generation
-                }
-                Ok(_) => false,
-                Err(e) if crate::client::watch_expired(&e) => {
-                    info!("agent DaemonSet watch expired (410): listing again");
-                    false
-                }
-                Err(e) => {
-                    warn!(error = %BriefWatch(&e), "agent DaemonSet watch failed; retrying");
-                    false
-                }
-            };
-            if missing {
-                match apply(&ctx, &namespace, &image).await {
-                    Ok(generation) => {
-                        applied = true;
-                        applied_generation = generation;
-                    }
-                    Err(e) => warn!(error = %e, "could not apply the agent DaemonSet"),
-                }
-            }
+        match ctx.config.agent_image.clone() {
+            Some(image) => keep_applied(&ctx, api, &namespace, &image).await,
+            None => remove_managed(&api).await,
         }
     });
+}
+
+/// The first wait before a failed request about the DaemonSet is made again; it doubles up to
+/// [`RETRY_LIMIT`].
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const RETRY_LIMIT: Duration = Duration::from_secs(60);
+
+/// Disabled: removes the DaemonSet this operator created, if any. A request that fails (an API
+/// server away when the operator starts) is made again until the API server answers: before, one
+/// failed read left the agent running for good.
+async fn remove_managed(api: &Api<DaemonSet>) {
+    let mut delay = FIRST_RETRY;
+    loop {
+        let outcome = match api.get_opt(AGENT_DAEMONSET).await {
+            Ok(Some(ds)) if ds.labels().get(MANAGED_BY).map(String::as_str) == Some(CONTROLLER_MANAGER) => {
+                match api.delete(AGENT_DAEMONSET, &DeleteParams::background()).await {
+                    Ok(_) => {
+                        info!("node agent disabled: DaemonSet deleted");
+                        Ok(())
+                    }
+                    Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(()) => return,
+            Err(e) if crate::client::refusal(&e).is_some() => {
+                warn!(error = %Brief(&e), "could not remove the agent DaemonSet");
+                return;
+            }
+            Err(e) => {
+                warn!(error = %Brief(&e), retry_in = ?delay, "could not remove the agent DaemonSet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(RETRY_LIMIT);
+            }
+        }
+    }
+}
+
+/// Keeps the DaemonSet as configured: applies it, again when someone deletes or changes it, and
+/// again after a failed apply (with back-off), which before waited for the next change of the
+/// DaemonSet, so an apply that failed at start left the cluster without the agent.
+async fn keep_applied(ctx: &Context, api: Api<DaemonSet>, namespace: &str, image: &str) {
+    let config = watcher::Config::default().fields(&format!("metadata.name={AGENT_DAEMONSET}"));
+    let mut events = watcher(api, config).default_backoff().boxed();
+    let mut applied = false;
+    // The spec's generation after the last apply: another one means someone changed it.
+    let mut applied_generation: Option<i64> = None;
+    let mut retry: Option<(tokio::time::Instant, Duration)> = None;
+    loop {
+        let retry_at = retry.map(|(at, _)| at);
+        let event = tokio::select! {
+            event = events.next() => match event {
+                Some(event) => Some(event),
+                None => return,
+            },
+            () = sleep_until(retry_at), if retry_at.is_some() => None,
+        };
+        let missing = match event {
+            // A failed apply's time to try again.
+            None => true,
+            Some(Ok(watcher::Event::InitDone)) => !applied,
+            Some(Ok(watcher::Event::Delete(_))) => true,
+            Some(Ok(watcher::Event::Apply(ds) | watcher::Event::InitApply(ds))) => {
+                applied && ds.metadata.generation != applied_generation
+            }
+            Some(Ok(_)) => false,
+            Some(Err(e)) if crate::client::watch_expired(&e) => {
+                info!("agent DaemonSet watch expired (410): listing again");
+                false
+            }
+            Some(Err(e)) => {
+                warn!(error = %BriefWatch(&e), "agent DaemonSet watch failed; retrying");
+                false
+            }
+        };
+        if !missing {
+            continue;
+        }
+        match apply(ctx, namespace, image).await {
+            Ok(generation) => {
+                applied = true;
+                applied_generation = generation;
+                retry = None;
+            }
+            Err(e) => {
+                let delay = retry.map_or(FIRST_RETRY, |(_, last)| (last * 2).min(RETRY_LIMIT));
+                warn!(error = %e, retry_in = ?delay, "could not apply the agent DaemonSet");
+                retry = Some((tokio::time::Instant::now() + delay, delay));
+            }
+        }
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 #[cfg(test)]
