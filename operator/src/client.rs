@@ -288,19 +288,19 @@ fn write_status(f: &mut std::fmt::Formatter<'_>, status: &kube::core::Status) ->
     Ok(())
 }
 
-/// Whether the API server serves the resource of watched kind `K`.
+/// Whether the API server serves the resource of watched kind `K` (false when discovery fails).
 pub async fn serves_kind<K: crate::lean::WatchedKind>(client: &kube::Client) -> bool {
+    discover_kind::<K>(client).await.unwrap_or(false)
+}
+
+/// [`discover`] for watched kind `K`.
+pub async fn discover_kind<K: crate::lean::WatchedKind>(client: &kube::Client) -> Result<bool, kube::Error> {
     let group_version = if K::GROUP.is_empty() {
         K::VERSION.to_string()
     } else {
         format!("{}/{}", K::GROUP, K::VERSION)
     };
-    serves(client, &group_version, K::PLURAL).await
-}
-
-/// Whether the API server serves `plural` in `group_version` (false when discovery fails).
-pub async fn serves(client: &kube::Client, group_version: &str, plural: &str) -> bool {
-    discover(client, group_version, plural).await.unwrap_or(false)
+    discover(client, &group_version, K::PLURAL).await
 }
 
 /// Whether the API server serves `plural` in `group_version`, as it answers: `Ok(false)` for a

@@ -102,7 +102,11 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let default_filter = match cli.command {
+        Command::Audit(_) => AUDIT_LOG_FILTER,
+        _ => DEFAULT_LOG_FILTER,
+    };
+    init_logging(cli.log_format, default_filter);
     match cli.command {
         Command::Crds { out_dir } => print_crds(out_dir),
         Command::Agent(args) => tokio::runtime::Builder::new_current_thread()
@@ -148,10 +152,13 @@ fn main() -> anyhow::Result<()> {
 /// object's content (environment values among it) can reach the logs that way.
 const DEFAULT_LOG_FILTER: &str = "info,kube_client::client=error";
 
-fn init_logging(format: LogFormat) {
+/// The audit's default: it reports what it could not read itself (a note, an error, its exit
+/// code), so kube's client, which logs every 5xx answer as an ERROR line, is silent.
+const AUDIT_LOG_FILTER: &str = "warn,kube_client=off";
+
+fn init_logging(format: LogFormat, default_filter: &str) {
     use std::io::IsTerminal;
-    let filter =
-        EnvFilter::try_from_env("SENTINEL_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    let filter = EnvFilter::try_from_env("SENTINEL_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         // Colours only for a terminal: log collectors get plain text.

@@ -920,3 +920,109 @@ async fn a_live_audit_reads_the_cluster_in_pages() {
         "{pod_lists:?}"
     );
 }
+
+/// A plain-HTTP front of the API server for the audit binary: each request goes on through the
+/// test's own client, except GETs of the `failing` paths, answered with a 500.
+async fn front_failing(client: kube::Client, failing: Vec<String>) -> std::net::SocketAddr {
+    use axum::{body::Body, extract::Request, response::Response};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the front");
+    let address = listener.local_addr().expect("address");
+    let app = axum::Router::new().fallback(move |request: Request| {
+        let (client, failing) = (client.clone(), failing.clone());
+        async move {
+            let (parts, body) = request.into_parts();
+            if parts.method == http::Method::GET && failing.iter().any(|p| parts.uri.path() == p) {
+                let status = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"down on purpose","reason":"InternalError","code":500}"#;
+                return Response::builder()
+                    .status(500)
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(status))
+                    .expect("response");
+            }
+            let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            let mut forward = http::Request::builder().method(parts.method.clone()).uri(path);
+            for (name, value) in &parts.headers {
+                if name != http::header::HOST {
+                    forward = forward.header(name, value);
+                }
+            }
+            let forward = forward
+                .body(kube::client::Body::from(bytes.to_vec()))
+                .expect("request");
+            match client.send(forward).await {
+                Ok(answer) => {
+                    let (parts, body) = answer.into_parts();
+                    Response::from_parts(parts, Body::new(body))
+                }
+                Err(e) => Response::builder()
+                    .status(502)
+                    .body(Body::from(e.to_string()))
+                    .expect("response"),
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    address
+}
+
+/// Discovery that fails (an API server restarting, an aggregated API down) is not taken for an
+/// API the cluster lacks without a word: the report notes that `openshift.io/scc` is not trusted
+/// and that the Security Profiles Operator's profiles were not read. Before, both were dropped
+/// in silence, as off OpenShift and without the operator.
+#[tokio::test]
+async fn a_live_audit_says_when_discovery_fails_instead_of_guessing() {
+    let ctx = support::context("audit-discovery").await;
+    let pod: Pod = serde_json::from_value(json!({ "metadata": { "name": "web" },
+        "spec": { "containers": [{ "name": "app", "image": "registry.invalid/app:1" }] } }))
+    .expect("pod");
+    ctx.api::<Pod>()
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("create pod");
+    let front = front_failing(
+        ctx.client.clone(),
+        vec![
+            "/apis/security.openshift.io/v1".into(),
+            "/apis/security-profiles-operator.x-k8s.io/v1beta1".into(),
+        ],
+    )
+    .await;
+    let kubeconfig = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(
+        kubeconfig.path(),
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: front, cluster: {{server: \"http://{front}\"}}}}]\n\
+             users: [{{name: none, user: {{}}}}]\ncontexts: [{{name: front, context: {{cluster: front, user: none}}}}]\n\
+             current-context: front\n"
+        ),
+    )
+    .expect("write kubeconfig");
+    // The front runs on this test's runtime: the audit is waited for without blocking it.
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
+        .args(["audit", "-n", &ctx.ns, "-o", "json", "--kubeconfig"])
+        .arg(kubeconfig.path())
+        .env_remove("KUBECONFIG")
+        .output()
+        .await
+        .expect("run seccomp-sentinel audit");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    // Said once, as a note: not also as kube's ERROR log line for each 5xx answer.
+    assert!(!stderr.contains("kube_client"), "{stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("audit json");
+    assert_eq!(report["items"][0]["metadata"]["name"], "web", "{report}");
+    assert!(
+        stderr.contains("note: cannot list the API groups (discovery) (500")
+            && stderr.contains("`openshift.io/scc` is not trusted"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("note: cannot list SeccompProfiles (500"),
+        "{stderr}"
+    );
+}

@@ -527,7 +527,8 @@ struct Setting {
 async fn profile_catalog(
     client: &Client,
 ) -> Result<Option<crate::profile::strength::ProfileCatalog>, kube::Error> {
-    if !crate::client::serves_kind::<SeccompProfileWire>(client).await {
+    // Failed discovery is an error (noted by the caller), not "no Security Profiles Operator".
+    if !crate::client::discover_kind::<SeccompProfileWire>(client).await? {
         return Ok(None);
     }
     let list = Api::<Decoded<SeccompProfileWire>>::all(client.clone())
