@@ -250,6 +250,15 @@ pub fn uid_mismatch(error: &kube::Error) -> bool {
         && status.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.field == "metadata.uid")))
 }
 
+/// The API server could not be reached, or could not answer now: no connection, a timeout, a
+/// server error (5xx) or throttling (429). Anything else is an answer.
+pub fn unreachable(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code >= 500 || status.code == 429,
+        _ => true,
+    }
+}
+
 /// A refusal the API server will give again (an admission policy or webhook that denies, RBAC, a
 /// request it finds invalid): a 4xx other than not found, conflict, gone, timeout, throttling or
 /// an expired token. Its message, cut to a few hundred characters.
@@ -338,11 +347,11 @@ pub async fn discover_patiently(client: &kube::Client, group_version: &str, plur
                 }
                 return served;
             }
-            Err(kube::Error::Api(status)) if status.code == 401 || status.code == 403 => {
+            Err(e) if !unreachable(&e) => {
                 tracing::warn!(
                     group_version,
                     resource = plural,
-                    error = %Brief(&kube::Error::Api(status)),
+                    error = %Brief(&e),
                     "discovery refused: taken as not served"
                 );
                 return false;

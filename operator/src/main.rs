@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use seccomp_sentinel::client::{ApiClients, Component};
 use seccomp_sentinel::{agent, api, audit, controller, telemetry};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 /// Reports, and can enforce, the effective seccomp profile of every container in a cluster.
@@ -147,6 +147,42 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Sets up leader election (None: stopped meanwhile), asking again while the API server cannot be
+/// reached or answer (a control-plane upgrade that restarts it with the operator): exiting made
+/// the pod crash-loop, and the restart back-off (up to 5 minutes) kept the operator down after
+/// the API server was back. Any other answer (RBAC, a namespace that does not exist) stays a
+/// start-up error.
+async fn lease_manager(
+    builder: impl Fn() -> kube_lease_manager::LeaseManagerBuilder,
+    stop: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<Option<kube_lease_manager::LeaseManager>> {
+    use kube_lease_manager::LeaseManagerError;
+    const RETRY_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+    let mut delay = std::time::Duration::from_secs(1);
+    loop {
+        let built = tokio::select! {
+            _ = stop.cancelled() => return Ok(None),
+            built = builder().build() => built,
+        };
+        match built {
+            Ok(manager) => return Ok(Some(manager)),
+            Err(LeaseManagerError::KubeError(e)) if seccomp_sentinel::client::unreachable(&e) => {
+                warn!(
+                    error = %seccomp_sentinel::client::Brief(&e),
+                    retry_in = ?delay,
+                    "cannot set up leader election yet: trying again"
+                );
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(None),
+                    () = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(RETRY_LIMIT);
+            }
+            Err(e) => return Err(anyhow::Error::from(e).context("setting up leader election")),
+        }
+    }
+}
+
 /// The default log filter. kube's client logs a whole response body at WARN when it cannot decode
 /// it; the operator decodes every watched object leniently, and keeps that logger at ERROR so no
 /// object's content (environment values among it) can reach the logs that way.
@@ -246,15 +282,14 @@ async fn run(mut args: RunArgs) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| format!("seccomp-sentinel-{}", std::process::id()));
         // Shutdown is honoured at every stage: setting up the lease talks to the API server too.
-        let builder = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.lease_name)
-            .with_namespace(&namespace)
-            .with_identity(&identity)
-            .with_duration(args.lease_duration)
-            .with_grace(args.lease_duration.div_ceil(3).max(1));
-        let started = tokio::select! {
-            _ = stop.cancelled() => None,
-            manager = builder.build() => Some(manager.context("setting up leader election")?),
+        let builder = || {
+            kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+                .with_namespace(&namespace)
+                .with_identity(&identity)
+                .with_duration(args.lease_duration)
+                .with_grace(args.lease_duration.div_ceil(3).max(1))
         };
+        let started = lease_manager(builder, &stop).await?;
         let Some(manager) = started else {
             metrics
                 .shutting_down

@@ -1663,8 +1663,38 @@ async fn a_port_already_taken_is_a_start_up_error() {
 /// pod's SCC default was reported as its own choice (and an `sccs` exemption could not match).
 #[tokio::test]
 async fn an_api_server_away_at_start_is_not_taken_for_a_cluster_without_sccs() {
+    let log = operator_started_before_its_api_server("fault-away-at-start", &[], &[]).await;
+    assert!(
+        log.contains("cannot ask the API server whether it serves this resource")
+            && log.contains("scc_api=true"),
+        "{log}"
+    );
+}
+
+/// With leader election (as `config/manager` runs it), the Lease is set up once the API server
+/// answers. Before, the operator exited at once ("setting up leader election: ... Connection
+/// refused"): in a pod, a crash loop whose restart back-off (up to 5 minutes) kept it down after
+/// the API server was back.
+#[tokio::test]
+async fn a_leader_elected_operator_waits_for_its_api_server() {
+    let log = operator_started_before_its_api_server(
+        "fault-lease-away",
+        &["--leader-elect", "--lease-name=away", "--lease-duration=4"],
+        &[("POD_NAMESPACE", "")],
+    )
+    .await;
+    assert!(
+        log.contains("cannot set up leader election yet: trying again"),
+        "{log}"
+    );
+}
+
+/// Starts the real operator (with `extra` flags and `env`; a `POD_NAMESPACE` given empty is the
+/// test's namespace) 3 s before its API server can be reached, and waits for an SCC's default to
+/// be reported as such on a pod; returns the operator's log.
+async fn operator_started_before_its_api_server(name: &str, extra: &[&str], env: &[(&str, &str)]) -> String {
     use seccomp_sentinel::api::ProfileSource;
-    let ctx = support::context("fault-away-at-start").await;
+    let ctx = support::context(name).await;
     let pods: Api<Pod> = ctx.api();
     let restricted: Pod = serde_json::from_value(json!({
         "metadata": { "name": "restricted", "annotations": { "openshift.io/scc": "restricted-v2" } },
@@ -1693,8 +1723,17 @@ async fn an_api_server_away_at_start_is_not_taken_for_a_cluster_without_sccs() {
     cluster.server = Some(format!("https://127.0.0.1:{port}"));
     let path = data_file(&ctx, "away", "kubeconfig");
     std::fs::write(&path, serde_json::to_string(&kubeconfig).expect("json")).expect("write kubeconfig");
-    let operator = Process::start(&ctx, &path, &["--trust-scc-annotation=true"], &[]);
-    // Long enough for its first questions to find no API server.
+    let env: Vec<(&str, &str)> = env
+        .iter()
+        .map(|&(key, value)| match (key, value) {
+            ("POD_NAMESPACE", "") => (key, ctx.ns.as_str()),
+            other => other,
+        })
+        .collect();
+    let mut args = vec!["--trust-scc-annotation=true"];
+    args.extend_from_slice(extra);
+    let operator = Process::start(&ctx, &path, &args, &env);
+    // Long enough for its first requests to find no API server.
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // The API server comes back.
@@ -1718,12 +1757,7 @@ async fn an_api_server_away_at_start_is_not_taken_for_a_cluster_without_sccs() {
         || operator.log(),
     )
     .await;
-    let log = operator.log();
-    assert!(
-        log.contains("cannot ask the API server whether it serves this resource")
-            && log.contains("scc_api=true"),
-        "{log}"
-    );
+    operator.log()
 }
 
 /// No cluster to be found: the controller and the node agent stop with one line that names the
