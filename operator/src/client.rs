@@ -184,9 +184,27 @@ impl std::fmt::Display for Brief<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
             kube::Error::Api(status) => write_status(f, status),
-            other => other.fmt(f),
+            other => {
+                other.fmt(f)?;
+                // hyper's text stops at "client error (Connect)"; why is further down the chain
+                // ("Connection refused (os error 111)", a certificate the client rejects).
+                let text = other.to_string();
+                match root_cause(other) {
+                    Some(cause) if !text.contains(&cause) => write!(f, ": {cause}"),
+                    _ => Ok(()),
+                }
+            }
         }
     }
+}
+
+/// The text of the innermost source of `error`, if it has one.
+fn root_cause(error: &dyn std::error::Error) -> Option<String> {
+    let mut cause = error.source()?;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    Some(cause.to_string())
 }
 
 /// [`Brief`] for the errors of a watch.
@@ -569,5 +587,41 @@ mod tests {
         }
         assert!(user_agent(Component::Controller).ends_with(" controller"));
         assert!(user_agent(Component::Audit).ends_with(" audit"));
+    }
+
+    #[test]
+    fn a_transport_error_says_why() {
+        let refused = std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused (os error 111)",
+        );
+        let error = kube::Error::Service(Box::new(std::io::Error::other(ErrorWithSource {
+            text: "client error (Connect)",
+            source: refused,
+        })));
+        let text = Brief(&error).to_string();
+        assert!(text.starts_with("ServiceError: client error (Connect)"), "{text}");
+        assert!(text.ends_with(": Connection refused (os error 111)"), "{text}");
+        // An error without a source is as kube says it; an API answer as before.
+        let plain = kube::Error::LinesCodecMaxLineLengthExceeded;
+        assert_eq!(Brief(&plain).to_string(), plain.to_string());
+    }
+
+    #[derive(Debug)]
+    struct ErrorWithSource {
+        text: &'static str,
+        source: std::io::Error,
+    }
+
+    impl std::fmt::Display for ErrorWithSource {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.text)
+        }
+    }
+
+    impl std::error::Error for ErrorWithSource {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
     }
 }
