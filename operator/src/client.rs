@@ -226,6 +226,68 @@ impl std::fmt::Display for BriefWatch<'_> {
     }
 }
 
+/// The back-off of every watch between failed attempts: 0.8 s, doubling up to 30 s, each with
+/// up to half of it taken off at random (so that many watches, or the agents of many nodes, do not
+/// come back in step), and starting over once the watch has gone two minutes without failing.
+/// kube's default back-off starts over at every event that is not an error, and a watch that lists
+/// in pages (the node agent's; the operator's where the API server does not stream lists) emits
+/// one at the start of each attempt: against an API server that was away, each such watch tried
+/// again about every second for as long as it was away.
+pub struct WatchBackoff {
+    next: Duration,
+    last_failure: Option<std::time::Instant>,
+}
+
+impl WatchBackoff {
+    const FIRST: Duration = Duration::from_millis(800);
+    const LIMIT: Duration = Duration::from_secs(30);
+    /// A watch that has not failed for this long starts again from [`Self::FIRST`].
+    const QUIET: Duration = Duration::from_secs(120);
+}
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        WatchBackoff {
+            next: Self::FIRST,
+            last_failure: None,
+        }
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let now = std::time::Instant::now();
+        if self
+            .last_failure
+            .is_some_and(|last| now.duration_since(last) >= Self::QUIET)
+        {
+            self.next = Self::FIRST;
+        }
+        self.last_failure = Some(now);
+        let delay = self.next;
+        self.next = (self.next * 2).min(Self::LIMIT);
+        Some(delay - delay.mul_f64(random_fraction() / 2.0))
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    /// Not on every event: see the type's documentation.
+    fn reset(&mut self) {}
+}
+
+/// A number in [0, 1) that differs from call to call and process to process (the standard
+/// library's randomly keyed hasher: no random number crate for the one use).
+fn random_fraction() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let bits = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    // 53 bits make an f64 in [0, 1) exactly.
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// A watch the API server ended with 410 Gone/Expired ("too old resource version": etcd
 /// compacted, or the resource's watch cache started again, as when a CRD's schema changes). The
 /// watcher lists again by design: worth an info line, not a warning.
@@ -623,5 +685,28 @@ mod tests {
         fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
             Some(&self.source)
         }
+    }
+
+    #[test]
+    fn a_watch_backs_off_longer_and_longer_whatever_events_come_between() {
+        use kube::runtime::utils::Backoff;
+        let mut backoff = WatchBackoff::default();
+        let mut ceiling = WatchBackoff::FIRST;
+        for _ in 0..10 {
+            // The watcher's `Init` at each new attempt: no longer a fresh start.
+            backoff.reset();
+            let delay = backoff.next().expect("a delay");
+            assert!(
+                delay <= ceiling && delay >= ceiling / 2,
+                "{delay:?} for {ceiling:?}"
+            );
+            ceiling = (ceiling * 2).min(WatchBackoff::LIMIT);
+        }
+        assert_eq!(ceiling, WatchBackoff::LIMIT);
+        // Two minutes without a failure: from the start again.
+        backoff.last_failure = std::time::Instant::now().checked_sub(WatchBackoff::QUIET);
+        let delay = backoff.next().expect("a delay");
+        assert!(delay <= WatchBackoff::FIRST, "{delay:?}");
+        assert!((0..100).all(|_| (0.0..1.0).contains(&random_fraction())));
     }
 }

@@ -1760,6 +1760,57 @@ async fn operator_started_before_its_api_server(name: &str, extra: &[&str], env:
     operator.log()
 }
 
+/// A node agent whose API server is away tries again less and less often, and says so less and
+/// less often: every node's agent does the same at once when a control plane goes down. Before,
+/// kube's default back-off started over at the `Init` event a paged list emits at each attempt,
+/// so each watch tried again about every second (and warned each time), as did the read of the
+/// node's earlier reports: about 200 warnings a minute from one agent.
+#[test]
+fn an_agent_without_its_api_server_backs_off() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("address")
+        .port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: \"http://127.0.0.1:{port}\"}}}}]\n\
+             users: [{{name: u, user: {{}}}}]\ncontexts: [{{name: c, context: {{cluster: c, user: u}}}}]\ncurrent-context: c\n"
+        ),
+    )
+    .expect("write kubeconfig");
+    let log = dir.path().join("agent.log");
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
+        .args(["agent", "--node-name", "away", "--proc-root", "/proc"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("SENTINEL_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start the agent");
+    std::thread::sleep(Duration::from_secs(15));
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let log = std::fs::read_to_string(&log).expect("the agent's log");
+    let count = |text: &str| log.lines().filter(|l| l.contains(text)).count();
+    // Tries at about 0, 0.8, 2.4, 5.6 and 12 s (less with the jitter): at most 5 in 15 s; it was
+    // about 13.
+    let pod_watch_failures = count("resource=\"pods\"");
+    assert!(
+        (2..=6).contains(&pod_watch_failures),
+        "{pod_watch_failures} failed attempts to list pods in 15 s:\n{log}"
+    );
+    // The 1st, 2nd, 4th and 8th failure in a row.
+    let seed_warnings = count("could not read the node's earlier reports");
+    assert!(
+        (1..=4).contains(&seed_warnings),
+        "{seed_warnings} warnings in 15 s:\n{log}"
+    );
+}
+
 /// No cluster to be found: the controller and the node agent stop with one line that names the
 /// kubeconfig they tried. kube's own text, in a chain of three causes, quoted the path twice
 /// (`failed to read kubeconfig from '"/nowhere/config"'`).

@@ -830,7 +830,7 @@ fn spawn_watch<W>(
         kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + Send + serde::de::DeserializeOwned,
 {
     tokio::spawn(async move {
-        let stream = watcher(api, config).default_backoff();
+        let stream = watcher(api, config).backoff(crate::client::WatchBackoff::default());
         let mut stream = std::pin::pin!(stream);
         let mut listed: Option<HashMap<(String, String), W>> = None;
         while let Some(event) = stream.next().await {
@@ -928,14 +928,25 @@ pub async fn run(
     // The Node is read again now and then, so annotations someone removed come back.
     let mut verified = tokio::time::Instant::now();
     let mut annotation_failures: u32 = 0;
+    let mut seed_failures: u32 = 0;
     loop {
         // One look for the kubelet a pass: its settings and its seccomp directory both come from it.
         let kubelet = kubelet::find_kubelet(&agent.args.proc_root, &agent.args.node_name);
         if !seeded {
             match reported_before(&agent).await {
                 Ok(before) => (reported, seeded) = (before, true),
+                // Tried again every pass: a warning at the 1st, 2nd, 4th, ... failure in a row.
                 Err(e) => {
-                    warn!(error = %crate::client::Brief(&e), "could not read the node's earlier reports")
+                    seed_failures = seed_failures.saturating_add(1);
+                    if crate::telemetry::worth_a_warning(seed_failures) {
+                        warn!(
+                            error = %crate::client::Brief(&e),
+                            failures_in_a_row = seed_failures,
+                            "could not read the node's earlier reports"
+                        );
+                    } else {
+                        debug!(error = %crate::client::Brief(&e), failures_in_a_row = seed_failures, "could not read the node's earlier reports");
+                    }
                 }
             }
         }

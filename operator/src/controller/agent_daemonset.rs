@@ -164,7 +164,9 @@ async fn remove_managed(api: &Api<DaemonSet>) {
 /// DaemonSet, so an apply that failed at start left the cluster without the agent.
 async fn keep_applied(ctx: &Context, api: Api<DaemonSet>, namespace: &str, image: &str) {
     let config = watcher::Config::default().fields(&format!("metadata.name={AGENT_DAEMONSET}"));
-    let mut events = watcher(api, config).default_backoff().boxed();
+    let mut events = watcher(api, config)
+        .backoff(crate::client::WatchBackoff::default())
+        .boxed();
     let mut applied = false;
     // The spec's generation after the last apply: another one means someone changed it.
     let mut applied_generation: Option<i64> = None;
