@@ -427,14 +427,12 @@ async fn live_mode_audits_the_cluster() {
 
     // A pod that names its own SCC, on a cluster that is not OpenShift (no ClusterVersion API),
     // buys no SCC exemption by default, as in the controller; trusted on request, it does.
-    let claims: Pod = serde_json::from_value(json!({ "metadata": { "name": "claims-privileged",
-        "labels": { "team": "b" }, "annotations": { "openshift.io/scc": "privileged" } },
-        "spec": { "containers": [{ "name": "app", "image": "registry.invalid/app:1" }] } }))
-    .expect("pod");
-    ctx.api::<Pod>()
-        .create(&PostParams::default(), &claims)
-        .await
-        .expect("create pod");
+    create_pod(
+        &ctx,
+        json!({ "name": "claims-privileged", "labels": { "team": "b" },
+            "annotations": { "openshift.io/scc": "privileged" } }),
+    )
+    .await;
     let policy_dir = tempfile::tempdir().expect("tempdir");
     let exempting = policy_dir.path().join("exempt-privileged.yaml");
     std::fs::write(
@@ -502,13 +500,7 @@ async fn a_live_audit_by_a_user_who_may_only_list_pods_says_what_it_could_not_re
     use kube::api::{DeleteParams, Patch, PatchParams};
     use seccomp_sentinel::api::SeccompPolicy;
     let ctx = support::context("audit-pods-only").await;
-    let open: Pod = serde_json::from_value(json!({ "metadata": { "name": "open" },
-        "spec": { "containers": [{ "name": "app", "image": "registry.invalid/app:1" }] } }))
-    .expect("pod");
-    ctx.api::<Pod>()
-        .create(&PostParams::default(), &open)
-        .await
-        .expect("create pod");
+    create_pod(&ctx, json!({ "name": "open" })).await;
     let account: ServiceAccount =
         serde_json::from_value(json!({ "metadata": { "name": "ci" } })).expect("service account");
     ctx.api::<ServiceAccount>()
@@ -861,13 +853,7 @@ async fn a_live_audit_reads_the_cluster_in_pages() {
     let ctx = support::context("audit-pages").await;
     const PODS: usize = 5;
     for i in 0..PODS {
-        let pod: Pod = serde_json::from_value(json!({ "metadata": { "name": format!("p{i}") },
-            "spec": { "containers": [{ "name": "app", "image": "registry.invalid/app:1" }] } }))
-        .expect("pod");
-        ctx.api::<Pod>()
-            .create(&PostParams::default(), &pod)
-            .await
-            .expect("create pod");
+        create_pod(&ctx, json!({ "name": format!("p{i}") })).await;
     }
     let report = ctx.live_audit(&["--chunk-size", "2"]);
     let mut names: Vec<&str> = report["items"]
@@ -919,6 +905,17 @@ async fn a_live_audit_reads_the_cluster_in_pages() {
         2,
         "{pod_lists:?}"
     );
+}
+
+/// Creates a pod with one container and `metadata` (its name, labels, annotations).
+async fn create_pod(ctx: &support::TestContext, metadata: Value) {
+    let pod: Pod = serde_json::from_value(json!({ "metadata": metadata,
+        "spec": { "containers": [{ "name": "app", "image": "registry.invalid/app:1" }] } }))
+    .expect("pod");
+    ctx.api::<Pod>()
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("create pod");
 }
 
 /// A plain-HTTP front of the API server for the audit binary: each request goes on through the
@@ -977,13 +974,7 @@ async fn front_failing(client: kube::Client, failing: Vec<String>) -> std::net::
 #[tokio::test]
 async fn a_live_audit_says_when_discovery_fails_instead_of_guessing() {
     let ctx = support::context("audit-discovery").await;
-    let pod: Pod = serde_json::from_value(json!({ "metadata": { "name": "web" },
-        "spec": { "containers": [{ "name": "app", "image": "registry.invalid/app:1" }] } }))
-    .expect("pod");
-    ctx.api::<Pod>()
-        .create(&PostParams::default(), &pod)
-        .await
-        .expect("create pod");
+    create_pod(&ctx, json!({ "name": "web" })).await;
     let front = front_failing(
         ctx.client.clone(),
         vec![
