@@ -94,13 +94,16 @@ pub fn kubeconfig_error(e: &kube::config::KubeconfigError) -> String {
     }
 }
 
-/// No cluster could be inferred from the places `tried`. Outside a pod the kubeconfig's failure is
-/// the one that tells, so it is the one given.
-pub fn no_cluster(e: &kube::config::InferConfigError, tried: &str) -> String {
-    let why = std::error::Error::source(e)
-        .and_then(|source| source.downcast_ref::<kube::config::KubeconfigError>())
-        .map_or_else(|| e.to_string(), kubeconfig_error);
-    format!("no cluster found ({tried}): {why}")
+/// The cluster's connection settings as kubectl finds them (KUBECONFIG, ~/.kube/config, or in a
+/// pod); `tried` names those places in the error, which gives the kubeconfig's failure: outside a
+/// pod that is the one that tells.
+pub async fn infer_config(tried: &str) -> Result<kube::Config, String> {
+    kube::Config::infer().await.map_err(|e| {
+        let why = std::error::Error::source(&e)
+            .and_then(|source| source.downcast_ref::<kube::config::KubeconfigError>())
+            .map_or_else(|| e.to_string(), kubeconfig_error);
+        format!("no cluster found ({tried}): {why}")
+    })
 }
 
 /// Builds the clients of `component` for `config`.
@@ -226,53 +229,64 @@ impl std::fmt::Display for BriefWatch<'_> {
     }
 }
 
-/// The back-off of every watch between failed attempts: 0.8 s, doubling up to 30 s, each with
-/// up to half of it taken off at random (so that many watches, or the agents of many nodes, do not
-/// come back in step), and starting over once the watch has gone two minutes without failing.
-/// kube's default back-off starts over at every event that is not an error, and a watch that lists
+/// The waits between failed attempts, of watches and of every request the operator and the agent
+/// make again: from `first`, doubling up to `limit`, each with up to half of it taken off at
+/// random (so that many watches, or the agents of many nodes, do not come back in step), and
+/// starting over once two minutes have passed without a failure. As a watch's back-off it differs
+/// from kube's default, which starts over at every event that is not an error: a watch that lists
 /// in pages (the node agent's; the operator's where the API server does not stream lists) emits
-/// one at the start of each attempt: against an API server that was away, each such watch tried
+/// one at the start of each attempt, so against an API server that was away each such watch tried
 /// again about every second for as long as it was away.
-pub struct WatchBackoff {
+pub struct RetryDelays {
+    first: Duration,
+    limit: Duration,
     next: Duration,
     last_failure: Option<std::time::Instant>,
 }
 
-impl WatchBackoff {
-    const FIRST: Duration = Duration::from_millis(800);
-    const LIMIT: Duration = Duration::from_secs(30);
-    /// A watch that has not failed for this long starts again from [`Self::FIRST`].
+impl RetryDelays {
+    /// Attempts this far apart start again from `first`.
     const QUIET: Duration = Duration::from_secs(120);
-}
 
-impl Default for WatchBackoff {
-    fn default() -> Self {
-        WatchBackoff {
-            next: Self::FIRST,
+    pub fn new(first: Duration, limit: Duration) -> Self {
+        RetryDelays {
+            first,
+            limit,
+            next: first,
             last_failure: None,
         }
     }
-}
 
-impl Iterator for WatchBackoff {
-    type Item = Duration;
+    /// The back-off of every watch: from 0.8 s up to 30 s.
+    pub fn for_watches() -> Self {
+        Self::new(Duration::from_millis(800), Duration::from_secs(30))
+    }
 
-    fn next(&mut self) -> Option<Duration> {
+    /// How long to wait after a failure now.
+    pub fn after_failure(&mut self) -> Duration {
         let now = std::time::Instant::now();
         if self
             .last_failure
             .is_some_and(|last| now.duration_since(last) >= Self::QUIET)
         {
-            self.next = Self::FIRST;
+            self.next = self.first;
         }
         self.last_failure = Some(now);
         let delay = self.next;
-        self.next = (self.next * 2).min(Self::LIMIT);
-        Some(delay - delay.mul_f64(random_fraction() / 2.0))
+        self.next = (self.next * 2).min(self.limit);
+        delay - delay.mul_f64(random_fraction() / 2.0)
     }
 }
 
-impl kube::runtime::utils::Backoff for WatchBackoff {
+impl Iterator for RetryDelays {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        Some(self.after_failure())
+    }
+}
+
+impl kube::runtime::utils::Backoff for RetryDelays {
     /// Not on every event: see the type's documentation.
     fn reset(&mut self) {}
 }
@@ -403,16 +417,14 @@ pub async fn discover(client: &kube::Client, group_version: &str, plural: &str) 
     }
 }
 
-/// The longest wait between two questions of [`discover_patiently`].
-const DISCOVERY_RETRY_LIMIT: Duration = Duration::from_secs(30);
-
 /// [`discover`], asked again until the API server answers. What the operator decides from it
 /// holds for the life of the process (whether it runs on OpenShift), so an API server that is away
 /// when the operator starts (a control-plane upgrade restarting both) must not pass for one that
 /// lacks the resource. A refusal (401, 403: discovery is normally open to every user) is taken
 /// for "not served", with a warning.
 pub async fn discover_patiently(client: &kube::Client, group_version: &str, plural: &str) -> bool {
-    let mut delay = Duration::from_secs(1);
+    const WARNING_EVERY: Duration = Duration::from_secs(30);
+    let mut delays = RetryDelays::new(Duration::from_secs(1), Duration::from_secs(30));
     let mut last_warning: Option<std::time::Instant> = None;
     loop {
         match discover(client, group_version, plural).await {
@@ -437,7 +449,7 @@ pub async fn discover_patiently(client: &kube::Client, group_version: &str, plur
                 return false;
             }
             Err(e) => {
-                if last_warning.is_none_or(|t| t.elapsed() >= DISCOVERY_RETRY_LIMIT) {
+                if last_warning.is_none_or(|t| t.elapsed() >= WARNING_EVERY) {
                     tracing::warn!(
                         group_version,
                         resource = plural,
@@ -446,8 +458,7 @@ pub async fn discover_patiently(client: &kube::Client, group_version: &str, plur
                     );
                     last_warning = Some(std::time::Instant::now());
                 }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(DISCOVERY_RETRY_LIMIT);
+                tokio::time::sleep(delays.after_failure()).await;
             }
         }
     }
@@ -690,8 +701,9 @@ mod tests {
     #[test]
     fn a_watch_backs_off_longer_and_longer_whatever_events_come_between() {
         use kube::runtime::utils::Backoff;
-        let mut backoff = WatchBackoff::default();
-        let mut ceiling = WatchBackoff::FIRST;
+        let mut backoff = RetryDelays::for_watches();
+        let first = backoff.first;
+        let mut ceiling = first;
         for _ in 0..10 {
             // The watcher's `Init` at each new attempt: no longer a fresh start.
             backoff.reset();
@@ -700,13 +712,13 @@ mod tests {
                 delay <= ceiling && delay >= ceiling / 2,
                 "{delay:?} for {ceiling:?}"
             );
-            ceiling = (ceiling * 2).min(WatchBackoff::LIMIT);
+            ceiling = (ceiling * 2).min(backoff.limit);
         }
-        assert_eq!(ceiling, WatchBackoff::LIMIT);
+        assert_eq!(ceiling, backoff.limit);
         // Two minutes without a failure: from the start again.
-        backoff.last_failure = std::time::Instant::now().checked_sub(WatchBackoff::QUIET);
+        backoff.last_failure = std::time::Instant::now().checked_sub(RetryDelays::QUIET);
         let delay = backoff.next().expect("a delay");
-        assert!(delay <= WatchBackoff::FIRST, "{delay:?}");
+        assert!(delay <= first, "{delay:?}");
         assert!((0..100).all(|_| (0.0..1.0).contains(&random_fraction())));
     }
 }

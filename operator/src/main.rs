@@ -118,12 +118,9 @@ fn main() -> anyhow::Result<()> {
                     version = env!("CARGO_PKG_VERSION"),
                     "seccomp-sentinel node agent starting"
                 );
-                let config = kube::Config::infer().await.map_err(|e| {
-                    anyhow::anyhow!(seccomp_sentinel::client::no_cluster(
-                        &e,
-                        "in a pod, or KUBECONFIG"
-                    ))
-                })?;
+                let config = seccomp_sentinel::client::infer_config("in a pod, or KUBECONFIG")
+                    .await
+                    .map_err(anyhow::Error::msg)?;
                 let client = seccomp_sentinel::client::connect(config, Component::Agent)
                     .context("connecting to the cluster")?
                     .client;
@@ -157,8 +154,9 @@ async fn lease_manager(
     stop: &tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<Option<kube_lease_manager::LeaseManager>> {
     use kube_lease_manager::LeaseManagerError;
-    const RETRY_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
-    let mut delay = std::time::Duration::from_secs(1);
+    use std::time::Duration;
+    let mut delays =
+        seccomp_sentinel::client::RetryDelays::new(Duration::from_secs(1), Duration::from_secs(30));
     loop {
         let built = tokio::select! {
             _ = stop.cancelled() => return Ok(None),
@@ -167,6 +165,7 @@ async fn lease_manager(
         match built {
             Ok(manager) => return Ok(Some(manager)),
             Err(LeaseManagerError::KubeError(e)) if seccomp_sentinel::client::unreachable(&e) => {
+                let delay = delays.after_failure();
                 warn!(
                     error = %seccomp_sentinel::client::Brief(&e),
                     retry_in = ?delay,
@@ -176,7 +175,6 @@ async fn lease_manager(
                     _ = stop.cancelled() => return Ok(None),
                     () = tokio::time::sleep(delay) => {}
                 }
-                delay = (delay * 2).min(RETRY_LIMIT);
             }
             Err(e) => return Err(anyhow::Error::from(e).context("setting up leader election")),
         }
@@ -213,12 +211,9 @@ async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     );
     args.controller
         .apply_related_images(std::env::var("RELATED_IMAGE_AGENT").ok());
-    let kube_config = kube::Config::infer().await.map_err(|e| {
-        anyhow::anyhow!(seccomp_sentinel::client::no_cluster(
-            &e,
-            "KUBECONFIG, ~/.kube/config, or in a pod"
-        ))
-    })?;
+    let kube_config = seccomp_sentinel::client::infer_config("KUBECONFIG, ~/.kube/config, or in a pod")
+        .await
+        .map_err(anyhow::Error::msg)?;
     // Evictions must see a PodDisruptionBudget's 429 at once, not after kube's default retries.
     let ApiClients {
         client,

@@ -984,15 +984,7 @@ async fn a_live_audit_says_when_discovery_fails_instead_of_guessing() {
     )
     .await;
     let kubeconfig = tempfile::NamedTempFile::new().expect("temp file");
-    std::fs::write(
-        kubeconfig.path(),
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: front, cluster: {{server: \"http://{front}\"}}}}]\n\
-             users: [{{name: none, user: {{}}}}]\ncontexts: [{{name: front, context: {{cluster: front, user: none}}}}]\n\
-             current-context: front\n"
-        ),
-    )
-    .expect("write kubeconfig");
+    support::write_plain_kubeconfig(kubeconfig.path(), &format!("http://{front}"));
     // The front runs on this test's runtime: the audit is waited for without blocking it.
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
         .args(["audit", "-n", &ctx.ns, "-o", "json", "--kubeconfig"])

@@ -461,9 +461,7 @@ impl Replica {
     }
 
     fn start_with(ctx: &TestContext, identity: &str, lease: &str, extra: &[&str]) -> Replica {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
-        let health = listener.local_addr().expect("addr").port();
-        drop(listener);
+        let health = support::free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
             .args([
                 "run",

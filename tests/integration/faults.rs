@@ -1706,11 +1706,7 @@ async fn operator_started_before_its_api_server(name: &str, extra: &[&str], env:
         .expect("create pod");
 
     // A kubeconfig for a port on the API server's host that nothing listens on yet.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("a free port")
-        .local_addr()
-        .expect("address")
-        .port();
+    let port = support::free_port();
     let mut kubeconfig = Kubeconfig::read_from(ctx.cluster.kubeconfig()).expect("kubeconfig");
     let cluster = kubeconfig.clusters[0].cluster.as_mut().expect("cluster");
     let upstream = cluster
@@ -1767,21 +1763,10 @@ async fn operator_started_before_its_api_server(name: &str, extra: &[&str], env:
 /// node's earlier reports: about 200 warnings a minute from one agent.
 #[test]
 fn an_agent_without_its_api_server_backs_off() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("a free port")
-        .local_addr()
-        .expect("address")
-        .port();
+    let port = support::free_port();
     let dir = tempfile::tempdir().expect("temp dir");
     let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: \"http://127.0.0.1:{port}\"}}}}]\n\
-             users: [{{name: u, user: {{}}}}]\ncontexts: [{{name: c, context: {{cluster: c, user: u}}}}]\ncurrent-context: c\n"
-        ),
-    )
-    .expect("write kubeconfig");
+    support::write_plain_kubeconfig(&kubeconfig, &format!("http://127.0.0.1:{port}"));
     let log = dir.path().join("agent.log");
     let mut agent = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
         .args(["agent", "--node-name", "away", "--proc-root", "/proc"])

@@ -830,7 +830,7 @@ fn spawn_watch<W>(
         kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + Send + serde::de::DeserializeOwned,
 {
     tokio::spawn(async move {
-        let stream = watcher(api, config).backoff(crate::client::WatchBackoff::default());
+        let stream = watcher(api, config).backoff(crate::client::RetryDelays::for_watches());
         let mut stream = std::pin::pin!(stream);
         let mut listed: Option<HashMap<(String, String), W>> = None;
         while let Some(event) = stream.next().await {

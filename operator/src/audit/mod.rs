@@ -1095,9 +1095,9 @@ async fn client(args: &AuditArgs) -> Result<Client, AuditError> {
             Some(_) => kube::Config::from_kubeconfig(&options)
                 .await
                 .map_err(|e| kubeconfig_error(&e)),
-            None => kube::Config::infer().await.map_err(|e| {
-                crate::client::no_cluster(&e, "--kubeconfig, KUBECONFIG, ~/.kube/config, or in a pod")
-            }),
+            None => {
+                crate::client::infer_config("--kubeconfig, KUBECONFIG, ~/.kube/config, or in a pod").await
+            }
         },
     }
     .map_err(AuditError::Cluster)?;
@@ -1155,34 +1155,26 @@ async fn live(
     });
     // As in the controller: outside OpenShift anyone who creates a pod can write
     // `openshift.io/scc`, so by default it decides nothing there (no attribution, no exemption).
-    use crate::controller::config::TrustScc;
-    let trust_scc = match args.trust_scc_annotation {
-        TrustScc::True => true,
-        TrustScc::False => false,
-        TrustScc::Auto => {
-            let openshift = match crate::client::discover(
-                &client,
-                "security.openshift.io/v1",
-                "securitycontextconstraints",
-            )
-            .await
-            {
-                Ok(true) => {
-                    crate::client::discover(&client, "config.openshift.io/v1", "clusterversions").await
-                }
-                other => other,
-            };
-            // An API server that could not be asked is not taken for one off OpenShift in silence.
-            openshift.unwrap_or_else(|e| {
-                unread.note(
-                    "the API groups (discovery)",
-                    &e,
-                    "`openshift.io/scc` is not trusted, as off OpenShift (--trust-scc-annotation=true trusts it)",
-                );
-                false
-            })
-        }
+    let on_openshift = async {
+        Ok(
+            crate::client::discover(&client, "security.openshift.io/v1", "securitycontextconstraints")
+                .await?
+                && crate::client::discover(&client, "config.openshift.io/v1", "clusterversions").await?,
+        )
     };
+    // An API server that could not be asked is not taken for one off OpenShift in silence.
+    let trust_scc = args
+        .trust_scc_annotation
+        .decide(on_openshift)
+        .await
+        .unwrap_or_else(|e| {
+            unread.note(
+                "the API groups (discovery)",
+                &e,
+                "`openshift.io/scc` is not trusted, as off OpenShift (--trust-scc-annotation=true trusts it)",
+            );
+            false
+        });
     if !trust_scc {
         for pod in &mut pods {
             report::drop_scc_annotation(&mut pod.metadata);

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use super::{Context, Error};
 use crate::{
     api::CONTROLLER_MANAGER,
-    client::{Brief, BriefWatch},
+    client::{Brief, BriefWatch, RetryDelays, unreachable},
 };
 
 pub const AGENT_DAEMONSET: &str = "seccomp-sentinel-agent";
@@ -119,16 +119,17 @@ pub(super) fn spawn(ctx: Arc<Context>) {
     });
 }
 
-/// The first wait before a failed request about the DaemonSet is made again; it doubles up to
-/// [`RETRY_LIMIT`].
-const FIRST_RETRY: Duration = Duration::from_secs(1);
-const RETRY_LIMIT: Duration = Duration::from_secs(60);
+/// The waits before a failed request about the DaemonSet is made again: 1 s, doubling up to a
+/// minute.
+fn retry_delays() -> RetryDelays {
+    RetryDelays::new(Duration::from_secs(1), Duration::from_secs(60))
+}
 
 /// Disabled: removes the DaemonSet this operator created, if any. A request that fails (an API
 /// server away when the operator starts) is made again until the API server answers: before, one
 /// failed read left the agent running for good.
 async fn remove_managed(api: &Api<DaemonSet>) {
-    let mut delay = FIRST_RETRY;
+    let mut delays = retry_delays();
     loop {
         let outcome = match api.get_opt(AGENT_DAEMONSET).await {
             Ok(Some(ds)) if ds.labels().get(MANAGED_BY).map(String::as_str) == Some(CONTROLLER_MANAGER) => {
@@ -146,14 +147,14 @@ async fn remove_managed(api: &Api<DaemonSet>) {
         };
         match outcome {
             Ok(()) => return,
-            Err(e) if crate::client::refusal(&e).is_some() => {
+            Err(e) if !unreachable(&e) => {
                 warn!(error = %Brief(&e), "could not remove the agent DaemonSet");
                 return;
             }
             Err(e) => {
+                let delay = delays.after_failure();
                 warn!(error = %Brief(&e), retry_in = ?delay, "could not remove the agent DaemonSet");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(RETRY_LIMIT);
             }
         }
     }
@@ -165,14 +166,15 @@ async fn remove_managed(api: &Api<DaemonSet>) {
 async fn keep_applied(ctx: &Context, api: Api<DaemonSet>, namespace: &str, image: &str) {
     let config = watcher::Config::default().fields(&format!("metadata.name={AGENT_DAEMONSET}"));
     let mut events = watcher(api, config)
-        .backoff(crate::client::WatchBackoff::default())
+        .backoff(crate::client::RetryDelays::for_watches())
         .boxed();
     let mut applied = false;
     // The spec's generation after the last apply: another one means someone changed it.
     let mut applied_generation: Option<i64> = None;
-    let mut retry: Option<(tokio::time::Instant, Duration)> = None;
+    let mut delays = retry_delays();
+    // When a failed apply is made again.
+    let mut retry_at: Option<tokio::time::Instant> = None;
     loop {
-        let retry_at = retry.map(|(at, _)| at);
         let event = tokio::select! {
             event = events.next() => match event {
                 Some(event) => Some(event),
@@ -205,12 +207,13 @@ async fn keep_applied(ctx: &Context, api: Api<DaemonSet>, namespace: &str, image
             Ok(generation) => {
                 applied = true;
                 applied_generation = generation;
-                retry = None;
+                retry_at = None;
+                delays = retry_delays();
             }
             Err(e) => {
-                let delay = retry.map_or(FIRST_RETRY, |(_, last)| (last * 2).min(RETRY_LIMIT));
+                let delay = delays.after_failure();
                 warn!(error = %e, retry_in = ?delay, "could not apply the agent DaemonSet");
-                retry = Some((tokio::time::Instant::now() + delay, delay));
+                retry_at = Some(tokio::time::Instant::now() + delay);
             }
         }
     }

@@ -99,18 +99,14 @@ pub enum TrustScc {
 }
 
 impl TrustScc {
-    /// Whether pods' `openshift.io/scc` may decide anything on the cluster of `client`: `auto`
-    /// trusts it on OpenShift only (the SCC API, `scc_served`, and the ClusterVersion API are
-    /// served), where SCC admission writes it on every pod it admits.
-    pub async fn resolve(self, client: &kube::Client, scc_served: bool) -> bool {
+    /// Whether pods' `openshift.io/scc` may decide anything: `auto` trusts it on OpenShift only,
+    /// where SCC admission writes it on every pod it admits. `on_openshift` (whether the cluster
+    /// serves the SCC and ClusterVersion APIs) is awaited for `auto` alone.
+    pub async fn decide<E>(self, on_openshift: impl Future<Output = Result<bool, E>>) -> Result<bool, E> {
         match self {
-            TrustScc::True => true,
-            TrustScc::False => false,
-            TrustScc::Auto => {
-                scc_served
-                    && crate::client::discover_patiently(client, "config.openshift.io/v1", "clusterversions")
-                        .await
-            }
+            TrustScc::True => Ok(true),
+            TrustScc::False => Ok(false),
+            TrustScc::Auto => on_openshift.await,
         }
     }
 }

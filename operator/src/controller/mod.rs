@@ -348,7 +348,14 @@ async fn start(ctx: Arc<Context>, workers: &mut Vec<tokio::task::JoinHandle<()>>
     let scc_served =
         crate::client::discover_patiently(&client, "security.openshift.io/v1", "securitycontextconstraints")
             .await;
-    let trust = ctx.config.trust_scc_annotation.resolve(&client, scc_served).await;
+    let on_openshift = async {
+        Ok::<_, std::convert::Infallible>(
+            scc_served
+                && crate::client::discover_patiently(&client, "config.openshift.io/v1", "clusterversions")
+                    .await,
+        )
+    };
+    let Ok(trust) = ctx.config.trust_scc_annotation.decide(on_openshift).await;
     ctx.trust_scc.store(trust, Ordering::Release);
     info!(
         scc_api = scc_served,

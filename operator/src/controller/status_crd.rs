@@ -28,7 +28,7 @@ pub(super) fn spawn(ctx: &Arc<Context>) {
     let task_ctx = ctx.clone();
     ctx.spawn(async move {
         let ctx = task_ctx;
-        let stream = watcher(api, config).backoff(crate::client::WatchBackoff::default());
+        let stream = watcher(api, config).backoff(crate::client::RetryDelays::for_watches());
         let mut stream = std::pin::pin!(stream);
         // Whether the list under way has shown the CRD (a CRD gone while the watch was down).
         let mut listed = false;

@@ -149,7 +149,7 @@ where
             lists.restart();
             let mut stream = futures::stream::select_all(apis.iter().enumerate().map(|(i, api)| {
                 watcher(api.clone(), config.clone())
-                    .backoff(crate::client::WatchBackoff::default())
+                    .backoff(crate::client::RetryDelays::for_watches())
                     .map(move |event| (i, event))
                     .boxed()
             }));

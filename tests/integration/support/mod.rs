@@ -488,3 +488,26 @@ impl Relay {
         }
     }
 }
+
+/// A loopback port that nothing listens on (for now).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("address")
+        .port()
+}
+
+/// A kubeconfig file, written to `path`, for the API server at `server` (plain HTTP) with no
+/// credentials.
+pub fn write_plain_kubeconfig(path: &std::path::Path, server: &str) {
+    std::fs::write(
+        path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: \"{server}\"}}}}]\n\
+             users: [{{name: u, user: {{}}}}]\ncontexts: [{{name: c, context: {{cluster: c, user: u}}}}]\n\
+             current-context: c\n"
+        ),
+    )
+    .expect("write kubeconfig");
+}
