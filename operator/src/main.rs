@@ -59,7 +59,19 @@ struct RunArgs {
 
     /// Run only while holding a coordination.k8s.io Lease in the operator's namespace
     /// (POD_NAMESPACE), so that of several replicas exactly one writes and acts.
-    #[arg(long, env = "SENTINEL_LEADER_ELECT")]
+    /// `--leader-elect=false` turns it off again, as in a patch over the shipped manifests.
+    // A value is optional, as for Go operators' flags: a bare flag alone would make the
+    // `--leader-elect=false` of a kustomize patch a start-up error.
+    #[arg(
+        long,
+        env = "SENTINEL_LEADER_ELECT",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        action = clap::ArgAction::Set
+    )]
     leader_elect: bool,
 
     /// Name of the Lease.
@@ -421,5 +433,31 @@ mod tests {
             }
             commands.extend(command.get_subcommands().cloned());
         }
+    }
+
+    fn leader_elect(flags: &[&str]) -> Result<bool, clap::Error> {
+        use clap::Parser;
+        let cli = super::Cli::try_parse_from(["seccomp-sentinel", "run"].iter().chain(flags))?;
+        match cli.command {
+            super::Command::Run(run) => Ok(run.leader_elect),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    /// The shipped manifests pass `--leader-elect`; a patch turning it off writes
+    /// `--leader-elect=false`, as for any Go operator, and must not stop the start.
+    #[test]
+    fn leader_election_is_turned_on_and_off_as_go_operators_flags_are() {
+        assert!(
+            std::env::var_os("SENTINEL_LEADER_ELECT").is_none(),
+            "unset SENTINEL_LEADER_ELECT"
+        );
+        assert!(!leader_elect(&[]).expect("no flag"));
+        assert!(leader_elect(&["--leader-elect"]).expect("bare flag"));
+        assert!(leader_elect(&["--leader-elect=true"]).expect("=true"));
+        assert!(!leader_elect(&["--leader-elect=false"]).expect("=false"));
+        assert!(leader_elect(&["--leader-elect", "--lease-name=x"]).expect("a flag after it"));
+        let refused = leader_elect(&["--leader-elect=maybe"]).expect_err("not a boolean");
+        assert!(refused.to_string().contains("maybe"), "{refused}");
     }
 }
