@@ -98,12 +98,220 @@ pub fn kubeconfig_error(e: &kube::config::KubeconfigError) -> String {
 /// pod); `tried` names those places in the error, which gives the kubeconfig's failure: outside a
 /// pod that is the one that tells.
 pub async fn infer_config(tried: &str) -> Result<kube::Config, String> {
-    kube::Config::infer().await.map_err(|e| {
-        let why = std::error::Error::source(&e)
-            .and_then(|source| source.downcast_ref::<kube::config::KubeconfigError>())
-            .map_or_else(|| e.to_string(), kubeconfig_error);
-        format!("no cluster found ({tried}): {why}")
-    })
+    // kube::Config::infer, with the kubeconfig kept to settle the proxy as kubectl does.
+    let from_kubeconfig = match kube::config::Kubeconfig::read() {
+        Ok(kubeconfig) => {
+            let options = kube::config::KubeConfigOptions::default();
+            from_kubeconfig(kubeconfig, &options).await
+        }
+        Err(e) => Err(kubeconfig_error(&e)),
+    };
+    let mut config = match from_kubeconfig {
+        Ok(config) => config,
+        // In a pod kube takes no proxy, which stays so.
+        Err(why) => kube::Config::incluster().map_err(|_| format!("no cluster found ({tried}): {why}"))?,
+    };
+    config.apply_debug_overrides();
+    Ok(config)
+}
+
+/// The settings of `kubeconfig`'s cluster (of `options.context`, or the current one), with the
+/// proxy kubectl would take to it (see [`proxy_for`]).
+pub async fn from_kubeconfig(
+    kubeconfig: kube::config::Kubeconfig,
+    options: &kube::config::KubeConfigOptions,
+) -> Result<kube::Config, String> {
+    let proxy_url = cluster_proxy_url(&kubeconfig, options.context.as_deref());
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, options)
+        .await
+        .map_err(|e| kubeconfig_error(&e))?;
+    let environment = ProxyEnvironment::current();
+    config.proxy_url = proxy_for(&config.cluster_url, proxy_url.as_deref(), &environment)?;
+    if let Some(exec) = &mut config.auth_info.exec {
+        // A credential plugin runs with the proxy settings the process started with (its own
+        // kubeconfig entries, which come later, still win): it may need them to reach its issuer.
+        let given = environment.taken.iter().map(|(name, value)| {
+            std::collections::HashMap::from([
+                ("name".to_string(), name.clone()),
+                ("value".to_string(), value.clone()),
+            ])
+        });
+        exec.env = Some(given.chain(exec.env.take().unwrap_or_default()).collect());
+    }
+    Ok(config)
+}
+
+/// The `proxy-url` of the cluster that `context` (or the current context) names.
+fn cluster_proxy_url(kubeconfig: &kube::config::Kubeconfig, context: Option<&str>) -> Option<String> {
+    let context = context.or(kubeconfig.current_context.as_deref())?;
+    let cluster = &kubeconfig
+        .contexts
+        .iter()
+        .find(|named| named.name == context)?
+        .context
+        .as_ref()?
+        .cluster;
+    kubeconfig
+        .clusters
+        .iter()
+        .find(|named| &named.name == cluster)?
+        .cluster
+        .as_ref()?
+        .proxy_url
+        .clone()
+}
+
+/// The proxy settings the binary takes out of its environment (see [`ProxyEnvironment::keep_taken`]).
+pub const PROXY_VARIABLES: [&str; 4] = ["HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"];
+
+static TAKEN_PROXY_ENVIRONMENT: std::sync::OnceLock<ProxyEnvironment> = std::sync::OnceLock::new();
+
+/// The proxy settings of the environment as Go reads them: `HTTPS_PROXY` (else `https_proxy`),
+/// `NO_PROXY` (else `no_proxy`); an empty value counts as unset.
+#[derive(Clone, Debug, Default)]
+pub struct ProxyEnvironment {
+    pub https_proxy: Option<String>,
+    pub no_proxy: Option<String>,
+    /// The variables taken out of the process's environment, as they were.
+    taken: Vec<(String, String)>,
+}
+
+impl ProxyEnvironment {
+    fn from_variables(variables: Vec<(String, String)>) -> Self {
+        let first = |names: [&str; 2]| {
+            names.into_iter().find_map(|name| {
+                variables
+                    .iter()
+                    .find(|(set, value)| set == name && !value.trim().is_empty())
+                    .map(|(_, value)| value.clone())
+            })
+        };
+        ProxyEnvironment {
+            https_proxy: first(["HTTPS_PROXY", "https_proxy"]),
+            no_proxy: first(["NO_PROXY", "no_proxy"]),
+            taken: Vec::new(),
+        }
+    }
+
+    fn read() -> Self {
+        let variables = PROXY_VARIABLES
+            .iter()
+            .filter_map(|name| Some((name.to_string(), std::env::var(name).ok()?)))
+            .collect();
+        Self::from_variables(variables)
+    }
+
+    /// The settings kept by [`ProxyEnvironment::keep_taken`], or else those of the environment.
+    pub fn current() -> Self {
+        TAKEN_PROXY_ENVIRONMENT.get().cloned().unwrap_or_else(Self::read)
+    }
+
+    /// Keeps `variables`, the [`PROXY_VARIABLES`] that were set, for [`from_kubeconfig`] once the
+    /// process has taken them out of its environment (the binary does, before any thread
+    /// starts). kube reads them while it loads a kubeconfig, takes `HTTPS_PROXY` for any server,
+    /// and refuses a `NO_PROXY` that Go reads well (an empty entry, as in `a,,b`, or `$NO_PROXY,b`
+    /// with `NO_PROXY` unset), so the kubeconfig could not be used at all.
+    pub fn keep_taken(variables: Vec<(String, String)>) {
+        let mut environment = Self::from_variables(variables.clone());
+        environment.taken = variables;
+        let _ = TAKEN_PROXY_ENVIRONMENT.set(environment);
+    }
+}
+
+/// The proxy kubectl (client-go) takes to the API server at `server`: the kubeconfig cluster's
+/// `proxy-url` whatever the server; otherwise the environment's HTTPS proxy, except to a
+/// `localhost` or loopback server and to a server `NO_PROXY` names (Go's rules: `*` for all, an
+/// address or CIDR, `domain` for it and its subdomains, `.domain` or `*.domain` for its subdomains,
+/// and `:port` for that port only). kube 5 took `HTTPS_PROXY` for every server, and compares
+/// `NO_PROXY` with the proxy's own address, so an audit or `make run` from a shell with a proxy
+/// set sent a local cluster's requests to that proxy, or failed, where kubectl connects directly.
+pub fn proxy_for(
+    server: &axum::http::Uri,
+    kubeconfig_proxy: Option<&str>,
+    environment: &ProxyEnvironment,
+) -> Result<Option<axum::http::Uri>, String> {
+    if let Some(proxy) = kubeconfig_proxy.filter(|proxy| !proxy.trim().is_empty()) {
+        return proxy
+            .parse()
+            .map(Some)
+            .map_err(|e| format!("the cluster's proxy-url {proxy:?}: {e}"));
+    }
+    let Some(proxy) = &environment.https_proxy else {
+        return Ok(None);
+    };
+    let host = server.host().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|address| address.is_loopback());
+    if host == "localhost" || loopback {
+        return Ok(None);
+    }
+    if let Some(no_proxy) = &environment.no_proxy {
+        let port = server
+            .port_u16()
+            .unwrap_or(if server.scheme_str() == Some("http") {
+                80
+            } else {
+                443
+            });
+        let matcher = hyper_util::client::proxy::matcher::Matcher::builder()
+            .http("http://proxy.invalid")
+            .https("http://proxy.invalid")
+            .no(go_no_proxy_for(no_proxy, host, port))
+            .build();
+        if matcher.intercept(server).is_none() {
+            return Ok(None);
+        }
+    }
+    // Go reads a value without a scheme as an HTTP proxy's address.
+    let proxy = if proxy.contains("://") {
+        proxy.clone()
+    } else {
+        format!("http://{proxy}")
+    };
+    proxy
+        .parse()
+        .map(Some)
+        .map_err(|e| format!("HTTPS_PROXY {proxy:?}: {e}"))
+}
+
+/// `no_proxy`, as Go reads it for the server `host`:`port`, in the form of hyper's matcher, which
+/// knows no ports, no `*.` prefix, and takes `.domain` for the domain too: an entry for another
+/// port is left out, an entry's port taken off, `*.domain` read as `.domain`, and `.domain` left out
+/// for the server `domain` itself.
+fn go_no_proxy_for(no_proxy: &str, host: &str, port: u16) -> String {
+    let mut entries = Vec::new();
+    for entry in no_proxy
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+    {
+        let entry = entry
+            .strip_prefix('*')
+            .filter(|rest| rest.starts_with('.'))
+            .unwrap_or(entry);
+        // A port follows a name, an IPv4 address or a bracketed IPv6 address; a bare IPv6
+        // address or network has colons of its own.
+        let with_port = entry
+            .rsplit_once(':')
+            .filter(|(host, _)| !host.contains(':') || host.ends_with(']'))
+            .and_then(|(host, entry_port)| Some((host, entry_port.parse::<u16>().ok()?)));
+        let entry = match with_port {
+            Some((entry_host, entry_port)) if entry_port == port => {
+                entry_host.trim_start_matches('[').trim_end_matches(']')
+            }
+            Some(_) => continue,
+            None => entry,
+        };
+        if entry
+            .strip_prefix('.')
+            .is_none_or(|domain| !domain.eq_ignore_ascii_case(host))
+        {
+            entries.push(entry);
+        }
+    }
+    entries.join(",")
 }
 
 /// Builds the clients of `component` for `config`.
@@ -536,6 +744,126 @@ mod tests {
             params.field_validation,
             Some(kube::api::ValidationDirective::Ignore)
         ));
+    }
+
+    fn proxy(
+        server: &str,
+        kubeconfig_proxy: Option<&str>,
+        https_proxy: &str,
+        no_proxy: &str,
+    ) -> Option<String> {
+        let set =
+            |name: &str, value: &str| (!value.is_empty()).then(|| (name.to_string(), value.to_string()));
+        let environment = ProxyEnvironment::from_variables(
+            [set("HTTPS_PROXY", https_proxy), set("NO_PROXY", no_proxy)]
+                .into_iter()
+                .flatten()
+                .collect(),
+        );
+        proxy_for(
+            &server.parse().expect("a server URL"),
+            kubeconfig_proxy,
+            &environment,
+        )
+        .expect("a proxy decided")
+        .map(|uri| uri.to_string())
+    }
+
+    /// The proxy kubectl would take: Go's ProxyFromEnvironment for HTTPS_PROXY and NO_PROXY
+    /// (golang.org/x/net/http/httpproxy), the kubeconfig's proxy-url whatever the server.
+    #[test]
+    fn the_proxy_is_the_one_kubectl_takes() {
+        const PROXY: &str = "http://10.0.0.5:3128";
+        const TAKEN: Option<&str> = Some("http://10.0.0.5:3128/");
+        let remote = "https://api.example.com:6443";
+        assert_eq!(proxy(remote, None, "", ""), None);
+        assert_eq!(proxy(remote, None, PROXY, "").as_deref(), TAKEN);
+        // A loopback or localhost server: never through HTTPS_PROXY.
+        for local in [
+            "https://127.0.0.1:6443",
+            "https://127.3.4.5",
+            "https://[::1]:6443",
+            "https://localhost:6443",
+        ] {
+            assert_eq!(proxy(local, None, PROXY, ""), None, "{local}");
+        }
+        // The kubeconfig's proxy-url: whatever the server and NO_PROXY.
+        let explicit = Some("socks5://127.0.0.1:1080");
+        assert_eq!(
+            proxy("https://127.0.0.1:6443", explicit, PROXY, "*").as_deref(),
+            Some("socks5://127.0.0.1:1080/")
+        );
+        assert_eq!(
+            proxy(remote, Some(""), PROXY, "").as_deref(),
+            TAKEN,
+            "empty counts as unset"
+        );
+        // NO_PROXY names the server, in Go's forms.
+        for excluded in [
+            "*",
+            "example.com",
+            ".example.com",
+            "*.example.com",
+            "API.EXAMPLE.COM",
+            "other.org, api.example.com",
+            "api.example.com:6443",
+            ",,api.example.com,",
+        ] {
+            assert_eq!(proxy(remote, None, PROXY, excluded), None, "NO_PROXY={excluded}");
+        }
+        assert_eq!(
+            proxy("https://example.com", None, PROXY, ".example.com,*.example.com").as_deref(),
+            TAKEN,
+            "a domain's subdomains only"
+        );
+        for kept in [
+            "api.example.com:443",
+            "ample.com",
+            "other.example.com",
+            "10.0.0.0/8",
+            "<local>",
+            ",",
+        ] {
+            assert_eq!(
+                proxy(remote, None, PROXY, kept).as_deref(),
+                TAKEN,
+                "NO_PROXY={kept}"
+            );
+        }
+        // Addresses and networks; kube compared NO_PROXY with the proxy's address, and so went
+        // straight to a remote server when the proxy's own network was listed.
+        let by_address = "https://10.1.2.3:6443";
+        for excluded in ["10.1.2.3", "10.0.0.0/8", "10.1.2.3:6443"] {
+            assert_eq!(
+                proxy(by_address, None, PROXY, excluded),
+                None,
+                "NO_PROXY={excluded}"
+            );
+        }
+        assert_eq!(
+            proxy(by_address, None, PROXY, "10.1.2.4,192.168.0.0/16").as_deref(),
+            TAKEN
+        );
+        assert_eq!(
+            proxy("https://[fd00::7]:6443", None, PROXY, "fd00::/8"),
+            None,
+            "an IPv6 network"
+        );
+        assert_eq!(
+            proxy("https://[fd00::7]:6443", None, PROXY, "[fd00::7]:6443"),
+            None
+        );
+        // A proxy without a scheme is an HTTP proxy, as Go reads it.
+        assert_eq!(
+            proxy(remote, None, "proxy.corp:3128", "").as_deref(),
+            Some("http://proxy.corp:3128/")
+        );
+        // HTTPS_PROXY before https_proxy, an empty one skipped.
+        let environment = ProxyEnvironment::from_variables(vec![
+            ("HTTPS_PROXY".into(), "".into()),
+            ("https_proxy".into(), "http://lower:1".into()),
+        ]);
+        assert_eq!(environment.https_proxy.as_deref(), Some("http://lower:1"));
     }
 
     #[test]

@@ -112,7 +112,22 @@ enum Command {
     },
 }
 
+/// Takes the proxy settings out of the environment, where kube would read them its own way, and
+/// keeps them to decide the proxy as kubectl does (`client::ProxyEnvironment`).
+fn take_proxy_environment() {
+    let taken: Vec<(String, String)> = seccomp_sentinel::client::PROXY_VARIABLES
+        .iter()
+        .filter_map(|name| Some((name.to_string(), std::env::var(name).ok()?)))
+        .collect();
+    for (name, _) in &taken {
+        // SAFETY: called first thing in main, while the process has one thread.
+        unsafe { std::env::remove_var(name) };
+    }
+    seccomp_sentinel::client::ProxyEnvironment::keep_taken(taken);
+}
+
 fn main() -> anyhow::Result<()> {
+    take_proxy_environment();
     let cli = Cli::parse();
     let default_filter = match cli.command {
         Command::Audit(_) => AUDIT_LOG_FILTER,

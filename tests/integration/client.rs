@@ -4,8 +4,14 @@
 use std::{sync::atomic::Ordering, time::Duration};
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::{Api, api::WatchParams};
+use k8s_openapi::api::{
+    core::v1::{ConfigMap, ServiceAccount},
+    rbac::v1::ClusterRoleBinding,
+};
+use kube::{
+    Api,
+    api::{PostParams, WatchParams},
+};
 use seccomp_sentinel::client::IDLE_CONNECTION_TIMEOUT;
 
 use crate::support::{self, Relay, wait_for_explained};
@@ -60,4 +66,252 @@ async fn connections_of_a_burst_are_closed_once_idle() {
         || format!("{} of {opened} still open", relay.open.load(Ordering::SeqCst)),
     )
     .await;
+}
+
+/// An HTTP proxy on loopback that tunnels each CONNECT and records where to.
+struct ConnectProxy {
+    address: std::net::SocketAddr,
+    targets: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ConnectProxy {
+    async fn start() -> ConnectProxy {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
+        let address = listener.local_addr().expect("proxy address");
+        let targets = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = targets.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    // The request head: `CONNECT host:port HTTP/1.1`, headers, an empty line.
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+                        if inbound.read_exact(&mut byte).await.is_err() {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let head = String::from_utf8_lossy(&head).to_string();
+                    let mut words = head.split_whitespace();
+                    let (Some("CONNECT"), Some(target)) = (words.next(), words.next()) else {
+                        let _ = inbound
+                            .write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+                            .await;
+                        return;
+                    };
+                    seen.lock().expect("targets").push(target.to_string());
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        let _ = inbound.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                        return;
+                    };
+                    if inbound
+                        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                        .await
+                        .is_ok()
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        ConnectProxy { address, targets }
+    }
+}
+
+/// Runs `program args` with `environment` set and no other proxy setting; its exit status and
+/// standard error.
+async fn run_with(program: &std::path::Path, args: &[&str], environment: &[(&str, &str)]) -> (bool, String) {
+    let mut command = tokio::process::Command::new(program);
+    command.args(args);
+    for name in ["HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "KUBECONFIG"] {
+        command.env_remove(name);
+    }
+    command.envs(environment.iter().copied());
+    let output = command.output().await.expect("run the program");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+/// The proxy is taken where kubectl takes it: never to a loopback API server from `HTTPS_PROXY`
+/// (Go's rule), always from the kubeconfig cluster's `proxy-url`. kube took `HTTPS_PROXY` for every
+/// server and then refused it ("requires the disabled feature kube/http-proxy"), so the audit and
+/// `make run` failed from any shell with a proxy set, where kubectl worked.
+#[tokio::test]
+async fn a_proxy_is_taken_where_kubectl_takes_it() {
+    let ctx = support::context("proxy").await;
+    let sentinel = std::path::Path::new(env!("CARGO_BIN_EXE_seccomp-sentinel"));
+    let kubectl = ctx.cluster.kubectl.clone();
+    let kubeconfig = ctx.cluster.kubeconfig().display().to_string();
+    let audit = ["audit", "-n", ctx.ns.as_str(), "-o", "json"];
+    let with_kubeconfig: Vec<&str> = audit
+        .iter()
+        .copied()
+        .chain(["--kubeconfig", &kubeconfig])
+        .collect();
+
+    // A proxy in the environment that nothing answers at: the API server is on loopback, so
+    // kubectl goes straight to it, and so does the audit, given the kubeconfig either way.
+    // A NO_PROXY with empty entries or names Go does not know is no error either (kube refused
+    // it: "failed to parse NO_PROXY/no_proxy env var").
+    let nowhere = format!("http://127.0.0.1:{}", support::free_port());
+    for environment in [
+        vec![("HTTPS_PROXY", nowhere.as_str())],
+        vec![("https_proxy", nowhere.as_str())],
+        vec![("HTTPS_PROXY", nowhere.as_str()), ("NO_PROXY", ",<local>,,")],
+    ] {
+        let (kubectl_ok, kubectl_err) = run_with(
+            &kubectl,
+            &["--kubeconfig", &kubeconfig, "get", "namespace", &ctx.ns],
+            &environment,
+        )
+        .await;
+        assert!(kubectl_ok, "kubectl with {environment:?}: {kubectl_err}");
+        let (flag_ok, flag_err) = run_with(sentinel, &with_kubeconfig, &environment).await;
+        assert!(flag_ok, "audit --kubeconfig with {environment:?}: {flag_err}");
+        let mut inferred_environment = environment.clone();
+        inferred_environment.push(("KUBECONFIG", kubeconfig.as_str()));
+        let (inferred_ok, inferred_err) = run_with(sentinel, &audit, &inferred_environment).await;
+        assert!(
+            inferred_ok,
+            "audit with KUBECONFIG and {environment:?}: {inferred_err}"
+        );
+    }
+
+    // A credential plugin still runs with the proxy settings the process was given: it may need
+    // them to reach its issuer.
+    let account = format!("proxy-{}", ctx.ns);
+    let bindings: Api<ClusterRoleBinding> = Api::all(ctx.client.clone());
+    let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    accounts
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({ "metadata": { "name": "auditor" } }))
+                .expect("account"),
+        )
+        .await
+        .expect("create the service account");
+    bindings
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({
+                "metadata": { "name": account },
+                "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin" },
+                "subjects": [{ "kind": "ServiceAccount", "name": "auditor", "namespace": ctx.ns }],
+            }))
+            .expect("binding"),
+        )
+        .await
+        .expect("bind the service account");
+    let token = ctx.cluster.service_account_token(&ctx.ns, "auditor").await;
+    let seen_path = std::env::temp_dir().join(format!("{}-plugin-saw", ctx.ns));
+    let credential = serde_json::json!({
+        "apiVersion": "client.authentication.k8s.io/v1",
+        "kind": "ExecCredential",
+        "status": { "token": token },
+    });
+    let script = format!(
+        "printf '%s|%s' \"$HTTPS_PROXY\" \"$NO_PROXY\" > {}; printf '%s' '{credential}'",
+        seen_path.display()
+    );
+    let with_token = ctx.cluster.kubeconfig_with_token("unused");
+    let with_plugin = with_token.replace(
+        "    token: unused\n",
+        &format!(
+            "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: sh\n      args: [\"-c\", {}]\n      interactiveMode: Never\n",
+            serde_json::Value::String(script)
+        ),
+    );
+    assert_ne!(
+        with_plugin, with_token,
+        "the kubeconfig's token line was replaced"
+    );
+    let plugin_path = std::env::temp_dir().join(format!("{}-plugin-kubeconfig", ctx.ns));
+    std::fs::write(&plugin_path, with_plugin).expect("write the plugin's kubeconfig");
+    let plugin_kubeconfig = plugin_path.display().to_string();
+    let environment = [("HTTPS_PROXY", nowhere.as_str()), ("NO_PROXY", ",example.com")];
+    for (program, args) in [
+        (
+            kubectl.as_path(),
+            vec!["--kubeconfig", &plugin_kubeconfig, "get", "namespace", &ctx.ns],
+        ),
+        (
+            sentinel,
+            audit
+                .iter()
+                .copied()
+                .chain(["--kubeconfig", &plugin_kubeconfig])
+                .collect(),
+        ),
+    ] {
+        let _ = std::fs::remove_file(&seen_path);
+        let (ok, stderr) = run_with(program, &args, &environment).await;
+        assert!(ok, "{} with a credential plugin: {stderr}", program.display());
+        let seen = std::fs::read_to_string(&seen_path).unwrap_or_default();
+        assert_eq!(
+            seen,
+            format!("{nowhere}|,example.com"),
+            "the proxy settings {} gave its credential plugin",
+            program.display()
+        );
+    }
+    let _ = bindings.delete(&account, &Default::default()).await;
+    let _ = std::fs::remove_file(&plugin_path);
+    let _ = std::fs::remove_file(&seen_path);
+
+    // The cluster's proxy-url is taken whatever the server: both go through the proxy.
+    let proxy = ConnectProxy::start().await;
+    let server_line = std::fs::read_to_string(&kubeconfig)
+        .expect("kubeconfig")
+        .lines()
+        .find(|line| line.trim_start().starts_with("server: "))
+        .expect("the kubeconfig names its server")
+        .to_string();
+    let indent = &server_line[..server_line.len() - server_line.trim_start().len()];
+    let proxied = std::fs::read_to_string(&kubeconfig).expect("kubeconfig").replace(
+        &server_line,
+        &format!("{server_line}\n{indent}proxy-url: http://{}", proxy.address),
+    );
+    let proxied_path = std::env::temp_dir().join(format!("{}-proxied-kubeconfig", ctx.ns));
+    std::fs::write(&proxied_path, proxied).expect("write the proxied kubeconfig");
+    let proxied_path = proxied_path.display().to_string();
+    let server = server_line
+        .trim_start()
+        .trim_start_matches("server: https://")
+        .to_string();
+    for (program, args) in [
+        (
+            kubectl.as_path(),
+            vec!["--kubeconfig", &proxied_path, "get", "namespace", &ctx.ns],
+        ),
+        (
+            sentinel,
+            audit
+                .iter()
+                .copied()
+                .chain(["--kubeconfig", &proxied_path])
+                .collect(),
+        ),
+    ] {
+        let before = proxy.targets.lock().expect("targets").len();
+        let (ok, stderr) = run_with(program, &args, &[]).await;
+        assert!(
+            ok,
+            "{} through the kubeconfig's proxy: {stderr}",
+            program.display()
+        );
+        let targets = proxy.targets.lock().expect("targets").clone();
+        assert!(
+            targets[before..].contains(&server),
+            "{} made no CONNECT to {server} through the proxy: {targets:?}",
+            program.display()
+        );
+    }
+    let _ = std::fs::remove_file(&proxied_path);
 }

@@ -1085,16 +1085,17 @@ async fn client(args: &AuditArgs) -> Result<Client, AuditError> {
         Some(path) => {
             let kubeconfig = Kubeconfig::read_from(path).map_err(|e| kubeconfig_error(&e));
             match kubeconfig {
-                Ok(kubeconfig) => kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                Ok(kubeconfig) => crate::client::from_kubeconfig(kubeconfig, &options)
                     .await
-                    .map_err(|e| format!("{}: {}", path.display(), kubeconfig_error(&e))),
+                    .map_err(|e| format!("{}: {e}", path.display())),
                 Err(e) => Err(e),
             }
         }
         None => match &args.context {
-            Some(_) => kube::Config::from_kubeconfig(&options)
-                .await
-                .map_err(|e| kubeconfig_error(&e)),
+            Some(_) => match Kubeconfig::read() {
+                Ok(kubeconfig) => crate::client::from_kubeconfig(kubeconfig, &options).await,
+                Err(e) => Err(kubeconfig_error(&e)),
+            },
             None => {
                 crate::client::infer_config("--kubeconfig, KUBECONFIG, ~/.kube/config, or in a pod").await
             }
