@@ -37,7 +37,7 @@ struct RunArgs {
     #[command(flatten)]
     controller: controller::ControllerConfig,
 
-    /// Where /livez and /readyz are served (`:8081` means every interface).
+    /// Where /livez and /readyz are served (`:8081` means every interface, IPv6 and IPv4).
     #[arg(long, env = "SENTINEL_HEALTH_ADDR", default_value = ":8081", value_parser = parse_addr)]
     health_addr: SocketAddr,
 
@@ -83,9 +83,12 @@ struct RunArgs {
     lease_duration: u64,
 }
 
+/// `:port` is every interface, of both IP families (as for Go operators): the IPv6 wildcard,
+/// which `telemetry::Listeners` binds for IPv4 too. The IPv4 wildcard it was left the probes of an
+/// IPv6 cluster, which connect to the pod's IPv6 address, refused.
 fn parse_addr(value: &str) -> Result<SocketAddr, String> {
     let full = if value.starts_with(':') {
-        format!("0.0.0.0{value}")
+        format!("[::]{value}")
     } else {
         value.to_string()
     };

@@ -424,13 +424,11 @@ pub struct Listeners {
 impl Listeners {
     pub async fn bind(health: SocketAddr, metrics: SocketAddr) -> Result<Listeners, BindError> {
         let listen = |address: SocketAddr, purpose: &'static str| async move {
-            tokio::net::TcpListener::bind(address)
-                .await
-                .map_err(|source| BindError {
-                    address,
-                    purpose,
-                    source,
-                })
+            bind_listener(address).await.map_err(|source| BindError {
+                address,
+                purpose,
+                source,
+            })
         };
         if health == metrics {
             return Ok(Listeners {
@@ -452,6 +450,33 @@ impl Listeners {
             None => health,
         };
         (health, metrics)
+    }
+}
+
+/// Listens on `address`. The IPv6 wildcard (`[::]`, what `:port` means) takes IPv4 connections
+/// too, whatever the host's `net.ipv6.bindv6only`, as Go's `:port` does; on a host without IPv6 it
+/// is the IPv4 wildcard.
+pub async fn bind_listener(address: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    if address.ip() != std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED) {
+        return tokio::net::TcpListener::bind(address).await;
+    }
+    let both_families = || -> std::io::Result<std::net::TcpListener> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_only_v6(false)?;
+        // As the standard library's listeners: a restart may bind while old connections linger.
+        socket.set_reuse_address(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&address.into())?;
+        socket.listen(1024)?;
+        Ok(socket.into())
+    };
+    match both_families() {
+        Ok(listener) => tokio::net::TcpListener::from_std(listener),
+        Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {
+            tokio::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, address.port())).await
+        }
+        Err(e) => Err(e),
     }
 }
 

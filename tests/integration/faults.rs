@@ -1657,6 +1657,53 @@ async fn a_port_already_taken_is_a_start_up_error() {
     drop(taken);
 }
 
+/// `:port`, the form of the shipped manifests, listens on IPv6 as on IPv4: in an IPv6 cluster the
+/// kubelet probes the pod's IPv6 address, which the operator refused (it listened on 0.0.0.0), so
+/// its liveness probe failed for good.
+#[tokio::test]
+async fn the_health_and_metrics_ports_answer_on_ipv6_and_ipv4() {
+    if let Err(e) = std::net::TcpListener::bind("[::1]:0") {
+        panic!("this test needs the IPv6 loopback address ::1 (sysctl net.ipv6.conf.lo.disable_ipv6=0): {e}");
+    }
+    let ctx = support::context("fault-dual-stack").await;
+    let (health, metrics) = (support::free_port(), support::free_port());
+    let log = data_file(&ctx, "dual-stack", "log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
+        .args(["run", "--namespaces", &ctx.ns, "--metrics-auth=none"])
+        .arg(format!("--health-addr=:{health}"))
+        .arg(format!("--metrics-addr=:{metrics}"))
+        .env("KUBECONFIG", ctx.cluster.kubeconfig())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start the operator");
+    async fn status_code(host: &str, port: u16, path: &str) -> Option<u16> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect((host, port)).await.ok()?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.ok()?;
+        response.split_whitespace().nth(1)?.parse().ok()
+    }
+    for (host, port, path) in [
+        ("127.0.0.1", health, "/livez"),
+        ("::1", health, "/livez"),
+        ("127.0.0.1", metrics, "/metrics"),
+        ("::1", metrics, "/metrics"),
+    ] {
+        wait_for_explained(
+            &format!("an answer to GET {path} at {host} port {port}"),
+            Duration::from_secs(30),
+            || async move { status_code(host, port, path).await.filter(|code| *code == 200) },
+            || std::fs::read_to_string(&log).unwrap_or_default(),
+        )
+        .await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// An API server that cannot be reached when the operator starts (a control-plane upgrade that
 /// restarts both) is waited for. Before, discovery that failed read as "SecurityContextConstraints
 /// are not served": the operator ran as off OpenShift for its whole life, with no SCC watch, so a
