@@ -222,7 +222,15 @@ const AUDIT_LOG_FILTER: &str = "warn,kube_client=off";
 
 fn init_logging(format: LogFormat, default_filter: &str) {
     use std::io::IsTerminal;
-    let filter = EnvFilter::try_from_env("SENTINEL_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));
+    // A SENTINEL_LOG that is no filter is said, not dropped silently (it is set to see more);
+    // an empty one (a manifest's `value: ""`) counts as unset, where it left errors alone.
+    let (filter, refused) = match std::env::var("SENTINEL_LOG") {
+        Ok(value) if !value.trim().is_empty() => match EnvFilter::try_new(&value) {
+            Ok(filter) => (filter, None),
+            Err(e) => (EnvFilter::new(default_filter), Some((value, e))),
+        },
+        _ => (EnvFilter::new(default_filter), None),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         // Colours only for a terminal: log collectors get plain text.
@@ -231,6 +239,9 @@ fn init_logging(format: LogFormat, default_filter: &str) {
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+    if let Some((value, error)) = refused {
+        tracing::warn!(value, %error, default = default_filter, "SENTINEL_LOG is not a log filter: the default is used");
     }
 }
 

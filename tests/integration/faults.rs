@@ -1871,6 +1871,47 @@ fn without_a_cluster_the_error_names_the_kubeconfig_tried() {
     }
 }
 
+/// SENTINEL_LOG as a user sets it: one that is no filter is a warning that names it (it was dropped
+/// without a word), and an empty one, as a manifest's `value: ""`, is the default filter (it
+/// silenced every line but errors, the start line too).
+#[test]
+fn the_log_filter_of_the_environment_is_read_or_refused_aloud() {
+    const STARTING: &str = "seccomp-sentinel controller starting";
+    for (filter, starts, warns) in [
+        ("", true, false),
+        ("  ", true, false),
+        ("info,kube=bar=baz", true, true),
+        ("kube=trace,[", true, true),
+        ("info", true, false),
+        ("warn", false, false),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
+            .args(["run", "--health-addr=127.0.0.1:0", "--metrics-addr=127.0.0.1:0"])
+            .env("SENTINEL_LOG", filter)
+            .env("KUBECONFIG", "/nowhere/config")
+            .env("RUST_BACKTRACE", "0")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .expect("run seccomp-sentinel");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            stderr.contains(STARTING),
+            starts,
+            "SENTINEL_LOG={filter:?}: {stderr}"
+        );
+        let warning = format!("SENTINEL_LOG is not a log filter: the default is used value={filter:?}");
+        assert_eq!(
+            stderr.contains(&warning),
+            warns,
+            "SENTINEL_LOG={filter:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains("Error: no cluster found"),
+            "SENTINEL_LOG={filter:?}: {stderr}"
+        );
+    }
+}
+
 /// The API server reads `--policy-selector`. One it refuses kept the policies' watch failing for
 /// good: the operator ran, wrote statuses without any policy, and only warned now and then. It is
 /// now a start-up error that quotes the API server, and a set-based selector it accepts still
