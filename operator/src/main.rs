@@ -75,7 +75,7 @@ struct RunArgs {
     leader_elect: bool,
 
     /// Name of the Lease.
-    #[arg(long, env = "SENTINEL_LEASE_NAME", default_value = "seccomp-sentinel")]
+    #[arg(long, env = "SENTINEL_LEASE_NAME", default_value = "seccomp-sentinel", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     lease_name: String,
 
     /// Seconds a Lease lasts without renewal; a standby takes over after this.

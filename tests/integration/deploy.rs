@@ -768,9 +768,23 @@ async fn the_operator_runs_the_node_agent_when_enabled() {
     assert_eq!(later.metadata.generation, settled.metadata.generation);
     operator.stop().await;
 
-    // Disabled: removed.
-    config.agent_image = None;
-    let operator = support::Operator::start(ctx.client.clone(), config).await;
+    // Turned off, as under OLM (the CSV sets RELATED_IMAGE_AGENT) with SENTINEL_AGENT_IMAGE set
+    // empty in the Subscription's config: removed. The empty image was kept, so the operator
+    // applied a DaemonSet without an image, which the API server refused on every try.
+    let health = support::free_port();
+    let mut binary = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
+        .args(["run", "--namespaces", &ctx.ns, "--metrics-auth=none"])
+        .arg(format!("--health-addr=127.0.0.1:{health}"))
+        .arg(format!("--metrics-addr=127.0.0.1:{health}"))
+        .arg(format!("--policy-selector={POLICY_LABEL}={}", ctx.ns))
+        .env("KUBECONFIG", ctx.cluster.kubeconfig())
+        .env("POD_NAMESPACE", &ctx.ns)
+        .env("RELATED_IMAGE_AGENT", "registry.invalid/seccomp-sentinel:v9")
+        .env("SENTINEL_AGENT_IMAGE", "")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the operator");
     wait_for("the DaemonSet to go", TIMEOUT, || async {
         daemonsets
             .get_opt("seccomp-sentinel-agent")
@@ -780,5 +794,6 @@ async fn the_operator_runs_the_node_agent_when_enabled() {
             .then_some(())
     })
     .await;
-    operator.stop().await;
+    let _ = binary.kill();
+    let _ = binary.wait();
 }

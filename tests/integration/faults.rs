@@ -1912,6 +1912,36 @@ fn the_log_filter_of_the_environment_is_read_or_refused_aloud() {
     }
 }
 
+/// A name set empty in the environment (a manifest's `value: ""`) is a start-up error that names
+/// its flag. Taken as given, an empty lease name or node name had the operator or the agent try
+/// requests the client refuses to build, again and again, with a warning each time.
+#[test]
+fn names_set_empty_in_the_environment_are_start_up_errors() {
+    for (command, variable, flag) in [
+        ("run", "SENTINEL_LEASE_NAME", "--lease-name"),
+        ("run", "POD_NAMESPACE", "--operator-namespace"),
+        ("run", "POD_NAME", "--instance"),
+        ("run", "SENTINEL_OWNER_DEPLOYMENT", "--owner-deployment"),
+        ("run", "SENTINEL_AGENT_SERVICE_ACCOUNT", "--agent-service-account"),
+        ("agent", "NODE_NAME", "--node-name"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
+            .arg(command)
+            .env(variable, "")
+            .env("KUBECONFIG", "/nowhere/config")
+            .env("RUST_BACKTRACE", "0")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .expect("run seccomp-sentinel");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{variable}=\"\": {stderr}");
+        assert!(
+            stderr.contains(&format!("a value is required for '{flag} ")),
+            "{variable}=\"\": {stderr}"
+        );
+    }
+}
+
 /// The API server reads `--policy-selector`. One it refuses kept the policies' watch failing for
 /// good: the operator ran, wrote statuses without any policy, and only warned now and then. It is
 /// now a start-up error that quotes the API server, and a set-based selector it accepts still

@@ -69,7 +69,7 @@ const NODE_ANNOTATIONS: [&str; 3] = [
 #[derive(clap::Args, Debug, Clone)]
 pub struct AgentArgs {
     /// The node this agent runs on (from the downward API).
-    #[arg(long, env = "NODE_NAME")]
+    #[arg(long, env = "NODE_NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub node_name: String,
 
     /// The host's /proc (mounted read-only; the DaemonSet runs with hostPID).

@@ -6,6 +6,8 @@ use std::{
     str::FromStr,
 };
 
+use clap::builder::NonEmptyStringValueParser;
+
 use crate::lean::node::NodeWire;
 
 use crate::{api::KubeletSeccompDefault, engine::NodeFacts};
@@ -53,7 +55,8 @@ pub struct ControllerConfig {
 
     /// Run the node agent: the operator creates (and owns) its DaemonSet with this image in its
     /// own namespace. Unset: RELATED_IMAGE_AGENT when set (OLM), else no agent, and a DaemonSet it
-    /// created before is removed.
+    /// created before is removed. Empty (`--agent-image=`, or `SENTINEL_AGENT_IMAGE` set empty in
+    /// an OLM Subscription's config): no agent, RELATED_IMAGE_AGENT notwithstanding.
     #[arg(long, env = "SENTINEL_AGENT_IMAGE")]
     pub agent_image: Option<String>,
 
@@ -61,20 +64,21 @@ pub struct ControllerConfig {
     #[arg(
         long,
         env = "SENTINEL_AGENT_SERVICE_ACCOUNT",
-        default_value = "seccomp-sentinel-agent"
+        default_value = "seccomp-sentinel-agent",
+        value_parser = NonEmptyStringValueParser::new()
     )]
     pub agent_service_account: String,
 
     /// The operator's Deployment, owner of the agent DaemonSet.
-    #[arg(long, env = "SENTINEL_OWNER_DEPLOYMENT", default_value = "seccomp-sentinel")]
+    #[arg(long, env = "SENTINEL_OWNER_DEPLOYMENT", default_value = "seccomp-sentinel", value_parser = NonEmptyStringValueParser::new())]
     pub owner_deployment: String,
 
     /// The operator's own namespace, whose pods are never evicted (set from the downward API).
-    #[arg(long, env = "POD_NAMESPACE")]
+    #[arg(long, env = "POD_NAMESPACE", value_parser = NonEmptyStringValueParser::new())]
     pub operator_namespace: Option<String>,
 
     /// This replica's name, recorded in Events (set from the downward API).
-    #[arg(long, env = "POD_NAME")]
+    #[arg(long, env = "POD_NAME", value_parser = NonEmptyStringValueParser::new())]
     pub instance: Option<String>,
 
     /// Whether a pod's `openshift.io/scc` annotation may decide anything (SCC attribution,
@@ -134,8 +138,12 @@ impl ControllerConfig {
     /// Under OLM the agent's image comes as `RELATED_IMAGE_AGENT` (the variable disconnected
     /// mirroring rewrites); an explicit `--agent-image` still wins.
     pub fn apply_related_images(&mut self, related_image_agent: Option<String>) {
-        if self.agent_image.is_none() {
-            self.agent_image = related_image_agent.filter(|i| !i.trim().is_empty());
+        match self.agent_image.as_deref().map(str::trim) {
+            // Turned off on purpose. Kept as given, it was a DaemonSet with no image, which the
+            // API server refused on every try, and OLM's image was not used either.
+            Some("") => self.agent_image = None,
+            Some(_) => {}
+            None => self.agent_image = related_image_agent.filter(|i| !i.trim().is_empty()),
         }
     }
 
@@ -329,6 +337,13 @@ mod tests {
         let mut empty = ControllerConfig::default();
         empty.apply_related_images(Some(" ".into()));
         assert_eq!(empty.agent_image, None);
+        // An empty --agent-image turns the agent off, under OLM too.
+        let mut off = ControllerConfig {
+            agent_image: Some(String::new()),
+            ..ControllerConfig::default()
+        };
+        off.apply_related_images(Some("registry.example/agent@sha256:ab".into()));
+        assert_eq!(off.agent_image, None);
     }
 
     use super::*;
