@@ -206,6 +206,14 @@ async fn lease_manager(
                     () = tokio::time::sleep(delay) => {}
                 }
             }
+            // The API server's answer in one line (kube's text repeats the whole Status three
+            // times over, in its Debug form).
+            Err(LeaseManagerError::KubeError(e)) => {
+                anyhow::bail!(
+                    "setting up leader election: {}",
+                    seccomp_sentinel::client::Brief(&e)
+                )
+            }
             Err(e) => return Err(anyhow::Error::from(e).context("setting up leader election")),
         }
     }

@@ -1736,6 +1736,34 @@ async fn a_leader_elected_operator_waits_for_its_api_server() {
     );
 }
 
+/// A Lease the API server refuses (a namespace that does not exist, a name it cannot have) stops
+/// the start with its answer in one line. kube's text gave it three times over, each time with the
+/// whole Status in its Debug form.
+#[tokio::test]
+async fn a_lease_the_api_server_refuses_is_one_line_at_start() {
+    let ctx = support::context("fault-lease-refused").await;
+    let kubeconfig = ctx.cluster.kubeconfig().to_path_buf();
+    let missing = format!("{}-missing", ctx.ns);
+    for (env, says) in [
+        (
+            vec![("POD_NAMESPACE", missing.as_str())],
+            format!("Error: setting up leader election: 404 NotFound: namespaces \"{missing}\" not found"),
+        ),
+        (
+            vec![("POD_NAMESPACE", ctx.ns.as_str()), ("SENTINEL_LEASE_NAME", "Lease_Name")],
+            "Error: setting up leader election: 422 Invalid: Lease.coordination.k8s.io \"Lease_Name\" is invalid".to_string(),
+        ),
+    ] {
+        let mut env = env;
+        env.push(("RUST_BACKTRACE", "0"));
+        let mut operator = Process::start(&ctx, &kubeconfig, &["--leader-elect"], &env);
+        assert!(operator.wait_exit(TIMEOUT).is_some(), "{env:?}: still running\n{}", operator.log());
+        let log = operator.log();
+        assert!(log.contains(&says), "{env:?}: {log}");
+        assert!(!log.contains("Caused by") && !log.contains("Status {"), "{env:?}: {log}");
+    }
+}
+
 /// Starts the real operator (with `extra` flags and `env`; a `POD_NAMESPACE` given empty is the
 /// test's namespace) 3 s before its API server can be reached, and waits for an SCC's default to
 /// be reported as such on a pod; returns the operator's log.
