@@ -99,7 +99,7 @@ pub fn kubeconfig_error(e: &kube::config::KubeconfigError) -> String {
 /// pod that is the one that tells.
 pub async fn infer_config(tried: &str) -> Result<kube::Config, String> {
     // kube::Config::infer, with the kubeconfig kept to settle the proxy as kubectl does.
-    let from_kubeconfig = match kube::config::Kubeconfig::read() {
+    let from_kubeconfig = match read_kubeconfig() {
         Ok(kubeconfig) => {
             let options = kube::config::KubeConfigOptions::default();
             from_kubeconfig(kubeconfig, &options).await
@@ -113,6 +113,44 @@ pub async fn infer_config(tried: &str) -> Result<kube::Config, String> {
     };
     config.apply_debug_overrides();
     Ok(config)
+}
+
+/// The kubeconfig as kubectl reads it: the files `KUBECONFIG` lists, merged in order (the first
+/// to set a value wins), where a file that does not exist is skipped, as client-go does; without
+/// `KUBECONFIG`, `~/.kube/config`. kube refused the whole list for one missing file, so a shell's
+/// `KUBECONFIG=~/.kube/config:~/.kube/lab` without the lab's file failed where kubectl worked.
+/// None of the files there: the first one's error.
+pub fn read_kubeconfig() -> Result<kube::config::Kubeconfig, kube::config::KubeconfigError> {
+    use kube::config::{Kubeconfig, KubeconfigError};
+    let listed: Vec<std::path::PathBuf> = std::env::var_os("KUBECONFIG")
+        .map(|list| {
+            std::env::split_paths(&list)
+                .filter(|path| !path.as_os_str().is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if listed.is_empty() {
+        return Kubeconfig::read();
+    }
+    let mut merged: Option<Kubeconfig> = None;
+    let mut first_missing = None;
+    for path in listed {
+        match Kubeconfig::read_from(&path) {
+            Ok(config) => {
+                merged = Some(match merged {
+                    Some(earlier) => earlier.merge(config)?,
+                    None => config,
+                })
+            }
+            Err(KubeconfigError::ReadConfig(source, path))
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                first_missing.get_or_insert(KubeconfigError::ReadConfig(source, path));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    merged.ok_or_else(|| first_missing.unwrap_or(KubeconfigError::FindPath))
 }
 
 /// The settings of `kubeconfig`'s cluster (of `options.context`, or the current one), with the

@@ -315,3 +315,45 @@ async fn a_proxy_is_taken_where_kubectl_takes_it() {
     }
     let _ = std::fs::remove_file(&proxied_path);
 }
+
+/// `KUBECONFIG` lists files to merge; one that does not exist is skipped, as kubectl does. kube
+/// refused the whole list for it ("reading …: No such file or directory"), so the audit and
+/// `make run` failed where kubectl worked.
+#[tokio::test]
+async fn a_kubeconfig_list_with_a_missing_file_is_read_as_kubectl_reads_it() {
+    let ctx = support::context("kubeconfig-list").await;
+    let sentinel = std::path::Path::new(env!("CARGO_BIN_EXE_seccomp-sentinel"));
+    let kubectl = ctx.cluster.kubectl.clone();
+    let real = ctx.cluster.kubeconfig().display().to_string();
+    let missing = std::env::temp_dir()
+        .join(format!("{}-no-such-kubeconfig", ctx.ns))
+        .display()
+        .to_string();
+    let audit = ["audit", "-n", ctx.ns.as_str(), "-o", "json"];
+    for list in [format!("{missing}:{real}"), format!("{real}:{missing}")] {
+        let environment = [("KUBECONFIG", list.as_str())];
+        let (kubectl_ok, kubectl_err) =
+            run_with(&kubectl, &["get", "namespace", &ctx.ns], &environment).await;
+        assert!(kubectl_ok, "kubectl with KUBECONFIG={list}: {kubectl_err}");
+        let (audit_ok, audit_err) = run_with(sentinel, &audit, &environment).await;
+        assert!(audit_ok, "audit with KUBECONFIG={list}: {audit_err}");
+        let (context_ok, context_err) = run_with(
+            sentinel,
+            &[&audit[..], &["--context", "sentinel-testenv"]].concat(),
+            &environment,
+        )
+        .await;
+        assert!(
+            context_ok,
+            "audit --context with KUBECONFIG={list}: {context_err}"
+        );
+    }
+    // None of them there: the error names the first.
+    let list = format!("{missing}:{missing}-too");
+    let (audit_ok, audit_err) = run_with(sentinel, &audit, &[("KUBECONFIG", list.as_str())]).await;
+    assert!(!audit_ok, "audit with KUBECONFIG={list} succeeded");
+    assert!(
+        audit_err.contains(&format!("reading {missing}: No such file or directory")),
+        "{audit_err}"
+    );
+}

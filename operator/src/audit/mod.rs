@@ -1092,7 +1092,7 @@ async fn client(args: &AuditArgs) -> Result<Client, AuditError> {
             }
         }
         None => match &args.context {
-            Some(_) => match Kubeconfig::read() {
+            Some(_) => match crate::client::read_kubeconfig() {
                 Ok(kubeconfig) => crate::client::from_kubeconfig(kubeconfig, &options).await,
                 Err(e) => Err(kubeconfig_error(&e)),
             },
