@@ -123,6 +123,31 @@ impl ConnectProxy {
     }
 }
 
+/// kubectl's `get namespace` and seccomp-sentinel's `audit` (with `audit`'s flags), each given
+/// `kubeconfig`: the two programs whose connections are compared.
+fn kubectl_and_audit<'a>(
+    kubectl: &'a std::path::Path,
+    sentinel: &'a std::path::Path,
+    audit: &[&'a str],
+    kubeconfig: &'a str,
+    namespace: &'a str,
+) -> [(&'a std::path::Path, Vec<&'a str>); 2] {
+    [
+        (
+            kubectl,
+            vec!["--kubeconfig", kubeconfig, "get", "namespace", namespace],
+        ),
+        (
+            sentinel,
+            audit
+                .iter()
+                .copied()
+                .chain(["--kubeconfig", kubeconfig])
+                .collect(),
+        ),
+    ]
+}
+
 /// Runs `program args` with `environment` set and no other proxy setting; its exit status and
 /// standard error.
 async fn run_with(program: &std::path::Path, args: &[&str], environment: &[(&str, &str)]) -> (bool, String) {
@@ -236,20 +261,7 @@ async fn a_proxy_is_taken_where_kubectl_takes_it() {
     std::fs::write(&plugin_path, with_plugin).expect("write the plugin's kubeconfig");
     let plugin_kubeconfig = plugin_path.display().to_string();
     let environment = [("HTTPS_PROXY", nowhere.as_str()), ("NO_PROXY", ",example.com")];
-    for (program, args) in [
-        (
-            kubectl.as_path(),
-            vec!["--kubeconfig", &plugin_kubeconfig, "get", "namespace", &ctx.ns],
-        ),
-        (
-            sentinel,
-            audit
-                .iter()
-                .copied()
-                .chain(["--kubeconfig", &plugin_kubeconfig])
-                .collect(),
-        ),
-    ] {
+    for (program, args) in kubectl_and_audit(&kubectl, sentinel, &audit, &plugin_kubeconfig, &ctx.ns) {
         let _ = std::fs::remove_file(&seen_path);
         let (ok, stderr) = run_with(program, &args, &environment).await;
         assert!(ok, "{} with a credential plugin: {stderr}", program.display());
@@ -285,20 +297,7 @@ async fn a_proxy_is_taken_where_kubectl_takes_it() {
         .trim_start()
         .trim_start_matches("server: https://")
         .to_string();
-    for (program, args) in [
-        (
-            kubectl.as_path(),
-            vec!["--kubeconfig", &proxied_path, "get", "namespace", &ctx.ns],
-        ),
-        (
-            sentinel,
-            audit
-                .iter()
-                .copied()
-                .chain(["--kubeconfig", &proxied_path])
-                .collect(),
-        ),
-    ] {
+    for (program, args) in kubectl_and_audit(&kubectl, sentinel, &audit, &proxied_path, &ctx.ns) {
         let before = proxy.targets.lock().expect("targets").len();
         let (ok, stderr) = run_with(program, &args, &[]).await;
         assert!(

@@ -1871,6 +1871,23 @@ fn an_agent_without_its_api_server_backs_off() {
     );
 }
 
+/// Runs the real binary with `args` and `env` where no cluster can be found (a kubeconfig that
+/// does not exist, not in a pod); its exit code and standard error.
+fn without_a_cluster(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
+        .args(args)
+        .env("KUBECONFIG", "/nowhere/config")
+        .env("RUST_BACKTRACE", "0")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run seccomp-sentinel");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
 /// No cluster to be found: the controller and the node agent stop with one line that names the
 /// kubeconfig they tried. kube's own text, in a chain of three causes, quoted the path twice
 /// (`failed to read kubeconfig from '"/nowhere/config"'`).
@@ -1880,15 +1897,8 @@ fn without_a_cluster_the_error_names_the_kubeconfig_tried() {
         (&["run"][..], "KUBECONFIG, ~/.kube/config, or in a pod"),
         (&["agent", "--node-name", "n"][..], "in a pod, or KUBECONFIG"),
     ] {
-        let output = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
-            .args(args)
-            .env("KUBECONFIG", "/nowhere/config")
-            .env("RUST_BACKTRACE", "0")
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .output()
-            .expect("run seccomp-sentinel");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        let (code, stderr) = without_a_cluster(args, &[]);
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
         assert!(
             stderr.contains(&format!(
                 "Error: no cluster found ({tried}): reading /nowhere/config: No such file or directory"
@@ -1913,15 +1923,10 @@ fn the_log_filter_of_the_environment_is_read_or_refused_aloud() {
         ("info", true, false),
         ("warn", false, false),
     ] {
-        let output = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
-            .args(["run", "--health-addr=127.0.0.1:0", "--metrics-addr=127.0.0.1:0"])
-            .env("SENTINEL_LOG", filter)
-            .env("KUBECONFIG", "/nowhere/config")
-            .env("RUST_BACKTRACE", "0")
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .output()
-            .expect("run seccomp-sentinel");
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let (_, stderr) = without_a_cluster(
+            &["run", "--health-addr=127.0.0.1:0", "--metrics-addr=127.0.0.1:0"],
+            &[("SENTINEL_LOG", filter)],
+        );
         assert_eq!(
             stderr.contains(STARTING),
             starts,
@@ -1953,16 +1958,8 @@ fn names_set_empty_in_the_environment_are_start_up_errors() {
         ("run", "SENTINEL_AGENT_SERVICE_ACCOUNT", "--agent-service-account"),
         ("agent", "NODE_NAME", "--node-name"),
     ] {
-        let output = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
-            .arg(command)
-            .env(variable, "")
-            .env("KUBECONFIG", "/nowhere/config")
-            .env("RUST_BACKTRACE", "0")
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .output()
-            .expect("run seccomp-sentinel");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{variable}=\"\": {stderr}");
+        let (code, stderr) = without_a_cluster(&[command], &[(variable, "")]);
+        assert_eq!(code, Some(2), "{variable}=\"\": {stderr}");
         assert!(
             stderr.contains(&format!("a value is required for '{flag} ")),
             "{variable}=\"\": {stderr}"
