@@ -434,6 +434,10 @@ async fn shutdown_signal() {
 }
 
 fn print_crds(out_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    if let Some(dir) = &out_dir {
+        // As controller-gen's output directories: made when missing.
+        std::fs::create_dir_all(dir).with_context(|| format!("making {}", dir.display()))?;
+    }
     for crd in api::crds() {
         let yaml = api::crd_yaml(&crd).context("serializing a CRD")?;
         match &out_dir {

@@ -797,3 +797,35 @@ async fn the_operator_runs_the_node_agent_when_enabled() {
     let _ = binary.kill();
     let _ = binary.wait();
 }
+
+/// `crds --out-dir` writes the committed CRDs, into a directory it makes when missing (it stopped
+/// with "No such file or directory").
+#[test]
+fn crds_out_dir_writes_the_committed_crds_into_a_new_directory() {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let out = scratch.path().join("new/crds");
+    let output = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
+        .args(["crds", "--out-dir"])
+        .arg(&out)
+        .output()
+        .expect("run seccomp-sentinel crds");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let committed = sentinel_testenv::repository_root().join("crds");
+    let mut written = 0;
+    for entry in std::fs::read_dir(&out).expect("the new directory") {
+        let path = entry.expect("an entry").path();
+        let name = path.file_name().expect("a file name");
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("a written CRD"),
+            std::fs::read_to_string(committed.join(name)).expect("the committed CRD"),
+            "{}",
+            path.display()
+        );
+        written += 1;
+    }
+    assert_eq!(written, 2, "one file per CRD");
+}
