@@ -124,7 +124,7 @@ async fn as_service_account(ctx: &TestContext, no_retry: bool) -> Client {
         .await;
     let kubeconfig: Kubeconfig = serde_saphyr::from_str(&ctx.cluster.kubeconfig_with_token(&token))
         .expect("service account kubeconfig");
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+    let mut config = seccomp_sentinel::client::from_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .expect("config");
     if no_retry {

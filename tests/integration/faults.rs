@@ -33,7 +33,7 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 /// `TestCluster::config`).
 async fn config_for(kubeconfig: &Path) -> kube::Config {
     let kubeconfig = Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
-    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+    seccomp_sentinel::client::from_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .expect("config")
 }

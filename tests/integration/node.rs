@@ -1651,7 +1651,7 @@ async fn an_agent_token_reaches_only_its_own_node() {
         .token;
     let kubeconfig: kube::config::Kubeconfig =
         serde_saphyr::from_str(&ctx.cluster.kubeconfig_with_token(&token)).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+    let config = seccomp_sentinel::client::from_kubeconfig(kubeconfig, &Default::default())
         .await
         .expect("config");
     let as_agent = kube::Client::try_from(config).expect("client");

@@ -107,7 +107,9 @@ impl TestCluster {
     /// The connection settings of the admin kubeconfig.
     pub async fn config(&self) -> Config {
         let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("readable kubeconfig");
-        Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        // As the operator reads it: a proxy in the environment is not taken to the loopback
+        // API server (kube's own loading took HTTPS_PROXY for it).
+        seccomp_sentinel::client::from_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
             .expect("usable kubeconfig")
     }

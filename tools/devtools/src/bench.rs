@@ -81,7 +81,9 @@ pub fn print(m: &Measurement) {
 
 pub async fn client(kubeconfig: &std::path::Path) -> anyhow::Result<Client> {
     let kc = Kubeconfig::read_from(kubeconfig)?;
-    let mut config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+    let mut config = seccomp_sentinel::client::from_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .map_err(anyhow::Error::msg)?;
     config.default_retry = true;
     Ok(Client::try_from(config)?)
 }
