@@ -38,11 +38,24 @@ struct RunArgs {
     controller: controller::ControllerConfig,
 
     /// Where /livez and /readyz are served (`:8081` means every interface, IPv6 and IPv4).
-    #[arg(long, env = "SENTINEL_HEALTH_ADDR", default_value = ":8081", value_parser = parse_addr)]
+    /// Also `--health-probe-bind-address`, the name operators scaffolded by kubebuilder use.
+    #[arg(
+        long,
+        visible_alias = "health-probe-bind-address",
+        env = "SENTINEL_HEALTH_ADDR",
+        default_value = ":8081",
+        value_parser = parse_addr
+    )]
     health_addr: SocketAddr,
 
-    /// Where /metrics is served.
-    #[arg(long, env = "SENTINEL_METRICS_ADDR", default_value = ":8080", value_parser = parse_addr)]
+    /// Where /metrics is served. Also `--metrics-bind-address`, kubebuilder's name.
+    #[arg(
+        long,
+        visible_alias = "metrics-bind-address",
+        env = "SENTINEL_METRICS_ADDR",
+        default_value = ":8080",
+        value_parser = parse_addr
+    )]
     metrics_addr: SocketAddr,
 
     /// Who may read /metrics: `token-review` answers only requests whose bearer token the API
@@ -476,13 +489,30 @@ mod tests {
         }
     }
 
-    fn leader_elect(flags: &[&str]) -> Result<bool, clap::Error> {
+    fn run_args(flags: &[&str]) -> Result<super::RunArgs, clap::Error> {
         use clap::Parser;
         let cli = super::Cli::try_parse_from(["seccomp-sentinel", "run"].iter().chain(flags))?;
         match cli.command {
-            super::Command::Run(run) => Ok(run.leader_elect),
+            super::Command::Run(run) => Ok(run),
             other => panic!("parsed as {other:?}"),
         }
+    }
+
+    fn leader_elect(flags: &[&str]) -> Result<bool, clap::Error> {
+        run_args(flags).map(|run| run.leader_elect)
+    }
+
+    /// The flag names of operators scaffolded by kubebuilder, as a patch over their manifests
+    /// writes them, set the same addresses.
+    #[test]
+    fn kubebuilders_address_flags_are_understood() {
+        let run = run_args(&[
+            "--metrics-bind-address=127.0.0.1:9090",
+            "--health-probe-bind-address=:9091",
+        ])
+        .expect("kubebuilder's names");
+        assert_eq!(run.metrics_addr.to_string(), "127.0.0.1:9090");
+        assert_eq!(run.health_addr.to_string(), "[::]:9091");
     }
 
     /// The shipped manifests pass `--leader-elect`; a patch turning it off writes
