@@ -104,7 +104,7 @@ pub async fn infer_config(tried: &str) -> Result<kube::Config, String> {
             let options = kube::config::KubeConfigOptions::default();
             from_kubeconfig(kubeconfig, &options).await
         }
-        Err(e) => Err(kubeconfig_error(&e)),
+        Err(why) => Err(why),
     };
     let mut config = match from_kubeconfig {
         Ok(config) => config,
@@ -119,8 +119,8 @@ pub async fn infer_config(tried: &str) -> Result<kube::Config, String> {
 /// to set a value wins), where a file that does not exist is skipped, as client-go does; without
 /// `KUBECONFIG`, `~/.kube/config`. kube refused the whole list for one missing file, so a shell's
 /// `KUBECONFIG=~/.kube/config:~/.kube/lab` without the lab's file failed where kubectl worked.
-/// None of the files there: the first one's error.
-pub fn read_kubeconfig() -> Result<kube::config::Kubeconfig, kube::config::KubeconfigError> {
+/// None of the files there: the first one's error. An error names its file.
+pub fn read_kubeconfig() -> Result<kube::config::Kubeconfig, String> {
     use kube::config::{Kubeconfig, KubeconfigError};
     let listed: Vec<std::path::PathBuf> = std::env::var_os("KUBECONFIG")
         .map(|list| {
@@ -130,7 +130,10 @@ pub fn read_kubeconfig() -> Result<kube::config::Kubeconfig, kube::config::Kubec
         })
         .unwrap_or_default();
     if listed.is_empty() {
-        return Kubeconfig::read();
+        let default = std::env::home_dir()
+            .map(|home| home.join(".kube").join("config"))
+            .ok_or_else(|| kubeconfig_error(&KubeconfigError::FindPath))?;
+        return read_kubeconfig_file(&default);
     }
     let mut merged: Option<Kubeconfig> = None;
     let mut first_missing = None;
@@ -138,19 +141,36 @@ pub fn read_kubeconfig() -> Result<kube::config::Kubeconfig, kube::config::Kubec
         match Kubeconfig::read_from(&path) {
             Ok(config) => {
                 merged = Some(match merged {
-                    Some(earlier) => earlier.merge(config)?,
+                    Some(earlier) => earlier
+                        .merge(config)
+                        .map_err(|e| kubeconfig_file_error(&path, &e))?,
                     None => config,
                 })
             }
             Err(KubeconfigError::ReadConfig(source, path))
                 if source.kind() == std::io::ErrorKind::NotFound =>
             {
-                first_missing.get_or_insert(KubeconfigError::ReadConfig(source, path));
+                first_missing.get_or_insert(kubeconfig_error(&KubeconfigError::ReadConfig(source, path)));
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(kubeconfig_file_error(&path, &e)),
         }
     }
-    merged.ok_or_else(|| first_missing.unwrap_or(KubeconfigError::FindPath))
+    merged.ok_or_else(|| first_missing.unwrap_or_else(|| kubeconfig_error(&KubeconfigError::FindPath)))
+}
+
+/// The kubeconfig file at `path`; an error names it.
+pub fn read_kubeconfig_file(path: &std::path::Path) -> Result<kube::config::Kubeconfig, String> {
+    kube::config::Kubeconfig::read_from(path).map_err(|e| kubeconfig_file_error(path, &e))
+}
+
+/// `e`, met reading the kubeconfig file at `path`, in a line that names the file: kube's text for
+/// a file it cannot parse names none, as in "failed to parse kubeconfig YAML", so in a
+/// `KUBECONFIG` list nothing said which file was broken.
+fn kubeconfig_file_error(path: &std::path::Path, e: &kube::config::KubeconfigError) -> String {
+    match e {
+        kube::config::KubeconfigError::ReadConfig(..) => kubeconfig_error(e),
+        other => format!("{}: {}", path.display(), kubeconfig_error(other)),
+    }
 }
 
 /// The settings of `kubeconfig`'s cluster (of `options.context`, or the current one), with the

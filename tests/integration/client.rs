@@ -317,7 +317,7 @@ async fn a_proxy_is_taken_where_kubectl_takes_it() {
 
 /// `KUBECONFIG` lists files to merge; one that does not exist is skipped, as kubectl does. kube
 /// refused the whole list for it ("reading …: No such file or directory"), so the audit and
-/// `make run` failed where kubectl worked.
+/// `make run` failed where kubectl worked. A file that cannot be parsed is named in the error.
 #[tokio::test]
 async fn a_kubeconfig_list_with_a_missing_file_is_read_as_kubectl_reads_it() {
     let ctx = support::context("kubeconfig-list").await;
@@ -355,4 +355,31 @@ async fn a_kubeconfig_list_with_a_missing_file_is_read_as_kubectl_reads_it() {
         audit_err.contains(&format!("reading {missing}: No such file or directory")),
         "{audit_err}"
     );
+    // A file that is no kubeconfig: the error names it, as kubectl's does (kube's named none).
+    let broken = std::env::temp_dir().join(format!("{}-broken-kubeconfig", ctx.ns));
+    std::fs::write(&broken, "clusters: [").expect("write the broken kubeconfig");
+    let broken = broken.display().to_string();
+    let list = format!("{real}:{broken}");
+    for (args, environment) in [
+        (audit.to_vec(), vec![("KUBECONFIG", list.as_str())]),
+        ([&audit[..], &["--kubeconfig", &broken]].concat(), vec![]),
+    ] {
+        let (ok, stderr) = run_with(sentinel, &args, &environment).await;
+        assert!(!ok, "audit {args:?} with {environment:?} succeeded");
+        assert!(
+            stderr.contains(&format!("{broken}: failed to parse kubeconfig YAML")),
+            "{stderr}"
+        );
+    }
+    let (kubectl_ok, kubectl_err) = run_with(
+        &kubectl,
+        &["get", "namespace", &ctx.ns],
+        &[("KUBECONFIG", list.as_str())],
+    )
+    .await;
+    assert!(
+        !kubectl_ok && kubectl_err.contains(&broken),
+        "kubectl: {kubectl_err}"
+    );
+    let _ = std::fs::remove_file(&broken);
 }

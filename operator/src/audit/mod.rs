@@ -18,7 +18,7 @@ use k8s_openapi::{
 use kube::{
     Api, Client, ResourceExt,
     api::{ApiResource, DynamicObject, GroupVersionKind, ListParams},
-    config::{KubeConfigOptions, Kubeconfig},
+    config::KubeConfigOptions,
 };
 use serde_json::Value;
 
@@ -1076,25 +1076,21 @@ async fn cluster_grants(
 }
 
 async fn client(args: &AuditArgs) -> Result<Client, AuditError> {
-    use crate::client::kubeconfig_error;
     let options = KubeConfigOptions {
         context: args.context.clone(),
         ..Default::default()
     };
     let mut config = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path).map_err(|e| kubeconfig_error(&e));
-            match kubeconfig {
-                Ok(kubeconfig) => crate::client::from_kubeconfig(kubeconfig, &options)
-                    .await
-                    .map_err(|e| format!("{}: {e}", path.display())),
-                Err(e) => Err(e),
-            }
-        }
+        Some(path) => match crate::client::read_kubeconfig_file(path) {
+            Ok(kubeconfig) => crate::client::from_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(|e| format!("{}: {e}", path.display())),
+            Err(e) => Err(e),
+        },
         None => match &args.context {
             Some(_) => match crate::client::read_kubeconfig() {
                 Ok(kubeconfig) => crate::client::from_kubeconfig(kubeconfig, &options).await,
-                Err(e) => Err(kubeconfig_error(&e)),
+                Err(e) => Err(e),
             },
             None => {
                 crate::client::infer_config("--kubeconfig, KUBECONFIG, ~/.kube/config, or in a pod").await
