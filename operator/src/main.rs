@@ -92,7 +92,14 @@ struct RunArgs {
     lease_name: String,
 
     /// Seconds a Lease lasts without renewal; a standby takes over after this.
-    #[arg(long, env = "SENTINEL_LEASE_DURATION", default_value = "15")]
+    // The Lease's leaseDurationSeconds, an int32 the API server wants above 0: anything else
+    // passed here and failed only once the Lease was written.
+    #[arg(
+        long,
+        env = "SENTINEL_LEASE_DURATION",
+        default_value = "15",
+        value_parser = clap::value_parser!(u64).range(1..=i32::MAX as u64)
+    )]
     lease_duration: u64,
 }
 
@@ -500,6 +507,22 @@ mod tests {
 
     fn leader_elect(flags: &[&str]) -> Result<bool, clap::Error> {
         run_args(flags).map(|run| run.leader_elect)
+    }
+
+    /// A Lease lasts at least a second, and no longer than its int32 field can say.
+    #[test]
+    fn lease_durations_the_api_server_cannot_store_are_refused() {
+        assert_eq!(run_args(&[]).expect("the default").lease_duration, 15);
+        assert_eq!(
+            run_args(&["--lease-duration=1"])
+                .expect("one second")
+                .lease_duration,
+            1
+        );
+        assert!(run_args(&["--lease-duration=2147483647"]).is_ok());
+        for refused in ["--lease-duration=0", "--lease-duration=2147483648"] {
+            assert!(run_args(&[refused]).is_err(), "{refused}");
+        }
     }
 
     /// The flag names of operators scaffolded by kubebuilder, as a patch over their manifests
