@@ -37,6 +37,11 @@ struct RunArgs {
     #[command(flatten)]
     controller: controller::ControllerConfig,
 
+    /// The kubeconfig of the cluster, as operators built on controller-runtime take it; without
+    /// it, KUBECONFIG, ~/.kube/config, or the pod's service account.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+
     /// Where /livez and /readyz are served (`:8081` means every interface, IPv6 and IPv4).
     /// Also `--health-probe-bind-address`, the name operators scaffolded by kubebuilder use.
     #[arg(
@@ -280,9 +285,18 @@ async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     );
     args.controller
         .apply_related_images(std::env::var("RELATED_IMAGE_AGENT").ok());
-    let kube_config = seccomp_sentinel::client::infer_config("KUBECONFIG, ~/.kube/config, or in a pod")
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let kube_config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig =
+                seccomp_sentinel::client::read_kubeconfig_file(path).map_err(anyhow::Error::msg)?;
+            seccomp_sentinel::client::from_kubeconfig(kubeconfig, &Default::default())
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        None => seccomp_sentinel::client::infer_config("KUBECONFIG, ~/.kube/config, or in a pod")
+            .await
+            .map_err(anyhow::Error::msg)?,
+    };
     // Evictions must see a PodDisruptionBudget's 429 at once, not after kube's default retries.
     let ApiClients {
         client,

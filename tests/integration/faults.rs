@@ -1657,6 +1657,48 @@ async fn a_port_already_taken_is_a_start_up_error() {
     drop(taken);
 }
 
+/// `run --kubeconfig PATH`, as an operator built on controller-runtime is run by hand, reads that
+/// file (it was "unexpected argument"), before KUBECONFIG; one it cannot read is named.
+#[tokio::test]
+async fn run_takes_the_kubeconfig_flag() {
+    let ctx = support::context("fault-kubeconfig-flag").await;
+    let health = support::free_port();
+    let log = data_file(&ctx, "kubeconfig-flag", "log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
+        .args([
+            "run",
+            "--namespaces",
+            &ctx.ns,
+            "--metrics-auth=none",
+            "--kubeconfig",
+        ])
+        .arg(ctx.cluster.kubeconfig())
+        .arg(format!("--health-addr=127.0.0.1:{health}"))
+        .arg(format!("--metrics-addr=127.0.0.1:{health}"))
+        .env("KUBECONFIG", "/nowhere/config")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start the operator");
+    let statuses: Api<SeccompStatus> = ctx.api();
+    create_pods(&ctx, ["web".to_string()], None).await;
+    wait_for_explained(
+        "the status of a pod, written by the operator given --kubeconfig",
+        TIMEOUT,
+        || async { statuses.get_opt("web").await.ok().flatten().map(|_| ()) },
+        || std::fs::read_to_string(&log).unwrap_or_default(),
+    )
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let (code, stderr) = without_a_cluster(&["run", "--kubeconfig", "/nowhere/given"], &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("Error: reading /nowhere/given: No such file or directory"),
+        "{stderr}"
+    );
+}
+
 /// `:port`, the form of the shipped manifests, listens on IPv6 as on IPv4: in an IPv6 cluster the
 /// kubelet probes the pod's IPv6 address, which the operator refused (it listened on 0.0.0.0), so
 /// its liveness probe failed for good.
