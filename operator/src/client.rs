@@ -99,14 +99,8 @@ pub fn kubeconfig_error(e: &kube::config::KubeconfigError) -> String {
 /// pod that is the one that tells.
 pub async fn infer_config(tried: &str) -> Result<kube::Config, String> {
     // kube::Config::infer, with the kubeconfig kept to settle the proxy as kubectl does.
-    let from_kubeconfig = match read_kubeconfig() {
-        Ok(kubeconfig) => {
-            let options = kube::config::KubeConfigOptions::default();
-            from_kubeconfig(kubeconfig, &options).await
-        }
-        Err(why) => Err(why),
-    };
-    let mut config = match from_kubeconfig {
+    let from_kubeconfig = async { from_kubeconfig(read_kubeconfig()?, &Default::default()).await };
+    let mut config = match from_kubeconfig.await {
         Ok(config) => config,
         // In a pod kube takes no proxy, which stays so.
         Err(why) => kube::Config::incluster().map_err(|_| format!("no cluster found ({tried}): {why}"))?,
@@ -159,7 +153,7 @@ pub fn read_kubeconfig() -> Result<kube::config::Kubeconfig, String> {
 }
 
 /// The kubeconfig file at `path`; an error names it.
-pub fn read_kubeconfig_file(path: &std::path::Path) -> Result<kube::config::Kubeconfig, String> {
+fn read_kubeconfig_file(path: &std::path::Path) -> Result<kube::config::Kubeconfig, String> {
     kube::config::Kubeconfig::read_from(path).map_err(|e| kubeconfig_file_error(path, &e))
 }
 
@@ -171,6 +165,18 @@ fn kubeconfig_file_error(path: &std::path::Path, e: &kube::config::KubeconfigErr
         kube::config::KubeconfigError::ReadConfig(..) => kubeconfig_error(e),
         other => format!("{}: {}", path.display(), kubeconfig_error(other)),
     }
+}
+
+/// The settings of the kubeconfig file at `path` (a `--kubeconfig` flag's), as
+/// [`from_kubeconfig`]; an error names the file.
+pub async fn config_from_file(
+    path: &std::path::Path,
+    options: &kube::config::KubeConfigOptions,
+) -> Result<kube::Config, String> {
+    let kubeconfig = read_kubeconfig_file(path)?;
+    from_kubeconfig(kubeconfig, options)
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The settings of `kubeconfig`'s cluster (of `options.context`, or the current one), with the
@@ -188,7 +194,7 @@ pub async fn from_kubeconfig(
     if let Some(exec) = &mut config.auth_info.exec {
         // A credential plugin runs with the proxy settings the process started with (its own
         // kubeconfig entries, which come later, still win): it may need them to reach its issuer.
-        let given = environment.taken.iter().map(|(name, value)| {
+        let given = environment.variables().iter().map(|(name, value)| {
             std::collections::HashMap::from([
                 ("name".to_string(), name.clone()),
                 ("value".to_string(), value.clone()),
@@ -219,60 +225,71 @@ fn cluster_proxy_url(kubeconfig: &kube::config::Kubeconfig, context: Option<&str
         .clone()
 }
 
-/// The proxy settings the binary takes out of its environment (see [`ProxyEnvironment::keep_taken`]).
+/// The proxy settings the binary takes out of its environment (see [`ProxyEnvironment::keep`]).
 pub const PROXY_VARIABLES: [&str; 4] = ["HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"];
 
-static TAKEN_PROXY_ENVIRONMENT: std::sync::OnceLock<ProxyEnvironment> = std::sync::OnceLock::new();
+static KEPT_PROXY_ENVIRONMENT: std::sync::OnceLock<ProxyEnvironment> = std::sync::OnceLock::new();
 
-/// The proxy settings of the environment as Go reads them: `HTTPS_PROXY` (else `https_proxy`),
-/// `NO_PROXY` (else `no_proxy`); an empty value counts as unset.
+/// The proxy settings of a process: those of [`PROXY_VARIABLES`] that are set, as they are. Go
+/// reads `HTTPS_PROXY` (else `https_proxy`) and `NO_PROXY` (else `no_proxy`); an empty value
+/// counts as unset.
 #[derive(Clone, Debug, Default)]
 pub struct ProxyEnvironment {
-    pub https_proxy: Option<String>,
-    pub no_proxy: Option<String>,
-    /// The variables taken out of the process's environment, as they were.
-    taken: Vec<(String, String)>,
+    variables: Vec<(String, String)>,
 }
 
 impl ProxyEnvironment {
-    fn from_variables(variables: Vec<(String, String)>) -> Self {
-        let first = |names: [&str; 2]| {
-            names.into_iter().find_map(|name| {
-                variables
-                    .iter()
-                    .find(|(set, value)| set == name && !value.trim().is_empty())
-                    .map(|(_, value)| value.clone())
-            })
-        };
-        ProxyEnvironment {
-            https_proxy: first(["HTTPS_PROXY", "https_proxy"]),
-            no_proxy: first(["NO_PROXY", "no_proxy"]),
-            taken: Vec::new(),
-        }
+    pub fn new(variables: Vec<(String, String)>) -> Self {
+        ProxyEnvironment { variables }
     }
 
-    fn read() -> Self {
-        let variables = PROXY_VARIABLES
-            .iter()
-            .filter_map(|name| Some((name.to_string(), std::env::var(name).ok()?)))
-            .collect();
-        Self::from_variables(variables)
+    /// The settings in this process's environment now.
+    pub fn of_process() -> Self {
+        Self::new(
+            PROXY_VARIABLES
+                .iter()
+                .filter_map(|name| Some((name.to_string(), std::env::var(name).ok()?)))
+                .collect(),
+        )
     }
 
-    /// The settings kept by [`ProxyEnvironment::keep_taken`], or else those of the environment.
+    /// The variables that are set, by name.
+    pub fn variables(&self) -> &[(String, String)] {
+        &self.variables
+    }
+
+    fn first_set(&self, names: [&str; 2]) -> Option<&str> {
+        names.into_iter().find_map(|name| {
+            self.variables
+                .iter()
+                .find(|(set, value)| set == name && !value.trim().is_empty())
+                .map(|(_, value)| value.as_str())
+        })
+    }
+
+    pub fn https_proxy(&self) -> Option<&str> {
+        self.first_set(["HTTPS_PROXY", "https_proxy"])
+    }
+
+    pub fn no_proxy(&self) -> Option<&str> {
+        self.first_set(["NO_PROXY", "no_proxy"])
+    }
+
+    /// The settings kept by [`ProxyEnvironment::keep`], or else those of the environment.
     pub fn current() -> Self {
-        TAKEN_PROXY_ENVIRONMENT.get().cloned().unwrap_or_else(Self::read)
+        KEPT_PROXY_ENVIRONMENT
+            .get()
+            .cloned()
+            .unwrap_or_else(Self::of_process)
     }
 
-    /// Keeps `variables`, the [`PROXY_VARIABLES`] that were set, for [`from_kubeconfig`] once the
-    /// process has taken them out of its environment (the binary does, before any thread
-    /// starts). kube reads them while it loads a kubeconfig, takes `HTTPS_PROXY` for any server,
-    /// and refuses a `NO_PROXY` that Go reads well (an empty entry, as in `a,,b`, or `$NO_PROXY,b`
-    /// with `NO_PROXY` unset), so the kubeconfig could not be used at all.
-    pub fn keep_taken(variables: Vec<(String, String)>) {
-        let mut environment = Self::from_variables(variables.clone());
-        environment.taken = variables;
-        let _ = TAKEN_PROXY_ENVIRONMENT.set(environment);
+    /// Keeps these settings for [`from_kubeconfig`] once the process has taken them out of its
+    /// environment (the binary does, before any thread starts). kube reads them while it loads a
+    /// kubeconfig, takes `HTTPS_PROXY` for any server, and refuses a `NO_PROXY` that Go reads well
+    /// (an empty entry, as in `a,,b`, or `$NO_PROXY,b` with `NO_PROXY` unset), so the kubeconfig
+    /// could not be used at all.
+    pub fn keep(self) {
+        let _ = KEPT_PROXY_ENVIRONMENT.set(self);
     }
 }
 
@@ -294,7 +311,7 @@ pub fn proxy_for(
             .map(Some)
             .map_err(|e| format!("the cluster's proxy-url {proxy:?}: {e}"));
     }
-    let Some(proxy) = &environment.https_proxy else {
+    let Some(proxy) = environment.https_proxy() else {
         return Ok(None);
     };
     let host = server.host().unwrap_or_default();
@@ -305,7 +322,7 @@ pub fn proxy_for(
     if host == "localhost" || loopback {
         return Ok(None);
     }
-    if let Some(no_proxy) = &environment.no_proxy {
+    if let Some(no_proxy) = environment.no_proxy() {
         let port = server
             .port_u16()
             .unwrap_or(if server.scheme_str() == Some("http") {
@@ -324,7 +341,7 @@ pub fn proxy_for(
     }
     // Go reads a value without a scheme as an HTTP proxy's address.
     let proxy = if proxy.contains("://") {
-        proxy.clone()
+        proxy.to_string()
     } else {
         format!("http://{proxy}")
     };
@@ -812,7 +829,7 @@ mod tests {
     ) -> Option<String> {
         let set =
             |name: &str, value: &str| (!value.is_empty()).then(|| (name.to_string(), value.to_string()));
-        let environment = ProxyEnvironment::from_variables(
+        let environment = ProxyEnvironment::new(
             [set("HTTPS_PROXY", https_proxy), set("NO_PROXY", no_proxy)]
                 .into_iter()
                 .flatten()
@@ -917,11 +934,11 @@ mod tests {
             Some("http://proxy.corp:3128/")
         );
         // HTTPS_PROXY before https_proxy, an empty one skipped.
-        let environment = ProxyEnvironment::from_variables(vec![
+        let environment = ProxyEnvironment::new(vec![
             ("HTTPS_PROXY".into(), "".into()),
             ("https_proxy".into(), "http://lower:1".into()),
         ]);
-        assert_eq!(environment.https_proxy.as_deref(), Some("http://lower:1"));
+        assert_eq!(environment.https_proxy(), Some("http://lower:1"));
     }
 
     #[test]

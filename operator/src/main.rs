@@ -143,15 +143,12 @@ enum Command {
 /// Takes the proxy settings out of the environment, where kube would read them its own way, and
 /// keeps them to decide the proxy as kubectl does (`client::ProxyEnvironment`).
 fn take_proxy_environment() {
-    let taken: Vec<(String, String)> = seccomp_sentinel::client::PROXY_VARIABLES
-        .iter()
-        .filter_map(|name| Some((name.to_string(), std::env::var(name).ok()?)))
-        .collect();
-    for (name, _) in &taken {
+    let taken = seccomp_sentinel::client::ProxyEnvironment::of_process();
+    for (name, _) in taken.variables() {
         // SAFETY: called first thing in main, while the process has one thread.
         unsafe { std::env::remove_var(name) };
     }
-    seccomp_sentinel::client::ProxyEnvironment::keep_taken(taken);
+    taken.keep();
 }
 
 fn main() -> anyhow::Result<()> {
@@ -286,13 +283,9 @@ async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     args.controller
         .apply_related_images(std::env::var("RELATED_IMAGE_AGENT").ok());
     let kube_config = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig =
-                seccomp_sentinel::client::read_kubeconfig_file(path).map_err(anyhow::Error::msg)?;
-            seccomp_sentinel::client::from_kubeconfig(kubeconfig, &Default::default())
-                .await
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-        }
+        Some(path) => seccomp_sentinel::client::config_from_file(path, &Default::default())
+            .await
+            .map_err(anyhow::Error::msg)?,
         None => seccomp_sentinel::client::infer_config("KUBECONFIG, ~/.kube/config, or in a pod")
             .await
             .map_err(anyhow::Error::msg)?,

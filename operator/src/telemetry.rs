@@ -456,7 +456,7 @@ impl Listeners {
 /// Listens on `address`. The IPv6 wildcard (`[::]`, what `:port` means) takes IPv4 connections
 /// too, whatever the host's `net.ipv6.bindv6only`, as Go's `:port` does; on a host without IPv6 it
 /// is the IPv4 wildcard.
-pub async fn bind_listener(address: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+async fn bind_listener(address: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     if address.ip() != std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED) {
         return tokio::net::TcpListener::bind(address).await;
     }

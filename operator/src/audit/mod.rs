@@ -1081,17 +1081,12 @@ async fn client(args: &AuditArgs) -> Result<Client, AuditError> {
         ..Default::default()
     };
     let mut config = match &args.kubeconfig {
-        Some(path) => match crate::client::read_kubeconfig_file(path) {
-            Ok(kubeconfig) => crate::client::from_kubeconfig(kubeconfig, &options)
-                .await
-                .map_err(|e| format!("{}: {e}", path.display())),
-            Err(e) => Err(e),
-        },
+        Some(path) => crate::client::config_from_file(path, &options).await,
         None => match &args.context {
-            Some(_) => match crate::client::read_kubeconfig() {
-                Ok(kubeconfig) => crate::client::from_kubeconfig(kubeconfig, &options).await,
-                Err(e) => Err(e),
-            },
+            Some(_) => {
+                async { crate::client::from_kubeconfig(crate::client::read_kubeconfig()?, &options).await }
+                    .await
+            }
             None => {
                 crate::client::infer_config("--kubeconfig, KUBECONFIG, ~/.kube/config, or in a pod").await
             }
