@@ -89,6 +89,7 @@ echo
 echo "run: the operator is running on the local control plane. In another shell:"
 echo "  export KUBECONFIG=$kubeconfig"
 echo "  $kubectl get seccompstatus -A -o wide     # or: kubectl get seccomp -A"
-echo "  curl -s -H \"Authorization: Bearer \$($kubectl create token metrics-demo -n default)\" localhost:8080/metrics"
+# -k: without --metrics-cert-dir the certificate of /metrics is self-signed.
+echo "  curl -sk -H \"Authorization: Bearer \$($kubectl create token metrics-demo -n default)\" https://localhost:8443/metrics"
 echo "Ctrl-C stops the operator, the nodes and the control plane."
 wait "${pids[1]}"

@@ -15,6 +15,7 @@ pub mod packed;
 pub mod policy;
 pub mod profile;
 pub mod scc;
+pub mod serving_cert;
 pub mod status;
 pub mod telemetry;
 

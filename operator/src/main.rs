@@ -58,10 +58,37 @@ struct RunArgs {
         long,
         visible_alias = "metrics-bind-address",
         env = "SENTINEL_METRICS_ADDR",
-        default_value = ":8080",
+        default_value = ":8443",
         value_parser = parse_addr
     )]
     metrics_addr: SocketAddr,
+
+    /// Serve /metrics over HTTPS (the scraper's bearer token is then never in clear on the
+    /// network); `--metrics-secure=false` serves plain HTTP, and lets /metrics share the health
+    /// port.
+    #[arg(
+        long,
+        env = "SENTINEL_METRICS_SECURE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "true",
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        action = clap::ArgAction::Set
+    )]
+    metrics_secure: bool,
+
+    /// A directory with the certificate of /metrics, `tls.crt` and `tls.key` (a mounted
+    /// kubernetes.io/tls Secret: OpenShift's service CA, cert-manager); read again when they
+    /// change. Without it, or until it has them, a self-signed certificate is served. Also
+    /// `--metrics-cert-path`, kubebuilder's name.
+    #[arg(
+        long,
+        visible_alias = "metrics-cert-path",
+        env = "SENTINEL_METRICS_CERT_DIR",
+        value_parser = clap::builder::TypedValueParser::map(clap::builder::NonEmptyStringValueParser::new(), PathBuf::from)
+    )]
+    metrics_cert_dir: Option<PathBuf>,
 
     /// Who may read /metrics: `token-review` answers only requests whose bearer token the API
     /// server accepts (TokenReview) and whose user may `get` the non-resource URL /metrics
@@ -106,6 +133,40 @@ struct RunArgs {
         value_parser = clap::value_parser!(u64).range(1..=i32::MAX as u64)
     )]
     lease_duration: u64,
+}
+
+/// The TLS set-up of /metrics, `None` for plain HTTP; its certificate is watched for rotations
+/// from here on.
+fn metrics_tls(args: &RunArgs) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+    use seccomp_sentinel::serving_cert::{RELOAD_INTERVAL, Served, ServingCert};
+    if !args.metrics_secure {
+        return Ok(None);
+    }
+    // Port 0 for both is two ports the system picks.
+    if args.health_addr == args.metrics_addr && args.metrics_addr.port() != 0 {
+        anyhow::bail!(
+            "--metrics-addr {} is the health port too: metrics over HTTPS need a port of their own \
+             (the kubelet probes the health port over HTTP), or --metrics-secure=false",
+            args.metrics_addr
+        );
+    }
+    let cert = Arc::new(
+        // One line, as the other start-up errors.
+        ServingCert::load(args.metrics_cert_dir.clone())
+            .map_err(|e| anyhow::anyhow!("the certificate of /metrics (--metrics-cert-dir): {e}"))?,
+    );
+    match (cert.served(), cert.dir()) {
+        (Served::FromDirectory, Some(dir)) => {
+            info!(dir = %dir.display(), "serving /metrics over HTTPS with the certificate of the directory")
+        }
+        (_, Some(dir)) => warn!(
+            dir = %dir.display(),
+            "no tls.crt and tls.key in the directory yet: serving /metrics with a self-signed certificate until they come"
+        ),
+        (_, None) => info!("serving /metrics over HTTPS with a self-signed certificate"),
+    }
+    tokio::spawn(cert.clone().watch(RELOAD_INTERVAL));
+    Ok(Some(Arc::new(cert.server_config()?)))
 }
 
 /// `:port` is every interface, of both IP families (as for Go operators): the IPv6 wildcard,
@@ -282,6 +343,8 @@ async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     );
     args.controller
         .apply_related_images(std::env::var("RELATED_IMAGE_AGENT").ok());
+    // Before the cluster: a certificate that cannot be used is a mistake to show at once.
+    let metrics_tls = metrics_tls(&args)?;
     let kube_config = match &args.kubeconfig {
         Some(path) => seccomp_sentinel::client::config_from_file(path, &Default::default())
             .await
@@ -313,9 +376,10 @@ async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     let server_metrics = metrics.clone();
     // Bound before anything starts: a port already taken is a start-up error, not a silent
     // operator without probes or metrics.
-    let listeners = telemetry::Listeners::bind(args.health_addr, args.metrics_addr).await?;
+    let listeners =
+        telemetry::Listeners::bind(args.health_addr, args.metrics_addr, metrics_tls.is_some()).await?;
     let (health, metrics_addr) = listeners.addresses();
-    info!(?health, metrics = ?metrics_addr, "serving health probes and metrics");
+    info!(?health, metrics = ?metrics_addr, metrics_secure = args.metrics_secure, "serving health probes and metrics");
     let authorizer = (args.metrics_auth == MetricsAuth::TokenReview).then(|| {
         Arc::new(seccomp_sentinel::metrics_auth::MetricsAuthorizer::new(
             client.clone(),
@@ -324,7 +388,7 @@ async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     let server_stop = stop.clone().cancelled_owned();
     let server_error_stop = stop.clone();
     let server = tokio::spawn(async move {
-        let served = telemetry::serve(server_metrics, listeners, authorizer, server_stop).await;
+        let served = telemetry::serve(server_metrics, listeners, authorizer, metrics_tls, server_stop).await;
         if let Err(e) = &served {
             error!(error = %e, "the health and metrics server failed: stopping");
             server_error_stop.cancel();
@@ -543,6 +607,22 @@ mod tests {
         .expect("kubebuilder's names");
         assert_eq!(run.metrics_addr.to_string(), "127.0.0.1:9090");
         assert_eq!(run.health_addr.to_string(), "[::]:9091");
+    }
+
+    /// HTTPS metrics by default; kubebuilder's `--metrics-secure=false` and `--metrics-cert-path`
+    /// mean what they mean there; an empty directory is refused, not taken for the current one.
+    #[test]
+    fn metrics_are_secure_unless_turned_off() {
+        let run = run_args(&[]).expect("defaults");
+        assert!(run.metrics_secure);
+        assert_eq!(run.metrics_addr.to_string(), "[::]:8443");
+        assert_eq!(run.metrics_cert_dir, None);
+        let run =
+            run_args(&["--metrics-secure=false", "--metrics-cert-path=/certs"]).expect("kubebuilder's names");
+        assert!(!run.metrics_secure);
+        assert_eq!(run.metrics_cert_dir, Some(std::path::PathBuf::from("/certs")));
+        assert!(run_args(&["--metrics-secure"]).expect("bare").metrics_secure);
+        assert!(run_args(&["--metrics-cert-dir="]).is_err());
     }
 
     /// The shipped manifests pass `--leader-elect`; a patch turning it off writes

@@ -422,7 +422,13 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    pub async fn bind(health: SocketAddr, metrics: SocketAddr) -> Result<Listeners, BindError> {
+    /// Binds both; one address for both is one port, unless metrics want their own (HTTPS),
+    /// which port 0 then gives them.
+    pub async fn bind(
+        health: SocketAddr,
+        metrics: SocketAddr,
+        metrics_own_port: bool,
+    ) -> Result<Listeners, BindError> {
         let listen = |address: SocketAddr, purpose: &'static str| async move {
             bind_listener(address).await.map_err(|source| BindError {
                 address,
@@ -430,7 +436,7 @@ impl Listeners {
                 source,
             })
         };
-        if health == metrics {
+        if health == metrics && !metrics_own_port {
             return Ok(Listeners {
                 health: listen(health, "health probes and metrics").await?,
                 metrics: None,
@@ -480,12 +486,99 @@ async fn bind_listener(address: SocketAddr) -> std::io::Result<tokio::net::TcpLi
     }
 }
 
+/// How long a client has to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What a plain-HTTP request to the HTTPS port gets (instead of TLS alert bytes that clients
+/// show as garbage).
+const PLAIN_HTTP_TO_HTTPS: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nthis port serves HTTPS: use https://\n";
+
+/// A listener whose connections are TLS. Handshakes run beside the accept loop, so a client that
+/// stalls in one holds up no other, and each has `HANDSHAKE_TIMEOUT`.
+struct TlsListener {
+    handshaken:
+        tokio::sync::mpsc::Receiver<(tokio_rustls::server::TlsStream<tokio::net::TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl TlsListener {
+    fn new(tcp: tokio::net::TcpListener, tls: Arc<rustls::ServerConfig>) -> std::io::Result<Self> {
+        let local = tcp.local_addr()?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        let (sender, handshaken) = tokio::sync::mpsc::channel(64);
+        let accepting = tokio::spawn(async move {
+            loop {
+                let (stream, peer) = match tcp.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait rather than spin.
+                        tracing::warn!(error = %e, "cannot accept a metrics connection");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                let acceptor = acceptor.clone();
+                let sender = sender.clone();
+                tokio::spawn(async move {
+                    let handshake = async {
+                        let mut first = [0u8; 1];
+                        stream.peek(&mut first).await.ok()?;
+                        // Every TLS connection opens with a handshake record (content type 22).
+                        if first[0] != 0x16 {
+                            use tokio::io::AsyncWriteExt;
+                            let mut stream = stream;
+                            let _ = stream.write_all(PLAIN_HTTP_TO_HTTPS).await;
+                            let _ = stream.shutdown().await;
+                            return None;
+                        }
+                        acceptor.accept(stream).await.ok()
+                    };
+                    if let Ok(Some(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                        let _ = sender.send((tls, peer)).await;
+                    }
+                });
+            }
+        });
+        Ok(TlsListener {
+            handshaken,
+            local,
+            accepting,
+        })
+    }
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.handshaken.recv().await {
+            Some(connection) => connection,
+            // The accept loop runs until this listener is dropped.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.local)
+    }
+}
+
 /// Serves `/livez` and `/readyz`, and `/metrics`, on the bound listeners until `shutdown`. With
-/// an authorizer, `/metrics` answers only requests whose bearer token may `get /metrics`.
+/// an authorizer, `/metrics` answers only requests whose bearer token may `get /metrics`; with
+/// `metrics_tls`, it is served over HTTPS on its own port.
 pub async fn serve(
     metrics: Arc<Metrics>,
     listeners: Listeners,
     authorizer: Option<Arc<crate::metrics_auth::MetricsAuthorizer>>,
+    metrics_tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let health_routes = {
@@ -561,13 +654,26 @@ pub async fn serve(
         health: health_listener,
         metrics,
     } = listeners;
-    match metrics {
-        None => {
+    match (metrics, metrics_tls) {
+        (None, None) => {
             axum::serve(health_listener, health_routes.merge(metrics_routes))
                 .with_graceful_shutdown(stop(rx))
                 .await
         }
-        Some(metrics_listener) => {
+        // The kubelet's probes speak plain HTTP: HTTPS metrics need a port of their own.
+        (None, Some(_)) => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "metrics over HTTPS need a port other than the health port",
+        )),
+        (Some(metrics_listener), None) => {
+            let (a, b) = tokio::join!(
+                axum::serve(health_listener, health_routes).with_graceful_shutdown(stop(rx.clone())),
+                axum::serve(metrics_listener, metrics_routes).with_graceful_shutdown(stop(rx)),
+            );
+            a.and(b)
+        }
+        (Some(metrics_listener), Some(tls)) => {
+            let metrics_listener = TlsListener::new(metrics_listener, tls)?;
             let (a, b) = tokio::join!(
                 axum::serve(health_listener, health_routes).with_graceful_shutdown(stop(rx.clone())),
                 axum::serve(metrics_listener, metrics_routes).with_graceful_shutdown(stop(rx)),

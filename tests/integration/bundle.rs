@@ -161,6 +161,7 @@ async fn every_kustomize_target_passes_the_api_servers_strict_validation() {
         "config/agent",
         "config/openshift",
         "config/prometheus",
+        "config/openshift/prometheus",
         "config/samples",
     ] {
         let path = sentinel_testenv::repository_root().join(target);

@@ -453,6 +453,7 @@ async fn the_operator_works_with_exactly_the_shipped_rbac() {
 struct Replica {
     child: Child,
     health: u16,
+    metrics: u16,
 }
 
 impl Replica {
@@ -460,8 +461,10 @@ impl Replica {
         Self::start_with(ctx, identity, lease, &[])
     }
 
+    /// A replica as the shipped manager runs: HTTPS metrics on a port of their own.
     fn start_with(ctx: &TestContext, identity: &str, lease: &str, extra: &[&str]) -> Replica {
         let health = support::free_port();
+        let metrics = support::free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
             .args([
                 "run",
@@ -472,7 +475,7 @@ impl Replica {
             ])
             .args(["--lease-name", lease, "--lease-duration", "6"])
             .arg(format!("--health-addr=127.0.0.1:{health}"))
-            .arg(format!("--metrics-addr=127.0.0.1:{health}"))
+            .arg(format!("--metrics-addr=127.0.0.1:{metrics}"))
             .arg(format!("--policy-selector={POLICY_LABEL}={}", ctx.ns))
             .args(extra)
             .env("KUBECONFIG", ctx.cluster.kubeconfig())
@@ -483,29 +486,31 @@ impl Replica {
             .stderr(Stdio::null())
             .spawn()
             .expect("start a replica");
-        Replica { child, health }
+        Replica {
+            child,
+            health,
+            metrics,
+        }
     }
 
+    /// A GET of the health port, over plain HTTP as the kubelet probes it.
     async fn get(&self, path: &str) -> Option<(u16, String)> {
-        self.get_with(path, None).await
+        plain_get(self.health, path, None).await
     }
 
-    async fn get_with(&self, path: &str, token: Option<&str>) -> Option<(u16, String)> {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.health))
-            .await
-            .ok()?;
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let authorization = token
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
-        stream
-            .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n{authorization}\r\n").as_bytes())
-            .await
-            .ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.ok()?;
-        let code = response.split_whitespace().nth(1)?.parse().ok()?;
-        Some((code, response))
+    /// A scrape of /metrics over HTTPS, trusting whatever certificate is presented (the shipped
+    /// ServiceMonitor's `insecureSkipVerify`, for the self-signed certificate).
+    async fn scrape(&self, token: Option<&str>) -> Option<(u16, String)> {
+        support::https::get(
+            "127.0.0.1",
+            self.metrics,
+            "/metrics",
+            token,
+            &support::https::Trust::Anything,
+        )
+        .await
+        .ok()
+        .map(|a| (a.code, a.response))
     }
 
     fn terminate(&mut self) {
@@ -522,6 +527,23 @@ impl Drop for Replica {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One plain-HTTP GET of a loopback port.
+async fn plain_get(port: u16, path: &str, token: Option<&str>) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let authorization = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n{authorization}\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let code = response.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, response))
 }
 
 async fn holder(ctx: &TestContext, lease: &str) -> Option<String> {
@@ -568,28 +590,44 @@ async fn metrics_need_a_token_that_may_read_them() {
     })
     .await;
     let code = |answer: Option<(u16, String)>| answer.map(|(c, _)| c);
-    assert_eq!(code(replica.get("/metrics").await), Some(401), "no token");
+    assert_eq!(code(replica.scrape(None).await), Some(401), "no token");
     assert_eq!(
-        code(replica.get_with("/metrics", Some("not-a-token")).await),
+        code(replica.scrape(Some("not-a-token")).await),
         Some(401),
         "a token the API server does not know"
     );
     let outsider = metrics_token(&ctx, "outsider", false);
-    assert_eq!(
-        code(replica.get_with("/metrics", Some(&outsider)).await),
-        Some(403)
-    );
+    assert_eq!(code(replica.scrape(Some(&outsider)).await), Some(403));
     let reader = metrics_token(&ctx, "reader", true);
-    let (status, body) = replica
-        .get_with("/metrics", Some(&reader))
-        .await
-        .expect("metrics");
+    let (status, body) = replica.scrape(Some(&reader)).await.expect("metrics");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("seccomp_sentinel_reconcile_errors_total"), "{body}");
     assert_eq!(
         code(replica.get("/livez").await),
         Some(200),
         "the probes need no token"
+    );
+    // The token never crosses the network in clear: the metrics port speaks only TLS, and says
+    // so to a plain-HTTP client (without sending it anything else).
+    let (status, body) = plain_get(replica.metrics, "/metrics", Some(&reader))
+        .await
+        .expect("an answer to plain HTTP");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("this port serves HTTPS"), "{body}");
+    assert!(!body.contains("seccomp_sentinel_"), "{body}");
+    let presented = support::https::get(
+        "127.0.0.1",
+        replica.metrics,
+        "/metrics",
+        Some(&reader),
+        &support::https::Trust::Anything,
+    )
+    .await
+    .expect("scrape")
+    .presented;
+    assert!(
+        support::https::certificate_says(&presented, seccomp_sentinel::serving_cert::SELF_SIGNED_NAME),
+        "without --metrics-cert-dir, the self-signed certificate"
     );
     drop(replica);
 
@@ -600,10 +638,146 @@ async fn metrics_need_a_token_that_may_read_them() {
         &["--metrics-auth=none"],
     );
     let (status, _) = wait_for("metrics without a token", TIMEOUT, || async {
-        open.get("/metrics").await.filter(|(c, _)| *c == 200)
+        open.scrape(None).await.filter(|(c, _)| *c == 200)
     })
     .await;
     assert_eq!(status, 200);
+    drop(open);
+
+    // `--metrics-secure=false`: plain HTTP, on the health port too.
+    let health = support::free_port();
+    let mut plain = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
+        .args(["run", "--namespaces", &ctx.ns, "--metrics-auth=none"])
+        .arg("--metrics-secure=false")
+        .arg(format!("--health-addr=127.0.0.1:{health}"))
+        .arg(format!("--metrics-addr=127.0.0.1:{health}"))
+        .arg(format!("--policy-selector={POLICY_LABEL}={}", ctx.ns))
+        .env("KUBECONFIG", ctx.cluster.kubeconfig())
+        .env("POD_NAMESPACE", &ctx.ns)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the operator");
+    let (status, body) = wait_for("plain metrics", TIMEOUT, || async {
+        plain_get(health, "/metrics", None)
+            .await
+            .filter(|(c, _)| *c == 200)
+    })
+    .await;
+    assert!(body.contains("seccomp_sentinel_build_info"), "{status} {body}");
+    let _ = plain.kill();
+    let _ = plain.wait();
+}
+
+/// /metrics over HTTPS with the certificate of `--metrics-cert-dir`, mounted as the kubelet mounts a
+/// Secret: self-signed while the directory is empty (an optional Secret not made yet), the
+/// directory's pair once it is there, a rotated pair from the next handshakes on, and a pair that
+/// does not go together kept out (the one before goes on serving).
+#[tokio::test]
+async fn metrics_are_served_with_the_mounted_certificate_and_its_rotations() {
+    use support::https::{self, Trust};
+    let ctx = support::context("metrics-tls").await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let certs = work.path().join("metrics-tls");
+    std::fs::create_dir(&certs).expect("cert dir");
+    let log = work.path().join("operator.log");
+    let (health, metrics) = (support::free_port(), support::free_port());
+    let mut operator = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
+        .args(["run", "--namespaces", &ctx.ns, "--metrics-auth=none"])
+        .arg(format!("--health-addr=127.0.0.1:{health}"))
+        .arg(format!("--metrics-addr=127.0.0.1:{metrics}"))
+        .arg(format!("--metrics-cert-dir={}", certs.display()))
+        .arg(format!("--policy-selector={POLICY_LABEL}={}", ctx.ns))
+        .env("KUBECONFIG", ctx.cluster.kubeconfig())
+        .env("POD_NAMESPACE", &ctx.ns)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start the operator");
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    let first = support::wait_for_explained(
+        "a scrape over HTTPS",
+        TIMEOUT,
+        || async {
+            https::get("127.0.0.1", metrics, "/metrics", None, &Trust::Anything)
+                .await
+                .ok()
+                .filter(|a| a.code == 200)
+        },
+        read_log,
+    )
+    .await;
+    assert!(
+        https::certificate_says(&first.presented, seccomp_sentinel::serving_cert::SELF_SIGNED_NAME),
+        "an empty directory: self-signed"
+    );
+    assert!(
+        read_log().contains("no tls.crt and tls.key in the directory yet"),
+        "{}",
+        read_log()
+    );
+
+    // The Secret's first pair, then a rotation to another CA, as the kubelet swaps them in.
+    let name = format!("seccomp-sentinel-metrics.{}.svc", ctx.ns);
+    let mut generation = 0;
+    for ca_name in ["first CA", "second CA"] {
+        generation += 1;
+        let issued = https::issue(ca_name, &name);
+        https::write_like_a_secret_volume(
+            &certs,
+            generation,
+            &[("tls.crt", &issued.cert), ("tls.key", &issued.key)],
+        );
+        let trust = Trust::Ca {
+            pem: &issued.ca,
+            server_name: &name,
+        };
+        let answer = support::wait_for_explained(
+            &format!("a scrape that trusts only the {ca_name}"),
+            TIMEOUT,
+            || async {
+                https::get("127.0.0.1", metrics, "/metrics", None, &trust)
+                    .await
+                    .ok()
+                    .filter(|a| a.code == 200)
+            },
+            read_log,
+        )
+        .await;
+        assert!(
+            answer.response.contains("seccomp_sentinel_build_info"),
+            "{}",
+            answer.response
+        );
+    }
+    let second = https::get("127.0.0.1", metrics, "/metrics", None, &Trust::Anything)
+        .await
+        .expect("scrape")
+        .presented;
+
+    // A pair whose key is another certificate's: refused aloud, the second pair still served.
+    let cert = https::issue("third CA", &name);
+    let other = https::issue("fourth CA", &name);
+    https::write_like_a_secret_volume(&certs, 3, &[("tls.crt", &cert.cert), ("tls.key", &other.key)]);
+    support::wait_for_explained(
+        "a warning about the pair that does not go together",
+        TIMEOUT,
+        || async {
+            read_log()
+                .contains("cannot use the new certificate")
+                .then_some(())
+        },
+        read_log,
+    )
+    .await;
+    let still = https::get("127.0.0.1", metrics, "/metrics", None, &Trust::Anything)
+        .await
+        .expect("scrape");
+    assert_eq!(still.code, 200);
+    assert_eq!(still.presented, second, "the second pair, still");
+    let _ = operator.kill();
+    let _ = operator.wait();
 }
 
 #[tokio::test]
@@ -640,15 +814,12 @@ async fn two_replicas_fail_over_through_the_lease_without_duplicate_writes() {
     .await;
     let token = metrics_token(&ctx, "scraper", true);
     let (code, metrics) = wait_for("the leader's metrics", TIMEOUT, || async {
-        first.get_with("/metrics", Some(&token)).await
+        first.scrape(Some(&token)).await
     })
     .await;
     assert_eq!(code, 200);
     assert!(metrics.contains("seccomp_sentinel_is_leader 1"), "{metrics}");
-    let (_, standby_metrics) = second
-        .get_with("/metrics", Some(&token))
-        .await
-        .expect("standby metrics");
+    let (_, standby_metrics) = second.scrape(Some(&token)).await.expect("standby metrics");
     assert!(
         standby_metrics.contains("seccomp_sentinel_is_leader 0"),
         "{standby_metrics}"
@@ -775,7 +946,7 @@ async fn the_operator_runs_the_node_agent_when_enabled() {
     let mut binary = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
         .args(["run", "--namespaces", &ctx.ns, "--metrics-auth=none"])
         .arg(format!("--health-addr=127.0.0.1:{health}"))
-        .arg(format!("--metrics-addr=127.0.0.1:{health}"))
+        .arg("--metrics-addr=127.0.0.1:0")
         .arg(format!("--policy-selector={POLICY_LABEL}={}", ctx.ns))
         .env("KUBECONFIG", ctx.cluster.kubeconfig())
         .env("POD_NAMESPACE", &ctx.ns)

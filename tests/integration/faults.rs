@@ -1674,7 +1674,7 @@ async fn run_takes_the_kubeconfig_flag() {
         ])
         .arg(ctx.cluster.kubeconfig())
         .arg(format!("--health-addr=127.0.0.1:{health}"))
-        .arg(format!("--metrics-addr=127.0.0.1:{health}"))
+        .arg("--metrics-addr=127.0.0.1:0")
         .env("KUBECONFIG", "/nowhere/config")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log"))
@@ -1728,16 +1728,28 @@ async fn the_health_and_metrics_ports_answer_on_ipv6_and_ipv4() {
         stream.read_to_string(&mut response).await.ok()?;
         response.split_whitespace().nth(1)?.parse().ok()
     }
-    for (host, port, path) in [
-        ("127.0.0.1", health, "/livez"),
-        ("::1", health, "/livez"),
-        ("127.0.0.1", metrics, "/metrics"),
-        ("::1", metrics, "/metrics"),
-    ] {
+    for host in ["127.0.0.1", "::1"] {
         wait_for_explained(
-            &format!("an answer to GET {path} at {host} port {port}"),
+            &format!("an answer to GET /livez at {host} port {health}"),
             Duration::from_secs(30),
-            || async move { status_code(host, port, path).await.filter(|code| *code == 200) },
+            || async move {
+                status_code(host, health, "/livez")
+                    .await
+                    .filter(|code| *code == 200)
+            },
+            || std::fs::read_to_string(&log).unwrap_or_default(),
+        )
+        .await;
+        // /metrics over HTTPS, the shipped default.
+        wait_for_explained(
+            &format!("an answer to GET /metrics at {host} port {metrics}"),
+            Duration::from_secs(30),
+            || async move {
+                support::https::get(host, metrics, "/metrics", None, &support::https::Trust::Anything)
+                    .await
+                    .ok()
+                    .filter(|answer| answer.code == 200)
+            },
             || std::fs::read_to_string(&log).unwrap_or_default(),
         )
         .await;
@@ -1949,6 +1961,54 @@ fn without_a_cluster_the_error_names_the_kubeconfig_tried() {
         );
         assert!(!stderr.contains("Caused by"), "{args:?}: {stderr}");
     }
+}
+
+/// Metrics over HTTPS that cannot be served stop the start, before the cluster is looked for, with
+/// a message that says what to change: a certificate directory whose key is another certificate's,
+/// and the health port given for metrics too (the kubelet probes it over plain HTTP).
+#[test]
+fn metrics_over_https_that_cannot_be_served_are_start_up_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = support::https::issue("a CA", "localhost");
+    let other = support::https::issue("another CA", "localhost");
+    std::fs::write(dir.path().join("tls.crt"), &cert.cert).expect("write");
+    std::fs::write(dir.path().join("tls.key"), &other.key).expect("write");
+    let cert_dir = format!("--metrics-cert-dir={}", dir.path().display());
+    let (code, stderr) = without_a_cluster(&["run", &cert_dir], &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "Error: the certificate of /metrics (--metrics-cert-dir): {0}/tls.key does not go with {0}/tls.crt",
+            dir.path().display()
+        )),
+        "{stderr}"
+    );
+
+    let (code, stderr) = without_a_cluster(
+        &[
+            "run",
+            "--health-addr=127.0.0.1:18181",
+            "--metrics-addr=127.0.0.1:18181",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("metrics over HTTPS need a port of their own"),
+        "{stderr}"
+    );
+    // Plain metrics may share it: the start goes on, to the missing cluster.
+    let (code, stderr) = without_a_cluster(
+        &[
+            "run",
+            "--health-addr=127.0.0.1:18181",
+            "--metrics-addr=127.0.0.1:18181",
+            "--metrics-secure=false",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("Error: no cluster found"), "{stderr}");
 }
 
 /// SENTINEL_LOG as a user sets it: one that is no filter is a warning that names it (it was dropped

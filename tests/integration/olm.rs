@@ -182,6 +182,24 @@ async fn olm_installs_the_bundle_from_a_catalog_into_any_namespace_and_uninstall
         health,
         metrics,
     );
+    // The Secret the metrics Service's annotation has OpenShift's service CA make, made here by
+    // hand: the manager OLM deploys serves /metrics with it.
+    let metrics_name = format!("seccomp-sentinel-metrics.{install_ns}.svc");
+    let metrics_cert = crate::support::https::issue("metrics CA", &metrics_name);
+    let cert_file = work.path().join("metrics-tls.crt");
+    let key_file = work.path().join("metrics-tls.key");
+    std::fs::write(&cert_file, &metrics_cert.cert).expect("write");
+    std::fs::write(&key_file, &metrics_cert.key).expect("write");
+    ctx.kubectl(&[
+        "create",
+        "secret",
+        "tls",
+        "seccomp-sentinel-metrics-tls",
+        "-n",
+        &install_ns,
+        &format!("--cert={}", cert_file.display()),
+        &format!("--key={}", key_file.display()),
+    ]);
     let catalog_dir = work.path().join("catalog");
     olm::render_catalog(&binaries, &bundle, PACKAGE, CHANNEL, &catalog_dir).unwrap_or_else(|e| panic!("{e}"));
     let catalog_text =
@@ -283,6 +301,20 @@ async fn olm_installs_the_bundle_from_a_catalog_into_any_namespace_and_uninstall
             .any(|n| n.as_str() == node),
         "on a test node: {node}"
     );
+
+    // /metrics over HTTPS with the Secret's certificate: a scraper that trusts only its CA, for the
+    // Service's name, gets an answer (401: this one sends no token).
+    let trust = crate::support::https::Trust::Ca {
+        pem: &metrics_cert.ca,
+        server_name: &metrics_name,
+    };
+    let answer = wait_for("/metrics with the mounted certificate", TIMEOUT, || async {
+        crate::support::https::get("127.0.0.1", metrics, "/metrics", None, &trust)
+            .await
+            .ok()
+    })
+    .await;
+    assert_eq!(answer.code, 401, "{}", answer.response);
 
     // The operator, with OLM's RBAC, creates the agent DaemonSet (owned by its Deployment) and
     // writes statuses.

@@ -20,6 +20,7 @@ use kube::{
 };
 use sentinel_testenv::{self as testenv, Binaries, ControlPlane};
 
+pub mod https;
 pub mod nodes;
 
 pub const TEST_LABEL: &str = "seccomp.sentinel.dev/test";
