@@ -557,7 +557,7 @@ async fn holder(ctx: &TestContext, lease: &str) -> Option<String> {
 
 /// A token of the service account `name` of the test's namespace; with `reader`, the account is
 /// bound to the shipped seccomp-sentinel-metrics-reader ClusterRole.
-fn metrics_token(ctx: &TestContext, name: &str, reader: bool) -> String {
+pub(crate) fn metrics_token(ctx: &TestContext, name: &str, reader: bool) -> String {
     ctx.kubectl(&["create", "serviceaccount", name, "-n", &ctx.ns]);
     if reader {
         ctx.kubectl(&[
