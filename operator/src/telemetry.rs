@@ -523,7 +523,10 @@ impl TlsListener {
                 tokio::spawn(async move {
                     let handshake = async {
                         let mut first = [0u8; 1];
-                        stream.peek(&mut first).await.ok()?;
+                        // Closed before saying anything: nothing to answer.
+                        if stream.peek(&mut first).await.ok()? == 0 {
+                            return None;
+                        }
                         // Every TLS connection opens with a handshake record (content type 22).
                         if first[0] != 0x16 {
                             use tokio::io::AsyncWriteExt;
@@ -666,21 +669,49 @@ pub async fn serve(
             "metrics over HTTPS need a port other than the health port",
         )),
         (Some(metrics_listener), None) => {
-            let (a, b) = tokio::join!(
-                axum::serve(health_listener, health_routes).with_graceful_shutdown(stop(rx.clone())),
-                axum::serve(metrics_listener, metrics_routes).with_graceful_shutdown(stop(rx)),
-            );
-            a.and(b)
+            serve_apart(
+                health_listener,
+                health_routes,
+                metrics_listener,
+                metrics_routes,
+                rx,
+            )
+            .await
         }
         (Some(metrics_listener), Some(tls)) => {
             let metrics_listener = TlsListener::new(metrics_listener, tls)?;
-            let (a, b) = tokio::join!(
-                axum::serve(health_listener, health_routes).with_graceful_shutdown(stop(rx.clone())),
-                axum::serve(metrics_listener, metrics_routes).with_graceful_shutdown(stop(rx)),
-            );
-            a.and(b)
+            serve_apart(
+                health_listener,
+                health_routes,
+                metrics_listener,
+                metrics_routes,
+                rx,
+            )
+            .await
         }
     }
+}
+
+/// Health and metrics on two listeners, until `stop` says so.
+async fn serve_apart<L>(
+    health: tokio::net::TcpListener,
+    health_routes: Router,
+    metrics: L,
+    metrics_routes: Router,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stopped| *stopped).await;
+    };
+    let (a, b) = tokio::join!(
+        axum::serve(health, health_routes).with_graceful_shutdown(stopped(stop.clone())),
+        axum::serve(metrics, metrics_routes).with_graceful_shutdown(stopped(stop)),
+    );
+    a.and(b)
 }
 
 #[cfg(test)]

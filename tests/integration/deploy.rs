@@ -529,8 +529,8 @@ impl Drop for Replica {
     }
 }
 
-/// One plain-HTTP GET of a loopback port.
-async fn plain_get(port: u16, path: &str, token: Option<&str>) -> Option<(u16, String)> {
+/// One plain-HTTP GET of a loopback port: the status code and the whole response.
+pub(crate) async fn plain_get(port: u16, path: &str, token: Option<&str>) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
     let authorization = token

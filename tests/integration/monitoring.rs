@@ -398,12 +398,7 @@ impl Drop for KillOnDrop {
 
 /// One plain-HTTP GET of a loopback port, its body read as JSON.
 async fn http_get_json(port: u16, path: &str) -> Option<Value> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
+    let (_, response) = crate::deploy::plain_get(port, path, None).await?;
     let (_, body) = response.split_once("\r\n\r\n")?;
     serde_json::from_str(body).ok()
 }
