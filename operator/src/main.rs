@@ -90,6 +90,16 @@ struct RunArgs {
     )]
     metrics_cert_dir: Option<PathBuf>,
 
+    /// The oldest TLS version /metrics accepts: VersionTLS12 (or 1.2) or VersionTLS13 (or 1.3,
+    /// OpenShift's "Modern" profile).
+    #[arg(
+        long,
+        env = "SENTINEL_METRICS_TLS_MIN_VERSION",
+        value_enum,
+        default_value = "VersionTLS12"
+    )]
+    metrics_tls_min_version: seccomp_sentinel::serving_cert::TlsMinVersion,
+
     /// Who may read /metrics: `token-review` answers only requests whose bearer token the API
     /// server accepts (TokenReview) and whose user may `get` the non-resource URL /metrics
     /// (SubjectAccessReview; see config/rbac/metrics_reader_role.yaml); `none` serves it to
@@ -166,7 +176,7 @@ fn metrics_tls(args: &RunArgs) -> anyhow::Result<Option<Arc<rustls::ServerConfig
         (_, None) => info!("serving /metrics over HTTPS with a self-signed certificate"),
     }
     tokio::spawn(cert.clone().watch(RELOAD_INTERVAL));
-    Ok(Some(Arc::new(cert.server_config()?)))
+    Ok(Some(Arc::new(cert.server_config(args.metrics_tls_min_version)?)))
 }
 
 /// `:port` is every interface, of both IP families (as for Go operators): the IPv6 wildcard,
@@ -623,6 +633,19 @@ mod tests {
         assert_eq!(run.metrics_cert_dir, Some(std::path::PathBuf::from("/certs")));
         assert!(run_args(&["--metrics-secure"]).expect("bare").metrics_secure);
         assert!(run_args(&["--metrics-cert-dir="]).is_err());
+        use seccomp_sentinel::serving_cert::TlsMinVersion;
+        assert_eq!(
+            run_args(&[]).expect("defaults").metrics_tls_min_version,
+            TlsMinVersion::Tls12
+        );
+        for (flag, version) in [
+            ("--metrics-tls-min-version=VersionTLS13", TlsMinVersion::Tls13),
+            ("--metrics-tls-min-version=1.3", TlsMinVersion::Tls13),
+            ("--metrics-tls-min-version=VersionTLS12", TlsMinVersion::Tls12),
+        ] {
+            assert_eq!(run_args(&[flag]).expect(flag).metrics_tls_min_version, version);
+        }
+        assert!(run_args(&["--metrics-tls-min-version=VersionTLS11"]).is_err());
     }
 
     /// The shipped manifests pass `--leader-elect`; a patch turning it off writes

@@ -129,6 +129,18 @@ fn self_signed() -> Result<CertifiedKey, ServingCertError> {
     )?)
 }
 
+/// The oldest TLS version served, named as Kubernetes components' `--tls-min-version` names it.
+/// TLS 1.2 is served with forward-secret AEAD suites only (rustls has no others); TLS 1.3 alone
+/// is OpenShift's "Modern" TLS profile.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum TlsMinVersion {
+    #[default]
+    #[value(name = "VersionTLS12", alias = "1.2")]
+    Tls12,
+    #[value(name = "VersionTLS13", alias = "1.3")]
+    Tls13,
+}
+
 /// Which certificate is served now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Served {
@@ -251,11 +263,18 @@ impl ServingCert {
         }
     }
 
-    /// The TLS set-up of a server presenting this certificate: TLS 1.2 and 1.3, HTTP/1.1 only
-    /// (the only protocol the server speaks).
-    pub fn server_config(self: Arc<Self>) -> Result<rustls::ServerConfig, ServingCertError> {
+    /// The TLS set-up of a server presenting this certificate: TLS `min_version` and newer,
+    /// HTTP/1.1 only (the only protocol the server speaks).
+    pub fn server_config(
+        self: Arc<Self>,
+        min_version: TlsMinVersion,
+    ) -> Result<rustls::ServerConfig, ServingCertError> {
+        let versions: &[&rustls::SupportedProtocolVersion] = match min_version {
+            TlsMinVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+            TlsMinVersion::Tls13 => &[&rustls::version::TLS13],
+        };
         let mut config = rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()?
+            .with_protocol_versions(versions)?
             .with_no_client_auth()
             .with_cert_resolver(self);
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -301,6 +320,104 @@ mod tests {
         CertificateDer::from_pem_slice(pem.as_bytes())
             .expect("pem")
             .to_vec()
+    }
+
+    /// Completes a handshake in memory between a client of `client_versions` and the server of
+    /// `min_version`; the version agreed, or the error.
+    fn handshake(
+        min_version: TlsMinVersion,
+        client_versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Result<rustls::ProtocolVersion, rustls::Error> {
+        #[derive(Debug)]
+        struct AnyCertificate(Arc<CryptoProvider>);
+        impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+            fn verify_server_cert(
+                &self,
+                _: &CertificateDer<'_>,
+                _: &[CertificateDer<'_>],
+                _: &rustls_pki_types::ServerName<'_>,
+                _: &[u8],
+                _: rustls_pki_types::UnixTime,
+            ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+                Ok(rustls::client::danger::ServerCertVerified::assertion())
+            }
+            fn verify_tls12_signature(
+                &self,
+                message: &[u8],
+                cert: &CertificateDer<'_>,
+                dss: &rustls::DigitallySignedStruct,
+            ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+                rustls::crypto::verify_tls12_signature(
+                    message,
+                    cert,
+                    dss,
+                    &self.0.signature_verification_algorithms,
+                )
+            }
+            fn verify_tls13_signature(
+                &self,
+                message: &[u8],
+                cert: &CertificateDer<'_>,
+                dss: &rustls::DigitallySignedStruct,
+            ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+                rustls::crypto::verify_tls13_signature(
+                    message,
+                    cert,
+                    dss,
+                    &self.0.signature_verification_algorithms,
+                )
+            }
+            fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+                self.0.signature_verification_algorithms.supported_schemes()
+            }
+        }
+        let cert = Arc::new(ServingCert::load(None).expect("load"));
+        let server_config = Arc::new(cert.server_config(min_version).expect("server config"));
+        let client_config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(client_versions)
+            .expect("versions")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider())))
+            .with_no_client_auth();
+        let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+        let mut client = rustls::ClientConnection::new(Arc::new(client_config), name).expect("client");
+        let mut server = rustls::ServerConnection::new(server_config).expect("server");
+        while client.is_handshaking() || server.is_handshaking() {
+            let mut bytes = Vec::new();
+            client.write_tls(&mut bytes).expect("client writes");
+            server.read_tls(&mut bytes.as_slice()).expect("server reads");
+            server.process_new_packets()?;
+            let mut bytes = Vec::new();
+            server.write_tls(&mut bytes).expect("server writes");
+            client.read_tls(&mut bytes.as_slice()).expect("client reads");
+            client.process_new_packets()?;
+        }
+        Ok(server.protocol_version().expect("a version"))
+    }
+
+    #[test]
+    fn tls_1_2_is_served_unless_the_minimum_is_1_3() {
+        use rustls::{
+            ProtocolVersion,
+            version::{TLS12, TLS13},
+        };
+        assert_eq!(
+            handshake(TlsMinVersion::Tls12, &[&TLS12]),
+            Ok(ProtocolVersion::TLSv1_2)
+        );
+        assert_eq!(
+            handshake(TlsMinVersion::Tls12, &[&TLS13, &TLS12]),
+            Ok(ProtocolVersion::TLSv1_3)
+        );
+        assert_eq!(
+            handshake(TlsMinVersion::Tls13, &[&TLS13]),
+            Ok(ProtocolVersion::TLSv1_3)
+        );
+        let refused = handshake(TlsMinVersion::Tls13, &[&TLS12]).expect_err("TLS 1.2 only");
+        assert!(
+            matches!(refused, rustls::Error::PeerIncompatible(_)),
+            "{refused:?}"
+        );
     }
 
     #[test]
