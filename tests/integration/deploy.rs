@@ -721,13 +721,19 @@ async fn metrics_are_served_with_the_mounted_certificate_and_its_rotations() {
     // The Secret's first pair, then a rotation to another CA, as the kubelet swaps them in.
     let name = format!("seccomp-sentinel-metrics.{}.svc", ctx.ns);
     let mut generation = 0;
-    for ca_name in ["first CA", "second CA"] {
+    // The second as OpenShift's service CA writes its Secrets: the CA's certificate after the leaf.
+    for (ca_name, with_ca) in [("first CA", false), ("second CA", true)] {
         generation += 1;
         let issued = https::issue(ca_name, &name);
+        let chain = if with_ca {
+            format!("{}{}", issued.cert, issued.ca)
+        } else {
+            issued.cert.clone()
+        };
         https::write_like_a_secret_volume(
             &certs,
             generation,
-            &[("tls.crt", &issued.cert), ("tls.key", &issued.key)],
+            &[("tls.crt", &chain), ("tls.key", &issued.key)],
         );
         let trust = Trust::Ca {
             pem: &issued.ca,
