@@ -2,7 +2,9 @@
 //! Event gets a name that fits whatever the name of the object it is about (a pod name may have
 //! 253 characters, an Event name no more).
 
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
+
+use sha2::{Digest, Sha256};
 
 use k8s_openapi::{
     api::{core::v1::ObjectReference, events::v1::Event},
@@ -23,10 +25,48 @@ const NOTE_LIMIT: usize = 1024;
 /// Room left in a name for the suffix.
 const NAME_PREFIX_LIMIT: usize = 200;
 
+/// A hash that is the same in every build: SHA-256 of what is hashed (integers little-endian), its
+/// first 8 bytes. The standard library's hasher may change with a Rust release, and an Event name
+/// that changed with an upgrade would record a `publish_once` Event a second time.
+struct StableHasher(Sha256);
+
+impl Hasher for StableHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.write(&n.to_le_bytes());
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write(&n.to_le_bytes());
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.write(&n.to_le_bytes());
+    }
+
+    fn write_u128(&mut self, n: u128) {
+        self.write(&n.to_le_bytes());
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        let digest = self.0.clone().finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        u64::from_be_bytes(first)
+    }
+}
+
 /// An Event name for an object named `object`: its name (cut to fit, ending on a letter or digit)
 /// and a hash of what makes the Event unique.
 pub fn event_name(object: &str, unique: impl Hash) -> String {
-    let mut hasher = DefaultHasher::new();
+    let mut hasher = StableHasher(Sha256::new());
     unique.hash(&mut hasher);
     let mut prefix: String = object.chars().take(NAME_PREFIX_LIMIT).collect();
     while prefix.ends_with(['-', '.']) {
@@ -130,5 +170,14 @@ mod tests {
         assert!(!cut.contains("-."), "{cut}");
         assert_ne!(event_name("p", 1), event_name("p", 2));
         assert!(event_name("", 0).starts_with("seccomp-sentinel."));
+    }
+
+    /// The names are the same in every build (a `publish_once` Event is not recorded again after
+    /// an upgrade): SHA-256 of the parts, strings ending in 0xff as `Hash` writes them, integers
+    /// little-endian (the values below are Python's hashlib of those bytes).
+    #[test]
+    fn event_names_are_the_same_in_every_build() {
+        assert_eq!(event_name("web", ("Evicted", "uid-1")), "web.2aab62aeece5f3cb");
+        assert_eq!(event_name("web", 7u64), "web.aae89fc0f03e2959");
     }
 }
