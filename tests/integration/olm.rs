@@ -315,6 +315,32 @@ async fn olm_installs_the_bundle_from_a_catalog_into_any_namespace_and_uninstall
     })
     .await;
     assert_eq!(answer.code, 401, "{}", answer.response);
+    // The Secret renewed, as the service CA renews it: the kubelet updates the mounted files (at
+    // its next sync of the pod, up to a minute) and the manager serves the new certificate without
+    // a restart. Checked below, after the other checks, so that the wait overlaps them.
+    let renewed = crate::support::https::issue("renewed metrics CA", &metrics_name);
+    std::fs::write(&cert_file, &renewed.cert).expect("write");
+    std::fs::write(&key_file, &renewed.key).expect("write");
+    let renewed_secret = ctx.kubectl(&[
+        "create",
+        "secret",
+        "tls",
+        "seccomp-sentinel-metrics-tls",
+        "-n",
+        &install_ns,
+        &format!("--cert={}", cert_file.display()),
+        &format!("--key={}", key_file.display()),
+        "--dry-run=client",
+        "-o",
+        "yaml",
+    ]);
+    let renewed_file = work.path().join("metrics-tls-renewed.yaml");
+    std::fs::write(&renewed_file, renewed_secret).expect("write");
+    ctx.kubectl(&["apply", "-f", &renewed_file.display().to_string()]);
+    let manager_pod = manager["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
 
     // The operator, with OLM's RBAC, creates the agent DaemonSet (owned by its Deployment) and
     // writes statuses.
@@ -366,6 +392,23 @@ async fn olm_installs_the_bundle_from_a_catalog_into_any_namespace_and_uninstall
     eprintln!(
         "olm: installed, running and reporting {:?} after the Subscription",
         started.elapsed()
+    );
+
+    let renewed_trust = crate::support::https::Trust::Ca {
+        pem: &renewed.ca,
+        server_name: &metrics_name,
+    };
+    let answer = wait_for("/metrics with the renewed certificate", TIMEOUT, || async {
+        crate::support::https::get("127.0.0.1", metrics, "/metrics", None, &renewed_trust)
+            .await
+            .ok()
+    })
+    .await;
+    assert_eq!(answer.code, 401, "{}", answer.response);
+    let still_running = get(&ctx, &["pod", &manager_pod, "-n", ns]).expect("the manager pod");
+    assert_eq!(
+        still_running["status"]["containerStatuses"][0]["restartCount"], 0,
+        "renewed without a restart"
     );
 
     // A user uninstalls a settled install. OLM's catalog operator goes on applying a plan's steps
