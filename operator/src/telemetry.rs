@@ -535,7 +535,15 @@ impl TlsListener {
                             let _ = stream.shutdown().await;
                             return None;
                         }
-                        acceptor.accept(stream).await.ok()
+                        match acceptor.accept(stream).await {
+                            Ok(tls) => Some(tls),
+                            Err(e) => {
+                                // The scraper reports it too ("unknown authority", ...); here it
+                                // helps to find which client it was.
+                                tracing::debug!(%peer, error = %e, "a TLS handshake on the metrics port failed");
+                                None
+                            }
+                        }
                     };
                     if let Ok(Some(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
                         let _ = sender.send((tls, peer)).await;
