@@ -735,22 +735,16 @@ async fn metrics_are_served_with_the_mounted_certificate_and_its_rotations() {
             generation,
             &[("tls.crt", &chain), ("tls.key", &issued.key)],
         );
-        let trust = Trust::Ca {
-            pem: &issued.ca,
-            server_name: &name,
-        };
-        let answer = support::wait_for_explained(
+        let answer = https::first_answer_trusting(
             &format!("a scrape that trusts only the {ca_name}"),
+            metrics,
+            &issued.ca,
+            &name,
             TIMEOUT,
-            || async {
-                https::get("127.0.0.1", metrics, "/metrics", None, &trust)
-                    .await
-                    .ok()
-                    .filter(|a| a.code == 200)
-            },
             read_log,
         )
         .await;
+        assert_eq!(answer.code, 200, "{}", answer.response);
         assert!(
             answer.response.contains("seccomp_sentinel_build_info"),
             "{}",

@@ -304,15 +304,14 @@ async fn olm_installs_the_bundle_from_a_catalog_into_any_namespace_and_uninstall
 
     // /metrics over HTTPS with the Secret's certificate: a scraper that trusts only its CA, for the
     // Service's name, gets an answer (401: this one sends no token).
-    let trust = crate::support::https::Trust::Ca {
-        pem: &metrics_cert.ca,
-        server_name: &metrics_name,
-    };
-    let answer = wait_for("/metrics with the mounted certificate", TIMEOUT, || async {
-        crate::support::https::get("127.0.0.1", metrics, "/metrics", None, &trust)
-            .await
-            .ok()
-    })
+    let answer = crate::support::https::first_answer_trusting(
+        "/metrics with the mounted certificate",
+        metrics,
+        &metrics_cert.ca,
+        &metrics_name,
+        TIMEOUT,
+        String::new,
+    )
     .await;
     assert_eq!(answer.code, 401, "{}", answer.response);
     // The Secret renewed, as the service CA renews it: the kubelet updates the mounted files (at
@@ -394,15 +393,14 @@ async fn olm_installs_the_bundle_from_a_catalog_into_any_namespace_and_uninstall
         started.elapsed()
     );
 
-    let renewed_trust = crate::support::https::Trust::Ca {
-        pem: &renewed.ca,
-        server_name: &metrics_name,
-    };
-    let answer = wait_for("/metrics with the renewed certificate", TIMEOUT, || async {
-        crate::support::https::get("127.0.0.1", metrics, "/metrics", None, &renewed_trust)
-            .await
-            .ok()
-    })
+    let answer = crate::support::https::first_answer_trusting(
+        "/metrics with the renewed certificate",
+        metrics,
+        &renewed.ca,
+        &metrics_name,
+        TIMEOUT,
+        String::new,
+    )
     .await;
     assert_eq!(answer.code, 401, "{}", answer.response);
     let still_running = get(&ctx, &["pod", &manager_pod, "-n", ns]).expect("the manager pod");

@@ -196,3 +196,24 @@ pub fn write_like_a_secret_volume(dir: &std::path::Path, generation: u32, files:
         }
     }
 }
+
+/// The first answer of `127.0.0.1:port` to a GET of /metrics (no token) over a connection that
+/// trusts only the CA `ca` for `server_name`: waited for up to `timeout` (a certificate being
+/// rotated in), `explain` saying more if none comes.
+pub async fn first_answer_trusting(
+    what: &str,
+    port: u16,
+    ca: &str,
+    server_name: &str,
+    timeout: std::time::Duration,
+    explain: impl FnOnce() -> String,
+) -> Answer {
+    let trust = Trust::Ca { pem: ca, server_name };
+    super::wait_for_explained(
+        what,
+        timeout,
+        || async { get("127.0.0.1", port, "/metrics", None, &trust).await.ok() },
+        explain,
+    )
+    .await
+}
