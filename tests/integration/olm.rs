@@ -185,21 +185,31 @@ async fn olm_installs_the_bundle_from_a_catalog_into_any_namespace_and_uninstall
     // The Secret the metrics Service's annotation has OpenShift's service CA make, made here by
     // hand: the manager OLM deploys serves /metrics with it.
     let metrics_name = format!("seccomp-sentinel-metrics.{install_ns}.svc");
+    // Made (and later renewed) by the real kubectl: `create secret tls`, applied.
+    let apply_metrics_secret = |issued: &crate::support::https::Issued| {
+        let cert_file = work.path().join("metrics-tls.crt");
+        let key_file = work.path().join("metrics-tls.key");
+        std::fs::write(&cert_file, &issued.cert).expect("write");
+        std::fs::write(&key_file, &issued.key).expect("write");
+        let secret = ctx.kubectl(&[
+            "create",
+            "secret",
+            "tls",
+            "seccomp-sentinel-metrics-tls",
+            "-n",
+            &install_ns,
+            &format!("--cert={}", cert_file.display()),
+            &format!("--key={}", key_file.display()),
+            "--dry-run=client",
+            "-o",
+            "yaml",
+        ]);
+        let secret_file = work.path().join("metrics-tls.yaml");
+        std::fs::write(&secret_file, secret).expect("write");
+        ctx.kubectl(&["apply", "-f", &secret_file.display().to_string()]);
+    };
     let metrics_cert = crate::support::https::issue("metrics CA", &metrics_name);
-    let cert_file = work.path().join("metrics-tls.crt");
-    let key_file = work.path().join("metrics-tls.key");
-    std::fs::write(&cert_file, &metrics_cert.cert).expect("write");
-    std::fs::write(&key_file, &metrics_cert.key).expect("write");
-    ctx.kubectl(&[
-        "create",
-        "secret",
-        "tls",
-        "seccomp-sentinel-metrics-tls",
-        "-n",
-        &install_ns,
-        &format!("--cert={}", cert_file.display()),
-        &format!("--key={}", key_file.display()),
-    ]);
+    apply_metrics_secret(&metrics_cert);
     let catalog_dir = work.path().join("catalog");
     olm::render_catalog(&binaries, &bundle, PACKAGE, CHANNEL, &catalog_dir).unwrap_or_else(|e| panic!("{e}"));
     let catalog_text =
@@ -318,24 +328,7 @@ async fn olm_installs_the_bundle_from_a_catalog_into_any_namespace_and_uninstall
     // its next sync of the pod, up to a minute) and the manager serves the new certificate without
     // a restart. Checked below, after the other checks, so that the wait overlaps them.
     let renewed = crate::support::https::issue("renewed metrics CA", &metrics_name);
-    std::fs::write(&cert_file, &renewed.cert).expect("write");
-    std::fs::write(&key_file, &renewed.key).expect("write");
-    let renewed_secret = ctx.kubectl(&[
-        "create",
-        "secret",
-        "tls",
-        "seccomp-sentinel-metrics-tls",
-        "-n",
-        &install_ns,
-        &format!("--cert={}", cert_file.display()),
-        &format!("--key={}", key_file.display()),
-        "--dry-run=client",
-        "-o",
-        "yaml",
-    ]);
-    let renewed_file = work.path().join("metrics-tls-renewed.yaml");
-    std::fs::write(&renewed_file, renewed_secret).expect("write");
-    ctx.kubectl(&["apply", "-f", &renewed_file.display().to_string()]);
+    apply_metrics_secret(&renewed);
     let manager_pod = manager["metadata"]["name"]
         .as_str()
         .unwrap_or_default()
