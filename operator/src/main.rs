@@ -386,8 +386,7 @@ async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     let server_metrics = metrics.clone();
     // Bound before anything starts: a port already taken is a start-up error, not a silent
     // operator without probes or metrics.
-    let listeners =
-        telemetry::Listeners::bind(args.health_addr, args.metrics_addr, metrics_tls.is_some()).await?;
+    let listeners = telemetry::Listeners::bind(args.health_addr, args.metrics_addr, metrics_tls).await?;
     let (health, metrics_addr) = listeners.addresses();
     info!(?health, metrics = ?metrics_addr, metrics_secure = args.metrics_secure, "serving health probes and metrics");
     let authorizer = (args.metrics_auth == MetricsAuth::TokenReview).then(|| {
@@ -398,7 +397,7 @@ async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     let server_stop = stop.clone().cancelled_owned();
     let server_error_stop = stop.clone();
     let server = tokio::spawn(async move {
-        let served = telemetry::serve(server_metrics, listeners, authorizer, metrics_tls, server_stop).await;
+        let served = telemetry::serve(server_metrics, listeners, authorizer, server_stop).await;
         if let Err(e) = &served {
             error!(error = %e, "the health and metrics server failed: stopping");
             server_error_stop.cancel();

@@ -322,62 +322,40 @@ mod tests {
             .to_vec()
     }
 
-    /// Completes a handshake in memory between a client of `client_versions` and the server of
-    /// `min_version`; the version agreed, or the error.
+    /// Completes a handshake in memory between a client of `client_versions`, which trusts the CA
+    /// of the served certificate, and the server of `min_version`; the version agreed, or the
+    /// error.
     fn handshake(
         min_version: TlsMinVersion,
         client_versions: &[&'static rustls::SupportedProtocolVersion],
     ) -> Result<rustls::ProtocolVersion, rustls::Error> {
-        #[derive(Debug)]
-        struct AnyCertificate(Arc<CryptoProvider>);
-        impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
-            fn verify_server_cert(
-                &self,
-                _: &CertificateDer<'_>,
-                _: &[CertificateDer<'_>],
-                _: &rustls_pki_types::ServerName<'_>,
-                _: &[u8],
-                _: rustls_pki_types::UnixTime,
-            ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-                Ok(rustls::client::danger::ServerCertVerified::assertion())
-            }
-            fn verify_tls12_signature(
-                &self,
-                message: &[u8],
-                cert: &CertificateDer<'_>,
-                dss: &rustls::DigitallySignedStruct,
-            ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-                rustls::crypto::verify_tls12_signature(
-                    message,
-                    cert,
-                    dss,
-                    &self.0.signature_verification_algorithms,
-                )
-            }
-            fn verify_tls13_signature(
-                &self,
-                message: &[u8],
-                cert: &CertificateDer<'_>,
-                dss: &rustls::DigitallySignedStruct,
-            ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-                rustls::crypto::verify_tls13_signature(
-                    message,
-                    cert,
-                    dss,
-                    &self.0.signature_verification_algorithms,
-                )
-            }
-            fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-                self.0.signature_verification_algorithms.supported_schemes()
-            }
-        }
-        let cert = Arc::new(ServingCert::load(None).expect("load"));
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).expect("CA");
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().expect("key");
+        let leaf = CertificateParams::new(vec!["localhost".to_string()])
+            .expect("params")
+            .signed_by(&key, &issuer)
+            .expect("leaf");
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(
+            dir.path(),
+            &Pair {
+                cert: leaf.pem(),
+                key: key.serialize_pem(),
+            },
+        );
+        let cert = Arc::new(ServingCert::load(Some(dir.path().to_path_buf())).expect("load"));
         let server_config = Arc::new(cert.server_config(min_version).expect("server config"));
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.der().clone()).expect("root");
         let client_config = rustls::ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(client_versions)
             .expect("versions")
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider())))
+            .with_root_certificates(roots)
             .with_no_client_auth();
         let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
         let mut client = rustls::ClientConnection::new(Arc::new(client_config), name).expect("client");

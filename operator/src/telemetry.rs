@@ -417,17 +417,24 @@ pub struct BindError {
 /// The sockets of the health and metrics endpoints, bound before anything else starts.
 pub struct Listeners {
     health: tokio::net::TcpListener,
-    /// `None` when metrics share the health port.
-    metrics: Option<tokio::net::TcpListener>,
+    metrics: MetricsPort,
+}
+
+/// Where /metrics is served.
+enum MetricsPort {
+    /// On the health port, over plain HTTP.
+    Shared,
+    Plain(tokio::net::TcpListener),
+    Tls(tokio::net::TcpListener, Arc<rustls::ServerConfig>),
 }
 
 impl Listeners {
-    /// Binds both; one address for both is one port, unless metrics want their own (HTTPS),
-    /// which port 0 then gives them.
+    /// Binds both. One address for both is one port for plain metrics; HTTPS metrics get their
+    /// own (the kubelet probes the health port over HTTP), which port 0 for both gives them.
     pub async fn bind(
         health: SocketAddr,
         metrics: SocketAddr,
-        metrics_own_port: bool,
+        metrics_tls: Option<Arc<rustls::ServerConfig>>,
     ) -> Result<Listeners, BindError> {
         let listen = |address: SocketAddr, purpose: &'static str| async move {
             bind_listener(address).await.map_err(|source| BindError {
@@ -436,15 +443,20 @@ impl Listeners {
                 source,
             })
         };
-        if health == metrics && !metrics_own_port {
+        if health == metrics && metrics_tls.is_none() {
             return Ok(Listeners {
                 health: listen(health, "health probes and metrics").await?,
-                metrics: None,
+                metrics: MetricsPort::Shared,
             });
         }
+        let health = listen(health, "health probes (/livez, /readyz)").await?;
+        let metrics_listener = listen(metrics, "metrics (/metrics)").await?;
         Ok(Listeners {
-            health: listen(health, "health probes (/livez, /readyz)").await?,
-            metrics: Some(listen(metrics, "metrics (/metrics)").await?),
+            health,
+            metrics: match metrics_tls {
+                None => MetricsPort::Plain(metrics_listener),
+                Some(tls) => MetricsPort::Tls(metrics_listener, tls),
+            },
         })
     }
 
@@ -452,8 +464,8 @@ impl Listeners {
     pub fn addresses(&self) -> (Option<SocketAddr>, Option<SocketAddr>) {
         let health = self.health.local_addr().ok();
         let metrics = match &self.metrics {
-            Some(m) => m.local_addr().ok(),
-            None => health,
+            MetricsPort::Plain(m) | MetricsPort::Tls(m, _) => m.local_addr().ok(),
+            MetricsPort::Shared => health,
         };
         (health, metrics)
     }
@@ -583,13 +595,11 @@ impl axum::serve::Listener for TlsListener {
 }
 
 /// Serves `/livez` and `/readyz`, and `/metrics`, on the bound listeners until `shutdown`. With
-/// an authorizer, `/metrics` answers only requests whose bearer token may `get /metrics`; with
-/// `metrics_tls`, it is served over HTTPS on its own port.
+/// an authorizer, `/metrics` answers only requests whose bearer token may `get /metrics`.
 pub async fn serve(
     metrics: Arc<Metrics>,
     listeners: Listeners,
     authorizer: Option<Arc<crate::metrics_auth::MetricsAuthorizer>>,
-    metrics_tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let health_routes = {
@@ -658,25 +668,17 @@ pub async fn serve(
         shutdown.await;
         let _ = tx.send(true);
     });
-    let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stopped| *stopped).await;
-    };
     let Listeners {
         health: health_listener,
         metrics,
     } = listeners;
-    match (metrics, metrics_tls) {
-        (None, None) => {
+    match metrics {
+        MetricsPort::Shared => {
             axum::serve(health_listener, health_routes.merge(metrics_routes))
-                .with_graceful_shutdown(stop(rx))
+                .with_graceful_shutdown(stopped(rx))
                 .await
         }
-        // The kubelet's probes speak plain HTTP: HTTPS metrics need a port of their own.
-        (None, Some(_)) => Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "metrics over HTTPS need a port other than the health port",
-        )),
-        (Some(metrics_listener), None) => {
+        MetricsPort::Plain(metrics_listener) => {
             serve_apart(
                 health_listener,
                 health_routes,
@@ -686,7 +688,7 @@ pub async fn serve(
             )
             .await
         }
-        (Some(metrics_listener), Some(tls)) => {
+        MetricsPort::Tls(metrics_listener, tls) => {
             let metrics_listener = TlsListener::new(metrics_listener, tls)?;
             serve_apart(
                 health_listener,
@@ -698,6 +700,11 @@ pub async fn serve(
             .await
         }
     }
+}
+
+/// Resolves once `stop` says the server stops.
+async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
 /// Health and metrics on two listeners, until `stop` says so.
@@ -712,9 +719,6 @@ where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
 {
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stopped| *stopped).await;
-    };
     let (a, b) = tokio::join!(
         axum::serve(health, health_routes).with_graceful_shutdown(stopped(stop.clone())),
         axum::serve(metrics, metrics_routes).with_graceful_shutdown(stopped(stop)),

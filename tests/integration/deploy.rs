@@ -495,7 +495,7 @@ impl Replica {
 
     /// A GET of the health port, over plain HTTP as the kubelet probes it.
     async fn get(&self, path: &str) -> Option<(u16, String)> {
-        plain_get(self.health, path, None).await
+        support::plain_get("127.0.0.1", self.health, path, None).await
     }
 
     /// A scrape of /metrics over HTTPS, trusting whatever certificate is presented (the shipped
@@ -527,23 +527,6 @@ impl Drop for Replica {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// One plain-HTTP GET of a loopback port: the status code and the whole response.
-pub(crate) async fn plain_get(port: u16, path: &str, token: Option<&str>) -> Option<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-    let authorization = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n{authorization}\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    let code = response.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, response))
 }
 
 async fn holder(ctx: &TestContext, lease: &str) -> Option<String> {
@@ -609,7 +592,7 @@ async fn metrics_need_a_token_that_may_read_them() {
     );
     // The token never crosses the network in clear: the metrics port speaks only TLS, and says
     // so to a plain-HTTP client (without sending it anything else).
-    let (status, body) = plain_get(replica.metrics, "/metrics", Some(&reader))
+    let (status, body) = support::plain_get("127.0.0.1", replica.metrics, "/metrics", Some(&reader))
         .await
         .expect("an answer to plain HTTP");
     assert_eq!(status, 400, "{body}");
@@ -659,7 +642,7 @@ async fn metrics_need_a_token_that_may_read_them() {
         .spawn()
         .expect("start the operator");
     let (status, body) = wait_for("plain metrics", TIMEOUT, || async {
-        plain_get(health, "/metrics", None)
+        support::plain_get("127.0.0.1", health, "/metrics", None)
             .await
             .filter(|(c, _)| *c == 200)
     })

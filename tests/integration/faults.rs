@@ -1719,23 +1719,14 @@ async fn the_health_and_metrics_ports_answer_on_ipv6_and_ipv4() {
         .stderr(std::fs::File::create(&log).expect("log"))
         .spawn()
         .expect("start the operator");
-    async fn status_code(host: &str, port: u16, path: &str) -> Option<u16> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = tokio::net::TcpStream::connect((host, port)).await.ok()?;
-        let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.ok()?;
-        response.split_whitespace().nth(1)?.parse().ok()
-    }
     for host in ["127.0.0.1", "::1"] {
         wait_for_explained(
             &format!("an answer to GET /livez at {host} port {health}"),
             Duration::from_secs(30),
             || async move {
-                status_code(host, health, "/livez")
+                support::plain_get(host, health, "/livez", None)
                     .await
-                    .filter(|code| *code == 200)
+                    .filter(|(code, _)| *code == 200)
             },
             || std::fs::read_to_string(&log).unwrap_or_default(),
         )

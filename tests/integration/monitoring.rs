@@ -398,7 +398,7 @@ impl Drop for KillOnDrop {
 
 /// One plain-HTTP GET of a loopback port, its body read as JSON.
 async fn http_get_json(port: u16, path: &str) -> Option<Value> {
-    let (_, response) = crate::deploy::plain_get(port, path, None).await?;
+    let (_, response) = crate::support::plain_get("127.0.0.1", port, path, None).await?;
     let (_, body) = response.split_once("\r\n\r\n")?;
     serde_json::from_str(body).ok()
 }

@@ -492,6 +492,24 @@ impl Relay {
     }
 }
 
+/// One plain-HTTP GET of `host:port`, with a bearer token if given: the status code and the whole
+/// response.
+pub async fn plain_get(host: &str, port: u16, path: &str, token: Option<&str>) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect((host, port)).await.ok()?;
+    let authorization = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n{authorization}\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let code = response.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, response))
+}
+
 /// A loopback port that nothing listens on (for now).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
