@@ -2,6 +2,8 @@
 # Copies the CRDs of the APIs seccomp-sentinel reads but does not own from their pinned upstream Go
 # modules into e2e/bin/crds/, so the test control plane serves the real schemas:
 #   - SecurityContextConstraints (security.openshift.io/v1), from github.com/openshift/api;
+#   - OpenShift's APIServer config (config.openshift.io/v1), whose TLS security profile /metrics
+#     follows, from the same module (installed only by the test of that, on a control plane of its own);
 #   - SeccompProfile (security-profiles-operator.x-k8s.io), from sigs.k8s.io/security-profiles-operator;
 #   - ServiceMonitor and PrometheusRule (monitoring.coreos.com/v1), from
 #     github.com/prometheus-operator/prometheus-operator, to check config/prometheus against the
@@ -33,6 +35,9 @@ fetch() {
 fetch github.com/openshift/api@v0.0.0-20260213204242-d34f11c515b3 \
   security/v1/zz_generated.crd-manifests/0000_03_config-operator_01_securitycontextconstraints.crd.yaml \
   securitycontextconstraints.crd.yaml
+fetch github.com/openshift/api@v0.0.0-20260213204242-d34f11c515b3 \
+  config/v1/zz_generated.crd-manifests/0000_10_config-operator_01_apiservers-Default.crd.yaml \
+  apiservers.crd.yaml
 fetch sigs.k8s.io/security-profiles-operator@v0.10.0 \
   deploy/base-crds/crds/seccompprofile.yaml \
   seccompprofiles.crd.yaml

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod events;
 pub mod lean;
 pub mod metrics_auth;
+pub mod metrics_tls;
 pub mod packed;
 pub mod policy;
 pub mod profile;
@@ -18,6 +19,7 @@ pub mod scc;
 pub mod serving_cert;
 pub mod status;
 pub mod telemetry;
+pub mod tls_profile;
 
 #[cfg(test)]
 mod fuzz;

@@ -90,15 +90,24 @@ struct RunArgs {
     )]
     metrics_cert_dir: Option<PathBuf>,
 
-    /// The oldest TLS version /metrics accepts: VersionTLS12 (or 1.2) or VersionTLS13 (or 1.3,
-    /// OpenShift's "Modern" profile).
+    /// The oldest TLS version /metrics accepts: VersionTLS12 (or 1.2) or VersionTLS13 (or 1.3).
+    /// Unset, and with --metrics-tls-cipher-suites unset too, it follows the cluster's TLS
+    /// security profile on OpenShift, and is VersionTLS12 elsewhere. Either TLS flag given, the
+    /// flags decide and the profile is not followed.
+    #[arg(long, env = "SENTINEL_METRICS_TLS_MIN_VERSION", value_enum)]
+    metrics_tls_min_version: Option<seccomp_sentinel::serving_cert::TlsMinVersion>,
+
+    /// The TLS 1.2 cipher suites /metrics offers, comma-separated, IANA names as Kubernetes
+    /// components take them (TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256) or OpenSSL's. Only ECDHE suites
+    /// with AES-GCM or ChaCha20-Poly1305 are served; TLS 1.3's suites are always on. Unset: every
+    /// one of them, or the cluster's TLS profile on OpenShift (see --metrics-tls-min-version).
     #[arg(
         long,
-        env = "SENTINEL_METRICS_TLS_MIN_VERSION",
-        value_enum,
-        default_value = "VersionTLS12"
+        env = "SENTINEL_METRICS_TLS_CIPHER_SUITES",
+        value_delimiter = ',',
+        value_parser = seccomp_sentinel::tls_profile::parse_flag_cipher
     )]
-    metrics_tls_min_version: seccomp_sentinel::serving_cert::TlsMinVersion,
+    metrics_tls_cipher_suites: Vec<seccomp_sentinel::tls_profile::FlagCipher>,
 
     /// Who may read /metrics: `token-review` answers only requests whose bearer token the API
     /// server accepts (TokenReview) and whose user may `get` the non-resource URL /metrics
@@ -147,7 +156,7 @@ struct RunArgs {
 
 /// The TLS set-up of /metrics, `None` for plain HTTP; its certificate is watched for rotations
 /// from here on.
-fn metrics_tls(args: &RunArgs) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+fn metrics_tls(args: &RunArgs) -> anyhow::Result<Option<seccomp_sentinel::metrics_tls::MetricsTls>> {
     use seccomp_sentinel::serving_cert::{RELOAD_INTERVAL, Served, ServingCert};
     if !args.metrics_secure {
         return Ok(None);
@@ -176,7 +185,12 @@ fn metrics_tls(args: &RunArgs) -> anyhow::Result<Option<Arc<rustls::ServerConfig
         (_, None) => info!("serving /metrics over HTTPS with a self-signed certificate"),
     }
     tokio::spawn(cert.clone().watch(RELOAD_INTERVAL));
-    Ok(Some(Arc::new(cert.server_config(args.metrics_tls_min_version)?)))
+    let flags = seccomp_sentinel::tls_profile::TlsFlags {
+        min_version: args.metrics_tls_min_version,
+        cipher_suites: (!args.metrics_tls_cipher_suites.is_empty())
+            .then(|| args.metrics_tls_cipher_suites.clone()),
+    };
+    Ok(Some(seccomp_sentinel::metrics_tls::MetricsTls::new(cert, flags)?))
 }
 
 /// `:port` is every interface, of both IP families (as for Go operators): the IPv6 wildcard,
@@ -386,7 +400,15 @@ async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     let server_metrics = metrics.clone();
     // Bound before anything starts: a port already taken is a start-up error, not a silent
     // operator without probes or metrics.
-    let listeners = telemetry::Listeners::bind(args.health_addr, args.metrics_addr, metrics_tls).await?;
+    let listeners = telemetry::Listeners::bind(
+        args.health_addr,
+        args.metrics_addr,
+        metrics_tls.as_ref().map(|tls| tls.configs()),
+    )
+    .await?;
+    if let Some(tls) = metrics_tls {
+        tokio::spawn(tls.follow_cluster(client.clone()));
+    }
     let (health, metrics_addr) = listeners.addresses();
     info!(?health, metrics = ?metrics_addr, metrics_secure = args.metrics_secure, "serving health probes and metrics");
     let authorizer = (args.metrics_auth == MetricsAuth::TokenReview).then(|| {
@@ -632,19 +654,40 @@ mod tests {
         assert_eq!(run.metrics_cert_dir, Some(std::path::PathBuf::from("/certs")));
         assert!(run_args(&["--metrics-secure"]).expect("bare").metrics_secure);
         assert!(run_args(&["--metrics-cert-dir="]).is_err());
-        use seccomp_sentinel::serving_cert::TlsMinVersion;
-        assert_eq!(
-            run_args(&[]).expect("defaults").metrics_tls_min_version,
-            TlsMinVersion::Tls12
+        use seccomp_sentinel::{serving_cert::TlsMinVersion, tls_profile::FlagCipher};
+        let defaults = run_args(&[]).expect("defaults");
+        assert_eq!(defaults.metrics_tls_min_version, None, "left to the cluster");
+        assert!(
+            defaults.metrics_tls_cipher_suites.is_empty(),
+            "left to the cluster"
         );
         for (flag, version) in [
             ("--metrics-tls-min-version=VersionTLS13", TlsMinVersion::Tls13),
             ("--metrics-tls-min-version=1.3", TlsMinVersion::Tls13),
             ("--metrics-tls-min-version=VersionTLS12", TlsMinVersion::Tls12),
         ] {
-            assert_eq!(run_args(&[flag]).expect(flag).metrics_tls_min_version, version);
+            assert_eq!(
+                run_args(&[flag]).expect(flag).metrics_tls_min_version,
+                Some(version)
+            );
         }
         assert!(run_args(&["--metrics-tls-min-version=VersionTLS11"]).is_err());
+        let suites = run_args(&[
+            "--metrics-tls-cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_AES_128_GCM_SHA256",
+        ])
+        .expect("IANA names")
+        .metrics_tls_cipher_suites;
+        assert_eq!(
+            suites,
+            vec![
+                FlagCipher::Tls12(rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256),
+                FlagCipher::Tls13
+            ]
+        );
+        let refused = run_args(&["--metrics-tls-cipher-suites=TLS_RSA_WITH_AES_128_CBC_SHA"])
+            .expect_err("CBC is not served");
+        assert!(refused.to_string().contains("not served here"), "{refused}");
+        assert!(run_args(&["--metrics-tls-cipher-suites="]).is_err());
     }
 
     /// The shipped manifests pass `--leader-elect`; a patch turning it off writes

@@ -263,17 +263,22 @@ impl ServingCert {
         }
     }
 
-    /// The TLS set-up of a server presenting this certificate: TLS `min_version` and newer,
-    /// HTTP/1.1 only (the only protocol the server speaks).
+    /// The TLS set-up of a server presenting this certificate as `policy` says (its oldest
+    /// version, its TLS 1.2 suites), HTTP/1.1 only (the only protocol the server speaks).
     pub fn server_config(
         self: Arc<Self>,
-        min_version: TlsMinVersion,
+        policy: &crate::tls_profile::TlsPolicy,
     ) -> Result<rustls::ServerConfig, ServingCertError> {
-        let versions: &[&rustls::SupportedProtocolVersion] = match min_version {
-            TlsMinVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
-            TlsMinVersion::Tls13 => &[&rustls::version::TLS13],
+        let mut provider = rustls::crypto::ring::default_provider();
+        provider
+            .cipher_suites
+            .retain(|suite| suite.tls13().is_some() || policy.tls12_suites.contains(&suite.suite()));
+        let versions: &[&rustls::SupportedProtocolVersion] = if policy.serves_tls12() {
+            &[&rustls::version::TLS13, &rustls::version::TLS12]
+        } else {
+            &[&rustls::version::TLS13]
         };
-        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
             .with_protocol_versions(versions)?
             .with_no_client_auth()
             .with_cert_resolver(self);
@@ -292,6 +297,7 @@ impl ResolvesServerCert for ServingCert {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tls_profile::TlsPolicy;
 
     struct Pair {
         cert: String,
@@ -322,13 +328,14 @@ mod tests {
             .to_vec()
     }
 
-    /// Completes a handshake in memory between a client of `client_versions`, which trusts the CA
-    /// of the served certificate, and the server of `min_version`; the version agreed, or the
-    /// error.
+    /// Completes a handshake in memory between a client of `client_versions` (and of
+    /// `client_suites`, or all), which trusts the CA of the served certificate (an ECDSA key), and
+    /// the server of `policy`; the version and suite agreed, or the error.
     fn handshake(
-        min_version: TlsMinVersion,
+        policy: &TlsPolicy,
         client_versions: &[&'static rustls::SupportedProtocolVersion],
-    ) -> Result<rustls::ProtocolVersion, rustls::Error> {
+        client_suites: Option<&[rustls::CipherSuite]>,
+    ) -> Result<(rustls::ProtocolVersion, rustls::CipherSuite), rustls::Error> {
         use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
         let ca_key = KeyPair::generate().expect("CA key");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
@@ -349,10 +356,16 @@ mod tests {
             },
         );
         let cert = Arc::new(ServingCert::load(Some(dir.path().to_path_buf())).expect("load"));
-        let server_config = Arc::new(cert.server_config(min_version).expect("server config"));
+        let server_config = Arc::new(cert.server_config(policy).expect("server config"));
         let mut roots = rustls::RootCertStore::empty();
         roots.add(ca.der().clone()).expect("root");
-        let client_config = rustls::ClientConfig::builder_with_provider(provider())
+        let mut client_provider = rustls::crypto::ring::default_provider();
+        if let Some(suites) = client_suites {
+            client_provider
+                .cipher_suites
+                .retain(|s| s.tls13().is_some() || suites.contains(&s.suite()));
+        }
+        let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(client_provider))
             .with_protocol_versions(client_versions)
             .expect("versions")
             .with_root_certificates(roots)
@@ -370,7 +383,17 @@ mod tests {
             client.read_tls(&mut bytes.as_slice()).expect("client reads");
             client.process_new_packets()?;
         }
-        Ok(server.protocol_version().expect("a version"))
+        Ok((
+            server.protocol_version().expect("a version"),
+            server.negotiated_cipher_suite().expect("a suite").suite(),
+        ))
+    }
+
+    fn intermediate_from(min_version: TlsMinVersion) -> TlsPolicy {
+        TlsPolicy {
+            min_version,
+            ..TlsPolicy::intermediate()
+        }
     }
 
     #[test]
@@ -379,22 +402,61 @@ mod tests {
             ProtocolVersion,
             version::{TLS12, TLS13},
         };
+        let version = |min, client: &[&'static rustls::SupportedProtocolVersion]| {
+            handshake(&intermediate_from(min), client, None).map(|(version, _)| version)
+        };
         assert_eq!(
-            handshake(TlsMinVersion::Tls12, &[&TLS12]),
+            version(TlsMinVersion::Tls12, &[&TLS12]),
             Ok(ProtocolVersion::TLSv1_2)
         );
         assert_eq!(
-            handshake(TlsMinVersion::Tls12, &[&TLS13, &TLS12]),
+            version(TlsMinVersion::Tls12, &[&TLS13, &TLS12]),
             Ok(ProtocolVersion::TLSv1_3)
         );
         assert_eq!(
-            handshake(TlsMinVersion::Tls13, &[&TLS13]),
+            version(TlsMinVersion::Tls13, &[&TLS13]),
             Ok(ProtocolVersion::TLSv1_3)
         );
-        let refused = handshake(TlsMinVersion::Tls13, &[&TLS12]).expect_err("TLS 1.2 only");
+        let refused = version(TlsMinVersion::Tls13, &[&TLS12]).expect_err("TLS 1.2 only");
         assert!(
             matches!(refused, rustls::Error::PeerIncompatible(_)),
             "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn tls_1_2_is_agreed_only_on_the_policys_suites() {
+        use rustls::{CipherSuite, ProtocolVersion, version::TLS12};
+        let policy = TlsPolicy {
+            min_version: TlsMinVersion::Tls12,
+            tls12_suites: vec![CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384],
+        };
+        let refused = handshake(
+            &policy,
+            &[&TLS12],
+            Some(&[CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]),
+        )
+        .expect_err("no suite in common");
+        assert!(
+            matches!(refused, rustls::Error::PeerIncompatible(_)),
+            "{refused:?}"
+        );
+        assert_eq!(
+            handshake(&policy, &[&TLS12], None),
+            Ok((
+                ProtocolVersion::TLSv1_2,
+                CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+            ))
+        );
+        // No TLS 1.2 suite at all: TLS 1.3 only, whatever the minimum.
+        let none = TlsPolicy {
+            min_version: TlsMinVersion::Tls12,
+            tls12_suites: Vec::new(),
+        };
+        assert!(handshake(&none, &[&TLS12], None).is_err());
+        assert_eq!(
+            handshake(&none, &[&rustls::version::TLS13, &TLS12], None).map(|(v, _)| v),
+            Ok(ProtocolVersion::TLSv1_3)
         );
     }
 

@@ -425,8 +425,12 @@ enum MetricsPort {
     /// On the health port, over plain HTTP.
     Shared,
     Plain(tokio::net::TcpListener),
-    Tls(tokio::net::TcpListener, Arc<rustls::ServerConfig>),
+    Tls(tokio::net::TcpListener, MetricsTlsConfig),
 }
+
+/// The TLS set-up of the metrics port, the newest one sent (the cluster's TLS profile can change
+/// it while the operator runs); each handshake takes the one current then.
+pub type MetricsTlsConfig = tokio::sync::watch::Receiver<Arc<rustls::ServerConfig>>;
 
 impl Listeners {
     /// Binds both. One address for both is one port for plain metrics; HTTPS metrics get their
@@ -434,7 +438,7 @@ impl Listeners {
     pub async fn bind(
         health: SocketAddr,
         metrics: SocketAddr,
-        metrics_tls: Option<Arc<rustls::ServerConfig>>,
+        metrics_tls: Option<MetricsTlsConfig>,
     ) -> Result<Listeners, BindError> {
         let listen = |address: SocketAddr, purpose: &'static str| async move {
             bind_listener(address).await.map_err(|source| BindError {
@@ -515,9 +519,8 @@ struct TlsListener {
 }
 
 impl TlsListener {
-    fn new(tcp: tokio::net::TcpListener, tls: Arc<rustls::ServerConfig>) -> std::io::Result<Self> {
+    fn new(tcp: tokio::net::TcpListener, tls: MetricsTlsConfig) -> std::io::Result<Self> {
         let local = tcp.local_addr()?;
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
         let (sender, handshaken) = tokio::sync::mpsc::channel(64);
         let accepting = tokio::spawn(async move {
             loop {
@@ -530,7 +533,7 @@ impl TlsListener {
                         continue;
                     }
                 };
-                let acceptor = acceptor.clone();
+                let acceptor = tokio_rustls::TlsAcceptor::from(tls.borrow().clone());
                 let sender = sender.clone();
                 tokio::spawn(async move {
                     let handshake = async {

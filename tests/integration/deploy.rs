@@ -154,6 +154,13 @@ const NOT_EXERCISED: &[(&str, &str, &str, &str)] = &[
         "a server-side apply that creates an object is authorized as create but audited as patch",
     ),
     (
+        "config.openshift.io",
+        "apiservers",
+        "list",
+        "the cluster's TLS profile, read on OpenShift only (metrics_follow_the_openshift_clusters_tls_profile_unless_the_flags_say, on a control plane with OpenShift's APIServer API)",
+    ),
+    ("config.openshift.io", "apiservers", "watch", "as list"),
+    (
         "apps",
         "daemonsets",
         "delete",
@@ -761,6 +768,189 @@ async fn metrics_are_served_with_the_mounted_certificate_and_its_rotations() {
     assert_eq!(still.presented, second, "the second pair, still");
     let _ = operator.kill();
     let _ = operator.wait();
+}
+
+/// On OpenShift, /metrics follows the cluster's TLS security profile
+/// (`apiservers.config.openshift.io/cluster`, with OpenShift's own CRD) while it runs: "Modern"
+/// refuses TLS 1.2; a Custom profile's TLS 1.2 suites are the only ones agreed, and what it names
+/// that is not served here is said; with the object gone, the default (Intermediate) is back. The
+/// TLS flags, given, win over the profile. The operator runs as the shipped manager role, whose
+/// rule for the profile is so checked. On a control plane of the test's own: the profile is
+/// cluster-wide, and the other tests' operators serve TLS 1.2.
+#[tokio::test]
+async fn metrics_follow_the_openshift_clusters_tls_profile_unless_the_flags_say() {
+    use rustls::{
+        CipherSuite::{
+            TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 as AES128,
+            TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 as AES256,
+        },
+        ProtocolVersion,
+        version::{TLS12, TLS13},
+    };
+    use support::https::handshake;
+    let ctx = support::context("tls-profile").await;
+    let binaries = sentinel_testenv::Binaries::locate().expect("binaries");
+    let plane = sentinel_testenv::ControlPlane::start(&binaries).expect("a control plane of the test's own");
+    sentinel_testenv::install_apis(&binaries, plane.kubeconfig()).expect("the CRDs");
+    let crd = binaries.path("crds/apiservers.crd.yaml");
+    assert!(crd.is_file(), "{} is missing: run `make testenv`", crd.display());
+    let kubectl = |args: &[&str]| {
+        plane
+            .kubectl(args)
+            .unwrap_or_else(|e| panic!("kubectl {args:?}: {e}"))
+    };
+    kubectl(&["apply", "-f", &crd.display().to_string()]);
+    kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/apiservers.config.openshift.io",
+        "--timeout=60s",
+    ]);
+    kubectl(&["create", "namespace", &ctx.ns]);
+    kubectl(&["apply", "-f", &repo("config/rbac/manager_role.yaml")]);
+    kubectl(&["create", "serviceaccount", "seccomp-sentinel", "-n", &ctx.ns]);
+    kubectl(&[
+        "create",
+        "clusterrolebinding",
+        &ctx.ns,
+        "--clusterrole=seccomp-sentinel-manager",
+        &format!("--serviceaccount={}:seccomp-sentinel", ctx.ns),
+    ]);
+    let token = kubectl(&[
+        "create",
+        "token",
+        "seccomp-sentinel",
+        "-n",
+        &ctx.ns,
+        "--duration=1h",
+    ]);
+    let work = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = work.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        support::kubeconfig_with_token(plane.kubeconfig(), token.trim()),
+    )
+    .expect("kubeconfig");
+    let profile = work.path().join("apiserver.yaml");
+    std::fs::write(
+        &profile,
+        "apiVersion: config.openshift.io/v1\nkind: APIServer\nmetadata:\n  name: cluster\nspec:\n  tlsSecurityProfile:\n    type: Modern\n    modern: {}\n",
+    )
+    .expect("profile");
+    kubectl(&["apply", "-f", &profile.display().to_string()]);
+
+    let start = |name: &str, extra: &[&str]| {
+        let log = work.path().join(format!("{name}.log"));
+        let metrics = support::free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
+            .args([
+                "run",
+                "--namespaces",
+                &ctx.ns,
+                "--metrics-auth=none",
+                "--health-addr=127.0.0.1:0",
+            ])
+            .arg(format!("--metrics-addr=127.0.0.1:{metrics}"))
+            .args(extra)
+            .env("KUBECONFIG", &kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("start the operator");
+        (child, metrics, log)
+    };
+    let (mut following, port, log) = start("following", &[]);
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    // Modern: TLS 1.3 only (at start the default serves TLS 1.2 until the profile is read).
+    support::wait_for_explained(
+        "TLS 1.2 refused and TLS 1.3 agreed under Modern",
+        TIMEOUT,
+        || async {
+            let tls13 = handshake("127.0.0.1", port, &[&TLS13], Some(&[])).await.ok()?;
+            handshake("127.0.0.1", port, &[&TLS12], Some(&[AES128, AES256]))
+                .await
+                .is_err()
+                .then_some(tls13)
+        },
+        read_log,
+    )
+    .await;
+    assert!(read_log().contains("profile=Modern"), "{}", read_log());
+
+    // Custom: the profile's one TLS 1.2 suite served here, and a CBC suite it names said.
+    kubectl(&[
+        "patch",
+        "apiserver",
+        "cluster",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"tlsSecurityProfile":{"type":"Custom","modern":null,"custom":{"minTLSVersion":"VersionTLS12","ciphers":["ECDHE-ECDSA-AES256-GCM-SHA384","AES128-SHA"]}}}}"#,
+    ]);
+    let custom = support::wait_for_explained(
+        "TLS 1.2 agreed on the Custom profile's suite",
+        TIMEOUT,
+        || async {
+            handshake("127.0.0.1", port, &[&TLS12], Some(&[AES128, AES256]))
+                .await
+                .ok()
+        },
+        read_log,
+    )
+    .await;
+    assert_eq!(custom, (ProtocolVersion::TLSv1_2, AES256));
+    let refused = handshake("127.0.0.1", port, &[&TLS12], Some(&[AES128]))
+        .await
+        .expect_err("a suite the profile does not name");
+    assert!(refused.contains("TLS handshake"), "{refused}");
+    assert!(
+        read_log().contains("AES128-SHA") && read_log().contains("WARN"),
+        "the CBC suite the profile names is said: {}",
+        read_log()
+    );
+
+    // The flags win: TLS 1.2 with a suite the cluster's profile does not name.
+    let (mut flagged, flagged_port, flagged_log) = start(
+        "flagged",
+        &["--metrics-tls-cipher-suites=TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"],
+    );
+    let by_flags = support::wait_for_explained(
+        "TLS 1.2 on the flag's suite",
+        TIMEOUT,
+        || async {
+            handshake("127.0.0.1", flagged_port, &[&TLS12], Some(&[AES128, AES256]))
+                .await
+                .ok()
+        },
+        || std::fs::read_to_string(&flagged_log).unwrap_or_default(),
+    )
+    .await;
+    assert_eq!(by_flags, (ProtocolVersion::TLSv1_2, AES128));
+    let _ = flagged.kill();
+    let _ = flagged.wait();
+
+    // No profile: the default, every TLS 1.2 suite.
+    kubectl(&["delete", "apiserver", "cluster"]);
+    let default = support::wait_for_explained(
+        "TLS 1.2 on any suite once the profile is gone",
+        TIMEOUT,
+        || async {
+            handshake("127.0.0.1", port, &[&TLS12], Some(&[AES128]))
+                .await
+                .ok()
+        },
+        read_log,
+    )
+    .await;
+    assert_eq!(default, (ProtocolVersion::TLSv1_2, AES128));
+    assert!(
+        !read_log().contains("cannot read apiservers"),
+        "the shipped role lets the operator read the profile: {}",
+        read_log()
+    );
+    let _ = following.kill();
+    let _ = following.wait();
+    plane.stop();
 }
 
 #[tokio::test]

@@ -217,3 +217,43 @@ pub async fn first_answer_trusting(
     )
     .await
 }
+
+/// A TLS handshake alone with `host:port`, trusting any certificate, offering `versions` and,
+/// for TLS 1.2, only `tls12_suites` (every one rustls has when `None`): the version and suite
+/// agreed, or why there were none.
+pub async fn handshake(
+    host: &str,
+    port: u16,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    tls12_suites: Option<&[rustls::CipherSuite]>,
+) -> Result<(rustls::ProtocolVersion, rustls::CipherSuite), String> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(offered) = tls12_suites {
+        provider
+            .cipher_suites
+            .retain(|s| s.tls13().is_some() || offered.contains(&s.suite()));
+    }
+    let provider = Arc::new(provider);
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnything(provider)))
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect((host, port))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let name = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS handshake: {e}"))?;
+    let connection = tls.get_ref().1;
+    match (
+        connection.protocol_version(),
+        connection.negotiated_cipher_suite(),
+    ) {
+        (Some(version), Some(suite)) => Ok((version, suite.suite())),
+        _ => Err("a handshake without a version or suite".to_string()),
+    }
+}

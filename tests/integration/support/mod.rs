@@ -153,17 +153,23 @@ impl TestCluster {
 
     /// A kubeconfig (YAML) for this cluster that authenticates with `token` alone.
     pub fn kubeconfig_with_token(&self, token: &str) -> String {
-        let admin = std::fs::read_to_string(&self.kubeconfig).expect("kubeconfig");
-        let clusters = admin.split("users:").next().expect("clusters part");
-        format!(
-            "{clusters}users:\n- name: token\n  user:\n    token: {token}\ncontexts:\n- name: token\n  context:\n    cluster: sentinel-testenv\n    user: token\ncurrent-context: token\n"
-        )
+        kubeconfig_with_token(&self.kubeconfig, token)
     }
 
     /// The audit log of the local control plane (none for an existing cluster).
     pub fn audit_log(&self) -> Option<PathBuf> {
         self.plane.as_ref().map(ControlPlane::audit_log)
     }
+}
+
+/// A kubeconfig (YAML) for the control plane of `admin` (a kubeconfig of the test environment)
+/// that authenticates with `token` alone.
+pub fn kubeconfig_with_token(admin: &Path, token: &str) -> String {
+    let admin = std::fs::read_to_string(admin).expect("kubeconfig");
+    let clusters = admin.split("users:").next().expect("clusters part");
+    format!(
+        "{clusters}users:\n- name: token\n  user:\n    token: {token}\ncontexts:\n- name: token\n  context:\n    cluster: sentinel-testenv\n    user: token\ncurrent-context: token\n"
+    )
 }
 
 /// One test's view of the cluster: a client and a namespace of its own, deleted when dropped.
