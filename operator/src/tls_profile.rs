@@ -158,8 +158,9 @@ fn find(name: &str) -> Option<&'static Cipher> {
     CIPHERS.iter().find(|c| c.openssl == name || c.iana == name)
 }
 
-/// The ciphers of OpenShift's profiles (openshift/api `config/v1` `TLSProfiles`), by name.
-const OLD: &[&str] = &[
+/// The ciphers of OpenShift's profiles (openshift/api `config/v1` `TLSProfiles`), by name:
+/// "Intermediate"'s, and "Old"'s, which are those followed by `OLD_ALSO`.
+const INTERMEDIATE: &[&str] = &[
     "TLS_AES_128_GCM_SHA256",
     "TLS_AES_256_GCM_SHA384",
     "TLS_CHACHA20_POLY1305_SHA256",
@@ -169,6 +170,8 @@ const OLD: &[&str] = &[
     "ECDHE-RSA-AES256-GCM-SHA384",
     "ECDHE-ECDSA-CHACHA20-POLY1305",
     "ECDHE-RSA-CHACHA20-POLY1305",
+];
+const OLD_ALSO: &[&str] = &[
     "ECDHE-ECDSA-AES128-SHA256",
     "ECDHE-RSA-AES128-SHA256",
     "ECDHE-ECDSA-AES128-SHA",
@@ -181,17 +184,6 @@ const OLD: &[&str] = &[
     "AES128-SHA",
     "AES256-SHA",
     "DES-CBC3-SHA",
-];
-const INTERMEDIATE: &[&str] = &[
-    "TLS_AES_128_GCM_SHA256",
-    "TLS_AES_256_GCM_SHA384",
-    "TLS_CHACHA20_POLY1305_SHA256",
-    "ECDHE-ECDSA-AES128-GCM-SHA256",
-    "ECDHE-RSA-AES128-GCM-SHA256",
-    "ECDHE-ECDSA-AES256-GCM-SHA384",
-    "ECDHE-RSA-AES256-GCM-SHA384",
-    "ECDHE-ECDSA-CHACHA20-POLY1305",
-    "ECDHE-RSA-CHACHA20-POLY1305",
 ];
 
 fn served_tls12(names: &[&str]) -> Vec<CipherSuite> {
@@ -306,7 +298,7 @@ pub fn from_openshift(profile: Option<&OpenShiftTlsProfile>) -> Resolved {
             Some("VersionTLS12"),
             INTERMEDIATE.to_vec(),
         ),
-        "Old" => ("Old", Some("VersionTLS10"), OLD.to_vec()),
+        "Old" => ("Old", Some("VersionTLS10"), [INTERMEDIATE, OLD_ALSO].concat()),
         "Intermediate" => ("Intermediate", Some("VersionTLS12"), INTERMEDIATE.to_vec()),
         "Modern" => ("Modern", Some("VersionTLS13"), Vec::new()),
         "Custom" => match profile.and_then(|p| p.custom.as_ref()) {

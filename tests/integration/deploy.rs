@@ -839,7 +839,7 @@ async fn metrics_follow_the_openshift_clusters_tls_profile_unless_the_flags_say(
     .expect("profile");
     kubectl(&["apply", "-f", &profile.display().to_string()]);
 
-    let start = |name: &str, extra: &[&str]| {
+    let start_as = |kubeconfig: &Path, name: &str, extra: &[&str]| {
         let log = work.path().join(format!("{name}.log"));
         let metrics = support::free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_seccomp-sentinel"))
@@ -852,13 +852,14 @@ async fn metrics_follow_the_openshift_clusters_tls_profile_unless_the_flags_say(
             ])
             .arg(format!("--metrics-addr=127.0.0.1:{metrics}"))
             .args(extra)
-            .env("KUBECONFIG", &kubeconfig)
+            .env("KUBECONFIG", kubeconfig)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log"))
             .spawn()
             .expect("start the operator");
         (child, metrics, log)
     };
+    let start = |name: &str, extra: &[&str]| start_as(&kubeconfig, name, extra);
     let (mut following, port, log) = start("following", &[]);
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
 
@@ -943,13 +944,57 @@ async fn metrics_follow_the_openshift_clusters_tls_profile_unless_the_flags_say(
     )
     .await;
     assert_eq!(default, (ProtocolVersion::TLSv1_2, AES128));
+
+    // Modern again, made anew: followed again. An operator whose role lacks the rule says so
+    // once and keeps the set-up it has (the default).
+    kubectl(&["apply", "-f", &profile.display().to_string()]);
+    kubectl(&["create", "serviceaccount", "no-profile", "-n", &ctx.ns]);
+    let token = kubectl(&["create", "token", "no-profile", "-n", &ctx.ns, "--duration=1h"]);
+    let unauthorised = work.path().join("no-profile.kubeconfig");
+    std::fs::write(
+        &unauthorised,
+        support::kubeconfig_with_token(plane.kubeconfig(), token.trim()),
+    )
+    .expect("kubeconfig");
+    let (mut refused_reader, refused_port, refused_log) = start_as(&unauthorised, "no-profile", &[]);
+    let read_refused_log = || std::fs::read_to_string(&refused_log).unwrap_or_default();
+    support::wait_for_explained(
+        "a warning that the profile cannot be read",
+        TIMEOUT,
+        || async {
+            read_refused_log()
+                .contains("cannot read apiservers.config.openshift.io/cluster")
+                .then_some(())
+        },
+        read_refused_log,
+    )
+    .await;
+    let kept = handshake("127.0.0.1", refused_port, &[&TLS12], Some(&[AES128]))
+        .await
+        .expect("the default kept");
+    assert_eq!(kept, (ProtocolVersion::TLSv1_2, AES128));
+    support::wait_for_explained(
+        "TLS 1.2 refused and TLS 1.3 agreed under the Modern profile made anew",
+        TIMEOUT,
+        || async {
+            handshake("127.0.0.1", port, &[&TLS13], None).await.ok()?;
+            handshake("127.0.0.1", port, &[&TLS12], None)
+                .await
+                .is_err()
+                .then_some(())
+        },
+        read_log,
+    )
+    .await;
     assert!(
         !read_log().contains("cannot read apiservers"),
         "the shipped role lets the operator read the profile: {}",
         read_log()
     );
-    let _ = following.kill();
-    let _ = following.wait();
+    for operator in [&mut following, &mut refused_reader] {
+        let _ = operator.kill();
+        let _ = operator.wait();
+    }
     plane.stop();
 }
 

@@ -2465,9 +2465,12 @@ async fn shards_sharing_a_policy_leave_its_status_to_one_instead_of_rewriting_it
         let p = policies.get(&name).await.ok()?;
         Some((p.status?.matched_pods, p.metadata.resource_version?))
     };
-    wait_for("the first shard's count", TIMEOUT, || async {
-        matched().await.filter(|(n, _)| *n == 2)
-    })
+    wait_for_explained(
+        "the first shard's count",
+        TIMEOUT,
+        || async { matched().await.filter(|(n, _)| *n == 2) },
+        || first.log(),
+    )
     .await;
     // Its --namespaces are this namespace and the other one: it counts 3 pods.
     let second = Process::start(&ctx, &kubeconfig, &["--namespaces", &other_ns], &[]);
