@@ -32,9 +32,10 @@ pub struct MetricsTls {
 impl MetricsTls {
     /// Serves what the flags fix, or the default until the cluster says otherwise.
     pub fn new(cert: Arc<ServingCert>, flags: TlsFlags) -> Result<MetricsTls, ServingCertError> {
-        let policy = flags.fixed().unwrap_or_else(TlsPolicy::intermediate);
+        let fixed = flags.fixed();
+        let policy = fixed.clone().unwrap_or_else(TlsPolicy::intermediate);
         let config = Arc::new(cert.clone().server_config(&policy)?);
-        match flags.fixed() {
+        match fixed {
             Some(_) => {
                 info!(tls = %policy.describe(), "/metrics: TLS as the flags set it (the cluster's TLS profile is not followed)")
             }
