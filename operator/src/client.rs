@@ -604,6 +604,42 @@ pub fn watch_forbidden(error: &kube::runtime::watcher::Error) -> bool {
     )
 }
 
+/// The object `name` of `api` as a watch of it alone sees it: `Some` when it is listed or changes,
+/// `None` when it is deleted or a list (at start, or again after an expired watch) finds none.
+/// Errors pass through; the stream goes on after them with the watches' back-off.
+pub fn watch_one<K>(
+    api: kube::Api<K>,
+    name: &str,
+) -> impl futures::Stream<Item = Result<Option<K>, kube::runtime::watcher::Error>> + Send
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    // Whether the list under way has shown the object (one deleted while the watch was down).
+    let mut listed = false;
+    watcher(api, config)
+        .backoff(RetryDelays::for_watches())
+        .filter_map(move |event| {
+            let seen = match event {
+                Ok(watcher::Event::Init) => {
+                    listed = false;
+                    None
+                }
+                Ok(watcher::Event::InitApply(object)) => {
+                    listed = true;
+                    Some(Ok(Some(object)))
+                }
+                Ok(watcher::Event::InitDone) => (!listed).then_some(Ok(None)),
+                Ok(watcher::Event::Apply(object)) => Some(Ok(Some(object))),
+                Ok(watcher::Event::Delete(_)) => Some(Ok(None)),
+                Err(error) => Some(Err(error)),
+            };
+            std::future::ready(seen)
+        })
+}
+
 /// The resource's CRD is not installed, or is being deleted: the API server has no such resource
 /// (its 404 then is a plain-text "page not found", not a `Status`; kube makes one up, with the
 /// reason "Failed to parse error data"), or refuses to create any while the CRD terminates.

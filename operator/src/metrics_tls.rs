@@ -10,7 +10,6 @@ use futures::StreamExt;
 use kube::{
     Api,
     api::{ApiResource, DynamicObject},
-    runtime::{WatchStreamExt, watcher},
 };
 use tracing::{debug, info, warn};
 
@@ -73,26 +72,12 @@ impl MetricsTls {
             plural: "apiservers".into(),
         };
         let api = Api::<DynamicObject>::all_with(client, &resource);
-        let config = watcher::Config::default().fields(&format!("metadata.name={APISERVER_CONFIG}"));
-        let stream = watcher(api, config).backoff(crate::client::RetryDelays::for_watches());
+        let stream = crate::client::watch_one(api, APISERVER_CONFIG);
         let mut stream = std::pin::pin!(stream);
-        // Whether the list under way has shown the object (one deleted while the watch was down).
-        let mut listed = false;
         let mut served: Option<Resolved> = None;
         while let Some(event) = stream.next().await {
             let object = match event {
-                Ok(watcher::Event::Init) => {
-                    listed = false;
-                    continue;
-                }
-                Ok(watcher::Event::InitApply(object)) => {
-                    listed = true;
-                    Some(object)
-                }
-                Ok(watcher::Event::InitDone) if !listed => None,
-                Ok(watcher::Event::InitDone) => continue,
-                Ok(watcher::Event::Apply(object)) => Some(object),
-                Ok(watcher::Event::Delete(_)) => None,
+                Ok(object) => object,
                 Err(error) if crate::client::watch_forbidden(&error) => {
                     let now = served
                         .as_ref()

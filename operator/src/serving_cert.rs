@@ -65,6 +65,15 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// [`provider`] offering every TLS 1.3 suite and, of TLS 1.2, `tls12_suites` alone.
+pub fn provider_offering(tls12_suites: &[rustls::CipherSuite]) -> CryptoProvider {
+    let mut offering = Arc::unwrap_or_clone(provider());
+    offering
+        .cipher_suites
+        .retain(|suite| suite.tls13().is_some() || tls12_suites.contains(&suite.suite()));
+    offering
+}
+
 /// The raw files of a certificate directory, compared to tell a rotation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct PairFiles {
@@ -269,16 +278,13 @@ impl ServingCert {
         self: Arc<Self>,
         policy: &crate::tls_profile::TlsPolicy,
     ) -> Result<rustls::ServerConfig, ServingCertError> {
-        let mut provider = rustls::crypto::ring::default_provider();
-        provider
-            .cipher_suites
-            .retain(|suite| suite.tls13().is_some() || policy.tls12_suites.contains(&suite.suite()));
         let versions: &[&rustls::SupportedProtocolVersion] = if policy.serves_tls12() {
             &[&rustls::version::TLS13, &rustls::version::TLS12]
         } else {
             &[&rustls::version::TLS13]
         };
-        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
+        let provider = Arc::new(provider_offering(&policy.tls12_suites));
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(versions)?
             .with_no_client_auth()
             .with_cert_resolver(self);
@@ -359,13 +365,9 @@ mod tests {
         let server_config = Arc::new(cert.server_config(policy).expect("server config"));
         let mut roots = rustls::RootCertStore::empty();
         roots.add(ca.der().clone()).expect("root");
-        let mut client_provider = rustls::crypto::ring::default_provider();
-        if let Some(suites) = client_suites {
-            client_provider
-                .cipher_suites
-                .retain(|s| s.tls13().is_some() || suites.contains(&s.suite()));
-        }
-        let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(client_provider))
+        let client_provider =
+            client_suites.map_or_else(provider, |suites| Arc::new(provider_offering(suites)));
+        let client_config = rustls::ClientConfig::builder_with_provider(client_provider)
             .with_protocol_versions(client_versions)
             .expect("versions")
             .with_root_certificates(roots)

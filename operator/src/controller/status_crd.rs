@@ -10,10 +10,7 @@ use std::sync::{Arc, atomic::Ordering};
 
 use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::{
-    Api, CustomResourceExt,
-    runtime::{WatchStreamExt, watcher},
-};
+use kube::{Api, CustomResourceExt};
 use tracing::{debug, info, warn};
 
 use super::Context;
@@ -24,31 +21,18 @@ use crate::api::SeccompStatus;
 /// on as before: statuses written whenever their pods need them.
 pub(super) fn spawn(ctx: &Arc<Context>) {
     let api = Api::<CustomResourceDefinition>::all(ctx.client.clone());
-    let config = watcher::Config::default().fields(&format!("metadata.name={}", SeccompStatus::crd_name()));
     let task_ctx = ctx.clone();
     ctx.spawn(async move {
         let ctx = task_ctx;
-        let stream = watcher(api, config).backoff(crate::client::RetryDelays::for_watches());
+        let stream = crate::client::watch_one(api, SeccompStatus::crd_name());
         let mut stream = std::pin::pin!(stream);
-        // Whether the list under way has shown the CRD (a CRD gone while the watch was down).
-        let mut listed = false;
         // Whether statuses could be written at the last event (`None` before the first).
         let mut was_live: Option<bool> = None;
         while let Some(event) = stream.next().await {
             // (being deleted, served)
             let (terminating, live) = match event {
-                Ok(watcher::Event::Init) => {
-                    listed = false;
-                    continue;
-                }
-                Ok(watcher::Event::InitApply(crd)) => {
-                    listed = true;
-                    (being_deleted(&crd), served(&crd))
-                }
-                Ok(watcher::Event::InitDone) if !listed => (false, false),
-                Ok(watcher::Event::InitDone) => continue,
-                Ok(watcher::Event::Apply(crd)) => (being_deleted(&crd), served(&crd)),
-                Ok(watcher::Event::Delete(_)) => (false, false),
+                Ok(Some(crd)) => (being_deleted(&crd), served(&crd)),
+                Ok(None) => (false, false),
                 Err(error) if crate::client::watch_forbidden(&error) => {
                     warn!(crd = SeccompStatus::crd_name(), "cannot watch the SeccompStatus CRD (its role lacks `list` and `watch` on it): a deletion of the CRD is not noticed, and statuses are written while it goes");
                     return;

@@ -73,38 +73,7 @@ pub async fn get(
     token: Option<&str>,
     trust: &Trust<'_>,
 ) -> Result<Answer, String> {
-    use rustls_pki_types::pem::PemObject;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
-    let (config, server_name) = match trust {
-        Trust::Anything => (
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAnything(provider)))
-                .with_no_client_auth(),
-            "localhost".to_string(),
-        ),
-        Trust::Ca { pem, server_name } => {
-            let mut roots = rustls::RootCertStore::empty();
-            let ca = CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| e.to_string())?;
-            roots.add(ca).map_err(|e| e.to_string())?;
-            (
-                builder.with_root_certificates(roots).with_no_client_auth(),
-                server_name.to_string(),
-            )
-        }
-    };
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect((host, port))
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let name = ServerName::try_from(server_name).map_err(|e| e.to_string())?;
-    let mut tls = connector
-        .connect(name, tcp)
-        .await
-        .map_err(|e| format!("TLS handshake: {e}"))?;
+    let mut tls = connect(host, port, rustls::DEFAULT_VERSIONS, None, trust).await?;
     let presented = tls
         .get_ref()
         .1
@@ -218,6 +187,51 @@ pub async fn first_answer_trusting(
     .await
 }
 
+/// A TLS connection to `host:port` offering `versions` and, for TLS 1.2, only `tls12_suites`
+/// (every one rustls has when `None`), trusting as `trust` says; an error says why it failed.
+async fn connect(
+    host: &str,
+    port: u16,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    tls12_suites: Option<&[rustls::CipherSuite]>,
+    trust: &Trust<'_>,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+    use rustls_pki_types::pem::PemObject;
+    let provider = Arc::new(match tls12_suites {
+        Some(offered) => seccomp_sentinel::serving_cert::provider_offering(offered),
+        None => rustls::crypto::ring::default_provider(),
+    });
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|e| e.to_string())?;
+    let (config, server_name) = match trust {
+        Trust::Anything => (
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAnything(provider)))
+                .with_no_client_auth(),
+            "localhost".to_string(),
+        ),
+        Trust::Ca { pem, server_name } => {
+            let mut roots = rustls::RootCertStore::empty();
+            let ca = CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| e.to_string())?;
+            roots.add(ca).map_err(|e| e.to_string())?;
+            (
+                builder.with_root_certificates(roots).with_no_client_auth(),
+                server_name.to_string(),
+            )
+        }
+    };
+    let tcp = tokio::net::TcpStream::connect((host, port))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let name = ServerName::try_from(server_name).map_err(|e| e.to_string())?;
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS handshake: {e}"))
+}
+
 /// A TLS handshake alone with `host:port`, trusting any certificate, offering `versions` and,
 /// for TLS 1.2, only `tls12_suites` (every one rustls has when `None`): the version and suite
 /// agreed, or why there were none.
@@ -227,27 +241,7 @@ pub async fn handshake(
     versions: &[&'static rustls::SupportedProtocolVersion],
     tls12_suites: Option<&[rustls::CipherSuite]>,
 ) -> Result<(rustls::ProtocolVersion, rustls::CipherSuite), String> {
-    let mut provider = rustls::crypto::ring::default_provider();
-    if let Some(offered) = tls12_suites {
-        provider
-            .cipher_suites
-            .retain(|s| s.tls13().is_some() || offered.contains(&s.suite()));
-    }
-    let provider = Arc::new(provider);
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(versions)
-        .map_err(|e| e.to_string())?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnything(provider)))
-        .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect((host, port))
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let name = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .map_err(|e| format!("TLS handshake: {e}"))?;
+    let tls = connect(host, port, versions, tls12_suites, &Trust::Anything).await?;
     let connection = tls.get_ref().1;
     match (
         connection.protocol_version(),
